@@ -1,0 +1,197 @@
+//! Configuration: every limit, timer and policy of a [`Hub`](crate::Hub), with presets.
+//!
+//! Each field documents its default. The three presets differ in heartbeat timing (45 s,
+//! 90 s and 75 s timeouts for development, staging and production) and in capacity.
+
+use std::time::Duration;
+
+/// Everything a [`Hub`](crate::Hub) can be tuned with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Connection, room, frame and rate limits.
+    pub limits: Limits,
+    /// Ping schedule, timeouts and health scoring.
+    pub heartbeat: HeartbeatConfig,
+    /// Backpressure budgets and queue limits.
+    pub backpressure: BackpressureConfig,
+    /// Stream history bounds (resume and offline buffering).
+    pub history: HistoryConfig,
+    /// How often idle state is swept (expired history, idle runs). Default 5 s.
+    pub cleanup_interval: Duration,
+    /// An agent run with no event for this long ends with `producer_lost`. Default 10 min.
+    pub run_idle_timeout: Duration,
+    /// How long the report of an ended run stays queryable. Default 5 min.
+    pub run_retention: Duration,
+    /// Client frame types handed to the application as [`Notice::App`](crate::Notice::App)
+    /// instead of being rejected as unknown. Default: none.
+    pub app_frame_types: Vec<String>,
+    /// Emit [`Output::Remote`](crate::Output::Remote) envelopes for publishes that other
+    /// nodes may have to serve. Default `false` (a single node).
+    pub cluster: bool,
+    /// The first stream epoch this hub hands out. Streams created later get larger epochs.
+    /// Pass something that differs across restarts (e.g. the start time in milliseconds) so a
+    /// client can tell that history was lost. Default 1.
+    pub epoch_base: u64,
+}
+
+/// What happens when a user opens one connection more than `max_connections_per_user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserLimitPolicy {
+    /// The new connection is refused with close code 4003.
+    RejectNew,
+    /// The user's oldest connection is closed with close code 4001 and the new one opens.
+    EvictOldest,
+}
+
+/// Capacity and abuse limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Open connections of one user. Default 3.
+    pub max_connections_per_user: usize,
+    /// Policy when a user is at `max_connections_per_user`. Default `RejectNew`.
+    pub user_limit_policy: UserLimitPolicy,
+    /// Open connections in the hub. Development 100, staging 10 000, production 100 000.
+    pub max_connections: usize,
+    /// Rooms one connection may be in. Default 64.
+    pub max_rooms_per_connection: usize,
+    /// Members of one room. Default 100 000.
+    pub max_members_per_room: usize,
+    /// Largest client frame accepted, in bytes; larger closes with 1009. Default 64 KiB.
+    pub max_frame_bytes: usize,
+    /// Sustained client frames per second. Default 50.
+    pub messages_per_second: u32,
+    /// Client frames allowed in a burst above the sustained rate. Default 100.
+    pub message_burst: u32,
+    /// Bad frames (malformed, unknown type, over rate, forbidden) tolerated before the
+    /// connection is closed with 1008 (or 4029 for a flood). Refills one per
+    /// `strike_refill`. Default 10.
+    pub max_strikes: u32,
+    /// How fast one strike is forgiven. Default 6 s.
+    pub strike_refill: Duration,
+}
+
+/// Ping schedule and liveness.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatConfig {
+    /// Time between pings to a connection.
+    pub interval: Duration,
+    /// A connection silent (no frame, no pong) this long is marked dead.
+    pub timeout: Duration,
+    /// A dead connection that shows life within this grace is resurrected; otherwise it is
+    /// closed with 4000 when the grace ends.
+    pub grace: Duration,
+    /// A pong slower than this counts as late and lowers the health score.
+    pub late_pong: Duration,
+}
+
+/// Per-connection outbound budgets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackpressureConfig {
+    /// Bytes handed to the transport and not yet reported flushed, per connection, before
+    /// the hub starts queueing. Default 256 KiB.
+    pub inflight_bytes: usize,
+    /// Messages queued for one connection past its in-flight budget. Default 1024.
+    pub queue_messages: usize,
+    /// Bytes queued for one connection past its in-flight budget. Default 1 MiB.
+    pub queue_bytes: usize,
+}
+
+/// Bounds of each stream's history, kept for resume and for offline users.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryConfig {
+    /// Messages kept per stream. Default 1000.
+    pub max_messages: usize,
+    /// Bytes kept per stream. Default 1 MiB.
+    pub max_bytes: usize,
+    /// Age after which a message leaves history. Default 10 min.
+    pub max_age: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::production()
+    }
+}
+
+impl Config {
+    fn with(heartbeat_interval: u64, heartbeat_timeout: u64, max_connections: usize) -> Self {
+        let interval = Duration::from_secs(heartbeat_interval);
+        Self {
+            limits: Limits {
+                max_connections_per_user: 3,
+                user_limit_policy: UserLimitPolicy::RejectNew,
+                max_connections,
+                max_rooms_per_connection: 64,
+                max_members_per_room: 100_000,
+                max_frame_bytes: 64 * 1024,
+                messages_per_second: 50,
+                message_burst: 100,
+                max_strikes: 10,
+                strike_refill: Duration::from_secs(6),
+            },
+            heartbeat: HeartbeatConfig {
+                interval,
+                timeout: Duration::from_secs(heartbeat_timeout),
+                grace: interval,
+                late_pong: Duration::from_secs(2),
+            },
+            backpressure: BackpressureConfig {
+                inflight_bytes: 256 * 1024,
+                queue_messages: 1024,
+                queue_bytes: 1024 * 1024,
+            },
+            history: HistoryConfig {
+                max_messages: 1000,
+                max_bytes: 1024 * 1024,
+                max_age: Duration::from_secs(600),
+            },
+            cleanup_interval: Duration::from_secs(5),
+            run_idle_timeout: Duration::from_secs(600),
+            run_retention: Duration::from_secs(300),
+            app_frame_types: Vec::new(),
+            cluster: false,
+            epoch_base: 1,
+        }
+    }
+
+    /// Development: ping every 15 s, dead after 45 s of silence, at most 100 connections.
+    pub fn development() -> Self {
+        Self::with(15, 45, 100)
+    }
+
+    /// Staging: ping every 30 s, dead after 90 s of silence, at most 10 000 connections.
+    pub fn staging() -> Self {
+        Self::with(30, 90, 10_000)
+    }
+
+    /// Production: ping every 25 s, dead after 75 s of silence, at most 100 000 connections.
+    pub fn production() -> Self {
+        Self::with(25, 75, 100_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_keep_the_seed_timeouts() {
+        assert_eq!(
+            Config::development().heartbeat.timeout,
+            Duration::from_secs(45)
+        );
+        assert_eq!(Config::staging().heartbeat.timeout, Duration::from_secs(90));
+        assert_eq!(
+            Config::production().heartbeat.timeout,
+            Duration::from_secs(75)
+        );
+        for c in [
+            Config::development(),
+            Config::staging(),
+            Config::production(),
+        ] {
+            assert!(c.heartbeat.interval < c.heartbeat.timeout);
+            assert_eq!(c.limits.max_connections_per_user, 3);
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! One open connection: who it is, where it is subscribed, its liveness, its rate limits and
+//! its outbox. The hub's indexes (users, rooms, threads) point here by [`ConnId`].
+
+use crate::access::RoomAccess;
+use crate::config::Config;
+use crate::heartbeat::{Heartbeat, Liveness, RttStats};
+use crate::id::{ConnId, RoomId, ThreadId, UserId};
+use crate::outbox::Outbox;
+use crate::rate::TokenBucket;
+use smallvec::SmallVec;
+use std::time::{Duration, Instant};
+
+/// A room the connection is in and where it sits in the room's member list.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    pub room: RoomId,
+    pub slot: usize,
+}
+
+/// Traffic counters of one connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Frames received.
+    pub messages_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Frames handed to the transport.
+    pub messages_out: u64,
+    /// Bytes handed to the transport.
+    pub bytes_out: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub user: UserId,
+    pub thread: Option<ThreadId>,
+    pub metadata: serde_json::Value,
+    pub access: RoomAccess,
+    pub opened_at: Instant,
+    pub rooms: SmallVec<[Membership; 2]>,
+    /// The connection has every message of its user stream (that its thread selects) from
+    /// this sequence number on (0 = not positioned yet: set by its first live message or a
+    /// catch-up).
+    pub user_from: u64,
+    pub heartbeat: Heartbeat,
+    pub rate: TokenBucket,
+    pub strikes: TokenBucket,
+    pub outbox: Outbox,
+    pub traffic: Traffic,
+}
+
+impl Connection {
+    pub fn new(now: Instant, open: crate::io::Open, config: &Config) -> Self {
+        let limits = &config.limits;
+        Self {
+            user: open.user,
+            thread: open.thread,
+            metadata: open.metadata,
+            access: open.access,
+            opened_at: now,
+            rooms: SmallVec::new(),
+            user_from: 0,
+            heartbeat: Heartbeat::new(now, &config.heartbeat),
+            rate: TokenBucket::new(
+                now,
+                limits.message_burst,
+                limits.messages_per_second,
+                Duration::from_secs(1),
+            ),
+            strikes: TokenBucket::new(now, limits.max_strikes, 1, limits.strike_refill),
+            outbox: Outbox::default(),
+            traffic: Traffic::default(),
+        }
+    }
+
+    pub fn membership(&self, room: &RoomId) -> Option<&Membership> {
+        self.rooms.iter().find(|m| &m.room == room)
+    }
+
+    /// True if entries tagged with `thread` are for this connection.
+    pub fn wants_thread(&self, thread: Option<&ThreadId>) -> bool {
+        thread.is_none() || thread == self.thread.as_ref()
+    }
+}
+
+/// A snapshot of one connection, from [`Hub::connection_info`](crate::Hub::connection_info).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionInfo {
+    /// The connection.
+    pub id: ConnId,
+    /// Its user.
+    pub user: UserId,
+    /// The thread it is bound to.
+    pub thread: Option<ThreadId>,
+    /// The rooms it is in.
+    pub rooms: Vec<RoomId>,
+    /// Application metadata given at open.
+    pub metadata: serde_json::Value,
+    /// When it opened.
+    pub opened_at: Instant,
+    /// Health score, 0–100.
+    pub health: u8,
+    /// Alive or dead (awaiting its close deadline).
+    pub liveness: Liveness,
+    /// Ping round-trip statistics.
+    pub rtt: RttStats,
+    /// Frames and bytes in and out.
+    pub traffic: Traffic,
+    /// Frames waiting in its outbound queue.
+    pub queued_messages: usize,
+    /// Bytes handed to the transport and not yet flushed.
+    pub inflight_bytes: usize,
+}
+
+impl ConnectionInfo {
+    pub(crate) fn of(id: ConnId, c: &Connection) -> Self {
+        Self {
+            id,
+            user: c.user.clone(),
+            thread: c.thread.clone(),
+            rooms: c.rooms.iter().map(|m| m.room.clone()).collect(),
+            metadata: c.metadata.clone(),
+            opened_at: c.opened_at,
+            health: c.heartbeat.health(),
+            liveness: c.heartbeat.liveness(),
+            rtt: c.heartbeat.rtt(),
+            traffic: c.traffic,
+            queued_messages: c.outbox.queued_messages(),
+            inflight_bytes: c.outbox.inflight(),
+        }
+    }
+}

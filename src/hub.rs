@@ -1,0 +1,1608 @@
+//! The [`Hub`]: the one state machine that owns every connection, user, room, thread, stream
+//! and agent run, and decides who receives what.
+//!
+//! # The contract (the drain invariant)
+//!
+//! The caller feeds the hub inputs with the current time — [`Hub::open`],
+//! [`Hub::handle_input`], [`Hub::publish`], [`Hub::send_agent_update`] and the other
+//! requests — and after **every** one of them drains [`Hub::poll_output`] until it returns
+//! `None`, performing each [`Output`]. The last thing it learns is [`Hub::poll_timeout`]: it
+//! sleeps until then (or until the next input) and calls [`Hub::handle_timeout`], then drains
+//! again. The hub never reads a clock, never sleeps, never touches a socket: a test steps time
+//! by hand and replays exactly.
+//!
+//! ```
+//! use std::time::Instant;
+//! use switchboard::{Config, Hub, Input, Message, Open, Output, Target};
+//!
+//! let now = Instant::now();
+//! let mut hub = Hub::new(Config::development());
+//! let conn = hub.open(now, Open::new("alice")).unwrap();
+//! hub.handle_input(now, Input::Text { conn, bytes: br#"{"type":"join","room":"lobby"}"# }).unwrap();
+//! let delivery = hub.publish(now, Target::Room("lobby".into()), &Message::new("hello", 42.into())).unwrap();
+//! assert_eq!(delivery.reached, 1);
+//! while let Some(output) = hub.poll_output() {
+//!     match output {
+//!         Output::Send { conn, frame } => { /* write `frame` to `conn`, then Input::Flushed */ }
+//!         Output::Close { conn, code, .. } => { /* send a close frame with `code` */ }
+//!         _ => {}
+//!     }
+//! }
+//! let wake_at = hub.poll_timeout(); // sleep until then, then hub.handle_timeout(then)
+//! ```
+
+use crate::config::{BackpressureConfig, Config, UserLimitPolicy};
+use crate::connection::{Connection, ConnectionInfo, Membership};
+use crate::error::{OpenError, PublishError, RoomError, UnknownConnection};
+use crate::id::{AgentId, ConnId, RoomId, RunId, ThreadId, UserId};
+use crate::io::{
+    AppMessage, Delivery, Envelope, Input, Notice, Open, Output, RemoteTarget, WaiterId,
+};
+use crate::message::{Lane, Message};
+use crate::outbox::{CoalesceKey, Offer};
+use crate::protocol::{self, ClientFrame, ErrorCode, GapReason, RunFrame, Sequence, ServerFrame};
+use crate::reason::Reason;
+use crate::room::Rooms;
+use crate::run::{AgentEvent, EventKind, Run, RunReport};
+use crate::stats::{health_bucket, Counters, Stats};
+use crate::stream::{Entry, Position, Stream, StreamId};
+use crate::target::{Audience, Target};
+use crate::timer::{TimerKind, Timers};
+use bytes::Bytes;
+use hashbrown::HashMap;
+use serde_json::value::RawValue;
+use slab::Slab;
+use smallvec::SmallVec;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One event of an agent run, as the producer sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentUpdate {
+    /// The run.
+    pub run: RunId,
+    /// The agent producing it (taken from `agent_started`; ignored afterwards).
+    pub agent: AgentId,
+    /// The thread the run belongs to (taken from `agent_started`; ignored afterwards). A run
+    /// with a thread reaches the user's connections bound to it; one without reaches all of the
+    /// user's connections.
+    pub thread: Option<ThreadId>,
+    /// The event.
+    pub event: AgentEvent,
+}
+
+/// The output queue and counters: where frames for connections end up.
+#[derive(Debug)]
+struct Wire {
+    outputs: VecDeque<Output>,
+    counters: Counters,
+    limits: BackpressureConfig,
+    /// Connections that overflowed during the current operation; closed at its end.
+    slow: SmallVec<[ConnId; 4]>,
+}
+
+impl Wire {
+    fn push_send(&mut self, id: ConnId, conn: &mut Connection, frame: Bytes) {
+        let len = frame.len() as u64;
+        conn.traffic.messages_out += 1;
+        conn.traffic.bytes_out += len;
+        self.counters.messages_out += 1;
+        self.counters.bytes_out += len;
+        self.outputs.push_back(Output::Send { conn: id, frame });
+    }
+
+    /// Offer `frame` to a connection through its outbox. True if it was sent or queued.
+    fn offer(
+        &mut self,
+        id: ConnId,
+        conn: &mut Connection,
+        frame: &Bytes,
+        coalesce: Option<&CoalesceKey>,
+    ) -> bool {
+        match conn.outbox.offer(frame.clone(), coalesce, &self.limits) {
+            Offer::Send(frame) => {
+                self.push_send(id, conn, frame);
+                true
+            }
+            Offer::Queued => true,
+            Offer::Coalesced => {
+                self.counters.drops.add(Reason::Coalesced);
+                true
+            }
+            Offer::Shed => {
+                self.counters.drops.add(Reason::Shed);
+                false
+            }
+            Offer::Overflow => {
+                if !self.slow.contains(&id) {
+                    self.slow.push(id);
+                }
+                false
+            }
+        }
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        self.outputs.push_back(Output::Notice(notice));
+    }
+}
+
+/// The sans-IO WebSocket hub. See the [module docs](self) for the drain invariant.
+#[derive(Debug)]
+pub struct Hub {
+    config: Config,
+    conns: Slab<Connection>,
+    generations: Vec<u32>,
+    users: HashMap<UserId, SmallVec<[ConnId; 3]>>,
+    rooms: Rooms,
+    streams: HashMap<StreamId, Stream>,
+    runs: HashMap<(UserId, RunId), Run>,
+    waiters: HashMap<WaiterId, UserId>,
+    timers: Timers,
+    cleanup_scheduled: bool,
+    wire: Wire,
+    next_epoch: u64,
+    next_waiter: u64,
+    shutting_down: bool,
+}
+
+fn raw(r: &Option<Box<RawValue>>) -> Option<&RawValue> {
+    r.as_deref()
+}
+
+impl Hub {
+    /// A hub with this configuration and nothing in it.
+    pub fn new(config: Config) -> Self {
+        Self {
+            wire: Wire {
+                outputs: VecDeque::new(),
+                counters: Counters::default(),
+                limits: config.backpressure.clone(),
+                slow: SmallVec::new(),
+            },
+            next_epoch: config.epoch_base,
+            config,
+            conns: Slab::new(),
+            generations: Vec::new(),
+            users: HashMap::new(),
+            rooms: Rooms::default(),
+            streams: HashMap::new(),
+            runs: HashMap::new(),
+            waiters: HashMap::new(),
+            timers: Timers::default(),
+            cleanup_scheduled: false,
+            next_waiter: 0,
+            shutting_down: false,
+        }
+    }
+
+    /// The configuration the hub runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- the sans-IO contract -------------------------------------------------------------
+
+    /// The next thing the transport or application must do, or `None` when drained.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.wire.outputs.pop_front()
+    }
+
+    /// When [`Hub::handle_timeout`] must next be called. May be early (then nothing is due).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Run every timer due at `now`: pings, dead connections, waiters, clean-up.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(kind) = self.timers.pop_due(now) {
+            match kind {
+                TimerKind::Connection(id) => self.heartbeat(now, id),
+                TimerKind::Waiter(waiter) => {
+                    if let Some(user) = self.waiters.remove(&waiter) {
+                        self.wire.notice(Notice::WaitExpired { waiter, user });
+                    }
+                }
+                TimerKind::Cleanup => {
+                    self.cleanup_scheduled = false;
+                    self.cleanup(now);
+                }
+            }
+        }
+        self.close_slow();
+    }
+
+    /// Open a connection for an authenticated client. Sends `welcome`, then replays what the
+    /// user missed (after `open.resume`, or what was buffered while the user was offline, and
+    /// agent runs in progress on its thread). On error the transport closes the socket with
+    /// [`OpenError::close_code`].
+    pub fn open(&mut self, now: Instant, open: Open) -> Result<ConnId, OpenError> {
+        if let Err(e) = self.admit(&open.user) {
+            self.wire.counters.refused += 1;
+            self.wire.counters.closes.add(e.reason());
+            return Err(e);
+        }
+        let resume = open.resume;
+        let user = open.user.clone();
+        let entry = self.conns.vacant_entry();
+        let index = entry.key();
+        if self.generations.len() <= index {
+            self.generations.resize(index + 1, 0);
+        }
+        let id = ConnId::new(index, self.generations[index]);
+        let conn = entry.insert(Connection::new(now, open, &self.config));
+        self.timers.schedule(
+            conn.heartbeat.deadline(&self.config.heartbeat),
+            TimerKind::Connection(id),
+        );
+        self.users.entry(user.clone()).or_default().push(id);
+        self.wire.counters.opened += 1;
+
+        let stream_id = StreamId::User(user.clone());
+        let stream = self.user_stream(&user);
+        let position = stream.position();
+        let buffered = stream.offline_after.take();
+        let conn = &mut self.conns[index];
+        let welcome = ServerFrame::Welcome {
+            conn: id,
+            user: &user,
+            thread: conn.thread.as_ref(),
+            heartbeat_ms: self.config.heartbeat.interval.as_millis() as u64,
+            stream: &stream_id,
+            epoch: position.epoch,
+            seq: position.seq,
+        }
+        .encode();
+        self.wire.offer(id, conn, &welcome, None);
+        let after = resume.or(buffered.map(|seq| Position {
+            epoch: position.epoch,
+            seq,
+        }));
+        self.catch_up_user(id, after, true);
+        self.wire.notice(Notice::Opened {
+            conn: id,
+            user: user.clone(),
+        });
+        self.resolve_waiters(&user, id);
+        self.close_slow();
+        Ok(id)
+    }
+
+    fn admit(&mut self, user: &UserId) -> Result<(), OpenError> {
+        if self.shutting_down {
+            return Err(OpenError::ShuttingDown);
+        }
+        let limits = &self.config.limits;
+        let existing = self.users.get(user).map_or(&[][..], |c| c.as_slice());
+        if existing.len() >= limits.max_connections_per_user {
+            match limits.user_limit_policy {
+                UserLimitPolicy::RejectNew => return Err(OpenError::UserLimit),
+                UserLimitPolicy::EvictOldest => {
+                    let oldest = existing[0];
+                    self.close(oldest, Reason::Evicted);
+                }
+            }
+        }
+        if self.conns.len() >= self.config.limits.max_connections {
+            return Err(OpenError::ServerFull);
+        }
+        Ok(())
+    }
+
+    /// Feed one event from a socket (or from another node). Frames from clients are answered
+    /// through outputs; the only error is a connection the hub does not know (already closed).
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        input: Input<'_>,
+    ) -> Result<(), UnknownConnection> {
+        match input {
+            Input::Text { conn, bytes } => self.on_text(now, conn, bytes)?,
+            Input::Binary { conn, bytes } => {
+                self.note_traffic(now, conn, bytes.len())?;
+                self.close(conn, Reason::BinaryFrame);
+            }
+            Input::Pong { conn: id, payload } => {
+                let index = self.check(id)?;
+                let conn = &mut self.conns[index];
+                let (rtt, resurrected) =
+                    conn.heartbeat.on_pong(now, payload, &self.config.heartbeat);
+                if let Some(rtt) = rtt {
+                    self.wire.counters.rtt.record(rtt);
+                }
+                self.after_traffic(id, resurrected);
+            }
+            Input::Flushed { conn: id, bytes } => {
+                let index = self.check(id)?;
+                let conn = &mut self.conns[index];
+                let wire = &mut self.wire;
+                let mut released = SmallVec::<[Bytes; 4]>::new();
+                conn.outbox
+                    .flushed(bytes, &wire.limits, |frame| released.push(frame));
+                for frame in released {
+                    wire.push_send(id, conn, frame);
+                }
+            }
+            Input::Closed { conn } => {
+                self.check(conn)?;
+                self.close(conn, Reason::PeerClosed);
+            }
+            Input::ProducerLost { user, run } => self.producer_lost(now, user, run),
+            Input::Remote(envelope) => {
+                self.deliver(now, &envelope.audience(), &envelope.message, None);
+            }
+        }
+        self.close_slow();
+        Ok(())
+    }
+
+    // ----- connections ----------------------------------------------------------------------
+
+    fn check(&self, id: ConnId) -> Result<usize, UnknownConnection> {
+        let index = id.index();
+        match (self.conns.get(index), self.generations.get(index)) {
+            (Some(_), Some(&generation)) if generation == id.generation() => Ok(index),
+            _ => Err(UnknownConnection(id)),
+        }
+    }
+
+    fn conn(&self, id: ConnId) -> Result<&Connection, UnknownConnection> {
+        self.check(id).map(|i| &self.conns[i])
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Result<&mut Connection, UnknownConnection> {
+        self.check(id).map(|i| &mut self.conns[i])
+    }
+
+    /// Close a connection for `reason`: it leaves its rooms, its user and its thread at once,
+    /// and (unless the peer already closed) the transport is told to send the close frame.
+    fn close(&mut self, id: ConnId, reason: Reason) {
+        let Ok(index) = self.check(id) else { return };
+        let mut conn = self.conns.remove(index);
+        self.generations[index] = self.generations[index].wrapping_add(1);
+        if matches!(
+            reason,
+            Reason::Shutdown
+                | Reason::ServiceRestart
+                | Reason::Normal
+                | Reason::Disconnected
+                | Reason::Evicted
+        ) {
+            let pending: SmallVec<[Bytes; 4]> = conn.outbox.drain().collect();
+            for frame in pending {
+                self.wire.push_send(id, &mut conn, frame);
+            }
+        }
+        for m in &conn.rooms {
+            self.remove_member(&m.room, id, m.slot);
+        }
+        if let Some(conns) = self.users.get_mut(&conn.user) {
+            conns.retain(|c| *c != id);
+            if conns.is_empty() {
+                self.users.remove(&conn.user);
+                let stream = StreamId::User(conn.user.clone());
+                if let Some(s) = self.streams.get_mut(&stream) {
+                    s.offline_after = Some(s.position().seq);
+                    if s.is_empty() {
+                        self.streams.remove(&stream);
+                    }
+                }
+            }
+        }
+        self.wire.counters.closes.add(reason);
+        if let Some(code) = reason.close_code() {
+            self.wire.outputs.push_back(Output::Close {
+                conn: id,
+                code,
+                reason,
+            });
+        }
+        self.wire.notice(Notice::Closed {
+            conn: id,
+            user: conn.user,
+            reason,
+        });
+    }
+
+    fn remove_member(&mut self, room: &RoomId, id: ConnId, slot: usize) {
+        if let Some(moved) = self.rooms.remove(room, id, slot) {
+            let other = &mut self.conns[moved.conn.index()];
+            if let Some(m) = other.rooms.iter_mut().find(|m| &m.room == room) {
+                m.slot = moved.slot;
+            }
+        }
+        if self.rooms.members(room).is_empty() {
+            let stream = StreamId::Room(room.clone());
+            if self.streams.get(&stream).is_some_and(Stream::is_empty) {
+                self.streams.remove(&stream);
+            }
+        }
+    }
+
+    fn close_slow(&mut self) {
+        while let Some(id) = self.wire.slow.pop() {
+            self.close(id, Reason::SlowConsumer);
+        }
+    }
+
+    /// Close one connection (the application's decision) with `reason`'s close code.
+    pub fn close_connection(
+        &mut self,
+        id: ConnId,
+        reason: Reason,
+    ) -> Result<(), UnknownConnection> {
+        self.check(id)?;
+        self.close(id, reason);
+        self.close_slow();
+        Ok(())
+    }
+
+    /// Close every connection of `user` with 4002. Returns how many were closed.
+    pub fn disconnect_user(&mut self, user: &UserId) -> usize {
+        let conns = self.users.get(user).cloned().unwrap_or_default();
+        for &id in &conns {
+            self.close(id, Reason::Disconnected);
+        }
+        conns.len()
+    }
+
+    /// Stop accepting connections and close every open one with `reason` (`Shutdown`, 1001,
+    /// or `ServiceRestart`, 1012) after handing out what was queued for it.
+    pub fn shutdown(&mut self, reason: Reason) {
+        self.shutting_down = true;
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .map(|(i, _)| ConnId::new(i, self.generations[i]))
+            .collect();
+        for id in ids {
+            self.close(id, reason);
+        }
+    }
+
+    /// True once [`Hub::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    // ----- heartbeat ------------------------------------------------------------------------
+
+    fn heartbeat(&mut self, now: Instant, id: ConnId) {
+        let hb = &self.config.heartbeat;
+        let Ok(index) = self.check(id) else { return };
+        let conn = &mut self.conns[index];
+        let deadline = conn.heartbeat.deadline(hb);
+        if deadline > now {
+            self.timers.schedule(deadline, TimerKind::Connection(id));
+            return;
+        }
+        let tick = conn.heartbeat.poll(now, hb);
+        if tick.missed_pong {
+            self.wire.counters.missed_pongs += 1;
+        }
+        if tick.close {
+            self.close(id, Reason::HeartbeatTimeout);
+            return;
+        }
+        if tick.died {
+            self.wire.notice(Notice::Dead { conn: id });
+        }
+        if let Some(nonce) = tick.ping {
+            self.wire.outputs.push_back(Output::Ping {
+                conn: id,
+                payload: nonce.to_be_bytes(),
+            });
+        }
+        self.timers
+            .schedule(conn.heartbeat.deadline(hb), TimerKind::Connection(id));
+    }
+
+    fn note_traffic(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        len: usize,
+    ) -> Result<(), UnknownConnection> {
+        let conn = self.conn_mut(id)?;
+        conn.traffic.messages_in += 1;
+        conn.traffic.bytes_in += len as u64;
+        let resurrected = conn.heartbeat.on_traffic(now);
+        self.wire.counters.messages_in += 1;
+        self.wire.counters.bytes_in += len as u64;
+        self.after_traffic(id, resurrected);
+        Ok(())
+    }
+
+    fn after_traffic(&mut self, id: ConnId, resurrected: bool) {
+        if resurrected {
+            self.wire.counters.resurrections += 1;
+            self.wire.notice(Notice::Resurrected { conn: id });
+        }
+    }
+
+    // ----- client frames --------------------------------------------------------------------
+
+    fn on_text(&mut self, now: Instant, id: ConnId, bytes: &[u8]) -> Result<(), UnknownConnection> {
+        self.note_traffic(now, id, bytes.len())?;
+        if bytes.len() > self.config.limits.max_frame_bytes {
+            self.close(id, Reason::FrameTooLarge);
+            return Ok(());
+        }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            self.close(id, Reason::InvalidUtf8);
+            return Ok(());
+        };
+        let conn = &mut self.conns[id.index()];
+        if !conn.rate.try_take(now) {
+            self.refuse(
+                now,
+                id,
+                Reason::OverRate,
+                ErrorCode::RateLimited,
+                "slow down: frame dropped",
+                None,
+            );
+            return Ok(());
+        }
+        match protocol::parse(text, &self.config.app_frame_types) {
+            Ok(parsed) => self.on_frame(now, id, parsed.frame, parsed.reference),
+            Err(e) => {
+                let reason = if e.code == ErrorCode::UnknownType {
+                    Reason::UnknownType
+                } else {
+                    Reason::Malformed
+                };
+                self.refuse(now, id, reason, e.code, &e.message, e.reference.as_deref());
+            }
+        }
+        Ok(())
+    }
+
+    /// Answer a bad frame with an `error` frame and a strike; past `max_strikes`, close.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        reason: Reason,
+        code: ErrorCode,
+        message: &str,
+        reference: Option<&RawValue>,
+    ) {
+        self.wire.counters.drops.add(reason);
+        let conn = &mut self.conns[id.index()];
+        if !conn.strikes.try_take(now) {
+            let close = if reason == Reason::OverRate {
+                Reason::RateLimited
+            } else {
+                Reason::ProtocolViolation
+            };
+            self.close(id, close);
+            return;
+        }
+        self.send_error(id, code, message, reference);
+    }
+
+    fn send_error(
+        &mut self,
+        id: ConnId,
+        code: ErrorCode,
+        message: &str,
+        reference: Option<&RawValue>,
+    ) {
+        let frame = ServerFrame::Error {
+            code,
+            message,
+            reference,
+        }
+        .encode();
+        self.wire
+            .offer(id, &mut self.conns[id.index()], &frame, None);
+    }
+
+    fn reply(&mut self, id: ConnId, frame: &ServerFrame<'_>) {
+        let frame = frame.encode();
+        self.wire
+            .offer(id, &mut self.conns[id.index()], &frame, None);
+    }
+
+    fn on_frame(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        frame: ClientFrame,
+        reference: Option<Box<RawValue>>,
+    ) {
+        let reference = raw(&reference);
+        match frame {
+            ClientFrame::Join { room, since } => {
+                let conn = &self.conns[id.index()];
+                if conn.membership(&room).is_some() {
+                    if let Some(since) = since {
+                        self.resume_room(id, &room, since, reference);
+                    } else {
+                        self.reply_joined(id, &room, reference);
+                    }
+                    return;
+                }
+                if let Err(e) = self.join(now, id, &room, since, reference) {
+                    self.refuse_room(now, id, e, reference);
+                }
+            }
+            ClientFrame::Leave { room } => match self.leave(id, &room) {
+                Ok(()) => self.reply(
+                    id,
+                    &ServerFrame::Left {
+                        room: &room,
+                        reference,
+                    },
+                ),
+                Err(e) => self.refuse_room(now, id, e, reference),
+            },
+            ClientFrame::Publish { room, event, data } => {
+                if self.conns[id.index()].membership(&room).is_none() {
+                    self.refuse_room(now, id, RoomError::NotMember, reference);
+                    return;
+                }
+                let user = self.conns[id.index()].user.clone();
+                let message = Message::new(event, data);
+                let audience = Target::Room(room).except([id]);
+                self.deliver(now, &audience, &message, Some(&user));
+            }
+            ClientFrame::Bind { thread } => self.bind(id, thread, reference),
+            ClientFrame::Ping => self.reply(id, &ServerFrame::Pong { reference }),
+            ClientFrame::Resume { streams } => {
+                for s in streams {
+                    match &s.stream {
+                        StreamId::User(user) if *user == self.conns[id.index()].user => {
+                            self.resume_user(id, s.position, reference)
+                        }
+                        StreamId::User(_) => {
+                            self.refuse(
+                                now,
+                                id,
+                                Reason::Forbidden,
+                                ErrorCode::Forbidden,
+                                "not your stream",
+                                reference,
+                            );
+                        }
+                        StreamId::Room(room) => {
+                            if self.conns[id.index()].membership(room).is_some() {
+                                self.resume_room(id, room, s.position, reference);
+                            } else if let Err(e) =
+                                self.join(now, id, room, Some(s.position), reference)
+                            {
+                                self.refuse_room(now, id, e, reference);
+                            }
+                        }
+                    }
+                    if self.check(id).is_err() {
+                        return;
+                    }
+                }
+            }
+            ClientFrame::App { kind, payload } => {
+                let conn = &self.conns[id.index()];
+                let app = AppMessage {
+                    conn: id,
+                    user: conn.user.clone(),
+                    thread: conn.thread.clone(),
+                    kind,
+                    data: payload,
+                };
+                self.wire.notice(Notice::App(Box::new(app)));
+            }
+        }
+    }
+
+    fn refuse_room(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        e: RoomError,
+        reference: Option<&RawValue>,
+    ) {
+        let (reason, code) = match e {
+            RoomError::Forbidden => (Reason::Forbidden, ErrorCode::Forbidden),
+            RoomError::RoomFull => (Reason::LimitReached, ErrorCode::RoomFull),
+            RoomError::TooManyRooms => (Reason::LimitReached, ErrorCode::TooManyRooms),
+            RoomError::NotMember | RoomError::UnknownConnection(_) => {
+                self.send_error(
+                    id,
+                    ErrorCode::NotMember,
+                    "not a member of that room",
+                    reference,
+                );
+                return;
+            }
+        };
+        self.refuse(now, id, reason, code, &e.to_string(), reference);
+    }
+
+    // ----- rooms ----------------------------------------------------------------------------
+
+    fn join(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        room: &RoomId,
+        since: Option<Position>,
+        reference: Option<&RawValue>,
+    ) -> Result<(), RoomError> {
+        let limits = &self.config.limits;
+        let conn = self.conn(id)?;
+        if conn.membership(room).is_some() {
+            return Ok(());
+        }
+        if !conn.access.allows(room) {
+            return Err(RoomError::Forbidden);
+        }
+        if conn.rooms.len() >= limits.max_rooms_per_connection {
+            return Err(RoomError::TooManyRooms);
+        }
+        if self.rooms.members(room).len() >= limits.max_members_per_room {
+            return Err(RoomError::RoomFull);
+        }
+        let slot = self.rooms.add(room, id);
+        self.conns[id.index()].rooms.push(Membership {
+            room: room.clone(),
+            slot,
+        });
+        self.room_stream(now, room);
+        self.reply_joined(id, room, reference);
+        if let Some(since) = since {
+            self.catch_up_room(id, room, slot, since);
+        }
+        Ok(())
+    }
+
+    fn reply_joined(&mut self, id: ConnId, room: &RoomId, reference: Option<&RawValue>) {
+        let stream = StreamId::Room(room.clone());
+        let position = self
+            .streams
+            .get(&stream)
+            .map(Stream::position)
+            .unwrap_or_default();
+        let frame = ServerFrame::Joined {
+            room,
+            sequence: Sequence {
+                stream: &stream,
+                epoch: position.epoch,
+                seq: position.seq,
+            },
+            reference,
+        };
+        self.reply(id, &frame);
+    }
+
+    fn leave(&mut self, id: ConnId, room: &RoomId) -> Result<(), RoomError> {
+        let conn = self.conn_mut(id)?;
+        let i = conn
+            .rooms
+            .iter()
+            .position(|m| &m.room == room)
+            .ok_or(RoomError::NotMember)?;
+        let m = conn.rooms.swap_remove(i);
+        self.remove_member(room, id, m.slot);
+        Ok(())
+    }
+
+    /// Join `conn` to `room` on the server's initiative (the client gets `joined`).
+    pub fn join_room(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        room: &RoomId,
+    ) -> Result<(), RoomError> {
+        let r = self.join(now, conn, room, None, None);
+        self.close_slow();
+        r
+    }
+
+    /// Remove `conn` from `room` on the server's initiative (the client gets `left`).
+    pub fn leave_room(&mut self, conn: ConnId, room: &RoomId) -> Result<(), RoomError> {
+        self.leave(conn, room)?;
+        self.reply(
+            conn,
+            &ServerFrame::Left {
+                room,
+                reference: None,
+            },
+        );
+        self.close_slow();
+        Ok(())
+    }
+
+    // ----- threads --------------------------------------------------------------------------
+
+    fn bind(&mut self, id: ConnId, thread: Option<ThreadId>, reference: Option<&RawValue>) {
+        let conn = &mut self.conns[id.index()];
+        let changed = conn.thread != thread;
+        conn.thread = thread;
+        let frame = ServerFrame::Bound {
+            thread: conn.thread.as_ref(),
+            reference,
+        }
+        .encode();
+        self.wire.offer(id, conn, &frame, None);
+        if changed {
+            self.catch_up_runs(id);
+        }
+    }
+
+    /// Bind `conn` to `thread` (or unbind with `None`); the client gets `bound`, then the
+    /// events so far of agent runs in progress on the new thread.
+    pub fn update_connection_thread(
+        &mut self,
+        conn: ConnId,
+        thread: Option<ThreadId>,
+    ) -> Result<(), UnknownConnection> {
+        self.check(conn)?;
+        self.bind(conn, thread, None);
+        self.close_slow();
+        Ok(())
+    }
+
+    // ----- streams, catch-up, resume --------------------------------------------------------
+
+    fn new_epoch(&mut self) -> u64 {
+        let e = self.next_epoch;
+        self.next_epoch += 1;
+        e
+    }
+
+    fn user_stream(&mut self, user: &UserId) -> &mut Stream {
+        let key = StreamId::User(user.clone());
+        if !self.streams.contains_key(&key) {
+            let mut stream = Stream::new(self.new_epoch());
+            if !self.users.contains_key(user) {
+                stream.offline_after = Some(0);
+            }
+            self.streams.insert(key.clone(), stream);
+        }
+        self.streams.get_mut(&key).expect("inserted above")
+    }
+
+    fn room_stream(&mut self, now: Instant, room: &RoomId) {
+        let key = StreamId::Room(room.clone());
+        if !self.streams.contains_key(&key) {
+            let epoch = self.new_epoch();
+            self.streams.insert(key, Stream::new(epoch));
+            self.schedule_cleanup(now);
+        }
+    }
+
+    fn schedule_cleanup(&mut self, now: Instant) {
+        if !self.cleanup_scheduled {
+            self.cleanup_scheduled = true;
+            self.timers
+                .schedule(now + self.config.cleanup_interval, TimerKind::Cleanup);
+        }
+    }
+
+    fn send_gap(
+        &mut self,
+        id: ConnId,
+        stream: &StreamId,
+        epoch: u64,
+        from: u64,
+        to: u64,
+        reason: GapReason,
+    ) {
+        self.wire.counters.gaps += 1;
+        self.reply(
+            id,
+            &ServerFrame::Gap {
+                stream,
+                epoch,
+                from,
+                to,
+                reason,
+            },
+        );
+    }
+
+    /// Replay the user stream to `id` after `after` (with a gap if history does not reach
+    /// back), plus — with `runs` — the events of runs in progress on its thread.
+    fn catch_up_user(&mut self, id: ConnId, after: Option<Position>, runs: bool) {
+        let conn = &self.conns[id.index()];
+        let stream_id = StreamId::User(conn.user.clone());
+        let running: SmallVec<[RunId; 2]> = if runs {
+            self.running_on_thread(&conn.user, conn.thread.as_ref())
+        } else {
+            SmallVec::new()
+        };
+        let Some(stream) = self.streams.get(&stream_id) else {
+            return;
+        };
+        let (gap, from) = match after {
+            Some(p) => stream.catch_up_from(p),
+            None => (None, stream.position().seq + 1),
+        };
+        if let Some(gap) = gap {
+            let reason = if after.is_some_and(|p| p.epoch != stream.epoch()) {
+                GapReason::Epoch
+            } else {
+                GapReason::History
+            };
+            let epoch = stream.epoch();
+            self.send_gap(id, &stream_id, epoch, gap.from, gap.to, reason);
+        }
+        let stream = &self.streams[&stream_id];
+        let conn = &mut self.conns[id.index()];
+        if after.is_some() {
+            conn.user_from = from;
+        }
+        let start = if running.is_empty() { from } else { 0 };
+        for e in stream.entries_from(start) {
+            let wanted = e.seq >= from || e.run.as_ref().is_some_and(|r| running.contains(r));
+            if wanted && conn.wants_thread(e.thread.as_ref()) {
+                self.wire.counters.replayed += 1;
+                self.wire.offer(id, conn, &e.frame, e.coalesce.as_ref());
+            }
+        }
+    }
+
+    /// Send a connection that just bound to a thread the events so far of runs in progress.
+    fn catch_up_runs(&mut self, id: ConnId) {
+        let conn = &self.conns[id.index()];
+        let running = self.running_on_thread(&conn.user, conn.thread.as_ref());
+        let Some(stream) = self.streams.get(&StreamId::User(conn.user.clone())) else {
+            return;
+        };
+        let conn = &mut self.conns[id.index()];
+        for run in &running {
+            for e in stream.entries_of_run(run) {
+                self.wire.counters.replayed += 1;
+                self.wire.offer(id, conn, &e.frame, e.coalesce.as_ref());
+            }
+        }
+    }
+
+    fn running_on_thread(&self, user: &UserId, thread: Option<&ThreadId>) -> SmallVec<[RunId; 2]> {
+        let Some(thread) = thread else {
+            return SmallVec::new();
+        };
+        self.runs
+            .iter()
+            .filter(|((u, _), run)| {
+                u == user && run.is_running() && run.report.thread.as_ref() == Some(thread)
+            })
+            .map(|((_, r), _)| r.clone())
+            .collect()
+    }
+
+    fn resume_user(&mut self, id: ConnId, position: Position, reference: Option<&RawValue>) {
+        let conn = &self.conns[id.index()];
+        let stream_id = StreamId::User(conn.user.clone());
+        let current = self.streams.get(&stream_id).map(Stream::position);
+        if let Some(current) = current {
+            match positioned(conn.user_from, position, current) {
+                Positioned::No => self.catch_up_user(id, Some(position), false),
+                Positioned::UpToDate => {}
+                Positioned::Behind => {
+                    self.send_error(
+                        id,
+                        ErrorCode::AlreadyLive,
+                        "live messages already flowed on this stream: reconnect with the position",
+                        reference,
+                    );
+                    return;
+                }
+            }
+        }
+        self.reply_resumed(id, &stream_id, reference);
+    }
+
+    fn resume_room(
+        &mut self,
+        id: ConnId,
+        room: &RoomId,
+        position: Position,
+        reference: Option<&RawValue>,
+    ) {
+        let slot = self.conns[id.index()]
+            .membership(room)
+            .expect("caller checked membership")
+            .slot;
+        let stream_id = StreamId::Room(room.clone());
+        let from = self.rooms.members(room)[slot].from;
+        let current = self
+            .streams
+            .get(&stream_id)
+            .map(Stream::position)
+            .unwrap_or_default();
+        match positioned(from, position, current) {
+            Positioned::No => self.catch_up_room(id, room, slot, position),
+            Positioned::UpToDate => {}
+            Positioned::Behind => {
+                self.send_error(
+                    id,
+                    ErrorCode::AlreadyLive,
+                    "live messages already flowed on this stream: rejoin with `since`",
+                    reference,
+                );
+                return;
+            }
+        }
+        self.reply_resumed(id, &stream_id, reference);
+    }
+
+    fn catch_up_room(&mut self, id: ConnId, room: &RoomId, slot: usize, after: Position) {
+        let stream_id = StreamId::Room(room.clone());
+        let Some(stream) = self.streams.get(&stream_id) else {
+            return;
+        };
+        let (gap, from) = stream.catch_up_from(after);
+        if let Some(gap) = gap {
+            let reason = if after.epoch != stream.epoch() {
+                GapReason::Epoch
+            } else {
+                GapReason::History
+            };
+            let epoch = stream.epoch();
+            self.send_gap(id, &stream_id, epoch, gap.from, gap.to, reason);
+        }
+        if let Some(member) = self.rooms.member_mut(room, slot) {
+            member.from = from;
+        }
+        let stream = &self.streams[&stream_id];
+        let conn = &mut self.conns[id.index()];
+        for e in stream.entries_from(from) {
+            self.wire.counters.replayed += 1;
+            self.wire.offer(id, conn, &e.frame, e.coalesce.as_ref());
+        }
+    }
+
+    fn reply_resumed(&mut self, id: ConnId, stream: &StreamId, reference: Option<&RawValue>) {
+        let position = self
+            .streams
+            .get(stream)
+            .map(Stream::position)
+            .unwrap_or_default();
+        let frame = ServerFrame::Resumed {
+            sequence: Sequence {
+                stream,
+                epoch: position.epoch,
+                seq: position.seq,
+            },
+            reference,
+        };
+        self.reply(id, &frame);
+    }
+
+    // ----- publishing -----------------------------------------------------------------------
+
+    /// Publish `message` to `to`. The frame is serialized once and shared by every recipient.
+    /// Messages to a user, a thread or a room are sequenced in their stream and kept in its
+    /// history; to a user with no open connection they are buffered there. Never waits for any
+    /// connection: a slow one is queued, coalesced or closed by the backpressure rules.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        to: impl Into<Audience>,
+        message: &Message,
+    ) -> Result<Delivery, PublishError> {
+        let audience = to.into();
+        if let Target::Connection(id) = audience.target {
+            self.check(id)?;
+        }
+        let delivery = self.deliver(now, &audience, message, None);
+        if self.config.cluster {
+            if let Some(target) = remote_target(&audience.target) {
+                let envelope = Envelope {
+                    target,
+                    message: message.clone(),
+                };
+                self.wire
+                    .outputs
+                    .push_back(Output::Remote(Box::new(envelope)));
+            }
+        }
+        self.close_slow();
+        Ok(delivery)
+    }
+
+    fn deliver(
+        &mut self,
+        now: Instant,
+        audience: &Audience,
+        message: &Message,
+        from: Option<&UserId>,
+    ) -> Delivery {
+        self.wire.counters.publishes += 1;
+        let coalesce = match &message.lane {
+            Lane::Reliable => None,
+            Lane::Ephemeral { key } => Some(key.clone()),
+        };
+        let frame =
+            |sequence: Option<Sequence<'_>>, room: Option<&RoomId>, thread: Option<&ThreadId>| {
+                ServerFrame::Message {
+                    sequence,
+                    room,
+                    thread,
+                    from,
+                    event: &message.event,
+                    data: &message.data,
+                }
+                .encode()
+            };
+        match &audience.target {
+            Target::User(user) | Target::Thread { user, .. } => {
+                let thread = match &audience.target {
+                    Target::Thread { thread, .. } => Some(thread),
+                    _ => None,
+                };
+                if coalesce.is_some() {
+                    let frame = frame(None, None, thread);
+                    return self.fan_out_user(
+                        user,
+                        thread,
+                        &audience.except,
+                        &frame,
+                        coalesce.as_ref(),
+                        None,
+                    );
+                }
+                self.publish_to_user(now, user, thread, &audience.except, None, None, |seq| {
+                    frame(Some(seq), None, thread)
+                })
+            }
+            Target::Room(room) => {
+                let stream_id = StreamId::Room(room.clone());
+                let sequenced = coalesce.is_none()
+                    && (self.streams.contains_key(&stream_id)
+                        || !self.rooms.members(room).is_empty());
+                let (frame, position) = if sequenced {
+                    self.room_stream(now, room);
+                    let stream = self.streams.get_mut(&stream_id).expect("created above");
+                    let seq = stream.next_seq();
+                    let epoch = stream.epoch();
+                    let bytes = frame(
+                        Some(Sequence {
+                            stream: &stream_id,
+                            epoch,
+                            seq,
+                        }),
+                        Some(room),
+                        None,
+                    );
+                    let entry = Entry {
+                        seq,
+                        at: now,
+                        frame: bytes.clone(),
+                        thread: None,
+                        run: None,
+                        coalesce: None,
+                    };
+                    stream.append(entry, &self.config.history);
+                    (bytes, Some(Position { epoch, seq }))
+                } else {
+                    (frame(None, Some(room), None), None)
+                };
+                let mut reached = 0;
+                for member in self.rooms.members_mut(room) {
+                    if audience.excludes(member.conn) {
+                        continue;
+                    }
+                    if let (Some(p), 0) = (position, member.from) {
+                        member.from = p.seq;
+                    }
+                    let conn = &mut self.conns[member.conn.index()];
+                    reached +=
+                        usize::from(
+                            self.wire
+                                .offer(member.conn, conn, &frame, coalesce.as_ref()),
+                        );
+                }
+                Delivery {
+                    reached,
+                    position,
+                    buffered: false,
+                }
+            }
+            Target::Connection(id) => {
+                let frame = frame(None, None, None);
+                let reached = match self.check(*id) {
+                    Ok(index) if !audience.excludes(*id) => usize::from(self.wire.offer(
+                        *id,
+                        &mut self.conns[index],
+                        &frame,
+                        coalesce.as_ref(),
+                    )),
+                    Ok(_) => 0,
+                    Err(_) => {
+                        self.wire.counters.drops.add(Reason::UnknownConnection);
+                        0
+                    }
+                };
+                Delivery {
+                    reached,
+                    position: None,
+                    buffered: false,
+                }
+            }
+            Target::All => {
+                let frame = frame(None, None, None);
+                let mut reached = 0;
+                for (index, conn) in self.conns.iter_mut() {
+                    let id = ConnId::new(index, self.generations[index]);
+                    if !audience.excludes(id) {
+                        reached +=
+                            usize::from(self.wire.offer(id, conn, &frame, coalesce.as_ref()));
+                    }
+                }
+                Delivery {
+                    reached,
+                    position: None,
+                    buffered: false,
+                }
+            }
+        }
+    }
+
+    /// Sequence a frame in `user`'s stream, keep it in history, and hand it to the user's
+    /// connections that `thread` selects.
+    #[allow(clippy::too_many_arguments)]
+    fn publish_to_user(
+        &mut self,
+        now: Instant,
+        user: &UserId,
+        thread: Option<&ThreadId>,
+        except: &[ConnId],
+        run: Option<&RunId>,
+        coalesce: Option<&CoalesceKey>,
+        build: impl FnOnce(Sequence<'_>) -> Bytes,
+    ) -> Delivery {
+        let stream_id = StreamId::User(user.clone());
+        let history = self.config.history.clone();
+        let stream = self.user_stream(user);
+        let seq = stream.next_seq();
+        let epoch = stream.epoch();
+        let frame = build(Sequence {
+            stream: &stream_id,
+            epoch,
+            seq,
+        });
+        let entry = Entry {
+            seq,
+            at: now,
+            frame: frame.clone(),
+            thread: thread.cloned(),
+            run: run.cloned(),
+            coalesce: coalesce.cloned(),
+        };
+        stream.append(entry, &history);
+        self.schedule_cleanup(now);
+        let mut delivery = self.fan_out_user(user, thread, except, &frame, coalesce, Some(seq));
+        delivery.position = Some(Position { epoch, seq });
+        delivery
+    }
+
+    fn fan_out_user(
+        &mut self,
+        user: &UserId,
+        thread: Option<&ThreadId>,
+        except: &[ConnId],
+        frame: &Bytes,
+        coalesce: Option<&CoalesceKey>,
+        seq: Option<u64>,
+    ) -> Delivery {
+        let mut reached = 0;
+        let conns = self.users.get(user).map_or(&[][..], |c| c.as_slice());
+        for &id in conns {
+            let conn = &mut self.conns[id.index()];
+            if except.contains(&id) || !conn.wants_thread(thread) {
+                continue;
+            }
+            if let (Some(seq), 0) = (seq, conn.user_from) {
+                conn.user_from = seq;
+            }
+            reached += usize::from(self.wire.offer(id, conn, frame, coalesce));
+        }
+        Delivery {
+            reached,
+            position: None,
+            buffered: reached == 0 && seq.is_some(),
+        }
+    }
+
+    // ----- agent runs -----------------------------------------------------------------------
+
+    /// Publish one agent run event of `user`'s run. An event out of order is refused with a
+    /// [`RunError`](crate::RunError) and reaches no one. When the run ends a
+    /// [`Notice::RunEnded`] carries its report.
+    pub fn send_agent_update(
+        &mut self,
+        now: Instant,
+        user: &UserId,
+        update: AgentUpdate,
+    ) -> Result<Delivery, PublishError> {
+        let key = (user.clone(), update.run.clone());
+        match self.runs.get(&key) {
+            Some(run) => run.check(&update.event)?,
+            None => {
+                let run = Run::start(
+                    now,
+                    update.run.clone(),
+                    user.clone(),
+                    update.agent,
+                    update.thread,
+                    &update.event,
+                )?;
+                self.runs.insert(key.clone(), run);
+                self.schedule_cleanup(now);
+            }
+        }
+        let delivery = self.emit_run_event(now, &key, update.event.kind(), Some(&update.event));
+        self.close_slow();
+        Ok(delivery)
+    }
+
+    fn emit_run_event(
+        &mut self,
+        now: Instant,
+        key: &(UserId, RunId),
+        kind: EventKind,
+        event: Option<&AgentEvent>,
+    ) -> Delivery {
+        let run = &self.runs[key];
+        let (agent, thread) = (run.report.agent.clone(), run.report.thread.clone());
+        let coalesce: Option<CoalesceKey> =
+            (kind == EventKind::AgentThinking).then(|| Arc::from(format!("run:{}", key.1)));
+        let delivery = self.publish_to_user(
+            now,
+            &key.0,
+            thread.as_ref(),
+            &[],
+            Some(&key.1),
+            coalesce.as_ref(),
+            |sequence| {
+                protocol::encode(&RunFrame {
+                    kind: kind.as_str(),
+                    run: &key.1,
+                    agent: &agent,
+                    thread: thread.as_ref(),
+                    sequence,
+                    event,
+                })
+            },
+        );
+        let run = self.runs.get_mut(key).expect("run exists");
+        let seq = delivery.position.map_or(0, |p| p.seq);
+        run.record(now, kind, event, seq, delivery.reached);
+        if kind.is_ending() {
+            let report = run.report.clone();
+            self.wire.notice(Notice::RunEnded(Box::new(report)));
+        }
+        delivery
+    }
+
+    fn producer_lost(&mut self, now: Instant, user: &UserId, run: &RunId) {
+        let key = (user.clone(), run.clone());
+        if self.runs.get(&key).is_some_and(Run::is_running) {
+            self.emit_run_event(now, &key, EventKind::ProducerLost, None);
+        }
+    }
+
+    /// The report of a run of `user` (in progress, or ended within `run_retention`).
+    pub fn run_report(&self, user: &UserId, run: &RunId) -> Option<&RunReport> {
+        self.runs
+            .get(&(user.clone(), run.clone()))
+            .map(|r| &r.report)
+    }
+
+    // ----- waiting for a user ---------------------------------------------------------------
+
+    /// Ask to be told when `user` has a connection: a [`Notice::UserConnected`] (at once if one
+    /// is open) or a [`Notice::WaitExpired`] at `deadline`. Events published to the user in the
+    /// meantime wait in the user's stream and are delivered when the connection opens.
+    pub fn wait_for_connection(&mut self, user: &UserId, deadline: Instant) -> WaiterId {
+        let waiter = WaiterId(self.next_waiter);
+        self.next_waiter += 1;
+        if let Some(&conn) = self.users.get(user).and_then(|c| c.first()) {
+            self.wire.notice(Notice::UserConnected {
+                waiter,
+                user: user.clone(),
+                conn,
+            });
+        } else {
+            self.waiters.insert(waiter, user.clone());
+            self.timers.schedule(deadline, TimerKind::Waiter(waiter));
+        }
+        waiter
+    }
+
+    /// Withdraw a registration. Returns false if it already resolved or expired.
+    pub fn cancel_wait(&mut self, waiter: WaiterId) -> bool {
+        self.waiters.remove(&waiter).is_some()
+    }
+
+    fn resolve_waiters(&mut self, user: &UserId, conn: ConnId) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let mut resolved: Vec<WaiterId> = self
+            .waiters
+            .iter()
+            .filter(|(_, u)| *u == user)
+            .map(|(w, _)| *w)
+            .collect();
+        resolved.sort_unstable();
+        for waiter in resolved {
+            self.waiters.remove(&waiter);
+            self.wire.notice(Notice::UserConnected {
+                waiter,
+                user: user.clone(),
+                conn,
+            });
+        }
+    }
+
+    // ----- clean-up -------------------------------------------------------------------------
+
+    fn cleanup(&mut self, now: Instant) {
+        let history = &self.config.history;
+        let users = &self.users;
+        let rooms = &self.rooms;
+        self.streams.retain(|id, stream| {
+            stream.expire(now, history);
+            let interest = match id {
+                StreamId::User(u) => users.contains_key(u),
+                StreamId::Room(r) => !rooms.members(r).is_empty(),
+            };
+            interest || !stream.is_empty()
+        });
+        let idle: Vec<(UserId, RunId)> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| {
+                r.is_running()
+                    && now.saturating_duration_since(r.last_event_at)
+                        >= self.config.run_idle_timeout
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in idle {
+            self.emit_run_event(now, &key, EventKind::ProducerLost, None);
+        }
+        let retention = self.config.run_retention;
+        self.runs.retain(|_, r| {
+            r.is_running() || now.saturating_duration_since(r.last_event_at) < retention
+        });
+        if !self.streams.is_empty() || !self.runs.is_empty() {
+            self.schedule_cleanup(now);
+        }
+    }
+
+    // ----- queries --------------------------------------------------------------------------
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// A snapshot of one connection.
+    pub fn connection_info(&self, conn: ConnId) -> Option<ConnectionInfo> {
+        self.conn(conn).ok().map(|c| ConnectionInfo::of(conn, c))
+    }
+
+    /// True if `user` has at least one open connection.
+    pub fn is_user_connected(&self, user: &UserId) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// The open connections of `user`, oldest first.
+    pub fn user_connections(&self, user: &UserId) -> &[ConnId] {
+        self.users.get(user).map_or(&[], |c| c.as_slice())
+    }
+
+    /// Users with at least one open connection.
+    pub fn users(&self) -> impl Iterator<Item = &UserId> {
+        self.users.keys()
+    }
+
+    /// The members of `room`.
+    pub fn room_members(&self, room: &RoomId) -> Vec<ConnId> {
+        self.rooms.members(room).iter().map(|m| m.conn).collect()
+    }
+
+    /// The connections of `user` bound to `thread`.
+    pub fn thread_connections(&self, user: &UserId, thread: &ThreadId) -> Vec<ConnId> {
+        self.user_connections(user)
+            .iter()
+            .copied()
+            .filter(|&c| self.conns[c.index()].thread.as_ref() == Some(thread))
+            .collect()
+    }
+
+    /// The current position of a stream, if the hub keeps it.
+    pub fn stream_position(&self, stream: &StreamId) -> Option<Position> {
+        self.streams.get(stream).map(Stream::position)
+    }
+
+    /// Counters and gauges.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            connections: self.conns.len(),
+            users: self.users.len(),
+            rooms: self.rooms.len(),
+            streams: self.streams.len(),
+            runs_active: self.runs.values().filter(|r| r.is_running()).count(),
+            waiters: self.waiters.len(),
+            counters: self.wire.counters.clone(),
+            ..Stats::default()
+        };
+        let mut threads = hashbrown::HashSet::new();
+        for (_, c) in &self.conns {
+            s.queued_messages += c.outbox.queued_messages();
+            s.queued_bytes += c.outbox.queued_bytes();
+            s.inflight_bytes += c.outbox.inflight();
+            s.health[health_bucket(c.heartbeat.health())] += 1;
+            if let Some(t) = &c.thread {
+                threads.insert((&c.user, t));
+            }
+        }
+        s.threads = threads.len();
+        for stream in self.streams.values() {
+            let (messages, bytes) = stream.retained();
+            s.history_messages += messages;
+            s.history_bytes += bytes;
+        }
+        s
+    }
+
+    /// True when the hub holds no connection, room, stream, run or waiter (after everyone
+    /// left and history expired).
+    pub fn is_idle(&self) -> bool {
+        self.conns.is_empty()
+            && self.users.is_empty()
+            && self.rooms.len() == 0
+            && self.streams.is_empty()
+            && self.runs.is_empty()
+            && self.waiters.is_empty()
+    }
+
+    /// A handle that can only see and address `user`'s own connections, threads and runs.
+    pub fn scope(&mut self, user: impl Into<UserId>) -> crate::scope::UserScope<'_> {
+        crate::scope::UserScope::new(self, user.into())
+    }
+
+    pub(crate) fn owner(&self, conn: ConnId) -> Option<&UserId> {
+        self.conn(conn).ok().map(|c| &c.user)
+    }
+}
+
+/// Where a connection stands on a stream when it asks to resume from `position`.
+enum Positioned {
+    /// Nothing delivered on the stream yet: replay after the position.
+    No,
+    /// Everything after the position was already delivered.
+    UpToDate,
+    /// Live messages flowed and the position is older: replaying now would reorder.
+    Behind,
+}
+
+fn positioned(from: u64, position: Position, current: Position) -> Positioned {
+    if from == 0 {
+        Positioned::No
+    } else if position.epoch == current.epoch && position.seq + 1 >= from {
+        Positioned::UpToDate
+    } else {
+        Positioned::Behind
+    }
+}
+
+fn remote_target(target: &Target) -> Option<RemoteTarget> {
+    match target {
+        Target::Connection(_) => None,
+        Target::User(user) => Some(RemoteTarget::User { user: user.clone() }),
+        Target::Room(room) => Some(RemoteTarget::Room { room: room.clone() }),
+        Target::Thread { user, thread } => Some(RemoteTarget::Thread {
+            user: user.clone(),
+            thread: thread.clone(),
+        }),
+        Target::All => Some(RemoteTarget::All),
+    }
+}

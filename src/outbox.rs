@@ -1,0 +1,208 @@
+//! Backpressure for one connection: an in-flight budget, then a bounded queue with a lossy
+//! lane and a reliable lane.
+//!
+//! The hub hands a frame to the transport only while the bytes it handed out and the transport
+//! has not yet reported flushed stay within `inflight_bytes`. Past that, frames wait here.
+//! A frame with a coalescing key (agent thinking, ephemeral messages) replaces the queued frame
+//! with the same key, so a slow reader gets the latest state, not a backlog. A reliable frame
+//! that does not fit the queue is an [`Offer::Overflow`]: the hub closes the connection as a slow
+//! consumer, and the client resumes. Nothing is dropped silently.
+
+use crate::config::BackpressureConfig;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// What replaces what in the lossy lane: frames with equal keys supersede each other.
+pub(crate) type CoalesceKey = Arc<str>;
+
+#[derive(Debug)]
+struct Queued {
+    frame: Bytes,
+    coalesce: Option<CoalesceKey>,
+}
+
+/// The result of offering a frame to a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Hand the frame to the transport now.
+    Send(Bytes),
+    /// The frame waits in the queue.
+    Queued,
+    /// The frame replaced an older queued frame with the same key.
+    Coalesced,
+    /// An ephemeral frame did not fit and was dropped (the lossy lane).
+    Shed,
+    /// A reliable frame did not fit: the connection is a slow consumer.
+    Overflow,
+}
+
+/// In-flight accounting and the queue of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    inflight: usize,
+    queue: VecDeque<Queued>,
+    queued_bytes: usize,
+}
+
+impl Outbox {
+    /// Offer a frame; `coalesce` puts it in the lossy lane.
+    pub fn offer(
+        &mut self,
+        frame: Bytes,
+        coalesce: Option<&CoalesceKey>,
+        limits: &BackpressureConfig,
+    ) -> Offer {
+        let len = frame.len();
+        // The first frame always goes out, so a frame larger than the budget cannot stall.
+        if self.queue.is_empty()
+            && (self.inflight == 0 || self.inflight + len <= limits.inflight_bytes)
+        {
+            self.inflight += len;
+            return Offer::Send(frame);
+        }
+        let mut offer = Offer::Queued;
+        if let Some(key) = coalesce {
+            if let Some(i) = self
+                .queue
+                .iter()
+                .position(|q| q.coalesce.as_ref() == Some(key))
+            {
+                let old = self.queue.remove(i).expect("index from position");
+                self.queued_bytes -= old.frame.len();
+                offer = Offer::Coalesced;
+            }
+        }
+        if self.queue.len() >= limits.queue_messages || self.queued_bytes + len > limits.queue_bytes
+        {
+            return if coalesce.is_some() {
+                Offer::Shed
+            } else {
+                Offer::Overflow
+            };
+        }
+        self.queued_bytes += len;
+        self.queue.push_back(Queued {
+            frame,
+            coalesce: coalesce.cloned(),
+        });
+        offer
+    }
+
+    /// The transport wrote `bytes`; release queued frames that now fit the budget.
+    pub fn flushed(
+        &mut self,
+        bytes: usize,
+        limits: &BackpressureConfig,
+        mut send: impl FnMut(Bytes),
+    ) {
+        self.inflight = self.inflight.saturating_sub(bytes);
+        while let Some(front) = self.queue.front() {
+            let len = front.frame.len();
+            if self.inflight != 0 && self.inflight + len > limits.inflight_bytes {
+                break;
+            }
+            let q = self.queue.pop_front().expect("front exists");
+            self.queued_bytes -= len;
+            self.inflight += len;
+            send(q.frame);
+        }
+    }
+
+    /// Hand out everything still queued, ignoring the budget (graceful shutdown).
+    pub fn drain(&mut self) -> impl Iterator<Item = Bytes> + '_ {
+        self.queued_bytes = 0;
+        self.queue.drain(..).map(|q| q.frame)
+    }
+
+    /// Frames waiting in the queue.
+    pub fn queued_messages(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Bytes waiting in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
+    /// Bytes handed out and not yet flushed.
+    pub fn inflight(&self) -> usize {
+        self.inflight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> BackpressureConfig {
+        BackpressureConfig {
+            inflight_bytes: 10,
+            queue_messages: 3,
+            queue_bytes: 100,
+        }
+    }
+
+    fn frame(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn sends_within_budget_then_queues_then_releases_in_order() {
+        let l = limits();
+        let mut o = Outbox::default();
+        assert_eq!(
+            o.offer(frame("aaaaaa"), None, &l),
+            Offer::Send(frame("aaaaaa"))
+        );
+        assert_eq!(o.offer(frame("bbbbbb"), None, &l), Offer::Queued);
+        assert_eq!(
+            o.offer(frame("cc"), None, &l),
+            Offer::Queued,
+            "no overtaking the queue"
+        );
+        let mut out = Vec::new();
+        o.flushed(6, &l, |f| out.push(f));
+        assert_eq!(out, vec![frame("bbbbbb"), frame("cc")]);
+        assert_eq!(o.inflight(), 8);
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_budget_still_goes_out_alone() {
+        let l = limits();
+        let mut o = Outbox::default();
+        assert!(matches!(
+            o.offer(frame("0123456789abcdef"), None, &l),
+            Offer::Send(_)
+        ));
+    }
+
+    #[test]
+    fn lossy_lane_keeps_only_the_latest() {
+        let l = limits();
+        let key: CoalesceKey = Arc::from("run:1");
+        let mut o = Outbox::default();
+        o.offer(frame("0123456789"), None, &l);
+        assert_eq!(o.offer(frame("t1"), Some(&key), &l), Offer::Queued);
+        assert_eq!(o.offer(frame("x"), None, &l), Offer::Queued);
+        assert_eq!(o.offer(frame("t2"), Some(&key), &l), Offer::Coalesced);
+        let mut out = Vec::new();
+        o.flushed(10, &l, |f| out.push(f));
+        assert_eq!(out, vec![frame("x"), frame("t2")]);
+    }
+
+    #[test]
+    fn reliable_overflow_is_reported_and_ephemeral_overflow_is_shed() {
+        let l = limits();
+        let mut o = Outbox::default();
+        o.offer(frame("0123456789"), None, &l);
+        for _ in 0..3 {
+            assert_eq!(o.offer(frame("q"), None, &l), Offer::Queued);
+        }
+        assert_eq!(o.offer(frame("q"), None, &l), Offer::Overflow);
+        assert_eq!(o.offer(frame("e"), Some(&Arc::from("k")), &l), Offer::Shed);
+        assert_eq!(o.queued_messages(), 3);
+        assert_eq!(o.drain().count(), 3);
+        assert_eq!(o.queued_bytes(), 0);
+    }
+}

@@ -1,0 +1,420 @@
+//! The wire protocol: JSON text frames from clients, parsed here; frames to clients, encoded
+//! here once into [`Bytes`] and shared by every recipient.
+//!
+//! `docs/PROTOCOL.md` is the prose version of this module. Unknown fields are ignored,
+//! unknown `type`s and malformed JSON are [`ParseError`]s that become `error` frames.
+
+use crate::id::{AgentId, ConnId, RoomId, RunId, ThreadId, UserId};
+use crate::run::AgentEvent;
+use crate::stream::{Position, StreamId};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// A frame a client sent, after parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ClientFrame {
+    /// Join a room, optionally replaying what was missed after `since`.
+    Join {
+        room: RoomId,
+        since: Option<Position>,
+    },
+    /// Leave a room.
+    Leave { room: RoomId },
+    /// Publish to the other members of a room.
+    Publish {
+        room: RoomId,
+        event: String,
+        data: serde_json::Value,
+    },
+    /// Bind to a thread, or unbind with `None`.
+    Bind { thread: Option<ThreadId> },
+    /// An application-level ping; answered with `pong`.
+    Ping,
+    /// Replay what was missed on each stream after the given positions.
+    Resume { streams: Vec<StreamPosition> },
+    /// A frame of a type the application registered in `Config::app_frame_types`.
+    App {
+        kind: String,
+        payload: serde_json::Value,
+    },
+}
+
+/// A client's position on one stream, as sent in `resume`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct StreamPosition {
+    /// The stream, as `user:<id>` or `room:<id>`.
+    pub stream: StreamId,
+    /// The epoch and last sequence number the client saw.
+    #[serde(flatten)]
+    pub position: Position,
+}
+
+/// A parsed frame and its optional `ref`, echoed in the reply.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub frame: ClientFrame,
+    pub reference: Option<Box<RawValue>>,
+}
+
+/// Why a client frame could not be parsed.
+#[derive(Debug)]
+pub(crate) struct ParseError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub reference: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(rename = "ref", default)]
+    reference: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct JoinBody {
+    room: RoomId,
+    #[serde(default)]
+    since: Option<Position>,
+}
+
+#[derive(Deserialize)]
+struct RoomBody {
+    room: RoomId,
+}
+
+#[derive(Deserialize)]
+struct PublishBody {
+    room: RoomId,
+    event: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct BindBody {
+    thread: Option<ThreadId>,
+}
+
+#[derive(Deserialize)]
+struct ResumeBody {
+    streams: Vec<StreamPosition>,
+}
+
+#[derive(Deserialize)]
+struct AppBody {
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+/// Parse one client text frame. `app_types` are the application's own frame types.
+pub(crate) fn parse(text: &str, app_types: &[String]) -> Result<Parsed, ParseError> {
+    let head: Head<'_> = serde_json::from_str(text).map_err(|e| ParseError {
+        code: ErrorCode::MalformedJson,
+        message: e.to_string(),
+        reference: None,
+    })?;
+    let reference = head.reference;
+    let body = |r: Result<ClientFrame, serde_json::Error>| r;
+    let frame = match &*head.kind {
+        "join" => body(
+            serde_json::from_str::<JoinBody>(text).map(|b| ClientFrame::Join {
+                room: b.room,
+                since: b.since,
+            }),
+        ),
+        "leave" => body(
+            serde_json::from_str::<RoomBody>(text).map(|b| ClientFrame::Leave { room: b.room }),
+        ),
+        "publish" => {
+            body(
+                serde_json::from_str::<PublishBody>(text).map(|b| ClientFrame::Publish {
+                    room: b.room,
+                    event: b.event,
+                    data: b.data,
+                }),
+            )
+        }
+        "bind" => body(
+            serde_json::from_str::<BindBody>(text).map(|b| ClientFrame::Bind { thread: b.thread }),
+        ),
+        "ping" => Ok(ClientFrame::Ping),
+        "resume" => body(
+            serde_json::from_str::<ResumeBody>(text)
+                .map(|b| ClientFrame::Resume { streams: b.streams }),
+        ),
+        kind if app_types.iter().any(|t| t == kind) => body(
+            serde_json::from_str::<AppBody>(text).map(|b| ClientFrame::App {
+                kind: kind.to_owned(),
+                payload: b.data,
+            }),
+        ),
+        other => {
+            return Err(ParseError {
+                code: ErrorCode::UnknownType,
+                message: format!("unknown frame type {other:?}"),
+                reference,
+            })
+        }
+    };
+    match frame {
+        Ok(frame) => Ok(Parsed { frame, reference }),
+        Err(e) => Err(ParseError {
+            code: ErrorCode::InvalidFrame,
+            message: e.to_string(),
+            reference,
+        }),
+    }
+}
+
+/// The stable code of an `error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON, or has no string `type`.
+    MalformedJson,
+    /// The frame's `type` is known but a field is missing or of the wrong type.
+    InvalidFrame,
+    /// The frame's `type` is not part of the protocol.
+    UnknownType,
+    /// The frame came faster than the rate limit and was dropped.
+    RateLimited,
+    /// The connection may not join that room or address that stream.
+    Forbidden,
+    /// Publishing to or leaving a room the connection is not in.
+    NotMember,
+    /// The room has `max_members_per_room` members.
+    RoomFull,
+    /// The connection is in `max_rooms_per_connection` rooms.
+    TooManyRooms,
+    /// `resume` for a stream that already delivered live messages to this connection.
+    AlreadyLive,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidFrame => "invalid_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotMember => "not_member",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::AlreadyLive => "already_live",
+        }
+    }
+}
+
+/// Where a sequenced frame sits in its stream.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Sequence<'a> {
+    pub stream: &'a StreamId,
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+/// A frame the hub sends to clients. Encoded once with [`ServerFrame::encode`].
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ServerFrame<'a> {
+    Welcome {
+        conn: ConnId,
+        user: &'a UserId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thread: Option<&'a ThreadId>,
+        heartbeat_ms: u64,
+        stream: &'a StreamId,
+        epoch: u64,
+        seq: u64,
+    },
+    Message {
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        sequence: Option<Sequence<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<&'a RoomId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thread: Option<&'a ThreadId>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        from: Option<&'a UserId>,
+        event: &'a str,
+        data: &'a serde_json::Value,
+    },
+    Joined {
+        room: &'a RoomId,
+        #[serde(flatten)]
+        sequence: Sequence<'a>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a RawValue>,
+    },
+    Left {
+        room: &'a RoomId,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a RawValue>,
+    },
+    Bound {
+        thread: Option<&'a ThreadId>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a RawValue>,
+    },
+    Pong {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a RawValue>,
+    },
+    Gap {
+        stream: &'a StreamId,
+        epoch: u64,
+        from: u64,
+        to: u64,
+        reason: GapReason,
+    },
+    Resumed {
+        #[serde(flatten)]
+        sequence: Sequence<'a>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a RawValue>,
+    },
+    Error {
+        code: ErrorCode,
+        message: &'a str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a RawValue>,
+    },
+}
+
+/// Why a `gap` frame was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum GapReason {
+    /// History no longer reaches back to the client's position.
+    History,
+    /// The stream was created anew (a restart, or its history expired): everything after the
+    /// client's position in the old epoch is unknown.
+    Epoch,
+}
+
+/// An agent run event as clients receive it: `type` is the event kind.
+#[derive(Debug, Serialize)]
+pub(crate) struct RunFrame<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub run: &'a RunId,
+    pub agent: &'a AgentId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<&'a ThreadId>,
+    #[serde(flatten)]
+    pub sequence: Sequence<'a>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'a AgentEvent>,
+}
+
+impl ServerFrame<'_> {
+    /// Serialize the frame once; recipients share the bytes.
+    pub(crate) fn encode(&self) -> Bytes {
+        encode(self)
+    }
+}
+
+/// Serialize any server frame to shared bytes.
+pub(crate) fn encode<T: Serialize + ?Sized>(frame: &T) -> Bytes {
+    // Serializing these types cannot fail: every map key is a string and no Serialize impl
+    // of ours returns an error.
+    Bytes::from(serde_json::to_vec(frame).expect("server frames always serialize"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> ClientFrame {
+        parse(text, &["user_message".to_owned()]).unwrap().frame
+    }
+
+    #[test]
+    fn parses_every_client_frame() {
+        assert_eq!(
+            parse_ok(r#"{"type":"join","room":"lobby","extra":1}"#),
+            ClientFrame::Join {
+                room: "lobby".into(),
+                since: None
+            }
+        );
+        assert_eq!(
+            parse_ok(r#"{"type":"join","room":"a","since":{"epoch":2,"seq":9}}"#),
+            ClientFrame::Join {
+                room: "a".into(),
+                since: Some(Position { epoch: 2, seq: 9 })
+            }
+        );
+        assert_eq!(
+            parse_ok(r#"{"type":"leave","room":"a"}"#),
+            ClientFrame::Leave { room: "a".into() }
+        );
+        assert_eq!(
+            parse_ok(r#"{"type":"bind","thread":null}"#),
+            ClientFrame::Bind { thread: None }
+        );
+        assert_eq!(parse_ok(r#"{"type":"ping"}"#), ClientFrame::Ping);
+        assert!(matches!(
+            parse_ok(r#"{"type":"resume","streams":[{"stream":"room:a","epoch":1,"seq":3}]}"#),
+            ClientFrame::Resume { streams } if streams.len() == 1
+        ));
+        assert!(matches!(
+            parse_ok(r#"{"type":"user_message","data":{"text":"hi"}}"#),
+            ClientFrame::App { kind, .. } if kind == "user_message"
+        ));
+    }
+
+    #[test]
+    fn bad_frames_have_stable_codes_and_keep_the_ref() {
+        let err = |t: &str| parse(t, &[]).unwrap_err();
+        assert_eq!(err("{not json").code, ErrorCode::MalformedJson);
+        assert_eq!(err(r#"{"room":"a"}"#).code, ErrorCode::MalformedJson);
+        let e = err(r#"{"type":"dance","ref":7}"#);
+        assert_eq!(e.code, ErrorCode::UnknownType);
+        assert_eq!(e.reference.unwrap().get(), "7");
+        assert_eq!(err(r#"{"type":"join"}"#).code, ErrorCode::InvalidFrame);
+        assert_eq!(
+            err(r#"{"type":"join","room":5}"#).code,
+            ErrorCode::InvalidFrame
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            parse(&deep, &[]).unwrap_err().code,
+            ErrorCode::MalformedJson
+        );
+    }
+
+    #[test]
+    fn frames_encode_with_their_type_tag() {
+        let stream = StreamId::Room("a".into());
+        let data = serde_json::json!({"x": 1});
+        let bytes = ServerFrame::Message {
+            sequence: Some(Sequence {
+                stream: &stream,
+                epoch: 4,
+                seq: 2,
+            }),
+            room: None,
+            thread: None,
+            from: None,
+            event: "e",
+            data: &data,
+        }
+        .encode();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"message","stream":"room:a","epoch":4,"seq":2,"event":"e","data":{"x":1}})
+        );
+    }
+}

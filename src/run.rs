@@ -1,0 +1,460 @@
+//! Agent runs: the typed lifecycle events and the automaton that keeps them in order.
+//!
+//! A run goes `agent_started` → any number of `agent_thinking`, `tool_executing` and
+//! `tool_completed` (each completion after its execution) → exactly one ending:
+//! `agent_completed`, `agent_failed`, `agent_cancelled`, or `producer_lost` when the
+//! producer goes away. An event out of order is a [`RunError`] and is delivered to no one.
+//! The run remembers, per event, how many connections it reached, for [`RunReport`].
+
+use crate::id::{AgentId, RunId, ThreadId, UserId};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+use std::time::Instant;
+use thiserror::Error;
+
+/// One lifecycle event of an agent run, as published by the producer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AgentEvent {
+    /// The run began. Must come first.
+    AgentStarted {
+        /// Free-form details (the prompt, the model, ...).
+        #[serde(default)]
+        data: serde_json::Value,
+    },
+    /// An intermediate thought. Coalesced for readers that fall behind.
+    AgentThinking {
+        /// The thought, as text.
+        thought: String,
+    },
+    /// A tool call began.
+    ToolExecuting {
+        /// The tool's name.
+        tool: String,
+        /// Identifies the call when the same tool runs more than once; defaults to the name.
+        #[serde(default)]
+        call_id: Option<String>,
+        /// The tool's input.
+        #[serde(default)]
+        input: serde_json::Value,
+    },
+    /// A tool call finished. Must follow its `tool_executing`.
+    ToolCompleted {
+        /// The tool's name.
+        tool: String,
+        /// The call id given in `tool_executing`, if any.
+        #[serde(default)]
+        call_id: Option<String>,
+        /// The tool's output.
+        #[serde(default)]
+        output: serde_json::Value,
+    },
+    /// The run finished successfully. No tool call may still be open.
+    AgentCompleted {
+        /// The run's result.
+        #[serde(default)]
+        result: serde_json::Value,
+    },
+    /// The run failed.
+    AgentFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// The run was cancelled.
+    AgentCancelled {
+        /// Why, if known.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// The kind of a run event, without its payload (also `producer_lost`, which only the hub emits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// `agent_started`
+    AgentStarted,
+    /// `agent_thinking`
+    AgentThinking,
+    /// `tool_executing`
+    ToolExecuting,
+    /// `tool_completed`
+    ToolCompleted,
+    /// `agent_completed`
+    AgentCompleted,
+    /// `agent_failed`
+    AgentFailed,
+    /// `agent_cancelled`
+    AgentCancelled,
+    /// `producer_lost`: the producer went away before ending the run.
+    ProducerLost,
+}
+
+impl EventKind {
+    /// The frame type on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AgentStarted => "agent_started",
+            EventKind::AgentThinking => "agent_thinking",
+            EventKind::ToolExecuting => "tool_executing",
+            EventKind::ToolCompleted => "tool_completed",
+            EventKind::AgentCompleted => "agent_completed",
+            EventKind::AgentFailed => "agent_failed",
+            EventKind::AgentCancelled => "agent_cancelled",
+            EventKind::ProducerLost => "producer_lost",
+        }
+    }
+
+    /// True for the events that end a run.
+    pub fn is_ending(self) -> bool {
+        matches!(
+            self,
+            EventKind::AgentCompleted
+                | EventKind::AgentFailed
+                | EventKind::AgentCancelled
+                | EventKind::ProducerLost
+        )
+    }
+}
+
+impl AgentEvent {
+    /// The event's kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            AgentEvent::AgentStarted { .. } => EventKind::AgentStarted,
+            AgentEvent::AgentThinking { .. } => EventKind::AgentThinking,
+            AgentEvent::ToolExecuting { .. } => EventKind::ToolExecuting,
+            AgentEvent::ToolCompleted { .. } => EventKind::ToolCompleted,
+            AgentEvent::AgentCompleted { .. } => EventKind::AgentCompleted,
+            AgentEvent::AgentFailed { .. } => EventKind::AgentFailed,
+            AgentEvent::AgentCancelled { .. } => EventKind::AgentCancelled,
+        }
+    }
+}
+
+/// Why an agent event was refused. Nothing was delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RunError {
+    /// The first event of a run must be `agent_started`.
+    #[error("run {0} has not started: the first event must be agent_started")]
+    NotStarted(RunId),
+    /// `agent_started` for a run that already started.
+    #[error("run {0} has already started")]
+    AlreadyStarted(RunId),
+    /// An event after the run ended.
+    #[error("run {0} has already ended")]
+    Ended(RunId),
+    /// `tool_completed` without a matching open `tool_executing`.
+    #[error("run {run}: tool_completed for {call:?} without its tool_executing")]
+    ToolNotExecuting {
+        /// The run.
+        run: RunId,
+        /// The call id (or tool name) that was not executing.
+        call: String,
+    },
+    /// `tool_executing` for a call that is already executing.
+    #[error("run {run}: tool call {call:?} is already executing")]
+    ToolAlreadyExecuting {
+        /// The run.
+        run: RunId,
+        /// The call id (or tool name).
+        call: String,
+    },
+    /// `agent_completed` while tool calls are still open.
+    #[error("run {run}: agent_completed with tool calls still executing: {open:?}")]
+    ToolsStillExecuting {
+        /// The run.
+        run: RunId,
+        /// The open call ids.
+        open: Vec<String>,
+    },
+    /// The hub is at its limit of runs in progress.
+    #[error("too many runs in progress")]
+    TooManyRuns,
+}
+
+/// Where a run is in its lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    /// Started, not ended; the open tool calls.
+    Running {
+        /// Call ids of tools executing now.
+        open_calls: SmallVec<[String; 2]>,
+    },
+    /// Ended with this event.
+    Ended(EventKind),
+}
+
+/// One event of a run and how many connections of the user it reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    /// The event.
+    pub kind: EventKind,
+    /// Sequence number in the user's stream.
+    pub seq: u64,
+    /// Connections it was handed to when published (0 = buffered only).
+    pub reached: usize,
+}
+
+/// What happened to a run: each event and whether it reached at least one connection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// The run.
+    pub run: RunId,
+    /// Its user.
+    pub user: UserId,
+    /// Its agent.
+    pub agent: AgentId,
+    /// Its thread, if bound to one.
+    pub thread: Option<ThreadId>,
+    /// Every accepted event, in order.
+    pub events: Vec<EventRecord>,
+    /// The ending, once the run ended.
+    pub ended: Option<EventKind>,
+}
+
+impl RunReport {
+    /// True if every event reached at least one connection when it was published.
+    pub fn fully_delivered(&self) -> bool {
+        self.events.iter().all(|e| e.reached > 0)
+    }
+}
+
+/// A run in the hub: its automaton state and its report.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub state: RunState,
+    pub report: RunReport,
+    pub last_event_at: Instant,
+}
+
+fn call_key(tool: &str, call_id: &Option<String>) -> String {
+    call_id.clone().unwrap_or_else(|| tool.to_owned())
+}
+
+impl Run {
+    /// Start a run with its first event, which must be `agent_started`.
+    pub fn start(
+        now: Instant,
+        run: RunId,
+        user: UserId,
+        agent: AgentId,
+        thread: Option<ThreadId>,
+        event: &AgentEvent,
+    ) -> Result<Run, RunError> {
+        if event.kind() != EventKind::AgentStarted {
+            return Err(RunError::NotStarted(run));
+        }
+        Ok(Run {
+            state: RunState::Running {
+                open_calls: SmallVec::new(),
+            },
+            report: RunReport {
+                run,
+                user,
+                agent,
+                thread,
+                events: Vec::new(),
+                ended: None,
+            },
+            last_event_at: now,
+        })
+    }
+
+    /// Check that `event` may come next, without changing anything.
+    pub fn check(&self, event: &AgentEvent) -> Result<(), RunError> {
+        let run = || self.report.run.clone();
+        let RunState::Running { open_calls } = &self.state else {
+            return Err(RunError::Ended(run()));
+        };
+        match event {
+            AgentEvent::AgentStarted { .. } if !self.report.events.is_empty() => {
+                Err(RunError::AlreadyStarted(run()))
+            }
+            AgentEvent::ToolExecuting { tool, call_id, .. } => {
+                let call = call_key(tool, call_id);
+                if open_calls.contains(&call) {
+                    Err(RunError::ToolAlreadyExecuting { run: run(), call })
+                } else {
+                    Ok(())
+                }
+            }
+            AgentEvent::ToolCompleted { tool, call_id, .. } => {
+                let call = call_key(tool, call_id);
+                if open_calls.contains(&call) {
+                    Ok(())
+                } else {
+                    Err(RunError::ToolNotExecuting { run: run(), call })
+                }
+            }
+            AgentEvent::AgentCompleted { .. } if !open_calls.is_empty() => {
+                Err(RunError::ToolsStillExecuting {
+                    run: run(),
+                    open: open_calls.to_vec(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Apply an event that passed [`Run::check`] (or the hub's `producer_lost`).
+    pub fn record(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        event: Option<&AgentEvent>,
+        seq: u64,
+        reached: usize,
+    ) {
+        self.last_event_at = now;
+        self.report.events.push(EventRecord { kind, seq, reached });
+        if let RunState::Running { open_calls } = &mut self.state {
+            match event {
+                Some(AgentEvent::ToolExecuting { tool, call_id, .. }) => {
+                    open_calls.push(call_key(tool, call_id))
+                }
+                Some(AgentEvent::ToolCompleted { tool, call_id, .. }) => {
+                    let call = call_key(tool, call_id);
+                    open_calls.retain(|c| *c != call);
+                }
+                _ => {}
+            }
+        }
+        if kind.is_ending() {
+            self.state = RunState::Ended(kind);
+            self.report.ended = Some(kind);
+        }
+    }
+
+    /// True while the run has not ended.
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, RunState::Running { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> AgentEvent {
+        AgentEvent::AgentStarted {
+            data: serde_json::Value::Null,
+        }
+    }
+
+    fn tool(kind: EventKind, name: &str) -> AgentEvent {
+        match kind {
+            EventKind::ToolExecuting => AgentEvent::ToolExecuting {
+                tool: name.into(),
+                call_id: None,
+                input: serde_json::Value::Null,
+            },
+            _ => AgentEvent::ToolCompleted {
+                tool: name.into(),
+                call_id: None,
+                output: serde_json::Value::Null,
+            },
+        }
+    }
+
+    fn new_run(now: Instant) -> Run {
+        Run::start(now, "r".into(), "u".into(), "a".into(), None, &started()).unwrap()
+    }
+
+    fn apply(run: &mut Run, now: Instant, e: &AgentEvent) -> Result<(), RunError> {
+        run.check(e)?;
+        run.record(now, e.kind(), Some(e), 0, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn the_golden_path_is_accepted() {
+        let now = Instant::now();
+        let mut run = new_run(now);
+        for e in [
+            started(),
+            AgentEvent::AgentThinking {
+                thought: "hm".into(),
+            },
+            tool(EventKind::ToolExecuting, "search"),
+            tool(EventKind::ToolCompleted, "search"),
+            AgentEvent::AgentCompleted {
+                result: serde_json::Value::Null,
+            },
+        ] {
+            apply(&mut run, now, &e).unwrap();
+        }
+        assert_eq!(run.state, RunState::Ended(EventKind::AgentCompleted));
+        assert_eq!(run.report.events.len(), 5);
+    }
+
+    #[test]
+    fn out_of_order_events_are_refused() {
+        let now = Instant::now();
+        assert!(matches!(
+            Run::start(
+                now,
+                "r".into(),
+                "u".into(),
+                "a".into(),
+                None,
+                &AgentEvent::AgentThinking {
+                    thought: String::new()
+                }
+            ),
+            Err(RunError::NotStarted(_))
+        ));
+        let mut run = new_run(now);
+        apply(&mut run, now, &started()).unwrap();
+        assert!(matches!(
+            apply(&mut run, now, &started()),
+            Err(RunError::AlreadyStarted(_))
+        ));
+        assert!(matches!(
+            apply(&mut run, now, &tool(EventKind::ToolCompleted, "x")),
+            Err(RunError::ToolNotExecuting { .. })
+        ));
+        apply(&mut run, now, &tool(EventKind::ToolExecuting, "x")).unwrap();
+        assert!(matches!(
+            apply(&mut run, now, &tool(EventKind::ToolExecuting, "x")),
+            Err(RunError::ToolAlreadyExecuting { .. })
+        ));
+        assert!(matches!(
+            apply(
+                &mut run,
+                now,
+                &AgentEvent::AgentCompleted {
+                    result: serde_json::Value::Null
+                }
+            ),
+            Err(RunError::ToolsStillExecuting { .. })
+        ));
+        apply(
+            &mut run,
+            now,
+            &AgentEvent::AgentFailed {
+                error: "boom".into(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            apply(
+                &mut run,
+                now,
+                &AgentEvent::AgentThinking {
+                    thought: String::new()
+                }
+            ),
+            Err(RunError::Ended(_))
+        ));
+    }
+
+    #[test]
+    fn events_parse_from_their_wire_names() {
+        let e: AgentEvent =
+            serde_json::from_str(r#"{"event":"tool_executing","tool":"search","input":{"q":1}}"#)
+                .unwrap();
+        assert_eq!(e.kind(), EventKind::ToolExecuting);
+        assert_eq!(e.kind().as_str(), "tool_executing");
+    }
+}

@@ -1,0 +1,102 @@
+//! Counters and gauges: what the hub has done and what it holds now.
+
+use crate::reason::ReasonCounts;
+use std::time::Duration;
+
+/// Upper bounds of the round-trip histogram buckets, in milliseconds (the last is +inf).
+pub const RTT_BUCKETS_MS: [u64; 11] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+
+/// A histogram of ping round-trip times.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RttHistogram {
+    /// Count per bucket of [`RTT_BUCKETS_MS`], plus one for larger values.
+    pub buckets: [u64; RTT_BUCKETS_MS.len() + 1],
+    /// Sum of all samples.
+    pub sum: Duration,
+    /// Number of samples.
+    pub count: u64,
+}
+
+impl RttHistogram {
+    pub(crate) fn record(&mut self, rtt: Duration) {
+        let ms = rtt.as_millis();
+        let i = RTT_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= u128::from(b))
+            .unwrap_or(RTT_BUCKETS_MS.len());
+        self.buckets[i] += 1;
+        self.sum += rtt;
+        self.count += 1;
+    }
+}
+
+/// Monotonic counters since the hub was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Connections opened.
+    pub opened: u64,
+    /// Connections refused at open (also counted in `closes` by reason).
+    pub refused: u64,
+    /// Publishes (backend and client) accepted.
+    pub publishes: u64,
+    /// Client frames received.
+    pub messages_in: u64,
+    /// Client bytes received.
+    pub bytes_in: u64,
+    /// Frames handed to transports.
+    pub messages_out: u64,
+    /// Bytes handed to transports.
+    pub bytes_out: u64,
+    /// Closes by reason (evictions are `closes.get(Reason::Evicted)`).
+    pub closes: ReasonCounts,
+    /// Dropped or refused frames by reason.
+    pub drops: ReasonCounts,
+    /// Dead connections that came back.
+    pub resurrections: u64,
+    /// Pings that went unanswered.
+    pub missed_pongs: u64,
+    /// Frames sent again from history (resume, offline, late join).
+    pub replayed: u64,
+    /// `gap` frames sent.
+    pub gaps: u64,
+    /// Ping round trips.
+    pub rtt: RttHistogram,
+}
+
+/// A snapshot of the hub: gauges computed now, counters since the start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Open connections.
+    pub connections: usize,
+    /// Users with at least one open connection.
+    pub users: usize,
+    /// Rooms with at least one member.
+    pub rooms: usize,
+    /// Threads with at least one bound connection.
+    pub threads: usize,
+    /// Streams kept (with members or with history).
+    pub streams: usize,
+    /// Agent runs in progress.
+    pub runs_active: usize,
+    /// Pending `wait_for_connection` registrations.
+    pub waiters: usize,
+    /// Frames waiting in outbound queues.
+    pub queued_messages: usize,
+    /// Bytes waiting in outbound queues.
+    pub queued_bytes: usize,
+    /// Bytes handed to transports and not yet flushed.
+    pub inflight_bytes: usize,
+    /// Messages kept in stream histories.
+    pub history_messages: usize,
+    /// Bytes kept in stream histories.
+    pub history_bytes: usize,
+    /// Connections by health score: 0–19, 20–39, 40–59, 60–79, 80–100.
+    pub health: [usize; 5],
+    /// Counters since the hub was created.
+    pub counters: Counters,
+}
+
+/// The health histogram bucket of a score.
+pub(crate) fn health_bucket(score: u8) -> usize {
+    usize::from(score.min(99) / 20)
+}

@@ -1,0 +1,294 @@
+//! Sequenced streams and their bounded history: what makes resume and offline buffering work.
+//!
+//! Every user and every room has a stream. A message to it gets the next sequence number
+//! (gap-free per stream) and stays in the stream's history, bounded by count, bytes and age
+//! ([`HistoryConfig`]). The epoch changes whenever a stream is created anew, so a client
+//! holding a position from a lost history learns that it is stale.
+
+use crate::config::HistoryConfig;
+use crate::id::{RoomId, RunId, ThreadId, UserId};
+use crate::outbox::CoalesceKey;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Instant;
+
+/// A stream: the sequenced messages of one user or one room.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreamId {
+    /// Messages addressed to a user, a user's thread, and the user's agent runs.
+    User(UserId),
+    /// Messages published to a room.
+    Room(RoomId),
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamId::User(u) => write!(f, "user:{u}"),
+            StreamId::Room(r) => write!(f, "room:{r}"),
+        }
+    }
+}
+
+impl std::str::FromStr for StreamId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("user", id)) if !id.is_empty() => Ok(StreamId::User(id.into())),
+            Some(("room", id)) if !id.is_empty() => Ok(StreamId::Room(id.into())),
+            _ => Err(format!("{s:?} is not a stream (user:<id> or room:<id>)")),
+        }
+    }
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A place in a stream: its epoch and the last sequence number seen (0 = nothing yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Position {
+    /// The stream epoch the sequence number belongs to.
+    pub epoch: u64,
+    /// The last sequence number seen.
+    pub seq: u64,
+}
+
+/// Why a replay starts with a `gap` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gap {
+    pub from: u64,
+    pub to: u64,
+}
+
+/// One message kept in history, with what decides who may receive it again.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub seq: u64,
+    pub at: Instant,
+    pub frame: Bytes,
+    /// Only connections bound to this thread receive the entry (user streams).
+    pub thread: Option<ThreadId>,
+    /// The agent run the entry belongs to, for late joiners.
+    pub run: Option<RunId>,
+    /// Agent thinking: may be replaced by a newer one while a reader is behind.
+    pub coalesce: Option<CoalesceKey>,
+}
+
+/// A stream's counter and history.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    epoch: u64,
+    head: u64,
+    history: VecDeque<Entry>,
+    bytes: usize,
+    /// Set while the stream's user has no open connection: the head when the last one
+    /// closed. Entries after it are delivered to the next connection that opens.
+    pub offline_after: Option<u64>,
+}
+
+impl Stream {
+    pub fn new(epoch: u64) -> Self {
+        Self {
+            epoch,
+            head: 0,
+            history: VecDeque::new(),
+            bytes: 0,
+            offline_after: None,
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The last sequence number assigned.
+    pub fn position(&self) -> Position {
+        Position {
+            epoch: self.epoch,
+            seq: self.head,
+        }
+    }
+
+    /// Reserve the next sequence number.
+    pub fn next_seq(&mut self) -> u64 {
+        self.head += 1;
+        self.head
+    }
+
+    /// Keep `entry` (whose seq came from [`Stream::next_seq`]) and trim to the bounds.
+    pub fn append(&mut self, entry: Entry, limits: &HistoryConfig) {
+        self.bytes += entry.frame.len();
+        self.history.push_back(entry);
+        while self.history.len() > limits.max_messages || self.bytes > limits.max_bytes {
+            self.pop_oldest();
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(old) = self.history.pop_front() {
+            self.bytes -= old.frame.len();
+        }
+    }
+
+    /// Drop entries older than `max_age`.
+    pub fn expire(&mut self, now: Instant, limits: &HistoryConfig) {
+        while let Some(front) = self.history.front() {
+            if now.saturating_duration_since(front.at) < limits.max_age {
+                break;
+            }
+            self.pop_oldest();
+        }
+    }
+
+    /// True when the stream holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.history.is_empty()
+    }
+
+    /// Entries currently kept, and their total size in bytes.
+    pub fn retained(&self) -> (usize, usize) {
+        (self.history.len(), self.bytes)
+    }
+
+    /// What a reader at `after` is missing: a gap if history does not reach back (or the
+    /// epoch differs), and the first sequence number it can still receive.
+    pub fn catch_up_from(&self, after: Position) -> (Option<Gap>, u64) {
+        let oldest = self.history.front().map_or(self.head + 1, |e| e.seq);
+        if after.epoch != self.epoch || after.seq > self.head {
+            let gap = Gap {
+                from: 1,
+                to: oldest - 1,
+            };
+            return (Some(gap), 1);
+        }
+        let wanted = after.seq + 1;
+        if wanted < oldest {
+            (
+                Some(Gap {
+                    from: wanted,
+                    to: oldest - 1,
+                }),
+                oldest,
+            )
+        } else {
+            (None, wanted)
+        }
+    }
+
+    /// Entries with a sequence number of at least `from`, oldest first.
+    pub fn entries_from(&self, from: u64) -> impl Iterator<Item = &Entry> {
+        let oldest = self.history.front().map_or(0, |e| e.seq);
+        let skip = from.saturating_sub(oldest) as usize;
+        self.history.iter().skip(skip)
+    }
+
+    /// Entries of the given run, oldest first (for late joiners).
+    pub fn entries_of_run<'a>(&'a self, run: &'a RunId) -> impl Iterator<Item = &'a Entry> {
+        self.history
+            .iter()
+            .filter(move |e| e.run.as_ref() == Some(run))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limits(max_messages: usize) -> HistoryConfig {
+        HistoryConfig {
+            max_messages,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(60),
+        }
+    }
+
+    fn push(s: &mut Stream, now: Instant, l: &HistoryConfig) -> u64 {
+        let seq = s.next_seq();
+        let entry = Entry {
+            seq,
+            at: now,
+            frame: Bytes::from(format!("m{seq}")),
+            thread: None,
+            run: None,
+            coalesce: None,
+        };
+        s.append(entry, l);
+        seq
+    }
+
+    #[test]
+    fn stream_ids_round_trip() {
+        for s in ["user:alice", "room:lobby:2"] {
+            assert_eq!(s.parse::<StreamId>().unwrap().to_string(), s);
+        }
+        assert!("alice".parse::<StreamId>().is_err());
+        assert!("room:".parse::<StreamId>().is_err());
+    }
+
+    #[test]
+    fn catch_up_within_history_has_no_gap() {
+        let now = Instant::now();
+        let l = limits(10);
+        let mut s = Stream::new(7);
+        for _ in 0..5 {
+            push(&mut s, now, &l);
+        }
+        let (gap, from) = s.catch_up_from(Position { epoch: 7, seq: 2 });
+        assert_eq!(gap, None);
+        let seqs: Vec<u64> = s.entries_from(from).map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn catch_up_past_history_reports_the_exact_gap() {
+        let now = Instant::now();
+        let l = limits(3);
+        let mut s = Stream::new(1);
+        for _ in 0..10 {
+            push(&mut s, now, &l);
+        }
+        assert_eq!(s.retained().0, 3);
+        let (gap, from) = s.catch_up_from(Position { epoch: 1, seq: 4 });
+        assert_eq!(gap, Some(Gap { from: 5, to: 7 }));
+        assert_eq!(from, 8);
+    }
+
+    #[test]
+    fn another_epoch_is_a_gap_from_the_start() {
+        let now = Instant::now();
+        let l = limits(3);
+        let mut s = Stream::new(2);
+        push(&mut s, now, &l);
+        let (gap, from) = s.catch_up_from(Position { epoch: 1, seq: 40 });
+        assert_eq!(gap, Some(Gap { from: 1, to: 0 }));
+        assert_eq!(from, 1);
+    }
+
+    #[test]
+    fn history_expires_by_age() {
+        let now = Instant::now();
+        let l = limits(10);
+        let mut s = Stream::new(1);
+        push(&mut s, now, &l);
+        push(&mut s, now + Duration::from_secs(30), &l);
+        s.expire(now + Duration::from_secs(61), &l);
+        assert_eq!(s.retained().0, 1);
+        s.expire(now + Duration::from_secs(91), &l);
+        assert!(s.is_empty());
+        assert_eq!(s.position().seq, 2, "the counter survives an empty history");
+    }
+}
