@@ -903,71 +903,83 @@ impl Hub {
         );
     }
 
-    /// Replay the user stream to `id` after `after` (with a gap if history does not reach
-    /// back), plus — with `runs` — the events of runs in progress on its thread.
-    fn catch_up_user(&mut self, id: ConnId, after: Option<Position>, runs: bool) {
-        let conn = &self.conns[id.index()];
-        let stream_id = StreamId::User(conn.user.clone());
-        let running: SmallVec<[RunId; 2]> = if runs {
-            self.running_on_thread(&conn.user, conn.thread.as_ref())
-        } else {
-            SmallVec::new()
-        };
-        let Some(stream) = self.streams.get(&stream_id) else {
-            return;
-        };
+    /// Replay `stream_id` to `id` after `after` (opening with a `gap` frame if history does not
+    /// reach back, or the epoch changed), plus the entries of the `runs` given, keeping to what
+    /// the connection's thread selects. Returns the first sequence number the connection now
+    /// has every message from, or `None` if the hub keeps no such stream.
+    fn replay(
+        &mut self,
+        id: ConnId,
+        stream_id: &StreamId,
+        after: Option<Position>,
+        runs: &[RunId],
+    ) -> Option<u64> {
+        let stream = self.streams.get(stream_id)?;
         let (gap, from) = match after {
             Some(p) => stream.catch_up_from(p),
             None => (None, stream.position().seq + 1),
         };
         if let Some(gap) = gap {
-            let reason = if after.is_some_and(|p| p.epoch != stream.epoch()) {
-                GapReason::Epoch
-            } else {
-                GapReason::History
-            };
             let epoch = stream.epoch();
-            self.send_gap(id, &stream_id, epoch, gap.from, gap.to, reason);
+            self.send_gap(id, stream_id, epoch, gap.from, gap.to, gap.reason);
         }
-        let stream = &self.streams[&stream_id];
+        let stream = &self.streams[stream_id];
         let conn = &mut self.conns[id.index()];
-        if after.is_some() {
-            conn.user_from = from;
-        }
-        let start = if running.is_empty() { from } else { 0 };
+        let start = if runs.is_empty() { from } else { 0 };
         for e in stream.entries_from(start) {
-            let wanted = e.seq >= from || e.run.as_ref().is_some_and(|r| running.contains(r));
+            let wanted = e.seq >= from || e.run.as_ref().is_some_and(|r| runs.contains(r));
             if wanted && conn.wants_thread(e.thread.as_ref()) {
                 self.wire.counters.replayed += 1;
                 self.wire.offer(id, conn, &e.frame, e.coalesce.as_ref());
             }
+        }
+        Some(from)
+    }
+
+    /// Replay the user stream to a connection that just opened: after `after`, plus the events
+    /// so far of runs in progress that it receives.
+    fn catch_up_user(&mut self, id: ConnId, after: Option<Position>, runs: bool) {
+        let conn = &self.conns[id.index()];
+        let stream_id = StreamId::User(conn.user.clone());
+        let running: SmallVec<[RunId; 2]> = if runs {
+            self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), true)
+        } else {
+            SmallVec::new()
+        };
+        let from = self.replay(id, &stream_id, after, &running);
+        if let (Some(from), Some(_)) = (from, after) {
+            self.conns[id.index()].user_from = from;
         }
     }
 
     /// Send a connection that just bound to a thread the events so far of runs in progress.
     fn catch_up_runs(&mut self, id: ConnId) {
         let conn = &self.conns[id.index()];
-        let running = self.running_on_thread(&conn.user, conn.thread.as_ref());
-        let Some(stream) = self.streams.get(&StreamId::User(conn.user.clone())) else {
-            return;
-        };
-        let conn = &mut self.conns[id.index()];
-        for run in &running {
-            for e in stream.entries_of_run(run) {
-                self.wire.counters.replayed += 1;
-                self.wire.offer(id, conn, &e.frame, e.coalesce.as_ref());
-            }
+        let stream_id = StreamId::User(conn.user.clone());
+        let running = self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), false);
+        if !running.is_empty() {
+            self.replay(id, &stream_id, None, &running);
         }
     }
 
-    fn running_on_thread(&self, user: &UserId, thread: Option<&ThreadId>) -> SmallVec<[RunId; 2]> {
-        let Some(thread) = thread else {
-            return SmallVec::new();
-        };
+    /// The runs in progress of `user` that a connection on `thread` receives and has not
+    /// seen yet: those of its thread, and (for a connection that just opened, `with_unthreaded`)
+    /// those without a thread, which reach every connection of the user.
+    fn runs_to_catch_up(
+        &self,
+        user: &UserId,
+        thread: Option<&ThreadId>,
+        with_unthreaded: bool,
+    ) -> SmallVec<[RunId; 2]> {
         self.runs
             .iter()
             .filter(|((u, _), run)| {
-                u == user && run.is_running() && run.report.thread.as_ref() == Some(thread)
+                let run_thread = run.report.thread.as_ref();
+                let selected = match run_thread {
+                    Some(t) => Some(t) == thread,
+                    None => with_unthreaded,
+                };
+                u == user && run.is_running() && selected
             })
             .map(|((_, r), _)| r.clone())
             .collect()
@@ -1031,27 +1043,10 @@ impl Hub {
 
     fn catch_up_room(&mut self, id: ConnId, room: &RoomId, slot: usize, after: Position) {
         let stream_id = StreamId::Room(room.clone());
-        let Some(stream) = self.streams.get(&stream_id) else {
-            return;
-        };
-        let (gap, from) = stream.catch_up_from(after);
-        if let Some(gap) = gap {
-            let reason = if after.epoch != stream.epoch() {
-                GapReason::Epoch
-            } else {
-                GapReason::History
-            };
-            let epoch = stream.epoch();
-            self.send_gap(id, &stream_id, epoch, gap.from, gap.to, reason);
-        }
-        if let Some(member) = self.rooms.member_mut(room, slot) {
-            member.from = from;
-        }
-        let stream = &self.streams[&stream_id];
-        let conn = &mut self.conns[id.index()];
-        for e in stream.entries_from(from) {
-            self.wire.counters.replayed += 1;
-            self.wire.offer(id, conn, &e.frame, e.coalesce.as_ref());
+        if let Some(from) = self.replay(id, &stream_id, Some(after), &[]) {
+            if let Some(member) = self.rooms.member_mut(room, slot) {
+                member.from = from;
+            }
         }
     }
 

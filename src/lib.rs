@@ -60,3 +60,8 @@ pub use scope::UserScope;
 pub use stats::{Counters, RttHistogram, Stats};
 pub use stream::{Position, StreamId};
 pub use target::{Audience, Target};
+
+/// The README's example, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -8,6 +8,7 @@
 use crate::config::HistoryConfig;
 use crate::id::{RoomId, RunId, ThreadId, UserId};
 use crate::outbox::CoalesceKey;
+use crate::protocol::GapReason;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -66,11 +67,12 @@ pub struct Position {
     pub seq: u64,
 }
 
-/// Why a replay starts with a `gap` frame.
+/// The messages a reader can no longer receive, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Gap {
     pub from: u64,
     pub to: u64,
+    pub reason: GapReason,
 }
 
 /// One message kept in history, with what decides who may receive it again.
@@ -171,6 +173,7 @@ impl Stream {
             let gap = Gap {
                 from: 1,
                 to: oldest - 1,
+                reason: GapReason::Epoch,
             };
             return (Some(gap), 1);
         }
@@ -180,6 +183,7 @@ impl Stream {
                 Some(Gap {
                     from: wanted,
                     to: oldest - 1,
+                    reason: GapReason::History,
                 }),
                 oldest,
             )
@@ -193,13 +197,6 @@ impl Stream {
         let oldest = self.history.front().map_or(0, |e| e.seq);
         let skip = from.saturating_sub(oldest) as usize;
         self.history.iter().skip(skip)
-    }
-
-    /// Entries of the given run, oldest first (for late joiners).
-    pub fn entries_of_run<'a>(&'a self, run: &'a RunId) -> impl Iterator<Item = &'a Entry> {
-        self.history
-            .iter()
-            .filter(move |e| e.run.as_ref() == Some(run))
     }
 }
 
@@ -263,7 +260,14 @@ mod tests {
         }
         assert_eq!(s.retained().0, 3);
         let (gap, from) = s.catch_up_from(Position { epoch: 1, seq: 4 });
-        assert_eq!(gap, Some(Gap { from: 5, to: 7 }));
+        assert_eq!(
+            gap,
+            Some(Gap {
+                from: 5,
+                to: 7,
+                reason: GapReason::History
+            })
+        );
         assert_eq!(from, 8);
     }
 
@@ -274,7 +278,14 @@ mod tests {
         let mut s = Stream::new(2);
         push(&mut s, now, &l);
         let (gap, from) = s.catch_up_from(Position { epoch: 1, seq: 40 });
-        assert_eq!(gap, Some(Gap { from: 1, to: 0 }));
+        assert_eq!(
+            gap,
+            Some(Gap {
+                from: 1,
+                to: 0,
+                reason: GapReason::Epoch
+            })
+        );
         assert_eq!(from, 1);
     }
 
