@@ -2,7 +2,7 @@
 //! here once into [`Bytes`] and shared by every recipient.
 //!
 //! `docs/PROTOCOL.md` is the prose version of this module. Unknown fields are ignored,
-//! unknown `type`s and malformed JSON are [`ParseError`]s that become `error` frames.
+//! unknown `type`s and malformed JSON are parse errors that become `error` frames.
 
 use crate::id::{AgentId, ConnId, RoomId, RunId, ThreadId, UserId};
 use crate::run::AgentEvent;
