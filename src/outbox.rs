@@ -61,25 +61,29 @@ impl Outbox {
             self.inflight += len;
             return Offer::Send(frame);
         }
-        let mut offer = Offer::Queued;
-        if let Some(key) = coalesce {
-            if let Some(i) = self
-                .queue
+        let replaced = coalesce.and_then(|key| {
+            self.queue
                 .iter()
                 .position(|q| q.coalesce.as_ref() == Some(key))
-            {
-                let old = self.queue.remove(i).expect("index from position");
-                self.queued_bytes -= old.frame.len();
-                offer = Offer::Coalesced;
-            }
-        }
-        if self.queue.len() >= limits.queue_messages || self.queued_bytes + len > limits.queue_bytes
+        });
+        // Check the fit before replacing anything, so that a frame that is shed leaves the
+        // one it would have replaced in place (nothing is dropped without being counted).
+        let (freed_messages, freed_bytes) =
+            replaced.map_or((0, 0), |i| (1, self.queue[i].frame.len()));
+        if self.queue.len() - freed_messages >= limits.queue_messages
+            || self.queued_bytes - freed_bytes + len > limits.queue_bytes
         {
             return if coalesce.is_some() {
                 Offer::Shed
             } else {
                 Offer::Overflow
             };
+        }
+        let mut offer = Offer::Queued;
+        if let Some(i) = replaced {
+            let old = self.queue.remove(i).expect("index from position");
+            self.queued_bytes -= old.frame.len();
+            offer = Offer::Coalesced;
         }
         self.queued_bytes += len;
         self.queue.push_back(Queued {
