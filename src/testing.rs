@@ -134,12 +134,16 @@ impl Harness {
                         .clients
                         .get_mut(&conn)
                         .expect("frames only go to open clients");
-                    if client.reading {
+                    // Frames written earlier and still unread come first: a client that
+                    // resumes reading drains them in order (see `set_reading`).
+                    if client.reading && client.unread.is_empty() {
                         client.read(&frame);
                         let bytes = frame.len();
-                        self.hub
-                            .handle_input(self.now, Input::Flushed { conn, bytes })
-                            .expect("open");
+                        // The connection may have been closed by the same operation (a 4008
+                        // during a replay): like a transport, ignore the input that races it.
+                        let _ = self
+                            .hub
+                            .handle_input(self.now, Input::Flushed { conn, bytes });
                     } else {
                         client.unread.push_back(frame);
                     }
