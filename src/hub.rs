@@ -92,7 +92,7 @@ impl Wire {
         self.outputs.push_back(Output::Send { conn: id, frame });
     }
 
-    /// Offer `frame` to a connection through its outbox. True if it was sent or queued.
+    /// Offer a live `frame` to a connection through its outbox. True if it was sent or queued.
     fn offer(
         &mut self,
         id: ConnId,
@@ -100,7 +100,27 @@ impl Wire {
         frame: &Bytes,
         coalesce: Option<&CoalesceKey>,
     ) -> bool {
-        match conn.outbox.offer(frame.clone(), coalesce, &self.limits) {
+        let offer = conn.outbox.offer(frame.clone(), coalesce, &self.limits);
+        self.settle(id, conn, offer)
+    }
+
+    /// Offer a `frame` replayed from history: outside the queue limits (see [`crate::outbox`]).
+    fn offer_replay(
+        &mut self,
+        id: ConnId,
+        conn: &mut Connection,
+        frame: &Bytes,
+        coalesce: Option<&CoalesceKey>,
+    ) -> bool {
+        let offer = conn
+            .outbox
+            .offer_replay(frame.clone(), coalesce, &self.limits);
+        self.settle(id, conn, offer)
+    }
+
+    /// Act on what the outbox decided for a frame. True if it was sent or queued.
+    fn settle(&mut self, id: ConnId, conn: &mut Connection, offer: Offer) -> bool {
+        match offer {
             Offer::Send(frame) => {
                 self.push_send(id, conn, frame);
                 true
@@ -240,9 +260,7 @@ impl Hub {
         self.wire.counters.opened += 1;
 
         let stream_id = StreamId::User(user.clone());
-        let stream = self.user_stream(&user);
-        let position = stream.position();
-        let buffered = stream.offline_after.take();
+        let position = self.user_stream(&user).position();
         let conn = &mut self.conns[index];
         let welcome = ServerFrame::Welcome {
             conn: id,
@@ -255,11 +273,7 @@ impl Hub {
         }
         .encode();
         self.wire.offer(id, conn, &welcome, None);
-        let after = resume.or(buffered.map(|seq| Position {
-            epoch: position.epoch,
-            seq,
-        }));
-        self.catch_up_user(id, after, true);
+        self.catch_up_user(id, resume);
         self.wire.notice(Notice::Opened {
             conn: id,
             user: user.clone(),
@@ -382,11 +396,8 @@ impl Hub {
             if conns.is_empty() {
                 self.users.remove(&conn.user);
                 let stream = StreamId::User(conn.user.clone());
-                if let Some(s) = self.streams.get_mut(&stream) {
-                    s.offline_after = Some(s.position().seq);
-                    if s.is_empty() {
-                        self.streams.remove(&stream);
-                    }
+                if self.streams.get(&stream).is_some_and(Stream::is_empty) {
+                    self.streams.remove(&stream);
                 }
             }
         }
@@ -827,12 +838,13 @@ impl Hub {
         .encode();
         self.wire.offer(id, conn, &frame, None);
         if changed {
-            self.catch_up_runs(id);
+            self.catch_up_thread(id);
         }
     }
 
     /// Bind `conn` to `thread` (or unbind with `None`); the client gets `bound`, then the
-    /// events so far of agent runs in progress on the new thread.
+    /// events so far of agent runs in progress on the new thread and the thread's messages
+    /// that waited for a connection.
     pub fn update_connection_thread(
         &mut self,
         conn: ConnId,
@@ -855,10 +867,7 @@ impl Hub {
     fn user_stream(&mut self, user: &UserId) -> &mut Stream {
         let key = StreamId::User(user.clone());
         if !self.streams.contains_key(&key) {
-            let mut stream = Stream::new(self.new_epoch());
-            if !self.users.contains_key(user) {
-                stream.offline_after = Some(0);
-            }
+            let stream = Stream::new(self.new_epoch());
             self.streams.insert(key.clone(), stream);
         }
         self.streams.get_mut(&key).expect("inserted above")
@@ -904,62 +913,92 @@ impl Hub {
     }
 
     /// Replay `stream_id` to `id` after `after` (opening with a `gap` frame if history does not
-    /// reach back, or the epoch changed), plus the entries of the `runs` given, keeping to what
+    /// reach back, or the epoch changed), plus the older entries of `extra`, keeping to what
     /// the connection's thread selects. Returns the first sequence number the connection now
-    /// has every message from, or `None` if the hub keeps no such stream.
+    /// has every message from and how many frames were replayed, or `None` if the hub keeps no
+    /// such stream.
     fn replay(
         &mut self,
         id: ConnId,
         stream_id: &StreamId,
         after: Option<Position>,
-        runs: &[RunId],
-    ) -> Option<u64> {
-        let stream = self.streams.get(stream_id)?;
+        extra: &Older<'_>,
+    ) -> Option<(u64, usize)> {
+        let stream = self.streams.get_mut(stream_id)?;
+        let conn = &mut self.conns[id.index()];
+        // Pending entries lost to the history bounds are announced to the first connection
+        // that would have received them; one with a position learns of its losses from that.
+        let lost = match extra.pending {
+            true => stream.take_lost(conn.thread.as_ref()),
+            false => None,
+        };
         let (gap, from) = match after {
             Some(p) => stream.catch_up_from(p),
-            None => (None, stream.position().seq + 1),
+            None => (lost, stream.position().seq + 1),
         };
         if let Some(gap) = gap {
             let epoch = stream.epoch();
             self.send_gap(id, stream_id, epoch, gap.from, gap.to, gap.reason);
         }
-        let stream = &self.streams[stream_id];
+        let stream = self.streams.get_mut(stream_id).expect("looked up above");
         let conn = &mut self.conns[id.index()];
-        let start = if runs.is_empty() { from } else { 0 };
-        for e in stream.entries_from(start) {
-            let wanted = e.seq >= from || e.run.as_ref().is_some_and(|r| runs.contains(r));
+        let with_older = !extra.runs.is_empty() || (extra.pending && stream.has_pending());
+        let mut claimed: SmallVec<[u64; 8]> = SmallVec::new();
+        let mut replayed = 0;
+        for e in stream.entries_from(if with_older { 0 } else { from }) {
+            let wanted = e.seq >= from
+                || e.pending && extra.pending
+                || e.run.as_ref().is_some_and(|r| extra.runs.contains(r));
             if wanted && conn.wants_thread(e.thread.as_ref()) {
-                self.wire.counters.replayed += 1;
-                self.wire.offer(id, conn, &e.frame, e.coalesce.as_ref());
+                replayed += 1;
+                if e.pending {
+                    claimed.push(e.seq);
+                }
+                self.wire
+                    .offer_replay(id, conn, &e.frame, e.coalesce.as_ref());
             }
         }
-        Some(from)
+        for seq in claimed {
+            stream.claim(seq);
+        }
+        self.wire.counters.replayed += replayed as u64;
+        Some((from, replayed))
     }
 
-    /// Replay the user stream to a connection that just opened: after `after`, plus the events
-    /// so far of runs in progress that it receives.
-    fn catch_up_user(&mut self, id: ConnId, after: Option<Position>, runs: bool) {
+    /// Replay the user stream to a connection that just opened: what followed `resume`, or,
+    /// without a position, the events so far of runs in progress that it receives; and, either
+    /// way, what waited for a connection like it (published while none was open).
+    fn catch_up_user(&mut self, id: ConnId, resume: Option<Position>) {
         let conn = &self.conns[id.index()];
         let stream_id = StreamId::User(conn.user.clone());
-        let running: SmallVec<[RunId; 2]> = if runs {
-            self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), true)
-        } else {
-            SmallVec::new()
+        let runs: SmallVec<[RunId; 2]> = match resume {
+            // A client with a position saw the runs' earlier events: it gets what follows.
+            Some(_) => SmallVec::new(),
+            None => self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), true),
         };
-        let from = self.replay(id, &stream_id, after, &running);
-        if let (Some(from), Some(_)) = (from, after) {
-            self.conns[id.index()].user_from = from;
+        let older = Older {
+            runs: &runs,
+            pending: true,
+        };
+        if let Some((from, replayed)) = self.replay(id, &stream_id, resume, &older) {
+            // Positioned from here: a later `resume` frame cannot replay these frames again.
+            if resume.is_some() || replayed > 0 {
+                self.conns[id.index()].user_from = from;
+            }
         }
     }
 
-    /// Send a connection that just bound to a thread the events so far of runs in progress.
-    fn catch_up_runs(&mut self, id: ConnId) {
+    /// Send a connection that just bound to a thread the events so far of runs in progress
+    /// there, and what waited for a connection of that thread.
+    fn catch_up_thread(&mut self, id: ConnId) {
         let conn = &self.conns[id.index()];
         let stream_id = StreamId::User(conn.user.clone());
-        let running = self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), false);
-        if !running.is_empty() {
-            self.replay(id, &stream_id, None, &running);
-        }
+        let runs = self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), false);
+        let older = Older {
+            runs: &runs,
+            pending: true,
+        };
+        self.replay(id, &stream_id, None, &older);
     }
 
     /// The runs in progress of `user` that a connection on `thread` receives and has not
@@ -991,7 +1030,7 @@ impl Hub {
         let current = self.streams.get(&stream_id).map(Stream::position);
         if let Some(current) = current {
             match positioned(conn.user_from, position, current) {
-                Positioned::No => self.catch_up_user(id, Some(position), false),
+                Positioned::No => self.catch_up_user(id, Some(position)),
                 Positioned::UpToDate => {}
                 Positioned::Behind => {
                     self.send_error(
@@ -1043,7 +1082,11 @@ impl Hub {
 
     fn catch_up_room(&mut self, id: ConnId, room: &RoomId, slot: usize, after: Position) {
         let stream_id = StreamId::Room(room.clone());
-        if let Some(from) = self.replay(id, &stream_id, Some(after), &[]) {
+        let older = Older {
+            runs: &[],
+            pending: false,
+        };
+        if let Some((from, _)) = self.replay(id, &stream_id, Some(after), &older) {
             if let Some(member) = self.rooms.member_mut(room, slot) {
                 member.from = from;
             }
@@ -1170,6 +1213,9 @@ impl Hub {
                         thread: None,
                         run: None,
                         coalesce: None,
+                        // Rooms have no offline buffering: a member that joins later asks
+                        // for history with `since`.
+                        pending: false,
                     };
                     stream.append(entry, &self.config.history);
                     (bytes, Some(Position { epoch, seq }))
@@ -1251,7 +1297,6 @@ impl Hub {
         build: impl FnOnce(Sequence<'_>) -> Bytes,
     ) -> Delivery {
         let stream_id = StreamId::User(user.clone());
-        let history = self.config.history.clone();
         let stream = self.user_stream(user);
         let seq = stream.next_seq();
         let epoch = stream.epoch();
@@ -1260,18 +1305,25 @@ impl Hub {
             epoch,
             seq,
         });
+        let mut delivery = self.fan_out_user(user, thread, except, &frame, coalesce, Some(seq));
+        // Reaching no connection while nobody was excluded, the entry waits for the next
+        // connection that selects it; `except` names connections that must not get it.
+        let pending = delivery.reached == 0 && except.is_empty();
         let entry = Entry {
             seq,
             at: now,
-            frame: frame.clone(),
+            frame,
             thread: thread.cloned(),
             run: run.cloned(),
             coalesce: coalesce.cloned(),
+            pending,
         };
-        stream.append(entry, &history);
+        let history = &self.config.history;
+        let stream = self.streams.get_mut(&stream_id).expect("created above");
+        stream.append(entry, history);
         self.schedule_cleanup(now);
-        let mut delivery = self.fan_out_user(user, thread, except, &frame, coalesce, Some(seq));
         delivery.position = Some(Position { epoch, seq });
+        delivery.buffered = pending;
         delivery
     }
 
@@ -1298,8 +1350,7 @@ impl Hub {
         }
         Delivery {
             reached,
-            position: None,
-            buffered: reached == 0 && seq.is_some(),
+            ..Delivery::default()
         }
     }
 
@@ -1567,6 +1618,14 @@ impl Hub {
     pub(crate) fn owner(&self, conn: ConnId) -> Option<&UserId> {
         self.conn(conn).ok().map(|c| &c.user)
     }
+}
+
+/// Which entries before the replay's starting point a replay also sends.
+struct Older<'a> {
+    /// Every kept entry of these runs (late joiners to runs in progress).
+    runs: &'a [RunId],
+    /// Entries published while no connection that selects them was open.
+    pending: bool,
 }
 
 /// Where a connection stands on a stream when it asks to resume from `position`.

@@ -284,7 +284,8 @@ pub struct Delivery {
     pub reached: usize,
     /// The stream position it was given, for sequenced messages.
     pub position: Option<Position>,
-    /// True if nobody received it live but it waits in history for the user's next
-    /// connection (offline buffering).
+    /// True if no connection received it live and it waits in history for the next
+    /// connection of the user that selects it: one that opens, or that binds to its thread
+    /// (offline buffering). History bounds how long it can wait.
     pub buffered: bool,
 }

@@ -7,6 +7,12 @@
 //! with the same key, so a slow reader gets the latest state, not a backlog. A reliable frame
 //! that does not fit the queue is an [`Offer::Overflow`]: the hub closes the connection as a slow
 //! consumer, and the client resumes. Nothing is dropped silently.
+//!
+//! Replayed frames (catch-up from history on open, bind, join with `since` and `resume`) are
+//! queued outside those limits: history already bounds them, and counting them would close a
+//! client with a long replay as a slow consumer before it could read anything, again on every
+//! reconnect. Live frames behind a replay are still held to the queue limits, counted without
+//! the replay.
 
 use crate::config::BackpressureConfig;
 use bytes::Bytes;
@@ -20,6 +26,7 @@ pub(crate) type CoalesceKey = Arc<str>;
 struct Queued {
     frame: Bytes,
     coalesce: Option<CoalesceKey>,
+    replay: bool,
 }
 
 /// The result of offering a frame to a connection.
@@ -43,15 +50,38 @@ pub(crate) struct Outbox {
     inflight: usize,
     queue: VecDeque<Queued>,
     queued_bytes: usize,
+    /// The share of the queue that is replay, exempt from the limits.
+    replay_messages: usize,
+    replay_bytes: usize,
 }
 
 impl Outbox {
-    /// Offer a frame; `coalesce` puts it in the lossy lane.
+    /// Offer a live frame; `coalesce` puts it in the lossy lane.
     pub fn offer(
         &mut self,
         frame: Bytes,
         coalesce: Option<&CoalesceKey>,
         limits: &BackpressureConfig,
+    ) -> Offer {
+        self.offer_as(frame, coalesce, limits, false)
+    }
+
+    /// Offer a frame replayed from history: never an overflow (see the module doc).
+    pub fn offer_replay(
+        &mut self,
+        frame: Bytes,
+        coalesce: Option<&CoalesceKey>,
+        limits: &BackpressureConfig,
+    ) -> Offer {
+        self.offer_as(frame, coalesce, limits, true)
+    }
+
+    fn offer_as(
+        &mut self,
+        frame: Bytes,
+        coalesce: Option<&CoalesceKey>,
+        limits: &BackpressureConfig,
+        replay: bool,
     ) -> Offer {
         let len = frame.len();
         // The first frame always goes out, so a frame larger than the budget cannot stall.
@@ -68,10 +98,14 @@ impl Outbox {
         });
         // Check the fit before replacing anything, so that a frame that is shed leaves the
         // one it would have replaced in place (nothing is dropped without being counted).
-        let (freed_messages, freed_bytes) =
-            replaced.map_or((0, 0), |i| (1, self.queue[i].frame.len()));
-        if self.queue.len() - freed_messages >= limits.queue_messages
-            || self.queued_bytes - freed_bytes + len > limits.queue_bytes
+        let (freed_messages, freed_bytes) = replaced
+            .filter(|&i| !self.queue[i].replay)
+            .map_or((0, 0), |i| (1, self.queue[i].frame.len()));
+        let live_messages = self.queue.len() - self.replay_messages;
+        let live_bytes = self.queued_bytes - self.replay_bytes;
+        if !replay
+            && (live_messages - freed_messages >= limits.queue_messages
+                || live_bytes - freed_bytes + len > limits.queue_bytes)
         {
             return if coalesce.is_some() {
                 Offer::Shed
@@ -82,15 +116,29 @@ impl Outbox {
         let mut offer = Offer::Queued;
         if let Some(i) = replaced {
             let old = self.queue.remove(i).expect("index from position");
-            self.queued_bytes -= old.frame.len();
+            self.forget(&old);
             offer = Offer::Coalesced;
         }
         self.queued_bytes += len;
+        if replay {
+            self.replay_messages += 1;
+            self.replay_bytes += len;
+        }
         self.queue.push_back(Queued {
             frame,
             coalesce: coalesce.cloned(),
+            replay,
         });
         offer
+    }
+
+    /// Take a frame that left the queue out of the accounting.
+    fn forget(&mut self, q: &Queued) {
+        self.queued_bytes -= q.frame.len();
+        if q.replay {
+            self.replay_messages -= 1;
+            self.replay_bytes -= q.frame.len();
+        }
     }
 
     /// The transport wrote `bytes`; release queued frames that now fit the budget.
@@ -107,7 +155,7 @@ impl Outbox {
                 break;
             }
             let q = self.queue.pop_front().expect("front exists");
-            self.queued_bytes -= len;
+            self.forget(&q);
             self.inflight += len;
             send(q.frame);
         }
@@ -116,6 +164,8 @@ impl Outbox {
     /// Hand out everything still queued, ignoring the budget (graceful shutdown).
     pub fn drain(&mut self) -> impl Iterator<Item = Bytes> + '_ {
         self.queued_bytes = 0;
+        self.replay_messages = 0;
+        self.replay_bytes = 0;
         self.queue.drain(..).map(|q| q.frame)
     }
 
@@ -208,5 +258,27 @@ mod tests {
         assert_eq!(o.queued_messages(), 3);
         assert_eq!(o.drain().count(), 3);
         assert_eq!(o.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn a_replay_is_exempt_from_the_limits_and_live_frames_behind_it_are_not() {
+        let l = limits();
+        let mut o = Outbox::default();
+        o.offer(frame("0123456789"), None, &l);
+        for _ in 0..10 {
+            assert_eq!(o.offer_replay(frame("r"), None, &l), Offer::Queued);
+        }
+        for _ in 0..3 {
+            assert_eq!(o.offer(frame("q"), None, &l), Offer::Queued);
+        }
+        assert_eq!(o.offer(frame("q"), None, &l), Offer::Overflow);
+        let mut out = Vec::new();
+        o.flushed(10, &l, |f| out.push(f));
+        assert_eq!(out.len(), 10, "the budget releases ten one-byte frames");
+        assert_eq!(o.queued_messages(), 3);
+        assert_eq!(o.offer(frame("q"), None, &l), Offer::Overflow);
+        o.flushed(10, &l, |_| {});
+        assert_eq!(o.queued_messages(), 0);
+        assert_eq!((o.replay_messages, o.replay_bytes), (0, 0));
     }
 }

@@ -11,7 +11,7 @@ use crate::outbox::CoalesceKey;
 use crate::protocol::GapReason;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::time::Instant;
 
@@ -87,6 +87,9 @@ pub(crate) struct Entry {
     pub run: Option<RunId>,
     /// Agent thinking: may be replaced by a newer one while a reader is behind.
     pub coalesce: Option<CoalesceKey>,
+    /// Published while no connection it was meant for was open: the next connection that
+    /// selects it (by opening, or binding to its thread) receives it.
+    pub pending: bool,
 }
 
 /// A stream's counter and history.
@@ -96,10 +99,17 @@ pub(crate) struct Stream {
     head: u64,
     history: VecDeque<Entry>,
     bytes: usize,
-    /// Set while the stream's user has no open connection: the head when the last one
-    /// closed. Entries after it are delivered to the next connection that opens.
-    pub offline_after: Option<u64>,
+    /// How many entries of `history` are pending.
+    pending: usize,
+    /// Pending entries trimmed before any connection took them: per thread they were for, the
+    /// first one lost. The next connection that selects them is told with a `gap`.
+    lost: HashMap<Option<ThreadId>, u64>,
 }
+
+/// Past this many threads with lost entries, losses are recorded as unthreaded, which every
+/// connection of the user is told about: more `gap`s than strictly needed, never fewer, and
+/// bounded memory whatever a publisher does.
+const MAX_LOST_THREADS: usize = 64;
 
 impl Stream {
     pub fn new(epoch: u64) -> Self {
@@ -108,7 +118,8 @@ impl Stream {
             head: 0,
             history: VecDeque::new(),
             bytes: 0,
-            offline_after: None,
+            pending: 0,
+            lost: HashMap::new(),
         }
     }
 
@@ -133,6 +144,7 @@ impl Stream {
     /// Keep `entry` (whose seq came from [`Stream::next_seq`]) and trim to the bounds.
     pub fn append(&mut self, entry: Entry, limits: &HistoryConfig) {
         self.bytes += entry.frame.len();
+        self.pending += usize::from(entry.pending);
         self.history.push_back(entry);
         while self.history.len() > limits.max_messages || self.bytes > limits.max_bytes {
             self.pop_oldest();
@@ -142,6 +154,49 @@ impl Stream {
     fn pop_oldest(&mut self) {
         if let Some(old) = self.history.pop_front() {
             self.bytes -= old.frame.len();
+            if old.pending {
+                self.pending -= 1;
+                self.lost.entry(old.thread).or_insert(old.seq);
+                if self.lost.len() > MAX_LOST_THREADS {
+                    let first = self.lost.drain().map(|(_, seq)| seq).min();
+                    self.lost.extend(first.map(|seq| (None, seq)));
+                }
+            }
+        }
+    }
+
+    /// For a new connection on `thread` that receives pending entries: the pending entries of
+    /// its selection that were trimmed before any connection took them. Reported once.
+    pub fn take_lost(&mut self, thread: Option<&ThreadId>) -> Option<Gap> {
+        let unthreaded = self.lost.remove(&None);
+        let threaded = thread.and_then(|t| self.lost.remove(&Some(t.clone())));
+        let from = unthreaded.into_iter().chain(threaded).min()?;
+        Some(Gap {
+            from,
+            to: self.oldest() - 1,
+            reason: GapReason::History,
+        })
+    }
+
+    /// The sequence number of the oldest entry kept (the next one if none is).
+    fn oldest(&self) -> u64 {
+        self.history.front().map_or(self.head + 1, |e| e.seq)
+    }
+
+    /// True when some entry waits for a connection to select it.
+    pub fn has_pending(&self) -> bool {
+        self.pending > 0
+    }
+
+    /// Entry `seq` reached a connection: it is no longer pending.
+    pub fn claim(&mut self, seq: u64) {
+        let oldest = self.history.front().map_or(0, |e| e.seq);
+        let entry = seq
+            .checked_sub(oldest)
+            .and_then(|i| self.history.get_mut(i as usize));
+        if let Some(e) = entry.filter(|e| e.pending) {
+            e.pending = false;
+            self.pending -= 1;
         }
     }
 
@@ -168,7 +223,7 @@ impl Stream {
     /// What a reader at `after` is missing: a gap if history does not reach back (or the
     /// epoch differs), and the first sequence number it can still receive.
     pub fn catch_up_from(&self, after: Position) -> (Option<Gap>, u64) {
-        let oldest = self.history.front().map_or(self.head + 1, |e| e.seq);
+        let oldest = self.oldest();
         if after.epoch != self.epoch || after.seq > self.head {
             let gap = Gap {
                 from: 1,
@@ -222,6 +277,7 @@ mod tests {
             thread: None,
             run: None,
             coalesce: None,
+            pending: seq % 2 == 0,
         };
         s.append(entry, l);
         seq
@@ -287,6 +343,25 @@ mod tests {
             })
         );
         assert_eq!(from, 1);
+    }
+
+    #[test]
+    fn pending_entries_are_counted_until_claimed_or_trimmed() {
+        let now = Instant::now();
+        let l = limits(3);
+        let mut s = Stream::new(1);
+        for _ in 0..4 {
+            push(&mut s, now, &l);
+        }
+        assert!(s.has_pending(), "2 and 4 are pending");
+        s.claim(4);
+        s.claim(4);
+        assert!(s.has_pending(), "2 still is");
+        push(&mut s, now, &l);
+        push(&mut s, now, &l);
+        assert!(s.has_pending(), "6 is");
+        s.claim(6);
+        assert!(!s.has_pending(), "2 was trimmed, 4 and 6 claimed");
     }
 
     #[test]

@@ -592,6 +592,79 @@ fn buffered_events_all_older_than_max_age_are_gone_when_the_user_connects() {
     );
 }
 
+/// A thread message while the user is online elsewhere waits for that thread: the publish says
+/// it was buffered, the first connection to bind the thread gets it, and only that one.
+#[test]
+fn a_message_to_a_thread_nobody_has_open_waits_for_the_first_connection_that_binds_it() {
+    let mut h = harness();
+    let phone = h.open(Open::new("alice").thread("t1")).unwrap();
+    let d = h.publish(thread("alice", "t2"), msg("for-t2"));
+    assert_eq!((d.reached, d.buffered), (0, true));
+    assert!(h.events(phone).is_empty());
+
+    h.send(phone, r#"{"type":"bind","thread":"t2"}"#);
+    assert_eq!(h.events(phone), vec!["for-t2"]);
+
+    let laptop = h.open(Open::new("alice").thread("t2")).unwrap();
+    assert_eq!(labels(h.frames(laptop)), vec!["welcome"], "claimed once");
+    let d = h.publish(thread("alice", "t2"), msg("live"));
+    assert_eq!((d.reached, d.buffered), (2, false));
+}
+
+/// Offline buffering follows threads: a connection that opens on one thread takes that thread's
+/// and the unthreaded messages; another thread's wait for a connection of theirs.
+#[test]
+fn the_first_connection_back_takes_only_what_its_thread_selects() {
+    let mut h = harness();
+    h.publish(user("alice"), msg("everyone"));
+    h.publish(thread("alice", "t1"), msg("t1-only"));
+    h.publish(thread("alice", "t2"), msg("t2-only"));
+
+    let on_t1 = h.open(Open::new("alice").thread("t1")).unwrap();
+    assert_eq!(h.events(on_t1), vec!["everyone", "t1-only"]);
+    let on_t2 = h.open(Open::new("alice").thread("t2")).unwrap();
+    assert_eq!(h.events(on_t2), vec!["t2-only"]);
+    assert_eq!(seqs(h.frames(on_t2), &user_stream("alice")), vec![3]);
+}
+
+/// A publish with an except-set that leaves nobody is not buffered: `except` names connections
+/// that must not get it, and no other connection was meant to.
+#[test]
+fn a_message_whose_except_set_covers_every_connection_is_not_buffered() {
+    let mut h = harness();
+    let only = h.connect("alice");
+    let d = h.publish(user("alice").except([only]), msg("not-for-you"));
+    assert_eq!((d.reached, d.buffered), (0, false));
+    h.drop_connection(only);
+    let next = h.connect("alice");
+    assert!(h.events(next).is_empty());
+}
+
+/// A `resume` frame after an open that already replayed run events cannot replay them again:
+/// the connection is positioned, so an older position is `already_live`.
+#[test]
+fn a_resume_frame_after_a_run_catch_up_never_duplicates_run_events() {
+    let mut h = harness();
+    let _keeper = h.open(Open::new("alice").thread("t1")).unwrap();
+    agent(&mut h, "alice", "r1", Some("t1"), started());
+    agent(&mut h, "alice", "r1", Some("t1"), thinking("a"));
+
+    let late = h.open(Open::new("alice").thread("t1")).unwrap();
+    let epoch = welcome_epoch(&h, late);
+    send_resume(
+        &mut h,
+        late,
+        &user_stream("alice"),
+        Position { epoch, seq: 0 },
+        1,
+    );
+    assert_eq!(
+        run_kinds(h.frames(late), "r1"),
+        vec!["agent_started", "agent_thinking"]
+    );
+    assert_eq!(h.frames_of(late, "error")[0]["code"], "already_live");
+}
+
 // ----- late joiners -------------------------------------------------------------------------
 
 #[test]
@@ -707,7 +780,13 @@ fn a_late_joiners_view_of_a_run_starts_where_history_still_holds_it() {
     agent(&mut h, "alice", "r1", Some("t1"), thinking("late"));
 
     let late = h.open(Open::new("alice").thread("t1")).unwrap();
-    assert_eq!(labels(h.frames(late)), vec!["welcome", "agent_thinking"]);
+    // `agent_started` never reached a connection (none was on t1) and history lost it: the
+    // first connection on t1 is told, then gets what is left.
+    assert_eq!(
+        labels(h.frames(late)),
+        vec!["welcome", "gap", "agent_thinking"]
+    );
+    assert_eq!(h.frames_of(late, "gap")[0]["from"], 1);
     assert_eq!(thoughts(h.frames(late)), vec!["late"]);
 }
 
