@@ -54,7 +54,6 @@ use serde_json::value::RawValue;
 use slab::Slab;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// One event of an agent run, as the producer sends it.
@@ -437,13 +436,19 @@ impl Hub {
         }
     }
 
-    /// Close one connection (the application's decision) with `reason`'s close code.
+    /// Close one connection (the application's decision) with `reason`'s close code. A reason
+    /// that has no close code (a drop reason, or `PeerClosed`) closes as `Normal` (1000): the
+    /// client is always sent a close frame.
     pub fn close_connection(
         &mut self,
         id: ConnId,
         reason: Reason,
     ) -> Result<(), UnknownConnection> {
         self.check(id)?;
+        let reason = match reason.close_code() {
+            Some(_) => reason,
+            None => Reason::Normal,
+        };
         self.close(id, reason);
         self.close_slow();
         Ok(())
@@ -459,8 +464,13 @@ impl Hub {
     }
 
     /// Stop accepting connections and close every open one with `reason` (`Shutdown`, 1001,
-    /// or `ServiceRestart`, 1012) after handing out what was queued for it.
+    /// or `ServiceRestart`, 1012; any other reason closes as `Shutdown`) after handing out what
+    /// was queued for it.
     pub fn shutdown(&mut self, reason: Reason) {
+        let reason = match reason {
+            Reason::ServiceRestart => reason,
+            _ => Reason::Shutdown,
+        };
         self.shutting_down = true;
         let ids: Vec<ConnId> = self
             .conns
@@ -1124,7 +1134,10 @@ impl Hub {
     ) -> Result<Delivery, PublishError> {
         let audience = to.into();
         if let Target::Connection(id) = audience.target {
-            self.check(id)?;
+            if let Err(e) = self.check(id) {
+                self.wire.counters.drops.add(Reason::UnknownConnection);
+                return Err(e.into());
+            }
         }
         let delivery = self.deliver(now, &audience, message, None);
         if self.config.cluster {
@@ -1152,7 +1165,7 @@ impl Hub {
         self.wire.counters.publishes += 1;
         let coalesce = match &message.lane {
             Lane::Reliable => None,
-            Lane::Ephemeral { key } => Some(key.clone()),
+            Lane::Ephemeral { key } => Some(CoalesceKey::Ephemeral(key.clone())),
         };
         let frame =
             |sequence: Option<Sequence<'_>>, room: Option<&RoomId>, thread: Option<&ThreadId>| {
@@ -1395,8 +1408,8 @@ impl Hub {
     ) -> Delivery {
         let run = &self.runs[key];
         let (agent, thread) = (run.report.agent.clone(), run.report.thread.clone());
-        let coalesce: Option<CoalesceKey> =
-            (kind == EventKind::AgentThinking).then(|| Arc::from(format!("run:{}", key.1)));
+        let coalesce =
+            (kind == EventKind::AgentThinking).then(|| CoalesceKey::Thinking(key.1.clone()));
         let delivery = self.publish_to_user(
             now,
             &key.0,

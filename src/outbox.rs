@@ -15,12 +15,20 @@
 //! the replay.
 
 use crate::config::BackpressureConfig;
+use crate::id::RunId;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// What replaces what in the lossy lane: frames with equal keys supersede each other.
-pub(crate) type CoalesceKey = Arc<str>;
+/// What replaces what in the lossy lane: frames with equal keys supersede each other. The two
+/// kinds never collide, whatever keys an application picks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CoalesceKey {
+    /// The `agent_thinking` frames of one run.
+    Thinking(RunId),
+    /// Ephemeral messages with the application's key.
+    Ephemeral(Arc<str>),
+}
 
 #[derive(Debug)]
 struct Queued {
@@ -234,7 +242,7 @@ mod tests {
     #[test]
     fn lossy_lane_keeps_only_the_latest() {
         let l = limits();
-        let key: CoalesceKey = Arc::from("run:1");
+        let key = CoalesceKey::Thinking(RunId::from("1"));
         let mut o = Outbox::default();
         o.offer(frame("0123456789"), None, &l);
         assert_eq!(o.offer(frame("t1"), Some(&key), &l), Offer::Queued);
@@ -254,7 +262,14 @@ mod tests {
             assert_eq!(o.offer(frame("q"), None, &l), Offer::Queued);
         }
         assert_eq!(o.offer(frame("q"), None, &l), Offer::Overflow);
-        assert_eq!(o.offer(frame("e"), Some(&Arc::from("k")), &l), Offer::Shed);
+        assert_eq!(
+            o.offer(
+                frame("e"),
+                Some(&CoalesceKey::Ephemeral(Arc::from("k"))),
+                &l
+            ),
+            Offer::Shed
+        );
         assert_eq!(o.queued_messages(), 3);
         assert_eq!(o.drain().count(), 3);
         assert_eq!(o.queued_bytes(), 0);

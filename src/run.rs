@@ -168,9 +168,6 @@ pub enum RunError {
         /// The open call ids.
         open: Vec<String>,
     },
-    /// The hub is at its limit of runs in progress.
-    #[error("too many runs in progress")]
-    TooManyRuns,
 }
 
 /// Where a run is in its lifecycle.

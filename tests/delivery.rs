@@ -171,6 +171,30 @@ fn consecutive_thinking_of_one_run_is_coalesced_to_the_latest_for_a_reader_that_
     assert_eq!(thought_events, 5, "the run itself keeps every thought");
 }
 
+/// Application keys and run thoughts live in separate key spaces: an ephemeral message keyed
+/// like a run never replaces that run's thought, nor the other way round.
+#[test]
+fn an_ephemeral_key_never_coalesces_with_a_runs_thinking() {
+    let mut h = harness();
+    let alice = h.connect("alice");
+    agent(&mut h, "alice", "r1", None, started());
+    h.set_reading(alice, false);
+    fill_queue(&mut h, &user("alice"), alice, 1);
+    h.publish(user("alice"), msg("typing-1").ephemeral("run:r1"));
+    agent(&mut h, "alice", "r1", None, thinking("thought"));
+    h.publish(user("alice"), msg("typing-2").ephemeral("run:r1"));
+
+    assert_eq!(
+        drops(&h, Reason::Coalesced),
+        1,
+        "typing-2 replaced typing-1 only"
+    );
+    h.set_reading(alice, true);
+    assert_eq!(thoughts(h.frames(alice)), vec!["thought"]);
+    let events = h.events(alice);
+    assert!(events.contains(&"typing-2".to_owned()) && !events.contains(&"typing-1".to_owned()));
+}
+
 #[test]
 fn thoughts_coalesced_for_a_slow_reader_stay_in_history_for_a_late_joiner() {
     let mut h = harness();
