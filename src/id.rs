@@ -58,6 +58,24 @@ impl fmt::Display for ConnId {
     }
 }
 
+/// A string that is not a connection id (`<index>.<generation>`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a connection id (expected <index>.<generation>, e.g. \"3.0\")")]
+pub struct ParseConnIdError;
+
+impl std::str::FromStr for ConnId {
+    type Err = ParseConnIdError;
+
+    /// The inverse of `Display`: `"3.0"` is slot 3, generation 0.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (index, generation) = s.split_once('.').ok_or(ParseConnIdError)?;
+        Ok(Self {
+            index: index.parse().map_err(|_| ParseConnIdError)?,
+            generation: generation.parse().map_err(|_| ParseConnIdError)?,
+        })
+    }
+}
+
 impl Serialize for ConnId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -134,6 +152,15 @@ name_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conn_id_round_trips_through_its_display_form() {
+        let id = ConnId::new(7, 3);
+        assert_eq!(id.to_string().parse::<ConnId>(), Ok(id));
+        for bad in ["", "7", "7.", ".3", "a.b", "7.3.1", "-1.0"] {
+            assert_eq!(bad.parse::<ConnId>(), Err(ParseConnIdError), "{bad:?}");
+        }
+    }
 
     #[test]
     fn conn_id_round_trips_through_u64() {

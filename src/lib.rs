@@ -50,14 +50,14 @@ pub use connection::{ConnectionInfo, Traffic};
 pub use error::{OpenError, PublishError, RoomError, UnknownConnection};
 pub use heartbeat::{Liveness, RttStats};
 pub use hub::{AgentUpdate, Hub};
-pub use id::{AgentId, ConnId, RoomId, RunId, ThreadId, UserId};
+pub use id::{AgentId, ConnId, ParseConnIdError, RoomId, RunId, ThreadId, UserId};
 pub use io::{AppMessage, Delivery, Envelope, Input, Notice, Open, Output, RemoteTarget, WaiterId};
 pub use message::{Lane, Message};
 pub use protocol::{ErrorCode, StreamPosition};
 pub use reason::{Reason, ReasonCounts};
 pub use run::{AgentEvent, EventKind, EventRecord, RunError, RunReport, RunState};
 pub use scope::UserScope;
-pub use stats::{Counters, RttHistogram, Stats};
+pub use stats::{Counters, RttHistogram, Stats, RTT_BUCKETS_MS};
 pub use stream::{Position, StreamId};
 pub use target::{Audience, Target};
 
