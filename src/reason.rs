@@ -97,6 +97,13 @@ impl ReasonCounts {
         self.counts[reason as usize] += 1;
     }
 
+    /// Add another set of counts to these (the totals of several hubs).
+    pub fn merge(&mut self, other: &ReasonCounts) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+    }
+
     /// The count for one reason.
     pub fn get(&self, reason: Reason) -> u64 {
         self.counts[reason as usize]
@@ -142,5 +149,8 @@ mod tests {
         assert_eq!(c.get(Reason::Evicted), 2);
         assert_eq!(c.total(), 3);
         assert_eq!(c.iter().count(), 2);
+        let mut sum = c.clone();
+        sum.merge(&c);
+        assert_eq!((sum.get(Reason::Evicted), sum.total()), (4, 6));
     }
 }

@@ -30,6 +30,17 @@ impl RttHistogram {
     }
 }
 
+impl RttHistogram {
+    /// Add another histogram's samples to this one.
+    pub fn merge(&mut self, other: &RttHistogram) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+}
+
 /// Monotonic counters since the hub was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -96,7 +107,75 @@ pub struct Stats {
     pub counters: Counters,
 }
 
+impl Counters {
+    /// Add another hub's counters to these.
+    pub fn merge(&mut self, other: &Counters) {
+        self.opened += other.opened;
+        self.refused += other.refused;
+        self.publishes += other.publishes;
+        self.messages_in += other.messages_in;
+        self.bytes_in += other.bytes_in;
+        self.messages_out += other.messages_out;
+        self.bytes_out += other.bytes_out;
+        self.closes.merge(&other.closes);
+        self.drops.merge(&other.drops);
+        self.resurrections += other.resurrections;
+        self.missed_pongs += other.missed_pongs;
+        self.replayed += other.replayed;
+        self.gaps += other.gaps;
+        self.rtt.merge(&other.rtt);
+    }
+}
+
+impl Stats {
+    /// Add another hub's snapshot to this one: the totals of several hubs (shards of one
+    /// process). A room or user present on several hubs is counted once per hub.
+    pub fn merge(&mut self, other: &Stats) {
+        self.connections += other.connections;
+        self.users += other.users;
+        self.rooms += other.rooms;
+        self.threads += other.threads;
+        self.streams += other.streams;
+        self.runs_active += other.runs_active;
+        self.waiters += other.waiters;
+        self.queued_messages += other.queued_messages;
+        self.queued_bytes += other.queued_bytes;
+        self.inflight_bytes += other.inflight_bytes;
+        self.history_messages += other.history_messages;
+        self.history_bytes += other.history_bytes;
+        for (mine, theirs) in self.health.iter_mut().zip(other.health) {
+            *mine += theirs;
+        }
+        self.counters.merge(&other.counters);
+    }
+}
+
 /// The health histogram bucket of a score.
 pub(crate) fn health_bucket(score: u8) -> usize {
     usize::from(score.min(99) / 20)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reason::Reason;
+
+    #[test]
+    fn merged_stats_are_the_sum_of_their_parts() {
+        let mut a = Stats {
+            connections: 2,
+            health: [0, 0, 0, 1, 1],
+            ..Stats::default()
+        };
+        a.counters.closes.add(Reason::SlowConsumer);
+        a.counters.rtt.record(Duration::from_millis(3));
+        let mut b = a.clone();
+        b.counters.opened = 5;
+        b.merge(&a);
+        assert_eq!(b.connections, 4);
+        assert_eq!(b.health, [0, 0, 0, 2, 2]);
+        assert_eq!(b.counters.opened, 5);
+        assert_eq!(b.counters.closes.get(Reason::SlowConsumer), 2);
+        assert_eq!((b.counters.rtt.count, b.counters.rtt.buckets[1]), (2, 2));
+    }
 }
