@@ -107,8 +107,13 @@ impl Heartbeat {
 
     /// Any frame from the client. Returns true if this resurrected a dead connection.
     pub fn on_traffic(&mut self, now: Instant) -> bool {
-        self.last_seen = now;
         self.health = self.health.saturating_add(RECOVERY).min(100);
+        self.seen(now)
+    }
+
+    /// A sign of life that does not count towards recovery (a late pong).
+    fn seen(&mut self, now: Instant) -> bool {
+        self.last_seen = now;
         let resurrected = matches!(self.liveness, Liveness::Dead { .. });
         self.liveness = Liveness::Alive;
         resurrected
@@ -128,13 +133,16 @@ impl Heartbeat {
                 let rtt = now.saturating_duration_since(sent);
                 self.rtt.record(rtt);
                 self.outstanding = None;
-                if rtt > config.late_pong {
-                    self.health = self.health.saturating_sub(LATE_PONG_PENALTY);
-                }
                 measured = Some(rtt);
             }
         }
-        let resurrected = self.on_traffic(now);
+        let resurrected = match measured {
+            Some(rtt) if rtt > config.late_pong => {
+                self.health = self.health.saturating_sub(LATE_PONG_PENALTY);
+                self.seen(now)
+            }
+            _ => self.on_traffic(now),
+        };
         (measured, resurrected)
     }
 
@@ -258,6 +266,10 @@ mod tests {
             &nonce.to_be_bytes(),
             &c,
         );
-        assert!(hb.health() < 100);
+        assert_eq!(
+            hb.health(),
+            100 - LATE_PONG_PENALTY,
+            "no recovery for a late pong"
+        );
     }
 }

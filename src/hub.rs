@@ -291,10 +291,11 @@ impl Hub {
         if existing.len() >= limits.max_connections_per_user {
             match limits.user_limit_policy {
                 UserLimitPolicy::RejectNew => return Err(OpenError::UserLimit),
-                UserLimitPolicy::EvictOldest => {
-                    let oldest = existing[0];
-                    self.close(oldest, Reason::Evicted);
-                }
+                UserLimitPolicy::EvictOldest => match existing.first() {
+                    Some(&oldest) => self.close(oldest, Reason::Evicted),
+                    // A limit of zero: there is nothing to evict to make room.
+                    None => return Err(OpenError::UserLimit),
+                },
             }
         }
         if self.conns.len() >= self.config.limits.max_connections {
