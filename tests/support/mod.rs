@@ -301,3 +301,56 @@ pub fn thoughts(frames: &[Value]) -> Vec<String> {
         .map(|f| f["thought"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
+
+// ----- driving a hub directly ---------------------------------------------------------------
+
+/// Every output `hub` has, drained in order (the drain invariant).
+pub fn drain(hub: &mut switchboard::Hub) -> Vec<switchboard::Output> {
+    std::iter::from_fn(|| hub.poll_output()).collect()
+}
+
+/// The frames among `outputs` written to `conn`, in order.
+pub fn sent_to(outputs: &[switchboard::Output], conn: ConnId) -> Vec<bytes::Bytes> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            switchboard::Output::Send { conn: c, frame } if *c == conn => Some(frame.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The notices among `outputs`, in order.
+pub fn notices_in(outputs: &[switchboard::Output]) -> Vec<switchboard::Notice> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            switchboard::Output::Notice(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A frame as JSON.
+pub fn parse(frame: &[u8]) -> Value {
+    serde_json::from_slice(frame).expect("the hub sends JSON")
+}
+
+// ----- reading client frames ----------------------------------------------------------------
+
+/// The `code` of every `error` frame among `frames`, in order.
+pub fn error_codes(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "error")
+        .map(|f| f["code"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The `type` of every frame among `frames`, in order.
+pub fn types(frames: &[Value]) -> Vec<String> {
+    frames
+        .iter()
+        .map(|f| f["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
