@@ -32,6 +32,11 @@ pub struct Config {
     /// Pass something that differs across restarts (e.g. the start time in milliseconds) so a
     /// client can tell that history was lost. Default 1.
     pub epoch_base: u64,
+    /// Which hub of a process this is, when a transport shards connections over several
+    /// hubs. Stamped into every [`ConnId`](crate::ConnId) it issues, so ids stay unique across
+    /// the hubs and a transport can route an id to its hub; an id of another shard is unknown
+    /// here. Default 0.
+    pub shard: u8,
 }
 
 /// What happens when a user opens one connection more than `max_connections_per_user`.
@@ -151,6 +156,7 @@ impl Config {
             app_frame_types: Vec::new(),
             cluster: false,
             epoch_base: 1,
+            shard: 0,
         }
     }
 

@@ -34,7 +34,7 @@
 use crate::config::{BackpressureConfig, Config, UserLimitPolicy};
 use crate::connection::{Connection, ConnectionInfo, Membership};
 use crate::error::{OpenError, PublishError, RoomError, UnknownConnection};
-use crate::id::{AgentId, ConnId, RoomId, RunId, ThreadId, UserId};
+use crate::id::{next_generation, AgentId, ConnId, RoomId, RunId, ThreadId, UserId};
 use crate::io::{
     AppMessage, Delivery, Envelope, Input, Notice, Open, Output, RemoteTarget, WaiterId,
 };
@@ -249,7 +249,7 @@ impl Hub {
         if self.generations.len() <= index {
             self.generations.resize(index + 1, 0);
         }
-        let id = ConnId::new(index, self.generations[index]);
+        let id = ConnId::new(self.config.shard, index, self.generations[index]);
         let conn = entry.insert(Connection::new(now, open, &self.config));
         self.timers.schedule(
             conn.heartbeat.deadline(&self.config.heartbeat),
@@ -356,7 +356,11 @@ impl Hub {
     fn check(&self, id: ConnId) -> Result<usize, UnknownConnection> {
         let index = id.index();
         match (self.conns.get(index), self.generations.get(index)) {
-            (Some(_), Some(&generation)) if generation == id.generation() => Ok(index),
+            (Some(_), Some(&generation))
+                if generation == id.generation() && id.shard() == self.config.shard =>
+            {
+                Ok(index)
+            }
             _ => Err(UnknownConnection(id)),
         }
     }
@@ -374,7 +378,7 @@ impl Hub {
     fn close(&mut self, id: ConnId, reason: Reason) {
         let Ok(index) = self.check(id) else { return };
         let mut conn = self.conns.remove(index);
-        self.generations[index] = self.generations[index].wrapping_add(1);
+        self.generations[index] = next_generation(self.generations[index]);
         if matches!(
             reason,
             Reason::Shutdown
@@ -476,7 +480,7 @@ impl Hub {
         let ids: Vec<ConnId> = self
             .conns
             .iter()
-            .map(|(i, _)| ConnId::new(i, self.generations[i]))
+            .map(|(i, _)| ConnId::new(self.config.shard, i, self.generations[i]))
             .collect();
         for id in ids {
             self.close(id, reason);
@@ -1282,7 +1286,7 @@ impl Hub {
                 let frame = frame(None, None, None);
                 let mut reached = 0;
                 for (index, conn) in self.conns.iter_mut() {
-                    let id = ConnId::new(index, self.generations[index]);
+                    let id = ConnId::new(self.config.shard, index, self.generations[index]);
                     if !audience.excludes(id) {
                         reached +=
                             usize::from(self.wire.offer(id, conn, &frame, coalesce.as_ref()));

@@ -392,3 +392,28 @@ fn open_connections_have_distinct_ids() {
     assert_eq!(unique.len(), ids.len());
     assert!(ids.iter().all(|&c| h.hub().connection_info(c).is_some()));
 }
+
+/// A hub only knows the ids it issued: the same slot and generation stamped with another
+/// shard is an unknown connection, and the ids of two shards never collide.
+#[test]
+fn an_id_of_another_shard_is_unknown_here() {
+    let mut config = Config::development();
+    config.shard = 3;
+    let mut h = switchboard::testing::Harness::new(config);
+    let conn = h.connect("alice");
+    assert_eq!(conn.shard(), 3);
+    assert!(conn.to_string().starts_with("3."));
+
+    let mut other = switchboard::testing::Harness::new(Config::development());
+    let elsewhere = other.connect("alice");
+    assert_ne!(conn, elsewhere);
+    let published = h.with_hub(|hub, now| {
+        hub.publish(
+            now,
+            Target::Connection(elsewhere),
+            &switchboard::Message::new("x", json!(null)),
+        )
+    });
+    assert!(published.is_err());
+    assert!(h.hub().connection_info(elsewhere).is_none());
+}
