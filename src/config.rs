@@ -25,8 +25,11 @@ pub struct Config {
     /// Client frame types handed to the application as [`Notice::App`](crate::Notice::App)
     /// instead of being rejected as unknown. Default: none.
     pub app_frame_types: Vec<String>,
-    /// Emit [`Output::Remote`](crate::Output::Remote) envelopes for publishes that other
-    /// nodes may have to serve. Default `false` (a single node).
+    /// Emit [`Output::Remote`](crate::Output::Remote) envelopes for publishes that other hubs
+    /// (the other shards of a process, or other nodes) may have to serve: the application's
+    /// publishes to users, threads, rooms and everyone, and clients' room `publish` frames.
+    /// Envelopes fed back with [`Input::Remote`](crate::Input::Remote) are not relayed again.
+    /// Default `false` (a single hub).
     pub cluster: bool,
     /// The first stream epoch this hub hands out. Streams created later get larger epochs.
     /// Pass something that differs across restarts (e.g. the start time in milliseconds) so a

@@ -344,7 +344,8 @@ impl Hub {
             }
             Input::ProducerLost { user, run } => self.producer_lost(now, user, run),
             Input::Remote(envelope) => {
-                self.deliver(now, &envelope.audience(), &envelope.message, None);
+                let from = envelope.from.as_ref();
+                self.deliver(now, &envelope.audience(), &envelope.message, from);
             }
         }
         self.close_slow();
@@ -674,6 +675,7 @@ impl Hub {
                 let message = Message::new(event, data);
                 let audience = Target::Room(room).except([id]);
                 self.deliver(now, &audience, &message, Some(&user));
+                self.relay(&audience, &message, Some(&user));
             }
             ClientFrame::Bind { thread } => self.bind(id, thread, reference),
             ClientFrame::Ping => self.reply(id, &ServerFrame::Pong { reference }),
@@ -1145,19 +1147,27 @@ impl Hub {
             }
         }
         let delivery = self.deliver(now, &audience, message, None);
-        if self.config.cluster {
-            if let Some(target) = remote_target(&audience.target) {
-                let envelope = Envelope {
-                    target,
-                    message: message.clone(),
-                };
-                self.wire
-                    .outputs
-                    .push_back(Output::Remote(Box::new(envelope)));
-            }
-        }
+        self.relay(&audience, message, None);
         self.close_slow();
         Ok(delivery)
+    }
+
+    /// In a cluster, hand a publish the other hubs may have to serve to the transport.
+    fn relay(&mut self, audience: &Audience, message: &Message, from: Option<&UserId>) {
+        if !self.config.cluster {
+            return;
+        }
+        if let Some(target) = remote_target(&audience.target) {
+            let envelope = Envelope {
+                target,
+                message: message.clone(),
+                from: from.cloned(),
+                except: audience.except.to_vec(),
+            };
+            self.wire
+                .outputs
+                .push_back(Output::Remote(Box::new(envelope)));
+        }
     }
 
     fn deliver(

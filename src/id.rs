@@ -105,6 +105,13 @@ impl Serialize for ConnId {
     }
 }
 
+impl<'de> Deserialize<'de> for ConnId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 macro_rules! name_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -181,7 +188,16 @@ mod tests {
         let id = ConnId::new(2, 7, 3);
         assert_eq!(id.to_string(), "2.7.3");
         assert_eq!(id.to_string().parse::<ConnId>(), Ok(id));
-        for bad in ["", "7", "7.3", "2.7.", "a.b.c", "2.7.3.1", "256.0.0", "0.0.16777216"] {
+        for bad in [
+            "",
+            "7",
+            "7.3",
+            "2.7.",
+            "a.b.c",
+            "2.7.3.1",
+            "256.0.0",
+            "0.0.16777216",
+        ] {
             assert_eq!(bad.parse::<ConnId>(), Err(ParseConnIdError), "{bad:?}");
         }
     }
@@ -190,13 +206,20 @@ mod tests {
     fn conn_id_round_trips_through_u64() {
         let id = ConnId::new(255, 7, GENERATION_MASK);
         assert_eq!(ConnId::from_u64(id.to_u64()), id);
-        assert_eq!((id.shard(), id.index(), id.generation()), (255, 7, GENERATION_MASK));
+        assert_eq!(
+            (id.shard(), id.index(), id.generation()),
+            (255, 7, GENERATION_MASK)
+        );
     }
 
     #[test]
     fn same_slot_other_generation_or_shard_is_another_connection() {
         assert_ne!(ConnId::new(0, 1, 0), ConnId::new(0, 1, 1));
         assert_ne!(ConnId::new(0, 1, 0), ConnId::new(1, 1, 0));
-        assert_eq!(next_generation(GENERATION_MASK), 0, "generations wrap in 24 bits");
+        assert_eq!(
+            next_generation(GENERATION_MASK),
+            0,
+            "generations wrap in 24 bits"
+        );
     }
 }

@@ -112,13 +112,22 @@ pub enum Input<'a> {
     Remote(&'a Envelope),
 }
 
-/// A publish travelling between nodes: who it is for and what it says.
+/// A publish travelling to the other hubs of a process (shards) or to other nodes: who it is
+/// for, what it says, and who sent it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
-    /// The recipients. A connection id is meaningless on another node and is never sent.
+    /// The recipients. A single connection is never a remote target.
     pub target: RemoteTarget,
     /// The message.
     pub message: Message,
+    /// The user whose client published it (a room `publish` frame), shown to recipients as
+    /// `from`; `None` for the application's publishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<UserId>,
+    /// Connections to leave out. Ids are unique within one process only: a bridge to other
+    /// nodes sends [`Envelope::for_other_nodes`], which leaves this empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<ConnId>,
 }
 
 /// The targets that can cross nodes.
@@ -157,9 +166,18 @@ impl Envelope {
         serde_json::from_slice(bytes)
     }
 
+    /// This envelope as another node must see it: without connection ids, which name other
+    /// connections there.
+    pub fn for_other_nodes(&self) -> Envelope {
+        Envelope {
+            except: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     pub(crate) fn audience(&self) -> Audience {
         use crate::target::Target;
-        match &self.target {
+        let target = match &self.target {
             RemoteTarget::User { user } => Target::User(user.clone()),
             RemoteTarget::Room { room } => Target::Room(room.clone()),
             RemoteTarget::Thread { user, thread } => Target::Thread {
@@ -167,8 +185,8 @@ impl Envelope {
                 thread: thread.clone(),
             },
             RemoteTarget::All => Target::All,
-        }
-        .into()
+        };
+        target.except(self.except.iter().copied())
     }
 }
 

@@ -80,7 +80,11 @@ mod tests {
     fn swap_remove_reports_the_moved_member_and_empty_rooms_vanish() {
         let mut rooms = Rooms::default();
         let room: RoomId = "r".into();
-        let (a, b, c) = (ConnId::new(0, 0, 0), ConnId::new(0, 1, 0), ConnId::new(0, 2, 0));
+        let (a, b, c) = (
+            ConnId::new(0, 0, 0),
+            ConnId::new(0, 1, 0),
+            ConnId::new(0, 2, 0),
+        );
         assert_eq!(rooms.add(&room, a), 0);
         assert_eq!(rooms.add(&room, b), 1);
         assert_eq!(rooms.add(&room, c), 2);
