@@ -1,0 +1,866 @@
+//! The application's side: [`Builder`] starts the shards, [`Handle`] publishes, queries and
+//! shuts down, [`UserHandle`] is limited to one user.
+
+use crate::driver::{self, Socket};
+use crate::events::Events;
+use crate::shard::{self, Command, Relaying, Shard};
+use futures_util::future::join_all;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use switchboard::{
+    AgentUpdate, Config, ConnId, ConnectionInfo, Delivery, Envelope, Hub, Input, Message, Open,
+    PublishError, Reason, RoomError, RoomId, RunId, RunReport, Stats, Target, ThreadId, UserId,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Tuning of the transport itself (the hub's own limits are in [`Config`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Number of hubs, each owned by one task, 1 to 256. Default: the available parallelism.
+    pub shards: usize,
+    /// How long a connection the hub closed may take to write what it was handed and its
+    /// close frame, and then to receive the peer's close frame. Default 5 s.
+    pub close_timeout: Duration,
+    /// How long [`Handle::shutdown`] waits for connections to close before dropping them.
+    /// Default 10 s.
+    pub shutdown_grace: Duration,
+    /// How long a client may take to complete the WebSocket handshake. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Capacity of each shard's inbox; senders (connection readers, the handle) wait when it
+    /// is full. Default 4096.
+    pub inbox_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            shards: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            close_timeout: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            inbox_capacity: 4096,
+        }
+    }
+}
+
+/// Starts a switchboard: the hub configuration plus the transport [`Options`].
+///
+/// ```no_run
+/// # async fn run() {
+/// use switchboard::Config;
+/// use switchboard_tokio::Builder;
+///
+/// let (handle, events) = Builder::new(Config::production()).shards(4).start();
+/// # drop((handle, events));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    config: Config,
+    options: Options,
+}
+
+impl Builder {
+    /// A builder with `config` for every hub and default [`Options`].
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            options: Options::default(),
+        }
+    }
+
+    /// Replace all transport options.
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The number of shards (1 to 256).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.options.shards = shards.max(1);
+        self
+    }
+
+    /// See [`Options::close_timeout`].
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.options.close_timeout = timeout;
+        self
+    }
+
+    /// See [`Options::shutdown_grace`].
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.options.shutdown_grace = grace;
+        self
+    }
+
+    /// See [`Options::handshake_timeout`].
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.options.handshake_timeout = timeout;
+        self
+    }
+
+    /// Spawn one task per shard, each owning a `Hub::new(config)`, and return the handle and
+    /// the application's event inbox. Must be called within a tokio runtime.
+    ///
+    /// Every hub gets the same `Config`: its limits, `max_connections` included, apply per
+    /// shard. Each hub's `shard` is set to its index (so connection ids name their shard), and
+    /// with several shards each hub is part of a cluster so that clients' room publishes reach
+    /// every shard; envelopes reach [`Events`] only if `config.cluster` was set.
+    pub fn start(self) -> (Handle, Events) {
+        let Builder {
+            config,
+            mut options,
+        } = self;
+        options.shards = options.shards.clamp(1, MAX_SHARDS);
+        options.inbox_capacity = options.inbox_capacity.max(1);
+        let (events, inbox) = mpsc::unbounded_channel();
+        let (relay_tx, relay_rx): (Vec<_>, Vec<_>) = (0..options.shards)
+            .map(|_| mpsc::unbounded_channel())
+            .unzip();
+        let mut shards = Vec::with_capacity(options.shards);
+        let mut tasks = Vec::with_capacity(options.shards);
+        for (index, relays) in relay_rx.into_iter().enumerate() {
+            let (tx, rx) = mpsc::channel(options.inbox_capacity);
+            let mut hub_config = config.clone();
+            hub_config.shard = u8::try_from(index).expect("at most MAX_SHARDS shards");
+            // Several shards relay client publishes to each other as envelopes.
+            hub_config.cluster = config.cluster || options.shards > 1;
+            let siblings = relay_tx
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != index)
+                .map(|(_, tx)| tx.clone())
+                .collect();
+            let hub = Hub::new(hub_config);
+            let shard = Shard::new(index, hub, events.clone(), siblings, config.cluster);
+            tasks.push(tokio::spawn(shard::run(shard, rx, relays)));
+            shards.push(tx);
+        }
+        let inner = Inner {
+            shards,
+            options,
+            message_limit: config.limits.max_frame_bytes.saturating_mul(2),
+            connections: Mutex::new(Some(JoinSet::new())),
+            shard_tasks: Mutex::new(tasks),
+            stopping: watch::Sender::new(false),
+            shutdown: tokio::sync::Mutex::new(()),
+        };
+        let handle = Handle {
+            inner: Arc::new(inner),
+        };
+        (handle, Events::new(inbox))
+    }
+}
+
+/// Connection ids carry their shard in 8 bits.
+const MAX_SHARDS: usize = 256;
+
+struct Inner {
+    shards: Vec<mpsc::Sender<Command>>,
+    options: Options,
+    /// The largest message the WebSocket layer reads: twice the hub's `max_frame_bytes`, so
+    /// that the hub sees (and closes with 1009) a frame somewhat over its limit, while a huge
+    /// one is cut off before it is buffered.
+    message_limit: usize,
+    /// Connection tasks; `None` once shutdown started.
+    connections: Mutex<Option<JoinSet<()>>>,
+    shard_tasks: Mutex<Vec<JoinHandle<()>>>,
+    stopping: watch::Sender<bool>,
+    /// Held by a shutdown in progress, so a second caller waits for it to finish.
+    shutdown: tokio::sync::Mutex<()>,
+}
+
+/// Why a request through the [`Handle`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The hub refused the publish or agent update (see [`PublishError`]).
+    Publish(PublishError),
+    /// The hub refused the room or thread operation (see [`RoomError`]).
+    Room(RoomError),
+    /// The connection does not exist (closed, never existed, or not the scope's user's).
+    UnknownConnection(ConnId),
+    /// The switchboard has shut down.
+    Stopped,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Publish(e) => write!(f, "publish refused: {e}"),
+            Error::Room(e) => write!(f, "room operation refused: {e}"),
+            Error::UnknownConnection(c) => write!(f, "unknown connection {c}"),
+            Error::Stopped => f.write_str("the switchboard has shut down"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Publish(e) => Some(e),
+            Error::Room(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Statistics of every shard and their sum.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardedStats {
+    /// Every gauge and counter summed over the shards ([`Stats::merge`]): a room with members
+    /// on several shards counts once per shard, and a publish to a room or to everyone counts
+    /// once per shard in `publishes`.
+    pub total: Stats,
+    /// Each shard's own snapshot, by shard index.
+    pub shards: Vec<Stats>,
+}
+
+impl ShardedStats {
+    fn of(shards: Vec<Stats>) -> Self {
+        let mut total = Stats::default();
+        for s in &shards {
+            total.merge(s);
+        }
+        Self { total, shards }
+    }
+}
+
+/// Add up what each shard did with one publish: `reached` and `buffered` summed, `position`
+/// kept only when exactly one shard sequenced the message (a user or thread target; a room's
+/// stream is numbered per shard).
+fn sum(deliveries: impl IntoIterator<Item = Delivery>) -> Delivery {
+    let mut total = Delivery::default();
+    let mut positions = 0;
+    for d in deliveries {
+        total.reached += d.reached;
+        total.buffered |= d.buffered;
+        if d.position.is_some() {
+            positions += 1;
+            total.position = d.position;
+        }
+    }
+    if positions > 1 {
+        total.position = None;
+    }
+    total
+}
+
+/// The shard of a user: FNV-1a of the id, modulo the number of shards. Stable across runs
+/// and versions, so a reconnecting client lands on the shard that holds its streams.
+pub(crate) fn shard_for(user: &str, shards: usize) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in user.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % shards as u64) as usize
+}
+
+/// The application's handle on a running switchboard. Cheap to clone; every method talks to
+/// the shard tasks through their inboxes.
+///
+/// Routing across shards: a connection lives on the shard of its user
+/// ([`Handle::shard_of`]), so everything per user (targets `User` and `Thread`, agent runs,
+/// per-user limits, resume, offline buffering, waiters) is one shard's business; a publish to
+/// a `Room` or to `All` goes to every shard and the [`Delivery`]s are summed.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("shards", &self.inner.shards.len())
+            .field("stopping", &self.is_shutting_down())
+            .finish()
+    }
+}
+
+impl Handle {
+    // ----- plumbing -------------------------------------------------------------------------
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    pub(crate) fn message_limit(&self) -> usize {
+        self.inner.message_limit
+    }
+
+    pub(crate) fn inbox(&self, shard: usize) -> mpsc::Sender<Command> {
+        self.inner.shards[shard].clone()
+    }
+
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.inner.stopping.subscribe()
+    }
+
+    /// Run `f` on `shard`'s task (followed by a drain) and return its result.
+    pub(crate) async fn call<R: Send + 'static>(
+        &self,
+        shard: usize,
+        f: impl FnOnce(&mut Shard, Instant) -> R + Send + 'static,
+    ) -> Result<R, Error> {
+        let (tx, rx) = oneshot::channel();
+        let call = Command::Call(Box::new(move |s, now| {
+            let _ = tx.send(f(s, now));
+        }));
+        self.inner.shards[shard]
+            .send(call)
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Run `f` on every shard concurrently; results by shard index.
+    async fn call_all<R: Send + 'static>(
+        &self,
+        f: impl Fn(&mut Shard, Instant) -> R + Clone + Send + 'static,
+    ) -> Result<Vec<R>, Error> {
+        let calls = (0..self.shards()).map(|i| self.call(i, f.clone()));
+        join_all(calls).await.into_iter().collect()
+    }
+
+    /// Spawn a connection task that shutdown waits for (and aborts after the grace). Once
+    /// shutdown has started the task is handed back instead.
+    pub(crate) fn spawn_tracked<F>(&self, task: F) -> Result<(), F>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut guard = self.inner.connections.lock().expect("not poisoned");
+        let Some(set) = guard.as_mut() else {
+            return Err(task);
+        };
+        while set.try_join_next().is_some() {}
+        set.spawn(task);
+        Ok(())
+    }
+
+    // ----- topology -------------------------------------------------------------------------
+
+    /// The number of shards.
+    pub fn shards(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// The shard that holds `user`'s connections, streams and runs.
+    pub fn shard_of(&self, user: &UserId) -> usize {
+        shard_for(user.as_str(), self.shards())
+    }
+
+    // ----- connections ----------------------------------------------------------------------
+
+    /// Run an already upgraded WebSocket as a connection of `open.user` until it ends, from
+    /// any WebSocket library (wrap it as a [`Socket`]). The connection is tracked by
+    /// [`Handle::shutdown`]; refused opens are closed with the hub's close code.
+    pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
+        let (done, finished) = oneshot::channel::<()>();
+        let handle = self.clone();
+        let task = async move {
+            driver::drive(handle, open, socket).await;
+            let _ = done.send(());
+        };
+        match self.spawn_tracked(task) {
+            // Resolves when the driver ends or is aborted by shutdown.
+            Ok(()) => {
+                let _ = finished.await;
+            }
+            // Shutting down: the hub refuses the open and the socket is closed with 1001.
+            Err(task) => task.await,
+        }
+    }
+
+    // ----- publishing -----------------------------------------------------------------------
+
+    /// Publish `message` to `to`: a connection on its shard, a user or thread on the user's
+    /// shard, a room or everyone on every shard. The returned [`Delivery`] is summed over the
+    /// shards.
+    pub async fn publish(&self, to: Target, message: Message) -> Result<Delivery, Error> {
+        self.publish_except(to, [], message).await
+    }
+
+    /// Publish `message` to `to`, leaving out the `except` connections.
+    pub async fn publish_except(
+        &self,
+        to: Target,
+        except: impl IntoIterator<Item = ConnId>,
+        message: Message,
+    ) -> Result<Delivery, Error> {
+        let audience = to.except(except);
+        let shard = match &audience.target {
+            Target::Connection(conn) => Some(self.shard_of_connection(*conn)?),
+            Target::User(user) | Target::Thread { user, .. } => Some(self.shard_of(user)),
+            Target::Room(_) | Target::All => None,
+        };
+        let result = match shard {
+            Some(shard) => {
+                self.call(shard, move |s, now| s.hub.publish(now, audience, &message))
+                    .await?
+            }
+            None => {
+                let message = Arc::new(message);
+                let deliveries = self
+                    .call_all(move |s, now| {
+                        // Every shard serves its own members: nothing to relay between them,
+                        // and other nodes get one envelope per publish, the first shard's.
+                        s.relaying = Relaying::Quiet {
+                            forward: s.index == 0,
+                        };
+                        s.hub.publish(now, audience.clone(), &message)
+                    })
+                    .await?;
+                deliveries
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(sum)
+            }
+        };
+        result.map_err(|e| match e {
+            PublishError::UnknownConnection(u) => Error::UnknownConnection(u.0),
+            e => Error::Publish(e),
+        })
+    }
+
+    /// Send `message` to one connection (unsequenced): `publish` to `Target::Connection`.
+    pub async fn send_to_connection(
+        &self,
+        conn: ConnId,
+        message: Message,
+    ) -> Result<Delivery, Error> {
+        self.publish(Target::Connection(conn), message).await
+    }
+
+    /// Publish one event of `user`'s agent run (see [`Hub::send_agent_update`]).
+    pub async fn send_agent_update(
+        &self,
+        user: impl Into<UserId>,
+        update: AgentUpdate,
+    ) -> Result<Delivery, Error> {
+        let user = user.into();
+        self.call(self.shard_of(&user), move |s, now| {
+            s.hub.send_agent_update(now, &user, update)
+        })
+        .await?
+        .map_err(Error::Publish)
+    }
+
+    /// The producer of `user`'s run went away: the run ends with `producer_lost`.
+    pub async fn producer_lost(
+        &self,
+        user: impl Into<UserId>,
+        run: impl Into<RunId>,
+    ) -> Result<(), Error> {
+        let (user, run) = (user.into(), run.into());
+        self.call(self.shard_of(&user), move |s, now| {
+            let _ = s.hub.handle_input(
+                now,
+                Input::ProducerLost {
+                    user: &user,
+                    run: &run,
+                },
+            );
+        })
+        .await
+    }
+
+    /// The report of one of `user`'s runs (in progress, or ended within `run_retention`).
+    pub async fn run_report(
+        &self,
+        user: impl Into<UserId>,
+        run: impl Into<RunId>,
+    ) -> Option<RunReport> {
+        let (user, run) = (user.into(), run.into());
+        self.call(self.shard_of(&user), move |s, _| {
+            s.hub.run_report(&user, &run).cloned()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Deliver a publish that arrived from another node (`Input::Remote`) on the shards it
+    /// concerns. It emits no new envelope.
+    pub async fn deliver_remote(&self, envelope: Envelope) -> Result<(), Error> {
+        let envelope = Arc::new(envelope);
+        let input = |s: &mut Shard, now: Instant, envelope: &Envelope| {
+            let _ = s.hub.handle_input(now, Input::Remote(envelope));
+        };
+        match &envelope.target {
+            switchboard::RemoteTarget::User { user }
+            | switchboard::RemoteTarget::Thread { user, .. } => {
+                let shard = self.shard_of(user);
+                self.call(shard, move |s, now| input(s, now, &envelope))
+                    .await
+            }
+            _ => self
+                .call_all(move |s, now| input(s, now, &envelope))
+                .await
+                .map(drop),
+        }
+    }
+
+    // ----- per user -------------------------------------------------------------------------
+
+    /// A handle limited to `user`: it can only publish to, query and disconnect that user's
+    /// own connections, threads and runs.
+    pub fn user(&self, user: impl Into<UserId>) -> UserHandle {
+        let user = user.into();
+        UserHandle {
+            shard: self.shard_of(&user),
+            handle: self.clone(),
+            user,
+        }
+    }
+
+    /// True if `user` has an open connection.
+    pub async fn is_user_connected(&self, user: impl Into<UserId>) -> bool {
+        let user = user.into();
+        self.call(self.shard_of(&user), move |s, _| {
+            s.hub.is_user_connected(&user)
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// `user`'s open connections, oldest first.
+    pub async fn user_connections(&self, user: impl Into<UserId>) -> Vec<ConnId> {
+        let user = user.into();
+        self.call(self.shard_of(&user), move |s, _| {
+            s.hub.user_connections(&user).to_vec()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Wait until `user` has a connection (true), or `timeout` passes (false). Messages
+    /// published to the user meanwhile wait in the user's stream and are delivered when the
+    /// connection opens.
+    pub async fn wait_for_connection(&self, user: impl Into<UserId>, timeout: Duration) -> bool {
+        let user = user.into();
+        let (done, connected) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        let registered = self
+            .call(self.shard_of(&user), move |s, _| {
+                let waiter = s.hub.wait_for_connection(&user, deadline);
+                s.add_waiter(waiter, done);
+            })
+            .await;
+        registered.is_ok() && connected.await.unwrap_or(false)
+    }
+
+    /// Close every connection of `user` with 4002. Returns how many were closed.
+    pub async fn disconnect_user(&self, user: impl Into<UserId>) -> usize {
+        let user = user.into();
+        self.call(self.shard_of(&user), move |s, _| {
+            s.hub.disconnect_user(&user)
+        })
+        .await
+        .unwrap_or(0)
+    }
+
+    // ----- per connection -------------------------------------------------------------------
+
+    /// The shard that issued `conn` (its hub checks the rest).
+    fn shard_of_connection(&self, conn: ConnId) -> Result<usize, Error> {
+        let shard = usize::from(conn.shard());
+        if shard < self.shards() {
+            Ok(shard)
+        } else {
+            Err(Error::UnknownConnection(conn))
+        }
+    }
+
+    /// A snapshot of one connection.
+    pub async fn connection_info(&self, conn: ConnId) -> Option<ConnectionInfo> {
+        self.call(self.shard_of_connection(conn).ok()?, move |s, _| {
+            s.hub.connection_info(conn)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Close one connection with `reason`'s close code (after what is queued for it, for
+    /// the graceful reasons).
+    pub async fn close_connection(&self, conn: ConnId, reason: Reason) -> Result<(), Error> {
+        self.call(self.shard_of_connection(conn)?, move |s, _| {
+            s.hub.close_connection(conn, reason)
+        })
+        .await?
+        .map_err(|_| Error::UnknownConnection(conn))
+    }
+
+    /// Add a connection to a room (it receives `joined`).
+    pub async fn join_room(&self, conn: ConnId, room: impl Into<RoomId>) -> Result<(), Error> {
+        let room = room.into();
+        self.call(self.shard_of_connection(conn)?, move |s, now| {
+            s.hub.join_room(now, conn, &room)
+        })
+        .await?
+        .map_err(Error::Room)
+    }
+
+    /// Remove a connection from a room (it receives `left`).
+    pub async fn leave_room(&self, conn: ConnId, room: impl Into<RoomId>) -> Result<(), Error> {
+        let room = room.into();
+        self.call(self.shard_of_connection(conn)?, move |s, _| {
+            s.hub.leave_room(conn, &room)
+        })
+        .await?
+        .map_err(Error::Room)
+    }
+
+    /// Bind a connection to a thread of its user, or unbind it with `None`.
+    pub async fn update_connection_thread(
+        &self,
+        conn: ConnId,
+        thread: Option<ThreadId>,
+    ) -> Result<(), Error> {
+        self.call(self.shard_of_connection(conn)?, move |s, _| {
+            s.hub.update_connection_thread(conn, thread)
+        })
+        .await?
+        .map_err(|_| Error::UnknownConnection(conn))
+    }
+
+    /// The members of `room` on every shard.
+    pub async fn room_members(&self, room: impl Into<RoomId>) -> Vec<ConnId> {
+        let room = room.into();
+        let members = self
+            .call_all(move |s, _| s.hub.room_members(&room))
+            .await
+            .unwrap_or_default();
+        members.into_iter().flatten().collect()
+    }
+
+    // ----- observability --------------------------------------------------------------------
+
+    /// Every shard's statistics and their sum (empty once stopped).
+    pub async fn stats(&self) -> ShardedStats {
+        let shards = self
+            .call_all(|s, _| s.hub.stats())
+            .await
+            .unwrap_or_default();
+        ShardedStats::of(shards)
+    }
+
+    // ----- shutdown -------------------------------------------------------------------------
+
+    /// True once [`Handle::shutdown`] has started.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.inner.stopping.borrow()
+    }
+
+    /// Shut down gracefully: stop accepting, have every hub close its connections with 1001
+    /// after what was queued for them, wait up to [`Options::shutdown_grace`] for the
+    /// connection tasks to finish (then drop the rest), and stop the shards. Afterwards
+    /// requests fail with [`Error::Stopped`] and [`Events::recv`] returns `None`. Calling it
+    /// again waits for the first call to finish.
+    pub async fn shutdown(&self) {
+        let _once = self.inner.shutdown.lock().await;
+        self.inner.stopping.send_replace(true);
+        let _ = self.call_all(|s, _| s.hub.shutdown(Reason::Shutdown)).await;
+        let connections = self.inner.connections.lock().expect("not poisoned").take();
+        if let Some(mut set) = connections {
+            let grace = self.inner.options.shutdown_grace;
+            let all_done = async { while set.join_next().await.is_some() {} };
+            if tokio::time::timeout(grace, all_done).await.is_err() {
+                tracing::warn!(
+                    left = set.len(),
+                    "shutdown grace over: dropping connections"
+                );
+            }
+            set.shutdown().await;
+        }
+        for shard in &self.inner.shards {
+            let _ = shard.send(Command::Stop).await;
+        }
+        let tasks = std::mem::take(&mut *self.inner.shard_tasks.lock().expect("not poisoned"));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A [`Handle`] limited to one user: every method addresses that user's own connections,
+/// threads and runs, through the hub's `UserScope`. A connection of another user is reported
+/// as unknown, exactly like a closed one. There is no method for rooms or everyone.
+#[derive(Debug, Clone)]
+pub struct UserHandle {
+    handle: Handle,
+    user: UserId,
+    shard: usize,
+}
+
+impl UserHandle {
+    /// The user.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// Run `f` with the user's scope on the user's shard.
+    async fn scoped<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut switchboard::UserScope<'_>, Instant) -> R + Send + 'static,
+    ) -> Result<R, Error> {
+        let user = self.user.clone();
+        self.handle
+            .call(self.shard, move |s, now| f(&mut s.hub.scope(user), now))
+            .await
+    }
+
+    /// Check that `conn` is on the user's shard (ownership itself is checked by the scope).
+    fn local(&self, conn: ConnId) -> Result<ConnId, Error> {
+        if usize::from(conn.shard()) == self.shard {
+            Ok(conn)
+        } else {
+            Err(Error::UnknownConnection(conn))
+        }
+    }
+
+    /// Publish to every connection of the user.
+    pub async fn publish(&self, message: Message) -> Result<Delivery, Error> {
+        self.scoped(move |scope, now| scope.publish(now, &message))
+            .await?
+            .map_err(Error::Publish)
+    }
+
+    /// Publish to the user's connections bound to `thread`.
+    pub async fn publish_to_thread(
+        &self,
+        thread: impl Into<ThreadId>,
+        message: Message,
+    ) -> Result<Delivery, Error> {
+        let thread = thread.into();
+        self.scoped(move |scope, now| scope.publish_to_thread(now, thread, &message))
+            .await?
+            .map_err(Error::Publish)
+    }
+
+    /// Send to one of the user's connections.
+    pub async fn send_to_connection(
+        &self,
+        conn: ConnId,
+        message: Message,
+    ) -> Result<Delivery, Error> {
+        let id = self.local(conn)?;
+        self.scoped(move |scope, now| scope.send_to_connection(now, id, &message))
+            .await?
+            .map_err(|e| match e {
+                PublishError::UnknownConnection(_) => Error::UnknownConnection(conn),
+                e => Error::Publish(e),
+            })
+    }
+
+    /// Rebind one of the user's connections to a thread (or unbind it).
+    pub async fn update_connection_thread(
+        &self,
+        conn: ConnId,
+        thread: Option<ThreadId>,
+    ) -> Result<(), Error> {
+        let id = self.local(conn)?;
+        self.scoped(move |scope, _| scope.update_connection_thread(id, thread))
+            .await?
+            .map_err(|_| Error::UnknownConnection(conn))
+    }
+
+    /// Publish one event of one of the user's agent runs.
+    pub async fn send_agent_update(&self, update: AgentUpdate) -> Result<Delivery, Error> {
+        self.scoped(move |scope, now| scope.send_agent_update(now, update))
+            .await?
+            .map_err(Error::Publish)
+    }
+
+    /// The report of one of the user's runs.
+    pub async fn run_report(&self, run: impl Into<RunId>) -> Option<RunReport> {
+        let run = run.into();
+        self.scoped(move |scope, _| scope.run_report(&run).cloned())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Wait until the user has a connection (true) or `timeout` passes (false).
+    pub async fn wait_for_connection(&self, timeout: Duration) -> bool {
+        self.handle
+            .wait_for_connection(self.user.clone(), timeout)
+            .await
+    }
+
+    /// Close every connection of the user with 4002. Returns how many were closed.
+    pub async fn disconnect(&self) -> usize {
+        self.scoped(|scope, _| scope.disconnect())
+            .await
+            .unwrap_or(0)
+    }
+
+    /// The user's open connections, oldest first.
+    pub async fn connections(&self) -> Vec<ConnId> {
+        self.scoped(|scope, _| scope.connections().to_vec())
+            .await
+            .unwrap_or_default()
+    }
+
+    /// True if the user has an open connection.
+    pub async fn is_connected(&self) -> bool {
+        self.scoped(|scope, _| scope.is_connected())
+            .await
+            .unwrap_or(false)
+    }
+
+    /// A snapshot of one of the user's connections.
+    pub async fn connection_info(&self, conn: ConnId) -> Option<ConnectionInfo> {
+        let id = self.local(conn).ok()?;
+        self.scoped(move |scope, _| scope.connection_info(id))
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_always_maps_to_the_same_shard_and_users_spread() {
+        let shards: Vec<usize> = (0..64)
+            .map(|i| shard_for(&format!("user-{i}"), 4))
+            .collect();
+        assert_eq!(shard_for("user-7", 4), shards[7]);
+        for s in 0..4 {
+            assert!(shards.contains(&s), "no user on shard {s}");
+        }
+    }
+
+    #[test]
+    fn a_summed_delivery_keeps_a_position_only_from_a_single_shard() {
+        let at = |seq| Some(switchboard::Position { epoch: 1, seq });
+        let one = sum([
+            Delivery {
+                reached: 2,
+                position: at(5),
+                buffered: false,
+            },
+            Delivery::default(),
+        ]);
+        assert_eq!((one.reached, one.position), (2, at(5)));
+        let two = sum([
+            Delivery {
+                reached: 1,
+                position: at(5),
+                buffered: false,
+            },
+            Delivery {
+                reached: 3,
+                position: at(9),
+                buffered: false,
+            },
+        ]);
+        assert_eq!((two.reached, two.position), (4, None));
+    }
+}

@@ -1,0 +1,77 @@
+//! # switchboard-tokio
+//!
+//! Drives the sans-IO [`switchboard::Hub`] over tokio and WebSockets, on every core.
+//!
+//! The transport owns sockets and timers and nothing else: it accepts TCP, performs the
+//! WebSocket handshake (asking your [`Authenticate`] who the client is, or refusing with an
+//! HTTP status), feeds the hub text, binary and pong frames, flush reports and closes, carries
+//! out the hub's sends, pings and closes, and sleeps until the hub's next timer. Every routing
+//! decision is the hub's.
+//!
+//! ## Shards
+//!
+//! Connections are spread over `N` hubs (default: one per available core), each owned by one
+//! task that follows the hub's drain invariant. A connection goes to the shard of its user
+//! ([`Handle::shard_of`], a stable hash of the user id), so one user's connections, per-user
+//! limits, streams, resume positions, offline buffer, agent runs and waiters all live on one
+//! hub. Rooms span shards: [`Handle::publish`] to a room or to everyone is published on every
+//! shard and the deliveries summed; a client's room `publish` frame is relayed from its shard to
+//! the others. Every hub stamps its index into the connection ids it issues, so a
+//! [`switchboard::ConnId`] names its shard.
+//!
+//! ## Tasks and channels
+//!
+//! - one task per shard, with a bounded inbox of commands (socket events from connections,
+//!   requests from the [`Handle`]);
+//! - one task per connection (the driver, generic over any [`Socket`]): its reader feeds the
+//!   shard, its writer performs the shard's outputs from an unbounded inbox (bounded in
+//!   practice by the hub's in-flight budget) and reports `Flushed` after each batch is
+//!   written to the socket — the hub's backpressure signal;
+//! - the application's [`Events`] inbox for notices (application frames, closes, run reports).
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use switchboard::{Config, Message, Open, Target};
+//! use switchboard_tokio::{Builder, Refusal, Request};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let (handle, mut events) = Builder::new(Config::production()).start();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let auth = |request: &Request| -> Result<Open, Refusal> {
+//!     match request.headers().get("x-user").and_then(|v| v.to_str().ok()) {
+//!         Some(user) => Ok(Open::new(user)),
+//!         None => Err(Refusal::unauthorized()),
+//!     }
+//! };
+//! tokio::spawn(handle.clone().serve(listener, auth));
+//! tokio::spawn(async move { while let Some(_event) = events.recv().await { /* ... */ } });
+//! handle.publish(Target::Room("lobby".into()), Message::new("hello", 1.into())).await.ok();
+//! handle.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With the `axum` feature, `axum::upgrade` runs an axum `WebSocketUpgrade` on the hub.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "axum")]
+pub mod axum;
+mod driver;
+mod events;
+mod handle;
+mod server;
+mod shard;
+
+pub use driver::{Frame, Socket, SocketError};
+pub use events::{Event, Events};
+pub use handle::{Builder, Error, Handle, Options, ShardedStats, UserHandle};
+pub use server::{position_from_query, Authenticate, Refusal, Request, Tungstenite};
+/// The `http` types of the handshake ([`Request`], the status of a [`Refusal`]).
+pub use tokio_tungstenite::tungstenite::http;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,269 @@
+//! One shard: a task that owns one [`Hub`] and follows the drain invariant literally.
+//!
+//! The task receives [`Command`]s on a bounded channel (socket events from connection drivers,
+//! and closures from the [`Handle`](crate::Handle)), feeds each to the hub with the current
+//! time, then drains every output: frames, pings and closes go to the connection's writer
+//! through an unbounded channel (the hub's in-flight budget bounds it), notices go to the
+//! application's [`Events`](crate::Events). It then sleeps until the next command or
+//! [`Hub::poll_timeout`]. It never awaits anything but its own inbox, so no socket and no
+//! application can make it wait.
+//!
+//! Shards relay to each other what a client publishes to a room: the hub (configured as part
+//! of a cluster when there are several shards) emits the publish as an `Output::Remote`
+//! envelope, which goes to every other shard's relay inbox and is fed there as
+//! `Input::Remote`. Relay inboxes are unbounded so that two shards never wait for each other;
+//! the clients' inbound rate limit bounds them.
+
+use crate::events::Event;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use switchboard::{
+    ConnId, Envelope, Hub, Input, Notice, Open, OpenError, Output, Reason, WaiterId,
+};
+use tokio::sync::{mpsc, oneshot};
+
+/// What a connection's writer must do next, in order.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// Write this text frame, then report it flushed.
+    Frame(Bytes),
+    /// Send a ping control frame.
+    Ping([u8; 8]),
+    /// Send a close frame and stop.
+    Close(u16, Reason),
+}
+
+/// The shard's end of one connection: its writer's inbox.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// Frames, pings and the close, in the hub's order.
+    pub out: mpsc::UnboundedSender<Out>,
+    /// Fired (or dropped) when the hub closed or forgot the connection: from then on the
+    /// driver has `close_timeout` to finish writing.
+    pub closing: Option<oneshot::Sender<()>>,
+}
+
+/// Something a connection's socket did.
+#[derive(Debug)]
+pub(crate) enum SocketEvent {
+    Text(Bytes),
+    Binary(Bytes),
+    Pong(Bytes),
+    Flushed(usize),
+    /// The peer sent a message larger than the WebSocket layer reads (twice `max_frame_bytes`).
+    TooLarge,
+    Closed,
+}
+
+/// A closure run against the shard, followed by a drain.
+pub(crate) type Call = Box<dyn FnOnce(&mut Shard, Instant) + Send>;
+
+/// The shard task's inbox.
+pub(crate) enum Command {
+    Socket { conn: ConnId, event: SocketEvent },
+    Call(Call),
+    Stop,
+}
+
+/// Where the envelopes of the operation in progress go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Relaying {
+    /// To the other shards, and to the application if it asked for envelopes.
+    All,
+    /// A publish the handle runs on every shard: every shard already serves its own members,
+    /// so nothing goes to the other shards; to the application only if `forward` (one shard's
+    /// copy, so that other nodes get one envelope per publish).
+    Quiet { forward: bool },
+}
+
+/// The state one shard task owns.
+pub(crate) struct Shard {
+    /// This shard's index.
+    pub index: usize,
+    /// The hub.
+    pub hub: Hub,
+    links: HashMap<ConnId, Link>,
+    waiters: HashMap<WaiterId, oneshot::Sender<bool>>,
+    events: mpsc::UnboundedSender<Event>,
+    /// The relay inboxes of the other shards.
+    siblings: Vec<mpsc::UnboundedSender<Arc<Envelope>>>,
+    /// The application asked for envelopes (`Config::cluster`), for other nodes.
+    forward_remote: bool,
+    /// Where the envelopes of the operation in progress go; reset after each drain.
+    pub relaying: Relaying,
+}
+
+impl Shard {
+    pub fn new(
+        index: usize,
+        hub: Hub,
+        events: mpsc::UnboundedSender<Event>,
+        siblings: Vec<mpsc::UnboundedSender<Arc<Envelope>>>,
+        forward_remote: bool,
+    ) -> Self {
+        Self {
+            index,
+            hub,
+            links: HashMap::new(),
+            waiters: HashMap::new(),
+            events,
+            siblings,
+            forward_remote,
+            relaying: Relaying::All,
+        }
+    }
+
+    /// Open a connection and register its writer before its first output is drained.
+    pub fn open(&mut self, now: Instant, open: Open, link: Link) -> Result<ConnId, OpenError> {
+        let conn = self.hub.open(now, open)?;
+        self.links.insert(conn, link);
+        Ok(conn)
+    }
+
+    /// Register the sender a `wait_for_connection` resolves (before the drain that may
+    /// carry its notice).
+    pub fn add_waiter(&mut self, waiter: WaiterId, done: oneshot::Sender<bool>) {
+        self.waiters.insert(waiter, done);
+    }
+
+    fn socket(&mut self, now: Instant, conn: ConnId, event: SocketEvent) {
+        let result = match event {
+            SocketEvent::Text(bytes) => self.hub.handle_input(
+                now,
+                Input::Text {
+                    conn,
+                    bytes: &bytes,
+                },
+            ),
+            SocketEvent::Binary(bytes) => self.hub.handle_input(
+                now,
+                Input::Binary {
+                    conn,
+                    bytes: &bytes,
+                },
+            ),
+            SocketEvent::Pong(payload) => self.hub.handle_input(
+                now,
+                Input::Pong {
+                    conn,
+                    payload: &payload,
+                },
+            ),
+            SocketEvent::Flushed(bytes) => {
+                self.hub.handle_input(now, Input::Flushed { conn, bytes })
+            }
+            SocketEvent::TooLarge => self.hub.close_connection(conn, Reason::FrameTooLarge),
+            SocketEvent::Closed => self.hub.handle_input(now, Input::Closed { conn }),
+        };
+        // An event that raced the connection's close names a connection the hub already
+        // forgot: nothing to do.
+        let _ = result;
+    }
+
+    /// Perform every pending output, in order (the drain invariant).
+    fn drain(&mut self) {
+        while let Some(output) = self.hub.poll_output() {
+            match output {
+                Output::Send { conn, frame } => self.write(conn, Out::Frame(frame)),
+                Output::Ping { conn, payload } => self.write(conn, Out::Ping(payload)),
+                Output::Close { conn, code, reason } => {
+                    if let Some(link) = self.links.get_mut(&conn) {
+                        let _ = link.out.send(Out::Close(code, reason));
+                        if let Some(closing) = link.closing.take() {
+                            let _ = closing.send(());
+                        }
+                    }
+                }
+                Output::Remote(envelope) => self.relay(envelope),
+                Output::Notice(notice) => self.notice(notice),
+            }
+        }
+        self.relaying = Relaying::All;
+    }
+
+    fn relay(&mut self, envelope: Box<Envelope>) {
+        let forward = match self.relaying {
+            Relaying::All => {
+                let shared = Arc::new((*envelope).clone());
+                for sibling in &self.siblings {
+                    let _ = sibling.send(shared.clone());
+                }
+                self.forward_remote
+            }
+            Relaying::Quiet { forward } => forward && self.forward_remote,
+        };
+        if forward {
+            let _ = self.events.send(Event::Remote(envelope));
+        }
+    }
+
+    fn write(&mut self, conn: ConnId, out: Out) {
+        if let Some(link) = self.links.get(&conn) {
+            // A writer that is gone has a socket that is gone: its `Closed` is on the way.
+            let _ = link.out.send(out);
+        }
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::UserConnected { waiter, .. } => self.resolve(waiter, true),
+            Notice::WaitExpired { waiter, .. } => self.resolve(waiter, false),
+            notice => {
+                if let Notice::Closed { conn, .. } = &notice {
+                    // Frames already handed to the writer stay in its inbox; dropping the link
+                    // ends the inbox after them.
+                    self.links.remove(conn);
+                }
+                let _ = self.events.send(Event::Notice {
+                    shard: self.index,
+                    notice,
+                });
+            }
+        }
+    }
+
+    fn resolve(&mut self, waiter: WaiterId, connected: bool) {
+        if let Some(done) = self.waiters.remove(&waiter) {
+            let _ = done.send(connected);
+        }
+    }
+}
+
+/// The shard task: feed, drain, sleep until the next command, relay or timer, until stopped.
+pub(crate) async fn run(
+    mut shard: Shard,
+    mut inbox: mpsc::Receiver<Command>,
+    mut relays: mpsc::UnboundedReceiver<Arc<Envelope>>,
+) {
+    let sleep = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
+    loop {
+        let wake = shard.hub.poll_timeout();
+        if wake != armed {
+            if let Some(at) = wake {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+            }
+            armed = wake;
+        }
+        // Unbiased: under a steady stream of commands the timer still gets its turn.
+        tokio::select! {
+            command = inbox.recv() => match command {
+                Some(Command::Socket { conn, event }) => shard.socket(Instant::now(), conn, event),
+                Some(Command::Call(call)) => call(&mut shard, Instant::now()),
+                Some(Command::Stop) | None => break,
+            },
+            Some(envelope) = relays.recv() => {
+                let _ = shard.hub.handle_input(Instant::now(), Input::Remote(&envelope));
+            }
+            () = &mut sleep, if armed.is_some() => {
+                armed = None;
+                shard.hub.handle_timeout(Instant::now());
+            }
+        }
+        shard.drain();
+    }
+    tracing::debug!(shard = shard.index, "shard stopped");
+}
