@@ -1333,10 +1333,14 @@ impl Hub {
             epoch,
             seq,
         });
+        // With no open connection that selects it (whatever `except` says), the entry waits
+        // for the next one that does; a connection left out by `except` was meant to miss it.
+        let pending = !self.users.get(user).is_some_and(|conns| {
+            conns
+                .iter()
+                .any(|id| self.conns[id.index()].wants_thread(thread))
+        });
         let mut delivery = self.fan_out_user(user, thread, except, &frame, coalesce, Some(seq));
-        // Reaching no connection while nobody was excluded, the entry waits for the next
-        // connection that selects it; `except` names connections that must not get it.
-        let pending = delivery.reached == 0 && except.is_empty();
         let entry = Entry {
             seq,
             at: now,
