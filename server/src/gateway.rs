@@ -1,0 +1,87 @@
+//! `GET /ws`: the client endpoint. Authenticates the handshake, then hands the upgraded socket
+//! to the switchboard.
+//!
+//! The token comes from `Authorization: Bearer <token>` or the `token` query parameter. A
+//! missing, forged or expired token is answered with 401 and no WebSocket. Optional query
+//! parameters: `thread` (bind the connection to a conversation thread at once) and
+//! `resume=<epoch>:<seq>` (the client's last user-stream position: the server replays what it
+//! missed, see `docs/PROTOCOL.md`).
+
+use crate::auth::TokenError;
+use crate::state::AppState;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use switchboard::{Open, Position};
+
+/// The query parameters of the handshake.
+#[derive(Debug, Default, Deserialize)]
+pub struct Handshake {
+    /// The client token, when not in the `Authorization` header.
+    pub token: Option<String>,
+    /// A thread to bind the connection to.
+    pub thread: Option<String>,
+    /// The last user-stream position seen, `<epoch>:<seq>`.
+    pub resume: Option<String>,
+}
+
+fn refuse(status: StatusCode, code: &str, message: String) -> Response {
+    (status, Json(json!({"error": code, "message": message}))).into_response()
+}
+
+fn parse_position(s: &str) -> Option<Position> {
+    let (epoch, seq) = s.split_once(':')?;
+    Some(Position {
+        epoch: epoch.parse().ok()?,
+        seq: seq.parse().ok()?,
+    })
+}
+
+/// The handler of `GET /ws`.
+pub async fn connect(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<Handshake>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = bearer.or(query.token.as_deref()) else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            TokenError::Missing.to_string(),
+        );
+    };
+    let claims = match state.keys.verify(token) {
+        Ok(claims) => claims,
+        Err(e) => {
+            tracing::debug!(error = %e, "handshake refused");
+            return refuse(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string());
+        }
+    };
+    let mut open = Open::new(claims.sub.as_str()).access(claims.access());
+    if let Some(thread) = query.thread.filter(|t| !t.is_empty()) {
+        open = open.thread(thread);
+    }
+    if let Some(resume) = &query.resume {
+        match parse_position(resume) {
+            Some(position) => open = open.resume(position),
+            None => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("resume={resume:?}: expected <epoch>:<seq>"),
+                )
+            }
+        }
+    }
+    switchboard_tokio::axum::upgrade(&state.handle, upgrade, open)
+}

@@ -1,0 +1,112 @@
+//! The deployable Switchboard server: one port with the client WebSocket endpoint (`/ws`),
+//! the backend HTTP API (`/api`), and the operations routes (`/healthz`, `/readyz`,
+//! `/metrics`), over the tokio transport.
+//!
+//! [`start`] binds and runs a server (tests use it on an ephemeral port); the `switchboard`
+//! binary adds the command line, logging and signal handling around it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod gateway;
+pub mod metrics;
+pub mod ops;
+pub mod settings;
+pub mod state;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use settings::Settings;
+use state::AppState;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use switchboard_tokio::{Builder, Event, Handle};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The routes of a server around `state`.
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/ws", get(gateway::connect))
+        .nest(
+            "/api",
+            api::routes().layer(DefaultBodyLimit::max(max_body_bytes)),
+        )
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .with_state(state)
+}
+
+/// A server that is running.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The switchboard behind it.
+    pub handle: Handle,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Shut down gracefully: stop accepting, close every client with 1001 after flushing what
+    /// was queued for it (waiting at most the configured grace), then stop serving HTTP.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.handle.shutdown().await;
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Bind `settings.listen` and start serving.
+pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
+    // A new epoch base per start: a client holding a position from before a restart learns
+    // that the history it refers to is gone.
+    settings.hub.epoch_base = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64);
+    let listener = TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut builder = Builder::new(settings.hub.clone()).shutdown_grace(settings.shutdown_grace);
+    if settings.shards > 0 {
+        builder = builder.shards(settings.shards);
+    }
+    let (handle, mut events) = builder.start();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            log_event(&event);
+        }
+    });
+    let state = Arc::new(AppState {
+        handle: handle.clone(),
+        keys: auth::TokenKeys::new(&settings.secret),
+        api_key: settings.api_key.clone(),
+        started: Instant::now(),
+    });
+    let app = router(state, settings.max_body_bytes);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, env = ?settings.env, "switchboard listening");
+    Ok(Running {
+        addr,
+        handle,
+        stop,
+        task,
+    })
+}
+
+fn log_event(event: &Event) {
+    tracing::debug!(?event, "switchboard event");
+}

@@ -1,0 +1,131 @@
+//! `switchboard`: run the server, or mint a development token.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+use switchboard_server::auth::TokenKeys;
+use switchboard_server::settings::{Overrides, Settings, DEVELOPMENT_API_KEY, DEVELOPMENT_SECRET};
+
+/// Switchboard: a WebSocket hub for users, rooms, threads and AI-agent runs.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (listens on 127.0.0.1:8080 unless told otherwise).
+    Serve {
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Print a signed client token for USER (for development and tests).
+    Token {
+        /// The user id the token names.
+        user: String,
+        /// Rooms the token allows (exact names or prefixes ending in `*`); any room if absent.
+        #[arg(long, value_delimiter = ',')]
+        rooms: Option<Vec<String>>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve { overrides } => serve(&overrides),
+        Command::Token {
+            user,
+            rooms,
+            ttl,
+            overrides,
+        } => match Settings::from_overrides(&overrides) {
+            Ok(settings) => {
+                if settings.development_credentials {
+                    eprintln!("warning: signing with the development secret");
+                }
+                let keys = TokenKeys::new(&settings.secret);
+                println!("{}", keys.mint(&user, rooms, Duration::from_secs(ttl)));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn serve(overrides: &Overrides) -> ExitCode {
+    let settings = match Settings::from_overrides(overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if settings.development_credentials {
+        tracing::warn!(
+            secret = DEVELOPMENT_SECRET,
+            api_key = DEVELOPMENT_API_KEY,
+            "running with the public DEVELOPMENT credentials: anyone can mint tokens and call \
+             the API. Set SWITCHBOARD_AUTH_SECRET and SWITCHBOARD_API_KEY for anything else."
+        );
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let running = match switchboard_server::start(settings).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot listen: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        eprintln!("switchboard listening on http://{}", running.addr);
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        match running.shutdown().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error during shutdown: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

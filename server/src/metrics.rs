@@ -1,0 +1,242 @@
+//! `/metrics`: the hub's [`Stats`] in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Every family has `# HELP` and `# TYPE`; counters end in `_total`; closes and drops carry a
+//! `reason` label from the core's one reason enum (and closes their `code`); the RTT and health
+//! histograms are cumulative with `le` buckets, `_sum` and `_count`.
+
+use std::fmt::Write;
+use switchboard::{Reason, Stats, RTT_BUCKETS_MS};
+
+/// The `Content-Type` of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+struct Text(String);
+
+impl Text {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP switchboard_{name} {help}");
+        let _ = writeln!(self.0, "# TYPE switchboard_{name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "switchboard_{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "switchboard_{name}{{{labels}}} {value}");
+        }
+    }
+
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, "", value);
+    }
+}
+
+/// Render `stats` (and the uptime) as Prometheus text.
+pub fn render(stats: &Stats, uptime_secs: f64) -> String {
+    let mut t = Text(String::with_capacity(8 * 1024));
+    let gauges: [(&str, &str, usize); 12] = [
+        (
+            "connections",
+            "Open WebSocket connections.",
+            stats.connections,
+        ),
+        (
+            "users",
+            "Users with at least one open connection.",
+            stats.users,
+        ),
+        ("rooms", "Rooms with at least one member.", stats.rooms),
+        (
+            "threads",
+            "Threads with at least one bound connection.",
+            stats.threads,
+        ),
+        (
+            "streams",
+            "Streams kept (with members or history).",
+            stats.streams,
+        ),
+        ("runs_active", "Agent runs in progress.", stats.runs_active),
+        (
+            "waiters",
+            "Pending wait_for_connection registrations.",
+            stats.waiters,
+        ),
+        (
+            "queued_messages",
+            "Frames waiting in outbound queues.",
+            stats.queued_messages,
+        ),
+        (
+            "queued_bytes",
+            "Bytes waiting in outbound queues.",
+            stats.queued_bytes,
+        ),
+        (
+            "inflight_bytes",
+            "Bytes written to sockets and not yet flushed.",
+            stats.inflight_bytes,
+        ),
+        (
+            "history_messages",
+            "Messages kept in stream histories.",
+            stats.history_messages,
+        ),
+        (
+            "history_bytes",
+            "Bytes kept in stream histories.",
+            stats.history_bytes,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        t.single(name, "gauge", help, value);
+    }
+    t.single(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        uptime_secs,
+    );
+
+    let c = &stats.counters;
+    let counters: [(&str, &str, u64); 11] = [
+        ("connections_opened_total", "Connections opened.", c.opened),
+        (
+            "connections_refused_total",
+            "Connections refused at open.",
+            c.refused,
+        ),
+        (
+            "publishes_total",
+            "Messages published (backend and clients).",
+            c.publishes,
+        ),
+        (
+            "messages_in_total",
+            "Client frames received.",
+            c.messages_in,
+        ),
+        ("bytes_in_total", "Client bytes received.", c.bytes_in),
+        (
+            "messages_out_total",
+            "Frames handed to sockets.",
+            c.messages_out,
+        ),
+        ("bytes_out_total", "Bytes handed to sockets.", c.bytes_out),
+        (
+            "resurrections_total",
+            "Dead connections that came back.",
+            c.resurrections,
+        ),
+        (
+            "missed_pongs_total",
+            "Pings that went unanswered.",
+            c.missed_pongs,
+        ),
+        (
+            "replayed_total",
+            "Frames replayed from history.",
+            c.replayed,
+        ),
+        ("gaps_total", "gap frames sent.", c.gaps),
+    ];
+    for (name, help, value) in counters {
+        t.single(name, "counter", help, value);
+    }
+
+    t.family("closes_total", "counter", "Connections closed, by reason.");
+    for &reason in Reason::ALL {
+        if reason.close_code().is_some() || reason == Reason::PeerClosed {
+            let code = reason
+                .close_code()
+                .map_or("none".to_owned(), |c| c.to_string());
+            let labels = format!("reason=\"{reason}\",code=\"{code}\"");
+            t.sample("closes_total", &labels, c.closes.get(reason));
+        }
+    }
+    t.family(
+        "drops_total",
+        "counter",
+        "Frames dropped or refused, by reason.",
+    );
+    for &reason in Reason::ALL {
+        if reason.close_code().is_none() && reason != Reason::PeerClosed {
+            t.sample(
+                "drops_total",
+                &format!("reason=\"{reason}\""),
+                c.drops.get(reason),
+            );
+        }
+    }
+
+    t.family("rtt_seconds", "histogram", "Ping round-trip times.");
+    let mut cumulative = 0;
+    for (i, bound) in RTT_BUCKETS_MS.iter().enumerate() {
+        cumulative += c.rtt.buckets[i];
+        let le = format!("le=\"{}\"", *bound as f64 / 1000.0);
+        t.sample("rtt_seconds_bucket", &le, cumulative);
+    }
+    t.sample("rtt_seconds_bucket", "le=\"+Inf\"", c.rtt.count);
+    t.sample("rtt_seconds_sum", "", c.rtt.sum.as_secs_f64());
+    t.sample("rtt_seconds_count", "", c.rtt.count);
+
+    t.family(
+        "connection_health",
+        "gauge",
+        "Open connections by health score band (0-19, 20-39, 40-59, 60-79, 80-100).",
+    );
+    for (i, n) in stats.health.iter().enumerate() {
+        let band = format!(
+            "band=\"{}-{}\"",
+            i * 20,
+            if i == 4 { 100 } else { i * 20 + 19 }
+        );
+        t.sample("connection_health", &band, n);
+    }
+    t.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every sample line is `name{labels} number`, and every sample's family was declared.
+    #[test]
+    fn every_sample_belongs_to_a_declared_family_and_parses_as_a_number() {
+        let stats = Stats {
+            connections: 3,
+            counters: switchboard::Counters {
+                opened: 7,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let text = render(&stats, 1.5);
+        let mut families = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                families.push(rest.split(' ').next().unwrap().to_owned());
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let (name_labels, value) = line.rsplit_once(' ').unwrap();
+            let name = name_labels.split('{').next().unwrap();
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|b| families.iter().any(|f| f == b))
+                .unwrap_or(name);
+            assert!(families.iter().any(|f| f == base), "undeclared: {line}");
+            assert!(value.parse::<f64>().is_ok(), "not a number: {line}");
+        }
+        assert!(text.contains("switchboard_connections 3\n"));
+        assert!(text.contains("switchboard_connections_opened_total 7\n"));
+        assert!(
+            text.contains("switchboard_closes_total{reason=\"slow_consumer\",code=\"4008\"} 0\n")
+        );
+        assert!(text.contains("switchboard_rtt_seconds_bucket{le=\"+Inf\"} 0\n"));
+    }
+}

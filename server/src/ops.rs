@@ -1,0 +1,33 @@
+//! Operations routes: `/healthz` (the process answers), `/readyz` (it accepts connections:
+//! 503 once shutting down) and `/metrics` (Prometheus text).
+
+use crate::metrics;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use std::sync::Arc;
+
+/// `GET /healthz`.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.handle.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else {
+        (StatusCode::OK, "ready\n")
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let stats = state.handle.stats().await.total;
+    let uptime = state.started.elapsed().as_secs_f64();
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&stats, uptime),
+    )
+}

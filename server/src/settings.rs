@@ -1,0 +1,423 @@
+//! Server settings: a preset, then `switchboard.toml`, then `SWITCHBOARD_*` environment
+//! variables and command-line flags, each overriding the one before.
+//!
+//! Everything has a working default for development. Staging and production refuse to start
+//! without an explicit auth secret and API key, so a deployment never runs on the public
+//! development credentials.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use switchboard::{Config, UserLimitPolicy};
+
+/// The JWT secret used when none is configured, in development only.
+pub const DEVELOPMENT_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
+/// The backend API key used when none is configured, in development only.
+pub const DEVELOPMENT_API_KEY: &str = "switchboard-development-api-key";
+/// Where the server listens when nothing else is configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The core preset a deployment starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Short heartbeats, 100 connections, development credentials allowed.
+    #[default]
+    Development,
+    /// 30 s pings, 10 000 connections; credentials required.
+    Staging,
+    /// 25 s pings, 100 000 connections; credentials required.
+    Production,
+}
+
+impl Environment {
+    /// The core configuration preset of this environment.
+    pub fn preset(self) -> Config {
+        match self {
+            Environment::Development => Config::development(),
+            Environment::Staging => Config::staging(),
+            Environment::Production => Config::production(),
+        }
+    }
+}
+
+/// The contents of `switchboard.toml`. Every key is optional; see `docs/OPERATIONS.md`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// `host:port` to listen on.
+    pub listen: Option<SocketAddr>,
+    /// The preset.
+    pub env: Option<Environment>,
+    /// Hubs (one per worker thread); 0 = one per core.
+    pub shards: Option<usize>,
+    /// Seconds to wait for connections to flush and close on shutdown.
+    pub shutdown_grace_secs: Option<u64>,
+    /// Largest backend API request body, in bytes.
+    pub max_body_bytes: Option<usize>,
+    /// Credentials.
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// Overrides of the preset's limits.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Overrides of the preset's heartbeat.
+    #[serde(default)]
+    pub heartbeat: HeartbeatSettings,
+    /// Overrides of the preset's history bounds.
+    #[serde(default)]
+    pub history: HistorySettings,
+}
+
+/// `[auth]`: the JWT secret clients' tokens are signed with, and the backend API key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 secret of client tokens.
+    pub secret: Option<String>,
+    /// Bearer key of the backend HTTP API.
+    pub api_key: Option<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Open connections per node.
+    pub max_connections: Option<usize>,
+    /// Open connections per user.
+    pub max_connections_per_user: Option<usize>,
+    /// `reject_new` or `evict_oldest`.
+    pub user_limit_policy: Option<PolicySetting>,
+    /// Rooms per connection.
+    pub max_rooms_per_connection: Option<usize>,
+    /// Members per room.
+    pub max_members_per_room: Option<usize>,
+    /// Largest client frame, in bytes.
+    pub max_frame_bytes: Option<usize>,
+    /// Sustained client frames per second.
+    pub messages_per_second: Option<u32>,
+    /// Burst above the sustained rate.
+    pub message_burst: Option<u32>,
+}
+
+/// The per-user limit policy as written in the settings file.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySetting {
+    /// Refuse the new connection (4003).
+    RejectNew,
+    /// Close the user's oldest connection (4001).
+    EvictOldest,
+}
+
+/// `[heartbeat]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatSettings {
+    /// Seconds between pings.
+    pub interval_secs: Option<u64>,
+    /// Seconds of silence before a connection is dead.
+    pub timeout_secs: Option<u64>,
+}
+
+/// `[history]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Messages kept per stream.
+    pub max_messages: Option<usize>,
+    /// Bytes kept per stream.
+    pub max_bytes: Option<usize>,
+    /// Seconds a message stays in history.
+    pub max_age_secs: Option<u64>,
+}
+
+/// Overrides from the command line and `SWITCHBOARD_*` variables (clap reads both).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Settings file (TOML).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Preset: development, staging or production.
+    #[arg(long, value_enum, env = "SWITCHBOARD_ENV")]
+    pub env: Option<Environment>,
+    /// Address to listen on, e.g. 0.0.0.0:8080.
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// HS256 secret of client tokens.
+    #[arg(long, env = "SWITCHBOARD_AUTH_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Bearer key of the backend HTTP API.
+    #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Hubs, one per worker thread (0 = one per core).
+    #[arg(long, env = "SWITCHBOARD_SHARDS")]
+    pub shards: Option<usize>,
+    /// Open connections per node.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds to let connections flush and close on shutdown.
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// Everything the server runs with, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The preset it started from.
+    pub env: Environment,
+    /// Hubs; 0 = one per core.
+    pub shards: usize,
+    /// How long shutdown waits for connections to flush and close.
+    pub shutdown_grace: Duration,
+    /// Largest backend API request body, in bytes.
+    pub max_body_bytes: usize,
+    /// HS256 secret of client tokens.
+    pub secret: String,
+    /// Bearer key of the backend HTTP API.
+    pub api_key: String,
+    /// True when the development credentials are in use.
+    pub development_credentials: bool,
+    /// The core's configuration.
+    pub hub: Config,
+}
+
+/// Why settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The settings file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The settings file is not valid.
+    #[error("invalid settings in {path}: {source}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A deployment preset without its own credentials.
+    #[error(
+        "{0} is not set: staging and production need their own auth secret and API key \
+         (--secret/--api-key, SWITCHBOARD_AUTH_SECRET/SWITCHBOARD_API_KEY, or [auth] in the settings file)"
+    )]
+    MissingCredential(&'static str),
+    /// A value that cannot work.
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl FileSettings {
+    /// Read and parse a settings file.
+    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| SettingsError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })
+    }
+}
+
+impl Settings {
+    /// Resolve: the preset, then `file`, then `overrides`.
+    pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Self, SettingsError> {
+        let env = overrides.env.or(file.env).unwrap_or_default();
+        let mut hub = env.preset();
+        apply_limits(&mut hub, &file.limits);
+        if let Some(n) = overrides.max_connections {
+            hub.limits.max_connections = n;
+        }
+        apply_heartbeat(&mut hub, &file.heartbeat)?;
+        apply_history(&mut hub, &file.history);
+
+        let secret = overrides.secret.clone().or(file.auth.secret);
+        let api_key = overrides.api_key.clone().or(file.auth.api_key);
+        let development_credentials = secret.is_none() || api_key.is_none();
+        if env != Environment::Development {
+            if secret.is_none() {
+                return Err(SettingsError::MissingCredential("the auth secret"));
+            }
+            if api_key.is_none() {
+                return Err(SettingsError::MissingCredential("the API key"));
+            }
+        }
+        let secret = secret.unwrap_or_else(|| DEVELOPMENT_SECRET.to_owned());
+        let api_key = api_key.unwrap_or_else(|| DEVELOPMENT_API_KEY.to_owned());
+        if secret.len() < 16 {
+            return Err(SettingsError::Invalid(
+                "the auth secret must be at least 16 bytes".into(),
+            ));
+        }
+        if api_key.is_empty() {
+            return Err(SettingsError::Invalid("the API key is empty".into()));
+        }
+        let listen = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address"));
+        Ok(Settings {
+            listen,
+            env,
+            shards: overrides.shards.or(file.shards).unwrap_or(0),
+            shutdown_grace: Duration::from_secs(
+                overrides
+                    .shutdown_grace_secs
+                    .or(file.shutdown_grace_secs)
+                    .unwrap_or(10),
+            ),
+            max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
+            secret,
+            api_key,
+            development_credentials,
+            hub,
+        })
+    }
+
+    /// Resolve from the settings file named by `overrides` (if any) and the overrides.
+    pub fn from_overrides(overrides: &Overrides) -> Result<Self, SettingsError> {
+        let file = match &overrides.config {
+            Some(path) => FileSettings::load(path)?,
+            None => FileSettings::default(),
+        };
+        Self::resolve(file, overrides)
+    }
+}
+
+fn apply_limits(hub: &mut Config, l: &LimitSettings) {
+    let limits = &mut hub.limits;
+    set(&mut limits.max_connections, l.max_connections);
+    set(
+        &mut limits.max_connections_per_user,
+        l.max_connections_per_user,
+    );
+    set(
+        &mut limits.max_rooms_per_connection,
+        l.max_rooms_per_connection,
+    );
+    set(&mut limits.max_members_per_room, l.max_members_per_room);
+    set(&mut limits.max_frame_bytes, l.max_frame_bytes);
+    set(&mut limits.messages_per_second, l.messages_per_second);
+    set(&mut limits.message_burst, l.message_burst);
+    if let Some(p) = l.user_limit_policy {
+        limits.user_limit_policy = match p {
+            PolicySetting::RejectNew => UserLimitPolicy::RejectNew,
+            PolicySetting::EvictOldest => UserLimitPolicy::EvictOldest,
+        };
+    }
+}
+
+fn apply_heartbeat(hub: &mut Config, h: &HeartbeatSettings) -> Result<(), SettingsError> {
+    let hb = &mut hub.heartbeat;
+    if let Some(s) = h.interval_secs {
+        hb.interval = Duration::from_secs(s);
+        hb.grace = hb.interval;
+    }
+    set(&mut hb.timeout, h.timeout_secs.map(Duration::from_secs));
+    if hb.interval.is_zero() || hb.interval >= hb.timeout {
+        return Err(SettingsError::Invalid(format!(
+            "heartbeat interval ({:?}) must be positive and shorter than the timeout ({:?})",
+            hb.interval, hb.timeout
+        )));
+    }
+    Ok(())
+}
+
+fn apply_history(hub: &mut Config, h: &HistorySettings) {
+    let history = &mut hub.history;
+    set(&mut history.max_messages, h.max_messages);
+    set(&mut history.max_bytes, h.max_bytes);
+    set(
+        &mut history.max_age,
+        h.max_age_secs.map(Duration::from_secs),
+    );
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> FileSettings {
+        toml::from_str(text).expect("valid settings")
+    }
+
+    #[test]
+    fn development_runs_with_no_settings_at_all() {
+        let s = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.env, Environment::Development);
+        assert!(s.development_credentials);
+        assert_eq!(s.hub, Config::development());
+    }
+
+    #[test]
+    fn production_refuses_to_start_on_development_credentials() {
+        let overrides = Overrides {
+            env: Some(Environment::Production),
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(FileSettings::default(), &overrides).unwrap_err();
+        assert!(matches!(err, SettingsError::MissingCredential(_)), "{err}");
+    }
+
+    #[test]
+    fn the_file_overrides_the_preset_and_flags_override_the_file() {
+        let file = parse(
+            r#"
+            env = "staging"
+            listen = "0.0.0.0:9000"
+            [auth]
+            secret = "a-secret-of-enough-length"
+            api_key = "key"
+            [limits]
+            max_connections = 500
+            user_limit_policy = "evict_oldest"
+            [heartbeat]
+            interval_secs = 5
+            timeout_secs = 20
+            [history]
+            max_age_secs = 60
+            "#,
+        );
+        let overrides = Overrides {
+            max_connections: Some(700),
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(file, &overrides).unwrap();
+        assert_eq!(s.env, Environment::Staging);
+        assert_eq!(s.listen.port(), 9001);
+        assert_eq!(s.hub.limits.max_connections, 700);
+        assert_eq!(s.hub.limits.user_limit_policy, UserLimitPolicy::EvictOldest);
+        assert_eq!(s.hub.heartbeat.timeout, Duration::from_secs(20));
+        assert_eq!(s.hub.history.max_age, Duration::from_secs(60));
+        assert!(!s.development_credentials);
+    }
+
+    #[test]
+    fn unknown_keys_and_impossible_heartbeats_are_errors() {
+        assert!(toml::from_str::<FileSettings>("lisen = \"x\"").is_err());
+        let file = parse("[heartbeat]\ninterval_secs = 90\ntimeout_secs = 30");
+        assert!(matches!(
+            Settings::resolve(file, &Overrides::default()),
+            Err(SettingsError::Invalid(_))
+        ));
+    }
+}

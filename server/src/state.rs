@@ -1,0 +1,18 @@
+//! What every request handler shares: the switchboard handle, the token keys, the API key.
+
+use crate::auth::TokenKeys;
+use std::time::Instant;
+use switchboard_tokio::Handle;
+
+/// Shared by the WebSocket endpoint, the API and the operations routes.
+#[derive(Debug)]
+pub struct AppState {
+    /// The running switchboard.
+    pub handle: Handle,
+    /// Checks client tokens.
+    pub keys: TokenKeys,
+    /// The backend API key.
+    pub api_key: String,
+    /// When the server started, for the uptime metric.
+    pub started: Instant,
+}

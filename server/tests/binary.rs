@@ -1,0 +1,100 @@
+//! The `switchboard` binary itself: `token` mints a verifiable development token, `serve` runs
+//! with no settings at all, refuses production without credentials, and on SIGTERM closes its
+//! clients with 1001 and exits 0.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::{Client, PATIENCE};
+use switchboard_server::auth::TokenKeys;
+use switchboard_server::settings::DEVELOPMENT_SECRET;
+
+fn switchboard() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SWITCHBOARD_")) {
+        command.env_remove(key);
+    }
+    command
+}
+
+/// `switchboard token` prints a token that the development secret verifies, with its rooms.
+#[test]
+fn the_token_command_mints_a_development_token() {
+    let output = switchboard()
+        .args(["token", "alice", "--rooms", "lobby,team-*", "--ttl", "60"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let token = String::from_utf8(output.stdout).unwrap();
+    let claims = TokenKeys::new(DEVELOPMENT_SECRET)
+        .verify(token.trim())
+        .unwrap();
+    assert_eq!(claims.sub, "alice");
+    assert_eq!(claims.rooms, Some(vec!["lobby".into(), "team-*".into()]));
+    assert!(claims.exp - claims.iat == 60);
+}
+
+/// Production without its own secret and API key does not start.
+#[test]
+fn production_without_credentials_does_not_start() {
+    let output = switchboard()
+        .args(["serve", "--env", "production", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("auth secret"), "{stderr}");
+}
+
+/// `switchboard serve` with nothing configured accepts a client with a development token; on
+/// SIGTERM the client is closed with 1001 and the process exits successfully.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_with_defaults_and_shuts_down_gracefully_on_sigterm() {
+    let mut child = switchboard()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if let Some(addr) = line.strip_prefix("switchboard listening on http://") {
+                let _ = addr_tx.send(addr.to_owned());
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    let addr = addr_rx
+        .recv_timeout(PATIENCE)
+        .expect("the server announces its address");
+
+    let token = TokenKeys::new(DEVELOPMENT_SECRET).mint("alice", None, Duration::from_secs(60));
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}"))
+        .await
+        .unwrap();
+    let mut client = Client {
+        ws,
+        welcome: serde_json::Value::Null,
+    };
+    assert_eq!(client.next_json().await["type"], "welcome");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(client.closed().await, 1001);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let log = reader.join().unwrap();
+    assert!(status.success(), "{status}: {log}");
+    assert!(log.contains("DEVELOPMENT credentials"), "{log}");
+}

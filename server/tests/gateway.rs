@@ -1,0 +1,209 @@
+//! The client endpoint `/ws` of a real server on an ephemeral port: authentication of the
+//! handshake, room permissions from the token, and delivery of backend publishes to real
+//! WebSocket clients.
+
+mod support;
+
+use serde_json::json;
+use std::time::Duration;
+use support::*;
+use switchboard_server::auth::TokenKeys;
+
+/// No token, a garbage token, a forged token and an expired token are refused with 401 before
+/// any WebSocket exists.
+#[tokio::test]
+async fn a_handshake_without_a_valid_token_is_refused_with_401() {
+    let server = TestServer::start().await;
+    assert_eq!(server.refused("", None).await, 401);
+    assert_eq!(server.refused("?token=garbage", None).await, 401);
+    let forged =
+        TokenKeys::new("some-other-secret-of-length").mint("alice", None, Duration::from_secs(60));
+    assert_eq!(server.refused(&format!("?token={forged}"), None).await, 401);
+    assert_eq!(server.refused("", Some(&forged)).await, 401);
+    let expired = TokenKeys::new(SECRET).mint("alice", None, Duration::ZERO);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        server.refused(&format!("?token={expired}"), None).await,
+        401
+    );
+}
+
+/// A malformed resume position is a 400, not a silent fresh start.
+#[tokio::test]
+async fn a_malformed_resume_position_is_refused_with_400() {
+    let server = TestServer::start().await;
+    let token = server.token("alice", None);
+    assert_eq!(
+        server
+            .refused(&format!("?token={token}&resume=yesterday"), None)
+            .await,
+        400
+    );
+}
+
+/// A token in the `Authorization` header works as well as one in the query.
+#[tokio::test]
+async fn a_bearer_token_in_the_header_opens_a_connection_for_its_user() {
+    let server = TestServer::start().await;
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{}/ws",
+            server.addr()
+        ))
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", server.token("alice", None))
+            .parse()
+            .unwrap(),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut client = Client {
+        ws,
+        welcome: serde_json::Value::Null,
+    };
+    let welcome = client.next_json().await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["user"], "alice");
+}
+
+/// A join to a room the token does not allow is an `error` with code `forbidden`, and the
+/// connection is not a member; an allowed room joins.
+#[tokio::test]
+async fn a_join_outside_the_tokens_rooms_is_forbidden_and_joins_nothing() {
+    let server = TestServer::start().await;
+    let token = server.token("alice", Some(&["team-*"]));
+    let (ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", server.addr()))
+            .await
+            .unwrap();
+    let mut alice = Client {
+        ws,
+        welcome: serde_json::Value::Null,
+    };
+    alice.next_of("welcome").await;
+    alice
+        .send(json!({"type": "join", "room": "admin", "ref": 1}))
+        .await;
+    let error = alice.next_of("error").await;
+    assert_eq!(error["code"], "forbidden");
+    assert_eq!(error["ref"], 1);
+    let (_, members) = server.api("GET", "/api/rooms/admin", None).await;
+    assert_eq!(members["members"], json!([]));
+
+    alice.join("team-red").await;
+    let (_, members) = server.api("GET", "/api/rooms/team-red", None).await;
+    assert_eq!(members["members"].as_array().unwrap().len(), 1);
+}
+
+/// A backend publish to a room reaches every member on every shard, and nobody else.
+#[tokio::test]
+async fn a_room_publish_reaches_every_member_and_only_members() {
+    let server = TestServer::start().await;
+    let mut members = Vec::new();
+    for user in ["alice", "bob", "carol", "dave"] {
+        let mut c = server.connect(user).await;
+        c.join("lobby").await;
+        members.push(c);
+    }
+    let mut outsider = server.connect("eve").await;
+
+    let answer = server
+        .publish(json!({"room": "lobby"}), "news", json!({"n": 1}))
+        .await;
+    assert_eq!(answer["reached"], 4);
+    for m in &mut members {
+        let frame = m.next_of("message").await;
+        assert_eq!(
+            (&frame["event"], &frame["data"]["n"]),
+            (&json!("news"), &json!(1))
+        );
+    }
+    assert!(outsider.silent_for(Duration::from_millis(300)).await);
+}
+
+/// User and thread targets reach exactly that user's (thread's) connections.
+#[tokio::test]
+async fn user_and_thread_targets_reach_only_their_connections() {
+    let server = TestServer::start().await;
+    let mut phone = server.connect_with("alice", "&thread=t1").await;
+    let mut laptop = server.connect_with("alice", "&thread=t2").await;
+    let mut bob = server.connect("bob").await;
+
+    let answer = server
+        .publish(json!({"user": "alice"}), "hello", json!(null))
+        .await;
+    assert_eq!(answer["reached"], 2);
+    assert_eq!(phone.next_of("message").await["event"], "hello");
+    assert_eq!(laptop.next_of("message").await["event"], "hello");
+
+    let answer = server
+        .publish(
+            json!({"thread": {"user": "alice", "thread": "t2"}}),
+            "for-t2",
+            json!(null),
+        )
+        .await;
+    assert_eq!(answer["reached"], 1);
+    assert_eq!(laptop.next_of("message").await["event"], "for-t2");
+    assert!(phone.silent_for(Duration::from_millis(300)).await);
+    assert!(bob.silent_for(Duration::from_millis(100)).await);
+}
+
+/// A publish to one connection uses the id from its `welcome`; `except` leaves connections
+/// out of a broadcast.
+#[tokio::test]
+async fn connection_targets_and_except_sets_use_the_welcome_ids() {
+    let server = TestServer::start().await;
+    let mut a = server.connect("alice").await;
+    let mut b = server.connect("bob").await;
+
+    let answer = server
+        .publish(json!({"connection": a.id()}), "direct", json!(null))
+        .await;
+    assert_eq!(answer["reached"], 1);
+    assert_eq!(a.next_of("message").await["event"], "direct");
+
+    let (status, answer) = server
+        .api(
+            "POST",
+            "/api/publish",
+            Some(json!({"to": "all", "except": [a.id()], "event": "all-but-a"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["reached"], 1);
+    assert_eq!(b.next_of("message").await["event"], "all-but-a");
+    assert!(a.silent_for(Duration::from_millis(300)).await);
+}
+
+/// A dropped client that reconnects with its user-stream position gets what it missed.
+#[tokio::test]
+async fn a_client_that_reconnects_with_its_position_gets_what_it_missed() {
+    let server = TestServer::start().await;
+    let mut alice = server.connect("alice").await;
+    server
+        .publish(json!({"user": "alice"}), "m1", json!(null))
+        .await;
+    let m1 = alice.next_of("message").await;
+    drop(alice);
+    // Wait until the server saw the close, so the next publishes are not for that socket.
+    for _ in 0..100 {
+        let (_, presence) = server.api("GET", "/api/users/alice", None).await;
+        if presence["connected"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server
+        .publish(json!({"user": "alice"}), "m2", json!(null))
+        .await;
+    server
+        .publish(json!({"user": "alice"}), "m3", json!(null))
+        .await;
+
+    let resume = format!("&resume={}:{}", m1["epoch"], m1["seq"]);
+    let mut back = server.connect_with("alice", &resume).await;
+    assert_eq!(back.next_of("message").await["event"], "m2");
+    assert_eq!(back.next_of("message").await["event"], "m3");
+}

@@ -1,0 +1,252 @@
+//! A server on an ephemeral port, real WebSocket clients and a real HTTP client.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use switchboard_server::auth::TokenKeys;
+use switchboard_server::settings::{FileSettings, Overrides, Settings};
+use switchboard_server::Running;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "a-test-secret-that-is-long-enough";
+pub const API_KEY: &str = "test-api-key";
+/// Upper bound for anything to arrive: a hang guard, not a timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Settings for a test server: ephemeral port, test credentials, fast heartbeats.
+pub fn settings(file: &str) -> Settings {
+    let file: FileSettings = toml::from_str(file).expect("valid test settings");
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        secret: Some(SECRET.into()),
+        api_key: Some(API_KEY.into()),
+        shards: Some(2),
+        ..Overrides::default()
+    };
+    Settings::resolve(file, &overrides).expect("valid settings")
+}
+
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::with("").await
+    }
+
+    pub async fn with(file: &str) -> Self {
+        let running = switchboard_server::start(settings(file)).await.unwrap();
+        let base = format!("http://{}", running.addr);
+        TestServer {
+            running: Some(running),
+            http: reqwest::Client::new(),
+            base,
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().unwrap().addr
+    }
+
+    pub fn token(&self, user: &str, rooms: Option<&[&str]>) -> String {
+        TokenKeys::new(SECRET).mint(
+            user,
+            rooms.map(|r| r.iter().map(|s| s.to_string()).collect()),
+            Duration::from_secs(600),
+        )
+    }
+
+    /// Connect as `user` (any room) with extra query parameters; panics if refused.
+    pub async fn connect_with(&self, user: &str, query: &str) -> Client {
+        let url = format!(
+            "ws://{}/ws?token={}{query}",
+            self.addr(),
+            self.token(user, None)
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("handshake");
+        let mut client = Client {
+            ws,
+            welcome: Value::Null,
+        };
+        let welcome = client.next_json().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        client.welcome = welcome;
+        client
+    }
+
+    /// Connect as `user`; panics if refused.
+    pub async fn connect(&self, user: &str) -> Client {
+        self.connect_with(user, "").await
+    }
+
+    /// The HTTP status of a handshake to `/ws` with this URL tail and headers.
+    pub async fn refused(&self, tail: &str, bearer: Option<&str>) -> u16 {
+        let mut request = format!("ws://{}/ws{tail}", self.addr())
+            .into_client_request()
+            .unwrap();
+        if let Some(b) = bearer {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {b}").parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok(_) => panic!("the handshake was accepted"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                response.status().as_u16()
+            }
+            Err(e) => panic!("unexpected handshake error: {e}"),
+        }
+    }
+
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(API_KEY, method, path, body).await
+    }
+
+    pub async fn api_as(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(key);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    pub async fn publish(&self, to: Value, event: &str, data: Value) -> Value {
+        let (status, body) = self
+            .api(
+                "POST",
+                "/api/publish",
+                Some(json!({"to": to, "event": event, "data": data})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn shutdown(&mut self) {
+        self.running.take().unwrap().shutdown().await.unwrap();
+    }
+}
+
+pub struct Client {
+    pub ws: Ws,
+    /// The `welcome` frame.
+    pub welcome: Value,
+}
+
+impl Client {
+    /// The connection id the server gave in `welcome`.
+    pub fn id(&self) -> String {
+        self.welcome["conn"]
+            .as_str()
+            .expect("a connection id")
+            .to_owned()
+    }
+}
+
+impl Client {
+    /// The next text frame as JSON (pings are answered by the library as it reads).
+    pub async fn next_json(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("a frame within the patience")
+                .expect("the socket is open")
+                .expect("a frame");
+            match msg {
+                WsMessage::Text(t) => return serde_json::from_str(&t).unwrap(),
+                WsMessage::Close(c) => panic!("closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.next_json().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.ws
+            .send(WsMessage::Text(frame.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn join(&mut self, room: &str) {
+        self.send(json!({"type": "join", "room": room})).await;
+        let joined = self.next_of("joined").await;
+        assert_eq!(joined["room"], room);
+    }
+
+    /// Read until the server closes; the close code.
+    pub async fn closed(&mut self) -> u16 {
+        loop {
+            let msg = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("a close within the patience");
+            match msg {
+                Some(Ok(WsMessage::Close(Some(frame)))) => return u16::from(frame.code),
+                Some(Ok(WsMessage::Close(None))) => return u16::from(CloseCode::Status),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("socket error before a close frame: {e}"),
+                None => panic!("the socket ended without a close frame"),
+            }
+        }
+    }
+
+    /// Nothing arrives within `wait` (other than control frames).
+    pub async fn silent_for(&mut self, wait: Duration) -> bool {
+        loop {
+            match tokio::time::timeout(wait, self.ws.next()).await {
+                Err(_) => return true,
+                Ok(Some(Ok(WsMessage::Text(_)))) => return false,
+                Ok(Some(Ok(WsMessage::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return false,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+}
