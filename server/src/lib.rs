@@ -19,11 +19,15 @@ pub mod state;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as HttpBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use settings::Settings;
 use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard_tokio::{Builder, Event, Handle};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -91,13 +95,7 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
     });
     let app = router(state, settings.max_body_bytes);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(serve_http(listener, app, stopped, settings.shutdown_grace));
     tracing::info!(%addr, env = ?settings.env, "switchboard listening");
     Ok(Running {
         addr,
@@ -105,6 +103,59 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         stop,
         task,
     })
+}
+
+/// A client that has not sent its whole request head (the WebSocket handshake included) by then
+/// is disconnected, so half-open handshakes cannot pile up.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accept HTTP/1 and HTTP/2 connections (with upgrades, for WebSockets) until `stopped`, then
+/// let requests in flight finish for at most `grace`.
+async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    stopped: oneshot::Receiver<()>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let mut http = HttpBuilder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, usually: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let connection = http
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP requests still in flight after the grace period");
+    }
+    Ok(())
 }
 
 fn log_event(event: &Event) {

@@ -207,3 +207,33 @@ async fn a_client_that_reconnects_with_its_position_gets_what_it_missed() {
     assert_eq!(back.next_of("message").await["event"], "m2");
     assert_eq!(back.next_of("message").await["event"], "m3");
 }
+
+/// A client that never finishes its handshake is disconnected after the header read timeout,
+/// and other clients connect meanwhile.
+#[tokio::test]
+async fn a_half_open_handshake_is_dropped_and_blocks_no_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let mut stalled = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    stalled
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")
+        .await
+        .unwrap();
+    let mut other = server.connect("bob").await;
+    assert_eq!(other.welcome["user"], "bob");
+    other.join("lobby").await;
+
+    let wait = switchboard_server::HEADER_READ_TIMEOUT + PATIENCE;
+    let mut buf = [0u8; 256];
+    let read = tokio::time::timeout(wait, stalled.read(&mut buf))
+        .await
+        .expect("the server hangs up within the header read timeout");
+    // Hyper may answer 408 before closing; either way the connection ends.
+    match read {
+        Ok(0) | Err(_) => {}
+        Ok(n) => {
+            let head = String::from_utf8_lossy(&buf[..n]);
+            assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+        }
+    }
+}
