@@ -6,6 +6,7 @@
 
 use crate::id::{AgentId, ConnId, RoomId, RunId, ThreadId, UserId};
 use crate::run::AgentEvent;
+pub(crate) use crate::stream::GapReason;
 use crate::stream::{Position, StreamId};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -285,17 +286,6 @@ pub(crate) enum ServerFrame<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a RawValue>,
     },
-}
-
-/// Why a `gap` frame was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum GapReason {
-    /// History no longer reaches back to the client's position.
-    History,
-    /// The stream was created anew (a restart, or its history expired): everything after the
-    /// client's position in the old epoch is unknown.
-    Epoch,
 }
 
 /// An agent run event as clients receive it: `type` is the event kind.

@@ -8,7 +8,6 @@
 use crate::config::HistoryConfig;
 use crate::id::{RoomId, RunId, ThreadId, UserId};
 use crate::outbox::CoalesceKey;
-use crate::protocol::GapReason;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -65,6 +64,17 @@ pub struct Position {
     pub epoch: u64,
     /// The last sequence number seen.
     pub seq: u64,
+}
+
+/// Why a `gap` frame was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum GapReason {
+    /// History no longer reaches back to the client's position.
+    History,
+    /// The stream was created anew (a restart, or its history expired): everything after the
+    /// client's position in the old epoch is unknown.
+    Epoch,
 }
 
 /// The messages a reader can no longer receive, and why.
