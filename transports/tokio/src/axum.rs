@@ -21,14 +21,10 @@
 //! # }
 //! ```
 
-use crate::driver::{Frame, SocketError};
-use crate::handle::Handle;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use crate::{Adapter, Codec, Frame, Handle, SocketError};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::{Sink, Stream};
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
 use switchboard::Open;
 
 /// Upgrade the request and run the WebSocket as a connection of `open.user` on its shard.
@@ -43,56 +39,35 @@ pub fn upgrade(handle: &Handle, ws: WebSocketUpgrade, open: Open) -> Response {
     let limit = handle.message_limit();
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| async move { handle.run_socket(open, Axum(socket)).await })
+        .on_upgrade(move |socket| async move {
+            let socket = Adapter::<_, Axum>::new(socket);
+            handle.run_socket(open, socket).await;
+        })
 }
 
-/// An axum WebSocket as a [`Socket`](crate::Socket).
+/// axum's WebSocket messages: `Adapter<axum::extract::ws::WebSocket, Axum>` is a
+/// [`Socket`](crate::Socket).
 #[derive(Debug)]
-pub struct Axum(pub WebSocket);
+pub enum Axum {}
 
-fn read_error(e: axum::Error) -> SocketError {
-    let inner = e.into_inner();
-    match inner.downcast::<tokio_tungstenite::tungstenite::Error>() {
-        Ok(e) if matches!(*e, tokio_tungstenite::tungstenite::Error::Capacity(_)) => {
-            SocketError::too_large(e)
-        }
-        Ok(e) => SocketError::new(e),
-        Err(other) => SocketError::new(other),
-    }
-}
+impl Codec for Axum {
+    type Message = Message;
+    type Error = axum::Error;
 
-impl Stream for Axum {
-    type Item = Result<Frame, SocketError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let Some(message) = ready!(Pin::new(&mut self.0).poll_next(cx)) else {
-            return Poll::Ready(None);
-        };
-        let frame = match message {
-            Ok(Message::Text(text)) => Frame::Text(text.into()),
-            Ok(Message::Binary(bytes)) => Frame::Binary(bytes),
-            Ok(Message::Ping(payload)) => Frame::Ping(payload),
-            Ok(Message::Pong(payload)) => Frame::Pong(payload),
-            Ok(Message::Close(close)) => {
+    fn decode(message: Message) -> Option<Frame> {
+        Some(match message {
+            Message::Text(text) => Frame::Text(text.into()),
+            Message::Binary(bytes) => Frame::Binary(bytes),
+            Message::Ping(payload) => Frame::Ping(payload),
+            Message::Pong(payload) => Frame::Pong(payload),
+            Message::Close(close) => {
                 Frame::Close(close.map(|c| (c.code, c.reason.as_str().to_owned())))
             }
-            Err(e) => return Poll::Ready(Some(Err(read_error(e)))),
-        };
-        Poll::Ready(Some(Ok(frame)))
-    }
-}
-
-impl Sink<Frame> for Axum {
-    type Error = SocketError;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
-        Pin::new(&mut self.0)
-            .poll_ready(cx)
-            .map_err(SocketError::new)
+        })
     }
 
-    fn start_send(mut self: Pin<&mut Self>, item: Frame) -> Result<(), SocketError> {
-        let message = match item {
+    fn encode(frame: Frame) -> Result<Message, SocketError> {
+        Ok(match frame {
             // axum takes text as checked UTF-8; the hub's frames always are.
             Frame::Text(bytes) => {
                 Message::Text(Utf8Bytes::try_from(bytes).map_err(SocketError::new)?)
@@ -104,21 +79,17 @@ impl Sink<Frame> for Axum {
                 code,
                 reason: reason.into(),
             })),
-        };
-        Pin::new(&mut self.0)
-            .start_send(message)
-            .map_err(SocketError::new)
+        })
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
-        Pin::new(&mut self.0)
-            .poll_flush(cx)
-            .map_err(SocketError::new)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
-        Pin::new(&mut self.0)
-            .poll_close(cx)
-            .map_err(SocketError::new)
+    /// axum wraps tungstenite's errors: classified as tungstenite's are.
+    fn read_error(error: axum::Error) -> SocketError {
+        match error
+            .into_inner()
+            .downcast::<switchboard_transport::tungstenite::Error>()
+        {
+            Ok(e) => SocketError::from_tungstenite(*e),
+            Err(other) => SocketError::new(other),
+        }
     }
 }

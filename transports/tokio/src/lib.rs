@@ -8,6 +8,12 @@
 //! out the hub's sends, pings and closes, and sleeps until the hub's next timer. Every routing
 //! decision is the hub's.
 //!
+//! This crate is thin: the shards, the connection driver, the [`Handle`] and the accept loop
+//! are runtime-neutral and live in `switchboard-transport`, shared with the async-std
+//! transport. Here are tokio's part ([`Tokio`]: `tokio::spawn`, `tokio::time`, tokio's
+//! `TcpListener`, tokio-tungstenite's handshake), the axum adapter, and the names of the shared
+//! types for tokio ([`Builder`], [`Handle`], [`UserHandle`]).
+//!
 //! ## Shards
 //!
 //! Connections are spread over `N` hubs (default: one per available core), each owned by one
@@ -58,18 +64,21 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
-mod driver;
-mod events;
-mod handle;
-mod server;
-mod shard;
+mod runtime;
 
-pub use driver::{Frame, Socket, SocketError};
-pub use events::{Event, Events};
-pub use handle::{Builder, Error, Handle, Options, ShardedStats, UserHandle};
-pub use server::{position_from_query, Authenticate, Refusal, Request, Tungstenite};
-/// The `http` types of the handshake ([`Request`], the status of a [`Refusal`]).
-pub use tokio_tungstenite::tungstenite::http;
+pub use runtime::Tokio;
+pub use switchboard_transport::{
+    http, position_from_query, Adapter, Authenticate, Codec, Error, Event, Events, Frame, Options,
+    Refusal, Request, ShardedStats, Socket, SocketError, Tungstenite,
+};
+
+/// Starts a switchboard on tokio (see [`switchboard_transport::Builder`]).
+pub type Builder = switchboard_transport::Builder<Tokio>;
+/// The application's handle on a switchboard running on tokio (see
+/// [`switchboard_transport::Handle`]).
+pub type Handle = switchboard_transport::Handle<Tokio>;
+/// A [`Handle`] limited to one user (see [`switchboard_transport::UserHandle`]).
+pub type UserHandle = switchboard_transport::UserHandle<Tokio>;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]

@@ -1,10 +1,16 @@
 //! The application's side: [`Builder`] starts the shards, [`Handle`] publishes, queries and
 //! shuts down, [`UserHandle`] is limited to one user.
 
-use crate::driver::{self, Socket};
+use crate::driver;
 use crate::events::Events;
+use crate::frame::Socket;
+use crate::runtime::Runtime;
 use crate::shard::{self, Command, Relaying, Shard};
+use crate::tasks::Tasks;
+use async_channel::Sender;
+use futures_channel::oneshot;
 use futures_util::future::join_all;
+use futures_util::lock::Mutex as AsyncMutex;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -13,8 +19,6 @@ use switchboard::{
     AgentUpdate, Config, ConnId, ConnectionInfo, Delivery, Envelope, Hub, Input, Message, Open,
     PublishError, Reason, RoomError, RoomId, RunId, RunReport, Stats, Target, ThreadId, UserId,
 };
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
 
 /// Tuning of the transport itself (the hub's own limits are in [`Config`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,27 +50,37 @@ impl Default for Options {
     }
 }
 
-/// Starts a switchboard: the hub configuration plus the transport [`Options`].
+/// Starts a switchboard on the runtime `R`: the hub configuration plus the transport
+/// [`Options`]. Each transport names it for its runtime (`switchboard_tokio::Builder`).
 ///
 /// ```no_run
-/// # async fn run() {
+/// # fn run<R: switchboard_transport::Runtime + Default>() {
 /// use switchboard::Config;
-/// use switchboard_tokio::Builder;
+/// use switchboard_transport::Builder;
 ///
-/// let (handle, events) = Builder::new(Config::production()).shards(4).start();
+/// let (handle, events) = Builder::<R>::new(Config::production()).shards(4).start();
 /// # drop((handle, events));
 /// # }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Builder {
+pub struct Builder<R> {
+    runtime: R,
     config: Config,
     options: Options,
 }
 
-impl Builder {
-    /// A builder with `config` for every hub and default [`Options`].
+impl<R: Runtime + Default> Builder<R> {
+    /// A builder with `config` for every hub, default [`Options`] and the default runtime.
     pub fn new(config: Config) -> Self {
+        Self::on(R::default(), config)
+    }
+}
+
+impl<R: Runtime> Builder<R> {
+    /// A builder on `runtime` with `config` for every hub and default [`Options`].
+    pub fn on(runtime: R, config: Config) -> Self {
         Self {
+            runtime,
             config,
             options: Options::default(),
         }
@@ -103,27 +117,29 @@ impl Builder {
     }
 
     /// Spawn one task per shard, each owning a `Hub::new(config)`, and return the handle and
-    /// the application's event inbox. Must be called within a tokio runtime.
+    /// the application's event inbox. Must be called where the runtime can spawn (within a
+    /// tokio runtime, for tokio).
     ///
     /// Every hub gets the same `Config`: its limits, `max_connections` included, apply per
     /// shard. Each hub's `shard` is set to its index (so connection ids name their shard), and
     /// with several shards each hub is part of a cluster so that clients' room publishes reach
     /// every shard; envelopes reach [`Events`] only if `config.cluster` was set.
-    pub fn start(self) -> (Handle, Events) {
+    pub fn start(self) -> (Handle<R>, Events) {
         let Builder {
+            runtime,
             config,
             mut options,
         } = self;
         options.shards = options.shards.clamp(1, MAX_SHARDS);
         options.inbox_capacity = options.inbox_capacity.max(1);
-        let (events, inbox) = mpsc::unbounded_channel();
+        let (events, inbox) = async_channel::unbounded();
         let (relay_tx, relay_rx): (Vec<_>, Vec<_>) = (0..options.shards)
-            .map(|_| mpsc::unbounded_channel())
+            .map(|_| async_channel::unbounded())
             .unzip();
         let mut shards = Vec::with_capacity(options.shards);
-        let mut tasks = Vec::with_capacity(options.shards);
+        let mut stopped = Vec::with_capacity(options.shards);
         for (index, relays) in relay_rx.into_iter().enumerate() {
-            let (tx, rx) = mpsc::channel(options.inbox_capacity);
+            let (tx, rx) = async_channel::bounded(options.inbox_capacity);
             let mut hub_config = config.clone();
             hub_config.shard = u8::try_from(index).expect("at most MAX_SHARDS shards");
             // Several shards relay client publishes to each other as envelopes.
@@ -136,17 +152,24 @@ impl Builder {
                 .collect();
             let hub = Hub::new(hub_config);
             let shard = Shard::new(index, hub, events.clone(), siblings, config.cluster);
-            tasks.push(tokio::spawn(shard::run(shard, rx, relays)));
+            let (done, finished) = oneshot::channel::<()>();
+            let task = shard::run(runtime.clone(), shard, rx, relays);
+            runtime.spawn(async move {
+                task.await;
+                drop(done);
+            });
+            stopped.push(finished);
             shards.push(tx);
         }
         let inner = Inner {
+            runtime,
             shards,
             options,
             message_limit: config.limits.max_frame_bytes.saturating_mul(2),
-            connections: Mutex::new(Some(JoinSet::new())),
-            shard_tasks: Mutex::new(tasks),
-            stopping: watch::Sender::new(false),
-            shutdown: tokio::sync::Mutex::new(()),
+            connections: Tasks::new(),
+            shards_stopped: Mutex::new(stopped),
+            stopping: async_channel::bounded(1),
+            shutdown: AsyncMutex::new(()),
         };
         let handle = Handle {
             inner: Arc::new(inner),
@@ -158,19 +181,22 @@ impl Builder {
 /// Connection ids carry their shard in 8 bits.
 const MAX_SHARDS: usize = 256;
 
-struct Inner {
-    shards: Vec<mpsc::Sender<Command>>,
+struct Inner<R> {
+    runtime: R,
+    shards: Vec<Sender<Command>>,
     options: Options,
     /// The largest message the WebSocket layer reads: twice the hub's `max_frame_bytes`, so
     /// that the hub sees (and closes with 1009) a frame somewhat over its limit, while a huge
     /// one is cut off before it is buffered.
     message_limit: usize,
-    /// Connection tasks; `None` once shutdown started.
-    connections: Mutex<Option<JoinSet<()>>>,
-    shard_tasks: Mutex<Vec<JoinHandle<()>>>,
-    stopping: watch::Sender<bool>,
+    /// Connection tasks, refused once shutdown started.
+    connections: Arc<Tasks>,
+    /// Each shard task drops its sender when it ends.
+    shards_stopped: Mutex<Vec<oneshot::Receiver<()>>>,
+    /// Closed when shutdown starts: the accept loops wait on the receiver.
+    stopping: (Sender<()>, async_channel::Receiver<()>),
     /// Held by a shutdown in progress, so a second caller waits for it to finish.
-    shutdown: tokio::sync::Mutex<()>,
+    shutdown: AsyncMutex<()>,
 }
 
 /// Why a request through the [`Handle`] failed.
@@ -266,12 +292,21 @@ pub(crate) fn shard_for(user: &str, shards: usize) -> usize {
 /// ([`Handle::shard_of`]), so everything per user (targets `User` and `Thread`, agent runs,
 /// per-user limits, resume, offline buffering, waiters) is one shard's business; a publish to
 /// a `Room` or to `All` goes to every shard and the [`Delivery`]s are summed.
-#[derive(Clone)]
-pub struct Handle {
-    inner: Arc<Inner>,
+///
+/// Each transport names it for its runtime (`switchboard_tokio::Handle`).
+pub struct Handle<R> {
+    inner: Arc<Inner<R>>,
 }
 
-impl fmt::Debug for Handle {
+impl<R> Clone for Handle<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<R: Runtime> fmt::Debug for Handle<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
             .field("shards", &self.inner.shards.len())
@@ -280,34 +315,51 @@ impl fmt::Debug for Handle {
     }
 }
 
-impl Handle {
+impl<R: Runtime> Handle<R> {
     // ----- plumbing -------------------------------------------------------------------------
 
-    pub(crate) fn options(&self) -> &Options {
+    /// The transport options it was started with.
+    pub fn options(&self) -> &Options {
         &self.inner.options
     }
 
-    pub(crate) fn message_limit(&self) -> usize {
+    /// The runtime it runs on.
+    pub fn runtime(&self) -> &R {
+        &self.inner.runtime
+    }
+
+    /// The largest message the WebSocket layer should read: twice the hub's
+    /// `max_frame_bytes`, so that the hub sees (and closes with 1009) a frame somewhat over
+    /// its limit, while a huge one is cut off before it is buffered.
+    pub fn message_limit(&self) -> usize {
         self.inner.message_limit
     }
 
-    pub(crate) fn inbox(&self, shard: usize) -> mpsc::Sender<Command> {
+    pub(crate) fn inbox(&self, shard: usize) -> Sender<Command> {
         self.inner.shards[shard].clone()
     }
 
-    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
-        self.inner.stopping.subscribe()
+    /// Resolves once [`Handle::shutdown`] has started.
+    pub(crate) fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let stopping = self.inner.stopping.1.clone();
+        async move {
+            let _ = stopping.recv().await;
+        }
     }
 
-    /// Run `f` on `shard`'s task (followed by a drain) and return its result.
-    pub(crate) async fn call<R: Send + 'static>(
+    /// Run `f` on `shard`'s task and return its result once the drain that follows is done
+    /// (so what `f` made the hub emit is already with the writers and in [`Events`]).
+    pub(crate) async fn call<T: Send + 'static>(
         &self,
         shard: usize,
-        f: impl FnOnce(&mut Shard, Instant) -> R + Send + 'static,
-    ) -> Result<R, Error> {
+        f: impl FnOnce(&mut Shard, Instant) -> T + Send + 'static,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         let call = Command::Call(Box::new(move |s, now| {
-            let _ = tx.send(f(s, now));
+            let result = f(s, now);
+            s.reply_after_drain(Box::new(move || {
+                let _ = tx.send(result);
+            }));
         }));
         self.inner.shards[shard]
             .send(call)
@@ -317,10 +369,10 @@ impl Handle {
     }
 
     /// Run `f` on every shard concurrently; results by shard index.
-    async fn call_all<R: Send + 'static>(
+    async fn call_all<T: Send + 'static>(
         &self,
-        f: impl Fn(&mut Shard, Instant) -> R + Clone + Send + 'static,
-    ) -> Result<Vec<R>, Error> {
+        f: impl Fn(&mut Shard, Instant) -> T + Clone + Send + 'static,
+    ) -> Result<Vec<T>, Error> {
         let calls = (0..self.shards()).map(|i| self.call(i, f.clone()));
         join_all(calls).await.into_iter().collect()
     }
@@ -331,13 +383,7 @@ impl Handle {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let mut guard = self.inner.connections.lock().expect("not poisoned");
-        let Some(set) = guard.as_mut() else {
-            return Err(task);
-        };
-        while set.try_join_next().is_some() {}
-        set.spawn(task);
-        Ok(())
+        self.inner.connections.spawn(&self.inner.runtime, task)
     }
 
     // ----- topology -------------------------------------------------------------------------
@@ -507,7 +553,7 @@ impl Handle {
 
     /// A handle limited to `user`: it can only publish to, query and disconnect that user's
     /// own connections, threads and runs.
-    pub fn user(&self, user: impl Into<UserId>) -> UserHandle {
+    pub fn user(&self, user: impl Into<UserId>) -> UserHandle<R> {
         let user = user.into();
         UserHandle {
             shard: self.shard_of(&user),
@@ -652,7 +698,7 @@ impl Handle {
 
     /// True once [`Handle::shutdown`] has started.
     pub fn is_shutting_down(&self) -> bool {
-        *self.inner.stopping.borrow()
+        self.inner.stopping.0.is_closed()
     }
 
     /// Shut down gracefully: stop accepting, have every hub close its connections with 1001
@@ -662,26 +708,19 @@ impl Handle {
     /// again waits for the first call to finish.
     pub async fn shutdown(&self) {
         let _once = self.inner.shutdown.lock().await;
-        self.inner.stopping.send_replace(true);
+        self.inner.stopping.0.close();
         let _ = self.call_all(|s, _| s.hub.shutdown(Reason::Shutdown)).await;
-        let connections = self.inner.connections.lock().expect("not poisoned").take();
-        if let Some(mut set) = connections {
-            let grace = self.inner.options.shutdown_grace;
-            let all_done = async { while set.join_next().await.is_some() {} };
-            if tokio::time::timeout(grace, all_done).await.is_err() {
-                tracing::warn!(
-                    left = set.len(),
-                    "shutdown grace over: dropping connections"
-                );
-            }
-            set.shutdown().await;
-        }
+        let grace = self.inner.options.shutdown_grace;
+        self.inner
+            .connections
+            .shutdown(&self.inner.runtime, grace)
+            .await;
         for shard in &self.inner.shards {
             let _ = shard.send(Command::Stop).await;
         }
-        let tasks = std::mem::take(&mut *self.inner.shard_tasks.lock().expect("not poisoned"));
-        for task in tasks {
-            let _ = task.await;
+        let stopped = std::mem::take(&mut *self.inner.shards_stopped.lock().expect("not poisoned"));
+        for shard in stopped {
+            let _ = shard.await;
         }
     }
 }
@@ -689,24 +728,34 @@ impl Handle {
 /// A [`Handle`] limited to one user: every method addresses that user's own connections,
 /// threads and runs, through the hub's `UserScope`. A connection of another user is reported
 /// as unknown, exactly like a closed one. There is no method for rooms or everyone.
-#[derive(Debug, Clone)]
-pub struct UserHandle {
-    handle: Handle,
+#[derive(Debug)]
+pub struct UserHandle<R: Runtime> {
+    handle: Handle<R>,
     user: UserId,
     shard: usize,
 }
 
-impl UserHandle {
+impl<R: Runtime> Clone for UserHandle<R> {
+    fn clone(&self) -> Self {
+        Self {
+            handle: self.handle.clone(),
+            user: self.user.clone(),
+            shard: self.shard,
+        }
+    }
+}
+
+impl<R: Runtime> UserHandle<R> {
     /// The user.
     pub fn user(&self) -> &UserId {
         &self.user
     }
 
     /// Run `f` with the user's scope on the user's shard.
-    async fn scoped<R: Send + 'static>(
+    async fn scoped<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut switchboard::UserScope<'_>, Instant) -> R + Send + 'static,
-    ) -> Result<R, Error> {
+        f: impl FnOnce(&mut switchboard::UserScope<'_>, Instant) -> T + Send + 'static,
+    ) -> Result<T, Error> {
         let user = self.user.clone();
         self.handle
             .call(self.shard, move |s, now| f(&mut s.hub.scope(user), now))

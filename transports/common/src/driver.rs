@@ -2,7 +2,7 @@
 //! its shard, whatever the WebSocket library.
 //!
 //! A socket is anything that is a `Stream` of [`Frame`]s and a `Sink` of [`Frame`]s
-//! ([`Socket`]); the tokio-tungstenite and axum adapters are a few lines each. The driver
+//! ([`Socket`]); the tungstenite and axum adapters are a few lines each. The driver
 //! opens the connection on its shard, then runs two loops until either ends:
 //!
 //! - the **reader** feeds every text, binary and pong frame to the hub, and `Closed` when
@@ -16,102 +16,26 @@
 //! (at most `close_timeout`) for the peer's answer; a writer stuck on a peer that reads nothing
 //! is abandoned `close_timeout` after the hub's close, and the socket dropped.
 
+use crate::frame::{Frame, Socket, SocketError};
 use crate::handle::Handle;
+use crate::runtime::{self, Runtime};
 use crate::shard::{Command, Link, Out, SocketEvent};
+use async_channel::{Receiver, Sender};
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use std::fmt;
-use switchboard::{ConnId, Open};
-use tokio::sync::{mpsc, oneshot};
+use futures_channel::oneshot;
+use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
+use switchboard::{ConnId, Open, Reason};
 
 /// Frames written between two flush reports, at most.
 const BATCH: usize = 64;
-
-/// A WebSocket message, independent of the WebSocket library.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// A text frame (UTF-8; the hub validates what it receives).
-    Text(Bytes),
-    /// A binary frame.
-    Binary(Bytes),
-    /// A ping control frame.
-    Ping(Bytes),
-    /// A pong control frame.
-    Pong(Bytes),
-    /// A close frame, with its code and reason text if it has them.
-    Close(Option<(u16, String)>),
-}
-
-/// A failure of the underlying WebSocket.
-#[derive(Debug)]
-pub struct SocketError {
-    too_large: bool,
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl SocketError {
-    /// A read or write failure.
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self {
-            too_large: false,
-            source: source.into(),
-        }
-    }
-
-    /// The peer sent a message larger than the socket accepts: the hub closes it with 1009.
-    pub fn too_large(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self {
-            too_large: true,
-            source: source.into(),
-        }
-    }
-
-    /// True for a message larger than the socket accepts.
-    pub fn is_too_large(&self) -> bool {
-        self.too_large
-    }
-}
-
-impl fmt::Display for SocketError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "websocket error: {}", self.source)
-    }
-}
-
-impl std::error::Error for SocketError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
-}
-
-/// A WebSocket the driver can run: a stream and a sink of [`Frame`]s.
-///
-/// Implemented for every type that fits; wrap your library's socket in an adapter that
-/// converts its messages (see `crate::server` for tokio-tungstenite, `crate::axum` for axum).
-pub trait Socket:
-    Stream<Item = Result<Frame, SocketError>>
-    + Sink<Frame, Error = SocketError>
-    + Send
-    + Unpin
-    + 'static
-{
-}
-
-impl<S> Socket for S where
-    S: Stream<Item = Result<Frame, SocketError>>
-        + Sink<Frame, Error = SocketError>
-        + Send
-        + Unpin
-        + 'static
-{
-}
 
 /// Why the reader stopped.
 enum ReadEnd {
     /// The peer closed or the socket failed.
     Peer,
-    /// The peer sent a message too large to read: the read side is unusable, the hub closes.
-    TooLarge,
+    /// The WebSocket layer refused what the peer sent (too large, not UTF-8): the read side is
+    /// unusable, the hub closes.
+    Refused,
 }
 
 /// How the connection's two loops ended.
@@ -127,11 +51,12 @@ enum Ended {
 }
 
 /// Open `open` on its shard and run the connection until it ends.
-pub(crate) async fn drive<S: Socket>(handle: Handle, open: Open, socket: S) {
+pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, socket: S) {
+    let runtime = handle.runtime().clone();
     let close_timeout = handle.options().close_timeout;
     let (mut sink, mut stream) = socket.split();
     let shard = handle.shard_of(&open.user);
-    let (out, mut outbox) = mpsc::unbounded_channel();
+    let (out, outbox) = async_channel::unbounded();
     let (closing, closed_by_hub) = oneshot::channel();
     let link = Link {
         out,
@@ -142,49 +67,48 @@ pub(crate) async fn drive<S: Socket>(handle: Handle, open: Open, socket: S) {
         .await;
     let conn = match opened {
         Ok(Ok(conn)) => conn,
-        Ok(Err(refused)) => {
-            let reason = refused.reason().as_str().to_owned();
-            let close = Frame::Close(Some((refused.close_code(), reason)));
-            let _ = tokio::time::timeout(close_timeout, sink.send(close)).await;
-            return;
-        }
-        Err(_stopped) => {
-            let close = Frame::Close(Some((1001, "shutdown".to_owned())));
-            let _ = tokio::time::timeout(close_timeout, sink.send(close)).await;
+        refused => {
+            let (code, reason) = match refused {
+                Ok(Err(refused)) => (refused.close_code(), refused.reason()),
+                _stopped => (1001, Reason::Shutdown),
+            };
+            let close = Frame::Close(Some((code, reason.as_str().to_owned())));
+            let _ = runtime::timeout(&runtime, close_timeout, sink.send(close)).await;
             return;
         }
     };
     tracing::debug!(shard, %conn, "connection opened");
     let inbox = handle.inbox(shard);
     let ended = {
-        let reader = read(&mut stream, &inbox, conn);
-        let writer = write(&mut sink, &mut outbox, &inbox, conn);
+        let reader = read(&mut stream, &inbox, conn).fuse();
+        let writer = write(&mut sink, &outbox, &inbox, conn).fuse();
         let abandon = async {
             let _ = closed_by_hub.await;
-            tokio::time::sleep(close_timeout).await;
-        };
-        tokio::pin!(writer, abandon);
-        tokio::select! {
+            runtime::sleep(&runtime, close_timeout).await;
+        }
+        .fuse();
+        pin_mut!(reader, writer, abandon);
+        select! {
             end = reader => match end {
                 ReadEnd::Peer => Ended::Peer,
-                // Let the writer send the hub's 1009; nothing more can be read.
-                ReadEnd::TooLarge => tokio::select! {
-                    _ = &mut writer => Ended::Gone,
-                    () = &mut abandon => Ended::Abandoned,
+                // Let the writer send the hub's close; nothing more can be read.
+                ReadEnd::Refused => select! {
+                    _ = writer => Ended::Gone,
+                    () = abandon => Ended::Abandoned,
                 },
             },
-            ended = &mut writer => ended,
-            () = &mut abandon => Ended::Abandoned,
+            ended = writer => ended,
+            () = abandon => Ended::Abandoned,
         }
     };
     match ended {
         // Let the WebSocket layer finish the closing handshake it may owe the peer.
         Ended::Peer => {
-            let _ = tokio::time::timeout(close_timeout, sink.close()).await;
+            let _ = runtime::timeout(&runtime, close_timeout, sink.close()).await;
         }
         // Wait for the peer's close frame (or the end of the stream), discarding data frames.
         Ended::Closed => {
-            let _ = tokio::time::timeout(close_timeout, async {
+            let _ = runtime::timeout(&runtime, close_timeout, async {
                 while let Some(Ok(_)) = stream.next().await {}
             })
             .await;
@@ -202,7 +126,7 @@ pub(crate) async fn drive<S: Socket>(handle: Handle, open: Open, socket: S) {
 }
 
 /// Feed the hub every frame the peer sends, until it closes or the socket fails.
-async fn read<S>(stream: &mut S, inbox: &mpsc::Sender<Command>, conn: ConnId) -> ReadEnd
+async fn read<S>(stream: &mut S, inbox: &Sender<Command>, conn: ConnId) -> ReadEnd
 where
     S: Stream<Item = Result<Frame, SocketError>> + Unpin,
 {
@@ -215,19 +139,21 @@ where
             // The WebSocket layer answers pings itself.
             Ok(Frame::Ping(_)) => continue,
             Ok(Frame::Close(_)) => break,
-            Err(e) if e.is_too_large() => {
-                end = ReadEnd::TooLarge;
-                SocketEvent::TooLarge
-            }
-            Err(e) => {
-                tracing::debug!(%conn, error = %e, "read failed");
-                break;
-            }
+            Err(e) => match refusal(&e) {
+                Some(reason) => {
+                    end = ReadEnd::Refused;
+                    SocketEvent::Refused(reason)
+                }
+                None => {
+                    tracing::debug!(%conn, error = %e, "read failed");
+                    break;
+                }
+            },
         };
         if inbox.send(Command::Socket { conn, event }).await.is_err() {
             break;
         }
-        if matches!(end, ReadEnd::TooLarge) {
+        if matches!(end, ReadEnd::Refused) {
             return end;
         }
     }
@@ -240,17 +166,28 @@ where
     end
 }
 
+/// The close reason for what the WebSocket layer refused to read, if it was the peer's fault.
+fn refusal(e: &SocketError) -> Option<Reason> {
+    if e.is_too_large() {
+        Some(Reason::FrameTooLarge)
+    } else if e.is_invalid_utf8() {
+        Some(Reason::InvalidUtf8)
+    } else {
+        None
+    }
+}
+
 /// Perform the hub's outputs for one connection, reporting each flushed batch.
 async fn write<S>(
     sink: &mut S,
-    outbox: &mut mpsc::UnboundedReceiver<Out>,
-    inbox: &mpsc::Sender<Command>,
+    outbox: &Receiver<Out>,
+    inbox: &Sender<Command>,
     conn: ConnId,
 ) -> Ended
 where
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
-    while let Some(first) = outbox.recv().await {
+    while let Ok(first) = outbox.recv().await {
         let mut next = Some(first);
         let mut written = 0;
         let mut batch = 0;

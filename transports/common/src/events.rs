@@ -1,10 +1,10 @@
 //! What the hubs tell the application: [`Event`]s, received through [`Events`].
 
+use async_channel::Receiver;
 use futures_util::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use switchboard::{ConnId, Envelope, Notice};
-use tokio::sync::mpsc;
 
 /// Something the application may act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,18 +51,20 @@ impl Event {
 /// are then discarded).
 #[derive(Debug)]
 pub struct Events {
-    inbox: mpsc::UnboundedReceiver<Event>,
+    inbox: Pin<Box<Receiver<Event>>>,
 }
 
 impl Events {
-    pub(crate) fn new(inbox: mpsc::UnboundedReceiver<Event>) -> Self {
-        Self { inbox }
+    pub(crate) fn new(inbox: Receiver<Event>) -> Self {
+        Self {
+            inbox: Box::pin(inbox),
+        }
     }
 
     /// The next event; `None` once every shard has stopped (after
     /// [`Handle::shutdown`](crate::Handle::shutdown)).
     pub async fn recv(&mut self) -> Option<Event> {
-        self.inbox.recv().await
+        self.inbox.recv().await.ok()
     }
 
     /// The next event if one is waiting, without waiting.
@@ -75,6 +77,6 @@ impl Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.inbox.poll_recv(cx)
+        self.inbox.as_mut().poll_next(cx)
     }
 }

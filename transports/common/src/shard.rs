@@ -15,14 +15,19 @@
 //! the clients' inbound rate limit bounds them.
 
 use crate::events::Event;
+use crate::runtime::Runtime;
+use async_channel::{Receiver, Sender};
 use bytes::Bytes;
+use futures_channel::oneshot;
+use futures_util::future::{Fuse, FutureExt};
+use futures_util::{select, StreamExt};
 use std::collections::HashMap;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard::{
     ConnId, Envelope, Hub, Input, Notice, Open, OpenError, Output, Reason, WaiterId,
 };
-use tokio::sync::{mpsc, oneshot};
 
 /// What a connection's writer must do next, in order.
 #[derive(Debug)]
@@ -39,7 +44,7 @@ pub(crate) enum Out {
 #[derive(Debug)]
 pub(crate) struct Link {
     /// Frames, pings and the close, in the hub's order.
-    pub out: mpsc::UnboundedSender<Out>,
+    pub out: Sender<Out>,
     /// Fired (or dropped) when the hub closed or forgot the connection: from then on the
     /// driver has `close_timeout` to finish writing.
     pub closing: Option<oneshot::Sender<()>>,
@@ -52,13 +57,18 @@ pub(crate) enum SocketEvent {
     Binary(Bytes),
     Pong(Bytes),
     Flushed(usize),
-    /// The peer sent a message larger than the WebSocket layer reads (twice `max_frame_bytes`).
-    TooLarge,
+    /// The WebSocket layer refused what the peer sent before the hub saw it: a message larger
+    /// than it reads (twice `max_frame_bytes`, [`Reason::FrameTooLarge`]) or a text message
+    /// that is not UTF-8 ([`Reason::InvalidUtf8`]). The hub closes with the reason's code.
+    Refused(Reason),
     Closed,
 }
 
 /// A closure run against the shard, followed by a drain.
 pub(crate) type Call = Box<dyn FnOnce(&mut Shard, Instant) + Send>;
+
+/// The answer to a [`Call`], sent once the drain that follows it is done.
+pub(crate) type Reply = Box<dyn FnOnce() + Send>;
 
 /// The shard task's inbox.
 pub(crate) enum Command {
@@ -86,21 +96,23 @@ pub(crate) struct Shard {
     pub hub: Hub,
     links: HashMap<ConnId, Link>,
     waiters: HashMap<WaiterId, oneshot::Sender<bool>>,
-    events: mpsc::UnboundedSender<Event>,
+    events: Sender<Event>,
     /// The relay inboxes of the other shards.
-    siblings: Vec<mpsc::UnboundedSender<Arc<Envelope>>>,
+    siblings: Vec<Sender<Arc<Envelope>>>,
     /// The application asked for envelopes (`Config::cluster`), for other nodes.
     forward_remote: bool,
     /// Where the envelopes of the operation in progress go; reset after each drain.
     pub relaying: Relaying,
+    /// Answers to send once the current drain is done.
+    replies: Vec<Reply>,
 }
 
 impl Shard {
     pub fn new(
         index: usize,
         hub: Hub,
-        events: mpsc::UnboundedSender<Event>,
-        siblings: Vec<mpsc::UnboundedSender<Arc<Envelope>>>,
+        events: Sender<Event>,
+        siblings: Vec<Sender<Arc<Envelope>>>,
         forward_remote: bool,
     ) -> Self {
         Self {
@@ -112,6 +124,7 @@ impl Shard {
             siblings,
             forward_remote,
             relaying: Relaying::All,
+            replies: Vec::new(),
         }
     }
 
@@ -120,6 +133,13 @@ impl Shard {
         let conn = self.hub.open(now, open)?;
         self.links.insert(conn, link);
         Ok(conn)
+    }
+
+    /// Send `reply` after the drain that follows the operation in progress: whoever waits for
+    /// it then finds everything the operation emitted already handed to the connections'
+    /// writers and to the application's events.
+    pub fn reply_after_drain(&mut self, reply: Reply) {
+        self.replies.push(reply);
     }
 
     /// Register the sender a `wait_for_connection` resolves (before the drain that may
@@ -154,7 +174,7 @@ impl Shard {
             SocketEvent::Flushed(bytes) => {
                 self.hub.handle_input(now, Input::Flushed { conn, bytes })
             }
-            SocketEvent::TooLarge => self.hub.close_connection(conn, Reason::FrameTooLarge),
+            SocketEvent::Refused(reason) => self.hub.close_connection(conn, reason),
             SocketEvent::Closed => self.hub.handle_input(now, Input::Closed { conn }),
         };
         // An event that raced the connection's close names a connection the hub already
@@ -170,7 +190,7 @@ impl Shard {
                 Output::Ping { conn, payload } => self.write(conn, Out::Ping(payload)),
                 Output::Close { conn, code, reason } => {
                     if let Some(link) = self.links.get_mut(&conn) {
-                        let _ = link.out.send(Out::Close(code, reason));
+                        let _ = link.out.try_send(Out::Close(code, reason));
                         if let Some(closing) = link.closing.take() {
                             let _ = closing.send(());
                         }
@@ -181,6 +201,9 @@ impl Shard {
             }
         }
         self.relaying = Relaying::All;
+        for reply in self.replies.drain(..) {
+            reply();
+        }
     }
 
     fn relay(&mut self, envelope: Box<Envelope>) {
@@ -188,21 +211,21 @@ impl Shard {
             Relaying::All => {
                 let shared = Arc::new((*envelope).clone());
                 for sibling in &self.siblings {
-                    let _ = sibling.send(shared.clone());
+                    let _ = sibling.try_send(shared.clone());
                 }
                 self.forward_remote
             }
             Relaying::Quiet { forward } => forward && self.forward_remote,
         };
         if forward {
-            let _ = self.events.send(Event::Remote(envelope));
+            let _ = self.events.try_send(Event::Remote(envelope));
         }
     }
 
     fn write(&mut self, conn: ConnId, out: Out) {
         if let Some(link) = self.links.get(&conn) {
             // A writer that is gone has a socket that is gone: its `Closed` is on the way.
-            let _ = link.out.send(out);
+            let _ = link.out.try_send(out);
         }
     }
 
@@ -216,7 +239,7 @@ impl Shard {
                     // ends the inbox after them.
                     self.links.remove(conn);
                 }
-                let _ = self.events.send(Event::Notice {
+                let _ = self.events.try_send(Event::Notice {
                     shard: self.index,
                     notice,
                 });
@@ -232,33 +255,36 @@ impl Shard {
 }
 
 /// The shard task: feed, drain, sleep until the next command, relay or timer, until stopped.
-pub(crate) async fn run(
+pub(crate) async fn run<R: Runtime>(
+    runtime: R,
     mut shard: Shard,
-    mut inbox: mpsc::Receiver<Command>,
-    mut relays: mpsc::UnboundedReceiver<Arc<Envelope>>,
+    inbox: Receiver<Command>,
+    relays: Receiver<Arc<Envelope>>,
 ) {
-    let sleep = tokio::time::sleep(std::time::Duration::ZERO);
-    tokio::pin!(sleep);
+    let mut inbox = pin!(inbox);
+    let mut relays = pin!(relays);
+    let mut sleep = pin!(Fuse::terminated());
     let mut armed: Option<Instant> = None;
     loop {
         let wake = shard.hub.poll_timeout();
         if wake != armed {
-            if let Some(at) = wake {
-                sleep.as_mut().reset(tokio::time::Instant::from_std(at));
+            match wake {
+                Some(at) => sleep.set(runtime.sleep_until(at).fuse()),
+                None => sleep.set(Fuse::terminated()),
             }
             armed = wake;
         }
         // Unbiased: under a steady stream of commands the timer still gets its turn.
-        tokio::select! {
-            command = inbox.recv() => match command {
+        select! {
+            command = inbox.next() => match command {
                 Some(Command::Socket { conn, event }) => shard.socket(Instant::now(), conn, event),
                 Some(Command::Call(call)) => call(&mut shard, Instant::now()),
                 Some(Command::Stop) | None => break,
             },
-            Some(envelope) = relays.recv() => {
+            envelope = relays.next() => if let Some(envelope) = envelope {
                 let _ = shard.hub.handle_input(Instant::now(), Input::Remote(&envelope));
-            }
-            () = &mut sleep, if armed.is_some() => {
+            },
+            () = sleep.as_mut() => {
                 armed = None;
                 shard.hub.handle_timeout(Instant::now());
             }

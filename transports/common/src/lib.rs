@@ -1,0 +1,54 @@
+//! # switchboard-transport
+//!
+//! The runtime-neutral half of every switchboard transport, written once against `futures`:
+//! the shards that own the hubs, the connection driver, the application's [`Handle`], the
+//! accept loop and the handshake's authentication. A transport supplies its runtime
+//! ([`Runtime`]: spawn and sleep-until), optionally a TCP listener ([`Listen`]) and a
+//! WebSocket handshake ([`Upgrade`]), and names the types for it: `switchboard_tokio` and
+//! `switchboard_async_std` are each a few impls and adapters over this crate.
+//!
+//! ## Shards
+//!
+//! Connections are spread over `N` hubs (default: one per available core), each owned by one
+//! task that follows the hub's drain invariant. A connection goes to the shard of its user
+//! ([`Handle::shard_of`], a stable hash of the user id), so one user's connections, per-user
+//! limits, streams, resume positions, offline buffer, agent runs and waiters all live on one
+//! hub. Rooms span shards: [`Handle::publish`] to a room or to everyone is published on every
+//! shard and the deliveries summed; a client's room `publish` frame is relayed from its shard to
+//! the others. Every hub stamps its index into the connection ids it issues, so a
+//! [`switchboard::ConnId`] names its shard.
+//!
+//! ## Tasks and channels
+//!
+//! - one task per shard, with a bounded inbox of commands (socket events from connections,
+//!   requests from the [`Handle`]);
+//! - one task per connection (the driver, generic over any [`Socket`]): its reader feeds the
+//!   shard, its writer performs the shard's outputs from an unbounded inbox (bounded in
+//!   practice by the hub's in-flight budget) and reports `Flushed` after each batch is
+//!   written to the socket — the hub's backpressure signal;
+//! - the application's [`Events`] inbox for notices (application frames, closes, run reports).
+//!
+//! Channels are `async-channel` and `futures` oneshots; the only runtime calls are
+//! [`Runtime::spawn`] and [`Runtime::sleep_until`] (timeouts are a sleep raced against the
+//! work).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod driver;
+mod events;
+mod frame;
+mod handle;
+mod runtime;
+mod server;
+mod shard;
+mod tasks;
+
+pub use events::{Event, Events};
+pub use frame::{Adapter, Codec, Frame, Socket, SocketError, Tungstenite};
+pub use handle::{Builder, Error, Handle, Options, ShardedStats, UserHandle};
+pub use runtime::{Listen, Runtime, Upgrade};
+pub use server::{position_from_query, Authenticate, Handshake, Refusal, Request};
+/// The tungstenite crate the adapters and the handshake are written against.
+pub use tungstenite;
+/// The `http` types of the handshake ([`Request`], the status of a [`Refusal`]).
+pub use tungstenite::http;

@@ -1,0 +1,226 @@
+//! The standalone server, on any runtime that can [`Listen`] and [`Upgrade`]: accept
+//! connections, authenticate the WebSocket handshake, and run each connection on its shard.
+
+use crate::driver;
+use crate::handle::Handle;
+use crate::runtime::{self, Listen, Runtime, Upgrade};
+use futures_util::future::{self, Either};
+use std::pin::pin;
+use std::sync::Arc;
+use switchboard::{Open, Position};
+use tungstenite::handshake::server::{Callback, ErrorResponse, Response};
+use tungstenite::http::StatusCode;
+use tungstenite::protocol::WebSocketConfig;
+
+/// The HTTP request of a WebSocket handshake (method, URI with path and query, headers).
+pub type Request = tungstenite::handshake::server::Request;
+
+/// Decides who a connecting client is, from its handshake request.
+///
+/// Return the [`Open`] for the hub (user, thread, room access, metadata, resume position) to
+/// accept, or a [`Refusal`] to answer with an HTTP status and no WebSocket. If the returned
+/// `Open` has no `resume`, the `resume=<epoch>:<seq>` query parameter is used (see
+/// [`position_from_query`]). Implemented for every `Fn(&Request) -> Result<Open, Refusal>`.
+pub trait Authenticate: Send + Sync + 'static {
+    /// Authenticate one handshake.
+    fn authenticate(&self, request: &Request) -> Result<Open, Refusal>;
+}
+
+impl<F> Authenticate for F
+where
+    F: Fn(&Request) -> Result<Open, Refusal> + Send + Sync + 'static,
+{
+    fn authenticate(&self, request: &Request) -> Result<Open, Refusal> {
+        self(request)
+    }
+}
+
+/// A refused handshake: the HTTP status (and optional body) to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    status: StatusCode,
+    body: Option<String>,
+}
+
+impl Refusal {
+    /// Refuse with `status` (a client error is expected, e.g. 401, 403 or 429).
+    pub fn new(status: StatusCode) -> Self {
+        Self { status, body: None }
+    }
+
+    /// 401 Unauthorized: no or bad credentials.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED)
+    }
+
+    /// 403 Forbidden: valid credentials, no access.
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN)
+    }
+
+    /// Answer with this body text.
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn into_response(self) -> ErrorResponse {
+        let mut response = ErrorResponse::new(self.body);
+        *response.status_mut() = self.status;
+        response
+    }
+}
+
+/// The `resume=<epoch>:<seq>` parameter of a query string (the client's position on its user
+/// stream), if present and well formed.
+pub fn position_from_query(query: Option<&str>) -> Option<Position> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "resume")
+        .and_then(|(_, value)| {
+            let (epoch, seq) = value.split_once(':')?;
+            Some(Position {
+                epoch: epoch.parse().ok()?,
+                seq: seq.parse().ok()?,
+            })
+        })
+}
+
+impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {
+    /// Accept connections on `listener` until [`Handle::shutdown`] starts, each in its own
+    /// task: handshake (with [`Options::handshake_timeout`](crate::Options::handshake_timeout)),
+    /// authentication, then the connection on its user's shard.
+    pub async fn serve(self, listener: R::Listener, auth: impl Authenticate) {
+        let auth = Arc::new(auth);
+        let mut stopping = pin!(self.stopping());
+        loop {
+            let accepted = {
+                let accept = pin!(self.runtime().accept(&listener));
+                match future::select(accept, stopping.as_mut()).await {
+                    Either::Left((accepted, _)) => accepted,
+                    Either::Right(_) => break,
+                }
+            };
+            match accepted {
+                Ok(io) => {
+                    let (handle, auth) = (self.clone(), auth.clone());
+                    let task = async move {
+                        if let Some((open, ws)) = handle.handshake(io, &*auth).await {
+                            driver::drive(handle, open, ws).await;
+                        }
+                    };
+                    if self.spawn_tracked(task).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    runtime::sleep(self.runtime(), std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        tracing::debug!("stopped accepting");
+    }
+}
+
+impl<R: Runtime> Handle<R> {
+    /// Perform the WebSocket handshake on `io` (a TCP or TLS stream you accepted), authenticate
+    /// it and run the connection until it ends, tracked by [`Handle::shutdown`]. A refused
+    /// handshake is answered with the refusal's status.
+    pub async fn accept<IO>(&self, io: IO, auth: &impl Authenticate)
+    where
+        R: Upgrade<IO>,
+    {
+        if let Some((open, ws)) = self.handshake(io, auth).await {
+            self.run_socket(open, ws).await;
+        }
+    }
+
+    /// The handshake and authentication; `None` if refused, failed or timed out.
+    async fn handshake<IO>(
+        &self,
+        io: IO,
+        auth: &impl Authenticate,
+    ) -> Option<(Open, <R as Upgrade<IO>>::Socket)>
+    where
+        R: Upgrade<IO>,
+    {
+        let mut open = None;
+        let limit = Some(self.message_limit());
+        let handshake = Handshake {
+            auth,
+            open: &mut open,
+            config: WebSocketConfig::default()
+                .max_message_size(limit)
+                .max_frame_size(limit),
+        };
+        let upgrade = self.runtime().upgrade(io, handshake);
+        let limit = self.options().handshake_timeout;
+        match runtime::timeout(self.runtime(), limit, upgrade).await {
+            Some(Ok(ws)) => open.map(|open| (open, ws)),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "handshake refused or failed");
+                None
+            }
+            None => {
+                tracing::debug!("handshake timed out");
+                None
+            }
+        }
+    }
+}
+
+/// One WebSocket handshake in progress, as a WebSocket library's callback: it asks the
+/// [`Authenticate`] about the request, keeps the [`Open`] it returns (with the
+/// `resume=<epoch>:<seq>` query parameter applied if it has no resume position), or answers
+/// the [`Refusal`].
+pub struct Handshake<'a> {
+    auth: &'a dyn Authenticate,
+    open: &'a mut Option<Open>,
+    config: WebSocketConfig,
+}
+
+impl Handshake<'_> {
+    /// The WebSocket configuration to accept with: messages are read up to
+    /// [`Handle::message_limit`].
+    pub fn config(&self) -> WebSocketConfig {
+        self.config
+    }
+}
+
+impl Callback for Handshake<'_> {
+    fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
+        let mut accepted = self
+            .auth
+            .authenticate(request)
+            .map_err(Refusal::into_response)?;
+        if accepted.resume.is_none() {
+            accepted.resume = position_from_query(request.uri().query());
+        }
+        *self.open = Some(accepted);
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_parameter_is_read_from_the_query() {
+        let at = |epoch, seq| Some(Position { epoch, seq });
+        assert_eq!(position_from_query(Some("user=a&resume=3:41")), at(3, 41));
+        assert_eq!(position_from_query(Some("resume=1:0")), at(1, 0));
+        assert_eq!(position_from_query(Some("resume=x:1")), None);
+        assert_eq!(position_from_query(Some("resume=1")), None);
+        assert_eq!(position_from_query(Some("user=a")), None);
+        assert_eq!(position_from_query(None), None);
+    }
+}

@@ -1,0 +1,349 @@
+//! The network transports as [`Transport`]s: a switchboard (two shards) serving a listener on
+//! 127.0.0.1, and real WebSocket clients ([`WsClient`], async-tungstenite over async-net,
+//! which run under any runtime) connecting to it. One generic adapter, [`Network`], serves
+//! every runtime; a [`Setup`] says how to run one.
+
+use crate::{guard, Client, Connect, Received, Transport};
+use async_net::TcpStream;
+use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use async_tungstenite::tungstenite::protocol::frame::Frame;
+use async_tungstenite::tungstenite::Message as WsMessage;
+use async_tungstenite::WebSocketStream;
+use futures_util::future::{self, Either};
+use futures_util::StreamExt;
+use socket2::{Domain, Socket, Type};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+use switchboard::{
+    AgentUpdate, Audience, Config, Delivery, Message, Open, PublishError, UnknownConnection,
+};
+use switchboard_async_std::AsyncIo;
+use switchboard_tokio::Tokio;
+use switchboard_transport::{Builder, Error, Handle, Listen, Refusal, Request, Runtime, Upgrade};
+
+/// Socket buffers of the listener's connections and of [`Connect::small_buffers`] clients:
+/// small, so that a client that stops reading soon stops the server's writes.
+const SMALL_BUFFER: usize = 4096;
+
+/// How to run the suite on one runtime.
+pub trait Setup: 'static {
+    /// The name printed with a failing case.
+    const NAME: &'static str;
+    /// The transport's runtime.
+    type Runtime: Listen + Upgrade<<Self::Runtime as Listen>::Stream>;
+
+    /// The runtime value the switchboard starts on.
+    fn runtime() -> Self::Runtime;
+
+    /// Run a case to completion under this runtime.
+    fn block_on<F: Future>(case: F) -> F::Output;
+
+    /// The runtime's listener over a bound, listening, non-blocking std listener.
+    fn listener(listener: std::net::TcpListener) -> <Self::Runtime as Listen>::Listener;
+}
+
+/// The tokio transport, on a two-thread tokio runtime per case.
+#[derive(Debug)]
+pub enum OnTokio {}
+
+impl Setup for OnTokio {
+    const NAME: &'static str = "tokio";
+    type Runtime = Tokio;
+
+    fn runtime() -> Tokio {
+        Tokio
+    }
+
+    fn block_on<F: Future>(case: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(case)
+    }
+
+    fn listener(listener: std::net::TcpListener) -> tokio::net::TcpListener {
+        tokio::net::TcpListener::from_std(listener).expect("a tokio listener")
+    }
+}
+
+/// The async-std transport under async-std.
+#[derive(Debug)]
+pub enum OnAsyncStd {}
+
+impl Setup for OnAsyncStd {
+    const NAME: &'static str = "async-std";
+    type Runtime = AsyncIo;
+
+    fn runtime() -> AsyncIo {
+        AsyncIo::async_std()
+    }
+
+    fn block_on<F: Future>(case: F) -> F::Output {
+        async_std::task::block_on(case)
+    }
+
+    fn listener(listener: std::net::TcpListener) -> async_net::TcpListener {
+        async_net::TcpListener::try_from(listener).expect("an async-net listener")
+    }
+}
+
+/// The async-std transport under smol.
+#[derive(Debug)]
+pub enum OnSmol {}
+
+impl Setup for OnSmol {
+    const NAME: &'static str = "smol";
+    type Runtime = AsyncIo;
+
+    fn runtime() -> AsyncIo {
+        AsyncIo::smol()
+    }
+
+    fn block_on<F: Future>(case: F) -> F::Output {
+        smol::block_on(case)
+    }
+
+    fn listener(listener: std::net::TcpListener) -> async_net::TcpListener {
+        OnAsyncStd::listener(listener)
+    }
+}
+
+/// A network transport serving on 127.0.0.1, as the suite drives it.
+#[derive(Debug)]
+pub struct Network<S: Setup> {
+    handle: Handle<S::Runtime>,
+    addr: SocketAddr,
+}
+
+/// The suite's authenticator: `?user=<id>`, optionally `&thread=<id>` (and `&resume=`, which
+/// the transport applies itself), or 401.
+fn authenticate(request: &Request) -> Result<Open, Refusal> {
+    let param = |key: &str| {
+        request
+            .uri()
+            .query()?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_owned())
+    };
+    let user = param("user").ok_or_else(Refusal::unauthorized)?;
+    let open = Open::new(user);
+    Ok(match param("thread") {
+        Some(thread) => open.thread(thread),
+        None => open,
+    })
+}
+
+/// A std TCP socket with small send and receive buffers.
+fn small_socket() -> Socket {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    socket
+        .set_send_buffer_size(SMALL_BUFFER)
+        .expect("SO_SNDBUF");
+    socket
+        .set_recv_buffer_size(SMALL_BUFFER)
+        .expect("SO_RCVBUF");
+    socket
+}
+
+fn publish_error(e: Error) -> PublishError {
+    match e {
+        Error::Publish(e) => e,
+        Error::UnknownConnection(conn) => PublishError::UnknownConnection(UnknownConnection(conn)),
+        e => panic!("the switchboard failed a publish: {e}"),
+    }
+}
+
+impl<S: Setup> Transport for Network<S> {
+    const NAME: &'static str = S::NAME;
+    type Client = WsClient;
+
+    fn block_on<F: Future>(case: F) -> F::Output {
+        S::block_on(case)
+    }
+
+    async fn start(config: Config) -> Self {
+        let socket = small_socket();
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        socket.bind(&any.into()).expect("bind");
+        socket.listen(128).expect("listen");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let listener = std::net::TcpListener::from(socket);
+        let addr = listener.local_addr().expect("bound");
+        let runtime = S::runtime();
+        // The default `close_timeout` (5 s): a client the hub closed while it was not reading
+        // finds the close frame when it reads again, as long as the server waits for its
+        // answer (after that the socket is dropped and unread data may be lost with it).
+        let (handle, _events) = Builder::on(runtime.clone(), config)
+            .shards(2)
+            .shutdown_grace(Duration::from_secs(5))
+            .start();
+        runtime.spawn(handle.clone().serve(S::listener(listener), authenticate));
+        Self { handle, addr }
+    }
+
+    async fn connect(&self, connect: Connect) -> WsClient {
+        let mut query = format!("user={}", connect.user);
+        if let Some(thread) = &connect.thread {
+            query += &format!("&thread={thread}");
+        }
+        if let Some(p) = connect.resume {
+            query += &format!("&resume={}:{}", p.epoch, p.seq);
+        }
+        WsClient::connect(S::NAME, self.addr, &query, connect.small_buffers)
+            .await
+            .expect("the handshake is accepted")
+    }
+
+    async fn publish(&self, to: Audience, message: Message) -> Result<Delivery, PublishError> {
+        self.handle
+            .publish_except(to.target, to.except, message)
+            .await
+            .map_err(publish_error)
+    }
+
+    async fn agent_update(
+        &self,
+        user: &str,
+        update: AgentUpdate,
+    ) -> Result<Delivery, PublishError> {
+        self.handle
+            .send_agent_update(user, update)
+            .await
+            .map_err(publish_error)
+    }
+
+    async fn advance(&self, by: Duration) {
+        async_io::Timer::after(by).await;
+    }
+
+    async fn shutdown(&self) {
+        self.handle.shutdown().await;
+    }
+}
+
+/// A real WebSocket client (async-tungstenite over async-net, so it runs under any runtime).
+#[derive(Debug)]
+pub struct WsClient {
+    name: &'static str,
+    ws: WebSocketStream<TcpStream>,
+    /// What [`Client::idle`] read.
+    pending: VecDeque<Received>,
+    /// The close code, once closed.
+    closed: Option<Option<u16>>,
+}
+
+impl WsClient {
+    /// Connect to `ws://{addr}/ws?{query}` (with small socket buffers if `small_buffers`);
+    /// the handshake's error if it is refused. `transport` names the server in failures.
+    pub async fn connect(
+        transport: &'static str,
+        addr: SocketAddr,
+        query: &str,
+        small_buffers: bool,
+    ) -> Result<Self, async_tungstenite::tungstenite::Error> {
+        let tcp = if small_buffers {
+            let socket = small_socket();
+            socket.connect(&addr.into()).expect("connect");
+            TcpStream::try_from(std::net::TcpStream::from(socket)).expect("an async socket")
+        } else {
+            TcpStream::connect(addr).await.expect("connect")
+        };
+        let url = format!("ws://{addr}/ws?{query}");
+        let handshake = async_tungstenite::client_async(url, tcp);
+        let (ws, _) = guard(transport, "the handshake", handshake).await?;
+        Ok(Self {
+            name: transport,
+            ws,
+            pending: VecDeque::new(),
+            closed: None,
+        })
+    }
+
+    async fn write(&mut self, message: WsMessage) {
+        // A send to a connection the server already closed fails; the next `recv` tells.
+        let _ = self.ws.send(message).await;
+    }
+
+    /// The next frame or close from the socket (pings are answered while reading).
+    async fn read(&mut self) -> Received {
+        if let Some(code) = self.closed {
+            return Received::Closed(code);
+        }
+        loop {
+            let code = match self.ws.next().await {
+                Some(Ok(WsMessage::Text(text))) => {
+                    let frame = serde_json::from_str(&text).expect("the server sends JSON");
+                    return Received::Frame(frame);
+                }
+                Some(Ok(WsMessage::Close(close))) => close.map(|c| u16::from(c.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => None,
+            };
+            self.closed = Some(code);
+            // Read on to the end: that answers the server's close frame.
+            while let Some(Ok(_)) = self.ws.next().await {}
+            return Received::Closed(code);
+        }
+    }
+}
+
+impl Client for WsClient {
+    async fn send(&mut self, text: &str) {
+        self.write(WsMessage::text(text)).await;
+    }
+
+    async fn send_raw_text(&mut self, bytes: &[u8]) {
+        let frame = Frame::message(bytes.to_vec(), OpCode::Data(Data::Text), true);
+        self.write(WsMessage::Frame(frame)).await;
+    }
+
+    async fn send_binary(&mut self, bytes: &[u8]) {
+        self.write(WsMessage::binary(bytes.to_vec())).await;
+    }
+
+    async fn recv(&mut self) -> Received {
+        if let Some(received) = self.pending.pop_front() {
+            return received;
+        }
+        let name = self.name;
+        guard(name, "a frame", self.read()).await
+    }
+
+    /// Not reading is all it takes; the small buffers make it felt.
+    fn pause(&mut self) {}
+
+    /// Not reading is all it takes: pings are answered while reading.
+    fn silence(&mut self) {}
+
+    async fn idle(&mut self, duration: Duration) {
+        let timer = async_io::Timer::after(duration);
+        let mut timer = pin!(timer);
+        loop {
+            let received = match future::select(pin!(self.read()), timer.as_mut()).await {
+                Either::Left((received, _)) => received,
+                Either::Right(_) => return,
+            };
+            let closed = matches!(received, Received::Closed(_));
+            self.pending.push_back(received);
+            if closed {
+                return;
+            }
+        }
+    }
+
+    async fn close(mut self) {
+        let name = self.name;
+        let _ = self.ws.close(None).await;
+        guard(name, "the end of the connection", async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+    }
+}

@@ -1,0 +1,60 @@
+//! tokio as a [`Runtime`], a [`Listen`]er (tokio's `TcpListener`) and an [`Upgrade`]
+//! (tokio-tungstenite's server handshake).
+
+use std::future::Future;
+use std::io;
+use std::time::Instant;
+use switchboard_transport::{
+    tungstenite, Adapter, Handshake, Listen, Runtime, Tungstenite, Upgrade,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+
+/// The tokio runtime the calling task runs on: tasks go to `tokio::spawn`, sleeps to
+/// `tokio::time`. Starting a [`Builder`](crate::Builder) and serving must happen within a tokio
+/// runtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokio;
+
+impl Runtime for Tokio {
+    fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(task);
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
+        tokio::time::sleep_until(deadline.into())
+    }
+}
+
+impl Listen for Tokio {
+    type Listener = TcpListener;
+    type Stream = TcpStream;
+
+    async fn accept(&self, listener: &TcpListener) -> io::Result<TcpStream> {
+        let (tcp, _peer) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+}
+
+impl<IO> Upgrade<IO> for Tokio
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Socket = Adapter<WebSocketStream<IO>, Tungstenite>;
+
+    async fn upgrade(
+        &self,
+        io: IO,
+        handshake: Handshake<'_>,
+    ) -> Result<Self::Socket, tungstenite::Error> {
+        let config = handshake.config();
+        tokio_tungstenite::accept_hdr_async_with_config(io, handshake, Some(config))
+            .await
+            .map(Adapter::new)
+    }
+}
