@@ -115,9 +115,24 @@ impl<'de> Deserialize<'de> for ConnId {
 macro_rules! name_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(Arc<str>);
+
+        /// Read from the wire: a non-empty string (an empty name could not be told apart from
+        /// a missing one, nor written as a stream such as `room:<id>`).
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                if s.is_empty() {
+                    return Err(serde::de::Error::custom(concat!(
+                        "an empty ",
+                        stringify!($name)
+                    )));
+                }
+                Ok(Self(Arc::from(&*s)))
+            }
+        }
 
         impl $name {
             /// The id as a string slice.

@@ -42,6 +42,9 @@ mod timer;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use access::RoomAccess;
 pub use config::{
     BackpressureConfig, Config, HeartbeatConfig, HistoryConfig, Limits, UserLimitPolicy,

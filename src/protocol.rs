@@ -113,6 +113,14 @@ struct AppBody {
 
 /// Parse one client text frame. `app_types` are the application's own frame types.
 pub(crate) fn parse(text: &str, app_types: &[String]) -> Result<Parsed, ParseError> {
+    // A frame is a JSON object; serde would also read an array as the fields in order.
+    if !text.trim_start().starts_with('{') {
+        return Err(ParseError {
+            code: ErrorCode::MalformedJson,
+            message: "a frame is a JSON object".into(),
+            reference: None,
+        });
+    }
     let head: Head<'_> = serde_json::from_str(text).map_err(|e| ParseError {
         code: ErrorCode::MalformedJson,
         message: e.to_string(),

@@ -1,0 +1,96 @@
+//! Fuzz target bodies (feature `fuzzing`): each takes the raw bytes of one input, drives a real
+//! [`Hub`](crate::Hub) through the public API, and panics when an oracle fails.
+//!
+//! The same bodies run under libFuzzer (the `fuzz/` directory, `cargo +nightly fuzz run
+//! <target>`) and as ordinary tests over the checked-in corpus (`tests/fuzz_corpus.rs`), so a
+//! crash found by the fuzzer becomes a regression test by adding its input to the corpus.
+//!
+//! | Target | Input | Oracle |
+//! |---|---|---|
+//! | [`frames()`] | arbitrary bytes, read as client frames for a few connections | never a panic; every frame the hub writes is JSON of a type `docs/PROTOCOL.md` lists, with a listed error code, `ref` echoed exactly where the protocol says; every close code is listed and caused by what the protocol says causes it; the reply to each frame fits its type; no state is left once everyone left |
+//! | [`operations()`] | an [`Arbitrary`] sequence of hub operations ([`operations::Case`]) | the hub delivers exactly what a reference model predicts, in order, never across users, never past a limit |
+//! | [`runs()`] | agent-run events, producer loss, drops and reconnects ([`devices::RunsCase`]) | each connection and each device sees every run in the automaton's order, and exactly one ending |
+//! | [`resume()`] | publishes, drops, reconnects and resumes ([`devices::ResumeCase`]) | every stream is delivered exactly once in order within history, with an exact `gap` outside it |
+//!
+//! Inputs of the structured targets are decoded with [`arbitrary::Unstructured`] from the raw
+//! bytes (`arbitrary_take_rest`), exactly as libFuzzer's typed targets do; an input too short to
+//! decode is skipped.
+
+use arbitrary::{Arbitrary, Unstructured};
+
+/// Fail with a message unless `cond` holds (the fuzzing counterpart of `assert!`, returning an
+/// error so that proptest can shrink).
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            return Err(format!($($arg)+));
+        }
+    };
+}
+
+/// Fail unless the two values are equal, showing both.
+macro_rules! ensure_eq {
+    ($left:expr, $right:expr, $($arg:tt)+) => {{
+        let (left, right) = (&$left, &$right);
+        if left != right {
+            return Err(format!(
+                "{}: {:?} != {:?}",
+                format!($($arg)+),
+                left,
+                right
+            ));
+        }
+    }};
+}
+
+pub mod devices;
+pub mod frames;
+pub mod operations;
+mod protocol_doc;
+
+pub use protocol_doc::ProtocolDoc;
+
+/// Decode a structured input the way libFuzzer's typed targets do; `None` if it does not decode.
+fn decode<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
+    T::arbitrary_take_rest(Unstructured::new(data)).ok()
+}
+
+/// Target `frames`: arbitrary bytes as client frames (text, binary, pongs) to a hub with a few
+/// connections, interleaved with publishes, slow reading and time. Panics on any reply or close
+/// that `docs/PROTOCOL.md` does not document for what was sent. See [`mod@frames`] for how
+/// the bytes are read.
+pub fn frames(data: &[u8]) {
+    frames::run(data);
+}
+
+/// Target `operations`: decodes an [`operations::Case`] and checks the hub against the
+/// reference model after every operation. Panics on the first difference.
+pub fn operations(data: &[u8]) {
+    if let Some(case) = decode::<operations::Case>(data) {
+        if let Err(e) = operations::run(&case.normalized()) {
+            panic!("{e}");
+        }
+    }
+}
+
+/// Target `runs`: decodes a [`devices::RunsCase`] (agent-run events, valid or not, producer
+/// loss, idle runs, drops, reconnects and slow readers) and checks every connection's and every
+/// device's view of every run. Panics on the first violation.
+pub fn runs(data: &[u8]) {
+    if let Some(case) = decode::<devices::RunsCase>(data) {
+        if let Err(e) = devices::run_runs(&case) {
+            panic!("{e}");
+        }
+    }
+}
+
+/// Target `resume`: decodes a [`devices::ResumeCase`] (publishes, drops, reconnects with
+/// positions, `resume` frames, slow readers, expiring history) and checks exactly-once in-order
+/// delivery within history and exact gaps outside it. Panics on the first violation.
+pub fn resume(data: &[u8]) {
+    if let Some(case) = decode::<devices::ResumeCase>(data) {
+        if let Err(e) = devices::run_resume(&case) {
+            panic!("{e}");
+        }
+    }
+}
