@@ -73,7 +73,7 @@ const PROOFS: &[(u8, &str, &str)] = &[
     (
         2,
         "tests/delivery_model.rs",
-        "every_device_gets_each_message_once_in_order_or_an_exact_gap",
+        "every_stream_is_delivered_exactly_once_or_with_an_exact_gap",
     ),
     (
         2,
@@ -84,7 +84,7 @@ const PROOFS: &[(u8, &str, &str)] = &[
     (
         3,
         "tests/delivery_model.rs",
-        "every_device_gets_each_message_once_in_order_or_an_exact_gap",
+        "every_device_sees_every_run_in_order_across_reconnects",
     ),
     (3, "tests/runs.rs", "nothing_is_accepted_after_an_ending"),
     (
@@ -101,7 +101,7 @@ const PROOFS: &[(u8, &str, &str)] = &[
     (
         4,
         "tests/delivery_model.rs",
-        "every_device_gets_each_message_once_in_order_or_an_exact_gap",
+        "every_stream_is_delivered_exactly_once_or_with_an_exact_gap",
     ),
     (
         4,
@@ -137,7 +137,7 @@ const PROOFS: &[(u8, &str, &str)] = &[
     (
         6,
         "tests/delivery_model.rs",
-        "every_device_gets_each_message_once_in_order_or_an_exact_gap",
+        "every_stream_is_delivered_exactly_once_or_with_an_exact_gap",
     ),
     (
         7,
