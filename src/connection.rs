@@ -34,9 +34,12 @@ pub struct Traffic {
 pub(crate) struct Connection {
     pub user: UserId,
     pub thread: Option<ThreadId>,
-    pub metadata: serde_json::Value,
-    pub access: RoomAccess,
-    pub opened_at: Instant,
+    /// Application metadata, boxed when there is any (`None` stands for `null`, the common
+    /// case): 8 bytes here instead of 32.
+    metadata: Option<Box<serde_json::Value>>,
+    /// The rooms it may join, boxed when restricted (`None` stands for `RoomAccess::Any`):
+    /// 8 bytes here instead of 24.
+    access: Option<Box<RoomAccess>>,
     pub rooms: SmallVec<[Membership; 2]>,
     /// The connection has every message of its user stream (that its thread selects) from
     /// this sequence number on (0 = not positioned yet: set by its first live message or a
@@ -55,9 +58,14 @@ impl Connection {
         Self {
             user: open.user,
             thread: open.thread,
-            metadata: open.metadata,
-            access: open.access,
-            opened_at: now,
+            metadata: match open.metadata {
+                serde_json::Value::Null => None,
+                metadata => Some(Box::new(metadata)),
+            },
+            access: match open.access {
+                RoomAccess::Any => None,
+                access => Some(Box::new(access)),
+            },
             rooms: SmallVec::new(),
             user_from: 0,
             heartbeat: Heartbeat::new(now, &config.heartbeat),
@@ -70,6 +78,14 @@ impl Connection {
             strikes: TokenBucket::new(now, limits.max_strikes, 1, limits.strike_refill),
             outbox: Outbox::default(),
             traffic: Traffic::default(),
+        }
+    }
+
+    /// True if the connection's access grant allows `room`.
+    pub fn may_join(&self, room: &RoomId) -> bool {
+        match &self.access {
+            None => true,
+            Some(access) => access.allows(room),
         }
     }
 
@@ -119,8 +135,12 @@ impl ConnectionInfo {
             user: c.user.clone(),
             thread: c.thread.clone(),
             rooms: c.rooms.iter().map(|m| m.room.clone()).collect(),
-            metadata: c.metadata.clone(),
-            opened_at: c.opened_at,
+            metadata: c
+                .metadata
+                .as_deref()
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+            opened_at: c.heartbeat.opened_at(),
             health: c.heartbeat.health(),
             liveness: c.heartbeat.liveness(),
             rtt: c.heartbeat.rtt(),

@@ -29,14 +29,6 @@ pub struct RttStats {
 }
 
 impl RttStats {
-    fn record(&mut self, rtt: Duration) {
-        self.last = Some(rtt);
-        self.min = Some(self.min.map_or(rtt, |m| m.min(rtt)));
-        self.max = Some(self.max.map_or(rtt, |m| m.max(rtt)));
-        self.total += rtt;
-        self.samples += 1;
-    }
-
     /// The mean round trip, if any pong was measured.
     pub fn average(&self) -> Option<Duration> {
         (self.samples > 0).then(|| self.total / self.samples)
@@ -68,29 +60,105 @@ pub(crate) struct Tick {
     pub missed_pong: bool,
 }
 
+/// An instant, as signed nanoseconds from the connection's open ([`Heartbeat::opened_at`]):
+/// 8 bytes instead of the 16 of an `Instant`, and exact for ±292 years around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct At(i64);
+
+impl At {
+    fn of(base: Instant, t: Instant) -> Self {
+        match t.checked_duration_since(base) {
+            Some(after) => At(after.as_nanos() as i64),
+            None => At(-(base.duration_since(t).as_nanos() as i64)),
+        }
+    }
+
+    fn instant(self, base: Instant) -> Instant {
+        match u64::try_from(self.0) {
+            Ok(after) => base + Duration::from_nanos(after),
+            Err(_) => base - Duration::from_nanos(self.0.unsigned_abs()),
+        }
+    }
+}
+
+/// Round-trip statistics in nanoseconds; `last`, `min` and `max` mean something once
+/// `samples` > 0. Converted to [`RttStats`] on demand.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rtt {
+    last: u64,
+    min: u64,
+    max: u64,
+    total: u64,
+    samples: u32,
+}
+
+impl Rtt {
+    fn record(&mut self, rtt: Duration) {
+        let rtt = rtt.as_nanos() as u64;
+        let first = self.samples == 0;
+        self.last = rtt;
+        self.min = if first { rtt } else { self.min.min(rtt) };
+        self.max = if first { rtt } else { self.max.max(rtt) };
+        self.total = self.total.saturating_add(rtt);
+        self.samples += 1;
+    }
+
+    fn stats(&self) -> RttStats {
+        let some = |nanos: u64| (self.samples > 0).then(|| Duration::from_nanos(nanos));
+        RttStats {
+            last: some(self.last),
+            min: some(self.min),
+            max: some(self.max),
+            total: Duration::from_nanos(self.total),
+            samples: self.samples,
+        }
+    }
+}
+
 /// Heartbeat state of one connection.
+///
+/// Instants are kept as offsets from `opened_at` ([`At`]) and round trips in nanoseconds: 120
+/// bytes per connection instead of 160 (plus the 16 of a separate open time), for the same
+/// behaviour.
 #[derive(Debug, Clone)]
 pub(crate) struct Heartbeat {
-    last_seen: Instant,
-    next_ping: Instant,
-    outstanding: Option<(u64, Instant)>,
+    opened_at: Instant,
+    last_seen: At,
+    next_ping: At,
+    /// When ping number `pings_sent` was sent, while it is unanswered.
+    outstanding: Option<At>,
     pings_sent: u64,
+    /// Dead, to be closed at this instant; `None` while alive.
+    close_at: Option<At>,
     health: u8,
-    liveness: Liveness,
-    rtt: RttStats,
+    rtt: Rtt,
 }
 
 impl Heartbeat {
     pub fn new(now: Instant, config: &HeartbeatConfig) -> Self {
         Self {
-            last_seen: now,
-            next_ping: now + config.interval,
+            opened_at: now,
+            last_seen: At(0),
+            next_ping: At::of(now, now + config.interval),
             outstanding: None,
             pings_sent: 0,
+            close_at: None,
             health: 100,
-            liveness: Liveness::Alive,
-            rtt: RttStats::default(),
+            rtt: Rtt::default(),
         }
+    }
+
+    fn at(&self, t: Instant) -> At {
+        At::of(self.opened_at, t)
+    }
+
+    fn instant(&self, at: At) -> Instant {
+        at.instant(self.opened_at)
+    }
+
+    /// When the connection opened (the `now` it was created with).
+    pub fn opened_at(&self) -> Instant {
+        self.opened_at
     }
 
     pub fn health(&self) -> u8 {
@@ -98,11 +166,16 @@ impl Heartbeat {
     }
 
     pub fn liveness(&self) -> Liveness {
-        self.liveness
+        match self.close_at {
+            None => Liveness::Alive,
+            Some(close_at) => Liveness::Dead {
+                close_at: self.instant(close_at),
+            },
+        }
     }
 
     pub fn rtt(&self) -> RttStats {
-        self.rtt
+        self.rtt.stats()
     }
 
     /// Any frame from the client. Returns true if this resurrected a dead connection.
@@ -113,10 +186,8 @@ impl Heartbeat {
 
     /// A sign of life that does not count towards recovery (a late pong).
     fn seen(&mut self, now: Instant) -> bool {
-        self.last_seen = now;
-        let resurrected = matches!(self.liveness, Liveness::Dead { .. });
-        self.liveness = Liveness::Alive;
-        resurrected
+        self.last_seen = self.at(now);
+        self.close_at.take().is_some()
     }
 
     /// A pong with `payload`. Returns the measured round trip (if it answers our ping) and
@@ -128,9 +199,9 @@ impl Heartbeat {
         config: &HeartbeatConfig,
     ) -> (Option<Duration>, bool) {
         let mut measured = None;
-        if let Some((nonce, sent)) = self.outstanding {
-            if payload == nonce.to_be_bytes() {
-                let rtt = now.saturating_duration_since(sent);
+        if let Some(sent) = self.outstanding {
+            if payload == self.pings_sent.to_be_bytes() {
+                let rtt = now.saturating_duration_since(self.instant(sent));
                 self.rtt.record(rtt);
                 self.outstanding = None;
                 measured = Some(rtt);
@@ -149,26 +220,24 @@ impl Heartbeat {
     /// Advance to `now`: ping if due, die if silent, ask for the close if the grace is over.
     pub fn poll(&mut self, now: Instant, config: &HeartbeatConfig) -> Tick {
         let mut tick = Tick::default();
-        if let Liveness::Dead { close_at } = self.liveness {
-            if now >= close_at {
+        if let Some(close_at) = self.close_at {
+            if now >= self.instant(close_at) {
                 tick.close = true;
                 return tick;
             }
-        } else if now >= self.last_seen + config.timeout {
-            self.liveness = Liveness::Dead {
-                close_at: now + config.grace,
-            };
+        } else if now >= self.instant(self.last_seen) + config.timeout {
+            self.close_at = Some(self.at(now + config.grace));
             self.health = 0;
             tick.died = true;
         }
-        if now >= self.next_ping {
+        if now >= self.instant(self.next_ping) {
             if self.outstanding.is_some() {
                 self.health = self.health.saturating_sub(MISSED_PONG_PENALTY);
                 tick.missed_pong = true;
             }
             self.pings_sent += 1;
-            self.outstanding = Some((self.pings_sent, now));
-            self.next_ping = now + config.interval;
+            self.outstanding = Some(self.at(now));
+            self.next_ping = self.at(now + config.interval);
             tick.ping = Some(self.pings_sent);
         }
         tick
@@ -176,9 +245,10 @@ impl Heartbeat {
 
     /// When [`Heartbeat::poll`] next has something to do.
     pub fn deadline(&self, config: &HeartbeatConfig) -> Instant {
-        match self.liveness {
-            Liveness::Dead { close_at } => close_at.min(self.next_ping),
-            Liveness::Alive => (self.last_seen + config.timeout).min(self.next_ping),
+        let next_ping = self.instant(self.next_ping);
+        match self.close_at {
+            Some(close_at) => self.instant(close_at).min(next_ping),
+            None => (self.instant(self.last_seen) + config.timeout).min(next_ping),
         }
     }
 }
@@ -193,6 +263,21 @@ mod tests {
             timeout: Duration::from_secs(30),
             grace: Duration::from_secs(10),
             late_pong: Duration::from_secs(1),
+        }
+    }
+
+    /// An instant kept as an offset from the open time comes back exactly, before or after it.
+    #[test]
+    fn an_instant_round_trips_through_its_offset() {
+        let base = Instant::now() + Duration::from_secs(3600);
+        for t in [
+            base,
+            base + Duration::from_nanos(1),
+            base + Duration::from_secs(86_400 * 365),
+            base - Duration::from_nanos(1),
+            base - Duration::from_secs(3599),
+        ] {
+            assert_eq!(At::of(base, t).instant(base), t);
         }
     }
 

@@ -763,7 +763,7 @@ impl Hub {
         if conn.membership(room).is_some() {
             return Ok(());
         }
-        if !conn.access.allows(room) {
+        if !conn.may_join(room) {
             return Err(RoomError::Forbidden);
         }
         if conn.rooms.len() >= limits.max_rooms_per_connection {

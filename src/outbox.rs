@@ -53,14 +53,35 @@ pub(crate) enum Offer {
 }
 
 /// In-flight accounting and the queue of one connection.
+///
+/// The queue's state lives behind a box that is allocated the first time the connection falls
+/// behind and kept afterwards: a connection that keeps up (most of them, most of the time)
+/// carries 16 bytes here instead of 64.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     inflight: usize,
-    queue: VecDeque<Queued>,
+    queue: Option<Box<Queue>>,
+}
+
+/// The frames waiting past the in-flight budget.
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<Queued>,
     queued_bytes: usize,
     /// The share of the queue that is replay, exempt from the limits.
     replay_messages: usize,
     replay_bytes: usize,
+}
+
+impl Queue {
+    /// Take a frame that left the queue out of the accounting.
+    fn forget(&mut self, q: &Queued) {
+        self.queued_bytes -= q.frame.len();
+        if q.replay {
+            self.replay_messages -= 1;
+            self.replay_bytes -= q.frame.len();
+        }
+    }
 }
 
 impl Outbox {
@@ -93,24 +114,26 @@ impl Outbox {
     ) -> Offer {
         let len = frame.len();
         // The first frame always goes out, so a frame larger than the budget cannot stall.
-        if self.queue.is_empty()
+        if self.queued_messages() == 0
             && (self.inflight == 0 || self.inflight + len <= limits.inflight_bytes)
         {
             self.inflight += len;
             return Offer::Send(frame);
         }
+        let queue = self.queue.get_or_insert_with(Box::default);
         let replaced = coalesce.and_then(|key| {
-            self.queue
+            queue
+                .frames
                 .iter()
                 .position(|q| q.coalesce.as_ref() == Some(key))
         });
         // Check the fit before replacing anything, so that a frame that is shed leaves the
         // one it would have replaced in place (nothing is dropped without being counted).
         let (freed_messages, freed_bytes) = replaced
-            .filter(|&i| !self.queue[i].replay)
-            .map_or((0, 0), |i| (1, self.queue[i].frame.len()));
-        let live_messages = self.queue.len() - self.replay_messages;
-        let live_bytes = self.queued_bytes - self.replay_bytes;
+            .filter(|&i| !queue.frames[i].replay)
+            .map_or((0, 0), |i| (1, queue.frames[i].frame.len()));
+        let live_messages = queue.frames.len() - queue.replay_messages;
+        let live_bytes = queue.queued_bytes - queue.replay_bytes;
         if !replay
             && (live_messages - freed_messages >= limits.queue_messages
                 || live_bytes - freed_bytes + len > limits.queue_bytes)
@@ -123,30 +146,21 @@ impl Outbox {
         }
         let mut offer = Offer::Queued;
         if let Some(i) = replaced {
-            let old = self.queue.remove(i).expect("index from position");
-            self.forget(&old);
+            let old = queue.frames.remove(i).expect("index from position");
+            queue.forget(&old);
             offer = Offer::Coalesced;
         }
-        self.queued_bytes += len;
+        queue.queued_bytes += len;
         if replay {
-            self.replay_messages += 1;
-            self.replay_bytes += len;
+            queue.replay_messages += 1;
+            queue.replay_bytes += len;
         }
-        self.queue.push_back(Queued {
+        queue.frames.push_back(Queued {
             frame,
             coalesce: coalesce.cloned(),
             replay,
         });
         offer
-    }
-
-    /// Take a frame that left the queue out of the accounting.
-    fn forget(&mut self, q: &Queued) {
-        self.queued_bytes -= q.frame.len();
-        if q.replay {
-            self.replay_messages -= 1;
-            self.replay_bytes -= q.frame.len();
-        }
     }
 
     /// The transport wrote `bytes`; release queued frames that now fit the budget.
@@ -157,13 +171,16 @@ impl Outbox {
         mut send: impl FnMut(Bytes),
     ) {
         self.inflight = self.inflight.saturating_sub(bytes);
-        while let Some(front) = self.queue.front() {
+        let Some(queue) = self.queue.as_deref_mut() else {
+            return;
+        };
+        while let Some(front) = queue.frames.front() {
             let len = front.frame.len();
             if self.inflight != 0 && self.inflight + len > limits.inflight_bytes {
                 break;
             }
-            let q = self.queue.pop_front().expect("front exists");
-            self.forget(&q);
+            let q = queue.frames.pop_front().expect("front exists");
+            queue.forget(&q);
             self.inflight += len;
             send(q.frame);
         }
@@ -171,20 +188,23 @@ impl Outbox {
 
     /// Hand out everything still queued, ignoring the budget (graceful shutdown).
     pub fn drain(&mut self) -> impl Iterator<Item = Bytes> + '_ {
-        self.queued_bytes = 0;
-        self.replay_messages = 0;
-        self.replay_bytes = 0;
-        self.queue.drain(..).map(|q| q.frame)
+        let frames = self.queue.as_deref_mut().map(|queue| {
+            queue.queued_bytes = 0;
+            queue.replay_messages = 0;
+            queue.replay_bytes = 0;
+            queue.frames.drain(..).map(|q| q.frame)
+        });
+        frames.into_iter().flatten()
     }
 
     /// Frames waiting in the queue.
     pub fn queued_messages(&self) -> usize {
-        self.queue.len()
+        self.queue.as_ref().map_or(0, |q| q.frames.len())
     }
 
     /// Bytes waiting in the queue.
     pub fn queued_bytes(&self) -> usize {
-        self.queued_bytes
+        self.queue.as_ref().map_or(0, |q| q.queued_bytes)
     }
 
     /// Bytes handed out and not yet flushed.
@@ -294,6 +314,7 @@ mod tests {
         assert_eq!(o.offer(frame("q"), None, &l), Offer::Overflow);
         o.flushed(10, &l, |_| {});
         assert_eq!(o.queued_messages(), 0);
-        assert_eq!((o.replay_messages, o.replay_bytes), (0, 0));
+        let queue = o.queue.as_ref().expect("the queue was used");
+        assert_eq!((queue.replay_messages, queue.replay_bytes), (0, 0));
     }
 }

@@ -1,0 +1,379 @@
+//! The coordinator: starts the worker processes, publishes once every client is in the room,
+//! merges the workers' reports and prints the figures.
+
+use crate::histogram::Histogram;
+use crate::worker::{FromWorker, Ready, Report};
+use crate::{now_us, Cli, Scenario};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// One worker process and its pipes.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Worker {
+    fn spawn(index: usize) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+        let mut child = Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .arg("--worker")
+            .arg(index.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start worker {index}: {e}"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        Ok(Self {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+        })
+    }
+
+    async fn next(&mut self) -> Result<FromWorker, String> {
+        match self.lines.next_line().await {
+            Ok(Some(line)) => serde_json::from_str(&line)
+                .map_err(|e| format!("unreadable worker line {line:?}: {e}")),
+            Ok(None) => Err("a worker ended early".to_owned()),
+            Err(e) => Err(format!("reading a worker: {e}")),
+        }
+    }
+
+    async fn tell(&mut self, command: &str) {
+        if let Some(stdin) = &mut self.stdin {
+            // A worker that already finished has closed its stdin: nothing to tell.
+            let _ = stdin.write_all(format!("{command}\n").as_bytes()).await;
+            let _ = stdin.flush().await;
+        }
+    }
+}
+
+/// Resident memory of a process, in KiB (`VmRSS` in `/proc/<pid>/status`).
+fn rss_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// CPU time a process has used, user and system, in seconds (`/proc/<pid>/stat`, whose
+/// clock ticks are 1/100 s on Linux).
+fn cpu_secs(pid: u32) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
+    // The fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => Ok((user + system) as f64 / 100.0),
+        _ => Err(format!("unexpected /proc/{pid}/stat")),
+    }
+}
+
+/// What the publisher did.
+#[derive(Debug, Default)]
+struct Published {
+    /// Publishes the server accepted.
+    accepted: usize,
+    /// Publishes refused or failed, by reason.
+    failed: BTreeMap<String, usize>,
+    /// Deliveries the server reported (`reached`).
+    reached: u64,
+    first_us: u64,
+    last_us: u64,
+}
+
+/// Publish the scenario's messages to the room.
+async fn publish(cli: &Cli) -> Published {
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/publish", cli.server.trim_end_matches('/'));
+    let pad = "x".repeat(cli.payload);
+    let mut published = Published {
+        first_us: now_us(),
+        ..Published::default()
+    };
+    let body = |i: usize| {
+        let mut data = json!({"i": i, "t": now_us()});
+        if !pad.is_empty() {
+            data["pad"] = json!(pad);
+        }
+        json!({"to": {"room": cli.room}, "event": "load", "data": data}).to_string()
+    };
+    let send = |body: String| {
+        http.post(&url)
+            .bearer_auth(&cli.api_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let mut pending = Vec::new();
+    match cli.scenario {
+        Scenario::Burst => {
+            for i in 0..cli.messages {
+                let outcome = send(body(i)).await;
+                settle(&mut published, outcome).await;
+            }
+        }
+        Scenario::Rate => {
+            // Each publish on its own task, so a slow answer does not lower the offered rate.
+            let period = Duration::from_secs_f64(1.0 / cli.rate.max(1e-3));
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            for i in 0..cli.messages {
+                ticks.tick().await;
+                pending.push(tokio::spawn(send(body(i))));
+            }
+        }
+        Scenario::Idle => {}
+    }
+    for task in pending {
+        match task.await {
+            Ok(outcome) => settle(&mut published, outcome).await,
+            Err(e) => *published.failed.entry(e.to_string()).or_default() += 1,
+        }
+    }
+    published.last_us = now_us();
+    published
+}
+
+async fn settle(published: &mut Published, outcome: reqwest::Result<reqwest::Response>) {
+    let response = match outcome {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => {
+            *published.failed.entry(r.status().to_string()).or_default() += 1;
+            return;
+        }
+        Err(e) => {
+            *published.failed.entry(e.to_string()).or_default() += 1;
+            return;
+        }
+    };
+    published.accepted += 1;
+    let answer = response.bytes().await.ok();
+    if let Some(answer) = answer.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    {
+        published.reached += answer["reached"].as_u64().unwrap_or(0);
+    }
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Run the scenario with `--processes` workers; prints the report. True if nothing was lost.
+pub async fn run(cli: Cli) -> Result<bool, String> {
+    let rss_before = cli.server_pid.map(rss_kib).transpose()?;
+    let started = Instant::now();
+    let mut workers = (0..cli.processes.max(1))
+        .map(Worker::spawn)
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut connect = Ready::default();
+    for worker in &mut workers {
+        match worker.next().await? {
+            FromWorker::Ready(ready) => {
+                connect.joined += ready.joined;
+                for (reason, n) in ready.failed {
+                    *connect.failed.entry(reason).or_default() += n;
+                }
+                if connect.first_connect_us == 0
+                    || ready.first_connect_us < connect.first_connect_us
+                {
+                    connect.first_connect_us = ready.first_connect_us;
+                }
+                connect.last_joined_us = connect.last_joined_us.max(ready.last_joined_us);
+            }
+            FromWorker::Report(_) | FromWorker::Done => {
+                return Err("a worker reported before it was ready".into())
+            }
+        }
+    }
+    let connect_secs = connect
+        .last_joined_us
+        .saturating_sub(connect.first_connect_us) as f64
+        / 1e6;
+    let failed: usize = connect.failed.values().sum();
+
+    let mut rss_after = None;
+    let server_cpu_before = cli.server_pid.map(cpu_secs).transpose()?;
+    let published = match cli.scenario {
+        Scenario::Idle => {
+            tokio::time::sleep(Duration::from_secs_f64(cli.settle.max(0.0))).await;
+            rss_after = cli.server_pid.map(rss_kib).transpose()?;
+            for worker in &mut workers {
+                worker.tell("stop").await;
+                worker.stdin = None;
+            }
+            Published::default()
+        }
+        Scenario::Burst | Scenario::Rate => {
+            let published = publish(&cli).await;
+            for worker in &mut workers {
+                worker.tell("go").await;
+                worker.stdin = None;
+            }
+            published
+        }
+    };
+
+    // Server CPU is counted until every worker is done receiving, before the clients close.
+    let mut server_cpu = None;
+    if cli.scenario != Scenario::Idle {
+        for worker in &mut workers {
+            if !matches!(worker.next().await?, FromWorker::Done) {
+                return Err("a worker reported before it was done".into());
+            }
+        }
+        if let (Some(before), Some(pid)) = (server_cpu_before, cli.server_pid) {
+            server_cpu = Some(cpu_secs(pid)? - before);
+        }
+    }
+
+    let mut report = Report::default();
+    let mut latency = Histogram::default();
+    let mut worker_cpu = 0.0;
+    for worker in &mut workers {
+        match worker.next().await? {
+            FromWorker::Report(r) => {
+                report.received += r.received;
+                report.duplicates += r.duplicates;
+                report.complete += r.complete;
+                for (code, n) in r.closed {
+                    *report.closed.entry(code).or_default() += n;
+                }
+                if r.first_receive_us > 0
+                    && (report.first_receive_us == 0
+                        || r.first_receive_us < report.first_receive_us)
+                {
+                    report.first_receive_us = r.first_receive_us;
+                }
+                report.last_receive_us = report.last_receive_us.max(r.last_receive_us);
+                latency.merge(&r.latency);
+            }
+            FromWorker::Ready(_) | FromWorker::Done => {
+                return Err("a worker spoke out of turn".into())
+            }
+        }
+        // Not waited for yet, so its figures are still readable even if it has exited.
+        if let Some(pid) = worker.child.id() {
+            worker_cpu += cpu_secs(pid).unwrap_or(0.0);
+        }
+        let _ = worker.child.wait().await;
+    }
+
+    let expected = (connect.joined * cli.expected()) as u64;
+    // Every joined client should have every message; a publish that failed is lost as well.
+    let lost = expected.saturating_sub(report.received);
+    let delivery_secs = report.last_receive_us.saturating_sub(published.first_us) as f64 / 1e6;
+    let deliveries_per_sec = if delivery_secs > 0.0 {
+        report.received as f64 / delivery_secs
+    } else {
+        0.0
+    };
+    let connect_rate = if connect_secs > 0.0 {
+        connect.joined as f64 / connect_secs
+    } else {
+        0.0
+    };
+    let publish_secs = published.last_us.saturating_sub(published.first_us) as f64 / 1e6;
+
+    println!("scenario        {:?}", cli.scenario);
+    println!(
+        "clients         {} joined of {} ({} failed) over {} process(es)",
+        connect.joined,
+        cli.clients,
+        failed,
+        workers.len()
+    );
+    for (reason, n) in &connect.failed {
+        println!("  failed        {n} x {reason}");
+    }
+    println!(
+        "connect         {connect_secs:.2} s: {connect_rate:.0} connections/s (handshake + join)"
+    );
+    if let (Some(before), Some(after)) = (rss_before, rss_after) {
+        let per = (after.saturating_sub(before) * 1024) as f64 / connect.joined.max(1) as f64;
+        println!(
+            "server rss      {before} KiB before, {after} KiB with {} idle connections: {per:.0} bytes per connection",
+            connect.joined
+        );
+    }
+    if cli.scenario != Scenario::Idle {
+        println!(
+            "published       {} of {} messages in {publish_secs:.3} s ({} failed), server reached {}",
+            published.accepted,
+            cli.messages,
+            published.failed.values().sum::<usize>(),
+            published.reached
+        );
+        for (reason, n) in &published.failed {
+            println!("  failed        {n} x {reason}");
+        }
+        println!(
+            "deliveries      {} of {expected} in {delivery_secs:.3} s: {deliveries_per_sec:.0} deliveries/s",
+            report.received
+        );
+        println!(
+            "lost            {lost} (duplicates {}, clients closed by the server {:?})",
+            report.duplicates, report.closed
+        );
+        println!(
+            "latency         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            ms(latency.quantile(0.50)),
+            ms(latency.quantile(0.99)),
+            ms(latency.max)
+        );
+        if let Some(cpu) = server_cpu {
+            println!(
+                "server cpu      {cpu:.2} s from the first publish to the last delivery: {:.0} deliveries per server CPU-second",
+                report.received as f64 / cpu.max(0.01)
+            );
+        }
+        println!("load tool cpu   {worker_cpu:.2} s (workers, whole run)");
+    }
+    println!("elapsed         {:.2} s", started.elapsed().as_secs_f64());
+    if cli.json {
+        let line = json!({
+            "scenario": format!("{:?}", cli.scenario).to_lowercase(),
+            "clients": cli.clients,
+            "joined": connect.joined,
+            "connect_failed": failed,
+            "connect_secs": connect_secs,
+            "connections_per_sec": connect_rate,
+            "messages": cli.messages,
+            "published": published.accepted,
+            "expected": expected,
+            "received": report.received,
+            "lost": lost,
+            "duplicates": report.duplicates,
+            "closed_by_server": report.closed,
+            "deliveries_per_sec": deliveries_per_sec,
+            "latency_ms": {
+                "p50": ms(latency.quantile(0.50)),
+                "p99": ms(latency.quantile(0.99)),
+                "max": ms(latency.max),
+            },
+            "server_rss_kib": {"before": rss_before, "after": rss_after},
+            "server_cpu_secs": server_cpu,
+            "worker_cpu_secs": worker_cpu,
+        });
+        println!("{line}");
+    }
+    Ok(failed == 0 && lost == 0 && report.duplicates == 0 && published.failed.is_empty())
+}

@@ -1,0 +1,198 @@
+//! `switchboard-load`: drives a Switchboard server (or the baseline hub, which speaks the same
+//! subset of the protocol) with many WebSocket clients in one room, and measures what it
+//! delivers.
+//!
+//! The coordinator (the process you start) re-executes itself as `--processes` workers, each
+//! holding its share of the clients over its own worker threads (one process may only hold so
+//! many open files). Every client connects with its own user's token, joins the room and
+//! reports ready; the coordinator then publishes `--messages` messages to the room through the
+//! HTTP API (`POST /api/publish`), each carrying its send time and index, either as fast as
+//! possible (`burst`) or at `--rate` per second (`rate`). Workers time every delivery against
+//! the send time (the clock of one machine), count what is missing, and send their results
+//! back; the coordinator merges them. `idle` only connects, waits, and reads the server's
+//! resident memory from `/proc/<server-pid>/status`.
+//!
+//! The exit status is 0 when every client connected and every message reached every client,
+//! 2 otherwise.
+
+mod coordinator;
+mod histogram;
+mod worker;
+
+use clap::{Parser, ValueEnum};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The development secret and API key of `switchboard serve` (public: development only).
+const DEVELOPMENT_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
+const DEVELOPMENT_API_KEY: &str = "switchboard-development-api-key";
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Publish `--messages` messages to the room as fast as one publisher can.
+    Burst,
+    /// Publish `--messages` messages to the room at `--rate` per second.
+    Rate,
+    /// Connect and join, hold the connections idle for `--settle` seconds, read the server's
+    /// resident memory (with `--server-pid`).
+    Idle,
+}
+
+/// Load generator for Switchboard and the baseline hub.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "switchboard-load", version)]
+pub struct Cli {
+    /// What to measure.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// The server's base URL: clients connect to `<server>/ws`, messages are published to
+    /// `<server>/api/publish`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// WebSocket clients, each its own user.
+    #[arg(long, default_value_t = 100)]
+    pub clients: usize,
+    /// Messages published to the room.
+    #[arg(long, default_value_t = 10)]
+    pub messages: usize,
+    /// Messages per second published to the room (scenario `rate`); every client receives
+    /// this many per second.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// The room every client joins.
+    #[arg(long, default_value = "load")]
+    pub room: String,
+    /// Worker processes holding the clients (at most ~19 000 clients per process under a
+    /// 20 000 open-file limit).
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// Runtime threads per worker process (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// WebSocket handshakes in progress at once, per worker process.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+    /// Bytes of padding added to each message's data.
+    #[arg(long, default_value_t = 0)]
+    pub payload: usize,
+    /// Seconds to wait for deliveries after the last publish before counting the rest lost.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Seconds idle connections are held before the server's memory is read (`idle`).
+    #[arg(long, default_value_t = 5.0)]
+    pub settle: f64,
+    /// The HS256 secret client tokens are signed with (the server's auth secret).
+    #[arg(long, env = "SWITCHBOARD_AUTH_SECRET", default_value = DEVELOPMENT_SECRET, hide_default_value = true, hide_env_values = true)]
+    pub token_secret: String,
+    /// The server's API key, for publishing.
+    #[arg(long, env = "SWITCHBOARD_API_KEY", default_value = DEVELOPMENT_API_KEY, hide_default_value = true, hide_env_values = true)]
+    pub api_key: String,
+    /// The server's process id, to read its resident memory (VmRSS) before and after.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Prefix of the clients' user ids (`<prefix>-<n>`).
+    #[arg(long, default_value = "load")]
+    pub user_prefix: String,
+    /// Also print the report as one line of JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Internal: run as worker number N (set by the coordinator).
+    #[arg(long, hide = true)]
+    pub worker: Option<usize>,
+}
+
+impl Cli {
+    /// The WebSocket endpoint.
+    pub fn ws_url(&self) -> String {
+        let base = self.server.trim_end_matches('/');
+        let base = base
+            .strip_prefix("http://")
+            .map(|rest| format!("ws://{rest}"))
+            .or_else(|| base.strip_prefix("https://").map(|r| format!("wss://{r}")))
+            .unwrap_or_else(|| base.to_owned());
+        format!("{base}/ws")
+    }
+
+    /// Clients of worker `index`: (first client number, how many).
+    pub fn share(&self, index: usize) -> (usize, usize) {
+        let k = self.processes.max(1);
+        let (each, extra) = (self.clients / k, self.clients % k);
+        let first = index * each + index.min(extra);
+        (first, each + usize::from(index < extra))
+    }
+
+    /// Messages each client expects (none when idle).
+    pub fn expected(&self) -> usize {
+        match self.scenario {
+            Scenario::Idle => 0,
+            Scenario::Burst | Scenario::Rate => self.messages,
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch: the clock senders and receivers share on one machine.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.worker {
+        Some(index) => runtime.block_on(worker::run(cli, index)),
+        None => runtime.block_on(coordinator::run(cli)),
+    };
+    // A worker's read of its stdin may still be blocked in a thread: do not wait for it.
+    runtime.shutdown_background();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clients are split over the workers with none left out and none twice.
+    #[test]
+    fn shares_cover_every_client_once() {
+        let cli = Cli::parse_from([
+            "switchboard-load",
+            "burst",
+            "--clients",
+            "10",
+            "--processes",
+            "3",
+        ]);
+        let shares: Vec<_> = (0..3).map(|i| cli.share(i)).collect();
+        assert_eq!(shares, vec![(0, 4), (4, 3), (7, 3)]);
+    }
+
+    /// The WebSocket URL is derived from the HTTP base URL.
+    #[test]
+    fn websocket_url_from_the_server_url() {
+        let cli = Cli::parse_from(["switchboard-load", "idle", "--server", "http://h:1/"]);
+        assert_eq!(cli.ws_url(), "ws://h:1/ws");
+    }
+}

@@ -1,0 +1,353 @@
+//! A worker process: its share of the clients, each a WebSocket that joins the room and
+//! counts and times the messages it receives.
+//!
+//! Talks to the coordinator in lines: it prints [`FromWorker::Ready`] once every client has
+//! joined (or failed), then waits on stdin for `go` (every message is published: wait at most
+//! `--timeout` for the rest, reading nothing more) or `stop` (or the end of its input: end
+//! now). When messages were expected it prints [`FromWorker::Done`] as soon as every client has
+//! them all or the time is up, then closes its clients and prints [`FromWorker::Report`].
+
+use crate::histogram::Histogram;
+use crate::{now_us, Cli};
+use futures_util::{SinkExt, StreamExt};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A line from a worker to the coordinator.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// Every client joined or failed.
+    Ready(Ready),
+    /// Every client has every message, or the time is up; the clients close next.
+    Done,
+    /// The clients are done.
+    Report(Box<Report>),
+}
+
+/// The connect phase of one worker.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Ready {
+    /// Clients that connected and joined the room.
+    pub joined: usize,
+    /// Clients that could not connect or join, by error.
+    pub failed: BTreeMap<String, usize>,
+    /// When the first handshake started (µs since the epoch).
+    pub first_connect_us: u64,
+    /// When the last client joined.
+    pub last_joined_us: u64,
+}
+
+/// What one worker's clients received.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Distinct messages received, all clients together.
+    pub received: u64,
+    /// Messages received more than once.
+    pub duplicates: u64,
+    /// Clients that received every message.
+    pub complete: usize,
+    /// Clients the server closed before the end, by close code.
+    pub closed: BTreeMap<u16, usize>,
+    /// The first and last delivery (µs since the epoch; 0 if none).
+    pub first_receive_us: u64,
+    /// See `first_receive_us`.
+    pub last_receive_us: u64,
+    /// Delivery latency (µs from the publisher's timestamp to the client's read).
+    pub latency: Histogram,
+}
+
+/// One client's outcome after joining.
+#[derive(Debug, Default)]
+struct Outcome {
+    received: u64,
+    duplicates: u64,
+    closed: Option<u16>,
+    first_receive_us: u64,
+    last_receive_us: u64,
+    latencies: Vec<u32>,
+}
+
+/// The frames a client reads, with only the fields it needs.
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(default)]
+    event: Option<&'a str>,
+    #[serde(default)]
+    data: Option<Stamp>,
+}
+
+/// The data of a load message: its index and send time.
+#[derive(Deserialize)]
+struct Stamp {
+    i: usize,
+    t: u64,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    iat: u64,
+    exp: u64,
+}
+
+/// Shared by the clients of one worker.
+struct Shared {
+    url: String,
+    room: String,
+    expected: usize,
+    /// Clients that have every message; when all joined ones do, the worker stops early.
+    complete: AtomicUsize,
+    complete_changed: tokio::sync::Notify,
+    /// Set to stop every client.
+    stop: watch::Receiver<bool>,
+}
+
+fn emit(line: &FromWorker) {
+    println!(
+        "{}",
+        serde_json::to_string(line).expect("reports serialize")
+    );
+}
+
+/// Run worker `index`: connect its clients, report ready, receive, report. Returns true if
+/// every client joined and received everything.
+pub async fn run(cli: Cli, index: usize) -> Result<bool, String> {
+    let (first, count) = cli.share(index);
+    let key = EncodingKey::from_secret(cli.token_secret.as_bytes());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        url: cli.ws_url(),
+        room: cli.room.clone(),
+        expected: cli.expected(),
+        complete: AtomicUsize::new(0),
+        complete_changed: tokio::sync::Notify::new(),
+        stop: stop_rx,
+    });
+    let handshakes = Arc::new(Semaphore::new(cli.connect_concurrency.max(1)));
+    let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel();
+    let first_connect_us = now_us();
+    let mut clients = JoinSet::new();
+    for n in first..first + count {
+        let user = format!("{}-{n}", cli.user_prefix);
+        let iat = now_us() / 1_000_000;
+        let claims = Claims {
+            sub: &user,
+            iat,
+            exp: iat + 24 * 3600,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
+            .map_err(|e| format!("cannot sign a token: {e}"))?;
+        let shared = shared.clone();
+        let handshakes = handshakes.clone();
+        let joined = joined_tx.clone();
+        clients.spawn(async move { client(shared, token, handshakes, joined).await });
+    }
+    drop(joined_tx);
+    let mut ready = Ready {
+        first_connect_us,
+        ..Ready::default()
+    };
+    while let Some(result) = joined_rx.recv().await {
+        match result {
+            Ok(()) => {
+                ready.joined += 1;
+                ready.last_joined_us = now_us();
+            }
+            Err(e) => *ready.failed.entry(e).or_default() += 1,
+        }
+        if ready.joined + ready.failed.values().sum::<usize>() == count {
+            break;
+        }
+    }
+    emit(&FromWorker::Ready(ready.clone()));
+
+    let mut commands = BufReader::new(tokio::io::stdin()).lines();
+    let timeout = Duration::from_secs_f64(cli.timeout.max(0.0));
+    let joined = ready.joined;
+    let everyone_done = async {
+        loop {
+            let notified = shared.complete_changed.notified();
+            if shared.expected > 0 && shared.complete.load(Ordering::SeqCst) >= joined {
+                return;
+            }
+            notified.await;
+        }
+    };
+    tokio::pin!(everyone_done);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let until_deadline = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            line = commands.next_line(), if deadline.is_none() => match line {
+                Ok(Some(line)) if line.trim() == "go" => {
+                    deadline = Some(tokio::time::Instant::now() + timeout);
+                }
+                // `stop`, or the coordinator went away.
+                _ => break,
+            },
+            () = &mut everyone_done => break,
+            () = until_deadline => break,
+        }
+    }
+    if shared.expected > 0 {
+        emit(&FromWorker::Done);
+    }
+    let _ = stop_tx.send(true);
+
+    let mut report = Report::default();
+    let mut latency = Histogram::default();
+    while let Some(result) = clients.join_next().await {
+        let Ok(Some(outcome)) = result else { continue };
+        report.received += outcome.received;
+        report.duplicates += outcome.duplicates;
+        if outcome.received as usize >= shared.expected {
+            report.complete += 1;
+        }
+        if let Some(code) = outcome.closed {
+            *report.closed.entry(code).or_default() += 1;
+        }
+        if outcome.first_receive_us > 0
+            && (report.first_receive_us == 0 || outcome.first_receive_us < report.first_receive_us)
+        {
+            report.first_receive_us = outcome.first_receive_us;
+        }
+        report.last_receive_us = report.last_receive_us.max(outcome.last_receive_us);
+        for us in outcome.latencies {
+            latency.record(u64::from(us));
+        }
+    }
+    report.latency = latency.compact();
+    let ok = ready.failed.is_empty() && report.complete == count;
+    emit(&FromWorker::Report(Box::new(report)));
+    Ok(ok)
+}
+
+/// One client: connect, join, then read until it has every message and is told to stop.
+/// Reports the join (or why it failed) on `joined`; returns `None` if it never joined.
+async fn client(
+    shared: Arc<Shared>,
+    token: String,
+    handshakes: Arc<Semaphore>,
+    joined: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+) -> Option<Outcome> {
+    let permit = handshakes.acquire_owned().await.ok()?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0);
+    let url = format!("{}?token={token}", shared.url);
+    let mut socket =
+        match tokio_tungstenite::connect_async_with_config(url, Some(config), true).await {
+            Ok((socket, _)) => socket,
+            Err(e) => {
+                let _ = joined.send(Err(format!("connect: {e}")));
+                return None;
+            }
+        };
+    let join = format!(
+        r#"{{"type":"join","room":{}}}"#,
+        serde_json::Value::from(shared.room.as_str())
+    );
+    if let Err(e) = socket.send(Message::text(join)).await {
+        let _ = joined.send(Err(format!("join: {e}")));
+        return None;
+    }
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => match serde_json::from_str::<Incoming>(&text) {
+                Ok(frame) if frame.kind == "joined" => break,
+                Ok(frame) if frame.kind == "error" => {
+                    let _ = joined.send(Err(format!("join refused: {text}")));
+                    return None;
+                }
+                _ => {}
+            },
+            Some(Ok(Message::Close(close))) => {
+                let code = close.map_or(1005, |c| u16::from(c.code));
+                let _ = joined.send(Err(format!("closed with {code} before joining")));
+                return None;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                let _ = joined.send(Err(format!("read: {e}")));
+                return None;
+            }
+            None => {
+                let _ = joined.send(Err("closed before joining".to_owned()));
+                return None;
+            }
+        }
+    }
+    drop(permit);
+    let _ = joined.send(Ok(()));
+
+    let expected = shared.expected;
+    let mut outcome = Outcome {
+        latencies: Vec::with_capacity(expected),
+        ..Outcome::default()
+    };
+    let mut seen = vec![false; expected];
+    let mut stop = shared.stop.clone();
+    loop {
+        let message = tokio::select! {
+            message = socket.next() => message,
+            _ = stop.wait_for(|&stop| stop) => break,
+        };
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let Ok(frame) = serde_json::from_str::<Incoming>(&text) else {
+                    continue;
+                };
+                let (Some("load"), Some(stamp)) = (frame.event, frame.data) else {
+                    continue;
+                };
+                if frame.kind != "message" || stamp.i >= expected {
+                    continue;
+                }
+                let now = now_us();
+                if std::mem::replace(&mut seen[stamp.i], true) {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                outcome.received += 1;
+                if outcome.first_receive_us == 0 {
+                    outcome.first_receive_us = now;
+                }
+                outcome.last_receive_us = now;
+                outcome
+                    .latencies
+                    .push(now.saturating_sub(stamp.t).min(u64::from(u32::MAX)) as u32);
+                if outcome.received as usize == expected {
+                    shared.complete.fetch_add(1, Ordering::SeqCst);
+                    shared.complete_changed.notify_one();
+                }
+            }
+            Some(Ok(Message::Close(close))) => {
+                outcome.closed = Some(close.map_or(1005, |c| u16::from(c.code)));
+                break;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                outcome.closed = Some(1006);
+                break;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), socket.close(None)).await;
+    Some(outcome)
+}
