@@ -93,6 +93,15 @@ fn serve(overrides: &Overrides) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Handle SIGTERM and Ctrl-C from before the address is announced: a signal that came
+        // earlier would kill the process without a graceful close.
+        let signalled = match shutdown_signal() {
+            Ok(signalled) => signalled,
+            Err(e) => {
+                eprintln!("error: cannot handle signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let running = match switchboard_server::start(settings).await {
             Ok(r) => r,
             Err(e) => {
@@ -101,7 +110,7 @@ fn serve(overrides: &Overrides) -> ExitCode {
             }
         };
         eprintln!("switchboard listening on http://{}", running.addr);
-        shutdown_signal().await;
+        signalled.await;
         tracing::info!("shutting down");
         match running.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -113,19 +122,24 @@ fn serve(overrides: &Overrides) -> ExitCode {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
+/// Resolves on SIGTERM or Ctrl-C; the handlers are in place once this returns.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    })
+}
+
+/// Resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
