@@ -47,7 +47,9 @@ pub use events::{Event, Events};
 pub use frame::{Adapter, Codec, Frame, Socket, SocketError, Tungstenite};
 pub use handle::{Builder, Error, Handle, Options, ShardedStats, UserHandle};
 pub use runtime::{Listen, Runtime, Upgrade};
-pub use server::{position_from_query, Authenticate, Handshake, Refusal, Request};
+pub use server::{
+    position_from_query, Authenticate, Handshake, Refusal, Request, READ_BUFFER_BYTES,
+};
 /// The tungstenite crate the adapters and the handshake are written against.
 pub use tungstenite;
 /// The `http` types of the handshake ([`Request`], the status of a [`Refusal`]).

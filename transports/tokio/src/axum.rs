@@ -37,7 +37,8 @@ pub fn upgrade(handle: &Handle, ws: WebSocketUpgrade, open: Open) -> Response {
     }
     let handle = handle.clone();
     let limit = handle.message_limit();
-    ws.max_message_size(limit)
+    ws.read_buffer_size(switchboard_transport::READ_BUFFER_BYTES)
+        .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             let socket = Adapter::<_, Axum>::new(socket);
