@@ -13,7 +13,7 @@
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 use switchboard::fuzzing::devices::{
     self, DeviceOp, DeviceSpec, ResumeCase, ResumeOp, RunOp, RunsCase,
 };
@@ -83,7 +83,19 @@ fn resume_case() -> impl Strategy<Value = ResumeCase> {
         })
 }
 
+fn proptest_config() -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/delivery_model.txt"
+        )))),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
+    #![proptest_config(proptest_config())]
+
     /// Agent runs (valid and refused events, lost and idle producers) across drops and
     /// reconnects: every connection and every device sees each run in the automaton's order,
     /// with exactly one ending.
