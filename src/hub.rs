@@ -255,7 +255,11 @@ impl Hub {
             conn.heartbeat.deadline(&self.config.heartbeat),
             TimerKind::Connection(id),
         );
-        self.users.entry(user.clone()).or_default().push(id);
+        let conns = self.users.entry(user.clone()).or_default();
+        conns.push(id);
+        if conns.len() == 1 {
+            self.interest(StreamId::User(user.clone()), true);
+        }
         self.wire.counters.opened += 1;
 
         let stream_id = StreamId::User(user.clone());
@@ -401,6 +405,7 @@ impl Hub {
             if conns.is_empty() {
                 self.users.remove(&conn.user);
                 let stream = StreamId::User(conn.user.clone());
+                self.interest(stream.clone(), false);
                 if self.streams.get(&stream).is_some_and(Stream::is_empty) {
                     self.streams.remove(&stream);
                 }
@@ -430,6 +435,7 @@ impl Hub {
         }
         if self.rooms.members(room).is_empty() {
             let stream = StreamId::Room(room.clone());
+            self.interest(stream.clone(), false);
             if self.streams.get(&stream).is_some_and(Stream::is_empty) {
                 self.streams.remove(&stream);
             }
@@ -773,6 +779,9 @@ impl Hub {
             return Err(RoomError::RoomFull);
         }
         let slot = self.rooms.add(room, id);
+        if self.rooms.members(room).len() == 1 {
+            self.interest(StreamId::Room(room.clone()), true);
+        }
         self.conns[id.index()].rooms.push(Membership {
             room: room.clone(),
             slot,
@@ -1150,6 +1159,13 @@ impl Hub {
         self.relay(&audience, message, None);
         self.close_slow();
         Ok(delivery)
+    }
+
+    /// In a cluster, tell the transport that this hub started or stopped serving `stream`.
+    fn interest(&mut self, stream: StreamId, interested: bool) {
+        if self.config.cluster {
+            self.wire.notice(Notice::Interest { stream, interested });
+        }
     }
 
     /// In a cluster, hand a publish the other hubs may have to serve to the transport.

@@ -5,7 +5,7 @@ use crate::id::{ConnId, RunId, ThreadId, UserId};
 use crate::message::Message;
 use crate::reason::Reason;
 use crate::run::RunReport;
-use crate::stream::Position;
+use crate::stream::{Position, StreamId};
 use crate::target::Audience;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -274,6 +274,16 @@ pub enum Notice {
     App(Box<AppMessage>),
     /// An agent run ended; its report.
     RunEnded(Box<RunReport>),
+    /// With `Config::cluster`: this hub started (`interested: true`) or stopped serving a
+    /// stream locally. A room's stream when it gets its first member or loses its last; a
+    /// user's stream when the user gets a first connection or loses the last. A bridge to
+    /// other nodes subscribes to what the hubs are interested in, and to nothing else.
+    Interest {
+        /// The stream: `StreamId::Room` or `StreamId::User`.
+        stream: StreamId,
+        /// True on the first member or connection, false after the last one left.
+        interested: bool,
+    },
 }
 
 /// A client frame of a type listed in `Config::app_frame_types`.
