@@ -233,6 +233,9 @@ impl Shard {
         match notice {
             Notice::UserConnected { waiter, .. } => self.resolve(waiter, true),
             Notice::WaitExpired { waiter, .. } => self.resolve(waiter, false),
+            // Shards of a single node are a cluster among themselves; only an application
+            // that bridges to other nodes (`Config::cluster`) needs to know interest.
+            Notice::Interest { .. } if !self.forward_remote => {}
             notice => {
                 if let Notice::Closed { conn, .. } = &notice {
                     // Frames already handed to the writer stay in its inbox; dropping the link

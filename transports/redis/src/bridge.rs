@@ -1,0 +1,634 @@
+//! The [`Bridge`]: one per node, between the node's hubs and Redis.
+
+use crate::keys::Keys;
+use crate::link::{Backoff, Link};
+use crate::scripts::Scripts;
+use crate::subscriber::{self, SubCommand};
+use crate::wire;
+use redis::{Client, RedisResult};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchboard::{ConnId, Envelope, Notice, Reason, RoomId, StreamId, UserId};
+use switchboard_transport::{Event, Handle, Runtime};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// How a node joins the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The Redis URL, e.g. `redis://127.0.0.1:6379/`.
+    pub url: String,
+    /// This node's id, unique in the cluster. Default: the process id, the time, and a
+    /// counter (unique even for several nodes in one process).
+    pub node: String,
+    /// The prefix of every channel and key. Default `sb`.
+    pub prefix: String,
+    /// How long a node's presence lasts without a heartbeat. Default 15 s.
+    pub lease: Duration,
+    /// How often the node refreshes its lease and re-announces its presence. Default 5 s.
+    pub heartbeat: Duration,
+    /// The per-user connection limit across the cluster (`None`: only each hub's own).
+    /// A connection that opens over it is closed with 4003, like a refused open on one hub.
+    pub max_connections_per_user: Option<usize>,
+    /// The connection and response timeout of Redis requests. Default 2 s.
+    pub timeout: Duration,
+    /// The first wait before reconnecting to Redis; it doubles after each failure. Default
+    /// 100 ms.
+    pub backoff_min: Duration,
+    /// The largest wait between two reconnection attempts. Default 5 s.
+    pub backoff_max: Duration,
+}
+
+impl Options {
+    /// Default options for the Redis at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Self {
+            url: url.into(),
+            node: format!("{}-{started}-{}", std::process::id(), next_local_id()),
+            prefix: "sb".to_owned(),
+            lease: Duration::from_secs(15),
+            heartbeat: Duration::from_secs(5),
+            max_connections_per_user: None,
+            timeout: Duration::from_secs(2),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A number unique within this process.
+fn next_local_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The bridge's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub published: AtomicU64,
+    pub unpublished: AtomicU64,
+    pub received: AtomicU64,
+    pub echoes: AtomicU64,
+    pub malformed: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub resubscribed: AtomicU64,
+    pub refused: AtomicU64,
+    pub disconnects: AtomicU64,
+}
+
+/// A snapshot of what a node's bridge did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgeStats {
+    /// Envelopes published to Redis.
+    pub published: u64,
+    /// Envelopes that could not be published (Redis unreachable): lost for other nodes.
+    pub unpublished: u64,
+    /// Envelopes received from other nodes and delivered locally.
+    pub received: u64,
+    /// This node's own envelopes received back and ignored.
+    pub echoes: u64,
+    /// Messages on the channels that could not be parsed.
+    pub malformed: u64,
+    /// Times the command connection came back after being lost.
+    pub reconnects: u64,
+    /// Times the subscription connection came back and every channel of interest was
+    /// subscribed again.
+    pub resubscribed: u64,
+    /// Connections closed because the user was over the cluster-wide limit.
+    pub refused: u64,
+    /// Disconnect commands received from other nodes.
+    pub disconnects: u64,
+    /// Channels subscribed right now.
+    pub subscriptions: usize,
+}
+
+/// What the bridge's tasks share.
+pub(crate) struct Shared {
+    pub node: String,
+    pub keys: Keys,
+    pub options: Options,
+    pub client: Client,
+    pub link: Link,
+    pub scripts: Scripts,
+    pub counters: Arc<Counters>,
+    /// The channels the subscription connection has confirmed.
+    pub subscribed: Mutex<HashSet<String>>,
+}
+
+impl Shared {
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            min: self.options.backoff_min,
+            max: self.options.backoff_max.max(self.options.backoff_min),
+        }
+    }
+
+    fn count(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Work for the node's worker task, in the order the events arrived.
+enum Job {
+    Event(Event),
+    Stop(oneshot::Sender<()>),
+}
+
+/// A node's link to the cluster: publishes what other nodes need, delivers what they publish,
+/// keeps presence and the cluster-wide limit. Cheap to clone.
+///
+/// Start the node's hubs with `Config::cluster` set (otherwise they emit no envelopes and no
+/// interest), then [`Bridge::start`], and hand every event to [`Bridge::observe`].
+pub struct Bridge<R: Runtime> {
+    inner: Arc<Inner<R>>,
+}
+
+struct Inner<R: Runtime> {
+    shared: Arc<Shared>,
+    handle: Handle<R>,
+    jobs: mpsc::UnboundedSender<Job>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<R: Runtime> Clone for Bridge<R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Bridge<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("node", &self.inner.shared.node)
+            .finish()
+    }
+}
+
+impl<R: Runtime> Bridge<R> {
+    /// Join the cluster: announce the node, subscribe to `all` and `control`, and start the
+    /// worker and subscriber tasks (on tokio). Fails if the URL is invalid or Redis cannot be
+    /// reached now; later outages are survived.
+    pub async fn start(handle: Handle<R>, options: Options) -> RedisResult<Self> {
+        let client = Client::open(options.url.as_str())?;
+        let counters = Arc::new(Counters::default());
+        let backoff = Backoff {
+            min: options.backoff_min,
+            max: options.backoff_max.max(options.backoff_min),
+        };
+        let shared = Arc::new(Shared {
+            node: options.node.clone(),
+            keys: Keys::new(options.prefix.clone()),
+            link: Link::new(client.clone(), options.timeout, backoff, counters.clone()),
+            client,
+            options,
+            scripts: Scripts::new(),
+            counters,
+            subscribed: Mutex::new(HashSet::new()),
+        });
+        let (subscribe, commands) = mpsc::unbounded_channel();
+        let mut worker = Worker {
+            shared: shared.clone(),
+            handle: handle.clone(),
+            interest: HashMap::new(),
+            users: HashMap::new(),
+            stale: HashSet::new(),
+            counted: HashSet::new(),
+            subscribe,
+        };
+        worker.heartbeat().await?;
+        let (ready, subscribed) = oneshot::channel();
+        let subscriber = tokio::spawn(subscriber::run(
+            shared.clone(),
+            handle.clone(),
+            commands,
+            ready,
+        ));
+        match subscribed.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(redis::RedisError::from(std::io::Error::other(
+                    "the subscriber stopped",
+                )))
+            }
+        }
+        let (jobs, inbox) = mpsc::unbounded_channel();
+        let worker = tokio::spawn(worker.run(inbox));
+        tracing::info!(node = %shared.node, "joined the cluster");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                shared,
+                handle,
+                jobs,
+                tasks: Mutex::new(vec![worker, subscriber]),
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> &str {
+        &self.inner.shared.node
+    }
+
+    /// Hand the bridge one of the node's events. It takes what concerns the cluster (publishes
+    /// for other nodes, interest, connections opening and closing) in order, and never waits.
+    pub fn observe(&self, event: &Event) {
+        let wanted = match event {
+            Event::Remote(_) => true,
+            Event::Notice { notice, .. } => matches!(
+                notice,
+                Notice::Interest { .. } | Notice::Opened { .. } | Notice::Closed { .. }
+            ),
+        };
+        if wanted {
+            let _ = self.inner.jobs.send(Job::Event(event.clone()));
+        }
+    }
+
+    /// What the bridge did so far.
+    pub fn stats(&self) -> BridgeStats {
+        let c = &self.inner.shared.counters;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        BridgeStats {
+            published: get(&c.published),
+            unpublished: get(&c.unpublished),
+            received: get(&c.received),
+            echoes: get(&c.echoes),
+            malformed: get(&c.malformed),
+            reconnects: get(&c.reconnects),
+            resubscribed: get(&c.resubscribed),
+            refused: get(&c.refused),
+            disconnects: get(&c.disconnects),
+            subscriptions: self.subscriptions().len(),
+        }
+    }
+
+    /// The channels subscribed right now, sorted.
+    pub fn subscriptions(&self) -> Vec<String> {
+        let subscribed = self.inner.shared.subscribed.lock().expect("not poisoned");
+        let mut channels: Vec<String> = subscribed.iter().cloned().collect();
+        channels.sort();
+        channels
+    }
+
+    /// Close every connection of `user` on this node and on every other node (4002). Returns
+    /// how many were closed on this node, and whether the other nodes could be told (this
+    /// node's connections are closed either way).
+    pub async fn disconnect_user(&self, user: impl Into<UserId>) -> (usize, RedisResult<()>) {
+        let user = user.into();
+        let closed = self.inner.handle.disconnect_user(user.clone()).await;
+        (closed, self.tell_others(&user).await)
+    }
+
+    async fn tell_others(&self, user: &UserId) -> RedisResult<()> {
+        let shared = &self.inner.shared;
+        let command = wire::disconnect(&shared.node, user);
+        let mut conn = shared.link.conn().await?;
+        let sent = redis::cmd("PUBLISH")
+            .arg(shared.keys.control_channel())
+            .arg(command)
+            .query_async::<i64>(&mut conn)
+            .await;
+        shared.link.check(sent).await.map(drop)
+    }
+
+    /// The user's open connections on every live node.
+    pub async fn user_connections(&self, user: impl Into<UserId>) -> RedisResult<u64> {
+        let key = self.inner.shared.keys.user_presence(&user.into());
+        self.count(&key).await
+    }
+
+    /// True if the user has an open connection on some live node.
+    pub async fn is_user_connected(&self, user: impl Into<UserId>) -> RedisResult<bool> {
+        Ok(self.user_connections(user).await? > 0)
+    }
+
+    /// The room's members on every live node, as of each node's last heartbeat.
+    pub async fn room_members(&self, room: impl Into<RoomId>) -> RedisResult<u64> {
+        let key = self.inner.shared.keys.room_presence(&room.into());
+        self.count(&key).await
+    }
+
+    /// The nodes whose lease is alive, sorted.
+    pub async fn live_nodes(&self) -> RedisResult<Vec<String>> {
+        let shared = &self.inner.shared;
+        let mut conn = shared.link.conn().await?;
+        let nodes = shared
+            .scripts
+            .live_nodes
+            .key(shared.keys.nodes())
+            .arg(shared.keys.lease_prefix())
+            .invoke_async::<Vec<String>>(&mut conn)
+            .await;
+        let mut nodes = shared.link.check(nodes).await?;
+        nodes.sort();
+        Ok(nodes)
+    }
+
+    async fn count(&self, key: &str) -> RedisResult<u64> {
+        let shared = &self.inner.shared;
+        let mut conn = shared.link.conn().await?;
+        let total = shared
+            .scripts
+            .count
+            .key(key)
+            .arg(shared.keys.lease_prefix())
+            .invoke_async::<u64>(&mut conn)
+            .await;
+        shared.link.check(total).await
+    }
+
+    /// Leave the cluster: handle the events observed so far, withdraw this node's presence and
+    /// lease, and stop the tasks. Call it before shutting the node's handle down.
+    pub async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.inner.jobs.send(Job::Stop(done)).is_ok() {
+            let _ = stopped.await;
+        }
+        self.abort();
+    }
+
+    /// Stop the tasks at once, without withdrawing anything, as a crashed node would: other
+    /// nodes stop counting this node's presence when its lease expires.
+    pub fn abort(&self) {
+        for task in self.inner.tasks.lock().expect("not poisoned").drain(..) {
+            task.abort();
+        }
+        self.inner
+            .shared
+            .subscribed
+            .lock()
+            .expect("not poisoned")
+            .clear();
+    }
+}
+
+/// The node's worker: publishes envelopes, follows interest, counts connections, and
+/// refreshes presence, one job at a time.
+struct Worker<R: Runtime> {
+    shared: Arc<Shared>,
+    handle: Handle<R>,
+    /// Streams some shard serves, with the number of shards serving each.
+    interest: HashMap<StreamId, usize>,
+    /// This node's counted connections per user.
+    users: HashMap<UserId, usize>,
+    /// Users whose count in Redis may be out of date (an update failed).
+    stale: HashSet<UserId>,
+    /// Connections counted in presence (not those refused by the cluster-wide limit).
+    counted: HashSet<ConnId>,
+    subscribe: mpsc::UnboundedSender<SubCommand>,
+}
+
+impl<R: Runtime> Worker<R> {
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Job>) {
+        let period = self.shared.options.heartbeat.max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                job = inbox.recv() => match job {
+                    Some(Job::Event(event)) => self.event(event).await,
+                    Some(Job::Stop(done)) => {
+                        while let Ok(Job::Event(event)) = inbox.try_recv() {
+                            self.event(event).await;
+                        }
+                        self.withdraw().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if let Err(e) = self.heartbeat().await {
+                        tracing::warn!(error = %e, "presence heartbeat failed");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn event(&mut self, event: Event) {
+        match event {
+            Event::Remote(envelope) => self.publish(&envelope).await,
+            Event::Notice { notice, .. } => match notice {
+                Notice::Interest { stream, interested } => self.interest(stream, interested).await,
+                Notice::Opened { conn, user } => self.opened(conn, user).await,
+                Notice::Closed { conn, user, .. } => self.closed(conn, user).await,
+                _ => {}
+            },
+        }
+    }
+
+    /// Publish once, on the target's channel.
+    async fn publish(&mut self, envelope: &Envelope) {
+        let shared = &self.shared;
+        let channel = shared.keys.target_channel(&envelope.target);
+        let payload = wire::envelope(&shared.node, &envelope.for_other_nodes());
+        let result = match shared.link.conn().await {
+            Ok(mut conn) => {
+                let sent = redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(payload)
+                    .query_async::<i64>(&mut conn)
+                    .await;
+                shared.link.check(sent).await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) => shared.count(&shared.counters.published),
+            Err(e) => {
+                shared.count(&shared.counters.unpublished);
+                tracing::warn!(%channel, error = %e, "an envelope could not be published");
+            }
+        }
+    }
+
+    async fn interest(&mut self, stream: StreamId, interested: bool) {
+        let channel = self.shared.keys.stream_channel(&stream);
+        if interested {
+            let shards = self.interest.entry(stream).or_default();
+            *shards += 1;
+            if *shards == 1 {
+                let _ = self.subscribe.send(SubCommand::Subscribe(channel));
+            }
+            return;
+        }
+        match self.interest.get_mut(&stream) {
+            Some(shards) if *shards > 1 => *shards -= 1,
+            Some(_) => {
+                self.interest.remove(&stream);
+                let _ = self.subscribe.send(SubCommand::Unsubscribe(channel));
+                if let StreamId::Room(room) = &stream {
+                    let key = self.shared.keys.room_presence(room);
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("HDEL").arg(key).arg(&self.shared.node).ignore();
+                    // Best effort: a stale count is ignored once the lease expires, and the
+                    // next heartbeat does not write the room again.
+                    let _ = self.query::<()>(&pipe).await;
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Count a new connection, or close it if the user is at the cluster-wide limit.
+    async fn opened(&mut self, conn: ConnId, user: UserId) {
+        let shared = self.shared.clone();
+        let limit = shared.options.max_connections_per_user.unwrap_or(0);
+        let ttl = hash_ttl(&shared.options);
+        let counted = match shared.link.conn().await {
+            Ok(mut c) => {
+                let result = shared
+                    .scripts
+                    .open
+                    .key(shared.keys.user_presence(&user))
+                    .arg(&shared.node)
+                    .arg(limit)
+                    .arg(shared.keys.lease_prefix())
+                    .arg(ttl)
+                    .invoke_async::<i64>(&mut c)
+                    .await;
+                shared.link.check(result).await
+            }
+            Err(e) => Err(e),
+        };
+        match counted {
+            Ok(-1) => {
+                shared.count(&shared.counters.refused);
+                tracing::debug!(%user, %conn, "over the cluster-wide connection limit");
+                let _ = self.handle.close_connection(conn, Reason::UserLimit).await;
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // Accepted without the cluster-wide check; announced at the next heartbeat.
+                tracing::warn!(%user, error = %e, "connection not counted in redis");
+                self.stale.insert(user.clone());
+            }
+        }
+        self.counted.insert(conn);
+        *self.users.entry(user).or_default() += 1;
+    }
+
+    async fn closed(&mut self, conn: ConnId, user: UserId) {
+        if !self.counted.remove(&conn) {
+            return;
+        }
+        if let Some(count) = self.users.get_mut(&user) {
+            *count -= 1;
+            if *count == 0 {
+                self.users.remove(&user);
+            }
+        }
+        let shared = self.shared.clone();
+        let result = match shared.link.conn().await {
+            Ok(mut c) => {
+                let result = shared
+                    .scripts
+                    .close
+                    .key(shared.keys.user_presence(&user))
+                    .arg(&shared.node)
+                    .invoke_async::<i64>(&mut c)
+                    .await;
+                shared.link.check(result).await
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.stale.insert(user);
+        }
+    }
+
+    /// Refresh the lease and write this node's counts: every connected user, every room of
+    /// interest, and the users whose count may be out of date.
+    async fn heartbeat(&mut self) -> RedisResult<()> {
+        let shared = self.shared.clone();
+        let keys = &shared.keys;
+        let node = &shared.node;
+        let lease = shared.options.lease.as_millis() as u64;
+        let ttl = hash_ttl(&shared.options);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(keys.lease(node))
+            .arg(node)
+            .arg("PX")
+            .arg(lease.max(1))
+            .ignore();
+        pipe.cmd("SADD").arg(keys.nodes()).arg(node).ignore();
+        for (user, count) in &self.users {
+            let key = keys.user_presence(user);
+            pipe.cmd("HSET").arg(&key).arg(node).arg(*count).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+        }
+        for user in &self.stale {
+            if !self.users.contains_key(user) {
+                pipe.cmd("HDEL")
+                    .arg(keys.user_presence(user))
+                    .arg(node)
+                    .ignore();
+            }
+        }
+        let rooms: Vec<RoomId> = self
+            .interest
+            .keys()
+            .filter_map(|stream| match stream {
+                StreamId::Room(room) => Some(room.clone()),
+                StreamId::User(_) => None,
+            })
+            .collect();
+        for room in rooms {
+            let members = self.handle.room_members(room.clone()).await.len();
+            let key = keys.room_presence(&room);
+            pipe.cmd("HSET").arg(&key).arg(node).arg(members).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+        }
+        self.query::<()>(&pipe).await?;
+        self.stale.clear();
+        Ok(())
+    }
+
+    /// Withdraw this node: its lease, its membership of the node set, its counts.
+    async fn withdraw(&mut self) {
+        let keys = &self.shared.keys;
+        let node = &self.shared.node;
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(keys.lease(node)).ignore();
+        pipe.cmd("SREM").arg(keys.nodes()).arg(node).ignore();
+        for user in self.users.keys().chain(&self.stale) {
+            pipe.cmd("HDEL")
+                .arg(keys.user_presence(user))
+                .arg(node)
+                .ignore();
+        }
+        for stream in self.interest.keys() {
+            if let StreamId::Room(room) = stream {
+                pipe.cmd("HDEL")
+                    .arg(keys.room_presence(room))
+                    .arg(node)
+                    .ignore();
+            }
+        }
+        if let Err(e) = self.query::<()>(&pipe).await {
+            tracing::warn!(error = %e, "could not withdraw presence; it expires with the lease");
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> RedisResult<T> {
+        let mut conn = self.shared.link.conn().await?;
+        let result = pipe.query_async(&mut conn).await;
+        self.shared.link.check(result).await
+    }
+}
+
+/// How long a presence hash outlives its last update: two leases.
+fn hash_ttl(options: &Options) -> u64 {
+    (options.lease.as_millis() as u64).saturating_mul(2).max(1)
+}

@@ -1,0 +1,111 @@
+//! The names of the Redis channels and keys a cluster uses, all under one prefix.
+
+use switchboard::{RemoteTarget, RoomId, StreamId, UserId};
+
+/// Channel and key names under a prefix (default `sb`), so that several clusters can share
+/// one Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Names under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The channel of a room's publishes: `<prefix>:room:<room>`.
+    pub fn room_channel(&self, room: &RoomId) -> String {
+        format!("{}:room:{room}", self.prefix)
+    }
+
+    /// The channel of a user's (and the user's threads') publishes: `<prefix>:user:<user>`.
+    pub fn user_channel(&self, user: &UserId) -> String {
+        format!("{}:user:{user}", self.prefix)
+    }
+
+    /// The channel of publishes to everyone: `<prefix>:all`.
+    pub fn all_channel(&self) -> String {
+        format!("{}:all", self.prefix)
+    }
+
+    /// The channel of cluster-wide commands (disconnect a user): `<prefix>:control`.
+    pub fn control_channel(&self) -> String {
+        format!("{}:control", self.prefix)
+    }
+
+    /// The channel a stream's publishes travel on.
+    pub fn stream_channel(&self, stream: &StreamId) -> String {
+        match stream {
+            StreamId::User(user) => self.user_channel(user),
+            StreamId::Room(room) => self.room_channel(room),
+        }
+    }
+
+    /// The channel an envelope is published on (a thread's on its user's channel).
+    pub fn target_channel(&self, target: &RemoteTarget) -> String {
+        match target {
+            RemoteTarget::User { user } | RemoteTarget::Thread { user, .. } => {
+                self.user_channel(user)
+            }
+            RemoteTarget::Room { room } => self.room_channel(room),
+            RemoteTarget::All => self.all_channel(),
+        }
+    }
+
+    /// A node's lease key, `<prefix>:node:<node>`: it exists while the node is alive.
+    pub fn lease(&self, node: &str) -> String {
+        format!("{}{node}", self.lease_prefix())
+    }
+
+    /// What lease keys start with.
+    pub(crate) fn lease_prefix(&self) -> String {
+        format!("{}:node:", self.prefix)
+    }
+
+    /// The set of nodes that ever announced themselves (dead ones are pruned by readers).
+    pub fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+
+    /// The hash of a user's connections: node → count.
+    pub fn user_presence(&self, user: &UserId) -> String {
+        format!("{}:presence:user:{user}", self.prefix)
+    }
+
+    /// The hash of a room's members: node → count.
+    pub fn room_presence(&self, room: &RoomId) -> String {
+        format!("{}:presence:room:{room}", self.prefix)
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::new("sb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard::ThreadId;
+
+    #[test]
+    fn a_thread_travels_on_its_users_channel() {
+        let keys = Keys::default();
+        let thread = RemoteTarget::Thread {
+            user: UserId::from("alice"),
+            thread: ThreadId::from("t1"),
+        };
+        assert_eq!(keys.target_channel(&thread), "sb:user:alice");
+        let room = RemoteTarget::Room {
+            room: RoomId::from("lobby"),
+        };
+        assert_eq!(keys.target_channel(&room), "sb:room:lobby");
+        assert_eq!(keys.target_channel(&RemoteTarget::All), "sb:all");
+        assert_eq!(keys.lease("n1"), "sb:node:n1");
+    }
+}

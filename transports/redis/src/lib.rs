@@ -1,0 +1,58 @@
+//! # switchboard-redis
+//!
+//! Joins several switchboard nodes into one cluster over Redis. Each node runs its own hubs
+//! (a [`switchboard_transport::Handle`] with `Config::cluster` set) and one [`Bridge`], which:
+//!
+//! - **routes by interest**: it subscribes to a room's channel (`sb:room:<room>`) while some
+//!   local connection is a member, to a user's channel (`sb:user:<user>`) while the user has a
+//!   local connection, and always to `sb:all` and `sb:control`. Every publish other nodes may
+//!   need ([`Event::Remote`](switchboard_transport::Event::Remote)) goes out once, serialized
+//!   once, on its target's channel (a thread's on its user's channel); a node without interest
+//!   receives nothing. Envelopes carry the origin node, so a node ignores its own echoes;
+//! - keeps **presence** in Redis: user → node → connections and room → node → members, under
+//!   a per-node lease (`sb:node:<id>`, with a TTL) that the node's heartbeat refreshes. Readers
+//!   count only nodes whose lease is alive, so a crashed node's entries stop counting when its
+//!   lease expires;
+//! - enforces the **per-user connection limit across nodes** with an atomic check-and-add
+//!   script when a connection opens (a connection over the limit is closed with 4003);
+//! - **disconnects a user everywhere** through the control channel;
+//! - survives **Redis outages**: local delivery never waits for Redis; publishes that fail are
+//!   counted and logged; the connections are re-established with capped exponential backoff,
+//!   and every channel of current interest is subscribed again.
+//!
+//! The application feeds every event of its [`Events`](switchboard_transport::Events) to
+//! [`Bridge::observe`] (which never waits) and handles the others as before:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), redis::RedisError> {
+//! use switchboard::Config;
+//! use switchboard_redis::{Bridge, Options};
+//!
+//! let mut config = Config::production();
+//! config.cluster = true;
+//! let (handle, mut events) = switchboard_tokio::Builder::new(config).start();
+//! let bridge = Bridge::start(handle.clone(), Options::new("redis://127.0.0.1/")).await?;
+//! tokio::spawn(async move {
+//!     while let Some(event) = events.recv().await {
+//!         bridge.observe(&event);
+//!         // ... the application's own handling of notices
+//!     }
+//! });
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The bridge's tasks run on tokio (the redis crate's runtime), whatever runtime the handle
+//! uses.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod bridge;
+mod keys;
+mod link;
+mod scripts;
+mod subscriber;
+mod wire;
+
+pub use bridge::{Bridge, BridgeStats, Options};
+pub use keys::Keys;

@@ -1,0 +1,64 @@
+//! What travels on the channels: an envelope or a command, tagged with the node it came from
+//! so that a node ignores its own echoes.
+
+use serde::{Deserialize, Serialize};
+use switchboard::{Envelope, UserId};
+
+/// Serialize `envelope` (already stripped for other nodes) with its origin, in one buffer.
+pub(crate) fn envelope(origin: &str, envelope: &Envelope) -> Vec<u8> {
+    let body = envelope.encode();
+    let origin = serde_json::Value::from(origin).to_string();
+    let mut out = Vec::with_capacity(body.len() + origin.len() + 24);
+    out.extend_from_slice(b"{\"origin\":");
+    out.extend_from_slice(origin.as_bytes());
+    out.extend_from_slice(b",\"envelope\":");
+    out.extend_from_slice(&body);
+    out.push(b'}');
+    out
+}
+
+/// A command on the control channel: close every connection of `disconnect`.
+pub(crate) fn disconnect(origin: &str, user: &UserId) -> Vec<u8> {
+    let message = Incoming {
+        origin: origin.to_owned(),
+        envelope: None,
+        disconnect: Some(user.clone()),
+    };
+    serde_json::to_vec(&message).unwrap_or_default()
+}
+
+/// A message received on any channel.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Incoming {
+    /// The node that published it.
+    pub origin: String,
+    /// A publish to deliver locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Envelope>,
+    /// A user to disconnect locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnect: Option<UserId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard::{Message, RemoteTarget};
+
+    #[test]
+    fn an_envelope_arrives_with_its_origin() {
+        let sent = Envelope {
+            target: RemoteTarget::All,
+            message: Message::new("news", serde_json::json!({"n": 1})),
+            from: None,
+            except: Vec::new(),
+        };
+        let incoming: Incoming = serde_json::from_slice(&envelope("node \"a\"", &sent)).unwrap();
+        assert_eq!(incoming.origin, "node \"a\"");
+        assert_eq!(incoming.envelope, Some(sent));
+        let command: Incoming =
+            serde_json::from_slice(&disconnect("b", &UserId::from("alice"))).unwrap();
+        assert_eq!(command.disconnect, Some(UserId::from("alice")));
+        assert_eq!(command.envelope, None);
+    }
+}

@@ -1,0 +1,521 @@
+//! Several nodes joined by one real Redis: each node is a sharded switchboard with its own
+//! WebSocket listener, its own bridge and its own Redis connections, in this process. The
+//! tests start `redis-server` from PATH on a free port (and stop it at the end). Timeouts only
+//! guard against hangs; nothing asserts how long anything took.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use switchboard::{Config, Message, Open, RoomAccess, Target};
+use switchboard_redis::{Bridge, Options};
+use switchboard_tokio::{Builder, Handle, Refusal, Request, Tokio};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Every wait is bounded by this, so a bug fails instead of hanging.
+const GUARD: Duration = Duration::from_secs(20);
+
+async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Poll `check` until it holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    guard(what, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+// ----- redis-server ---------------------------------------------------------------------------
+
+/// A redis-server process on a free port, without persistence, killed when dropped.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            probe.local_addr().expect("bound").port()
+        };
+        let mut redis = Redis { port, child: None };
+        redis.run().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    async fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "these tests need redis-server on PATH (apt-get install -y redis-server): {e}"
+                )
+            });
+        self.child = Some(child);
+        let port = self.port;
+        eventually("redis-server to listen", || async move {
+            TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        })
+        .await;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.run().await;
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ----- nodes ----------------------------------------------------------------------------------
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// `?user=<id>` (and optionally `&thread=<id>`), or 401.
+fn authenticate(request: &Request) -> Result<Open, Refusal> {
+    let query = request.uri().query().unwrap_or_default();
+    let user = query_param(query, "user").ok_or_else(Refusal::unauthorized)?;
+    let mut open = Open::new(user).access(RoomAccess::Any);
+    if let Some(thread) = query_param(query, "thread") {
+        open = open.thread(thread);
+    }
+    Ok(open)
+}
+
+/// One node: two shards in a cluster, a WebSocket listener, a bridge fed every event.
+struct Node {
+    handle: Handle,
+    bridge: Bridge<Tokio>,
+    addr: SocketAddr,
+}
+
+async fn node(redis: &Redis, name: &str, tune: impl FnOnce(&mut Options)) -> Node {
+    let mut config = Config::development();
+    config.cluster = true;
+    config.heartbeat.interval = Duration::from_secs(60);
+    config.heartbeat.timeout = Duration::from_secs(180);
+    config.limits.max_connections_per_user = 10;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("bound");
+    let (handle, mut events) = Builder::new(config)
+        .shards(2)
+        .close_timeout(Duration::from_millis(500))
+        .start();
+    let mut options = Options::new(redis.url());
+    options.node = name.to_owned();
+    options.backoff_max = Duration::from_millis(300);
+    options.timeout = Duration::from_millis(500);
+    tune(&mut options);
+    let bridge = Bridge::start(handle.clone(), options)
+        .await
+        .expect("the bridge starts");
+    let observer = bridge.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            observer.observe(&event);
+        }
+    });
+    tokio::spawn(handle.clone().serve(listener, authenticate));
+    Node {
+        handle,
+        bridge,
+        addr,
+    }
+}
+
+impl Node {
+    /// Wait until this node's bridge is subscribed to `channel`.
+    async fn subscribed(&self, channel: &str) {
+        let bridge = &self.bridge;
+        eventually(&format!("{} to subscribe {channel}", bridge.node()), || {
+            let subscribed = bridge.subscriptions().iter().any(|c| c == channel);
+            async move { subscribed }
+        })
+        .await;
+    }
+
+    /// Wait until this node's bridge is no longer subscribed to `channel`.
+    async fn unsubscribed(&self, channel: &str) {
+        let bridge = &self.bridge;
+        eventually(
+            &format!("{} to unsubscribe {channel}", bridge.node()),
+            || {
+                let subscribed = bridge.subscriptions().iter().any(|c| c == channel);
+                async move { !subscribed }
+            },
+        )
+        .await;
+    }
+
+    async fn publish(&self, to: Target, event: &str) {
+        self.handle
+            .publish(to, Message::new(event, json!({})))
+            .await
+            .expect("published");
+    }
+}
+
+// ----- clients --------------------------------------------------------------------------------
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+enum Read {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+impl Client {
+    /// Connect (without reading anything).
+    async fn connect(node: &Node, query: &str) -> Client {
+        let url = format!("ws://{}/ws?{query}", node.addr);
+        let (ws, _) = guard("the handshake", tokio_tungstenite::connect_async(url))
+            .await
+            .expect("handshake accepted");
+        Client { ws }
+    }
+
+    /// Connect and read the welcome.
+    async fn welcomed(node: &Node, query: &str) -> Client {
+        let mut client = Client::connect(node, query).await;
+        assert_eq!(client.json().await["type"], "welcome");
+        client
+    }
+
+    async fn read(&mut self) -> Read {
+        loop {
+            match guard("a frame", self.ws.next()).await {
+                Some(Ok(WsMessage::Text(text))) => {
+                    return Read::Json(serde_json::from_str(&text).expect("JSON"))
+                }
+                Some(Ok(WsMessage::Close(close))) => {
+                    return Read::Closed(close.map(|c| u16::from(c.code)))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Read::Closed(None),
+            }
+        }
+    }
+
+    async fn json(&mut self) -> Value {
+        match self.read().await {
+            Read::Json(v) => v,
+            Read::Closed(code) => panic!("closed with {code:?} while expecting a frame"),
+        }
+    }
+
+    /// The next frame, which must be a `message`: its event.
+    async fn event(&mut self) -> String {
+        let frame = self.json().await;
+        assert_eq!(frame["type"], "message", "unexpected frame {frame}");
+        frame["event"].as_str().expect("event").to_owned()
+    }
+
+    /// Read past any frames until the close: its code.
+    async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            if let Read::Closed(code) = self.read().await {
+                return code;
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: Value) {
+        self.ws
+            .send(WsMessage::text(frame.to_string()))
+            .await
+            .expect("send");
+    }
+
+    async fn join(&mut self, room: &str) {
+        self.send(json!({"type": "join", "room": room})).await;
+        let joined = self.json().await;
+        assert_eq!(joined["type"], "joined", "unexpected frame {joined}");
+    }
+}
+
+fn room(name: &str) -> Target {
+    Target::Room(name.into())
+}
+
+// ----- tests ----------------------------------------------------------------------------------
+
+/// A publish on one node reaches the room's members, the user's connections, the thread's
+/// connections and everyone on the other nodes; a client's room `publish` frame does too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_reach_rooms_users_threads_and_everyone_on_other_nodes() {
+    let redis = Redis::start().await;
+    let a = node(&redis, "a", |_| {}).await;
+    let b = node(&redis, "b", |_| {}).await;
+    let c = node(&redis, "c", |_| {}).await;
+    let mut alice = Client::welcomed(&b, "user=alice").await;
+    alice.join("lobby").await;
+    let mut bob = Client::welcomed(&b, "user=bob&thread=t1").await;
+    let mut carol = Client::welcomed(&c, "user=carol").await;
+    carol.join("lobby").await;
+    b.subscribed("sb:room:lobby").await;
+    b.subscribed("sb:user:bob").await;
+    c.subscribed("sb:room:lobby").await;
+
+    a.publish(room("lobby"), "to-room").await;
+    assert_eq!(alice.event().await, "to-room");
+    assert_eq!(carol.event().await, "to-room");
+    a.publish(Target::User("bob".into()), "to-user").await;
+    assert_eq!(bob.event().await, "to-user");
+    let thread = Target::Thread {
+        user: "bob".into(),
+        thread: "t1".into(),
+    };
+    a.publish(thread, "to-thread").await;
+    assert_eq!(bob.event().await, "to-thread");
+    a.publish(Target::All, "to-all").await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        assert_eq!(client.event().await, "to-all");
+    }
+
+    alice
+        .send(json!({"type": "publish", "room": "lobby", "event": "hi", "data": 1}))
+        .await;
+    let frame = carol.json().await;
+    assert_eq!(
+        (frame["event"].as_str(), frame["from"].as_str()),
+        (Some("hi"), Some("alice"))
+    );
+}
+
+/// Interest routing: a node receives only the envelopes of rooms and users it serves (and
+/// those for everyone), never the others; its own echoes are ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_interest_receives_nothing() {
+    let redis = Redis::start().await;
+    let a = node(&redis, "a", |_| {}).await;
+    let b = node(&redis, "b", |_| {}).await;
+    let c = node(&redis, "c", |_| {}).await;
+    let mut alice = Client::welcomed(&b, "user=alice").await;
+    alice.join("lobby").await;
+    let mut dave = Client::welcomed(&a, "user=dave").await;
+    dave.join("lobby").await;
+    b.subscribed("sb:room:lobby").await;
+    a.subscribed("sb:room:lobby").await;
+
+    for _ in 0..5 {
+        a.publish(room("lobby"), "news").await;
+        a.publish(Target::User("alice".into()), "direct").await;
+    }
+    for _ in 0..5 {
+        assert_eq!(dave.event().await, "news");
+    }
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        received.push(alice.event().await);
+    }
+    received.sort();
+    assert_eq!(received, [["direct"; 5], ["news"; 5]].concat());
+    let (a_stats, b_stats, c_stats) = (a.bridge.stats(), b.bridge.stats(), c.bridge.stats());
+    assert_eq!(a_stats.published, 10, "each publish leaves once");
+    assert_eq!(b_stats.received, 10);
+    assert_eq!(
+        c_stats.received, 0,
+        "c has no member and no user: {c_stats:?}"
+    );
+    assert_eq!(
+        a_stats.received, 0,
+        "a's own envelopes are not delivered twice"
+    );
+
+    // Alice leaves: b stops listening to the room, and receives nothing more of it.
+    alice.send(json!({"type": "leave", "room": "lobby"})).await;
+    b.unsubscribed("sb:room:lobby").await;
+    a.publish(room("lobby"), "later").await;
+    assert_eq!(dave.event().await, "later");
+    a.publish(Target::All, "everyone").await;
+    assert_eq!(dave.event().await, "everyone");
+    assert_eq!(alice.json().await["type"], "left");
+    assert_eq!(alice.event().await, "everyone");
+    assert_eq!(
+        b.bridge.stats().received,
+        11,
+        "only the publish to everyone"
+    );
+}
+
+/// The per-user connection limit holds across nodes: a connection over it, wherever it
+/// opens, is closed with 4003; once one closes, a new one is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_limit_holds_across_nodes() {
+    let redis = Redis::start().await;
+    let limit = |o: &mut Options| o.max_connections_per_user = Some(2);
+    let a = node(&redis, "a", limit).await;
+    let b = node(&redis, "b", limit).await;
+    let first = Client::welcomed(&a, "user=alice").await;
+    let _second = Client::welcomed(&b, "user=alice").await;
+    eventually("two connections counted", || async {
+        a.bridge.user_connections("alice").await.unwrap() == 2
+    })
+    .await;
+
+    let mut third = Client::connect(&a, "user=alice").await;
+    assert_eq!(third.close_code().await, Some(4003));
+    assert_eq!(a.bridge.stats().refused, 1);
+    assert_eq!(a.bridge.user_connections("alice").await.unwrap(), 2);
+
+    drop(first);
+    eventually("the first connection uncounted", || async {
+        b.bridge.user_connections("alice").await.unwrap() == 1
+    })
+    .await;
+    let _fourth = Client::welcomed(&b, "user=alice").await;
+    eventually("the new connection counted", || async {
+        a.bridge.user_connections("alice").await.unwrap() == 2
+    })
+    .await;
+}
+
+/// Disconnecting a user on one node closes the user's connections on every node with 4002.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnecting_a_user_anywhere_closes_it_everywhere() {
+    let redis = Redis::start().await;
+    let a = node(&redis, "a", |_| {}).await;
+    let b = node(&redis, "b", |_| {}).await;
+    let c = node(&redis, "c", |_| {}).await;
+    let mut on_b = Client::welcomed(&b, "user=alice").await;
+    let mut on_c = Client::welcomed(&c, "user=alice").await;
+    let mut other = Client::welcomed(&c, "user=bob").await;
+
+    let (closed_on_a, told_others) = a.bridge.disconnect_user("alice").await;
+    assert_eq!(closed_on_a, 0);
+    told_others.expect("the other nodes were told");
+    assert_eq!(on_b.close_code().await, Some(4002));
+    assert_eq!(on_c.close_code().await, Some(4002));
+    c.publish(Target::User("bob".into()), "still-here").await;
+    assert_eq!(other.event().await, "still-here");
+}
+
+/// Presence is cluster-wide, and a node that stops refreshing its lease (crashed) stops
+/// counting once the lease expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_of_a_crashed_node_expires_with_its_lease() {
+    let redis = Redis::start().await;
+    let short = |o: &mut Options| {
+        o.lease = Duration::from_millis(800);
+        o.heartbeat = Duration::from_millis(200);
+    };
+    let a = node(&redis, "a", short).await;
+    let b = node(&redis, "b", short).await;
+    let _alice = Client::welcomed(&a, "user=alice").await;
+    let mut alice_on_b = Client::welcomed(&b, "user=alice").await;
+    alice_on_b.join("lobby").await;
+    let mut bob = Client::welcomed(&b, "user=bob").await;
+    bob.join("lobby").await;
+    eventually("presence on both nodes", || async {
+        a.bridge.user_connections("alice").await.unwrap() == 2
+            && a.bridge.room_members("lobby").await.unwrap() == 2
+            && a.bridge.is_user_connected("bob").await.unwrap()
+    })
+    .await;
+    assert_eq!(a.bridge.live_nodes().await.unwrap(), ["a", "b"]);
+
+    b.bridge.abort();
+    eventually("b's presence to expire", || async {
+        a.bridge.live_nodes().await.unwrap() == ["a"]
+            && a.bridge.user_connections("alice").await.unwrap() == 1
+            && a.bridge.room_members("lobby").await.unwrap() == 0
+            && !a.bridge.is_user_connected("bob").await.unwrap()
+    })
+    .await;
+}
+
+/// A node that leaves gracefully withdraws its presence at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_withdraws_its_presence() {
+    let redis = Redis::start().await;
+    let a = node(&redis, "a", |_| {}).await;
+    let b = node(&redis, "b", |_| {}).await;
+    let _bob = Client::welcomed(&b, "user=bob").await;
+    eventually("bob's presence", || async {
+        a.bridge.is_user_connected("bob").await.unwrap()
+    })
+    .await;
+    b.bridge.stop().await;
+    assert!(!a.bridge.is_user_connected("bob").await.unwrap());
+    assert_eq!(a.bridge.live_nodes().await.unwrap(), ["a"]);
+}
+
+/// While Redis is down, local delivery goes on and the envelopes that could not leave are
+/// counted; once Redis is back, every subscription of current interest is restored and
+/// cross-node delivery and presence resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_keeps_local_delivery_and_restores_subscriptions() {
+    let mut redis = Redis::start().await;
+    let fast = |o: &mut Options| o.heartbeat = Duration::from_millis(200);
+    let a = node(&redis, "a", fast).await;
+    let b = node(&redis, "b", fast).await;
+    let mut alice = Client::welcomed(&a, "user=alice").await;
+    alice.join("lobby").await;
+    let mut bob = Client::welcomed(&b, "user=bob").await;
+    bob.join("lobby").await;
+    b.subscribed("sb:room:lobby").await;
+
+    redis.kill();
+    b.unsubscribed("sb:room:lobby").await;
+    a.publish(room("lobby"), "during-outage").await;
+    assert_eq!(
+        alice.event().await,
+        "during-outage",
+        "local delivery continues"
+    );
+    eventually("the lost envelope counted", || async {
+        a.bridge.stats().unpublished >= 1
+    })
+    .await;
+
+    redis.restart().await;
+    b.subscribed("sb:room:lobby").await;
+    b.subscribed("sb:user:bob").await;
+    assert!(b.bridge.stats().resubscribed >= 1);
+    eventually("presence re-announced", || async {
+        a.bridge.is_user_connected("bob").await.unwrap_or(false)
+    })
+    .await;
+    a.publish(room("lobby"), "after-outage").await;
+    assert_eq!(alice.event().await, "after-outage");
+    assert_eq!(bob.event().await, "after-outage");
+}
