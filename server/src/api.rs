@@ -393,6 +393,16 @@ async fn disconnect(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
-    let closed = state.handle.disconnect_user(user.as_str()).await;
+    let closed = match &state.bridge {
+        // On every node; this node's connections are closed even if Redis is unreachable.
+        Some(bridge) => {
+            let (closed, told_others) = bridge.disconnect_user(user.as_str()).await;
+            if let Err(e) = told_others {
+                tracing::warn!(%user, error = %e, "could not disconnect the user on other nodes");
+            }
+            closed
+        }
+        None => state.handle.disconnect_user(user.as_str()).await,
+    };
     Ok(Json(json!({"user": user, "closed": closed})))
 }

@@ -28,7 +28,9 @@ use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use switchboard_tokio::{Builder, Event, Handle};
+use switchboard::UserLimitPolicy;
+use switchboard_redis::{Bridge, Options as RedisOptions};
+use switchboard_tokio::{Builder, Event, Handle, Tokio};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -54,6 +56,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The switchboard behind it.
     pub handle: Handle,
+    /// The link to the other nodes, when `[redis] url` is set.
+    pub bridge: Option<Bridge<Tokio>>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -62,6 +66,9 @@ impl Running {
     /// Shut down gracefully: stop accepting, close every client with 1001 after flushing what
     /// was queued for it (waiting at most the configured grace), then stop serving HTTP.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        if let Some(bridge) = &self.bridge {
+            bridge.stop().await;
+        }
         self.handle.shutdown().await;
         let _ = self.stop.send(());
         self.task.await.map_err(std::io::Error::other)?
@@ -77,13 +84,23 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         .map_or(1, |d| d.as_millis() as u64);
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
+    // With Redis, the hubs emit what other nodes need (envelopes, interest).
+    settings.hub.cluster = settings.redis_url.is_some();
     let mut builder = Builder::new(settings.hub.clone()).shutdown_grace(settings.shutdown_grace);
     if settings.shards > 0 {
         builder = builder.shards(settings.shards);
     }
     let (handle, mut events) = builder.start();
+    let bridge = match &settings.redis_url {
+        Some(url) => Some(join_cluster(&handle, url, &settings).await?),
+        None => None,
+    };
+    let observer = bridge.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
+            if let Some(bridge) = &observer {
+                bridge.observe(&event);
+            }
             log_event(&event);
         }
     });
@@ -92,6 +109,7 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         keys: auth::TokenKeys::new(&settings.secret),
         api_key: settings.api_key.clone(),
         started: Instant::now(),
+        bridge: bridge.clone(),
     });
     let app = router(state, settings.max_body_bytes);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -100,9 +118,28 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
     Ok(Running {
         addr,
         handle,
+        bridge,
         stop,
         task,
     })
+}
+
+/// Join the cluster of the Redis at `url`. The per-user connection limit holds across the
+/// cluster when the policy rejects new connections (with `evict_oldest`, each node evicts
+/// among its own connections).
+async fn join_cluster(
+    handle: &Handle,
+    url: &str,
+    settings: &Settings,
+) -> std::io::Result<Bridge<Tokio>> {
+    let mut options = RedisOptions::new(url);
+    let limits = &settings.hub.limits;
+    if limits.user_limit_policy == UserLimitPolicy::RejectNew {
+        options.max_connections_per_user = Some(limits.max_connections_per_user);
+    }
+    Bridge::start(handle.clone(), options)
+        .await
+        .map_err(|e| std::io::Error::other(format!("could not join the cluster over redis: {e}")))
 }
 
 /// A client that has not sent its whole request head (the WebSocket handshake included) by then

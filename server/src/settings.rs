@@ -68,6 +68,18 @@ pub struct FileSettings {
     /// Overrides of the preset's history bounds.
     #[serde(default)]
     pub history: HistorySettings,
+    /// Joining other nodes over Redis.
+    #[serde(default)]
+    pub redis: RedisSettings,
+}
+
+/// `[redis]`: the Redis that joins this node to the others of a cluster. Without a URL the
+/// server is a single node.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port/[db]`.
+    pub url: Option<String>,
 }
 
 /// `[auth]`: the JWT secret clients' tokens are signed with, and the backend API key.
@@ -161,6 +173,9 @@ pub struct Overrides {
     /// Seconds to let connections flush and close on shutdown.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// The Redis URL that joins this node to a cluster (none: a single node).
+    #[arg(long, env = "SWITCHBOARD_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 /// Everything the server runs with, resolved.
@@ -184,6 +199,8 @@ pub struct Settings {
     pub development_credentials: bool,
     /// The core's configuration.
     pub hub: Config,
+    /// The Redis of the cluster this node joins; `None`: a single node.
+    pub redis_url: Option<String>,
 }
 
 /// Why settings could not be resolved.
@@ -282,6 +299,7 @@ impl Settings {
             api_key,
             development_credentials,
             hub,
+            redis_url: overrides.redis_url.clone().or(file.redis.url),
         })
     }
 
@@ -365,6 +383,24 @@ mod tests {
         assert_eq!(s.env, Environment::Development);
         assert!(s.development_credentials);
         assert_eq!(s.hub, Config::development());
+    }
+
+    /// No Redis URL: a single node. A URL from the file, or from the environment (which wins),
+    /// joins a cluster.
+    #[test]
+    fn the_redis_url_comes_from_the_file_or_the_environment() {
+        let single = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
+        assert_eq!(single.redis_url, None);
+        let file = parse("[redis]\nurl = \"redis://file:6379/\"");
+        let from_file = Settings::resolve(file, &Overrides::default()).unwrap();
+        assert_eq!(from_file.redis_url.as_deref(), Some("redis://file:6379/"));
+        let overrides = Overrides {
+            redis_url: Some("redis://env:6379/".into()),
+            ..Overrides::default()
+        };
+        let file = parse("[redis]\nurl = \"redis://file:6379/\"");
+        let from_env = Settings::resolve(file, &overrides).unwrap();
+        assert_eq!(from_env.redis_url.as_deref(), Some("redis://env:6379/"));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use crate::auth::TokenKeys;
 use std::time::Instant;
-use switchboard_tokio::Handle;
+use switchboard_redis::Bridge;
+use switchboard_tokio::{Handle, Tokio};
 
 /// Shared by the WebSocket endpoint, the API and the operations routes.
 #[derive(Debug)]
@@ -15,4 +16,6 @@ pub struct AppState {
     pub api_key: String,
     /// When the server started, for the uptime metric.
     pub started: Instant,
+    /// The link to the other nodes, when the server is part of a cluster.
+    pub bridge: Option<Bridge<Tokio>>,
 }
