@@ -1053,23 +1053,11 @@ impl Hub {
     fn resume_user(&mut self, id: ConnId, position: Position, reference: Option<&RawValue>) {
         let conn = &self.conns[id.index()];
         let stream_id = StreamId::User(conn.user.clone());
-        let current = self.streams.get(&stream_id).map(Stream::position);
-        if let Some(current) = current {
-            match positioned(conn.user_from, position, current) {
-                Positioned::No => self.catch_up_user(id, Some(position)),
-                Positioned::UpToDate => {}
-                Positioned::Behind => {
-                    self.send_error(
-                        id,
-                        ErrorCode::AlreadyLive,
-                        "live messages already flowed on this stream: reconnect with the position",
-                        reference,
-                    );
-                    return;
-                }
-            }
-        }
-        self.reply_resumed(id, &stream_id, reference);
+        let from = conn.user_from;
+        let hint = "live messages already flowed on this stream: reconnect with the position";
+        self.answer_resume(id, &stream_id, from, position, reference, hint, |hub| {
+            hub.catch_up_user(id, Some(position));
+        });
     }
 
     fn resume_room(
@@ -1085,25 +1073,40 @@ impl Hub {
             .slot;
         let stream_id = StreamId::Room(room.clone());
         let from = self.rooms.members(room)[slot].from;
+        let hint = "live messages already flowed on this stream: rejoin with `since`";
+        self.answer_resume(id, &stream_id, from, position, reference, hint, |hub| {
+            hub.catch_up_room(id, room, slot, position);
+        });
+    }
+
+    /// Answer a `resume` of `stream_id`, on which the connection has everything from `from`
+    /// (0: nothing yet): replay with `catch_up` if nothing live flowed, then `resumed`; just
+    /// `resumed` if nothing is missing; `already_live` with `hint` if replaying would reorder.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_resume(
+        &mut self,
+        id: ConnId,
+        stream_id: &StreamId,
+        from: u64,
+        position: Position,
+        reference: Option<&RawValue>,
+        hint: &str,
+        catch_up: impl FnOnce(&mut Self),
+    ) {
         let current = self
             .streams
-            .get(&stream_id)
+            .get(stream_id)
             .map(Stream::position)
             .unwrap_or_default();
         match positioned(from, position, current) {
-            Positioned::No => self.catch_up_room(id, room, slot, position),
+            Positioned::No => catch_up(self),
             Positioned::UpToDate => {}
             Positioned::Behind => {
-                self.send_error(
-                    id,
-                    ErrorCode::AlreadyLive,
-                    "live messages already flowed on this stream: rejoin with `since`",
-                    reference,
-                );
+                self.send_error(id, ErrorCode::AlreadyLive, hint, reference);
                 return;
             }
         }
-        self.reply_resumed(id, &stream_id, reference);
+        self.reply_resumed(id, stream_id, reference);
     }
 
     fn catch_up_room(&mut self, id: ConnId, room: &RoomId, slot: usize, after: Position) {
