@@ -1661,11 +1661,6 @@ impl Hub {
             && self.waiters.is_empty()
     }
 
-    /// A handle that can only see and address `user`'s own connections, threads and runs.
-    pub fn scope(&mut self, user: impl Into<UserId>) -> crate::scope::UserScope<'_> {
-        crate::scope::UserScope::new(self, user.into())
-    }
-
     pub(crate) fn owner(&self, conn: ConnId) -> Option<&UserId> {
         self.conn(conn).ok().map(|c| &c.user)
     }

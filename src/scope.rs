@@ -22,11 +22,17 @@ pub struct UserScope<'h> {
     user: UserId,
 }
 
-impl<'h> UserScope<'h> {
-    pub(crate) fn new(hub: &'h mut Hub, user: UserId) -> Self {
-        Self { hub, user }
+impl Hub {
+    /// A handle that can only see and address `user`'s own connections, threads and runs.
+    pub fn scope(&mut self, user: impl Into<UserId>) -> UserScope<'_> {
+        UserScope {
+            hub: self,
+            user: user.into(),
+        }
     }
+}
 
+impl UserScope<'_> {
     /// The user this scope belongs to.
     pub fn user(&self) -> &UserId {
         &self.user
