@@ -3,6 +3,7 @@
 use async_channel::Receiver;
 use futures_util::Stream;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use switchboard::{ConnId, Envelope, Notice};
 
@@ -22,8 +23,9 @@ pub enum Event {
         notice: Notice,
     },
     /// A publish other nodes must see (only with `Config::cluster`): one envelope per
-    /// publish, whatever the number of shards.
-    Remote(Box<Envelope>),
+    /// publish, whatever the number of shards. Shared with the shards it was relayed to, so
+    /// cloning the event does not copy the message.
+    Remote(Arc<Envelope>),
 }
 
 impl Event {

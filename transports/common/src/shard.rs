@@ -207,11 +207,12 @@ impl Shard {
     }
 
     fn relay(&mut self, envelope: Box<Envelope>) {
+        // One allocation shared by the other shards and the application: no copy of the message.
+        let envelope: Arc<Envelope> = Arc::from(envelope);
         let forward = match self.relaying {
             Relaying::All => {
-                let shared = Arc::new((*envelope).clone());
                 for sibling in &self.siblings {
-                    let _ = sibling.try_send(shared.clone());
+                    let _ = sibling.try_send(envelope.clone());
                 }
                 self.forward_remote
             }
