@@ -4,39 +4,48 @@
 use serde::{Deserialize, Serialize};
 use switchboard::{Envelope, UserId};
 
-/// Serialize `envelope` (already stripped for other nodes) with its origin, in one buffer.
+/// Serialize `envelope` (already stripped for other nodes) with its origin.
 pub(crate) fn envelope(origin: &str, envelope: &Envelope) -> Vec<u8> {
-    let body = envelope.encode();
-    let origin = serde_json::Value::from(origin).to_string();
-    let mut out = Vec::with_capacity(body.len() + origin.len() + 24);
-    out.extend_from_slice(b"{\"origin\":");
-    out.extend_from_slice(origin.as_bytes());
-    out.extend_from_slice(b",\"envelope\":");
-    out.extend_from_slice(&body);
-    out.push(b'}');
-    out
+    encode(&Outgoing {
+        origin,
+        envelope: Some(envelope),
+        disconnect: None,
+    })
 }
 
 /// A command on the control channel: close every connection of `disconnect`.
 pub(crate) fn disconnect(origin: &str, user: &UserId) -> Vec<u8> {
-    let message = Incoming {
-        origin: origin.to_owned(),
+    encode(&Outgoing {
+        origin,
         envelope: None,
-        disconnect: Some(user.clone()),
-    };
-    serde_json::to_vec(&message).unwrap_or_default()
+        disconnect: Some(user),
+    })
+}
+
+fn encode(message: &Outgoing<'_>) -> Vec<u8> {
+    serde_json::to_vec(message).expect("envelopes and ids always serialize")
+}
+
+/// A message as sent: [`Incoming`], borrowed.
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    origin: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    envelope: Option<&'a Envelope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disconnect: Option<&'a UserId>,
 }
 
 /// A message received on any channel.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, PartialEq)]
 pub(crate) struct Incoming {
     /// The node that published it.
     pub origin: String,
     /// A publish to deliver locally.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub envelope: Option<Envelope>,
     /// A user to disconnect locally.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub disconnect: Option<UserId>,
 }
 
