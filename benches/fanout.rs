@@ -13,22 +13,11 @@
 //! ```
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use std::hint::black_box;
 use std::time::{Duration, Instant};
-use switchboard::{BackpressureConfig, Config, Hub, Input, Message, Open, Output, RoomId, Target};
+use switchboard::{Hub, Input, Message, Open, Output, RoomId, Target};
 
-/// A hub that admits 200 000 connections and never queues.
-fn config() -> Config {
-    let mut config = Config::production();
-    config.limits.max_connections = 200_000;
-    config.limits.max_members_per_room = 200_000;
-    config.backpressure = BackpressureConfig {
-        inflight_bytes: usize::MAX / 2,
-        queue_messages: usize::MAX / 2,
-        queue_bytes: usize::MAX / 2,
-    };
-    config
-}
+mod fixture;
+use fixture::{config, drain, room_of};
 
 /// The message every benchmark publishes: an event with a small JSON body.
 fn message() -> Message {
@@ -36,18 +25,6 @@ fn message() -> Message {
         "tick",
         serde_json::json!({"t": 1_764_070_000_000_000u64, "i": 42}),
     )
-}
-
-/// Drain every output; returns the frames handed out.
-fn drain(hub: &mut Hub) -> usize {
-    let mut sent = 0;
-    while let Some(output) = hub.poll_output() {
-        if let Output::Send { frame, .. } = output {
-            black_box(&frame);
-            sent += 1;
-        }
-    }
-    sent
 }
 
 /// Drain every output, reporting each frame flushed at once.
@@ -63,18 +40,6 @@ fn drain_flushing(hub: &mut Hub, now: Instant) -> usize {
         }
     }
     sent
-}
-
-/// A hub with `n` connections (one user each) in room `lobby`, outputs drained.
-fn room_of(n: usize, now: Instant) -> (Hub, RoomId) {
-    let mut hub = Hub::new(config());
-    let room = RoomId::from("lobby");
-    for i in 0..n {
-        let conn = hub.open(now, Open::new(format!("user-{i}"))).unwrap();
-        hub.join_room(now, conn, &room).unwrap();
-        drain(&mut hub);
-    }
-    (hub, room)
 }
 
 fn room_fanout(c: &mut Criterion) {

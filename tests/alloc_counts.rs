@@ -9,7 +9,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Instant;
-use switchboard::{BackpressureConfig, Config, Hub, Message, Open, Output, RoomId, Target};
+use switchboard::{Hub, Message, Open, RoomId, Target};
+
+#[path = "../benches/fixture/mod.rs"]
+mod fixture;
+use fixture::{config, drain, room_of};
 
 /// The system allocator, counting what the current thread allocates.
 struct Counting;
@@ -60,44 +64,11 @@ fn measure<T>(f: impl FnOnce() -> T) -> (T, u64, i64) {
     (value, a1 - a0, b1 - b0)
 }
 
-/// A hub that admits many connections and never queues.
-fn config() -> Config {
-    let mut config = Config::production();
-    config.limits.max_connections = 200_000;
-    config.limits.max_members_per_room = 200_000;
-    config.backpressure = BackpressureConfig {
-        inflight_bytes: usize::MAX / 2,
-        queue_messages: usize::MAX / 2,
-        queue_bytes: usize::MAX / 2,
-    };
-    config
-}
-
-fn drain(hub: &mut Hub) -> usize {
-    let mut sent = 0;
-    while let Some(output) = hub.poll_output() {
-        sent += usize::from(matches!(output, Output::Send { .. }));
-    }
-    sent
-}
-
-/// A hub with `n` connections (one user each) in room `lobby`.
-fn room_of(n: usize, now: Instant) -> Hub {
-    let mut hub = Hub::new(config());
-    let room = RoomId::from("lobby");
-    for i in 0..n {
-        let conn = hub.open(now, Open::new(format!("user-{i}"))).unwrap();
-        hub.join_room(now, conn, &room).unwrap();
-        drain(&mut hub);
-    }
-    hub
-}
-
 /// Allocations made by `publishes` room publishes (each drained) to a room of `members`,
 /// after enough publishes that the history and the output queue reached their steady size.
 fn room_publish_allocations(members: usize, publishes: usize) -> u64 {
     let now = Instant::now();
-    let mut hub = room_of(members, now);
+    let (mut hub, _) = room_of(members, now);
     let message = Message::new(
         "tick",
         serde_json::json!({"t": 1_764_070_000_000u64, "i": 7}),
