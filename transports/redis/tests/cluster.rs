@@ -349,6 +349,12 @@ async fn a_node_without_interest_receives_nothing() {
     }
     received.sort();
     assert_eq!(received, [["direct"; 5], ["news"; 5]].concat());
+    // A publish is counted when Redis answers it, which may come after the subscriber
+    // already delivered: wait for the count instead of racing it.
+    eventually("a's ten publishes to be counted", || async {
+        a.bridge.stats().published >= 10
+    })
+    .await;
     let (a_stats, b_stats, c_stats) = (a.bridge.stats(), b.bridge.stats(), c.bridge.stats());
     assert_eq!(a_stats.published, 10, "each publish leaves once");
     assert_eq!(b_stats.received, 10);
