@@ -31,6 +31,14 @@ pub struct Config {
     /// Envelopes fed back with [`Input::Remote`](crate::Input::Remote) are not relayed again.
     /// Default `false` (a single hub).
     pub cluster: bool,
+    /// Let the cluster's sequencer number the user and room streams: every reliable entry of
+    /// one (the application's publishes to users, threads and rooms, clients' room `publish`
+    /// frames, agent run events) goes out as an [`Output::Sequence`](crate::Output::Sequence)
+    /// and is delivered when it comes back sealed through
+    /// [`Input::Sequenced`](crate::Input::Sequenced), on this hub as on every other one
+    /// serving the stream. See [`sequenced`](crate::sequenced). Default `false` (the hub
+    /// numbers its streams).
+    pub shared_streams: bool,
     /// The first stream epoch this hub hands out. Streams created later get larger epochs.
     /// Pass something that differs across restarts (e.g. the start time in milliseconds) so a
     /// client can tell that history was lost. Default 1.
@@ -158,6 +166,7 @@ impl Config {
             run_retention: Duration::from_secs(300),
             app_frame_types: Vec::new(),
             cluster: false,
+            shared_streams: false,
             epoch_base: 1,
             shard: 0,
         }

@@ -44,8 +44,9 @@ use crate::protocol::{self, ClientFrame, ErrorCode, GapReason, RunFrame, Sequenc
 use crate::reason::Reason;
 use crate::room::Rooms;
 use crate::run::{AgentEvent, EventKind, Run, RunReport};
+use crate::sequenced::{self, EntryMeta, Sequenced, Unsequenced};
 use crate::stats::{health_bucket, Counters, Stats};
-use crate::stream::{Entry, Position, Stream, StreamId};
+use crate::stream::{AlreadyTaken, Entry, Position, Stream, StreamId};
 use crate::target::{Audience, Target};
 use crate::timer::{TimerKind, Timers};
 use bytes::Bytes;
@@ -348,9 +349,15 @@ impl Hub {
             }
             Input::ProducerLost { user, run } => self.producer_lost(now, user, run),
             Input::Remote(envelope) => {
-                let from = envelope.from.as_ref();
-                self.deliver(now, &envelope.audience(), &envelope.message, from);
+                let audience = envelope.audience();
+                // With shared streams such a publish comes sealed, through the sequencer;
+                // an envelope of it would be numbered a second time.
+                if !self.sequenced_outside(&audience.target, &envelope.message) {
+                    let from = envelope.from.as_ref();
+                    self.deliver(now, &audience, &envelope.message, from);
+                }
             }
+            Input::Sequenced(sealed) => self.sequenced(now, sealed),
         }
         self.close_slow();
         Ok(())
@@ -803,11 +810,7 @@ impl Hub {
             .unwrap_or_default();
         let frame = ServerFrame::Joined {
             room,
-            sequence: Sequence {
-                stream: &stream,
-                epoch: position.epoch,
-                seq: position.seq,
-            },
+            sequence: Sequence::at(&stream, position),
             reference,
         };
         self.reply(id, &frame);
@@ -1129,11 +1132,7 @@ impl Hub {
             .map(Stream::position)
             .unwrap_or_default();
         let frame = ServerFrame::Resumed {
-            sequence: Sequence {
-                stream,
-                epoch: position.epoch,
-                seq: position.seq,
-            },
+            sequence: Sequence::at(stream, position),
             reference,
         };
         self.reply(id, &frame);
@@ -1171,9 +1170,20 @@ impl Hub {
         }
     }
 
+    /// True if a publish of `message` to `target` is numbered by the cluster's sequencer: it
+    /// reaches every hub through it, not as an envelope.
+    fn sequenced_outside(&self, target: &Target, message: &Message) -> bool {
+        self.config.shared_streams
+            && message.lane == Lane::Reliable
+            && matches!(
+                target,
+                Target::User(_) | Target::Thread { .. } | Target::Room(_)
+            )
+    }
+
     /// In a cluster, hand a publish the other hubs may have to serve to the transport.
     fn relay(&mut self, audience: &Audience, message: &Message, from: Option<&UserId>) {
-        if !self.config.cluster {
+        if !self.config.cluster || self.sequenced_outside(&audience.target, message) {
             return;
         }
         if let Some(target) = remote_target(&audience.target) {
@@ -1186,6 +1196,145 @@ impl Hub {
             self.wire
                 .outputs
                 .push_back(Output::Remote(Box::new(envelope)));
+        }
+    }
+
+    /// With shared streams, hand a rendered entry to the cluster's sequencer instead of
+    /// numbering it here.
+    fn sequence(
+        &mut self,
+        stream: StreamId,
+        thread: Option<&ThreadId>,
+        run: Option<&RunId>,
+        coalesce: Option<&CoalesceKey>,
+        except: &[ConnId],
+        frame: Bytes,
+    ) {
+        self.wire.counters.publishes += 1;
+        let entry = EntryMeta {
+            stream,
+            thread: thread.cloned(),
+            run: run.cloned(),
+            thinking: matches!(coalesce, Some(CoalesceKey::Thinking(_))),
+            undelivered: false,
+            except: except.to_vec(),
+        };
+        let template = sequenced::template(frame);
+        self.wire
+            .outputs
+            .push_back(Output::Sequence(Box::new(Unsequenced { entry, template })));
+    }
+
+    /// A stream entry sealed by the cluster's sequencer: delivered here in the stream's order.
+    /// An entry already delivered is ignored; one after a hole first tells the stream's readers
+    /// what they cannot receive.
+    fn sequenced(&mut self, now: Instant, sealed: &Sequenced) {
+        let entry = &sealed.entry;
+        match &entry.stream {
+            StreamId::User(user) => {
+                self.user_stream(user);
+                if !self.adopt(&entry.stream, sealed.position) {
+                    return;
+                }
+                let coalesce = match (&entry.run, entry.thinking) {
+                    (Some(run), true) => Some(CoalesceKey::Thinking(run.clone())),
+                    _ => None,
+                };
+                self.commit_user(
+                    now,
+                    user,
+                    entry.thread.as_ref(),
+                    &entry.except,
+                    entry.run.as_ref(),
+                    coalesce.as_ref(),
+                    sealed.position,
+                    sealed.frame.clone(),
+                    entry.undelivered,
+                );
+            }
+            StreamId::Room(room) => {
+                // A room without members here has no readers to keep history for.
+                if self.rooms.members(room).is_empty() {
+                    return;
+                }
+                self.room_stream(now, room);
+                if self.adopt(&entry.stream, sealed.position) {
+                    let frame = &sealed.frame;
+                    self.commit_room(now, room, &entry.except, frame, Some(sealed.position), None);
+                }
+            }
+        }
+    }
+
+    /// Take `position` as the next of `stream_id` (which exists). False for an entry already
+    /// taken. After a hole or in a new epoch, the stream's live readers get a `gap` first.
+    fn adopt(&mut self, stream_id: &StreamId, position: Position) -> bool {
+        let stream = self
+            .streams
+            .get_mut(stream_id)
+            .expect("created by the caller");
+        let gap = match stream.adopt(position) {
+            Err(AlreadyTaken) => {
+                self.wire.counters.duplicates += 1;
+                return false;
+            }
+            Ok(gap) => gap,
+        };
+        if let Some(gap) = gap {
+            let readers: Vec<ConnId> = match stream_id {
+                StreamId::User(user) => self.user_connections(user).to_vec(),
+                StreamId::Room(room) => self.rooms.members(room).iter().map(|m| m.conn).collect(),
+            };
+            for id in readers {
+                self.send_gap(id, stream_id, position.epoch, gap.from, gap.to, gap.reason);
+            }
+        }
+        true
+    }
+
+    /// Hand `frame` to the members of `room` (but `except`), and keep it in the room's history
+    /// when it has a `position`.
+    fn commit_room(
+        &mut self,
+        now: Instant,
+        room: &RoomId,
+        except: &[ConnId],
+        frame: &Bytes,
+        position: Option<Position>,
+        coalesce: Option<&CoalesceKey>,
+    ) -> Delivery {
+        if let Some(Position { seq, .. }) = position {
+            let entry = Entry {
+                seq,
+                at: now,
+                frame: frame.clone(),
+                thread: None,
+                run: None,
+                coalesce: None,
+                // Rooms have no offline buffering: a member that joins later asks for history
+                // with `since`.
+                pending: false,
+            };
+            let stream = self.streams.get_mut(&StreamId::Room(room.clone()));
+            stream
+                .expect("a sequenced room has a stream")
+                .append(entry, &self.config.history);
+        }
+        let mut reached = 0;
+        for member in self.rooms.members_mut(room) {
+            if except.contains(&member.conn) {
+                continue;
+            }
+            if let (Some(p), 0) = (position, member.from) {
+                member.from = p.seq;
+            }
+            let conn = &mut self.conns[member.conn.index()];
+            reached += usize::from(self.wire.offer(member.conn, conn, frame, coalesce));
+        }
+        Delivery {
+            reached,
+            position,
+            buffered: false,
         }
     }
 
@@ -1236,58 +1385,27 @@ impl Hub {
             }
             Target::Room(room) => {
                 let stream_id = StreamId::Room(room.clone());
+                if coalesce.is_none() && self.config.shared_streams {
+                    let sequence = Sequence {
+                        stream: &stream_id,
+                        position: None,
+                    };
+                    let template = frame(Some(sequence), Some(room), None);
+                    self.sequence(stream_id, None, None, None, &audience.except, template);
+                    return Delivery::default();
+                }
                 let sequenced = coalesce.is_none()
                     && (self.streams.contains_key(&stream_id)
                         || !self.rooms.members(room).is_empty());
-                let (frame, position) = if sequenced {
+                if sequenced {
                     self.room_stream(now, room);
                     let stream = self.streams.get_mut(&stream_id).expect("created above");
-                    let seq = stream.next_seq();
-                    let epoch = stream.epoch();
-                    let bytes = frame(
-                        Some(Sequence {
-                            stream: &stream_id,
-                            epoch,
-                            seq,
-                        }),
-                        Some(room),
-                        None,
-                    );
-                    let entry = Entry {
-                        seq,
-                        at: now,
-                        frame: bytes.clone(),
-                        thread: None,
-                        run: None,
-                        coalesce: None,
-                        // Rooms have no offline buffering: a member that joins later asks
-                        // for history with `since`.
-                        pending: false,
-                    };
-                    stream.append(entry, &self.config.history);
-                    (bytes, Some(Position { epoch, seq }))
+                    let position = stream.advance();
+                    let bytes = frame(Some(Sequence::at(&stream_id, position)), Some(room), None);
+                    self.commit_room(now, room, &audience.except, &bytes, Some(position), None)
                 } else {
-                    (frame(None, Some(room), None), None)
-                };
-                let mut reached = 0;
-                for member in self.rooms.members_mut(room) {
-                    if audience.excludes(member.conn) {
-                        continue;
-                    }
-                    if let (Some(p), 0) = (position, member.from) {
-                        member.from = p.seq;
-                    }
-                    let conn = &mut self.conns[member.conn.index()];
-                    reached +=
-                        usize::from(
-                            self.wire
-                                .offer(member.conn, conn, &frame, coalesce.as_ref()),
-                        );
-                }
-                Delivery {
-                    reached,
-                    position,
-                    buffered: false,
+                    let bytes = frame(None, Some(room), None);
+                    self.commit_room(now, room, &audience.except, &bytes, None, coalesce.as_ref())
                 }
             }
             Target::Connection(id) => {
@@ -1344,21 +1462,49 @@ impl Hub {
         build: impl FnOnce(Sequence<'_>) -> Bytes,
     ) -> Delivery {
         let stream_id = StreamId::User(user.clone());
-        let stream = self.user_stream(user);
-        let seq = stream.next_seq();
-        let epoch = stream.epoch();
-        let frame = build(Sequence {
-            stream: &stream_id,
-            epoch,
-            seq,
-        });
+        if self.config.shared_streams {
+            let template = build(Sequence {
+                stream: &stream_id,
+                position: None,
+            });
+            self.sequence(stream_id, thread, run, coalesce, except, template);
+            return Delivery::default();
+        }
+        let position = self.user_stream(user).advance();
+        let frame = build(Sequence::at(&stream_id, position));
+        // This hub is the whole world: nobody else delivered it.
+        self.commit_user(
+            now, user, thread, except, run, coalesce, position, frame, true,
+        )
+    }
+
+    /// Hand `frame`, at `position` of `user`'s stream, to the user's connections that `thread`
+    /// selects, and keep it in the stream's history; pending if none selects it and, for a
+    /// user without connections here, nobody received it (`undelivered`).
+    #[allow(clippy::too_many_arguments)]
+    fn commit_user(
+        &mut self,
+        now: Instant,
+        user: &UserId,
+        thread: Option<&ThreadId>,
+        except: &[ConnId],
+        run: Option<&RunId>,
+        coalesce: Option<&CoalesceKey>,
+        position: Position,
+        frame: Bytes,
+        undelivered: bool,
+    ) -> Delivery {
+        let stream_id = StreamId::User(user.clone());
+        let Position { seq, .. } = position;
         // With no open connection that selects it (whatever `except` says), the entry waits
         // for the next one that does; a connection left out by `except` was meant to miss it.
-        let pending = !self.users.get(user).is_some_and(|conns| {
-            conns
-                .iter()
-                .any(|id| self.conns[id.index()].wants_thread(thread))
-        });
+        // For a user with no connection here, that is the sequencer's call: another hub may
+        // have delivered it.
+        let conns = self.users.get(user).map_or(&[][..], |c| c.as_slice());
+        let selected = conns
+            .iter()
+            .any(|id| self.conns[id.index()].wants_thread(thread));
+        let pending = !selected && (undelivered || !conns.is_empty());
         let mut delivery = self.fan_out_user(user, thread, except, &frame, coalesce, Some(seq));
         let entry = Entry {
             seq,
@@ -1373,7 +1519,7 @@ impl Hub {
         let stream = self.streams.get_mut(&stream_id).expect("created above");
         stream.append(entry, history);
         self.schedule_cleanup(now);
-        delivery.position = Some(Position { epoch, seq });
+        delivery.position = Some(position);
         delivery.buffered = pending;
         delivery
     }

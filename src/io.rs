@@ -5,6 +5,7 @@ use crate::id::{ConnId, RunId, ThreadId, UserId};
 use crate::message::Message;
 use crate::reason::Reason;
 use crate::run::RunReport;
+use crate::sequenced::{Sequenced, Unsequenced};
 use crate::stream::{Position, StreamId};
 use crate::target::Audience;
 use bytes::Bytes;
@@ -110,6 +111,9 @@ pub enum Input<'a> {
     },
     /// A publish that arrived from another node.
     Remote(&'a Envelope),
+    /// A stream entry with its position, from the cluster's sequencer (with
+    /// `Config::shared_streams`): delivered in the stream's order, kept in its history.
+    Sequenced(&'a Sequenced),
 }
 
 /// A publish travelling to the other hubs of a process (shards) or to other nodes: who it is
@@ -220,6 +224,9 @@ pub enum Output {
     },
     /// Publish this envelope to the other nodes (only with `Config::cluster`).
     Remote(Box<Envelope>),
+    /// Have this stream entry numbered by the cluster's sequencer, which hands it back sealed
+    /// to every hub serving its stream (only with `Config::shared_streams`).
+    Sequence(Box<Unsequenced>),
     /// Tell the application something.
     Notice(Notice),
 }

@@ -220,12 +220,23 @@ impl ErrorCode {
     }
 }
 
-/// Where a sequenced frame sits in its stream.
+/// Where a sequenced frame sits in its stream. Without a position the frame is a template
+/// for the cluster's sequencer, which seals it (see [`crate::sequenced`]).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct Sequence<'a> {
     pub stream: &'a StreamId,
-    pub epoch: u64,
-    pub seq: u64,
+    #[serde(flatten)]
+    pub position: Option<Position>,
+}
+
+impl<'a> Sequence<'a> {
+    /// `stream` at `position`.
+    pub fn at(stream: &'a StreamId, position: Position) -> Self {
+        Self {
+            stream,
+            position: Some(position),
+        }
+    }
 }
 
 /// A frame the hub sends to clients. Encoded once with [`ServerFrame::encode`].
@@ -397,11 +408,7 @@ mod tests {
         let stream = StreamId::Room("a".into());
         let data = serde_json::json!({"x": 1});
         let bytes = ServerFrame::Message {
-            sequence: Some(Sequence {
-                stream: &stream,
-                epoch: 4,
-                seq: 2,
-            }),
+            sequence: Some(Sequence::at(&stream, Position { epoch: 4, seq: 2 })),
             room: None,
             thread: None,
             from: None,

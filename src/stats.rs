@@ -70,6 +70,9 @@ pub struct Counters {
     pub replayed: u64,
     /// `gap` frames sent.
     pub gaps: u64,
+    /// Sequenced entries received again and ignored (shared streams: a sequencer's
+    /// redelivery, or a history load overlapping what was already delivered).
+    pub duplicates: u64,
     /// Ping round trips.
     pub rtt: RttHistogram,
 }
@@ -123,6 +126,7 @@ impl Counters {
         self.missed_pongs += other.missed_pongs;
         self.replayed += other.replayed;
         self.gaps += other.gaps;
+        self.duplicates += other.duplicates;
         self.rtt.merge(&other.rtt);
     }
 }

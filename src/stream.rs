@@ -85,6 +85,10 @@ pub(crate) struct Gap {
     pub reason: GapReason,
 }
 
+/// A sequenced entry arrived again: the stream already has its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AlreadyTaken;
+
 /// One message kept in history, with what decides who may receive it again.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -145,13 +149,52 @@ impl Stream {
         }
     }
 
-    /// Reserve the next sequence number.
-    pub fn next_seq(&mut self) -> u64 {
+    /// Reserve the next position.
+    pub fn advance(&mut self) -> Position {
         self.head += 1;
-        self.head
+        self.position()
     }
 
-    /// Keep `entry` (whose seq came from [`Stream::next_seq`]) and trim to the bounds.
+    /// Take `position`, assigned by the cluster's sequencer, as the stream's next: an entry at
+    /// it may be appended. After a hole, or in another epoch, the entries kept so far can no
+    /// longer be replayed without a hole: they are dropped and the gap readers missed is
+    /// returned. A stream that never had an entry simply starts there.
+    pub fn adopt(&mut self, position: Position) -> Result<Option<Gap>, AlreadyTaken> {
+        let fresh = self.head == 0;
+        let gap = if position.epoch != self.epoch {
+            (!fresh).then_some(Gap {
+                from: 1,
+                to: position.seq.saturating_sub(1),
+                reason: GapReason::Epoch,
+            })
+        } else if position.seq <= self.head {
+            return Err(AlreadyTaken);
+        } else if position.seq > self.head + 1 && !fresh {
+            Some(Gap {
+                from: self.head + 1,
+                to: position.seq - 1,
+                reason: GapReason::History,
+            })
+        } else {
+            None
+        };
+        if position.epoch != self.epoch || position.seq > self.head + 1 {
+            // Pending entries dropped here are announced as lost, like trimmed ones; in
+            // another epoch, the old numbers mean nothing: the epoch gap says it all.
+            while !self.history.is_empty() {
+                self.pop_oldest();
+            }
+            if position.epoch != self.epoch {
+                self.lost.clear();
+                self.epoch = position.epoch;
+            }
+        }
+        self.head = position.seq;
+        Ok(gap)
+    }
+
+    /// Keep `entry` (at the position [`Stream::advance`] or [`Stream::adopt`] gave) and trim
+    /// to the bounds.
     pub fn append(&mut self, entry: Entry, limits: &HistoryConfig) {
         self.bytes += entry.frame.len();
         self.pending += usize::from(entry.pending);
@@ -279,7 +322,7 @@ mod tests {
     }
 
     fn push(s: &mut Stream, now: Instant, l: &HistoryConfig) -> u64 {
-        let seq = s.next_seq();
+        let seq = s.advance().seq;
         let entry = Entry {
             seq,
             at: now,

@@ -25,6 +25,7 @@ use crate::id::{ConnId, UserId};
 use crate::io::{Delivery, Envelope, Input, Notice, Open, Output};
 use crate::message::Message;
 use crate::reason::Reason;
+use crate::sequenced::Unsequenced;
 use crate::stream::{Position, StreamId};
 use crate::target::Audience;
 use bytes::Bytes;
@@ -94,6 +95,7 @@ pub struct Harness {
     clients: BTreeMap<ConnId, Client>,
     notices: Vec<Notice>,
     remote: Vec<Envelope>,
+    unsequenced: Vec<Unsequenced>,
 }
 
 impl Harness {
@@ -105,6 +107,7 @@ impl Harness {
             clients: BTreeMap::new(),
             notices: Vec::new(),
             remote: Vec::new(),
+            unsequenced: Vec::new(),
         }
     }
 
@@ -172,6 +175,7 @@ impl Harness {
                     }
                 }
                 Output::Remote(envelope) => self.remote.push(*envelope),
+                Output::Sequence(entry) => self.unsequenced.push(*entry),
                 Output::Notice(notice) => self.notices.push(notice),
             }
         }
@@ -339,5 +343,11 @@ impl Harness {
     /// Take the envelopes the hub asked to send to other nodes.
     pub fn remote(&mut self) -> Vec<Envelope> {
         std::mem::take(&mut self.remote)
+    }
+
+    /// The stream entries handed to the cluster's sequencer since the last call (with
+    /// `Config::shared_streams`).
+    pub fn unsequenced(&mut self) -> Vec<Unsequenced> {
+        std::mem::take(&mut self.unsequenced)
     }
 }

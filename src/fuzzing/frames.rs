@@ -397,6 +397,7 @@ impl Script {
                     self.closes.insert(conn, (code, reason));
                 }
                 Output::Remote(envelope) => panic!("a single hub relayed {envelope:?}"),
+                Output::Sequence(entry) => panic!("a single hub sequenced outside {entry:?}"),
                 Output::Notice(Notice::App(app)) => {
                     assert_eq!(
                         app.kind, "user_message",

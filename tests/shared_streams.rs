@@ -1,0 +1,295 @@
+//! Shared streams: with `Config::shared_streams`, the cluster's sequencer numbers every user and
+//! room stream. A hub renders an entry once and hands it out unnumbered; the sequencer seals it
+//! with the stream's next position and hands it to every hub serving the stream, the origin
+//! included. Every hub therefore delivers a stream in one order with one numbering, and a
+//! client resumes on any hub. Here the sequencer is a few lines of test code over two hubs;
+//! in production it is a Redis script.
+
+mod support;
+
+use std::collections::HashMap;
+use support::*;
+use switchboard::testing::Harness;
+use switchboard::{Config, Input, Open, Position, Sequenced, StreamId, Target, Unsequenced};
+
+fn shared_hub(shard: u8) -> Harness {
+    let mut config = small_config();
+    config.cluster = true;
+    config.shared_streams = true;
+    config.shard = shard;
+    Harness::new(config)
+}
+
+/// Numbers entries per stream, in the order it takes them, in one epoch.
+#[derive(Default)]
+struct Sequencer {
+    heads: HashMap<StreamId, u64>,
+    log: Vec<Sequenced>,
+}
+
+const EPOCH: u64 = 1_700_000_000_000;
+
+impl Sequencer {
+    /// Number what `origin` handed out and deliver it to every hub, the origin included.
+    fn run(&mut self, origin: usize, hubs: &mut [&mut Harness]) {
+        let entries = hubs[origin].unsequenced();
+        for entry in entries {
+            let mut sealed = self.seal(&entry);
+            // Like a Redis PUBLISH that no node received: no hub serves the user.
+            if let StreamId::User(user) = &sealed.entry.stream {
+                sealed.entry.undelivered = !hubs.iter().any(|h| h.hub().is_user_connected(user));
+            }
+            for (i, hub) in hubs.iter_mut().enumerate() {
+                let mut copy = sealed.clone();
+                // Connection ids name connections of the origin only.
+                if i != origin {
+                    copy.entry.except.clear();
+                }
+                hub.input(Input::Sequenced(&copy));
+            }
+        }
+    }
+
+    fn seal(&mut self, entry: &Unsequenced) -> Sequenced {
+        let head = self.heads.entry(entry.entry.stream.clone()).or_default();
+        *head += 1;
+        let sealed = entry.seal(Position {
+            epoch: EPOCH,
+            seq: *head,
+        });
+        self.log.push(sealed.clone());
+        sealed
+    }
+}
+
+/// A publish is not delivered where it is made: it goes out unnumbered, and every hub,
+/// its origin included, delivers it once the sequencer sealed it.
+#[test]
+fn a_publish_waits_for_its_position_and_then_reaches_every_hub() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let on_a = a.connect("alice");
+    let on_b = b.connect("alice");
+    b.take(on_b);
+    let delivery = a.publish(user("alice"), msg("m1"));
+    assert_eq!((delivery.reached, delivery.position), (0, None));
+    assert!(a.take(on_a).iter().all(|f| f["type"] == "welcome"));
+
+    Sequencer::default().run(0, &mut [&mut a, &mut b]);
+    for (hub, conn) in [(&mut a, on_a), (&mut b, on_b)] {
+        let frames = hub.take(conn);
+        assert_eq!(labels(&frames), ["m1"]);
+        assert_eq!(
+            (frames[0]["epoch"].as_u64(), frames[0]["seq"].as_u64()),
+            (Some(EPOCH), Some(1))
+        );
+    }
+}
+
+/// Publishers on two hubs at once: both hubs deliver the stream in the sequencer's order
+/// with the sequencer's numbers.
+#[test]
+fn concurrent_publishers_on_two_hubs_agree_on_one_order() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let on_a = a.connect("alice");
+    let on_b = b.connect("bob");
+    join(&mut a, on_a, "lobby");
+    join(&mut b, on_b, "lobby");
+    a.take(on_a);
+    b.take(on_b);
+    let mut sequencer = Sequencer::default();
+    for i in 0..5 {
+        a.publish(room("lobby"), msg(&format!("a{i}")));
+        b.publish(room("lobby"), msg(&format!("b{i}")));
+        // The sequencer takes b's entry first on odd rounds.
+        let order: [usize; 2] = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for origin in order {
+            sequencer.run(origin, &mut [&mut a, &mut b]);
+        }
+    }
+    let (seen_a, seen_b) = (a.take(on_a), b.take(on_b));
+    assert_eq!(labels(&seen_a), labels(&seen_b));
+    assert_eq!(labels(&seen_a)[..4], ["a0", "b0", "b1", "a1"]);
+    assert_eq!(
+        seqs(&seen_a, &room_stream("lobby")),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&seen_b, &room_stream("lobby")),
+        (1..=10).collect::<Vec<_>>()
+    );
+}
+
+/// A client that read part of its stream on one hub reconnects to the other with its
+/// position, and receives exactly what it missed there.
+#[test]
+fn a_client_resumes_on_another_hub_exactly_where_it_left() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let mut sequencer = Sequencer::default();
+    let first = a.connect("alice");
+    a.publish(user("alice"), msg("m1"));
+    a.publish(user("alice"), msg("m2"));
+    sequencer.run(0, &mut [&mut a, &mut b]);
+    assert_eq!(take_labels(&mut a, first), ["welcome", "m1", "m2"]);
+    let position = client_position(&a, first, &user_stream("alice"));
+    a.drop_connection(first);
+    a.publish(user("alice"), msg("m3"));
+    a.publish(thread("alice", "t1"), msg("m4"));
+    sequencer.run(0, &mut [&mut a, &mut b]);
+
+    let again = b
+        .open(Open::new("alice").thread("t1").resume(position))
+        .expect("opens");
+    let frames = b.take(again);
+    assert_eq!(labels(&frames), ["welcome", "m3", "m4"]);
+    assert_eq!(seqs(&frames, &user_stream("alice")), [3, 4]);
+}
+
+/// An entry nobody received anywhere waits in the user's stream for the next connection,
+/// on whichever hub it opens; one another hub delivered does not.
+#[test]
+fn only_what_no_hub_delivered_waits_for_the_users_next_connection() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let mut sequencer = Sequencer::default();
+    let on_a = a.connect("alice");
+    a.publish(user("alice"), msg("seen"));
+    sequencer.run(0, &mut [&mut a, &mut b]);
+    a.drop_connection(on_a);
+    a.publish(user("alice"), msg("offline"));
+    sequencer.run(0, &mut [&mut a, &mut b]);
+    let on_b = b.connect("alice");
+    assert_eq!(take_labels(&mut b, on_b), ["welcome", "offline"]);
+}
+
+/// A client's room `publish` frame is sequenced too; its sender's connection is left out on
+/// its own hub only.
+#[test]
+fn a_clients_room_publish_is_sequenced_and_skips_its_sender() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let alice = a.connect("alice");
+    let bob = b.connect("bob");
+    join(&mut a, alice, "lobby");
+    join(&mut b, bob, "lobby");
+    a.take(alice);
+    b.take(bob);
+    a.send(
+        alice,
+        r#"{"type":"publish","room":"lobby","event":"hi","data":1}"#,
+    );
+    assert!(a.remote().is_empty(), "no envelope besides the entry");
+    Sequencer::default().run(0, &mut [&mut a, &mut b]);
+    assert!(a.take(alice).is_empty());
+    let frames = b.take(bob);
+    assert_eq!(
+        (frames[0]["event"].as_str(), frames[0]["from"].as_str()),
+        (Some("hi"), Some("alice"))
+    );
+    assert_eq!(frames[0]["seq"], 1);
+}
+
+/// Agent run events are entries of the user stream like any other: numbered by the
+/// sequencer, in the run's order, on every hub.
+#[test]
+fn agent_run_events_are_sequenced_in_the_runs_order() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let on_b = b.connect("alice");
+    b.take(on_b);
+    agent(&mut a, "alice", "r1", None, started());
+    agent(&mut a, "alice", "r1", None, thinking("hmm"));
+    agent(&mut a, "alice", "r1", None, tool_executing("search"));
+    agent(&mut a, "alice", "r1", None, tool_completed("search"));
+    agent(&mut a, "alice", "r1", None, completed());
+    Sequencer::default().run(0, &mut [&mut a, &mut b]);
+    let frames = b.take(on_b);
+    assert_eq!(
+        run_kinds(&frames, "r1"),
+        [
+            "agent_started",
+            "agent_thinking",
+            "tool_executing",
+            "tool_completed",
+            "agent_completed"
+        ]
+    );
+    assert_eq!(seqs(&frames, &user_stream("alice")), [1, 2, 3, 4, 5]);
+}
+
+/// The same sealed entry delivered twice (a history load overlapping the live feed) reaches
+/// the client once.
+#[test]
+fn an_entry_delivered_twice_is_taken_once() {
+    let mut a = shared_hub(0);
+    let conn = a.connect("alice");
+    a.take(conn);
+    a.publish(user("alice"), msg("m1"));
+    let mut sequencer = Sequencer::default();
+    sequencer.run(0, &mut [&mut a]);
+    let again = sequencer.log[0].clone();
+    a.input(Input::Sequenced(&again));
+    assert_eq!(take_labels(&mut a, conn), ["m1"]);
+    assert_eq!(a.hub().stats().counters.duplicates, 1);
+}
+
+/// Entries the hub never received (its feed was down) are announced to live readers with an
+/// exact `gap` before the next entry; a stream numbered anew (the sequencer lost its state)
+/// is announced as an `epoch` gap.
+#[test]
+fn a_hole_or_a_new_epoch_is_announced_before_the_next_entry() {
+    let mut a = shared_hub(0);
+    let conn = a.connect("alice");
+    a.take(conn);
+    let mut sequencer = Sequencer::default();
+    for i in 1..=4 {
+        a.publish(user("alice"), msg(&format!("m{i}")));
+    }
+    let entries = a.unsequenced();
+    let sealed: Vec<Sequenced> = entries.iter().map(|e| sequencer.seal(e)).collect();
+    for s in [&sealed[0], &sealed[3]] {
+        a.input(Input::Sequenced(s));
+    }
+    let frames = a.take(conn);
+    assert_eq!(labels(&frames), ["m1", "gap", "m4"]);
+    assert_eq!(
+        (&frames[1]["from"], &frames[1]["to"], &frames[1]["reason"]),
+        (&2.into(), &3.into(), &"history".into())
+    );
+
+    a.publish(user("alice"), msg("m5"));
+    let entry = a.unsequenced().remove(0);
+    let renumbered = entry.seal(Position {
+        epoch: EPOCH + 1,
+        seq: 1,
+    });
+    a.input(Input::Sequenced(&renumbered));
+    let frames = a.take(conn);
+    assert_eq!(labels(&frames), ["gap", "m5"]);
+    assert_eq!(frames[0]["reason"], "epoch");
+    assert_eq!(frames[0]["epoch"], EPOCH + 1);
+}
+
+/// What is not a stream entry (everyone, a single connection, ephemeral messages) is not
+/// sequenced: it is delivered at once, and relayed as before.
+#[test]
+fn broadcasts_and_ephemeral_messages_are_not_sequenced() {
+    let mut a = shared_hub(0);
+    let conn = a.connect("alice");
+    a.take(conn);
+    a.publish(Target::All, msg("everyone"));
+    a.publish(user("alice"), msg("typing").ephemeral("k"));
+    assert_eq!(take_labels(&mut a, conn), ["everyone", "typing"]);
+    assert!(a.unsequenced().is_empty());
+    assert_eq!(a.remote().len(), 2);
+}
+
+/// A hub that does not share its streams never hands entries to a sequencer.
+#[test]
+fn without_shared_streams_the_hub_numbers_its_own_streams() {
+    let mut config = Config::development();
+    config.cluster = true;
+    let mut a = Harness::new(config);
+    let conn = a.connect("alice");
+    a.take(conn);
+    let delivery = a.publish(user("alice"), msg("m1"));
+    assert_eq!(delivery.position.map(|p| p.seq), Some(1));
+    assert!(a.unsequenced().is_empty());
+    assert_eq!(take_labels(&mut a, conn), ["m1"]);
+}
