@@ -5,7 +5,7 @@ use futures_util::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use switchboard::{ConnId, Envelope, Notice};
+use switchboard::{ConnId, Envelope, Notice, Unsequenced};
 
 /// Something the application may act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,11 @@ pub enum Event {
     /// publish, whatever the number of shards. Shared with the shards it was relayed to, so
     /// cloning the event does not copy the message.
     Remote(Arc<Envelope>),
+    /// A stream entry for the cluster's sequencer (only with `Config::shared_streams`): one
+    /// per publish, whatever the number of shards. Hand it back sealed with
+    /// [`Handle::deliver_sequenced`](crate::Handle::deliver_sequenced), here and on every
+    /// other node.
+    Sequence(Arc<Unsequenced>),
 }
 
 impl Event {

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard::{
     AgentUpdate, Config, ConnId, ConnectionInfo, Delivery, Envelope, Hub, Input, Message, Open,
-    PublishError, Reason, RoomError, RoomId, RunId, RunReport, Stats, Target, ThreadId, UserId,
+    PublishError, Reason, RemoteTarget, RoomError, RoomId, RunId, RunReport, Sequenced, Stats,
+    StreamId, Target, ThreadId, UserId,
 };
 
 /// Tuning of the transport itself (the hub's own limits are in [`Config`]).
@@ -531,19 +532,47 @@ impl<R: Runtime> Handle<R> {
     /// Deliver a publish that arrived from another node (`Input::Remote`) on the shards it
     /// concerns. It emits no new envelope.
     pub async fn deliver_remote(&self, envelope: Envelope) -> Result<(), Error> {
-        let envelope = Arc::new(envelope);
-        let input = |s: &mut Shard, now: Instant, envelope: &Envelope| {
-            let _ = s.hub.handle_input(now, Input::Remote(envelope));
+        let user = match &envelope.target {
+            RemoteTarget::User { user } | RemoteTarget::Thread { user, .. } => Some(user.clone()),
+            RemoteTarget::Room { .. } | RemoteTarget::All => None,
         };
-        match &envelope.target {
-            switchboard::RemoteTarget::User { user }
-            | switchboard::RemoteTarget::Thread { user, .. } => {
+        self.feed(user.as_ref(), envelope, |hub, now, envelope| {
+            // Only connection inputs can name an unknown connection.
+            let _ = hub.handle_input(now, Input::Remote(envelope));
+        })
+        .await
+    }
+
+    /// Deliver a stream entry sealed by the cluster's sequencer (`Input::Sequenced`) on the
+    /// shards serving its stream. Call it in the stream's order: each call is fed before it
+    /// returns.
+    pub async fn deliver_sequenced(&self, entry: Sequenced) -> Result<(), Error> {
+        let user = match &entry.entry.stream {
+            StreamId::User(user) => Some(user.clone()),
+            StreamId::Room(_) => None,
+        };
+        self.feed(user.as_ref(), entry, |hub, now, entry| {
+            let _ = hub.handle_input(now, Input::Sequenced(entry));
+        })
+        .await
+    }
+
+    /// Feed `item` to `user`'s shard, or to every shard.
+    async fn feed<T: Send + Sync + 'static>(
+        &self,
+        user: Option<&UserId>,
+        item: T,
+        input: fn(&mut Hub, Instant, &T),
+    ) -> Result<(), Error> {
+        let item = Arc::new(item);
+        match user {
+            Some(user) => {
                 let shard = self.shard_of(user);
-                self.call(shard, move |s, now| input(s, now, &envelope))
+                self.call(shard, move |s, now| input(&mut s.hub, now, &item))
                     .await
             }
-            _ => self
-                .call_all(move |s, now| input(s, now, &envelope))
+            None => self
+                .call_all(move |s, now| input(&mut s.hub, now, &item))
                 .await
                 .map(drop),
         }

@@ -26,7 +26,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard::{
-    ConnId, Envelope, Hub, Input, Notice, Open, OpenError, Output, Reason, WaiterId,
+    ConnId, Envelope, Hub, Input, Notice, Open, OpenError, Output, Reason, Unsequenced, WaiterId,
 };
 
 /// What a connection's writer must do next, in order.
@@ -197,6 +197,7 @@ impl Shard {
                     }
                 }
                 Output::Remote(envelope) => self.relay(envelope),
+                Output::Sequence(entry) => self.sequence(entry),
                 Output::Notice(notice) => self.notice(notice),
             }
         }
@@ -220,6 +221,14 @@ impl Shard {
         };
         if forward {
             let _ = self.events.try_send(Event::Remote(envelope));
+        }
+    }
+
+    /// A stream entry for the cluster's sequencer goes to the application (its bridge), once
+    /// per publish: the sequencer hands it back to every shard serving the stream.
+    fn sequence(&mut self, entry: Box<Unsequenced>) {
+        if self.relaying != (Relaying::Quiet { forward: false }) {
+            let _ = self.events.try_send(Event::Sequence(Arc::from(entry)));
         }
     }
 

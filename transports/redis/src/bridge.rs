@@ -10,7 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use switchboard::{ConnId, Envelope, Notice, Reason, RoomId, StreamId, UserId};
+use switchboard::{
+    ConnId, Envelope, Notice, Position, Reason, RoomId, StreamId, Unsequenced, UserId,
+};
 use switchboard_transport::{Event, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -39,6 +41,11 @@ pub struct Options {
     pub backoff_min: Duration,
     /// The largest wait between two reconnection attempts. Default 5 s.
     pub backoff_max: Duration,
+    /// Entries kept in each stream's shared history. Default 1000.
+    pub history_messages: usize,
+    /// How long a stream's shared history (and its numbering) outlives its last entry.
+    /// Default 10 minutes.
+    pub history_age: Duration,
 }
 
 impl Options {
@@ -57,8 +64,17 @@ impl Options {
             timeout: Duration::from_secs(2),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
+            history_messages: 1000,
+            history_age: Duration::from_secs(600),
         }
     }
+}
+
+/// The time in milliseconds since the Unix epoch: the epoch of a stream numbered anew.
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A number unique within this process.
@@ -79,6 +95,9 @@ pub(crate) struct Counters {
     pub resubscribed: AtomicU64,
     pub refused: AtomicU64,
     pub disconnects: AtomicU64,
+    pub sequenced: AtomicU64,
+    pub unsequenced: AtomicU64,
+    pub entries: AtomicU64,
 }
 
 /// A snapshot of what a node's bridge did.
@@ -103,6 +122,13 @@ pub struct BridgeStats {
     pub refused: u64,
     /// Disconnect commands received from other nodes.
     pub disconnects: u64,
+    /// Stream entries of this node's hubs numbered by the shared sequencer.
+    pub sequenced: u64,
+    /// Stream entries that could not be numbered (Redis unreachable): delivered on this node
+    /// only, under the node's own epoch (readers are told with an `epoch` gap).
+    pub unsequenced: u64,
+    /// Sequenced stream entries delivered to this node's hubs (its own included).
+    pub entries: u64,
     /// Channels subscribed right now.
     pub subscriptions: usize,
 }
@@ -201,6 +227,8 @@ impl<R: Runtime> Bridge<R> {
             stale: HashSet::new(),
             counted: HashSet::new(),
             subscribe,
+            fallback_epoch: unix_millis(),
+            fallback: HashMap::new(),
         };
         worker.heartbeat().await?;
         let (ready, subscribed) = oneshot::channel();
@@ -241,7 +269,7 @@ impl<R: Runtime> Bridge<R> {
     /// for other nodes, interest, connections opening and closing) in order, and never waits.
     pub fn observe(&self, event: &Event) {
         let wanted = match event {
-            Event::Remote(_) => true,
+            Event::Remote(_) | Event::Sequence(_) => true,
             Event::Notice { notice, .. } => matches!(
                 notice,
                 Notice::Interest { .. } | Notice::Opened { .. } | Notice::Closed { .. }
@@ -250,6 +278,36 @@ impl<R: Runtime> Bridge<R> {
         if wanted {
             let _ = self.inner.jobs.send(Job::Event(event.clone()));
         }
+    }
+
+    /// Load what follows `position` in `stream`'s shared history into this node's hubs, so
+    /// that a client reconnecting here with that position (after being served by another
+    /// node) receives exactly what it missed. Call it before opening the connection; entries
+    /// the hubs already have are ignored. Returns how many entries were loaded.
+    pub async fn catch_up(&self, stream: &StreamId, position: Position) -> RedisResult<usize> {
+        let shared = &self.inner.shared;
+        let mut conn = shared.link.conn().await?;
+        let records = shared
+            .scripts
+            .history_after
+            .key(shared.keys.stream_counter(stream))
+            .key(shared.keys.stream_history(stream))
+            .arg(position.epoch)
+            .arg(position.seq)
+            .invoke_async::<Vec<Vec<u8>>>(&mut conn)
+            .await;
+        let records = shared.link.check(records).await?;
+        let mut loaded = 0;
+        for payload in records {
+            match wire::Record::parse(&payload.into()) {
+                Some(record) => {
+                    subscriber::deliver_record(shared, &self.inner.handle, record).await;
+                    loaded += 1;
+                }
+                None => shared.count(&shared.counters.malformed),
+            }
+        }
+        Ok(loaded)
     }
 
     /// What the bridge did so far.
@@ -266,6 +324,9 @@ impl<R: Runtime> Bridge<R> {
             resubscribed: get(&c.resubscribed),
             refused: get(&c.refused),
             disconnects: get(&c.disconnects),
+            sequenced: get(&c.sequenced),
+            unsequenced: get(&c.unsequenced),
+            entries: get(&c.entries),
             subscriptions: self.subscriptions().len(),
         }
     }
@@ -384,6 +445,10 @@ struct Worker<R: Runtime> {
     /// Connections counted in presence (not those refused by the cluster-wide limit).
     counted: HashSet<ConnId>,
     subscribe: mpsc::UnboundedSender<SubCommand>,
+    /// While Redis is unreachable: the epoch this node numbers its streams in, and each
+    /// stream's last number there.
+    fallback_epoch: u64,
+    fallback: HashMap<StreamId, u64>,
 }
 
 impl<R: Runtime> Worker<R> {
@@ -417,6 +482,7 @@ impl<R: Runtime> Worker<R> {
     async fn event(&mut self, event: Event) {
         match event {
             Event::Remote(envelope) => self.publish(&envelope).await,
+            Event::Sequence(entry) => self.sequence(&entry).await,
             Event::Notice { notice, .. } => match notice {
                 Notice::Interest { stream, interested } => self.interest(stream, interested).await,
                 Notice::Opened { conn, user } => self.opened(conn, user).await,
@@ -447,6 +513,48 @@ impl<R: Runtime> Worker<R> {
             Err(e) => {
                 shared.count(&shared.counters.unpublished);
                 tracing::warn!(%channel, error = %e, "an envelope could not be published");
+            }
+        }
+    }
+
+    /// Have the shared sequencer number a stream entry: it publishes it to every node serving
+    /// the stream (this one included) and keeps it in the stream's shared history. Without
+    /// Redis, the entry is delivered here only, numbered in this node's own epoch.
+    async fn sequence(&mut self, entry: &Unsequenced) {
+        let shared = &self.shared;
+        let stream = &entry.entry.stream;
+        let options = &shared.options;
+        let result = match shared.link.conn().await {
+            Ok(mut conn) => {
+                let sequenced = shared
+                    .scripts
+                    .sequence
+                    .key(shared.keys.stream_counter(stream))
+                    .key(shared.keys.stream_history(stream))
+                    .arg(shared.keys.stream_channel(stream))
+                    .arg(wire::entry_header(&shared.node, &entry.entry))
+                    .arg(&entry.template[..])
+                    .arg(unix_millis())
+                    .arg(options.history_messages.max(1))
+                    .arg(options.history_age.as_millis().max(1) as u64)
+                    .invoke_async::<u64>(&mut conn)
+                    .await;
+                shared.link.check(sequenced).await
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(_) => shared.count(&shared.counters.sequenced),
+            Err(e) => {
+                shared.count(&shared.counters.unsequenced);
+                tracing::warn!(%stream, error = %e, "a stream entry could not be sequenced; delivered on this node only");
+                let seq = self.fallback.entry(stream.clone()).or_default();
+                *seq += 1;
+                let position = Position {
+                    epoch: self.fallback_epoch,
+                    seq: *seq,
+                };
+                let _ = self.handle.deliver_sequenced(entry.seal(position)).await;
             }
         }
     }

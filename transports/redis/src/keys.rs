@@ -56,6 +56,16 @@ impl Keys {
         }
     }
 
+    /// A stream's counter, `<prefix>:stream:<stream>`: a hash of its `epoch` and last `seq`.
+    pub fn stream_counter(&self, stream: &StreamId) -> String {
+        format!("{}:stream:{stream}", self.prefix)
+    }
+
+    /// A stream's shared history, `<prefix>:history:<stream>`: a list of sealed entries.
+    pub fn stream_history(&self, stream: &StreamId) -> String {
+        format!("{}:history:{stream}", self.prefix)
+    }
+
     /// A node's lease key, `<prefix>:node:<node>`: it exists while the node is alive.
     pub fn lease(&self, node: &str) -> String {
         format!("{}{node}", self.lease_prefix())

@@ -1,4 +1,4 @@
-//! The Lua scripts that keep presence and the cluster-wide limit atomic.
+//! The Lua scripts that keep presence, the cluster-wide limit and the shared streams atomic.
 //!
 //! Presence hashes map node → count. A node's entries count only while its lease key exists;
 //! every script that reads a hash drops the fields of nodes whose lease has expired, so a
@@ -69,12 +69,57 @@ end
 return live
 "#;
 
+/// Sequence one stream entry: take the stream's next position, seal the entry with it, publish
+/// it and keep it in the stream's shared history, all at once, so every node sees one order.
+/// KEYS[1] the stream's hash (`epoch`, `seq`), KEYS[2] its history list; ARGV: the stream's
+/// channel, the header template, the frame template, the epoch of a new stream (the time in
+/// milliseconds), the history length, the history age in milliseconds. Sealing appends
+/// `,"epoch":E,"seq":N}` to a template, exactly as `switchboard::sequenced::seal` does. The
+/// copy kept in history is marked `undelivered` when no node received it. Returns the seq.
+pub(crate) const SEQUENCE: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local position = ',"epoch":' .. epoch .. ',"seq":' .. seq .. '}'
+local frame = ARGV[3] .. position
+local receivers = redis.call('PUBLISH', ARGV[1], ARGV[2] .. position .. '\n' .. frame)
+local header = ARGV[2]
+if receivers == 0 then
+  header = header .. ',"undelivered":true'
+end
+redis.call('RPUSH', KEYS[2], header .. position .. '\n' .. frame)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return seq
+"#;
+
+/// The entries of a stream's shared history after a position. KEYS[1] the stream's hash,
+/// KEYS[2] its history list; ARGV: the epoch and seq of the position. In another epoch, all
+/// of it (the reader learns of the new epoch from the entries).
+pub(crate) const HISTORY_AFTER: &str = r#"
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch ~= ARGV[1] then
+  return redis.call('LRANGE', KEYS[2], 0, -1)
+end
+local missing = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') - tonumber(ARGV[2])
+if missing <= 0 then
+  return {}
+end
+return redis.call('LRANGE', KEYS[2], -missing, -1)
+"#;
+
 /// The scripts, loaded once (`EVALSHA`, falling back to `EVAL` after a Redis restart).
 pub(crate) struct Scripts {
     pub open: Script,
     pub close: Script,
     pub count: Script,
     pub live_nodes: Script,
+    pub sequence: Script,
+    pub history_after: Script,
 }
 
 impl Scripts {
@@ -84,6 +129,8 @@ impl Scripts {
             close: Script::new(CLOSE),
             count: Script::new(COUNT),
             live_nodes: Script::new(LIVE_NODES),
+            sequence: Script::new(SEQUENCE),
+            history_after: Script::new(HISTORY_AFTER),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! arrives, and after losing Redis reconnects with backoff and subscribes to them all again.
 
 use crate::bridge::Shared;
-use crate::wire::Incoming;
+use crate::wire::{Incoming, Record};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::{Msg, RedisResult};
 use std::collections::HashSet;
@@ -122,7 +123,21 @@ async fn deliver<R: Runtime>(shared: &Shared, handle: &Handle<R>, message: &Msg)
     let count = |counter: &std::sync::atomic::AtomicU64| {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
-    let Ok(incoming) = serde_json::from_slice::<Incoming>(message.get_payload_bytes()) else {
+    let payload = message.get_payload_bytes();
+    if let Some(record) = payload
+        .contains(&b'\n')
+        .then(|| Record::parse(&Bytes::copy_from_slice(payload)))
+    {
+        match record {
+            Some(record) => deliver_record(shared, handle, record).await,
+            None => {
+                count(&counters.malformed);
+                tracing::warn!(channel = message.get_channel_name(), "malformed entry");
+            }
+        }
+        return;
+    }
+    let Ok(incoming) = serde_json::from_slice::<Incoming>(payload) else {
         count(&counters.malformed);
         tracing::warn!(channel = message.get_channel_name(), "malformed message");
         return;
@@ -142,4 +157,23 @@ async fn deliver<R: Runtime>(shared: &Shared, handle: &Handle<R>, message: &Msg)
         }
         (None, None) => count(&counters.malformed),
     }
+}
+
+/// Deliver a sequenced stream entry to the local hubs, this node's own included: the sequencer
+/// is the only way a stream entry reaches anyone. Connection ids in `except` name connections
+/// of the origin only.
+pub(crate) async fn deliver_record<R: Runtime>(
+    shared: &Shared,
+    handle: &Handle<R>,
+    record: Record,
+) {
+    let mut sequenced = record.sequenced;
+    if record.origin != shared.node {
+        sequenced.entry.except.clear();
+    }
+    shared
+        .counters
+        .entries
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _ = handle.deliver_sequenced(sequenced).await;
 }

@@ -1,8 +1,10 @@
 //! What travels on the channels: an envelope or a command, tagged with the node it came from
-//! so that a node ignores its own echoes.
+//! so that a node ignores its own echoes; or a sequenced stream entry (a header line, then the
+//! client frame), which the origin delivers too.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use switchboard::{Envelope, UserId};
+use switchboard::{EntryMeta, Envelope, Position, Sequenced, UserId};
 
 /// Serialize `envelope` (already stripped for other nodes) with its origin.
 pub(crate) fn envelope(origin: &str, envelope: &Envelope) -> Vec<u8> {
@@ -22,7 +24,60 @@ pub(crate) fn disconnect(origin: &str, user: &UserId) -> Vec<u8> {
     })
 }
 
-fn encode(message: &Outgoing<'_>) -> Vec<u8> {
+/// The header of a stream entry as a template for the sequencer script: a JSON object without
+/// its closing brace, which the script seals with the position (and `undelivered`).
+pub(crate) fn entry_header(origin: &str, entry: &EntryMeta) -> Vec<u8> {
+    let mut header = encode(&Header { origin, entry });
+    header.pop();
+    header
+}
+
+/// A sealed entry's header, borrowed (what [`Record`] reads).
+#[derive(Serialize)]
+struct Header<'a> {
+    origin: &'a str,
+    #[serde(flatten)]
+    entry: &'a EntryMeta,
+}
+
+/// A sequenced stream entry as published and kept in history: `<header>\n<frame>`.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Record {
+    /// The node whose hub rendered it.
+    pub origin: String,
+    /// The entry.
+    pub sequenced: Sequenced,
+}
+
+#[derive(Deserialize)]
+struct SealedHeader {
+    origin: String,
+    #[serde(flatten)]
+    entry: EntryMeta,
+    epoch: u64,
+    seq: u64,
+}
+
+impl Record {
+    /// Parse a record; `None` if `payload` is not one (no header line, or a bad header).
+    pub fn parse(payload: &Bytes) -> Option<Record> {
+        let newline = payload.iter().position(|&b| b == b'\n')?;
+        let header: SealedHeader = serde_json::from_slice(&payload[..newline]).ok()?;
+        Some(Record {
+            origin: header.origin,
+            sequenced: Sequenced {
+                entry: header.entry,
+                position: Position {
+                    epoch: header.epoch,
+                    seq: header.seq,
+                },
+                frame: payload.slice(newline + 1..),
+            },
+        })
+    }
+}
+
+fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     serde_json::to_vec(message).expect("envelopes and ids always serialize")
 }
 
@@ -52,7 +107,7 @@ pub(crate) struct Incoming {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard::{Message, RemoteTarget};
+    use switchboard::{Message, RemoteTarget, StreamId};
 
     #[test]
     fn an_envelope_arrives_with_its_origin() {
@@ -69,5 +124,26 @@ mod tests {
             serde_json::from_slice(&disconnect("b", &UserId::from("alice"))).unwrap();
         assert_eq!(command.disconnect, Some(UserId::from("alice")));
         assert_eq!(command.envelope, None);
+    }
+
+    /// A header sealed like the sequencer script seals it reads back with its entry.
+    #[test]
+    fn a_sealed_header_reads_back_as_a_record() {
+        let entry = EntryMeta {
+            stream: StreamId::User("alice".into()),
+            thread: Some("t1".into()),
+            run: None,
+            thinking: false,
+            undelivered: false,
+            except: Vec::new(),
+        };
+        let mut header = entry_header("n1", &entry);
+        header.extend_from_slice(b",\"undelivered\":true,\"epoch\":7,\"seq\":3}\n{\"x\":1}");
+        let record = Record::parse(&Bytes::from(header)).expect("a record");
+        assert_eq!(record.origin, "n1");
+        assert_eq!(record.sequenced.position, Position { epoch: 7, seq: 3 });
+        assert!(record.sequenced.entry.undelivered);
+        assert_eq!(record.sequenced.entry.thread, entry.thread);
+        assert_eq!(&record.sequenced.frame[..], b"{\"x\":1}");
     }
 }
