@@ -1,5 +1,6 @@
 //! Operations routes: `/healthz` (the process answers), `/readyz` (it accepts connections:
-//! 503 once shutting down) and `/metrics` (Prometheus text).
+//! 503 once shutting down) and `/metrics` (Prometheus text, with the cluster bridge's
+//! statistics on a node of a cluster).
 
 use crate::metrics;
 use crate::state::AppState;
@@ -25,9 +26,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let stats = state.handle.stats().await.total;
+    let cluster = state.bridge.as_ref().map(|bridge| bridge.stats());
     let uptime = state.started.elapsed().as_secs_f64();
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&stats, uptime),
+        metrics::render(&stats, cluster.as_ref(), uptime),
     )
 }

@@ -202,6 +202,16 @@ async fn stats_and_metrics_report_connections_and_closes() {
     assert_eq!(server.get_text("/readyz").await.0, 200);
 }
 
+/// A single node (no `[redis] url`) has no cluster statistics in `/metrics`.
+#[tokio::test]
+async fn a_single_node_has_no_cluster_metrics() {
+    let server = TestServer::start().await;
+    let (status, text) = server.get_text("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(text.contains("switchboard_connections 0\n"), "{text}");
+    assert!(!text.contains("switchboard_cluster_"), "{text}");
+}
+
 /// Graceful shutdown closes every client with 1001.
 #[tokio::test]
 async fn shutdown_closes_clients_with_1001() {

@@ -1,5 +1,6 @@
 //! Two servers joined by one real Redis (`[redis] url`): the backend API of either node reaches
-//! clients on the other. The test starts `redis-server` from PATH on a free port.
+//! clients on the other, `/metrics` counts what crossed, and a node shutting down sends its
+//! clients to the other. Each test starts `redis-server` from PATH on a free port.
 
 mod support;
 
@@ -44,8 +45,12 @@ impl Redis {
         Redis { port, child }
     }
 
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
     fn settings(&self) -> String {
-        format!("[redis]\nurl = \"redis://127.0.0.1:{}/\"\n", self.port)
+        format!("[redis]\nurl = \"{}\"\n", self.url())
     }
 }
 
@@ -54,6 +59,39 @@ impl Drop for Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Wait (at most the patience) until the bridge of `server` (in this process) has subscribed
+/// `channel`: a publish on another node before that does not reach it.
+async fn subscribed(server: &TestServer, channel: &str) {
+    let bridge = server
+        .running
+        .as_ref()
+        .expect("a server in this process")
+        .bridge
+        .clone()
+        .expect("a bridge");
+    let subscribed = async {
+        while !bridge.subscriptions().iter().any(|c| c == channel) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, subscribed)
+        .await
+        .unwrap_or_else(|_| panic!("{channel} subscribed within the patience"));
+}
+
+/// Wait (at most the patience) until `server`'s `/metrics` shows `name` at `min` or more: the
+/// bridge counts after Redis answered, not before the API call returns.
+async fn metric_reaches(server: &TestServer, name: &str, min: f64) {
+    let reached = async {
+        while server.metric(name).await.is_none_or(|value| value < min) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, reached)
+        .await
+        .unwrap_or_else(|_| panic!("{name} reached {min} within the patience"));
 }
 
 /// With `[redis] url`, a publish through one node's API reaches a room member on the other
@@ -66,21 +104,7 @@ async fn the_api_of_one_node_reaches_clients_on_another() {
     let mut two = TestServer::with(&redis.settings()).await;
     let mut alice = two.connect("alice").await;
     alice.join("lobby").await;
-    let bridge = two
-        .running
-        .as_ref()
-        .unwrap()
-        .bridge
-        .clone()
-        .expect("a bridge");
-    let subscribed = async {
-        while !bridge.subscriptions().iter().any(|c| c == "sb:room:lobby") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, subscribed)
-        .await
-        .expect("the room subscribed");
+    subscribed(&two, "sb:room:lobby").await;
 
     one.publish(json!({"room": "lobby"}), "hello", json!(1))
         .await;
@@ -91,4 +115,65 @@ async fn the_api_of_one_node_reaches_clients_on_another() {
     assert_eq!(alice.closed().await, 4002);
     one.shutdown().await;
     two.shutdown().await;
+}
+
+/// A node of a cluster exposes its bridge's statistics in `/metrics`: after a publish through
+/// one node's API reached a client on the other, the first counts it published and the second
+/// received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_the_publishes_that_crossed_nodes() {
+    let redis = Redis::start().await;
+    let mut one = TestServer::with(&redis.settings()).await;
+    let mut two = TestServer::with(&redis.settings()).await;
+    let mut alice = two.connect("alice").await;
+    alice.join("lobby").await;
+    subscribed(&two, "sb:room:lobby").await;
+
+    one.publish(json!({"room": "lobby"}), "hello", json!(1))
+        .await;
+    assert_eq!(alice.next_of("message").await["event"], "hello");
+    metric_reaches(&one, "cluster_published_total", 1.0).await;
+    metric_reaches(&two, "cluster_received_total", 1.0).await;
+    let (_, text) = two.get_text("/metrics").await;
+    assert!(
+        text.contains("# TYPE switchboard_cluster_received_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE switchboard_cluster_subscriptions gauge\n"),
+        "{text}"
+    );
+    drop(alice);
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// A node of a cluster that receives SIGTERM hands its clients what was queued for them, closes
+/// them with 1012 (service restart: reconnect to another node) instead of 1001, and exits
+/// successfully; a client then connects to another node and receives what is published there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_clients_with_1012_and_they_reconnect_to_another_node() {
+    let redis = Redis::start().await;
+    let mut one = ServerProcess::serve(&[("SWITCHBOARD_REDIS_URL", &redis.url())]);
+    let mut two = TestServer::with(&redis.settings()).await;
+    let mut alice = one.server.connect("alice").await;
+    one.server
+        .publish(json!({"user": "alice"}), "before", json!(1))
+        .await;
+
+    one.terminate();
+    assert_eq!(alice.next_of("message").await["event"], "before");
+    assert_eq!(alice.closed().await, 1012);
+    let (success, log) = one.exited().await;
+    assert!(success, "{log}");
+
+    let mut alice = two.connect("alice").await;
+    two.publish(json!({"user": "alice"}), "after", json!(2))
+        .await;
+    assert_eq!(alice.next_of("message").await["event"], "after");
+    let ((), code) = tokio::join!(two.shutdown(), alice.closed());
+    assert_eq!(
+        code, 1012,
+        "a clustered node in this process closes with 1012 too"
+    );
 }

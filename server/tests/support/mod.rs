@@ -4,6 +4,9 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use switchboard_server::auth::TokenKeys;
 use switchboard_server::settings::{FileSettings, Overrides, Settings};
@@ -34,10 +37,13 @@ pub fn settings(file: &str) -> Settings {
     Settings::resolve(file, &overrides).expect("valid settings")
 }
 
+/// A server to test: in this process (`running`), or the address of one in a child process
+/// (see [`ServerProcess`]).
 pub struct TestServer {
     pub running: Option<Running>,
     pub http: reqwest::Client,
     pub base: String,
+    addr: SocketAddr,
 }
 
 impl TestServer {
@@ -47,16 +53,23 @@ impl TestServer {
 
     pub async fn with(file: &str) -> Self {
         let running = switchboard_server::start(settings(file)).await.unwrap();
-        let base = format!("http://{}", running.addr);
+        let mut server = Self::at(running.addr);
+        server.running = Some(running);
+        server
+    }
+
+    /// The server listening on `addr` (with the test credentials), run by someone else.
+    pub fn at(addr: SocketAddr) -> Self {
         TestServer {
-            running: Some(running),
+            running: None,
             http: reqwest::Client::new(),
-            base,
+            base: format!("http://{addr}"),
+            addr,
         }
     }
 
-    pub fn addr(&self) -> std::net::SocketAddr {
-        self.running.as_ref().unwrap().addr
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     pub fn token(&self, user: &str, rooms: Option<&[&str]>) -> String {
@@ -161,8 +174,107 @@ impl TestServer {
         body
     }
 
+    /// The value of the unlabelled sample `switchboard_<name>` in `/metrics`, if present.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let (status, text) = self.get_text("/metrics").await;
+        assert_eq!(status, 200, "{text}");
+        let prefix = format!("switchboard_{name} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map(|value| value.parse().expect("a number"))
+    }
+
     pub async fn shutdown(&mut self) {
         self.running.take().unwrap().shutdown().await.unwrap();
+    }
+}
+
+/// The `switchboard` binary, with no `SWITCHBOARD_*` variable inherited from the caller.
+pub fn switchboard_binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SWITCHBOARD_")) {
+        command.env_remove(key);
+    }
+    command
+}
+
+/// `switchboard serve` in a child process on an ephemeral port, with the test credentials and
+/// two shards (like [`settings`]); killed when dropped if it is still running.
+pub struct ServerProcess {
+    /// The server, to connect to and call.
+    pub server: TestServer,
+    child: Child,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl ServerProcess {
+    /// Start it with `env` set (e.g. `SWITCHBOARD_REDIS_URL`) and wait until it listens.
+    pub fn serve(env: &[(&str, &str)]) -> Self {
+        let mut child = switchboard_binary()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SWITCHBOARD_AUTH_SECRET", SECRET)
+            .env("SWITCHBOARD_API_KEY", API_KEY)
+            .env("SWITCHBOARD_SHARDS", "2")
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the switchboard binary starts");
+        let stderr = child.stderr.take().expect("piped");
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let line = line.expect("utf-8 log lines");
+                if let Some(addr) = line.strip_prefix("switchboard listening on http://") {
+                    let _ = addr_tx.send(addr.parse::<SocketAddr>().expect("an address"));
+                }
+                log.push_str(&line);
+                log.push('\n');
+            }
+            log
+        });
+        let addr = addr_rx
+            .recv_timeout(PATIENCE)
+            .expect("the server announces its address");
+        ServerProcess {
+            server: TestServer::at(addr),
+            child,
+            log: Some(log),
+        }
+    }
+
+    /// Send it SIGTERM.
+    pub fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+    }
+
+    /// Wait (at most the patience) for it to exit: whether it exited successfully, and what it
+    /// logged.
+    pub async fn exited(&mut self) -> (bool, String) {
+        let exited = async {
+            loop {
+                if let Some(status) = self.child.try_wait().expect("the child can be waited") {
+                    return status.success();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let success = tokio::time::timeout(PATIENCE, exited)
+            .await
+            .expect("the server exits within the patience");
+        let log = self.log.take().expect("waited once").join().expect("log");
+        (success, log)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -222,19 +334,23 @@ impl Client {
         assert_eq!(joined["room"], room);
     }
 
-    /// Read until the server closes; the close code.
+    /// Read until the server closes, and answer its close frame as a well-behaved client does
+    /// (so the server need not wait for it); the close code.
     pub async fn closed(&mut self) -> u16 {
         loop {
             let msg = tokio::time::timeout(PATIENCE, self.ws.next())
                 .await
                 .expect("a close within the patience");
-            match msg {
-                Some(Ok(WsMessage::Close(Some(frame)))) => return u16::from(frame.code),
-                Some(Ok(WsMessage::Close(None))) => return u16::from(CloseCode::Status),
+            let code = match msg {
+                Some(Ok(WsMessage::Close(Some(frame)))) => u16::from(frame.code),
+                Some(Ok(WsMessage::Close(None))) => u16::from(CloseCode::Status),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => panic!("socket error before a close frame: {e}"),
                 None => panic!("the socket ended without a close frame"),
-            }
+            };
+            // The library queued the answering close frame; flushing sends it.
+            let _ = self.ws.flush().await;
+            return code;
         }
     }
 

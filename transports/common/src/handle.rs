@@ -735,10 +735,21 @@ impl<R: Runtime> Handle<R> {
     /// connection tasks to finish (then drop the rest), and stop the shards. Afterwards
     /// requests fail with [`Error::Stopped`] and [`Events::recv`] returns `None`. Calling it
     /// again waits for the first call to finish.
+    ///
+    /// The same as [`Handle::shutdown_with`]`(Reason::Shutdown)`.
     pub async fn shutdown(&self) {
+        self.shutdown_with(Reason::Shutdown).await;
+    }
+
+    /// [`Handle::shutdown`], closing the connections with `reason`: [`Reason::Shutdown`]
+    /// (1001, going away) or [`Reason::ServiceRestart`] (1012: the client should reconnect,
+    /// to another node of a cluster, and resume). Any other reason closes as
+    /// [`Reason::Shutdown`]. Only the first call's reason counts; a later call waits for the
+    /// first to finish.
+    pub async fn shutdown_with(&self, reason: Reason) {
         let _once = self.inner.shutdown.lock().await;
         self.inner.stopping.0.close();
-        let _ = self.call_all(|s, _| s.hub.shutdown(Reason::Shutdown)).await;
+        let _ = self.call_all(move |s, _| s.hub.shutdown(reason)).await;
         let grace = self.inner.options.shutdown_grace;
         self.inner
             .connections
