@@ -17,7 +17,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use switchboard::{Open, Position};
+use switchboard::{Open, Position, StreamId};
 
 /// The query parameters of the handshake.
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +81,13 @@ pub async fn connect(
                     format!("resume={resume:?}: expected <epoch>:<seq>"),
                 )
             }
+        }
+    }
+    if let (Some(bridge), Some(position)) = (&state.bridge, open.resume) {
+        // The client may come from another node: what it missed is in the shared history.
+        let stream = StreamId::User(open.user.clone());
+        if let Err(e) = bridge.catch_up(&stream, position).await {
+            tracing::warn!(error = %e, "shared history unreachable; the client gets a gap");
         }
     }
     switchboard_tokio::axum::upgrade(&state.handle, upgrade, open)

@@ -28,7 +28,7 @@ use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use switchboard::UserLimitPolicy;
+use switchboard::{Reason, UserLimitPolicy};
 use switchboard_redis::{Bridge, Options as RedisOptions};
 use switchboard_tokio::{Builder, Event, Handle, Tokio};
 use tokio::net::TcpListener;
@@ -63,13 +63,21 @@ pub struct Running {
 }
 
 impl Running {
-    /// Shut down gracefully: stop accepting, close every client with 1001 after flushing what
-    /// was queued for it (waiting at most the configured grace), then stop serving HTTP.
+    /// Shut down gracefully: stop accepting, close every client after flushing what was queued
+    /// for it (waiting at most the configured grace), then stop serving HTTP.
+    ///
+    /// A single node closes its clients with 1001 (going away). A node of a cluster first
+    /// leaves it (withdrawing its presence), then closes its clients with 1012 (service
+    /// restart): they reconnect to another node.
     pub async fn shutdown(self) -> std::io::Result<()> {
-        if let Some(bridge) = &self.bridge {
-            bridge.stop().await;
-        }
-        self.handle.shutdown().await;
+        let reason = match &self.bridge {
+            Some(bridge) => {
+                bridge.stop().await;
+                Reason::ServiceRestart
+            }
+            None => Reason::Shutdown,
+        };
+        self.handle.shutdown_with(reason).await;
         let _ = self.stop.send(());
         self.task.await.map_err(std::io::Error::other)?
     }
@@ -85,7 +93,6 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     // With Redis, the hubs emit what other nodes need (envelopes, interest).
-    settings.hub.cluster = settings.redis_url.is_some();
     let mut builder = Builder::new(settings.hub.clone()).shutdown_grace(settings.shutdown_grace);
     if settings.shards > 0 {
         builder = builder.shards(settings.shards);
@@ -137,6 +144,9 @@ async fn join_cluster(
     if limits.user_limit_policy == UserLimitPolicy::RejectNew {
         options.max_connections_per_user = Some(limits.max_connections_per_user);
     }
+    // The shared history keeps as many entries, as long, as each hub's.
+    options.history_messages = settings.hub.history.max_messages;
+    options.history_age = settings.hub.history.max_age;
     Bridge::start(handle.clone(), options)
         .await
         .map_err(|e| std::io::Error::other(format!("could not join the cluster over redis: {e}")))

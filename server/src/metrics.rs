@@ -1,4 +1,5 @@
-//! `/metrics`: the hub's [`Stats`] in the Prometheus text exposition format (version 0.0.4).
+//! `/metrics`: the hub's [`Stats`] in the Prometheus text exposition format (version 0.0.4),
+//! and on a node of a cluster its Redis bridge's [`BridgeStats`] (`switchboard_cluster_*`).
 //!
 //! Every family has `# HELP` and `# TYPE`; counters end in `_total`; closes and drops carry a
 //! `reason` label from the core's one reason enum (and closes their `code`); the RTT and health
@@ -6,6 +7,7 @@
 
 use std::fmt::Write;
 use switchboard::{Reason, Stats, RTT_BUCKETS_MS};
+use switchboard_redis::BridgeStats;
 
 /// The `Content-Type` of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -32,8 +34,10 @@ impl Text {
     }
 }
 
-/// Render `stats` (and the uptime) as Prometheus text.
-pub fn render(stats: &Stats, uptime_secs: f64) -> String {
+/// Render `stats`, the bridge's statistics when the node is part of a cluster (`None` for a
+/// single node, which then has no `switchboard_cluster_*` family), and the uptime as
+/// Prometheus text.
+pub fn render(stats: &Stats, cluster: Option<&BridgeStats>, uptime_secs: f64) -> String {
     let mut t = Text(String::with_capacity(8 * 1024));
     let gauges: [(&str, &str, usize); 12] = [
         (
@@ -100,7 +104,7 @@ pub fn render(stats: &Stats, uptime_secs: f64) -> String {
     );
 
     let c = &stats.counters;
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 12] = [
         ("connections_opened_total", "Connections opened.", c.opened),
         (
             "connections_refused_total",
@@ -140,6 +144,11 @@ pub fn render(stats: &Stats, uptime_secs: f64) -> String {
             c.replayed,
         ),
         ("gaps_total", "gap frames sent.", c.gaps),
+        (
+            "duplicates_total",
+            "Sequenced entries received again and ignored.",
+            c.duplicates,
+        ),
     ];
     for (name, help, value) in counters {
         t.single(name, "counter", help, value);
@@ -194,7 +203,101 @@ pub fn render(stats: &Stats, uptime_secs: f64) -> String {
         );
         t.sample("connection_health", &band, n);
     }
+    if let Some(cluster) = cluster {
+        render_cluster(&mut t, cluster);
+    }
     t.0
+}
+
+/// The bridge's counters and its subscription gauge, every field of [`BridgeStats`].
+fn render_cluster(t: &mut Text, cluster: &BridgeStats) {
+    // Destructured without `..`: a field added to the bridge's statistics must be exposed here.
+    let BridgeStats {
+        published,
+        unpublished,
+        received,
+        echoes,
+        malformed,
+        reconnects,
+        resubscribed,
+        refused,
+        disconnects,
+        sequenced,
+        unsequenced,
+        entries,
+        subscriptions,
+    } = *cluster;
+    let counters: [(&str, &str, u64); 12] = [
+        (
+            "cluster_sequenced_total",
+            "Stream entries of this node numbered by the shared sequencer in Redis.",
+            sequenced,
+        ),
+        (
+            "cluster_unsequenced_total",
+            "Stream entries that could not be numbered (Redis unreachable): delivered on this node only.",
+            unsequenced,
+        ),
+        (
+            "cluster_entries_total",
+            "Sequenced stream entries delivered to this node's hubs.",
+            entries,
+        ),
+        (
+            "cluster_published_total",
+            "Publishes sent to Redis for the other nodes.",
+            published,
+        ),
+        (
+            "cluster_unpublished_total",
+            "Publishes that could not reach Redis (lost for the other nodes).",
+            unpublished,
+        ),
+        (
+            "cluster_received_total",
+            "Publishes received from other nodes and delivered here.",
+            received,
+        ),
+        (
+            "cluster_echoes_total",
+            "This node's own publishes received back from Redis and ignored.",
+            echoes,
+        ),
+        (
+            "cluster_malformed_total",
+            "Messages on the cluster channels that could not be parsed.",
+            malformed,
+        ),
+        (
+            "cluster_reconnects_total",
+            "Times the Redis command connection came back after being lost.",
+            reconnects,
+        ),
+        (
+            "cluster_resubscribed_total",
+            "Times the Redis subscription connection came back and subscribed again.",
+            resubscribed,
+        ),
+        (
+            "cluster_refused_total",
+            "Connections closed because their user was over the cluster-wide limit.",
+            refused,
+        ),
+        (
+            "cluster_disconnects_total",
+            "Disconnect commands received from other nodes.",
+            disconnects,
+        ),
+    ];
+    for (name, help, value) in counters {
+        t.single(name, "counter", help, value);
+    }
+    t.single(
+        "cluster_subscriptions",
+        "gauge",
+        "Redis channels subscribed now.",
+        subscriptions,
+    );
 }
 
 #[cfg(test)]
@@ -212,7 +315,12 @@ mod tests {
             },
             ..Default::default()
         };
-        let text = render(&stats, 1.5);
+        let cluster = BridgeStats {
+            published: 4,
+            subscriptions: 2,
+            ..Default::default()
+        };
+        let text = render(&stats, Some(&cluster), 1.5);
         let mut families = Vec::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -238,5 +346,70 @@ mod tests {
             text.contains("switchboard_closes_total{reason=\"slow_consumer\",code=\"4008\"} 0\n")
         );
         assert!(text.contains("switchboard_rtt_seconds_bucket{le=\"+Inf\"} 0\n"));
+        assert!(text.contains("switchboard_cluster_published_total 4\n"));
+        assert!(text.contains("switchboard_cluster_subscriptions 2\n"));
+    }
+
+    /// A node of a cluster exposes every field of its bridge's statistics, each with its own
+    /// value: the counters as `switchboard_cluster_*_total`, the subscriptions as a gauge.
+    #[test]
+    fn a_clustered_node_exposes_every_bridge_statistic() {
+        let cluster = BridgeStats {
+            published: 1,
+            unpublished: 2,
+            received: 3,
+            echoes: 4,
+            malformed: 5,
+            reconnects: 6,
+            resubscribed: 7,
+            refused: 8,
+            disconnects: 9,
+            sequenced: 11,
+            unsequenced: 12,
+            entries: 13,
+            subscriptions: 10,
+        };
+        let text = render(&Stats::default(), Some(&cluster), 0.0);
+        let expected = [
+            ("cluster_published_total", "counter", 1),
+            ("cluster_unpublished_total", "counter", 2),
+            ("cluster_received_total", "counter", 3),
+            ("cluster_echoes_total", "counter", 4),
+            ("cluster_malformed_total", "counter", 5),
+            ("cluster_sequenced_total", "counter", 11),
+            ("cluster_unsequenced_total", "counter", 12),
+            ("cluster_entries_total", "counter", 13),
+            ("cluster_reconnects_total", "counter", 6),
+            ("cluster_resubscribed_total", "counter", 7),
+            ("cluster_refused_total", "counter", 8),
+            ("cluster_disconnects_total", "counter", 9),
+            ("cluster_subscriptions", "gauge", 10),
+        ];
+        for (name, kind, value) in expected {
+            assert!(
+                text.contains(&format!("# HELP switchboard_{name} ")),
+                "{name}"
+            );
+            assert!(
+                text.contains(&format!("# TYPE switchboard_{name} {kind}\n")),
+                "{name}"
+            );
+            assert!(
+                text.contains(&format!("\nswitchboard_{name} {value}\n")),
+                "{name}"
+            );
+        }
+        let families = text
+            .lines()
+            .filter(|l| l.starts_with("# TYPE switchboard_cluster_"))
+            .count();
+        assert_eq!(families, expected.len());
+    }
+
+    /// A single node (no bridge) has no cluster family at all.
+    #[test]
+    fn a_single_node_exposes_no_cluster_statistic() {
+        let text = render(&Stats::default(), None, 0.0);
+        assert!(!text.contains("switchboard_cluster_"), "{text}");
     }
 }

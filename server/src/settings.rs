@@ -80,6 +80,9 @@ pub struct FileSettings {
 pub struct RedisSettings {
     /// `redis://[user:password@]host:port/[db]`.
     pub url: Option<String>,
+    /// Number user and room streams in Redis, with a shared history, so that every node
+    /// delivers them in one order and a client resumes on any node. Default `false`.
+    pub shared_streams: Option<bool>,
 }
 
 /// `[auth]`: the JWT secret clients' tokens are signed with, and the backend API key.
@@ -176,6 +179,9 @@ pub struct Overrides {
     /// The Redis URL that joins this node to a cluster (none: a single node).
     #[arg(long, env = "SWITCHBOARD_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Number streams in Redis, shared by every node (with a Redis URL).
+    #[arg(long, env = "SWITCHBOARD_REDIS_SHARED_STREAMS")]
+    pub redis_shared_streams: Option<bool>,
 }
 
 /// Everything the server runs with, resolved.
@@ -258,6 +264,13 @@ impl Settings {
         }
         apply_heartbeat(&mut hub, &file.heartbeat)?;
         apply_history(&mut hub, &file.history);
+        let redis_url = overrides.redis_url.clone().or(file.redis.url);
+        hub.cluster = redis_url.is_some();
+        hub.shared_streams = hub.cluster
+            && overrides
+                .redis_shared_streams
+                .or(file.redis.shared_streams)
+                .unwrap_or(false);
 
         let secret = overrides.secret.clone().or(file.auth.secret);
         let api_key = overrides.api_key.clone().or(file.auth.api_key);
@@ -299,7 +312,7 @@ impl Settings {
             api_key,
             development_credentials,
             hub,
-            redis_url: overrides.redis_url.clone().or(file.redis.url),
+            redis_url,
         })
     }
 
@@ -399,6 +412,13 @@ mod tests {
             ..Overrides::default()
         };
         let file = parse("[redis]\nurl = \"redis://file:6379/\"");
+        assert!(!from_file.hub.shared_streams, "off unless asked for");
+        let shared = parse("[redis]\nurl = \"redis://file:6379/\"\nshared_streams = true");
+        let shared = Settings::resolve(shared, &Overrides::default()).unwrap();
+        assert!(shared.hub.cluster && shared.hub.shared_streams);
+        let alone = parse("[redis]\nshared_streams = true");
+        let alone = Settings::resolve(alone, &Overrides::default()).unwrap();
+        assert!(!alone.hub.shared_streams, "nothing to share without redis");
         let from_env = Settings::resolve(file, &overrides).unwrap();
         assert_eq!(from_env.redis_url.as_deref(), Some("redis://env:6379/"));
     }

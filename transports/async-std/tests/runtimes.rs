@@ -60,7 +60,7 @@ async fn notice(events: &mut Events) -> Notice {
     loop {
         match guard("async-std", "a notice", events.recv()).await {
             Some(Event::Notice { notice, .. }) => return notice,
-            Some(Event::Remote(_)) => {}
+            Some(Event::Remote(_) | Event::Sequence(_)) => {}
             None => panic!("the switchboard stopped"),
         }
     }

@@ -87,7 +87,7 @@ impl Server {
         loop {
             match guard("a notice", self.events.recv()).await {
                 Some(Event::Notice { shard, notice }) => return (shard, notice),
-                Some(Event::Remote(_)) => continue,
+                Some(Event::Remote(_) | Event::Sequence(_)) => continue,
                 None => panic!("the switchboard stopped"),
             }
         }
@@ -744,7 +744,7 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
                 } if user.as_str() == marker => {
                     return envelopes;
                 }
-                Event::Notice { .. } => {}
+                Event::Notice { .. } | Event::Sequence(_) => {}
             }
         }
     }
