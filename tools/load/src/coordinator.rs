@@ -2,7 +2,7 @@
 //! merges the workers' reports and prints the figures.
 
 use crate::histogram::Histogram;
-use crate::worker::{FromWorker, Ready, Report};
+use crate::worker::{FromWorker, Ready, Report, ServerReport};
 use crate::{now_us, Cli, Scenario};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -86,6 +86,32 @@ fn cpu_secs(pid: u32) -> Result<f64, String> {
     }
 }
 
+/// `figure` of every server process added up (`None` without `--server-pid`).
+fn servers_total<T: std::iter::Sum<T>>(
+    cli: &Cli,
+    figure: fn(u32) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    if cli.server_pids.is_empty() {
+        return Ok(None);
+    }
+    let figures = cli
+        .server_pids
+        .iter()
+        .map(|&pid| figure(pid))
+        .collect::<Result<Vec<T>, String>>()?;
+    Ok(Some(figures.into_iter().sum()))
+}
+
+/// Add `from` to `into` index by index, growing `into` as needed.
+fn add_by_index<T: Default>(into: &mut Vec<T>, from: Vec<T>, add: impl Fn(&mut T, T)) {
+    if into.len() < from.len() {
+        into.resize_with(from.len(), T::default);
+    }
+    for (slot, value) in into.iter_mut().zip(from) {
+        add(slot, value);
+    }
+}
+
 /// What the publisher did.
 #[derive(Debug, Default)]
 struct Published {
@@ -102,7 +128,7 @@ struct Published {
 /// Publish the scenario's messages to the room.
 async fn publish(cli: &Cli) -> Published {
     let http = reqwest::Client::new();
-    let url = format!("{}/api/publish", cli.server.trim_end_matches('/'));
+    let url = cli.publish_url();
     let pad = "x".repeat(cli.payload);
     let mut published = Published {
         first_us: now_us(),
@@ -172,13 +198,31 @@ async fn settle(published: &mut Published, outcome: reqwest::Result<reqwest::Res
     }
 }
 
+/// One server's share of the figures.
+struct ServerFigures {
+    /// Its base URL, without a trailing slash.
+    url: String,
+    /// Clients that joined on it.
+    joined: usize,
+    /// Deliveries its clients should have had.
+    expected: u64,
+    /// What its clients received.
+    report: ServerReport,
+}
+
+impl ServerFigures {
+    fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.report.received)
+    }
+}
+
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
 /// Run the scenario with `--processes` workers; prints the report. True if nothing was lost.
 pub async fn run(cli: Cli) -> Result<bool, String> {
-    let rss_before = cli.server_pid.map(rss_kib).transpose()?;
+    let rss_before = servers_total(&cli, rss_kib)?;
     let started = Instant::now();
     let mut workers = (0..cli.processes.max(1))
         .map(Worker::spawn)
@@ -198,6 +242,11 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
                     connect.first_connect_us = ready.first_connect_us;
                 }
                 connect.last_joined_us = connect.last_joined_us.max(ready.last_joined_us);
+                add_by_index(
+                    &mut connect.joined_by_server,
+                    ready.joined_by_server,
+                    |a, b| *a += b,
+                );
             }
             FromWorker::Report(_) | FromWorker::Done => {
                 return Err("a worker reported before it was ready".into())
@@ -210,12 +259,12 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
         / 1e6;
     let failed: usize = connect.failed.values().sum();
 
+    tokio::time::sleep(Duration::from_secs_f64(cli.settle_secs())).await;
     let mut rss_after = None;
-    let server_cpu_before = cli.server_pid.map(cpu_secs).transpose()?;
+    let server_cpu_before = servers_total(&cli, cpu_secs)?;
     let published = match cli.scenario {
         Scenario::Idle => {
-            tokio::time::sleep(Duration::from_secs_f64(cli.settle.max(0.0))).await;
-            rss_after = cli.server_pid.map(rss_kib).transpose()?;
+            rss_after = servers_total(&cli, rss_kib)?;
             for worker in &mut workers {
                 worker.tell("stop").await;
                 worker.stdin = None;
@@ -240,8 +289,8 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
                 return Err("a worker reported before it was done".into());
             }
         }
-        if let (Some(before), Some(pid)) = (server_cpu_before, cli.server_pid) {
-            server_cpu = Some(cpu_secs(pid)? - before);
+        if let (Some(before), Some(after)) = (server_cpu_before, servers_total(&cli, cpu_secs)?) {
+            server_cpu = Some(after - before);
         }
     }
 
@@ -265,6 +314,10 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
                 }
                 report.last_receive_us = report.last_receive_us.max(r.last_receive_us);
                 latency.merge(&r.latency);
+                add_by_index(&mut report.by_server, r.by_server, |a, b| {
+                    a.received += b.received;
+                    a.latency.merge(&b.latency);
+                });
             }
             FromWorker::Ready(_) | FromWorker::Done => {
                 return Err("a worker spoke out of turn".into())
@@ -292,6 +345,20 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
         0.0
     };
     let publish_secs = published.last_us.saturating_sub(published.first_us) as f64 / 1e6;
+    let servers: Vec<ServerFigures> = cli
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let joined = connect.joined_by_server.get(i).copied().unwrap_or(0);
+            ServerFigures {
+                url: url.trim_end_matches('/').to_owned(),
+                joined,
+                expected: (joined * cli.expected()) as u64,
+                report: report.by_server.get(i).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
 
     println!("scenario        {:?}", cli.scenario);
     println!(
@@ -339,6 +406,26 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
             ms(latency.quantile(0.99)),
             ms(latency.max)
         );
+        if servers.len() > 1 {
+            for (i, server) in servers.iter().enumerate() {
+                let through = if server.url == cli.publish_base() {
+                    ", published through"
+                } else {
+                    ""
+                };
+                println!(
+                    "  server {i}      {}{through}: {} clients, {} of {} deliveries (lost {}), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    server.url,
+                    server.joined,
+                    server.report.received,
+                    server.expected,
+                    server.lost(),
+                    ms(server.report.latency.quantile(0.50)),
+                    ms(server.report.latency.quantile(0.99)),
+                    ms(server.report.latency.max)
+                );
+            }
+        }
         if let Some(cpu) = server_cpu {
             println!(
                 "server cpu      {cpu:.2} s from the first publish to the last delivery: {:.0} deliveries per server CPU-second",
@@ -372,6 +459,19 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
             "server_rss_kib": {"before": rss_before, "after": rss_after},
             "server_cpu_secs": server_cpu,
             "worker_cpu_secs": worker_cpu,
+            "publish_to": cli.publish_base(),
+            "servers": servers.iter().map(|s| json!({
+                "url": s.url,
+                "joined": s.joined,
+                "expected": s.expected,
+                "received": s.report.received,
+                "lost": s.lost(),
+                "latency_ms": {
+                    "p50": ms(s.report.latency.quantile(0.50)),
+                    "p99": ms(s.report.latency.quantile(0.99)),
+                    "max": ms(s.report.latency.max),
+                },
+            })).collect::<Vec<_>>(),
         });
         println!("{line}");
     }

@@ -12,6 +12,10 @@
 //! back; the coordinator merges them. `idle` only connects, waits, and reads the server's
 //! resident memory from `/proc/<server-pid>/status`.
 //!
+//! Given several `--server`s (the nodes of a cluster), client `n` connects to server
+//! `n mod count`, and messages are published through one node (`--publish-to`, by default the
+//! first server): the report then also gives each node's deliveries and latency.
+//!
 //! The exit status is 0 when every client connected and every message reached every client,
 //! 2 otherwise.
 
@@ -46,10 +50,18 @@ pub struct Cli {
     /// What to measure.
     #[arg(value_enum)]
     pub scenario: Scenario,
-    /// The server's base URL: clients connect to `<server>/ws`, messages are published to
-    /// `<server>/api/publish`.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    /// A server's base URL: clients connect to `<server>/ws`. Repeat it for the nodes of a
+    /// cluster: client `n` connects to the `n mod count`-th.
+    #[arg(
+        long = "server",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub servers: Vec<String>,
+    /// The base URL messages are published through (`<url>/api/publish`) [default: the first
+    /// `--server`].
+    #[arg(long, value_name = "URL")]
+    pub publish_to: Option<String>,
     /// WebSocket clients, each its own user.
     #[arg(long, default_value_t = 100)]
     pub clients: usize,
@@ -79,18 +91,21 @@ pub struct Cli {
     /// Seconds to wait for deliveries after the last publish before counting the rest lost.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
-    /// Seconds idle connections are held before the server's memory is read (`idle`).
-    #[arg(long, default_value_t = 5.0)]
-    pub settle: f64,
+    /// Seconds the joined clients are held idle before the measurement: before the server's
+    /// memory is read (`idle`; default 5) or before the first publish (`burst`, `rate`;
+    /// default 0), e.g. to let the nodes of a cluster finish the joins' bookkeeping.
+    #[arg(long, value_name = "SECS")]
+    pub settle: Option<f64>,
     /// The HS256 secret client tokens are signed with (the server's auth secret).
     #[arg(long, env = "SWITCHBOARD_AUTH_SECRET", default_value = DEVELOPMENT_SECRET, hide_default_value = true, hide_env_values = true)]
     pub token_secret: String,
     /// The server's API key, for publishing.
     #[arg(long, env = "SWITCHBOARD_API_KEY", default_value = DEVELOPMENT_API_KEY, hide_default_value = true, hide_env_values = true)]
     pub api_key: String,
-    /// The server's process id, to read its resident memory (VmRSS) before and after.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The server's process id, to read its resident memory (VmRSS) before and after and its
+    /// CPU time. Repeat it for the nodes of a cluster: their figures are added up.
+    #[arg(long = "server-pid", value_name = "PID")]
+    pub server_pids: Vec<u32>,
     /// Prefix of the clients' user ids (`<prefix>-<n>`).
     #[arg(long, default_value = "load")]
     pub user_prefix: String,
@@ -103,9 +118,9 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The WebSocket endpoint.
-    pub fn ws_url(&self) -> String {
-        let base = self.server.trim_end_matches('/');
+    /// The WebSocket endpoint of server `index` (an index into `--server`).
+    pub fn ws_url(&self, index: usize) -> String {
+        let base = self.servers[index].trim_end_matches('/');
         let base = base
             .strip_prefix("http://")
             .map(|rest| format!("ws://{rest}"))
@@ -114,12 +129,40 @@ impl Cli {
         format!("{base}/ws")
     }
 
+    /// The server (an index into `--server`) client number `client` connects to: round-robin,
+    /// so every worker's share is spread over every server.
+    pub fn server_of(&self, client: usize) -> usize {
+        client % self.servers.len().max(1)
+    }
+
+    /// The base URL messages are published through, without a trailing slash.
+    pub fn publish_base(&self) -> &str {
+        self.publish_to
+            .as_ref()
+            .unwrap_or(&self.servers[0])
+            .trim_end_matches('/')
+    }
+
+    /// The publishing endpoint.
+    pub fn publish_url(&self) -> String {
+        format!("{}/api/publish", self.publish_base())
+    }
+
     /// Clients of worker `index`: (first client number, how many).
     pub fn share(&self, index: usize) -> (usize, usize) {
         let k = self.processes.max(1);
         let (each, extra) = (self.clients / k, self.clients % k);
         let first = index * each + index.min(extra);
         (first, each + usize::from(index < extra))
+    }
+
+    /// Seconds the joined clients are held idle before the measurement (see `--settle`).
+    pub fn settle_secs(&self) -> f64 {
+        let default = match self.scenario {
+            Scenario::Idle => 5.0,
+            Scenario::Burst | Scenario::Rate => 0.0,
+        };
+        self.settle.unwrap_or(default).max(0.0)
     }
 
     /// Messages each client expects (none when idle).
@@ -193,6 +236,67 @@ mod tests {
     #[test]
     fn websocket_url_from_the_server_url() {
         let cli = Cli::parse_from(["switchboard-load", "idle", "--server", "http://h:1/"]);
-        assert_eq!(cli.ws_url(), "ws://h:1/ws");
+        assert_eq!(cli.ws_url(0), "ws://h:1/ws");
+    }
+
+    /// With one server, every client connects to it and messages are published through it.
+    #[test]
+    fn one_server_takes_every_client_and_the_publishes() {
+        let cli = Cli::parse_from(["switchboard-load", "burst", "--clients", "5"]);
+        assert_eq!(cli.servers, ["http://127.0.0.1:8080"]);
+        assert!((0..5).all(|n| cli.server_of(n) == 0));
+        assert_eq!(cli.publish_url(), "http://127.0.0.1:8080/api/publish");
+    }
+
+    /// Clients alternate over the servers in client order, so each worker's share (a run of
+    /// consecutive clients) is spread over every server and the servers' counts differ by at
+    /// most one; messages are published through the first server unless told otherwise.
+    #[test]
+    fn clients_alternate_over_several_servers() {
+        let cli = Cli::parse_from([
+            "switchboard-load",
+            "burst",
+            "--clients",
+            "7",
+            "--processes",
+            "2",
+            "--server",
+            "http://a:1",
+            "--server",
+            "http://b:2/",
+        ]);
+        let servers: Vec<_> = (0..7).map(|n| cli.server_of(n)).collect();
+        assert_eq!(servers, [0, 1, 0, 1, 0, 1, 0]);
+        let (first, count) = cli.share(1);
+        let second_worker: Vec<_> = (first..first + count).map(|n| cli.server_of(n)).collect();
+        assert_eq!(second_worker, [0, 1, 0]);
+        assert_eq!(cli.ws_url(1), "ws://b:2/ws");
+        assert_eq!(cli.publish_url(), "http://a:1/api/publish");
+    }
+
+    /// Idle connections settle for 5 s by default, publishes start at once; `--settle` sets
+    /// either.
+    #[test]
+    fn settle_defaults_by_scenario() {
+        let parse = |args: &[&str]| Cli::parse_from([&["switchboard-load"], args].concat());
+        assert_eq!(parse(&["idle"]).settle_secs(), 5.0);
+        assert_eq!(parse(&["burst"]).settle_secs(), 0.0);
+        assert_eq!(parse(&["rate", "--settle", "2"]).settle_secs(), 2.0);
+    }
+
+    /// `--publish-to` chooses the node the messages are published through.
+    #[test]
+    fn publishes_go_where_chosen() {
+        let cli = Cli::parse_from([
+            "switchboard-load",
+            "rate",
+            "--server",
+            "http://a:1",
+            "--server",
+            "http://b:2",
+            "--publish-to",
+            "http://b:2/",
+        ]);
+        assert_eq!(cli.publish_url(), "http://b:2/api/publish");
     }
 }

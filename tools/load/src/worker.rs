@@ -44,6 +44,8 @@ pub struct Ready {
     pub first_connect_us: u64,
     /// When the last client joined.
     pub last_joined_us: u64,
+    /// Clients that joined, by server (index into `--server`).
+    pub joined_by_server: Vec<usize>,
 }
 
 /// What one worker's clients received.
@@ -63,11 +65,24 @@ pub struct Report {
     pub last_receive_us: u64,
     /// Delivery latency (µs from the publisher's timestamp to the client's read).
     pub latency: Histogram,
+    /// What the clients of each server received (index into `--server`).
+    pub by_server: Vec<ServerReport>,
+}
+
+/// What the clients of one server received.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ServerReport {
+    /// Distinct messages received, all its clients together.
+    pub received: u64,
+    /// Delivery latency of its clients.
+    pub latency: Histogram,
 }
 
 /// One client's outcome after joining.
 #[derive(Debug, Default)]
 struct Outcome {
+    /// The server the client connected to.
+    server: usize,
     received: u64,
     duplicates: u64,
     closed: Option<u16>,
@@ -103,7 +118,8 @@ struct Claims<'a> {
 
 /// Shared by the clients of one worker.
 struct Shared {
-    url: String,
+    /// The WebSocket endpoint of each server.
+    urls: Vec<String>,
     room: String,
     expected: usize,
     /// Clients that have every message; when all joined ones do, the worker stops early.
@@ -127,7 +143,7 @@ pub async fn run(cli: Cli, index: usize) -> Result<bool, String> {
     let key = EncodingKey::from_secret(cli.token_secret.as_bytes());
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
-        url: cli.ws_url(),
+        urls: (0..cli.servers.len()).map(|i| cli.ws_url(i)).collect(),
         room: cli.room.clone(),
         expected: cli.expected(),
         complete: AtomicUsize::new(0),
@@ -151,17 +167,20 @@ pub async fn run(cli: Cli, index: usize) -> Result<bool, String> {
         let shared = shared.clone();
         let handshakes = handshakes.clone();
         let joined = joined_tx.clone();
-        clients.spawn(async move { client(shared, token, handshakes, joined).await });
+        let server = cli.server_of(n);
+        clients.spawn(async move { client(shared, server, token, handshakes, joined).await });
     }
     drop(joined_tx);
     let mut ready = Ready {
         first_connect_us,
+        joined_by_server: vec![0; cli.servers.len()],
         ..Ready::default()
     };
     while let Some(result) = joined_rx.recv().await {
         match result {
-            Ok(()) => {
+            Ok(server) => {
                 ready.joined += 1;
+                ready.joined_by_server[server] += 1;
                 ready.last_joined_us = now_us();
             }
             Err(e) => *ready.failed.entry(e).or_default() += 1,
@@ -212,6 +231,7 @@ pub async fn run(cli: Cli, index: usize) -> Result<bool, String> {
 
     let mut report = Report::default();
     let mut latency = Histogram::default();
+    let mut by_server = vec![(0, Histogram::default()); cli.servers.len()];
     while let Some(result) = clients.join_next().await {
         let Ok(Some(outcome)) = result else { continue };
         report.received += outcome.received;
@@ -228,29 +248,41 @@ pub async fn run(cli: Cli, index: usize) -> Result<bool, String> {
             report.first_receive_us = outcome.first_receive_us;
         }
         report.last_receive_us = report.last_receive_us.max(outcome.last_receive_us);
+        let (server_received, server_latency) = &mut by_server[outcome.server];
+        *server_received += outcome.received;
         for us in outcome.latencies {
             latency.record(u64::from(us));
+            server_latency.record(u64::from(us));
         }
     }
     report.latency = latency.compact();
+    report.by_server = by_server
+        .into_iter()
+        .map(|(received, latency)| ServerReport {
+            received,
+            latency: latency.compact(),
+        })
+        .collect();
     let ok = ready.failed.is_empty() && report.complete == count;
     emit(&FromWorker::Report(Box::new(report)));
     Ok(ok)
 }
 
-/// One client: connect, join, then read until it has every message and is told to stop.
-/// Reports the join (or why it failed) on `joined`; returns `None` if it never joined.
+/// One client of server `server`: connect, join, then read until it has every message and is
+/// told to stop. Reports the join (its server, or why it failed) on `joined`; returns `None`
+/// if it never joined.
 async fn client(
     shared: Arc<Shared>,
+    server: usize,
     token: String,
     handshakes: Arc<Semaphore>,
-    joined: tokio::sync::mpsc::UnboundedSender<Result<(), String>>,
+    joined: tokio::sync::mpsc::UnboundedSender<Result<usize, String>>,
 ) -> Option<Outcome> {
     let permit = handshakes.acquire_owned().await.ok()?;
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .write_buffer_size(0);
-    let url = format!("{}?token={token}", shared.url);
+    let url = format!("{}?token={token}", shared.urls[server]);
     let mut socket =
         match tokio_tungstenite::connect_async_with_config(url, Some(config), true).await {
             Ok((socket, _)) => socket,
@@ -294,10 +326,11 @@ async fn client(
         }
     }
     drop(permit);
-    let _ = joined.send(Ok(()));
+    let _ = joined.send(Ok(server));
 
     let expected = shared.expected;
     let mut outcome = Outcome {
+        server,
         latencies: Vec::with_capacity(expected),
         ..Outcome::default()
     };
