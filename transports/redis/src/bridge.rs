@@ -178,6 +178,8 @@ struct Inner<R: Runtime> {
     shared: Arc<Shared>,
     handle: Handle<R>,
     jobs: mpsc::UnboundedSender<Job>,
+    /// The subscriber's inbox, for pins.
+    subscriber: mpsc::UnboundedSender<SubCommand>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -226,7 +228,7 @@ impl<R: Runtime> Bridge<R> {
             users: HashMap::new(),
             stale: HashSet::new(),
             counted: HashSet::new(),
-            subscribe,
+            subscribe: subscribe.clone(),
             fallback_epoch: unix_millis(),
             fallback: HashMap::new(),
         };
@@ -255,6 +257,7 @@ impl<R: Runtime> Bridge<R> {
                 shared,
                 handle,
                 jobs,
+                subscriber: subscribe,
                 tasks: Mutex::new(vec![worker, subscriber]),
             }),
         })
@@ -277,6 +280,23 @@ impl<R: Runtime> Bridge<R> {
         };
         if wanted {
             let _ = self.inner.jobs.send(Job::Event(event.clone()));
+        }
+    }
+
+    /// Make this node ready for a reader of `stream` about to open (a connection of the user,
+    /// with shared streams): the stream's channel is subscribed, and held so for a few seconds,
+    /// before this returns, so that no entry sequenced from now on misses the connection.
+    /// Fails if Redis does not confirm the subscription in time.
+    pub async fn prepare(&self, stream: &StreamId) -> RedisResult<()> {
+        let shared = &self.inner.shared;
+        let (answer, answered) = oneshot::channel();
+        let pin = SubCommand::Pin(shared.keys.stream_channel(stream), answer);
+        let _ = self.inner.subscriber.send(pin);
+        match tokio::time::timeout(shared.options.timeout, answered).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(redis::RedisError::from(std::io::Error::other(
+                "redis did not confirm the subscription",
+            ))),
         }
     }
 

@@ -6,23 +6,79 @@ use crate::wire::{Incoming, Record};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::{Msg, RedisResult};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 use switchboard_transport::{Handle, Runtime};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-/// A change of interest, from the worker.
+/// A change of interest, from the worker, or a pin, from a connection about to open.
 #[derive(Debug)]
 pub(crate) enum SubCommand {
     Subscribe(String),
     Unsubscribe(String),
+    /// Hold the channel subscribed for a while (see [`PIN`]) and answer once it is: a
+    /// connection that opens after that misses nothing published on it.
+    Pin(String, oneshot::Sender<()>),
 }
 
-fn apply(desired: &mut HashSet<String>, command: &SubCommand) {
-    match command {
-        SubCommand::Subscribe(channel) => desired.insert(channel.clone()),
-        SubCommand::Unsubscribe(channel) => desired.remove(channel),
-    };
+/// How long a pin holds a channel: long enough for the connection to open and its hub's
+/// interest to reach the worker.
+const PIN: Duration = Duration::from_secs(10);
+
+/// The channels to keep subscribed: those the worker follows, and those pinned.
+#[derive(Debug, Default)]
+struct Channels {
+    followed: HashSet<String>,
+    /// Per pinned channel, when each of its pins expires.
+    pins: HashMap<String, Vec<Instant>>,
+}
+
+impl Channels {
+    fn wanted(&self, channel: &str) -> bool {
+        self.followed.contains(channel) || self.pins.contains_key(channel)
+    }
+
+    fn all(&self) -> Vec<&String> {
+        let pinned = self.pins.keys().filter(|c| !self.followed.contains(*c));
+        self.followed.iter().chain(pinned).collect()
+    }
+
+    /// Apply `command`; the change the connection needs: `Some(true)` subscribe, `Some(false)`
+    /// unsubscribe.
+    fn apply(&mut self, command: &SubCommand, now: Instant) -> Option<bool> {
+        let channel = match command {
+            SubCommand::Subscribe(c) | SubCommand::Unsubscribe(c) | SubCommand::Pin(c, _) => c,
+        };
+        let before = self.wanted(channel);
+        match command {
+            SubCommand::Subscribe(_) => self.followed.insert(channel.clone()),
+            SubCommand::Unsubscribe(_) => self.followed.remove(channel),
+            SubCommand::Pin(..) => {
+                self.pins
+                    .entry(channel.clone())
+                    .or_default()
+                    .push(now + PIN);
+                true
+            }
+        };
+        let after = self.wanted(channel);
+        (before != after).then_some(after)
+    }
+
+    /// Drop the pins expired at `now`; the channels no longer wanted.
+    fn expire(&mut self, now: Instant) -> Vec<String> {
+        let mut released = Vec::new();
+        self.pins.retain(|channel, expiries| {
+            expiries.retain(|&at| at > now);
+            if expiries.is_empty() && !self.followed.contains(channel) {
+                released.push(channel.clone());
+            }
+            !expiries.is_empty()
+        });
+        released
+    }
 }
 
 /// Run until the worker goes away (or the task is aborted). `ready` is answered once the
@@ -33,18 +89,19 @@ pub(crate) async fn run<R: Runtime>(
     mut commands: mpsc::UnboundedReceiver<SubCommand>,
     ready: oneshot::Sender<RedisResult<()>>,
 ) {
-    let mut desired: HashSet<String> = [shared.keys.all_channel(), shared.keys.control_channel()]
-        .into_iter()
-        .collect();
+    let mut channels = Channels::default();
+    channels
+        .followed
+        .extend([shared.keys.all_channel(), shared.keys.control_channel()]);
     let backoff = shared.backoff();
     let mut wait = backoff.min;
     let mut ready = Some(ready);
     let mut connected_before = false;
+    let mut expiry = tokio::time::interval(Duration::from_secs(1));
     loop {
         let attempt = async {
             let mut pubsub = shared.client.get_async_pubsub().await?;
-            let channels: Vec<&String> = desired.iter().collect();
-            pubsub.subscribe(channels).await?;
+            pubsub.subscribe(channels.all()).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
         let attempt = match tokio::time::timeout(shared.options.timeout, attempt).await {
@@ -67,8 +124,9 @@ pub(crate) async fn run<R: Runtime>(
                 loop {
                     tokio::select! {
                         () = &mut sleep => break,
+                        // A pin's answer is dropped: Redis is away, nothing can be promised.
                         command = commands.recv() => match command {
-                            Some(command) => apply(&mut desired, &command),
+                            Some(command) => drop(channels.apply(&command, Instant::now())),
                             None => return,
                         },
                     }
@@ -78,38 +136,71 @@ pub(crate) async fn run<R: Runtime>(
             }
         };
         wait = backoff.min;
-        *shared.subscribed.lock().expect("not poisoned") = desired.clone();
+        *shared.subscribed.lock().expect("not poisoned") =
+            channels.all().into_iter().cloned().collect();
         if connected_before {
             shared
                 .counters
                 .resubscribed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(channels = desired.len(), "redis subscriptions restored");
+            tracing::info!(
+                channels = channels.all().len(),
+                "redis subscriptions restored"
+            );
         }
         connected_before = true;
         if let Some(ready) = ready.take() {
             let _ = ready.send(Ok(()));
         }
         let (mut sink, mut stream) = pubsub.split();
-        loop {
-            tokio::select! {
+        'connected: loop {
+            let changes = tokio::select! {
                 command = commands.recv() => {
                     let Some(command) = command else { return };
-                    apply(&mut desired, &command);
-                    let result = match &command {
-                        SubCommand::Subscribe(channel) => sink.subscribe(channel).await,
-                        SubCommand::Unsubscribe(channel) => sink.unsubscribe(channel).await,
+                    let change = channels.apply(&command, Instant::now());
+                    let channel = match &command {
+                        SubCommand::Subscribe(c) | SubCommand::Unsubscribe(c) | SubCommand::Pin(c, _) => c.clone(),
                     };
-                    if result.is_err() {
-                        break;
+                    // Commands are carried out one at a time: a channel already wanted is
+                    // already subscribed, and a pin on it is answered at once.
+                    if let SubCommand::Pin(_, answer) = command {
+                        if change == Some(true) {
+                            if sink.subscribe(&channel).await.is_err() {
+                                break 'connected;
+                            }
+                            shared.subscribed.lock().expect("not poisoned").insert(channel);
+                        }
+                        let _ = answer.send(());
+                        continue;
                     }
-                    let mut subscribed = shared.subscribed.lock().expect("not poisoned");
-                    apply(&mut subscribed, &command);
+                    change.map(|subscribe| (channel, subscribe)).into_iter().collect()
                 }
+                _ = expiry.tick() => channels
+                    .expire(Instant::now())
+                    .into_iter()
+                    .map(|channel| (channel, false))
+                    .collect::<Vec<_>>(),
                 message = stream.next() => match message {
-                    Some(message) => deliver(&shared, &handle, &message).await,
+                    Some(message) => {
+                        deliver(&shared, &handle, &message).await;
+                        continue;
+                    }
                     None => break,
                 },
+            };
+            for (channel, subscribe) in changes {
+                let result = match subscribe {
+                    true => sink.subscribe(&channel).await,
+                    false => sink.unsubscribe(&channel).await,
+                };
+                if result.is_err() {
+                    break 'connected;
+                }
+                let mut subscribed = shared.subscribed.lock().expect("not poisoned");
+                match subscribe {
+                    true => subscribed.insert(channel),
+                    false => subscribed.remove(&channel),
+                };
             }
         }
         shared.subscribed.lock().expect("not poisoned").clear();

@@ -490,6 +490,79 @@ async fn a_client_resumes_on_another_node_after_its_node_is_killed() {
     }
 }
 
+/// A node prepared for a user's connection (its stream's channel subscribed before the
+/// connection opens, as the server does) delivers an entry published on another node right
+/// after the connection opened, without waiting for anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_connection_misses_nothing_published_right_after_it_opens() {
+    let redis = Redis::start().await;
+    let a = shared_node(&redis, "a").await;
+    let b = shared_node(&redis, "b").await;
+    for round in 0..5 {
+        let user = format!("user{round}");
+        let stream = switchboard::StreamId::User(user.as_str().into());
+        b.bridge.prepare(&stream).await.expect("subscribed");
+        let mut client = Client::welcomed(&b, &format!("user={user}")).await;
+        a.publish(Target::User(user.as_str().into()), "right-after")
+            .await;
+        assert_eq!(client.event().await, "right-after");
+    }
+}
+
+/// Redis stops and starts again (losing every key) under nodes with shared streams: the
+/// publishing node keeps delivering to its own clients, numbered in its own epoch and announced
+/// with an `epoch` gap; once Redis is back the stream is numbered there again, in a new epoch,
+/// announced the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_under_shared_streams_keeps_local_delivery_with_gaps() {
+    let mut redis = Redis::start().await;
+    let a = shared_node(&redis, "a").await;
+    let mut alice = Client::welcomed(&a, "user=alice").await;
+    a.subscribed("sb:user:alice").await;
+    a.publish(Target::User("alice".into()), "before").await;
+    let before = alice.json().await;
+    assert_eq!(before["event"], "before");
+
+    redis.kill();
+    a.publish(Target::User("alice".into()), "during").await;
+    let gap = alice.json().await;
+    assert_eq!(
+        (gap["type"].as_str(), gap["reason"].as_str()),
+        (Some("gap"), Some("epoch"))
+    );
+    let during = alice.json().await;
+    assert_eq!(during["event"], "during");
+    assert_ne!(during["epoch"], before["epoch"]);
+    assert!(a.bridge.stats().unsequenced >= 1);
+
+    redis.restart().await;
+    a.subscribed("sb:user:alice").await;
+    // The bridge reconnects with backoff: publish until Redis numbers an entry again.
+    let sequenced = a.bridge.stats().sequenced;
+    eventually("redis to number entries again", || async {
+        a.publish(Target::User("alice".into()), "after").await;
+        a.bridge.stats().sequenced > sequenced
+    })
+    .await;
+    // Entries published while the bridge was still reconnecting stay in the node's epoch; the
+    // first one Redis numbered comes after an epoch gap, in a new epoch.
+    let mut previous = during.clone();
+    let first_shared = loop {
+        let frame = alice.json().await;
+        if frame["type"] == "message" && frame["epoch"] != during["epoch"] {
+            break frame;
+        }
+        previous = frame;
+    };
+    assert_eq!(
+        (previous["type"].as_str(), previous["reason"].as_str()),
+        (Some("gap"), Some("epoch"))
+    );
+    assert_eq!(first_shared["event"], "after");
+    assert_eq!(first_shared["seq"], 1);
+    assert_ne!(first_shared["epoch"], before["epoch"]);
+}
+
 /// The per-user connection limit holds across nodes: a connection over it, wherever it
 /// opens, is closed with 4003; once one closes, a new one is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
