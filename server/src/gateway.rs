@@ -18,6 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use switchboard::{Open, Position, StreamId};
+use switchboard_redis::Bridge;
+use switchboard_tokio::Tokio;
 
 /// The query parameters of the handshake.
 #[derive(Debug, Default, Deserialize)]
@@ -83,12 +85,24 @@ pub async fn connect(
             }
         }
     }
-    if let (Some(bridge), Some(position)) = (&state.bridge, open.resume) {
-        // The client may come from another node: what it missed is in the shared history.
-        let stream = StreamId::User(open.user.clone());
+    if let Some(bridge) = state.bridge.as_ref().filter(|_| state.shared_streams) {
+        prepare(bridge, &open).await;
+    }
+    switchboard_tokio::axum::upgrade(&state.handle, upgrade, open)
+}
+
+/// Before a connection opens on a node whose streams are shared: the node listens to the
+/// user's stream from now on, and, for a client that may come from another node, what it
+/// missed is loaded from the shared history. Without Redis the connection still opens; it is
+/// told of what it cannot receive with a `gap`.
+async fn prepare(bridge: &Bridge<Tokio>, open: &Open) {
+    let stream = StreamId::User(open.user.clone());
+    if let Err(e) = bridge.prepare(&stream).await {
+        tracing::warn!(error = %e, "the user's stream could not be subscribed before opening");
+    }
+    if let Some(position) = open.resume {
         if let Err(e) = bridge.catch_up(&stream, position).await {
             tracing::warn!(error = %e, "shared history unreachable; the client gets a gap");
         }
     }
-    switchboard_tokio::axum::upgrade(&state.handle, upgrade, open)
 }

@@ -117,6 +117,7 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         api_key: settings.api_key.clone(),
         started: Instant::now(),
         bridge: bridge.clone(),
+        shared_streams: settings.hub.shared_streams,
     });
     let app = router(state, settings.max_body_bytes);
     let (stop, stopped) = oneshot::channel::<()>();

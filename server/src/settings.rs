@@ -81,7 +81,7 @@ pub struct RedisSettings {
     /// `redis://[user:password@]host:port/[db]`.
     pub url: Option<String>,
     /// Number user and room streams in Redis, with a shared history, so that every node
-    /// delivers them in one order and a client resumes on any node. Default `false`.
+    /// delivers them in one order and a client resumes on any node. Default `true`.
     pub shared_streams: Option<bool>,
 }
 
@@ -270,7 +270,7 @@ impl Settings {
             && overrides
                 .redis_shared_streams
                 .or(file.redis.shared_streams)
-                .unwrap_or(false);
+                .unwrap_or(true);
 
         let secret = overrides.secret.clone().or(file.auth.secret);
         let api_key = overrides.api_key.clone().or(file.auth.api_key);
@@ -412,10 +412,13 @@ mod tests {
             ..Overrides::default()
         };
         let file = parse("[redis]\nurl = \"redis://file:6379/\"");
-        assert!(!from_file.hub.shared_streams, "off unless asked for");
-        let shared = parse("[redis]\nurl = \"redis://file:6379/\"\nshared_streams = true");
-        let shared = Settings::resolve(shared, &Overrides::default()).unwrap();
-        assert!(shared.hub.cluster && shared.hub.shared_streams);
+        assert!(from_file.hub.cluster && from_file.hub.shared_streams);
+        let own = parse("[redis]\nurl = \"redis://file:6379/\"\nshared_streams = false");
+        let own = Settings::resolve(own, &Overrides::default()).unwrap();
+        assert!(
+            own.hub.cluster && !own.hub.shared_streams,
+            "numbered per node if asked"
+        );
         let alone = parse("[redis]\nshared_streams = true");
         let alone = Settings::resolve(alone, &Overrides::default()).unwrap();
         assert!(!alone.hub.shared_streams, "nothing to share without redis");

@@ -18,4 +18,6 @@ pub struct AppState {
     pub started: Instant,
     /// The link to the other nodes, when the server is part of a cluster.
     pub bridge: Option<Bridge<Tokio>>,
+    /// Whether the cluster's streams are numbered in Redis (`Config::shared_streams`).
+    pub shared_streams: bool,
 }

@@ -4,7 +4,7 @@
 
 mod support;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
@@ -117,9 +117,56 @@ async fn the_api_of_one_node_reaches_clients_on_another() {
     two.shutdown().await;
 }
 
-/// A node of a cluster exposes its bridge's statistics in `/metrics`: after a publish through
-/// one node's API reached a client on the other, the first counts it published and the second
-/// received.
+/// Agent run events posted to one node's API reach the user's client on the other node in the
+/// run's order, numbered in the user's shared stream; the client then reconnects to the first
+/// node with its position and receives exactly the events it missed there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_crosses_nodes_and_its_reader_resumes_on_the_other_node() {
+    let redis = Redis::start().await;
+    let mut one = TestServer::with(&redis.settings()).await;
+    let mut two = TestServer::with(&redis.settings()).await;
+    let mut alice = two.connect("alice").await;
+    let events = [
+        json!({"event": "agent_started", "agent": "planner", "data": null}),
+        json!({"event": "agent_thinking", "thought": "hmm"}),
+        json!({"event": "tool_executing", "tool": "search", "input": {}}),
+        json!({"event": "tool_completed", "tool": "search", "output": {}}),
+        json!({"event": "agent_completed", "result": 1}),
+    ];
+    let post = |event: &Value| one.api("POST", "/api/runs/alice/r1/events", Some(event.clone()));
+    let mut epoch = Value::Null;
+    for (seq, event) in events[..3].iter().enumerate() {
+        assert_eq!(post(event).await.0, 200);
+        let frame = alice.next_json().await;
+        assert_eq!(
+            (&frame["type"], &frame["seq"]),
+            (&event["event"], &json!(seq + 1))
+        );
+        epoch = frame["epoch"].clone();
+    }
+    drop(alice);
+    for event in &events[3..] {
+        assert_eq!(post(event).await.0, 200);
+    }
+
+    let mut again = one
+        .connect_with("alice", &format!("&resume={epoch}:3"))
+        .await;
+    for (seq, event) in events[3..].iter().enumerate() {
+        let frame = again.next_json().await;
+        assert_eq!(
+            (&frame["type"], &frame["seq"]),
+            (&event["event"], &json!(seq + 4))
+        );
+        assert_eq!(frame["epoch"], epoch);
+    }
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// A node of a cluster exposes its bridge's statistics in `/metrics`: after a room publish
+/// through one node's API reached a client on the other, the first counts it sequenced and the
+/// second delivered; after a publish to everyone, published and received.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_the_publishes_that_crossed_nodes() {
     let redis = Redis::start().await;
@@ -132,6 +179,10 @@ async fn metrics_count_the_publishes_that_crossed_nodes() {
     one.publish(json!({"room": "lobby"}), "hello", json!(1))
         .await;
     assert_eq!(alice.next_of("message").await["event"], "hello");
+    metric_reaches(&one, "cluster_sequenced_total", 1.0).await;
+    metric_reaches(&two, "cluster_entries_total", 1.0).await;
+    one.publish(json!("all"), "everyone", json!(2)).await;
+    assert_eq!(alice.next_of("message").await["event"], "everyone");
     metric_reaches(&one, "cluster_published_total", 1.0).await;
     metric_reaches(&two, "cluster_received_total", 1.0).await;
     let (_, text) = two.get_text("/metrics").await;
