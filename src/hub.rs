@@ -157,6 +157,9 @@ pub struct Hub {
     users: HashMap<UserId, SmallVec<[ConnId; 3]>>,
     rooms: Rooms,
     streams: HashMap<StreamId, Stream>,
+    /// With shared streams: rooms this hub started serving whose head the sequencer has not
+    /// given yet, with the joins waiting for it (they are answered with that head).
+    awaiting: HashMap<RoomId, Vec<AwaitingJoin>>,
     runs: HashMap<(UserId, RunId), Run>,
     waiters: HashMap<WaiterId, UserId>,
     timers: Timers,
@@ -165,6 +168,14 @@ pub struct Hub {
     next_epoch: u64,
     next_waiter: u64,
     shutting_down: bool,
+}
+
+/// A join to a room whose head the sequencer has not given yet (shared streams).
+#[derive(Debug)]
+struct AwaitingJoin {
+    conn: ConnId,
+    since: Option<Position>,
+    reference: Option<Box<RawValue>>,
 }
 
 fn raw(r: &Option<Box<RawValue>>) -> Option<&RawValue> {
@@ -188,6 +199,7 @@ impl Hub {
             users: HashMap::new(),
             rooms: Rooms::default(),
             streams: HashMap::new(),
+            awaiting: HashMap::new(),
             runs: HashMap::new(),
             waiters: HashMap::new(),
             timers: Timers::default(),
@@ -358,6 +370,7 @@ impl Hub {
                 }
             }
             Input::Sequenced(sealed) => self.sequenced(now, sealed),
+            Input::StreamHead { stream, head } => self.stream_head(now, stream, head),
         }
         self.close_slow();
         Ok(())
@@ -442,6 +455,7 @@ impl Hub {
         }
         if self.rooms.members(room).is_empty() {
             let stream = StreamId::Room(room.clone());
+            self.awaiting.remove(room);
             self.interest(stream.clone(), false);
             if self.streams.get(&stream).is_some_and(Stream::is_empty) {
                 self.streams.remove(&stream);
@@ -788,17 +802,73 @@ impl Hub {
         let slot = self.rooms.add(room, id);
         if self.rooms.members(room).len() == 1 {
             self.interest(StreamId::Room(room.clone()), true);
+            if self.config.shared_streams {
+                self.awaiting.insert(room.clone(), Vec::new());
+            }
         }
         self.conns[id.index()].rooms.push(Membership {
             room: room.clone(),
             slot,
         });
         self.room_stream(now, room);
+        // With shared streams, a member's position is the sequencer's: it is answered once
+        // the sequencer gave the room's head (`Input::StreamHead`).
+        if let Some(joins) = self.awaiting.get_mut(room) {
+            joins.push(AwaitingJoin {
+                conn: id,
+                since,
+                reference: reference.map(ToOwned::to_owned),
+            });
+            return Ok(());
+        }
+        self.answer_join(id, room, since, reference);
+        Ok(())
+    }
+
+    /// Tell a new member where it stands in the room's stream, and replay what followed
+    /// `since`.
+    fn answer_join(
+        &mut self,
+        id: ConnId,
+        room: &RoomId,
+        since: Option<Position>,
+        reference: Option<&RawValue>,
+    ) {
         self.reply_joined(id, room, reference);
-        if let Some(since) = since {
+        let slot = self.conns[id.index()].membership(room).map(|m| m.slot);
+        if let (Some(since), Some(slot)) = (since, slot) {
             self.catch_up_room(id, room, slot, since);
         }
-        Ok(())
+    }
+
+    /// The sequencer's head of a stream this hub started serving: entries after it will be
+    /// handed to the hub. A fresh stream starts there; a room's waiting joins are answered.
+    fn stream_head(&mut self, now: Instant, stream_id: &StreamId, head: Option<Position>) {
+        let ready = match stream_id {
+            StreamId::User(user) => {
+                self.user_stream(user);
+                true
+            }
+            StreamId::Room(room) if !self.rooms.members(room).is_empty() => {
+                self.room_stream(now, room);
+                true
+            }
+            StreamId::Room(_) => false,
+        };
+        if !ready {
+            return;
+        }
+        if let Some(head) = head {
+            let stream = self.streams.get_mut(stream_id).expect("created above");
+            stream.start_at(head);
+        }
+        if let StreamId::Room(room) = stream_id {
+            for join in self.awaiting.remove(room).unwrap_or_default() {
+                if self.check(join.conn).is_ok() {
+                    self.answer_join(join.conn, room, join.since, raw(&join.reference));
+                }
+            }
+        }
     }
 
     fn reply_joined(&mut self, id: ConnId, room: &RoomId, reference: Option<&RawValue>) {
@@ -1163,9 +1233,10 @@ impl Hub {
         Ok(delivery)
     }
 
-    /// In a cluster, tell the transport that this hub started or stopped serving `stream`.
+    /// In a cluster (or with shared streams), tell the transport that this hub started or
+    /// stopped serving `stream`.
     fn interest(&mut self, stream: StreamId, interested: bool) {
-        if self.config.cluster {
+        if self.config.cluster || self.config.shared_streams {
             self.wire.notice(Notice::Interest { stream, interested });
         }
     }
@@ -1253,8 +1324,9 @@ impl Hub {
                 );
             }
             StreamId::Room(room) => {
-                // A room without members here has no readers to keep history for.
-                if self.rooms.members(room).is_empty() {
+                // A room without members here has no readers to keep history for; one whose
+                // head is awaited has members only from that head on.
+                if self.rooms.members(room).is_empty() || self.awaiting.contains_key(room) {
                     return;
                 }
                 self.room_stream(now, room);
@@ -1303,6 +1375,10 @@ impl Hub {
         position: Option<Position>,
         coalesce: Option<&CoalesceKey>,
     ) -> Delivery {
+        // Members of a room whose head is awaited have not joined yet.
+        if self.awaiting.contains_key(room) {
+            return Delivery::default();
+        }
         if let Some(Position { seq, .. }) = position {
             let entry = Entry {
                 seq,

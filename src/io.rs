@@ -114,6 +114,16 @@ pub enum Input<'a> {
     /// A stream entry with its position, from the cluster's sequencer (with
     /// `Config::shared_streams`): delivered in the stream's order, kept in its history.
     Sequenced(&'a Sequenced),
+    /// Where the cluster's sequencer stands on a stream this hub started serving (with
+    /// `Config::shared_streams`): it hands the hub every entry after `head`. Joins to a room the
+    /// hub just started serving are answered once this arrives (`head` `None`: the sequencer
+    /// is unreachable; the joins are answered with the hub's own position).
+    StreamHead {
+        /// The stream.
+        stream: &'a StreamId,
+        /// The last entry the sequencer numbered in it, if it could tell.
+        head: Option<Position>,
+    },
 }
 
 /// A publish travelling to the other hubs of a process (shards) or to other nodes: who it is
@@ -281,10 +291,12 @@ pub enum Notice {
     App(Box<AppMessage>),
     /// An agent run ended; its report.
     RunEnded(Box<RunReport>),
-    /// With `Config::cluster`: this hub started (`interested: true`) or stopped serving a
+    /// With `Config::cluster` or `Config::shared_streams`: this hub started (`interested:
+    /// true`) or stopped serving a
     /// stream locally. A room's stream when it gets its first member or loses its last; a
     /// user's stream when the user gets a first connection or loses the last. A bridge to
-    /// other nodes subscribes to what the hubs are interested in, and to nothing else.
+    /// other nodes subscribes to what the hubs are interested in, and to nothing else; with
+    /// shared streams it answers a room's start with [`Input::StreamHead`].
     Interest {
         /// The stream: `StreamId::Room` or `StreamId::User`.
         stream: StreamId,

@@ -155,6 +155,15 @@ impl Stream {
         self.position()
     }
 
+    /// Start at the sequencer's `head`, if this stream never had an entry: the next entry it
+    /// takes is the one after it.
+    pub fn start_at(&mut self, head: Position) {
+        if self.head == 0 && self.history.is_empty() {
+            self.epoch = head.epoch;
+            self.head = head.seq;
+        }
+    }
+
     /// Take `position`, assigned by the cluster's sequencer, as the stream's next: an entry at
     /// it may be appended. After a hole, or in another epoch, the entries kept so far can no
     /// longer be replayed without a hole: they are dropped and the gap readers missed is

@@ -7,10 +7,13 @@
 
 mod support;
 
+use serde_json::json;
 use std::collections::HashMap;
 use support::*;
 use switchboard::testing::Harness;
-use switchboard::{Config, Input, Open, Position, Sequenced, StreamId, Target, Unsequenced};
+use switchboard::{
+    Config, ConnId, Input, Notice, Open, Position, Sequenced, StreamId, Target, Unsequenced,
+};
 
 fn shared_hub(shard: u8) -> Harness {
     let mut config = small_config();
@@ -48,6 +51,44 @@ impl Sequencer {
                 hub.input(Input::Sequenced(&copy));
             }
         }
+    }
+
+    /// Answer every stream `hub` started serving with the stream's head, as a bridge does
+    /// once it listens to the stream.
+    fn follow(&self, hub: &mut Harness) {
+        for notice in hub.notices() {
+            if let Notice::Interest {
+                stream,
+                interested: true,
+            } = notice
+            {
+                let head = self
+                    .heads
+                    .get(&stream)
+                    .map(|&seq| Position { epoch: EPOCH, seq });
+                hub.input(Input::StreamHead {
+                    stream: &stream,
+                    head,
+                });
+            }
+        }
+    }
+
+    /// `conn` joins `room`, answered once the room's head is given.
+    fn join(&self, hub: &mut Harness, conn: ConnId, room: &str, since: Option<Position>) {
+        let mut frame = json!({"type": "join", "room": room});
+        if let Some(p) = since {
+            frame["since"] = json!({"epoch": p.epoch, "seq": p.seq});
+        }
+        hub.send(conn, &frame.to_string());
+        self.follow(hub);
+        assert!(
+            hub.frames_of(conn, "joined")
+                .iter()
+                .any(|f| f["room"] == room),
+            "{conn} did not join {room}: {:?}",
+            hub.frames(conn)
+        );
     }
 
     fn seal(&mut self, entry: &Unsequenced) -> Sequenced {
@@ -92,11 +133,11 @@ fn concurrent_publishers_on_two_hubs_agree_on_one_order() {
     let (mut a, mut b) = (shared_hub(0), shared_hub(1));
     let on_a = a.connect("alice");
     let on_b = b.connect("bob");
-    join(&mut a, on_a, "lobby");
-    join(&mut b, on_b, "lobby");
+    let mut sequencer = Sequencer::default();
+    sequencer.join(&mut a, on_a, "lobby", None);
+    sequencer.join(&mut b, on_b, "lobby", None);
     a.take(on_a);
     b.take(on_b);
-    let mut sequencer = Sequencer::default();
     for i in 0..5 {
         a.publish(room("lobby"), msg(&format!("a{i}")));
         b.publish(room("lobby"), msg(&format!("b{i}")));
@@ -160,6 +201,53 @@ fn only_what_no_hub_delivered_waits_for_the_users_next_connection() {
     assert_eq!(take_labels(&mut b, on_b), ["welcome", "offline"]);
 }
 
+/// A join to a room the hub starts serving is answered once the sequencer gave the room's
+/// head: with that position, and from it on (entries numbered before are not the member's; with
+/// `since` it asks for them, from the hub's history).
+#[test]
+fn a_join_is_answered_with_the_sequencers_head() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let mut sequencer = Sequencer::default();
+    let bob = b.connect("bob");
+    sequencer.join(&mut b, bob, "lobby", None);
+    for i in 1..=3 {
+        b.publish(room("lobby"), msg(&format!("m{i}")));
+    }
+    sequencer.run(1, &mut [&mut a, &mut b]);
+
+    let alice = a.connect("alice");
+    a.send(alice, r#"{"type":"join","room":"lobby"}"#);
+    assert_eq!(take_labels(&mut a, alice), ["welcome"], "not answered yet");
+    b.publish(room("lobby"), msg("before-head"));
+    sequencer.run(1, &mut [&mut a, &mut b]);
+    sequencer.follow(&mut a);
+    b.publish(room("lobby"), msg("after-head"));
+    sequencer.run(1, &mut [&mut a, &mut b]);
+    let frames = a.take(alice);
+    assert_eq!(labels(&frames), ["joined", "after-head"]);
+    assert_eq!(
+        (&frames[0]["epoch"], &frames[0]["seq"]),
+        (&json!(EPOCH), &json!(4))
+    );
+    assert_eq!(frames[1]["seq"], 5);
+
+    // A second member on the same hub is answered at once, from where the room is.
+    let carol = a.connect("carol");
+    sequencer.join(
+        &mut a,
+        carol,
+        "lobby",
+        Some(Position {
+            epoch: EPOCH,
+            seq: 4,
+        }),
+    );
+    assert_eq!(
+        take_labels(&mut a, carol),
+        ["welcome", "joined", "after-head"]
+    );
+}
+
 /// A client's room `publish` frame is sequenced too; its sender's connection is left out on
 /// its own hub only.
 #[test]
@@ -167,8 +255,9 @@ fn a_clients_room_publish_is_sequenced_and_skips_its_sender() {
     let (mut a, mut b) = (shared_hub(0), shared_hub(1));
     let alice = a.connect("alice");
     let bob = b.connect("bob");
-    join(&mut a, alice, "lobby");
-    join(&mut b, bob, "lobby");
+    let mut sequencer = Sequencer::default();
+    sequencer.join(&mut a, alice, "lobby", None);
+    sequencer.join(&mut b, bob, "lobby", None);
     a.take(alice);
     b.take(bob);
     a.send(
@@ -176,7 +265,7 @@ fn a_clients_room_publish_is_sequenced_and_skips_its_sender() {
         r#"{"type":"publish","room":"lobby","event":"hi","data":1}"#,
     );
     assert!(a.remote().is_empty(), "no envelope besides the entry");
-    Sequencer::default().run(0, &mut [&mut a, &mut b]);
+    sequencer.run(0, &mut [&mut a, &mut b]);
     assert!(a.take(alice).is_empty());
     let frames = b.take(bob);
     assert_eq!(
