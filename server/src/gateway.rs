@@ -17,7 +17,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use switchboard::{Open, Position, StreamId};
+use switchboard::{Open, Position};
 use switchboard_redis::Bridge;
 use switchboard_tokio::Tokio;
 
@@ -96,13 +96,7 @@ pub async fn connect(
 /// missed is loaded from the shared history. Without Redis the connection still opens; it is
 /// told of what it cannot receive with a `gap`.
 async fn prepare(bridge: &Bridge<Tokio>, open: &Open) {
-    let stream = StreamId::User(open.user.clone());
-    if let Err(e) = bridge.prepare(&stream).await {
-        tracing::warn!(error = %e, "the user's stream could not be subscribed before opening");
-    }
-    if let Some(position) = open.resume {
-        if let Err(e) = bridge.catch_up(&stream, position).await {
-            tracing::warn!(error = %e, "shared history unreachable; the client gets a gap");
-        }
+    if let Err(e) = bridge.prepare(&open.user, open.resume).await {
+        tracing::warn!(error = %e, "the user's shared stream could not be prepared");
     }
 }

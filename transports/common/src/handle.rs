@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard::{
     AgentUpdate, Config, ConnId, ConnectionInfo, Delivery, Envelope, Hub, Input, Message, Open,
-    PublishError, Reason, RemoteTarget, RoomError, RoomId, RunId, RunReport, Sequenced, Stats,
-    StreamId, Target, ThreadId, UserId,
+    Position, PublishError, Reason, RemoteTarget, RoomError, RoomId, RunId, RunReport, Sequenced,
+    Stats, StreamId, Target, ThreadId, UserId,
 };
 
 /// Tuning of the transport itself (the hub's own limits are in [`Config`]).
@@ -553,6 +553,29 @@ impl<R: Runtime> Handle<R> {
         };
         self.feed(user.as_ref(), entry, |hub, now, entry| {
             let _ = hub.handle_input(now, Input::Sequenced(entry));
+        })
+        .await
+    }
+
+    /// Tell the shards serving `stream` where the cluster's sequencer stands on it
+    /// (`Input::StreamHead`): a hub that just started serving a room answers its waiting joins.
+    pub async fn deliver_head(
+        &self,
+        stream: StreamId,
+        head: Option<Position>,
+    ) -> Result<(), Error> {
+        let user = match &stream {
+            StreamId::User(user) => Some(user.clone()),
+            StreamId::Room(_) => None,
+        };
+        self.feed(user.as_ref(), (stream, head), |hub, now, (stream, head)| {
+            let _ = hub.handle_input(
+                now,
+                Input::StreamHead {
+                    stream,
+                    head: *head,
+                },
+            );
         })
         .await
     }

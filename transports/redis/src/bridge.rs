@@ -3,7 +3,7 @@
 use crate::keys::Keys;
 use crate::link::{Backoff, Link};
 use crate::scripts::Scripts;
-use crate::subscriber::{self, SubCommand};
+use crate::subscriber::{self, Follow, SubCommand};
 use crate::wire;
 use redis::{Client, RedisResult};
 use std::collections::{HashMap, HashSet};
@@ -71,7 +71,7 @@ impl Options {
 }
 
 /// The time in milliseconds since the Unix epoch: the epoch of a stream numbered anew.
-fn unix_millis() -> u64 {
+pub(crate) fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -154,7 +154,7 @@ impl Shared {
         }
     }
 
-    fn count(&self, counter: &AtomicU64) {
+    pub(crate) fn count(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -283,51 +283,30 @@ impl<R: Runtime> Bridge<R> {
         }
     }
 
-    /// Make this node ready for a reader of `stream` about to open (a connection of the user,
-    /// with shared streams): the stream's channel is subscribed, and held so for a few seconds,
-    /// before this returns, so that no entry sequenced from now on misses the connection.
-    /// Fails if Redis does not confirm the subscription in time.
-    pub async fn prepare(&self, stream: &StreamId) -> RedisResult<()> {
+    /// Make this node ready for a connection of `user` about to open (with shared streams):
+    /// the user's channel is subscribed, and held so for a few seconds, so that no entry
+    /// sequenced from now on misses the connection; with `resume`, what followed that position
+    /// is loaded from the shared history (the client may come from another node); and the
+    /// user's stream starts at the sequencer's head. Call it before opening the connection.
+    /// Returns how many entries were loaded. Fails if Redis cannot be reached in time: the
+    /// connection may still open; whatever it then misses is announced with a `gap`.
+    pub async fn prepare(&self, user: &UserId, resume: Option<Position>) -> RedisResult<usize> {
         let shared = &self.inner.shared;
+        let stream = StreamId::User(user.clone());
         let (answer, answered) = oneshot::channel();
-        let pin = SubCommand::Pin(shared.keys.stream_channel(stream), answer);
-        let _ = self.inner.subscriber.send(pin);
+        let follow = Follow {
+            pin: Some(shared.keys.stream_channel(&stream)),
+            stream,
+            resume,
+            answer: Some(answer),
+        };
+        let _ = self.inner.subscriber.send(SubCommand::Follow(follow));
         match tokio::time::timeout(shared.options.timeout, answered).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(loaded)) => loaded,
             _ => Err(redis::RedisError::from(std::io::Error::other(
-                "redis did not confirm the subscription",
+                "redis did not answer in time",
             ))),
         }
-    }
-
-    /// Load what follows `position` in `stream`'s shared history into this node's hubs, so
-    /// that a client reconnecting here with that position (after being served by another
-    /// node) receives exactly what it missed. Call it before opening the connection; entries
-    /// the hubs already have are ignored. Returns how many entries were loaded.
-    pub async fn catch_up(&self, stream: &StreamId, position: Position) -> RedisResult<usize> {
-        let shared = &self.inner.shared;
-        let mut conn = shared.link.conn().await?;
-        let records = shared
-            .scripts
-            .history_after
-            .key(shared.keys.stream_counter(stream))
-            .key(shared.keys.stream_history(stream))
-            .arg(position.epoch)
-            .arg(position.seq)
-            .invoke_async::<Vec<Vec<u8>>>(&mut conn)
-            .await;
-        let records = shared.link.check(records).await?;
-        let mut loaded = 0;
-        for payload in records {
-            match wire::Record::parse(&payload.into()) {
-                Some(record) => {
-                    subscriber::deliver_record(shared, &self.inner.handle, record).await;
-                    loaded += 1;
-                }
-                None => shared.count(&shared.counters.malformed),
-            }
-        }
-        Ok(loaded)
     }
 
     /// What the bridge did so far.
@@ -582,10 +561,21 @@ impl<R: Runtime> Worker<R> {
     async fn interest(&mut self, stream: StreamId, interested: bool) {
         let channel = self.shared.keys.stream_channel(&stream);
         if interested {
-            let shards = self.interest.entry(stream).or_default();
+            let shards = self.interest.entry(stream.clone()).or_default();
             *shards += 1;
             if *shards == 1 {
                 let _ = self.subscribe.send(SubCommand::Subscribe(channel));
+            }
+            // Once subscribed, the shard that started serving the room learns the room's head
+            // (with shared streams its joins wait for it).
+            if let StreamId::Room(_) = stream {
+                let follow = Follow {
+                    stream,
+                    pin: None,
+                    resume: None,
+                    answer: None,
+                };
+                let _ = self.subscribe.send(SubCommand::Follow(follow));
             }
             return;
         }

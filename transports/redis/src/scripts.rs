@@ -97,19 +97,27 @@ redis.call('PEXPIRE', KEYS[2], ARGV[6])
 return seq
 "#;
 
-/// The entries of a stream's shared history after a position. KEYS[1] the stream's hash,
-/// KEYS[2] its history list; ARGV: the epoch and seq of the position. In another epoch, all
-/// of it (the reader learns of the new epoch from the entries).
-pub(crate) const HISTORY_AFTER: &str = r#"
+/// Where a stream stands, and what a reader missed, at once: the stream's epoch (created now
+/// if the stream is new, so every node answers with the same), its last seq, and, for a reader
+/// at a position, the entries after it (all of them in another epoch). KEYS[1] the stream's
+/// hash, KEYS[2] its history list; ARGV: the epoch of a new stream (the time in milliseconds),
+/// the stream's lifetime in milliseconds, the reader's epoch (empty: no reader) and seq.
+/// Returns `{epoch, seq, entries}`.
+pub(crate) const FOLLOW: &str = r#"
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if epoch ~= ARGV[1] then
-  return redis.call('LRANGE', KEYS[2], 0, -1)
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local entries = {}
+if ARGV[3] ~= '' then
+  if epoch ~= ARGV[3] then
+    entries = redis.call('LRANGE', KEYS[2], 0, -1)
+  elseif seq > tonumber(ARGV[4]) then
+    entries = redis.call('LRANGE', KEYS[2], tonumber(ARGV[4]) - seq, -1)
+  end
 end
-local missing = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') - tonumber(ARGV[2])
-if missing <= 0 then
-  return {}
-end
-return redis.call('LRANGE', KEYS[2], -missing, -1)
+return {tonumber(epoch), seq, entries}
 "#;
 
 /// The scripts, loaded once (`EVALSHA`, falling back to `EVAL` after a Redis restart).
@@ -119,7 +127,7 @@ pub(crate) struct Scripts {
     pub count: Script,
     pub live_nodes: Script,
     pub sequence: Script,
-    pub history_after: Script,
+    pub follow: Script,
 }
 
 impl Scripts {
@@ -130,7 +138,7 @@ impl Scripts {
             count: Script::new(COUNT),
             live_nodes: Script::new(LIVE_NODES),
             sequence: Script::new(SEQUENCE),
-            history_after: Script::new(HISTORY_AFTER),
+            follow: Script::new(FOLLOW),
         }
     }
 }

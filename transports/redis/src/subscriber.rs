@@ -1,7 +1,7 @@
 //! The subscription connection: subscribes to the channels of current interest, delivers what
 //! arrives, and after losing Redis reconnects with backoff and subscribes to them all again.
 
-use crate::bridge::Shared;
+use crate::bridge::{unix_millis, Shared};
 use crate::wire::{Incoming, Record};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -9,18 +9,41 @@ use redis::{Msg, RedisResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard::{Position, StreamId};
 use switchboard_transport::{Handle, Runtime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-/// A change of interest, from the worker, or a pin, from a connection about to open.
+/// A change of interest, from the worker, or a stream to follow.
 #[derive(Debug)]
 pub(crate) enum SubCommand {
     Subscribe(String),
     Unsubscribe(String),
-    /// Hold the channel subscribed for a while (see [`PIN`]) and answer once it is: a
-    /// connection that opens after that misses nothing published on it.
-    Pin(String, oneshot::Sender<()>),
+    Follow(Follow),
+}
+
+/// Start following a stream for the hubs: after the subscriptions asked for before (and the
+/// pin, if any), load what a reader at `resume` missed and tell the hubs where the sequencer
+/// stands, in order with what arrives on the subscription.
+#[derive(Debug)]
+pub(crate) struct Follow {
+    pub stream: StreamId,
+    /// The stream's channel, to hold subscribed for a while (see [`PIN`]): a connection that
+    /// opens within that time misses nothing published on it.
+    pub pin: Option<String>,
+    pub resume: Option<Position>,
+    /// Told how many entries were loaded.
+    pub answer: Option<oneshot::Sender<RedisResult<usize>>>,
+}
+
+impl SubCommand {
+    /// The channel it changes, if any.
+    fn channel(&self) -> Option<&String> {
+        match self {
+            SubCommand::Subscribe(c) | SubCommand::Unsubscribe(c) => Some(c),
+            SubCommand::Follow(follow) => follow.pin.as_ref(),
+        }
+    }
 }
 
 /// How long a pin holds a channel: long enough for the connection to open and its hub's
@@ -48,21 +71,21 @@ impl Channels {
     /// Apply `command`; the change the connection needs: `Some(true)` subscribe, `Some(false)`
     /// unsubscribe.
     fn apply(&mut self, command: &SubCommand, now: Instant) -> Option<bool> {
-        let channel = match command {
-            SubCommand::Subscribe(c) | SubCommand::Unsubscribe(c) | SubCommand::Pin(c, _) => c,
-        };
+        let channel = command.channel()?;
         let before = self.wanted(channel);
         match command {
-            SubCommand::Subscribe(_) => self.followed.insert(channel.clone()),
-            SubCommand::Unsubscribe(_) => self.followed.remove(channel),
-            SubCommand::Pin(..) => {
-                self.pins
-                    .entry(channel.clone())
-                    .or_default()
-                    .push(now + PIN);
-                true
+            SubCommand::Subscribe(c) => {
+                self.followed.insert(c.clone());
             }
-        };
+            SubCommand::Unsubscribe(c) => {
+                self.followed.remove(c);
+            }
+            SubCommand::Follow(_) => self
+                .pins
+                .entry(channel.clone())
+                .or_default()
+                .push(now + PIN),
+        }
         let after = self.wanted(channel);
         (before != after).then_some(after)
     }
@@ -124,9 +147,18 @@ pub(crate) async fn run<R: Runtime>(
                 loop {
                     tokio::select! {
                         () = &mut sleep => break,
-                        // A pin's answer is dropped: Redis is away, nothing can be promised.
+                        // Redis is away: a stream's head is unknown, and no join may wait
+                        // for it; whoever asked is told.
                         command = commands.recv() => match command {
-                            Some(command) => drop(channels.apply(&command, Instant::now())),
+                            Some(command) => {
+                                channels.apply(&command, Instant::now());
+                                if let SubCommand::Follow(follow) = command {
+                                    let _ = handle.deliver_head(follow.stream, None).await;
+                                    if let Some(answer) = follow.answer {
+                                        let _ = answer.send(Err(away()));
+                                    }
+                                }
+                            }
                             None => return,
                         },
                     }
@@ -158,22 +190,22 @@ pub(crate) async fn run<R: Runtime>(
                 command = commands.recv() => {
                     let Some(command) = command else { return };
                     let change = channels.apply(&command, Instant::now());
-                    let channel = match &command {
-                        SubCommand::Subscribe(c) | SubCommand::Unsubscribe(c) | SubCommand::Pin(c, _) => c.clone(),
-                    };
-                    // Commands are carried out one at a time: a channel already wanted is
-                    // already subscribed, and a pin on it is answered at once.
-                    if let SubCommand::Pin(_, answer) = command {
-                        if change == Some(true) {
-                            if sink.subscribe(&channel).await.is_err() {
-                                break 'connected;
-                            }
-                            shared.subscribed.lock().expect("not poisoned").insert(channel);
+                    // Commands are carried out one at a time, so a channel already wanted is
+                    // already subscribed.
+                    if let Some(channel) = command.channel().filter(|_| change == Some(true)) {
+                        if sink.subscribe(channel).await.is_err() {
+                            break 'connected;
                         }
-                        let _ = answer.send(());
+                        shared.subscribed.lock().expect("not poisoned").insert(channel.clone());
+                    }
+                    if let SubCommand::Follow(follow) = command {
+                        catch_up(&shared, &handle, follow).await;
                         continue;
                     }
-                    change.map(|subscribe| (channel, subscribe)).into_iter().collect()
+                    match (change, command.channel()) {
+                        (Some(false), Some(channel)) => vec![(channel.clone(), false)],
+                        _ => continue,
+                    }
                 }
                 _ = expiry.tick() => channels
                     .expire(Instant::now())
@@ -206,6 +238,72 @@ pub(crate) async fn run<R: Runtime>(
         shared.subscribed.lock().expect("not poisoned").clear();
         tracing::warn!("redis subscription connection lost; reconnecting");
     }
+}
+
+/// Follow a stream: feed the hubs what a reader missed, then where the sequencer stands
+/// (entries that arrive later on the subscription and are not newer are ignored by the hubs).
+async fn catch_up<R: Runtime>(shared: &Shared, handle: &Handle<R>, follow: Follow) {
+    let Follow {
+        stream,
+        resume,
+        answer,
+        ..
+    } = follow;
+    let loaded = match read_stream(shared, &stream, resume).await {
+        Ok((head, records)) => {
+            let loaded = records.len();
+            for record in records {
+                deliver_record(shared, handle, record).await;
+            }
+            let _ = handle.deliver_head(stream, Some(head)).await;
+            Ok(loaded)
+        }
+        Err(e) => {
+            tracing::warn!(%stream, error = %e, "the stream's head is unknown");
+            let _ = handle.deliver_head(stream, None).await;
+            Err(e)
+        }
+    };
+    if let Some(answer) = answer {
+        let _ = answer.send(loaded);
+    }
+}
+
+/// The head of `stream`, and its entries after `resume`, at once.
+async fn read_stream(
+    shared: &Shared,
+    stream: &StreamId,
+    resume: Option<Position>,
+) -> RedisResult<(Position, Vec<Record>)> {
+    let mut conn = shared.link.conn().await?;
+    let (reader_epoch, reader_seq) = match resume {
+        Some(p) => (p.epoch.to_string(), p.seq),
+        None => (String::new(), 0),
+    };
+    let read = shared
+        .scripts
+        .follow
+        .key(shared.keys.stream_counter(stream))
+        .key(shared.keys.stream_history(stream))
+        .arg(unix_millis())
+        .arg(shared.options.history_age.as_millis().max(1) as u64)
+        .arg(reader_epoch)
+        .arg(reader_seq)
+        .invoke_async::<(u64, u64, Vec<Vec<u8>>)>(&mut conn)
+        .await;
+    let (epoch, seq, payloads) = shared.link.check(read).await?;
+    let mut records = Vec::with_capacity(payloads.len());
+    for payload in payloads {
+        match Record::parse(&payload.into()) {
+            Some(record) => records.push(record),
+            None => shared.count(&shared.counters.malformed),
+        }
+    }
+    Ok((Position { epoch, seq }, records))
+}
+
+fn away() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::other("redis is unreachable"))
 }
 
 /// Deliver one message from another node: an envelope to the local hubs, or a command.

@@ -467,14 +467,13 @@ async fn a_client_resumes_on_another_node_after_its_node_is_killed() {
     c.publish(Target::User("alice".into()), "m3").await;
     c.publish(Target::User("alice".into()), "m4").await;
 
-    let stream = switchboard::StreamId::User("alice".into());
     let from = switchboard::Position {
         epoch: position.0,
         seq: position.1,
     };
     let loaded = b
         .bridge
-        .catch_up(&stream, from)
+        .prepare(&"alice".into(), Some(from))
         .await
         .expect("history read");
     assert_eq!(loaded, 2);
@@ -500,13 +499,50 @@ async fn a_prepared_connection_misses_nothing_published_right_after_it_opens() {
     let b = shared_node(&redis, "b").await;
     for round in 0..5 {
         let user = format!("user{round}");
-        let stream = switchboard::StreamId::User(user.as_str().into());
-        b.bridge.prepare(&stream).await.expect("subscribed");
+        b.bridge
+            .prepare(&user.as_str().into(), None)
+            .await
+            .expect("subscribed");
         let mut client = Client::welcomed(&b, &format!("user={user}")).await;
         a.publish(Target::User(user.as_str().into()), "right-after")
             .await;
         assert_eq!(client.event().await, "right-after");
     }
+}
+
+/// With shared streams, a join to a room new on a node is answered once the node listens to
+/// the room, with the room's position in Redis: an entry published on another node right
+/// after `joined` reaches the member, numbered next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_misses_nothing_published_right_after_joined() {
+    let redis = Redis::start().await;
+    let a = shared_node(&redis, "a").await;
+    let b = shared_node(&redis, "b").await;
+    let mut alice = Client::welcomed(&a, "user=alice").await;
+    alice.join("lobby").await;
+    a.publish(room("lobby"), "early").await;
+    assert_eq!(alice.event().await, "early");
+    for round in 0..5 {
+        let mut member = Client::welcomed(&b, &format!("user=bob{round}")).await;
+        member
+            .send(json!({"type": "join", "room": format!("room{round}")}))
+            .await;
+        let joined = member.json().await;
+        assert_eq!(joined["type"], "joined");
+        a.publish(room(&format!("room{round}")), "right-after")
+            .await;
+        let frame = member.json().await;
+        assert_eq!(frame["event"], "right-after");
+        assert_eq!(frame["epoch"], joined["epoch"]);
+        assert_eq!(frame["seq"], 1);
+    }
+    let mut late = Client::welcomed(&b, "user=carol").await;
+    late.send(json!({"type": "join", "room": "lobby"})).await;
+    let joined = late.json().await;
+    assert_eq!(
+        (joined["type"].as_str(), joined["seq"].as_u64()),
+        (Some("joined"), Some(1))
+    );
 }
 
 /// Redis stops and starts again (losing every key) under nodes with shared streams: the
