@@ -121,6 +121,11 @@ pub(crate) async fn run<R: Runtime>(
     let mut ready = Some(ready);
     let mut connected_before = false;
     let mut expiry = tokio::time::interval(Duration::from_secs(1));
+    let mut feed = Feed {
+        shared: shared.clone(),
+        handle: handle.clone(),
+        last: HashMap::new(),
+    };
     loop {
         let attempt = async {
             let mut pubsub = shared.client.get_async_pubsub().await?;
@@ -152,6 +157,11 @@ pub(crate) async fn run<R: Runtime>(
                         command = commands.recv() => match command {
                             Some(command) => {
                                 channels.apply(&command, Instant::now());
+                                if let Some(channel) =
+                                    command.channel().filter(|c| !channels.wanted(c))
+                                {
+                                    feed.forget(channel);
+                                }
                                 if let SubCommand::Follow(follow) = command {
                                     let _ = handle.deliver_head(follow.stream, None).await;
                                     if let Some(answer) = follow.answer {
@@ -180,11 +190,16 @@ pub(crate) async fn run<R: Runtime>(
                 "redis subscriptions restored"
             );
         }
-        connected_before = true;
         if let Some(ready) = ready.take() {
             let _ = ready.send(Ok(()));
         }
         let (mut sink, mut stream) = pubsub.split();
+        // What the streams followed missed while the subscription was down, from the shared
+        // history, before anything newer arrives.
+        if connected_before {
+            feed.refollow(&channels).await;
+        }
+        connected_before = true;
         'connected: loop {
             let changes = tokio::select! {
                 command = commands.recv() => {
@@ -199,22 +214,26 @@ pub(crate) async fn run<R: Runtime>(
                         shared.subscribed.lock().expect("not poisoned").insert(channel.clone());
                     }
                     if let SubCommand::Follow(follow) = command {
-                        catch_up(&shared, &handle, follow).await;
+                        feed.follow(follow).await;
                         continue;
                     }
                     match (change, command.channel()) {
-                        (Some(false), Some(channel)) => vec![(channel.clone(), false)],
+                        (Some(false), Some(channel)) => {
+                            feed.forget(channel);
+                            vec![(channel.clone(), false)]
+                        }
                         _ => continue,
                     }
                 }
                 _ = expiry.tick() => channels
                     .expire(Instant::now())
                     .into_iter()
+                    .inspect(|channel| feed.forget(channel))
                     .map(|channel| (channel, false))
                     .collect::<Vec<_>>(),
                 message = stream.next() => match message {
                     Some(message) => {
-                        deliver(&shared, &handle, &message).await;
+                        feed.deliver(&message).await;
                         continue;
                     }
                     None => break,
@@ -240,32 +259,72 @@ pub(crate) async fn run<R: Runtime>(
     }
 }
 
-/// Follow a stream: feed the hubs what a reader missed, then where the sequencer stands
-/// (entries that arrive later on the subscription and are not newer are ignored by the hubs).
-async fn catch_up<R: Runtime>(shared: &Shared, handle: &Handle<R>, follow: Follow) {
-    let Follow {
-        stream,
-        resume,
-        answer,
-        ..
-    } = follow;
-    let loaded = match read_stream(shared, &stream, resume).await {
-        Ok((head, records)) => {
-            let loaded = records.len();
-            for record in records {
-                deliver_record(shared, handle, record).await;
+/// What the subscription feeds the hubs, with the last position fed per stream, so that a
+/// stream followed again after the subscription came back resumes where it was.
+struct Feed<R: Runtime> {
+    shared: Arc<Shared>,
+    handle: Handle<R>,
+    last: HashMap<StreamId, Position>,
+}
+
+impl<R: Runtime> Feed<R> {
+    /// Follow a stream: feed the hubs what a reader missed, then where the sequencer stands
+    /// (entries that arrive later on the subscription and are not newer are ignored by the
+    /// hubs).
+    async fn follow(&mut self, follow: Follow) {
+        let Follow {
+            stream,
+            resume,
+            answer,
+            ..
+        } = follow;
+        let loaded = match read_stream(&self.shared, &stream, resume).await {
+            Ok((head, records)) => {
+                let loaded = records.len();
+                for record in records {
+                    self.record(record).await;
+                }
+                self.last.entry(stream.clone()).or_insert(head);
+                let _ = self.handle.deliver_head(stream, Some(head)).await;
+                Ok(loaded)
             }
-            let _ = handle.deliver_head(stream, Some(head)).await;
-            Ok(loaded)
+            Err(e) => {
+                tracing::warn!(%stream, error = %e, "the stream's head is unknown");
+                let _ = self.handle.deliver_head(stream, None).await;
+                Err(e)
+            }
+        };
+        if let Some(answer) = answer {
+            let _ = answer.send(loaded);
         }
-        Err(e) => {
-            tracing::warn!(%stream, error = %e, "the stream's head is unknown");
-            let _ = handle.deliver_head(stream, None).await;
-            Err(e)
+    }
+
+    /// After the subscription came back: load what every stream still followed missed.
+    async fn refollow(&mut self, channels: &Channels) {
+        let keys = &self.shared.keys;
+        let missed: Vec<(StreamId, Position)> = self
+            .last
+            .iter()
+            .filter(|(stream, _)| channels.wanted(&keys.stream_channel(stream)))
+            .map(|(stream, position)| (stream.clone(), *position))
+            .collect();
+        self.last.clear();
+        for (stream, position) in missed {
+            let follow = Follow {
+                stream,
+                pin: None,
+                resume: Some(position),
+                answer: None,
+            };
+            self.follow(follow).await;
         }
-    };
-    if let Some(answer) = answer {
-        let _ = answer.send(loaded);
+    }
+
+    /// A channel no longer followed: its position is forgotten.
+    fn forget(&mut self, channel: &str) {
+        let keys = &self.shared.keys;
+        self.last
+            .retain(|stream, _| keys.stream_channel(stream) != channel);
     }
 }
 
@@ -306,63 +365,61 @@ fn away() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::other("redis is unreachable"))
 }
 
-/// Deliver one message from another node: an envelope to the local hubs, or a command.
-async fn deliver<R: Runtime>(shared: &Shared, handle: &Handle<R>, message: &Msg) {
-    let counters = &shared.counters;
-    let count = |counter: &std::sync::atomic::AtomicU64| {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    };
-    let payload = message.get_payload_bytes();
-    if let Some(record) = payload
-        .contains(&b'\n')
-        .then(|| Record::parse(&Bytes::copy_from_slice(payload)))
-    {
-        match record {
-            Some(record) => deliver_record(shared, handle, record).await,
-            None => {
-                count(&counters.malformed);
-                tracing::warn!(channel = message.get_channel_name(), "malformed entry");
+impl<R: Runtime> Feed<R> {
+    /// Deliver one message from another node: an envelope to the local hubs, or a command.
+    async fn deliver(&mut self, message: &Msg) {
+        let (shared, handle) = (self.shared.clone(), self.handle.clone());
+        let counters = &shared.counters;
+        let count = |counter: &std::sync::atomic::AtomicU64| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let payload = message.get_payload_bytes();
+        if let Some(record) = payload
+            .contains(&b'\n')
+            .then(|| Record::parse(&Bytes::copy_from_slice(payload)))
+        {
+            match record {
+                Some(record) => self.record(record).await,
+                None => {
+                    count(&counters.malformed);
+                    tracing::warn!(channel = message.get_channel_name(), "malformed entry");
+                }
             }
+            return;
         }
-        return;
-    }
-    let Ok(incoming) = serde_json::from_slice::<Incoming>(payload) else {
-        count(&counters.malformed);
-        tracing::warn!(channel = message.get_channel_name(), "malformed message");
-        return;
-    };
-    if incoming.origin == shared.node {
-        count(&counters.echoes);
-        return;
-    }
-    match (incoming.envelope, incoming.disconnect) {
-        (Some(envelope), _) => {
-            count(&counters.received);
-            let _ = handle.deliver_remote(envelope).await;
+        let Ok(incoming) = serde_json::from_slice::<Incoming>(payload) else {
+            count(&counters.malformed);
+            tracing::warn!(channel = message.get_channel_name(), "malformed message");
+            return;
+        };
+        if incoming.origin == shared.node {
+            count(&counters.echoes);
+            return;
         }
-        (None, Some(user)) => {
-            count(&counters.disconnects);
-            handle.disconnect_user(user).await;
+        match (incoming.envelope, incoming.disconnect) {
+            (Some(envelope), _) => {
+                count(&counters.received);
+                let _ = handle.deliver_remote(envelope).await;
+            }
+            (None, Some(user)) => {
+                count(&counters.disconnects);
+                handle.disconnect_user(user).await;
+            }
+            (None, None) => count(&counters.malformed),
         }
-        (None, None) => count(&counters.malformed),
     }
-}
 
-/// Deliver a sequenced stream entry to the local hubs, this node's own included: the sequencer
-/// is the only way a stream entry reaches anyone. Connection ids in `except` name connections
-/// of the origin only.
-pub(crate) async fn deliver_record<R: Runtime>(
-    shared: &Shared,
-    handle: &Handle<R>,
-    record: Record,
-) {
-    let mut sequenced = record.sequenced;
-    if record.origin != shared.node {
-        sequenced.entry.except.clear();
+    /// Deliver a sequenced stream entry to the local hubs, this node's own included: the
+    /// sequencer is the only way a stream entry reaches anyone. Connection ids in `except`
+    /// name connections of the origin only.
+    async fn record(&mut self, record: Record) {
+        let mut sequenced = record.sequenced;
+        if record.origin != self.shared.node {
+            sequenced.entry.except.clear();
+        }
+        self.shared.count(&self.shared.counters.entries);
+        self.last
+            .insert(sequenced.entry.stream.clone(), sequenced.position);
+        let _ = self.handle.deliver_sequenced(sequenced).await;
     }
-    shared
-        .counters
-        .entries
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let _ = handle.deliver_sequenced(sequenced).await;
 }

@@ -545,6 +545,47 @@ async fn a_member_misses_nothing_published_right_after_joined() {
     );
 }
 
+/// With shared streams, a node whose subscription connection is cut loads what its streams
+/// missed from the shared history when it comes back: a reader receives every entry, in
+/// order, without a gap, whenever the cut happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_missed_while_the_subscription_was_down_are_loaded_from_history() {
+    let redis = Redis::start().await;
+    let a = shared_node(&redis, "a").await;
+    let b = shared_node(&redis, "b").await;
+    let mut alice = Client::welcomed(&b, "user=alice").await;
+    b.subscribed("sb:user:alice").await;
+    a.publish(Target::User("alice".into()), "m0").await;
+    assert_eq!(alice.event().await, "m0");
+
+    let client = redis::Client::open(redis.url()).expect("a url");
+    let mut control = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connected");
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut control)
+        .await
+        .expect("killed");
+    assert!(killed >= 2, "both nodes' subscriptions cut");
+    for i in 1..=100 {
+        a.publish(Target::User("alice".into()), &format!("m{i}"))
+            .await;
+    }
+    for i in 1..=100 {
+        let frame = alice.json().await;
+        assert_eq!(frame["event"], format!("m{i}"), "{frame}");
+        assert_eq!(frame["seq"], i + 1);
+    }
+    eventually("b's subscription restored", || async {
+        b.bridge.stats().resubscribed >= 1
+    })
+    .await;
+}
+
 /// Redis stops and starts again (losing every key) under nodes with shared streams: the
 /// publishing node keeps delivering to its own clients, numbered in its own epoch and announced
 /// with an `epoch` gap; once Redis is back the stream is numbered there again, in a new epoch,
