@@ -1031,9 +1031,20 @@ impl Hub {
             true => stream.take_lost(conn.thread.as_ref()),
             false => None,
         };
+        if let Some(p) = after.filter(|_| self.config.shared_streams) {
+            // With shared streams a stream this hub never received an entry of starts where
+            // the reader is.
+            stream.start_at(p);
+        }
+        let head = stream.position();
         let (gap, from) = match after {
+            // With shared streams a reader may be ahead of this hub, which has not received
+            // the latest entries yet: it is positioned after what it has, and nothing is lost.
+            Some(p) if self.config.shared_streams && p.epoch == head.epoch && p.seq > head.seq => {
+                (None, p.seq + 1)
+            }
             Some(p) => stream.catch_up_from(p),
-            None => (lost, stream.position().seq + 1),
+            None => (lost, head.seq + 1),
         };
         if let Some(gap) = gap {
             let epoch = stream.epoch();
@@ -1398,7 +1409,8 @@ impl Hub {
         }
         let mut reached = 0;
         for member in self.rooms.members_mut(room) {
-            if except.contains(&member.conn) {
+            let behind = position.is_some_and(|p| p.seq < member.from);
+            if except.contains(&member.conn) || behind {
                 continue;
             }
             if let (Some(p), 0) = (position, member.from) {
@@ -1613,7 +1625,10 @@ impl Hub {
         let conns = self.users.get(user).map_or(&[][..], |c| c.as_slice());
         for &id in conns {
             let conn = &mut self.conns[id.index()];
-            if except.contains(&id) || !conn.wants_thread(thread) {
+            // A connection positioned after this entry has it (shared streams: it read it
+            // on another hub).
+            let behind = seq.is_some_and(|seq| seq < conn.user_from);
+            if except.contains(&id) || !conn.wants_thread(thread) || behind {
                 continue;
             }
             if let (Some(seq), 0) = (seq, conn.user_from) {

@@ -382,3 +382,171 @@ fn without_shared_streams_the_hub_numbers_its_own_streams() {
     assert!(a.unsequenced().is_empty());
     assert_eq!(take_labels(&mut a, conn), ["m1"]);
 }
+
+// ----- properties ---------------------------------------------------------------------------
+
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+/// What happens in one step of a two-hub cluster.
+#[derive(Debug, Clone)]
+enum Step {
+    /// The application on `hub` publishes to `user` (0 or 1).
+    Publish { hub: usize, user: usize },
+    /// A client of `user` connects to `hub`.
+    Connect { hub: usize, user: usize },
+    /// A client (picked among the open ones) disconnects and reconnects to `hub` with its
+    /// position.
+    Move { pick: usize, hub: usize },
+    /// `hub` misses the next sealed entry (its subscription was down).
+    Miss { hub: usize },
+    /// The last sealed entry reaches `hub` again (a history load overlapping the live feed).
+    Repeat { hub: usize },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let hub = || 0..2usize;
+    prop_oneof![
+        5 => (hub(), 0..2usize).prop_map(|(hub, user)| Step::Publish { hub, user }),
+        2 => (hub(), 0..2usize).prop_map(|(hub, user)| Step::Connect { hub, user }),
+        2 => (0..8usize, hub()).prop_map(|(pick, hub)| Step::Move { pick, hub }),
+        1 => hub().prop_map(|hub| Step::Miss { hub }),
+        1 => hub().prop_map(|hub| Step::Repeat { hub }),
+    ]
+}
+
+const USERS: [&str; 2] = ["ann", "ben"];
+
+/// Everything one client read, in order, and where it resumed from.
+#[derive(Debug)]
+struct Reader {
+    user: &'static str,
+    resumed: Option<Position>,
+    frames: Vec<serde_json::Value>,
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Whatever the publishers, the moves between hubs, and the lost or repeated deliveries:
+    /// one numbering everywhere (an entry's `seq` names the same message on every hub), each
+    /// reader's stream strictly increasing from where it resumed (no duplicate, no
+    /// reordering), and every number a reader skips announced before the next message by a
+    /// `gap` that covers it.
+    #[test]
+    fn one_numbering_in_order_and_every_hole_announced(
+        steps in prop::collection::vec(step(), 1..60)
+    ) {
+        let mut hubs = [shared_hub(0), shared_hub(1)];
+        let mut sequencer = Sequencer::default();
+        let mut missing = [false, false];
+        let mut open: Vec<(usize, ConnId)> = Vec::new();
+        let mut readers: BTreeMap<(usize, ConnId), Reader> = BTreeMap::new();
+        let mut published = 0;
+        for step in steps {
+            match step {
+                Step::Publish { hub, user } => {
+                    published += 1;
+                    let event = format!("e{published}");
+                    hubs[hub].publish(support::user(USERS[user]), msg(&event));
+                    for entry in hubs[hub].unsequenced() {
+                        let sealed = sequencer.seal(&entry);
+                        for (i, h) in hubs.iter_mut().enumerate() {
+                            if !std::mem::take(&mut missing[i]) {
+                                h.input(Input::Sequenced(&sealed));
+                            }
+                        }
+                    }
+                }
+                Step::Connect { hub, user } => {
+                    // Past the per-user limit the open is refused; nothing to read then.
+                    if let Ok(conn) = hubs[hub].open(Open::new(USERS[user])) {
+                        open.push((hub, conn));
+                        let reader = Reader { user: USERS[user], resumed: None, frames: Vec::new() };
+                        readers.insert((hub, conn), reader);
+                    }
+                }
+                Step::Move { pick, hub } if !open.is_empty() => {
+                    let (from, conn) = open.remove(pick % open.len());
+                    let frames = hubs[from].take(conn);
+                    let reader = readers.get_mut(&(from, conn)).expect("recorded");
+                    reader.frames.extend(frames);
+                    let user = reader.user;
+                    let client = hubs[from].client(conn);
+                    let position = client.positions.get(&user_stream(user)).copied();
+                    hubs[from].drop_connection(conn);
+                    let request = match position {
+                        Some(p) => Open::new(user).resume(p),
+                        None => Open::new(user),
+                    };
+                    // Past the per-user limit there the open is refused: the client is gone.
+                    let Ok(again) = hubs[hub].open(request) else { continue };
+                    open.push((hub, again));
+                    let reader = Reader { user, resumed: position, frames: Vec::new() };
+                    readers.insert((hub, again), reader);
+                }
+                Step::Move { .. } => {}
+                Step::Miss { hub } => missing[hub] = true,
+                Step::Repeat { hub } => {
+                    if let Some(last) = sequencer.log.last().cloned() {
+                        hubs[hub].input(Input::Sequenced(&last));
+                    }
+                }
+            }
+        }
+        for &(hub, conn) in &open {
+            let frames = hubs[hub].take(conn);
+            readers.get_mut(&(hub, conn)).expect("recorded").frames.extend(frames);
+        }
+
+        let named: HashMap<u64, String> = sequencer
+            .log
+            .iter()
+            .map(|sealed| {
+                let frame: serde_json::Value = serde_json::from_slice(&sealed.frame).unwrap();
+                (sealed.position.seq + 1000 * u64::from(sealed.entry.stream == user_stream("ben")),
+                    frame["event"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        for ((hub, conn), reader) in &readers {
+            let stream = user_stream(reader.user);
+            let offset = 1000 * u64::from(reader.user == "ben");
+            let mut last = reader.resumed.filter(|p| p.epoch == EPOCH).map(|p| p.seq);
+            let mut gap: Option<(u64, u64)> = None;
+            for frame in &reader.frames {
+                if frame["stream"] != stream.to_string().as_str() {
+                    continue;
+                }
+                match frame["type"].as_str() {
+                    Some("gap") => {
+                        let (from, to) = (frame["from"].as_u64().unwrap(), frame["to"].as_u64().unwrap());
+                        gap = Some(gap.map_or((from, to), |(f, t)| (f.min(from), t.max(to))));
+                    }
+                    Some("message") => {
+                        prop_assert_eq!(frame["epoch"].as_u64(), Some(EPOCH));
+                        let seq = frame["seq"].as_u64().unwrap();
+                        prop_assert_eq!(
+                            named.get(&(seq + offset)).map(String::as_str),
+                            frame["event"].as_str(),
+                            "hub {} {}: one numbering", hub, conn
+                        );
+                        if let Some(last) = last {
+                            prop_assert!(seq > last, "hub {} {}: {} after {}", hub, conn, seq, last);
+                            let covered = gap.is_some_and(|(from, to)| from <= last + 1 && to + 1 >= seq);
+                            prop_assert!(
+                                seq == last + 1 || covered,
+                                "hub {} {}: {}..{} skipped without a gap", hub, conn, last + 1, seq - 1
+                            );
+                        }
+                        last = Some(seq);
+                        gap = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
