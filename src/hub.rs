@@ -170,6 +170,20 @@ pub struct Hub {
     shutting_down: bool,
 }
 
+/// What a stream entry carries besides its frame: who among the stream's readers receive it
+/// and what a replay needs to know of it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tags<'a> {
+    /// Only connections bound to this thread (user streams).
+    thread: Option<&'a ThreadId>,
+    /// Connections left out.
+    except: &'a [ConnId],
+    /// The agent run it belongs to.
+    run: Option<&'a RunId>,
+    /// Agent thinking: replaced by a newer one while a reader is behind.
+    coalesce: Option<&'a CoalesceKey>,
+}
+
 /// A join to a room whose head the sequencer has not given yet (shared streams).
 #[derive(Debug)]
 struct AwaitingJoin {
@@ -1283,23 +1297,15 @@ impl Hub {
 
     /// With shared streams, hand a rendered entry to the cluster's sequencer instead of
     /// numbering it here.
-    fn sequence(
-        &mut self,
-        stream: StreamId,
-        thread: Option<&ThreadId>,
-        run: Option<&RunId>,
-        coalesce: Option<&CoalesceKey>,
-        except: &[ConnId],
-        frame: Bytes,
-    ) {
+    fn sequence(&mut self, stream: StreamId, tags: Tags<'_>, frame: Bytes) {
         self.wire.counters.publishes += 1;
         let entry = EntryMeta {
             stream,
-            thread: thread.cloned(),
-            run: run.cloned(),
-            thinking: matches!(coalesce, Some(CoalesceKey::Thinking(_))),
+            thread: tags.thread.cloned(),
+            run: tags.run.cloned(),
+            thinking: matches!(tags.coalesce, Some(CoalesceKey::Thinking(_))),
             undelivered: false,
-            except: except.to_vec(),
+            except: tags.except.to_vec(),
         };
         let template = sequenced::template(frame);
         self.wire
@@ -1322,17 +1328,14 @@ impl Hub {
                     (Some(run), true) => Some(CoalesceKey::Thinking(run.clone())),
                     _ => None,
                 };
-                self.commit_user(
-                    now,
-                    user,
-                    entry.thread.as_ref(),
-                    &entry.except,
-                    entry.run.as_ref(),
-                    coalesce.as_ref(),
-                    sealed.position,
-                    sealed.frame.clone(),
-                    entry.undelivered,
-                );
+                let tags = Tags {
+                    thread: entry.thread.as_ref(),
+                    except: &entry.except,
+                    run: entry.run.as_ref(),
+                    coalesce: coalesce.as_ref(),
+                };
+                let frame = sealed.frame.clone();
+                self.commit_user(now, user, tags, sealed.position, frame, entry.undelivered);
             }
             StreamId::Room(room) => {
                 // A room without members here has no readers to keep history for; one whose
@@ -1467,9 +1470,12 @@ impl Hub {
                         None,
                     );
                 }
-                self.publish_to_user(now, user, thread, &audience.except, None, None, |seq| {
-                    frame(Some(seq), None, thread)
-                })
+                let tags = Tags {
+                    thread,
+                    except: &audience.except,
+                    ..Tags::default()
+                };
+                self.publish_to_user(now, user, tags, |seq| frame(Some(seq), None, thread))
             }
             Target::Room(room) => {
                 let stream_id = StreamId::Room(room.clone());
@@ -1479,7 +1485,11 @@ impl Hub {
                         position: None,
                     };
                     let template = frame(Some(sequence), Some(room), None);
-                    self.sequence(stream_id, None, None, None, &audience.except, template);
+                    let tags = Tags {
+                        except: &audience.except,
+                        ..Tags::default()
+                    };
+                    self.sequence(stream_id, tags, template);
                     return Delivery::default();
                 }
                 let sequenced = coalesce.is_none()
@@ -1537,16 +1547,12 @@ impl Hub {
     }
 
     /// Sequence a frame in `user`'s stream, keep it in history, and hand it to the user's
-    /// connections that `thread` selects.
-    #[allow(clippy::too_many_arguments)]
+    /// connections that `tags` select.
     fn publish_to_user(
         &mut self,
         now: Instant,
         user: &UserId,
-        thread: Option<&ThreadId>,
-        except: &[ConnId],
-        run: Option<&RunId>,
-        coalesce: Option<&CoalesceKey>,
+        tags: Tags<'_>,
         build: impl FnOnce(Sequence<'_>) -> Bytes,
     ) -> Delivery {
         let stream_id = StreamId::User(user.clone());
@@ -1555,33 +1561,33 @@ impl Hub {
                 stream: &stream_id,
                 position: None,
             });
-            self.sequence(stream_id, thread, run, coalesce, except, template);
+            self.sequence(stream_id, tags, template);
             return Delivery::default();
         }
         let position = self.user_stream(user).advance();
         let frame = build(Sequence::at(&stream_id, position));
         // This hub is the whole world: nobody else delivered it.
-        self.commit_user(
-            now, user, thread, except, run, coalesce, position, frame, true,
-        )
+        self.commit_user(now, user, tags, position, frame, true)
     }
 
-    /// Hand `frame`, at `position` of `user`'s stream, to the user's connections that `thread`
-    /// selects, and keep it in the stream's history; pending if none selects it and, for a
+    /// Hand `frame`, at `position` of `user`'s stream, to the user's connections that `tags`
+    /// select, and keep it in the stream's history; pending if none selects it and, for a
     /// user without connections here, nobody received it (`undelivered`).
-    #[allow(clippy::too_many_arguments)]
     fn commit_user(
         &mut self,
         now: Instant,
         user: &UserId,
-        thread: Option<&ThreadId>,
-        except: &[ConnId],
-        run: Option<&RunId>,
-        coalesce: Option<&CoalesceKey>,
+        tags: Tags<'_>,
         position: Position,
         frame: Bytes,
         undelivered: bool,
     ) -> Delivery {
+        let Tags {
+            thread,
+            except,
+            run,
+            coalesce,
+        } = tags;
         let stream_id = StreamId::User(user.clone());
         let Position { seq, .. } = position;
         // With no open connection that selects it (whatever `except` says), the entry waits
@@ -1685,24 +1691,22 @@ impl Hub {
         let (agent, thread) = (run.report.agent.clone(), run.report.thread.clone());
         let coalesce =
             (kind == EventKind::AgentThinking).then(|| CoalesceKey::Thinking(key.1.clone()));
-        let delivery = self.publish_to_user(
-            now,
-            &key.0,
-            thread.as_ref(),
-            &[],
-            Some(&key.1),
-            coalesce.as_ref(),
-            |sequence| {
-                protocol::encode(&RunFrame {
-                    kind: kind.as_str(),
-                    run: &key.1,
-                    agent: &agent,
-                    thread: thread.as_ref(),
-                    sequence,
-                    event,
-                })
-            },
-        );
+        let tags = Tags {
+            thread: thread.as_ref(),
+            run: Some(&key.1),
+            coalesce: coalesce.as_ref(),
+            ..Tags::default()
+        };
+        let delivery = self.publish_to_user(now, &key.0, tags, |sequence| {
+            protocol::encode(&RunFrame {
+                kind: kind.as_str(),
+                run: &key.1,
+                agent: &agent,
+                thread: thread.as_ref(),
+                sequence,
+                event,
+            })
+        });
         let run = self.runs.get_mut(key).expect("run exists");
         let seq = delivery.position.map_or(0, |p| p.seq);
         run.record(now, kind, event, seq, delivery.reached);

@@ -4,25 +4,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{Client, PATIENCE};
+use support::{switchboard_binary, Client, ServerProcess};
 use switchboard_server::auth::TokenKeys;
 use switchboard_server::settings::DEVELOPMENT_SECRET;
-
-fn switchboard() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SWITCHBOARD_")) {
-        command.env_remove(key);
-    }
-    command
-}
 
 /// `switchboard token` prints a token that the development secret verifies, with its rooms.
 #[test]
 fn the_token_command_mints_a_development_token() {
-    let output = switchboard()
+    let output = switchboard_binary()
         .args(["token", "alice", "--rooms", "lobby,team-*", "--ttl", "60"])
         .output()
         .unwrap();
@@ -39,7 +29,7 @@ fn the_token_command_mints_a_development_token() {
 /// Production without its own secret and API key does not start.
 #[test]
 fn production_without_credentials_does_not_start() {
-    let output = switchboard()
+    let output = switchboard_binary()
         .args(["serve", "--env", "production", "--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
@@ -52,28 +42,10 @@ fn production_without_credentials_does_not_start() {
 /// SIGTERM the client is closed with 1001 and the process exits successfully.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_with_defaults_and_shuts_down_gracefully_on_sigterm() {
-    let mut child = switchboard()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            if let Some(addr) = line.strip_prefix("switchboard listening on http://") {
-                let _ = addr_tx.send(addr.to_owned());
-            }
-            log.push_str(&line);
-            log.push('\n');
-        }
-        log
-    });
-    let addr = addr_rx
-        .recv_timeout(PATIENCE)
-        .expect("the server announces its address");
+    let mut command = switchboard_binary();
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    let mut process = ServerProcess::spawn(command);
+    let addr = process.server.addr();
 
     let token = TokenKeys::new(DEVELOPMENT_SECRET).mint("alice", None, Duration::from_secs(60));
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}"))
@@ -85,16 +57,9 @@ async fn serve_runs_with_defaults_and_shuts_down_gracefully_on_sigterm() {
     };
     assert_eq!(client.next_json().await["type"], "welcome");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    process.terminate();
     assert_eq!(client.closed().await, 1001);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    let log = reader.join().unwrap();
-    assert!(status.success(), "{status}: {log}");
+    let (success, log) = process.exited().await;
+    assert!(success, "{log}");
     assert!(log.contains("DEVELOPMENT credentials"), "{log}");
 }

@@ -210,12 +210,20 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Start it with `env` set (e.g. `SWITCHBOARD_REDIS_URL`) and wait until it listens.
     pub fn serve(env: &[(&str, &str)]) -> Self {
-        let mut child = switchboard_binary()
+        let mut command = switchboard_binary();
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("SWITCHBOARD_AUTH_SECRET", SECRET)
             .env("SWITCHBOARD_API_KEY", API_KEY)
             .env("SWITCHBOARD_SHARDS", "2")
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Self::spawn(command)
+    }
+
+    /// Run `command` (a `serve` that listens on an ephemeral port) and wait until it listens.
+    /// Its [`TestServer`] mints tokens with the test secret.
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stderr(Stdio::piped())
             .spawn()
             .expect("the switchboard binary starts");
