@@ -61,6 +61,21 @@ impl Drop for Redis {
     }
 }
 
+/// Two nodes (in this process) joined by `redis`.
+async fn two_nodes(redis: &Redis) -> [TestServer; 2] {
+    let settings = redis.settings();
+    [
+        TestServer::with(&settings).await,
+        TestServer::with(&settings).await,
+    ]
+}
+
+async fn shut_down(nodes: [TestServer; 2]) {
+    for mut node in nodes {
+        node.shutdown().await;
+    }
+}
+
 /// Wait (at most the patience) until the bridge of `server` (in this process) has subscribed
 /// `channel`: a publish on another node before that does not reach it.
 async fn subscribed(server: &TestServer, channel: &str) {
@@ -100,8 +115,7 @@ async fn metric_reaches(server: &TestServer, name: &str, min: f64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_of_one_node_reaches_clients_on_another() {
     let redis = Redis::start().await;
-    let mut one = TestServer::with(&redis.settings()).await;
-    let mut two = TestServer::with(&redis.settings()).await;
+    let [one, two] = two_nodes(&redis).await;
     let mut alice = two.connect("alice").await;
     alice.join("lobby").await;
     subscribed(&two, "sb:room:lobby").await;
@@ -113,8 +127,7 @@ async fn the_api_of_one_node_reaches_clients_on_another() {
     let (status, answer) = one.api("POST", "/api/users/alice/disconnect", None).await;
     assert_eq!((status, answer["closed"].clone()), (200, json!(0)));
     assert_eq!(alice.closed().await, 4002);
-    one.shutdown().await;
-    two.shutdown().await;
+    shut_down([one, two]).await;
 }
 
 /// Agent run events posted to one node's API reach the user's client on the other node in the
@@ -123,8 +136,7 @@ async fn the_api_of_one_node_reaches_clients_on_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_crosses_nodes_and_its_reader_resumes_on_the_other_node() {
     let redis = Redis::start().await;
-    let mut one = TestServer::with(&redis.settings()).await;
-    let mut two = TestServer::with(&redis.settings()).await;
+    let [one, two] = two_nodes(&redis).await;
     let mut alice = two.connect("alice").await;
     let events = [
         json!({"event": "agent_started", "agent": "planner", "data": null}),
@@ -160,8 +172,7 @@ async fn a_run_crosses_nodes_and_its_reader_resumes_on_the_other_node() {
         );
         assert_eq!(frame["epoch"], epoch);
     }
-    one.shutdown().await;
-    two.shutdown().await;
+    shut_down([one, two]).await;
 }
 
 /// A node of a cluster exposes its bridge's statistics in `/metrics`: after a room publish
@@ -170,8 +181,7 @@ async fn a_run_crosses_nodes_and_its_reader_resumes_on_the_other_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_the_publishes_that_crossed_nodes() {
     let redis = Redis::start().await;
-    let mut one = TestServer::with(&redis.settings()).await;
-    let mut two = TestServer::with(&redis.settings()).await;
+    let [one, two] = two_nodes(&redis).await;
     let mut alice = two.connect("alice").await;
     alice.join("lobby").await;
     subscribed(&two, "sb:room:lobby").await;
@@ -195,8 +205,7 @@ async fn metrics_count_the_publishes_that_crossed_nodes() {
         "{text}"
     );
     drop(alice);
-    one.shutdown().await;
-    two.shutdown().await;
+    shut_down([one, two]).await;
 }
 
 /// A node of a cluster that receives SIGTERM hands its clients what was queued for them, closes
