@@ -6,6 +6,10 @@
 //! parameters: `thread` (bind the connection to a conversation thread at once) and
 //! `resume=<epoch>:<seq>` (the client's last user-stream position: the server replays what it
 //! missed, see `docs/PROTOCOL.md`).
+//!
+//! On a node of a cluster, the connection is first admitted across the cluster: a user who
+//! already has `max_connections_per_user` connections on live nodes (policy `reject_new`) is
+//! refused with 4003 before `welcome`, exactly as a single node refuses it.
 
 use crate::auth::TokenError;
 use crate::state::AppState;
@@ -17,8 +21,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-use switchboard::{Open, Position};
-use switchboard_redis::Bridge;
+use switchboard::{Open, OpenError, Position};
+use switchboard_redis::{Admission, Bridge};
 use switchboard_tokio::Tokio;
 
 /// The query parameters of the handshake.
@@ -85,10 +89,29 @@ pub async fn connect(
             }
         }
     }
-    if let Some(bridge) = state.bridge.as_ref().filter(|_| state.shared_streams) {
-        prepare(bridge, &open).await;
+    if let Some(bridge) = &state.bridge {
+        if !admit(bridge, &open).await {
+            let refused = OpenError::UserLimit;
+            return switchboard_tokio::axum::refuse(&state.handle, upgrade, refused);
+        }
+        if state.shared_streams {
+            prepare(bridge, &open).await;
+        }
     }
     switchboard_tokio::axum::upgrade(&state.handle, upgrade, open)
+}
+
+/// Whether the connection may open on a node of a cluster: false if its user is at the
+/// cluster-wide limit. Without Redis it is admitted unchecked, and counted when it opens.
+async fn admit(bridge: &Bridge<Tokio>, open: &Open) -> bool {
+    match bridge.admit(&open.user).await {
+        Ok(Admission::Admitted) => true,
+        Ok(Admission::Refused) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "admitted without the cluster-wide connection limit");
+            true
+        }
+    }
 }
 
 /// Before a connection opens on a node whose streams are shared: the node listens to the

@@ -1,13 +1,16 @@
 //! Two servers joined by one real Redis (`[redis] url`): the backend API of either node reaches
-//! clients on the other, `/metrics` counts what crossed, and a node shutting down sends its
-//! clients to the other. Each test starts `redis-server` from PATH on a free port.
+//! clients on the other, `/metrics` counts what crossed, the per-user connection limit holds
+//! across them, and a node shutting down sends its clients to the other. Each test starts
+//! `redis-server` from PATH on a free port.
 
 mod support;
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// A redis-server process on a free port, without persistence, killed when dropped.
 struct Redis {
@@ -52,6 +55,12 @@ impl Redis {
     fn settings(&self) -> String {
         format!("[redis]\nurl = \"{}\"\n", self.url())
     }
+
+    /// The settings of a node whose users may hold `limit` connections across the cluster.
+    fn settings_with_user_limit(&self, limit: usize) -> String {
+        let limits = "[limits]\nuser_limit_policy = \"reject_new\"\nmax_connections_per_user";
+        format!("{}{limits} = {limit}\n", self.settings())
+    }
 }
 
 impl Drop for Redis {
@@ -79,13 +88,7 @@ async fn shut_down(nodes: [TestServer; 2]) {
 /// Wait (at most the patience) until the bridge of `server` (in this process) has subscribed
 /// `channel`: a publish on another node before that does not reach it.
 async fn subscribed(server: &TestServer, channel: &str) {
-    let bridge = server
-        .running
-        .as_ref()
-        .expect("a server in this process")
-        .bridge
-        .clone()
-        .expect("a bridge");
+    let bridge = bridge(server);
     let subscribed = async {
         while !bridge.subscriptions().iter().any(|c| c == channel) {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -94,6 +97,56 @@ async fn subscribed(server: &TestServer, channel: &str) {
     tokio::time::timeout(PATIENCE, subscribed)
         .await
         .unwrap_or_else(|_| panic!("{channel} subscribed within the patience"));
+}
+
+/// The bridge of `server` (in this process).
+fn bridge(server: &TestServer) -> switchboard_redis::Bridge<switchboard_tokio::Tokio> {
+    server
+        .running
+        .as_ref()
+        .expect("a server in this process")
+        .bridge
+        .clone()
+        .expect("a bridge")
+}
+
+/// Wait (at most the patience) until the cluster counts `count` connections of `user`.
+async fn user_connections_reach(server: &TestServer, user: &str, count: u64) {
+    let bridge = bridge(server);
+    let reached = async {
+        while bridge.user_connections(user).await.ok() != Some(count) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, reached)
+        .await
+        .unwrap_or_else(|_| panic!("{count} connections of {user} within the patience"));
+}
+
+/// Connect to `server` as `user` and read until the server closes: the close code and reason.
+/// Panics if a text frame (a `welcome`) arrives before the close.
+async fn refused_before_welcome(server: &TestServer, user: &str) -> (u16, String) {
+    let url = format!(
+        "ws://{}/ws?token={}",
+        server.addr(),
+        server.token(user, None)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the handshake is accepted, then the connection closed");
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a frame within the patience");
+        match frame {
+            Some(Ok(WsMessage::Close(Some(close)))) => {
+                return (u16::from(close.code), close.reason.to_string())
+            }
+            Some(Ok(WsMessage::Text(text))) => panic!("received {text} before the close"),
+            Some(Ok(_)) => continue,
+            other => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    }
 }
 
 /// Wait (at most the patience) until `server`'s `/metrics` shows `name` at `min` or more: the
@@ -236,4 +289,56 @@ async fn sigterm_closes_clients_with_1012_and_they_reconnect_to_another_node() {
         code, 1012,
         "a clustered node in this process closes with 1012 too"
     );
+}
+
+/// With `reject_new`, `max_connections_per_user` holds across the cluster exactly as on one
+/// node: a user at the limit with connections on both nodes who connects to either is refused
+/// with 4003 (`user_limit`) before any `welcome`, and the refusals do not count. Once one of
+/// the user's connections closes, a new one is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_at_the_limit_across_nodes_is_refused_before_welcome() {
+    let redis = Redis::start().await;
+    let settings = redis.settings_with_user_limit(2);
+    let mut one = TestServer::with(&settings).await;
+    let mut two = TestServer::with(&settings).await;
+    let first = one.connect("alice").await;
+    let second = two.connect("alice").await;
+    user_connections_reach(&one, "alice", 2).await;
+
+    for node in [&one, &two] {
+        let refused = refused_before_welcome(node, "alice").await;
+        assert_eq!(refused, (4003, "user_limit".to_owned()));
+        metric_reaches(node, "cluster_refused_total", 1.0).await;
+    }
+    assert_eq!(bridge(&one).user_connections("alice").await.unwrap(), 2);
+
+    drop(first);
+    user_connections_reach(&two, "alice", 1).await;
+    let third = two.connect("alice").await;
+    user_connections_reach(&one, "alice", 2).await;
+    drop((second, third));
+    one.shutdown().await;
+    two.shutdown().await;
+}
+
+/// While Redis is unreachable a node admits connections without the cluster-wide check (each
+/// hub still holds its own limit): a user at the cluster's limit still connects, and receives
+/// what is published to it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_unreachable_connections_are_admitted_unchecked() {
+    let redis = Redis::start().await;
+    let settings = redis.settings_with_user_limit(1);
+    let mut one = TestServer::with(&settings).await;
+    let mut two = TestServer::with(&settings).await;
+    let first = one.connect("alice").await;
+    user_connections_reach(&two, "alice", 1).await;
+
+    drop(redis);
+    let mut second = two.connect("alice").await;
+    two.publish(json!({"user": "alice"}), "unchecked", json!(1))
+        .await;
+    assert_eq!(second.next_of("message").await["event"], "unchecked");
+    drop((first, second));
+    one.shutdown().await;
+    two.shutdown().await;
 }

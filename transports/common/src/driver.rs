@@ -24,7 +24,7 @@ use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
-use switchboard::{ConnId, Open, Reason};
+use switchboard::{ConnId, Open, OpenError, Reason};
 
 /// Frames written between two flush reports, at most.
 const BATCH: usize = 64;
@@ -67,15 +67,8 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, 
         .await;
     let conn = match opened {
         Ok(Ok(conn)) => conn,
-        refused => {
-            let (code, reason) = match refused {
-                Ok(Err(refused)) => (refused.close_code(), refused.reason()),
-                _stopped => (1001, Reason::Shutdown),
-            };
-            let close = Frame::Close(Some((code, reason.as_str().to_owned())));
-            let _ = runtime::timeout(&runtime, close_timeout, sink.send(close)).await;
-            return;
-        }
+        Ok(Err(refused)) => return refuse(&handle, &mut sink, refused).await,
+        Err(_stopped) => return refuse(&handle, &mut sink, OpenError::ShuttingDown).await,
     };
     tracing::debug!(shard, %conn, "connection opened");
     let inbox = handle.inbox(shard);
@@ -123,6 +116,19 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, 
         })
         .await;
     tracing::debug!(shard, %conn, "connection ended");
+}
+
+/// Close a socket whose connection did not open, as `refused` says (its close code and reason),
+/// waiting at most `close_timeout` for the close frame to be written.
+pub(crate) async fn refuse<R, S>(handle: &Handle<R>, sink: &mut S, refused: OpenError)
+where
+    R: Runtime,
+    S: Sink<Frame, Error = SocketError> + Unpin,
+{
+    let reason = refused.reason();
+    let close = Frame::Close(Some((refused.close_code(), reason.as_str().to_owned())));
+    let close_timeout = handle.options().close_timeout;
+    let _ = runtime::timeout(handle.runtime(), close_timeout, sink.send(close)).await;
 }
 
 /// Feed the hub every frame the peer sends, until it closes or the socket fails.

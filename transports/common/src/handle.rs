@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard::{
     AgentUpdate, Config, ConnId, ConnectionInfo, Delivery, Envelope, Hub, Input, Message, Open,
-    Position, PublishError, Reason, RemoteTarget, RoomError, RoomId, RunId, RunReport, Sequenced,
-    Stats, StreamId, Target, ThreadId, UserId,
+    OpenError, Position, PublishError, Reason, RemoteTarget, RoomError, RoomId, RunId, RunReport,
+    Sequenced, Stats, StreamId, Target, ThreadId, UserId,
 };
 
 /// Tuning of the transport itself (the hub's own limits are in [`Config`]).
@@ -419,6 +419,15 @@ impl<R: Runtime> Handle<R> {
             // Shutting down: the hub refuses the open and the socket is closed with 1001.
             Err(task) => task.await,
         }
+    }
+
+    /// Close an already upgraded WebSocket at once with `refused`'s close code and reason,
+    /// without opening a connection: for a refusal decided outside the hub (a cluster-wide
+    /// limit, say), which the client sees exactly as the hub's own refusal of an open (no
+    /// `welcome`, then the close frame). Waits at most
+    /// [`Options::close_timeout`] for the close frame to be written.
+    pub async fn refuse_socket<S: Socket>(&self, mut socket: S, refused: OpenError) {
+        driver::refuse(self, &mut socket, refused).await;
     }
 
     // ----- publishing -----------------------------------------------------------------------

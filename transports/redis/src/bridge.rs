@@ -1,5 +1,6 @@
 //! The [`Bridge`]: one per node, between the node's hubs and Redis.
 
+use crate::admission::{Admission, Reservations};
 use crate::keys::Keys;
 use crate::link::{Backoff, Link};
 use crate::scripts::Scripts;
@@ -9,12 +10,12 @@ use redis::{Client, RedisResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard::{
     ConnId, Envelope, Notice, Position, Reason, RoomId, StreamId, Unsequenced, UserId,
 };
 use switchboard_transport::{Event, Handle, Runtime};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, RwLock};
 use tokio::task::JoinHandle;
 
 /// How a node joins the cluster.
@@ -32,8 +33,13 @@ pub struct Options {
     /// How often the node refreshes its lease and re-announces its presence. Default 5 s.
     pub heartbeat: Duration,
     /// The per-user connection limit across the cluster (`None`: only each hub's own).
-    /// A connection that opens over it is closed with 4003, like a refused open on one hub.
+    /// A connection refused by [`Bridge::admit`] never opens; one that opens without
+    /// admission over the limit is closed with 4003 (after its `welcome`).
     pub max_connections_per_user: Option<usize>,
+    /// How long an admitted connection (see [`Bridge::admit`]) has to open on this node: its
+    /// reservation is dropped at the first heartbeat after that, and no longer counts.
+    /// Default 10 s.
+    pub admission_timeout: Duration,
     /// The connection and response timeout of Redis requests. Default 2 s.
     pub timeout: Duration,
     /// The first wait before reconnecting to Redis; it doubles after each failure. Default
@@ -61,6 +67,7 @@ impl Options {
             lease: Duration::from_secs(15),
             heartbeat: Duration::from_secs(5),
             max_connections_per_user: None,
+            admission_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
@@ -118,7 +125,8 @@ pub struct BridgeStats {
     /// Times the subscription connection came back and every channel of interest was
     /// subscribed again.
     pub resubscribed: u64,
-    /// Connections closed because the user was over the cluster-wide limit.
+    /// Connections refused by [`Bridge::admit`], or closed after opening, because the user
+    /// was over the cluster-wide limit.
     pub refused: u64,
     /// Disconnect commands received from other nodes.
     pub disconnects: u64,
@@ -144,6 +152,11 @@ pub(crate) struct Shared {
     pub counters: Arc<Counters>,
     /// The channels the subscription connection has confirmed.
     pub subscribed: Mutex<HashSet<String>>,
+    /// Admitted connections that have not opened yet.
+    pub reservations: Mutex<Reservations>,
+    /// Held shared by each admission while it counts in Redis, and exclusively by the
+    /// heartbeat while it rewrites this node's counts, so that no rewrite undoes an admission.
+    pub counting: RwLock<()>,
 }
 
 impl Shared {
@@ -157,6 +170,24 @@ impl Shared {
     pub(crate) fn count(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Run the `OPEN` script: add one connection of `user` on this node, unless the user is at
+    /// the cluster-wide limit. The node's new count, or -1 if refused.
+    async fn open(&self, user: &UserId) -> RedisResult<i64> {
+        let limit = self.options.max_connections_per_user.unwrap_or(0);
+        let mut conn = self.link.conn().await?;
+        let result = self
+            .scripts
+            .open
+            .key(self.keys.user_presence(user))
+            .arg(&self.node)
+            .arg(limit)
+            .arg(self.keys.lease_prefix())
+            .arg(hash_ttl(&self.options))
+            .invoke_async::<i64>(&mut conn)
+            .await;
+        self.link.check(result).await
+    }
 }
 
 /// Work for the node's worker task, in the order the events arrived.
@@ -169,7 +200,9 @@ enum Job {
 /// keeps presence and the cluster-wide limit. Cheap to clone.
 ///
 /// Start the node's hubs with `Config::cluster` set (otherwise they emit no envelopes and no
-/// interest), then [`Bridge::start`], and hand every event to [`Bridge::observe`].
+/// interest), then [`Bridge::start`], and hand every event to [`Bridge::observe`]. To hold the
+/// per-user limit across the cluster exactly as one hub holds it (refusing a connection before
+/// its `welcome`), ask [`Bridge::admit`] about each client before opening its connection.
 pub struct Bridge<R: Runtime> {
     inner: Arc<Inner<R>>,
 }
@@ -219,6 +252,8 @@ impl<R: Runtime> Bridge<R> {
             scripts: Scripts::new(),
             counters,
             subscribed: Mutex::new(HashSet::new()),
+            reservations: Mutex::new(Reservations::default()),
+            counting: RwLock::new(()),
         });
         let (subscribe, commands) = mpsc::unbounded_channel();
         let mut worker = Worker {
@@ -280,6 +315,47 @@ impl<R: Runtime> Bridge<R> {
         };
         if wanted {
             let _ = self.inner.jobs.send(Job::Event(event.clone()));
+        }
+    }
+
+    /// Admit a connection of `user` about to open on this node, before it opens: count it in
+    /// the user's presence across the cluster, or refuse it if the user already has
+    /// [`Options::max_connections_per_user`] connections on live nodes (with no limit, every
+    /// connection is admitted and counted).
+    ///
+    /// On [`Admission::Refused`], do not open the connection: refuse it as a hub refuses one
+    /// over its own limit, with [`OpenError::UserLimit`](switchboard::OpenError::UserLimit)
+    /// (close code 4003, no `welcome`; `switchboard_tokio::axum::refuse` does that for axum).
+    /// On [`Admission::Admitted`], open it: the next connection of `user` to open on this node
+    /// claims the admission and is not counted again. An admission not claimed within
+    /// [`Options::admission_timeout`] (the client went away during the upgrade, or the hub
+    /// refused the open) stops counting at the next heartbeat.
+    ///
+    /// Fails if Redis cannot be asked: open the connection anyway; it is then counted when it
+    /// opens, as a connection opened without admission is (and closed with 4003, after its
+    /// `welcome`, if the user turns out to be over the limit).
+    pub async fn admit(&self, user: &UserId) -> RedisResult<Admission> {
+        let shared = &self.inner.shared;
+        let _counting = shared.counting.read().await;
+        let counted = shared.open(user).await;
+        let mut reservations = shared.reservations.lock().expect("not poisoned");
+        match counted {
+            Ok(-1) => {
+                shared.count(&shared.counters.refused);
+                tracing::debug!(%user, "refused: over the cluster-wide connection limit");
+                Ok(Admission::Refused)
+            }
+            Ok(_) => {
+                let deadline = Instant::now() + shared.options.admission_timeout;
+                reservations.reserve(user.clone(), deadline);
+                Ok(Admission::Admitted)
+            }
+            Err(e) => {
+                // Redis may have counted it before the answer was lost: the next heartbeat
+                // rewrites the user's count from what this node holds.
+                reservations.mark_stale(user.clone());
+                Err(e)
+            }
         }
     }
 
@@ -597,39 +673,29 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    /// Count a new connection, or close it if the user is at the cluster-wide limit.
+    /// Count a new connection, or close it if the user is at the cluster-wide limit. A
+    /// connection admitted by [`Bridge::admit`] was counted then: it claims its admission.
     async fn opened(&mut self, conn: ConnId, user: UserId) {
         let shared = self.shared.clone();
-        let limit = shared.options.max_connections_per_user.unwrap_or(0);
-        let ttl = hash_ttl(&shared.options);
-        let counted = match shared.link.conn().await {
-            Ok(mut c) => {
-                let result = shared
-                    .scripts
-                    .open
-                    .key(shared.keys.user_presence(&user))
-                    .arg(&shared.node)
-                    .arg(limit)
-                    .arg(shared.keys.lease_prefix())
-                    .arg(ttl)
-                    .invoke_async::<i64>(&mut c)
-                    .await;
-                shared.link.check(result).await
-            }
-            Err(e) => Err(e),
-        };
-        match counted {
-            Ok(-1) => {
-                shared.count(&shared.counters.refused);
-                tracing::debug!(%user, %conn, "over the cluster-wide connection limit");
-                let _ = self.handle.close_connection(conn, Reason::UserLimit).await;
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                // Accepted without the cluster-wide check; announced at the next heartbeat.
-                tracing::warn!(%user, error = %e, "connection not counted in redis");
-                self.stale.insert(user.clone());
+        let admitted = shared
+            .reservations
+            .lock()
+            .expect("not poisoned")
+            .claim(&user);
+        if !admitted {
+            match shared.open(&user).await {
+                Ok(-1) => {
+                    shared.count(&shared.counters.refused);
+                    tracing::debug!(%user, %conn, "over the cluster-wide connection limit");
+                    let _ = self.handle.close_connection(conn, Reason::UserLimit).await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Accepted without the cluster-wide check; announced at the next heartbeat.
+                    tracing::warn!(%user, error = %e, "connection not counted in redis");
+                    self.stale.insert(user.clone());
+                }
             }
         }
         self.counted.insert(conn);
@@ -665,8 +731,9 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    /// Refresh the lease and write this node's counts: every connected user, every room of
-    /// interest, and the users whose count may be out of date.
+    /// Refresh the lease and write this node's counts: every connected or admitted user, every
+    /// room of interest, and the users whose count may be out of date (admissions that expired
+    /// unclaimed among them).
     async fn heartbeat(&mut self) -> RedisResult<()> {
         let shared = self.shared.clone();
         let keys = &shared.keys;
@@ -681,13 +748,26 @@ impl<R: Runtime> Worker<R> {
             .arg(lease.max(1))
             .ignore();
         pipe.cmd("SADD").arg(keys.nodes()).arg(node).ignore();
-        for (user, count) in &self.users {
+        // Until the counts are written, no admission counts in Redis behind their back.
+        let _counting = shared.counting.write().await;
+        let admitted = {
+            let mut reservations = shared.reservations.lock().expect("not poisoned");
+            self.stale.extend(reservations.expire(Instant::now()));
+            self.stale.extend(reservations.take_stale());
+            reservations.counts()
+        };
+        let mut counts: HashMap<&UserId, usize> =
+            self.users.iter().map(|(user, n)| (user, *n)).collect();
+        for (user, n) in &admitted {
+            *counts.entry(user).or_default() += n;
+        }
+        for (user, count) in &counts {
             let key = keys.user_presence(user);
             pipe.cmd("HSET").arg(&key).arg(node).arg(*count).ignore();
             pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
         }
         for user in &self.stale {
-            if !self.users.contains_key(user) {
+            if !counts.contains_key(user) {
                 pipe.cmd("HDEL")
                     .arg(keys.user_presence(user))
                     .arg(node)
@@ -720,7 +800,13 @@ impl<R: Runtime> Worker<R> {
         let mut pipe = redis::pipe();
         pipe.cmd("DEL").arg(keys.lease(node)).ignore();
         pipe.cmd("SREM").arg(keys.nodes()).arg(node).ignore();
-        for user in self.users.keys().chain(&self.stale) {
+        let admitted = self
+            .shared
+            .reservations
+            .lock()
+            .expect("not poisoned")
+            .clear();
+        for user in self.users.keys().chain(&self.stale).chain(&admitted) {
             pipe.cmd("HDEL")
                 .arg(keys.user_presence(user))
                 .arg(node)

@@ -14,7 +14,10 @@
 //!   count only nodes whose lease is alive, so a crashed node's entries stop counting when its
 //!   lease expires;
 //! - enforces the **per-user connection limit across nodes** with an atomic check-and-add
-//!   script when a connection opens (a connection over the limit is closed with 4003);
+//!   script: [`Bridge::admit`], asked before a connection opens, counts it or refuses it, so
+//!   that the application refuses it before its `welcome` with 4003, exactly as one hub
+//!   refuses a connection over its own limit. A connection opened without admission is counted
+//!   when it opens, and closed with 4003 (after its `welcome`) if it is over the limit;
 //! - **disconnects a user everywhere** through the control channel;
 //! - survives **Redis outages**: local delivery never waits for Redis; publishes that fail are
 //!   counted and logged; the connections are re-established with capped exponential backoff,
@@ -47,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admission;
 mod bridge;
 mod keys;
 mod link;
@@ -54,5 +58,6 @@ mod scripts;
 mod subscriber;
 mod wire;
 
+pub use admission::Admission;
 pub use bridge::{Bridge, BridgeStats, Options};
 pub use keys::Keys;

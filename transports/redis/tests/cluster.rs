@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use switchboard::{Config, Message, Open, RoomAccess, Target};
-use switchboard_redis::{Bridge, Options};
+use switchboard_redis::{Admission, Bridge, Options};
 use switchboard_tokio::{Builder, Handle, Refusal, Request, Tokio};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -640,8 +640,9 @@ async fn a_redis_outage_under_shared_streams_keeps_local_delivery_with_gaps() {
     assert_ne!(first_shared["epoch"], before["epoch"]);
 }
 
-/// The per-user connection limit holds across nodes: a connection over it, wherever it
-/// opens, is closed with 4003; once one closes, a new one is accepted.
+/// The per-user connection limit holds across nodes for connections opened without admission
+/// (as the accept loop opens them): a connection over it, wherever it opens, receives its
+/// `welcome` and is then closed with 4003; once one closes, a new one is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_user_limit_holds_across_nodes() {
     let redis = Redis::start().await;
@@ -670,6 +671,52 @@ async fn the_user_limit_holds_across_nodes() {
         a.bridge.user_connections("alice").await.unwrap() == 2
     })
     .await;
+}
+
+/// An admission counts the connection across the cluster before it opens: over the limit,
+/// on any node, the next admission is refused. The admitted connection then opens without
+/// being counted again (nor closed for being over the limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admitted_connection_is_counted_once() {
+    let redis = Redis::start().await;
+    let limit = |o: &mut Options| o.max_connections_per_user = Some(1);
+    let a = node(&redis, "a", limit).await;
+    let b = node(&redis, "b", limit).await;
+    let alice = "alice".into();
+    assert_eq!(a.bridge.admit(&alice).await.unwrap(), Admission::Admitted);
+    assert_eq!(a.bridge.user_connections("alice").await.unwrap(), 1);
+    assert_eq!(b.bridge.admit(&alice).await.unwrap(), Admission::Refused);
+    assert_eq!(b.bridge.stats().refused, 1);
+
+    let mut client = Client::welcomed(&a, "user=alice").await;
+    // Joining a room makes the bridge subscribe after it has handled the connection's opening.
+    client.join("lobby").await;
+    a.subscribed("sb:room:lobby").await;
+    assert_eq!(a.bridge.stats().refused, 0);
+    assert_eq!(a.bridge.user_connections("alice").await.unwrap(), 1);
+    a.publish(Target::User("alice".into()), "still-open").await;
+    assert_eq!(client.event().await, "still-open");
+}
+
+/// An admission whose connection never opens (the client went away during the upgrade) stops
+/// counting once its time to open has passed, and the user may connect again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_never_claimed_stops_counting() {
+    let redis = Redis::start().await;
+    let a = node(&redis, "a", |o| {
+        o.max_connections_per_user = Some(1);
+        o.admission_timeout = Duration::from_millis(200);
+        o.heartbeat = Duration::from_millis(100);
+    })
+    .await;
+    let alice = "alice".into();
+    assert_eq!(a.bridge.admit(&alice).await.unwrap(), Admission::Admitted);
+    assert_eq!(a.bridge.admit(&alice).await.unwrap(), Admission::Refused);
+    eventually("the unclaimed admission dropped", || async {
+        a.bridge.user_connections("alice").await.unwrap() == 0
+    })
+    .await;
+    assert_eq!(a.bridge.admit(&alice).await.unwrap(), Admission::Admitted);
 }
 
 /// Disconnecting a user on one node closes the user's connections on every node with 4002.

@@ -20,12 +20,15 @@
 //! axum::Router::new().route("/ws", get(ws)).with_state(hub)
 //! # }
 //! ```
+//!
+//! To turn a client away with a close code after all (e.g. a limit your application keeps),
+//! hand the upgrade to [`refuse`] instead: the client sees what it sees when the hub refuses.
 
 use crate::{Adapter, Codec, Frame, Handle, SocketError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use switchboard::Open;
+use switchboard::{Open, OpenError};
 
 /// Upgrade the request and run the WebSocket as a connection of `open.user` on its shard.
 /// Messages are read up to twice the hub's `max_frame_bytes` (the hub closes those over its
@@ -44,6 +47,22 @@ pub fn upgrade(handle: &Handle, ws: WebSocketUpgrade, open: Open) -> Response {
             let socket = Adapter::<_, Axum>::new(socket);
             handle.run_socket(open, socket).await;
         })
+}
+
+/// Upgrade the request and close the WebSocket at once with `refused`'s close code and reason,
+/// without opening a connection: the client sees exactly what it sees when the hub refuses its
+/// open (no `welcome`, then the close frame, e.g. 4003 for [`OpenError::UserLimit`]). For a
+/// refusal decided before the hub, such as a per-user limit held across a cluster. While the
+/// switchboard shuts down the request is answered with 503 and not upgraded.
+pub fn refuse(handle: &Handle, ws: WebSocketUpgrade, refused: OpenError) -> Response {
+    if handle.is_shutting_down() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let handle = handle.clone();
+    ws.on_upgrade(move |socket| async move {
+        let socket = Adapter::<_, Axum>::new(socket);
+        handle.refuse_socket(socket, refused).await;
+    })
 }
 
 /// axum's WebSocket messages: `Adapter<axum::extract::ws::WebSocket, Axum>` is a

@@ -825,3 +825,51 @@ async fn an_axum_route_hands_its_websocket_to_the_hub() {
     assert_eq!(guard("alice", closing).await.expect("ran"), Some(1001));
     serving.abort();
 }
+
+/// Embedded in axum: a route may turn a client away after the upgrade with a refusal of its
+/// own (a limit the application keeps, say), and the client sees what it sees when the hub
+/// refuses an open itself: no `welcome`, the refusal's close code.
+#[cfg(feature = "axum")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_axum_route_refuses_a_websocket_as_the_hub_does() {
+    use axum::extract::{ws::WebSocketUpgrade, RawQuery, State};
+    use axum::response::Response;
+    use switchboard::OpenError;
+    use switchboard_tokio::axum::{refuse, upgrade};
+
+    async fn ws(
+        State(handle): State<Handle>,
+        RawQuery(query): RawQuery,
+        ws: WebSocketUpgrade,
+    ) -> Response {
+        let query = query.unwrap_or_default();
+        let user = query_param(&query, "user").unwrap_or("anonymous");
+        if query_param(&query, "refuse").is_some() {
+            return refuse(&handle, ws, OpenError::UserLimit);
+        }
+        upgrade(&handle, ws, Open::new(user))
+    }
+
+    let mut config = config();
+    config.limits.max_connections_per_user = 1;
+    let (handle, _events) = Builder::new(config).shards(2).start();
+    let app = axum::Router::new()
+        .route("/ws", axum::routing::get(ws))
+        .with_state(handle.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("bound");
+    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let alice = Client::welcomed(addr, "user=alice").await;
+    let mut by_the_hub = connect(addr, "user=alice").await;
+    assert!(matches!(by_the_hub.read().await, Read::Closed(Some(4003))));
+    let mut by_the_route = connect(addr, "user=bob&refuse=1").await;
+    assert!(matches!(
+        by_the_route.read().await,
+        Read::Closed(Some(4003))
+    ));
+    assert_eq!(handle.stats().await.total.connections, 1);
+    drop(alice);
+    handle.shutdown().await;
+    serving.abort();
+}
