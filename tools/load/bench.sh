@@ -10,18 +10,25 @@
 # alternating burst runs, then one run at a fixed rate. Ports 8080 (Switchboard) and 8090
 # (baseline) on 127.0.0.1 must be free.
 #
-# `cluster`: starts redis-server (from PATH, on a free port, without persistence), two
-# Switchboard nodes joined over it and one single node without Redis (each on a port the
-# system picks), then alternates burst runs against the cluster (clients split over both
-# nodes, every message published through the first) and against the single node, then one
-# rate run of each, and prints the medians and the ratios cluster/single of deliveries/s and
-# p99. Each run holds its clients idle for BENCH_SETTLE seconds (default 3) after they joined
-# and before the first publish, in both setups: a node's Redis bridge handles connection
-# opens and closes and publishes one at a time, so publishes made right after thousands of
-# joins wait behind the joins' bookkeeping (BENCH_SETTLE=0 shows that). Needs jq.
+# `cluster`: starts one single Switchboard node without Redis and, for each setup of
+# BENCH_CLUSTER_SETUPS (default "cluster shared"), a redis-server of its own (from PATH, on a
+# free port, without persistence) and two Switchboard nodes joined over it (every node on a
+# port the system picks):
+#   cluster  the default settings: each node numbers the streams it serves;
+#   shared   SWITCHBOARD_REDIS_SHARED_STREAMS=true: Redis numbers user and room streams, and
+#            every node, the publishing one included, delivers a stream entry when it comes
+#            back on its Redis subscription.
+# It then alternates burst runs against the single node and each cluster (clients split over
+# both nodes, every message published through the first), then one rate run of each, and
+# prints the medians, the ratios cluster/single of deliveries/s and p99, and each node's
+# medians. Each run holds its clients idle for BENCH_SETTLE seconds (default 3) after they
+# joined and before the first publish, in every setup: a node's Redis bridge handles
+# connection opens and closes and publishes one at a time, so publishes made right after
+# thousands of joins wait behind the joins' bookkeeping (BENCH_SETTLE=0 shows that). Needs jq.
 #
 # Sizes (defaults are those of BENCHMARKS.md): BENCH_CLIENTS=5000, BENCH_BURST_MESSAGES=100,
-# BENCH_RATE_MESSAGES=400, BENCH_RATE=20 (messages per second).
+# BENCH_RATE_MESSAGES=400, BENCH_RATE=20 (messages per second). BENCH_LOGS=DIR keeps the
+# servers' logs (and, in `cluster`, every node's final /metrics) in DIR instead of deleting them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scenario=servers
@@ -35,10 +42,18 @@ burst_messages=${BENCH_BURST_MESSAGES:-100}
 rate_messages=${BENCH_RATE_MESSAGES:-400}
 rate=${BENCH_RATE:-20}
 settle=${BENCH_SETTLE:-3}
+read -ra cluster_setups <<<"${BENCH_CLUSTER_SETUPS:-cluster shared}"
 
 if [ $scenario = cluster ]; then
   for tool in redis-server jq; do
     command -v $tool >/dev/null || { echo "the cluster scenario needs $tool on PATH" >&2; exit 1; }
+  done
+  [ ${#cluster_setups[@]} -gt 0 ] || { echo "BENCH_CLUSTER_SETUPS is empty" >&2; exit 1; }
+  for setup in "${cluster_setups[@]}"; do
+    case $setup in
+      cluster | shared) ;;
+      *) echo "unknown cluster setup '$setup' (cluster or shared)" >&2; exit 1 ;;
+    esac
   done
   cargo build --release -p switchboard-server -p switchboard-load
 else
@@ -54,8 +69,15 @@ free -m | sed -n 2p | awk '{print "memory: " $2 " MiB"}'
 echo "open files: $(ulimit -n)"
 
 pids=()
-logs=$(mktemp -d)
-trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$logs"' EXIT
+if [ -n "${BENCH_LOGS:-}" ]; then
+  logs=$BENCH_LOGS
+  mkdir -p "$logs"
+  scratch=""
+else
+  logs=$(mktemp -d)
+  scratch=$logs
+fi
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [ -z "$scratch" ] || rm -rf "$scratch"' EXIT
 trap 'exit 130' INT TERM
 if [ $scenario = cluster ]; then
   free_port() { # first port from $1 up that nothing listens on
@@ -75,25 +97,29 @@ if [ $scenario = cluster ]; then
   }
   median() { # values...
     printf '%s\n' "$@" | sort -g \
-      | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+      | awk '{v[NR] = $1}
+          END {printf "%.3f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}' \
+      | sed -e 's/0*$//' -e 's/\.$//'
   }
 
-  redis_port=$(free_port 6390)
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-    >"$logs/redis.log" 2>&1 &
-  redis_pid=$!
-  pids+=($!)
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
-    alive_or_die $redis_pid redis
-    sleep 0.1
-  done
-  redis_url="redis://127.0.0.1:$redis_port/"
-  echo "redis: $(redis-server --version | cut -d' ' -f3) on port $redis_port"
-
-  declare -A url node_pid
-  start_node() { # name [redis url]: a node on a port the system picks; sets url[name]
-    env -u SWITCHBOARD_REDIS_URL -u SWITCHBOARD_LISTEN NO_COLOR=1 "$bin/switchboard" serve \
+  declare -A url node_pid redis_pid redis_url
+  start_redis() { # setup: a redis-server of the setup's own, on a free port; sets redis_url
+    local port
+    port=$(free_port 6390)
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      >"$logs/redis-$1.log" 2>&1 &
+    redis_pid[$1]=$!
+    pids+=($!)
+    for _ in $(seq 100); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      alive_or_die "${redis_pid[$1]}" "redis-$1"
+      sleep 0.1
+    done
+    redis_url[$1]="redis://127.0.0.1:$port/"
+  }
+  start_node() { # name [redis url [shared streams]]: a node on a port the system picks
+    env -u SWITCHBOARD_REDIS_URL -u SWITCHBOARD_LISTEN -u SWITCHBOARD_REDIS_SHARED_STREAMS \
+      ${3:+SWITCHBOARD_REDIS_SHARED_STREAMS=$3} NO_COLOR=1 "$bin/switchboard" serve \
       --listen 127.0.0.1:0 --max-connections 100000 ${2:+--redis-url "$2"} \
       >"$logs/$1.log" 2>&1 &
     node_pid[$1]=$!
@@ -108,27 +134,37 @@ if [ $scenario = cluster ]; then
     [ -n "$addr" ] || { echo "$1 did not start listening:" >&2; cat "$logs/$1.log" >&2; exit 1; }
     url[$1]="http://$addr"
   }
+  echo "redis: $(redis-server --version | cut -d' ' -f3)"
   start_node single
-  start_node node0 "$redis_url"
-  start_node node1 "$redis_url"
-  echo "single node: ${url[single]}; cluster: ${url[node0]} (publishes) and ${url[node1]}"
+  echo "single node: ${url[single]}"
+  for setup in "${cluster_setups[@]}"; do
+    start_redis "$setup"
+    shared=""
+    [ "$setup" = shared ] && shared=true
+    start_node "${setup}0" "${redis_url[$setup]}" $shared
+    start_node "${setup}1" "${redis_url[$setup]}" $shared
+    echo "$setup: ${url[${setup}0]} (publishes) and ${url[${setup}1]}," \
+      "redis ${redis_url[$setup]}${shared:+, shared streams}"
+  done
 
-  declare -A dps p99 lost unjoined
+  declare -A dps p99 lost unjoined node_p50 node_p99 node_lost redis_cs
   measure() { # setup scenario run extra-args...: one report, printed; its figures kept
     local setup=$1 what=$2 run=$3
     shift 3
     local args=(--server "${url[single]}" --server-pid "${node_pid[single]}")
-    if [ "$setup" = cluster ]; then
-      args=(--server "${url[node0]}" --server "${url[node1]}"
-        --server-pid "${node_pid[node0]}" --server-pid "${node_pid[node1]}")
+    if [ "$setup" != single ]; then
+      args=(--server "${url[${setup}0]}" --server "${url[${setup}1]}"
+        --server-pid "${node_pid[${setup}0]}" --server-pid "${node_pid[${setup}1]}")
     fi
     echo; echo "### $setup: $what, run $run"
-    local redis_before
-    redis_before=$(cpu_ticks $redis_pid)
+    local redis_before=0
+    [ "$setup" = single ] || redis_before=$(cpu_ticks "${redis_pid[$setup]}")
     "$load" "$what" "${args[@]}" --clients "$clients" --processes 2 \
       --user-prefix "$setup-$what$run" --settle "$settle" --json "$@" | tee "$logs/report" || true
-    if [ "$setup" = cluster ]; then
-      echo "redis cpu       $(( $(cpu_ticks $redis_pid) - redis_before )) cs (1/100 s, whole run)"
+    local redis_cpu=""
+    if [ "$setup" != single ]; then
+      redis_cpu=$(( $(cpu_ticks "${redis_pid[$setup]}") - redis_before ))
+      echo "redis cpu       $redis_cpu cs (1/100 s, whole run)"
     fi
     local line
     line=$(tail -n 1 "$logs/report")
@@ -140,39 +176,96 @@ if [ $scenario = cluster ]; then
     p99[$setup-$what]+=" $(jq -r .latency_ms.p99 <<<"$line")"
     lost[$setup-$what]+=" $(jq -r .lost <<<"$line")"
     unjoined[$setup-$what]+=" $(jq -r '.clients - .joined' <<<"$line")"
+    if [ "$setup" != single ]; then
+      redis_cs[$setup-$what]+=" $redis_cpu"
+      local i
+      for i in 0 1; do
+        node_p50[$setup-$what-$i]+=" $(jq -r ".servers[$i].latency_ms.p50" <<<"$line")"
+        node_p99[$setup-$what-$i]+=" $(jq -r ".servers[$i].latency_ms.p99" <<<"$line")"
+        node_lost[$setup-$what-$i]+=" $(jq -r ".servers[$i].lost" <<<"$line")"
+      done
+    fi
   }
 
+  setups=(single "${cluster_setups[@]}")
   for run in $(seq "$runs"); do
-    for setup in single cluster; do
-      measure $setup burst "$run" --messages "$burst_messages"
+    for setup in "${setups[@]}"; do
+      measure "$setup" burst "$run" --messages "$burst_messages"
     done
   done
-  for setup in single cluster; do
-    measure $setup rate 1 --messages "$rate_messages" --rate "$rate"
+  for setup in "${setups[@]}"; do
+    measure "$setup" rate 1 --messages "$rate_messages" --rate "$rate"
   done
 
   echo
-  echo "### cluster (2 nodes, clients split, publishes through one) / single node:" \
+  echo "### 2 nodes (clients split, publishes through node 0) / single node:" \
     "$clients clients, medians of $runs burst run(s) x $burst_messages messages," \
     "1 rate run x $rate_messages messages at $rate/s, settled ${settle} s"
-  ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else print "-"}'; }
+  ratio() { # a b: a / b, "-" without both
+    awk -v a="$1" -v b="$2" 'BEGIN {if (a != "-" && b > 0) printf "%.2f", a / b; else print "-"}'
+  }
   total() { printf '%s\n' "$@" | awk '{s += $1} END {print s + 0}'; }
-  printf '%-22s %14s %14s %8s\n' "" single cluster ratio
+  figures() { # array key: the median (or the total, with `total`) of the kept figures
+    local -n kept=$1
+    local values
+    read -ra values <<<"${kept[$2]:-}"
+    [ ${#values[@]} -gt 0 ] || { echo "-"; return; }
+    ${3:-median} "${values[@]}"
+  }
+  cell() { # decimals value: a right-aligned column, "-" when there is no figure
+    if [ "$2" = - ]; then printf ' %14s' -; else printf ' %14.*f' "$1" "$2"; fi
+  }
+  row() { # label decimals name what: every setup's median, with its ratio to single's
+    local label=$1 decimals=$2 name=$3 what=$4 base value setup
+    base=$(figures "$name" "single-$what")
+    printf '%-22s' "$label"
+    cell "$decimals" "$base"
+    for setup in "${cluster_setups[@]}"; do
+      value=$(figures "$name" "$setup-$what")
+      cell "$decimals" "$value"
+      printf ' %8s' "$(ratio "$value" "$base")"
+    done
+    echo
+  }
+  count_row() { # label name what: every setup's total over all runs
+    local setup
+    printf '%-22s %14s' "$1" "$(figures "$2" "single-$3" total)"
+    for setup in "${cluster_setups[@]}"; do
+      printf ' %14s %8s' "$(figures "$2" "$setup-$3" total)" ""
+    done | sed 's/ *$//'
+    echo
+  }
+  printf '%-22s %14s' "" single
+  for setup in "${cluster_setups[@]}"; do printf ' %14s %8s' "$setup" ratio; done
+  echo
   for what in burst rate; do
-    # The figures of each setup are space-separated words.
-    read -ra s_dps <<<"${dps[single-$what]}"; read -ra c_dps <<<"${dps[cluster-$what]}"
-    read -ra s_p99 <<<"${p99[single-$what]}"; read -ra c_p99 <<<"${p99[cluster-$what]}"
-    read -ra s_lost <<<"${lost[single-$what]}"; read -ra c_lost <<<"${lost[cluster-$what]}"
-    read -ra s_out <<<"${unjoined[single-$what]}"; read -ra c_out <<<"${unjoined[cluster-$what]}"
-    single_dps=$(median "${s_dps[@]}"); cluster_dps=$(median "${c_dps[@]}")
-    single_p99=$(median "${s_p99[@]}"); cluster_p99=$(median "${c_p99[@]}")
-    printf '%-22s %14.0f %14.0f %8s\n' "$what deliveries/s" "$single_dps" "$cluster_dps" \
-      "$(ratio "$cluster_dps" "$single_dps")"
-    printf '%-22s %14.2f %14.2f %8s\n' "$what p99 ms" "$single_p99" "$cluster_p99" \
-      "$(ratio "$cluster_p99" "$single_p99")"
-    printf '%-22s %14s %14s\n' "$what lost (all runs)" "$(total "${s_lost[@]}")" \
-      "$(total "${c_lost[@]}")"
-    printf '%-22s %14s %14s\n' "$what not joined" "$(total "${s_out[@]}")" "$(total "${c_out[@]}")"
+    row "$what deliveries/s" 0 dps $what
+    row "$what p99 ms" 2 p99 $what
+    count_row "$what lost (all runs)" lost $what
+    count_row "$what not joined" unjoined $what
+  done
+  echo
+  echo "per node (medians of p50 and p99; lost: all runs) and Redis (median CPU per run):"
+  for setup in "${cluster_setups[@]}"; do
+    for what in burst rate; do
+      for i in 0 1; do
+        role=""
+        [ $i = 0 ] && role="(publishes)"
+        printf '%-8s %-6s node %s %-11s p50 %7s ms  p99 %7s ms  lost %s\n' "$setup" "$what" \
+          $i "$role" "$(figures node_p50 "$setup-$what-$i")" \
+          "$(figures node_p99 "$setup-$what-$i")" "$(figures node_lost "$setup-$what-$i" total)"
+      done
+      printf '%-8s %-6s redis cpu %s cs\n' "$setup" "$what" "$(figures redis_cs "$setup-$what")"
+    done
+  done
+  echo
+  echo "cluster counters at the end (/metrics, switchboard_cluster_*, non-zero):"
+  for setup in "${cluster_setups[@]}"; do
+    for i in 0 1; do
+      curl -fsS "${url[$setup$i]}/metrics" >"$logs/$setup$i.metrics" || continue
+      echo "$setup node $i: $(sed -n 's/^switchboard_cluster_\([a-z_]*\) \([0-9.e+]*\)$/\1=\2/p' \
+        "$logs/$setup$i.metrics" | grep -v '=0$' | paste -sd ' ')"
+    done
   done
   exit 0
 fi
@@ -223,4 +316,3 @@ for name in switchboard baseline; do
   stop "${pid[$name]}"
 done
 pids=()
-rm -rf "$logs"
