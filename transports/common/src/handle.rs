@@ -5,7 +5,7 @@ use crate::driver;
 use crate::events::Events;
 use crate::frame::Socket;
 use crate::runtime::Runtime;
-use crate::shard::{self, Command, Relaying, Shard};
+use crate::shard::{self, Command, Relay, Relaying, Shard};
 use crate::tasks::Tasks;
 use async_channel::Sender;
 use futures_channel::oneshot;
@@ -165,6 +165,7 @@ impl<R: Runtime> Builder<R> {
         let inner = Inner {
             runtime,
             shards,
+            relays: relay_tx,
             options,
             message_limit: config.limits.max_frame_bytes.saturating_mul(2),
             connections: Tasks::new(),
@@ -185,6 +186,8 @@ const MAX_SHARDS: usize = 256;
 struct Inner<R> {
     runtime: R,
     shards: Vec<Sender<Command>>,
+    /// Each shard's relay inbox: inputs from sibling shards and other nodes, in order.
+    relays: Vec<Sender<Relay>>,
     options: Options,
     /// The largest message the WebSocket layer reads: twice the hub's `max_frame_bytes`, so
     /// that the hub sees (and closes with 1009) a frame somewhat over its limit, while a huge
@@ -538,76 +541,72 @@ impl<R: Runtime> Handle<R> {
         .flatten()
     }
 
-    /// Deliver a publish that arrived from another node (`Input::Remote`) on the shards it
-    /// concerns. It emits no new envelope.
-    pub async fn deliver_remote(&self, envelope: Envelope) -> Result<(), Error> {
+    /// Queue a publish that arrived from another node (`Input::Remote`) for the shards it
+    /// concerns, after what was queued before. It emits no new envelope. Never waits: see
+    /// [`Handle::fed`].
+    pub fn deliver_remote(&self, envelope: Envelope) -> Result<(), Error> {
         let user = match &envelope.target {
             RemoteTarget::User { user } | RemoteTarget::Thread { user, .. } => Some(user.clone()),
             RemoteTarget::Room { .. } | RemoteTarget::All => None,
         };
-        self.feed(user.as_ref(), envelope, |hub, now, envelope| {
-            // Only connection inputs can name an unknown connection.
-            let _ = hub.handle_input(now, Input::Remote(envelope));
-        })
-        .await
+        let envelope = Arc::new(envelope);
+        self.relay(user.as_ref(), || Relay::Envelope(envelope.clone()))
     }
 
-    /// Deliver a stream entry sealed by the cluster's sequencer (`Input::Sequenced`) on the
-    /// shards serving its stream. Call it in the stream's order: each call is fed before it
-    /// returns.
-    pub async fn deliver_sequenced(&self, entry: Sequenced) -> Result<(), Error> {
+    /// Queue a stream entry sealed by the cluster's sequencer (`Input::Sequenced`) for the
+    /// shards serving its stream, after what was queued before: queue a stream's entries in
+    /// its order. Never waits: see [`Handle::fed`].
+    pub fn deliver_sequenced(&self, entry: Sequenced) -> Result<(), Error> {
         let user = match &entry.entry.stream {
             StreamId::User(user) => Some(user.clone()),
             StreamId::Room(_) => None,
         };
-        self.feed(user.as_ref(), entry, |hub, now, entry| {
-            let _ = hub.handle_input(now, Input::Sequenced(entry));
-        })
-        .await
+        let entry = Arc::new(entry);
+        self.relay(user.as_ref(), || Relay::Sequenced(entry.clone()))
     }
 
-    /// Tell the shards serving `stream` where the cluster's sequencer stands on it
-    /// (`Input::StreamHead`): a hub that just started serving a room answers its waiting joins.
-    pub async fn deliver_head(
-        &self,
-        stream: StreamId,
-        head: Option<Position>,
-    ) -> Result<(), Error> {
+    /// Queue, for the shards serving `stream`, where the cluster's sequencer stands on it
+    /// (`Input::StreamHead`): a hub that just started serving a room answers its waiting
+    /// joins. Never waits: see [`Handle::fed`].
+    pub fn deliver_head(&self, stream: StreamId, head: Option<Position>) -> Result<(), Error> {
         let user = match &stream {
             StreamId::User(user) => Some(user.clone()),
             StreamId::Room(_) => None,
         };
-        self.feed(user.as_ref(), (stream, head), |hub, now, (stream, head)| {
-            let _ = hub.handle_input(
-                now,
-                Input::StreamHead {
-                    stream,
-                    head: *head,
-                },
-            );
-        })
-        .await
+        let stream = Arc::new(stream);
+        self.relay(user.as_ref(), || Relay::Head(stream.clone(), head))
     }
 
-    /// Feed `item` to `user`'s shard, or to every shard.
-    async fn feed<T: Send + Sync + 'static>(
-        &self,
-        user: Option<&UserId>,
-        item: T,
-        input: fn(&mut Hub, Instant, &T),
-    ) -> Result<(), Error> {
-        let item = Arc::new(item);
-        match user {
-            Some(user) => {
-                let shard = self.shard_of(user);
-                self.call(shard, move |s, now| input(&mut s.hub, now, &item))
-                    .await
-            }
-            None => self
-                .call_all(move |s, now| input(&mut s.hub, now, &item))
-                .await
-                .map(drop),
+    /// Wait until the shards serving `stream` have been fed everything queued for them so far
+    /// (by the `deliver_*` methods): what opens after this sees it.
+    pub async fn fed(&self, stream: &StreamId) -> Result<(), Error> {
+        let user = match stream {
+            StreamId::User(user) => Some(user),
+            StreamId::Room(_) => None,
+        };
+        let mut answers = Vec::new();
+        self.relay(user, || {
+            let (tx, rx) = oneshot::channel();
+            answers.push(rx);
+            Relay::Flush(tx)
+        })?;
+        for answer in answers {
+            answer.await.map_err(|_| Error::Stopped)?;
         }
+        Ok(())
+    }
+
+    /// Queue a relay for `user`'s shard, or for every shard.
+    fn relay(&self, user: Option<&UserId>, mut relay: impl FnMut() -> Relay) -> Result<(), Error> {
+        let relays = &self.inner.relays;
+        let targets = match user {
+            Some(user) => &relays[self.shard_of(user)..=self.shard_of(user)],
+            None => &relays[..],
+        };
+        for target in targets {
+            target.try_send(relay()).map_err(|_| Error::Stopped)?;
+        }
+        Ok(())
     }
 
     // ----- per user -------------------------------------------------------------------------

@@ -26,7 +26,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard::{
-    ConnId, Envelope, Hub, Input, Notice, Open, OpenError, Output, Reason, Unsequenced, WaiterId,
+    ConnId, Envelope, Hub, Input, Notice, Open, OpenError, Output, Position, Reason, Sequenced,
+    StreamId, Unsequenced, WaiterId,
 };
 
 /// What a connection's writer must do next, in order.
@@ -77,6 +78,20 @@ pub(crate) enum Command {
     Stop,
 }
 
+/// An input from outside the shard's connections, queued in order in its relay inbox: a
+/// sibling shard's envelope, or what the application's bridge received from other nodes.
+#[derive(Debug)]
+pub(crate) enum Relay {
+    /// `Input::Remote`.
+    Envelope(Arc<Envelope>),
+    /// `Input::Sequenced`.
+    Sequenced(Arc<Sequenced>),
+    /// `Input::StreamHead`.
+    Head(Arc<StreamId>, Option<Position>),
+    /// Answered once everything queued before it was fed.
+    Flush(oneshot::Sender<()>),
+}
+
 /// Where the envelopes of the operation in progress go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Relaying {
@@ -98,7 +113,7 @@ pub(crate) struct Shard {
     waiters: HashMap<WaiterId, oneshot::Sender<bool>>,
     events: Sender<Event>,
     /// The relay inboxes of the other shards.
-    siblings: Vec<Sender<Arc<Envelope>>>,
+    siblings: Vec<Sender<Relay>>,
     /// The application asked for envelopes (`Config::cluster`), for other nodes.
     forward_remote: bool,
     /// Where the envelopes of the operation in progress go; reset after each drain.
@@ -112,7 +127,7 @@ impl Shard {
         index: usize,
         hub: Hub,
         events: Sender<Event>,
-        siblings: Vec<Sender<Arc<Envelope>>>,
+        siblings: Vec<Sender<Relay>>,
         forward_remote: bool,
     ) -> Self {
         Self {
@@ -213,7 +228,7 @@ impl Shard {
         let forward = match self.relaying {
             Relaying::All => {
                 for sibling in &self.siblings {
-                    let _ = sibling.try_send(envelope.clone());
+                    let _ = sibling.try_send(Relay::Envelope(envelope.clone()));
                 }
                 self.forward_remote
             }
@@ -267,14 +282,44 @@ impl Shard {
     }
 }
 
+/// How many queued relays are fed before the outputs are drained.
+const RELAY_BATCH: usize = 64;
+
+impl Shard {
+    /// Feed one relay to the hub. Inputs from other hubs name no connection of this one, so
+    /// the hub has no error to report for them.
+    fn relayed(&mut self, now: Instant, relay: Relay) {
+        let hub = &mut self.hub;
+        let _ = match relay {
+            Relay::Envelope(envelope) => hub.handle_input(now, Input::Remote(&envelope)),
+            Relay::Sequenced(entry) => hub.handle_input(now, Input::Sequenced(&entry)),
+            Relay::Head(stream, head) => hub.handle_input(
+                now,
+                Input::StreamHead {
+                    stream: &stream,
+                    head,
+                },
+            ),
+            // Answered after the drain, like a call.
+            Relay::Flush(answer) => {
+                self.reply_after_drain(Box::new(move || {
+                    let _ = answer.send(());
+                }));
+                Ok(())
+            }
+        };
+    }
+}
+
 /// The shard task: feed, drain, sleep until the next command, relay or timer, until stopped.
 pub(crate) async fn run<R: Runtime>(
     runtime: R,
     mut shard: Shard,
     inbox: Receiver<Command>,
-    relays: Receiver<Arc<Envelope>>,
+    relays: Receiver<Relay>,
 ) {
     let mut inbox = pin!(inbox);
+    let queued = relays.clone();
     let mut relays = pin!(relays);
     let mut sleep = pin!(Fuse::terminated());
     let mut armed: Option<Instant> = None;
@@ -294,8 +339,16 @@ pub(crate) async fn run<R: Runtime>(
                 Some(Command::Call(call)) => call(&mut shard, Instant::now()),
                 Some(Command::Stop) | None => break,
             },
-            envelope = relays.next() => if let Some(envelope) = envelope {
-                let _ = shard.hub.handle_input(Instant::now(), Input::Remote(&envelope));
+            relay = relays.next() => if let Some(relay) = relay {
+                let now = Instant::now();
+                shard.relayed(now, relay);
+                // A burst from another node is fed together, then drained once.
+                for _ in 1..RELAY_BATCH {
+                    match queued.try_recv() {
+                        Ok(relay) => shard.relayed(now, relay),
+                        Err(_) => break,
+                    }
+                }
             },
             () = sleep.as_mut() => {
                 armed = None;

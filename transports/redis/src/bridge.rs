@@ -629,7 +629,7 @@ impl<R: Runtime> Worker<R> {
                     epoch: self.fallback_epoch,
                     seq: *seq,
                 };
-                let _ = self.handle.deliver_sequenced(entry.seal(position)).await;
+                let _ = self.handle.deliver_sequenced(entry.seal(position));
             }
         }
     }

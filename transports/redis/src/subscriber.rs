@@ -163,7 +163,7 @@ pub(crate) async fn run<R: Runtime>(
                                     feed.forget(channel);
                                 }
                                 if let SubCommand::Follow(follow) = command {
-                                    let _ = handle.deliver_head(follow.stream, None).await;
+                                    let _ = handle.deliver_head(follow.stream, None);
                                     if let Some(answer) = follow.answer {
                                         let _ = answer.send(Err(away()));
                                     }
@@ -285,17 +285,22 @@ impl<R: Runtime> Feed<R> {
                     self.record(record).await;
                 }
                 self.last.entry(stream.clone()).or_insert(head);
-                let _ = self.handle.deliver_head(stream, Some(head)).await;
+                let _ = self.handle.deliver_head(stream.clone(), Some(head));
                 Ok(loaded)
             }
             Err(e) => {
                 tracing::warn!(%stream, error = %e, "the stream's head is unknown");
-                let _ = self.handle.deliver_head(stream, None).await;
+                let _ = self.handle.deliver_head(stream.clone(), None);
                 Err(e)
             }
         };
+        // Answered once the shards were fed: the connection that waits for it opens after.
         if let Some(answer) = answer {
-            let _ = answer.send(loaded);
+            let handle = self.handle.clone();
+            tokio::spawn(async move {
+                let fed = handle.fed(&stream).await;
+                let _ = answer.send(fed.map_err(|_| away()).and(loaded));
+            });
         }
     }
 
@@ -399,7 +404,7 @@ impl<R: Runtime> Feed<R> {
         match (incoming.envelope, incoming.disconnect) {
             (Some(envelope), _) => {
                 count(&counters.received);
-                let _ = handle.deliver_remote(envelope).await;
+                let _ = handle.deliver_remote(envelope);
             }
             (None, Some(user)) => {
                 count(&counters.disconnects);
@@ -420,6 +425,6 @@ impl<R: Runtime> Feed<R> {
         self.shared.count(&self.shared.counters.entries);
         self.last
             .insert(sequenced.entry.stream.clone(), sequenced.position);
-        let _ = self.handle.deliver_sequenced(sequenced).await;
+        let _ = self.handle.deliver_sequenced(sequenced);
     }
 }
