@@ -13,11 +13,15 @@
 # `cluster`: starts one single Switchboard node without Redis and, for each setup of
 # BENCH_CLUSTER_SETUPS (default "cluster shared"), a redis-server of its own (from PATH, on a
 # free port, without persistence) and two Switchboard nodes joined over it (every node on a
-# port the system picks):
-#   cluster  the default settings: each node numbers the streams it serves;
-#   shared   SWITCHBOARD_REDIS_SHARED_STREAMS=true: Redis numbers user and room streams, and
-#            every node, the publishing one included, delivers a stream entry when it comes
-#            back on its Redis subscription.
+# port the system picks), each setup with its streams' numbering set explicitly:
+#   cluster  SWITCHBOARD_REDIS_SHARED_STREAMS=false: each node numbers the streams it serves,
+#            delivers a publish on its own connections at once and sends it through Redis to
+#            the other node;
+#   shared   SWITCHBOARD_REDIS_SHARED_STREAMS=true (the default with Redis): Redis numbers user
+#            and room streams, and every node, the publishing one included, delivers a stream
+#            entry when it comes back on its Redis subscription.
+# In both, a node admits each connection in Redis before upgrading it; with shared streams it
+# also subscribes to the user's channel before the connection opens.
 # It then alternates burst runs against the single node and each cluster (clients split over
 # both nodes, every message published through the first), then one rate run of each, and
 # prints the medians, the ratios cluster/single of deliveries/s and p99, and each node's
@@ -117,7 +121,7 @@ if [ $scenario = cluster ]; then
     done
     redis_url[$1]="redis://127.0.0.1:$port/"
   }
-  start_node() { # name [redis url [shared streams]]: a node on a port the system picks
+  start_node() { # name [redis url shared-streams]: a node on a port the system picks
     env -u SWITCHBOARD_REDIS_URL -u SWITCHBOARD_LISTEN -u SWITCHBOARD_REDIS_SHARED_STREAMS \
       ${3:+SWITCHBOARD_REDIS_SHARED_STREAMS=$3} NO_COLOR=1 "$bin/switchboard" serve \
       --listen 127.0.0.1:0 --max-connections 100000 ${2:+--redis-url "$2"} \
@@ -139,12 +143,12 @@ if [ $scenario = cluster ]; then
   echo "single node: ${url[single]}"
   for setup in "${cluster_setups[@]}"; do
     start_redis "$setup"
-    shared=""
+    shared=false
     [ "$setup" = shared ] && shared=true
     start_node "${setup}0" "${redis_url[$setup]}" $shared
     start_node "${setup}1" "${redis_url[$setup]}" $shared
     echo "$setup: ${url[${setup}0]} (publishes) and ${url[${setup}1]}," \
-      "redis ${redis_url[$setup]}${shared:+, shared streams}"
+      "redis ${redis_url[$setup]}, shared streams $shared"
   done
 
   declare -A dps p99 lost unjoined node_p50 node_p99 node_lost redis_cs
