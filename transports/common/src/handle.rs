@@ -577,12 +577,13 @@ impl<R: Runtime> Handle<R> {
         self.relay(user.as_ref(), || Relay::Head(stream.clone(), head))
     }
 
-    /// Wait until the shards serving `stream` have been fed everything queued for them so far
-    /// (by the `deliver_*` methods): what opens after this sees it.
-    pub async fn fed(&self, stream: &StreamId) -> Result<(), Error> {
+    /// Wait until the shards serving `stream` (every shard for `None`) have been fed
+    /// everything queued for them so far by the `deliver_*` methods: what opens after this
+    /// sees it, and a feeder that waits for it keeps the queues short.
+    pub async fn fed(&self, stream: Option<&StreamId>) -> Result<(), Error> {
         let user = match stream {
-            StreamId::User(user) => Some(user),
-            StreamId::Room(_) => None,
+            Some(StreamId::User(user)) => Some(user),
+            Some(StreamId::Room(_)) | None => None,
         };
         let mut answers = Vec::new();
         self.relay(user, || {
@@ -594,6 +595,12 @@ impl<R: Runtime> Handle<R> {
             answer.await.map_err(|_| Error::Stopped)?;
         }
         Ok(())
+    }
+
+    /// The longest queue of relays not fed yet, over the shards: what a feeder from another
+    /// node compares with its bound before it waits with [`Handle::fed`].
+    pub fn relay_backlog(&self) -> usize {
+        self.inner.relays.iter().map(Sender::len).max().unwrap_or(0)
     }
 
     /// Queue a relay for `user`'s shard, or for every shard.

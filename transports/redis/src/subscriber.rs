@@ -46,6 +46,9 @@ impl SubCommand {
     }
 }
 
+/// How many relays a shard may have waiting before the subscription waits for it.
+const MAX_BACKLOG: usize = 10_000;
+
 /// How long a pin holds a channel: long enough for the connection to open and its hub's
 /// interest to reach the worker.
 const PIN: Duration = Duration::from_secs(10);
@@ -298,7 +301,7 @@ impl<R: Runtime> Feed<R> {
         if let Some(answer) = answer {
             let handle = self.handle.clone();
             tokio::spawn(async move {
-                let fed = handle.fed(&stream).await;
+                let fed = handle.fed(Some(&stream)).await;
                 let _ = answer.send(fed.map_err(|_| away()).and(loaded));
             });
         }
@@ -405,6 +408,7 @@ impl<R: Runtime> Feed<R> {
             (Some(envelope), _) => {
                 count(&counters.received);
                 let _ = handle.deliver_remote(envelope);
+                self.keep_up().await;
             }
             (None, Some(user)) => {
                 count(&counters.disconnects);
@@ -426,5 +430,15 @@ impl<R: Runtime> Feed<R> {
         self.last
             .insert(sequenced.entry.stream.clone(), sequenced.position);
         let _ = self.handle.deliver_sequenced(sequenced);
+        self.keep_up().await;
+    }
+
+    /// Wait for the shards when they fall too far behind what arrives from Redis, so that
+    /// what waits is bounded here; Redis then holds the rest (and cuts a subscriber that stays
+    /// behind past its output buffer limit, after which its streams are followed again).
+    async fn keep_up(&self) {
+        if self.handle.relay_backlog() >= MAX_BACKLOG {
+            let _ = self.handle.fed(None).await;
+        }
     }
 }

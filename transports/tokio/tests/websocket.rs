@@ -712,7 +712,8 @@ async fn a_frame_over_the_size_limit_closes_with_1009() {
 
 /// With `Config::cluster`, a room publish over every shard emits one envelope for the other
 /// nodes, not one per shard; an envelope from another node is delivered to the room's members
-/// on every shard and emits none.
+/// on every shard and emits none; envelopes queued from another node are fed in order, and
+/// `Handle::fed` returns once all of them were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
     let mut config = config();
@@ -771,6 +772,26 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
     for member in &mut members {
         assert_eq!(member.event().await, "local");
         assert_eq!(member.event().await, "from-afar");
+    }
+
+    // Queued deliveries from other nodes are fed in order; `fed` returns once they all were.
+    for i in 0..500 {
+        let envelope = Envelope {
+            target: RemoteTarget::Room {
+                room: "lobby".into(),
+            },
+            message: message(&format!("queued-{i}")),
+            from: None,
+            except: Vec::new(),
+        };
+        server.handle.deliver_remote(envelope).expect("queued");
+    }
+    server.handle.fed(None).await.expect("running");
+    assert_eq!(server.handle.relay_backlog(), 0);
+    for member in &mut members {
+        for i in 0..500 {
+            assert_eq!(member.event().await, format!("queued-{i}"));
+        }
     }
     server.handle.shutdown().await;
 }
