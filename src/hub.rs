@@ -384,6 +384,7 @@ impl Hub {
                 }
             }
             Input::Sequenced(sealed) => self.sequenced(now, sealed),
+            Input::History(sealed) => self.restore(now, sealed),
             Input::StreamHead { stream, head } => self.stream_head(now, stream, head),
         }
         self.close_slow();
@@ -815,9 +816,11 @@ impl Hub {
         }
         let slot = self.rooms.add(room, id);
         if self.rooms.members(room).len() == 1 {
-            self.interest(StreamId::Room(room.clone()), true);
+            let stream = StreamId::Room(room.clone());
+            self.interest(stream.clone(), true);
             if self.config.shared_streams {
                 self.awaiting.insert(room.clone(), Vec::new());
+                self.wire.notice(Notice::Follow { stream, since });
             }
         }
         self.conns[id.index()].rooms.push(Membership {
@@ -1324,10 +1327,7 @@ impl Hub {
                 if !self.adopt(&entry.stream, sealed.position) {
                     return;
                 }
-                let coalesce = match (&entry.run, entry.thinking) {
-                    (Some(run), true) => Some(CoalesceKey::Thinking(run.clone())),
-                    _ => None,
-                };
+                let coalesce = entry.coalesce();
                 let tags = Tags {
                     thread: entry.thread.as_ref(),
                     except: &entry.except,
@@ -1349,6 +1349,36 @@ impl Hub {
                     self.commit_room(now, room, &entry.except, frame, Some(sealed.position), None);
                 }
             }
+        }
+    }
+
+    /// An older entry of a stream from the shared history, fed newest first: kept for
+    /// replays (a resume, a join with `since`, offline buffering) and delivered to no one now.
+    fn restore(&mut self, now: Instant, sealed: &Sequenced) {
+        let entry = &sealed.entry;
+        match &entry.stream {
+            StreamId::User(user) => {
+                self.user_stream(user);
+            }
+            StreamId::Room(room) if !self.rooms.members(room).is_empty() => {
+                self.room_stream(now, room)
+            }
+            StreamId::Room(_) => return,
+        }
+        let kept = Entry {
+            seq: sealed.position.seq,
+            at: now,
+            frame: sealed.frame.clone(),
+            thread: entry.thread.clone(),
+            run: entry.run.clone(),
+            coalesce: entry.coalesce(),
+            // Nobody received it live: it waits for the user's next connection.
+            pending: entry.undelivered,
+        };
+        let history = &self.config.history;
+        let stream = self.streams.get_mut(&entry.stream).expect("created above");
+        if stream.restore(sealed.position, kept, history) {
+            self.schedule_cleanup(now);
         }
     }
 

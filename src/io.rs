@@ -114,6 +114,10 @@ pub enum Input<'a> {
     /// A stream entry with its position, from the cluster's sequencer (with
     /// `Config::shared_streams`): delivered in the stream's order, kept in its history.
     Sequenced(&'a Sequenced),
+    /// An older entry of a stream, from the cluster's shared history (with
+    /// `Config::shared_streams`), fed newest first after a [`Notice::Follow`] or before a
+    /// connection that resumes opens: kept for replays, delivered to no one now.
+    History(&'a Sequenced),
     /// Where the cluster's sequencer stands on a stream this hub started serving (with
     /// `Config::shared_streams`): it hands the hub every entry after `head`. Joins to a room the
     /// hub just started serving are answered once this arrives (`head` `None`: the sequencer
@@ -295,13 +299,23 @@ pub enum Notice {
     /// true`) or stopped serving a
     /// stream locally. A room's stream when it gets its first member or loses its last; a
     /// user's stream when the user gets a first connection or loses the last. A bridge to
-    /// other nodes subscribes to what the hubs are interested in, and to nothing else; with
-    /// shared streams it answers a room's start with [`Input::StreamHead`].
+    /// other nodes subscribes to what the hubs are interested in, and to nothing else.
     Interest {
         /// The stream: `StreamId::Room` or `StreamId::User`.
         stream: StreamId,
         /// True on the first member or connection, false after the last one left.
         interested: bool,
+    },
+    /// With `Config::shared_streams`: this hub started serving a room (its first member here)
+    /// and answers the joins to it once the sequencer's head arrives
+    /// ([`Input::StreamHead`]); before it, the entries after `since`
+    /// (the joining member's position), from the shared history, newest first
+    /// ([`Input::History`]).
+    Follow {
+        /// The stream.
+        stream: StreamId,
+        /// Where the first joining member was.
+        since: Option<Position>,
     },
 }
 

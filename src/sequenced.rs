@@ -14,6 +14,7 @@
 //! sealing appends `,"epoch":E,"seq":N}`.
 
 use crate::id::{ConnId, RunId, ThreadId};
+use crate::outbox::CoalesceKey;
 use crate::stream::{Position, StreamId};
 use bytes::Bytes;
 
@@ -60,6 +61,16 @@ pub struct EntryMeta {
     /// process only: a sequencer hands them back to the origin and clears them for others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub except: Vec<ConnId>,
+}
+
+impl EntryMeta {
+    /// The coalescing key of the entry: agent thinking of its run.
+    pub(crate) fn coalesce(&self) -> Option<CoalesceKey> {
+        match (&self.run, self.thinking) {
+            (Some(run), true) => Some(CoalesceKey::Thinking(run.clone())),
+            _ => None,
+        }
+    }
 }
 
 impl Unsequenced {

@@ -213,6 +213,26 @@ impl Stream {
         }
     }
 
+    /// Keep `entry`, at `position`, an older entry loaded from a shared history newest first:
+    /// a stream that never had an entry starts with it; otherwise it goes in front if it is
+    /// the one just before the oldest kept and the bounds leave room. False if not kept.
+    pub fn restore(&mut self, position: Position, entry: Entry, limits: &HistoryConfig) -> bool {
+        if self.head == 0 && self.history.is_empty() {
+            self.start_at(position);
+            self.append(entry, limits);
+            return true;
+        }
+        let fits = self.history.len() < limits.max_messages
+            && self.bytes + entry.frame.len() <= limits.max_bytes;
+        if position.epoch != self.epoch || position.seq + 1 != self.oldest() || !fits {
+            return false;
+        }
+        self.bytes += entry.frame.len();
+        self.pending += usize::from(entry.pending);
+        self.history.push_front(entry);
+        true
+    }
+
     fn pop_oldest(&mut self) {
         if let Some(old) = self.history.pop_front() {
             self.bytes -= old.frame.len();
@@ -424,6 +444,40 @@ mod tests {
         assert!(s.has_pending(), "6 is");
         s.claim(6);
         assert!(!s.has_pending(), "2 was trimmed, 4 and 6 claimed");
+    }
+
+    #[test]
+    fn older_entries_are_restored_newest_first_in_front_only_when_contiguous() {
+        let now = Instant::now();
+        let l = limits(4);
+        let entry = |seq: u64| Entry {
+            seq,
+            at: now,
+            frame: Bytes::from(format!("m{seq}")),
+            thread: None,
+            run: None,
+            coalesce: None,
+            pending: false,
+        };
+        let at = |seq| Position { epoch: 9, seq };
+        let mut s = Stream::new(1);
+        assert!(
+            s.restore(at(7), entry(7), &l),
+            "a fresh stream starts with it"
+        );
+        assert_eq!(s.position(), at(7));
+        assert!(!s.restore(at(5), entry(5), &l), "not contiguous");
+        assert!(s.restore(at(6), entry(6), &l));
+        assert!(
+            !s.restore(Position { epoch: 8, seq: 5 }, entry(5), &l),
+            "another epoch"
+        );
+        assert!(s.restore(at(5), entry(5), &l));
+        assert!(s.restore(at(4), entry(4), &l));
+        assert!(!s.restore(at(3), entry(3), &l), "the bounds are full");
+        let seqs: Vec<u64> = s.entries_from(0).map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![4, 5, 6, 7]);
+        assert_eq!(s.position(), at(7));
     }
 
     #[test]

@@ -53,15 +53,22 @@ impl Sequencer {
         }
     }
 
-    /// Answer every stream `hub` started serving with the stream's head, as a bridge does
-    /// once it listens to the stream.
+    /// Answer every room `hub` started following, as a bridge does once it listens to the
+    /// room: the entries after the joining member's position from the shared history, newest
+    /// first, then the room's head.
     fn follow(&self, hub: &mut Harness) {
         for notice in hub.notices() {
-            if let Notice::Interest {
-                stream,
-                interested: true,
-            } = notice
-            {
+            if let Notice::Follow { stream, since } = notice {
+                if let Some(since) = since {
+                    let missed = self
+                        .log
+                        .iter()
+                        .rev()
+                        .filter(|s| s.entry.stream == stream && s.position.seq > since.seq);
+                    for sealed in missed {
+                        hub.input(Input::History(sealed));
+                    }
+                }
                 let head = self
                     .heads
                     .get(&stream)
@@ -246,6 +253,79 @@ fn a_join_is_answered_with_the_sequencers_head() {
         take_labels(&mut a, carol),
         ["welcome", "joined", "after-head"]
     );
+}
+
+/// A member that read a room on one hub joins it on another, where the room is new, with
+/// `since`: the hub loads what followed from the shared history before it answers, and the
+/// member receives exactly what it missed, then the live entries.
+#[test]
+fn a_join_with_since_on_another_hub_replays_from_the_shared_history() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let mut sequencer = Sequencer::default();
+    let on_a = a.connect("alice");
+    sequencer.join(&mut a, on_a, "lobby", None);
+    for i in 1..=5 {
+        a.publish(room("lobby"), msg(&format!("m{i}")));
+        sequencer.run(0, &mut [&mut a]);
+    }
+    let frames = a.take(on_a);
+    assert_eq!(labels(&frames)[2..4], ["m1", "m2"]);
+    let read = Position {
+        epoch: EPOCH,
+        seq: 2,
+    };
+
+    let on_b = b.connect("alice");
+    sequencer.join(&mut b, on_b, "lobby", Some(read));
+    a.publish(room("lobby"), msg("m6"));
+    sequencer.run(0, &mut [&mut a, &mut b]);
+    let frames = b.take(on_b);
+    assert_eq!(
+        labels(&frames),
+        ["welcome", "joined", "m3", "m4", "m5", "m6"]
+    );
+    assert_eq!(seqs(&frames, &room_stream("lobby")), [3, 4, 5, 6]);
+}
+
+/// A client resumes on a hub that serves its user since later than its position: the older
+/// entries loaded from the shared history (newest first, before the open) go in front of what
+/// the hub keeps, and the client receives exactly what it missed.
+#[test]
+fn older_entries_loaded_for_a_resume_go_in_front_of_the_hubs_history() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let mut sequencer = Sequencer::default();
+    let first = a.connect("alice");
+    for i in 1..=4 {
+        a.publish(user("alice"), msg(&format!("m{i}")));
+    }
+    // b does not serve alice yet: the entries reach a only.
+    sequencer.run(0, &mut [&mut a]);
+    let read = client_position(&a, first, &user_stream("alice"));
+    assert_eq!(read.seq, 4);
+    let other = b.connect("alice");
+    for i in 5..=6 {
+        a.publish(user("alice"), msg(&format!("m{i}")));
+    }
+    sequencer.run(0, &mut [&mut a, &mut b]);
+    assert_eq!(take_labels(&mut b, other), ["welcome", "m5", "m6"]);
+
+    let from = Position {
+        epoch: EPOCH,
+        seq: 2,
+    };
+    for sealed in sequencer
+        .log
+        .iter()
+        .rev()
+        .filter(|s| s.position.seq > from.seq)
+    {
+        b.input(Input::History(sealed));
+    }
+    let again = b.open(Open::new("alice").resume(from)).expect("opens");
+    let frames = b.take(again);
+    assert_eq!(labels(&frames), ["welcome", "m3", "m4", "m5", "m6"]);
+    assert_eq!(seqs(&frames, &user_stream("alice")), [3, 4, 5, 6]);
+    assert!(b.take(other).is_empty(), "history is not delivered live");
 }
 
 /// A client's room `publish` frame is sequenced too; its sender's connection is left out on

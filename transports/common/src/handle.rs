@@ -180,6 +180,14 @@ impl<R: Runtime> Builder<R> {
     }
 }
 
+/// The user whose shard serves `stream` alone (a room's members are on every shard).
+fn owner(stream: &StreamId) -> Option<&UserId> {
+    match stream {
+        StreamId::User(user) => Some(user),
+        StreamId::Room(_) => None,
+    }
+}
+
 /// Connection ids carry their shard in 8 bits.
 const MAX_SHARDS: usize = 256;
 
@@ -557,22 +565,25 @@ impl<R: Runtime> Handle<R> {
     /// shards serving its stream, after what was queued before: queue a stream's entries in
     /// its order. Never waits: see [`Handle::fed`].
     pub fn deliver_sequenced(&self, entry: Sequenced) -> Result<(), Error> {
-        let user = match &entry.entry.stream {
-            StreamId::User(user) => Some(user.clone()),
-            StreamId::Room(_) => None,
-        };
+        let user = owner(&entry.entry.stream).cloned();
         let entry = Arc::new(entry);
         self.relay(user.as_ref(), || Relay::Sequenced(entry.clone()))
+    }
+
+    /// Queue an older entry of a stream, from the cluster's shared history
+    /// (`Input::History`), for the shards serving its stream: queue a stream's history newest
+    /// first. Never waits: see [`Handle::fed`].
+    pub fn deliver_history(&self, entry: Sequenced) -> Result<(), Error> {
+        let user = owner(&entry.entry.stream).cloned();
+        let entry = Arc::new(entry);
+        self.relay(user.as_ref(), || Relay::History(entry.clone()))
     }
 
     /// Queue, for the shards serving `stream`, where the cluster's sequencer stands on it
     /// (`Input::StreamHead`): a hub that just started serving a room answers its waiting
     /// joins. Never waits: see [`Handle::fed`].
     pub fn deliver_head(&self, stream: StreamId, head: Option<Position>) -> Result<(), Error> {
-        let user = match &stream {
-            StreamId::User(user) => Some(user.clone()),
-            StreamId::Room(_) => None,
-        };
+        let user = owner(&stream).cloned();
         let stream = Arc::new(stream);
         self.relay(user.as_ref(), || Relay::Head(stream.clone(), head))
     }
@@ -581,10 +592,7 @@ impl<R: Runtime> Handle<R> {
     /// everything queued for them so far by the `deliver_*` methods: what opens after this
     /// sees it, and a feeder that waits for it keeps the queues short.
     pub async fn fed(&self, stream: Option<&StreamId>) -> Result<(), Error> {
-        let user = match stream {
-            Some(StreamId::User(user)) => Some(user),
-            Some(StreamId::Room(_)) | None => None,
-        };
+        let user = stream.and_then(owner);
         let mut answers = Vec::new();
         self.relay(user, || {
             let (tx, rx) = oneshot::channel();

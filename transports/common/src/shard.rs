@@ -86,6 +86,8 @@ pub(crate) enum Relay {
     Envelope(Arc<Envelope>),
     /// `Input::Sequenced`.
     Sequenced(Arc<Sequenced>),
+    /// `Input::History`.
+    History(Arc<Sequenced>),
     /// `Input::StreamHead`.
     Head(Arc<StreamId>, Option<Position>),
     /// Answered once everything queued before it was fed.
@@ -293,6 +295,7 @@ impl Shard {
         let _ = match relay {
             Relay::Envelope(envelope) => hub.handle_input(now, Input::Remote(&envelope)),
             Relay::Sequenced(entry) => hub.handle_input(now, Input::Sequenced(&entry)),
+            Relay::History(entry) => hub.handle_input(now, Input::History(&entry)),
             Relay::Head(stream, head) => hub.handle_input(
                 now,
                 Input::StreamHead {

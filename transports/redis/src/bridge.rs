@@ -310,7 +310,10 @@ impl<R: Runtime> Bridge<R> {
             Event::Remote(_) | Event::Sequence(_) => true,
             Event::Notice { notice, .. } => matches!(
                 notice,
-                Notice::Interest { .. } | Notice::Opened { .. } | Notice::Closed { .. }
+                Notice::Interest { .. }
+                    | Notice::Follow { .. }
+                    | Notice::Opened { .. }
+                    | Notice::Closed { .. }
             ),
         };
         if wanted {
@@ -374,6 +377,7 @@ impl<R: Runtime> Bridge<R> {
             pin: Some(shared.keys.stream_channel(&stream)),
             stream,
             resume,
+            live: false,
             answer: Some(answer),
         };
         let _ = self.inner.subscriber.send(SubCommand::Follow(follow));
@@ -560,6 +564,18 @@ impl<R: Runtime> Worker<R> {
             Event::Sequence(entry) => self.sequence(&entry).await,
             Event::Notice { notice, .. } => match notice {
                 Notice::Interest { stream, interested } => self.interest(stream, interested).await,
+                // After the subscription the interest asked for: the history after `since`,
+                // then the head.
+                Notice::Follow { stream, since } => {
+                    let follow = Follow {
+                        stream,
+                        pin: None,
+                        resume: since,
+                        live: false,
+                        answer: None,
+                    };
+                    let _ = self.subscribe.send(SubCommand::Follow(follow));
+                }
                 Notice::Opened { conn, user } => self.opened(conn, user).await,
                 Notice::Closed { conn, user, .. } => self.closed(conn, user).await,
                 _ => {}
@@ -637,21 +653,10 @@ impl<R: Runtime> Worker<R> {
     async fn interest(&mut self, stream: StreamId, interested: bool) {
         let channel = self.shared.keys.stream_channel(&stream);
         if interested {
-            let shards = self.interest.entry(stream.clone()).or_default();
+            let shards = self.interest.entry(stream).or_default();
             *shards += 1;
             if *shards == 1 {
                 let _ = self.subscribe.send(SubCommand::Subscribe(channel));
-            }
-            // Once subscribed, the shard that started serving the room learns the room's head
-            // (with shared streams its joins wait for it).
-            if let StreamId::Room(_) = stream {
-                let follow = Follow {
-                    stream,
-                    pin: None,
-                    resume: None,
-                    answer: None,
-                };
-                let _ = self.subscribe.send(SubCommand::Follow(follow));
             }
             return;
         }

@@ -32,6 +32,9 @@ pub(crate) struct Follow {
     /// opens within that time misses nothing published on it.
     pub pin: Option<String>,
     pub resume: Option<Position>,
+    /// What followed `resume` is delivered to the readers now (a stream followed again after
+    /// its subscription was cut), rather than kept for replays (a resume, a join with `since`).
+    pub live: bool,
     /// Told how many entries were loaded.
     pub answer: Option<oneshot::Sender<RedisResult<usize>>>,
 }
@@ -278,16 +281,24 @@ impl<R: Runtime> Feed<R> {
         let Follow {
             stream,
             resume,
+            live,
             answer,
             ..
         } = follow;
         let loaded = match read_stream(&self.shared, &stream, resume).await {
-            Ok((head, records)) => {
+            Ok((head, mut records)) => {
                 let loaded = records.len();
-                for record in records {
-                    self.record(record).await;
+                // History goes in front of what a hub keeps, so newest first.
+                if !live {
+                    records.reverse();
                 }
-                self.last.entry(stream.clone()).or_insert(head);
+                for record in records {
+                    self.record(record, live).await;
+                }
+                let last = self.last.entry(stream.clone()).or_insert(head);
+                if last.epoch != head.epoch || last.seq < head.seq {
+                    *last = head;
+                }
                 let _ = self.handle.deliver_head(stream.clone(), Some(head));
                 Ok(loaded)
             }
@@ -322,6 +333,7 @@ impl<R: Runtime> Feed<R> {
                 stream,
                 pin: None,
                 resume: Some(position),
+                live: true,
                 answer: None,
             };
             self.follow(follow).await;
@@ -387,7 +399,7 @@ impl<R: Runtime> Feed<R> {
             .then(|| Record::parse(&Bytes::copy_from_slice(payload)))
         {
             match record {
-                Some(record) => self.record(record).await,
+                Some(record) => self.record(record, true).await,
                 None => {
                     count(&counters.malformed);
                     tracing::warn!(channel = message.get_channel_name(), "malformed entry");
@@ -418,18 +430,23 @@ impl<R: Runtime> Feed<R> {
         }
     }
 
-    /// Deliver a sequenced stream entry to the local hubs, this node's own included: the
-    /// sequencer is the only way a stream entry reaches anyone. Connection ids in `except`
+    /// Deliver a sequenced stream entry to the local hubs, this node's own included (the
+    /// sequencer is the only way a stream entry reaches anyone), or, not `live`, queue it as
+    /// history. Connection ids in `except`
     /// name connections of the origin only.
-    async fn record(&mut self, record: Record) {
+    async fn record(&mut self, record: Record, live: bool) {
         let mut sequenced = record.sequenced;
         if record.origin != self.shared.node {
             sequenced.entry.except.clear();
         }
         self.shared.count(&self.shared.counters.entries);
-        self.last
-            .insert(sequenced.entry.stream.clone(), sequenced.position);
-        let _ = self.handle.deliver_sequenced(sequenced);
+        if live {
+            self.last
+                .insert(sequenced.entry.stream.clone(), sequenced.position);
+            let _ = self.handle.deliver_sequenced(sequenced);
+        } else {
+            let _ = self.handle.deliver_history(sequenced);
+        }
         self.keep_up().await;
     }
 

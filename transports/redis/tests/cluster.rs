@@ -586,6 +586,43 @@ async fn entries_missed_while_the_subscription_was_down_are_loaded_from_history(
     .await;
 }
 
+/// A member that read a room on one node joins it on another node, where the room is new,
+/// with `since`: it receives exactly what it missed, from the shared history, then what follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_with_since_on_another_node_replays_the_shared_history() {
+    let redis = Redis::start().await;
+    let a = shared_node(&redis, "a").await;
+    let b = shared_node(&redis, "b").await;
+    let mut alice = Client::welcomed(&a, "user=alice").await;
+    alice.join("lobby").await;
+    a.publish(room("lobby"), "m1").await;
+    a.publish(room("lobby"), "m2").await;
+    let mut read = Value::Null;
+    for expected in ["m1", "m2"] {
+        read = alice.json().await;
+        assert_eq!(read["event"], expected);
+    }
+    drop(alice);
+    a.publish(room("lobby"), "m3").await;
+    a.publish(room("lobby"), "m4").await;
+
+    let mut again = Client::welcomed(&b, "user=alice").await;
+    let since = json!({"epoch": read["epoch"], "seq": read["seq"]});
+    again
+        .send(json!({"type": "join", "room": "lobby", "since": since}))
+        .await;
+    assert_eq!(again.json().await["type"], "joined");
+    for (event, seq) in [("m3", 3), ("m4", 4)] {
+        let frame = again.json().await;
+        assert_eq!(
+            (frame["event"].as_str(), frame["seq"].as_u64()),
+            (Some(event), Some(seq))
+        );
+    }
+    a.publish(room("lobby"), "m5").await;
+    assert_eq!(again.event().await, "m5");
+}
+
 /// Redis stops and starts again (losing every key) under nodes with shared streams: the
 /// publishing node keeps delivering to its own clients, numbered in its own epoch and announced
 /// with an `epoch` gap; once Redis is back the stream is numbered there again, in a new epoch,
