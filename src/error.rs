@@ -8,9 +8,13 @@ use thiserror::Error;
 /// Why a connection could not open. The transport closes the socket with [`OpenError::close_code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum OpenError {
-    /// The hub is shutting down.
+    /// The hub is shutting down; `restart`: the node restarts while others serve (1012),
+    /// otherwise 1001.
     #[error("the hub is shutting down")]
-    ShuttingDown,
+    ShuttingDown {
+        /// Shut down with [`Reason::ServiceRestart`].
+        restart: bool,
+    },
     /// The user has `max_connections_per_user` connections and the policy is `RejectNew`.
     #[error("the user is at the per-user connection limit")]
     UserLimit,
@@ -23,7 +27,8 @@ impl OpenError {
     /// The reason, as counted in stats.
     pub fn reason(self) -> Reason {
         match self {
-            OpenError::ShuttingDown => Reason::Shutdown,
+            OpenError::ShuttingDown { restart: true } => Reason::ServiceRestart,
+            OpenError::ShuttingDown { restart: false } => Reason::Shutdown,
             OpenError::UserLimit => Reason::UserLimit,
             OpenError::ServerFull => Reason::ServerFull,
         }

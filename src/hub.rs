@@ -167,7 +167,8 @@ pub struct Hub {
     wire: Wire,
     next_epoch: u64,
     next_waiter: u64,
-    shutting_down: bool,
+    /// Set by [`Hub::shutdown`]: `Reason::Shutdown` or `Reason::ServiceRestart`.
+    shutting_down: Option<Reason>,
 }
 
 /// What a stream entry carries besides its frame: who among the stream's readers receive it
@@ -219,7 +220,7 @@ impl Hub {
             timers: Timers::default(),
             cleanup_scheduled: false,
             next_waiter: 0,
-            shutting_down: false,
+            shutting_down: None,
         }
     }
 
@@ -314,8 +315,9 @@ impl Hub {
     }
 
     fn admit(&mut self, user: &UserId) -> Result<(), OpenError> {
-        if self.shutting_down {
-            return Err(OpenError::ShuttingDown);
+        if let Some(reason) = self.shutting_down {
+            let restart = reason == Reason::ServiceRestart;
+            return Err(OpenError::ShuttingDown { restart });
         }
         let limits = &self.config.limits;
         let existing = self.users.get(user).map_or(&[][..], |c| c.as_slice());
@@ -519,7 +521,7 @@ impl Hub {
             Reason::ServiceRestart => reason,
             _ => Reason::Shutdown,
         };
-        self.shutting_down = true;
+        self.shutting_down = Some(reason);
         let ids: Vec<ConnId> = self
             .conns
             .iter()
@@ -532,7 +534,7 @@ impl Hub {
 
     /// True once [`Hub::shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down
+        self.shutting_down.is_some()
     }
 
     // ----- heartbeat ------------------------------------------------------------------------

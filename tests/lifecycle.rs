@@ -145,10 +145,21 @@ fn a_hub_that_is_shutting_down_refuses_new_connections_with_1001() {
 
     let refused = h.open(Open::new("alice"));
 
-    assert_eq!(refused, Err(OpenError::ShuttingDown));
-    assert_eq!(OpenError::ShuttingDown.close_code(), 1001);
+    assert_eq!(refused, Err(OpenError::ShuttingDown { restart: false }));
+    assert_eq!(refused.unwrap_err().close_code(), 1001);
     assert_eq!(h.hub().connection_count(), 0);
     assert_eq!(h.hub().stats().counters.refused, 1);
+}
+
+/// A hub that restarts (the node's clients go to other nodes) refuses new connections with
+/// 1012, as it closed the open ones.
+#[test]
+fn a_hub_that_restarts_refuses_new_connections_with_1012() {
+    let mut h = harness();
+    h.with_hub(|hub, _| hub.shutdown(Reason::ServiceRestart));
+    let refused = h.open(Open::new("alice"));
+    assert_eq!(refused, Err(OpenError::ShuttingDown { restart: true }));
+    assert_eq!(refused.unwrap_err().close_code(), 1012);
 }
 
 /// A restart closes everyone with 1012; any other reason given to `shutdown` closes as 1001.

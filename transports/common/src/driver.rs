@@ -68,7 +68,10 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, 
     let conn = match opened {
         Ok(Ok(conn)) => conn,
         Ok(Err(refused)) => return refuse(&handle, &mut sink, refused).await,
-        Err(_stopped) => return refuse(&handle, &mut sink, OpenError::ShuttingDown).await,
+        Err(_stopped) => {
+            let stopped = OpenError::ShuttingDown { restart: false };
+            return refuse(&handle, &mut sink, stopped).await;
+        }
     };
     tracing::debug!(shard, %conn, "connection opened");
     let inbox = handle.inbox(shard);
