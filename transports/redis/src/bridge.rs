@@ -1,194 +1,24 @@
 //! The [`Bridge`]: one per node, between the node's hubs and Redis.
 
 use crate::admission::{Admission, Reservations};
+use crate::counters::{BridgeStats, Counters};
 use crate::keys::Keys;
 use crate::link::{Backoff, Link};
+use crate::options::{unix_millis, Options};
 use crate::scripts::Scripts;
+use crate::shared::{hash_ttl, Shared};
 use crate::subscriber::{self, Follow, SubCommand};
 use crate::wire;
 use redis::{Client, RedisResult};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use switchboard::{
     ConnId, Envelope, Notice, Position, Reason, RoomId, StreamId, Unsequenced, UserId,
 };
 use switchboard_transport::{Event, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot, RwLock};
 use tokio::task::JoinHandle;
-
-/// How a node joins the cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    /// The Redis URL, e.g. `redis://127.0.0.1:6379/`.
-    pub url: String,
-    /// This node's id, unique in the cluster. Default: the process id, the time, and a
-    /// counter (unique even for several nodes in one process).
-    pub node: String,
-    /// The prefix of every channel and key. Default `sb`.
-    pub prefix: String,
-    /// How long a node's presence lasts without a heartbeat. Default 15 s.
-    pub lease: Duration,
-    /// How often the node refreshes its lease and re-announces its presence. Default 5 s.
-    pub heartbeat: Duration,
-    /// The per-user connection limit across the cluster (`None`: only each hub's own).
-    /// A connection refused by [`Bridge::admit`] never opens; one that opens without
-    /// admission over the limit is closed with 4003 (after its `welcome`).
-    pub max_connections_per_user: Option<usize>,
-    /// How long an admitted connection (see [`Bridge::admit`]) has to open on this node: its
-    /// reservation is dropped at the first heartbeat after that, and no longer counts.
-    /// Default 10 s.
-    pub admission_timeout: Duration,
-    /// The connection and response timeout of Redis requests. Default 2 s.
-    pub timeout: Duration,
-    /// The first wait before reconnecting to Redis; it doubles after each failure. Default
-    /// 100 ms.
-    pub backoff_min: Duration,
-    /// The largest wait between two reconnection attempts. Default 5 s.
-    pub backoff_max: Duration,
-    /// Entries kept in each stream's shared history. Default 1000.
-    pub history_messages: usize,
-    /// How long a stream's shared history (and its numbering) outlives its last entry.
-    /// Default 10 minutes.
-    pub history_age: Duration,
-}
-
-impl Options {
-    /// Default options for the Redis at `url`.
-    pub fn new(url: impl Into<String>) -> Self {
-        let started = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        Self {
-            url: url.into(),
-            node: format!("{}-{started}-{}", std::process::id(), next_local_id()),
-            prefix: "sb".to_owned(),
-            lease: Duration::from_secs(15),
-            heartbeat: Duration::from_secs(5),
-            max_connections_per_user: None,
-            admission_timeout: Duration::from_secs(10),
-            timeout: Duration::from_secs(2),
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            history_messages: 1000,
-            history_age: Duration::from_secs(600),
-        }
-    }
-}
-
-/// The time in milliseconds since the Unix epoch: the epoch of a stream numbered anew.
-pub(crate) fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A number unique within this process.
-fn next_local_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// The bridge's counters.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub published: AtomicU64,
-    pub unpublished: AtomicU64,
-    pub received: AtomicU64,
-    pub echoes: AtomicU64,
-    pub malformed: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub resubscribed: AtomicU64,
-    pub refused: AtomicU64,
-    pub disconnects: AtomicU64,
-    pub sequenced: AtomicU64,
-    pub unsequenced: AtomicU64,
-    pub entries: AtomicU64,
-}
-
-/// A snapshot of what a node's bridge did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BridgeStats {
-    /// Envelopes published to Redis.
-    pub published: u64,
-    /// Envelopes that could not be published (Redis unreachable): lost for other nodes.
-    pub unpublished: u64,
-    /// Envelopes received from other nodes and delivered locally.
-    pub received: u64,
-    /// This node's own envelopes received back and ignored.
-    pub echoes: u64,
-    /// Messages on the channels that could not be parsed.
-    pub malformed: u64,
-    /// Times the command connection came back after being lost.
-    pub reconnects: u64,
-    /// Times the subscription connection came back and every channel of interest was
-    /// subscribed again.
-    pub resubscribed: u64,
-    /// Connections refused by [`Bridge::admit`], or closed after opening, because the user
-    /// was over the cluster-wide limit.
-    pub refused: u64,
-    /// Disconnect commands received from other nodes.
-    pub disconnects: u64,
-    /// Stream entries of this node's hubs numbered by the shared sequencer.
-    pub sequenced: u64,
-    /// Stream entries that could not be numbered (Redis unreachable): delivered on this node
-    /// only, under the node's own epoch (readers are told with an `epoch` gap).
-    pub unsequenced: u64,
-    /// Sequenced stream entries delivered to this node's hubs (its own included).
-    pub entries: u64,
-    /// Channels subscribed right now.
-    pub subscriptions: usize,
-}
-
-/// What the bridge's tasks share.
-pub(crate) struct Shared {
-    pub node: String,
-    pub keys: Keys,
-    pub options: Options,
-    pub client: Client,
-    pub link: Link,
-    pub scripts: Scripts,
-    pub counters: Arc<Counters>,
-    /// The channels the subscription connection has confirmed.
-    pub subscribed: Mutex<HashSet<String>>,
-    /// Admitted connections that have not opened yet.
-    pub reservations: Mutex<Reservations>,
-    /// Held shared by each admission while it counts in Redis, and exclusively by the
-    /// heartbeat while it rewrites this node's counts, so that no rewrite undoes an admission.
-    pub counting: RwLock<()>,
-}
-
-impl Shared {
-    pub fn backoff(&self) -> Backoff {
-        Backoff {
-            min: self.options.backoff_min,
-            max: self.options.backoff_max.max(self.options.backoff_min),
-        }
-    }
-
-    pub(crate) fn count(&self, counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Run the `OPEN` script: add one connection of `user` on this node, unless the user is at
-    /// the cluster-wide limit. The node's new count, or -1 if refused.
-    async fn open(&self, user: &UserId) -> RedisResult<i64> {
-        let limit = self.options.max_connections_per_user.unwrap_or(0);
-        let mut conn = self.link.conn().await?;
-        let result = self
-            .scripts
-            .open
-            .key(self.keys.user_presence(user))
-            .arg(&self.node)
-            .arg(limit)
-            .arg(self.keys.lease_prefix())
-            .arg(hash_ttl(&self.options))
-            .invoke_async::<i64>(&mut conn)
-            .await;
-        self.link.check(result).await
-    }
-}
 
 /// Work for the node's worker task, in the order the events arrived.
 enum Job {
@@ -391,23 +221,8 @@ impl<R: Runtime> Bridge<R> {
 
     /// What the bridge did so far.
     pub fn stats(&self) -> BridgeStats {
-        let c = &self.inner.shared.counters;
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        BridgeStats {
-            published: get(&c.published),
-            unpublished: get(&c.unpublished),
-            received: get(&c.received),
-            echoes: get(&c.echoes),
-            malformed: get(&c.malformed),
-            reconnects: get(&c.reconnects),
-            resubscribed: get(&c.resubscribed),
-            refused: get(&c.refused),
-            disconnects: get(&c.disconnects),
-            sequenced: get(&c.sequenced),
-            unsequenced: get(&c.unsequenced),
-            entries: get(&c.entries),
-            subscriptions: self.subscriptions().len(),
-        }
+        let subscriptions = self.subscriptions().len();
+        self.inner.shared.counters.snapshot(subscriptions)
     }
 
     /// The channels subscribed right now, sorted.
@@ -835,9 +650,4 @@ impl<R: Runtime> Worker<R> {
         let result = pipe.query_async(&mut conn).await;
         self.shared.link.check(result).await
     }
-}
-
-/// How long a presence hash outlives its last update: two leases.
-fn hash_ttl(options: &Options) -> u64 {
-    (options.lease.as_millis() as u64).saturating_mul(2).max(1)
 }

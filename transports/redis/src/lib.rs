@@ -52,12 +52,17 @@
 
 mod admission;
 mod bridge;
+mod counters;
 mod keys;
 mod link;
+mod options;
 mod scripts;
+mod shared;
 mod subscriber;
 mod wire;
 
 pub use admission::Admission;
-pub use bridge::{Bridge, BridgeStats, Options};
+pub use bridge::Bridge;
+pub use counters::BridgeStats;
 pub use keys::Keys;
+pub use options::Options;

@@ -1,6 +1,6 @@
 //! A command connection to Redis that reconnects by itself, with capped exponential backoff.
 
-use crate::bridge::Counters;
+use crate::counters::Counters;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, RedisError, RedisResult};
 use std::sync::atomic::Ordering;

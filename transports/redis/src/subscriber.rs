@@ -1,7 +1,8 @@
 //! The subscription connection: subscribes to the channels of current interest, delivers what
 //! arrives, and after losing Redis reconnects with backoff and subscribes to them all again.
 
-use crate::bridge::{unix_millis, Shared};
+use crate::options::unix_millis;
+use crate::shared::Shared;
 use crate::wire::{Incoming, Record};
 use bytes::Bytes;
 use futures_util::StreamExt;

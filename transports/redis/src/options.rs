@@ -1,0 +1,76 @@
+//! [`Options`]: how a node joins the cluster.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How a node joins the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The Redis URL, e.g. `redis://127.0.0.1:6379/`.
+    pub url: String,
+    /// This node's id, unique in the cluster. Default: the process id, the time, and a
+    /// counter (unique even for several nodes in one process).
+    pub node: String,
+    /// The prefix of every channel and key. Default `sb`.
+    pub prefix: String,
+    /// How long a node's presence lasts without a heartbeat. Default 15 s.
+    pub lease: Duration,
+    /// How often the node refreshes its lease and re-announces its presence. Default 5 s.
+    pub heartbeat: Duration,
+    /// The per-user connection limit across the cluster (`None`: only each hub's own).
+    /// A connection refused by [`Bridge::admit`] never opens; one that opens without
+    /// admission over the limit is closed with 4003 (after its `welcome`).
+    pub max_connections_per_user: Option<usize>,
+    /// How long an admitted connection (see [`Bridge::admit`]) has to open on this node: its
+    /// reservation is dropped at the first heartbeat after that, and no longer counts.
+    /// Default 10 s.
+    pub admission_timeout: Duration,
+    /// The connection and response timeout of Redis requests. Default 2 s.
+    pub timeout: Duration,
+    /// The first wait before reconnecting to Redis; it doubles after each failure. Default
+    /// 100 ms.
+    pub backoff_min: Duration,
+    /// The largest wait between two reconnection attempts. Default 5 s.
+    pub backoff_max: Duration,
+    /// Entries kept in each stream's shared history. Default 1000.
+    pub history_messages: usize,
+    /// How long a stream's shared history (and its numbering) outlives its last entry.
+    /// Default 10 minutes.
+    pub history_age: Duration,
+}
+
+impl Options {
+    /// Default options for the Redis at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Self {
+            url: url.into(),
+            node: format!("{}-{started}-{}", std::process::id(), next_local_id()),
+            prefix: "sb".to_owned(),
+            lease: Duration::from_secs(15),
+            heartbeat: Duration::from_secs(5),
+            max_connections_per_user: None,
+            admission_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            history_messages: 1000,
+            history_age: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The time in milliseconds since the Unix epoch: the epoch of a stream numbered anew.
+pub(crate) fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A number unique within this process.
+fn next_local_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
