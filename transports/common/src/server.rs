@@ -2,9 +2,12 @@
 //! connections, authenticate the WebSocket handshake, and run each connection on its shard.
 
 use crate::driver;
+use crate::frame::Socket;
 use crate::handle::Handle;
-use crate::runtime::{self, Listen, Runtime, Upgrade};
+use crate::runtime::{self, Runtime};
 use futures_util::future::{self, Either};
+use std::future::Future;
+use std::io;
 use std::pin::pin;
 use std::sync::Arc;
 use switchboard::{Open, Position};
@@ -17,6 +20,37 @@ use tungstenite::protocol::WebSocketConfig;
 /// (at most `max_frame_bytes`, 64 KiB by default, assembled over several reads if larger than
 /// the buffer), so 4 KiB costs idle connections far less memory and busy ones less CPU.
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// A runtime's TCP listener, for [`Handle::serve`](crate::Handle::serve).
+pub trait Listen: Runtime {
+    /// The listener.
+    type Listener: Send + Sync + 'static;
+    /// An accepted connection.
+    type Stream: Send + 'static;
+
+    /// Accept the next connection (with `TCP_NODELAY` set, as befits small frames). Dropping
+    /// the future before it completes loses no connection.
+    fn accept(
+        &self,
+        listener: &Self::Listener,
+    ) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// A WebSocket library's server handshake over the byte stream `IO`, for
+/// [`Handle::serve`](crate::Handle::serve) and [`Handle::accept`](crate::Handle::accept).
+pub trait Upgrade<IO>: Runtime {
+    /// The upgraded WebSocket, as the driver runs it.
+    type Socket: Socket;
+
+    /// Perform the server side of the handshake on `io`, with `handshake` as the library's
+    /// callback (it authenticates the request and answers a refusal itself) and
+    /// [`Handshake::config`] as its configuration (the message limits).
+    fn upgrade(
+        &self,
+        io: IO,
+        handshake: Handshake<'_>,
+    ) -> impl Future<Output = Result<Self::Socket, tungstenite::Error>> + Send;
+}
 
 /// The HTTP request of a WebSocket handshake (method, URI with path and query, headers).
 pub type Request = tungstenite::handshake::server::Request;

@@ -37,7 +37,7 @@ pub struct BridgeStats {
     /// Times the subscription connection came back and every channel of interest was
     /// subscribed again.
     pub resubscribed: u64,
-    /// Connections refused by [`Bridge::admit`], or closed after opening, because the user
+    /// Connections refused by [`Bridge::admit`](crate::Bridge::admit), or closed after opening, because the user
     /// was over the cluster-wide limit.
     pub refused: u64,
     /// Disconnect commands received from other nodes.

@@ -17,13 +17,13 @@ pub struct Options {
     pub lease: Duration,
     /// How often the node refreshes its lease and re-announces its presence. Default 5 s.
     pub heartbeat: Duration,
-    /// The per-user connection limit across the cluster (`None`: only each hub's own).
-    /// A connection refused by [`Bridge::admit`] never opens; one that opens without
-    /// admission over the limit is closed with 4003 (after its `welcome`).
+    /// The per-user connection limit across the cluster (`None`: only each hub's own). A
+    /// connection refused by [`Bridge::admit`](crate::Bridge::admit) never opens; one that
+    /// opens without admission over the limit is closed with 4003 (after its `welcome`).
     pub max_connections_per_user: Option<usize>,
-    /// How long an admitted connection (see [`Bridge::admit`]) has to open on this node: its
-    /// reservation is dropped at the first heartbeat after that, and no longer counts.
-    /// Default 10 s.
+    /// How long an admitted connection (see [`Bridge::admit`](crate::Bridge::admit)) has to
+    /// open on this node: its reservation is dropped at the first heartbeat after that, and
+    /// no longer counts. Default 10 s.
     pub admission_timeout: Duration,
     /// The connection and response timeout of Redis requests. Default 2 s.
     pub timeout: Duration,
