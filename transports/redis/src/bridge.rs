@@ -20,6 +20,9 @@ use switchboard_transport::{Event, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot, RwLock};
 use tokio::task::JoinHandle;
 
+/// How many stream entries waiting together go to Redis in one round trip.
+const SEQUENCE_BATCH: usize = 256;
+
 /// Work for the node's worker task, in the order the events arrived.
 enum Job {
     Event(Event),
@@ -352,18 +355,38 @@ impl<R: Runtime> Worker<R> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                job = inbox.recv() => match job {
-                    Some(Job::Event(event)) => self.event(event).await,
-                    Some(Job::Stop(done)) => {
-                        while let Ok(Job::Event(event)) = inbox.try_recv() {
-                            self.event(event).await;
+                job = inbox.recv() => {
+                    let Some(job) = job else { return };
+                    let mut next = Some(job);
+                    while let Some(job) = next.take() {
+                        match job {
+                            // Entries waiting together are sequenced in one round trip.
+                            Job::Event(Event::Sequence(first)) => {
+                                let mut batch = vec![first];
+                                while batch.len() < SEQUENCE_BATCH {
+                                    match inbox.try_recv() {
+                                        Ok(Job::Event(Event::Sequence(entry))) => batch.push(entry),
+                                        Ok(other) => {
+                                            next = Some(other);
+                                            break;
+                                        }
+                                        Err(_) => break,
+                                    }
+                                }
+                                self.sequence(&batch).await;
+                            }
+                            Job::Event(event) => self.event(event).await,
+                            Job::Stop(done) => {
+                                while let Ok(Job::Event(event)) = inbox.try_recv() {
+                                    self.event(event).await;
+                                }
+                                self.withdraw().await;
+                                let _ = done.send(());
+                                return;
+                            }
                         }
-                        self.withdraw().await;
-                        let _ = done.send(());
-                        return;
                     }
-                    None => return,
-                },
+                }
                 _ = tick.tick() => {
                     if let Err(e) = self.heartbeat().await {
                         tracing::warn!(error = %e, "presence heartbeat failed");
@@ -376,7 +399,7 @@ impl<R: Runtime> Worker<R> {
     async fn event(&mut self, event: Event) {
         match event {
             Event::Remote(envelope) => self.publish(&envelope).await,
-            Event::Sequence(entry) => self.sequence(&entry).await,
+            Event::Sequence(entry) => self.sequence(&[entry]).await,
             Event::Notice { notice, .. } => match notice {
                 Notice::Interest { stream, interested } => self.interest(stream, interested).await,
                 // After the subscription the interest asked for: the history after `since`,
@@ -423,18 +446,21 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    /// Have the shared sequencer number a stream entry: it publishes it to every node serving
-    /// the stream (this one included) and keeps it in the stream's shared history. Without
-    /// Redis, the entry is delivered here only, numbered in this node's own epoch.
-    async fn sequence(&mut self, entry: &Unsequenced) {
+    /// Have the shared sequencer number stream entries, in one round trip and in their
+    /// order: it publishes each to every node serving its stream (this one included) and keeps
+    /// it in the stream's shared history. Without Redis, the entries are delivered here only,
+    /// numbered in this node's own epoch.
+    async fn sequence(&mut self, entries: &[Arc<Unsequenced>]) {
         let shared = &self.shared;
-        let stream = &entry.entry.stream;
         let options = &shared.options;
-        let result = match shared.link.conn().await {
-            Ok(mut conn) => {
-                let sequenced = shared
-                    .scripts
-                    .sequence
+        let script = &shared.scripts.sequence;
+        let mut pipe = redis::pipe();
+        // Loaded with every batch: a restarted Redis has forgotten it.
+        pipe.load_script(script).ignore();
+        for entry in entries {
+            let stream = &entry.entry.stream;
+            pipe.invoke_script(
+                script
                     .key(shared.keys.stream_counter(stream))
                     .key(shared.keys.stream_history(stream))
                     .arg(shared.keys.stream_channel(stream))
@@ -442,25 +468,28 @@ impl<R: Runtime> Worker<R> {
                     .arg(&entry.template[..])
                     .arg(unix_millis())
                     .arg(options.history_messages.max(1))
-                    .arg(options.history_age.as_millis().max(1) as u64)
-                    .invoke_async::<u64>(&mut conn)
-                    .await;
-                shared.link.check(sequenced).await
+                    .arg(options.history_age.as_millis().max(1) as u64),
+            )
+            .ignore();
+        }
+        match self.query::<()>(&pipe).await {
+            Ok(()) => {
+                let sequenced = &shared.counters.sequenced;
+                sequenced.fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(_) => shared.count(&shared.counters.sequenced),
             Err(e) => {
-                shared.count(&shared.counters.unsequenced);
-                tracing::warn!(%stream, error = %e, "a stream entry could not be sequenced; delivered on this node only");
-                let seq = self.fallback.entry(stream.clone()).or_default();
-                *seq += 1;
-                let position = Position {
-                    epoch: self.fallback_epoch,
-                    seq: *seq,
-                };
-                let _ = self.handle.deliver_sequenced(entry.seal(position));
+                tracing::warn!(entries = entries.len(), error = %e, "stream entries could not be sequenced; delivered on this node only");
+                for entry in entries {
+                    self.shared.count(&self.shared.counters.unsequenced);
+                    let stream = &entry.entry.stream;
+                    let seq = self.fallback.entry(stream.clone()).or_default();
+                    *seq += 1;
+                    let position = Position {
+                        epoch: self.fallback_epoch,
+                        seq: *seq,
+                    };
+                    let _ = self.handle.deliver_sequenced(entry.seal(position));
+                }
             }
         }
     }
