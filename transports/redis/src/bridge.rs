@@ -20,8 +20,16 @@ use switchboard_transport::{Event, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot, RwLock};
 use tokio::task::JoinHandle;
 
-/// How many stream entries waiting together go to Redis in one round trip.
-const SEQUENCE_BATCH: usize = 256;
+/// How many publishes and stream entries waiting together go to Redis in one round trip.
+const SEND_BATCH: usize = 256;
+
+/// What a node sends to Redis for the other nodes.
+enum Outgoing {
+    /// An envelope, published on its target's channel.
+    Publish(Arc<Envelope>),
+    /// A stream entry, for the shared sequencer.
+    Sequence(Arc<Unsequenced>),
+}
 
 /// Work for the node's worker task, in the order the events arrived.
 enum Job {
@@ -360,20 +368,14 @@ impl<R: Runtime> Worker<R> {
                     let mut next = Some(job);
                     while let Some(job) = next.take() {
                         match job {
-                            // Entries waiting together are sequenced in one round trip.
-                            Job::Event(Event::Sequence(first)) => {
-                                let mut batch = vec![first];
-                                while batch.len() < SEQUENCE_BATCH {
-                                    match inbox.try_recv() {
-                                        Ok(Job::Event(Event::Sequence(entry))) => batch.push(entry),
-                                        Ok(other) => {
-                                            next = Some(other);
-                                            break;
-                                        }
-                                        Err(_) => break,
-                                    }
-                                }
-                                self.sequence(&batch).await;
+                            // Publishes and entries waiting together go in one round trip.
+                            Job::Event(Event::Remote(envelope)) => {
+                                let first = Outgoing::Publish(envelope);
+                                next = self.send_waiting(first, &mut inbox).await;
+                            }
+                            Job::Event(Event::Sequence(entry)) => {
+                                let first = Outgoing::Sequence(entry);
+                                next = self.send_waiting(first, &mut inbox).await;
                             }
                             Job::Event(event) => self.event(event).await,
                             Job::Stop(done) => {
@@ -398,8 +400,8 @@ impl<R: Runtime> Worker<R> {
 
     async fn event(&mut self, event: Event) {
         match event {
-            Event::Remote(envelope) => self.publish(&envelope).await,
-            Event::Sequence(entry) => self.sequence(&[entry]).await,
+            Event::Remote(envelope) => self.send(&[Outgoing::Publish(envelope)]).await,
+            Event::Sequence(entry) => self.send(&[Outgoing::Sequence(entry)]).await,
             Event::Notice { notice, .. } => match notice {
                 Notice::Interest { stream, interested } => self.interest(stream, interested).await,
                 // After the subscription the interest asked for: the history after `since`,
@@ -421,65 +423,83 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    /// Publish once, on the target's channel.
-    async fn publish(&mut self, envelope: &Envelope) {
-        let shared = &self.shared;
-        let channel = shared.keys.target_channel(&envelope.target);
-        let payload = wire::envelope(&shared.node, &envelope.for_other_nodes());
-        let result = match shared.link.conn().await {
-            Ok(mut conn) => {
-                let sent = redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(payload)
-                    .query_async::<i64>(&mut conn)
-                    .await;
-                shared.link.check(sent).await
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(_) => shared.count(&shared.counters.published),
-            Err(e) => {
-                shared.count(&shared.counters.unpublished);
-                tracing::warn!(%channel, error = %e, "an envelope could not be published");
+    /// Send `first` and what else waits to go to Redis right behind it (at most
+    /// [`SEND_BATCH`] in all); the next job, if one of another kind came.
+    async fn send_waiting(
+        &mut self,
+        first: Outgoing,
+        inbox: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Option<Job> {
+        let mut batch = vec![first];
+        let mut next = None;
+        while batch.len() < SEND_BATCH {
+            match inbox.try_recv() {
+                Ok(Job::Event(Event::Remote(envelope))) => batch.push(Outgoing::Publish(envelope)),
+                Ok(Job::Event(Event::Sequence(entry))) => batch.push(Outgoing::Sequence(entry)),
+                Ok(other) => {
+                    next = Some(other);
+                    break;
+                }
+                Err(_) => break,
             }
         }
+        self.send(&batch).await;
+        next
     }
 
-    /// Have the shared sequencer number stream entries, in one round trip and in their
-    /// order: it publishes each to every node serving its stream (this one included) and keeps
-    /// it in the stream's shared history. Without Redis, the entries are delivered here only,
-    /// numbered in this node's own epoch.
-    async fn sequence(&mut self, entries: &[Arc<Unsequenced>]) {
+    /// Send publishes and stream entries to Redis in one round trip, in their order. An
+    /// envelope is published once, on its target's channel. A stream entry is numbered by the
+    /// shared sequencer, which publishes it to every node serving its stream (this one
+    /// included) and keeps it in the stream's shared history. Without Redis, envelopes are
+    /// counted as lost for other nodes, and entries delivered here only, numbered in this
+    /// node's own epoch.
+    async fn send(&mut self, batch: &[Outgoing]) {
         let shared = &self.shared;
         let options = &shared.options;
         let script = &shared.scripts.sequence;
         let mut pipe = redis::pipe();
-        // Loaded with every batch: a restarted Redis has forgotten it.
-        pipe.load_script(script).ignore();
-        for entry in entries {
-            let stream = &entry.entry.stream;
-            pipe.invoke_script(
-                script
-                    .key(shared.keys.stream_counter(stream))
-                    .key(shared.keys.stream_history(stream))
-                    .arg(shared.keys.stream_channel(stream))
-                    .arg(wire::entry_header(&shared.node, &entry.entry))
-                    .arg(&entry.template[..])
-                    .arg(unix_millis())
-                    .arg(options.history_messages.max(1))
-                    .arg(options.history_age.as_millis().max(1) as u64),
-            )
-            .ignore();
+        if batch.iter().any(|o| matches!(o, Outgoing::Sequence(_))) {
+            // Loaded with every batch: a restarted Redis has forgotten it.
+            pipe.load_script(script).ignore();
         }
-        match self.query::<()>(&pipe).await {
-            Ok(()) => {
-                let sequenced = &shared.counters.sequenced;
-                sequenced.fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for outgoing in batch {
+            match outgoing {
+                Outgoing::Publish(envelope) => {
+                    let payload = wire::envelope(&shared.node, &envelope.for_other_nodes());
+                    pipe.cmd("PUBLISH")
+                        .arg(shared.keys.target_channel(&envelope.target))
+                        .arg(payload)
+                        .ignore();
+                }
+                Outgoing::Sequence(entry) => {
+                    let stream = &entry.entry.stream;
+                    pipe.invoke_script(
+                        script
+                            .key(shared.keys.stream_counter(stream))
+                            .key(shared.keys.stream_history(stream))
+                            .arg(shared.keys.stream_channel(stream))
+                            .arg(wire::entry_header(&shared.node, &entry.entry))
+                            .arg(&entry.template[..])
+                            .arg(unix_millis())
+                            .arg(options.history_messages.max(1))
+                            .arg(options.history_age.as_millis().max(1) as u64),
+                    )
+                    .ignore();
+                }
             }
-            Err(e) => {
-                tracing::warn!(entries = entries.len(), error = %e, "stream entries could not be sequenced; delivered on this node only");
-                for entry in entries {
+        }
+        let result = self.query::<()>(&pipe).await;
+        if let Err(e) = &result {
+            tracing::warn!(batch = batch.len(), error = %e, "could not reach redis: publishes lost for other nodes, stream entries delivered on this node only");
+        }
+        for outgoing in batch {
+            match (outgoing, result.is_ok()) {
+                (Outgoing::Publish(_), true) => self.shared.count(&self.shared.counters.published),
+                (Outgoing::Publish(_), false) => {
+                    self.shared.count(&self.shared.counters.unpublished)
+                }
+                (Outgoing::Sequence(_), true) => self.shared.count(&self.shared.counters.sequenced),
+                (Outgoing::Sequence(entry), false) => {
                     self.shared.count(&self.shared.counters.unsequenced);
                     let stream = &entry.entry.stream;
                     let seq = self.fallback.entry(stream.clone()).or_default();
