@@ -167,18 +167,19 @@ impl Stream {
     /// Take `position`, assigned by the cluster's sequencer, as the stream's next: an entry at
     /// it may be appended. After a hole, or in another epoch, the entries kept so far can no
     /// longer be replayed without a hole: they are dropped and the gap readers missed is
-    /// returned. A stream that never had an entry simply starts there.
+    /// returned (none for a stream that never had an entry, if this is the stream's first).
     pub fn adopt(&mut self, position: Position) -> Result<Option<Gap>, AlreadyTaken> {
-        let fresh = self.head == 0;
+        let fresh = self.head == 0 && self.history.is_empty();
         let gap = if position.epoch != self.epoch {
-            (!fresh).then_some(Gap {
+            // A stream that never had an entry misses nothing if this is the first one.
+            (!fresh || position.seq > 1).then_some(Gap {
                 from: 1,
                 to: position.seq.saturating_sub(1),
                 reason: GapReason::Epoch,
             })
         } else if position.seq <= self.head {
             return Err(AlreadyTaken);
-        } else if position.seq > self.head + 1 && !fresh {
+        } else if position.seq > self.head + 1 {
             Some(Gap {
                 from: self.head + 1,
                 to: position.seq - 1,
@@ -444,6 +445,27 @@ mod tests {
         assert!(s.has_pending(), "6 is");
         s.claim(6);
         assert!(!s.has_pending(), "2 was trimmed, 4 and 6 claimed");
+    }
+
+    #[test]
+    fn a_stream_without_entries_announces_what_precedes_its_first_only_if_something_does() {
+        let at = |epoch, seq| Position { epoch, seq };
+        let mut s = Stream::new(1);
+        assert_eq!(s.adopt(at(9, 1)), Ok(None), "its first entry is the stream's first");
+        let mut s = Stream::new(1);
+        let gap = Gap {
+            from: 1,
+            to: 4,
+            reason: GapReason::Epoch,
+        };
+        assert_eq!(s.adopt(at(9, 5)), Ok(Some(gap)), "1..4 were sealed before it");
+        assert_eq!(s.adopt(at(9, 5)), Err(AlreadyTaken));
+        let hole = Gap {
+            from: 6,
+            to: 6,
+            reason: GapReason::History,
+        };
+        assert_eq!(s.adopt(at(9, 7)), Ok(Some(hole)));
     }
 
     #[test]

@@ -69,10 +69,9 @@ impl Sequencer {
                         hub.input(Input::History(sealed));
                     }
                 }
-                let head = self
-                    .heads
-                    .get(&stream)
-                    .map(|&seq| Position { epoch: EPOCH, seq });
+                // Like the Redis script: a stream without entries is at 0 of its epoch.
+                let seq = self.heads.get(&stream).copied().unwrap_or(0);
+                let head = Some(Position { epoch: EPOCH, seq });
                 hub.input(Input::StreamHead {
                     stream: &stream,
                     head,
@@ -302,6 +301,12 @@ fn older_entries_loaded_for_a_resume_go_in_front_of_the_hubs_history() {
     sequencer.run(0, &mut [&mut a]);
     let read = client_position(&a, first, &user_stream("alice"));
     assert_eq!(read.seq, 4);
+    // As a bridge does before a connection opens: b learns where the stream stands.
+    let stream = user_stream("alice");
+    b.input(Input::StreamHead {
+        stream: &stream,
+        head: Some(read),
+    });
     let other = b.connect("alice");
     for i in 5..=6 {
         a.publish(user("alice"), msg(&format!("m{i}")));
@@ -473,10 +478,16 @@ use std::collections::BTreeMap;
 enum Step {
     /// The application on `hub` publishes to `user` (0 or 1).
     Publish { hub: usize, user: usize },
+    /// The application on `hub` publishes to the room.
+    PublishRoom { hub: usize },
     /// A client of `user` connects to `hub`.
     Connect { hub: usize, user: usize },
+    /// A client (picked among the open ones) joins the room.
+    Join { pick: usize },
+    /// The sequencer answers what `hub` asked to follow (the room's history and head).
+    Follow { hub: usize },
     /// A client (picked among the open ones) disconnects and reconnects to `hub` with its
-    /// position.
+    /// position, and joins the room again with its position there if it was a member.
     Move { pick: usize, hub: usize },
     /// `hub` misses the next sealed entry (its subscription was down).
     Miss { hub: usize },
@@ -487,8 +498,11 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     let hub = || 0..2usize;
     prop_oneof![
-        5 => (hub(), 0..2usize).prop_map(|(hub, user)| Step::Publish { hub, user }),
+        4 => (hub(), 0..2usize).prop_map(|(hub, user)| Step::Publish { hub, user }),
+        3 => hub().prop_map(|hub| Step::PublishRoom { hub }),
         2 => (hub(), 0..2usize).prop_map(|(hub, user)| Step::Connect { hub, user }),
+        2 => (0..8usize).prop_map(|pick| Step::Join { pick }),
+        2 => hub().prop_map(|hub| Step::Follow { hub }),
         2 => (0..8usize, hub()).prop_map(|(pick, hub)| Step::Move { pick, hub }),
         1 => hub().prop_map(|hub| Step::Miss { hub }),
         1 => hub().prop_map(|hub| Step::Repeat { hub }),
@@ -496,13 +510,52 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 const USERS: [&str; 2] = ["ann", "ben"];
+const ROOM: &str = "lobby";
 
-/// Everything one client read, in order, and where it resumed from.
+/// Everything one client read, in order, and where it resumed from: its user stream at
+/// connect, the room with `since`.
 #[derive(Debug)]
 struct Reader {
     user: &'static str,
     resumed: Option<Position>,
+    since: Option<Position>,
     frames: Vec<serde_json::Value>,
+}
+
+impl Reader {
+    fn new(user: &'static str, resumed: Option<Position>) -> Self {
+        Reader {
+            user,
+            resumed,
+            since: None,
+            frames: Vec::new(),
+        }
+    }
+}
+
+/// Seal what `hub` handed out and deliver it to both hubs, but to a hub that misses it.
+fn sequence_all(
+    sequencer: &mut Sequencer,
+    hubs: &mut [Harness; 2],
+    hub: usize,
+    missing: &mut [bool; 2],
+) {
+    for entry in hubs[hub].unsequenced() {
+        let sealed = sequencer.seal(&entry);
+        for (i, h) in hubs.iter_mut().enumerate() {
+            if !std::mem::take(&mut missing[i]) {
+                h.input(Input::Sequenced(&sealed));
+            }
+        }
+    }
+}
+
+fn send_join(hub: &mut Harness, conn: ConnId, since: Option<Position>) {
+    let mut frame = json!({"type": "join", "room": ROOM});
+    if let Some(p) = since {
+        frame["since"] = json!({"epoch": p.epoch, "seq": p.seq});
+    }
+    hub.send(conn, &frame.to_string());
 }
 
 proptest! {
@@ -511,11 +564,11 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Whatever the publishers, the moves between hubs, and the lost or repeated deliveries:
-    /// one numbering everywhere (an entry's `seq` names the same message on every hub), each
-    /// reader's stream strictly increasing from where it resumed (no duplicate, no
-    /// reordering), and every number a reader skips announced before the next message by a
-    /// `gap` that covers it.
+    /// Whatever the publishers, the joins and moves between hubs, when the sequencer answers,
+    /// and the lost or repeated deliveries: one numbering everywhere (an entry's `seq` names
+    /// the same message on every hub), each reader's user and room streams strictly increasing
+    /// from where it resumed or joined (no duplicate, no reordering), and every number a reader
+    /// skips announced before the next message by a `gap` that covers it.
     #[test]
     fn one_numbering_in_order_and_every_hole_announced(
         steps in prop::collection::vec(step(), 1..60)
@@ -524,6 +577,7 @@ proptest! {
         let mut sequencer = Sequencer::default();
         let mut missing = [false, false];
         let mut open: Vec<(usize, ConnId)> = Vec::new();
+        let mut members: std::collections::HashSet<(usize, ConnId)> = Default::default();
         let mut readers: BTreeMap<(usize, ConnId), Reader> = BTreeMap::new();
         let mut published = 0;
         for step in steps {
@@ -532,23 +586,28 @@ proptest! {
                     published += 1;
                     let event = format!("e{published}");
                     hubs[hub].publish(support::user(USERS[user]), msg(&event));
-                    for entry in hubs[hub].unsequenced() {
-                        let sealed = sequencer.seal(&entry);
-                        for (i, h) in hubs.iter_mut().enumerate() {
-                            if !std::mem::take(&mut missing[i]) {
-                                h.input(Input::Sequenced(&sealed));
-                            }
-                        }
-                    }
+                    sequence_all(&mut sequencer, &mut hubs, hub, &mut missing);
+                }
+                Step::PublishRoom { hub } => {
+                    published += 1;
+                    let event = format!("e{published}");
+                    hubs[hub].publish(room(ROOM), msg(&event));
+                    sequence_all(&mut sequencer, &mut hubs, hub, &mut missing);
                 }
                 Step::Connect { hub, user } => {
                     // Past the per-user limit the open is refused; nothing to read then.
                     if let Ok(conn) = hubs[hub].open(Open::new(USERS[user])) {
                         open.push((hub, conn));
-                        let reader = Reader { user: USERS[user], resumed: None, frames: Vec::new() };
-                        readers.insert((hub, conn), reader);
+                        readers.insert((hub, conn), Reader::new(USERS[user], None));
                     }
                 }
+                Step::Join { pick } if !open.is_empty() => {
+                    let (hub, conn) = open[pick % open.len()];
+                    if members.insert((hub, conn)) {
+                        send_join(&mut hubs[hub], conn, None);
+                    }
+                }
+                Step::Follow { hub } => sequencer.follow(&mut hubs[hub]),
                 Step::Move { pick, hub } if !open.is_empty() => {
                     let (from, conn) = open.remove(pick % open.len());
                     let frames = hubs[from].take(conn);
@@ -557,6 +616,8 @@ proptest! {
                     let user = reader.user;
                     let client = hubs[from].client(conn);
                     let position = client.positions.get(&user_stream(user)).copied();
+                    let in_room = client.positions.get(&room_stream(ROOM)).copied();
+                    let member = members.remove(&(from, conn));
                     hubs[from].drop_connection(conn);
                     let request = match position {
                         Some(p) => Open::new(user).resume(p),
@@ -565,10 +626,15 @@ proptest! {
                     // Past the per-user limit there the open is refused: the client is gone.
                     let Ok(again) = hubs[hub].open(request) else { continue };
                     open.push((hub, again));
-                    let reader = Reader { user, resumed: position, frames: Vec::new() };
+                    let mut reader = Reader::new(user, position);
+                    if member {
+                        members.insert((hub, again));
+                        reader.since = in_room;
+                        send_join(&mut hubs[hub], again, in_room);
+                    }
                     readers.insert((hub, again), reader);
                 }
-                Step::Move { .. } => {}
+                Step::Join { .. } | Step::Move { .. } => {}
                 Step::Miss { hub } => missing[hub] = true,
                 Step::Repeat { hub } => {
                     if let Some(last) = sequencer.log.last().cloned() {
@@ -582,49 +648,59 @@ proptest! {
             readers.get_mut(&(hub, conn)).expect("recorded").frames.extend(frames);
         }
 
-        let named: HashMap<u64, String> = sequencer
+        let named: HashMap<(String, u64), String> = sequencer
             .log
             .iter()
             .map(|sealed| {
                 let frame: serde_json::Value = serde_json::from_slice(&sealed.frame).unwrap();
-                (sealed.position.seq + 1000 * u64::from(sealed.entry.stream == user_stream("ben")),
-                    frame["event"].as_str().unwrap().to_owned())
+                let name = frame["event"].as_str().unwrap().to_owned();
+                ((sealed.entry.stream.to_string(), sealed.position.seq), name)
             })
             .collect();
         for ((hub, conn), reader) in &readers {
-            let stream = user_stream(reader.user);
-            let offset = 1000 * u64::from(reader.user == "ben");
-            let mut last = reader.resumed.filter(|p| p.epoch == EPOCH).map(|p| p.seq);
-            let mut gap: Option<(u64, u64)> = None;
-            for frame in &reader.frames {
-                if frame["stream"] != stream.to_string().as_str() {
-                    continue;
-                }
-                match frame["type"].as_str() {
-                    Some("gap") => {
-                        let (from, to) = (frame["from"].as_u64().unwrap(), frame["to"].as_u64().unwrap());
-                        gap = Some(gap.map_or((from, to), |(f, t)| (f.min(from), t.max(to))));
+            for stream in [user_stream(reader.user), room_stream(ROOM)] {
+                let name = stream.to_string();
+                let mut last = match stream {
+                    StreamId::User(_) => reader.resumed.filter(|p| p.epoch == EPOCH).map(|p| p.seq),
+                    StreamId::Room(_) => None,
+                };
+                let mut gap: Option<(u64, u64)> = None;
+                for frame in &reader.frames {
+                    if frame["stream"] != name.as_str() {
+                        continue;
                     }
-                    Some("message") => {
-                        prop_assert_eq!(frame["epoch"].as_u64(), Some(EPOCH));
-                        let seq = frame["seq"].as_u64().unwrap();
-                        prop_assert_eq!(
-                            named.get(&(seq + offset)).map(String::as_str),
-                            frame["event"].as_str(),
-                            "hub {} {}: one numbering", hub, conn
-                        );
-                        if let Some(last) = last {
-                            prop_assert!(seq > last, "hub {} {}: {} after {}", hub, conn, seq, last);
-                            let covered = gap.is_some_and(|(from, to)| from <= last + 1 && to + 1 >= seq);
-                            prop_assert!(
-                                seq == last + 1 || covered,
-                                "hub {} {}: {}..{} skipped without a gap", hub, conn, last + 1, seq - 1
-                            );
+                    match frame["type"].as_str() {
+                        // A member reads the room from its `since`, or from where `joined` says.
+                        Some("joined") => {
+                            let head = frame["seq"].as_u64().unwrap();
+                            last = Some(reader.since.filter(|p| p.epoch == EPOCH).map_or(head, |p| p.seq));
+                            gap = None;
                         }
-                        last = Some(seq);
-                        gap = None;
+                        Some("gap") => {
+                            let (from, to) = (frame["from"].as_u64().unwrap(), frame["to"].as_u64().unwrap());
+                            gap = Some(gap.map_or((from, to), |(f, t)| (f.min(from), t.max(to))));
+                        }
+                        Some("message") => {
+                            prop_assert_eq!(frame["epoch"].as_u64(), Some(EPOCH));
+                            let seq = frame["seq"].as_u64().unwrap();
+                            prop_assert_eq!(
+                                named.get(&(name.clone(), seq)).map(String::as_str),
+                                frame["event"].as_str(),
+                                "hub {} {}: one numbering", hub, conn
+                            );
+                            if let Some(last) = last {
+                                prop_assert!(seq > last, "hub {} {} {}: {} after {}", hub, conn, name, seq, last);
+                                let covered = gap.is_some_and(|(from, to)| from <= last + 1 && to + 1 >= seq);
+                                prop_assert!(
+                                    seq == last + 1 || covered,
+                                    "hub {} {} {}: {}..{} skipped without a gap", hub, conn, name, last + 1, seq - 1
+                                );
+                            }
+                            last = Some(seq);
+                            gap = None;
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
         }
