@@ -451,14 +451,22 @@ mod tests {
     fn a_stream_without_entries_announces_what_precedes_its_first_only_if_something_does() {
         let at = |epoch, seq| Position { epoch, seq };
         let mut s = Stream::new(1);
-        assert_eq!(s.adopt(at(9, 1)), Ok(None), "its first entry is the stream's first");
+        assert_eq!(
+            s.adopt(at(9, 1)),
+            Ok(None),
+            "its first entry is the stream's first"
+        );
         let mut s = Stream::new(1);
         let gap = Gap {
             from: 1,
             to: 4,
             reason: GapReason::Epoch,
         };
-        assert_eq!(s.adopt(at(9, 5)), Ok(Some(gap)), "1..4 were sealed before it");
+        assert_eq!(
+            s.adopt(at(9, 5)),
+            Ok(Some(gap)),
+            "1..4 were sealed before it"
+        );
         assert_eq!(s.adopt(at(9, 5)), Err(AlreadyTaken));
         let hole = Gap {
             from: 6,

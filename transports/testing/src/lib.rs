@@ -1,0 +1,48 @@
+//! # switchboard-testing
+//!
+//! What the tests of the switchboard crates share, so that each is written once:
+//!
+//! - [`WsClient`]: a real WebSocket client (async-tungstenite over async-net), which runs under
+//!   any runtime (tokio, async-std, smol), with the readers the tests assert on;
+//! - [`guard`] and [`eventually`]: every wait for a server is bounded, so a bug fails instead
+//!   of hanging (guards against hangs, not timing assertions);
+//! - [`Redis`]: a `redis-server` from PATH on a free port, killed when dropped.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+mod redis;
+
+pub use client::{small_socket, Received, WsClient, SMALL_BUFFER};
+pub use redis::Redis;
+
+use futures_util::future::{self, Either};
+use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+/// Every wait for a server is bounded by this, so a bug fails instead of hanging.
+pub const GUARD: Duration = Duration::from_secs(20);
+
+/// `f`'s output; panics, naming `what` it waited for, if that takes longer than [`GUARD`].
+pub async fn guard<F: Future>(what: &str, f: F) -> F::Output {
+    let timer = pin!(async_io::Timer::after(GUARD));
+    match future::select(pin!(f), timer).await {
+        Either::Left((output, _)) => output,
+        Either::Right(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// Poll `check` (every 20 ms) until it holds; panics, naming `what`, after [`GUARD`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    guard(what, async {
+        while !check().await {
+            async_io::Timer::after(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
