@@ -137,7 +137,7 @@ async fn agent_events_arrive_in_order_and_out_of_order_is_409() {
         assert_eq!(body["reached"], 1);
     }
     for e in &events {
-        let frame = alice.next_json().await;
+        let frame = alice.json().await;
         assert_eq!(frame["type"], e["event"], "{frame}");
         assert_eq!(frame["run"], "r1");
     }

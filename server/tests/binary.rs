@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{switchboard_binary, Client, ServerProcess};
+use support::{switchboard_binary, ServerProcess, WsClient};
 use switchboard_server::auth::TokenKeys;
 use switchboard_server::settings::DEVELOPMENT_SECRET;
 
@@ -48,14 +48,8 @@ async fn serve_runs_with_defaults_and_shuts_down_gracefully_on_sigterm() {
     let addr = process.server.addr();
 
     let token = TokenKeys::new(DEVELOPMENT_SECRET).mint("alice", None, Duration::from_secs(60));
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}"))
-        .await
-        .unwrap();
-    let mut client = Client {
-        ws,
-        welcome: serde_json::Value::Null,
-    };
-    assert_eq!(client.next_json().await["type"], "welcome");
+    let mut client = WsClient::connect(addr, &format!("token={token}")).await;
+    assert_eq!(client.json().await["type"], "welcome");
 
     process.terminate();
     assert_eq!(client.closed().await, 1001);

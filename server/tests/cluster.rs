@@ -7,66 +7,26 @@ mod support;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 use support::*;
+use switchboard_testing::{eventually, Redis};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-/// A redis-server process on a free port, without persistence, killed when dropped.
-struct Redis {
-    port: u16,
-    child: Child,
+/// The server settings that join a node to a [`Redis`].
+trait RedisSettings {
+    /// The settings of a node joined to it.
+    fn settings(&self) -> String;
+    /// The settings of a node whose users may hold `limit` connections across the cluster.
+    fn settings_with_user_limit(&self, limit: usize) -> String;
 }
 
-impl Redis {
-    async fn start() -> Redis {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-            probe.local_addr().expect("bound").port()
-        };
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "these tests need redis-server on PATH (apt-get install -y redis-server): {e}"
-                )
-            });
-        let listening = async {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_err()
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(PATIENCE, listening)
-            .await
-            .expect("redis-server listens");
-        Redis { port, child }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
+impl RedisSettings for Redis {
     fn settings(&self) -> String {
         format!("[redis]\nurl = \"{}\"\n", self.url())
     }
 
-    /// The settings of a node whose users may hold `limit` connections across the cluster.
     fn settings_with_user_limit(&self, limit: usize) -> String {
         let limits = "[limits]\nuser_limit_policy = \"reject_new\"\nmax_connections_per_user";
         format!("{}{limits} = {limit}\n", self.settings())
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -85,18 +45,15 @@ async fn shut_down(nodes: [TestServer; 2]) {
     }
 }
 
-/// Wait (at most the patience) until the bridge of `server` (in this process) has subscribed
+/// Wait until the bridge of `server` (in this process) has subscribed
 /// `channel`: a publish on another node before that does not reach it.
 async fn subscribed(server: &TestServer, channel: &str) {
     let bridge = bridge(server);
-    let subscribed = async {
-        while !bridge.subscriptions().iter().any(|c| c == channel) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, subscribed)
-        .await
-        .unwrap_or_else(|_| panic!("{channel} subscribed within the patience"));
+    eventually(&format!("{channel} subscribed"), || {
+        let subscribed = bridge.subscriptions().iter().any(|c| c == channel);
+        async move { subscribed }
+    })
+    .await;
 }
 
 /// The bridge of `server` (in this process).
@@ -110,17 +67,13 @@ fn bridge(server: &TestServer) -> switchboard_redis::Bridge<switchboard_tokio::T
         .expect("a bridge")
 }
 
-/// Wait (at most the patience) until the cluster counts `count` connections of `user`.
+/// Wait until the cluster counts `count` connections of `user`.
 async fn user_connections_reach(server: &TestServer, user: &str, count: u64) {
     let bridge = bridge(server);
-    let reached = async {
-        while bridge.user_connections(user).await.ok() != Some(count) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, reached)
-        .await
-        .unwrap_or_else(|_| panic!("{count} connections of {user} within the patience"));
+    eventually(&format!("{count} connections of {user}"), || async {
+        bridge.user_connections(user).await.ok() == Some(count)
+    })
+    .await;
 }
 
 /// Connect to `server` as `user` and read until the server closes: the close code and reason.
@@ -149,17 +102,13 @@ async fn refused_before_welcome(server: &TestServer, user: &str) -> (u16, String
     }
 }
 
-/// Wait (at most the patience) until `server`'s `/metrics` shows `name` at `min` or more: the
+/// Wait until `server`'s `/metrics` shows `name` at `min` or more: the
 /// bridge counts after Redis answered, not before the API call returns.
 async fn metric_reaches(server: &TestServer, name: &str, min: f64) {
-    let reached = async {
-        while server.metric(name).await.is_none_or(|value| value < min) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, reached)
-        .await
-        .unwrap_or_else(|_| panic!("{name} reached {min} within the patience"));
+    eventually(&format!("{name} to reach {min}"), || async {
+        server.metric(name).await.is_some_and(|value| value >= min)
+    })
+    .await;
 }
 
 /// With `[redis] url`, a publish through one node's API reaches a room member on the other
@@ -202,7 +151,7 @@ async fn a_run_crosses_nodes_and_its_reader_resumes_on_the_other_node() {
     let mut epoch = Value::Null;
     for (seq, event) in events[..3].iter().enumerate() {
         assert_eq!(post(event).await.0, 200);
-        let frame = alice.next_json().await;
+        let frame = alice.json().await;
         assert_eq!(
             (&frame["type"], &frame["seq"]),
             (&event["event"], &json!(seq + 1))
@@ -218,7 +167,7 @@ async fn a_run_crosses_nodes_and_its_reader_resumes_on_the_other_node() {
         .connect_with("alice", &format!("&resume={epoch}:3"))
         .await;
     for (seq, event) in events[3..].iter().enumerate() {
-        let frame = again.next_json().await;
+        let frame = again.json().await;
         assert_eq!(
             (&frame["type"], &frame["seq"]),
             (&event["event"], &json!(seq + 4))

@@ -57,12 +57,8 @@ async fn a_bearer_token_in_the_header_opens_a_connection_for_its_user() {
             .parse()
             .unwrap(),
     );
-    let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let mut client = Client {
-        ws,
-        welcome: serde_json::Value::Null,
-    };
-    let welcome = client.next_json().await;
+    let mut client = WsClient::request(server.addr(), request).await.unwrap();
+    let welcome = client.json().await;
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["user"], "alice");
 }
@@ -73,14 +69,7 @@ async fn a_bearer_token_in_the_header_opens_a_connection_for_its_user() {
 async fn a_join_outside_the_tokens_rooms_is_forbidden_and_joins_nothing() {
     let server = TestServer::start().await;
     let token = server.token("alice", Some(&["team-*"]));
-    let (ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", server.addr()))
-            .await
-            .unwrap();
-    let mut alice = Client {
-        ws,
-        welcome: serde_json::Value::Null,
-    };
+    let mut alice = WsClient::connect(server.addr(), &format!("token={token}")).await;
     alice.next_of("welcome").await;
     alice
         .send(json!({"type": "join", "room": "admin", "ref": 1}))
@@ -220,7 +209,7 @@ async fn a_half_open_handshake_is_dropped_and_blocks_no_one() {
         .await
         .unwrap();
     let mut other = server.connect("bob").await;
-    assert_eq!(other.welcome["user"], "bob");
+    assert_eq!(other.welcome()["user"], "bob");
     other.join("lobby").await;
 
     let wait = switchboard_server::HEADER_READ_TIMEOUT + PATIENCE;

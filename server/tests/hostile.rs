@@ -8,18 +8,15 @@
 
 mod support;
 
-use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::*;
 use switchboard_server::auth::{Claims, TokenKeys};
+use switchboard_testing::Received;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// Messages the witness must receive during each round.
 const SEQUENCE: usize = 30;
@@ -75,20 +72,6 @@ fn assert_bounded(stats: &Value) {
     );
 }
 
-/// How the server ended a socket: its close code, or `None` if the socket ended without one.
-async fn ending(ws: &mut Ws) -> Option<u16> {
-    loop {
-        let next = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("the server ends the socket within the patience");
-        match next {
-            Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return None,
-        }
-    }
-}
-
 /// Base64url without padding, as JSON Web Tokens use it.
 fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -103,32 +86,6 @@ fn base64url(bytes: &[u8]) -> String {
     out
 }
 
-/// The next text frame, unparsed.
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        let next = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("a frame");
-        match next {
-            Some(Ok(WsMessage::Text(text))) => return text.to_string(),
-            Some(Ok(WsMessage::Close(frame))) => panic!("closed: {frame:?}"),
-            Some(Ok(_)) => continue,
-            other => panic!("the socket ended: {other:?}"),
-        }
-    }
-}
-
-/// Send a text frame.
-async fn send_text(c: &mut Client, text: &str) {
-    c.ws.send(WsMessage::Text(text.into())).await.unwrap();
-}
-
-/// Send a raw text frame, whatever its bytes.
-async fn send_raw_text(ws: &mut Ws, payload: Vec<u8>) {
-    let frame = Frame::message(payload, OpCode::Data(Data::Text), true);
-    ws.send(WsMessage::Frame(frame)).await.unwrap();
-}
-
 /// Malformed JSON is a `malformed_json` error and JSON nested past the parser's depth an
 /// `invalid_frame` error (the connection stays open); invalid UTF-8 closes with 1007, binary frames with 1003, frames over
 /// `max_frame_bytes` with 1009, whether the WebSocket layer still reads them (under twice the
@@ -138,7 +95,7 @@ async fn malformed_frames_get_their_documented_answers() {
     let server = TestServer::start().await;
     round(&server, async {
         let mut c = server.connect("mallory-1").await;
-        send_text(&mut c, "{not json").await;
+        c.send("{not json").await;
         let error = c.next_of("error").await;
         assert_eq!(error["code"], "malformed_json");
         assert!(error.get("ref").is_none(), "{error}");
@@ -147,52 +104,40 @@ async fn malformed_frames_get_their_documented_answers() {
         // in `ref`, which is echoed verbatim without being read into values: the same text back.
         let deep = "[".repeat(5000) + &"]".repeat(5000);
         let frame = format!(r#"{{"type":"join","room":"x","since":{deep}}}"#);
-        send_text(&mut c, &frame).await;
+        c.send(&frame).await;
         assert_eq!(c.next_of("error").await["code"], "invalid_frame");
-        send_text(&mut c, &format!(r#"{{"type":"ping","ref":{deep}}}"#)).await;
-        assert_eq!(
-            next_text(&mut c.ws).await,
-            format!(r#"{{"type":"pong","ref":{deep}}}"#)
-        );
+        c.send(&format!(r#"{{"type":"ping","ref":{deep}}}"#)).await;
+        assert_eq!(c.text().await, format!(r#"{{"type":"pong","ref":{deep}}}"#));
         let nested = format!(
             r#"{{"type":"ping","ref":{}1{}}}"#,
             "[".repeat(50),
             "]".repeat(50)
         );
-        send_text(&mut c, &nested).await;
+        c.send(&nested).await;
         let pong = c.next_of("pong").await;
         assert_eq!(
             pong["ref"].to_string(),
             format!("{}1{}", "[".repeat(50), "]".repeat(50))
         );
 
-        send_raw_text(
-            &mut c.ws,
-            b"{\"type\":\"ping\",\"ref\":\"\xff\xfe\"}".to_vec(),
-        )
-        .await;
-        assert_eq!(ending(&mut c.ws).await, Some(1007), "invalid UTF-8");
+        c.send_raw_text(b"{\"type\":\"ping\",\"ref\":\"\xff\xfe\"}")
+            .await;
+        assert_eq!(c.close_code().await, Some(1007), "invalid UTF-8");
 
         let mut c = server.connect("mallory-2").await;
-        c.ws.send(WsMessage::Binary(vec![1, 2, 3].into()))
-            .await
-            .unwrap();
-        assert_eq!(ending(&mut c.ws).await, Some(1003), "binary frame");
+        c.send_binary(&[1, 2, 3]).await;
+        assert_eq!(c.close_code().await, Some(1003), "binary frame");
 
         let mut c = server.connect("mallory-3").await;
         let over = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024));
-        send_text(&mut c, &over).await;
-        assert_eq!(
-            ending(&mut c.ws).await,
-            Some(1009),
-            "a frame over the limit"
-        );
+        c.send(&over).await;
+        assert_eq!(c.close_code().await, Some(1009), "a frame over the limit");
 
         let mut c = server.connect("mallory-4").await;
         let huge = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(300 * 1024));
-        send_text(&mut c, &huge).await;
+        c.send(&huge).await;
         assert_eq!(
-            ending(&mut c.ws).await,
+            c.close_code().await,
             Some(1009),
             "a frame past twice the limit"
         );
@@ -207,30 +152,18 @@ async fn a_flood_past_the_rate_limit_is_closed_with_4029() {
     round(&server, async {
         let mut c = server.connect("flooder").await;
         for _ in 0..400 {
-            if c.ws
-                .send(WsMessage::Text(r#"{"type":"ping"}"#.into()))
-                .await
-                .is_err()
-            {
-                break;
-            }
+            c.send(r#"{"type":"ping"}"#).await;
         }
         let mut limited = 0;
         let code = loop {
-            let next = tokio::time::timeout(PATIENCE, c.ws.next())
-                .await
-                .expect("an answer");
-            match next {
-                Some(Ok(WsMessage::Text(t))) => {
-                    let frame: Value = serde_json::from_str(&t).unwrap();
+            match c.read().await {
+                Received::Frame(frame) => {
                     if frame["code"] == "rate_limited" {
                         assert!(frame.get("ref").is_none(), "{frame}");
                         limited += 1;
                     }
                 }
-                Some(Ok(WsMessage::Close(frame))) => break frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => break None,
+                Received::Closed(code) => break code,
             }
         };
         assert_eq!(code, Some(4029), "after {limited} rate_limited errors");
@@ -274,7 +207,7 @@ async fn a_client_that_never_reads_is_closed_and_holds_no_memory() {
     .await
     .expect("the server closes the client that never reads");
     assert!(matches!(closes, (1, 0) | (0, 1)), "{closes:?}");
-    let code = ending(&mut sloth.ws).await;
+    let code = sloth.close_code().await;
     assert!(
         matches!(code, Some(4000 | 4008) | None),
         "closed with {code:?} (None: the server gave up writing to it)"
@@ -301,14 +234,10 @@ async fn half_open_handshakes_and_excess_connections_do_not_disturb_others() {
         for _ in 0..3 {
             crowd.push(server.connect("crowd").await);
         }
-        let url = format!(
-            "ws://{}/ws?token={}",
-            server.addr(),
-            server.token("crowd", None)
-        );
-        let (mut fourth, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let query = format!("token={}", server.token("crowd", None));
+        let mut fourth = WsClient::connect(server.addr(), &query).await;
         assert_eq!(
-            ending(&mut fourth).await,
+            fourth.close_code().await,
             Some(4003),
             "past the per-user limit"
         );
@@ -373,13 +302,8 @@ async fn bad_tokens_get_401_and_forbidden_rooms_an_error() {
             Some(vec!["lobby".into()]),
             Duration::from_secs(600),
         );
-        let url = format!("ws://{}/ws?token={limited}", server.addr());
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let mut guest = Client {
-            ws,
-            welcome: Value::Null,
-        };
-        assert_eq!(guest.next_json().await["type"], "welcome");
+        let mut guest = WsClient::connect(server.addr(), &format!("token={limited}")).await;
+        assert_eq!(guest.json().await["type"], "welcome");
         guest
             .send(json!({"type": "join", "room": "admin", "ref": 1}))
             .await;

@@ -2,7 +2,6 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -11,18 +10,14 @@ use std::time::Duration;
 use switchboard_server::auth::TokenKeys;
 use switchboard_server::settings::{FileSettings, Overrides, Settings};
 use switchboard_server::Running;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use switchboard_testing::WsClient;
 
 pub const SECRET: &str = "a-test-secret-that-is-long-enough";
 pub const API_KEY: &str = "test-api-key";
 /// Upper bound for anything to arrive: a hang guard, not a timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(10);
-
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Settings for a test server: ephemeral port, test credentials, fast heartbeats.
 pub fn settings(file: &str) -> Settings {
@@ -80,28 +75,15 @@ impl TestServer {
         )
     }
 
-    /// Connect as `user` (any room) with extra query parameters; panics if refused.
-    pub async fn connect_with(&self, user: &str, query: &str) -> Client {
-        let url = format!(
-            "ws://{}/ws?token={}{query}",
-            self.addr(),
-            self.token(user, None)
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("handshake");
-        let mut client = Client {
-            ws,
-            welcome: Value::Null,
-        };
-        let welcome = client.next_json().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        client.welcome = welcome;
-        client
+    /// Connect as `user` (any room) with extra query parameters, and read the `welcome`;
+    /// panics if refused.
+    pub async fn connect_with(&self, user: &str, query: &str) -> WsClient {
+        let query = format!("token={}{query}", self.token(user, None));
+        WsClient::welcomed(self.addr(), &query).await
     }
 
     /// Connect as `user`; panics if refused.
-    pub async fn connect(&self, user: &str) -> Client {
+    pub async fn connect(&self, user: &str) -> WsClient {
         self.connect_with(user, "").await
     }
 
@@ -283,94 +265,5 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-pub struct Client {
-    pub ws: Ws,
-    /// The `welcome` frame.
-    pub welcome: Value,
-}
-
-impl Client {
-    /// The connection id the server gave in `welcome`.
-    pub fn id(&self) -> String {
-        self.welcome["conn"]
-            .as_str()
-            .expect("a connection id")
-            .to_owned()
-    }
-}
-
-impl Client {
-    /// The next text frame as JSON (pings are answered by the library as it reads).
-    pub async fn next_json(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(PATIENCE, self.ws.next())
-                .await
-                .expect("a frame within the patience")
-                .expect("the socket is open")
-                .expect("a frame");
-            match msg {
-                WsMessage::Text(t) => return serde_json::from_str(&t).unwrap(),
-                WsMessage::Close(c) => panic!("closed: {c:?}"),
-                _ => continue,
-            }
-        }
-    }
-
-    /// The next frame of type `kind`, skipping others.
-    pub async fn next_of(&mut self, kind: &str) -> Value {
-        loop {
-            let v = self.next_json().await;
-            if v["type"] == kind {
-                return v;
-            }
-        }
-    }
-
-    pub async fn send(&mut self, frame: Value) {
-        self.ws
-            .send(WsMessage::Text(frame.to_string().into()))
-            .await
-            .unwrap();
-    }
-
-    pub async fn join(&mut self, room: &str) {
-        self.send(json!({"type": "join", "room": room})).await;
-        let joined = self.next_of("joined").await;
-        assert_eq!(joined["room"], room);
-    }
-
-    /// Read until the server closes, and answer its close frame as a well-behaved client does
-    /// (so the server need not wait for it); the close code.
-    pub async fn closed(&mut self) -> u16 {
-        loop {
-            let msg = tokio::time::timeout(PATIENCE, self.ws.next())
-                .await
-                .expect("a close within the patience");
-            let code = match msg {
-                Some(Ok(WsMessage::Close(Some(frame)))) => u16::from(frame.code),
-                Some(Ok(WsMessage::Close(None))) => u16::from(CloseCode::Status),
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => panic!("socket error before a close frame: {e}"),
-                None => panic!("the socket ended without a close frame"),
-            };
-            // The library queued the answering close frame; flushing sends it.
-            let _ = self.ws.flush().await;
-            return code;
-        }
-    }
-
-    /// Nothing arrives within `wait` (other than control frames).
-    pub async fn silent_for(&mut self, wait: Duration) -> bool {
-        loop {
-            match tokio::time::timeout(wait, self.ws.next()).await {
-                Err(_) => return true,
-                Ok(Some(Ok(WsMessage::Text(_)))) => return false,
-                Ok(Some(Ok(WsMessage::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return false,
-                Ok(Some(Ok(_))) => continue,
-            }
-        }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchboard::{Config, HeartbeatConfig, Message, Notice, Open, Reason, Target, UserId};
 use switchboard_async_std::{AsyncIo, Builder, Event, Events, Handle, Refusal, Request, Runtime};
 use switchboard_conformance::cases::{close_code, frame};
-use switchboard_conformance::{guard, Client, WsClient};
+use switchboard_conformance::{guard, WsClient};
 
 /// `?user=<id>` or 401.
 fn authenticate(request: &Request) -> Result<Open, Refusal> {
@@ -58,18 +58,12 @@ async fn start(runtime: AsyncIo, config: Config) -> (Handle, Events, SocketAddr,
 /// The next notice from any shard.
 async fn notice(events: &mut Events) -> Notice {
     loop {
-        match guard("async-std", "a notice", events.recv()).await {
+        match guard("a notice", events.recv()).await {
             Some(Event::Notice { notice, .. }) => return notice,
             Some(Event::Remote(_) | Event::Sequence(_)) => {}
             None => panic!("the switchboard stopped"),
         }
     }
-}
-
-async fn connect(addr: SocketAddr, query: &str) -> WsClient {
-    WsClient::connect("async-std", addr, query, false)
-        .await
-        .expect("the handshake is accepted")
 }
 
 /// Users named `prefix-N` on shards 0 and 1.
@@ -90,7 +84,7 @@ async fn clients_are_served_across_shards(runtime: AsyncIo) {
     let users = users_on_both_shards(&handle, "member");
     let mut clients = Vec::new();
     for (shard, user) in users.iter().enumerate() {
-        let mut client = connect(addr, &format!("user={user}")).await;
+        let mut client = WsClient::connect(addr, &format!("user={user}")).await;
         let welcome = frame(&mut client).await;
         assert_eq!(welcome["user"], json!(user));
         let conn: switchboard::ConnId = welcome["conn"].as_str().unwrap().parse().unwrap();
@@ -123,7 +117,7 @@ async fn application_frames_reach_the_application(runtime: AsyncIo) {
     let mut config = config(RARELY);
     config.app_frame_types = vec!["user_message".into()];
     let (handle, mut events, addr, _serving) = start(runtime, config).await;
-    let mut alice = connect(addr, "user=alice").await;
+    let mut alice = WsClient::connect(addr, "user=alice").await;
     assert_eq!(frame(&mut alice).await["type"], "welcome");
     alice
         .send(r#"{"type":"user_message","data":"hello?"}"#)
@@ -147,7 +141,7 @@ async fn application_frames_reach_the_application(runtime: AsyncIo) {
 /// becomes a connection.
 async fn a_refused_handshake_gets_401(runtime: AsyncIo) {
     let (handle, _events, addr, _serving) = start(runtime, config(RARELY)).await;
-    match WsClient::connect("async-std", addr, "nobody", false).await {
+    match WsClient::open(addr, "nobody", false).await {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("the handshake was accepted"),
@@ -167,7 +161,7 @@ async fn an_accepted_stream_runs_through_accept(runtime: AsyncIo) {
         let (tcp, _) = listener.accept().await.expect("accepted");
         server.accept(tcp, &authenticate).await;
     });
-    let mut bob = connect(addr, "user=bob").await;
+    let mut bob = WsClient::connect(addr, "user=bob").await;
     assert_eq!(frame(&mut bob).await["type"], "welcome");
     handle
         .publish(Target::User("bob".into()), Message::new("hello", json!(1)))
@@ -183,7 +177,7 @@ async fn an_accepted_stream_runs_through_accept(runtime: AsyncIo) {
 async fn a_silent_client_is_closed_for_heartbeat_timeout(runtime: AsyncIo) {
     let (handle, mut events, addr, _serving) =
         start(runtime, config(Duration::from_millis(100))).await;
-    let mut silent = connect(addr, "user=silent").await;
+    let mut silent = WsClient::connect(addr, "user=silent").await;
     let reason = loop {
         if let Notice::Closed { reason, .. } = notice(&mut events).await {
             break reason;
@@ -199,7 +193,7 @@ async fn a_silent_client_is_closed_for_heartbeat_timeout(runtime: AsyncIo) {
 /// ends the event inbox.
 async fn shutdown_closes_with_1001_and_stops_accepting(runtime: AsyncIo) {
     let (handle, mut events, addr, serving) = start(runtime, config(RARELY)).await;
-    let mut alice = connect(addr, "user=alice").await;
+    let mut alice = WsClient::connect(addr, "user=alice").await;
     assert_eq!(frame(&mut alice).await["type"], "welcome");
     handle
         .publish(Target::All, Message::new("last-words", json!(null)))
@@ -213,11 +207,8 @@ async fn shutdown_closes_with_1001_and_stops_accepting(runtime: AsyncIo) {
         (last["event"].as_str(), code),
         (Some("last-words"), Some(1001))
     );
-    while guard("async-std", "the event inbox", events.recv())
-        .await
-        .is_some()
-    {}
-    guard("async-std", "the accept loop", serving).await;
+    while guard("the event inbox", events.recv()).await.is_some() {}
+    guard("the accept loop", serving).await;
     let refused = TcpStream::connect(addr).await;
     assert!(refused.is_err(), "no longer listening");
 }

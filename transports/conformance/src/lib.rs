@@ -29,12 +29,11 @@ mod in_memory;
 mod network;
 
 pub use in_memory::{InMemory, InMemoryClient};
-pub use network::{Network, OnAsyncStd, OnSmol, OnTokio, Setup, WsClient};
+pub use network::{Network, OnAsyncStd, OnSmol, OnTokio, Setup};
+/// The network transports' client, what it reads, and the guard bounding every wait.
+pub use switchboard_testing::{guard, Received, WsClient};
 
-use futures_util::future::{self, Either};
-use serde_json::Value;
 use std::future::Future;
-use std::pin::pin;
 use std::time::Duration;
 use switchboard::{AgentUpdate, Audience, Config, Delivery, Message, Position, PublishError};
 
@@ -108,15 +107,6 @@ pub trait Client {
     fn close(self) -> impl Future<Output = ()>;
 }
 
-/// What a client reads.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Received {
-    /// A text frame, parsed.
-    Frame(Value),
-    /// The close: its code, if the server sent a close frame.
-    Closed(Option<u16>),
-}
-
 /// How a client connects: the user it authenticates as, and what it asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connect {
@@ -158,19 +148,6 @@ impl Connect {
     pub fn small_buffers(mut self) -> Self {
         self.small_buffers = true;
         self
-    }
-}
-
-/// Every wait for a server is bounded by this, so a bug fails instead of hanging.
-const GUARD: Duration = Duration::from_secs(20);
-
-/// `f`'s output; panics, naming `transport` and `what` it waited for, if that takes longer
-/// than 20 s (a guard against hangs, not a timing assertion).
-pub async fn guard<F: Future>(transport: &str, what: &str, f: F) -> F::Output {
-    let timer = pin!(async_io::Timer::after(GUARD));
-    match future::select(pin!(f), timer).await {
-        Either::Left((output, _)) => output,
-        Either::Right(_) => panic!("{transport}: timed out waiting for {what}"),
     }
 }
 

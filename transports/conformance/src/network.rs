@@ -3,30 +3,17 @@
 //! which run under any runtime) connecting to it. One generic adapter, [`Network`], serves
 //! every runtime; a [`Setup`] says how to run one.
 
-use crate::{guard, Client, Connect, Received, Transport};
-use async_net::TcpStream;
-use async_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use async_tungstenite::tungstenite::protocol::frame::Frame;
-use async_tungstenite::tungstenite::Message as WsMessage;
-use async_tungstenite::WebSocketStream;
-use futures_util::future::{self, Either};
-use futures_util::StreamExt;
-use socket2::{Domain, Socket, Type};
-use std::collections::VecDeque;
+use crate::{Client, Connect, Received, Transport, WsClient};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::time::Duration;
 use switchboard::{
     AgentUpdate, Audience, Config, Delivery, Message, Open, PublishError, UnknownConnection,
 };
 use switchboard_async_std::AsyncIo;
+use switchboard_testing::small_socket;
 use switchboard_tokio::Tokio;
 use switchboard_transport::{Builder, Error, Handle, Listen, Refusal, Request, Runtime, Upgrade};
-
-/// Socket buffers of the listener's connections and of [`Connect::small_buffers`] clients:
-/// small, so that a client that stops reading soon stops the server's writes.
-const SMALL_BUFFER: usize = 4096;
 
 /// How to run the suite on one runtime.
 pub trait Setup: 'static {
@@ -140,18 +127,6 @@ fn authenticate(request: &Request) -> Result<Open, Refusal> {
     })
 }
 
-/// A std TCP socket with small send and receive buffers.
-fn small_socket() -> Socket {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
-    socket
-        .set_send_buffer_size(SMALL_BUFFER)
-        .expect("SO_SNDBUF");
-    socket
-        .set_recv_buffer_size(SMALL_BUFFER)
-        .expect("SO_RCVBUF");
-    socket
-}
-
 fn publish_error(e: Error) -> PublishError {
     match e {
         Error::Publish(e) => e,
@@ -196,7 +171,7 @@ impl<S: Setup> Transport for Network<S> {
         if let Some(p) = connect.resume {
             query += &format!("&resume={}:{}", p.epoch, p.seq);
         }
-        WsClient::connect(S::NAME, self.addr, &query, connect.small_buffers)
+        WsClient::open(self.addr, &query, connect.small_buffers)
             .await
             .expect("the handshake is accepted")
     }
@@ -228,92 +203,21 @@ impl<S: Setup> Transport for Network<S> {
     }
 }
 
-/// A real WebSocket client (async-tungstenite over async-net, so it runs under any runtime).
-#[derive(Debug)]
-pub struct WsClient {
-    name: &'static str,
-    ws: WebSocketStream<TcpStream>,
-    /// What [`Client::idle`] read.
-    pending: VecDeque<Received>,
-    /// The close code, once closed.
-    closed: Option<Option<u16>>,
-}
-
-impl WsClient {
-    /// Connect to `ws://{addr}/ws?{query}` (with small socket buffers if `small_buffers`);
-    /// the handshake's error if it is refused. `transport` names the server in failures.
-    pub async fn connect(
-        transport: &'static str,
-        addr: SocketAddr,
-        query: &str,
-        small_buffers: bool,
-    ) -> Result<Self, async_tungstenite::tungstenite::Error> {
-        let tcp = if small_buffers {
-            let socket = small_socket();
-            socket.connect(&addr.into()).expect("connect");
-            TcpStream::try_from(std::net::TcpStream::from(socket)).expect("an async socket")
-        } else {
-            TcpStream::connect(addr).await.expect("connect")
-        };
-        let url = format!("ws://{addr}/ws?{query}");
-        let handshake = async_tungstenite::client_async(url, tcp);
-        let (ws, _) = guard(transport, "the handshake", handshake).await?;
-        Ok(Self {
-            name: transport,
-            ws,
-            pending: VecDeque::new(),
-            closed: None,
-        })
-    }
-
-    async fn write(&mut self, message: WsMessage) {
-        // A send to a connection the server already closed fails; the next `recv` tells.
-        let _ = self.ws.send(message).await;
-    }
-
-    /// The next frame or close from the socket (pings are answered while reading).
-    async fn read(&mut self) -> Received {
-        if let Some(code) = self.closed {
-            return Received::Closed(code);
-        }
-        loop {
-            let code = match self.ws.next().await {
-                Some(Ok(WsMessage::Text(text))) => {
-                    let frame = serde_json::from_str(&text).expect("the server sends JSON");
-                    return Received::Frame(frame);
-                }
-                Some(Ok(WsMessage::Close(close))) => close.map(|c| u16::from(c.code)),
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => None,
-            };
-            self.closed = Some(code);
-            // Read on to the end: that answers the server's close frame.
-            while let Some(Ok(_)) = self.ws.next().await {}
-            return Received::Closed(code);
-        }
-    }
-}
-
 impl Client for WsClient {
     async fn send(&mut self, text: &str) {
-        self.write(WsMessage::text(text)).await;
+        WsClient::send(self, text).await;
     }
 
     async fn send_raw_text(&mut self, bytes: &[u8]) {
-        let frame = Frame::message(bytes.to_vec(), OpCode::Data(Data::Text), true);
-        self.write(WsMessage::Frame(frame)).await;
+        WsClient::send_raw_text(self, bytes).await;
     }
 
     async fn send_binary(&mut self, bytes: &[u8]) {
-        self.write(WsMessage::binary(bytes.to_vec())).await;
+        WsClient::send_binary(self, bytes).await;
     }
 
     async fn recv(&mut self) -> Received {
-        if let Some(received) = self.pending.pop_front() {
-            return received;
-        }
-        let name = self.name;
-        guard(name, "a frame", self.read()).await
+        self.read().await
     }
 
     /// Not reading is all it takes; the small buffers make it felt.
@@ -323,27 +227,10 @@ impl Client for WsClient {
     fn silence(&mut self) {}
 
     async fn idle(&mut self, duration: Duration) {
-        let timer = async_io::Timer::after(duration);
-        let mut timer = pin!(timer);
-        loop {
-            let received = match future::select(pin!(self.read()), timer.as_mut()).await {
-                Either::Left((received, _)) => received,
-                Either::Right(_) => return,
-            };
-            let closed = matches!(received, Received::Closed(_));
-            self.pending.push_back(received);
-            if closed {
-                return;
-            }
-        }
+        WsClient::idle(self, duration).await;
     }
 
-    async fn close(mut self) {
-        let name = self.name;
-        let _ = self.ws.close(None).await;
-        guard(name, "the end of the connection", async {
-            while let Some(Ok(_)) = self.ws.next().await {}
-        })
-        .await;
+    async fn close(self) {
+        WsClient::close(self).await;
     }
 }

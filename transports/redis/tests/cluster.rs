@@ -3,100 +3,14 @@
 //! tests start `redis-server` from PATH on a free port (and stop it at the end). Timeouts only
 //! guard against hangs; nothing asserts how long anything took.
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use switchboard::{Config, Message, Open, RoomAccess, Target};
 use switchboard_redis::{Admission, Bridge, Options};
+use switchboard_testing::{eventually, Redis, WsClient};
 use switchboard_tokio::{Builder, Handle, Refusal, Request, Tokio};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// Every wait is bounded by this, so a bug fails instead of hanging.
-const GUARD: Duration = Duration::from_secs(20);
-
-async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Poll `check` until it holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    guard(what, async {
-        while !check().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-}
-
-// ----- redis-server ---------------------------------------------------------------------------
-
-/// A redis-server process on a free port, without persistence, killed when dropped.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-            probe.local_addr().expect("bound").port()
-        };
-        let mut redis = Redis { port, child: None };
-        redis.run().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "these tests need redis-server on PATH (apt-get install -y redis-server): {e}"
-                )
-            });
-        self.child = Some(child);
-        let port = self.port;
-        eventually("redis-server to listen", || async move {
-            TcpStream::connect(("127.0.0.1", port)).await.is_ok()
-        })
-        .await;
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    async fn restart(&mut self) {
-        self.run().await;
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use tokio::net::TcpListener;
 
 // ----- nodes ----------------------------------------------------------------------------------
 
@@ -210,86 +124,6 @@ impl Node {
     }
 }
 
-// ----- clients --------------------------------------------------------------------------------
-
-struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-enum Read {
-    Json(Value),
-    Closed(Option<u16>),
-}
-
-impl Client {
-    /// Connect (without reading anything).
-    async fn connect(node: &Node, query: &str) -> Client {
-        let url = format!("ws://{}/ws?{query}", node.addr);
-        let (ws, _) = guard("the handshake", tokio_tungstenite::connect_async(url))
-            .await
-            .expect("handshake accepted");
-        Client { ws }
-    }
-
-    /// Connect and read the welcome.
-    async fn welcomed(node: &Node, query: &str) -> Client {
-        let mut client = Client::connect(node, query).await;
-        assert_eq!(client.json().await["type"], "welcome");
-        client
-    }
-
-    async fn read(&mut self) -> Read {
-        loop {
-            match guard("a frame", self.ws.next()).await {
-                Some(Ok(WsMessage::Text(text))) => {
-                    return Read::Json(serde_json::from_str(&text).expect("JSON"))
-                }
-                Some(Ok(WsMessage::Close(close))) => {
-                    return Read::Closed(close.map(|c| u16::from(c.code)))
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Read::Closed(None),
-            }
-        }
-    }
-
-    async fn json(&mut self) -> Value {
-        match self.read().await {
-            Read::Json(v) => v,
-            Read::Closed(code) => panic!("closed with {code:?} while expecting a frame"),
-        }
-    }
-
-    /// The next frame, which must be a `message`: its event.
-    async fn event(&mut self) -> String {
-        let frame = self.json().await;
-        assert_eq!(frame["type"], "message", "unexpected frame {frame}");
-        frame["event"].as_str().expect("event").to_owned()
-    }
-
-    /// Read past any frames until the close: its code.
-    async fn close_code(&mut self) -> Option<u16> {
-        loop {
-            if let Read::Closed(code) = self.read().await {
-                return code;
-            }
-        }
-    }
-
-    async fn send(&mut self, frame: Value) {
-        self.ws
-            .send(WsMessage::text(frame.to_string()))
-            .await
-            .expect("send");
-    }
-
-    async fn join(&mut self, room: &str) {
-        self.send(json!({"type": "join", "room": room})).await;
-        let joined = self.json().await;
-        assert_eq!(joined["type"], "joined", "unexpected frame {joined}");
-    }
-}
-
 fn room(name: &str) -> Target {
     Target::Room(name.into())
 }
@@ -304,10 +138,10 @@ async fn publishes_reach_rooms_users_threads_and_everyone_on_other_nodes() {
     let a = node(&redis, "a", |_| {}).await;
     let b = node(&redis, "b", |_| {}).await;
     let c = node(&redis, "c", |_| {}).await;
-    let mut alice = Client::welcomed(&b, "user=alice").await;
+    let mut alice = WsClient::welcomed(b.addr, "user=alice").await;
     alice.join("lobby").await;
-    let mut bob = Client::welcomed(&b, "user=bob&thread=t1").await;
-    let mut carol = Client::welcomed(&c, "user=carol").await;
+    let mut bob = WsClient::welcomed(b.addr, "user=bob&thread=t1").await;
+    let mut carol = WsClient::welcomed(c.addr, "user=carol").await;
     carol.join("lobby").await;
     b.subscribed("sb:room:lobby").await;
     b.subscribed("sb:user:bob").await;
@@ -347,9 +181,9 @@ async fn a_node_without_interest_receives_nothing() {
     let a = node(&redis, "a", |_| {}).await;
     let b = node(&redis, "b", |_| {}).await;
     let c = node(&redis, "c", |_| {}).await;
-    let mut alice = Client::welcomed(&b, "user=alice").await;
+    let mut alice = WsClient::welcomed(b.addr, "user=alice").await;
     alice.join("lobby").await;
-    let mut dave = Client::welcomed(&a, "user=dave").await;
+    let mut dave = WsClient::welcomed(a.addr, "user=dave").await;
     dave.join("lobby").await;
     b.subscribed("sb:room:lobby").await;
     a.subscribed("sb:room:lobby").await;
@@ -408,9 +242,9 @@ async fn concurrent_publishers_on_two_nodes_agree_on_one_order() {
     let redis = Redis::start().await;
     let a = shared_node(&redis, "a").await;
     let b = shared_node(&redis, "b").await;
-    let mut alice = Client::welcomed(&a, "user=alice").await;
+    let mut alice = WsClient::welcomed(a.addr, "user=alice").await;
     alice.join("lobby").await;
-    let mut bob = Client::welcomed(&b, "user=bob").await;
+    let mut bob = WsClient::welcomed(b.addr, "user=bob").await;
     bob.join("lobby").await;
     a.subscribed("sb:room:lobby").await;
     b.subscribed("sb:room:lobby").await;
@@ -448,7 +282,7 @@ async fn a_client_resumes_on_another_node_after_its_node_is_killed() {
     let a = shared_node(&redis, "a").await;
     let b = shared_node(&redis, "b").await;
     let c = shared_node(&redis, "c").await;
-    let mut alice = Client::welcomed(&a, "user=alice").await;
+    let mut alice = WsClient::welcomed(a.addr, "user=alice").await;
     a.subscribed("sb:user:alice").await;
     c.publish(Target::User("alice".into()), "m1").await;
     c.publish(Target::User("alice".into()), "m2").await;
@@ -478,7 +312,7 @@ async fn a_client_resumes_on_another_node_after_its_node_is_killed() {
         .expect("history read");
     assert_eq!(loaded, 2);
     let query = format!("user=alice&resume={}:{}", position.0, position.1);
-    let mut again = Client::welcomed(&b, &query).await;
+    let mut again = WsClient::welcomed(b.addr, &query).await;
     for (event, seq) in [("m3", 3), ("m4", 4)] {
         let frame = again.json().await;
         assert_eq!(
@@ -503,7 +337,7 @@ async fn a_prepared_connection_misses_nothing_published_right_after_it_opens() {
             .prepare(&user.as_str().into(), None)
             .await
             .expect("subscribed");
-        let mut client = Client::welcomed(&b, &format!("user={user}")).await;
+        let mut client = WsClient::welcomed(b.addr, &format!("user={user}")).await;
         a.publish(Target::User(user.as_str().into()), "right-after")
             .await;
         assert_eq!(client.event().await, "right-after");
@@ -518,12 +352,12 @@ async fn a_member_misses_nothing_published_right_after_joined() {
     let redis = Redis::start().await;
     let a = shared_node(&redis, "a").await;
     let b = shared_node(&redis, "b").await;
-    let mut alice = Client::welcomed(&a, "user=alice").await;
+    let mut alice = WsClient::welcomed(a.addr, "user=alice").await;
     alice.join("lobby").await;
     a.publish(room("lobby"), "early").await;
     assert_eq!(alice.event().await, "early");
     for round in 0..5 {
-        let mut member = Client::welcomed(&b, &format!("user=bob{round}")).await;
+        let mut member = WsClient::welcomed(b.addr, &format!("user=bob{round}")).await;
         member
             .send(json!({"type": "join", "room": format!("room{round}")}))
             .await;
@@ -536,7 +370,7 @@ async fn a_member_misses_nothing_published_right_after_joined() {
         assert_eq!(frame["epoch"], joined["epoch"]);
         assert_eq!(frame["seq"], 1);
     }
-    let mut late = Client::welcomed(&b, "user=carol").await;
+    let mut late = WsClient::welcomed(b.addr, "user=carol").await;
     late.send(json!({"type": "join", "room": "lobby"})).await;
     let joined = late.json().await;
     assert_eq!(
@@ -553,7 +387,7 @@ async fn entries_missed_while_the_subscription_was_down_are_loaded_from_history(
     let redis = Redis::start().await;
     let a = shared_node(&redis, "a").await;
     let b = shared_node(&redis, "b").await;
-    let mut alice = Client::welcomed(&b, "user=alice").await;
+    let mut alice = WsClient::welcomed(b.addr, "user=alice").await;
     b.subscribed("sb:user:alice").await;
     a.publish(Target::User("alice".into()), "m0").await;
     assert_eq!(alice.event().await, "m0");
@@ -593,7 +427,7 @@ async fn a_join_with_since_on_another_node_replays_the_shared_history() {
     let redis = Redis::start().await;
     let a = shared_node(&redis, "a").await;
     let b = shared_node(&redis, "b").await;
-    let mut alice = Client::welcomed(&a, "user=alice").await;
+    let mut alice = WsClient::welcomed(a.addr, "user=alice").await;
     alice.join("lobby").await;
     a.publish(room("lobby"), "m1").await;
     a.publish(room("lobby"), "m2").await;
@@ -606,7 +440,7 @@ async fn a_join_with_since_on_another_node_replays_the_shared_history() {
     a.publish(room("lobby"), "m3").await;
     a.publish(room("lobby"), "m4").await;
 
-    let mut again = Client::welcomed(&b, "user=alice").await;
+    let mut again = WsClient::welcomed(b.addr, "user=alice").await;
     let since = json!({"epoch": read["epoch"], "seq": read["seq"]});
     again
         .send(json!({"type": "join", "room": "lobby", "since": since}))
@@ -631,7 +465,7 @@ async fn a_join_with_since_on_another_node_replays_the_shared_history() {
 async fn a_redis_outage_under_shared_streams_keeps_local_delivery_with_gaps() {
     let mut redis = Redis::start().await;
     let a = shared_node(&redis, "a").await;
-    let mut alice = Client::welcomed(&a, "user=alice").await;
+    let mut alice = WsClient::welcomed(a.addr, "user=alice").await;
     a.subscribed("sb:user:alice").await;
     a.publish(Target::User("alice".into()), "before").await;
     let before = alice.json().await;
@@ -686,14 +520,14 @@ async fn the_user_limit_holds_across_nodes() {
     let limit = |o: &mut Options| o.max_connections_per_user = Some(2);
     let a = node(&redis, "a", limit).await;
     let b = node(&redis, "b", limit).await;
-    let first = Client::welcomed(&a, "user=alice").await;
-    let _second = Client::welcomed(&b, "user=alice").await;
+    let first = WsClient::welcomed(a.addr, "user=alice").await;
+    let _second = WsClient::welcomed(b.addr, "user=alice").await;
     eventually("two connections counted", || async {
         a.bridge.user_connections("alice").await.unwrap() == 2
     })
     .await;
 
-    let mut third = Client::connect(&a, "user=alice").await;
+    let mut third = WsClient::connect(a.addr, "user=alice").await;
     assert_eq!(third.close_code().await, Some(4003));
     assert_eq!(a.bridge.stats().refused, 1);
     assert_eq!(a.bridge.user_connections("alice").await.unwrap(), 2);
@@ -703,7 +537,7 @@ async fn the_user_limit_holds_across_nodes() {
         b.bridge.user_connections("alice").await.unwrap() == 1
     })
     .await;
-    let _fourth = Client::welcomed(&b, "user=alice").await;
+    let _fourth = WsClient::welcomed(b.addr, "user=alice").await;
     eventually("the new connection counted", || async {
         a.bridge.user_connections("alice").await.unwrap() == 2
     })
@@ -725,7 +559,7 @@ async fn an_admitted_connection_is_counted_once() {
     assert_eq!(b.bridge.admit(&alice).await.unwrap(), Admission::Refused);
     assert_eq!(b.bridge.stats().refused, 1);
 
-    let mut client = Client::welcomed(&a, "user=alice").await;
+    let mut client = WsClient::welcomed(a.addr, "user=alice").await;
     // Joining a room makes the bridge subscribe after it has handled the connection's opening.
     client.join("lobby").await;
     a.subscribed("sb:room:lobby").await;
@@ -763,9 +597,9 @@ async fn disconnecting_a_user_anywhere_closes_it_everywhere() {
     let a = node(&redis, "a", |_| {}).await;
     let b = node(&redis, "b", |_| {}).await;
     let c = node(&redis, "c", |_| {}).await;
-    let mut on_b = Client::welcomed(&b, "user=alice").await;
-    let mut on_c = Client::welcomed(&c, "user=alice").await;
-    let mut other = Client::welcomed(&c, "user=bob").await;
+    let mut on_b = WsClient::welcomed(b.addr, "user=alice").await;
+    let mut on_c = WsClient::welcomed(c.addr, "user=alice").await;
+    let mut other = WsClient::welcomed(c.addr, "user=bob").await;
 
     let (closed_on_a, told_others) = a.bridge.disconnect_user("alice").await;
     assert_eq!(closed_on_a, 0);
@@ -787,10 +621,10 @@ async fn presence_of_a_crashed_node_expires_with_its_lease() {
     };
     let a = node(&redis, "a", short).await;
     let b = node(&redis, "b", short).await;
-    let _alice = Client::welcomed(&a, "user=alice").await;
-    let mut alice_on_b = Client::welcomed(&b, "user=alice").await;
+    let _alice = WsClient::welcomed(a.addr, "user=alice").await;
+    let mut alice_on_b = WsClient::welcomed(b.addr, "user=alice").await;
     alice_on_b.join("lobby").await;
-    let mut bob = Client::welcomed(&b, "user=bob").await;
+    let mut bob = WsClient::welcomed(b.addr, "user=bob").await;
     bob.join("lobby").await;
     eventually("presence on both nodes", || async {
         a.bridge.user_connections("alice").await.unwrap() == 2
@@ -816,7 +650,7 @@ async fn a_node_that_stops_withdraws_its_presence() {
     let redis = Redis::start().await;
     let a = node(&redis, "a", |_| {}).await;
     let b = node(&redis, "b", |_| {}).await;
-    let _bob = Client::welcomed(&b, "user=bob").await;
+    let _bob = WsClient::welcomed(b.addr, "user=bob").await;
     eventually("bob's presence", || async {
         a.bridge.is_user_connected("bob").await.unwrap()
     })
@@ -835,9 +669,9 @@ async fn a_redis_restart_keeps_local_delivery_and_restores_subscriptions() {
     let fast = |o: &mut Options| o.heartbeat = Duration::from_millis(200);
     let a = node(&redis, "a", fast).await;
     let b = node(&redis, "b", fast).await;
-    let mut alice = Client::welcomed(&a, "user=alice").await;
+    let mut alice = WsClient::welcomed(a.addr, "user=alice").await;
     alice.join("lobby").await;
-    let mut bob = Client::welcomed(&b, "user=bob").await;
+    let mut bob = WsClient::welcomed(b.addr, "user=bob").await;
     bob.join("lobby").await;
     b.subscribed("sb:room:lobby").await;
 

@@ -2,28 +2,18 @@
 //! sockets on 127.0.0.1, real timers. Timeouts here only guard against hangs; nothing asserts
 //! how long anything took.
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard::{
     AgentEvent, AgentUpdate, Config, Envelope, Message, Notice, Open, Reason, RemoteTarget,
     RoomAccess, Target, UserId,
 };
+use switchboard_testing::{guard, Received, WsClient, GUARD};
 use switchboard_tokio::{Builder, Error, Event, Events, Handle, Refusal, Request};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
-use tokio_tungstenite::WebSocketStream;
-
-/// Every wait in these tests is bounded by this, so a bug fails instead of hanging.
-const GUARD: Duration = Duration::from_secs(20);
-
-async fn guard<F: std::future::Future>(what: &str, f: F) -> F::Output {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
+use tokio_tungstenite::tungstenite;
 
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
@@ -127,92 +117,6 @@ impl Server {
     }
 }
 
-/// What a client read next.
-#[derive(Debug)]
-enum Read {
-    Json(Value),
-    Closed(Option<u16>),
-}
-
-struct Client {
-    ws: WebSocketStream<TcpStream>,
-}
-
-async fn connect(addr: SocketAddr, query: &str) -> Client {
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    handshake(tcp, addr, query).await
-}
-
-async fn handshake(tcp: TcpStream, addr: SocketAddr, query: &str) -> Client {
-    let url = format!("ws://{addr}/ws?{query}");
-    let (ws, _) = guard("the handshake", tokio_tungstenite::client_async(url, tcp))
-        .await
-        .expect("handshake accepted");
-    Client { ws }
-}
-
-impl Client {
-    /// The next text frame as JSON, or the close code; pings are answered by tungstenite.
-    async fn read(&mut self) -> Read {
-        loop {
-            match guard("a frame", self.ws.next()).await {
-                Some(Ok(WsMessage::Text(text))) => {
-                    return Read::Json(serde_json::from_str(&text).expect("JSON"))
-                }
-                Some(Ok(WsMessage::Close(close))) => {
-                    return Read::Closed(close.map(|c| u16::from(c.code)))
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Read::Closed(None),
-            }
-        }
-    }
-
-    async fn json(&mut self) -> Value {
-        match self.read().await {
-            Read::Json(v) => v,
-            Read::Closed(code) => panic!("closed with {code:?} while expecting a frame"),
-        }
-    }
-
-    /// The next frame, which must be a `message`; returns its `event`.
-    async fn event(&mut self) -> String {
-        let frame = self.json().await;
-        assert_eq!(frame["type"], "message", "unexpected frame {frame}");
-        frame["event"].as_str().expect("event").to_owned()
-    }
-
-    /// Read past any frames until the close; its code.
-    async fn close_code(&mut self) -> Option<u16> {
-        loop {
-            if let Read::Closed(code) = self.read().await {
-                return code;
-            }
-        }
-    }
-
-    async fn send(&mut self, frame: Value) {
-        self.ws
-            .send(WsMessage::text(frame.to_string()))
-            .await
-            .expect("send");
-    }
-
-    /// Connect and read the welcome.
-    async fn welcomed(addr: SocketAddr, query: &str) -> Client {
-        let mut client = connect(addr, query).await;
-        let welcome = client.json().await;
-        assert_eq!(welcome["type"], "welcome");
-        client
-    }
-
-    async fn join(&mut self, room: &str) {
-        self.send(json!({"type": "join", "room": room})).await;
-        let joined = self.json().await;
-        assert_eq!(joined["type"], "joined", "unexpected frame {joined}");
-    }
-}
-
 fn message(event: &str) -> Message {
     Message::new(event, json!({"n": 1}))
 }
@@ -222,7 +126,7 @@ fn message(event: &str) -> Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_frame_is_welcome() {
     let server = start(config(), 2).await;
-    let mut alice = connect(server.addr, "user=alice&thread=t1").await;
+    let mut alice = WsClient::connect(server.addr, "user=alice&thread=t1").await;
     let welcome = alice.json().await;
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["user"], "alice");
@@ -240,11 +144,11 @@ async fn a_room_publish_reaches_its_members_on_every_shard() {
     let users = server.users_on_distinct_shards("member", 4);
     let mut members = Vec::new();
     for user in &users {
-        let mut client = Client::welcomed(server.addr, &format!("user={user}")).await;
+        let mut client = WsClient::welcomed(server.addr, &format!("user={user}")).await;
         client.join("lobby").await;
         members.push(client);
     }
-    let mut outsider = Client::welcomed(server.addr, "user=outsider").await;
+    let mut outsider = WsClient::welcomed(server.addr, "user=outsider").await;
 
     let delivery = server
         .handle
@@ -289,7 +193,7 @@ async fn a_clients_room_publish_reaches_members_on_every_shard() {
     let users = server.users_on_distinct_shards("member", 3);
     let mut members = Vec::new();
     for (shard, user) in users.iter().enumerate() {
-        let mut client = connect(server.addr, &format!("user={user}")).await;
+        let mut client = WsClient::connect(server.addr, &format!("user={user}")).await;
         let welcome = client.json().await;
         let conn: switchboard::ConnId = welcome["conn"].as_str().unwrap().parse().unwrap();
         assert_eq!(usize::from(conn.shard()), shard);
@@ -322,9 +226,9 @@ async fn a_clients_room_publish_reaches_members_on_every_shard() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_and_thread_targets_reach_only_the_addressed_connections() {
     let server = start(config(), 2).await;
-    let mut on_thread = Client::welcomed(server.addr, "user=alice&thread=t1").await;
-    let mut unbound = Client::welcomed(server.addr, "user=alice").await;
-    let mut bob = Client::welcomed(server.addr, "user=bob&thread=t1").await;
+    let mut on_thread = WsClient::welcomed(server.addr, "user=alice&thread=t1").await;
+    let mut unbound = WsClient::welcomed(server.addr, "user=alice").await;
+    let mut bob = WsClient::welcomed(server.addr, "user=bob&thread=t1").await;
     let handle = &server.handle;
 
     let thread = Target::Thread {
@@ -357,8 +261,8 @@ async fn user_and_thread_targets_reach_only_the_addressed_connections() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_handle_is_isolated_from_other_users() {
     let mut server = start(config(), 2).await;
-    let mut alice = Client::welcomed(server.addr, "user=alice").await;
-    let mut bob = Client::welcomed(server.addr, "user=bob").await;
+    let mut alice = WsClient::welcomed(server.addr, "user=alice").await;
+    let mut bob = WsClient::welcomed(server.addr, "user=bob").await;
     let scope = server.handle.user("alice");
     let bobs = server.handle.user_connections("bob").await;
 
@@ -396,8 +300,8 @@ async fn a_silent_client_is_closed_for_heartbeat_timeout() {
     config.heartbeat.timeout = Duration::from_millis(300);
     config.heartbeat.grace = Duration::from_millis(100);
     let mut server = start(config, 2).await;
-    let mut silent = connect(server.addr, "user=silent").await;
-    let mut healthy = Client::welcomed(server.addr, "user=healthy").await;
+    let mut silent = WsClient::connect(server.addr, "user=silent").await;
+    let mut healthy = WsClient::welcomed(server.addr, "user=healthy").await;
     let reading = tokio::spawn(async move { healthy.close_code().await });
 
     assert_eq!(server.closed("silent").await, Reason::HeartbeatTimeout);
@@ -434,13 +338,12 @@ async fn a_reader_that_stops_reading_is_closed_with_4008_and_others_keep_receivi
         .close_timeout(Duration::from_secs(30));
     let mut server = start_on(builder, listener);
 
-    let slow_socket = TcpSocket::new_v4().expect("socket");
-    slow_socket.set_recv_buffer_size(4096).expect("rcvbuf");
-    let tcp = slow_socket.connect(server.addr).await.expect("connect");
-    let mut slow = handshake(tcp, server.addr, "user=slow").await;
+    let mut slow = WsClient::open(server.addr, "user=slow", true)
+        .await
+        .expect("handshake accepted");
     assert_eq!(slow.json().await["type"], "welcome");
     slow.join("feed").await;
-    let mut fast = Client::welcomed(server.addr, "user=fast").await;
+    let mut fast = WsClient::welcomed(server.addr, "user=fast").await;
     fast.join("feed").await;
 
     // The fast reader reports its progress; the publisher stays a few messages ahead of it,
@@ -478,9 +381,9 @@ async fn a_reader_that_stops_reading_is_closed_with_4008_and_others_keep_receivi
     let mut received = 0;
     let code = loop {
         match slow.read().await {
-            Read::Json(frame) if frame["type"] == "message" => received += 1,
-            Read::Json(_) => {}
-            Read::Closed(code) => break code,
+            Received::Frame(frame) if frame["type"] == "message" => received += 1,
+            Received::Frame(_) => {}
+            Received::Closed(code) => break code,
         }
     };
     assert_eq!(code, Some(4008));
@@ -496,7 +399,7 @@ async fn a_reader_that_stops_reading_is_closed_with_4008_and_others_keep_receivi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnecting_client_resumes_from_its_position() {
     let mut server = start(config(), 2).await;
-    let mut alice = Client::welcomed(server.addr, "user=alice").await;
+    let mut alice = WsClient::welcomed(server.addr, "user=alice").await;
     let alice_target = || Target::User("alice".into());
     for event in ["m1", "m2"] {
         server
@@ -519,7 +422,7 @@ async fn a_reconnecting_client_resumes_from_its_position() {
 
     // Pretend m2 was lost with the connection: resume right after m1.
     let query = format!("user=alice&resume={}:{}", m1["epoch"], m1["seq"]);
-    let mut again = Client::welcomed(server.addr, &query).await;
+    let mut again = WsClient::welcomed(server.addr, &query).await;
     assert_eq!(again.event().await, "m2");
     assert_eq!(again.event().await, "m3");
     server.handle.shutdown().await;
@@ -557,7 +460,7 @@ async fn wait_for_connection_resolves_when_the_user_connects() {
         let handle = handle.clone();
         async move { handle.wait_for_connection("carol", GUARD).await }
     });
-    let mut carol = Client::welcomed(server.addr, "user=carol").await;
+    let mut carol = WsClient::welcomed(server.addr, "user=carol").await;
     assert!(guard("the waiter", waiting).await.expect("ran"));
     assert_eq!(carol.event().await, "while-away");
     assert!(handle.user("carol").wait_for_connection(GUARD).await);
@@ -577,7 +480,7 @@ async fn shutdown_closes_every_client_with_1001_after_what_was_sent() {
     let users = server.users_on_distinct_shards("client", 2);
     let mut readers = Vec::new();
     for user in &users {
-        let mut client = Client::welcomed(server.addr, &format!("user={user}")).await;
+        let mut client = WsClient::welcomed(server.addr, &format!("user={user}")).await;
         readers.push(tokio::spawn(async move {
             let last = client.event().await;
             (last, client.close_code().await)
@@ -620,7 +523,7 @@ async fn an_application_frame_reaches_the_application_which_answers() {
     let mut config = config();
     config.app_frame_types = vec!["user_message".into()];
     let mut server = start(config, 2).await;
-    let mut alice = Client::welcomed(server.addr, "user=alice&thread=t9").await;
+    let mut alice = WsClient::welcomed(server.addr, "user=alice&thread=t9").await;
     alice
         .send(json!({"type": "user_message", "data": {"text": "hello?"}}))
         .await;
@@ -653,8 +556,8 @@ async fn an_application_frame_reaches_the_application_which_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_updates_reach_the_connections_on_the_run_thread() {
     let server = start(config(), 2).await;
-    let mut on_thread = Client::welcomed(server.addr, "user=alice&thread=t1").await;
-    let mut elsewhere = Client::welcomed(server.addr, "user=alice&thread=t2").await;
+    let mut on_thread = WsClient::welcomed(server.addr, "user=alice&thread=t1").await;
+    let mut elsewhere = WsClient::welcomed(server.addr, "user=alice&thread=t2").await;
     let update = |event| AgentUpdate {
         run: "r1".into(),
         agent: "helper".into(),
@@ -700,7 +603,7 @@ async fn a_frame_over_the_size_limit_closes_with_1009() {
     config.limits.max_frame_bytes = 1024;
     let mut server = start(config, 2).await;
     for (user, size) in [("alice", 1500), ("bob", 3000)] {
-        let mut client = Client::welcomed(server.addr, &format!("user={user}")).await;
+        let mut client = WsClient::welcomed(server.addr, &format!("user={user}")).await;
         client
             .send(json!({"type": "ping", "pad": "x".repeat(size)}))
             .await;
@@ -722,7 +625,7 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
     let users = server.users_on_distinct_shards("member", 2);
     let mut members = Vec::new();
     for user in &users {
-        let mut client = Client::welcomed(server.addr, &format!("user={user}")).await;
+        let mut client = WsClient::welcomed(server.addr, &format!("user={user}")).await;
         client.join("lobby").await;
         members.push(client);
     }
@@ -731,7 +634,7 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
     // Everything a shard emits for an operation is in the inbox before the operation returns:
     // count the envelopes queued before the notice of a connection opened afterwards.
     async fn envelopes_before(server: &mut Server, marker: &str) -> usize {
-        let _client = Client::welcomed(server.addr, &format!("user={marker}")).await;
+        let _client = WsClient::welcomed(server.addr, &format!("user={marker}")).await;
         let mut envelopes = 0;
         loop {
             match guard("the marker", server.events.recv())
@@ -828,7 +731,7 @@ async fn an_axum_route_hands_its_websocket_to_the_hub() {
     let addr = listener.local_addr().expect("bound");
     let serving = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let mut alice = Client::welcomed(addr, "user=alice").await;
+    let mut alice = WsClient::welcomed(addr, "user=alice").await;
     let delivery = handle
         .publish(Target::User("alice".into()), message("via-axum"))
         .await
@@ -881,13 +784,16 @@ async fn an_axum_route_refuses_a_websocket_as_the_hub_does() {
     let addr = listener.local_addr().expect("bound");
     let serving = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let alice = Client::welcomed(addr, "user=alice").await;
-    let mut by_the_hub = connect(addr, "user=alice").await;
-    assert!(matches!(by_the_hub.read().await, Read::Closed(Some(4003))));
-    let mut by_the_route = connect(addr, "user=bob&refuse=1").await;
+    let alice = WsClient::welcomed(addr, "user=alice").await;
+    let mut by_the_hub = WsClient::connect(addr, "user=alice").await;
+    assert!(matches!(
+        by_the_hub.read().await,
+        Received::Closed(Some(4003))
+    ));
+    let mut by_the_route = WsClient::connect(addr, "user=bob&refuse=1").await;
     assert!(matches!(
         by_the_route.read().await,
-        Read::Closed(Some(4003))
+        Received::Closed(Some(4003))
     ));
     assert_eq!(handle.stats().await.total.connections, 1);
     drop(alice);
