@@ -7,27 +7,42 @@
 
 use redis::Script;
 
+/// The Lua function both presence readers start with: `live_total(hash, lease_prefix)`, the
+/// sum of a presence hash over live nodes, dropping the fields of dead ones.
+macro_rules! live_total {
+    () => {
+        r#"
+local function live_total(hash, lease_prefix)
+  local total = 0
+  local fields = redis.call('HGETALL', hash)
+  for i = 1, #fields, 2 do
+    if redis.call('EXISTS', lease_prefix .. fields[i]) == 1 then
+      total = total + tonumber(fields[i + 1])
+    else
+      redis.call('HDEL', hash, fields[i])
+    end
+  end
+  return total
+end
+"#
+    };
+}
+
 /// Add one connection of a user on a node, unless the user already has `limit` connections on
 /// live nodes (`limit` 0: no limit). KEYS[1] the user's presence hash; ARGV: node, limit,
 /// lease key prefix, hash TTL in milliseconds. Returns the node's new count, or -1 if refused.
-pub(crate) const OPEN: &str = r#"
-local total = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  if redis.call('EXISTS', ARGV[3] .. fields[i]) == 1 then
-    total = total + tonumber(fields[i + 1])
-  else
-    redis.call('HDEL', KEYS[1], fields[i])
-  end
-end
+pub(crate) const OPEN: &str = concat!(
+    live_total!(),
+    r#"
 local limit = tonumber(ARGV[2])
-if limit > 0 and total >= limit then
+if limit > 0 and live_total(KEYS[1], ARGV[3]) >= limit then
   return -1
 end
 local count = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return count
-"#;
+"#
+);
 
 /// Remove one connection of a user on a node; the field goes at zero. KEYS[1] the user's
 /// presence hash; ARGV[1] the node. Returns the node's new count.
@@ -42,18 +57,12 @@ return count
 
 /// The sum of a presence hash over live nodes, pruning dead ones. KEYS[1] the hash; ARGV[1]
 /// the lease key prefix.
-pub(crate) const COUNT: &str = r#"
-local total = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  if redis.call('EXISTS', ARGV[1] .. fields[i]) == 1 then
-    total = total + tonumber(fields[i + 1])
-  else
-    redis.call('HDEL', KEYS[1], fields[i])
-  end
-end
-return total
-"#;
+pub(crate) const COUNT: &str = concat!(
+    live_total!(),
+    r#"
+return live_total(KEYS[1], ARGV[1])
+"#
+);
 
 /// The live nodes, pruning dead ones from the set. KEYS[1] the set of nodes; ARGV[1] the
 /// lease key prefix.
