@@ -351,18 +351,21 @@ mod tests {
         }
     }
 
-    fn push(s: &mut Stream, now: Instant, l: &HistoryConfig) -> u64 {
-        let seq = s.advance().seq;
-        let entry = Entry {
+    fn entry(seq: u64, now: Instant, pending: bool) -> Entry {
+        Entry {
             seq,
             at: now,
             frame: Bytes::from(format!("m{seq}")),
             thread: None,
             run: None,
             coalesce: None,
-            pending: seq % 2 == 0,
-        };
-        s.append(entry, l);
+            pending,
+        }
+    }
+
+    fn push(s: &mut Stream, now: Instant, l: &HistoryConfig) -> u64 {
+        let seq = s.advance().seq;
+        s.append(entry(seq, now, seq % 2 == 0), l);
         seq
     }
 
@@ -480,15 +483,7 @@ mod tests {
     fn older_entries_are_restored_newest_first_in_front_only_when_contiguous() {
         let now = Instant::now();
         let l = limits(4);
-        let entry = |seq: u64| Entry {
-            seq,
-            at: now,
-            frame: Bytes::from(format!("m{seq}")),
-            thread: None,
-            run: None,
-            coalesce: None,
-            pending: false,
-        };
+        let entry = |seq: u64| entry(seq, now, false);
         let at = |seq| Position { epoch: 9, seq };
         let mut s = Stream::new(1);
         assert!(
