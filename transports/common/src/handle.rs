@@ -615,7 +615,7 @@ impl<R: Runtime> Handle<R> {
     fn relay(&self, user: Option<&UserId>, mut relay: impl FnMut() -> Relay) -> Result<(), Error> {
         let relays = &self.inner.relays;
         let targets = match user {
-            Some(user) => &relays[self.shard_of(user)..=self.shard_of(user)],
+            Some(user) => std::slice::from_ref(&relays[self.shard_of(user)]),
             None => &relays[..],
         };
         for target in targets {
