@@ -145,9 +145,9 @@ async fn join_cluster(
     if limits.user_limit_policy == UserLimitPolicy::RejectNew {
         options.max_connections_per_user = Some(limits.max_connections_per_user);
     }
-    // The shared history keeps as many entries, as long, as each hub's.
-    options.history_messages = settings.hub.history.max_messages;
-    options.history_age = settings.hub.history.max_age;
+    // The shared history keeps what each hub keeps (entries, bytes, age), and a node loads no
+    // more than that.
+    options.history = settings.hub.history.clone();
     Bridge::start(handle.clone(), options)
         .await
         .map_err(|e| std::io::Error::other(format!("could not join the cluster over redis: {e}")))

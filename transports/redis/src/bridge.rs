@@ -2,12 +2,13 @@
 
 use crate::admission::{Admission, Reservations};
 use crate::counters::{BridgeStats, Counters};
+use crate::follows::Follow;
 use crate::keys::Keys;
 use crate::link::{Backoff, Link};
 use crate::options::{unix_millis, Options};
 use crate::scripts::Scripts;
-use crate::shared::{hash_ttl, Shared};
-use crate::subscriber::{self, Follow, SubCommand};
+use crate::shared::{hash_ttl, history_age_millis, Shared};
+use crate::subscriber::{self, SubCommand};
 use crate::wire;
 use redis::{Client, RedisResult};
 use std::collections::{HashMap, HashSet};
@@ -88,6 +89,7 @@ impl<R: Runtime> Bridge<R> {
             node: options.node.clone(),
             keys: Keys::new(options.prefix.clone()),
             link: Link::new(client.clone(), options.timeout, backoff, counters.clone()),
+            reader: Link::new(client.clone(), options.timeout, backoff, counters.clone()),
             client,
             options,
             scripts: Scripts::new(),
@@ -473,16 +475,19 @@ impl<R: Runtime> Worker<R> {
                 }
                 Outgoing::Sequence(entry) => {
                     let stream = &entry.entry.stream;
+                    let history = &options.history;
                     pipe.invoke_script(
                         script
                             .key(shared.keys.stream_counter(stream))
                             .key(shared.keys.stream_history(stream))
+                            .key(shared.keys.stream_index(stream))
                             .arg(shared.keys.stream_channel(stream))
                             .arg(wire::entry_header(&shared.node, &entry.entry))
                             .arg(&entry.template[..])
                             .arg(unix_millis())
-                            .arg(options.history_messages.max(1))
-                            .arg(options.history_age.as_millis().max(1) as u64),
+                            .arg(history.max_messages)
+                            .arg(history.max_bytes)
+                            .arg(history_age_millis(history)),
                     )
                     .ignore();
                 }

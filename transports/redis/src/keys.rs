@@ -56,7 +56,8 @@ impl Keys {
         }
     }
 
-    /// A stream's counter, `<prefix>:stream:<stream>`: a hash of its `epoch` and last `seq`.
+    /// A stream's counter, `<prefix>:stream:<stream>`: a hash of its `epoch`, its last `seq`
+    /// and the frame `bytes` its shared history holds.
     pub fn stream_counter(&self, stream: &StreamId) -> String {
         format!("{}:stream:{stream}", self.prefix)
     }
@@ -64,6 +65,13 @@ impl Keys {
     /// A stream's shared history, `<prefix>:history:<stream>`: a list of sealed entries.
     pub fn stream_history(&self, stream: &StreamId) -> String {
         format!("{}:history:{stream}", self.prefix)
+    }
+
+    /// The index of a stream's shared history, `<prefix>:history-index:<stream>`: a list
+    /// parallel to the history's, of `<append time in ms> <frame bytes>` per entry, so that
+    /// trimming by age and size reads a few bytes per entry, not the entries.
+    pub fn stream_index(&self, stream: &StreamId) -> String {
+        format!("{}:history-index:{stream}", self.prefix)
     }
 
     /// A node's lease key, `<prefix>:node:<node>`: it exists while the node is alive.
@@ -117,5 +125,10 @@ mod tests {
         assert_eq!(keys.target_channel(&room), "sb:room:lobby");
         assert_eq!(keys.target_channel(&RemoteTarget::All), "sb:all");
         assert_eq!(keys.lease("n1"), "sb:node:n1");
+        // A user named like a key's suffix cannot collide with another stream's index.
+        let index = keys.stream_index(&StreamId::User(UserId::from("a")));
+        let history = keys.stream_history(&StreamId::User(UserId::from("a:index")));
+        assert_eq!(index, "sb:history-index:user:a");
+        assert_ne!(index, history);
     }
 }

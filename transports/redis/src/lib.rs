@@ -18,6 +18,12 @@
 //!   that the application refuses it before its `welcome` with 4003, exactly as one hub
 //!   refuses a connection over its own limit. A connection opened without admission is counted
 //!   when it opens, and closed with 4003 (after its `welcome`) if it is over the limit;
+//! - numbers user and room streams in Redis (**shared streams**, with `Config::shared_streams`):
+//!   one script numbers each entry, publishes it and keeps it in the stream's shared history,
+//!   bounded as a hub bounds its own ([`Options::history`]). A node that starts serving a
+//!   stream reads where it stands and what a reader missed (at most what the node keeps) in a
+//!   task of its own, and holds only that stream's live entries until the read was fed, so a
+//!   large read delays no other stream;
 //! - **disconnects a user everywhere** through the control channel;
 //! - survives **Redis outages**: local delivery never waits for Redis; publishes that fail are
 //!   counted and logged; the connections are re-established with capped exponential backoff,
@@ -53,6 +59,8 @@
 mod admission;
 mod bridge;
 mod counters;
+mod follows;
+mod history;
 mod keys;
 mod link;
 mod options;

@@ -2,9 +2,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchboard::{Config, HistoryConfig};
 
 /// How a node joins the cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// The Redis URL, e.g. `redis://127.0.0.1:6379/`.
     pub url: String,
@@ -32,11 +33,15 @@ pub struct Options {
     pub backoff_min: Duration,
     /// The largest wait between two reconnection attempts. Default 5 s.
     pub backoff_max: Duration,
-    /// Entries kept in each stream's shared history. Default 1000.
-    pub history_messages: usize,
-    /// How long a stream's shared history (and its numbering) outlives its last entry.
-    /// Default 10 minutes.
-    pub history_age: Duration,
+    /// The bounds of each stream's shared history: pass the hubs' own
+    /// (`Config::history`), so that Redis keeps what a node keeps and a node loads only what
+    /// it keeps. The sequencer drops the oldest entries beyond `max_messages`, beyond
+    /// `max_bytes` of frame bytes (the bytes a hub counts), and older than `max_age`, when
+    /// it appends; a history read drops those older than this node's `max_age` and returns,
+    /// newest first, at most this node's `max_messages` and `max_bytes`. A stream's keys
+    /// (its numbering included) outlive its last entry by `max_age`. Default:
+    /// `HistoryConfig`'s defaults (1000 messages, 1 MiB, 10 minutes).
+    pub history: HistoryConfig,
 }
 
 impl Options {
@@ -56,8 +61,7 @@ impl Options {
             timeout: Duration::from_secs(2),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
-            history_messages: 1000,
-            history_age: Duration::from_secs(600),
+            history: Config::default().history,
         }
     }
 }

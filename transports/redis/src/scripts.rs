@@ -4,6 +4,12 @@
 //! every script that reads a hash drops the fields of nodes whose lease has expired, so a
 //! crashed node's counts disappear with its lease. The scripts touch keys derived from their
 //! arguments (the lease keys), which a single Redis (or a primary with replicas) allows.
+//!
+//! A stream's shared history is bounded as a hub bounds its own (`HistoryConfig`): by entries,
+//! by frame bytes and by age, trimmed when an entry is appended and, by age, when it is read;
+//! a read returns only what the reading node keeps. Trimming reads the history's index and
+//! running total, never the entries, so it costs what it drops. Ages are taken from Redis'
+//! clock (`TIME`), which scripts may read before writing since Redis 5.
 
 use redis::Script;
 
@@ -78,14 +84,74 @@ end
 return live
 "#;
 
+/// The Lua functions the stream scripts start with, over a stream's hash (`KEYS[1]`, whose
+/// `bytes` field is the history's running total of frame bytes), its history list and the
+/// history's index (a list parallel to it of `<append time in ms> <frame bytes>`), so that
+/// trimming costs a few bytes per entry dropped, never a pass over the history:
+///
+/// - `now_ms()`: Redis' clock, one clock for every node;
+/// - `held(stream, history, index)`: the entries and frame bytes the history holds; a history
+///   whose index or total does not match (kept by an earlier version) is dropped;
+/// - `trim(stream, history, index, count, bytes, max_messages, max_bytes, max_age, now)`:
+///   drop the oldest entries until the history is within the bounds, exactly as a hub's
+///   stream trims its own (an entry alone over `max_bytes` is not kept); what remains.
+macro_rules! history {
+    () => {
+        r#"
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+local function held(stream, history, index)
+  local count = redis.call('LLEN', index)
+  local bytes = tonumber(redis.call('HGET', stream, 'bytes'))
+  if count > 0 and bytes and count == redis.call('LLEN', history) then
+    return count, bytes
+  end
+  redis.call('DEL', history, index)
+  redis.call('HDEL', stream, 'bytes')
+  return 0, 0
+end
+
+local function trim(stream, history, index, count, bytes, max_messages, max_bytes, max_age, now)
+  local dropped = 0
+  while count > 0 do
+    local at, size = string.match(redis.call('LINDEX', index, 0), '^(%d+) (%d+)$')
+    if count <= max_messages and bytes <= max_bytes and now - tonumber(at) < max_age then
+      break
+    end
+    redis.call('LPOP', index)
+    count = count - 1
+    bytes = bytes - tonumber(size)
+    dropped = dropped + 1
+  end
+  if dropped > 0 then
+    redis.call('LTRIM', history, dropped, -1)
+  end
+  if count == 0 then
+    redis.call('HDEL', stream, 'bytes')
+  else
+    redis.call('HSET', stream, 'bytes', bytes)
+  end
+  return count, bytes
+end
+"#
+    };
+}
+
 /// Sequence one stream entry: take the stream's next position, seal the entry with it, publish
-/// it and keep it in the stream's shared history, all at once, so every node sees one order.
-/// KEYS[1] the stream's hash (`epoch`, `seq`), KEYS[2] its history list; ARGV: the stream's
-/// channel, the header template, the frame template, the epoch of a new stream (the time in
-/// milliseconds), the history length, the history age in milliseconds. Sealing appends
-/// `,"epoch":E,"seq":N}` to a template, exactly as `switchboard::sequenced::seal` does. The
-/// copy kept in history is marked `undelivered` when no node received it. Returns the seq.
-pub(crate) const SEQUENCE: &str = r#"
+/// it and keep it in the stream's shared history, trimmed to the history bounds, all at once,
+/// so every node sees one order. KEYS[1] the stream's hash (`epoch`, `seq`, `bytes`), KEYS[2]
+/// its history list, KEYS[3] the history's index; ARGV: the stream's channel, the header
+/// template, the frame template, the epoch of a new stream (the time in milliseconds), the
+/// history's `max_messages`, `max_bytes` and `max_age` in milliseconds (also how long the
+/// stream's keys outlive its last entry). Sealing appends `,"epoch":E,"seq":N}` to a template,
+/// exactly as `switchboard::sequenced::seal` does. The copy kept in history is marked
+/// `undelivered` when no node received it. Returns the seq.
+pub(crate) const SEQUENCE: &str = concat!(
+    history!(),
+    r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[4]
@@ -99,35 +165,66 @@ local header = ARGV[2]
 if receivers == 0 then
   header = header .. ',"undelivered":true'
 end
+local now = now_ms()
+local count, bytes = held(KEYS[1], KEYS[2], KEYS[3])
 redis.call('RPUSH', KEYS[2], header .. position .. '\n' .. frame)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('RPUSH', KEYS[3], now .. ' ' .. #frame)
+trim(KEYS[1], KEYS[2], KEYS[3], count + 1, bytes + #frame,
+  tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), now)
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
 return seq
-"#;
+"#
+);
 
 /// Where a stream stands, and what a reader missed, at once: the stream's epoch (created now
 /// if the stream is new, so every node answers with the same), its last seq, and, for a reader
-/// at a position, the entries after it (all of them in another epoch). KEYS[1] the stream's
-/// hash, KEYS[2] its history list; ARGV: the epoch of a new stream (the time in milliseconds),
-/// the stream's lifetime in milliseconds, the reader's epoch (empty: no reader) and seq.
-/// Returns `{epoch, seq, entries}`.
-pub(crate) const FOLLOW: &str = r#"
+/// at a position, the newest entries after it (in another epoch: the newest of all) that fit
+/// the reader's history bounds, oldest first. Entries older than the reader's `max_age` are
+/// dropped first. KEYS[1] the stream's hash, KEYS[2] its history list, KEYS[3] the history's
+/// index; ARGV: the epoch of a new stream (the time in milliseconds), the history's `max_age`
+/// in milliseconds (also the lifetime of a new stream's hash), the reader's epoch (empty: no
+/// reader) and seq, its `max_messages` and `max_bytes`. Returns `{epoch, seq, entries}`.
+pub(crate) const FOLLOW: &str = concat!(
+    history!(),
+    r#"
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-local entries = {}
+local count, bytes = held(KEYS[1], KEYS[2], KEYS[3])
+count = trim(KEYS[1], KEYS[2], KEYS[3], count, bytes, math.huge, math.huge,
+  tonumber(ARGV[2]), now_ms())
+local wanted = 0
 if ARGV[3] ~= '' then
   if epoch ~= ARGV[3] then
-    entries = redis.call('LRANGE', KEYS[2], 0, -1)
-  elseif seq > tonumber(ARGV[4]) then
-    entries = redis.call('LRANGE', KEYS[2], tonumber(ARGV[4]) - seq, -1)
+    wanted = count
+  else
+    wanted = math.min(count, math.max(0, seq - tonumber(ARGV[4])))
   end
 end
+local max_messages, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6])
+local taken, total = 0, 0
+if wanted > 0 then
+  local index = redis.call('LRANGE', KEYS[3], -wanted, -1)
+  for i = #index, 1, -1 do
+    local size = tonumber(string.match(index[i], ' (%d+)$'))
+    if taken >= max_messages or total + size > max_bytes then
+      break
+    end
+    taken = taken + 1
+    total = total + size
+  end
+end
+local entries = {}
+if taken > 0 then
+  entries = redis.call('LRANGE', KEYS[2], -taken, -1)
+end
 return {tonumber(epoch), seq, entries}
-"#;
+"#
+);
 
 /// The scripts, loaded once (`EVALSHA`, falling back to `EVAL` after a Redis restart).
 pub(crate) struct Scripts {

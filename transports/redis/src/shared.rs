@@ -1,5 +1,5 @@
 //! [`Shared`]: what a node's bridge tasks (the worker, the subscription, the callers of
-//! [`Bridge`](crate::Bridge)) share: options, keys, the command link, the scripts, counters.
+//! [`Bridge`](crate::Bridge)) share: options, keys, the command links, the scripts, counters.
 
 use crate::admission::Reservations;
 use crate::counters::Counters;
@@ -11,7 +11,7 @@ use redis::{Client, RedisResult};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use switchboard::UserId;
+use switchboard::{HistoryConfig, UserId};
 use tokio::sync::RwLock;
 
 /// What the bridge's tasks share.
@@ -21,6 +21,9 @@ pub(crate) struct Shared {
     pub options: Options,
     pub client: Client,
     pub link: Link,
+    /// The connection of history reads, apart from `link`: a large read never delays a
+    /// publish.
+    pub reader: Link,
     pub scripts: Scripts,
     pub counters: Arc<Counters>,
     /// The channels the subscription connection has confirmed.
@@ -66,4 +69,10 @@ impl Shared {
 /// How long a presence hash outlives its last update: two leases.
 pub(crate) fn hash_ttl(options: &Options) -> u64 {
     (options.lease.as_millis() as u64).saturating_mul(2).max(1)
+}
+
+/// A history's age in milliseconds, as the scripts take it: at least 1 (Redis deletes a key
+/// given no time to live at all).
+pub(crate) fn history_age_millis(history: &HistoryConfig) -> u64 {
+    (history.max_age.as_millis() as u64).max(1)
 }

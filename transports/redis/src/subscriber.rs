@@ -1,7 +1,10 @@
 //! The subscription connection: subscribes to the channels of current interest, delivers what
-//! arrives, and after losing Redis reconnects with backoff and subscribes to them all again.
+//! arrives, follows streams for the hubs (their history reads run in tasks of their own, see
+//! [`Follows`]), and after losing Redis reconnects with backoff, subscribes to them all again
+//! and follows again every stream it fed.
 
-use crate::options::unix_millis;
+use crate::follows::{Follow, Follows};
+use crate::history;
 use crate::shared::Shared;
 use crate::wire::{Incoming, Record};
 use bytes::Bytes;
@@ -13,6 +16,7 @@ use std::time::Duration;
 use switchboard::{Position, StreamId};
 use switchboard_transport::{Handle, Runtime};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 
 /// A change of interest, from the worker, or a stream to follow.
@@ -21,23 +25,6 @@ pub(crate) enum SubCommand {
     Subscribe(String),
     Unsubscribe(String),
     Follow(Follow),
-}
-
-/// Start following a stream for the hubs: after the subscriptions asked for before (and the
-/// pin, if any), load what a reader at `resume` missed and tell the hubs where the sequencer
-/// stands, in order with what arrives on the subscription.
-#[derive(Debug)]
-pub(crate) struct Follow {
-    pub stream: StreamId,
-    /// The stream's channel, to hold subscribed for a while (see [`PIN`]): a connection that
-    /// opens within that time misses nothing published on it.
-    pub pin: Option<String>,
-    pub resume: Option<Position>,
-    /// What followed `resume` is delivered to the readers now (a stream followed again after
-    /// its subscription was cut), rather than kept for replays (a resume, a join with `since`).
-    pub live: bool,
-    /// Told how many entries were loaded.
-    pub answer: Option<oneshot::Sender<RedisResult<usize>>>,
 }
 
 impl SubCommand {
@@ -53,8 +40,8 @@ impl SubCommand {
 /// How many relays a shard may have waiting before the subscription waits for it.
 const MAX_BACKLOG: usize = 10_000;
 
-/// How long a pin holds a channel: long enough for the connection to open and its hub's
-/// interest to reach the worker.
+/// How long a pin holds a channel (see [`Follow::pin`]): long enough for the connection to
+/// open and its hub's interest to reach the worker.
 const PIN: Duration = Duration::from_secs(10);
 
 /// The channels to keep subscribed: those the worker follows, and those pinned.
@@ -128,11 +115,7 @@ pub(crate) async fn run<R: Runtime>(
     let mut ready = Some(ready);
     let mut connected_before = false;
     let mut expiry = tokio::time::interval(Duration::from_secs(1));
-    let mut feed = Feed {
-        shared: shared.clone(),
-        handle: handle.clone(),
-        last: HashMap::new(),
-    };
+    let mut feed = Feed::new(shared.clone(), handle);
     loop {
         let attempt = async {
             let mut pubsub = shared.client.get_async_pubsub().await?;
@@ -159,8 +142,9 @@ pub(crate) async fn run<R: Runtime>(
                 loop {
                     tokio::select! {
                         () = &mut sleep => break,
-                        // Redis is away: a stream's head is unknown, and no join may wait
-                        // for it; whoever asked is told.
+                        // Streams are still followed: a read that reaches Redis feeds the hubs
+                        // (and the stream is followed again once the subscription is back);
+                        // one that does not tells the hubs and whoever asked.
                         command = commands.recv() => match command {
                             Some(command) => {
                                 channels.apply(&command, Instant::now());
@@ -170,14 +154,14 @@ pub(crate) async fn run<R: Runtime>(
                                     feed.forget(channel);
                                 }
                                 if let SubCommand::Follow(follow) = command {
-                                    let _ = handle.deliver_head(follow.stream, None);
-                                    if let Some(answer) = follow.answer {
-                                        let _ = answer.send(Err(away()));
-                                    }
+                                    feed.follow(follow);
                                 }
                             }
                             None => return,
                         },
+                        Some(read) = feed.reads.join_next_with_id(), if !feed.reads.is_empty() => {
+                            feed.loaded(read).await;
+                        }
                     }
                 }
                 wait = backoff.next(wait);
@@ -185,6 +169,7 @@ pub(crate) async fn run<R: Runtime>(
             }
         };
         wait = backoff.min;
+        feed.generation += 1;
         *shared.subscribed.lock().expect("not poisoned") =
             channels.all().into_iter().cloned().collect();
         if connected_before {
@@ -204,7 +189,7 @@ pub(crate) async fn run<R: Runtime>(
         // What the streams followed missed while the subscription was down, from the shared
         // history, before anything newer arrives.
         if connected_before {
-            feed.refollow(&channels).await;
+            feed.refollow(&channels);
         }
         connected_before = true;
         'connected: loop {
@@ -221,7 +206,7 @@ pub(crate) async fn run<R: Runtime>(
                         shared.subscribed.lock().expect("not poisoned").insert(channel.clone());
                     }
                     if let SubCommand::Follow(follow) = command {
-                        feed.follow(follow).await;
+                        feed.follow(follow);
                         continue;
                     }
                     match (change, command.channel()) {
@@ -238,6 +223,10 @@ pub(crate) async fn run<R: Runtime>(
                     .inspect(|channel| feed.forget(channel))
                     .map(|channel| (channel, false))
                     .collect::<Vec<_>>(),
+                Some(read) = feed.reads.join_next_with_id(), if !feed.reads.is_empty() => {
+                    feed.loaded(read).await;
+                    continue;
+                }
                 message = stream.next() => match message {
                     Some(message) => {
                         feed.deliver(&message).await;
@@ -266,27 +255,112 @@ pub(crate) async fn run<R: Runtime>(
     }
 }
 
+/// A history read done, with what asked for it.
+struct Loaded {
+    follow: Follow,
+    read: RedisResult<(Position, Vec<Record>)>,
+    /// The subscription connection the read started under (see [`Feed::generation`]).
+    generation: u64,
+}
+
 /// What the subscription feeds the hubs, with the last position fed per stream, so that a
 /// stream followed again after the subscription came back resumes where it was.
 struct Feed<R: Runtime> {
     shared: Arc<Shared>,
     handle: Handle<R>,
     last: HashMap<StreamId, Position>,
+    follows: Follows,
+    /// The history reads running, and the stream of each (to finish it should its task fail).
+    reads: JoinSet<Loaded>,
+    reading: HashMap<Id, StreamId>,
+    /// Counts the subscription connections made: a read that started under an earlier one
+    /// may have missed live entries sent while the subscription was down, so its stream is
+    /// followed again once it is done.
+    generation: u64,
 }
 
 impl<R: Runtime> Feed<R> {
-    /// Follow a stream: feed the hubs what a reader missed, then where the sequencer stands
-    /// (entries that arrive later on the subscription and are not newer are ignored by the
-    /// hubs).
-    async fn follow(&mut self, follow: Follow) {
+    fn new(shared: Arc<Shared>, handle: Handle<R>) -> Self {
+        let follows = Follows::new(&shared.options.history);
+        Self {
+            shared,
+            handle,
+            last: HashMap::new(),
+            follows,
+            reads: JoinSet::new(),
+            reading: HashMap::new(),
+            generation: 0,
+        }
+    }
+
+    /// Follow a stream: read, in a task of its own, what a reader missed and where the
+    /// sequencer stands; the stream's live entries wait until that was fed (see
+    /// [`Feed::loaded`]).
+    fn follow(&mut self, follow: Follow) {
+        for follow in self.follows.push(follow) {
+            self.start(follow);
+        }
+    }
+
+    fn start(&mut self, follow: Follow) {
+        let shared = self.shared.clone();
+        let stream = follow.stream.clone();
+        let generation = self.generation;
+        let task = self.reads.spawn(async move {
+            let read = history::read(&shared, &follow.stream, follow.resume).await;
+            Loaded {
+                follow,
+                read,
+                generation,
+            }
+        });
+        self.reading.insert(task.id(), stream);
+    }
+
+    /// A history read is done: feed the hubs what it found (entries that arrive later on the
+    /// subscription and are not newer are ignored by the hubs), then the stream's live entries
+    /// held meanwhile; follow the stream again if some of those were dropped or may have been
+    /// missed; start the reads waiting for a slot.
+    async fn loaded(&mut self, read: Result<(Id, Loaded), JoinError>) {
+        let (stream, generation) = match read {
+            Ok((id, loaded)) => {
+                self.reading.remove(&id);
+                let (stream, generation) = (loaded.follow.stream.clone(), loaded.generation);
+                self.feed(loaded).await;
+                (stream, generation)
+            }
+            Err(e) => {
+                let Some(stream) = self.reading.remove(&e.id()) else {
+                    return;
+                };
+                tracing::error!(%stream, error = %e, "a history read failed");
+                let _ = self.handle.deliver_head(stream.clone(), None);
+                (stream, 0)
+            }
+        };
+        let finished = self.follows.finish(&stream);
+        for record in finished.held {
+            self.record(record, true).await;
+        }
+        if finished.overflowed || generation != self.generation {
+            if let Some(position) = self.last.get(&stream) {
+                self.follow(Follow::again(stream, *position));
+            }
+        }
+        for follow in self.follows.start() {
+            self.start(follow);
+        }
+    }
+
+    /// Feed the hubs what a read found: what a reader missed, then where the sequencer stands.
+    async fn feed(&mut self, loaded: Loaded) {
         let Follow {
             stream,
-            resume,
             live,
             answer,
             ..
-        } = follow;
-        let loaded = match read_stream(&self.shared, &stream, resume).await {
+        } = loaded.follow;
+        let loaded = match loaded.read {
             Ok((head, mut records)) => {
                 let loaded = records.len();
                 // History goes in front of what a hub keeps, so newest first.
@@ -296,9 +370,14 @@ impl<R: Runtime> Feed<R> {
                 for record in records {
                     self.record(record, live).await;
                 }
-                let last = self.last.entry(stream.clone()).or_insert(head);
-                if last.epoch != head.epoch || last.seq < head.seq {
-                    *last = head;
+                // A stream fed only history starts here; one fed live entries has them, and
+                // its live readers are told of any hole by the hubs.
+                match self.last.get_mut(&stream) {
+                    Some(last) if live => advance(last, head),
+                    Some(_) => {}
+                    None => {
+                        self.last.insert(stream.clone(), head);
+                    }
                 }
                 let _ = self.handle.deliver_head(stream.clone(), Some(head));
                 Ok(loaded)
@@ -319,25 +398,19 @@ impl<R: Runtime> Feed<R> {
         }
     }
 
-    /// After the subscription came back: load what every stream still followed missed.
-    async fn refollow(&mut self, channels: &Channels) {
+    /// After the subscription came back: follow again every stream still followed, from the
+    /// last position fed.
+    fn refollow(&mut self, channels: &Channels) {
         let keys = &self.shared.keys;
-        let missed: Vec<(StreamId, Position)> = self
+        self.last
+            .retain(|stream, _| channels.wanted(&keys.stream_channel(stream)));
+        let again: Vec<Follow> = self
             .last
             .iter()
-            .filter(|(stream, _)| channels.wanted(&keys.stream_channel(stream)))
-            .map(|(stream, position)| (stream.clone(), *position))
+            .map(|(stream, position)| Follow::again(stream.clone(), *position))
             .collect();
-        self.last.clear();
-        for (stream, position) in missed {
-            let follow = Follow {
-                stream,
-                pin: None,
-                resume: Some(position),
-                live: true,
-                answer: None,
-            };
-            self.follow(follow).await;
+        for follow in again {
+            self.follow(follow);
         }
     }
 
@@ -347,46 +420,7 @@ impl<R: Runtime> Feed<R> {
         self.last
             .retain(|stream, _| keys.stream_channel(stream) != channel);
     }
-}
 
-/// The head of `stream`, and its entries after `resume`, at once.
-async fn read_stream(
-    shared: &Shared,
-    stream: &StreamId,
-    resume: Option<Position>,
-) -> RedisResult<(Position, Vec<Record>)> {
-    let mut conn = shared.link.conn().await?;
-    let (reader_epoch, reader_seq) = match resume {
-        Some(p) => (p.epoch.to_string(), p.seq),
-        None => (String::new(), 0),
-    };
-    let read = shared
-        .scripts
-        .follow
-        .key(shared.keys.stream_counter(stream))
-        .key(shared.keys.stream_history(stream))
-        .arg(unix_millis())
-        .arg(shared.options.history_age.as_millis().max(1) as u64)
-        .arg(reader_epoch)
-        .arg(reader_seq)
-        .invoke_async::<(u64, u64, Vec<Vec<u8>>)>(&mut conn)
-        .await;
-    let (epoch, seq, payloads) = shared.link.check(read).await?;
-    let mut records = Vec::with_capacity(payloads.len());
-    for payload in payloads {
-        match Record::parse(&payload.into()) {
-            Some(record) => records.push(record),
-            None => shared.count(&shared.counters.malformed),
-        }
-    }
-    Ok((Position { epoch, seq }, records))
-}
-
-fn away() -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::other("redis is unreachable"))
-}
-
-impl<R: Runtime> Feed<R> {
     /// Deliver one message from another node: an envelope to the local hubs, or a command.
     async fn deliver(&mut self, message: &Msg) {
         let (shared, handle) = (self.shared.clone(), self.handle.clone());
@@ -400,7 +434,11 @@ impl<R: Runtime> Feed<R> {
             .then(|| Record::parse(&Bytes::copy_from_slice(payload)))
         {
             match record {
-                Some(record) => self.record(record, true).await,
+                Some(record) => {
+                    if let Some(record) = self.follows.hold(record) {
+                        self.record(record, true).await;
+                    }
+                }
                 None => {
                     count(&counters.malformed);
                     tracing::warn!(channel = message.get_channel_name(), "malformed entry");
@@ -433,8 +471,7 @@ impl<R: Runtime> Feed<R> {
 
     /// Deliver a sequenced stream entry to the local hubs, this node's own included (the
     /// sequencer is the only way a stream entry reaches anyone), or, not `live`, queue it as
-    /// history. Connection ids in `except`
-    /// name connections of the origin only.
+    /// history. Connection ids in `except` name connections of the origin only.
     async fn record(&mut self, record: Record, live: bool) {
         let mut sequenced = record.sequenced;
         if record.origin != self.shared.node {
@@ -442,8 +479,13 @@ impl<R: Runtime> Feed<R> {
         }
         self.shared.count(&self.shared.counters.entries);
         if live {
-            self.last
-                .insert(sequenced.entry.stream.clone(), sequenced.position);
+            let position = sequenced.position;
+            match self.last.get_mut(&sequenced.entry.stream) {
+                Some(last) => advance(last, position),
+                None => {
+                    self.last.insert(sequenced.entry.stream.clone(), position);
+                }
+            }
             let _ = self.handle.deliver_sequenced(sequenced);
         } else {
             let _ = self.handle.deliver_history(sequenced);
@@ -459,4 +501,15 @@ impl<R: Runtime> Feed<R> {
             let _ = self.handle.fed(None).await;
         }
     }
+}
+
+/// Move `last` to `position` if it is further: later in the same epoch, or in another epoch.
+fn advance(last: &mut Position, position: Position) {
+    if last.epoch != position.epoch || last.seq < position.seq {
+        *last = position;
+    }
+}
+
+fn away() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::other("redis is unreachable"))
 }

@@ -3,130 +3,14 @@
 //! tests start `redis-server` from PATH on a free port (and stop it at the end). Timeouts only
 //! guard against hangs; nothing asserts how long anything took.
 
+mod support;
+
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::Duration;
-use switchboard::{Config, Message, Open, RoomAccess, Target};
-use switchboard_redis::{Admission, Bridge, Options};
+use support::{node, room, shared_node};
+use switchboard::Target;
+use switchboard_redis::{Admission, Options};
 use switchboard_testing::{eventually, Redis, WsClient};
-use switchboard_tokio::{Builder, Handle, Refusal, Request, Tokio};
-use tokio::net::TcpListener;
-
-// ----- nodes ----------------------------------------------------------------------------------
-
-fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
-}
-
-/// `?user=<id>` (and optionally `&thread=<id>`), or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    let user = query_param(query, "user").ok_or_else(Refusal::unauthorized)?;
-    let mut open = Open::new(user).access(RoomAccess::Any);
-    if let Some(thread) = query_param(query, "thread") {
-        open = open.thread(thread);
-    }
-    if let Some(position) = switchboard_tokio::position_from_query(Some(query)) {
-        open = open.resume(position);
-    }
-    Ok(open)
-}
-
-/// One node: two shards in a cluster, a WebSocket listener, a bridge fed every event.
-struct Node {
-    handle: Handle,
-    bridge: Bridge<Tokio>,
-    addr: SocketAddr,
-}
-
-async fn node(redis: &Redis, name: &str, tune: impl FnOnce(&mut Options)) -> Node {
-    start_node(redis, name, false, tune).await
-}
-
-/// A node whose user and room streams are numbered by the shared sequencer in Redis.
-async fn shared_node(redis: &Redis, name: &str) -> Node {
-    start_node(redis, name, true, |_| {}).await
-}
-
-async fn start_node(
-    redis: &Redis,
-    name: &str,
-    shared_streams: bool,
-    tune: impl FnOnce(&mut Options),
-) -> Node {
-    let mut config = Config::development();
-    config.cluster = true;
-    config.shared_streams = shared_streams;
-    config.heartbeat.interval = Duration::from_secs(60);
-    config.heartbeat.timeout = Duration::from_secs(180);
-    config.limits.max_connections_per_user = 10;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("bound");
-    let (handle, mut events) = Builder::new(config)
-        .shards(2)
-        .close_timeout(Duration::from_millis(500))
-        .start();
-    let mut options = Options::new(redis.url());
-    options.node = name.to_owned();
-    options.backoff_max = Duration::from_millis(300);
-    options.timeout = Duration::from_millis(500);
-    tune(&mut options);
-    let bridge = Bridge::start(handle.clone(), options)
-        .await
-        .expect("the bridge starts");
-    let observer = bridge.clone();
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            observer.observe(&event);
-        }
-    });
-    tokio::spawn(handle.clone().serve(listener, authenticate));
-    Node {
-        handle,
-        bridge,
-        addr,
-    }
-}
-
-impl Node {
-    /// Wait until this node's bridge is subscribed to `channel`.
-    async fn subscribed(&self, channel: &str) {
-        let bridge = &self.bridge;
-        eventually(&format!("{} to subscribe {channel}", bridge.node()), || {
-            let subscribed = bridge.subscriptions().iter().any(|c| c == channel);
-            async move { subscribed }
-        })
-        .await;
-    }
-
-    /// Wait until this node's bridge is no longer subscribed to `channel`.
-    async fn unsubscribed(&self, channel: &str) {
-        let bridge = &self.bridge;
-        eventually(
-            &format!("{} to unsubscribe {channel}", bridge.node()),
-            || {
-                let subscribed = bridge.subscriptions().iter().any(|c| c == channel);
-                async move { !subscribed }
-            },
-        )
-        .await;
-    }
-
-    async fn publish(&self, to: Target, event: &str) {
-        self.handle
-            .publish(to, Message::new(event, json!({})))
-            .await
-            .expect("published");
-    }
-}
-
-fn room(name: &str) -> Target {
-    Target::Room(name.into())
-}
 
 // ----- tests ----------------------------------------------------------------------------------
 

@@ -1,0 +1,152 @@
+//! Nodes joined by a real Redis, in this process: each a sharded switchboard with its own
+//! WebSocket listener, its own bridge and its own Redis connections, started as the server
+//! starts one (the hubs and the bridge keep the same history bounds).
+
+#![allow(dead_code)] // each test file uses its own subset
+
+pub mod proxy;
+
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::Duration;
+use switchboard::{Config, HistoryConfig, Message, Open, RoomAccess, Target};
+use switchboard_redis::{Bridge, Options};
+use switchboard_testing::{eventually, Redis};
+use switchboard_tokio::{Builder, Handle, Refusal, Request, Tokio};
+use tokio::net::TcpListener;
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// `?user=<id>` (and optionally `&thread=<id>`), or 401.
+fn authenticate(request: &Request) -> Result<Open, Refusal> {
+    let query = request.uri().query().unwrap_or_default();
+    let user = query_param(query, "user").ok_or_else(Refusal::unauthorized)?;
+    let mut open = Open::new(user).access(RoomAccess::Any);
+    if let Some(thread) = query_param(query, "thread") {
+        open = open.thread(thread);
+    }
+    if let Some(position) = switchboard_tokio::position_from_query(Some(query)) {
+        open = open.resume(position);
+    }
+    Ok(open)
+}
+
+/// One node: two shards in a cluster, a WebSocket listener, a bridge fed every event.
+pub struct Node {
+    pub handle: Handle,
+    pub bridge: Bridge<Tokio>,
+    pub addr: SocketAddr,
+}
+
+/// A node whose streams are numbered per node.
+pub async fn node(redis: &Redis, name: &str, tune: impl FnOnce(&mut Options)) -> Node {
+    start_node(&redis.url(), name, false, None, tune).await
+}
+
+/// A node whose user and room streams are numbered by the shared sequencer in Redis.
+pub async fn shared_node(redis: &Redis, name: &str) -> Node {
+    start_node(&redis.url(), name, true, None, |_| {}).await
+}
+
+/// A node with shared streams over the Redis at `url`, whose hubs and bridge keep `history`.
+pub async fn history_node(
+    url: &str,
+    name: &str,
+    history: &HistoryConfig,
+    tune: impl FnOnce(&mut Options),
+) -> Node {
+    start_node(url, name, true, Some(history), tune).await
+}
+
+async fn start_node(
+    url: &str,
+    name: &str,
+    shared_streams: bool,
+    history: Option<&HistoryConfig>,
+    tune: impl FnOnce(&mut Options),
+) -> Node {
+    let mut config = Config::development();
+    config.cluster = true;
+    config.shared_streams = shared_streams;
+    config.heartbeat.interval = Duration::from_secs(60);
+    config.heartbeat.timeout = Duration::from_secs(180);
+    config.limits.max_connections_per_user = 10;
+    if let Some(history) = history {
+        config.history = history.clone();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("bound");
+    let mut options = Options::new(url);
+    options.node = name.to_owned();
+    options.backoff_max = Duration::from_millis(300);
+    options.timeout = Duration::from_millis(500);
+    options.history = config.history.clone();
+    tune(&mut options);
+    let (handle, mut events) = Builder::new(config)
+        .shards(2)
+        .close_timeout(Duration::from_millis(500))
+        .start();
+    let bridge = Bridge::start(handle.clone(), options)
+        .await
+        .expect("the bridge starts");
+    let observer = bridge.clone();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            observer.observe(&event);
+        }
+    });
+    tokio::spawn(handle.clone().serve(listener, authenticate));
+    Node {
+        handle,
+        bridge,
+        addr,
+    }
+}
+
+impl Node {
+    /// Wait until this node's bridge is subscribed to `channel`.
+    pub async fn subscribed(&self, channel: &str) {
+        let bridge = &self.bridge;
+        eventually(&format!("{} to subscribe {channel}", bridge.node()), || {
+            let subscribed = bridge.subscriptions().iter().any(|c| c == channel);
+            async move { subscribed }
+        })
+        .await;
+    }
+
+    /// Wait until this node's bridge is no longer subscribed to `channel`.
+    pub async fn unsubscribed(&self, channel: &str) {
+        let bridge = &self.bridge;
+        eventually(
+            &format!("{} to unsubscribe {channel}", bridge.node()),
+            || {
+                let subscribed = bridge.subscriptions().iter().any(|c| c == channel);
+                async move { !subscribed }
+            },
+        )
+        .await;
+    }
+
+    /// Publish an empty `event` to `to`.
+    pub async fn publish(&self, to: Target, event: &str) {
+        self.publish_data(to, event, json!({})).await;
+    }
+
+    /// Publish `event` with `data` to `to`.
+    pub async fn publish_data(&self, to: Target, event: &str, data: serde_json::Value) {
+        self.handle
+            .publish(to, Message::new(event, data))
+            .await
+            .expect("published");
+    }
+}
+
+pub fn room(name: &str) -> Target {
+    Target::Room(name.into())
+}
