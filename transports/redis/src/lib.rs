@@ -68,6 +68,7 @@ mod scripts;
 mod shared;
 mod subscriber;
 mod wire;
+mod worker;
 
 pub use admission::Admission;
 pub use bridge::Bridge;

@@ -1,0 +1,421 @@
+//! The node's [`Worker`]: the task that sends what the node's hubs emit for the cluster to
+//! Redis (publishes, stream entries), follows their interest, counts their connections in
+//! presence and refreshes the node's lease, one job at a time in the order the events came.
+
+use crate::follows::Follow;
+use crate::options::unix_millis;
+use crate::shared::{hash_ttl, history_age_millis, Shared};
+use crate::subscriber::SubCommand;
+use crate::wire;
+use redis::RedisResult;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard::{
+    ConnId, Envelope, Notice, Position, Reason, RoomId, StreamId, Unsequenced, UserId,
+};
+use switchboard_transport::{Event, Handle, Runtime};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many publishes and stream entries waiting together go to Redis in one round trip.
+const SEND_BATCH: usize = 256;
+
+/// What a node sends to Redis for the other nodes.
+enum Outgoing {
+    /// An envelope, published on its target's channel.
+    Publish(Arc<Envelope>),
+    /// A stream entry, for the shared sequencer.
+    Sequence(Arc<Unsequenced>),
+}
+
+/// Work for the node's worker task, in the order the events arrived.
+pub(crate) enum Job {
+    Event(Event),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The node's worker: publishes envelopes, follows interest, counts connections, and
+/// refreshes presence, one job at a time.
+pub(crate) struct Worker<R: Runtime> {
+    shared: Arc<Shared>,
+    handle: Handle<R>,
+    /// Streams some shard serves, with the number of shards serving each.
+    interest: HashMap<StreamId, usize>,
+    /// This node's counted connections per user.
+    users: HashMap<UserId, usize>,
+    /// Users whose count in Redis may be out of date (an update failed).
+    stale: HashSet<UserId>,
+    /// Connections counted in presence (not those refused by the cluster-wide limit).
+    counted: HashSet<ConnId>,
+    subscribe: mpsc::UnboundedSender<SubCommand>,
+    /// While Redis is unreachable: the epoch this node numbers its streams in, and each
+    /// stream's last number there.
+    fallback_epoch: u64,
+    fallback: HashMap<StreamId, u64>,
+}
+
+impl<R: Runtime> Worker<R> {
+    pub fn new(
+        shared: Arc<Shared>,
+        handle: Handle<R>,
+        subscribe: mpsc::UnboundedSender<SubCommand>,
+    ) -> Self {
+        Self {
+            shared,
+            handle,
+            interest: HashMap::new(),
+            users: HashMap::new(),
+            stale: HashSet::new(),
+            counted: HashSet::new(),
+            subscribe,
+            fallback_epoch: unix_millis(),
+            fallback: HashMap::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Job>) {
+        let period = self.shared.options.heartbeat.max(Duration::from_millis(10));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                job = inbox.recv() => {
+                    let Some(job) = job else { return };
+                    let mut next = Some(job);
+                    while let Some(job) = next.take() {
+                        match job {
+                            // Publishes and entries waiting together go in one round trip.
+                            Job::Event(Event::Remote(envelope)) => {
+                                let first = Outgoing::Publish(envelope);
+                                next = self.send_waiting(first, &mut inbox).await;
+                            }
+                            Job::Event(Event::Sequence(entry)) => {
+                                let first = Outgoing::Sequence(entry);
+                                next = self.send_waiting(first, &mut inbox).await;
+                            }
+                            Job::Event(event) => self.event(event).await,
+                            Job::Stop(done) => {
+                                while let Ok(Job::Event(event)) = inbox.try_recv() {
+                                    self.event(event).await;
+                                }
+                                self.withdraw().await;
+                                let _ = done.send(());
+                                return;
+                            }
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    if let Err(e) = self.heartbeat().await {
+                        tracing::warn!(error = %e, "presence heartbeat failed");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn event(&mut self, event: Event) {
+        match event {
+            Event::Remote(envelope) => self.send(&[Outgoing::Publish(envelope)]).await,
+            Event::Sequence(entry) => self.send(&[Outgoing::Sequence(entry)]).await,
+            Event::Notice { notice, .. } => match notice {
+                Notice::Interest { stream, interested } => self.interest(stream, interested).await,
+                // After the subscription the interest asked for: the history after `since`,
+                // then the head.
+                Notice::Follow { stream, since } => {
+                    let follow = Follow {
+                        stream,
+                        pin: None,
+                        resume: since,
+                        live: false,
+                        answer: None,
+                    };
+                    let _ = self.subscribe.send(SubCommand::Follow(follow));
+                }
+                Notice::Opened { conn, user } => self.opened(conn, user).await,
+                Notice::Closed { conn, user, .. } => self.closed(conn, user).await,
+                _ => {}
+            },
+        }
+    }
+
+    /// Send `first` and what else waits to go to Redis right behind it (at most
+    /// [`SEND_BATCH`] in all); the next job, if one of another kind came.
+    async fn send_waiting(
+        &mut self,
+        first: Outgoing,
+        inbox: &mut mpsc::UnboundedReceiver<Job>,
+    ) -> Option<Job> {
+        let mut batch = vec![first];
+        let mut next = None;
+        while batch.len() < SEND_BATCH {
+            match inbox.try_recv() {
+                Ok(Job::Event(Event::Remote(envelope))) => batch.push(Outgoing::Publish(envelope)),
+                Ok(Job::Event(Event::Sequence(entry))) => batch.push(Outgoing::Sequence(entry)),
+                Ok(other) => {
+                    next = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        self.send(&batch).await;
+        next
+    }
+
+    /// Send publishes and stream entries to Redis in one round trip, in their order. An
+    /// envelope is published once, on its target's channel. A stream entry is numbered by the
+    /// shared sequencer, which publishes it to every node serving its stream (this one
+    /// included) and keeps it in the stream's shared history. Without Redis, envelopes are
+    /// counted as lost for other nodes, and entries delivered here only, numbered in this
+    /// node's own epoch.
+    async fn send(&mut self, batch: &[Outgoing]) {
+        let shared = &self.shared;
+        let options = &shared.options;
+        let script = &shared.scripts.sequence;
+        let mut pipe = redis::pipe();
+        if batch.iter().any(|o| matches!(o, Outgoing::Sequence(_))) {
+            // Loaded with every batch: a restarted Redis has forgotten it.
+            pipe.load_script(script).ignore();
+        }
+        for outgoing in batch {
+            match outgoing {
+                Outgoing::Publish(envelope) => {
+                    let payload = wire::envelope(&shared.node, &envelope.for_other_nodes());
+                    pipe.cmd("PUBLISH")
+                        .arg(shared.keys.target_channel(&envelope.target))
+                        .arg(payload)
+                        .ignore();
+                }
+                Outgoing::Sequence(entry) => {
+                    let stream = &entry.entry.stream;
+                    let history = &options.history;
+                    pipe.invoke_script(
+                        script
+                            .key(shared.keys.stream_counter(stream))
+                            .key(shared.keys.stream_history(stream))
+                            .key(shared.keys.stream_index(stream))
+                            .arg(shared.keys.stream_channel(stream))
+                            .arg(wire::entry_header(&shared.node, &entry.entry))
+                            .arg(&entry.template[..])
+                            .arg(unix_millis())
+                            .arg(history.max_messages)
+                            .arg(history.max_bytes)
+                            .arg(history_age_millis(history)),
+                    )
+                    .ignore();
+                }
+            }
+        }
+        let result = self.query::<()>(&pipe).await;
+        if let Err(e) = &result {
+            tracing::warn!(batch = batch.len(), error = %e, "could not reach redis: publishes lost for other nodes, stream entries delivered on this node only");
+        }
+        for outgoing in batch {
+            match (outgoing, result.is_ok()) {
+                (Outgoing::Publish(_), true) => self.shared.count(&self.shared.counters.published),
+                (Outgoing::Publish(_), false) => {
+                    self.shared.count(&self.shared.counters.unpublished)
+                }
+                (Outgoing::Sequence(_), true) => self.shared.count(&self.shared.counters.sequenced),
+                (Outgoing::Sequence(entry), false) => {
+                    self.shared.count(&self.shared.counters.unsequenced);
+                    let stream = &entry.entry.stream;
+                    let seq = self.fallback.entry(stream.clone()).or_default();
+                    *seq += 1;
+                    let position = Position {
+                        epoch: self.fallback_epoch,
+                        seq: *seq,
+                    };
+                    let _ = self.handle.deliver_sequenced(entry.seal(position));
+                }
+            }
+        }
+    }
+
+    async fn interest(&mut self, stream: StreamId, interested: bool) {
+        let channel = self.shared.keys.stream_channel(&stream);
+        if interested {
+            let shards = self.interest.entry(stream).or_default();
+            *shards += 1;
+            if *shards == 1 {
+                let _ = self.subscribe.send(SubCommand::Subscribe(channel));
+            }
+            return;
+        }
+        match self.interest.get_mut(&stream) {
+            Some(shards) if *shards > 1 => *shards -= 1,
+            Some(_) => {
+                self.interest.remove(&stream);
+                let _ = self.subscribe.send(SubCommand::Unsubscribe(channel));
+                if let StreamId::Room(room) = &stream {
+                    let key = self.shared.keys.room_presence(room);
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("HDEL").arg(key).arg(&self.shared.node).ignore();
+                    // Best effort: a stale count is ignored once the lease expires, and the
+                    // next heartbeat does not write the room again.
+                    let _ = self.query::<()>(&pipe).await;
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Count a new connection, or close it if the user is at the cluster-wide limit. A
+    /// connection admitted by [`Bridge::admit`] was counted then: it claims its admission.
+    async fn opened(&mut self, conn: ConnId, user: UserId) {
+        let shared = self.shared.clone();
+        let admitted = shared
+            .reservations
+            .lock()
+            .expect("not poisoned")
+            .claim(&user);
+        if !admitted {
+            match shared.open(&user).await {
+                Ok(-1) => {
+                    shared.count(&shared.counters.refused);
+                    tracing::debug!(%user, %conn, "over the cluster-wide connection limit");
+                    let _ = self.handle.close_connection(conn, Reason::UserLimit).await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Accepted without the cluster-wide check; announced at the next heartbeat.
+                    tracing::warn!(%user, error = %e, "connection not counted in redis");
+                    self.stale.insert(user.clone());
+                }
+            }
+        }
+        self.counted.insert(conn);
+        *self.users.entry(user).or_default() += 1;
+    }
+
+    async fn closed(&mut self, conn: ConnId, user: UserId) {
+        if !self.counted.remove(&conn) {
+            return;
+        }
+        if let Some(count) = self.users.get_mut(&user) {
+            *count -= 1;
+            if *count == 0 {
+                self.users.remove(&user);
+            }
+        }
+        let shared = self.shared.clone();
+        let result = match shared.link.conn().await {
+            Ok(mut c) => {
+                let result = shared
+                    .scripts
+                    .close
+                    .key(shared.keys.user_presence(&user))
+                    .arg(&shared.node)
+                    .invoke_async::<i64>(&mut c)
+                    .await;
+                shared.link.check(result).await
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.stale.insert(user);
+        }
+    }
+
+    /// Refresh the lease and write this node's counts: every connected or admitted user, every
+    /// room of interest, and the users whose count may be out of date (admissions that expired
+    /// unclaimed among them).
+    pub async fn heartbeat(&mut self) -> RedisResult<()> {
+        let shared = self.shared.clone();
+        let keys = &shared.keys;
+        let node = &shared.node;
+        let lease = shared.options.lease.as_millis() as u64;
+        let ttl = hash_ttl(&shared.options);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(keys.lease(node))
+            .arg(node)
+            .arg("PX")
+            .arg(lease.max(1))
+            .ignore();
+        pipe.cmd("SADD").arg(keys.nodes()).arg(node).ignore();
+        // Until the counts are written, no admission counts in Redis behind their back.
+        let _counting = shared.counting.write().await;
+        let admitted = {
+            let mut reservations = shared.reservations.lock().expect("not poisoned");
+            self.stale.extend(reservations.expire(Instant::now()));
+            self.stale.extend(reservations.take_stale());
+            reservations.counts()
+        };
+        let mut counts: HashMap<&UserId, usize> =
+            self.users.iter().map(|(user, n)| (user, *n)).collect();
+        for (user, n) in &admitted {
+            *counts.entry(user).or_default() += n;
+        }
+        for (user, count) in &counts {
+            let key = keys.user_presence(user);
+            pipe.cmd("HSET").arg(&key).arg(node).arg(*count).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+        }
+        for user in &self.stale {
+            if !counts.contains_key(user) {
+                pipe.cmd("HDEL")
+                    .arg(keys.user_presence(user))
+                    .arg(node)
+                    .ignore();
+            }
+        }
+        let rooms: Vec<RoomId> = self
+            .interest
+            .keys()
+            .filter_map(|stream| match stream {
+                StreamId::Room(room) => Some(room.clone()),
+                StreamId::User(_) => None,
+            })
+            .collect();
+        for room in rooms {
+            let members = self.handle.room_members(room.clone()).await.len();
+            let key = keys.room_presence(&room);
+            pipe.cmd("HSET").arg(&key).arg(node).arg(members).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+        }
+        self.query::<()>(&pipe).await?;
+        self.stale.clear();
+        Ok(())
+    }
+
+    /// Withdraw this node: its lease, its membership of the node set, its counts.
+    async fn withdraw(&mut self) {
+        let keys = &self.shared.keys;
+        let node = &self.shared.node;
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL").arg(keys.lease(node)).ignore();
+        pipe.cmd("SREM").arg(keys.nodes()).arg(node).ignore();
+        let admitted = self
+            .shared
+            .reservations
+            .lock()
+            .expect("not poisoned")
+            .clear();
+        for user in self.users.keys().chain(&self.stale).chain(&admitted) {
+            pipe.cmd("HDEL")
+                .arg(keys.user_presence(user))
+                .arg(node)
+                .ignore();
+        }
+        for stream in self.interest.keys() {
+            if let StreamId::Room(room) = stream {
+                pipe.cmd("HDEL")
+                    .arg(keys.room_presence(room))
+                    .arg(node)
+                    .ignore();
+            }
+        }
+        if let Err(e) = self.query::<()>(&pipe).await {
+            tracing::warn!(error = %e, "could not withdraw presence; it expires with the lease");
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> RedisResult<T> {
+        let mut conn = self.shared.link.conn().await?;
+        let result = pipe.query_async(&mut conn).await;
+        self.shared.link.check(result).await
+    }
+}
