@@ -32,7 +32,8 @@ pub struct BridgeStats {
     pub echoes: u64,
     /// Messages on the channels that could not be parsed.
     pub malformed: u64,
-    /// Times the command connection came back after being lost.
+    /// Times a command connection (the bridge's commands, or its history reads) came back
+    /// after being lost.
     pub reconnects: u64,
     /// Times the subscription connection came back and every channel of interest was
     /// subscribed again.
