@@ -335,6 +335,7 @@ impl<R: Runtime> Feed<R> {
                 };
                 tracing::error!(%stream, error = %e, "a history read failed");
                 let _ = self.handle.deliver_head(stream.clone(), None);
+                // As if started under no connection: followed again from the last position.
                 (stream, 0)
             }
         };
