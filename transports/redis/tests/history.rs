@@ -415,3 +415,46 @@ async fn entries_held_past_the_bounds_during_a_read_are_read_again_from_history(
     expect_gap(&mut carol, "big", 6, 7).await;
     expect_messages(&mut carol, 8, &["m8", "m9", "m10"]).await;
 }
+
+/// A history kept without its index (by an earlier version, or written by hand) is dropped,
+/// never misread: the next entry starts the history anew, and a member joining from before it
+/// gets a `gap` for the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_without_its_index_is_dropped_not_misread() {
+    let redis = Redis::start().await;
+    let mut conn = inspect(&redis).await;
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg("sb:stream:room:old")
+        .arg("epoch")
+        .arg(7)
+        .arg("seq")
+        .arg(3)
+        .ignore()
+        .cmd("RPUSH")
+        .arg("sb:history:room:old")
+        .arg("not an entry")
+        .arg("nor this")
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .expect("an old history written");
+    let a = history_node(&redis.url(), "a", &default_bounds(), |_| {}).await;
+    let b = history_node(&redis.url(), "b", &default_bounds(), |_| {}).await;
+    a.publish(room("old"), "m4").await;
+    eventually("redis to number it", || {
+        let mut conn = conn.clone();
+        async move { head(&mut conn, "room:old").await == (7, 4) }
+    })
+    .await;
+    let old = kept(&mut conn, "room:old").await;
+    assert_eq!((old.seqs, old.index), (vec![4], 1));
+    assert_eq!(old.total, Some(old.frames[0]));
+
+    let mut carol = WsClient::welcomed(b.addr, "user=carol").await;
+    let joined = join_since(&mut carol, "old", position(7, 1)).await;
+    assert_eq!(joined["seq"], 4);
+    expect_gap(&mut carol, "old", 2, 3).await;
+    expect_messages(&mut carol, 4, &["m4"]).await;
+    assert_eq!(b.bridge.stats().malformed, 0, "nothing misread");
+}
