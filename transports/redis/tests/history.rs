@@ -32,6 +32,13 @@ fn default_bounds() -> HistoryConfig {
     bounds(1000, MIB, Duration::from_secs(600))
 }
 
+/// Options of the nodes of these tests: Redis' answers may take as long as they need (a read
+/// held back by a [`Proxy`], 12.5 MiB published in one go on a loaded machine); the hang
+/// guards fire first.
+fn patient(options: &mut Options) {
+    options.timeout = Duration::from_secs(60);
+}
+
 async fn inspect(redis: &Redis) -> MultiplexedConnection {
     let client = redis::Client::open(redis.url()).expect("a url");
     client
@@ -118,9 +125,15 @@ async fn fill(node: &Node, conn: &mut MultiplexedConnection, name: &str, count: 
     eventually("redis to number every entry", || {
         let mut conn = conn.clone();
         let stream = stream.clone();
-        async move { head(&mut conn, &stream).await.1 == count }
+        let unsequenced = node.bridge.stats().unsequenced;
+        async move { unsequenced > 0 || head(&mut conn, &stream).await.1 == count }
     })
     .await;
+    assert_eq!(
+        node.bridge.stats().unsequenced,
+        0,
+        "every entry reached redis"
+    );
     head(conn, &stream).await.0
 }
 
@@ -179,7 +192,7 @@ async fn the_shared_history_holds_no_more_than_a_node_keeps() {
         &redis.url(),
         "a",
         &bounds(20, MIB, Duration::from_secs(600)),
-        |_| {},
+        patient,
     )
     .await;
     fill(&a, &mut conn, "big", 200).await;
@@ -224,12 +237,6 @@ async fn the_shared_history_holds_no_more_than_a_node_keeps() {
     assert_eq!(chat.index, 20);
 }
 
-/// Options of a node behind a [`Proxy`] that holds its reads: Redis' answers may take as long
-/// as the test needs (the hang guards fire first).
-fn patient(options: &mut Options) {
-    options.timeout = Duration::from_secs(60);
-}
-
 /// An entry older than the history's age leaves the shared history when the next one is
 /// appended, and when a node reads it: a join from before it gets a `gap` for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,8 +244,8 @@ async fn entries_older_than_the_history_age_leave_on_append_and_on_read() {
     let redis = Redis::start().await;
     let mut conn = inspect(&redis).await;
     let age = bounds(1000, MIB, Duration::from_secs(3));
-    let a = history_node(&redis.url(), "a", &age, |_| {}).await;
-    let b = history_node(&redis.url(), "b", &age, |_| {}).await;
+    let a = history_node(&redis.url(), "a", &age, patient).await;
+    let b = history_node(&redis.url(), "b", &age, patient).await;
     let step = Duration::from_millis(1800);
     for (i, event) in ["e1", "e2", "e3"].into_iter().enumerate() {
         if i > 0 {
@@ -278,9 +285,9 @@ async fn entries_older_than_the_history_age_leave_on_append_and_on_read() {
 async fn a_join_from_an_ancient_position_loads_only_what_the_node_keeps() {
     let redis = Redis::start().await;
     let mut conn = inspect(&redis).await;
-    let a = history_node(&redis.url(), "a", &default_bounds(), |_| {}).await;
+    let a = history_node(&redis.url(), "a", &default_bounds(), patient).await;
     let small = bounds(1000, MIB / 4, Duration::from_secs(600));
-    let b = history_node(&redis.url(), "b", &small, |_| {}).await;
+    let b = history_node(&redis.url(), "b", &small, patient).await;
     let epoch = fill(&a, &mut conn, "big", 200).await;
 
     let mut carol = WsClient::welcomed(b.addr, "user=carol").await;
@@ -326,7 +333,7 @@ async fn a_history_read_delays_no_other_stream_and_its_own_entries_follow_it() {
     let redis = Redis::start().await;
     let proxy = Proxy::start(&redis).await;
     let mut conn = inspect(&redis).await;
-    let a = history_node(&redis.url(), "a", &default_bounds(), |_| {}).await;
+    let a = history_node(&redis.url(), "a", &default_bounds(), patient).await;
     let b = history_node(&proxy.url(), "b", &default_bounds(), patient).await;
     for event in ["m1", "m2", "m3", "m4", "m5"] {
         a.publish(room("big"), event).await;
@@ -378,7 +385,7 @@ async fn entries_held_past_the_bounds_during_a_read_are_read_again_from_history(
     let proxy = Proxy::start(&redis).await;
     let mut conn = inspect(&redis).await;
     let three = bounds(3, MIB, Duration::from_secs(600));
-    let a = history_node(&redis.url(), "a", &default_bounds(), |_| {}).await;
+    let a = history_node(&redis.url(), "a", &default_bounds(), patient).await;
     let b = history_node(&proxy.url(), "b", &three, patient).await;
     for event in ["m1", "m2", "m3", "m4", "m5"] {
         a.publish(room("big"), event).await;
@@ -439,8 +446,8 @@ async fn a_history_without_its_index_is_dropped_not_misread() {
         .query_async(&mut conn)
         .await
         .expect("an old history written");
-    let a = history_node(&redis.url(), "a", &default_bounds(), |_| {}).await;
-    let b = history_node(&redis.url(), "b", &default_bounds(), |_| {}).await;
+    let a = history_node(&redis.url(), "a", &default_bounds(), patient).await;
+    let b = history_node(&redis.url(), "b", &default_bounds(), patient).await;
     a.publish(room("old"), "m4").await;
     eventually("redis to number it", || {
         let mut conn = conn.clone();
