@@ -19,13 +19,40 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How many publishes and stream entries waiting together go to Redis in one round trip.
 const SEND_BATCH: usize = 256;
+/// How many of their payload bytes, at most (one larger entry still goes alone): a round
+/// trip must finish well within the Redis timeout even for large messages on a loaded
+/// machine, or the whole batch would be numbered on this node only.
+const SEND_BATCH_BYTES: usize = 1024 * 1024;
 
 /// What a node sends to Redis for the other nodes.
 enum Outgoing {
-    /// An envelope, published on its target's channel.
-    Publish(Arc<Envelope>),
+    /// An envelope, encoded for other nodes, to publish on its target's channel.
+    Publish {
+        /// The target's channel.
+        channel: String,
+        /// The encoded envelope.
+        payload: Vec<u8>,
+    },
     /// A stream entry, for the shared sequencer.
     Sequence(Arc<Unsequenced>),
+}
+
+impl Outgoing {
+    /// `envelope`, encoded once for the other nodes.
+    fn publish(shared: &Shared, envelope: &Envelope) -> Self {
+        Outgoing::Publish {
+            channel: shared.keys.target_channel(&envelope.target),
+            payload: wire::envelope(&shared.node, &envelope.for_other_nodes()),
+        }
+    }
+
+    /// The payload bytes it carries to Redis.
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Publish { payload, .. } => payload.len(),
+            Outgoing::Sequence(entry) => entry.template.len(),
+        }
+    }
 }
 
 /// Work for the node's worker task, in the order the events arrived.
@@ -86,7 +113,7 @@ impl<R: Runtime> Worker<R> {
                         match job {
                             // Publishes and entries waiting together go in one round trip.
                             Job::Event(Event::Remote(envelope)) => {
-                                let first = Outgoing::Publish(envelope);
+                                let first = Outgoing::publish(&self.shared, &envelope);
                                 next = self.send_waiting(first, &mut inbox).await;
                             }
                             Job::Event(Event::Sequence(entry)) => {
@@ -116,7 +143,10 @@ impl<R: Runtime> Worker<R> {
 
     async fn event(&mut self, event: Event) {
         match event {
-            Event::Remote(envelope) => self.send(&[Outgoing::Publish(envelope)]).await,
+            Event::Remote(envelope) => {
+                let outgoing = Outgoing::publish(&self.shared, &envelope);
+                self.send(&[outgoing]).await
+            }
             Event::Sequence(entry) => self.send(&[Outgoing::Sequence(entry)]).await,
             Event::Notice { notice, .. } => match notice {
                 Notice::Interest { stream, interested } => self.interest(stream, interested).await,
@@ -140,24 +170,30 @@ impl<R: Runtime> Worker<R> {
     }
 
     /// Send `first` and what else waits to go to Redis right behind it (at most
-    /// [`SEND_BATCH`] in all); the next job, if one of another kind came.
+    /// [`SEND_BATCH`] in all, and [`SEND_BATCH_BYTES`] of payload); the next job, if one of
+    /// another kind came or the batch is full.
     async fn send_waiting(
         &mut self,
         first: Outgoing,
         inbox: &mut mpsc::UnboundedReceiver<Job>,
     ) -> Option<Job> {
+        let mut bytes = first.len();
         let mut batch = vec![first];
         let mut next = None;
-        while batch.len() < SEND_BATCH {
-            match inbox.try_recv() {
-                Ok(Job::Event(Event::Remote(envelope))) => batch.push(Outgoing::Publish(envelope)),
-                Ok(Job::Event(Event::Sequence(entry))) => batch.push(Outgoing::Sequence(entry)),
+        while batch.len() < SEND_BATCH && bytes < SEND_BATCH_BYTES {
+            let outgoing = match inbox.try_recv() {
+                Ok(Job::Event(Event::Remote(envelope))) => {
+                    Outgoing::publish(&self.shared, &envelope)
+                }
+                Ok(Job::Event(Event::Sequence(entry))) => Outgoing::Sequence(entry),
                 Ok(other) => {
                     next = Some(other);
                     break;
                 }
                 Err(_) => break,
-            }
+            };
+            bytes += outgoing.len();
+            batch.push(outgoing);
         }
         self.send(&batch).await;
         next
@@ -180,12 +216,8 @@ impl<R: Runtime> Worker<R> {
         }
         for outgoing in batch {
             match outgoing {
-                Outgoing::Publish(envelope) => {
-                    let payload = wire::envelope(&shared.node, &envelope.for_other_nodes());
-                    pipe.cmd("PUBLISH")
-                        .arg(shared.keys.target_channel(&envelope.target))
-                        .arg(payload)
-                        .ignore();
+                Outgoing::Publish { channel, payload } => {
+                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
                 }
                 Outgoing::Sequence(entry) => {
                     let stream = &entry.entry.stream;
@@ -213,8 +245,10 @@ impl<R: Runtime> Worker<R> {
         }
         for outgoing in batch {
             match (outgoing, result.is_ok()) {
-                (Outgoing::Publish(_), true) => self.shared.count(&self.shared.counters.published),
-                (Outgoing::Publish(_), false) => {
+                (Outgoing::Publish { .. }, true) => {
+                    self.shared.count(&self.shared.counters.published)
+                }
+                (Outgoing::Publish { .. }, false) => {
                     self.shared.count(&self.shared.counters.unpublished)
                 }
                 (Outgoing::Sequence(_), true) => self.shared.count(&self.shared.counters.sequenced),
