@@ -616,7 +616,7 @@ impl Hub {
             );
             return Ok(());
         }
-        match protocol::parse(text, &self.config.app_frame_types) {
+        match protocol::parse(text, &self.config) {
             Ok(parsed) => self.on_frame(now, id, parsed.frame, parsed.reference),
             Err(e) => {
                 let reason = if e.code == ErrorCode::UnknownType {
@@ -1060,10 +1060,10 @@ impl Hub {
             // With shared streams a reader may be ahead of this hub, which has not received
             // the latest entries yet: it is positioned after what it has, and nothing is lost.
             Some(p) if self.config.shared_streams && p.epoch == head.epoch && p.seq > head.seq => {
-                (None, p.seq + 1)
+                (None, p.seq.saturating_add(1))
             }
             Some(p) => stream.catch_up_from(p),
-            None => (lost, head.seq + 1),
+            None => (lost, head.seq.saturating_add(1)),
         };
         if let Some(gap) = gap {
             let epoch = stream.epoch();
@@ -1960,7 +1960,7 @@ enum Positioned {
 fn positioned(from: u64, position: Position, current: Position) -> Positioned {
     if from == 0 {
         Positioned::No
-    } else if position.epoch == current.epoch && position.seq + 1 >= from {
+    } else if position.epoch == current.epoch && position.seq.saturating_add(1) >= from {
         Positioned::UpToDate
     } else {
         Positioned::Behind

@@ -151,7 +151,8 @@ impl Stream {
 
     /// Reserve the next position.
     pub fn advance(&mut self) -> Position {
-        self.head += 1;
+        // Positions come from clients and sequencers too: never an overflow.
+        self.head = self.head.saturating_add(1);
         self.position()
     }
 
@@ -179,7 +180,7 @@ impl Stream {
             })
         } else if position.seq <= self.head {
             return Err(AlreadyTaken);
-        } else if position.seq > self.head + 1 {
+        } else if position.seq > self.head.saturating_add(1) {
             Some(Gap {
                 from: self.head + 1,
                 to: position.seq - 1,
@@ -188,7 +189,7 @@ impl Stream {
         } else {
             None
         };
-        if position.epoch != self.epoch || position.seq > self.head + 1 {
+        if position.epoch != self.epoch || position.seq > self.head.saturating_add(1) {
             // Pending entries dropped here are announced as lost, like trimmed ones; in
             // another epoch, the old numbers mean nothing: the epoch gap says it all.
             while !self.history.is_empty() {
@@ -225,7 +226,8 @@ impl Stream {
         }
         let fits = self.history.len() < limits.max_messages
             && self.bytes + entry.frame.len() <= limits.max_bytes;
-        if position.epoch != self.epoch || position.seq + 1 != self.oldest() || !fits {
+        if position.epoch != self.epoch || position.seq.saturating_add(1) != self.oldest() || !fits
+        {
             return false;
         }
         self.bytes += entry.frame.len();
@@ -256,14 +258,16 @@ impl Stream {
         let from = unthreaded.into_iter().chain(threaded).min()?;
         Some(Gap {
             from,
-            to: self.oldest() - 1,
+            to: self.oldest().saturating_sub(1),
             reason: GapReason::History,
         })
     }
 
     /// The sequence number of the oldest entry kept (the next one if none is).
     fn oldest(&self) -> u64 {
-        self.history.front().map_or(self.head + 1, |e| e.seq)
+        self.history
+            .front()
+            .map_or(self.head.saturating_add(1), |e| e.seq)
     }
 
     /// True when some entry waits for a connection to select it.
@@ -310,12 +314,12 @@ impl Stream {
         if after.epoch != self.epoch || after.seq > self.head {
             let gap = Gap {
                 from: 1,
-                to: oldest - 1,
+                to: oldest.saturating_sub(1),
                 reason: GapReason::Epoch,
             };
             return (Some(gap), 1);
         }
-        let wanted = after.seq + 1;
+        let wanted = after.seq.saturating_add(1);
         if wanted < oldest {
             (
                 Some(Gap {

@@ -1312,7 +1312,8 @@ fn resume(
         conn,
         &json!({"type": "resume", "streams": entries}).to_string(),
     );
-    if resolved.len() < streams.len() {
+    let too_many = streams.len() > usize::from(limits.rooms_per_connection) + 1;
+    if resolved.len() < streams.len() || too_many {
         expect.frame(conn, "error:invalid_frame");
         return Ok(());
     }
