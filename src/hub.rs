@@ -1135,7 +1135,9 @@ impl Hub {
         let runs: SmallVec<[RunId; 2]> = match resume {
             // A client with a position saw the runs' earlier events: it gets what follows.
             Some(_) => SmallVec::new(),
-            None => self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), true),
+            None => self
+                .runs
+                .to_catch_up(&conn.user, conn.thread.as_ref(), true),
         };
         let older = Older {
             runs: &runs,
@@ -1154,35 +1156,12 @@ impl Hub {
     fn catch_up_thread(&mut self, id: ConnId) {
         let conn = &self.conns[id.index()];
         let stream_id = StreamId::User(conn.user.clone());
-        let runs = self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), false);
+        let runs = (self.runs).to_catch_up(&conn.user, conn.thread.as_ref(), false);
         let older = Older {
             runs: &runs,
             pending: true,
         };
         self.replay(id, &stream_id, None, &older);
-    }
-
-    /// The runs in progress of `user` that a connection on `thread` receives and has not
-    /// seen yet: those of its thread, and (for a connection that just opened, `with_unthreaded`)
-    /// those without a thread, which reach every connection of the user.
-    fn runs_to_catch_up(
-        &self,
-        user: &UserId,
-        thread: Option<&ThreadId>,
-        with_unthreaded: bool,
-    ) -> SmallVec<[RunId; 2]> {
-        self.runs
-            .iter()
-            .filter(|((u, _), run)| {
-                let run_thread = run.report.thread.as_ref();
-                let selected = match run_thread {
-                    Some(t) => Some(t) == thread,
-                    None => with_unthreaded,
-                };
-                u == user && run.is_running() && selected
-            })
-            .map(|((_, r), _)| r.clone())
-            .collect()
     }
 
     fn resume_user(&mut self, id: ConnId, position: Position, reference: Option<&RawValue>) {
@@ -1844,16 +1823,7 @@ impl Hub {
                 StreamId::User(u) => users.contains_key(u),
                 StreamId::Room(r) => !rooms.members(r).is_empty(),
             });
-        let idle: Vec<(UserId, RunId)> = self
-            .runs
-            .iter()
-            .filter(|(_, r)| {
-                r.is_running()
-                    && now.saturating_duration_since(r.last_event_at)
-                        >= self.config.run_idle_timeout
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
+        let idle = self.runs.idle(now, self.config.run_idle_timeout);
         for key in idle {
             self.emit_run_event(now, &key, EventKind::ProducerLost, None);
         }

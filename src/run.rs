@@ -349,10 +349,6 @@ impl Runs {
         self.runs.get(key)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&(UserId, RunId), &Run)> {
-        self.runs.iter()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.runs.is_empty()
     }
@@ -403,6 +399,39 @@ impl Runs {
             }
         }
         run
+    }
+
+    /// The runs in progress of `user` that a connection on `thread` receives and has not
+    /// seen yet: those of its thread, and (for a connection that just opened, `with_unthreaded`)
+    /// those without a thread, which reach every connection of the user.
+    pub fn to_catch_up(
+        &self,
+        user: &UserId,
+        thread: Option<&ThreadId>,
+        with_unthreaded: bool,
+    ) -> SmallVec<[RunId; 2]> {
+        self.runs
+            .iter()
+            .filter(|((u, _), run)| {
+                let selected = match run.report.thread.as_ref() {
+                    Some(t) => Some(t) == thread,
+                    None => with_unthreaded,
+                };
+                u == user && run.is_running() && selected
+            })
+            .map(|((_, r), _)| r.clone())
+            .collect()
+    }
+
+    /// The runs in progress without an event for `timeout`.
+    pub fn idle(&self, now: Instant, timeout: Duration) -> Vec<(UserId, RunId)> {
+        self.runs
+            .iter()
+            .filter(|(_, r)| {
+                r.is_running() && now.saturating_duration_since(r.last_event_at) >= timeout
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Forget the runs that ended at least `retention` before `now`.
@@ -559,7 +588,8 @@ mod tests {
         assert_eq!((runs.active(), runs.recount()), (2, 2));
         runs.start(start("u", "r3"), &limits).unwrap();
         runs.forget_ended(now + Duration::from_secs(1), Duration::ZERO);
-        assert_eq!((runs.active(), runs.iter().count()), (3, 3));
+        assert!(runs.get(&key).is_none(), "the ended run is forgotten");
+        assert_eq!((runs.active(), runs.recount()), (3, 3));
     }
 
     #[test]

@@ -269,7 +269,11 @@ mod tests {
             push(&mut s, &room(id), now, false, &l);
             push(&mut s, &room(id), now, false, &l);
         }
-        assert_eq!(seqs(&s, &room("a")), vec![2], "a went longest without an append");
+        assert_eq!(
+            seqs(&s, &room("a")),
+            vec![2],
+            "a went longest without an append"
+        );
         push(&mut s, &room("a"), now, false, &l);
         assert_eq!(s.retained(), (5, 50), "within the budget after trimming b");
         assert_eq!(seqs(&s, &room("b")), vec![2], "then b");
