@@ -1,7 +1,7 @@
 //! Counters and gauges: what the hub has done and what it holds now.
 //!
 //! Counters only grow. Gauges are kept up to date as the state they describe changes
-//! ([`Gauges`] for the connections, the stream and run collections for history and runs), so
+//! (`Gauges` for the connections, the stream and run collections for history and runs), so
 //! that a [`Stats`] snapshot costs the same whatever the hub holds; `Hub::recounted_stats`
 //! (tests only) computes the same figures from the state itself, the definition they are
 //! checked against.

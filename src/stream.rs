@@ -4,7 +4,7 @@
 //! (gap-free per stream) and stays in the stream's history, bounded by count, bytes and age
 //! ([`HistoryConfig`]). The epoch changes whenever a stream is created anew, so a client
 //! holding a position from a lost history learns that it is stale. Every change to what a
-//! history holds goes through [`Streams`] (module `budget`), which keeps the hub's total
+//! history holds goes through `Streams` (module `budget`), which keeps the hub's total
 //! within its budget.
 
 mod budget;
