@@ -111,7 +111,7 @@ impl Outbox {
         limits: &BackpressureConfig,
         gauges: &mut Backlog,
     ) -> Offer {
-        self.tracked(gauges, |o| o.offer_as(frame, coalesce, limits, false))
+        self.offer_as(frame, coalesce, limits, false, gauges)
     }
 
     /// Offer a frame replayed from history: never an overflow (see the module doc).
@@ -122,7 +122,7 @@ impl Outbox {
         limits: &BackpressureConfig,
         gauges: &mut Backlog,
     ) -> Offer {
-        self.tracked(gauges, |o| o.offer_as(frame, coalesce, limits, true))
+        self.offer_as(frame, coalesce, limits, true, gauges)
     }
 
     fn offer_as(
@@ -131,15 +131,30 @@ impl Outbox {
         coalesce: Option<&CoalesceKey>,
         limits: &BackpressureConfig,
         replay: bool,
+        gauges: &mut Backlog,
     ) -> Offer {
         let len = frame.len();
         // The first frame always goes out, so a frame larger than the budget cannot stall.
         if self.queued_messages() == 0
             && (self.inflight == 0 || self.inflight + len <= limits.inflight_bytes)
         {
+            // The common case, once per delivery: only the in-flight bytes change.
             self.inflight += len;
+            gauges.inflight_bytes += len;
             return Offer::Send(frame);
         }
+        self.tracked(gauges, |o| o.enqueue(frame, coalesce, limits, replay))
+    }
+
+    /// Queue a frame that cannot go out now, or refuse it (see [`Offer`]).
+    fn enqueue(
+        &mut self,
+        frame: Bytes,
+        coalesce: Option<&CoalesceKey>,
+        limits: &BackpressureConfig,
+        replay: bool,
+    ) -> Offer {
+        let len = frame.len();
         let queue = self.queue.get_or_insert_with(Box::default);
         let replaced = coalesce.and_then(|key| {
             queue
@@ -191,6 +206,13 @@ impl Outbox {
         gauges: &mut Backlog,
         send: impl FnMut(Bytes),
     ) {
+        if self.queued_messages() == 0 {
+            // The common case: nothing waits, only the in-flight bytes change.
+            let written = bytes.min(self.inflight);
+            self.inflight -= written;
+            gauges.inflight_bytes -= written;
+            return;
+        }
         self.tracked(gauges, |o| o.release(bytes, limits, send));
     }
 

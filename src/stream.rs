@@ -127,8 +127,11 @@ pub(crate) struct Stream {
     /// When the newest of the `lost` entries was published: once it would have expired by age,
     /// a stream with nothing else left forgets its losses.
     lost_at: Option<Instant>,
-    /// Where the stream stands in [`Streams`]' order of last appends (0: holds no entry).
-    touched: u64,
+    /// The number of the stream's last append among the hub's (`Streams`).
+    last_append: u64,
+    /// Its key in `Streams`' order of last appends (0: not in it, it holds no entry); at most
+    /// `last_append`, which it catches up with lazily.
+    order_key: u64,
 }
 
 /// Past this many threads with lost entries, losses are recorded as unthreaded, which every
@@ -146,7 +149,8 @@ impl Stream {
             pending: 0,
             lost: HashMap::new(),
             lost_at: None,
-            touched: 0,
+            last_append: 0,
+            order_key: 0,
         }
     }
 

@@ -11,9 +11,10 @@
 //!
 //! [`Streams`] owns the streams so that every change to what a history holds goes through it:
 //! it keeps the totals (the `history_messages` and `history_bytes` gauges) and the order of
-//! the streams with history by their last append, an ordered index from each stream's last
-//! append to its id. An append moves one stream in it (O(log n)); trimming starts at its
-//! front; nothing scans the streams.
+//! the streams with history by their last append: an ordered index from a number no later than
+//! each stream's last append to its id. An append only numbers the stream (O(1)); the index is
+//! brought up to date lazily, when trimming finds at its front a stream appended to since (it
+//! moves to its place, once per append at most, O(log n)). Nothing scans the streams.
 
 use super::{AlreadyTaken, Entry, Gap, Position, Stream, StreamId};
 use crate::config::HistoryConfig;
@@ -31,7 +32,8 @@ pub(crate) struct Streams {
 /// What all the histories hold together, and in which order they are trimmed.
 #[derive(Debug, Default)]
 struct Totals {
-    /// The streams holding entries, by their last append: the first went longest without one.
+    /// The streams holding entries, by their last append as last seen here (a stream appended
+    /// to since sits too early, and moves when trimming reaches it).
     by_last_append: BTreeMap<u64, StreamId>,
     /// The last append's number (the next is one more).
     appends: u64,
@@ -45,8 +47,8 @@ struct Totals {
 
 impl Totals {
     /// Account for what `stream` (`id`) gained or lost since it held `before` (messages,
-    /// bytes): the totals, and its place in the order of last appends (moved to the back when
-    /// `appended` or when it starts holding entries; out of it once it holds none).
+    /// bytes): the totals, and its place in the order of last appends (numbered when
+    /// `appended`; in the order while it holds entries, out of it once it holds none).
     fn account(
         &mut self,
         id: &StreamId,
@@ -58,14 +60,16 @@ impl Totals {
         self.messages = self.messages + messages - before.0;
         self.bytes = self.bytes + bytes - before.1;
         let holds = messages > 0;
-        if stream.touched != 0 && (!holds || appended) {
-            self.by_last_append.remove(&stream.touched);
-            stream.touched = 0;
-        }
-        if holds && stream.touched == 0 {
+        if appended || (holds && stream.order_key == 0) {
             self.appends += 1;
-            stream.touched = self.appends;
-            self.by_last_append.insert(self.appends, id.clone());
+            stream.last_append = self.appends;
+        }
+        if !holds && stream.order_key != 0 {
+            self.by_last_append.remove(&stream.order_key);
+            stream.order_key = 0;
+        } else if holds && stream.order_key == 0 {
+            stream.order_key = stream.last_append;
+            self.by_last_append.insert(stream.order_key, id.clone());
         }
     }
 }
@@ -86,7 +90,7 @@ impl Streams {
 
     /// Add a new stream (without history) under `id`, which has none.
     pub fn insert(&mut self, id: StreamId, stream: Stream) {
-        debug_assert!(stream.is_empty() && stream.touched == 0);
+        debug_assert!(stream.is_empty() && stream.order_key == 0);
         let previous = self.streams.insert(id, stream);
         debug_assert!(previous.is_none(), "a stream is created once");
     }
@@ -171,7 +175,7 @@ impl Streams {
     }
 
     /// Apply `f` to `id`'s stream (which exists) and account for what its history gained or
-    /// lost.
+    /// lost (`appended`: an entry at its head, which numbers its last append).
     fn change<R>(&mut self, id: &StreamId, appended: bool, f: impl FnOnce(&mut Stream) -> R) -> R {
         let stream = self
             .streams
@@ -195,6 +199,13 @@ impl Streams {
                 .streams
                 .get_mut(first.get())
                 .expect("indexed streams exist");
+            if stream.last_append != *first.key() {
+                // Appended to since it was placed: it goes to its place, behind the others.
+                let id = first.remove();
+                stream.order_key = stream.last_append;
+                totals.by_last_append.insert(stream.order_key, id);
+                continue;
+            }
             while totals.bytes > budget && stream.retained().0 > 0 {
                 let bytes = stream.retained().1;
                 stream.pop_oldest();
@@ -203,7 +214,7 @@ impl Streams {
                 totals.bytes -= bytes - stream.retained().1;
             }
             if stream.retained().0 == 0 {
-                stream.touched = 0;
+                stream.order_key = 0;
                 first.remove();
             }
         }
