@@ -84,6 +84,12 @@ pub struct Limits {
     pub max_strikes: u32,
     /// How fast one strike is forgiven. Default 6 s.
     pub strike_refill: Duration,
+    /// Agent runs of one user in progress at once; a new run past it is refused with
+    /// [`PublishError::TooManyRuns`](crate::PublishError::TooManyRuns). Default 100.
+    pub max_active_runs_per_user: usize,
+    /// Agent runs in progress in the hub (per shard, like `max_connections`); a new run past
+    /// it is refused the same way. Development 100, staging 10 000, production 100 000.
+    pub max_active_runs: usize,
 }
 
 /// Ping schedule and liveness.
@@ -121,6 +127,16 @@ pub struct HistoryConfig {
     pub max_bytes: usize,
     /// Age after which a message leaves history. Default 10 min.
     pub max_age: Duration,
+    /// Age after which a message leaves the history of a room that has no member (here):
+    /// nobody is left to resume it but a member that drops and comes back. Default 1 min.
+    pub empty_room_max_age: Duration,
+    /// Frame bytes kept in the histories of all the hub's streams together. Past it, the
+    /// streams that went longest without a new entry lose their oldest entries first (readers
+    /// behind them get a `history` gap, pending entries are announced as lost). Default
+    /// 256 MiB. A transport that runs several hubs in one process divides it among them
+    /// (`switchboard-transport`'s `Builder` gives each of N shards 1/N), so that it bounds the
+    /// process.
+    pub max_total_bytes: usize,
 }
 
 impl Default for Config {
@@ -144,6 +160,8 @@ impl Config {
                 message_burst: 100,
                 max_strikes: 10,
                 strike_refill: Duration::from_secs(6),
+                max_active_runs_per_user: 100,
+                max_active_runs: max_connections,
             },
             heartbeat: HeartbeatConfig {
                 interval,
@@ -160,6 +178,8 @@ impl Config {
                 max_messages: 1000,
                 max_bytes: 1024 * 1024,
                 max_age: Duration::from_secs(600),
+                empty_room_max_age: Duration::from_secs(60),
+                max_total_bytes: 256 * 1024 * 1024,
             },
             cleanup_interval: Duration::from_secs(5),
             run_idle_timeout: Duration::from_secs(600),
@@ -172,17 +192,20 @@ impl Config {
         }
     }
 
-    /// Development: ping every 15 s, dead after 45 s of silence, at most 100 connections.
+    /// Development: ping every 15 s, dead after 45 s of silence, at most 100 connections and
+    /// 100 agent runs in progress.
     pub fn development() -> Self {
         Self::with(15, 45, 100)
     }
 
-    /// Staging: ping every 30 s, dead after 90 s of silence, at most 10 000 connections.
+    /// Staging: ping every 30 s, dead after 90 s of silence, at most 10 000 connections and
+    /// 10 000 agent runs in progress.
     pub fn staging() -> Self {
         Self::with(30, 90, 10_000)
     }
 
-    /// Production: ping every 25 s, dead after 75 s of silence, at most 100 000 connections.
+    /// Production: ping every 25 s, dead after 75 s of silence, at most 100 000 connections
+    /// and 100 000 agent runs in progress.
     pub fn production() -> Self {
         Self::with(25, 75, 100_000)
     }
@@ -210,6 +233,10 @@ mod tests {
         ] {
             assert!(c.heartbeat.interval < c.heartbeat.timeout);
             assert_eq!(c.limits.max_connections_per_user, 3);
+            assert_eq!(c.limits.max_active_runs_per_user, 100);
+            assert_eq!(c.limits.max_active_runs, c.limits.max_connections);
+            assert_eq!(c.history.max_total_bytes, 256 << 20);
+            assert!(c.history.empty_room_max_age < c.history.max_age);
         }
     }
 }

@@ -43,10 +43,10 @@ use crate::outbox::{CoalesceKey, Offer};
 use crate::protocol::{self, ClientFrame, ErrorCode, GapReason, RunFrame, Sequence, ServerFrame};
 use crate::reason::Reason;
 use crate::room::Rooms;
-use crate::run::{AgentEvent, EventKind, Run, RunReport};
+use crate::run::{AgentEvent, EventKind, Run, RunReport, Runs};
 use crate::sequenced::{self, EntryMeta, Sequenced, Unsequenced};
-use crate::stats::{health_bucket, Counters, Stats};
-use crate::stream::{AlreadyTaken, Entry, Position, Stream, StreamId};
+use crate::stats::{Counters, Gauges, Stats};
+use crate::stream::{AlreadyTaken, Entry, Position, Stream, StreamId, Streams};
 use crate::target::{Audience, Target};
 use crate::timer::{TimerKind, Timers};
 use bytes::Bytes;
@@ -77,6 +77,8 @@ pub struct AgentUpdate {
 struct Wire {
     outputs: VecDeque<Output>,
     counters: Counters,
+    /// The connections' gauges, kept as their outboxes and heartbeats change.
+    gauges: Gauges,
     limits: BackpressureConfig,
     /// Connections that overflowed during the current operation; closed at its end.
     slow: SmallVec<[ConnId; 4]>,
@@ -100,7 +102,10 @@ impl Wire {
         frame: &Bytes,
         coalesce: Option<&CoalesceKey>,
     ) -> bool {
-        let offer = conn.outbox.offer(frame.clone(), coalesce, &self.limits);
+        let backlog = &mut self.gauges.backlog;
+        let offer = conn
+            .outbox
+            .offer(frame.clone(), coalesce, &self.limits, backlog);
         self.settle(id, conn, offer)
     }
 
@@ -112,9 +117,8 @@ impl Wire {
         frame: &Bytes,
         coalesce: Option<&CoalesceKey>,
     ) -> bool {
-        let offer = conn
-            .outbox
-            .offer_replay(frame.clone(), coalesce, &self.limits);
+        let backlog = &mut self.gauges.backlog;
+        let offer = (conn.outbox).offer_replay(frame.clone(), coalesce, &self.limits, backlog);
         self.settle(id, conn, offer)
     }
 
@@ -156,11 +160,11 @@ pub struct Hub {
     generations: Vec<u32>,
     users: HashMap<UserId, SmallVec<[ConnId; 3]>>,
     rooms: Rooms,
-    streams: HashMap<StreamId, Stream>,
+    streams: Streams,
     /// With shared streams: rooms this hub started serving whose head the sequencer has not
     /// given yet, with the joins waiting for it (they are answered with that head).
     awaiting: HashMap<RoomId, Vec<AwaitingJoin>>,
-    runs: HashMap<(UserId, RunId), Run>,
+    runs: Runs,
     waiters: HashMap<WaiterId, UserId>,
     timers: Timers,
     cleanup_scheduled: bool,
@@ -204,6 +208,7 @@ impl Hub {
             wire: Wire {
                 outputs: VecDeque::new(),
                 counters: Counters::default(),
+                gauges: Gauges::default(),
                 limits: config.backpressure.clone(),
                 slow: SmallVec::new(),
             },
@@ -213,9 +218,9 @@ impl Hub {
             generations: Vec::new(),
             users: HashMap::new(),
             rooms: Rooms::default(),
-            streams: HashMap::new(),
+            streams: Streams::default(),
             awaiting: HashMap::new(),
-            runs: HashMap::new(),
+            runs: Runs::default(),
             waiters: HashMap::new(),
             timers: Timers::default(),
             cleanup_scheduled: false,
@@ -279,6 +284,7 @@ impl Hub {
         }
         let id = ConnId::new(self.config.shard, index, self.generations[index]);
         let conn = entry.insert(Connection::new(now, open, &self.config));
+        self.wire.gauges.opened(&conn.heartbeat);
         self.timers.schedule(
             conn.heartbeat.deadline(&self.config.heartbeat),
             TimerKind::Connection(id),
@@ -288,6 +294,8 @@ impl Hub {
         if conns.len() == 1 {
             self.interest(StreamId::User(user.clone()), true);
         }
+        let thread = self.conns[index].thread.clone();
+        self.count_thread(id, &user, thread.as_ref(), true);
         self.wire.counters.opened += 1;
 
         let stream_id = StreamId::User(user.clone());
@@ -353,8 +361,9 @@ impl Hub {
             Input::Pong { conn: id, payload } => {
                 let index = self.check(id)?;
                 let conn = &mut self.conns[index];
-                let (rtt, resurrected) =
-                    conn.heartbeat.on_pong(now, payload, &self.config.heartbeat);
+                let config = &self.config.heartbeat;
+                let (rtt, resurrected) = (self.wire.gauges)
+                    .heartbeat(&mut conn.heartbeat, |hb| hb.on_pong(now, payload, config));
                 if let Some(rtt) = rtt {
                     self.wire.counters.rtt.record(rtt);
                 }
@@ -365,8 +374,9 @@ impl Hub {
                 let conn = &mut self.conns[index];
                 let wire = &mut self.wire;
                 let mut released = SmallVec::<[Bytes; 4]>::new();
+                let backlog = &mut wire.gauges.backlog;
                 conn.outbox
-                    .flushed(bytes, &wire.limits, |frame| released.push(frame));
+                    .flushed(bytes, &wire.limits, backlog, |frame| released.push(frame));
                 for frame in released {
                     wire.push_send(id, conn, frame);
                 }
@@ -429,11 +439,11 @@ impl Hub {
                 | Reason::Disconnected
                 | Reason::Evicted
         ) {
-            let pending: SmallVec<[Bytes; 4]> = conn.outbox.drain().collect();
-            for frame in pending {
+            for frame in conn.outbox.drain(&mut self.wire.gauges.backlog) {
                 self.wire.push_send(id, &mut conn, frame);
             }
         }
+        self.wire.gauges.closed(&mut conn);
         for m in &conn.rooms {
             self.remove_member(&m.room, id, m.slot);
         }
@@ -443,11 +453,10 @@ impl Hub {
                 self.users.remove(&conn.user);
                 let stream = StreamId::User(conn.user.clone());
                 self.interest(stream.clone(), false);
-                if self.streams.get(&stream).is_some_and(Stream::is_empty) {
-                    self.streams.remove(&stream);
-                }
+                self.streams.remove_if_empty(&stream);
             }
         }
+        self.count_thread(id, &conn.user, conn.thread.as_ref(), false);
         self.wire.counters.closes.add(reason);
         if let Some(code) = reason.close_code() {
             self.wire.outputs.push_back(Output::Close {
@@ -463,6 +472,25 @@ impl Hub {
         });
     }
 
+    /// Count `id`'s `thread` in (`bound`) or out of the `threads` gauge. A thread counts while
+    /// a connection of its user is bound to it: only when no other one is does it change.
+    fn count_thread(&mut self, id: ConnId, user: &UserId, thread: Option<&ThreadId>, bound: bool) {
+        let Some(thread) = thread else { return };
+        let others = self.user_connections(user).iter().any(|&c| {
+            c != id
+                && self
+                    .conns
+                    .get(c.index())
+                    .is_some_and(|o| o.thread.as_ref() == Some(thread))
+        });
+        let threads = &mut self.wire.gauges.threads;
+        match (others, bound) {
+            (true, _) => {}
+            (false, true) => *threads += 1,
+            (false, false) => *threads -= 1,
+        }
+    }
+
     fn remove_member(&mut self, room: &RoomId, id: ConnId, slot: usize) {
         if let Some(moved) = self.rooms.remove(room, id, slot) {
             let other = &mut self.conns[moved.conn.index()];
@@ -474,9 +502,7 @@ impl Hub {
             let stream = StreamId::Room(room.clone());
             self.awaiting.remove(room);
             self.interest(stream.clone(), false);
-            if self.streams.get(&stream).is_some_and(Stream::is_empty) {
-                self.streams.remove(&stream);
-            }
+            self.streams.remove_if_empty(&stream);
         }
     }
 
@@ -548,7 +574,7 @@ impl Hub {
             self.timers.schedule(deadline, TimerKind::Connection(id));
             return;
         }
-        let tick = conn.heartbeat.poll(now, hb);
+        let tick = (self.wire.gauges).heartbeat(&mut conn.heartbeat, |h| h.poll(now, hb));
         if tick.missed_pong {
             self.wire.counters.missed_pongs += 1;
         }
@@ -575,10 +601,12 @@ impl Hub {
         id: ConnId,
         len: usize,
     ) -> Result<(), UnknownConnection> {
-        let conn = self.conn_mut(id)?;
+        let index = self.check(id)?;
+        let conn = &mut self.conns[index];
         conn.traffic.messages_in += 1;
         conn.traffic.bytes_in += len as u64;
-        let resurrected = conn.heartbeat.on_traffic(now);
+        let resurrected =
+            (self.wire.gauges).heartbeat(&mut conn.heartbeat, |hb| hb.on_traffic(now));
         self.wire.counters.messages_in += 1;
         self.wire.counters.bytes_in += len as u64;
         self.after_traffic(id, resurrected);
@@ -616,7 +644,7 @@ impl Hub {
             );
             return Ok(());
         }
-        match protocol::parse(text, &self.config.app_frame_types) {
+        match protocol::parse(text, &self.config) {
             Ok(parsed) => self.on_frame(now, id, parsed.frame, parsed.reference),
             Err(e) => {
                 let reason = if e.code == ErrorCode::UnknownType {
@@ -946,6 +974,10 @@ impl Hub {
     // ----- threads --------------------------------------------------------------------------
 
     fn bind(&mut self, id: ConnId, thread: Option<ThreadId>, reference: Option<&RawValue>) {
+        let conn = &self.conns[id.index()];
+        let (user, old) = (conn.user.clone(), conn.thread.clone());
+        self.count_thread(id, &user, old.as_ref(), false);
+        self.count_thread(id, &user, thread.as_ref(), true);
         let conn = &mut self.conns[id.index()];
         let changed = conn.thread != thread;
         conn.thread = thread;
@@ -1060,10 +1092,10 @@ impl Hub {
             // With shared streams a reader may be ahead of this hub, which has not received
             // the latest entries yet: it is positioned after what it has, and nothing is lost.
             Some(p) if self.config.shared_streams && p.epoch == head.epoch && p.seq > head.seq => {
-                (None, p.seq + 1)
+                (None, p.seq.saturating_add(1))
             }
             Some(p) => stream.catch_up_from(p),
-            None => (lost, head.seq + 1),
+            None => (lost, head.seq.saturating_add(1)),
         };
         if let Some(gap) = gap {
             let epoch = stream.epoch();
@@ -1103,7 +1135,9 @@ impl Hub {
         let runs: SmallVec<[RunId; 2]> = match resume {
             // A client with a position saw the runs' earlier events: it gets what follows.
             Some(_) => SmallVec::new(),
-            None => self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), true),
+            None => self
+                .runs
+                .to_catch_up(&conn.user, conn.thread.as_ref(), true),
         };
         let older = Older {
             runs: &runs,
@@ -1122,35 +1156,12 @@ impl Hub {
     fn catch_up_thread(&mut self, id: ConnId) {
         let conn = &self.conns[id.index()];
         let stream_id = StreamId::User(conn.user.clone());
-        let runs = self.runs_to_catch_up(&conn.user, conn.thread.as_ref(), false);
+        let runs = (self.runs).to_catch_up(&conn.user, conn.thread.as_ref(), false);
         let older = Older {
             runs: &runs,
             pending: true,
         };
         self.replay(id, &stream_id, None, &older);
-    }
-
-    /// The runs in progress of `user` that a connection on `thread` receives and has not
-    /// seen yet: those of its thread, and (for a connection that just opened, `with_unthreaded`)
-    /// those without a thread, which reach every connection of the user.
-    fn runs_to_catch_up(
-        &self,
-        user: &UserId,
-        thread: Option<&ThreadId>,
-        with_unthreaded: bool,
-    ) -> SmallVec<[RunId; 2]> {
-        self.runs
-            .iter()
-            .filter(|((u, _), run)| {
-                let run_thread = run.report.thread.as_ref();
-                let selected = match run_thread {
-                    Some(t) => Some(t) == thread,
-                    None => with_unthreaded,
-                };
-                u == user && run.is_running() && selected
-            })
-            .map(|((_, r), _)| r.clone())
-            .collect()
     }
 
     fn resume_user(&mut self, id: ConnId, position: Position, reference: Option<&RawValue>) {
@@ -1378,8 +1389,7 @@ impl Hub {
             pending: entry.undelivered,
         };
         let history = &self.config.history;
-        let stream = self.streams.get_mut(&entry.stream).expect("created above");
-        if stream.restore(sealed.position, kept, history) {
+        if (self.streams).restore(&entry.stream, sealed.position, kept, history) {
             self.schedule_cleanup(now);
         }
     }
@@ -1387,11 +1397,7 @@ impl Hub {
     /// Take `position` as the next of `stream_id` (which exists). False for an entry already
     /// taken. After a hole or in a new epoch, the stream's live readers get a `gap` first.
     fn adopt(&mut self, stream_id: &StreamId, position: Position) -> bool {
-        let stream = self
-            .streams
-            .get_mut(stream_id)
-            .expect("created by the caller");
-        let gap = match stream.adopt(position) {
+        let gap = match self.streams.adopt(stream_id, position) {
             Err(AlreadyTaken) => {
                 self.wire.counters.duplicates += 1;
                 return false;
@@ -1437,10 +1443,8 @@ impl Hub {
                 // with `since`.
                 pending: false,
             };
-            let stream = self.streams.get_mut(&StreamId::Room(room.clone()));
-            stream
-                .expect("a sequenced room has a stream")
-                .append(entry, &self.config.history);
+            let stream = StreamId::Room(room.clone());
+            self.streams.append(&stream, entry, &self.config.history);
         }
         let mut reached = 0;
         for member in self.rooms.members_mut(room) {
@@ -1641,9 +1645,7 @@ impl Hub {
             coalesce: coalesce.cloned(),
             pending,
         };
-        let history = &self.config.history;
-        let stream = self.streams.get_mut(&stream_id).expect("created above");
-        stream.append(entry, history);
+        self.streams.append(&stream_id, entry, &self.config.history);
         self.schedule_cleanup(now);
         delivery.position = Some(position);
         delivery.buffered = pending;
@@ -1703,7 +1705,10 @@ impl Hub {
                     update.thread,
                     &update.event,
                 )?;
-                self.runs.insert(key.clone(), run);
+                if let Err(limit) = self.runs.start(run, &self.config.limits) {
+                    self.wire.counters.drops.add(Reason::TooManyRuns);
+                    return Err(PublishError::TooManyRuns(limit));
+                }
                 self.schedule_cleanup(now);
             }
         }
@@ -1719,7 +1724,7 @@ impl Hub {
         kind: EventKind,
         event: Option<&AgentEvent>,
     ) -> Delivery {
-        let run = &self.runs[key];
+        let run = self.runs.get(key).expect("run exists");
         let (agent, thread) = (run.report.agent.clone(), run.report.thread.clone());
         let coalesce =
             (kind == EventKind::AgentThinking).then(|| CoalesceKey::Thinking(key.1.clone()));
@@ -1739,9 +1744,8 @@ impl Hub {
                 event,
             })
         });
-        let run = self.runs.get_mut(key).expect("run exists");
         let seq = delivery.position.map_or(0, |p| p.seq);
-        run.record(now, kind, event, seq, delivery.reached);
+        let run = (self.runs).record(key, now, kind, event, seq, delivery.reached);
         if kind.is_ending() {
             let report = run.report.clone();
             self.wire.notice(Notice::RunEnded(Box::new(report)));
@@ -1813,34 +1817,17 @@ impl Hub {
     // ----- clean-up -------------------------------------------------------------------------
 
     fn cleanup(&mut self, now: Instant) {
-        let history = &self.config.history;
-        let users = &self.users;
-        let rooms = &self.rooms;
-        self.streams.retain(|id, stream| {
-            stream.expire(now, history);
-            let interest = match id {
+        let (users, rooms) = (&self.users, &self.rooms);
+        self.streams
+            .sweep(now, &self.config.history, |id| match id {
                 StreamId::User(u) => users.contains_key(u),
                 StreamId::Room(r) => !rooms.members(r).is_empty(),
-            };
-            interest || !stream.is_empty()
-        });
-        let idle: Vec<(UserId, RunId)> = self
-            .runs
-            .iter()
-            .filter(|(_, r)| {
-                r.is_running()
-                    && now.saturating_duration_since(r.last_event_at)
-                        >= self.config.run_idle_timeout
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
+            });
+        let idle = self.runs.idle(now, self.config.run_idle_timeout);
         for key in idle {
             self.emit_run_event(now, &key, EventKind::ProducerLost, None);
         }
-        let retention = self.config.run_retention;
-        self.runs.retain(|_, r| {
-            r.is_running() || now.saturating_duration_since(r.last_event_at) < retention
-        });
+        self.runs.forget_ended(now, self.config.run_retention);
         if !self.streams.is_empty() || !self.runs.is_empty() {
             self.schedule_cleanup(now);
         }
@@ -1892,35 +1879,39 @@ impl Hub {
         self.streams.get(stream).map(Stream::position)
     }
 
-    /// Counters and gauges.
+    /// Counters and gauges, in constant time: the gauges are kept as the state changes.
     pub fn stats(&self) -> Stats {
-        let mut s = Stats {
+        let gauges = self.wire.gauges;
+        self.snapshot(gauges, self.streams.retained(), self.runs.active())
+    }
+
+    /// The same figures as [`Hub::stats`], counted anew from every connection, stream and
+    /// run: what each gauge means, to check the ones kept as the state changes.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn recounted_stats(&self) -> Stats {
+        let gauges = Gauges::recount(self.conns.iter().map(|(_, c)| c));
+        self.snapshot(gauges, self.streams.recount(), self.runs.recount())
+    }
+
+    fn snapshot(&self, gauges: Gauges, history: (usize, usize), runs_active: usize) -> Stats {
+        let mut counters = self.wire.counters.clone();
+        counters.history_trimmed = self.streams.trimmed();
+        Stats {
             connections: self.conns.len(),
             users: self.users.len(),
             rooms: self.rooms.len(),
+            threads: gauges.threads,
             streams: self.streams.len(),
-            runs_active: self.runs.values().filter(|r| r.is_running()).count(),
+            runs_active,
             waiters: self.waiters.len(),
-            counters: self.wire.counters.clone(),
-            ..Stats::default()
-        };
-        let mut threads = hashbrown::HashSet::new();
-        for (_, c) in &self.conns {
-            s.queued_messages += c.outbox.queued_messages();
-            s.queued_bytes += c.outbox.queued_bytes();
-            s.inflight_bytes += c.outbox.inflight();
-            s.health[health_bucket(c.heartbeat.health())] += 1;
-            if let Some(t) = &c.thread {
-                threads.insert((&c.user, t));
-            }
+            queued_messages: gauges.backlog.queued_messages,
+            queued_bytes: gauges.backlog.queued_bytes,
+            inflight_bytes: gauges.backlog.inflight_bytes,
+            history_messages: history.0,
+            history_bytes: history.1,
+            health: gauges.health,
+            counters,
         }
-        s.threads = threads.len();
-        for stream in self.streams.values() {
-            let (messages, bytes) = stream.retained();
-            s.history_messages += messages;
-            s.history_bytes += bytes;
-        }
-        s
     }
 
     /// True when the hub holds no connection, room, stream, run or waiter (after everyone
@@ -1960,7 +1951,7 @@ enum Positioned {
 fn positioned(from: u64, position: Position, current: Position) -> Positioned {
     if from == 0 {
         Positioned::No
-    } else if position.epoch == current.epoch && position.seq + 1 >= from {
+    } else if position.epoch == current.epoch && position.seq.saturating_add(1) >= from {
         Positioned::UpToDate
     } else {
         Positioned::Behind

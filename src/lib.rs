@@ -51,7 +51,7 @@ pub use config::{
     BackpressureConfig, Config, HeartbeatConfig, HistoryConfig, Limits, UserLimitPolicy,
 };
 pub use connection::{ConnectionInfo, Traffic};
-pub use error::{OpenError, PublishError, RoomError, UnknownConnection};
+pub use error::{OpenError, PublishError, RoomError, RunLimit, UnknownConnection};
 pub use heartbeat::{Liveness, RttStats};
 pub use hub::{AgentUpdate, Hub};
 pub use id::{AgentId, ConnId, ParseConnIdError, RoomId, RunId, ThreadId, UserId};

@@ -16,6 +16,7 @@
 
 use crate::config::BackpressureConfig;
 use crate::id::RunId;
+use crate::stats::Backlog;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -85,14 +86,32 @@ impl Queue {
 }
 
 impl Outbox {
+    /// What the outbox holds now.
+    fn backlog(&self) -> Backlog {
+        Backlog {
+            queued_messages: self.queued_messages(),
+            queued_bytes: self.queued_bytes(),
+            inflight_bytes: self.inflight,
+        }
+    }
+
+    /// Run `f` and report what it changed to the hub's `gauges`.
+    fn tracked<R>(&mut self, gauges: &mut Backlog, f: impl FnOnce(&mut Self) -> R) -> R {
+        let before = self.backlog();
+        let result = f(self);
+        gauges.shift(before, self.backlog());
+        result
+    }
+
     /// Offer a live frame; `coalesce` puts it in the lossy lane.
     pub fn offer(
         &mut self,
         frame: Bytes,
         coalesce: Option<&CoalesceKey>,
         limits: &BackpressureConfig,
+        gauges: &mut Backlog,
     ) -> Offer {
-        self.offer_as(frame, coalesce, limits, false)
+        self.offer_as(frame, coalesce, limits, false, gauges)
     }
 
     /// Offer a frame replayed from history: never an overflow (see the module doc).
@@ -101,8 +120,9 @@ impl Outbox {
         frame: Bytes,
         coalesce: Option<&CoalesceKey>,
         limits: &BackpressureConfig,
+        gauges: &mut Backlog,
     ) -> Offer {
-        self.offer_as(frame, coalesce, limits, true)
+        self.offer_as(frame, coalesce, limits, true, gauges)
     }
 
     fn offer_as(
@@ -111,15 +131,30 @@ impl Outbox {
         coalesce: Option<&CoalesceKey>,
         limits: &BackpressureConfig,
         replay: bool,
+        gauges: &mut Backlog,
     ) -> Offer {
         let len = frame.len();
         // The first frame always goes out, so a frame larger than the budget cannot stall.
         if self.queued_messages() == 0
             && (self.inflight == 0 || self.inflight + len <= limits.inflight_bytes)
         {
+            // The common case, once per delivery: only the in-flight bytes change.
             self.inflight += len;
+            gauges.inflight_bytes += len;
             return Offer::Send(frame);
         }
+        self.tracked(gauges, |o| o.enqueue(frame, coalesce, limits, replay))
+    }
+
+    /// Queue a frame that cannot go out now, or refuse it (see [`Offer`]).
+    fn enqueue(
+        &mut self,
+        frame: Bytes,
+        coalesce: Option<&CoalesceKey>,
+        limits: &BackpressureConfig,
+        replay: bool,
+    ) -> Offer {
+        let len = frame.len();
         let queue = self.queue.get_or_insert_with(Box::default);
         let replaced = coalesce.and_then(|key| {
             queue
@@ -168,8 +203,20 @@ impl Outbox {
         &mut self,
         bytes: usize,
         limits: &BackpressureConfig,
-        mut send: impl FnMut(Bytes),
+        gauges: &mut Backlog,
+        send: impl FnMut(Bytes),
     ) {
+        if self.queued_messages() == 0 {
+            // The common case: nothing waits, only the in-flight bytes change.
+            let written = bytes.min(self.inflight);
+            self.inflight -= written;
+            gauges.inflight_bytes -= written;
+            return;
+        }
+        self.tracked(gauges, |o| o.release(bytes, limits, send));
+    }
+
+    fn release(&mut self, bytes: usize, limits: &BackpressureConfig, mut send: impl FnMut(Bytes)) {
         self.inflight = self.inflight.saturating_sub(bytes);
         let Some(queue) = self.queue.as_deref_mut() else {
             return;
@@ -187,14 +234,21 @@ impl Outbox {
     }
 
     /// Hand out everything still queued, ignoring the budget (graceful shutdown).
-    pub fn drain(&mut self) -> impl Iterator<Item = Bytes> + '_ {
-        let frames = self.queue.as_deref_mut().map(|queue| {
+    pub fn drain(&mut self, gauges: &mut Backlog) -> Vec<Bytes> {
+        self.tracked(gauges, |o| {
+            let Some(queue) = o.queue.as_deref_mut() else {
+                return Vec::new();
+            };
             queue.queued_bytes = 0;
             queue.replay_messages = 0;
             queue.replay_bytes = 0;
-            queue.frames.drain(..).map(|q| q.frame)
-        });
-        frames.into_iter().flatten()
+            queue.frames.drain(..).map(|q| q.frame).collect()
+        })
+    }
+
+    /// The connection is gone: what the outbox holds leaves the hub's `gauges`.
+    pub fn discard(&mut self, gauges: &mut Backlog) {
+        self.tracked(gauges, |o| *o = Outbox::default());
     }
 
     /// Frames waiting in the queue.
@@ -233,18 +287,19 @@ mod tests {
     fn sends_within_budget_then_queues_then_releases_in_order() {
         let l = limits();
         let mut o = Outbox::default();
+        let mut g = Backlog::default();
         assert_eq!(
-            o.offer(frame("aaaaaa"), None, &l),
+            o.offer(frame("aaaaaa"), None, &l, &mut g),
             Offer::Send(frame("aaaaaa"))
         );
-        assert_eq!(o.offer(frame("bbbbbb"), None, &l), Offer::Queued);
+        assert_eq!(o.offer(frame("bbbbbb"), None, &l, &mut g), Offer::Queued);
         assert_eq!(
-            o.offer(frame("cc"), None, &l),
+            o.offer(frame("cc"), None, &l, &mut g),
             Offer::Queued,
             "no overtaking the queue"
         );
         let mut out = Vec::new();
-        o.flushed(6, &l, |f| out.push(f));
+        o.flushed(6, &l, &mut g, |f| out.push(f));
         assert_eq!(out, vec![frame("bbbbbb"), frame("cc")]);
         assert_eq!(o.inflight(), 8);
     }
@@ -253,8 +308,9 @@ mod tests {
     fn a_frame_larger_than_the_budget_still_goes_out_alone() {
         let l = limits();
         let mut o = Outbox::default();
+        let mut g = Backlog::default();
         assert!(matches!(
-            o.offer(frame("0123456789abcdef"), None, &l),
+            o.offer(frame("0123456789abcdef"), None, &l, &mut g),
             Offer::Send(_)
         ));
     }
@@ -264,12 +320,16 @@ mod tests {
         let l = limits();
         let key = CoalesceKey::Thinking(RunId::from("1"));
         let mut o = Outbox::default();
-        o.offer(frame("0123456789"), None, &l);
-        assert_eq!(o.offer(frame("t1"), Some(&key), &l), Offer::Queued);
-        assert_eq!(o.offer(frame("x"), None, &l), Offer::Queued);
-        assert_eq!(o.offer(frame("t2"), Some(&key), &l), Offer::Coalesced);
+        let mut g = Backlog::default();
+        o.offer(frame("0123456789"), None, &l, &mut g);
+        assert_eq!(o.offer(frame("t1"), Some(&key), &l, &mut g), Offer::Queued);
+        assert_eq!(o.offer(frame("x"), None, &l, &mut g), Offer::Queued);
+        assert_eq!(
+            o.offer(frame("t2"), Some(&key), &l, &mut g),
+            Offer::Coalesced
+        );
         let mut out = Vec::new();
-        o.flushed(10, &l, |f| out.push(f));
+        o.flushed(10, &l, &mut g, |f| out.push(f));
         assert_eq!(out, vec![frame("x"), frame("t2")]);
     }
 
@@ -277,42 +337,48 @@ mod tests {
     fn reliable_overflow_is_reported_and_ephemeral_overflow_is_shed() {
         let l = limits();
         let mut o = Outbox::default();
-        o.offer(frame("0123456789"), None, &l);
+        let mut g = Backlog::default();
+        o.offer(frame("0123456789"), None, &l, &mut g);
         for _ in 0..3 {
-            assert_eq!(o.offer(frame("q"), None, &l), Offer::Queued);
+            assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Queued);
         }
-        assert_eq!(o.offer(frame("q"), None, &l), Offer::Overflow);
+        assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Overflow);
         assert_eq!(
             o.offer(
                 frame("e"),
                 Some(&CoalesceKey::Ephemeral(Arc::from("k"))),
-                &l
+                &l,
+                &mut g
             ),
             Offer::Shed
         );
         assert_eq!(o.queued_messages(), 3);
-        assert_eq!(o.drain().count(), 3);
+        assert_eq!(o.drain(&mut g).len(), 3);
         assert_eq!(o.queued_bytes(), 0);
+        assert_eq!(g, o.backlog(), "the gauges follow the outbox");
+        o.discard(&mut g);
+        assert_eq!(g, Backlog::default());
     }
 
     #[test]
     fn a_replay_is_exempt_from_the_limits_and_live_frames_behind_it_are_not() {
         let l = limits();
         let mut o = Outbox::default();
-        o.offer(frame("0123456789"), None, &l);
+        let mut g = Backlog::default();
+        o.offer(frame("0123456789"), None, &l, &mut g);
         for _ in 0..10 {
-            assert_eq!(o.offer_replay(frame("r"), None, &l), Offer::Queued);
+            assert_eq!(o.offer_replay(frame("r"), None, &l, &mut g), Offer::Queued);
         }
         for _ in 0..3 {
-            assert_eq!(o.offer(frame("q"), None, &l), Offer::Queued);
+            assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Queued);
         }
-        assert_eq!(o.offer(frame("q"), None, &l), Offer::Overflow);
+        assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Overflow);
         let mut out = Vec::new();
-        o.flushed(10, &l, |f| out.push(f));
+        o.flushed(10, &l, &mut g, |f| out.push(f));
         assert_eq!(out.len(), 10, "the budget releases ten one-byte frames");
         assert_eq!(o.queued_messages(), 3);
-        assert_eq!(o.offer(frame("q"), None, &l), Offer::Overflow);
-        o.flushed(10, &l, |_| {});
+        assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Overflow);
+        o.flushed(10, &l, &mut g, |_| {});
         assert_eq!(o.queued_messages(), 0);
         let queue = o.queue.as_ref().expect("the queue was used");
         assert_eq!((queue.replay_messages, queue.replay_bytes), (0, 0));

@@ -4,6 +4,7 @@
 //! `docs/PROTOCOL.md` is the prose version of this module. Unknown fields are ignored,
 //! unknown `type`s and malformed JSON are parse errors that become `error` frames.
 
+use crate::config::Config;
 use crate::id::{AgentId, ConnId, RoomId, RunId, ThreadId, UserId};
 use crate::run::AgentEvent;
 pub(crate) use crate::stream::GapReason;
@@ -111,8 +112,20 @@ struct AppBody {
     data: serde_json::Value,
 }
 
-/// Parse one client text frame. `app_types` are the application's own frame types.
-pub(crate) fn parse(text: &str, app_types: &[String]) -> Result<Parsed, ParseError> {
+/// The longest `ref` a client frame may carry, in bytes of its JSON text. Every reply echoes
+/// the `ref`, so without a bound a small frame could make the hub write a large reply many
+/// times (a `resume` echoes it once per stream).
+pub const MAX_REF_BYTES: usize = 256;
+
+/// The most streams one `resume` frame may list: every room a connection may be in, and its
+/// user stream.
+pub(crate) fn max_resume_streams(config: &Config) -> usize {
+    config.limits.max_rooms_per_connection.saturating_add(1)
+}
+
+/// Parse one client text frame, with the application's own frame types
+/// (`Config::app_frame_types`) and the bound on `resume` ([`max_resume_streams`]).
+pub(crate) fn parse(text: &str, config: &Config) -> Result<Parsed, ParseError> {
     // A frame is a JSON object; serde would also read an array as the fields in order.
     if !text.trim_start().starts_with('{') {
         return Err(ParseError {
@@ -127,6 +140,18 @@ pub(crate) fn parse(text: &str, app_types: &[String]) -> Result<Parsed, ParseErr
         reference: None,
     })?;
     let reference = head.reference;
+    if reference
+        .as_ref()
+        .is_some_and(|r| r.get().len() > MAX_REF_BYTES)
+    {
+        // Not echoed: refusing it must not cost what echoing it would.
+        return Err(ParseError {
+            code: ErrorCode::InvalidFrame,
+            message: format!("`ref` is longer than {MAX_REF_BYTES} bytes"),
+            reference: None,
+        });
+    }
+    let app_types = &config.app_frame_types;
     let body = |r: Result<ClientFrame, serde_json::Error>| r;
     let frame = match &*head.kind {
         "join" => body(
@@ -151,10 +176,19 @@ pub(crate) fn parse(text: &str, app_types: &[String]) -> Result<Parsed, ParseErr
             serde_json::from_str::<BindBody>(text).map(|b| ClientFrame::Bind { thread: b.thread }),
         ),
         "ping" => Ok(ClientFrame::Ping),
-        "resume" => body(
-            serde_json::from_str::<ResumeBody>(text)
-                .map(|b| ClientFrame::Resume { streams: b.streams }),
-        ),
+        "resume" => match serde_json::from_str::<ResumeBody>(text) {
+            Ok(b) if b.streams.len() > max_resume_streams(config) => {
+                return Err(ParseError {
+                    code: ErrorCode::InvalidFrame,
+                    message: format!(
+                        "`resume` lists more than {} streams",
+                        max_resume_streams(config)
+                    ),
+                    reference,
+                })
+            }
+            r => body(r.map(|b| ClientFrame::Resume { streams: b.streams })),
+        },
         kind if app_types.iter().any(|t| t == kind) => body(
             serde_json::from_str::<AppBody>(text).map(|b| ClientFrame::App {
                 kind: kind.to_owned(),
@@ -340,8 +374,15 @@ pub(crate) fn encode<T: Serialize + ?Sized>(frame: &T) -> Bytes {
 mod tests {
     use super::*;
 
+    fn config() -> Config {
+        let mut config = Config::development();
+        config.app_frame_types = vec!["user_message".to_owned()];
+        config.limits.max_rooms_per_connection = 2;
+        config
+    }
+
     fn parse_ok(text: &str) -> ClientFrame {
-        parse(text, &["user_message".to_owned()]).unwrap().frame
+        parse(text, &config()).unwrap().frame
     }
 
     #[test]
@@ -381,7 +422,7 @@ mod tests {
 
     #[test]
     fn bad_frames_have_stable_codes_and_keep_the_ref() {
-        let err = |t: &str| parse(t, &[]).unwrap_err();
+        let err = |t: &str| parse(t, &Config::development()).unwrap_err();
         assert_eq!(err("{not json").code, ErrorCode::MalformedJson);
         assert_eq!(err(r#"{"room":"a"}"#).code, ErrorCode::MalformedJson);
         let e = err(r#"{"type":"dance","ref":7}"#);
@@ -395,10 +436,47 @@ mod tests {
     }
 
     #[test]
+    fn a_ref_longer_than_the_bound_is_an_invalid_frame_that_does_not_echo_it() {
+        let with_ref = |len: usize| {
+            let text = format!(r#"{{"type":"ping","ref":"{}"}}"#, "x".repeat(len - 2));
+            parse(&text, &config())
+        };
+        let at_bound = with_ref(MAX_REF_BYTES).expect("a ref of exactly the bound");
+        assert_eq!(at_bound.reference.unwrap().get().len(), MAX_REF_BYTES);
+        let e = with_ref(MAX_REF_BYTES + 1).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidFrame);
+        assert!(e.reference.is_none(), "an oversized ref is not echoed");
+        let unknown = format!(r#"{{"type":"dance","ref":[{}0]}}"#, "0,".repeat(200));
+        assert_eq!(
+            parse(&unknown, &config()).unwrap_err().code,
+            ErrorCode::InvalidFrame,
+            "checked before the type, for every frame"
+        );
+    }
+
+    #[test]
+    fn a_resume_lists_at_most_one_stream_per_room_and_the_user_stream() {
+        let resume = |n: usize| {
+            let streams: Vec<String> = (0..n)
+                .map(|i| format!(r#"{{"stream":"room:r{i}","epoch":1,"seq":0}}"#))
+                .collect();
+            let text = format!(
+                r#"{{"type":"resume","streams":[{}],"ref":9}}"#,
+                streams.join(",")
+            );
+            parse(&text, &config())
+        };
+        assert!(resume(3).is_ok(), "2 rooms and the user stream");
+        let e = resume(4).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidFrame);
+        assert_eq!(e.reference.unwrap().get(), "9");
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(
-            parse(&deep, &[]).unwrap_err().code,
+            parse(&deep, &Config::development()).unwrap_err().code,
             ErrorCode::MalformedJson
         );
     }

@@ -78,6 +78,8 @@ reasons! {
     Shed = "shed", None;
     /// A message for a connection that no longer exists (stale or unknown id).
     UnknownConnection = "unknown_connection", None;
+    /// An agent run was refused: its user, or the hub, has the most runs in progress allowed.
+    TooManyRuns = "too_many_runs", None;
 }
 
 impl fmt::Display for Reason {

@@ -3,7 +3,13 @@
 //! Every user and every room has a stream. A message to it gets the next sequence number
 //! (gap-free per stream) and stays in the stream's history, bounded by count, bytes and age
 //! ([`HistoryConfig`]). The epoch changes whenever a stream is created anew, so a client
-//! holding a position from a lost history learns that it is stale.
+//! holding a position from a lost history learns that it is stale. Every change to what a
+//! history holds goes through `Streams` (module `budget`), which keeps the hub's total
+//! within its budget.
+
+mod budget;
+
+pub(crate) use budget::Streams;
 
 use crate::config::HistoryConfig;
 use crate::id::{RoomId, RunId, ThreadId, UserId};
@@ -12,7 +18,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A stream: the sequenced messages of one user or one room.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,6 +124,14 @@ pub(crate) struct Stream {
     /// Pending entries trimmed before any connection took them: per thread they were for, the
     /// first one lost. The next connection that selects them is told with a `gap`.
     lost: HashMap<Option<ThreadId>, u64>,
+    /// When the newest of the `lost` entries was published: once it would have expired by age,
+    /// a stream with nothing else left forgets its losses.
+    lost_at: Option<Instant>,
+    /// The number of the stream's last append among the hub's (`Streams`).
+    last_append: u64,
+    /// Its key in `Streams`' order of last appends (0: not in it, it holds no entry); at most
+    /// `last_append`, which it catches up with lazily.
+    order_key: u64,
 }
 
 /// Past this many threads with lost entries, losses are recorded as unthreaded, which every
@@ -134,6 +148,9 @@ impl Stream {
             bytes: 0,
             pending: 0,
             lost: HashMap::new(),
+            lost_at: None,
+            last_append: 0,
+            order_key: 0,
         }
     }
 
@@ -151,7 +168,8 @@ impl Stream {
 
     /// Reserve the next position.
     pub fn advance(&mut self) -> Position {
-        self.head += 1;
+        // Positions come from clients and sequencers too: never an overflow.
+        self.head = self.head.saturating_add(1);
         self.position()
     }
 
@@ -168,7 +186,7 @@ impl Stream {
     /// it may be appended. After a hole, or in another epoch, the entries kept so far can no
     /// longer be replayed without a hole: they are dropped and the gap readers missed is
     /// returned (none for a stream that never had an entry, if this is the stream's first).
-    pub fn adopt(&mut self, position: Position) -> Result<Option<Gap>, AlreadyTaken> {
+    fn adopt(&mut self, position: Position) -> Result<Option<Gap>, AlreadyTaken> {
         let fresh = self.head == 0 && self.history.is_empty();
         let gap = if position.epoch != self.epoch {
             // A stream that never had an entry misses nothing if this is the first one.
@@ -179,7 +197,7 @@ impl Stream {
             })
         } else if position.seq <= self.head {
             return Err(AlreadyTaken);
-        } else if position.seq > self.head + 1 {
+        } else if position.seq > self.head.saturating_add(1) {
             Some(Gap {
                 from: self.head + 1,
                 to: position.seq - 1,
@@ -188,7 +206,7 @@ impl Stream {
         } else {
             None
         };
-        if position.epoch != self.epoch || position.seq > self.head + 1 {
+        if position.epoch != self.epoch || position.seq > self.head.saturating_add(1) {
             // Pending entries dropped here are announced as lost, like trimmed ones; in
             // another epoch, the old numbers mean nothing: the epoch gap says it all.
             while !self.history.is_empty() {
@@ -196,6 +214,7 @@ impl Stream {
             }
             if position.epoch != self.epoch {
                 self.lost.clear();
+                self.lost_at = None;
                 self.epoch = position.epoch;
             }
         }
@@ -205,7 +224,7 @@ impl Stream {
 
     /// Keep `entry` (at the position [`Stream::advance`] or [`Stream::adopt`] gave) and trim
     /// to the bounds.
-    pub fn append(&mut self, entry: Entry, limits: &HistoryConfig) {
+    fn append(&mut self, entry: Entry, limits: &HistoryConfig) {
         self.bytes += entry.frame.len();
         self.pending += usize::from(entry.pending);
         self.history.push_back(entry);
@@ -217,7 +236,7 @@ impl Stream {
     /// Keep `entry`, at `position`, an older entry loaded from a shared history newest first:
     /// a stream that never had an entry starts with it; otherwise it goes in front if it is
     /// the one just before the oldest kept and the bounds leave room. False if not kept.
-    pub fn restore(&mut self, position: Position, entry: Entry, limits: &HistoryConfig) -> bool {
+    fn restore(&mut self, position: Position, entry: Entry, limits: &HistoryConfig) -> bool {
         if self.head == 0 && self.history.is_empty() {
             self.start_at(position);
             self.append(entry, limits);
@@ -225,7 +244,8 @@ impl Stream {
         }
         let fits = self.history.len() < limits.max_messages
             && self.bytes + entry.frame.len() <= limits.max_bytes;
-        if position.epoch != self.epoch || position.seq + 1 != self.oldest() || !fits {
+        if position.epoch != self.epoch || position.seq.saturating_add(1) != self.oldest() || !fits
+        {
             return false;
         }
         self.bytes += entry.frame.len();
@@ -239,6 +259,7 @@ impl Stream {
             self.bytes -= old.frame.len();
             if old.pending {
                 self.pending -= 1;
+                self.lost_at = Some(self.lost_at.map_or(old.at, |at| at.max(old.at)));
                 self.lost.entry(old.thread).or_insert(old.seq);
                 if self.lost.len() > MAX_LOST_THREADS {
                     let first = self.lost.drain().map(|(_, seq)| seq).min();
@@ -256,14 +277,16 @@ impl Stream {
         let from = unthreaded.into_iter().chain(threaded).min()?;
         Some(Gap {
             from,
-            to: self.oldest() - 1,
+            to: self.oldest().saturating_sub(1),
             reason: GapReason::History,
         })
     }
 
     /// The sequence number of the oldest entry kept (the next one if none is).
     fn oldest(&self) -> u64 {
-        self.history.front().map_or(self.head + 1, |e| e.seq)
+        self.history
+            .front()
+            .map_or(self.head.saturating_add(1), |e| e.seq)
     }
 
     /// True when some entry waits for a connection to select it.
@@ -283,19 +306,22 @@ impl Stream {
         }
     }
 
-    /// Drop entries older than `max_age`.
-    pub fn expire(&mut self, now: Instant, limits: &HistoryConfig) {
-        while let Some(front) = self.history.front() {
-            if now.saturating_duration_since(front.at) < limits.max_age {
-                break;
-            }
+    /// Drop entries older than `max_age`. With nothing left, losses older than that are
+    /// forgotten too: the entries lost would have expired by now.
+    fn expire(&mut self, now: Instant, max_age: Duration) {
+        let old = |at: Instant| now.saturating_duration_since(at) >= max_age;
+        while self.history.front().is_some_and(|e| old(e.at)) {
             self.pop_oldest();
+        }
+        if self.history.is_empty() && self.lost_at.is_some_and(old) {
+            self.lost.clear();
+            self.lost_at = None;
         }
     }
 
-    /// True when the stream holds no message.
+    /// True when the stream holds no message and no loss to announce.
     pub fn is_empty(&self) -> bool {
-        self.history.is_empty()
+        self.history.is_empty() && self.lost.is_empty()
     }
 
     /// Entries currently kept, and their total size in bytes.
@@ -310,12 +336,12 @@ impl Stream {
         if after.epoch != self.epoch || after.seq > self.head {
             let gap = Gap {
                 from: 1,
-                to: oldest - 1,
+                to: oldest.saturating_sub(1),
                 reason: GapReason::Epoch,
             };
             return (Some(gap), 1);
         }
-        let wanted = after.seq + 1;
+        let wanted = after.seq.saturating_add(1);
         if wanted < oldest {
             (
                 Some(Gap {
@@ -341,13 +367,13 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn limits(max_messages: usize) -> HistoryConfig {
         HistoryConfig {
             max_messages,
             max_bytes: 1 << 20,
             max_age: Duration::from_secs(60),
+            ..crate::Config::development().history
         }
     }
 
@@ -512,9 +538,9 @@ mod tests {
         let mut s = Stream::new(1);
         push(&mut s, now, &l);
         push(&mut s, now + Duration::from_secs(30), &l);
-        s.expire(now + Duration::from_secs(61), &l);
+        s.expire(now + Duration::from_secs(61), l.max_age);
         assert_eq!(s.retained().0, 1);
-        s.expire(now + Duration::from_secs(91), &l);
+        s.expire(now + Duration::from_secs(91), l.max_age);
         assert!(s.is_empty());
         assert_eq!(s.position().seq, 2, "the counter survives an empty history");
     }

@@ -449,6 +449,7 @@ fn history_is_bounded_by_bytes_as_well_as_by_count() {
         max_messages: 1000,
         max_bytes: 2048,
         max_age: MAX_AGE,
+        ..switchboard::Config::development().history
     };
     let mut h = Harness::new(config);
     for i in 1..=40 {

@@ -64,6 +64,11 @@ fn the_presets_have_the_documented_default_limits() {
         assert_eq!(l.strike_refill, STRIKE_REFILL);
         assert_eq!(l.max_rooms_per_connection, 64);
         assert_eq!(l.max_members_per_room, 100_000);
+        assert_eq!(l.max_active_runs_per_user, 100);
+        assert_eq!(l.max_active_runs, l.max_connections);
+        let history = config.history;
+        assert_eq!(history.max_total_bytes, 256 * 1024 * 1024);
+        assert_eq!(history.empty_room_max_age, Duration::from_secs(60));
     }
 }
 
@@ -336,4 +341,81 @@ fn every_client_frame_is_counted_in_the_traffic_counters() {
         (1, 1)
     );
     assert_eq!(drops.total(), 2);
+}
+
+// ----- joins and agent runs -------------------------------------------------------------
+
+/// Joins and leaves are client frames like any other: each takes a token of the rate limit,
+/// so a join/leave flood is answered `rate_limited` past the burst and closed with 4029 once
+/// the strikes are gone, having joined at most a burst of rooms.
+#[test]
+fn a_join_and_leave_flood_is_rate_limited_like_any_other_frames() {
+    let (mut h, alice) = alice();
+    for i in 0..300 {
+        let frame = match i % 2 {
+            0 => json!({"type": "join", "room": format!("r{i}")}),
+            _ => json!({"type": "leave", "room": format!("r{}", i - 1)}),
+        };
+        h.send(alice, &frame.to_string());
+    }
+    let frames = h.take(alice);
+    let answered = frames
+        .iter()
+        .filter(|f| matches!(f["type"].as_str(), Some("joined" | "left")))
+        .count();
+    let limited = frames
+        .iter()
+        .filter(|f| f["code"] == "rate_limited")
+        .count();
+    assert_eq!(answered, BURST);
+    assert_eq!(limited, MAX_STRIKES);
+    assert_eq!(h.closed(alice), Some((4029, Reason::RateLimited)));
+    assert_eq!(drops(&h, Reason::OverRate), MAX_STRIKES as u64 + 1);
+}
+
+fn run_update(run: &str) -> switchboard::AgentUpdate {
+    switchboard::AgentUpdate {
+        run: run.into(),
+        agent: "planner".into(),
+        thread: None,
+        event: started(),
+    }
+}
+
+/// A user, and the hub, have a cap of agent runs in progress: a run past it is refused with a
+/// typed error, reaches no one and is not sequenced; a run that ends frees its place.
+#[test]
+fn a_new_run_past_the_runs_in_progress_of_its_user_or_of_the_hub_is_refused_and_delivers_nothing() {
+    use switchboard::{PublishError, RunLimit};
+    let mut config = Config::production();
+    config.limits.max_active_runs_per_user = 2;
+    config.limits.max_active_runs = 3;
+    let mut h = Harness::new(config);
+    let alice = h.connect("alice");
+    let start = |h: &mut Harness, user: &str, run: &str| {
+        h.with_hub(|hub, now| hub.send_agent_update(now, &user.into(), run_update(run)))
+    };
+    start(&mut h, "alice", "r1").unwrap();
+    start(&mut h, "alice", "r2").unwrap();
+    h.take(alice);
+    let before = h.hub().stream_position(&user_stream("alice"));
+
+    assert_eq!(
+        start(&mut h, "alice", "r3"),
+        Err(PublishError::TooManyRuns(RunLimit::User))
+    );
+    assert_eq!(h.frames(alice), &[] as &[Value], "nothing delivered");
+    assert_eq!(h.hub().stream_position(&user_stream("alice")), before);
+    start(&mut h, "bob", "r1").unwrap();
+    assert_eq!(
+        start(&mut h, "cat", "r1"),
+        Err(PublishError::TooManyRuns(RunLimit::Hub))
+    );
+    assert_eq!(drops(&h, Reason::TooManyRuns), 2);
+    assert_eq!(h.hub().stats().runs_active, 3);
+    assert!(h.hub().run_report(&"alice".into(), &"r3".into()).is_none());
+
+    agent(&mut h, "alice", "r1", None, completed());
+    start(&mut h, "alice", "r3").expect("r1 ended: a place is free");
+    assert_eq!(h.hub().stats().runs_active, 3);
 }

@@ -622,3 +622,81 @@ fn a_run_that_ended_while_the_client_was_away_is_replayed_once_from_the_position
     assert_eq!(seqs(h.frames(new), &user_stream("alice")), vec![3, 4]);
     assert_eq!(h.hub().stats().runs_active, 0);
 }
+
+// ----- positions at the end of the number range ---------------------------------------------
+
+/// The largest position a client can write: sequence numbers (and epochs) are `u64`.
+const LAST: u64 = u64::MAX;
+
+#[test]
+fn a_connect_position_at_the_largest_sequence_number_is_beyond_the_head_an_epoch_gap_and_the_whole_history(
+) {
+    let mut h = harness();
+    let _keep = h.connect("alice");
+    publish_each(&mut h, &user("alice"), 1..=2);
+    let epoch = head(&h, &user_stream("alice")).epoch;
+
+    for position in [
+        Position { epoch, seq: LAST },
+        Position {
+            epoch: LAST,
+            seq: LAST,
+        },
+    ] {
+        let conn = h.open(Open::new("alice").resume(position)).unwrap();
+        let frames = h.take(conn);
+        assert_eq!(labels(&frames), vec!["welcome", "gap", "m1", "m2"]);
+        assert_gap(&frames[1], &user_stream("alice"), epoch, 1, 0, "epoch");
+        h.drop_connection(conn);
+    }
+}
+
+#[test]
+fn resume_and_join_frames_at_the_largest_sequence_number_are_answered_without_overflow() {
+    let mut h = harness();
+    let bob = h.connect("bob");
+    join(&mut h, bob, "lobby");
+    publish_each(&mut h, &room("lobby"), 1..=2);
+    let room_epoch = head(&h, &room_stream("lobby")).epoch;
+    let alice = h.connect("alice");
+    h.publish(user("alice"), msg("u1"));
+    let user_epoch = head(&h, &user_stream("alice")).epoch;
+    h.take(alice);
+
+    // Not in the room yet: the position is beyond the head, so the whole history follows.
+    join_since(
+        &mut h,
+        alice,
+        "lobby",
+        Position {
+            epoch: room_epoch,
+            seq: LAST,
+        },
+    );
+    let frames = h.take(alice);
+    assert_eq!(labels(&frames), vec!["joined", "gap", "m1", "m2"]);
+    assert_gap(&frames[1], &room_stream("lobby"), room_epoch, 1, 0, "epoch");
+
+    // Live on both streams now: a position past everything misses nothing; one of another
+    // epoch would replay behind live messages.
+    h.publish(room("lobby"), msg("m3"));
+    assert_eq!(take_labels(&mut h, alice), vec!["m3"]);
+    for (stream, epoch) in [
+        (room_stream("lobby"), room_epoch),
+        (user_stream("alice"), user_epoch),
+    ] {
+        send_resume(&mut h, alice, &stream, Position { epoch, seq: LAST }, 5);
+        let frames = h.take(alice);
+        assert_eq!(labels(&frames), vec!["resumed"], "{stream}");
+        assert_eq!(frames[0]["ref"], 5);
+        let elsewhere = Position {
+            epoch: LAST,
+            seq: LAST,
+        };
+        send_resume(&mut h, alice, &stream, elsewhere, 6);
+        let refused = h.take(alice);
+        assert_eq!(labels(&refused), vec!["error"], "{stream}");
+        assert_eq!(refused[0]["code"], "already_live");
+    }
+    assert_eq!(h.closed(alice), None);
+}

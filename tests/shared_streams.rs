@@ -706,3 +706,24 @@ proptest! {
         }
     }
 }
+
+/// With shared streams a reader may be ahead of a hub; a position at the end of the number
+/// range is taken as such, without an overflow, and the hub still serves the connection.
+#[test]
+fn a_position_at_the_largest_sequence_number_on_a_hub_without_the_stream_is_taken_without_overflow()
+{
+    let mut hub = shared_hub(0);
+    let sequencer = Sequencer::default();
+    let last = Position {
+        epoch: EPOCH,
+        seq: u64::MAX,
+    };
+    let alice = hub.open(Open::new("alice").resume(last)).expect("opens");
+    assert_eq!(take_labels(&mut hub, alice), ["welcome"]);
+    sequencer.join(&mut hub, alice, "lobby", Some(last));
+    let frames = hub.take(alice);
+    assert_eq!(labels(&frames), ["joined"]);
+    send_resume(&mut hub, alice, &user_stream("alice"), last, 3);
+    assert_eq!(take_labels(&mut hub, alice), ["resumed"]);
+    assert_eq!(hub.closed(alice), None);
+}

@@ -95,6 +95,9 @@ impl From<Error> for ApiError {
             Error::Publish(PublishError::Run(_)) => {
                 ApiError::new(StatusCode::CONFLICT, "run_order", message)
             }
+            Error::Publish(PublishError::TooManyRuns(_)) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", message)
+            }
             Error::Room(_) => ApiError::new(StatusCode::CONFLICT, "room", message),
             Error::Stopped => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)

@@ -104,7 +104,7 @@ pub fn render(stats: &Stats, cluster: Option<&BridgeStats>, uptime_secs: f64) ->
     );
 
     let c = &stats.counters;
-    let counters: [(&str, &str, u64); 12] = [
+    let counters: [(&str, &str, u64); 13] = [
         ("connections_opened_total", "Connections opened.", c.opened),
         (
             "connections_refused_total",
@@ -148,6 +148,11 @@ pub fn render(stats: &Stats, cluster: Option<&BridgeStats>, uptime_secs: f64) ->
             "duplicates_total",
             "Sequenced entries received again and ignored.",
             c.duplicates,
+        ),
+        (
+            "history_trimmed_total",
+            "History entries trimmed to fit the node's history budget.",
+            c.history_trimmed,
         ),
     ];
     for (name, help, value) in counters {

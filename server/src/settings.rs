@@ -115,6 +115,10 @@ pub struct LimitSettings {
     pub messages_per_second: Option<u32>,
     /// Burst above the sustained rate.
     pub message_burst: Option<u32>,
+    /// Agent runs of one user in progress at once.
+    pub max_active_runs_per_user: Option<usize>,
+    /// Agent runs in progress per shard.
+    pub max_active_runs: Option<usize>,
 }
 
 /// The per-user limit policy as written in the settings file.
@@ -147,6 +151,10 @@ pub struct HistorySettings {
     pub max_bytes: Option<usize>,
     /// Seconds a message stays in history.
     pub max_age_secs: Option<u64>,
+    /// Seconds a message stays in the history of a room without members.
+    pub empty_room_max_age_secs: Option<u64>,
+    /// Bytes kept in all histories of the node together.
+    pub max_total_bytes: Option<usize>,
 }
 
 /// Overrides from the command line and `SWITCHBOARD_*` variables (clap reads both).
@@ -341,6 +349,11 @@ fn apply_limits(hub: &mut Config, l: &LimitSettings) {
     set(&mut limits.max_frame_bytes, l.max_frame_bytes);
     set(&mut limits.messages_per_second, l.messages_per_second);
     set(&mut limits.message_burst, l.message_burst);
+    set(
+        &mut limits.max_active_runs_per_user,
+        l.max_active_runs_per_user,
+    );
+    set(&mut limits.max_active_runs, l.max_active_runs);
     if let Some(p) = l.user_limit_policy {
         limits.user_limit_policy = match p {
             PolicySetting::RejectNew => UserLimitPolicy::RejectNew,
@@ -373,6 +386,11 @@ fn apply_history(hub: &mut Config, h: &HistorySettings) {
         &mut history.max_age,
         h.max_age_secs.map(Duration::from_secs),
     );
+    set(
+        &mut history.empty_room_max_age,
+        h.empty_room_max_age_secs.map(Duration::from_secs),
+    );
+    set(&mut history.max_total_bytes, h.max_total_bytes);
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {

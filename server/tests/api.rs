@@ -150,6 +150,34 @@ async fn agent_events_arrive_in_order_and_out_of_order_is_409() {
     assert!(alice.silent_for(Duration::from_millis(300)).await);
 }
 
+/// A run past the user's cap of runs in progress (`limits.max_active_runs_per_user`) is a 429
+/// and reaches nobody; once a run ends, a new one is accepted.
+#[tokio::test]
+async fn a_run_past_the_users_runs_in_progress_is_429_and_reaches_nobody() {
+    let server = TestServer::with("[limits]\nmax_active_runs_per_user = 1").await;
+    let mut alice = server.connect("alice").await;
+    let start = json!({"event": "agent_started", "agent": "helper"});
+    let (status, _) = run_event(&server, start.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(alice.json().await["type"], "agent_started");
+
+    let (status, body) = server
+        .api("POST", "/api/runs/alice/r2/events", Some(start.clone()))
+        .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (429, json!("too_many_runs"))
+    );
+    assert!(alice.silent_for(Duration::from_millis(300)).await);
+
+    let (status, _) = run_event(&server, json!({"event": "agent_failed", "error": "x"})).await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .api("POST", "/api/runs/alice/r2/events", Some(start))
+        .await;
+    assert_eq!(status, 200, "r1 ended: a place is free");
+}
+
 /// Presence answers who is connected where; disconnect closes every connection of the user
 /// with 4002.
 #[tokio::test]

@@ -31,7 +31,8 @@
 //!    `producer_lost`. At the end every device has received every ended run's ending exactly
 //!    once, unless a gap announced its loss.
 //! 6. **Streams.** The hub keeps exactly the shadow's streams, with the same heads and history
-//!    sizes; a stream created anew gets an epoch larger than any before it.
+//!    sizes; a stream created anew gets an epoch larger than any before it; every gauge the hub
+//!    keeps as its state changes equals a recount of that state.
 
 use crate::config::{BackpressureConfig, Config, HistoryConfig};
 use crate::error::PublishError;
@@ -213,6 +214,10 @@ fn config(history: u8) -> Config {
         max_messages: 3 + usize::from(history) % 10,
         max_bytes: 1 << 20,
         max_age: MAX_AGE,
+        // The shadow keeps a room's history as long as any other (the shorter age of rooms
+        // without members and the hub-wide budget have tests of their own).
+        empty_room_max_age: MAX_AGE,
+        max_total_bytes: usize::MAX,
     };
     config.cleanup_interval = CLEANUP;
     // Clients answer pings; rare pings keep the long ticks cheap.
@@ -1108,6 +1113,8 @@ impl World {
             .sum();
         let stats = self.h.hub().stats();
         ensure_eq!(stats.history_messages as u64, kept, "messages in history");
+        let recounted = self.h.hub().recounted_stats();
+        ensure_eq!(stats, recounted, "gauges kept against a recount");
         Ok(())
     }
 

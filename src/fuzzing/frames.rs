@@ -28,7 +28,10 @@
 //!
 //! Every frame written is a JSON object whose `type` section 3 lists, with that type's fields;
 //! `error` codes are those of section 4; `ref` appears only on the replies section 2 names and,
-//! on the reply to a frame, is exactly that frame's `ref`; a frame on a user stream (and
+//! on the reply to a frame, is exactly that frame's `ref`, unless that `ref` is longer than
+//! section 2 allows or a `resume` lists more streams than a connection may have (3 rooms and
+//! its user stream): then the only reply is an `invalid_frame` error (echoing no oversized
+//! `ref`); a frame on a user stream (and
 //! `welcome`) goes only to a connection of that user. Every close code is in section 5 with its
 //! label, and is one the command can cause: 1009 for an oversized frame, 1007 for invalid UTF-8,
 //! 1003 for a binary frame, 1008 or 4029 for bad frames past the strikes, 4008 for a reader that
@@ -55,13 +58,14 @@ use std::time::{Duration, Instant};
 const SLOTS: usize = 4;
 const MAX_FRAME: usize = 512;
 const MAX_WAIT_MS: u64 = 120_000;
+const ROOMS_PER_CONNECTION: usize = 3;
 
 fn config() -> Config {
     let mut config = Config::development();
     let limits = &mut config.limits;
     limits.max_connections_per_user = 2;
     limits.max_connections = 6;
-    limits.max_rooms_per_connection = 3;
+    limits.max_rooms_per_connection = ROOMS_PER_CONNECTION;
     limits.max_members_per_room = 3;
     limits.max_frame_bytes = MAX_FRAME;
     limits.messages_per_second = 5;
@@ -533,6 +537,26 @@ impl Script {
             .flatten();
         let kind = head.as_ref().map(|h| h.kind.as_str());
         let reference = head.as_ref().and_then(|h| h.reference.as_deref());
+        let oversized_ref = reference.is_some_and(|r| r.get().len() > self.doc.max_ref_bytes);
+        let too_many_streams =
+            kind == Some("resume") && resume_streams(bytes) > ROOMS_PER_CONNECTION + 1;
+        if oversized_ref || too_many_streams {
+            // Refused whole: one `invalid_frame` (unless over the rate), never an echo of an
+            // oversized `ref`, nothing of the frame handled.
+            assert!(replies.len() <= 1, "{replies:?} to a refused frame");
+            for reply in replies {
+                assert_eq!(str_field(reply, "type"), "error", "{reply:?}");
+                let code = str_field(reply, "code");
+                assert!(matches!(code.as_str(), "invalid_frame" | "rate_limited"));
+                let echoed = reply.get("ref").map(|r| r.get());
+                if oversized_ref || code == "rate_limited" {
+                    assert_eq!(echoed, None, "an oversized ref is not echoed");
+                } else {
+                    assert_eq!(echoed, reference.map(RawValue::get), "ref of {code}");
+                }
+            }
+            return;
+        }
         let (types, codes): (&[&str], &[&str]) = match kind {
             None => (&["error"], &["malformed_json"]),
             Some("ping") => (&["pong", "error"], &[]),
@@ -645,6 +669,12 @@ impl Script {
             "gauges after everyone left"
         );
     }
+}
+
+/// How many entries the `streams` array of a frame has (0 if it has none).
+fn resume_streams(bytes: &[u8]) -> usize {
+    let frame: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    frame["streams"].as_array().map_or(0, Vec::len)
 }
 
 /// A string field of a parsed frame ("" if absent or not a string).

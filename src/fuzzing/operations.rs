@@ -39,7 +39,8 @@
 //!    per room never exceed the configured limits; a request past a limit is refused (or, with
 //!    `EvictOldest`, the user's oldest connection is closed with 4001) exactly when the model
 //!    says so.
-//! 5. **Same state.** The hub's users, connections, threads, rooms and gauges equal the model's.
+//! 5. **Same state.** The hub's users, connections, threads, rooms and gauges equal the model's,
+//!    and every gauge the hub keeps as its state changes equals a recount of that state.
 //!
 //! At the end everyone closes; once the history has expired and the clean-up sweep has run, the
 //! hub holds no state at all (`is_idle`, every gauge zero).
@@ -131,6 +132,8 @@ impl Limits {
         limits.message_burst = 1_000_000;
         config.history.max_messages = usize::from(self.history);
         config.history.max_age = MAX_AGE;
+        // The model keeps every history by count only.
+        config.history.empty_room_max_age = MAX_AGE;
         config
     }
 }
@@ -1312,7 +1315,8 @@ fn resume(
         conn,
         &json!({"type": "resume", "streams": entries}).to_string(),
     );
-    if resolved.len() < streams.len() {
+    let too_many = streams.len() > usize::from(limits.rooms_per_connection) + 1;
+    if resolved.len() < streams.len() || too_many {
         expect.frame(conn, "error:invalid_frame");
         return Ok(());
     }
@@ -1489,5 +1493,10 @@ fn check_state(h: &Harness, m: &Model, limits: &Limits) -> Result<(), String> {
     ensure_eq!(stats.users, m.users.len(), "stats.users");
     ensure_eq!(stats.rooms, m.rooms.len(), "stats.rooms");
     ensure_eq!(stats.threads, m.threads().len(), "stats.threads");
+    ensure_eq!(
+        stats,
+        hub.recounted_stats(),
+        "gauges kept against a recount"
+    );
     Ok(())
 }

@@ -13,6 +13,8 @@ pub struct ProtocolDoc {
     pub server_types: BTreeSet<String>,
     /// The frame types that echo a client's `ref` (section 2).
     pub ref_types: BTreeSet<String>,
+    /// The longest `ref` echoed, in bytes of JSON text (section 2); a longer one is refused.
+    pub max_ref_bytes: usize,
     /// Every `error` code (section 4).
     pub error_codes: BTreeSet<String>,
     /// Every close code with its label (section 5).
@@ -63,6 +65,13 @@ impl ProtocolDoc {
 
         let echo = section("Replies that echo `ref`:", ".");
         let ref_types = ticked(echo).map(str::to_owned).collect();
+        let frames_intro = section("## 2. Client frames", "| `type` |");
+        let words: Vec<&str> = frames_intro.split_whitespace().collect();
+        let max_ref_bytes = words
+            .windows(4)
+            .find(|w| w[0] == "most" && w[2] == "bytes" && w[3] == "of")
+            .and_then(|w| w[1].parse().ok())
+            .expect("section 2 bounds the `ref`: \"of at most N bytes of JSON text\"");
 
         let errors = section("## 4. Error codes", "**Strikes.**");
         let error_codes = errors
@@ -86,6 +95,7 @@ impl ProtocolDoc {
         let doc = ProtocolDoc {
             server_types,
             ref_types,
+            max_ref_bytes,
             error_codes,
             close_codes,
         };

@@ -35,6 +35,7 @@ pub fn small_config() -> Config {
         max_messages: HISTORY,
         max_bytes: 64 * 1024,
         max_age: MAX_AGE,
+        ..Config::development().history
     };
     config.cleanup_interval = CLEANUP;
     config

@@ -122,7 +122,8 @@ impl<R: Runtime> Builder<R> {
     /// tokio runtime, for tokio).
     ///
     /// Every hub gets the same `Config`: its limits, `max_connections` included, apply per
-    /// shard. Each hub's `shard` is set to its index (so connection ids name their shard), and
+    /// shard, except the history budget (`history.max_total_bytes`), which bounds the process:
+    /// each of N shards keeps 1/N of it. Each hub's `shard` is set to its index (so connection ids name their shard), and
     /// with several shards each hub is part of a cluster so that clients' room publishes reach
     /// every shard; envelopes reach [`Events`] only if `config.cluster` was set.
     pub fn start(self) -> (Handle<R>, Events) {
@@ -143,6 +144,8 @@ impl<R: Runtime> Builder<R> {
             let (tx, rx) = async_channel::bounded(options.inbox_capacity);
             let mut hub_config = config.clone();
             hub_config.shard = u8::try_from(index).expect("at most MAX_SHARDS shards");
+            // The history budget is the process's: each shard keeps its share.
+            hub_config.history.max_total_bytes = config.history.max_total_bytes / options.shards;
             // Several shards relay client publishes to each other as envelopes.
             hub_config.cluster = config.cluster || options.shards > 1;
             let siblings = relay_tx

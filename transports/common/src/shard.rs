@@ -11,7 +11,10 @@
 //! Shards relay to each other what a client publishes to a room: the hub (configured as part
 //! of a cluster when there are several shards) emits the publish as an `Output::Remote`
 //! envelope, which goes to every other shard's relay inbox and is fed there as
-//! `Input::Remote`. Relay inboxes are unbounded so that two shards never wait for each other;
+//! `Input::Remote`. Only room and broadcast envelopes cross shards: a user's connections and
+//! streams live on the user's shard alone, so a user or thread envelope goes to the
+//! application (for other nodes) and never to a sibling, which would buffer a copy for a user
+//! it never serves. Relay inboxes are unbounded so that two shards never wait for each other;
 //! the clients' inbound rate limit bounds them.
 
 use crate::events::Event;
@@ -26,8 +29,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard::{
-    ConnId, Envelope, Hub, Input, Notice, Open, OpenError, Output, Position, Reason, Sequenced,
-    StreamId, Unsequenced, WaiterId,
+    ConnId, Envelope, Hub, Input, Notice, Open, OpenError, Output, Position, Reason, RemoteTarget,
+    Sequenced, StreamId, Unsequenced, WaiterId,
 };
 
 /// What a connection's writer must do next, in order.
@@ -229,7 +232,13 @@ impl Shard {
         let envelope: Arc<Envelope> = Arc::from(envelope);
         let forward = match self.relaying {
             Relaying::All => {
-                for sibling in &self.siblings {
+                // A user's streams live on its shard only (this one, or the one a publish
+                // went to): a sibling has nothing to deliver and would buffer a copy.
+                let shared = matches!(
+                    envelope.target,
+                    RemoteTarget::Room { .. } | RemoteTarget::All
+                );
+                for sibling in self.siblings.iter().filter(|_| shared) {
                     let _ = sibling.try_send(Relay::Envelope(envelope.clone()));
                 }
                 self.forward_remote

@@ -428,6 +428,48 @@ async fn a_reconnecting_client_resumes_from_its_position() {
     server.handle.shutdown().await;
 }
 
+/// A user's stream lives on the user's shard only: a backend publish to users who are offline
+/// is buffered once per user, on that user's shard (no sibling shard keeps a copy), and each
+/// user receives what waited for it when it connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_offline_users_are_buffered_once_on_each_users_shard() {
+    let server = start(config(), 2).await;
+    let users: Vec<String> = (0..40).map(|i| format!("offline-{i}")).collect();
+    for user in &users {
+        let delivery = server
+            .handle
+            .publish(Target::User(user.as_str().into()), message("waiting"))
+            .await
+            .expect("ok");
+        assert!(delivery.buffered, "{user} is offline");
+        let to_thread = Target::Thread {
+            user: user.as_str().into(),
+            thread: "t1".into(),
+        };
+        server
+            .handle
+            .publish(to_thread, message("for-t1"))
+            .await
+            .expect("ok");
+    }
+    // Everything the publishes relayed to other shards has been fed by now.
+    server.handle.fed(None).await.expect("running");
+    let stats = server.handle.stats().await;
+    assert_eq!(stats.total.streams, users.len(), "one stream per user");
+    assert_eq!(stats.total.history_messages, 2 * users.len());
+    for (shard, shard_stats) in stats.shards.iter().enumerate() {
+        let here = users
+            .iter()
+            .filter(|u| server.handle.shard_of(&UserId::from(u.as_str())) == shard)
+            .count();
+        assert_eq!(shard_stats.streams, here, "shard {shard}");
+    }
+    let mut first = WsClient::welcomed(server.addr, &format!("user={}&thread=t1", users[0])).await;
+    assert_eq!(first.event().await, "waiting");
+    assert_eq!(first.event().await, "for-t1");
+    server.handle.shutdown().await;
+}
+
 /// A handshake the authenticator refuses is answered with its HTTP status (401) and never
 /// becomes a WebSocket or reaches a hub.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

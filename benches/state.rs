@@ -1,0 +1,103 @@
+//! The cost of what grows with the hub's state: a `stats()` snapshot (what `/metrics` calls on
+//! every scrape) and an append to history once the hub-wide history budget is reached.
+//!
+//! - `stats/10000`: a hub with 10 000 connections (half of them in a room, a third bound to
+//!   threads, most with frames in flight, each with a user stream holding history). `kept` is `Hub::stats`, whose gauges
+//!   are kept as the state changes; `recounted` is `Hub::recounted_stats`, which walks every
+//!   connection and stream as `stats` did before: the ratio of the two is what a scrape saves.
+//! - `history_append/<streams>`: one publish to an offline user, rotating over `<streams>`
+//!   users whose streams hold history. `within_budget` never reaches
+//!   `HistoryConfig::max_total_bytes`; `over_budget` is at it, so every append trims the
+//!   stream that went longest without one. Flat figures across stream counts show that the
+//!   trimming order costs no scan of the streams.
+//!
+//! ```sh
+//! cargo bench --bench state
+//! ```
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use switchboard::{Hub, Input, Message, Output, Target};
+
+mod fixture;
+use fixture::{config, drain, room_of};
+
+fn stats(c: &mut Criterion) {
+    let now = Instant::now();
+    let n = 10_000;
+    let (mut hub, room) = room_of(n, now);
+    for (i, conn) in hub.room_members(&room).into_iter().enumerate() {
+        if i % 3 == 0 {
+            hub.update_connection_thread(conn, Some(format!("t{}", i % 7).into()))
+                .unwrap();
+        }
+        if i % 2 == 0 {
+            hub.leave_room(conn, &room).unwrap();
+        }
+        let user = hub.connection_info(conn).unwrap().user;
+        let message = Message::new("m", serde_json::json!(i));
+        hub.publish(now, Target::User(user), &message).unwrap();
+        // A third of the readers flushed what they were sent; the rest have it in flight.
+        while let Some(output) = hub.poll_output() {
+            if let (Output::Send { conn, frame }, 0) = (output, i % 3) {
+                let bytes = frame.len();
+                hub.handle_input(now, Input::Flushed { conn, bytes })
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(hub.stats(), hub.recounted_stats());
+    let mut group = c.benchmark_group("stats");
+    group.bench_function(BenchmarkId::new("kept", n), |b| {
+        b.iter(|| black_box(hub.stats()))
+    });
+    group.bench_function(BenchmarkId::new("recounted", n), |b| {
+        b.iter(|| black_box(hub.recounted_stats()))
+    });
+    group.finish();
+}
+
+fn history_append(c: &mut Criterion) {
+    let now = Instant::now();
+    let message = Message::new("m", serde_json::json!({"pad": "x".repeat(200)}));
+    let mut group = c.benchmark_group("history_append");
+    for streams in [100usize, 10_000] {
+        for (name, over) in [("within_budget", false), ("over_budget", true)] {
+            let mut config = config();
+            let users: Vec<Target> = (0..streams)
+                .map(|i| Target::User(format!("offline-{i}").into()))
+                .collect();
+            let mut hub = Hub::new(config.clone());
+            for to in &users {
+                hub.publish(now, to.clone(), &message).unwrap();
+            }
+            let kept = hub.stats().history_bytes;
+            // At the budget: every further append trims one entry of another stream.
+            config.history.max_total_bytes = if over { kept } else { usize::MAX };
+            let mut hub = Hub::new(config);
+            for to in &users {
+                hub.publish(now, to.clone(), &message).unwrap();
+            }
+            drain(&mut hub);
+            let mut next = 0;
+            group.bench_function(BenchmarkId::new(name, streams), |b| {
+                b.iter(|| {
+                    next = (next + 1) % users.len();
+                    hub.publish(now, users[next].clone(), &message).unwrap();
+                    drain(&mut hub)
+                })
+            });
+            let trimmed = hub.stats().counters.history_trimmed;
+            assert_eq!(trimmed > 0, over, "{name}: {trimmed} trimmed");
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = stats, history_append
+}
+criterion_main!(benches);
