@@ -227,6 +227,7 @@ mod tests {
             max_messages,
             max_bytes,
             max_age: Duration::from_secs(60),
+            ..switchboard::Config::production().history
         }
     }
 

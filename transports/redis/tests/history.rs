@@ -24,6 +24,7 @@ fn bounds(max_messages: usize, max_bytes: usize, max_age: Duration) -> HistoryCo
         max_messages,
         max_bytes,
         max_age,
+        ..switchboard::Config::production().history
     }
 }
 
