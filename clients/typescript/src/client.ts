@@ -379,11 +379,29 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const binds = this.bindWaiters;
     this.bindWaiters = [];
     for (const waiter of binds) waiter.resolve();
+    if (!this.resumeSent) this.takeHeadAfterReplay(welcome);
     for (const [room, state] of this.rooms) this.sendJoin(room, state);
     this.emit("connected", { welcome, resumed: this.resumeSent });
     const waiters = this.connectWaiters;
     this.connectWaiters = [];
     for (const waiter of waiters) waiter.resolve(welcome);
+  }
+
+  /**
+   * A connection opened without a user-stream position: once a `ping` sent after `welcome` is
+   * answered, everything replayed at open (pending messages, runs in progress: all at or below
+   * the welcome's head) has arrived, and the head becomes the position (§7 step 2). Without
+   * it, a client that received nothing on its user stream would reconnect without a position
+   * and miss what reached its old, dying connection.
+   */
+  private takeHeadAfterReplay(welcome: WelcomeFrame): void {
+    const ref = this.requests.ref();
+    this.connection.send({ type: "ping", ref });
+    this.requests.expect(ref, {
+      answer: () => this.observe(welcome.stream, welcome.epoch, welcome.seq),
+      fail: () => undefined,
+      lost: () => undefined,
+    });
   }
 
   private onClosed(verdict: CloseVerdict, delayMs: number | null): void {

@@ -191,10 +191,11 @@ describe("reconnecting by close code (PROTOCOL.md §5)", () => {
 
   test("a silent connection is probed with ping, then replaced (4000) and the client reconnects at once", async () => {
     const { socket, sockets, timers, events } = await connected({ heartbeat: true });
+    const pings = (): number => socket().sentOf("ping").filter((p) => p.ref === undefined).length;
     timers.advance(15_000); // something was heard at welcome
-    assert.equal(socket().sentOf("ping").length, 0);
+    assert.equal(pings(), 0);
     timers.advance(15_000);
-    assert.equal(socket().sentOf("ping").length, 1, "probe");
+    assert.equal(pings(), 1, "probe");
     timers.advance(15_000);
     await settle();
     assert.deepEqual(sockets[0]?.closedWith, { code: 4000, reason: "heartbeat_timeout" });
@@ -244,6 +245,18 @@ describe("resume (PROTOCOL.md §7)", () => {
     await settle();
     socket().receive(welcome());
     assert.deepEqual(socket().last().since, { epoch: 2, seq: 9 });
+  });
+
+  test("without a position at connect, the welcome head becomes the position once a ping after welcome is answered", async () => {
+    const { client, socket } = await connected();
+    const [fence] = socket().sentOf("ping");
+    assert.equal(client.position("user:alice"), undefined);
+    socket().receive({ type: "pong", ref: fence?.ref });
+    assert.deepEqual(client.position("user:alice"), { epoch: 1, seq: 0 });
+    const later = await connected();
+    later.socket().receive(message("user:alice", 12)); // newer than the head: kept
+    later.socket().receive({ type: "pong", ref: later.socket().sentOf("ping")[0]?.ref });
+    assert.deepEqual(later.client.position("user:alice"), { epoch: 1, seq: 12 });
   });
 
   test("positions are not taken from welcome, joined-with-since or resumed", async () => {
@@ -393,7 +406,7 @@ describe("requests", () => {
     const b = client.publish("other", "chat", { n: 2 });
     await settle();
     const [p1, p2] = socket().sentOf("publish");
-    const fences = socket().sentOf("ping");
+    const fences = socket().sentOf("ping").filter((p) => (p.ref as number) > (p2?.ref as number));
     assert.equal(fences.length, 1);
     assert.deepEqual(p1, { type: "publish", room: "lobby", event: "chat", data: { n: 1 }, ref: p1?.ref });
     socket().receive({ type: "error", code: "not_member", message: "no", ref: p2?.ref });
