@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
-import { WebSocketServer } from "ws";
+import WebSocket, { WebSocketServer } from "ws";
 
 const BUNDLE = readFileSync(fileURLToPath(new URL("../../demo/switchboard.min.js", import.meta.url)), "utf8");
 
@@ -139,6 +139,30 @@ export class Feed {
       ([m, u, n]) => (window as unknown as { measure: (m: string, u: string, n: number) => Promise<FeedResult> }).measure(m, u, n),
       [mode, ws, frames] as const,
     );
+  }
+
+  /**
+   * Feed `frames` frames at `rate` per second to a `ws` client in this Node process: what the
+   * feed itself can deliver, to tell a slow page from a slow feed.
+   */
+  async measureNode(frames: number, rate: number): Promise<{ perSecond: number; maxLagMs: number }> {
+    const socket = new WebSocket(`${this.url.replace("http", "ws")}/ws?frames=${frames}&rate=${rate}`);
+    return new Promise((resolve) => {
+      let count = 0;
+      let first = 0;
+      let maxLagMs = 0;
+      socket.on("message", (data: Buffer) => {
+        const frame = JSON.parse(data.toString()) as { type: string; data: { t: number } };
+        if (frame.type !== "message") return;
+        if (count === 0) first = performance.now();
+        count += 1;
+        maxLagMs = Math.max(maxLagMs, Date.now() - frame.data.t);
+        if (count === frames) {
+          socket.close();
+          resolve({ perSecond: frames / ((performance.now() - first) / 1000), maxLagMs });
+        }
+      });
+    });
   }
 
   /**

@@ -12,6 +12,10 @@ import { Feed, type FeedResult } from "./feed.js";
 const browser = await Browser.launch();
 const feed = await Feed.start();
 try {
+  for (const rate of [10_000, 0]) {
+    const node = await feed.measureNode(50_000, rate);
+    console.log(`the feed to a Node ws client, ${rate ? "10 000/s" : "unpaced"}: ${Math.round(node.perSecond)} frames/s, max lag ${node.maxLagMs} ms`);
+  }
   const page = await browser.open("about:blank");
   const results: FeedResult[] = [];
   for (const mode of ["raw", "sdk"] as const) {
