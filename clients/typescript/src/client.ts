@@ -25,11 +25,12 @@ import {
   type ServerFrame,
   type StreamName,
   type UnknownFrame,
+  type UnknownRunFrame,
   type WelcomeFrame,
 } from "./protocol.js";
 import type { BackoffOptions, CloseVerdict } from "./reconnect.js";
 import { Deferred, type Pending, Requests } from "./requests.js";
-import { RunAssembler, type RunAssemblerOptions, type RunView, type UnknownRunFrame } from "./runs.js";
+import { RunAssembler, type RunAssemblerOptions, type RunView } from "./runs.js";
 import type { PositionStore } from "./storage.js";
 import { globalTimers, type Timers } from "./timers.js";
 
@@ -156,6 +157,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private resumeSent = false;
   private persistTimer: unknown = undefined;
   private stateNow: ConnectionState = "idle";
+  /** Saves the positions when the page goes away (a reload, a closed tab). */
+  private readonly onPageHide = (): void => this.persistNow();
 
   constructor(options: ClientOptions) {
     super();
@@ -229,6 +232,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * kept: a later {@link connect} resumes. Pending requests are rejected with `closed`.
    */
   close(): void {
+    pageEvents()?.removeEventListener("pagehide", this.onPageHide);
     this.connection.stop(1000, "normal");
     // No socket was open (idle, waiting for a token or for the next attempt): closed all the same.
     if (this.stateNow !== "closed") this.onClosed({ code: 1000, label: "normal", rule: "never" }, null);
@@ -350,6 +354,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       }
     }
     this.loaded = true;
+    if (this.store !== undefined) pageEvents()?.addEventListener("pagehide", this.onPageHide);
     this.connection.start();
   }
 
@@ -616,4 +621,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.stateNow = state;
     this.emit("state", state);
   }
+}
+
+/** The page's events (`window`), in a browser. */
+function pageEvents():
+  | { addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void }
+  | undefined {
+  const page = globalThis as { addEventListener?: unknown; removeEventListener?: unknown };
+  return typeof page.addEventListener === "function" && typeof page.removeEventListener === "function"
+    ? (page as ReturnType<typeof pageEvents>)
+    : undefined;
 }

@@ -40,7 +40,6 @@ export {
   type RunStatus,
   type RunView,
   type ToolCall,
-  type UnknownRunFrame,
 } from "./runs.js";
 export { LocalStorageStore, MemoryStore, type KeyValueStorage, type PositionStore } from "./storage.js";
 export type { Timers } from "./timers.js";

@@ -348,6 +348,21 @@ export interface UnknownFrame {
   readonly [field: string]: Json | undefined;
 }
 
+/**
+ * A run frame of a type this SDK does not know (a later protocol version's, such as streamed
+ * answer text): it has the fields every agent frame has, and its own.
+ */
+export interface UnknownRunFrame {
+  readonly type: string;
+  readonly run: string;
+  readonly agent?: string;
+  readonly thread?: string;
+  readonly stream: StreamName;
+  readonly epoch: number;
+  readonly seq: number;
+  readonly [field: string]: Json | undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Close codes (§5)
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
  * does not depend on the order frames arrive in.
  */
 
-import { AGENT_FRAME_TYPES, type AgentFrame, type Json, type StreamName } from "./protocol.js";
+import { AGENT_FRAME_TYPES, type AgentFrame, type Json, type StreamName, type UnknownRunFrame } from "./protocol.js";
 
 /** How a run stands. */
 export type RunStatus = "running" | "completed" | "failed" | "cancelled" | "lost";
@@ -76,18 +76,6 @@ export interface RunView {
  */
 export interface RunExtension {
   apply(extensions: Record<string, unknown>, frame: UnknownRunFrame, place: Place): boolean;
-}
-
-/** A frame of a run of a type this SDK does not know. */
-export interface UnknownRunFrame {
-  readonly type: string;
-  readonly run: string;
-  readonly agent?: string;
-  readonly thread?: string;
-  readonly stream: StreamName;
-  readonly epoch: number;
-  readonly seq: number;
-  readonly [field: string]: Json | undefined;
 }
 
 /** Options of a {@link RunAssembler}. */

@@ -84,4 +84,18 @@ describe("the demo page", () => {
     assert.match((await page.locator("#last-close").textContent()) ?? "", /last close: 1006/);
     assert.equal(await page.locator(".run[data-status=completed]").count(), runs);
   });
+
+  test("resumes after a page reload from the positions it kept in localStorage", async () => {
+    await page.reload();
+    await server.publish({ room: "lobby" }, "chat", { text: "during the reload" });
+    await server.publish({ user: "alice" }, "notice", { text: "for alice during the reload" });
+    await page.fill("#user", "alice");
+    await page.fill("#token", token("alice"));
+    await page.click("#connect");
+    await page.waitForSelector("#chat[data-joined=lobby]");
+    await server.publish({ room: "lobby" }, "chat", { text: "after the reload" });
+    await waitForMessage("after the reload");
+    assert.deepEqual(await messages(), ["notice: for alice during the reload", "chat: during the reload", "chat: after the reload"]);
+    assert.match((await texts(page, "#log li")).join("\n"), /connected as alice \(resumed\)/);
+  });
 });

@@ -341,6 +341,27 @@ describe("resume (PROTOCOL.md §7)", () => {
   });
 });
 
+describe("page lifecycle", () => {
+  test("with a store, positions are saved when the page is hidden (a reload), not only on the timer", async () => {
+    const page = new EventTarget();
+    const global = globalThis as { addEventListener?: unknown; removeEventListener?: unknown };
+    global.addEventListener = page.addEventListener.bind(page);
+    global.removeEventListener = page.removeEventListener.bind(page);
+    try {
+      const store = new MemoryStore();
+      const { client, socket } = await connected({ store, persistIntervalMs: 60_000 });
+      socket().receive(message("room:lobby", 4));
+      assert.equal(store.load()?.streams["room:lobby"], undefined);
+      page.dispatchEvent(new Event("pagehide"));
+      assert.deepEqual(store.load()?.streams["room:lobby"], { epoch: 1, seq: 4 });
+      client.close();
+    } finally {
+      delete global.addEventListener;
+      delete global.removeEventListener;
+    }
+  });
+});
+
 describe("requests", () => {
   test("join resolves with the ref-matched joined; errors reject with their code and the room is not joined again", async () => {
     const { client, socket, timers } = await connected();
