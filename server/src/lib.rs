@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod demo;
 pub mod gateway;
 pub mod metrics;
 pub mod ops;
@@ -119,7 +120,7 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         bridge: bridge.clone(),
         shared_streams: settings.hub.shared_streams,
     });
-    let app = router(state, settings.max_body_bytes);
+    let app = router(state, settings.max_body_bytes).merge(demo::routes(&settings, &handle));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve_http(listener, app, stopped, settings.shutdown_grace));
     tracing::info!(%addr, env = ?settings.env, "switchboard listening");

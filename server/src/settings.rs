@@ -71,6 +71,17 @@ pub struct FileSettings {
     /// Joining other nodes over Redis.
     #[serde(default)]
     pub redis: RedisSettings,
+    /// The demo page.
+    #[serde(default)]
+    pub demo: DemoSettings,
+}
+
+/// `[demo]`: the demo page at `/demo` (see `docs/OPERATIONS.md`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSettings {
+    /// Serve it. Default: in development only.
+    pub enabled: Option<bool>,
 }
 
 /// `[redis]`: the Redis that joins this node to the others of a cluster. Without a URL the
@@ -190,6 +201,9 @@ pub struct Overrides {
     /// Number streams in Redis, shared by every node (with a Redis URL).
     #[arg(long, env = "SWITCHBOARD_REDIS_SHARED_STREAMS")]
     pub redis_shared_streams: Option<bool>,
+    /// Serve the demo page at /demo (default: in development only).
+    #[arg(long, env = "SWITCHBOARD_DEMO")]
+    pub demo: Option<bool>,
 }
 
 /// Everything the server runs with, resolved.
@@ -215,6 +229,8 @@ pub struct Settings {
     pub hub: Config,
     /// The Redis of the cluster this node joins; `None`: a single node.
     pub redis_url: Option<String>,
+    /// Whether `/demo` is served.
+    pub demo: bool,
 }
 
 /// Why settings could not be resolved.
@@ -321,6 +337,10 @@ impl Settings {
             development_credentials,
             hub,
             redis_url,
+            demo: overrides
+                .demo
+                .or(file.demo.enabled)
+                .unwrap_or(env == Environment::Development),
         })
     }
 
@@ -442,6 +462,37 @@ mod tests {
         assert!(!alone.hub.shared_streams, "nothing to share without redis");
         let from_env = Settings::resolve(file, &overrides).unwrap();
         assert_eq!(from_env.redis_url.as_deref(), Some("redis://env:6379/"));
+    }
+
+    #[test]
+    fn the_demo_is_served_in_development_only_unless_a_setting_says_otherwise() {
+        let dev = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
+        assert!(dev.demo);
+        let staging = parse(
+            "env = \"staging\"\n[auth]\nsecret = \"a-secret-of-enough-length\"\napi_key = \"k\"",
+        );
+        assert!(
+            !Settings::resolve(staging, &Overrides::default())
+                .unwrap()
+                .demo
+        );
+        let enabled = parse(
+            "env = \"staging\"\n[demo]\nenabled = true\n[auth]\nsecret = \"a-secret-of-enough-length\"\napi_key = \"k\"",
+        );
+        assert!(
+            Settings::resolve(enabled, &Overrides::default())
+                .unwrap()
+                .demo
+        );
+        let off = Overrides {
+            demo: Some(false),
+            ..Overrides::default()
+        };
+        assert!(
+            !Settings::resolve(FileSettings::default(), &off)
+                .unwrap()
+                .demo
+        );
     }
 
     #[test]

@@ -1,0 +1,31 @@
+/** The error the SDK rejects promises with and reports on the `error` event. */
+
+import type { ErrorCode } from "./protocol.js";
+
+/**
+ * Codes of the SDK's own (the server's are {@link ErrorCode}):
+ * - `timeout`: no answer within the request's timeout;
+ * - `disconnected`: the connection closed before the answer (the request may or may not have
+ *   been carried out);
+ * - `not_connected`: the request needs an open connection and there is none;
+ * - `closed`: the client was closed, or stopped reconnecting;
+ * - `token`: the token provider failed;
+ * - `store`: the position store failed to load or save;
+ * - `socket`: the WebSocket reported an error;
+ * - `bad_frame`: the server sent a frame that is not a JSON object with a string `type`.
+ */
+export type ClientErrorCode = "timeout" | "disconnected" | "not_connected" | "closed" | "token" | "store" | "socket" | "bad_frame";
+
+/** A refused or failed request, or a problem of the connection. */
+export class SwitchboardError extends Error {
+  override readonly name = "SwitchboardError";
+
+  constructor(
+    /** The server's error code, or the SDK's. */
+    readonly code: ErrorCode | ClientErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The real-browser test harness: Debian's headless Chromium (never a downloaded browser),
+ * driven by playwright-core, with a fresh profile per launch. Browser tests of any part of the
+ * project use it: start the server binary with the settings they need (re-exported from the
+ * test support), open a page, read its DOM.
+ *
+ *   const browser = await Browser.launch();
+ *   const page = await browser.open(`${server.http}/demo`);
+ *   await page.waitForSelector("#state[data-state=connected]");
+ *   await browser.close();
+ *
+ * Chromium is `/usr/bin/chromium` (`apt-get install -y chromium`), or `$CHROMIUM`.
+ */
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { PATIENCE_MS } from "../support/server.js";
+
+export { CutProxy } from "../support/proxy.js";
+export { PATIENCE_MS, TestServer, token, type ServerOptions } from "../support/server.js";
+
+/** The Chromium the tests drive. */
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+
+/** Flags for a sandboxed machine without network: no sandbox (root), no GPU, no background traffic. */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** A headless Chromium with a profile of its own. */
+export class Browser {
+  private constructor(
+    private readonly context: BrowserContext,
+    private readonly profile: string,
+    /** What pages wrote to their console and the errors they threw, for failure messages. */
+    readonly console: string[],
+  ) {}
+
+  /** Launch Chromium with a fresh `--user-data-dir`. */
+  static async launch(): Promise<Browser> {
+    const profile = mkdtempSync(join(tmpdir(), "switchboard-chromium-"));
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: PATIENCE_MS,
+    });
+    context.setDefaultTimeout(PATIENCE_MS);
+    return new Browser(context, profile, []);
+  }
+
+  /** Open `url` in a new page and wait for it to load. */
+  async open(url: string): Promise<Page> {
+    const page = await this.context.newPage();
+    page.on("console", (message) => this.console.push(`${message.type()}: ${message.text()}`));
+    page.on("pageerror", (error) => this.console.push(`pageerror: ${error.message}`));
+    await page.goto(url);
+    return page;
+  }
+
+  /** Close the browser and remove its profile. */
+  async close(): Promise<void> {
+    await this.context.close();
+    rmSync(this.profile, { recursive: true, force: true });
+  }
+}
+
+/** The text of every element matching `selector`. */
+export function texts(page: Page, selector: string): Promise<string[]> {
+  return page.locator(selector).allTextContents();
+}
