@@ -5,27 +5,32 @@
 //!
 //! - **descriptors**: the process's open-file limit (its soft `RLIMIT_NOFILE`, raised to the
 //!   hard one at start by [`OpenFiles::raise`]) minus what was open at start minus
-//!   `http.fd_reserve`. Past it, a socket is closed at once, so the process never runs out of
-//!   descriptors for Redis, its logs or its own listener;
+//!   `http.fd_reserve`. Past it, a new socket is closed at once, so the process never runs out
+//!   of descriptors for Redis, its logs or its own listener;
+//! - **per address**: open connections (HTTP and WebSocket) from one IPv4 address or one IPv6
+//!   /64, at most `http.max_connections_per_ip` (0: no limit). Past it, a new socket from that
+//!   address is closed at once;
 //! - **handshakes**: connections that have not yet sent a complete first request head (a silent
 //!   socket, an HTTP/2 preface with no request, half a WebSocket handshake), at most
 //!   `http.max_handshakes` and never more than half the descriptor budget, so slow or silent
-//!   clients cannot take the descriptors that served clients need;
-//! - **per address**: open connections (HTTP and WebSocket) from one IPv4 address or one IPv6
-//!   /64, at most `http.max_connections_per_ip` (0: no limit).
+//!   clients cannot take the descriptors that served clients need. Past it, the connection
+//!   that has waited longest is closed to make room: a client that behaves sends its request
+//!   within a round trip, so the oldest waiting is the likeliest to be one that never will, and
+//!   a flood of silent sockets cannot keep new clients out.
 //!
 //! A refused socket is closed at once without an answer (the client sees the connection
-//! closed or reset); it is counted by reason, and logged as a warning at most once per
-//! [`WARN_EVERY`] with the number of refusals since. The [`Ticket`] of an admitted socket
+//! closed or reset); refusals and evictions are counted, and refusals logged as a warning at
+//! most once per [`WARN_EVERY`] with the number since. The [`Ticket`] of an admitted socket
 //! travels with it (into the WebSocket connection after an upgrade) and gives its place back
 //! when the socket is closed.
 
 use crate::settings::HttpLimits;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// At most one warning per this period about refused sockets or failing accepts.
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -95,21 +100,18 @@ fn open_descriptors() -> usize {
 pub enum Refusal {
     /// The descriptor budget is spent.
     Descriptors,
-    /// `max_handshakes` connections are waiting for their first request.
-    Handshakes,
     /// The address holds `max_connections_per_ip` connections.
     PerIp,
 }
 
 impl Refusal {
     /// Every refusal, in the order of [`AdmissionStats::refused`].
-    pub const ALL: [Refusal; 3] = [Refusal::Descriptors, Refusal::Handshakes, Refusal::PerIp];
+    pub const ALL: [Refusal; 2] = [Refusal::Descriptors, Refusal::PerIp];
 
     /// The `reason` label in `/metrics`.
     pub fn label(self) -> &'static str {
         match self {
             Refusal::Descriptors => "descriptors",
-            Refusal::Handshakes => "handshakes",
             Refusal::PerIp => "per_ip",
         }
     }
@@ -132,7 +134,9 @@ pub struct AdmissionStats {
     /// Sockets that have not sent a complete first request head.
     pub handshakes: usize,
     /// Sockets closed at accept, by [`Refusal::ALL`].
-    pub refused: [u64; 3],
+    pub refused: [u64; 2],
+    /// Connections closed in their handshake to make room for a new one.
+    pub evicted: u64,
     /// Connections closed without a complete first request head in time.
     pub handshake_timeouts: u64,
     /// Connections closed after `idle_timeout` without a request.
@@ -148,8 +152,11 @@ pub struct AdmissionStats {
 #[derive(Debug, Default)]
 struct Counts {
     open: usize,
-    handshakes: usize,
     per_ip: HashMap<Address, usize>,
+    /// The connections in their handshake, oldest first: each one's eviction signal.
+    waiting: BTreeMap<u64, Arc<Notify>>,
+    /// The number the next admitted socket gets.
+    next: u64,
 }
 
 /// The unit of the per-address limit: an IPv4 address, or an IPv6 /64 (what one host, or one
@@ -177,11 +184,14 @@ pub struct Admission {
     max_per_ip: usize,
     open_files: OpenFiles,
     counts: Mutex<Counts>,
-    refused: [AtomicU64; 3],
+    refused: [AtomicU64; 2],
+    evicted: AtomicU64,
     handshake_timeouts: AtomicU64,
     idle_timeouts: AtomicU64,
     accept_errors: AtomicU64,
-    warnings: Throttle,
+    /// Warnings about refusals, and about failing accepts, each at most once per period.
+    refusal_warnings: Throttle,
+    failure_warnings: Throttle,
 }
 
 impl Admission {
@@ -203,10 +213,12 @@ impl Admission {
             open_files,
             counts: Mutex::new(Counts::default()),
             refused: Default::default(),
+            evicted: AtomicU64::new(0),
             handshake_timeouts: AtomicU64::new(0),
             idle_timeouts: AtomicU64::new(0),
             accept_errors: AtomicU64::new(0),
-            warnings: Throttle::default(),
+            refusal_warnings: Throttle::default(),
+            failure_warnings: Throttle::default(),
         })
     }
 
@@ -215,37 +227,47 @@ impl Admission {
         self.max_handshakes
     }
 
-    /// Admit a socket accepted from `peer`, or say why it must be closed at once.
+    /// Admit a socket accepted from `peer`, or say why it must be closed at once. With
+    /// `max_handshakes` connections in their handshake, the one admitted longest ago is told
+    /// to close ([`Ticket::evicted`]) to make room.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, Refusal> {
         let address = Address::from(peer);
-        let refusal = {
+        let admitted = {
             let mut counts = self.counts.lock().expect("not poisoned");
             let from_peer = counts.per_ip.get(&address).copied().unwrap_or(0);
             if counts.open >= self.budget {
-                Some(Refusal::Descriptors)
+                Err(Refusal::Descriptors)
             } else if self.max_per_ip > 0 && from_peer >= self.max_per_ip {
-                Some(Refusal::PerIp)
-            } else if counts.handshakes >= self.max_handshakes {
-                Some(Refusal::Handshakes)
+                Err(Refusal::PerIp)
             } else {
+                if counts.waiting.len() >= self.max_handshakes {
+                    if let Some((_, oldest)) = counts.waiting.pop_first() {
+                        oldest.notify_one();
+                        self.evicted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 counts.open += 1;
-                counts.handshakes += 1;
                 if self.max_per_ip > 0 {
                     *counts.per_ip.entry(address).or_default() += 1;
                 }
-                None
+                let serial = counts.next;
+                counts.next += 1;
+                let evicted = Arc::new(Notify::new());
+                counts.waiting.insert(serial, evicted.clone());
+                Ok((serial, evicted))
             }
         };
-        match refusal {
-            None => Ok(Ticket {
+        match admitted {
+            Ok((serial, evicted)) => Ok(Ticket {
                 admission: self.clone(),
                 address: (self.max_per_ip > 0).then_some(address),
-                in_handshake: AtomicBool::new(true),
+                serial,
+                evicted,
             }),
-            Some(refusal) => {
+            Err(refusal) => {
                 let index = Refusal::ALL.iter().position(|r| *r == refusal);
                 self.refused[index.expect("listed")].fetch_add(1, Ordering::Relaxed);
-                self.warnings.warn(|since| {
+                self.refusal_warnings.warn(|since| {
                     tracing::warn!(
                         reason = refusal.label(),
                         refused_since_last_warning = since,
@@ -269,7 +291,7 @@ impl Admission {
     /// Count an `accept` failure (the caller backs off); warn at most once per [`WARN_EVERY`].
     pub fn accept_failed(&self, error: &std::io::Error) {
         self.accept_errors.fetch_add(1, Ordering::Relaxed);
-        self.warnings.warn(|since| {
+        self.failure_warnings.warn(|since| {
             tracing::warn!(
                 %error,
                 failures_since_last_warning = since,
@@ -282,12 +304,13 @@ impl Admission {
     pub fn stats(&self) -> AdmissionStats {
         let (connections, handshakes) = {
             let counts = self.counts.lock().expect("not poisoned");
-            (counts.open, counts.handshakes)
+            (counts.open, counts.waiting.len())
         };
         AdmissionStats {
             connections,
             handshakes,
             refused: self.refused.each_ref().map(|c| c.load(Ordering::Relaxed)),
+            evicted: self.evicted.load(Ordering::Relaxed),
             handshake_timeouts: self.handshake_timeouts.load(Ordering::Relaxed),
             idle_timeouts: self.idle_timeouts.load(Ordering::Relaxed),
             accept_errors: self.accept_errors.load(Ordering::Relaxed),
@@ -303,16 +326,23 @@ pub struct Ticket {
     admission: Arc<Admission>,
     /// Counted per address (only with a per-address limit).
     address: Option<Address>,
-    in_handshake: AtomicBool,
+    /// Its place in the order of admission.
+    serial: u64,
+    /// Signalled when it must close to make room for a newer handshake.
+    evicted: Arc<Notify>,
 }
 
 impl Ticket {
-    /// The socket sent a complete request head: it no longer counts as a handshake.
+    /// The socket sent a complete request head: it no longer counts as a handshake (and can no
+    /// longer be evicted).
     pub fn established(&self) {
-        if self.in_handshake.swap(false, Ordering::AcqRel) {
-            let mut counts = self.admission.counts.lock().expect("not poisoned");
-            counts.handshakes -= 1;
-        }
+        let mut counts = self.admission.counts.lock().expect("not poisoned");
+        counts.waiting.remove(&self.serial);
+    }
+
+    /// Resolves once this connection, still in its handshake, must close to make room.
+    pub async fn evicted(&self) {
+        self.evicted.notified().await;
     }
 }
 
@@ -320,9 +350,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let mut counts = self.admission.counts.lock().expect("not poisoned");
         counts.open -= 1;
-        if *self.in_handshake.get_mut() {
-            counts.handshakes -= 1;
-        }
+        counts.waiting.remove(&self.serial);
         if let Some(address) = &self.address {
             if let Some(n) = counts.per_ip.get_mut(address) {
                 *n -= 1;
@@ -371,25 +399,37 @@ mod tests {
     const ALICE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
     const BOB: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
 
-    #[test]
-    fn handshakes_are_capped_and_a_request_frees_the_place() {
+    /// Whether `ticket` was told to close.
+    async fn was_evicted(ticket: &Ticket) -> bool {
+        let evicted = ticket.evicted();
+        tokio::time::timeout(Duration::from_millis(10), evicted)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn past_the_handshake_cap_the_oldest_waiting_makes_room() {
         let limits = HttpLimits {
             max_handshakes: 2,
             ..HttpLimits::default()
         };
         let node = admission(limits, 10_000);
         let first = node.admit(ALICE).unwrap();
-        let _second = node.admit(BOB).unwrap();
-        assert_eq!(node.admit(ALICE).unwrap_err(), Refusal::Handshakes);
-        first.established();
+        let second = node.admit(BOB).unwrap();
         first.established();
         let third = node.admit(ALICE).unwrap();
-        assert_eq!(node.stats().handshakes, 2);
-        drop(third);
-        drop(first);
+        assert!(!was_evicted(&second).await, "two waiting: room for both");
+        let fourth = node.admit(BOB).unwrap();
+        assert!(was_evicted(&second).await, "the oldest waiting goes");
+        assert!(!was_evicted(&first).await && !was_evicted(&third).await);
         let stats = node.stats();
-        assert_eq!((stats.connections, stats.handshakes), (1, 1));
-        assert_eq!(stats.refused, [0, 1, 0]);
+        assert_eq!(
+            (stats.connections, stats.handshakes, stats.evicted),
+            (4, 2, 1)
+        );
+        drop((second, third, fourth));
+        let stats = node.stats();
+        assert_eq!((stats.connections, stats.handshakes), (1, 0));
     }
 
     #[test]
@@ -427,11 +467,12 @@ mod tests {
         // 20 descriptors, 10 open at start, 4 reserved: 6 sockets, at most 3 in handshake.
         let node = admission(limits.clone(), 20);
         assert_eq!(node.max_handshakes(), 3);
-        let mut held: Vec<Ticket> = (0..3).map(|_| node.admit(ALICE).unwrap()).collect();
-        assert_eq!(node.admit(ALICE).unwrap_err(), Refusal::Handshakes);
-        held.iter().for_each(Ticket::established);
-        held.extend((0..3).map(|_| node.admit(BOB).unwrap()));
+        let mut held: Vec<Ticket> = (0..6).map(|_| node.admit(ALICE).unwrap()).collect();
+        assert_eq!(node.stats().handshakes, 3, "the three oldest made room");
         assert_eq!(node.admit(BOB).unwrap_err(), Refusal::Descriptors);
+        held.truncate(5);
+        assert!(node.admit(BOB).is_ok());
+        assert_eq!(node.stats().refused, [1, 0]);
         let open_files = OpenFiles {
             soft: Some(14),
             hard: Some(14),

@@ -4,8 +4,9 @@
 //!
 //! - From accept to a complete first request head: `handshake_timeout`, whatever the protocol
 //!   (hyper's own HTTP/1 header timeout starts only once a first byte arrived, and HTTP/2 has
-//!   none). On HTTP/1.1, each later request head on a kept-alive connection must also arrive
-//!   within it (hyper's header read timeout, started when the previous response is done).
+//!   none), or sooner if admission evicts the connection to make room for a newer one. On
+//!   HTTP/1.1, each later request head on a kept-alive connection must also arrive within it
+//!   (hyper's header read timeout, started when the previous response is done).
 //! - A connection with no request in progress for `idle_timeout` is shut down gracefully
 //!   (HTTP/2: `GOAWAY`). A request is in progress from its head to its response's head.
 //! - HTTP/2: at most `http2_max_concurrent_streams` streams per connection, keep-alive pings
@@ -205,14 +206,19 @@ async fn drive(
     mut stopping: watch::Receiver<()>,
 ) {
     // Until the first complete request head. Dropping the connection closes the socket.
-    tokio::select! {
+    let established = tokio::select! {
         _ = &mut connection => return,
-        _ = activity.first_request() => {}
+        _ = activity.first_request() => true,
+        // Made room for a newer connection, unless its request arrived meanwhile.
+        _ = activity.ticket.evicted() => activity.requested.load(Ordering::Acquire),
         _ = tokio::time::sleep(limits.handshake_timeout) => {
             admission.timed_out(Stage::Handshake);
             return;
         }
         _ = stopping.changed() => return,
+    };
+    if !established {
+        return;
     }
     // While requests keep coming.
     tokio::select! {

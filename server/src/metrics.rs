@@ -236,12 +236,18 @@ fn render_front(t: &mut Text, front: &AdmissionStats) {
     t.family(
         "http_refused_total",
         "counter",
-        "Sockets closed at accept, by the budget that was spent: descriptors, handshakes, per_ip.",
+        "Sockets closed at accept, by the budget that was spent: descriptors, per_ip.",
     );
     for (refusal, n) in Refusal::ALL.iter().zip(front.refused) {
         let labels = format!("reason=\"{}\"", refusal.label());
         t.sample("http_refused_total", &labels, n);
     }
+    t.single(
+        "http_handshakes_evicted_total",
+        "counter",
+        "Connections closed in their handshake to make room for a new one, the oldest first.",
+        front.evicted,
+    );
     t.family(
         "http_timeouts_total",
         "counter",
@@ -387,7 +393,8 @@ mod tests {
         };
         let front = AdmissionStats {
             connections: 5,
-            refused: [1, 2, 3],
+            refused: [1, 3],
+            evicted: 2,
             open_files_soft: Some(1024),
             open_files_hard: Some(4096),
             ..Default::default()
@@ -422,6 +429,7 @@ mod tests {
         assert!(text.contains("switchboard_cluster_subscriptions 2\n"));
         assert!(text.contains("switchboard_http_connections 5\n"));
         assert!(text.contains("switchboard_http_refused_total{reason=\"per_ip\"} 3\n"));
+        assert!(text.contains("switchboard_http_handshakes_evicted_total 2\n"));
         assert!(text.contains("switchboard_open_files_limit{kind=\"soft\"} 1024\n"));
         assert!(text.contains("switchboard_open_files_limit{kind=\"hard\"} 4096\n"));
     }

@@ -176,11 +176,12 @@ async fn the_key_is_checked_before_the_body_is_read() {
     }
 }
 
-/// With `max_handshakes` connections waiting for their first request, the next is closed at
-/// once (long before the handshake deadline) and counted, while connected clients are served;
-/// once the waiting ones go, new clients connect again.
+/// With `max_handshakes` connections waiting for their first request, a new one is admitted
+/// and the one that waited longest is closed at once (long before the handshake deadline), and
+/// counted: a flood of silent sockets cannot keep a client who behaves from connecting, and
+/// connected clients are served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_past_the_handshake_cap_are_closed_at_once() {
+async fn past_the_handshake_cap_the_oldest_waiting_connection_makes_room() {
     let server = TestServer::with("[http]\nmax_handshakes = 20\nhandshake_timeout_secs = 60").await;
     let mut bystander = server.connect("bystander").await;
     let http = kept_alive(&server).await;
@@ -190,17 +191,26 @@ async fn connections_past_the_handshake_cap_are_closed_at_once() {
     }
     metric_reaches(&server, &http, "http_handshakes", 20.0).await;
 
-    let mut one_more = TcpStream::connect(server.addr()).await.unwrap();
-    let answer = closed_within(&mut one_more, PATIENCE).await;
-    assert!(answer.is_empty(), "closed without an answer: {answer:?}");
-    let refused = "http_refused_total{reason=\"handshakes\"}";
-    assert_eq!(metric(&server, &http, refused).await, 1.0);
-    still_served(&server, &http, &mut bystander, 1).await;
-
-    drop(waiting);
-    metric_reaches(&server, &http, "http_handshakes", 0.0).await;
     let mut newcomer = server.connect("newcomer").await;
-    still_served(&server, &http, &mut newcomer, 2).await;
+    let answer = closed_within(&mut waiting[0], PATIENCE).await;
+    assert!(answer.is_empty(), "closed without an answer: {answer:?}");
+    assert_eq!(
+        metric(&server, &http, "http_handshakes_evicted_total").await,
+        1.0
+    );
+    assert_eq!(metric(&server, &http, "http_handshakes").await, 19.0);
+    still_served(&server, &http, &mut newcomer, 1).await;
+    still_served(&server, &http, &mut bystander, 2).await;
+
+    // A second wave: every connection of the first is older than every one of the second.
+    for _ in 0..20 {
+        waiting.push(TcpStream::connect(server.addr()).await.unwrap());
+    }
+    metric_reaches(&server, &http, "http_handshakes_evicted_total", 20.0).await;
+    for first_wave in &mut waiting[1..20] {
+        closed_within(first_wave, PATIENCE).await;
+    }
+    assert_eq!(metric(&server, &http, "http_handshakes").await, 20.0);
 }
 
 /// Send a complete request on `stream` and read its whole answer, keeping the connection.
