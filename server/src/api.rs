@@ -366,6 +366,7 @@ async fn agent_event(
     body: Result<Json<AgentEventRequest>, JsonRejection>,
 ) -> Result<Json<DeliveryView>, ApiError> {
     let Json(req) = body?;
+    let user = nonempty("user id", &user)?;
     let update = AgentUpdate {
         run: nonempty("run id", &run)?.into(),
         agent: nonempty("agent", req.agent.as_deref().unwrap_or("agent"))?.into(),
@@ -377,12 +378,8 @@ async fn agent_event(
             .map(Into::into),
         event: req.event,
     };
-    nonempty("user id", &user)?;
     let _taken = state.lifecycle.admit(Write::SharedHistory).await?;
-    let delivery = state
-        .handle
-        .send_agent_update(user.as_str(), update)
-        .await?;
+    let delivery = state.handle.send_agent_update(user, update).await?;
     Ok(Json(delivery.into()))
 }
 
