@@ -1,17 +1,25 @@
 //! The backend HTTP API under `/api`: publish, agent-run events, presence, stats, disconnect.
 //!
-//! Every route needs `Authorization: Bearer <api key>` (401 otherwise). Bodies are JSON; a body
-//! that does not parse or names an impossible target is a 400 with `{"error": code, "message"}`,
-//! a body over the configured size a 413. `docs/API.md` lists every route with a curl example.
+//! Every route needs `Authorization: Bearer <api key>`, checked before a byte of the body is
+//! read (401 at once otherwise). Bodies are JSON; a body that does not parse or names an
+//! impossible target is a 400 with `{"error": code, "message"}`, a body over the configured
+//! size a 413, a body that stalls longer than `http.body_timeout_secs` between two chunks or a
+//! request that takes longer than `http.request_timeout_secs` as a whole a 408. While the
+//! server shuts down, writes it would lose are a 503 `shutting_down` ([`crate::lifecycle`]).
+//! `docs/API.md` lists every route with a curl example.
 
 use crate::auth::same_secret;
+use crate::lifecycle::{ShuttingDown, Write};
+use crate::settings::HttpLimits;
 use crate::state::AppState;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{BoxError, Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -20,9 +28,16 @@ use switchboard::{
     Target,
 };
 use switchboard_tokio::{Error, Handle};
+use tower::ServiceBuilder;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutError};
 
-/// The API routes, to be nested under `/api`.
-pub fn routes() -> Router<Arc<AppState>> {
+/// The API routes, to be nested under `/api`: the key is checked first, bodies are limited to
+/// `max_body_bytes` and read under `limits`' body and request timeouts.
+pub fn routes(
+    state: Arc<AppState>,
+    limits: &HttpLimits,
+    max_body_bytes: usize,
+) -> Router<Arc<AppState>> {
     Router::new()
         .route("/publish", post(publish))
         .route("/runs/{user}/{run}/events", post(agent_event))
@@ -30,13 +45,45 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/users/{user}", get(user_presence))
         .route("/users/{user}/disconnect", post(disconnect))
         .route("/rooms/{room}", get(room_members))
+        // Outermost last: the whole-request timeout, then the key, then the body's bounds.
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(middleware::from_fn_with_state(state, require_api_key))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(request_timed_out))
+                .timeout(limits.request_timeout),
+        )
 }
 
-/// An API failure: a status and a stable code with a message.
+/// The only error of the timeout layer: the request took too long as a whole.
+async fn request_timed_out(_: BoxError) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request took longer than the server's request timeout (http.request_timeout_secs)",
+    )
+}
+
+/// Refuse a request without the API key before its body is read.
+async fn require_api_key(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match authorize(&state, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// An API failure: a status and a stable code with a message; a 401 also names its stable
+/// reason.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
+    reason: Option<&'static str>,
     message: String,
 }
 
@@ -45,7 +92,16 @@ impl ApiError {
         ApiError {
             status,
             code,
+            reason: None,
             message: message.into(),
+        }
+    }
+
+    /// A 401 `unauthorized` for a stable `reason` (with `WWW-Authenticate: Bearer`).
+    pub fn unauthorized(reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            reason: Some(reason),
+            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
         }
     }
 
@@ -56,7 +112,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": self.code, "message": self.message}));
+        let mut body = json!({"error": self.code, "message": self.message});
+        if let Some(reason) = self.reason {
+            body["reason"] = reason.into();
+        }
+        let body = Json(body);
         let mut response = (self.status, body).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response
@@ -69,6 +129,18 @@ impl IntoResponse for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        let mut causes = std::iter::successors(
+            Some(&rejection as &(dyn std::error::Error + 'static)),
+            |e| e.source(),
+        );
+        if causes.any(|e| e.is::<TimeoutError>()) {
+            return ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                "the request body stalled longer than the server's body timeout \
+                 (http.body_timeout_secs)",
+            );
+        }
         let status = rejection.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
             "body_too_large"
@@ -82,6 +154,16 @@ impl From<JsonRejection> for ApiError {
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, code, rejection.body_text())
+    }
+}
+
+impl From<ShuttingDown> for ApiError {
+    fn from(_: ShuttingDown) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this node is shutting down and would lose the message: send it to another node",
+        )
     }
 }
 
@@ -113,15 +195,10 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(key) if same_secret(key, &state.api_key) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "wrong API key",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+        Some(key) if same_secret(key, state.api_key.expose()) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized("wrong_key", "wrong API key")),
+        None => Err(ApiError::unauthorized(
+            "missing",
             "missing `Authorization: Bearer <api key>`",
         )),
     }
@@ -213,6 +290,18 @@ fn nonempty<'a>(what: &str, s: &'a str) -> Result<&'a str, ApiError> {
     }
 }
 
+/// What a publish to these targets leaves behind once this process exits.
+fn durability(targets: &[Target], ephemeral: bool) -> Write {
+    let streams = targets
+        .iter()
+        .all(|t| matches!(t, Target::User(_) | Target::Room(_) | Target::Thread { .. }));
+    if streams && !ephemeral {
+        Write::SharedHistory
+    } else {
+        Write::ThisNode
+    }
+}
+
 fn target(spec: &TargetSpec) -> Result<Target, ApiError> {
     Ok(match spec {
         TargetSpec::User(u) => Target::User(nonempty("user", u)?.into()),
@@ -228,10 +317,8 @@ fn target(spec: &TargetSpec) -> Result<Target, ApiError> {
 
 async fn publish(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     body: Result<Json<PublishRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
     let Json(req) = body?;
     let except = req
         .except
@@ -245,9 +332,11 @@ async fn publish(
     };
     let targets = specs.iter().map(target).collect::<Result<Vec<_>, _>>()?;
     let mut message = Message::new(nonempty("event", &req.event)?, req.data);
+    let write = durability(&targets, req.ephemeral.is_some());
     if let Some(key) = req.ephemeral {
         message = message.ephemeral(key);
     }
+    let _taken = state.lifecycle.admit(write).await?;
     let mut deliveries = Vec::with_capacity(targets.len());
     for t in targets {
         let delivery = state
@@ -277,29 +366,27 @@ pub struct AgentEventRequest {
 async fn agent_event(
     State(state): State<Arc<AppState>>,
     Path((user, run)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Result<Json<AgentEventRequest>, JsonRejection>,
 ) -> Result<Json<DeliveryView>, ApiError> {
-    authorize(&state, &headers)?;
     let Json(req) = body?;
+    let user = nonempty("user id", &user)?;
     let update = AgentUpdate {
-        run: run.as_str().into(),
-        agent: req.agent.as_deref().unwrap_or("agent").into(),
-        thread: req.thread.as_deref().map(Into::into),
+        run: nonempty("run id", &run)?.into(),
+        agent: nonempty("agent", req.agent.as_deref().unwrap_or("agent"))?.into(),
+        thread: req
+            .thread
+            .as_deref()
+            .map(|thread| nonempty("thread", thread))
+            .transpose()?
+            .map(Into::into),
         event: req.event,
     };
-    let delivery = state
-        .handle
-        .send_agent_update(user.as_str(), update)
-        .await?;
+    let _taken = state.lifecycle.admit(Write::SharedHistory).await?;
+    let delivery = state.handle.send_agent_update(user, update).await?;
     Ok(Json(delivery.into()))
 }
 
-async fn stats(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
+async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let s = state.handle.stats().await.total;
     let c = &s.counters;
     let closes: serde_json::Map<String, Value> = c
@@ -364,9 +451,7 @@ fn connection_view(info: &ConnectionInfo) -> Value {
 async fn user_presence(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
     let conns = state.handle.user_connections(user.as_str()).await;
     let conns = infos(&state.handle, conns).await;
     Ok(Json(json!({
@@ -379,9 +464,7 @@ async fn user_presence(
 async fn room_members(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
     let members = state.handle.room_members(room.as_str()).await;
     let members = infos(&state.handle, members).await;
     Ok(Json(json!({
@@ -393,9 +476,7 @@ async fn room_members(
 async fn disconnect(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
     let closed = match &state.bridge {
         // On every node; this node's connections are closed even if Redis is unreachable.
         Some(bridge) => {

@@ -2,8 +2,11 @@
 //! the rooms the client may join; and the backend API key.
 //!
 //! A token travels in the WebSocket handshake, as `Authorization: Bearer <token>` or as the
-//! `token` query parameter (browsers cannot set headers on a WebSocket). A missing, malformed,
-//! forged or expired token refuses the handshake with 401.
+//! `token` query parameter (browsers cannot set headers on a WebSocket). A token that is
+//! missing, malformed, forged, expired, not yet valid, carries a `crit` header (no extension is
+//! understood here, RFC 7515 §4.1.11) or names a user id that is empty or holds control
+//! characters refuses the handshake with 401 and a stable [`TokenError::reason`]; what the
+//! JSON or base64 parser said never reaches the client.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -34,18 +37,67 @@ impl Claims {
     }
 }
 
-/// Why a token was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a token was refused. The message is fixed per variant: it never quotes the token or a
+/// parser's error.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     /// No token in the request.
     #[error("no token: pass `Authorization: Bearer <token>` or `?token=<token>`")]
     Missing,
+    /// Not a JWT this server can read: not three base64url parts, a header or claims that are
+    /// not JSON, `sub` or `exp` missing or of the wrong type.
+    #[error("the token is not a well-formed JWT with the claims `sub` and `exp`")]
+    Malformed,
+    /// A header this server does not implement: `crit`, or an algorithm other than HS256.
+    #[error("the token uses an algorithm or a critical header extension this server does not support (HS256 only, no `crit`)")]
+    Unsupported,
+    /// Not signed with this server's secret.
+    #[error("the token's signature does not verify")]
+    BadSignature,
     /// Past its `exp`.
     #[error("the token has expired")]
     Expired,
-    /// Bad signature, bad encoding or missing claims.
-    #[error("invalid token: {0}")]
-    Invalid(String),
+    /// Before its `nbf`.
+    #[error("the token is not valid yet (`nbf` is in the future)")]
+    NotYetValid,
+    /// `sub` is empty or holds control characters.
+    #[error("the token's `sub` is empty or contains control characters")]
+    InvalidSubject,
+    /// An audience or issuer this server does not accept.
+    #[error("the token's audience or issuer is not accepted here")]
+    InvalidClaims,
+}
+
+impl TokenError {
+    /// The stable reason code answered with the 401 (`docs/API.md`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            TokenError::Missing => "missing",
+            TokenError::Malformed => "malformed",
+            TokenError::Unsupported => "unsupported",
+            TokenError::BadSignature => "bad_signature",
+            TokenError::Expired => "expired",
+            TokenError::NotYetValid => "not_yet_valid",
+            TokenError::InvalidSubject => "invalid_subject",
+            TokenError::InvalidClaims => "invalid_claims",
+        }
+    }
+
+    fn of(error: &jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind;
+        match error.kind() {
+            ErrorKind::InvalidSignature => TokenError::BadSignature,
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidAlgorithmName
+            | ErrorKind::MissingAlgorithm => TokenError::Unsupported,
+            ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer | ErrorKind::InvalidSubject => {
+                TokenError::InvalidClaims
+            }
+            _ => TokenError::Malformed,
+        }
+    }
 }
 
 /// Signs and checks client tokens with one secret.
@@ -73,6 +125,7 @@ impl TokenKeys {
     pub fn new(secret: &str) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         TokenKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
@@ -96,14 +149,16 @@ impl TokenKeys {
 
     /// Check a token and return its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        use jsonwebtoken::errors::ErrorKind;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::of(&e))?;
+        if header.crit.is_some() {
+            return Err(TokenError::Unsupported);
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid(e.to_string()),
-            })?;
-        if data.claims.sub.is_empty() {
-            return Err(TokenError::Invalid("empty `sub`".into()));
+            .map_err(|e| TokenError::of(&e))?;
+        let sub = &data.claims.sub;
+        // A user id reaches logs and metrics labels: no line breaks, escapes or NULs in it.
+        if sub.is_empty() || sub.chars().any(char::is_control) {
+            return Err(TokenError::InvalidSubject);
         }
         Ok(data.claims)
     }
@@ -136,19 +191,72 @@ mod tests {
         assert!(!claims.access().allows(&"lobby".into()));
     }
 
+    /// Sign `claims` with `secret` under `header`.
+    fn sign(header: &Header, claims: &serde_json::Value, secret: &str) -> String {
+        jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    }
+
     #[test]
-    fn forged_expired_and_garbage_tokens_are_refused() {
+    fn each_refusal_has_its_stable_reason() {
         let keys = TokenKeys::new(SECRET);
-        let forged =
-            TokenKeys::new("another-secret-entirely").mint("alice", None, Duration::from_secs(60));
-        assert!(matches!(keys.verify(&forged), Err(TokenError::Invalid(_))));
-        let expired = keys.mint("alice", None, Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(keys.verify(&expired), Err(TokenError::Expired));
-        assert!(matches!(
-            keys.verify("not.a.token"),
-            Err(TokenError::Invalid(_))
-        ));
+        let now = unix_now();
+        let hs256 = Header::new(Algorithm::HS256);
+        let claims = |sub: &str| serde_json::json!({"sub": sub, "exp": now + 60, "iat": now});
+        let forged = sign(&hs256, &claims("alice"), "another-secret-entirely");
+        let expired = serde_json::json!({"sub": "a", "exp": now - 5, "iat": now - 60});
+        let expired = sign(&hs256, &expired, SECRET);
+        let early = serde_json::json!({"sub": "a", "exp": now + 60, "iat": now, "nbf": now + 30});
+        let mut critical = hs256.clone();
+        critical.crit = Some(vec!["exp".into()]);
+        let hs512 = Header::new(Algorithm::HS512);
+        let cases = [
+            (forged, TokenError::BadSignature),
+            (expired, TokenError::Expired),
+            (sign(&hs256, &early, SECRET), TokenError::NotYetValid),
+            (
+                sign(&critical, &claims("alice"), SECRET),
+                TokenError::Unsupported,
+            ),
+            (
+                sign(&hs512, &claims("alice"), SECRET),
+                TokenError::Unsupported,
+            ),
+            (
+                sign(&hs256, &claims(""), SECRET),
+                TokenError::InvalidSubject,
+            ),
+            (
+                sign(&hs256, &claims("al\u{0}ice"), SECRET),
+                TokenError::InvalidSubject,
+            ),
+            (
+                sign(&hs256, &claims("al\nice"), SECRET),
+                TokenError::InvalidSubject,
+            ),
+            (
+                sign(&hs256, &claims("al\u{9b}ice"), SECRET),
+                TokenError::InvalidSubject,
+            ),
+            (
+                sign(
+                    &hs256,
+                    &serde_json::json!({"exp": now + 60, "iat": now}),
+                    SECRET,
+                ),
+                TokenError::Malformed,
+            ),
+            ("not.a.token".to_owned(), TokenError::Malformed),
+            ("garbage".to_owned(), TokenError::Malformed),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(keys.verify(&token), Err(expected), "{token}");
+        }
+        assert_eq!(
+            keys.verify(&sign(&hs256, &claims("zoë"), SECRET))
+                .unwrap()
+                .sub,
+            "zoë"
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn routes(settings: &Settings, handle: &Handle) -> Router {
     }
     let demo = Arc::new(Demo {
         handle: handle.clone(),
-        keys: TokenKeys::new(&settings.secret),
+        keys: TokenKeys::new(settings.secret.expose()),
         mint_tokens: settings.development_credentials,
         runs: AtomicU64::new(0),
     });

@@ -2,7 +2,9 @@
 //! to the switchboard.
 //!
 //! The token comes from `Authorization: Bearer <token>` or the `token` query parameter. A
-//! missing, forged or expired token is answered with 401 and no WebSocket. Optional query
+//! token that does not verify is answered with 401, its stable reason (see
+//! [`TokenError::reason`]) and no WebSocket. While the server shuts down, a new client is
+//! closed at once with 1001 (1012 on a node of a cluster). Optional query
 //! parameters: `thread` (bind the connection to a conversation thread at once) and
 //! `resume=<epoch>:<seq>` (the client's last user-stream position: the server replays what it
 //! missed, see `docs/PROTOCOL.md`).
@@ -11,6 +13,7 @@
 //! already has `max_connections_per_user` connections on live nodes (policy `reject_new`) is
 //! refused with 4003 before `welcome`, exactly as a single node refuses it.
 
+use crate::api::ApiError;
 use crate::auth::TokenError;
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
@@ -55,22 +58,24 @@ pub async fn connect(
     Query(query): Query<Handshake>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if !state.lifecycle.is_serving() {
+        let restart = state.bridge.is_some();
+        let refused = OpenError::ShuttingDown { restart };
+        return switchboard_tokio::axum::refuse(&state.handle, upgrade, refused);
+    }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let Some(token) = bearer.or(query.token.as_deref()) else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            TokenError::Missing.to_string(),
-        );
+    let verified = match bearer.or(query.token.as_deref()) {
+        Some(token) => state.keys.verify(token),
+        None => Err(TokenError::Missing),
     };
-    let claims = match state.keys.verify(token) {
+    let claims = match verified {
         Ok(claims) => claims,
         Err(e) => {
-            tracing::debug!(error = %e, "handshake refused");
-            return refuse(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string());
+            tracing::debug!(reason = e.reason(), "handshake refused");
+            return ApiError::unauthorized(e.reason(), e.to_string()).into_response();
         }
     };
     let mut open = Open::new(claims.sub.as_str()).access(claims.access());

@@ -8,42 +8,41 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod credentials;
 pub mod demo;
 pub mod gateway;
+pub mod lifecycle;
+mod listener;
 pub mod metrics;
 pub mod ops;
 pub mod settings;
 pub mod state;
 
-use axum::extract::DefaultBodyLimit;
+use admission::{Admission, OpenFiles};
 use axum::routing::get;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder as HttpBuilder;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use settings::Settings;
+use lifecycle::{Lifecycle, Pump};
+use settings::{HttpLimits, Settings};
 use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard::{Reason, UserLimitPolicy};
 use switchboard_redis::{Bridge, Options as RedisOptions};
-use switchboard_tokio::{Builder, Event, Handle, Tokio};
+use switchboard_tokio::{Builder, Handle, Tokio};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// The routes of a server around `state`.
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+/// The routes of a server around `state`; the API's bodies are bounded by `max_body_bytes`
+/// and `limits`' timeouts.
+pub fn router(state: Arc<AppState>, limits: &HttpLimits, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/ws", get(gateway::connect))
-        .nest(
-            "/api",
-            api::routes().layer(DefaultBodyLimit::max(max_body_bytes)),
-        )
+        .nest("/api", api::routes(state.clone(), limits, max_body_bytes))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -59,20 +58,39 @@ pub struct Running {
     pub handle: Handle,
     /// The link to the other nodes, when `[redis] url` is set.
     pub bridge: Option<Bridge<Tokio>>,
+    state: Arc<AppState>,
+    pump: Pump,
+    drain: Duration,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
-    /// Shut down gracefully: stop accepting, close every client after flushing what was queued
-    /// for it (waiting at most the configured grace), then stop serving HTTP.
+    /// Begin shutting down without closing anything yet: `/readyz` answers 503, new clients
+    /// are refused (1001, or 1012 on a node of a cluster), and the API answers writes with 503
+    /// `shutting_down`, except, on a node with shared streams, the stream entries the
+    /// cluster's history keeps. Connected clients are still served. [`Running::shutdown`]
+    /// does this first by itself.
+    pub async fn drain(&self) {
+        self.state.lifecycle.drain().await;
+    }
+
+    /// Shut down gracefully: drain (as [`Running::drain`]) for `shutdown_drain_secs`, take no
+    /// more writes (waiting for those in progress), close every client after flushing what
+    /// was queued for it (waiting at most the configured grace), then stop serving HTTP.
     ///
     /// A single node closes its clients with 1001 (going away). A node of a cluster first
-    /// leaves it (withdrawing its presence), then closes its clients with 1012 (service
-    /// restart): they reconnect to another node.
+    /// hands the bridge every event the accepted writes caused and leaves the cluster
+    /// (withdrawing its presence), then closes its clients with 1012 (service restart): they
+    /// reconnect to another node.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        let lifecycle = &self.state.lifecycle;
+        lifecycle.drain().await;
+        tokio::time::sleep(self.drain).await;
+        lifecycle.close().await;
         let reason = match &self.bridge {
             Some(bridge) => {
+                self.pump.flush().await;
                 bridge.stop().await;
                 Reason::ServiceRestart
             }
@@ -84,13 +102,14 @@ impl Running {
     }
 }
 
-/// Bind `settings.listen` and start serving.
+/// Raise the open-file limit (soft to hard), bind `settings.listen` and start serving.
 pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
     // A new epoch base per start: a client holding a position from before a restart learns
     // that the history it refers to is gone.
     settings.hub.epoch_base = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_millis() as u64);
+    let admission = Arc::new(Admission::new(&settings.http, OpenFiles::raise())?);
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     // With Redis, the hubs emit what other nodes need (envelopes, interest).
@@ -98,36 +117,50 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
     if settings.shards > 0 {
         builder = builder.shards(settings.shards);
     }
-    let (handle, mut events) = builder.start();
+    let (handle, events) = builder.start();
     let bridge = match &settings.redis_url {
-        Some(url) => Some(join_cluster(&handle, url, &settings).await?),
+        Some(url) => Some(join_cluster(&handle, url.expose(), &settings).await?),
         None => None,
     };
-    let observer = bridge.clone();
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            if let Some(bridge) = &observer {
-                bridge.observe(&event);
-            }
-            log_event(&event);
-        }
-    });
+    let pump = Pump::spawn(events, bridge.clone());
+    let shared_history = bridge.is_some() && settings.hub.shared_streams;
     let state = Arc::new(AppState {
         handle: handle.clone(),
-        keys: auth::TokenKeys::new(&settings.secret),
+        keys: auth::TokenKeys::new(settings.secret.expose()),
         api_key: settings.api_key.clone(),
         started: Instant::now(),
         bridge: bridge.clone(),
         shared_streams: settings.hub.shared_streams,
+        lifecycle: Lifecycle::new(shared_history),
+        admission: admission.clone(),
     });
-    let app = router(state, settings.max_body_bytes).merge(demo::routes(&settings, &handle));
+    let app = router(state.clone(), &settings.http, settings.max_body_bytes)
+        .merge(demo::routes(&settings, &handle));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_http(listener, app, stopped, settings.shutdown_grace));
-    tracing::info!(%addr, env = ?settings.env, "switchboard listening");
+    let task = tokio::spawn(listener::serve(
+        listener,
+        app,
+        admission.clone(),
+        settings.http.clone(),
+        stopped,
+        settings.shutdown_grace,
+    ));
+    let limits = admission.stats();
+    tracing::info!(
+        %addr,
+        env = ?settings.env,
+        open_files_soft = ?limits.open_files_soft,
+        open_files_hard = ?limits.open_files_hard,
+        max_handshakes = admission.max_handshakes(),
+        "switchboard listening"
+    );
     Ok(Running {
         addr,
         handle,
         bridge,
+        state,
+        pump,
+        drain: settings.shutdown_drain,
         stop,
         task,
     })
@@ -152,61 +185,4 @@ async fn join_cluster(
     Bridge::start(handle.clone(), options)
         .await
         .map_err(|e| std::io::Error::other(format!("could not join the cluster over redis: {e}")))
-}
-
-/// A client that has not sent its whole request head (the WebSocket handshake included) by then
-/// is disconnected, so half-open handshakes cannot pile up.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Accept HTTP/1 and HTTP/2 connections (with upgrades, for WebSockets) until `stopped`, then
-/// let requests in flight finish for at most `grace`.
-async fn serve_http(
-    listener: TcpListener,
-    app: Router,
-    stopped: oneshot::Receiver<()>,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let mut http = HttpBuilder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors, usually: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let connection = http
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
-            _ = &mut stopped => break,
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("HTTP requests still in flight after the grace period");
-    }
-    Ok(())
-}
-
-fn log_event(event: &Event) {
-    tracing::debug!(?event, "switchboard event");
 }

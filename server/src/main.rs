@@ -57,7 +57,7 @@ fn main() -> ExitCode {
                 if settings.development_credentials {
                     eprintln!("warning: signing with the development secret");
                 }
-                let keys = TokenKeys::new(&settings.secret);
+                let keys = TokenKeys::new(settings.secret.expose());
                 println!("{}", keys.mint(&user, rooms, Duration::from_secs(ttl)));
                 ExitCode::SUCCESS
             }

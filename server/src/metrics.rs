@@ -1,10 +1,13 @@
 //! `/metrics`: the hub's [`Stats`] in the Prometheus text exposition format (version 0.0.4),
-//! and on a node of a cluster its Redis bridge's [`BridgeStats`] (`switchboard_cluster_*`).
+//! the connection front's [`AdmissionStats`] (`switchboard_http_*`, accept errors, the
+//! open-file limits), and on a node of a cluster its Redis bridge's [`BridgeStats`]
+//! (`switchboard_cluster_*`).
 //!
 //! Every family has `# HELP` and `# TYPE`; counters end in `_total`; closes and drops carry a
 //! `reason` label from the core's one reason enum (and closes their `code`); the RTT and health
 //! histograms are cumulative with `le` buckets, `_sum` and `_count`.
 
+use crate::admission::{AdmissionStats, Refusal};
 use std::fmt::Write;
 use switchboard::{Reason, Stats, RTT_BUCKETS_MS};
 use switchboard_redis::BridgeStats;
@@ -35,9 +38,14 @@ impl Text {
 }
 
 /// Render `stats`, the bridge's statistics when the node is part of a cluster (`None` for a
-/// single node, which then has no `switchboard_cluster_*` family), and the uptime as
-/// Prometheus text.
-pub fn render(stats: &Stats, cluster: Option<&BridgeStats>, uptime_secs: f64) -> String {
+/// single node, which then has no `switchboard_cluster_*` family), the connection front's
+/// figures and the uptime as Prometheus text.
+pub fn render(
+    stats: &Stats,
+    cluster: Option<&BridgeStats>,
+    front: &AdmissionStats,
+    uptime_secs: f64,
+) -> String {
     let mut t = Text(String::with_capacity(8 * 1024));
     let gauges: [(&str, &str, usize); 12] = [
         (
@@ -208,10 +216,73 @@ pub fn render(stats: &Stats, cluster: Option<&BridgeStats>, uptime_secs: f64) ->
         );
         t.sample("connection_health", &band, n);
     }
+    render_front(&mut t, front);
     if let Some(cluster) = cluster {
         render_cluster(&mut t, cluster);
     }
     t.0
+}
+
+/// The connection front: sockets held, refusals at accept, deadlines hit, accept failures and
+/// the open-file limits.
+fn render_front(t: &mut Text, front: &AdmissionStats) {
+    t.single(
+        "http_connections",
+        "gauge",
+        "Client sockets held (HTTP connections and WebSockets).",
+        front.connections,
+    );
+    t.single(
+        "http_handshakes",
+        "gauge",
+        "Client sockets that have not sent a complete first request head.",
+        front.handshakes,
+    );
+    t.family(
+        "http_refused_total",
+        "counter",
+        "Sockets closed at accept, by the budget that was spent: descriptors, per_ip.",
+    );
+    for (refusal, n) in Refusal::ALL.iter().zip(front.refused) {
+        let labels = format!("reason=\"{}\"", refusal.label());
+        t.sample("http_refused_total", &labels, n);
+    }
+    t.single(
+        "http_handshakes_evicted_total",
+        "counter",
+        "Connections closed in their handshake to make room for a new one, the oldest first.",
+        front.evicted,
+    );
+    t.family(
+        "http_timeouts_total",
+        "counter",
+        "Connections closed for taking too long: no complete first request head in time (handshake), no request for the idle timeout (idle).",
+    );
+    t.sample(
+        "http_timeouts_total",
+        "stage=\"handshake\"",
+        front.handshake_timeouts,
+    );
+    t.sample("http_timeouts_total", "stage=\"idle\"", front.idle_timeouts);
+    t.single(
+        "accept_errors_total",
+        "counter",
+        "Failed accepts (out of file descriptors, usually); accepting pauses after each.",
+        front.accept_errors,
+    );
+    t.family(
+        "open_files_limit",
+        "gauge",
+        "The process's open-file limit (RLIMIT_NOFILE), soft and hard.",
+    );
+    for (kind, limit) in [
+        ("soft", front.open_files_soft),
+        ("hard", front.open_files_hard),
+    ] {
+        if let Some(limit) = limit {
+            t.sample("open_files_limit", &format!("kind=\"{kind}\""), limit);
+        }
+    }
 }
 
 /// The bridge's counters and its subscription gauge, every field of [`BridgeStats`].
@@ -325,7 +396,15 @@ mod tests {
             subscriptions: 2,
             ..Default::default()
         };
-        let text = render(&stats, Some(&cluster), 1.5);
+        let front = AdmissionStats {
+            connections: 5,
+            refused: [1, 3],
+            evicted: 2,
+            open_files_soft: Some(1024),
+            open_files_hard: Some(4096),
+            ..Default::default()
+        };
+        let text = render(&stats, Some(&cluster), &front, 1.5);
         let mut families = Vec::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -353,6 +432,11 @@ mod tests {
         assert!(text.contains("switchboard_rtt_seconds_bucket{le=\"+Inf\"} 0\n"));
         assert!(text.contains("switchboard_cluster_published_total 4\n"));
         assert!(text.contains("switchboard_cluster_subscriptions 2\n"));
+        assert!(text.contains("switchboard_http_connections 5\n"));
+        assert!(text.contains("switchboard_http_refused_total{reason=\"per_ip\"} 3\n"));
+        assert!(text.contains("switchboard_http_handshakes_evicted_total 2\n"));
+        assert!(text.contains("switchboard_open_files_limit{kind=\"soft\"} 1024\n"));
+        assert!(text.contains("switchboard_open_files_limit{kind=\"hard\"} 4096\n"));
     }
 
     /// A node of a cluster exposes every field of its bridge's statistics, each with its own
@@ -374,7 +458,8 @@ mod tests {
             entries: 13,
             subscriptions: 10,
         };
-        let text = render(&Stats::default(), Some(&cluster), 0.0);
+        let front = AdmissionStats::default();
+        let text = render(&Stats::default(), Some(&cluster), &front, 0.0);
         let expected = [
             ("cluster_published_total", "counter", 1),
             ("cluster_unpublished_total", "counter", 2),
@@ -414,7 +499,7 @@ mod tests {
     /// A single node (no bridge) has no cluster family at all.
     #[test]
     fn a_single_node_exposes_no_cluster_statistic() {
-        let text = render(&Stats::default(), None, 0.0);
+        let text = render(&Stats::default(), None, &AdmissionStats::default(), 0.0);
         assert!(!text.contains("switchboard_cluster_"), "{text}");
     }
 }

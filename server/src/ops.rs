@@ -1,6 +1,6 @@
 //! Operations routes: `/healthz` (the process answers), `/readyz` (it accepts connections:
-//! 503 once shutting down) and `/metrics` (Prometheus text, with the cluster bridge's
-//! statistics on a node of a cluster).
+//! 503 once shutting down) and `/metrics` (Prometheus text: the hubs, the connection front and,
+//! on a node of a cluster, the bridge).
 
 use crate::metrics;
 use crate::state::AppState;
@@ -16,7 +16,7 @@ pub async fn healthz() -> &'static str {
 
 /// `GET /readyz`.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    if state.handle.is_shutting_down() {
+    if !state.lifecycle.is_serving() || state.handle.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
     } else {
         (StatusCode::OK, "ready\n")
@@ -27,9 +27,10 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let stats = state.handle.stats().await.total;
     let cluster = state.bridge.as_ref().map(|bridge| bridge.stats());
+    let front = state.admission.stats();
     let uptime = state.started.elapsed().as_secs_f64();
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&stats, cluster.as_ref(), uptime),
+        metrics::render(&stats, cluster.as_ref(), &front, uptime),
     )
 }

@@ -2,9 +2,15 @@
 //! variables and command-line flags, each overriding the one before.
 //!
 //! Everything has a working default for development. Staging and production refuse to start
-//! without an explicit auth secret and API key, so a deployment never runs on the public
-//! development credentials.
+//! without their own strong auth secret and API key, and the public development credentials
+//! listen on loopback only (see [`crate::credentials`]). The HTTP front's budgets are the
+//! `[http]` section ([`HttpLimits`]).
 
+mod http;
+
+pub use http::{HttpLimits, HttpOverrides, HttpSettings};
+
+use crate::credentials::{Credentials, Secret};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -54,6 +60,9 @@ pub struct FileSettings {
     pub shards: Option<usize>,
     /// Seconds to wait for connections to flush and close on shutdown.
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds a node shutting down keeps serving its clients, refusing new ones, before it
+    /// closes them.
+    pub shutdown_drain_secs: Option<u64>,
     /// Largest backend API request body, in bytes.
     pub max_body_bytes: Option<usize>,
     /// Credentials.
@@ -71,6 +80,9 @@ pub struct FileSettings {
     /// Joining other nodes over Redis.
     #[serde(default)]
     pub redis: RedisSettings,
+    /// The HTTP front's budgets: timeouts, connection caps, HTTP/2.
+    #[serde(default)]
+    pub http: HttpSettings,
     /// The demo page.
     #[serde(default)]
     pub demo: DemoSettings,
@@ -90,7 +102,7 @@ pub struct DemoSettings {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     /// `redis://[user:password@]host:port/[db]`.
-    pub url: Option<String>,
+    pub url: Option<Secret>,
     /// Number user and room streams in Redis, with a shared history, so that every node
     /// delivers them in one order and a client resumes on any node. Default `true`.
     pub shared_streams: Option<bool>,
@@ -101,9 +113,9 @@ pub struct RedisSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// HS256 secret of client tokens.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Bearer key of the backend HTTP API.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
 }
 
 /// `[limits]`.
@@ -182,10 +194,10 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// HS256 secret of client tokens.
     #[arg(long, env = "SWITCHBOARD_AUTH_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Bearer key of the backend HTTP API.
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Hubs, one per worker thread (0 = one per core).
     #[arg(long, env = "SWITCHBOARD_SHARDS")]
     pub shards: Option<usize>,
@@ -195,15 +207,30 @@ pub struct Overrides {
     /// Seconds to let connections flush and close on shutdown.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds to keep serving the connected clients on shutdown before closing them.
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_DRAIN_SECS")]
+    pub shutdown_drain_secs: Option<u64>,
     /// The Redis URL that joins this node to a cluster (none: a single node).
     #[arg(long, env = "SWITCHBOARD_REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
     /// Number streams in Redis, shared by every node (with a Redis URL).
     #[arg(long, env = "SWITCHBOARD_REDIS_SHARED_STREAMS")]
     pub redis_shared_streams: Option<bool>,
     /// Serve the demo page at /demo (default: in development only).
     #[arg(long, env = "SWITCHBOARD_DEMO")]
     pub demo: Option<bool>,
+    /// Seconds from accept to a complete first request head.
+    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_TIMEOUT_SECS")]
+    pub handshake_timeout_secs: Option<u64>,
+    /// Connections before their first complete request head, on the node.
+    #[arg(long, env = "SWITCHBOARD_MAX_HANDSHAKES")]
+    pub max_handshakes: Option<usize>,
+    /// Open connections from one address (0: no limit).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Serve HTTP/2 (cleartext) besides HTTP/1.1.
+    #[arg(long, env = "SWITCHBOARD_HTTP2")]
+    pub http2: Option<bool>,
 }
 
 /// Everything the server runs with, resolved.
@@ -217,20 +244,24 @@ pub struct Settings {
     pub shards: usize,
     /// How long shutdown waits for connections to flush and close.
     pub shutdown_grace: Duration,
+    /// How long a node shutting down keeps serving its clients before it closes them.
+    pub shutdown_drain: Duration,
     /// Largest backend API request body, in bytes.
     pub max_body_bytes: usize,
     /// HS256 secret of client tokens.
-    pub secret: String,
+    pub secret: Secret,
     /// Bearer key of the backend HTTP API.
-    pub api_key: String,
+    pub api_key: Secret,
     /// True when the development credentials are in use.
     pub development_credentials: bool,
     /// The core's configuration.
     pub hub: Config,
     /// The Redis of the cluster this node joins; `None`: a single node.
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
     /// Whether `/demo` is served.
     pub demo: bool,
+    /// The HTTP front's budgets.
+    pub http: HttpLimits,
 }
 
 /// Why settings could not be resolved.
@@ -296,31 +327,25 @@ impl Settings {
                 .or(file.redis.shared_streams)
                 .unwrap_or(true);
 
-        let secret = overrides.secret.clone().or(file.auth.secret);
-        let api_key = overrides.api_key.clone().or(file.auth.api_key);
-        let development_credentials = secret.is_none() || api_key.is_none();
-        if env != Environment::Development {
-            if secret.is_none() {
-                return Err(SettingsError::MissingCredential("the auth secret"));
-            }
-            if api_key.is_none() {
-                return Err(SettingsError::MissingCredential("the API key"));
-            }
-        }
-        let secret = secret.unwrap_or_else(|| DEVELOPMENT_SECRET.to_owned());
-        let api_key = api_key.unwrap_or_else(|| DEVELOPMENT_API_KEY.to_owned());
-        if secret.len() < 16 {
-            return Err(SettingsError::Invalid(
-                "the auth secret must be at least 16 bytes".into(),
-            ));
-        }
-        if api_key.is_empty() {
-            return Err(SettingsError::Invalid("the API key is empty".into()));
-        }
         let listen = overrides
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address"));
+        let credentials = Credentials::check(
+            env,
+            overrides.secret.clone().or(file.auth.secret),
+            overrides.api_key.clone().or(file.auth.api_key),
+            listen,
+        )?;
+        let http = HttpLimits::resolve(
+            &file.http,
+            HttpOverrides {
+                handshake_timeout_secs: overrides.handshake_timeout_secs,
+                max_handshakes: overrides.max_handshakes,
+                max_connections_per_ip: overrides.max_connections_per_ip,
+                http2: overrides.http2,
+            },
+        )?;
         Ok(Settings {
             listen,
             env,
@@ -331,16 +356,23 @@ impl Settings {
                     .or(file.shutdown_grace_secs)
                     .unwrap_or(10),
             ),
+            shutdown_drain: Duration::from_secs(
+                overrides
+                    .shutdown_drain_secs
+                    .or(file.shutdown_drain_secs)
+                    .unwrap_or(0),
+            ),
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
-            secret,
-            api_key,
-            development_credentials,
+            secret: credentials.secret,
+            api_key: credentials.api_key,
+            development_credentials: credentials.development,
             hub,
             redis_url,
             demo: overrides
                 .demo
                 .or(file.demo.enabled)
                 .unwrap_or(env == Environment::Development),
+            http,
         })
     }
 
@@ -440,13 +472,14 @@ mod tests {
     /// joins a cluster.
     #[test]
     fn the_redis_url_comes_from_the_file_or_the_environment() {
+        let url = |s: &Settings| s.redis_url.as_ref().map(|u| u.expose().to_owned());
         let single = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
         assert_eq!(single.redis_url, None);
         let file = parse("[redis]\nurl = \"redis://file:6379/\"");
         let from_file = Settings::resolve(file, &Overrides::default()).unwrap();
-        assert_eq!(from_file.redis_url.as_deref(), Some("redis://file:6379/"));
+        assert_eq!(url(&from_file).as_deref(), Some("redis://file:6379/"));
         let overrides = Overrides {
-            redis_url: Some("redis://env:6379/".into()),
+            redis_url: Some(Secret::new("redis://env:6379/")),
             ..Overrides::default()
         };
         let file = parse("[redis]\nurl = \"redis://file:6379/\"");
@@ -461,7 +494,7 @@ mod tests {
         let alone = Settings::resolve(alone, &Overrides::default()).unwrap();
         assert!(!alone.hub.shared_streams, "nothing to share without redis");
         let from_env = Settings::resolve(file, &overrides).unwrap();
-        assert_eq!(from_env.redis_url.as_deref(), Some("redis://env:6379/"));
+        assert_eq!(url(&from_env).as_deref(), Some("redis://env:6379/"));
     }
 
     #[test]
@@ -469,7 +502,7 @@ mod tests {
         let dev = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
         assert!(dev.demo);
         let staging = parse(
-            "env = \"staging\"\n[auth]\nsecret = \"a-secret-of-enough-length\"\napi_key = \"k\"",
+            "env = \"staging\"\n[auth]\nsecret = \"a-staging-secret-of-32-bytes-xxx\"\napi_key = \"a-staging-api-key-of-32-chars-xx\"",
         );
         assert!(
             !Settings::resolve(staging, &Overrides::default())
@@ -477,7 +510,7 @@ mod tests {
                 .demo
         );
         let enabled = parse(
-            "env = \"staging\"\n[demo]\nenabled = true\n[auth]\nsecret = \"a-secret-of-enough-length\"\napi_key = \"k\"",
+            "env = \"staging\"\n[demo]\nenabled = true\n[auth]\nsecret = \"a-staging-secret-of-32-bytes-xxx\"\napi_key = \"a-staging-api-key-of-32-chars-xx\"",
         );
         assert!(
             Settings::resolve(enabled, &Overrides::default())
@@ -512,8 +545,8 @@ mod tests {
             env = "staging"
             listen = "0.0.0.0:9000"
             [auth]
-            secret = "a-secret-of-enough-length"
-            api_key = "key"
+            secret = "a-staging-secret-of-32-bytes-xxx"
+            api_key = "a-staging-api-key-of-32-chars-xx"
             [limits]
             max_connections = 500
             user_limit_policy = "evict_oldest"
@@ -522,6 +555,9 @@ mod tests {
             timeout_secs = 20
             [history]
             max_age_secs = 60
+            [http]
+            max_connections_per_ip = 50
+            http2 = false
             "#,
         );
         let overrides = Overrides {
@@ -537,6 +573,27 @@ mod tests {
         assert_eq!(s.hub.heartbeat.timeout, Duration::from_secs(20));
         assert_eq!(s.hub.history.max_age, Duration::from_secs(60));
         assert!(!s.development_credentials);
+        assert_eq!(s.http.max_connections_per_ip, 50);
+        assert!(!s.http.http2);
+    }
+
+    /// Settings can be logged whole: no credential appears in their `Debug` output.
+    #[test]
+    fn debug_output_shows_no_credential() {
+        let file = parse(
+            r#"
+            [auth]
+            secret = "the-secret-nobody-may-read-xxxxx"
+            api_key = "the-key-nobody-may-read-xxxxxxxx"
+            [redis]
+            url = "redis://:the-redis-password@localhost:6379/"
+            "#,
+        );
+        let s = Settings::resolve(file, &Overrides::default()).unwrap();
+        let shown = format!("{s:?}");
+        for secret in ["the-secret-nobody", "the-key-nobody", "the-redis-password"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]

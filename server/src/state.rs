@@ -1,6 +1,11 @@
-//! What every request handler shares: the switchboard handle, the token keys, the API key.
+//! What every request handler shares: the switchboard handle, the token keys, the API key,
+//! the server's phase and its connection budgets.
 
+use crate::admission::Admission;
 use crate::auth::TokenKeys;
+use crate::credentials::Secret;
+use crate::lifecycle::Lifecycle;
+use std::sync::Arc;
 use std::time::Instant;
 use switchboard_redis::Bridge;
 use switchboard_tokio::{Handle, Tokio};
@@ -13,11 +18,15 @@ pub struct AppState {
     /// Checks client tokens.
     pub keys: TokenKeys,
     /// The backend API key.
-    pub api_key: String,
+    pub api_key: Secret,
     /// When the server started, for the uptime metric.
     pub started: Instant,
     /// The link to the other nodes, when the server is part of a cluster.
     pub bridge: Option<Bridge<Tokio>>,
     /// Whether the cluster's streams are numbered in Redis (`Config::shared_streams`).
     pub shared_streams: bool,
+    /// Serving, draining or closed: what the API and the WebSocket endpoint still take.
+    pub lifecycle: Lifecycle,
+    /// The connection front's budgets and counters, for `/metrics`.
+    pub admission: Arc<Admission>,
 }

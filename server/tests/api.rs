@@ -253,3 +253,74 @@ async fn shutdown_closes_clients_with_1001() {
     assert_eq!(b.next_of("message").await["event"], "last");
     assert_eq!(b.closed().await, 1001);
 }
+
+/// The runs API names what is missing: an empty user id or run id in the path, an empty
+/// thread or agent in the body is a 400 with a message saying which.
+#[tokio::test]
+async fn empty_ids_in_the_runs_api_are_400_with_a_clear_message() {
+    let server = TestServer::start().await;
+    let started = json!({"event": "agent_started", "agent": "helper", "thread": "t1"});
+    let cases = [
+        ("/api/runs//r1/events", started.clone(), "user id"),
+        ("/api/runs/alice//events", started.clone(), "run id"),
+        (
+            "/api/runs/alice/r1/events",
+            json!({"event": "agent_started", "thread": ""}),
+            "thread",
+        ),
+        (
+            "/api/runs/alice/r1/events",
+            json!({"event": "agent_started", "agent": ""}),
+            "agent",
+        ),
+    ];
+    for (path, body, named) in cases {
+        let (status, answer) = server.api("POST", path, Some(body)).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert_eq!(answer["error"], "bad_request");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains(named), "{path}: {message}");
+    }
+    let (status, _) = server
+        .api("POST", "/api/runs/alice/r1/events", Some(started))
+        .await;
+    assert_eq!(status, 200, "a run with every id set starts");
+}
+
+/// A single node that began shutting down answers every write 503 `shutting_down` (it would
+/// lose what it buffered), `/readyz` 503, and a new client is closed with 1001 before its
+/// `welcome`; reads still answer and the connected client stays until the shutdown closes it.
+#[tokio::test]
+async fn a_single_node_shutting_down_refuses_writes_with_503() {
+    let mut server = TestServer::start().await;
+    let mut alice = server.connect("alice").await;
+    server.running.as_ref().unwrap().drain().await;
+
+    let writes = [
+        (
+            "/api/publish",
+            json!({"to": {"user": "zoe"}, "event": "lost"}),
+        ),
+        ("/api/publish", json!({"to": "all", "event": "lost"})),
+        (
+            "/api/runs/alice/r1/events",
+            json!({"event": "agent_started", "agent": "a"}),
+        ),
+    ];
+    for (path, body) in writes {
+        let (status, answer) = server.api("POST", path, Some(body)).await;
+        assert_eq!(
+            (status, answer["error"].clone()),
+            (503, json!("shutting_down"))
+        );
+    }
+    assert_eq!(server.get_text("/readyz").await.0, 503);
+    assert_eq!(server.api("GET", "/api/stats", None).await.0, 200);
+    let query = format!("token={}", server.token("bob", None));
+    let mut late = WsClient::connect(server.addr(), &query).await;
+    assert_eq!(late.close_code().await, Some(1001));
+
+    assert!(alice.silent_for(Duration::from_millis(200)).await);
+    let ((), code) = tokio::join!(server.shutdown(), alice.closed());
+    assert_eq!(code, 1001);
+}

@@ -291,3 +291,56 @@ async fn while_redis_is_unreachable_connections_are_admitted_unchecked() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// A node with shared streams that began shutting down still takes what the cluster's shared
+/// history keeps (publishes to users, threads and rooms; agent-run events) and answers the
+/// rest 503 `shutting_down` (to everyone, ephemeral, or a list with either): nothing it
+/// answered 200 is lost with it. Once it has shut down, the user's client resumes on the
+/// other node and receives what it took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clustered_node_shutting_down_takes_only_what_the_shared_history_keeps() {
+    let redis = Redis::start().await;
+    let [mut one, mut two] = two_nodes(&redis).await;
+    let mut zed = two.connect("zed").await;
+    one.publish(json!({"user": "zed"}), "before", json!(0))
+        .await;
+    let before = zed.next_of("message").await;
+    drop(zed);
+    one.running.as_ref().unwrap().drain().await;
+
+    let kept = [
+        (
+            "/api/publish",
+            json!({"to": {"user": "zed"}, "event": "kept"}),
+        ),
+        (
+            "/api/runs/zed/r1/events",
+            json!({"event": "agent_started", "agent": "a", "data": null}),
+        ),
+    ];
+    for (path, body) in kept {
+        let (status, answer) = one.api("POST", path, Some(body)).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let refused = [
+        json!({"to": "all", "event": "lost"}),
+        json!({"to": {"user": "zed"}, "event": "lost", "ephemeral": "typing"}),
+        json!({"to": [{"user": "zed"}, "all"], "event": "lost"}),
+    ];
+    for body in refused {
+        let (status, answer) = one.api("POST", "/api/publish", Some(body.clone())).await;
+        assert_eq!(
+            (status, answer["error"].clone()),
+            (503, json!("shutting_down")),
+            "{body}"
+        );
+    }
+    one.shutdown().await;
+
+    let resume = format!("&resume={}:{}", before["epoch"], before["seq"]);
+    let mut zed = two.connect_with("zed", &resume).await;
+    assert_eq!(zed.next_of("message").await["event"], "kept");
+    assert_eq!(zed.json().await["type"], "agent_started");
+    let ((), code) = tokio::join!(two.shutdown(), zed.closed());
+    assert_eq!(code, 1012);
+}

@@ -4,10 +4,11 @@
 
 mod support;
 
-use serde_json::json;
-use std::time::Duration;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::*;
-use switchboard_server::auth::TokenKeys;
+use switchboard_server::auth::{TokenError, TokenKeys};
 
 /// No token, a garbage token, a forged token and an expired token are refused with 401 before
 /// any WebSocket exists.
@@ -166,6 +167,86 @@ async fn connection_targets_and_except_sets_use_the_welcome_ids() {
     assert!(a.silent_for(Duration::from_millis(300)).await);
 }
 
+/// The 401 answer to a WebSocket handshake with `token`: its JSON body.
+async fn refusal(server: &TestServer, token: Option<&str>) -> Value {
+    let query = token.map(|t| format!("?token={t}")).unwrap_or_default();
+    let response = server
+        .http
+        .get(format!("{}/ws{query}", server.base))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    response.json().await.unwrap()
+}
+
+/// Every token the server refuses is answered 401 with its stable reason and that reason's
+/// own message, never the words of the JSON or base64 parser: no token, garbage, a header that
+/// is not JSON, a forged signature, an algorithm other than HS256, a `crit` header (no
+/// extension is understood, RFC 7515 §4.1.11), expired, not yet valid, and a `sub` that is
+/// empty or carries a NUL or a line break (log injection).
+#[tokio::test]
+async fn refused_tokens_get_a_stable_reason_and_no_parser_internals() {
+    let server = TestServer::start().await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sign = |header: &Header, claims: Value, secret: &str| {
+        let key = EncodingKey::from_secret(secret.as_bytes());
+        Some(jsonwebtoken::encode(header, &claims, &key).unwrap())
+    };
+    let hs256 = Header::new(Algorithm::HS256);
+    let claims = |sub: &str| json!({"sub": sub, "iat": now, "exp": now + 600});
+    let mut critical = hs256.clone();
+    critical.crit = Some(vec!["exp".into()]);
+    let expired = json!({"sub": "a", "iat": now - 90, "exp": now - 60});
+    let early = json!({"sub": "a", "iat": now, "exp": now + 600, "nbf": now + 300});
+    let forger = "another-secret-of-some-length";
+    let cases = [
+        (None, TokenError::Missing),
+        (Some("garbage".to_owned()), TokenError::Malformed),
+        (
+            Some("e30K.eyJzdWIiOiJhIn0.c2ln".to_owned()),
+            TokenError::Malformed,
+        ),
+        (
+            sign(&hs256, claims("alice"), forger),
+            TokenError::BadSignature,
+        ),
+        (
+            sign(&Header::new(Algorithm::HS384), claims("alice"), SECRET),
+            TokenError::Unsupported,
+        ),
+        (
+            sign(&critical, claims("alice"), SECRET),
+            TokenError::Unsupported,
+        ),
+        (sign(&hs256, expired, SECRET), TokenError::Expired),
+        (sign(&hs256, early, SECRET), TokenError::NotYetValid),
+        (sign(&hs256, claims(""), SECRET), TokenError::InvalidSubject),
+        (
+            sign(&hs256, claims("al\u{0}ice"), SECRET),
+            TokenError::InvalidSubject,
+        ),
+        (
+            sign(&hs256, claims("alice\r\nlevel=ERROR forged"), SECRET),
+            TokenError::InvalidSubject,
+        ),
+    ];
+    for (token, expected) in cases {
+        let body = refusal(&server, token.as_deref()).await;
+        assert_eq!(body["error"], "unauthorized", "{body}");
+        assert_eq!(body["reason"], expected.reason(), "{token:?}: {body}");
+        assert_eq!(body["message"], expected.to_string(), "{token:?}: {body}");
+    }
+}
+
 /// A dropped client that reconnects with its user-stream position gets what it missed.
 #[tokio::test]
 async fn a_client_that_reconnects_with_its_position_gets_what_it_missed() {
@@ -197,12 +278,12 @@ async fn a_client_that_reconnects_with_its_position_gets_what_it_missed() {
     assert_eq!(back.next_of("message").await["event"], "m3");
 }
 
-/// A client that never finishes its handshake is disconnected after the header read timeout,
+/// A client that never finishes its handshake is disconnected after the handshake timeout,
 /// and other clients connect meanwhile.
 #[tokio::test]
 async fn a_half_open_handshake_is_dropped_and_blocks_no_one() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start().await;
+    let server = TestServer::with("[http]\nhandshake_timeout_secs = 1").await;
     let mut stalled = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
     stalled
         .write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")
@@ -212,11 +293,11 @@ async fn a_half_open_handshake_is_dropped_and_blocks_no_one() {
     assert_eq!(other.welcome()["user"], "bob");
     other.join("lobby").await;
 
-    let wait = switchboard_server::HEADER_READ_TIMEOUT + PATIENCE;
+    let wait = Duration::from_secs(1) + PATIENCE;
     let mut buf = [0u8; 256];
     let read = tokio::time::timeout(wait, stalled.read(&mut buf))
         .await
-        .expect("the server hangs up within the header read timeout");
+        .expect("the server hangs up within the handshake timeout");
     // Hyper may answer 408 before closing; either way the connection ends.
     match read {
         Ok(0) | Err(_) => {}

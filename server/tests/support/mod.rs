@@ -10,6 +10,8 @@ use std::time::Duration;
 use switchboard_server::auth::TokenKeys;
 use switchboard_server::settings::{FileSettings, Overrides, Settings};
 use switchboard_server::Running;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 pub use switchboard_testing::WsClient;
@@ -55,9 +57,15 @@ impl TestServer {
 
     /// The server listening on `addr` (with the test credentials), run by someone else.
     pub fn at(addr: SocketAddr) -> Self {
+        // Idle connections are dropped before the shortest deadline a test configures (1 s),
+        // so a request never races the server closing the connection it reuses.
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_millis(500))
+            .build()
+            .expect("an HTTP client");
         TestServer {
             running: None,
-            http: reqwest::Client::new(),
+            http,
             base: format!("http://{addr}"),
             addr,
         }
@@ -173,7 +181,22 @@ impl TestServer {
 
 /// The `switchboard` binary, with no `SWITCHBOARD_*` variable inherited from the caller.
 pub fn switchboard_binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    without_settings(Command::new(env!("CARGO_BIN_EXE_switchboard")))
+}
+
+/// The `switchboard` binary run by `sh` after `ulimit {limits}` (e.g. `-n 64`), with no
+/// `SWITCHBOARD_*` variable inherited from the caller; arguments added go to the binary.
+pub fn switchboard_with_ulimit(limits: &str) -> Command {
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        &format!("ulimit {limits} && exec \"$0\" \"$@\""),
+        env!("CARGO_BIN_EXE_switchboard"),
+    ]);
+    without_settings(command)
+}
+
+fn without_settings(mut command: Command) -> Command {
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SWITCHBOARD_")) {
         command.env_remove(key);
     }
@@ -192,7 +215,11 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Start it with `env` set (e.g. `SWITCHBOARD_REDIS_URL`) and wait until it listens.
     pub fn serve(env: &[(&str, &str)]) -> Self {
-        let mut command = switchboard_binary();
+        Self::serve_from(switchboard_binary(), env)
+    }
+
+    /// [`ServerProcess::serve`] through `command` (the binary, or a shell that runs it).
+    pub fn serve_from(mut command: Command, env: &[(&str, &str)]) -> Self {
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("SWITCHBOARD_AUTH_SECRET", SECRET)
@@ -233,6 +260,22 @@ impl ServerProcess {
         }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
+    }
+
     /// Send it SIGTERM.
     pub fn terminate(&self) {
         let killed = Command::new("kill")
@@ -266,4 +309,39 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TCP connection to `addr` from the loopback address `127.0.0.<host>`, so that a test can
+/// be several clients' addresses at once.
+pub async fn connect_from(host: u8, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, host], 0)))
+        .expect("bind a loopback source address");
+    socket.connect(addr).await.expect("connect")
+}
+
+/// Read from `stream` until the server closes it (or resets it), and return what it sent
+/// before; panics if it is still open after `within` (a hang guard, not a timing assertion).
+pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut received = Vec::new();
+    let read_all = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all)
+        .await
+        .unwrap_or_else(|_| panic!("the server kept the connection open past {within:?}"));
+    received
+}
+
+/// The status line of an HTTP/1.1 answer, e.g. `HTTP/1.1 408 Request Timeout`.
+pub fn status_line(answer: &[u8]) -> String {
+    let text = String::from_utf8_lossy(answer);
+    text.lines().next().unwrap_or_default().to_owned()
 }

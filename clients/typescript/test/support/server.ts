@@ -14,8 +14,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const SECRET = "a-test-secret-that-is-long-enough";
-export const API_KEY = "test-api-key";
+export const SECRET = "a-test-secret-that-is-long-enough-for-staging";
+export const API_KEY = "test-api-key-of-at-least-32-characters";
 /** How long anything may take before a test gives up: a hang guard, not a timing assertion. */
 export const PATIENCE_MS = 20_000;
 
