@@ -5,8 +5,10 @@
 //! ([`Socket`]); the tungstenite and axum adapters are a few lines each. The driver
 //! opens the connection on its shard, then runs two loops until either ends:
 //!
-//! - the **reader** feeds every text, binary and pong frame to the hub, and `Closed` when
-//!   the peer closes or the socket fails;
+//! - the **reader** feeds every text, binary, ping and pong frame to the hub, and `Closed`
+//!   when the peer closes or the socket fails. The WebSocket layer answers pings itself; the
+//!   hub counts them (and pongs that answer none of its pings) against the connection's
+//!   message rate, so a ping flood ends in 4029;
 //! - the **writer** performs the hub's outputs in order, writing a batch of frames, flushing
 //!   it to the socket, and only then reporting [`Input::Flushed`](switchboard::Input::Flushed)
 //!   with the batch's size: that report is the hub's backpressure signal, so a reader that
@@ -145,8 +147,8 @@ where
             Ok(Frame::Text(bytes)) => SocketEvent::Text(bytes),
             Ok(Frame::Binary(bytes)) => SocketEvent::Binary(bytes),
             Ok(Frame::Pong(payload)) => SocketEvent::Pong(payload),
-            // The WebSocket layer answers pings itself.
-            Ok(Frame::Ping(_)) => continue,
+            // The WebSocket layer answers pings itself; the hub rate-limits them.
+            Ok(Frame::Ping(_)) => SocketEvent::Ping,
             Ok(Frame::Close(_)) => break,
             Err(e) => match refusal(&e) {
                 Some(reason) => {

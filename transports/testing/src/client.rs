@@ -152,6 +152,17 @@ impl WsClient {
         self.write(WsMessage::binary(bytes.to_vec())).await;
     }
 
+    /// Send a ping control frame with `payload` (at most 125 bytes).
+    pub async fn send_ping(&mut self, payload: &[u8]) {
+        self.write(WsMessage::Ping(payload.to_vec().into())).await;
+    }
+
+    /// Send a pong control frame with `payload` (at most 125 bytes): unsolicited, unless it
+    /// echoes the payload of the server's last ping.
+    pub async fn send_pong(&mut self, payload: &[u8]) {
+        self.write(WsMessage::Pong(payload.to_vec().into())).await;
+    }
+
     /// The next text frame (unparsed) or close from the socket, unguarded.
     async fn next(&mut self) -> Next {
         if let Some(code) = self.closed {
