@@ -358,16 +358,25 @@ impl Hub {
                 self.note_traffic(now, conn, bytes.len())?;
                 self.close(conn, Reason::BinaryFrame);
             }
+            Input::Ping { conn: id } => {
+                let index = self.check(id)?;
+                let conn = &mut self.conns[index];
+                let resurrected =
+                    (self.wire.gauges).heartbeat(&mut conn.heartbeat, |hb| hb.on_traffic(now));
+                self.after_traffic(id, resurrected);
+                self.rate_control_frame(now, id);
+            }
             Input::Pong { conn: id, payload } => {
                 let index = self.check(id)?;
                 let conn = &mut self.conns[index];
                 let config = &self.config.heartbeat;
                 let (rtt, resurrected) = (self.wire.gauges)
                     .heartbeat(&mut conn.heartbeat, |hb| hb.on_pong(now, payload, config));
-                if let Some(rtt) = rtt {
-                    self.wire.counters.rtt.record(rtt);
-                }
                 self.after_traffic(id, resurrected);
+                match rtt {
+                    Some(rtt) => self.wire.counters.rtt.record(rtt),
+                    None => self.rate_control_frame(now, id),
+                }
             }
             Input::Flushed { conn: id, bytes } => {
                 let index = self.check(id)?;
@@ -668,18 +677,38 @@ impl Hub {
         message: &str,
         reference: Option<&RawValue>,
     ) {
+        if self.strike(now, id, reason) {
+            self.send_error(id, code, message, reference);
+        }
+    }
+
+    /// Count a frame dropped or refused for `reason` and take a strike for it; with no strike
+    /// left, close the connection: 4029 if the frame was over the rate, 1008 otherwise.
+    /// Whether the connection is still open.
+    fn strike(&mut self, now: Instant, id: ConnId, reason: Reason) -> bool {
         self.wire.counters.drops.add(reason);
         let conn = &mut self.conns[id.index()];
-        if !conn.strikes.try_take(now) {
-            let close = if reason == Reason::OverRate {
-                Reason::RateLimited
-            } else {
-                Reason::ProtocolViolation
-            };
-            self.close(id, close);
-            return;
+        if conn.strikes.try_take(now) {
+            return true;
         }
-        self.send_error(id, code, message, reference);
+        let close = if reason == Reason::OverRate {
+            Reason::RateLimited
+        } else {
+            Reason::ProtocolViolation
+        };
+        self.close(id, close);
+        false
+    }
+
+    /// A control frame that answers nothing of the hub's (a ping, or a pong to no ping of
+    /// ours) takes a token of the message rate as a text frame does. Past the rate it is
+    /// counted as dropped (`over_rate`) and takes a strike, but gets no `error` frame: a flood
+    /// of control frames may come from a client that never reads, and the answer to it must
+    /// not be more to write. With no strike left the connection closes with 4029.
+    fn rate_control_frame(&mut self, now: Instant, id: ConnId) {
+        if !self.conns[id.index()].rate.try_take(now) {
+            self.strike(now, id, Reason::OverRate);
+        }
     }
 
     fn send_error(

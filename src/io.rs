@@ -82,7 +82,16 @@ pub enum Input<'a> {
         /// The payload.
         bytes: &'a [u8],
     },
-    /// A pong control frame with its payload.
+    /// A ping control frame from the peer. The transport's WebSocket layer answers it with a
+    /// pong by itself; the hub counts it as a sign of life and against the connection's message
+    /// rate, like a text frame: past the rate it takes a strike (without an `error` frame), and
+    /// with no strike left the connection closes with 4029.
+    Ping {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A pong control frame with its payload. A pong that answers no ping of the hub's
+    /// (unsolicited) counts against the message rate as [`Input::Ping`] does.
     Pong {
         /// The connection.
         conn: ConnId,

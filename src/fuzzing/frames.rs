@@ -10,6 +10,7 @@
 //! | `t<slot><bytes>` | the client sends `<bytes>` as a text frame |
 //! | `b<slot><bytes>` | a binary frame |
 //! | `p<slot><bytes>` | a pong with that payload |
+//! | `i<slot>` | a WebSocket ping (the transport answers it; the hub rate-limits it) |
 //! | `x<slot><digits>` | a `ping` frame padded to about `<digits>` bytes (oversized frames without huge seeds) |
 //! | `w<slot><digits>` | the clock moves `<digits>` milliseconds (at most two minutes) |
 //! | `s<slot>` / `r<slot>` | the client stops / resumes reading (a client that does not read answers no ping) |
@@ -34,8 +35,9 @@
 //! `ref`); a frame on a user stream (and
 //! `welcome`) goes only to a connection of that user. Every close code is in section 5 with its
 //! label, and is one the command can cause: 1009 for an oversized frame, 1007 for invalid UTF-8,
-//! 1003 for a binary frame, 1008 or 4029 for bad frames past the strikes, 4008 for a reader that
-//! stopped, 4000 after silence. The reply to a text frame fits its type (a `ping` gets exactly
+//! 1003 for a binary frame, 1008 or 4029 for bad frames past the strikes, 4029 for pings and
+//! unsolicited pongs past the rate and the strikes, 4008 for a reader that stopped, 4000 after
+//! silence. The reply to a text frame fits its type (a `ping` gets exactly
 //! one `pong` or `error`, a `publish` never echoes to its sender, ...). At the end everyone
 //! leaves and, once history expired, the hub holds nothing.
 
@@ -117,6 +119,8 @@ struct Cause {
 enum Sent {
     Text(Vec<u8>),
     Binary,
+    /// A ping, or a pong (which may answer no ping of the hub's).
+    Control,
 }
 
 /// The head of a client frame, parsed like the hub parses it.
@@ -232,10 +236,21 @@ impl Script {
                     time: false,
                 });
             }
-            (b'p', Some(conn)) => {
-                let r = self.hub.handle_input(now, Input::Pong { conn, payload });
+            (b'p' | b'i', Some(conn)) => {
+                let input = match cmd {
+                    b'p' => Input::Pong { conn, payload },
+                    _ => Input::Ping { conn },
+                };
+                let r = self.hub.handle_input(now, input);
                 assert!(r.is_ok(), "an open connection is known");
-                self.drain(&Cause::default());
+                self.drain(&Cause {
+                    sender: Some((conn, Sent::Control)),
+                    time: false,
+                });
+                assert!(
+                    self.frames.get(&conn).is_none_or(Vec::is_empty),
+                    "a control frame is answered by no text frame"
+                );
             }
             (b'w', _) => self.wait(Duration::from_millis(digits(payload).min(MAX_WAIT_MS))),
             (b's', Some(conn)) => self.conns.get_mut(&conn).expect("open").reading = false,
@@ -502,6 +517,7 @@ impl Script {
             };
             let allowed: &[u16] = match sent {
                 Some(Sent::Binary) => &[1003],
+                Some(Sent::Control) => &[4029],
                 Some(Sent::Text(_)) => &[1007, 1008, 1009, 4029, 4008],
                 None if cause.time => &[4000, 4008],
                 None => &[4008],

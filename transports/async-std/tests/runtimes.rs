@@ -15,7 +15,7 @@ use std::time::Duration;
 use switchboard::{Config, HeartbeatConfig, Message, Notice, Open, Reason, Target, UserId};
 use switchboard_async_std::{AsyncIo, Builder, Event, Events, Handle, Refusal, Request, Runtime};
 use switchboard_conformance::cases::{close_code, frame};
-use switchboard_conformance::{guard, WsClient};
+use switchboard_conformance::{guard, Received, WsClient};
 
 /// `?user=<id>` or 401.
 fn authenticate(request: &Request) -> Result<Open, Refusal> {
@@ -189,6 +189,36 @@ async fn a_silent_client_is_closed_for_heartbeat_timeout(runtime: AsyncIo) {
     handle.shutdown().await;
 }
 
+/// The handshake bounds each connection's write buffer (async-tungstenite honours the
+/// configuration it is given): a client that pings and never reads its pongs fills the buffer,
+/// and the hub's next frame for it, which does not fit, ends it as a slow consumer (4008)
+/// with the socket dropped, no close frame and no reply.
+async fn a_client_that_leaves_its_pongs_unread_is_closed_as_a_slow_consumer(runtime: AsyncIo) {
+    let mut config = config(Duration::from_secs(600));
+    config.limits.messages_per_second = u32::MAX;
+    config.limits.message_burst = u32::MAX;
+    config.backpressure.inflight_bytes = 16 * 1024;
+    config.backpressure.queue_bytes = 256 * 1024;
+    let (handle, mut events, addr, _serving) = start(runtime, config).await;
+    let mut flooder = WsClient::open(addr, "user=flooder", true)
+        .await
+        .expect("accepted");
+    assert_eq!(frame(&mut flooder).await["type"], "welcome");
+
+    flooder
+        .leave_pongs_unread(handle.write_buffer_limit())
+        .await;
+
+    let reason = loop {
+        if let Notice::Closed { reason, .. } = notice(&mut events).await {
+            break reason;
+        }
+    };
+    assert_eq!(reason, Reason::SlowConsumer);
+    assert_eq!(flooder.read().await, Received::Closed(None));
+    handle.shutdown().await;
+}
+
 /// Shutdown closes every client with 1001 after what was already sent, stops accepting, and
 /// ends the event inbox.
 async fn shutdown_closes_with_1001_and_stops_accepting(runtime: AsyncIo) {
@@ -241,5 +271,6 @@ on_both_runtimes!(
     a_refused_handshake_gets_401,
     an_accepted_stream_runs_through_accept,
     a_silent_client_is_closed_for_heartbeat_timeout,
+    a_client_that_leaves_its_pongs_unread_is_closed_as_a_slow_consumer,
     shutdown_closes_with_1001_and_stops_accepting,
 );

@@ -5,8 +5,10 @@
 //! ([`Socket`]); the tungstenite and axum adapters are a few lines each. The driver
 //! opens the connection on its shard, then runs two loops until either ends:
 //!
-//! - the **reader** feeds every text, binary and pong frame to the hub, and `Closed` when
-//!   the peer closes or the socket fails;
+//! - the **reader** feeds every text, binary, ping and pong frame to the hub, and `Closed`
+//!   when the peer closes or the socket fails. The WebSocket layer answers pings itself; the
+//!   hub counts them (and pongs that answer none of its pings) against the connection's
+//!   message rate, so a ping flood ends in 4029;
 //! - the **writer** performs the hub's outputs in order, writing a batch of frames, flushing
 //!   it to the socket, and only then reporting [`Input::Flushed`](switchboard::Input::Flushed)
 //!   with the batch's size: that report is the hub's backpressure signal, so a reader that
@@ -15,6 +17,11 @@
 //! When the hub closes the connection the writer sends the close frame and the driver waits
 //! (at most `close_timeout`) for the peer's answer; a writer stuck on a peer that reads nothing
 //! is abandoned `close_timeout` after the hub's close, and the socket dropped.
+//!
+//! The socket's write buffer is bounded ([`write_buffer_limit`](crate::write_buffer_limit)):
+//! a frame that does not fit (the peer has left that much unread, its pongs typically) ends
+//! the writer, the hub closes the connection as a slow consumer (4008), and the socket is
+//! dropped without a close frame, which would not fit either.
 
 use crate::frame::{Frame, Socket, SocketError};
 use crate::handle::Handle;
@@ -46,6 +53,8 @@ enum Ended {
     Closed,
     /// Writing failed, or the hub forgot the connection without a close frame.
     Gone,
+    /// A frame did not fit the socket's bounded write buffer: the peer does not read.
+    Overflowed,
     /// The hub closed the connection and the writer did not finish within `close_timeout`.
     Abandoned,
 }
@@ -109,6 +118,15 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, 
             })
             .await;
         }
+        // The hub learns why before the socket is dropped (unless it closed the connection
+        // already, and that close frame is what did not fit).
+        Ended::Overflowed => {
+            tracing::debug!(shard, %conn, "write buffer full");
+            let slow = Reason::SlowConsumer;
+            let _ = handle
+                .call(shard, move |s, _| s.hub.close_connection(conn, slow))
+                .await;
+        }
         Ended::Gone | Ended::Abandoned => {}
     }
     // Harmless if the hub already closed it: the id's generation no longer matches.
@@ -145,8 +163,8 @@ where
             Ok(Frame::Text(bytes)) => SocketEvent::Text(bytes),
             Ok(Frame::Binary(bytes)) => SocketEvent::Binary(bytes),
             Ok(Frame::Pong(payload)) => SocketEvent::Pong(payload),
-            // The WebSocket layer answers pings itself.
-            Ok(Frame::Ping(_)) => continue,
+            // The WebSocket layer answers pings itself; the hub rate-limits them.
+            Ok(Frame::Ping(_)) => SocketEvent::Ping,
             Ok(Frame::Close(_)) => break,
             Err(e) => match refusal(&e) {
                 Some(reason) => {
@@ -213,16 +231,16 @@ where
                     break;
                 }
             };
-            if sink.feed(frame).await.is_err() {
-                return Ended::Gone;
+            if let Err(e) = sink.feed(frame).await {
+                return failed(&e);
             }
             batch += 1;
             if batch < BATCH {
                 next = outbox.try_recv().ok();
             }
         }
-        if sink.flush().await.is_err() {
-            return Ended::Gone;
+        if let Err(e) = sink.flush().await {
+            return failed(&e);
         }
         if written > 0 {
             let flushed = Command::Socket {
@@ -237,9 +255,19 @@ where
             let frame = Frame::Close(Some((code, reason.as_str().to_owned())));
             return match sink.send(frame).await {
                 Ok(()) => Ended::Closed,
-                Err(_) => Ended::Gone,
+                Err(e) => failed(&e),
             };
         }
     }
     Ended::Gone
+}
+
+/// How the writer ends on a write failure.
+fn failed(e: &SocketError) -> Ended {
+    if e.is_write_buffer_full() {
+        Ended::Overflowed
+    } else {
+        tracing::debug!(error = %e, "write failed");
+        Ended::Gone
+    }
 }

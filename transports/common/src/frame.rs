@@ -28,13 +28,14 @@ pub enum Frame {
     Close(Option<(u16, String)>),
 }
 
-/// What kind of read failure a [`SocketError`] is: the ones the hub answers with a close code
-/// of its own, or any other.
+/// What kind of failure a [`SocketError`] is: the ones the hub answers with a close code of
+/// its own, or any other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Other,
     TooLarge,
     InvalidUtf8,
+    WriteBufferFull,
 }
 
 /// A failure of the underlying WebSocket.
@@ -68,12 +69,21 @@ impl SocketError {
         Self::of(Kind::InvalidUtf8, source)
     }
 
+    /// A frame did not fit the socket's bounded write buffer: the peer has not read what was
+    /// written to it (its pongs, typically) for so long that the buffer is full. The hub closes
+    /// it as a slow consumer (4008).
+    pub fn write_buffer_full(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::of(Kind::WriteBufferFull, source)
+    }
+
     /// A tungstenite error, classified: capacity errors are [`SocketError::too_large`],
-    /// UTF-8 errors [`SocketError::invalid_utf8`].
+    /// UTF-8 errors [`SocketError::invalid_utf8`], a full write buffer
+    /// [`SocketError::write_buffer_full`].
     pub fn from_tungstenite(e: tungstenite::Error) -> Self {
         match e {
             e @ tungstenite::Error::Capacity(_) => Self::too_large(e),
             e @ tungstenite::Error::Utf8(_) => Self::invalid_utf8(e),
+            e @ tungstenite::Error::WriteBufferFull(_) => Self::write_buffer_full(e),
             e => Self::new(e),
         }
     }
@@ -86,6 +96,11 @@ impl SocketError {
     /// True for a text message that is not UTF-8.
     pub fn is_invalid_utf8(&self) -> bool {
         self.kind == Kind::InvalidUtf8
+    }
+
+    /// True for a frame that did not fit the bounded write buffer.
+    pub fn is_write_buffer_full(&self) -> bool {
+        self.kind == Kind::WriteBufferFull
     }
 }
 
@@ -138,9 +153,9 @@ pub trait Codec {
     /// The message that writes `frame`.
     fn encode(frame: Frame) -> Result<Self::Message, SocketError>;
 
-    /// A read failure, classified ([`SocketError::too_large`], [`SocketError::invalid_utf8`]
-    /// or any other).
-    fn read_error(error: Self::Error) -> SocketError;
+    /// A read or write failure, classified ([`SocketError::too_large`],
+    /// [`SocketError::invalid_utf8`], [`SocketError::write_buffer_full`] or any other).
+    fn error(error: Self::Error) -> SocketError;
 }
 
 /// The WebSocket `W` of the library `C` describes, as a [`Socket`]: a stream of `C`'s
@@ -177,7 +192,7 @@ where
         loop {
             let frame = match ready!(Pin::new(&mut self.socket).poll_next(cx)) {
                 None => return Poll::Ready(None),
-                Some(Err(e)) => return Poll::Ready(Some(Err(C::read_error(e)))),
+                Some(Err(e)) => return Poll::Ready(Some(Err(C::error(e)))),
                 Some(Ok(message)) => C::decode(message),
             };
             if let Some(frame) = frame {
@@ -195,28 +210,22 @@ where
     type Error = SocketError;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
-        Pin::new(&mut self.socket)
-            .poll_ready(cx)
-            .map_err(SocketError::new)
+        Pin::new(&mut self.socket).poll_ready(cx).map_err(C::error)
     }
 
     fn start_send(mut self: Pin<&mut Self>, frame: Frame) -> Result<(), SocketError> {
         let message = C::encode(frame)?;
         Pin::new(&mut self.socket)
             .start_send(message)
-            .map_err(SocketError::new)
+            .map_err(C::error)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
-        Pin::new(&mut self.socket)
-            .poll_flush(cx)
-            .map_err(SocketError::new)
+        Pin::new(&mut self.socket).poll_flush(cx).map_err(C::error)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
-        Pin::new(&mut self.socket)
-            .poll_close(cx)
-            .map_err(SocketError::new)
+        Pin::new(&mut self.socket).poll_close(cx).map_err(C::error)
     }
 }
 
@@ -259,7 +268,7 @@ impl Codec for Tungstenite {
         })
     }
 
-    fn read_error(error: tungstenite::Error) -> SocketError {
+    fn error(error: tungstenite::Error) -> SocketError {
         SocketError::from_tungstenite(error)
     }
 }

@@ -5,6 +5,7 @@ use crate::driver;
 use crate::events::Events;
 use crate::frame::Socket;
 use crate::runtime::Runtime;
+use crate::server;
 use crate::shard::{self, Command, Relay, Relaying, Shard};
 use crate::tasks::Tasks;
 use async_channel::Sender;
@@ -171,6 +172,7 @@ impl<R: Runtime> Builder<R> {
             relays: relay_tx,
             options,
             message_limit: config.limits.max_frame_bytes.saturating_mul(2),
+            write_buffer_limit: server::write_buffer_limit(&config.backpressure),
             connections: Tasks::new(),
             shards_stopped: Mutex::new(stopped),
             stopping: async_channel::bounded(1),
@@ -204,6 +206,9 @@ struct Inner<R> {
     /// that the hub sees (and closes with 1009) a frame somewhat over its limit, while a huge
     /// one is cut off before it is buffered.
     message_limit: usize,
+    /// The most the WebSocket layer holds unwritten per connection (see
+    /// [`server::write_buffer_limit`]).
+    write_buffer_limit: usize,
     /// Connection tasks, refused once shutdown started.
     connections: Arc<Tasks>,
     /// Each shard task drops its sender when it ends.
@@ -348,6 +353,13 @@ impl<R: Runtime> Handle<R> {
     /// its limit, while a huge one is cut off before it is buffered.
     pub fn message_limit(&self) -> usize {
         self.inner.message_limit
+    }
+
+    /// The most the WebSocket layer may hold unwritten for one connection (its
+    /// `max_write_buffer_size`), from the hub's backpressure budgets: see
+    /// [`write_buffer_limit`](crate::write_buffer_limit).
+    pub fn write_buffer_limit(&self) -> usize {
+        self.inner.write_buffer_limit
     }
 
     pub(crate) fn inbox(&self, shard: usize) -> Sender<Command> {

@@ -48,8 +48,8 @@ pub use frame::{Adapter, Codec, Frame, Socket, SocketError, Tungstenite};
 pub use handle::{Builder, Error, Handle, Options, ShardedStats, UserHandle};
 pub use runtime::Runtime;
 pub use server::{
-    position_from_query, Authenticate, Handshake, Listen, Refusal, Request, Upgrade,
-    READ_BUFFER_BYTES,
+    position_from_query, write_buffer_limit, Authenticate, Handshake, Listen, Refusal, Request,
+    Upgrade, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
 };
 /// The tungstenite crate the adapters and the handshake are written against.
 pub use tungstenite;

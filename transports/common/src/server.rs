@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::sync::Arc;
-use switchboard::{Open, Position};
+use switchboard::{BackpressureConfig, Open, Position};
 use tungstenite::handshake::server::{Callback, ErrorResponse, Response};
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::WebSocketConfig;
@@ -20,6 +20,31 @@ use tungstenite::protocol::WebSocketConfig;
 /// (at most `max_frame_bytes`, 64 KiB by default, assembled over several reads if larger than
 /// the buffer), so 4 KiB costs idle connections far less memory and busy ones less CPU.
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The WebSocket write buffer's target: frames collect up to this size before they are written
+/// to the socket (tungstenite's default, named because [`write_buffer_limit`] is computed from
+/// it). The driver flushes after every batch of frames anyway.
+pub const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+
+/// The most the WebSocket layer may hold unwritten for one connection (tungstenite's
+/// `max_write_buffer_size`), given the hub's backpressure budgets: the target
+/// ([`WRITE_BUFFER_BYTES`]), the in-flight budget, and one more frame as large as the hub's
+/// whole queue: 128 KiB + 256 KiB + 1 MiB = 1.375 MiB with the presets' budgets.
+///
+/// The hub never hands a connection more than its in-flight budget unflushed (or one frame
+/// alone), and a reliable frame larger than the queue overflows any reader that falls behind,
+/// so a reader that keeps up never comes near the bound. What fills it is a peer that sends
+/// pings and does not read their pongs. When the buffer is full, tungstenite drops further
+/// pongs (it keeps only the latest, outside the buffer) without an error, and refuses a frame
+/// of ours with `WriteBufferFull`: the driver then has the hub close the connection as a slow
+/// consumer (4008) and drops the socket, since no close frame fits either.
+pub fn write_buffer_limit(backpressure: &BackpressureConfig) -> usize {
+    WRITE_BUFFER_BYTES
+        .saturating_add(backpressure.inflight_bytes)
+        .saturating_add(backpressure.queue_bytes)
+        // tungstenite requires the bound to exceed the target.
+        .max(WRITE_BUFFER_BYTES + 1)
+}
 
 /// A runtime's TCP listener, for [`Handle::serve`](crate::Handle::serve).
 pub trait Listen: Runtime {
@@ -199,6 +224,8 @@ impl<R: Runtime> Handle<R> {
             open: &mut open,
             config: WebSocketConfig::default()
                 .read_buffer_size(READ_BUFFER_BYTES)
+                .write_buffer_size(WRITE_BUFFER_BYTES)
+                .max_write_buffer_size(self.write_buffer_limit())
                 .max_message_size(limit)
                 .max_frame_size(limit),
         };
@@ -230,7 +257,8 @@ pub struct Handshake<'a> {
 
 impl Handshake<'_> {
     /// The WebSocket configuration to accept with: messages are read up to
-    /// [`Handle::message_limit`].
+    /// [`Handle::message_limit`], and at most [`Handle::write_buffer_limit`] is held
+    /// unwritten.
     pub fn config(&self) -> WebSocketConfig {
         self.config
     }

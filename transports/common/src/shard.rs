@@ -59,6 +59,7 @@ pub(crate) struct Link {
 pub(crate) enum SocketEvent {
     Text(Bytes),
     Binary(Bytes),
+    Ping,
     Pong(Bytes),
     Flushed(usize),
     /// The WebSocket layer refused what the peer sent before the hub saw it: a message larger
@@ -184,6 +185,7 @@ impl Shard {
                     bytes: &bytes,
                 },
             ),
+            SocketEvent::Ping => self.hub.handle_input(now, Input::Ping { conn }),
             SocketEvent::Pong(payload) => self.hub.handle_input(
                 now,
                 Input::Pong {

@@ -528,6 +528,37 @@ pub async fn a_binary_frame_closes_with_1003<T: Transport>() {
     t.shutdown().await;
 }
 
+/// More control frames than the rate limit's burst and the strikes together (100 + 10 with
+/// the defaults), three times over: sent faster than the rate refills them, whatever the
+/// machine.
+const CONTROL_FLOOD: usize = 3 * (100 + 10);
+
+/// A client that floods WebSocket pings is limited like one that floods text frames: past the
+/// burst each ping takes a strike (with no `error` frame), and the ping that finds no strike
+/// left closes the connection with 4029. The pongs the WebSocket layer answers with are all it
+/// reads before the close.
+pub async fn a_ping_flood_closes_with_4029<T: Transport>() {
+    let t = T::start(config()).await;
+    let (mut alice, _) = welcomed(&t, Connect::user("alice")).await;
+    for _ in 0..CONTROL_FLOOD {
+        alice.send_ping(b"flood").await;
+    }
+    assert_eq!(alice.recv().await, Received::Closed(Some(4029)));
+    t.shutdown().await;
+}
+
+/// Pongs that answer none of the server's pings count against the rate limit as pings do: a
+/// flood of them closes the connection with 4029, with no `error` frame before it.
+pub async fn an_unsolicited_pong_flood_closes_with_4029<T: Transport>() {
+    let t = T::start(config()).await;
+    let (mut alice, _) = welcomed(&t, Connect::user("alice")).await;
+    for _ in 0..CONTROL_FLOOD {
+        alice.send_unsolicited_pong(b"flood").await;
+    }
+    assert_eq!(alice.recv().await, Received::Closed(Some(4029)));
+    t.shutdown().await;
+}
+
 /// A text frame that is not UTF-8 closes the connection with 1007.
 pub async fn invalid_utf8_closes_with_1007<T: Transport>() {
     let t = T::start(config()).await;

@@ -122,6 +122,21 @@ impl Client for InMemoryClient {
         }
     }
 
+    async fn send_ping(&mut self, _payload: &[u8]) {
+        if let Ok(conn) = self.conn {
+            self.harness.borrow_mut().input(Input::Ping { conn });
+        }
+    }
+
+    async fn send_unsolicited_pong(&mut self, payload: &[u8]) {
+        assert_ne!(payload.len(), 8, "a payload that cannot echo a hub ping");
+        if let Ok(conn) = self.conn {
+            self.harness
+                .borrow_mut()
+                .input(Input::Pong { conn, payload });
+        }
+    }
+
     async fn recv(&mut self) -> Received {
         let conn = match self.conn {
             Ok(conn) => conn,

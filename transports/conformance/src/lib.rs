@@ -87,6 +87,13 @@ pub trait Client {
     /// Send a binary frame.
     fn send_binary(&mut self, bytes: &[u8]) -> impl Future<Output = ()>;
 
+    /// Send a WebSocket ping control frame (answered by the WebSocket layer, counted by the
+    /// hub).
+    fn send_ping(&mut self, payload: &[u8]) -> impl Future<Output = ()>;
+
+    /// Send a WebSocket pong control frame that answers none of the server's pings.
+    fn send_unsolicited_pong(&mut self, payload: &[u8]) -> impl Future<Output = ()>;
+
     /// The next frame, or the close. Waiting for a frame that never comes fails the case.
     /// Resumes reading after [`Client::pause`].
     fn recv(&mut self) -> impl Future<Output = Received>;
@@ -196,6 +203,8 @@ macro_rules! suite {
             an_invalid_frame_gets_an_error_frame,
             garbage_exhausts_the_strikes_and_closes_with_1008,
             a_binary_frame_closes_with_1003,
+            a_ping_flood_closes_with_4029,
+            an_unsolicited_pong_flood_closes_with_4029,
             invalid_utf8_closes_with_1007,
             an_oversized_frame_closes_with_1009,
             the_per_user_limit_refuses_with_4003,

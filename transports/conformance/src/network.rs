@@ -216,6 +216,16 @@ impl Client for WsClient {
         WsClient::send_binary(self, bytes).await;
     }
 
+    async fn send_ping(&mut self, payload: &[u8]) {
+        WsClient::send_ping(self, payload).await;
+    }
+
+    /// The server's pings carry 8 bytes: any other payload answers none of them.
+    async fn send_unsolicited_pong(&mut self, payload: &[u8]) {
+        assert_ne!(payload.len(), 8, "a payload that cannot echo a server ping");
+        WsClient::send_pong(self, payload).await;
+    }
+
     async fn recv(&mut self) -> Received {
         self.read().await
     }

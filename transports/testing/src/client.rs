@@ -8,7 +8,7 @@ use async_tungstenite::tungstenite::protocol::frame::Frame;
 use async_tungstenite::tungstenite::{Error, Message as WsMessage};
 use async_tungstenite::WebSocketStream;
 use futures_util::future::{self, Either};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use socket2::{Domain, Socket, Type};
 use std::collections::VecDeque;
@@ -32,6 +32,15 @@ pub fn small_socket() -> Socket {
         .expect("SO_RCVBUF");
     socket
 }
+
+/// The payload of [`WsClient::flood_pings`]' pings: the most a control frame may carry.
+const FLOOD_PAYLOAD: &[u8; 125] = &[b'p'; 125];
+
+/// More than the kernel holds in the socket buffers of both ends of a connection on
+/// 127.0.0.1 (Linux grows a send buffer to at most 4 MiB by default, `net.ipv4.tcp_wmem`): a
+/// client that leaves this much more unread than a server buffers has filled the server's
+/// own buffer.
+pub const SOCKET_SLACK: usize = 8 << 20;
 
 /// What a client reads.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +159,46 @@ impl WsClient {
     /// Send a binary frame.
     pub async fn send_binary(&mut self, bytes: &[u8]) {
         self.write(WsMessage::binary(bytes.to_vec())).await;
+    }
+
+    /// Send a ping control frame with `payload` (at most 125 bytes).
+    pub async fn send_ping(&mut self, payload: &[u8]) {
+        self.write(WsMessage::Ping(payload.to_vec().into())).await;
+    }
+
+    /// Send a pong control frame with `payload` (at most 125 bytes): unsolicited, unless it
+    /// echoes the payload of the server's last ping.
+    pub async fn send_pong(&mut self, payload: &[u8]) {
+        self.write(WsMessage::Pong(payload.to_vec().into())).await;
+    }
+
+    /// Send pings as fast as the socket takes them, reading nothing, until their pongs amount
+    /// to more than `bytes`: once the server has read them, that much waits for this client in
+    /// the server's buffers. Each ping carries the largest payload a control frame may (125
+    /// bytes), so its pong is 127 bytes on the wire. Stops early if the server drops the
+    /// socket.
+    pub async fn flood_pings(&mut self, bytes: usize) {
+        const PONG: usize = 2 + FLOOD_PAYLOAD.len();
+        let ping = WsMessage::Ping(FLOOD_PAYLOAD.to_vec().into());
+        for _ in 0..bytes.div_ceil(PONG) {
+            if self.ws.feed(ping.clone()).await.is_err() {
+                return;
+            }
+        }
+        let _ = self.ws.flush().await;
+    }
+
+    /// Play a peer that pings and never reads the pongs: flood pings until more than
+    /// `bytes + SOCKET_SLACK` of pongs are owed to this client, then send a `ping` frame whose
+    /// reply (a `pong` echoing a 1 KiB `ref`) is larger than any pong. Reads nothing. The server
+    /// handles that frame after every ping before it, when at least `bytes` of pongs wait in
+    /// its own buffers, unless its write buffer holds less: then that buffer is full and the
+    /// reply cannot be written.
+    pub async fn leave_pongs_unread(&mut self, bytes: usize) {
+        self.flood_pings(bytes + SOCKET_SLACK).await;
+        let reference = "r".repeat(1024);
+        self.send(serde_json::json!({"type": "ping", "ref": reference}))
+            .await;
     }
 
     /// The next text frame (unparsed) or close from the socket, unguarded.

@@ -13,7 +13,7 @@
 mod client;
 mod redis;
 
-pub use client::{small_socket, Received, WsClient, SMALL_BUFFER};
+pub use client::{small_socket, Received, WsClient, SMALL_BUFFER, SOCKET_SLACK};
 pub use redis::Redis;
 
 use futures_util::future::{self, Either};

@@ -32,8 +32,10 @@ use switchboard::{Open, OpenError};
 
 /// Upgrade the request and run the WebSocket as a connection of `open.user` on its shard.
 /// Messages are read up to twice the hub's `max_frame_bytes` (the hub closes those over its
-/// limit with 1009; larger ones are cut off by the WebSocket layer). While the switchboard shuts down
-/// the request is answered with 503 and not upgraded.
+/// limit with 1009; larger ones are cut off by the WebSocket layer), and at most
+/// [`Handle::write_buffer_limit`] is held unwritten (a peer that does not read its pongs is
+/// closed as a slow consumer, see [`write_buffer_limit`](switchboard_transport::write_buffer_limit)).
+/// While the switchboard shuts down the request is answered with 503 and not upgraded.
 pub fn upgrade(handle: &Handle, ws: WebSocketUpgrade, open: Open) -> Response {
     if handle.is_shutting_down() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -41,6 +43,8 @@ pub fn upgrade(handle: &Handle, ws: WebSocketUpgrade, open: Open) -> Response {
     let handle = handle.clone();
     let limit = handle.message_limit();
     ws.read_buffer_size(switchboard_transport::READ_BUFFER_BYTES)
+        .write_buffer_size(switchboard_transport::WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(handle.write_buffer_limit())
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
@@ -103,7 +107,7 @@ impl Codec for Axum {
     }
 
     /// axum wraps tungstenite's errors: classified as tungstenite's are.
-    fn read_error(error: axum::Error) -> SocketError {
+    fn error(error: axum::Error) -> SocketError {
         match error
             .into_inner()
             .downcast::<switchboard_transport::tungstenite::Error>()
