@@ -346,7 +346,7 @@ fn render_cluster(t: &mut Text, cluster: &BridgeStats) {
         ),
         (
             "cluster_reconnects_total",
-            "Times the Redis command connection came back after being lost.",
+            "Times a Redis command connection (commands, or history reads) came back after being lost.",
             reconnects,
         ),
         (
