@@ -190,13 +190,14 @@ impl WsClient {
 
     /// Play a peer that pings and never reads the pongs: flood pings until more than
     /// `bytes + SOCKET_SLACK` of pongs are owed to this client, then send a `ping` frame whose
-    /// reply (a `pong` echoing a 1 KiB `ref`) is larger than any pong. Reads nothing. The server
-    /// handles that frame after every ping before it, when at least `bytes` of pongs wait in
-    /// its own buffers, unless its write buffer holds less: then that buffer is full and the
-    /// reply cannot be written.
+    /// reply (a `pong` echoing a `ref` as long as the protocol allows, 256 bytes of JSON) is
+    /// larger than any pong. Reads nothing. The server handles that frame after every ping
+    /// before it, when at least `bytes` of pongs wait in its own buffers, unless its write
+    /// buffer holds less: then that buffer is full and the reply cannot be written.
     pub async fn leave_pongs_unread(&mut self, bytes: usize) {
         self.flood_pings(bytes + SOCKET_SLACK).await;
-        let reference = "r".repeat(1024);
+        // The longest `ref` the protocol allows (256 bytes of JSON): 254 characters and quotes.
+        let reference = "r".repeat(254);
         self.send(serde_json::json!({"type": "ping", "ref": reference}))
             .await;
     }
