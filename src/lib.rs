@@ -43,9 +43,6 @@ mod timer;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
-
 pub use access::RoomAccess;
 pub use config::{
     BackpressureConfig, Config, HeartbeatConfig, HistoryConfig, Limits, UserLimitPolicy,

@@ -34,21 +34,16 @@
 //!    sizes; a stream created anew gets an epoch larger than any before it; every gauge the hub
 //!    keeps as its state changes equals a recount of that state.
 
-use crate::config::{BackpressureConfig, Config, HistoryConfig};
-use crate::error::PublishError;
-use crate::hub::AgentUpdate;
-use crate::id::{ConnId, RunId, UserId};
-use crate::io::{Delivery, Input, Open};
-use crate::message::Message;
-use crate::reason::Reason;
-use crate::run::{AgentEvent, EventKind};
-use crate::stream::{Position, StreamId};
-use crate::target::Target;
-use crate::testing::Harness;
 use arbitrary::Arbitrary;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
+use switchboard::testing::Harness;
+use switchboard::{
+    AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Delivery, EventKind,
+    HistoryConfig, Input, Message, Open, Position, PublishError, Reason, RunId, StreamId, Target,
+    UserId,
+};
 
 const USERS: [&str; 2] = ["ana", "ben"];
 const ROOMS: [&str; 2] = ["r0", "r1"];

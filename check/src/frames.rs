@@ -41,21 +41,15 @@
 //! one `pong` or `error`, a `publish` never echoes to its sender, ...). At the end everyone
 //! leaves and, once history expired, the hub holds nothing.
 
-use super::ProtocolDoc;
-use crate::config::{BackpressureConfig, Config};
-use crate::hub::{AgentUpdate, Hub};
-use crate::id::{ConnId, UserId};
-use crate::io::{Input, Notice, Open, Output};
-use crate::message::Message;
-use crate::reason::Reason;
-use crate::run::AgentEvent;
-use crate::stream::StreamId;
-use crate::target::Target;
-use crate::RoomAccess;
+use crate::ProtocolDoc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+use switchboard::{
+    AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Hub, Input, Message, Notice, Open,
+    Output, Reason, RoomAccess, StreamId, Target, UserId,
+};
 
 const SLOTS: usize = 4;
 const MAX_FRAME: usize = 512;

@@ -50,20 +50,15 @@
 //! count only; and the backpressure budgets are far above what a sequence writes, so a client
 //! that does not read is never closed as a slow consumer.
 
-use crate::config::{Config, UserLimitPolicy};
-use crate::error::{OpenError, PublishError, RoomError};
-use crate::id::{ConnId, ThreadId, UserId};
-use crate::io::{Delivery, Open};
-use crate::message::Message;
-use crate::reason::Reason;
-use crate::stats::Stats;
-use crate::stream::{Position, StreamId};
-use crate::target::{Audience, Target};
-use crate::testing::Harness;
 use arbitrary::Arbitrary;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
+use switchboard::testing::Harness;
+use switchboard::{
+    Audience, Config, ConnId, Delivery, Message, Open, OpenError, Position, PublishError, Reason,
+    RoomError, Stats, StreamId, Target, ThreadId, UserId, UserLimitPolicy,
+};
 
 /// The users of a case.
 pub const USERS: [&str; 4] = ["ana", "ben", "cho", "dan"];
