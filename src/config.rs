@@ -36,7 +36,7 @@ pub struct Config {
     /// frames, agent run events) goes out as an [`Output::Sequence`](crate::Output::Sequence)
     /// and is delivered when it comes back sealed through
     /// [`Input::Sequenced`](crate::Input::Sequenced), on this hub as on every other one
-    /// serving the stream. See [`sequenced`](crate::sequenced). Default `false` (the hub
+    /// serving the stream. See [`Unsequenced`](crate::Unsequenced). Default `false` (the hub
     /// numbers its streams).
     pub shared_streams: bool,
     /// The first stream epoch this hub hands out. Streams created later get larger epochs.
@@ -52,6 +52,7 @@ pub struct Config {
 
 /// What happens when a user opens one connection more than `max_connections_per_user`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UserLimitPolicy {
     /// The new connection is refused with close code 4003.
     RejectNew,

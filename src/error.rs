@@ -8,6 +8,7 @@ use thiserror::Error;
 
 /// Why a connection could not open. The transport closes the socket with [`OpenError::close_code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The hub is shutting down; `restart`: the node restarts while others serve (1012),
     /// otherwise 1001.
@@ -64,6 +65,7 @@ pub enum PublishError {
 
 /// Which cap refused a new agent run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RunLimit {
     /// `Limits::max_active_runs_per_user`.
     User,
@@ -82,6 +84,7 @@ impl fmt::Display for RunLimit {
 
 /// Why a server-side room or thread operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RoomError {
     /// The connection does not exist.
     #[error(transparent)]

@@ -1,35 +1,5 @@
 //! The [`Hub`]: the one state machine that owns every connection, user, room, thread, stream
 //! and agent run, and decides who receives what.
-//!
-//! # The contract (the drain invariant)
-//!
-//! The caller feeds the hub inputs with the current time — [`Hub::open`],
-//! [`Hub::handle_input`], [`Hub::publish`], [`Hub::send_agent_update`] and the other
-//! requests — and after **every** one of them drains [`Hub::poll_output`] until it returns
-//! `None`, performing each [`Output`]. The last thing it learns is [`Hub::poll_timeout`]: it
-//! sleeps until then (or until the next input) and calls [`Hub::handle_timeout`], then drains
-//! again. The hub never reads a clock, never sleeps, never touches a socket: a test steps time
-//! by hand and replays exactly.
-//!
-//! ```
-//! use std::time::Instant;
-//! use switchboard::{Config, Hub, Input, Message, Open, Output, Target};
-//!
-//! let now = Instant::now();
-//! let mut hub = Hub::new(Config::development());
-//! let conn = hub.open(now, Open::new("alice")).unwrap();
-//! hub.handle_input(now, Input::Text { conn, bytes: br#"{"type":"join","room":"lobby"}"# }).unwrap();
-//! let delivery = hub.publish(now, Target::Room("lobby".into()), &Message::new("hello", 42.into())).unwrap();
-//! assert_eq!(delivery.reached, 1);
-//! while let Some(output) = hub.poll_output() {
-//!     match output {
-//!         Output::Send { conn, frame } => { /* write `frame` to `conn`, then Input::Flushed */ }
-//!         Output::Close { conn, code, .. } => { /* send a close frame with `code` */ }
-//!         _ => {}
-//!     }
-//! }
-//! let wake_at = hub.poll_timeout(); // sleep until then, then hub.handle_timeout(then)
-//! ```
 
 use crate::config::{BackpressureConfig, Config, UserLimitPolicy};
 use crate::connection::{Connection, ConnectionInfo, Membership};
@@ -152,7 +122,38 @@ impl Wire {
     }
 }
 
-/// The sans-IO WebSocket hub. See the [module docs](self) for the drain invariant.
+/// The sans-IO WebSocket hub: the one state machine that owns every connection, user, room,
+/// thread, stream and agent run, and decides who receives what.
+///
+/// # The contract (the drain invariant)
+///
+/// The caller feeds the hub inputs with the current time — [`Hub::open`],
+/// [`Hub::handle_input`], [`Hub::publish`], [`Hub::send_agent_update`] and the other
+/// requests — and after **every** one of them drains [`Hub::poll_output`] until it returns
+/// `None`, performing each [`Output`]. The last thing it learns is [`Hub::poll_timeout`]: it
+/// sleeps until then (or until the next input) and calls [`Hub::handle_timeout`], then drains
+/// again. The hub never reads a clock, never sleeps, never touches a socket: a test steps time
+/// by hand and replays exactly.
+///
+/// ```
+/// use std::time::Instant;
+/// use switchboard::{Config, Hub, Input, Message, Open, Output, Target};
+///
+/// let now = Instant::now();
+/// let mut hub = Hub::new(Config::development());
+/// let conn = hub.open(now, Open::new("alice")).unwrap();
+/// hub.handle_input(now, Input::Text { conn, bytes: br#"{"type":"join","room":"lobby"}"# }).unwrap();
+/// let delivery = hub.publish(now, Target::Room("lobby".into()), &Message::new("hello", 42.into())).unwrap();
+/// assert_eq!(delivery.reached, 1);
+/// while let Some(output) = hub.poll_output() {
+///     match output {
+///         Output::Send { conn, frame } => { /* write `frame` to `conn`, then Input::Flushed */ }
+///         Output::Close { conn, code, .. } => { /* send a close frame with `code` */ }
+///         _ => {}
+///     }
+/// }
+/// let wake_at = hub.poll_timeout(); // sleep until then, then hub.handle_timeout(then)
+/// ```
 #[derive(Debug)]
 pub struct Hub {
     config: Config,
@@ -237,11 +238,13 @@ impl Hub {
     // ----- the sans-IO contract -------------------------------------------------------------
 
     /// The next thing the transport or application must do, or `None` when drained.
+    #[must_use = "every output must be performed (the drain invariant)"]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.wire.outputs.pop_front()
     }
 
     /// When [`Hub::handle_timeout`] must next be called. May be early (then nothing is due).
+    #[must_use = "the hub must be woken at this instant"]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
     }

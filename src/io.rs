@@ -67,6 +67,7 @@ impl Open {
 /// Something that happened on a connection's socket, or from elsewhere, fed to
 /// [`Hub::handle_input`](crate::Hub::handle_input).
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum Input<'a> {
     /// A text frame's payload, as received (validated as UTF-8 by the hub).
     Text {
@@ -220,6 +221,7 @@ impl Envelope {
 /// Something the transport or the application must do, drained with
 /// [`Hub::poll_output`](crate::Hub::poll_output).
 #[derive(Debug, Clone, PartialEq)]
+#[must_use = "every output must be performed (the drain invariant)"]
 pub enum Output {
     /// Write this text frame to the connection, then report [`Input::Flushed`].
     Send {
@@ -256,6 +258,7 @@ pub enum Output {
 
 /// Events for the embedding application.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Notice {
     /// A connection opened (after its welcome frame).
     Opened {

@@ -10,6 +10,7 @@ macro_rules! reasons {
     ($($(#[$doc:meta])* $variant:ident = $label:literal, $code:expr;)*) => {
         /// The reason for a close or a drop. Stable labels appear in metrics and frames.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
         pub enum Reason {
             $($(#[$doc])* $variant,)*
         }

@@ -19,6 +19,7 @@ use thiserror::Error;
 /// One lifecycle event of an agent run, as published by the producer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AgentEvent {
     /// The run began. Must come first.
     AgentStarted {
@@ -75,6 +76,7 @@ pub enum AgentEvent {
 /// The kind of a run event, without its payload (also `producer_lost`, which only the hub emits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// `agent_started`
     AgentStarted,
@@ -138,6 +140,7 @@ impl AgentEvent {
 
 /// Why an agent event was refused. Nothing was delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// The first event of a run must be `agent_started`.
     #[error("run {0} has not started: the first event must be agent_started")]

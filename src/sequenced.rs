@@ -4,7 +4,7 @@
 //! user and room streams itself. It renders each entry once without its position (an
 //! [`Unsequenced`] entry, out through [`Output::Sequence`](crate::Output::Sequence)); the
 //! cluster's sequencer gives it the stream's next position, keeps it in the shared history and
-//! hands it, [sealed](seal), to every hub serving the stream, the origin included (an
+//! hands it, [sealed](Unsequenced::seal), to every hub serving the stream, the origin included (an
 //! [`Sequenced`] entry, in through [`Input::Sequenced`](crate::Input::Sequenced)). Every hub
 //! therefore delivers a stream in the sequencer's order, with its numbers, and a client can
 //! resume on any node.
@@ -85,7 +85,7 @@ impl Unsequenced {
 }
 
 /// Complete a template (a JSON object without its closing brace) with a position.
-pub fn seal(template: &[u8], position: Position) -> Bytes {
+pub(crate) fn seal(template: &[u8], position: Position) -> Bytes {
     use std::io::Write;
     let mut frame = Vec::with_capacity(template.len() + 48);
     frame.extend_from_slice(template);
