@@ -2,8 +2,7 @@
 
 use crate::id::ConnId;
 use crate::reason::Reason;
-use crate::run::RunError;
-use std::fmt;
+use crate::run::{RunError, RunLimit};
 use thiserror::Error;
 
 /// Why a connection could not open. The transport closes the socket with [`OpenError::close_code`].
@@ -61,25 +60,6 @@ pub enum PublishError {
     /// `max_active_runs` runs of the hub, are in progress.
     #[error("too many agent runs in progress {0}")]
     TooManyRuns(RunLimit),
-}
-
-/// Which cap refused a new agent run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RunLimit {
-    /// `Limits::max_active_runs_per_user`.
-    User,
-    /// `Limits::max_active_runs`.
-    Hub,
-}
-
-impl fmt::Display for RunLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RunLimit::User => "for the user",
-            RunLimit::Hub => "in the hub",
-        })
-    }
 }
 
 /// Why a server-side room or thread operation was refused.

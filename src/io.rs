@@ -1,10 +1,10 @@
 //! The hub's typed inputs and outputs: what a transport feeds in and what it must carry out.
 
 use crate::access::RoomAccess;
-use crate::id::{ConnId, RunId, ThreadId, UserId};
+use crate::id::{AgentId, ConnId, RunId, ThreadId, UserId};
 use crate::message::Message;
 use crate::reason::Reason;
-use crate::run::RunReport;
+use crate::run::{AgentEvent, RunReport};
 use crate::sequenced::{Sequenced, Unsequenced};
 use crate::stream::{Position, StreamId};
 use crate::target::Audience;
@@ -138,6 +138,21 @@ pub enum Input<'a> {
         /// The last entry the sequencer numbered in it, if it could tell.
         head: Option<Position>,
     },
+}
+
+/// One event of an agent run, as the producer sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentUpdate {
+    /// The run.
+    pub run: RunId,
+    /// The agent producing it (taken from `agent_started`; ignored afterwards).
+    pub agent: AgentId,
+    /// The thread the run belongs to (taken from `agent_started`; ignored afterwards). A run
+    /// with a thread reaches the user's connections bound to it; one without reaches all of the
+    /// user's connections.
+    pub thread: Option<ThreadId>,
+    /// The event.
+    pub event: AgentEvent,
 }
 
 /// A publish travelling to the other hubs of a process (shards) or to other nodes: who it is

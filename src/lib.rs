@@ -16,8 +16,10 @@
 #![warn(missing_docs)]
 
 mod access;
+mod cluster;
 mod config;
 mod connection;
+mod directory;
 mod error;
 mod heartbeat;
 mod hub;
@@ -25,6 +27,7 @@ mod id;
 mod io;
 mod message;
 mod outbox;
+mod outputs;
 mod protocol;
 mod rate;
 mod reason;
@@ -36,6 +39,7 @@ mod stats;
 mod stream;
 mod target;
 mod timer;
+mod waiters;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -45,15 +49,18 @@ pub use config::{
     BackpressureConfig, Config, HeartbeatConfig, HistoryConfig, Limits, UserLimitPolicy,
 };
 pub use connection::{ConnectionInfo, Traffic};
-pub use error::{OpenError, PublishError, RoomError, RunLimit, UnknownConnection};
+pub use error::{OpenError, PublishError, RoomError, UnknownConnection};
 pub use heartbeat::{Liveness, RttStats};
-pub use hub::{AgentUpdate, Hub};
+pub use hub::Hub;
 pub use id::{AgentId, ConnId, ParseConnIdError, RoomId, RunId, ThreadId, UserId};
-pub use io::{AppMessage, Delivery, Envelope, Input, Notice, Open, Output, RemoteTarget, WaiterId};
+pub use io::{
+    AgentUpdate, AppMessage, Delivery, Envelope, Input, Notice, Open, Output, RemoteTarget,
+    WaiterId,
+};
 pub use message::{Lane, Message};
 pub use protocol::{ErrorCode, StreamPosition, MAX_REF_BYTES};
 pub use reason::{Reason, ReasonCounts};
-pub use run::{AgentEvent, EventKind, EventRecord, RunError, RunReport, RunState};
+pub use run::{AgentEvent, EventKind, EventRecord, RunError, RunLimit, RunReport, RunState};
 pub use scope::UserScope;
 pub use sequenced::{EntryMeta, Sequenced, Unsequenced};
 pub use stats::{Counters, RttHistogram, Stats, RTT_BUCKETS_MS};

@@ -83,6 +83,21 @@ reasons! {
     TooManyRuns = "too_many_runs", None;
 }
 
+impl Reason {
+    /// True for the closes that hand out what was queued for the connection before the close
+    /// frame (the application's, evictions, shutdowns); the others discard it.
+    pub(crate) fn is_graceful(self) -> bool {
+        matches!(
+            self,
+            Reason::Shutdown
+                | Reason::ServiceRestart
+                | Reason::Normal
+                | Reason::Disconnected
+                | Reason::Evicted
+        )
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

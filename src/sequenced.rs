@@ -63,6 +63,35 @@ pub struct EntryMeta {
     pub except: Vec<ConnId>,
 }
 
+/// What a stream entry carries besides its frame, borrowed while it is delivered: who among
+/// the stream's readers receive it and what a replay needs to know of it (the owned form, for
+/// the sequencer, is [`EntryMeta`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tags<'a> {
+    /// Only connections bound to this thread (user streams).
+    pub thread: Option<&'a ThreadId>,
+    /// Connections left out.
+    pub except: &'a [ConnId],
+    /// The agent run it belongs to.
+    pub run: Option<&'a RunId>,
+    /// Agent thinking: replaced by a newer one while a reader is behind.
+    pub coalesce: Option<&'a CoalesceKey>,
+}
+
+impl Tags<'_> {
+    /// The entry's tags as the sequencer carries them, for an entry of `stream`.
+    pub fn meta(self, stream: StreamId) -> EntryMeta {
+        EntryMeta {
+            stream,
+            thread: self.thread.cloned(),
+            run: self.run.cloned(),
+            thinking: matches!(self.coalesce, Some(CoalesceKey::Thinking(_))),
+            undelivered: false,
+            except: self.except.to_vec(),
+        }
+    }
+}
+
 impl EntryMeta {
     /// The coalescing key of the entry: agent thinking of its run.
     pub(crate) fn coalesce(&self) -> Option<CoalesceKey> {

@@ -38,7 +38,11 @@ const PROOFS: &[(u8, &str, &str)] = &[
         "check/tests/model.rs",
         "the_hub_routes_every_message_exactly_as_the_reference_model",
     ),
-    (1, "check/tests/fuzz_corpus.rs", "the_operations_corpus_passes"),
+    (
+        1,
+        "check/tests/fuzz_corpus.rs",
+        "the_operations_corpus_passes",
+    ),
     (1, "check/tests/fuzz_corpus.rs", "the_frames_corpus_passes"),
     (
         1,
