@@ -53,7 +53,7 @@ pub struct Counters {
     /// Connections opened.
     pub opened: u64,
     /// Connections refused at open (also counted in `closes` by reason).
-    pub refused: u64,
+    pub refused_opens: u64,
     /// Publishes (backend and client) accepted.
     pub publishes: u64,
     /// Client frames received.
@@ -66,7 +66,7 @@ pub struct Counters {
     pub bytes_out: u64,
     /// Closes by reason (evictions are `closes.get(Reason::Evicted)`).
     pub closes: ReasonCounts,
-    /// Dropped or refused frames by reason.
+    /// Frames and messages dropped, and requests rejected, by reason.
     pub drops: ReasonCounts,
     /// Dead connections that came back.
     pub resurrections: u64,
@@ -122,7 +122,7 @@ impl Counters {
     /// Add another hub's counters to these.
     pub fn merge(&mut self, other: &Counters) {
         self.opened += other.opened;
-        self.refused += other.refused;
+        self.refused_opens += other.refused_opens;
         self.publishes += other.publishes;
         self.messages_in += other.messages_in;
         self.bytes_in += other.bytes_in;

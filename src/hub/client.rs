@@ -207,7 +207,7 @@ fn room_error(f: &mut Fanout<'_>, now: Instant, reply: Reply<'_>, e: RoomError) 
     reject(f, now, reply, reason, code, &e.to_string());
 }
 
-/// Count a frame dropped or refused for `reason` and take a strike for it; with no strike
+/// Count a frame dropped or rejected for `reason` and take a strike for it; with no strike
 /// left, close the connection: 4029 if the frame was over the rate, 1008 otherwise. Whether
 /// the connection is still open.
 fn strike(f: &mut Fanout<'_>, now: Instant, id: ConnId, reason: Reason) -> bool {

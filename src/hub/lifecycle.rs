@@ -18,7 +18,7 @@ use crate::stream::{StreamId, Streams};
 use std::time::Instant;
 
 /// May a connection of `user` open? With `EvictOldest`, the user's oldest connection is closed
-/// to make room. A refusal is counted (`refused`, and `closes` by its reason).
+/// to make room. A refusal is counted (`refused_opens`, and `closes` by its reason).
 pub(super) fn admit(
     conns: &mut Directory,
     rooms: &mut Rooms,
@@ -35,7 +35,7 @@ pub(super) fn admit(
         conns.has_room(limits)
     });
     if let Err(e) = admitted {
-        out.counters.refused += 1;
+        out.counters.refused_opens += 1;
         out.counters.closes.add(e.reason());
     }
     admitted
