@@ -9,7 +9,7 @@
 
 use crate::config::Config;
 use crate::id::{ConnId, RoomId, UserId};
-use crate::io::{Envelope, Notice, RemoteTarget};
+use crate::io::{ClusterOutput, Envelope, RemoteTarget};
 use crate::message::{Lane, Message};
 use crate::outputs::Outputs;
 use crate::sequenced::{self, Tags, Unsequenced};
@@ -61,7 +61,7 @@ impl Cluster {
         }
         if self.envelopes || self.shared {
             let interested = serving;
-            out.notice(Notice::Interest { stream, interested });
+            out.cluster(ClusterOutput::Interest { stream, interested });
         }
     }
 
@@ -70,8 +70,8 @@ impl Cluster {
     pub fn follow(&mut self, room: &RoomId, since: Option<Position>, out: &mut Outputs) {
         if self.shared {
             self.awaiting.insert(room.clone(), Vec::new());
-            let stream = StreamId::Room(room.clone());
-            out.notice(Notice::Follow { stream, since });
+            let room = room.clone();
+            out.cluster(ClusterOutput::Follow { room, since });
         }
     }
 

@@ -511,7 +511,7 @@ fn resurrection(id: ConnId, resurrected: bool, out: &mut Outputs) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::Output;
+    use crate::io::{Output, SocketOutput};
 
     #[test]
     fn a_closed_connections_id_stays_unknown_when_its_slot_is_reused() {
@@ -585,7 +585,7 @@ mod tests {
         assert_eq!(conns.gauges().backlog.queued_messages, 2);
         conns.remove(id, true, &mut out);
         let sent = std::iter::from_fn(|| out.pop())
-            .filter(|o| matches!(o, Output::Send { .. }))
+            .filter(|o| matches!(o, Output::Socket(SocketOutput::Send { .. })))
             .count();
         assert_eq!(sent, 3, "the first at once, the queued two at the close");
         assert_eq!(conns.gauges(), conns.recount());

@@ -49,6 +49,7 @@ pub struct UnknownConnection(pub ConnId);
 
 /// Why a publish or agent update was refused. Nothing was delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PublishError {
     /// The target connection does not exist, or (through a user scope) is not the user's.
     #[error(transparent)]

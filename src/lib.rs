@@ -5,9 +5,11 @@
 //! connections, and keeps per-stream history so that a client that reconnects receives what it
 //! missed, or an explicit `gap`.
 //!
-//! The hub does no IO: transports feed it [`Input`]s with the current time and carry out its
-//! [`Output`]s (see [`Hub`] for the drain invariant). The same core runs under every
-//! transport, in every test, and on every node.
+//! The hub does no IO: it is fed inputs with the current time and asks for [`Output`]s, typed
+//! by destination: [`SocketInput`] in and [`SocketOutput`] out for the transport's sockets,
+//! requests in and [`Notice`]s out for the application, [`ClusterInput`] in and
+//! [`ClusterOutput`] out for the other hubs of a cluster (see [`Hub`] for the drain
+//! invariant). The same core runs under every transport, in every test, and on every node.
 //!
 //! Every public item is at the crate root, under one path; the modules are private. The one
 //! public module is [`testing`] (feature `testing`): the in-memory [`Harness`](testing::Harness),
@@ -54,8 +56,8 @@ pub use heartbeat::{Liveness, RttStats};
 pub use hub::Hub;
 pub use id::{AgentId, ConnId, ParseConnIdError, RoomId, RunId, ThreadId, UserId};
 pub use io::{
-    AgentUpdate, AppMessage, Delivery, Envelope, Input, Notice, Open, Output, RemoteTarget,
-    WaiterId,
+    AgentUpdate, AppMessage, ClusterInput, ClusterOutput, Delivery, Envelope, Notice, Open, Output,
+    RemoteTarget, SocketInput, SocketOutput, WaiterId,
 };
 pub use message::{Lane, Message};
 pub use protocol::{ErrorCode, StreamPosition, MAX_REF_BYTES};

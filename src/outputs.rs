@@ -7,7 +7,7 @@
 //! frame it produced for other connections.
 
 use crate::id::ConnId;
-use crate::io::{Envelope, Notice, Output};
+use crate::io::{ClusterOutput, Envelope, Notice, Output, SocketOutput};
 use crate::reason::Reason;
 use crate::sequenced::Unsequenced;
 use crate::stats::Counters;
@@ -35,13 +35,15 @@ impl Outputs {
     pub fn send(&mut self, conn: ConnId, frame: Bytes) {
         self.counters.messages_out += 1;
         self.counters.bytes_out += frame.len() as u64;
-        self.queue.push_back(Output::Send { conn, frame });
+        self.queue
+            .push_back(Output::Socket(SocketOutput::Send { conn, frame }));
     }
 
     /// Send a ping with ping number `nonce` to `conn`.
     pub fn ping(&mut self, conn: ConnId, nonce: u64) {
         let payload = nonce.to_be_bytes();
-        self.queue.push_back(Output::Ping { conn, payload });
+        self.queue
+            .push_back(Output::Socket(SocketOutput::Ping { conn, payload }));
     }
 
     /// `conn` is gone for `reason`: counted, a close frame if the reason has a close code, and
@@ -49,7 +51,8 @@ impl Outputs {
     pub fn closed(&mut self, conn: ConnId, user: crate::id::UserId, reason: Reason) {
         self.counters.closes.add(reason);
         if let Some(code) = reason.close_code() {
-            self.queue.push_back(Output::Close { conn, code, reason });
+            let close = SocketOutput::Close { conn, code, reason };
+            self.queue.push_back(Output::Socket(close));
         }
         self.notice(Notice::Closed { conn, user, reason });
     }
@@ -61,12 +64,17 @@ impl Outputs {
 
     /// Hand a publish to the other hubs of the cluster.
     pub fn envelope(&mut self, envelope: Envelope) {
-        self.queue.push_back(Output::Remote(Box::new(envelope)));
+        self.cluster(ClusterOutput::Envelope(Box::new(envelope)));
     }
 
     /// Hand a stream entry to the cluster's sequencer.
     pub fn sequence(&mut self, entry: Unsequenced) {
-        self.queue.push_back(Output::Sequence(Box::new(entry)));
+        self.cluster(ClusterOutput::Sequence(Box::new(entry)));
+    }
+
+    /// Tell the rest of the cluster something.
+    pub fn cluster(&mut self, output: ClusterOutput) {
+        self.queue.push_back(Output::Cluster(output));
     }
 
     /// `conn` overflowed its queue: it is closed as a slow consumer when the operation ends.
@@ -97,7 +105,7 @@ mod tests {
             outputs[..],
             [
                 Output::Notice(Notice::Closed { conn: x, .. }),
-                Output::Close { conn: y, code: 4008, .. },
+                Output::Socket(SocketOutput::Close { conn: y, code: 4008, .. }),
                 Output::Notice(Notice::Closed { conn: z, .. }),
             ] if x == a && y == b && z == b
         ));

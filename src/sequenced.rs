@@ -2,10 +2,10 @@
 //!
 //! With [`Config::shared_streams`](crate::Config::shared_streams) a hub does not number the
 //! user and room streams itself. It renders each entry once without its position (an
-//! [`Unsequenced`] entry, out through [`Output::Sequence`](crate::Output::Sequence)); the
+//! [`Unsequenced`] entry, out through [`ClusterOutput::Sequence`](crate::ClusterOutput::Sequence)); the
 //! cluster's sequencer gives it the stream's next position, keeps it in the shared history and
 //! hands it, [sealed](Unsequenced::seal), to every hub serving the stream, the origin included (an
-//! [`Sequenced`] entry, in through [`Input::Sequenced`](crate::Input::Sequenced)). Every hub
+//! [`Sequenced`] entry, in through [`ClusterInput::Sequenced`](crate::ClusterInput::Sequenced)). Every hub
 //! therefore delivers a stream in the sequencer's order, with its numbers, and a client can
 //! resume on any node.
 //!

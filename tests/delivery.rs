@@ -11,7 +11,7 @@ use support::*;
 use switchboard::testing::Harness;
 use switchboard::{
     Delivery, EventKind, HistoryConfig, Hub, Message, Notice, Open, Output, Position, Reason,
-    Target,
+    SocketOutput, Target,
 };
 
 // ----- backpressure -------------------------------------------------------------------------
@@ -542,7 +542,7 @@ fn a_waiter_is_resolved_by_the_same_open_that_hands_out_the_buffered_events() {
     let mut outputs = Vec::new();
     while let Some(out) = hub.poll_output() {
         outputs.push(match out {
-            Output::Send { conn: c, frame } => {
+            Output::Socket(SocketOutput::Send { conn: c, frame }) => {
                 assert_eq!(c, conn);
                 labels(&[serde_json::from_slice(&frame).unwrap()]).remove(0)
             }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use support::*;
 use switchboard::testing::Harness;
 use switchboard::{
-    Config, ConnId, Input, Notice, Open, Position, Sequenced, StreamId, Target, Unsequenced,
+    ClusterInput, Config, ConnId, Open, Position, Sequenced, StreamId, Target, Unsequenced,
 };
 
 fn shared_hub(shard: u8) -> Harness {
@@ -48,7 +48,7 @@ impl Sequencer {
                 if i != origin {
                     copy.entry.except.clear();
                 }
-                hub.input(Input::Sequenced(&copy));
+                hub.cluster(ClusterInput::Sequenced(&copy));
             }
         }
     }
@@ -57,26 +57,25 @@ impl Sequencer {
     /// room: the entries after the joining member's position from the shared history, newest
     /// first, then the room's head.
     fn follow(&self, hub: &mut Harness) {
-        for notice in hub.notices() {
-            if let Notice::Follow { stream, since } = notice {
-                if let Some(since) = since {
-                    let missed = self
-                        .log
-                        .iter()
-                        .rev()
-                        .filter(|s| s.entry.stream == stream && s.position.seq > since.seq);
-                    for sealed in missed {
-                        hub.input(Input::History(sealed));
-                    }
+        for (room, since) in hub.follows() {
+            let stream = StreamId::Room(room);
+            if let Some(since) = since {
+                let missed = self
+                    .log
+                    .iter()
+                    .rev()
+                    .filter(|s| s.entry.stream == stream && s.position.seq > since.seq);
+                for sealed in missed {
+                    hub.cluster(ClusterInput::History(sealed));
                 }
-                // Like the Redis script: a stream without entries is at 0 of its epoch.
-                let seq = self.heads.get(&stream).copied().unwrap_or(0);
-                let head = Some(Position { epoch: EPOCH, seq });
-                hub.input(Input::StreamHead {
-                    stream: &stream,
-                    head,
-                });
             }
+            // Like the Redis script: a stream without entries is at 0 of its epoch.
+            let seq = self.heads.get(&stream).copied().unwrap_or(0);
+            let head = Some(Position { epoch: EPOCH, seq });
+            hub.cluster(ClusterInput::StreamHead {
+                stream: &stream,
+                head,
+            });
         }
     }
 
@@ -303,7 +302,7 @@ fn older_entries_loaded_for_a_resume_go_in_front_of_the_hubs_history() {
     assert_eq!(read.seq, 4);
     // As a bridge does before a connection opens: b learns where the stream stands.
     let stream = user_stream("alice");
-    b.input(Input::StreamHead {
+    b.cluster(ClusterInput::StreamHead {
         stream: &stream,
         head: Some(read),
     });
@@ -324,7 +323,7 @@ fn older_entries_loaded_for_a_resume_go_in_front_of_the_hubs_history() {
         .rev()
         .filter(|s| s.position.seq > from.seq)
     {
-        b.input(Input::History(sealed));
+        b.cluster(ClusterInput::History(sealed));
     }
     let again = b.open(Open::new("alice").resume(from)).expect("opens");
     let frames = b.take(again);
@@ -349,7 +348,7 @@ fn a_clients_room_publish_is_sequenced_and_skips_its_sender() {
         alice,
         r#"{"type":"publish","room":"lobby","event":"hi","data":1}"#,
     );
-    assert!(a.remote().is_empty(), "no envelope besides the entry");
+    assert!(a.envelopes().is_empty(), "no envelope besides the entry");
     sequencer.run(0, &mut [&mut a, &mut b]);
     assert!(a.take(alice).is_empty());
     let frames = b.take(bob);
@@ -398,7 +397,7 @@ fn an_entry_delivered_twice_is_taken_once() {
     let mut sequencer = Sequencer::default();
     sequencer.run(0, &mut [&mut a]);
     let again = sequencer.log[0].clone();
-    a.input(Input::Sequenced(&again));
+    a.cluster(ClusterInput::Sequenced(&again));
     assert_eq!(take_labels(&mut a, conn), ["m1"]);
     assert_eq!(a.hub().stats().counters.duplicates, 1);
 }
@@ -418,7 +417,7 @@ fn a_hole_or_a_new_epoch_is_announced_before_the_next_entry() {
     let entries = a.unsequenced();
     let sealed: Vec<Sequenced> = entries.iter().map(|e| sequencer.seal(e)).collect();
     for s in [&sealed[0], &sealed[3]] {
-        a.input(Input::Sequenced(s));
+        a.cluster(ClusterInput::Sequenced(s));
     }
     let frames = a.take(conn);
     assert_eq!(labels(&frames), ["m1", "gap", "m4"]);
@@ -433,7 +432,7 @@ fn a_hole_or_a_new_epoch_is_announced_before_the_next_entry() {
         epoch: EPOCH + 1,
         seq: 1,
     });
-    a.input(Input::Sequenced(&renumbered));
+    a.cluster(ClusterInput::Sequenced(&renumbered));
     let frames = a.take(conn);
     assert_eq!(labels(&frames), ["gap", "m5"]);
     assert_eq!(frames[0]["reason"], "epoch");
@@ -451,7 +450,7 @@ fn broadcasts_and_ephemeral_messages_are_not_sequenced() {
     a.publish(user("alice"), msg("typing").ephemeral("k"));
     assert_eq!(take_labels(&mut a, conn), ["everyone", "typing"]);
     assert!(a.unsequenced().is_empty());
-    assert_eq!(a.remote().len(), 2);
+    assert_eq!(a.envelopes().len(), 2);
 }
 
 /// A hub that does not share its streams never hands entries to a sequencer.
@@ -544,7 +543,7 @@ fn sequence_all(
         let sealed = sequencer.seal(&entry);
         for (i, h) in hubs.iter_mut().enumerate() {
             if !std::mem::take(&mut missing[i]) {
-                h.input(Input::Sequenced(&sealed));
+                h.cluster(ClusterInput::Sequenced(&sealed));
             }
         }
     }
@@ -638,7 +637,7 @@ proptest! {
                 Step::Miss { hub } => missing[hub] = true,
                 Step::Repeat { hub } => {
                     if let Some(last) = sequencer.log.last().cloned() {
-                        hubs[hub].input(Input::Sequenced(&last));
+                        hubs[hub].cluster(ClusterInput::Sequenced(&last));
                     }
                 }
             }

@@ -41,8 +41,7 @@ use std::time::Duration;
 use switchboard::testing::Harness;
 use switchboard::{
     AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Delivery, EventKind,
-    HistoryConfig, Input, Message, Open, Position, PublishError, Reason, RunId, StreamId, Target,
-    UserId,
+    HistoryConfig, Message, Open, Position, PublishError, Reason, RunId, StreamId, Target, UserId,
 };
 
 const USERS: [&str; 2] = ["ana", "ben"];
@@ -930,11 +929,13 @@ impl World {
     fn producer_lost(&mut self, user: usize, slot: usize) -> Result<(), String> {
         let s = self.slots[user][slot].clone();
         let (user_id, run_id): (UserId, RunId) = (USERS[user].into(), s.run.as_str().into());
-        self.h.input(Input::ProducerLost {
-            user: &user_id,
-            run: &run_id,
-        });
-        if matches!(s.state, Producer::Running(_)) {
+        let lost = (self.h).with_hub(|hub, now| hub.producer_lost(now, &user_id, &run_id));
+        let running = matches!(s.state, Producer::Running(_));
+        ensure!(
+            lost.is_some() == running,
+            "producer_lost of {user_id:?}'s {run_id:?} reported {lost:?}; in progress: {running}"
+        );
+        if running {
             self.slots[user][slot].state = Producer::Ended;
             let entry = Entry {
                 item: Item::Run {

@@ -47,8 +47,8 @@ use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 use switchboard::{
-    AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Hub, Input, Message, Notice, Open,
-    Output, Reason, RoomAccess, StreamId, Target, UserId,
+    AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Hub, Message, Notice, Open,
+    Output, Reason, RoomAccess, SocketInput, SocketOutput, StreamId, Target, UserId,
 };
 
 const SLOTS: usize = 4;
@@ -217,9 +217,9 @@ impl Script {
                 self.text(conn, frame.into_bytes());
             }
             (b'b', Some(conn)) => {
-                let r = self.hub.handle_input(
+                let r = self.hub.handle_socket(
                     now,
-                    Input::Binary {
+                    SocketInput::Binary {
                         conn,
                         bytes: payload,
                     },
@@ -232,10 +232,10 @@ impl Script {
             }
             (b'p' | b'i', Some(conn)) => {
                 let input = match cmd {
-                    b'p' => Input::Pong { conn, payload },
-                    _ => Input::Ping { conn },
+                    b'p' => SocketInput::Pong { conn, payload },
+                    _ => SocketInput::Ping { conn },
                 };
-                let r = self.hub.handle_input(now, input);
+                let r = self.hub.handle_socket(now, input);
                 assert!(r.is_ok(), "an open connection is known");
                 self.drain(&Cause {
                     sender: Some((conn, Sent::Control)),
@@ -252,12 +252,14 @@ impl Script {
                 let c = self.conns.get_mut(&conn).expect("open");
                 c.reading = true;
                 let bytes = std::mem::take(&mut c.unflushed);
-                let r = self.hub.handle_input(now, Input::Flushed { conn, bytes });
+                let r = self
+                    .hub
+                    .handle_socket(now, SocketInput::Flushed { conn, bytes });
                 assert!(r.is_ok(), "an open connection is known");
                 self.drain(&Cause::default());
             }
             (b'c', Some(conn)) => {
-                let r = self.hub.handle_input(now, Input::Closed { conn });
+                let r = self.hub.handle_socket(now, SocketInput::Closed { conn });
                 assert!(r.is_ok(), "an open connection is known");
                 self.conns.remove(&conn);
                 self.drain(&Cause::default());
@@ -283,14 +285,7 @@ impl Script {
             (b'l', _) => {
                 let user = slot_open(slot).user;
                 let run = "r1".into();
-                let r = self.hub.handle_input(
-                    now,
-                    Input::ProducerLost {
-                        user: &user,
-                        run: &run,
-                    },
-                );
-                assert!(r.is_ok(), "producer loss names no connection");
+                let _ = self.hub.producer_lost(now, &user, &run);
                 self.drain(&Cause::default());
             }
             (b't' | b'x' | b'b' | b'p' | b's' | b'r' | b'c', None) => {}
@@ -333,9 +328,9 @@ impl Script {
     }
 
     fn text(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        let r = self.hub.handle_input(
+        let r = self.hub.handle_socket(
             self.now,
-            Input::Text {
+            SocketInput::Text {
                 conn,
                 bytes: &bytes,
             },
@@ -370,7 +365,7 @@ impl Script {
         self.closes.clear();
         while let Some(output) = self.hub.poll_output() {
             match output {
-                Output::Send { conn, frame } => {
+                Output::Socket(SocketOutput::Send { conn, frame }) => {
                     let parsed = self.check_frame(conn, &frame);
                     self.frames.entry(conn).or_default().push(parsed);
                     let c = self
@@ -381,24 +376,24 @@ impl Script {
                         let bytes = frame.len();
                         let r = self
                             .hub
-                            .handle_input(self.now, Input::Flushed { conn, bytes });
+                            .handle_socket(self.now, SocketInput::Flushed { conn, bytes });
                         assert!(r.is_ok(), "flushed while open");
                     } else {
                         c.unflushed += frame.len();
                     }
                 }
-                Output::Ping { conn, payload } => {
+                Output::Socket(SocketOutput::Ping { conn, payload }) => {
                     let c = self.conns.get(&conn).expect("pings go to open connections");
                     if c.reading {
-                        let pong = Input::Pong {
+                        let pong = SocketInput::Pong {
                             conn,
                             payload: &payload,
                         };
-                        let r = self.hub.handle_input(self.now, pong);
+                        let r = self.hub.handle_socket(self.now, pong);
                         assert!(r.is_ok(), "pong while open");
                     }
                 }
-                Output::Close { conn, code, reason } => {
+                Output::Socket(SocketOutput::Close { conn, code, reason }) => {
                     let label = self.doc.close_codes.get(&code);
                     assert_eq!(
                         label.map(String::as_str),
@@ -409,8 +404,7 @@ impl Script {
                     assert!(self.conns.remove(&conn).is_some(), "closed twice: {conn}");
                     self.closes.insert(conn, (code, reason));
                 }
-                Output::Remote(envelope) => panic!("a single hub relayed {envelope:?}"),
-                Output::Sequence(entry) => panic!("a single hub sequenced outside {entry:?}"),
+                Output::Cluster(output) => panic!("a single hub told a cluster {output:?}"),
                 Output::Notice(Notice::App(app)) => {
                     assert_eq!(
                         app.kind, "user_message",
@@ -418,6 +412,7 @@ impl Script {
                     )
                 }
                 Output::Notice(_) => {}
+                other => panic!("an output this target does not know: {other:?}"),
             }
         }
         self.check_causes(cause);
@@ -653,7 +648,9 @@ impl Script {
     fn finish(&mut self) {
         let open: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in open {
-            let r = self.hub.handle_input(self.now, Input::Closed { conn });
+            let r = self
+                .hub
+                .handle_socket(self.now, SocketInput::Closed { conn });
             assert!(r.is_ok(), "an open connection is known");
             self.conns.remove(&conn);
             self.drain(&Cause::default());

@@ -58,7 +58,7 @@ pub(super) fn join(
     });
     f.room_stream(now, room);
     // With shared streams, a member's position is the sequencer's: it is answered once the
-    // sequencer gave the room's head (`Input::StreamHead`).
+    // sequencer gave the room's head (`ClusterInput::StreamHead`).
     if f.cluster.awaits(room) {
         let reference = reply.reference.map(ToOwned::to_owned);
         let join = AwaitingJoin {

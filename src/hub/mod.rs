@@ -32,8 +32,8 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::directory::{Beat, Directory};
 use crate::error::{OpenError, PublishError, RoomError, UnknownConnection};
-use crate::id::{ConnId, RoomId, ThreadId, UserId};
-use crate::io::{AgentUpdate, Delivery, Input, Notice, Open, Output, WaiterId};
+use crate::id::{ConnId, RoomId, RunId, ThreadId, UserId};
+use crate::io::{AgentUpdate, ClusterInput, Delivery, Notice, Open, Output, SocketInput, WaiterId};
 use crate::message::Message;
 use crate::outputs::Outputs;
 use crate::protocol::ServerFrame;
@@ -53,31 +53,39 @@ use std::time::Instant;
 ///
 /// # The contract (the drain invariant)
 ///
-/// The caller feeds the hub inputs with the current time — [`Hub::open`],
-/// [`Hub::handle_input`], [`Hub::publish`], [`Hub::send_agent_update`] and the other
-/// requests — and after **every** one of them drains [`Hub::poll_output`] until it returns
-/// `None`, performing each [`Output`]. The last thing it learns is [`Hub::poll_timeout`]: it
-/// sleeps until then (or until the next input) and calls [`Hub::handle_timeout`], then drains
-/// again. The hub never reads a clock, never sleeps, never touches a socket: a test steps time
-/// by hand and replays exactly.
+/// The caller feeds the hub inputs with the current time — [`Hub::open`] and
+/// [`Hub::handle_socket`] from the sockets, [`Hub::handle_cluster`] from the rest of the
+/// cluster, and the application's requests ([`Hub::publish`], [`Hub::send_agent_update`] and
+/// the others) — and after **every** one of them drains [`Hub::poll_output`] until it returns
+/// `None`, performing each [`Output`]: [`Output::Socket`] on the connection's socket,
+/// [`Output::Notice`] for the application, [`Output::Cluster`] for the other hubs. The last
+/// thing it learns is [`Hub::poll_timeout`]: it sleeps until then (or until the next input) and
+/// calls [`Hub::handle_timeout`], then drains again. The hub never reads a clock, never sleeps,
+/// never touches a socket: a test steps time by hand and replays exactly.
 ///
 /// Every operation ends by closing the connections that overflowed during it (4008), so such
 /// a close always comes after the frames the operation produced for the others.
 ///
 /// ```
 /// use std::time::Instant;
-/// use switchboard::{Config, Hub, Input, Message, Open, Output, Target};
+/// use switchboard::{Config, Hub, Message, Open, Output, SocketInput, SocketOutput, Target};
 ///
 /// let now = Instant::now();
 /// let mut hub = Hub::new(Config::development());
 /// let conn = hub.open(now, Open::new("alice")).unwrap();
-/// hub.handle_input(now, Input::Text { conn, bytes: br#"{"type":"join","room":"lobby"}"# }).unwrap();
-/// let delivery = hub.publish(now, Target::Room("lobby".into()), &Message::new("hello", 42.into())).unwrap();
+/// let join = br#"{"type":"join","room":"lobby"}"#;
+/// hub.handle_socket(now, SocketInput::Text { conn, bytes: join }).unwrap();
+/// let hello = Message::new("hello", 42.into());
+/// let delivery = hub.publish(now, Target::Room("lobby".into()), &hello).unwrap();
 /// assert_eq!(delivery.reached, 1);
 /// while let Some(output) = hub.poll_output() {
 ///     match output {
-///         Output::Send { conn, frame } => { /* write `frame` to `conn`, then Input::Flushed */ }
-///         Output::Close { conn, code, .. } => { /* send a close frame with `code` */ }
+///         Output::Socket(SocketOutput::Send { conn, frame }) => {
+///             /* write `frame` to `conn`, then SocketInput::Flushed */
+///         }
+///         Output::Socket(SocketOutput::Close { conn, code, .. }) => {
+///             /* send a close frame with `code` */
+///         }
 ///         _ => {}
 ///     }
 /// }
@@ -102,6 +110,15 @@ pub struct Hub {
     sweep: Sweep,
     /// The output queue and the counters.
     out: Outputs,
+}
+
+/// The hub's parts borrowed apart (see [`Hub::parts`]): the configuration, the runs, the
+/// waiters, and the parts every delivery touches.
+struct Parts<'h> {
+    config: &'h Config,
+    runs: &'h mut Runs,
+    waiters: &'h mut Waiters,
+    fanout: Fanout<'h>,
 }
 
 /// A deadline that fell due, in the order the hub handles them: by instant, then heartbeats
@@ -161,7 +178,12 @@ impl Hub {
     /// sweep.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(due) = self.next_due(now) {
-            let (config, runs, waiters, mut f) = self.parts();
+            let Parts {
+                config,
+                runs,
+                waiters,
+                fanout: mut f,
+            } = self.parts();
             match due {
                 Due::Heartbeat(_) => {
                     if let Beat::Close(id) = f.conns.heartbeat(now, &config.heartbeat, f.out) {
@@ -195,7 +217,12 @@ impl Hub {
     /// agent runs in progress on its thread). On error the transport closes the socket with
     /// [`OpenError::close_code`].
     pub fn open(&mut self, now: Instant, open: Open) -> Result<ConnId, OpenError> {
-        let (config, runs, waiters, f) = self.parts();
+        let Parts {
+            config,
+            runs,
+            waiters,
+            fanout,
+        } = self.parts();
         let Fanout {
             conns,
             rooms,
@@ -203,7 +230,7 @@ impl Hub {
             cluster,
             out,
             ..
-        } = f;
+        } = fanout;
         lifecycle::admit(
             conns,
             rooms,
@@ -225,45 +252,62 @@ impl Hub {
         Ok(id)
     }
 
-    /// Feed one event from a socket (or from another node). Frames from clients are answered
-    /// through outputs; the only error is a connection the hub does not know (already closed).
-    pub fn handle_input(
+    /// Feed what happened on a connection's socket. Frames from clients are answered through
+    /// outputs; the only error is a connection the hub does not know (it closed: the input
+    /// raced the close, and the transport ignores it).
+    pub fn handle_socket(
         &mut self,
         now: Instant,
-        input: Input<'_>,
+        input: SocketInput<'_>,
     ) -> Result<(), UnknownConnection> {
-        let (config, runs, _, mut f) = self.parts();
+        let Parts {
+            config,
+            runs,
+            fanout: mut f,
+            ..
+        } = self.parts();
         match input {
-            Input::Text { conn, bytes } => client::text(config, runs, &mut f, now, conn, bytes)?,
-            Input::Binary { conn, bytes } => {
+            SocketInput::Text { conn, bytes } => {
+                client::text(config, runs, &mut f, now, conn, bytes)?
+            }
+            SocketInput::Binary { conn, bytes } => {
                 f.conns.received(now, conn, bytes.len(), f.out)?;
                 f.close(conn, Reason::BinaryFrame);
             }
-            Input::Ping { conn } => {
+            SocketInput::Ping { conn } => {
                 f.conns.alive(now, conn, f.out)?;
                 client::control_frame(&mut f, now, conn);
             }
-            Input::Pong { conn, payload } => {
+            SocketInput::Pong { conn, payload } => {
                 match f.conns.pong(now, conn, payload, &config.heartbeat, f.out)? {
                     Some(rtt) => f.out.counters.rtt.record(rtt),
                     None => client::control_frame(&mut f, now, conn),
                 }
             }
-            Input::Flushed { conn, bytes } => f.conns.flushed(conn, bytes, f.out)?,
-            Input::Closed { conn } => {
+            SocketInput::Flushed { conn, bytes } => f.conns.flushed(conn, bytes, f.out)?,
+            SocketInput::Closed { conn } => {
                 f.conns.check(conn)?;
                 f.close(conn, Reason::PeerClosed);
             }
-            Input::ProducerLost { user, run } => {
-                agent::producer_lost(runs, &mut f, now, user, run);
-            }
-            Input::Remote(envelope) => follow::envelope(&mut f, now, envelope),
-            Input::Sequenced(sealed) => follow::sequenced(&mut f, now, sealed),
-            Input::History(sealed) => follow::history(&mut f, now, sealed),
-            Input::StreamHead { stream, head } => follow::stream_head(&mut f, now, stream, head),
         }
         self.finish();
         Ok(())
+    }
+
+    /// Feed what other hubs and the cluster's sequencer sent: a publish, a sealed stream
+    /// entry, an older entry from the shared history, a stream's head. It names no connection
+    /// of this hub, so nothing can fail.
+    pub fn handle_cluster(&mut self, now: Instant, input: ClusterInput<'_>) {
+        let mut f = self.parts().fanout;
+        match input {
+            ClusterInput::Envelope(envelope) => follow::envelope(&mut f, now, envelope),
+            ClusterInput::Sequenced(sealed) => follow::sequenced(&mut f, now, sealed),
+            ClusterInput::History(sealed) => follow::history(&mut f, now, sealed),
+            ClusterInput::StreamHead { stream, head } => {
+                follow::stream_head(&mut f, now, stream, head)
+            }
+        }
+        self.finish();
     }
 
     // ----- the application's requests --------------------------------------------------------
@@ -285,7 +329,7 @@ impl Hub {
                 return Err(e.into());
             }
         }
-        let delivery = self.parts().3.publish(now, &audience, message, None);
+        let delivery = self.parts().fanout.publish(now, &audience, message, None);
         self.finish();
         Ok(delivery)
     }
@@ -299,8 +343,18 @@ impl Hub {
         user: &UserId,
         update: AgentUpdate,
     ) -> Result<Delivery, PublishError> {
-        let (_, runs, _, mut f) = self.parts();
-        let delivery = agent::update(runs, &mut f, now, user, update);
+        let mut p = self.parts();
+        let delivery = agent::update(p.runs, &mut p.fanout, now, user, update);
+        self.finish();
+        delivery
+    }
+
+    /// The producer of `user`'s `run` went away (its process died, its request was
+    /// cancelled): a run in progress ends with `producer_lost`. Returns that event's delivery,
+    /// or `None` if the run is not in progress.
+    pub fn producer_lost(&mut self, now: Instant, user: &UserId, run: &RunId) -> Option<Delivery> {
+        let mut p = self.parts();
+        let delivery = agent::producer_lost(p.runs, &mut p.fanout, now, user, run);
         self.finish();
         delivery
     }
@@ -312,8 +366,9 @@ impl Hub {
         conn: ConnId,
         room: &RoomId,
     ) -> Result<(), RoomError> {
-        let (config, _, _, mut f) = self.parts();
-        let joined = membership::join(&mut f, &config.limits, now, Reply::to(conn), room, None);
+        let mut p = self.parts();
+        let limits = &p.config.limits;
+        let joined = membership::join(&mut p.fanout, limits, now, Reply::to(conn), room, None);
         self.finish();
         joined
     }
@@ -327,7 +382,7 @@ impl Hub {
             cluster,
             out,
             ..
-        } = self.parts().3;
+        } = self.parts().fanout;
         membership::leave(conns, rooms, streams, cluster, out, conn, room)?;
         let left = ServerFrame::Left {
             room,
@@ -347,7 +402,9 @@ impl Hub {
         thread: Option<ThreadId>,
     ) -> Result<(), UnknownConnection> {
         self.conns.check(conn)?;
-        let (_, runs, _, f) = self.parts();
+        let Parts {
+            runs, fanout: f, ..
+        } = self.parts();
         membership::bind(f.conns, f.streams, runs, f.out, Reply::to(conn), thread);
         self.finish();
         Ok(())
@@ -366,7 +423,7 @@ impl Hub {
             Some(_) => reason,
             None => Reason::Normal,
         };
-        self.parts().3.close(id, reason);
+        self.parts().fanout.close(id, reason);
         self.finish();
         Ok(())
     }
@@ -374,7 +431,7 @@ impl Hub {
     /// Close every connection of `user` with 4002. Returns how many were closed.
     pub fn disconnect_user(&mut self, user: &UserId) -> usize {
         let conns = self.conns.user_connections(user).to_vec();
-        let mut f = self.parts().3;
+        let mut f = self.parts().fanout;
         for &id in &conns {
             f.close(id, Reason::Disconnected);
         }
@@ -403,7 +460,7 @@ impl Hub {
             _ => Reason::Shutdown,
         };
         let ids = self.conns.close_all(reason);
-        let mut f = self.parts().3;
+        let mut f = self.parts().fanout;
         for id in ids {
             f.close(id, reason);
         }
@@ -418,7 +475,7 @@ impl Hub {
     // ----- the parts -------------------------------------------------------------------------
 
     /// The hub's parts, borrowed apart: what a rule needs is handed to it, and nothing else.
-    fn parts(&mut self) -> (&Config, &mut Runs, &mut Waiters, Fanout<'_>) {
+    fn parts(&mut self) -> Parts<'_> {
         let Hub {
             config,
             conns,
@@ -438,7 +495,12 @@ impl Hub {
             sweep,
             out,
         };
-        (config, runs, waiters, fanout)
+        Parts {
+            config,
+            runs,
+            waiters,
+            fanout,
+        }
     }
 
     /// The end of every operation: the connections that overflowed during it are closed.
@@ -450,7 +512,7 @@ impl Hub {
             cluster,
             out,
             ..
-        } = self.parts().3;
+        } = self.parts().fanout;
         lifecycle::close_slow(conns, rooms, streams, cluster, out);
     }
 }

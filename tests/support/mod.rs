@@ -315,7 +315,11 @@ pub fn sent_to(outputs: &[switchboard::Output], conn: ConnId) -> Vec<bytes::Byte
     outputs
         .iter()
         .filter_map(|o| match o {
-            switchboard::Output::Send { conn: c, frame } if *c == conn => Some(frame.clone()),
+            switchboard::Output::Socket(switchboard::SocketOutput::Send { conn: c, frame })
+                if *c == conn =>
+            {
+                Some(frame.clone())
+            }
             _ => None,
         })
         .collect()
