@@ -359,3 +359,8 @@ pub fn types(frames: &[Value]) -> Vec<String> {
         .map(|f| f["type"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
+
+/// The head of `stream` in the hub.
+pub fn head(h: &Harness, stream: &StreamId) -> Position {
+    h.hub().stream_position(stream).expect("stream kept")
+}
