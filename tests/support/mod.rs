@@ -3,6 +3,8 @@
 //! recorded client received.
 #![allow(dead_code)]
 
+pub mod sequencer;
+
 use serde_json::{json, Value};
 use std::time::Duration;
 use switchboard::testing::Harness;
