@@ -56,7 +56,7 @@ const PROOFS: &[(u8, &str, &str)] = &[
     ),
     (
         1,
-        "tests/resume.rs",
+        "tests/resume_frames.rs",
         "resuming_another_users_stream_is_forbidden_and_replays_nothing",
     ),
     (
@@ -125,7 +125,7 @@ const PROOFS: &[(u8, &str, &str)] = &[
     ),
     (
         5,
-        "tests/delivery.rs",
+        "tests/offline.rs",
         "buffered_events_expire_with_history_age_and_the_cut_is_announced_as_a_gap",
     ),
     (
