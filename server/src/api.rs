@@ -387,7 +387,7 @@ async fn agent_event(
 }
 
 async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let s = state.handle.stats().await.total;
+    let s = state.handle.stats().await?.total;
     let c = &s.counters;
     let closes: serde_json::Map<String, Value> = c
         .closes
@@ -426,12 +426,16 @@ async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiErr
 }
 
 /// Snapshots of `conns`, leaving out any that closed meanwhile.
-async fn infos(handle: &Handle, conns: Vec<ConnId>) -> Vec<ConnectionInfo> {
+async fn infos(handle: &Handle, conns: Vec<ConnId>) -> Result<Vec<ConnectionInfo>, ApiError> {
     let mut infos = Vec::with_capacity(conns.len());
     for conn in conns {
-        infos.extend(handle.connection_info(conn).await);
+        match handle.connection_info(conn).await {
+            Ok(info) => infos.push(info),
+            Err(Error::UnknownConnection(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    infos
+    Ok(infos)
 }
 
 fn connection_view(info: &ConnectionInfo) -> Value {
@@ -452,8 +456,8 @@ async fn user_presence(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let conns = state.handle.user_connections(user.as_str()).await;
-    let conns = infos(&state.handle, conns).await;
+    let conns = state.handle.user_connections(user.as_str()).await?;
+    let conns = infos(&state.handle, conns).await?;
     Ok(Json(json!({
         "user": user,
         "connected": !conns.is_empty(),
@@ -465,8 +469,8 @@ async fn room_members(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let members = state.handle.room_members(room.as_str()).await;
-    let members = infos(&state.handle, members).await;
+    let members = state.handle.room_members(room.as_str()).await?;
+    let members = infos(&state.handle, members).await?;
     Ok(Json(json!({
         "room": room,
         "members": members.iter().map(connection_view).collect::<Vec<_>>(),
@@ -484,9 +488,9 @@ async fn disconnect(
             if let Err(e) = told_others {
                 tracing::warn!(%user, error = %e, "could not disconnect the user on other nodes");
             }
-            closed
+            closed?
         }
-        None => state.handle.disconnect_user(user.as_str()).await,
+        None => state.handle.disconnect_user(user.as_str()).await?,
     };
     Ok(Json(json!({"user": user, "closed": closed})))
 }

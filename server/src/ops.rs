@@ -6,7 +6,7 @@ use crate::metrics;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// `GET /healthz`.
@@ -23,14 +23,18 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static
     }
 }
 
-/// `GET /metrics`.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let stats = state.handle.stats().await.total;
+/// `GET /metrics`; 503 once the switchboard has stopped (the end of a shutdown), which has
+/// no statistics left to report.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let Ok(stats) = state.handle.stats().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
     let cluster = state.bridge.as_ref().map(|bridge| bridge.stats());
     let front = state.admission.stats();
     let uptime = state.started.elapsed().as_secs_f64();
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&stats, cluster.as_ref(), &front, uptime),
+        metrics::render(&stats.total, cluster.as_ref(), &front, uptime),
     )
+        .into_response()
 }

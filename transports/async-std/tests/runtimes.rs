@@ -146,7 +146,8 @@ async fn a_refused_handshake_gets_401(runtime: AsyncIo) {
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("the handshake was accepted"),
     }
-    assert_eq!(handle.stats().await.total.counters.opened, 0);
+    let stats = handle.stats().await.expect("running");
+    assert_eq!(stats.total.counters.opened, 0);
     handle.shutdown().await;
 }
 

@@ -24,13 +24,14 @@
 //! dropped without a close frame, which would not fit either.
 
 use crate::frame::{Frame, Socket, SocketError};
-use crate::handle::Handle;
 use crate::runtime::{self, Runtime};
 use crate::shard::{Command, Link, Out, SocketEvent};
+use crate::shards::Shards;
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
+use std::sync::Arc;
 use switchboard::{ConnId, Open, OpenError, Reason};
 
 /// Frames written between two flush reports, at most.
@@ -60,30 +61,30 @@ enum Ended {
 }
 
 /// Open `open` on its shard and run the connection until it ends.
-pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, socket: S) {
-    let runtime = handle.runtime().clone();
-    let close_timeout = handle.options().close_timeout;
+pub(crate) async fn drive<R: Runtime, S: Socket>(shards: Arc<Shards<R>>, open: Open, socket: S) {
+    let runtime = shards.runtime.clone();
+    let close_timeout = shards.options.close_timeout;
     let (mut sink, mut stream) = socket.split();
-    let shard = handle.shard_of(&open.user);
+    let shard = shards.shard_of(&open.user);
     let (out, outbox) = async_channel::unbounded();
     let (closing, closed_by_hub) = oneshot::channel();
     let link = Link {
         out,
         closing: Some(closing),
     };
-    let opened = handle
+    let opened = shards
         .call(shard, move |s, now| s.open(now, open, link))
         .await;
     let conn = match opened {
         Ok(Ok(conn)) => conn,
-        Ok(Err(refused)) => return refuse(&handle, &mut sink, refused).await,
+        Ok(Err(refused)) => return refuse(&shards, &mut sink, refused).await,
         Err(_stopped) => {
             let stopped = OpenError::ShuttingDown { restart: false };
-            return refuse(&handle, &mut sink, stopped).await;
+            return refuse(&shards, &mut sink, stopped).await;
         }
     };
     tracing::debug!(shard, %conn, "connection opened");
-    let inbox = handle.inbox(shard);
+    let inbox = shards.inboxes[shard].clone();
     let ended = {
         let reader = read(&mut stream, &inbox, conn).fuse();
         let writer = write(&mut sink, &outbox, &inbox, conn).fuse();
@@ -123,7 +124,7 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, 
         Ended::Overflowed => {
             tracing::debug!(shard, %conn, "write buffer full");
             let slow = Reason::SlowConsumer;
-            let _ = handle
+            let _ = shards
                 .call(shard, move |s, _| s.hub.close_connection(conn, slow))
                 .await;
         }
@@ -141,15 +142,15 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, 
 
 /// Close a socket whose connection did not open, as `refused` says (its close code and reason),
 /// waiting at most `close_timeout` for the close frame to be written.
-pub(crate) async fn refuse<R, S>(handle: &Handle<R>, sink: &mut S, refused: OpenError)
+pub(crate) async fn refuse<R, S>(shards: &Shards<R>, sink: &mut S, refused: OpenError)
 where
     R: Runtime,
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
     let reason = refused.reason();
     let close = Frame::Close(Some((refused.close_code(), reason.as_str().to_owned())));
-    let close_timeout = handle.options().close_timeout;
-    let _ = runtime::timeout(handle.runtime(), close_timeout, sink.send(close)).await;
+    let close_timeout = shards.options.close_timeout;
+    let _ = runtime::timeout(&shards.runtime, close_timeout, sink.send(close)).await;
 }
 
 /// Feed the hub every frame the peer sends, until it closes or the socket fails.

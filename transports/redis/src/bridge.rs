@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use switchboard::{Notice, Position, RoomId, StreamId, UserId};
-use switchboard_transport::{Event, Handle, Runtime};
+use switchboard_transport::{Error, Event, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot, RwLock};
 use tokio::task::JoinHandle;
 
@@ -219,9 +219,13 @@ impl<R: Runtime> Bridge<R> {
     }
 
     /// Close every connection of `user` on this node and on every other node (4002). Returns
-    /// how many were closed on this node, and whether the other nodes could be told (this
-    /// node's connections are closed either way).
-    pub async fn disconnect_user(&self, user: impl Into<UserId>) -> (usize, RedisResult<()>) {
+    /// how many were closed on this node ([`Error::Stopped`] if this node's switchboard has
+    /// shut down), and whether the other nodes could be told (each is attempted whatever the
+    /// other's outcome).
+    pub async fn disconnect_user(
+        &self,
+        user: impl Into<UserId>,
+    ) -> (Result<usize, Error>, RedisResult<()>) {
         let user = user.into();
         let closed = self.inner.handle.disconnect_user(user.clone()).await;
         (closed, self.tell_others(&user).await)

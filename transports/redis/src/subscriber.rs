@@ -464,7 +464,7 @@ impl<R: Runtime> Feed<R> {
             }
             (None, Some(user)) => {
                 count(&counters.disconnects);
-                handle.disconnect_user(user).await;
+                let _ = handle.disconnect_user(user).await;
             }
             (None, None) => count(&counters.malformed),
         }

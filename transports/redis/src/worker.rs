@@ -405,7 +405,12 @@ impl<R: Runtime> Worker<R> {
             })
             .collect();
         for room in rooms {
-            let members = self.handle.room_members(room.clone()).await.len();
+            // Once the node's switchboard has stopped it counts nothing: its presence expires
+            // with its lease.
+            let Ok(members) = self.handle.room_members(room.clone()).await else {
+                continue;
+            };
+            let members = members.len();
             let key = keys.room_presence(&room);
             pipe.cmd("HSET").arg(&key).arg(node).arg(members).ignore();
             pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();

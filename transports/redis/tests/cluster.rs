@@ -494,7 +494,7 @@ async fn disconnecting_a_user_anywhere_closes_it_everywhere() {
     let mut other = WsClient::welcomed(c.addr, "user=bob").await;
 
     let (closed_on_a, told_others) = a.bridge.disconnect_user("alice").await;
-    assert_eq!(closed_on_a, 0);
+    assert_eq!(closed_on_a, Ok(0));
     told_others.expect("the other nodes were told");
     assert_eq!(on_b.close_code().await, Some(4002));
     assert_eq!(on_c.close_code().await, Some(4002));

@@ -69,7 +69,7 @@ async fn a_peer_that_leaves_its_pongs_unread_is_closed_as_a_slow_consumer(
 
     assert_eq!(closed(events, "flooder").await, Reason::SlowConsumer);
     assert_eq!(flooder.read().await, Received::Closed(None));
-    let closes = handle.stats().await.total.counters.closes;
+    let closes = handle.stats().await.expect("running").total.counters.closes;
     assert_eq!(closes.get(Reason::SlowConsumer), 1);
 }
 
