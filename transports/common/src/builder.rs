@@ -1,6 +1,8 @@
 //! [`Builder`]: starts a switchboard — one task per shard, each owning a hub configured from
-//! the application's [`Config`] — and hands back the [`Handle`] and the [`Events`].
+//! the application's [`Config`] — and hands back the [`Handle`] and the [`Events`]; with
+//! [`Builder::cluster`], what the hubs emit for other nodes goes to a cluster sink.
 
+use crate::cluster::ClusterSink;
 use crate::events::Events;
 use crate::handle::Handle;
 use crate::options::Options;
@@ -32,6 +34,7 @@ pub struct Builder<R> {
     runtime: R,
     config: Config,
     options: Options,
+    cluster: Option<ClusterSink>,
 }
 
 impl<R: Runtime + Default> Builder<R> {
@@ -48,7 +51,19 @@ impl<R: Runtime> Builder<R> {
             runtime,
             config,
             options: Options::default(),
+            cluster: None,
         }
+    }
+
+    /// Make this node part of a cluster: every hub runs with `Config::cluster` set, and what
+    /// the hubs emit for other nodes — envelopes, stream entries for the sequencer (with
+    /// `Config::shared_streams`), interest, follows, connections opening and closing — goes
+    /// from the shards straight to `sink`, whose [`ClusterEvents`](crate::ClusterEvents) the
+    /// bridge to the other nodes reads (see [`cluster_channel`](crate::cluster_channel)). None
+    /// of it goes through the application's [`Events`].
+    pub fn cluster(mut self, sink: ClusterSink) -> Self {
+        self.cluster = Some(sink);
+        self
     }
 
     /// Replace all transport options.
@@ -89,14 +104,20 @@ impl<R: Runtime> Builder<R> {
     /// shard, except the history budget (`history.max_total_bytes`), which bounds the process:
     /// each of N shards keeps 1/N of it. Each hub's `shard` is set to its index (so connection
     /// ids name their shard), and with several shards each hub is part of a cluster so that
-    /// clients' room publishes reach every shard; envelopes reach [`Events`] only if
-    /// `config.cluster` was set.
+    /// clients' room publishes reach every shard; what the hubs emit for other nodes leaves
+    /// the process only through the sink of [`Builder::cluster`].
     pub fn start(self) -> (Handle<R>, Events) {
         let Builder {
             runtime,
             config,
             mut options,
+            cluster,
         } = self;
+        if cluster.is_none() && (config.cluster || config.shared_streams) {
+            tracing::warn!(
+                "Config::cluster or shared_streams without Builder::cluster: nothing reaches other nodes, and shared stream entries reach no one"
+            );
+        }
         options.shards = options.shards.clamp(1, MAX_SHARDS);
         options.inbox_capacity = options.inbox_capacity.max(1);
         let (events, inbox) = async_channel::unbounded();
@@ -112,7 +133,7 @@ impl<R: Runtime> Builder<R> {
             // The history budget is the process's: each shard keeps its share.
             hub_config.history.max_total_bytes = config.history.max_total_bytes / options.shards;
             // Several shards relay client publishes to each other as envelopes.
-            hub_config.cluster = config.cluster || options.shards > 1;
+            hub_config.cluster = config.cluster || cluster.is_some() || options.shards > 1;
             let siblings = relay_tx
                 .iter()
                 .enumerate()
@@ -120,7 +141,7 @@ impl<R: Runtime> Builder<R> {
                 .map(|(_, tx)| tx.clone())
                 .collect();
             let hub = Hub::new(hub_config);
-            let shard = Shard::new(index, hub, events.clone(), siblings, config.cluster);
+            let shard = Shard::new(index, hub, events.clone(), cluster.clone(), siblings);
             let (done, finished) = oneshot::channel::<()>();
             let task = shard::run(runtime.clone(), shard, rx, relays);
             runtime.spawn(async move {

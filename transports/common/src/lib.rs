@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod cluster;
 mod driver;
 mod error;
 mod events;
@@ -51,6 +52,7 @@ mod tasks;
 mod user;
 
 pub use builder::Builder;
+pub use cluster::{cluster_channel, ClusterEvent, ClusterEvents, ClusterSink};
 pub use error::Error;
 pub use events::{Event, Events};
 pub use frame::{Adapter, Codec, Frame, Socket, SocketError, Tungstenite};

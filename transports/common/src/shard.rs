@@ -3,20 +3,23 @@
 //! The task receives [`Command`]s on a bounded channel (socket events from connection drivers,
 //! and closures from the [`Handle`](crate::Handle)), feeds each to the hub with the current
 //! time, then drains every output: frames, pings and closes go to the connection's writer
-//! through an unbounded channel (the hub's in-flight budget bounds it), notices go to the
-//! application's [`Events`](crate::Events). It then sleeps until the next command or
-//! [`Hub::poll_timeout`]. It never awaits anything but its own inbox, so no socket and no
-//! application can make it wait.
+//! through an unbounded channel (the hub's in-flight budget bounds it); what other nodes need
+//! (envelopes, stream entries for the sequencer, interest, follows, connections opening and
+//! closing) goes to the cluster sink, if the application registered one; notices for the
+//! application go to its [`Events`](crate::Events). It then sleeps until the next command or
+//! [`Hub::poll_timeout`]. It never awaits anything but its own inbox, so no socket, no
+//! application and no bridge can make it wait.
 //!
 //! Shards relay to each other what a client publishes to a room: the hub (configured as part
 //! of a cluster when there are several shards) emits the publish as an `Output::Remote`
 //! envelope, which goes to every other shard's relay inbox and is fed there as
 //! `Input::Remote`. Only room and broadcast envelopes cross shards: a user's connections and
-//! streams live on the user's shard alone, so a user or thread envelope goes to the
-//! application (for other nodes) and never to a sibling, which would buffer a copy for a user
-//! it never serves. Relay inboxes are unbounded so that two shards never wait for each other;
-//! the clients' inbound rate limit bounds them.
+//! streams live on the user's shard alone, so a user or thread envelope goes to the cluster
+//! (for other nodes) and never to a sibling, which would buffer a copy for a user it never
+//! serves. Relay inboxes are unbounded so that two shards never wait for each other; the
+//! clients' inbound rate limit bounds them.
 
+use crate::cluster::{ClusterEvent, ClusterSink};
 use crate::events::Event;
 use crate::runtime::Runtime;
 use async_channel::{Receiver, Sender};
@@ -101,10 +104,10 @@ pub(crate) enum Relay {
 /// Where the envelopes of the operation in progress go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Relaying {
-    /// To the other shards, and to the application if it asked for envelopes.
+    /// To the other shards, and to the cluster.
     All,
     /// A publish the handle runs on every shard: every shard already serves its own members,
-    /// so nothing goes to the other shards; to the application only if `forward` (one shard's
+    /// so nothing goes to the other shards; to the cluster only if `forward` (one shard's
     /// copy, so that other nodes get one envelope per publish).
     Quiet { forward: bool },
 }
@@ -117,11 +120,12 @@ pub(crate) struct Shard {
     pub hub: Hub,
     links: HashMap<ConnId, Link>,
     waiters: HashMap<WaiterId, oneshot::Sender<bool>>,
+    /// The application's events.
     events: Sender<Event>,
+    /// What other nodes need, if this node is part of a cluster.
+    cluster: Option<ClusterSink>,
     /// The relay inboxes of the other shards.
     siblings: Vec<Sender<Relay>>,
-    /// The application asked for envelopes (`Config::cluster`), for other nodes.
-    forward_remote: bool,
     /// Where the envelopes of the operation in progress go; reset after each drain.
     pub relaying: Relaying,
     /// Answers to send once the current drain is done.
@@ -133,8 +137,8 @@ impl Shard {
         index: usize,
         hub: Hub,
         events: Sender<Event>,
+        cluster: Option<ClusterSink>,
         siblings: Vec<Sender<Relay>>,
-        forward_remote: bool,
     ) -> Self {
         Self {
             index,
@@ -142,8 +146,8 @@ impl Shard {
             links: HashMap::new(),
             waiters: HashMap::new(),
             events,
+            cluster,
             siblings,
-            forward_remote,
             relaying: Relaying::All,
             replies: Vec::new(),
         }
@@ -230,7 +234,7 @@ impl Shard {
     }
 
     fn relay(&mut self, envelope: Box<Envelope>) {
-        // One allocation shared by the other shards and the application: no copy of the message.
+        // One allocation shared by the other shards and the cluster: no copy of the message.
         let envelope: Arc<Envelope> = Arc::from(envelope);
         let forward = match self.relaying {
             Relaying::All => {
@@ -243,20 +247,27 @@ impl Shard {
                 for sibling in self.siblings.iter().filter(|_| shared) {
                     let _ = sibling.try_send(Relay::Envelope(envelope.clone()));
                 }
-                self.forward_remote
+                true
             }
-            Relaying::Quiet { forward } => forward && self.forward_remote,
+            Relaying::Quiet { forward } => forward,
         };
         if forward {
-            let _ = self.events.try_send(Event::Remote(envelope));
+            self.to_cluster(|| ClusterEvent::Publish(envelope));
         }
     }
 
-    /// A stream entry for the cluster's sequencer goes to the application (its bridge), once
-    /// per publish: the sequencer hands it back to every shard serving the stream.
+    /// A stream entry for the cluster's sequencer goes to the cluster, once per publish: the
+    /// sequencer hands it back to every shard serving the stream.
     fn sequence(&mut self, entry: Box<Unsequenced>) {
         if self.relaying != (Relaying::Quiet { forward: false }) {
-            let _ = self.events.try_send(Event::Sequence(Arc::from(entry)));
+            self.to_cluster(|| ClusterEvent::Sequence(Arc::from(entry)));
+        }
+    }
+
+    /// Send what `event` makes to the cluster sink, if this node is part of a cluster.
+    fn to_cluster(&self, event: impl FnOnce() -> ClusterEvent) {
+        if let Some(cluster) = &self.cluster {
+            cluster.send(event());
         }
     }
 
@@ -271,19 +282,36 @@ impl Shard {
         match notice {
             Notice::UserConnected { waiter, .. } => self.resolve(waiter, true),
             Notice::WaitExpired { waiter, .. } => self.resolve(waiter, false),
-            // Shards of a single node are a cluster among themselves; only an application
-            // that bridges to other nodes (`Config::cluster`) needs to know interest.
-            Notice::Interest { .. } if !self.forward_remote => {}
+            // The cluster's business alone (shards of one node need no subscription).
+            Notice::Interest { stream, interested } => {
+                self.to_cluster(|| ClusterEvent::Interest { stream, interested });
+            }
+            Notice::Follow { stream, since } => {
+                self.to_cluster(|| ClusterEvent::Follow { stream, since });
+            }
             notice => {
-                if let Notice::Closed { conn, .. } = &notice {
-                    // Frames already handed to the writer stay in its inbox; dropping the link
-                    // ends the inbox after them.
-                    self.links.remove(conn);
+                match &notice {
+                    // Presence is the cluster's business too.
+                    Notice::Opened { conn, user } => self.to_cluster(|| ClusterEvent::Opened {
+                        conn: *conn,
+                        user: user.clone(),
+                    }),
+                    Notice::Closed { conn, user, .. } => {
+                        // Frames already handed to the writer stay in its inbox; dropping the
+                        // link ends the inbox after them.
+                        self.links.remove(conn);
+                        self.to_cluster(|| ClusterEvent::Closed {
+                            conn: *conn,
+                            user: user.clone(),
+                        });
+                    }
+                    _ => {}
                 }
-                let _ = self.events.try_send(Event::Notice {
+                let event = Event {
                     shard: self.index,
                     notice,
-                });
+                };
+                let _ = self.events.try_send(event);
             }
         }
     }

@@ -10,7 +10,10 @@ use switchboard::{
     RoomAccess, Target, UserId,
 };
 use switchboard_testing::{guard, Received, WsClient, GUARD};
-use switchboard_tokio::{Builder, Error, Event, Events, Handle, Refusal, Request};
+use switchboard_tokio::{
+    cluster_channel, Builder, ClusterEvent, ClusterEvents, Error, Event, Events, Handle, Refusal,
+    Request,
+};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -72,14 +75,11 @@ fn start_on(builder: Builder, listener: TcpListener) -> Server {
 }
 
 impl Server {
-    /// The next notice (skipping remote envelopes).
+    /// The next notice.
     async fn notice(&mut self) -> (usize, Notice) {
-        loop {
-            match guard("a notice", self.events.recv()).await {
-                Some(Event::Notice { shard, notice }) => return (shard, notice),
-                Some(Event::Remote(_) | Event::Sequence(_)) => continue,
-                None => panic!("the switchboard stopped"),
-            }
+        match guard("a notice", self.events.recv()).await {
+            Some(Event { shard, notice }) => (shard, notice),
+            None => panic!("the switchboard stopped"),
         }
     }
 
@@ -617,11 +617,7 @@ async fn an_application_frame_reaches_the_application_which_answers() {
         let event = guard("the app frame", server.events.recv())
             .await
             .expect("running");
-        if let Event::Notice {
-            notice: Notice::App(app),
-            ..
-        } = &event
-        {
+        if let Notice::App(app) = &event.notice {
             assert_eq!(app.kind, "user_message");
             assert_eq!(app.data, json!({"text": "hello?"}));
             assert_eq!(app.thread.as_ref().map(|t| t.as_str()), Some("t9"));
@@ -703,15 +699,20 @@ async fn a_frame_over_the_size_limit_closes_with_1009() {
     server.handle.shutdown().await;
 }
 
-/// With `Config::cluster`, a room publish over every shard emits one envelope for the other
+/// With a cluster sink, a room publish over every shard emits one envelope for the other
 /// nodes, not one per shard; an envelope from another node is delivered to the room's members
 /// on every shard and emits none; envelopes queued from another node are fed in order, and
-/// `Handle::fed` returns once all of them were.
+/// `Handle::fed` returns once all of them were. What the cluster needs never reaches the
+/// application's events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
-    let mut config = config();
-    config.cluster = true;
-    let mut server = start(config, 2).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (sink, mut cluster) = cluster_channel();
+    let builder = Builder::new(config())
+        .shards(2)
+        .close_timeout(Duration::from_millis(500))
+        .cluster(sink);
+    let mut server = start_on(builder, listener);
     let users = server.users_on_distinct_shards("member", 2);
     let mut members = Vec::new();
     for user in &users {
@@ -721,28 +722,26 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
     }
     let markers = server.users_on_distinct_shards("marker", 2);
 
-    // Everything a shard emits for an operation is in the inbox before the operation returns:
-    // count the envelopes queued before the notice of a connection opened afterwards.
-    async fn envelopes_before(server: &mut Server, marker: &str) -> usize {
-        let _client = WsClient::welcomed(server.addr, &format!("user={marker}")).await;
+    // Everything a shard emits for an operation is in the sink before the operation returns:
+    // count the envelopes queued before a connection opened afterwards is announced.
+    async fn envelopes_before(
+        addr: SocketAddr,
+        cluster: &mut ClusterEvents,
+        marker: &str,
+    ) -> usize {
+        let _client = WsClient::welcomed(addr, &format!("user={marker}")).await;
         let mut envelopes = 0;
         loop {
-            match guard("the marker", server.events.recv())
-                .await
-                .expect("running")
-            {
-                Event::Remote(_) => envelopes += 1,
-                Event::Notice {
-                    notice: Notice::Opened { user, .. },
-                    ..
-                } if user.as_str() == marker => {
+            match guard("the marker", cluster.recv()).await.expect("running") {
+                ClusterEvent::Publish(_) => envelopes += 1,
+                ClusterEvent::Opened { user, .. } if user.as_str() == marker => {
                     return envelopes;
                 }
-                Event::Notice { .. } | Event::Sequence(_) => {}
+                _ => {}
             }
         }
     }
-    while server.events.try_recv().is_some() {}
+    while cluster.try_recv().is_some() {}
 
     let delivery = server
         .handle
@@ -750,7 +749,10 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
         .await
         .expect("ok");
     assert_eq!(delivery.reached, 2);
-    assert_eq!(envelopes_before(&mut server, &markers[1]).await, 1);
+    assert_eq!(
+        envelopes_before(server.addr, &mut cluster, &markers[1]).await,
+        1
+    );
 
     let envelope = Envelope {
         target: RemoteTarget::Room {
@@ -761,7 +763,10 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
         except: Vec::new(),
     };
     server.handle.deliver_remote(envelope).expect("queued");
-    assert_eq!(envelopes_before(&mut server, &markers[0]).await, 0);
+    assert_eq!(
+        envelopes_before(server.addr, &mut cluster, &markers[0]).await,
+        0
+    );
     for member in &mut members {
         assert_eq!(member.event().await, "local");
         assert_eq!(member.event().await, "from-afar");
@@ -786,6 +791,20 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
             assert_eq!(member.event().await, format!("queued-{i}"));
         }
     }
+
+    // The application saw the connections, and nothing of the cluster's.
+    let mut opened = 0;
+    while let Some(event) = server.events.try_recv() {
+        assert!(
+            !matches!(
+                event.notice,
+                Notice::Interest { .. } | Notice::Follow { .. }
+            ),
+            "{event:?}"
+        );
+        opened += usize::from(matches!(event.notice, Notice::Opened { .. }));
+    }
+    assert_eq!(opened, users.len() + markers.len());
     server.handle.shutdown().await;
 }
 

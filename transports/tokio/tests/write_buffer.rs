@@ -38,7 +38,7 @@ fn authenticate(request: &Request) -> Result<Open, Refusal> {
 async fn closed(events: &mut Events, user: &str) -> Reason {
     loop {
         match guard("the close", events.recv()).await {
-            Some(Event::Notice {
+            Some(Event {
                 notice: Notice::Closed {
                     user: u, reason, ..
                 },
