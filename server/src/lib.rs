@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard::{Reason, UserLimitPolicy};
-use switchboard_redis::{Bridge, Options as RedisOptions};
+use switchboard_redis::{Bridge, BridgeOptions};
 use switchboard_tokio::{cluster_channel, Builder, ClusterEvents, Events, Handle, Tokio};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -180,7 +180,7 @@ async fn join_cluster(
     url: &str,
     settings: &Settings,
 ) -> std::io::Result<Bridge<Tokio>> {
-    let mut options = RedisOptions::new(url);
+    let mut options = BridgeOptions::new(url);
     let limits = &settings.hub.limits;
     if limits.user_limit_policy == UserLimitPolicy::RejectNew {
         options.max_connections_per_user = Some(limits.max_connections_per_user);

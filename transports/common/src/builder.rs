@@ -121,12 +121,12 @@ impl<R: Runtime> Builder<R> {
         options.shards = options.shards.clamp(1, MAX_SHARDS);
         options.inbox_capacity = options.inbox_capacity.max(1);
         let (events, inbox) = async_channel::unbounded();
-        let (relay_tx, relay_rx): (Vec<_>, Vec<_>) = (0..options.shards)
+        let (inbound_tx, inbound_rx): (Vec<_>, Vec<_>) = (0..options.shards)
             .map(|_| async_channel::unbounded())
             .unzip();
         let mut inboxes = Vec::with_capacity(options.shards);
         let mut stopped = Vec::with_capacity(options.shards);
-        for (index, relays) in relay_rx.into_iter().enumerate() {
+        for (index, inbound) in inbound_rx.into_iter().enumerate() {
             let (tx, rx) = async_channel::bounded(options.inbox_capacity);
             let mut hub_config = config.clone();
             hub_config.shard = u8::try_from(index).expect("at most MAX_SHARDS shards");
@@ -134,7 +134,7 @@ impl<R: Runtime> Builder<R> {
             hub_config.history.max_total_bytes = config.history.max_total_bytes / options.shards;
             // Several shards relay client publishes to each other as envelopes.
             hub_config.cluster = config.cluster || cluster.is_some() || options.shards > 1;
-            let siblings = relay_tx
+            let siblings = inbound_tx
                 .iter()
                 .enumerate()
                 .filter(|&(i, _)| i != index)
@@ -143,7 +143,7 @@ impl<R: Runtime> Builder<R> {
             let hub = Hub::new(hub_config);
             let shard = Shard::new(index, hub, events.clone(), cluster.clone(), siblings);
             let (done, finished) = oneshot::channel::<()>();
-            let task = shard::run(runtime.clone(), shard, rx, relays);
+            let task = shard::run(runtime.clone(), shard, rx, inbound);
             runtime.spawn(async move {
                 task.await;
                 drop(done);
@@ -154,7 +154,7 @@ impl<R: Runtime> Builder<R> {
         let shards = Shards {
             runtime,
             inboxes,
-            relays: relay_tx,
+            inbound: inbound_tx,
             options,
             message_limit: config.limits.max_frame_bytes.saturating_mul(2),
             write_buffer_limit: write_buffer_limit(&config.backpressure),

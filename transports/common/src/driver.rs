@@ -25,7 +25,7 @@
 
 use crate::frame::{Frame, Socket, SocketError};
 use crate::runtime::{self, Runtime};
-use crate::shard::{Command, Link, Out, SocketEvent};
+use crate::shard::{Command, Out, SocketEvent, Writer};
 use crate::shards::Shards;
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
@@ -68,12 +68,12 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(shards: Arc<Shards<R>>, open: O
     let shard = shards.shard_of(&open.user);
     let (out, outbox) = async_channel::unbounded();
     let (closing, closed_by_hub) = oneshot::channel();
-    let link = Link {
+    let writer = Writer {
         out,
         closing: Some(closing),
     };
     let opened = shards
-        .call(shard, move |s, now| s.open(now, open, link))
+        .call(shard, move |s, now| s.open(now, open, writer))
         .await;
     let conn = match opened {
         Ok(Ok(conn)) => conn,

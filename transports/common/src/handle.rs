@@ -13,7 +13,7 @@
 use crate::error::Error;
 use crate::options::Options;
 use crate::runtime::Runtime;
-use crate::shard::Relaying;
+use crate::shard::Route;
 use crate::shards::Shards;
 use futures_channel::oneshot;
 use std::fmt;
@@ -179,8 +179,9 @@ impl<R: Runtime> Handle<R> {
                     .call_all(move |s, now| {
                         // Every shard serves its own members: nothing to relay between them,
                         // and other nodes get one envelope per publish, the first shard's.
-                        s.relaying = Relaying::Quiet {
-                            forward: s.index == 0,
+                        s.route = Route {
+                            relay: false,
+                            to_cluster: s.index == 0,
                         };
                         s.hub.publish(now, audience.clone(), &message)
                     })

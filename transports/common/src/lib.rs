@@ -60,8 +60,8 @@ pub use handle::{Handle, ShardedStats};
 pub use options::Options;
 pub use runtime::Runtime;
 pub use server::{
-    position_from_query, write_buffer_limit, Authenticate, Handshake, Listen, Refusal, Request,
-    Upgrade, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+    position_from_query, write_buffer_limit, Authenticate, HandshakeCallback, Listen, Refusal,
+    Request, Upgrade, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
 };
 /// The tungstenite crate the adapters and the handshake are written against.
 pub use tungstenite;

@@ -1,17 +1,17 @@
 //! Inputs from other nodes: what a bridge to the cluster receives and hands to this node's
 //! hubs ([`Handle::deliver_remote`], [`Handle::deliver_sequenced`],
 //! [`Handle::deliver_history`], [`Handle::deliver_head`]), and how it keeps pace with them
-//! ([`Handle::fed`], [`Handle::relay_backlog`]).
+//! ([`Handle::fed`], [`Handle::inbound_backlog`]).
 //!
-//! Each is queued, without waiting, in the relay inbox of the shards it concerns (the user's
-//! shard for a user's stream, every shard for a room or everyone), in order: a node's
-//! subscription keeps reading while its shards fan out. A shard feeds its queued inputs to
-//! its hub before it drains (see `shard.rs`).
+//! Each is queued, without waiting, in the inbound queue of the shards it concerns (the
+//! user's shard for a user's stream, every shard for a room or everyone), in order: a node's
+//! subscription keeps reading while its shards fan out. A shard feeds up to 64 queued inputs
+//! to its hub, then drains once (see `shard.rs`).
 
 use crate::error::Error;
 use crate::handle::Handle;
 use crate::runtime::Runtime;
-use crate::shard::Relay;
+use crate::shard::Inbound;
 use futures_channel::oneshot;
 use std::sync::Arc;
 use switchboard::{Envelope, Position, RemoteTarget, Sequenced, StreamId, UserId};
@@ -35,7 +35,7 @@ impl<R: Runtime> Handle<R> {
         };
         let envelope = Arc::new(envelope);
         self.shards
-            .relay(user.as_ref(), || Relay::Envelope(envelope.clone()))
+            .queue(user.as_ref(), || Inbound::Envelope(envelope.clone()))
     }
 
     /// Queue a stream entry sealed by the cluster's sequencer (`Input::Sequenced`) for the
@@ -45,7 +45,7 @@ impl<R: Runtime> Handle<R> {
         let user = owner(&entry.entry.stream).cloned();
         let entry = Arc::new(entry);
         self.shards
-            .relay(user.as_ref(), || Relay::Sequenced(entry.clone()))
+            .queue(user.as_ref(), || Inbound::Sequenced(entry.clone()))
     }
 
     /// Queue an older entry of a stream, from the cluster's shared history
@@ -55,7 +55,7 @@ impl<R: Runtime> Handle<R> {
         let user = owner(&entry.entry.stream).cloned();
         let entry = Arc::new(entry);
         self.shards
-            .relay(user.as_ref(), || Relay::History(entry.clone()))
+            .queue(user.as_ref(), || Inbound::History(entry.clone()))
     }
 
     /// Queue, for the shards serving `stream`, where the cluster's sequencer stands on it
@@ -65,7 +65,7 @@ impl<R: Runtime> Handle<R> {
         let user = owner(&stream).cloned();
         let stream = Arc::new(stream);
         self.shards
-            .relay(user.as_ref(), || Relay::Head(stream.clone(), head))
+            .queue(user.as_ref(), || Inbound::Head(stream.clone(), head))
     }
 
     /// Wait until the shards serving `stream` (every shard for `None`) have been fed
@@ -74,10 +74,10 @@ impl<R: Runtime> Handle<R> {
     pub async fn fed(&self, stream: Option<&StreamId>) -> Result<(), Error> {
         let user = stream.and_then(owner);
         let mut answers = Vec::new();
-        self.shards.relay(user, || {
+        self.shards.queue(user, || {
             let (tx, rx) = oneshot::channel();
             answers.push(rx);
-            Relay::Flush(tx)
+            Inbound::Fence(tx)
         })?;
         for answer in answers {
             answer.await.map_err(|_| Error::Stopped)?;
@@ -85,9 +85,9 @@ impl<R: Runtime> Handle<R> {
         Ok(())
     }
 
-    /// The longest queue of relays not fed yet, over the shards: what a feeder from another
+    /// The longest queue of inputs not fed yet, over the shards: what a feeder from another
     /// node compares with its bound before it waits with [`Handle::fed`].
-    pub fn relay_backlog(&self) -> usize {
-        self.shards.relay_backlog()
+    pub fn inbound_backlog(&self) -> usize {
+        self.shards.inbound_backlog()
     }
 }

@@ -71,13 +71,13 @@ pub trait Upgrade<IO>: Runtime {
     /// The upgraded WebSocket, as the driver runs it.
     type Socket: Socket;
 
-    /// Perform the server side of the handshake on `io`, with `handshake` as the library's
-    /// callback (it authenticates the request and answers a refusal itself) and
-    /// [`Handshake::config`] as its configuration (the message limits).
+    /// Perform the server side of the handshake on `io`, with `callback` as the library's
+    /// handshake callback (it authenticates the request and answers a refusal itself) and
+    /// [`HandshakeCallback::config`] as its configuration (the message and buffer limits).
     fn upgrade(
         &self,
         io: IO,
-        handshake: Handshake<'_>,
+        callback: HandshakeCallback<'_>,
     ) -> impl Future<Output = Result<Self::Socket, tungstenite::Error>> + Send;
 }
 
@@ -253,7 +253,7 @@ impl<R: Runtime> Handle<R> {
     {
         let mut open = None;
         let limit = Some(self.message_limit());
-        let handshake = Handshake {
+        let callback = HandshakeCallback {
             auth,
             open: &mut open,
             config: WebSocketConfig::default()
@@ -263,7 +263,7 @@ impl<R: Runtime> Handle<R> {
                 .max_message_size(limit)
                 .max_frame_size(limit),
         };
-        let upgrade = self.runtime().upgrade(io, handshake);
+        let upgrade = self.runtime().upgrade(io, callback);
         let limit = self.options().handshake_timeout;
         match runtime::timeout(self.runtime(), limit, upgrade).await {
             Some(Ok(ws)) => open.map(|open| (open, ws)),
@@ -283,13 +283,13 @@ impl<R: Runtime> Handle<R> {
 /// [`Authenticate`] about the request, keeps the [`Open`] it returns (with the
 /// `resume=<epoch>:<seq>` query parameter applied if it has no resume position), or answers
 /// the [`Refusal`].
-pub struct Handshake<'a> {
+pub struct HandshakeCallback<'a> {
     auth: &'a dyn Authenticate,
     open: &'a mut Option<Open>,
     config: WebSocketConfig,
 }
 
-impl Handshake<'_> {
+impl HandshakeCallback<'_> {
     /// The WebSocket configuration to accept with: messages are read up to
     /// [`Handle::message_limit`], and at most [`Handle::write_buffer_limit`] is held
     /// unwritten.
@@ -298,7 +298,7 @@ impl Handshake<'_> {
     }
 }
 
-impl Callback for Handshake<'_> {
+impl Callback for HandshakeCallback<'_> {
     fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
         let mut accepted = self
             .auth

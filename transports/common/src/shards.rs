@@ -1,8 +1,8 @@
 //! [`Shards`]: the running shards as every part of the transport reaches them — each shard's
-//! inbox of commands and its relay inbox, the transport's options and the WebSocket limits
+//! inbox of commands and its inbound queue, the transport's options and the WebSocket limits
 //! derived from the hubs' configuration, the runtime, the connection tasks and the shutdown
 //! signal — and the two ways to reach a hub: [`Shards::call`] (a closure run on its task,
-//! answered after the drain that follows) and [`Shards::relay`] (an input queued without
+//! answered after the drain that follows) and [`Shards::queue`] (an input queued without
 //! waiting).
 //!
 //! The [`Handle`](crate::Handle) is a shared `Shards`; the connection driver gets the same
@@ -11,7 +11,7 @@
 use crate::error::Error;
 use crate::options::Options;
 use crate::runtime::Runtime;
-use crate::shard::{Command, Relay, Shard};
+use crate::shard::{Command, Inbound, Shard};
 use crate::tasks::Tasks;
 use async_channel::{Receiver, Sender};
 use futures_channel::oneshot;
@@ -30,8 +30,9 @@ pub(crate) struct Shards<R> {
     pub runtime: R,
     /// Each shard's inbox of commands, by shard index.
     pub inboxes: Vec<Sender<Command>>,
-    /// Each shard's relay inbox: inputs from sibling shards and other nodes, in order.
-    pub relays: Vec<Sender<Relay>>,
+    /// Each shard's inbound queue: envelopes relayed by sibling shards and inputs from other
+    /// nodes, in order.
+    pub inbound: Vec<Sender<Inbound>>,
     pub options: Options,
     /// The largest message the WebSocket layer reads: twice the hub's `max_frame_bytes`, so
     /// that the hub sees (and closes with 1009) a frame somewhat over its limit, while a huge
@@ -112,25 +113,25 @@ impl<R: Runtime> Shards<R> {
         join_all(calls).await.into_iter().collect()
     }
 
-    /// Queue a relay for `user`'s shard, or for every shard, without waiting.
-    pub fn relay(
+    /// Queue an inbound input for `user`'s shard, or for every shard, without waiting.
+    pub fn queue(
         &self,
         user: Option<&UserId>,
-        mut relay: impl FnMut() -> Relay,
+        mut input: impl FnMut() -> Inbound,
     ) -> Result<(), Error> {
         let targets = match user {
-            Some(user) => std::slice::from_ref(&self.relays[self.shard_of(user)]),
-            None => &self.relays[..],
+            Some(user) => std::slice::from_ref(&self.inbound[self.shard_of(user)]),
+            None => &self.inbound[..],
         };
         for target in targets {
-            target.try_send(relay()).map_err(|_| Error::Stopped)?;
+            target.try_send(input()).map_err(|_| Error::Stopped)?;
         }
         Ok(())
     }
 
-    /// The longest queue of relays not fed yet, over the shards.
-    pub fn relay_backlog(&self) -> usize {
-        self.relays.iter().map(Sender::len).max().unwrap_or(0)
+    /// The longest inbound queue, over the shards: inputs not fed yet.
+    pub fn inbound_backlog(&self) -> usize {
+        self.inbound.iter().map(Sender::len).max().unwrap_or(0)
     }
 
     /// Spawn a connection task that shutdown waits for (and aborts after the grace). Once

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::{Config, Message, Open, RoomAccess, Target};
-use switchboard_redis::{Bridge, Options};
+use switchboard_redis::{Bridge, BridgeOptions};
 use switchboard_testing::{Redis, WsClient};
 use switchboard_tokio::{cluster_channel, Builder, Handle, Refusal, Request, Tokio};
 use tokio::net::TcpListener;
@@ -58,7 +58,7 @@ async fn node(redis: &Redis, name: &str) -> Node {
     let addr = listener.local_addr().expect("bound");
     let (sink, cluster) = cluster_channel();
     let (handle, _events) = Builder::new(config).shards(2).cluster(sink).start();
-    let mut options = Options::new(redis.url());
+    let mut options = BridgeOptions::new(redis.url());
     options.node = name.to_owned();
     let bridge = Bridge::start(handle.clone(), cluster, options)
         .await

@@ -5,7 +5,7 @@ use crate::counters::{BridgeStats, Counters};
 use crate::follows::Follow;
 use crate::keys::Keys;
 use crate::link::{Backoff, Link};
-use crate::options::Options;
+use crate::options::BridgeOptions;
 use crate::scripts::Scripts;
 use crate::shared::Shared;
 use crate::subscriber::{self, SubCommand};
@@ -66,7 +66,7 @@ impl<R: Runtime> Bridge<R> {
     pub async fn start(
         handle: Handle<R>,
         cluster: ClusterEvents,
-        options: Options,
+        options: BridgeOptions,
     ) -> RedisResult<Self> {
         let client = Client::open(options.url.as_str())?;
         let counters = Arc::new(Counters::default());
@@ -127,7 +127,7 @@ impl<R: Runtime> Bridge<R> {
 
     /// Admit a connection of `user` about to open on this node, before it opens: count it in
     /// the user's presence across the cluster, or refuse it if the user already has
-    /// [`Options::max_connections_per_user`] connections on live nodes (with no limit, every
+    /// [`BridgeOptions::max_connections_per_user`] connections on live nodes (with no limit, every
     /// connection is admitted and counted).
     ///
     /// On [`Admission::Refused`], do not open the connection: refuse it as a hub refuses one
@@ -135,7 +135,7 @@ impl<R: Runtime> Bridge<R> {
     /// (close code 4003, no `welcome`; `switchboard_tokio::axum::refuse` does that for axum).
     /// On [`Admission::Admitted`], open it: the next connection of `user` to open on this node
     /// claims the admission and is not counted again. An admission not claimed within
-    /// [`Options::admission_timeout`] (the client went away during the upgrade, or the hub
+    /// [`BridgeOptions::admission_timeout`] (the client went away during the upgrade, or the hub
     /// refused the open) stops counting at the next heartbeat.
     ///
     /// Fails if Redis cannot be asked: open the connection anyway; it is then counted when it

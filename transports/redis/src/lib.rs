@@ -20,7 +20,7 @@
 //!   when it opens, and closed with 4003 (after its `welcome`) if it is over the limit;
 //! - numbers user and room streams in Redis (**shared streams**, with `Config::shared_streams`):
 //!   one script numbers each entry, publishes it and keeps it in the stream's shared history,
-//!   bounded as a hub bounds its own ([`Options::history`]). A node that starts serving a
+//!   bounded as a hub bounds its own ([`BridgeOptions::history`]). A node that starts serving a
 //!   stream reads where it stands and what a reader missed (at most what the node keeps) in a
 //!   task of its own, and holds only that stream's live entries until the read was fed, so a
 //!   large read delays no other stream;
@@ -38,12 +38,12 @@
 //! ```no_run
 //! # async fn run() -> Result<(), redis::RedisError> {
 //! use switchboard::Config;
-//! use switchboard_redis::{Bridge, Options};
+//! use switchboard_redis::{Bridge, BridgeOptions};
 //! use switchboard_tokio::{cluster_channel, Builder};
 //!
 //! let (sink, cluster) = cluster_channel();
 //! let (handle, mut events) = Builder::new(Config::production()).cluster(sink).start();
-//! let options = Options::new("redis://127.0.0.1/");
+//! let options = BridgeOptions::new("redis://127.0.0.1/");
 //! let bridge = Bridge::start(handle.clone(), cluster, options).await?;
 //! tokio::spawn(async move {
 //!     while let Some(event) = events.recv().await {
@@ -77,4 +77,4 @@ pub use admission::Admission;
 pub use bridge::Bridge;
 pub use counters::BridgeStats;
 pub use keys::Keys;
-pub use options::Options;
+pub use options::BridgeOptions;

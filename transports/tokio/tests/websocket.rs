@@ -785,7 +785,7 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
         server.handle.deliver_remote(envelope).expect("queued");
     }
     server.handle.fed(None).await.expect("running");
-    assert_eq!(server.handle.relay_backlog(), 0);
+    assert_eq!(server.handle.inbound_backlog(), 0);
     for member in &mut members {
         for i in 0..500 {
             assert_eq!(member.event().await, format!("queued-{i}"));

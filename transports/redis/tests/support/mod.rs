@@ -10,7 +10,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard::{Config, HistoryConfig, Message, Open, RoomAccess, Target};
-use switchboard_redis::{Bridge, Options};
+use switchboard_redis::{Bridge, BridgeOptions};
 use switchboard_testing::{eventually, Redis};
 use switchboard_tokio::{cluster_channel, Builder, Handle, Refusal, Request, Tokio};
 use tokio::net::TcpListener;
@@ -46,7 +46,7 @@ pub struct Node {
 }
 
 /// A node whose streams are numbered per node.
-pub async fn node(redis: &Redis, name: &str, tune: impl FnOnce(&mut Options)) -> Node {
+pub async fn node(redis: &Redis, name: &str, tune: impl FnOnce(&mut BridgeOptions)) -> Node {
     start_node(&redis.url(), name, false, None, tune).await
 }
 
@@ -60,7 +60,7 @@ pub async fn history_node(
     url: &str,
     name: &str,
     history: &HistoryConfig,
-    tune: impl FnOnce(&mut Options),
+    tune: impl FnOnce(&mut BridgeOptions),
 ) -> Node {
     start_node(url, name, true, Some(history), tune).await
 }
@@ -70,7 +70,7 @@ async fn start_node(
     name: &str,
     shared_streams: bool,
     history: Option<&HistoryConfig>,
-    tune: impl FnOnce(&mut Options),
+    tune: impl FnOnce(&mut BridgeOptions),
 ) -> Node {
     let mut config = Config::development();
     config.shared_streams = shared_streams;
@@ -82,7 +82,7 @@ async fn start_node(
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("bound");
-    let mut options = Options::new(url);
+    let mut options = BridgeOptions::new(url);
     options.node = name.to_owned();
     options.backoff_max = Duration::from_millis(300);
     options.timeout = Duration::from_millis(500);
