@@ -49,7 +49,7 @@ pub use runtime::{AsyncIo, Task};
 pub use switchboard_transport::{
     cluster_channel, http, position_from_query, Adapter, Authenticate, ClusterEvent, ClusterEvents,
     ClusterSink, Codec, Error, Event, Events, Frame, Options, Refusal, Request, Runtime,
-    ShardedStats, Socket, SocketError, Tungstenite,
+    ShardedStats, Socket, SocketError, Tungstenite, FRAMES_READ_AFTER_CLOSE,
 };
 
 /// Starts a switchboard on async-io (see [`switchboard_transport::Builder`]).

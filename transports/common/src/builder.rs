@@ -84,6 +84,12 @@ impl<R: Runtime> Builder<R> {
         self
     }
 
+    /// See [`Options::write_timeout`].
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.options.write_timeout = timeout;
+        self
+    }
+
     /// See [`Options::shutdown_grace`].
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.options.shutdown_grace = grace;

@@ -70,7 +70,7 @@ pub use runtime::Tokio;
 pub use switchboard_transport::{
     cluster_channel, http, position_from_query, Adapter, Authenticate, ClusterEvent, ClusterEvents,
     ClusterSink, Codec, Error, Event, Events, Frame, Options, Refusal, Request, ShardedStats,
-    Socket, SocketError, Tungstenite,
+    Socket, SocketError, Tungstenite, FRAMES_READ_AFTER_CLOSE,
 };
 
 /// Starts a switchboard on tokio (see [`switchboard_transport::Builder`]).
