@@ -16,8 +16,10 @@ pub mod demo;
 pub mod gateway;
 pub mod lifecycle;
 mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod process;
 pub mod settings;
 pub mod state;
 
@@ -133,9 +135,12 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         shared_streams: settings.hub.shared_streams,
         lifecycle: Lifecycle::new(shared_history),
         admission: admission.clone(),
+        budgets: metrics::Budgets::of(&settings.hub, handle.shards()),
     });
-    let app = router(state.clone(), &settings.http, settings.max_body_bytes)
-        .merge(demo::routes(&settings, &handle));
+    let app = logging::http(
+        router(state.clone(), &settings.http, settings.max_body_bytes)
+            .merge(demo::routes(&settings, &handle)),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(listener::serve(
         listener,
