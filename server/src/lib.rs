@@ -18,6 +18,7 @@ pub mod lifecycle;
 mod listener;
 pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod process;
 pub mod settings;
