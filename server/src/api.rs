@@ -130,7 +130,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// A failure with `status` and the stable `code`.
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -144,6 +145,14 @@ impl ApiError {
         ApiError {
             reason: Some(reason),
             ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        }
+    }
+
+    /// The same failure naming its stable `reason`.
+    pub(crate) fn with_reason(self, reason: &'static str) -> Self {
+        ApiError {
+            reason: Some(reason),
+            ..self
         }
     }
 

@@ -1,6 +1,6 @@
 //! The deployable Switchboard server: one port with the client WebSocket endpoint (`/ws`),
-//! the backend HTTP API (`/api`), and the operations routes (`/healthz`, `/readyz`,
-//! `/metrics`), over the tokio transport.
+//! the backend HTTP API (`/api`), the operations routes (`/healthz`, `/readyz`, `/metrics`)
+//! and the operations dashboard (`/dashboard`), over the tokio transport.
 //!
 //! [`start`] binds and runs a server (tests use it on an ephemeral port); the `switchboard`
 //! binary adds the command line, logging and signal handling around it.
@@ -12,6 +12,7 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod credentials;
+pub mod dashboard;
 pub mod demo;
 pub mod gateway;
 pub mod lifecycle;
@@ -138,9 +139,22 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         admission: admission.clone(),
         budgets: metrics::Budgets::of(&settings.hub, handle.shards()),
     });
+    let cluster = bridge
+        .clone()
+        .zip(settings.redis_url.as_ref())
+        .map(|(bridge, url)| dashboard::ClusterLink {
+            bridge,
+            url: url.expose().to_owned(),
+            prefix: RedisOptions::new(url.expose()).prefix,
+        });
     let app = logging::http(
         router(state.clone(), &settings.http, settings.max_body_bytes)
-            .merge(demo::routes(&settings, &handle)),
+            .merge(demo::routes(&settings, &handle))
+            .merge(dashboard::routes(
+                &settings.dashboard,
+                state.clone(),
+                cluster,
+            )),
     );
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(listener::serve(

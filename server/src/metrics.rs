@@ -21,6 +21,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use switchboard::{Config, Reason, Stats, RTT_BUCKETS_MS};
 use switchboard_redis::BridgeStats;
@@ -35,7 +36,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const COMMIT: Option<&str> = option_env!("SWITCHBOARD_COMMIT");
 
 /// The node's budgets, fixed at start: what its gauges are measured against.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budgets {
     /// Open connections the node takes (`limits.max_connections` per shard, times the shards).
     pub max_connections: usize,
