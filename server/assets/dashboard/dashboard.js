@@ -30,6 +30,14 @@ function show(id, value, format = integer) {
   element.textContent = format(value);
 }
 
+/** A bar's fill `share` (0 to 1) wide: set through the CSSOM, which the page's content security
+ * policy allows (it refuses style attributes). */
+function fill(share, extra = "") {
+  const node = element("div", { class: `fill${extra}` });
+  node.style.width = `${100 * share}%`;
+  return node;
+}
+
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
@@ -46,7 +54,7 @@ function bars(container, labels, counts) {
         "div",
         { class: "bar", "data-label": labels[i], "data-value": count },
         element("span", {}, labels[i]),
-        element("div", { class: "track" }, element("div", { class: "fill", style: `width:${(100 * count) / max}%` })),
+        element("div", { class: "track" }, fill(count / max)),
         element("span", { class: "value" }, integer(count)),
       ),
     ),
@@ -61,7 +69,7 @@ function meter(name, used, budget, format) {
     "div",
     { class: "meter", "data-name": name, "data-value": used, "data-budget": budget },
     element("div", { class: "label" }, element("span", {}, name), element("span", {}, `${format(used)} of ${format(budget)}`)),
-    element("div", { class: "track" }, element("div", { class: `fill${level}`, style: `width:${100 * share}%` })),
+    element("div", { class: "track" }, fill(share, level)),
   );
 }
 
