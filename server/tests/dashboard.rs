@@ -230,6 +230,51 @@ async fn the_feed_sends_a_single_nodes_figures_once_a_second_as_the_api_reports_
     drop(clients);
 }
 
+/// The paths of every key in `value` (`.nodes.0.stats.counters` ...); the keys of maps whose
+/// keys are data (reasons) and array elements past the first are left out.
+fn shape(value: &Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map)
+            if !["closes", "drops", "refused"]
+                .iter()
+                .any(|m| path.ends_with(m)) =>
+        {
+            for (key, value) in map {
+                let path = format!("{path}.{key}");
+                out.push(path.clone());
+                shape(value, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            if let Some(first) = items.first() {
+                shape(first, &format!("{path}.0"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The feed's example in docs/API.md has exactly the fields a real feed message has.
+#[tokio::test]
+async fn the_documented_feed_example_has_the_fields_of_a_real_feed() {
+    let api = include_str!("../../docs/API.md");
+    let fence = "```json dashboard feed\n";
+    let start = api.find(fence).expect("the feed's example") + fence.len();
+    let end = start + api[start..].find("\n```").unwrap();
+    let example: Value = serde_json::from_str(&api[start..end]).expect("JSON");
+    let server = TestServer::start().await;
+    let _alice = server.connect("alice").await;
+    let session = sign_in(&server).await;
+    let mut feed = feed(&server, &session.cookie, None).await.unwrap();
+    let real = feed.json().await;
+    let (mut documented, mut sent) = (Vec::new(), Vec::new());
+    shape(&example, "", &mut documented);
+    shape(&real, "", &mut sent);
+    documented.sort();
+    sent.sort();
+    assert_eq!(documented, sent);
+}
+
 #[tokio::test]
 async fn the_feed_refuses_a_page_of_another_origin_and_past_its_limit() {
     let server = TestServer::start().await;

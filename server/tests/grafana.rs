@@ -15,7 +15,9 @@ fn expressions(value: &Value, found: &mut Vec<String>) {
             for (key, value) in map {
                 match (key.as_str(), value) {
                     ("expr" | "definition", Value::String(expr)) => found.push(expr.clone()),
-                    ("query", Value::String(expr)) if expr.contains('(') => found.push(expr.clone()),
+                    ("query", Value::String(expr)) if expr.contains('(') => {
+                        found.push(expr.clone())
+                    }
                     _ => expressions(value, found),
                 }
             }
@@ -92,11 +94,15 @@ async fn every_metric_the_grafana_board_queries_is_exposed_by_a_node() {
         "switchboard_cluster_unpublished_total",
         "process_resident_memory_bytes",
     ] {
-        assert!(queried.contains(needed), "the board does not query {needed}");
+        assert!(
+            queried.contains(needed),
+            "the board does not query {needed}"
+        );
     }
     assert!(found
         .iter()
-        .any(|e| e.contains("histogram_quantile(0.99") && e.contains("switchboard_rtt_seconds_bucket")));
+        .any(|e| e.contains("histogram_quantile(0.99")
+            && e.contains("switchboard_rtt_seconds_bucket")));
 }
 
 #[test]

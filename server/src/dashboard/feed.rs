@@ -396,9 +396,11 @@ mod tests {
 
     #[test]
     fn totals_add_the_nodes_up() {
-        let mut stats = Stats::default();
-        stats.connections = 3;
-        stats.users = 2;
+        let stats = Stats {
+            connections: 3,
+            users: 2,
+            ..Stats::default()
+        };
         let budgets = Budgets::default();
         let front = AdmissionStats::default();
         let rates = Rates {
