@@ -82,6 +82,7 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, 
             return refuse(&handle, &mut sink, stopped).await;
         }
     };
+    tracing::Span::current().record("conn", tracing::field::display(conn));
     tracing::debug!(shard, %conn, "connection opened");
     let inbox = handle.inbox(shard);
     let ended = {

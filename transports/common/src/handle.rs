@@ -21,6 +21,7 @@ use switchboard::{
     OpenError, Position, PublishError, Reason, RemoteTarget, RoomError, RoomId, RunId, RunReport,
     Sequenced, Stats, StreamId, Target, ThreadId, UserId,
 };
+use tracing::Instrument;
 
 /// Tuning of the transport itself (the hub's own limits are in [`Config`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,14 +430,17 @@ impl<R: Runtime> Handle<R> {
 
     /// Run an already upgraded WebSocket as a connection of `open.user` until it ends, from
     /// any WebSocket library (wrap it as a [`Socket`]). The connection is tracked by
-    /// [`Handle::shutdown`]; refused opens are closed with the hub's close code.
+    /// [`Handle::shutdown`]; refused opens are closed with the hub's close code. The
+    /// connection's task runs in the caller's current `tracing` span (a request's, say), and
+    /// records the connection id in that span's `conn` field if it has one.
     pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
         let (done, finished) = oneshot::channel::<()>();
         let handle = self.clone();
         let task = async move {
             driver::drive(handle, open, socket).await;
             let _ = done.send(());
-        };
+        }
+        .instrument(tracing::Span::current());
         match self.spawn_tracked(task) {
             // Resolves when the driver ends or is aborted by shutdown.
             Ok(()) => {
