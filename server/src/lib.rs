@@ -1,6 +1,6 @@
 //! The deployable Switchboard server: one port with the client WebSocket endpoint (`/ws`),
-//! the backend HTTP API (`/api`), and the operations routes (`/healthz`, `/readyz`,
-//! `/metrics`), over the tokio transport.
+//! the backend HTTP API (`/api`), the operations routes (`/healthz`, `/readyz`, `/metrics`)
+//! and the operations dashboard (`/dashboard`), over the tokio transport.
 //!
 //! [`start`] binds and runs a server (tests use it on an ephemeral port); the `switchboard`
 //! binary adds the command line, logging and signal handling around it.
@@ -12,12 +12,16 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod credentials;
+pub mod dashboard;
 pub mod demo;
 pub mod gateway;
 pub mod lifecycle;
 mod listener;
+pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
+pub mod process;
 pub mod settings;
 pub mod state;
 
@@ -139,9 +143,25 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         shared_streams: settings.hub.shared_streams,
         lifecycle: Lifecycle::new(shared_history),
         admission: admission.clone(),
+        budgets: metrics::Budgets::of(&settings.hub, handle.shards()),
     });
-    let app = router(state.clone(), &settings.http, settings.max_body_bytes)
-        .merge(demo::routes(&settings, &handle));
+    let cluster = bridge
+        .clone()
+        .zip(settings.redis_url.as_ref())
+        .map(|(bridge, url)| dashboard::ClusterLink {
+            bridge,
+            url: url.expose().to_owned(),
+            prefix: BridgeOptions::new(url.expose()).prefix,
+        });
+    let app = logging::http(
+        router(state.clone(), &settings.http, settings.max_body_bytes)
+            .merge(demo::routes(&settings, &handle))
+            .merge(dashboard::routes(
+                &settings.dashboard,
+                state.clone(),
+                cluster,
+            )),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(listener::serve(
         listener,

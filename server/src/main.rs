@@ -4,7 +4,10 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
 use switchboard_server::auth::TokenKeys;
-use switchboard_server::settings::{Overrides, Settings, DEVELOPMENT_API_KEY, DEVELOPMENT_SECRET};
+use switchboard_server::logging;
+use switchboard_server::settings::{
+    LogFormat, Overrides, Settings, DEVELOPMENT_API_KEY, DEVELOPMENT_SECRET,
+};
 
 /// Switchboard: a WebSocket hub for users, rooms, threads and AI-agent runs.
 #[derive(Debug, Parser)]
@@ -38,13 +41,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match cli.command {
         Command::Serve { overrides } => serve(&overrides),
         Command::Token {
@@ -77,6 +73,7 @@ fn serve(overrides: &Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    logging::init(settings.log);
     if settings.development_credentials {
         tracing::warn!(
             secret = DEVELOPMENT_SECRET,
@@ -92,6 +89,7 @@ fn serve(overrides: &Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let settings_log = settings.log;
     runtime.block_on(async move {
         // Handle SIGTERM and Ctrl-C from before the address is announced: a signal that came
         // earlier would kill the process without a graceful close.
@@ -109,7 +107,11 @@ fn serve(overrides: &Overrides) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        eprintln!("switchboard listening on http://{}", running.addr);
+        // The line tests and scripts wait for; JSON logs carry the address in the
+        // "switchboard listening" event instead, so that every line is JSON.
+        if settings_log == LogFormat::Text {
+            eprintln!("switchboard listening on http://{}", running.addr);
+        }
         signalled.await;
         tracing::info!("shutting down");
         match running.shutdown().await {

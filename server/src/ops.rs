@@ -1,8 +1,9 @@
 //! Operations routes: `/healthz` (the process answers), `/readyz` (it accepts connections:
-//! 503 once shutting down) and `/metrics` (Prometheus text: the hubs, the connection front and,
-//! on a node of a cluster, the bridge).
+//! 503 once shutting down) and `/metrics` (Prometheus text: the hubs, the node's budgets, the
+//! connection front, the process and, on a node of a cluster, the bridge).
 
-use crate::metrics;
+use crate::metrics::{self, Scrape};
+use crate::process::ProcessStats;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -29,12 +30,17 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let Ok(stats) = state.handle.stats().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     };
-    let cluster = state.bridge.as_ref().map(|bridge| bridge.stats());
-    let front = state.admission.stats();
-    let uptime = state.started.elapsed().as_secs_f64();
+    let scrape = Scrape {
+        stats: stats.total,
+        cluster: state.bridge.as_ref().map(|bridge| bridge.stats()),
+        front: state.admission.stats(),
+        budgets: state.budgets,
+        uptime_secs: state.started.elapsed().as_secs_f64(),
+        process: ProcessStats::sample(),
+    };
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&stats.total, cluster.as_ref(), &front, uptime),
+        scrape.render(),
     )
         .into_response()
 }

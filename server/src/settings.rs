@@ -4,11 +4,14 @@
 //! Everything has a working default for development. Staging and production refuse to start
 //! without their own strong auth secret and API key, and the public development credentials
 //! listen on loopback only (see [`crate::credentials`]). The HTTP front's budgets are the
-//! `[http]` section ([`HttpLimits`]).
+//! `[http]` section ([`HttpLimits`]); the log format and the dashboard are `[log]` and
+//! `[dashboard]` ([`LogFormat`], [`DashboardConfig`]).
 
 mod http;
+mod ops;
 
 pub use http::{HttpLimits, HttpOverrides, HttpSettings};
+pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
 
 use crate::credentials::{Credentials, Secret};
 use serde::Deserialize;
@@ -86,6 +89,12 @@ pub struct FileSettings {
     /// The demo page.
     #[serde(default)]
     pub demo: DemoSettings,
+    /// The log format.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// The operations dashboard.
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
 }
 
 /// `[demo]`: the demo page at `/demo` (see `docs/OPERATIONS.md`).
@@ -231,6 +240,12 @@ pub struct Overrides {
     /// Serve HTTP/2 (cleartext) besides HTTP/1.1.
     #[arg(long, env = "SWITCHBOARD_HTTP2")]
     pub http2: Option<bool>,
+    /// Log format: text or json.
+    #[arg(long, value_enum, env = "SWITCHBOARD_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Serve the operations dashboard at /dashboard (default: in development only).
+    #[arg(long, env = "SWITCHBOARD_DASHBOARD")]
+    pub dashboard: Option<bool>,
 }
 
 /// Everything the server runs with, resolved.
@@ -262,6 +277,10 @@ pub struct Settings {
     pub demo: bool,
     /// The HTTP front's budgets.
     pub http: HttpLimits,
+    /// How logs are written.
+    pub log: LogFormat,
+    /// The operations dashboard.
+    pub dashboard: DashboardConfig,
 }
 
 /// Why settings could not be resolved.
@@ -346,6 +365,7 @@ impl Settings {
                 http2: overrides.http2,
             },
         )?;
+        let dashboard = DashboardConfig::resolve(&file.dashboard, overrides.dashboard, env)?;
         Ok(Settings {
             listen,
             env,
@@ -373,6 +393,8 @@ impl Settings {
                 .or(file.demo.enabled)
                 .unwrap_or(env == Environment::Development),
             http,
+            log: overrides.log_format.or(file.log.format).unwrap_or_default(),
+            dashboard,
         })
     }
 

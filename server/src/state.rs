@@ -5,6 +5,7 @@ use crate::admission::Admission;
 use crate::auth::TokenKeys;
 use crate::credentials::Secret;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Budgets;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard_redis::Bridge;
@@ -29,4 +30,6 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// The connection front's budgets and counters, for `/metrics`.
     pub admission: Arc<Admission>,
+    /// The node's budgets, for `/metrics` and the dashboard.
+    pub budgets: Budgets,
 }

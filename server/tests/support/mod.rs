@@ -242,8 +242,8 @@ impl ServerProcess {
             let mut log = String::new();
             for line in BufReader::new(stderr).lines() {
                 let line = line.expect("utf-8 log lines");
-                if let Some(addr) = line.strip_prefix("switchboard listening on http://") {
-                    let _ = addr_tx.send(addr.parse::<SocketAddr>().expect("an address"));
+                if let Some(addr) = listening_on(&line) {
+                    let _ = addr_tx.send(addr);
                 }
                 log.push_str(&line);
                 log.push('\n');
@@ -302,6 +302,19 @@ impl ServerProcess {
         let log = self.log.take().expect("waited once").join().expect("log");
         (success, log)
     }
+}
+
+/// The address a log line announces: `switchboard listening on http://ADDR` (text logs), or
+/// the JSON line of the event `switchboard listening` with its `addr` (`[log] format = "json"`).
+fn listening_on(line: &str) -> Option<SocketAddr> {
+    if let Some(addr) = line.strip_prefix("switchboard listening on http://") {
+        return Some(addr.parse().expect("an address"));
+    }
+    let json: Value = serde_json::from_str(line).ok()?;
+    if json["message"] != "switchboard listening" {
+        return None;
+    }
+    Some(json["addr"].as_str()?.parse().expect("an address"))
 }
 
 impl Drop for ServerProcess {

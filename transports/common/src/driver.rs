@@ -110,6 +110,7 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(shards: Arc<Shards<R>>, open: O
             return refuse(&shards, &mut sink, stopped).await;
         }
     };
+    tracing::Span::current().record("conn", tracing::field::display(conn));
     tracing::debug!(shard, %conn, "connection opened");
     let inbox = shards.inboxes[shard].clone();
     let ended = {

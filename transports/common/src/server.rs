@@ -15,6 +15,7 @@ use std::io;
 use std::pin::pin;
 use std::sync::Arc;
 use switchboard::{BackpressureConfig, Open, OpenError, Position};
+use tracing::Instrument;
 use tungstenite::handshake::server::{Callback, ErrorResponse, Response};
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::WebSocketConfig;
@@ -202,14 +203,17 @@ impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {
 impl<R: Runtime> Handle<R> {
     /// Run an already upgraded WebSocket as a connection of `open.user` until it ends, from
     /// any WebSocket library (wrap it as a [`Socket`]). The connection is tracked by
-    /// [`Handle::shutdown`]; refused opens are closed with the hub's close code.
+    /// [`Handle::shutdown`]; refused opens are closed with the hub's close code. The
+    /// connection's task runs in the caller's current `tracing` span (a request's, say), and
+    /// records the connection id in that span's `conn` field if it has one.
     pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
         let (done, finished) = oneshot::channel::<()>();
         let shards = self.shards.clone();
         let task = async move {
             driver::drive(shards, open, socket).await;
             let _ = done.send(());
-        };
+        }
+        .instrument(tracing::Span::current());
         match self.shards.spawn_tracked(task) {
             // Resolves when the driver ends or is aborted by shutdown.
             Ok(()) => {
