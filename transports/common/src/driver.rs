@@ -158,8 +158,8 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(shards: Arc<Shards<R>>, open: O
             close_as_slow(&shards, shard, conn).await;
         }
         // The same, but the hub's close frame (4008, or the close it had already decided) is
-        // written if the socket takes it in time; the frames before it are dropped, as the
-        // peer was not reading them.
+        // written if the socket takes it in time, after what the socket already holds; the
+        // frames still waiting in the outbox are dropped, as the peer was not reading them.
         Ended::Stalled(taken) => {
             tracing::debug!(shard, %conn, "write timed out");
             close_as_slow(&shards, shard, conn).await;
