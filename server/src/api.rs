@@ -1,4 +1,5 @@
-//! The backend HTTP API under `/api`: publish, agent-run events, presence, stats, disconnect.
+//! The backend HTTP API under `/api`: publish, agent-run events, presence, stats, disconnect;
+//! and the identity routes ([`identity`]): tickets and revocations.
 //!
 //! Every route needs `Authorization: Bearer <api key>`, checked before a byte of the body is
 //! read (401 at once otherwise). Bodies are JSON; a body that does not parse or names an
@@ -7,6 +8,10 @@
 //! request that takes longer than `http.request_timeout_secs` as a whole a 408. While the
 //! server shuts down, writes it would lose are a 503 `shutting_down` ([`crate::lifecycle`]).
 //! `docs/API.md` lists every route with a curl example.
+
+mod identity;
+
+pub use identity::{DisconnectRequest, RevokeTokenRequest, TicketRequest};
 
 use crate::auth::same_secret;
 use crate::lifecycle::{ShuttingDown, Write};
@@ -45,6 +50,8 @@ pub fn routes(
         .route("/users/{user}", get(user_presence))
         .route("/users/{user}/disconnect", post(disconnect))
         .route("/rooms/{room}", get(room_members))
+        .route("/tickets", post(identity::issue_ticket))
+        .route("/tokens/revoke", post(identity::revoke_token))
         // Outermost last: the whole-request timeout, then the key, then the body's bounds.
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
@@ -476,7 +483,20 @@ async fn room_members(
 async fn disconnect(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
+    body: Result<Option<Json<DisconnectRequest>>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let request = body?.map(|Json(request)| request).unwrap_or_default();
+    // Revoke first: a client closed below must not get back in with the same credential.
+    let revoked = match request.revoke {
+        true => Some(
+            state
+                .auth
+                .revocations
+                .revoke_user(&user.as_str().into())
+                .await,
+        ),
+        false => None,
+    };
     let closed = match &state.bridge {
         // On every node; this node's connections are closed even if Redis is unreachable.
         Some(bridge) => {
@@ -488,5 +508,11 @@ async fn disconnect(
         }
         None => state.handle.disconnect_user(user.as_str()).await,
     };
-    Ok(Json(json!({"user": user, "closed": closed})))
+    match revoked {
+        None => Ok(Json(json!({"user": user, "closed": closed}))),
+        Some(Ok(cutoff)) => Ok(Json(
+            json!({"user": user, "closed": closed, "cutoff": cutoff}),
+        )),
+        Some(Err(e)) => Err(e.into()),
+    }
 }

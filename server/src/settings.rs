@@ -4,10 +4,16 @@
 //! Everything has a working default for development. Staging and production refuse to start
 //! without their own strong auth secret and API key, and the public development credentials
 //! listen on loopback only (see [`crate::credentials`]). The HTTP front's budgets are the
-//! `[http]` section ([`HttpLimits`]).
+//! `[http]` section ([`HttpLimits`]); how client tokens are checked is `[auth]`
+//! ([`AuthConfig`]).
 
+mod auth;
 mod http;
 
+pub use auth::{
+    AuthConfig, AuthOverrides, AuthSettings, JwksConfig, KeyAlgorithm, KeySettings, PublicKey,
+    TicketLimits,
+};
 pub use http::{HttpLimits, HttpOverrides, HttpSettings};
 
 use crate::credentials::{Credentials, Secret};
@@ -106,16 +112,6 @@ pub struct RedisSettings {
     /// Number user and room streams in Redis, with a shared history, so that every node
     /// delivers them in one order and a client resumes on any node. Default `true`.
     pub shared_streams: Option<bool>,
-}
-
-/// `[auth]`: the JWT secret clients' tokens are signed with, and the backend API key.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    /// HS256 secret of client tokens.
-    pub secret: Option<Secret>,
-    /// Bearer key of the backend HTTP API.
-    pub api_key: Option<Secret>,
 }
 
 /// `[limits]`.
@@ -231,6 +227,9 @@ pub struct Overrides {
     /// Serve HTTP/2 (cleartext) besides HTTP/1.1.
     #[arg(long, env = "SWITCHBOARD_HTTP2")]
     pub http2: Option<bool>,
+    /// How client tokens are checked.
+    #[command(flatten)]
+    pub auth: AuthOverrides,
 }
 
 /// Everything the server runs with, resolved.
@@ -248,10 +247,10 @@ pub struct Settings {
     pub shutdown_drain: Duration,
     /// Largest backend API request body, in bytes.
     pub max_body_bytes: usize,
-    /// HS256 secret of client tokens.
-    pub secret: Secret,
     /// Bearer key of the backend HTTP API.
     pub api_key: Secret,
+    /// How client tokens are checked: secrets, keys, claims, grants, tickets, origins.
+    pub auth: AuthConfig,
     /// True when the development credentials are in use.
     pub development_credentials: bool,
     /// The core's configuration.
@@ -310,7 +309,7 @@ impl FileSettings {
 
 impl Settings {
     /// Resolve: the preset, then `file`, then `overrides`.
-    pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Self, SettingsError> {
+    pub fn resolve(mut file: FileSettings, overrides: &Overrides) -> Result<Self, SettingsError> {
         let env = overrides.env.or(file.env).unwrap_or_default();
         let mut hub = env.preset();
         apply_limits(&mut hub, &file.limits);
@@ -331,11 +330,20 @@ impl Settings {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address"));
+        let public_keys = file.auth.has_public_keys(&overrides.auth);
         let credentials = Credentials::check(
             env,
-            overrides.secret.clone().or(file.auth.secret),
-            overrides.api_key.clone().or(file.auth.api_key),
+            overrides.secret.clone().or(file.auth.secret.take()),
+            overrides.api_key.clone().or(file.auth.api_key.take()),
             listen,
+            public_keys,
+        )?;
+        let auth = AuthConfig::resolve(
+            env,
+            file.auth,
+            &overrides.auth,
+            credentials.secret,
+            file.http.allowed_origins.take(),
         )?;
         let http = HttpLimits::resolve(
             &file.http,
@@ -363,8 +371,8 @@ impl Settings {
                     .unwrap_or(0),
             ),
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
-            secret: credentials.secret,
             api_key: credentials.api_key,
+            auth,
             development_credentials: credentials.development,
             hub,
             redis_url,
