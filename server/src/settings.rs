@@ -592,6 +592,7 @@ mod tests {
             r#"
             [auth]
             secret = "the-secret-nobody-may-read-xxxxx"
+            previous_secrets = ["the-old-secret-nobody-may-read-x"]
             api_key = "the-key-nobody-may-read-xxxxxxxx"
             [redis]
             url = "redis://:the-redis-password@localhost:6379/"
@@ -599,7 +600,12 @@ mod tests {
         );
         let s = Settings::resolve(file, &Overrides::default()).unwrap();
         let shown = format!("{s:?}");
-        for secret in ["the-secret-nobody", "the-key-nobody", "the-redis-password"] {
+        for secret in [
+            "the-secret-nobody",
+            "the-old-secret-nobody",
+            "the-key-nobody",
+            "the-redis-password",
+        ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }

@@ -440,3 +440,183 @@ fn check_jwks_url(url: String) -> Result<String, SettingsError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(env: Environment, file: &str) -> Result<AuthConfig, SettingsError> {
+        let file: AuthSettings = toml::from_str(file).expect("valid toml");
+        let secret = Some(Secret::new("a-secret-of-32-bytes-or-more-xxxx"));
+        AuthConfig::resolve(env, file, &AuthOverrides::default(), secret, None)
+    }
+
+    fn invalid(env: Environment, file: &str) -> String {
+        resolve(env, file).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn nothing_configured_gives_the_documented_defaults() {
+        let dev = resolve(Environment::Development, "").unwrap();
+        assert_eq!(
+            (dev.leeway, dev.max_token_lifetime),
+            (DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LIFETIME)
+        );
+        assert_eq!(dev.leeway.as_secs(), 30);
+        assert_eq!(dev.max_token_lifetime.as_secs(), 86_400);
+        let t = dev.tickets;
+        assert_eq!(
+            (t.ttl.as_secs(), t.max_ttl.as_secs(), t.max_outstanding),
+            (30, 300, 10_000)
+        );
+        assert_eq!(dev.max_revocations, 100_000);
+        assert!(dev.audience.is_empty() && dev.issuer.is_empty() && dev.jwks.is_none());
+        assert_eq!(dev.allowed_origins, AllowedOrigins::Any);
+        assert_eq!(
+            (&dev.default_rooms, &dev.default_publish),
+            (&RoomAccess::Any, &RoomAccess::Any)
+        );
+        for env in [Environment::Staging, Environment::Production] {
+            let deployed = resolve(env, "").unwrap();
+            let nothing = RoomAccess::Only(vec![]);
+            assert_eq!(
+                (&deployed.default_rooms, &deployed.default_publish),
+                (&nothing, &nothing)
+            );
+        }
+        let jwks = resolve(
+            Environment::Production,
+            "[jwks]\nurl = \"https://id.example/jwks\"",
+        );
+        let jwks = jwks.unwrap().jwks.unwrap();
+        let secs = |d: Duration| d.as_secs();
+        assert_eq!(
+            (
+                secs(jwks.timeout),
+                secs(jwks.max_age),
+                secs(jwks.refetch_interval)
+            ),
+            (5, 300, 10)
+        );
+    }
+
+    #[test]
+    fn a_jwks_url_is_https_or_loopback_http() {
+        for good in [
+            "https://id.example/jwks",
+            "http://127.0.0.1:9000/jwks",
+            "http://localhost/k",
+            "http://[::1]:80/k",
+        ] {
+            let file = format!("[jwks]\nurl = \"{good}\"");
+            assert!(resolve(Environment::Production, &file).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://id.example/jwks",
+            "ftp://127.0.0.1/jwks",
+            "not a url",
+        ] {
+            let file = format!("[jwks]\nurl = \"{bad}\"");
+            assert!(
+                invalid(Environment::Production, &file).contains("jwks"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_read_stops_the_start_and_is_named() {
+        let both = "[[keys]]\nkid = \"k1\"\nalg = \"RS256\"\npem = \"x\"\npem_file = \"/x\"";
+        assert!(invalid(Environment::Development, both).contains("exactly one"));
+        let neither = "[[keys]]\nalg = \"ES256\"";
+        assert!(invalid(Environment::Development, neither).contains("auth.keys[0]"));
+        let garbage = "[[keys]]\nkid = \"k1\"\nalg = \"EdDSA\"\npem = \"not a key\"";
+        let err = invalid(Environment::Development, garbage);
+        assert!(err.contains("k1") && err.contains("EdDSA"), "{err}");
+        let missing = "[[keys]]\nalg = \"RS256\"\npem_file = \"/nonexistent/key.pem\"";
+        let err = resolve(Environment::Development, missing).unwrap_err();
+        assert!(matches!(err, SettingsError::Read { .. }), "{err}");
+        assert!(toml::from_str::<AuthSettings>("[[keys]]\nalg = \"HS256\"\npem = \"x\"").is_err());
+    }
+
+    #[test]
+    fn impossible_values_are_refused() {
+        for (file, named) in [
+            ("audience = \"\"", "audience"),
+            ("issuer = [\"ok\", \"\"]", "issuer"),
+            ("max_token_lifetime_secs = 0", "max_token_lifetime_secs"),
+            ("default_rooms = [\"\"]", "default_rooms"),
+            ("max_revocations = 0", "max_revocations"),
+            ("[tickets]\nttl_secs = 600", "tickets"),
+            ("[tickets]\nmax_outstanding = 0", "tickets"),
+            (
+                "[jwks]\nurl = \"https://a.example\"\ntimeout_secs = 0",
+                "timeout_secs",
+            ),
+        ] {
+            let err = invalid(Environment::Production, file);
+            assert!(err.contains(named), "{file}: {err}");
+        }
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let file: AuthSettings =
+            toml::from_str("audience = \"file\"\n[jwks]\nurl = \"https://file.example/\"").unwrap();
+        let overrides = AuthOverrides {
+            audience: Some(vec!["env-a".into(), "env-b".into()]),
+            jwks_url: Some("https://env.example/".into()),
+            allowed_origins: Some(vec!["https://app.example".into()]),
+            ..AuthOverrides::default()
+        };
+        let file_origins = Some(vec!["https://file.example".into()]);
+        let config = AuthConfig::resolve(
+            Environment::Production,
+            file,
+            &overrides,
+            None,
+            file_origins,
+        )
+        .unwrap();
+        assert_eq!(config.audience, ["env-a", "env-b"]);
+        assert_eq!(config.jwks.unwrap().url, "https://env.example/");
+        let only = AllowedOrigins::Only(vec!["https://app.example".into()]);
+        assert_eq!(config.allowed_origins, only);
+    }
+
+    #[test]
+    fn start_up_warnings_name_the_open_defaults() {
+        let dev = resolve(Environment::Development, "").unwrap();
+        let warnings = dev.warnings(Environment::Development);
+        assert!(
+            warnings.iter().any(|w| w.contains("any room")),
+            "{warnings:?}"
+        );
+        let closed = resolve(
+            Environment::Development,
+            "default_rooms = []\ndefault_publish = []",
+        );
+        assert!(closed
+            .unwrap()
+            .warnings(Environment::Development)
+            .is_empty());
+
+        let production = resolve(Environment::Production, "").unwrap();
+        let warnings = production.warnings(Environment::Production);
+        assert!(
+            warnings.iter().any(|w| w.contains("allowed_origins")),
+            "{warnings:?}"
+        );
+        let file: AuthSettings = toml::from_str("").unwrap();
+        let origins = Some(vec!["https://app.example".to_owned()]);
+        let listed = AuthConfig::resolve(
+            Environment::Production,
+            file,
+            &AuthOverrides::default(),
+            None,
+            origins,
+        )
+        .unwrap();
+        assert!(listed.warnings(Environment::Production).is_empty());
+    }
+}
