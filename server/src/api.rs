@@ -9,9 +9,9 @@
 //! server shuts down, writes it would lose are a 503 `shutting_down` ([`crate::lifecycle`]).
 //! `docs/API.md` lists every route with a curl example.
 
-mod identity;
+pub mod identity;
 
-pub use identity::{DisconnectRequest, RevokeTokenRequest, TicketRequest};
+use identity::DisconnectRequest;
 
 use crate::auth::same_secret;
 use crate::lifecycle::{ShuttingDown, Write};
