@@ -125,6 +125,12 @@ async fn revoking_one_token_refuses_it_and_only_it() {
     assert!(answer["until"].as_u64().unwrap() >= now() + 24 * 3600);
     assert_eq!(server.token_refusal(&other).await, "revoked");
 
+    // An `exp` at the largest integer is kept no longer than any token may live.
+    let body = json!({"jti": "t-3", "exp": u64::MAX});
+    let (status, answer) = server.api("POST", "/api/tokens/revoke", Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["until"].as_u64().unwrap() <= now() + 24 * 3600 + 60);
+
     for bad in [
         json!({"jti": ""}),
         json!({"jti": "j".repeat(257)}),

@@ -117,3 +117,16 @@ async fn a_revocation_refuses_the_tickets_issued_before_it() {
         .await;
     assert_eq!(reason, "revoked");
 }
+
+/// A single node that began shutting down takes no new client, so it issues no ticket: 503
+/// `shutting_down`.
+#[tokio::test]
+async fn a_single_node_shutting_down_issues_no_ticket() {
+    let server = TestServer::start().await;
+    server.running.as_ref().unwrap().drain().await;
+    let (status, answer) = ticket(&server, json!({"user": "alice"})).await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (503, Some("shutting_down"))
+    );
+}

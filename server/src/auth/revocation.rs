@@ -167,7 +167,9 @@ impl Revocations {
     pub async fn revoke_token(&self, jti: &str, exp: Option<u64>) -> Result<u64, RevokeError> {
         let now = unix_now();
         let longest = now + self.keep.as_secs();
-        let until = exp.map_or(longest, |exp| (exp + self.leeway.as_secs()).min(longest));
+        let until = exp.map_or(longest, |exp| {
+            exp.saturating_add(self.leeway.as_secs()).min(longest)
+        });
         let Some(left) = until.checked_sub(now).filter(|left| *left > 0) else {
             // Expired beyond the leeway already: every node refuses it without a record.
             return Ok(until);
