@@ -17,8 +17,9 @@ use crate::auth::same_secret;
 use crate::lifecycle::{ShuttingDown, Write};
 use crate::settings::HttpLimits;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -483,9 +484,9 @@ async fn room_members(
 async fn disconnect(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
-    body: Result<Option<Json<DisconnectRequest>>, JsonRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let request = body?.map(|Json(request)| request).unwrap_or_default();
+    let request = DisconnectRequest::from_body(&body.map_err(JsonRejection::from)?)?;
     // Revoke first: a client closed below must not get back in with the same credential.
     let revoked = match request.revoke {
         true => Some(

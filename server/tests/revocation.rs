@@ -61,8 +61,8 @@ async fn revoking_a_user_refuses_the_tokens_issued_until_then() {
     server.connect_token(&token("bob", None, None)).await;
 }
 
-/// Without a body, or with `{"revoke": false}`, `disconnect` only closes; a body it cannot
-/// read is a 400 and closes nothing.
+/// Without a body (with or without a JSON content type), or with `{"revoke": false}`,
+/// `disconnect` only closes; a body it cannot read is a 400 and closes nothing.
 #[tokio::test]
 async fn disconnect_without_revoke_only_closes() {
     let server = TestServer::start().await;
@@ -80,6 +80,19 @@ async fn disconnect_without_revoke_only_closes() {
         assert_eq!(alice.closed().await, 4002);
         server.connect_token(&old).await.close().await;
     }
+    let mut alice = server.connect_token(&old).await;
+    let empty_json = server
+        .http
+        .post(format!("{}/api/users/alice/disconnect", server.base))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty_json.status().as_u16(), 200);
+    assert_eq!(alice.closed().await, 4002);
+    server.connect_token(&old).await.close().await;
+
     let mut alice = server.connect_token(&old).await;
     for bad in [json!({"revoke": "yes"}), json!({"revoke": true, "why": 1})] {
         let (status, answer) = server

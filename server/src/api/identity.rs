@@ -54,6 +54,17 @@ pub struct DisconnectRequest {
     pub revoke: bool,
 }
 
+impl DisconnectRequest {
+    /// The request in `body`: an empty body (whatever its content type) is the plain
+    /// disconnect it always was; anything else must be this JSON object.
+    pub fn from_body(body: &[u8]) -> Result<Self, JsonRejection> {
+        if body.trim_ascii().is_empty() {
+            return Ok(DisconnectRequest::default());
+        }
+        Json::<DisconnectRequest>::from_bytes(body).map(|Json(request)| request)
+    }
+}
+
 impl From<TicketError> for ApiError {
     fn from(e: TicketError) -> Self {
         let message = e.to_string();
