@@ -118,6 +118,11 @@ impl<R: Runtime> Bridge<R> {
         &self.inner.shared.node
     }
 
+    /// What the bridge's tasks share, for the bridge's other `impl` blocks.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
     /// Hand the bridge one of the node's events. It takes what concerns the cluster (publishes
     /// for other nodes, interest, connections opening and closing) in order, and never waits.
     pub fn observe(&self, event: &Event) {
