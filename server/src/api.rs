@@ -1,4 +1,5 @@
-//! The backend HTTP API under `/api`: publish, agent-run events, presence, stats, disconnect.
+//! The backend HTTP API under `/api`: publish, agent-run events, presence, stats, disconnect;
+//! and the identity routes ([`identity`]): tickets and revocations.
 //!
 //! Every route needs `Authorization: Bearer <api key>`, checked before a byte of the body is
 //! read (401 at once otherwise). Bodies are JSON; a body that does not parse or names an
@@ -8,6 +9,9 @@
 //! server shuts down, writes it would lose are a 503 `shutting_down` ([`crate::lifecycle`]).
 //! `docs/API.md` lists every route with a curl example.
 
+pub mod identity;
+
+use identity::DisconnectRequest;
 mod views;
 
 pub use views::{
@@ -21,8 +25,9 @@ use crate::lifecycle::{ShuttingDown, Write};
 use crate::openapi;
 use crate::settings::HttpLimits;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::handler::Handler;
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -71,6 +76,8 @@ pub fn table() -> Vec<ApiRoute> {
         ApiRoute::new(Method::GET, "/users/{user}", user_presence),
         ApiRoute::new(Method::POST, "/users/{user}/disconnect", disconnect),
         ApiRoute::new(Method::GET, "/rooms/{room}", room_members),
+        ApiRoute::new(Method::POST, "/tickets", identity::issue_ticket),
+        ApiRoute::new(Method::POST, "/tokens/revoke", identity::revoke_token),
         ApiRoute::new(Method::GET, "/openapi.json", openapi::document),
     ]
 }
@@ -478,23 +485,48 @@ pub async fn disconnect_user(state: &AppState, user: String) -> Result<Disconnec
         }
         None => state.handle.disconnect_user(user.as_str()).await?,
     };
-    Ok(DisconnectView { user, closed })
+    Ok(DisconnectView {
+        user,
+        closed,
+        cutoff: None,
+    })
 }
 
-/// Close every connection of the user with 4002 (on every node of a cluster).
+/// Close every connection of the user with 4002 (on every node of a cluster); with
+/// `{"revoke": true}`, refuse the user's credentials issued until now first.
 #[utoipa::path(
     post,
     path = "/api/users/{user}/disconnect",
     tag = "presence",
     params(("user" = String, Path, description = "The user id")),
+    request_body(content = Option<DisconnectRequest>, description = "Optional: `{\"revoke\": true}` also revokes the user's credentials issued until now"),
     responses(
-        (status = 200, description = "How many connections were closed on this node", body = DisconnectView),
-        (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
+        (status = 200, description = "How many connections were closed on this node, and the revocation's cut-off", body = DisconnectView),
+        (status = 400, description = "A body that is not `{\"revoke\": bool}`", body = ErrorBody),
+        (status = 429, description = "The node keeps as many revocations as it may (`auth.max_revocations`)", body = ErrorBody),
+        (status = 503, description = "Redis could not store the revocation (`cluster_unavailable`), or the switchboard has stopped (`shutting_down`, the end of a shutdown)", body = ErrorBody),
     )
 )]
 pub(crate) async fn disconnect(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DisconnectView>, ApiError> {
-    Ok(Json(disconnect_user(&state, user).await?))
+    let request = DisconnectRequest::from_body(&body.map_err(JsonRejection::from)?)?;
+    // Revoke first: a client closed below must not get back in with the same credential.
+    // A revocation Redis could not store still holds on this node: close the connections
+    // anyway, then answer the error so that the caller retries.
+    let revoked = match request.revoke {
+        true => Some(
+            state
+                .auth
+                .revocations
+                .revoke_user(&user.as_str().into())
+                .await,
+        ),
+        false => None,
+    };
+    let view = disconnect_user(&state, user).await?;
+    let cutoff = revoked.transpose()?;
+    Ok(Json(DisconnectView { cutoff, ..view }))
 }

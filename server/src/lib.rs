@@ -134,9 +134,14 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
     };
     log_events(events);
     let shared_history = bridge.is_some() && settings.hub.shared_streams;
+    for warning in settings.auth.warnings(settings.env) {
+        tracing::warn!("{warning}");
+    }
+    let auth = auth::Authenticator::start(&settings.auth, bridge.clone()).await;
     let state = Arc::new(AppState {
         handle: handle.clone(),
-        keys: auth::TokenKeys::new(settings.secret.expose()),
+        auth: auth.clone(),
+        origins: settings.auth.allowed_origins.clone(),
         api_key: settings.api_key.clone(),
         started: Instant::now(),
         bridge: bridge.clone(),
@@ -155,7 +160,7 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         });
     let app = logging::http(
         router(state.clone(), &settings.http, settings.max_body_bytes)
-            .merge(demo::routes(&settings, &handle))
+            .merge(demo::routes(&settings, &handle, auth))
             .merge(dashboard::routes(
                 &settings.dashboard,
                 state.clone(),

@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
-use switchboard_server::auth::TokenKeys;
+use switchboard_server::auth::{unix_now, Claims, TokenKeys};
 use switchboard_server::logging;
 use switchboard_server::settings::{
     LogFormat, Overrides, Settings, DEVELOPMENT_API_KEY, DEVELOPMENT_SECRET,
@@ -28,9 +28,14 @@ enum Command {
     Token {
         /// The user id the token names.
         user: String,
-        /// Rooms the token allows (exact names or prefixes ending in `*`); any room if absent.
+        /// Rooms the token may join (exact names or prefixes ending in `*`); the server's
+        /// default if absent.
         #[arg(long, value_delimiter = ',')]
         rooms: Option<Vec<String>>,
+        /// Rooms the token may publish to (patterns as `--rooms`); the server's default if
+        /// absent.
+        #[arg(long, value_delimiter = ',')]
+        publish: Option<Vec<String>>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
@@ -46,15 +51,28 @@ fn main() -> ExitCode {
         Command::Token {
             user,
             rooms,
+            publish,
             ttl,
             overrides,
         } => match Settings::from_overrides(&overrides) {
             Ok(settings) => {
+                let Some(secret) = &settings.auth.secret else {
+                    eprintln!("error: no HS256 secret is configured to sign with");
+                    return ExitCode::FAILURE;
+                };
                 if settings.development_credentials {
                     eprintln!("warning: signing with the development secret");
                 }
-                let keys = TokenKeys::new(settings.secret.expose());
-                println!("{}", keys.mint(&user, rooms, Duration::from_secs(ttl)));
+                let iat = unix_now();
+                let claims = Claims {
+                    sub: user,
+                    exp: iat + Duration::from_secs(ttl).as_secs(),
+                    iat: Some(iat),
+                    rooms,
+                    publish,
+                    ..Claims::default()
+                };
+                println!("{}", TokenKeys::new(secret.expose()).sign(&claims));
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Switchboard backend API",
-        description = "The HTTP API of a Switchboard server for the application's services: publish, agent-run events, presence, disconnect, statistics. Every route needs `Authorization: Bearer <api key>`."
+        description = "The HTTP API of a Switchboard server for the application's services: publish, agent-run events, presence, disconnect, tickets and revocation, statistics. Every route needs `Authorization: Bearer <api key>`."
     ),
     paths(
         api::publish,
@@ -31,6 +31,8 @@ use utoipa::{Modify, OpenApi};
         api::user_presence,
         api::disconnect,
         api::room_members,
+        api::identity::issue_ticket,
+        api::identity::revoke_token,
         document,
     ),
     components(schemas(ErrorBody)),
@@ -40,6 +42,7 @@ use utoipa::{Modify, OpenApi};
         (name = "publish", description = "Messages to users, threads, rooms, connections, everyone"),
         (name = "runs", description = "AI-agent run events, in order"),
         (name = "presence", description = "Who is connected, and disconnecting them"),
+        (name = "identity", description = "One-time tickets and revoked tokens"),
         (name = "operations", description = "Statistics and this document"),
     )
 )]

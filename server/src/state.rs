@@ -1,9 +1,10 @@
-//! What every request handler shares: the switchboard handle, the token keys, the API key,
+//! What every request handler shares: the switchboard handle, the authenticator, the API key,
 //! the server's phase and its connection budgets.
 
 use crate::admission::Admission;
-use crate::auth::TokenKeys;
+use crate::auth::Authenticator;
 use crate::credentials::Secret;
+use crate::gateway::origin::AllowedOrigins;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Budgets;
 use std::sync::Arc;
@@ -16,8 +17,10 @@ use switchboard_tokio::{Handle, Tokio};
 pub struct AppState {
     /// The running switchboard.
     pub handle: Handle,
-    /// Checks client tokens.
-    pub keys: TokenKeys,
+    /// Checks client credentials; keeps revocations and tickets.
+    pub auth: Arc<Authenticator>,
+    /// The browser origins a WebSocket may come from.
+    pub origins: AllowedOrigins,
     /// The backend API key.
     pub api_key: Secret,
     /// When the server started, for the uptime metric.

@@ -245,6 +245,10 @@ pub struct DisconnectView {
     pub user: String,
     /// Connections closed on this node.
     pub closed: usize,
+    /// With `{"revoke": true}`: the revocation's cut-off (seconds since the epoch); the
+    /// user's credentials issued at or before it are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutoff: Option<u64>,
 }
 
 /// `GET /api/stats`: gauges and counters summed over the node's shards.

@@ -125,6 +125,11 @@ impl<R: Runtime> Bridge<R> {
         &self.inner.shared.node
     }
 
+    /// What the bridge's tasks share, for the bridge's other `impl` blocks.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
     /// Admit a connection of `user` about to open on this node, before it opens: count it in
     /// the user's presence across the cluster, or refuse it if the user already has
     /// [`BridgeOptions::max_connections_per_user`] connections on live nodes (with no limit, every

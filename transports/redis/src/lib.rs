@@ -25,6 +25,9 @@
 //!   task of its own, and holds only that stream's live entries until the read was fed, so a
 //!   large read delays no other stream;
 //! - **disconnects a user everywhere** through the control channel;
+//! - keeps the server's **revocations and one-time tickets** for every node
+//!   ([`Bridge::revoke_user`], [`Bridge::revoke_token`], [`Bridge::revocations`],
+//!   [`Bridge::put_ticket`], [`Bridge::take_ticket`]), each key expiring with what it holds;
 //! - survives **Redis outages**: local delivery never waits for Redis; publishes that fail are
 //!   counted and logged; the connections are re-established with capped exponential backoff,
 //!   and every channel of current interest is subscribed again.
@@ -64,6 +67,7 @@ mod bridge;
 mod counters;
 mod follows;
 mod history;
+mod identity;
 mod keys;
 mod link;
 mod options;
@@ -76,5 +80,6 @@ mod worker;
 pub use admission::Admission;
 pub use bridge::Bridge;
 pub use counters::BridgeStats;
+pub use identity::Revoked;
 pub use keys::Keys;
 pub use options::BridgeOptions;
