@@ -102,5 +102,5 @@ sleep 6 # a heartbeat (5 s) writes every connected user's and joined room's pres
 mem1=$(used); keys1=$(redis-cli -p "$port" dbsize)
 echo "redis used_memory: $mem0 -> $mem1 bytes: $(( (mem1 - mem0) / clients )) bytes per connected user"
 echo "redis keys: $keys0 -> $keys1"
-redis-cli -p "$port" --scan --count 1000 | sed -E 's/:[^:]+$/:*/' | sort | uniq -c | sort -rn | head -n 5
+redis-cli -p "$port" --scan | sed -E 's/:[^:]+$/:*/' | sort | uniq -c | sort -rn | head -n 5
 kill "$load" 2>/dev/null || true
