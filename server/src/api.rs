@@ -397,30 +397,37 @@ pub(crate) async fn agent_event(
     get,
     path = "/api/stats",
     tag = "operations",
-    responses((status = 200, description = "The node's statistics", body = StatsView))
+    responses(
+        (status = 200, description = "The node's statistics", body = StatsView),
+        (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
+    )
 )]
-pub(crate) async fn stats(State(state): State<Arc<AppState>>) -> Json<StatsView> {
-    Json(StatsView::from(&state.handle.stats().await.total))
+pub(crate) async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<StatsView>, ApiError> {
+    Ok(Json(StatsView::from(&state.handle.stats().await?.total)))
 }
 
 /// Snapshots of `conns`, leaving out any that closed meanwhile.
-async fn infos(handle: &Handle, conns: Vec<ConnId>) -> Vec<ConnectionInfo> {
+async fn infos(handle: &Handle, conns: Vec<ConnId>) -> Result<Vec<ConnectionInfo>, Error> {
     let mut infos = Vec::with_capacity(conns.len());
     for conn in conns {
-        infos.extend(handle.connection_info(conn).await);
+        match handle.connection_info(conn).await {
+            Ok(info) => infos.push(info),
+            Err(Error::UnknownConnection(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
-    infos
+    Ok(infos)
 }
 
 /// A user's presence on this node (also what the dashboard's look-up shows).
-pub async fn presence(handle: &Handle, user: String) -> PresenceView {
-    let conns = handle.user_connections(user.as_str()).await;
-    let conns = infos(handle, conns).await;
-    PresenceView {
+pub async fn presence(handle: &Handle, user: String) -> Result<PresenceView, Error> {
+    let conns = handle.user_connections(user.as_str()).await?;
+    let conns = infos(handle, conns).await?;
+    Ok(PresenceView {
         user,
         connected: !conns.is_empty(),
         connections: conns.iter().map(ConnectionView::from).collect(),
-    }
+    })
 }
 
 /// A user's presence: whether connected, and each open connection.
@@ -429,13 +436,16 @@ pub async fn presence(handle: &Handle, user: String) -> PresenceView {
     path = "/api/users/{user}",
     tag = "presence",
     params(("user" = String, Path, description = "The user id")),
-    responses((status = 200, description = "The user's connections on this node", body = PresenceView))
+    responses(
+        (status = 200, description = "The user's connections on this node", body = PresenceView),
+        (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
+    )
 )]
 pub(crate) async fn user_presence(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
-) -> Json<PresenceView> {
-    Json(presence(&state.handle, user).await)
+) -> Result<Json<PresenceView>, ApiError> {
+    Ok(Json(presence(&state.handle, user).await?))
 }
 
 /// A room's members on every shard of this node.
@@ -444,23 +454,26 @@ pub(crate) async fn user_presence(
     path = "/api/rooms/{room}",
     tag = "presence",
     params(("room" = String, Path, description = "The room")),
-    responses((status = 200, description = "The room's members on this node", body = RoomView))
+    responses(
+        (status = 200, description = "The room's members on this node", body = RoomView),
+        (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
+    )
 )]
 pub(crate) async fn room_members(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
-) -> Json<RoomView> {
-    let members = state.handle.room_members(room.as_str()).await;
-    let members = infos(&state.handle, members).await;
-    Json(RoomView {
+) -> Result<Json<RoomView>, ApiError> {
+    let members = state.handle.room_members(room.as_str()).await?;
+    let members = infos(&state.handle, members).await?;
+    Ok(Json(RoomView {
         room,
         members: members.iter().map(ConnectionView::from).collect(),
-    })
+    }))
 }
 
 /// Close every connection of `user` with 4002, on this node and (on a node of a cluster) on
 /// every other node; how many were closed on this node (also the dashboard's disconnect).
-pub async fn disconnect_user(state: &AppState, user: String) -> DisconnectView {
+pub async fn disconnect_user(state: &AppState, user: String) -> Result<DisconnectView, Error> {
     let closed = match &state.bridge {
         // On every node; this node's connections are closed even if Redis is unreachable.
         Some(bridge) => {
@@ -468,15 +481,15 @@ pub async fn disconnect_user(state: &AppState, user: String) -> DisconnectView {
             if let Err(e) = told_others {
                 tracing::warn!(%user, error = %e, "could not disconnect the user on other nodes");
             }
-            closed
+            closed?
         }
-        None => state.handle.disconnect_user(user.as_str()).await,
+        None => state.handle.disconnect_user(user.as_str()).await?,
     };
-    DisconnectView {
+    Ok(DisconnectView {
         user,
         closed,
         cutoff: None,
-    }
+    })
 }
 
 /// Close every connection of the user with 4002 (on every node of a cluster); with
@@ -491,7 +504,7 @@ pub async fn disconnect_user(state: &AppState, user: String) -> DisconnectView {
         (status = 200, description = "How many connections were closed on this node, and the revocation's cut-off", body = DisconnectView),
         (status = 400, description = "A body that is not `{\"revoke\": bool}`", body = ErrorBody),
         (status = 429, description = "The node keeps as many revocations as it may (`auth.max_revocations`)", body = ErrorBody),
-        (status = 503, description = "Redis could not store the revocation (`cluster_unavailable`)", body = ErrorBody),
+        (status = 503, description = "Redis could not store the revocation (`cluster_unavailable`), or the switchboard has stopped (`shutting_down`, the end of a shutdown)", body = ErrorBody),
     )
 )]
 pub(crate) async fn disconnect(
@@ -513,7 +526,7 @@ pub(crate) async fn disconnect(
         ),
         false => None,
     };
-    let view = disconnect_user(&state, user).await;
+    let view = disconnect_user(&state, user).await?;
     let cutoff = revoked.transpose()?;
     Ok(Json(DisconnectView { cutoff, ..view }))
 }

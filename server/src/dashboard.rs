@@ -243,7 +243,10 @@ async fn look_up(
         Some(bridge) => bridge.user_connections(user.as_str()).await.ok(),
         None => None,
     };
-    let presence = api::presence(&d.app.handle, user).await;
+    let presence = match api::presence(&d.app.handle, user).await {
+        Ok(presence) => presence,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     Json(LookUp {
         presence,
         cluster_connections,
@@ -261,7 +264,10 @@ async fn disconnect(
         return refused.into_response();
     }
     tracing::info!(%user, "disconnected from the dashboard");
-    Json(api::disconnect_user(&d.app, user).await).into_response()
+    match api::disconnect_user(&d.app, user).await {
+        Ok(closed) => Json(closed).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// `GET /dashboard/feed`: the WebSocket of the feed.

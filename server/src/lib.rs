@@ -28,15 +28,15 @@ pub mod state;
 use admission::{Admission, OpenFiles};
 use axum::routing::get;
 use axum::Router;
-use lifecycle::{Lifecycle, Pump};
+use lifecycle::Lifecycle;
 use settings::{HttpLimits, Settings};
 use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard::{Reason, UserLimitPolicy};
-use switchboard_redis::{Bridge, Options as RedisOptions};
-use switchboard_tokio::{Builder, Handle, Tokio};
+use switchboard_redis::{Bridge, BridgeOptions};
+use switchboard_tokio::{cluster_channel, Builder, ClusterEvents, Events, Handle, Tokio};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -63,7 +63,6 @@ pub struct Running {
     /// The link to the other nodes, when `[redis] url` is set.
     pub bridge: Option<Bridge<Tokio>>,
     state: Arc<AppState>,
-    pump: Pump,
     drain: Duration,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -84,9 +83,9 @@ impl Running {
     /// was queued for it (waiting at most the configured grace), then stop serving HTTP.
     ///
     /// A single node closes its clients with 1001 (going away). A node of a cluster first
-    /// hands the bridge every event the accepted writes caused and leaves the cluster
-    /// (withdrawing its presence), then closes its clients with 1012 (service restart): they
-    /// reconnect to another node.
+    /// leaves the cluster, its bridge carrying out every cluster event the accepted writes
+    /// caused and withdrawing its presence, then closes its clients with 1012 (service
+    /// restart): they reconnect to another node.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let lifecycle = &self.state.lifecycle;
         lifecycle.drain().await;
@@ -94,7 +93,6 @@ impl Running {
         lifecycle.close().await;
         let reason = match &self.bridge {
             Some(bridge) => {
-                self.pump.flush().await;
                 bridge.stop().await;
                 Reason::ServiceRestart
             }
@@ -116,17 +114,25 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
     let admission = Arc::new(Admission::new(&settings.http, OpenFiles::raise())?);
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
-    // With Redis, the hubs emit what other nodes need (envelopes, interest).
     let mut builder = Builder::new(settings.hub.clone()).shutdown_grace(settings.shutdown_grace);
     if settings.shards > 0 {
         builder = builder.shards(settings.shards);
     }
+    // With Redis, what the hubs emit for other nodes goes from the shards to the bridge.
+    let mut cluster = None;
+    if settings.redis_url.is_some() {
+        let (sink, events) = cluster_channel();
+        builder = builder.cluster(sink);
+        cluster = Some(events);
+    }
     let (handle, events) = builder.start();
-    let bridge = match &settings.redis_url {
-        Some(url) => Some(join_cluster(&handle, url.expose(), &settings).await?),
-        None => None,
+    let bridge = match (&settings.redis_url, cluster) {
+        (Some(url), Some(cluster)) => {
+            Some(join_cluster(&handle, cluster, url.expose(), &settings).await?)
+        }
+        _ => None,
     };
-    let pump = Pump::spawn(events, bridge.clone());
+    log_events(events);
     let shared_history = bridge.is_some() && settings.hub.shared_streams;
     for warning in settings.auth.warnings(settings.env) {
         tracing::warn!("{warning}");
@@ -150,7 +156,7 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         .map(|(bridge, url)| dashboard::ClusterLink {
             bridge,
             url: url.expose().to_owned(),
-            prefix: RedisOptions::new(url.expose()).prefix,
+            prefix: BridgeOptions::new(url.expose()).prefix,
         });
     let app = logging::http(
         router(state.clone(), &settings.http, settings.max_body_bytes)
@@ -184,7 +190,6 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         handle,
         bridge,
         state,
-        pump,
         drain: settings.shutdown_drain,
         stop,
         task,
@@ -196,10 +201,11 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
 /// among its own connections).
 async fn join_cluster(
     handle: &Handle,
+    cluster: ClusterEvents,
     url: &str,
     settings: &Settings,
 ) -> std::io::Result<Bridge<Tokio>> {
-    let mut options = RedisOptions::new(url);
+    let mut options = BridgeOptions::new(url);
     let limits = &settings.hub.limits;
     if limits.user_limit_policy == UserLimitPolicy::RejectNew {
         options.max_connections_per_user = Some(limits.max_connections_per_user);
@@ -207,7 +213,17 @@ async fn join_cluster(
     // The shared history keeps what each hub keeps (entries, bytes, age), and a node loads no
     // more than that.
     options.history = settings.hub.history.clone();
-    Bridge::start(handle.clone(), options)
+    Bridge::start(handle.clone(), cluster, options)
         .await
         .map_err(|e| std::io::Error::other(format!("could not join the cluster over redis: {e}")))
+}
+
+/// Log the hubs' events for the application (connections, application frames, run reports)
+/// until the hubs stop.
+fn log_events(mut events: Events) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            tracing::debug!(?event, "switchboard event");
+        }
+    });
 }

@@ -7,7 +7,7 @@ use crate::process::ProcessStats;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// `GET /healthz`.
@@ -24,10 +24,14 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static
     }
 }
 
-/// `GET /metrics`.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+/// `GET /metrics`; 503 once the switchboard has stopped (the end of a shutdown), which has
+/// no statistics left to report.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let Ok(stats) = state.handle.stats().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
     let scrape = Scrape {
-        stats: state.handle.stats().await.total,
+        stats: stats.total,
         cluster: state.bridge.as_ref().map(|bridge| bridge.stats()),
         front: state.admission.stats(),
         budgets: state.budgets,
@@ -38,4 +42,5 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         scrape.render(),
     )
+        .into_response()
 }

@@ -201,7 +201,11 @@ async fn run(sources: Sources, send: watch::Sender<Option<Arc<str>>>) {
         if sources.handle.is_shutting_down() {
             return;
         }
-        let stats = sources.handle.stats().await.total;
+        // Stopped (the end of a shutdown): nothing more to report.
+        let Ok(stats) = sources.handle.stats().await else {
+            return;
+        };
+        let stats = stats.total;
         let now = Instant::now();
         let rates = previous
             .as_ref()
