@@ -1,4 +1,5 @@
-//! The backend HTTP API under `/api`: publish, agent-run events, presence, stats, disconnect.
+//! The backend HTTP API under `/api`: publish, agent-run events, presence, stats, disconnect;
+//! and the identity routes ([`identity`]): tickets and revocations.
 //!
 //! Every route needs `Authorization: Bearer <api key>`, checked before a byte of the body is
 //! read (401 at once otherwise). Bodies are JSON; a body that does not parse or names an
@@ -8,28 +9,78 @@
 //! server shuts down, writes it would lose are a 503 `shutting_down` ([`crate::lifecycle`]).
 //! `docs/API.md` lists every route with a curl example.
 
+pub mod identity;
+
+use identity::DisconnectRequest;
+mod views;
+
+pub use views::{
+    AgentEventRequest, AgentEventSchema, ConnectionView, CountersView, DeliveryView,
+    DisconnectView, ErrorBody, PositionSchema, PresenceView, PublishRequest, PublishResponse,
+    RoomView, StatsView, TargetSpec, Targets,
+};
+
 use crate::auth::same_secret;
 use crate::lifecycle::{ShuttingDown, Write};
+use crate::openapi;
 use crate::settings::HttpLimits;
 use crate::state::AppState;
+use axum::body::Bytes;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::handler::Handler;
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{BoxError, Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::sync::Arc;
-use switchboard::{
-    AgentEvent, AgentUpdate, ConnId, ConnectionInfo, Delivery, Message, Position, PublishError,
-    Target,
-};
+use switchboard::{AgentUpdate, ConnId, ConnectionInfo, Message, PublishError, Target};
 use switchboard_tokio::{Error, Handle};
 use tower::ServiceBuilder;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutError};
+
+/// One `/api` route: its method, its path under `/api`, and its handler.
+pub struct ApiRoute {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path under `/api`, with `{name}` for a path parameter.
+    pub path: &'static str,
+    handler: MethodRouter<Arc<AppState>>,
+}
+
+impl ApiRoute {
+    fn new<H, T>(method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes");
+        ApiRoute {
+            method,
+            path,
+            handler: on(filter, handler),
+        }
+    }
+}
+
+/// Every `/api` route. The router is built from this list alone, and a test checks that the
+/// OpenAPI document (`/api/openapi.json`) describes exactly these routes: a route added here
+/// without its `#[utoipa::path]` in the document fails it.
+pub fn table() -> Vec<ApiRoute> {
+    vec![
+        ApiRoute::new(Method::POST, "/publish", publish),
+        ApiRoute::new(Method::POST, "/runs/{user}/{run}/events", agent_event),
+        ApiRoute::new(Method::GET, "/stats", stats),
+        ApiRoute::new(Method::GET, "/users/{user}", user_presence),
+        ApiRoute::new(Method::POST, "/users/{user}/disconnect", disconnect),
+        ApiRoute::new(Method::GET, "/rooms/{room}", room_members),
+        ApiRoute::new(Method::POST, "/tickets", identity::issue_ticket),
+        ApiRoute::new(Method::POST, "/tokens/revoke", identity::revoke_token),
+        ApiRoute::new(Method::GET, "/openapi.json", openapi::document),
+    ]
+}
 
 /// The API routes, to be nested under `/api`: the key is checked first, bodies are limited to
 /// `max_body_bytes` and read under `limits`' body and request timeouts.
@@ -38,13 +89,11 @@ pub fn routes(
     limits: &HttpLimits,
     max_body_bytes: usize,
 ) -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/publish", post(publish))
-        .route("/runs/{user}/{run}/events", post(agent_event))
-        .route("/stats", get(stats))
-        .route("/users/{user}", get(user_presence))
-        .route("/users/{user}/disconnect", post(disconnect))
-        .route("/rooms/{room}", get(room_members))
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.handler)
+        })
         // Outermost last: the whole-request timeout, then the key, then the body's bounds.
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
@@ -88,7 +137,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// A failure with `status` and the stable `code`.
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -105,6 +155,14 @@ impl ApiError {
         }
     }
 
+    /// The same failure naming its stable `reason`.
+    pub(crate) fn with_reason(self, reason: &'static str) -> Self {
+        ApiError {
+            reason: Some(reason),
+            ..self
+        }
+    }
+
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
@@ -112,12 +170,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"error": self.code, "message": self.message});
-        if let Some(reason) = self.reason {
-            body["reason"] = reason.into();
-        }
-        let body = Json(body);
-        let mut response = (self.status, body).into_response();
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            message: self.message,
+            reason: self.reason.map(str::to_owned),
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -204,79 +262,6 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
     }
 }
 
-/// Where a published message goes, as written in a request.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum TargetSpec {
-    /// Every connection of a user.
-    User(String),
-    /// Every member of a room.
-    Room(String),
-    /// The user's connections bound to a thread.
-    Thread {
-        /// The user.
-        user: String,
-        /// The thread.
-        thread: String,
-    },
-    /// One connection, by the id its `welcome` frame gave.
-    Connection(String),
-    /// Every open connection.
-    All,
-}
-
-/// One target or several.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Targets {
-    /// One target.
-    One(TargetSpec),
-    /// Several: the message is published to each.
-    Many(Vec<TargetSpec>),
-}
-
-/// `POST /api/publish`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublishRequest {
-    /// Where to: `{"user": "alice"}`, `{"room": "lobby"}`, `{"thread": {"user", "thread"}}`,
-    /// `{"connection": "3.0"}`, `"all"`, or an array of those.
-    pub to: Targets,
-    /// Connection ids to leave out.
-    #[serde(default)]
-    pub except: Vec<String>,
-    /// The event name clients see.
-    pub event: String,
-    /// Any JSON.
-    #[serde(default)]
-    pub data: Value,
-    /// Publish in the lossy lane under this coalescing key (not sequenced, not kept).
-    #[serde(default)]
-    pub ephemeral: Option<String>,
-}
-
-/// What one publish did, as answered.
-#[derive(Debug, Serialize)]
-pub struct DeliveryView {
-    /// Connections reached.
-    pub reached: usize,
-    /// Kept for a connection of the user that is not open yet.
-    pub buffered: bool,
-    /// The stream position given to the message, if sequenced.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub position: Option<Position>,
-}
-
-impl From<Delivery> for DeliveryView {
-    fn from(d: Delivery) -> Self {
-        DeliveryView {
-            reached: d.reached,
-            buffered: d.buffered,
-            position: d.position,
-        }
-    }
-}
-
 fn parse_conn(s: &str) -> Result<ConnId, ApiError> {
     s.parse()
         .map_err(|_| ApiError::bad_request(format!("{s:?} is not a connection id like \"3.0\"")))
@@ -315,10 +300,24 @@ fn target(spec: &TargetSpec) -> Result<Target, ApiError> {
     })
 }
 
-async fn publish(
+/// Publish one message to one or more targets.
+#[utoipa::path(
+    post,
+    path = "/api/publish",
+    tag = "publish",
+    request_body = PublishRequest,
+    responses(
+        (status = 200, description = "Handed or queued to `reached` connections, one delivery per target", body = PublishResponse),
+        (status = 400, description = "Not JSON, the wrong shape, or an impossible target", body = ErrorBody),
+        (status = 404, description = "A `connection` target that is not open", body = ErrorBody),
+        (status = 413, description = "The body is larger than `max_body_bytes`", body = ErrorBody),
+        (status = 503, description = "The node is shutting down and would lose the message", body = ErrorBody),
+    )
+)]
+pub(crate) async fn publish(
     State(state): State<Arc<AppState>>,
     body: Result<Json<PublishRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PublishResponse>, ApiError> {
     let Json(req) = body?;
     let except = req
         .except
@@ -345,25 +344,32 @@ async fn publish(
             .await?;
         deliveries.push(DeliveryView::from(delivery));
     }
-    let reached: usize = deliveries.iter().map(|d| d.reached).sum();
-    Ok(Json(json!({"reached": reached, "deliveries": deliveries})))
+    let reached = deliveries.iter().map(|d| d.reached).sum();
+    Ok(Json(PublishResponse {
+        reached,
+        deliveries,
+    }))
 }
 
-/// `POST /api/runs/{user}/{run}/events`: one agent-run event.
-#[derive(Debug, Deserialize)]
-pub struct AgentEventRequest {
-    /// The agent (taken from `agent_started`).
-    #[serde(default)]
-    pub agent: Option<String>,
-    /// The run's thread (taken from `agent_started`).
-    #[serde(default)]
-    pub thread: Option<String>,
-    /// The event, tagged by `event`.
-    #[serde(flatten)]
-    pub event: AgentEvent,
-}
-
-async fn agent_event(
+/// One event of an AI-agent run of `user`, tagged by `event`; order is enforced.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{user}/{run}/events",
+    tag = "runs",
+    params(
+        ("user" = String, Path, description = "The user the run belongs to"),
+        ("run" = String, Path, description = "The run id"),
+    ),
+    request_body = AgentEventRequest,
+    responses(
+        (status = 200, description = "The event's delivery", body = DeliveryView),
+        (status = 400, description = "Not an event, or an empty user, run, agent or thread", body = ErrorBody),
+        (status = 409, description = "The event is out of order (`run_order`)", body = ErrorBody),
+        (status = 429, description = "A new run past the runs in progress allowed (`too_many_runs`)", body = ErrorBody),
+        (status = 503, description = "The node is shutting down and would lose the event", body = ErrorBody),
+    )
+)]
+pub(crate) async fn agent_event(
     State(state): State<Arc<AppState>>,
     Path((user, run)): Path<(String, String)>,
     body: Result<Json<AgentEventRequest>, JsonRejection>,
@@ -386,97 +392,88 @@ async fn agent_event(
     Ok(Json(delivery.into()))
 }
 
-async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let s = state.handle.stats().await.total;
-    let c = &s.counters;
-    let closes: serde_json::Map<String, Value> = c
-        .closes
-        .iter()
-        .map(|(r, n)| (r.to_string(), json!(n)))
-        .collect();
-    let drops: serde_json::Map<String, Value> = c
-        .drops
-        .iter()
-        .map(|(r, n)| (r.to_string(), json!(n)))
-        .collect();
-    Ok(Json(json!({
-        "connections": s.connections,
-        "users": s.users,
-        "rooms": s.rooms,
-        "threads": s.threads,
-        "streams": s.streams,
-        "runs_active": s.runs_active,
-        "queued_messages": s.queued_messages,
-        "queued_bytes": s.queued_bytes,
-        "history_messages": s.history_messages,
-        "history_bytes": s.history_bytes,
-        "health": s.health,
-        "counters": {
-            "opened": c.opened,
-            "refused": c.refused,
-            "publishes": c.publishes,
-            "messages_in": c.messages_in,
-            "messages_out": c.messages_out,
-            "bytes_in": c.bytes_in,
-            "bytes_out": c.bytes_out,
-            "closes": closes,
-            "drops": drops,
-        },
-    })))
+/// Gauges and counters summed over the node's shards.
+#[utoipa::path(
+    get,
+    path = "/api/stats",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The node's statistics", body = StatsView),
+        (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<StatsView>, ApiError> {
+    Ok(Json(StatsView::from(&state.handle.stats().await?.total)))
 }
 
 /// Snapshots of `conns`, leaving out any that closed meanwhile.
-async fn infos(handle: &Handle, conns: Vec<ConnId>) -> Vec<ConnectionInfo> {
+async fn infos(handle: &Handle, conns: Vec<ConnId>) -> Result<Vec<ConnectionInfo>, Error> {
     let mut infos = Vec::with_capacity(conns.len());
     for conn in conns {
-        infos.extend(handle.connection_info(conn).await);
+        match handle.connection_info(conn).await {
+            Ok(info) => infos.push(info),
+            Err(Error::UnknownConnection(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
-    infos
+    Ok(infos)
 }
 
-fn connection_view(info: &ConnectionInfo) -> Value {
-    json!({
-        "id": info.id.to_string(),
-        "user": info.user.as_str(),
-        "thread": info.thread.as_ref().map(|t| t.as_str()),
-        "rooms": info.rooms.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
-        "health": info.health,
-        "rtt_ms": info.rtt.last.map(|d| d.as_secs_f64() * 1000.0),
-        "messages_in": info.traffic.messages_in,
-        "messages_out": info.traffic.messages_out,
-        "queued_messages": info.queued_messages,
+/// A user's presence on this node (also what the dashboard's look-up shows).
+pub async fn presence(handle: &Handle, user: String) -> Result<PresenceView, Error> {
+    let conns = handle.user_connections(user.as_str()).await?;
+    let conns = infos(handle, conns).await?;
+    Ok(PresenceView {
+        user,
+        connected: !conns.is_empty(),
+        connections: conns.iter().map(ConnectionView::from).collect(),
     })
 }
 
-async fn user_presence(
+/// A user's presence: whether connected, and each open connection.
+#[utoipa::path(
+    get,
+    path = "/api/users/{user}",
+    tag = "presence",
+    params(("user" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "The user's connections on this node", body = PresenceView),
+        (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn user_presence(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let conns = state.handle.user_connections(user.as_str()).await;
-    let conns = infos(&state.handle, conns).await;
-    Ok(Json(json!({
-        "user": user,
-        "connected": !conns.is_empty(),
-        "connections": conns.iter().map(connection_view).collect::<Vec<_>>(),
-    })))
+) -> Result<Json<PresenceView>, ApiError> {
+    Ok(Json(presence(&state.handle, user).await?))
 }
 
-async fn room_members(
+/// A room's members on every shard of this node.
+#[utoipa::path(
+    get,
+    path = "/api/rooms/{room}",
+    tag = "presence",
+    params(("room" = String, Path, description = "The room")),
+    responses(
+        (status = 200, description = "The room's members on this node", body = RoomView),
+        (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn room_members(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let members = state.handle.room_members(room.as_str()).await;
-    let members = infos(&state.handle, members).await;
-    Ok(Json(json!({
-        "room": room,
-        "members": members.iter().map(connection_view).collect::<Vec<_>>(),
-    })))
+) -> Result<Json<RoomView>, ApiError> {
+    let members = state.handle.room_members(room.as_str()).await?;
+    let members = infos(&state.handle, members).await?;
+    Ok(Json(RoomView {
+        room,
+        members: members.iter().map(ConnectionView::from).collect(),
+    }))
 }
 
-async fn disconnect(
-    State(state): State<Arc<AppState>>,
-    Path(user): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+/// Close every connection of `user` with 4002, on this node and (on a node of a cluster) on
+/// every other node; how many were closed on this node (also the dashboard's disconnect).
+pub async fn disconnect_user(state: &AppState, user: String) -> Result<DisconnectView, Error> {
     let closed = match &state.bridge {
         // On every node; this node's connections are closed even if Redis is unreachable.
         Some(bridge) => {
@@ -484,9 +481,52 @@ async fn disconnect(
             if let Err(e) = told_others {
                 tracing::warn!(%user, error = %e, "could not disconnect the user on other nodes");
             }
-            closed
+            closed?
         }
-        None => state.handle.disconnect_user(user.as_str()).await,
+        None => state.handle.disconnect_user(user.as_str()).await?,
     };
-    Ok(Json(json!({"user": user, "closed": closed})))
+    Ok(DisconnectView {
+        user,
+        closed,
+        cutoff: None,
+    })
+}
+
+/// Close every connection of the user with 4002 (on every node of a cluster); with
+/// `{"revoke": true}`, refuse the user's credentials issued until now first.
+#[utoipa::path(
+    post,
+    path = "/api/users/{user}/disconnect",
+    tag = "presence",
+    params(("user" = String, Path, description = "The user id")),
+    request_body(content = Option<DisconnectRequest>, description = "Optional: `{\"revoke\": true}` also revokes the user's credentials issued until now"),
+    responses(
+        (status = 200, description = "How many connections were closed on this node, and the revocation's cut-off", body = DisconnectView),
+        (status = 400, description = "A body that is not `{\"revoke\": bool}`", body = ErrorBody),
+        (status = 429, description = "The node keeps as many revocations as it may (`auth.max_revocations`)", body = ErrorBody),
+        (status = 503, description = "Redis could not store the revocation (`cluster_unavailable`), or the switchboard has stopped (`shutting_down`, the end of a shutdown)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn disconnect(
+    State(state): State<Arc<AppState>>,
+    Path(user): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<DisconnectView>, ApiError> {
+    let request = DisconnectRequest::from_body(&body.map_err(JsonRejection::from)?)?;
+    // Revoke first: a client closed below must not get back in with the same credential.
+    // A revocation Redis could not store still holds on this node: close the connections
+    // anyway, then answer the error so that the caller retries.
+    let revoked = match request.revoke {
+        true => Some(
+            state
+                .auth
+                .revocations
+                .revoke_user(&user.as_str().into())
+                .await,
+        ),
+        false => None,
+    };
+    let view = disconnect_user(&state, user).await?;
+    let cutoff = revoked.transpose()?;
+    Ok(Json(DisconnectView { cutoff, ..view }))
 }

@@ -4,8 +4,10 @@
 //! Development may run on the published development credentials, but only on a loopback
 //! address: anyone who read the README could mint tokens and call the API of a server that
 //! listens elsewhere. Staging and production need their own: a secret of at least
-//! [`MIN_SECRET_BYTES`] bytes, a key of at least [`MIN_API_KEY_CHARS`] characters, and never
-//! the development values.
+//! [`MIN_SECRET_BYTES`] bytes (or, instead of a secret, public keys that verify tokens: see
+//! [`crate::settings::AuthConfig`]), a key of at least [`MIN_API_KEY_CHARS`] characters, and
+//! never the development values. Secrets still accepted during a rotation meet the same
+//! rules as the current one.
 
 use crate::settings::{Environment, SettingsError, DEVELOPMENT_API_KEY, DEVELOPMENT_SECRET};
 use serde::Deserialize;
@@ -66,8 +68,9 @@ impl std::str::FromStr for Secret {
 /// The credentials a server runs with, checked.
 #[derive(Debug, Clone)]
 pub struct Credentials {
-    /// HS256 secret of client tokens.
-    pub secret: Secret,
+    /// HS256 secret of client tokens; `None` in staging and production when public keys
+    /// verify the tokens instead.
+    pub secret: Option<Secret>,
     /// Bearer key of the backend API.
     pub api_key: Secret,
     /// True when either is the published development value.
@@ -76,38 +79,39 @@ pub struct Credentials {
 
 impl Credentials {
     /// Check the configured `secret` and `api_key` (absent: the development values, in
-    /// development only) for `env`, listening on `listen`.
+    /// development only) for `env`, listening on `listen`. With `public_keys` (asymmetric
+    /// keys or a JWKS URL configured), staging and production may run without a secret.
     pub fn check(
         env: Environment,
         secret: Option<Secret>,
         api_key: Option<Secret>,
         listen: SocketAddr,
+        public_keys: bool,
     ) -> Result<Self, SettingsError> {
         let deployed = env != Environment::Development;
         if deployed {
-            if secret.is_none() {
+            if secret.is_none() && !public_keys {
                 return Err(SettingsError::MissingCredential("the auth secret"));
             }
             if api_key.is_none() {
                 return Err(SettingsError::MissingCredential("the API key"));
             }
         }
-        let secret = secret.unwrap_or_else(|| Secret::new(DEVELOPMENT_SECRET));
+        let secret = match secret {
+            None if !deployed => Some(Secret::new(DEVELOPMENT_SECRET)),
+            secret => secret,
+        };
         let api_key = api_key.unwrap_or_else(|| Secret::new(DEVELOPMENT_API_KEY));
-        let development =
-            secret.expose() == DEVELOPMENT_SECRET || api_key.expose() == DEVELOPMENT_API_KEY;
+        let development = secret
+            .as_ref()
+            .is_some_and(|s| s.expose() == DEVELOPMENT_SECRET)
+            || api_key.expose() == DEVELOPMENT_API_KEY;
         let invalid = |message: String| Err(SettingsError::Invalid(message));
         if deployed {
             if development {
                 return invalid(format!(
                     "{env:?} cannot run on the public development credentials: set your own \
                      auth secret and API key"
-                ));
-            }
-            if secret.expose().len() < MIN_SECRET_BYTES {
-                return invalid(format!(
-                    "the auth secret must be at least {MIN_SECRET_BYTES} bytes in {env:?} \
-                     (e.g. `openssl rand -hex 32`)"
                 ));
             }
             if api_key.expose().chars().count() < MIN_API_KEY_CHARS {
@@ -117,10 +121,8 @@ impl Credentials {
                 ));
             }
         }
-        if secret.expose().len() < MIN_DEVELOPMENT_SECRET_BYTES {
-            return invalid(format!(
-                "the auth secret must be at least {MIN_DEVELOPMENT_SECRET_BYTES} bytes"
-            ));
+        if let Some(secret) = &secret {
+            check_secret(env, secret, "the auth secret")?;
         }
         if api_key.expose().is_empty() {
             return invalid("the API key is empty".into());
@@ -137,6 +139,42 @@ impl Credentials {
             development,
         })
     }
+}
+
+/// Check the secrets still accepted during a rotation (`auth.previous_secrets`): each as
+/// strong as the current secret must be in `env`.
+pub fn check_previous_secrets(env: Environment, secrets: &[Secret]) -> Result<(), SettingsError> {
+    secrets
+        .iter()
+        .try_for_each(|secret| check_secret(env, secret, "each of auth.previous_secrets"))
+}
+
+/// `secret` (named `what` in the error) is long enough for `env`, and in staging and
+/// production not the development secret.
+fn check_secret(env: Environment, secret: &Secret, what: &str) -> Result<(), SettingsError> {
+    let deployed = env != Environment::Development;
+    let bytes = secret.expose().len();
+    if deployed && secret.expose() == DEVELOPMENT_SECRET {
+        return Err(SettingsError::Invalid(format!(
+            "{what} cannot be the public development secret in {env:?}"
+        )));
+    }
+    let (min, hint) = if deployed {
+        (MIN_SECRET_BYTES, " (e.g. `openssl rand -hex 32`)")
+    } else {
+        (MIN_DEVELOPMENT_SECRET_BYTES, "")
+    };
+    if bytes < min {
+        let env = if deployed {
+            format!(" in {env:?}")
+        } else {
+            String::new()
+        };
+        return Err(SettingsError::Invalid(format!(
+            "{what} must be at least {min} bytes{env}{hint}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -156,6 +194,7 @@ mod tests {
             Some(Secret::new(secret)),
             Some(Secret::new(key)),
             loopback(),
+            false,
         )
     }
 
@@ -194,24 +233,61 @@ mod tests {
     fn development_credentials_listen_on_loopback_only() {
         let dev = Environment::Development;
         let anywhere: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        let defaulted = Credentials::check(dev, None, None, loopback()).unwrap();
+        let defaulted = Credentials::check(dev, None, None, loopback(), false).unwrap();
         assert!(defaulted.development);
-        assert!(Credentials::check(dev, None, None, "[::1]:80".parse().unwrap()).is_ok());
-        let err = Credentials::check(dev, None, None, anywhere).unwrap_err();
+        assert!(Credentials::check(dev, None, None, "[::1]:80".parse().unwrap(), false).is_ok());
+        let err = Credentials::check(dev, None, None, anywhere, false).unwrap_err();
         assert!(err.to_string().contains("loopback"), "{err}");
         let explicit = Some(Secret::new(DEVELOPMENT_SECRET));
         let own_key = Some(Secret::new(STRONG_KEY));
-        assert!(Credentials::check(dev, explicit, own_key, anywhere).is_err());
+        assert!(Credentials::check(dev, explicit, own_key, anywhere, false).is_err());
         let own = Credentials::check(
             dev,
             Some(Secret::new(STRONG_SECRET)),
             Some(Secret::new("short")),
             anywhere,
+            false,
         )
         .unwrap();
         assert!(
             !own.development,
             "own credentials, however short, may listen anywhere"
         );
+    }
+
+    /// With public keys configured, staging and production need no HS256 secret (and then
+    /// accept no HS256 token); without them the secret stays required.
+    #[test]
+    fn public_keys_stand_in_for_the_secret_in_deployments() {
+        let key = Some(Secret::new(STRONG_KEY));
+        for env in [Environment::Staging, Environment::Production] {
+            let keyed = Credentials::check(env, None, key.clone(), loopback(), true).unwrap();
+            assert!(keyed.secret.is_none() && !keyed.development);
+            let err = Credentials::check(env, None, key.clone(), loopback(), false).unwrap_err();
+            assert!(matches!(err, SettingsError::MissingCredential(_)), "{err}");
+        }
+        let dev = Credentials::check(Environment::Development, None, None, loopback(), true);
+        assert!(
+            dev.unwrap().development,
+            "development still signs with its public secret"
+        );
+    }
+
+    #[test]
+    fn secrets_of_a_rotation_meet_the_rules_of_the_current_one() {
+        let strong = Secret::new(STRONG_SECRET);
+        let production = Environment::Production;
+        assert!(check_previous_secrets(production, std::slice::from_ref(&strong)).is_ok());
+        for weak in [
+            Secret::new("sixteen-bytes-xx"),
+            Secret::new(DEVELOPMENT_SECRET),
+        ] {
+            let err = check_previous_secrets(production, &[strong.clone(), weak]).unwrap_err();
+            assert!(err.to_string().contains("previous_secrets"), "{err}");
+            assert!(!err.to_string().contains(STRONG_SECRET), "{err}");
+        }
+        let dev = Environment::Development;
+        assert!(check_previous_secrets(dev, &[Secret::new("sixteen-bytes-xx")]).is_ok());
+        assert!(check_previous_secrets(dev, &[Secret::new("short")]).is_err());
     }
 }

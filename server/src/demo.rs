@@ -12,7 +12,7 @@
 //!   → `{"run"}` — runs a scripted agent on the token's own user, one event every `step_ms`
 //!   (default 400, at most 5000), through the same path as `POST /api/runs/...`.
 
-use crate::auth::TokenKeys;
+use crate::auth::{unix_now, Authenticator, Claims, Credential, TokenKeys};
 use crate::settings::Settings;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -40,28 +40,34 @@ const TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 struct Demo {
     handle: Handle,
-    keys: TokenKeys,
-    /// `/demo/token` exists only on the development credentials.
-    mint_tokens: bool,
+    /// Checks the bearer of `/demo/run`.
+    auth: Arc<Authenticator>,
+    /// Signs `/demo/token`'s tokens: only on the development credentials.
+    mint: Option<TokenKeys>,
     runs: AtomicU64,
 }
 
-/// The demo routes, if `settings` enable them (an empty router otherwise).
-pub fn routes(settings: &Settings, handle: &Handle) -> Router {
+/// The demo routes, if `settings` enable them (an empty router otherwise); `/demo/run`
+/// checks its bearer with `auth`.
+pub fn routes(settings: &Settings, handle: &Handle, auth: Arc<Authenticator>) -> Router {
     if !settings.demo {
         return Router::new();
     }
+    let mint = match &settings.auth.secret {
+        Some(secret) if settings.development_credentials => Some(TokenKeys::new(secret.expose())),
+        _ => None,
+    };
     let demo = Arc::new(Demo {
         handle: handle.clone(),
-        keys: TokenKeys::new(settings.secret.expose()),
-        mint_tokens: settings.development_credentials,
+        auth,
+        mint,
         runs: AtomicU64::new(0),
     });
     let mut router = Router::new()
         .route("/demo", get(page))
         .route("/demo/switchboard.min.js", get(bundle))
         .route("/demo/run", post(run));
-    if demo.mint_tokens {
+    if demo.mint.is_some() {
         router = router.route("/demo/token", post(token));
     }
     router.with_state(demo)
@@ -112,7 +118,20 @@ async fn token(
             format!("a user id of 1 to {MAX_USER_LEN} bytes"),
         );
     }
-    Json(json!({"token": demo.keys.mint(user, None, TOKEN_TTL)})).into_response()
+    let Some(mint) = &demo.mint else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    // Any room and any publish: the demo's rooms are whatever the page asks for.
+    let any = Some(vec!["*".to_owned()]);
+    let claims = Claims {
+        sub: user.to_owned(),
+        exp: unix_now() + TOKEN_TTL.as_secs(),
+        iat: Some(unix_now()),
+        rooms: any.clone(),
+        publish: any,
+        ..Claims::default()
+    };
+    Json(json!({"token": mint.sign(&claims)})).into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -139,8 +158,8 @@ async fn run(
             "missing `Authorization: Bearer <client token>`",
         );
     };
-    let claims = match demo.keys.verify(bearer) {
-        Ok(claims) => claims,
+    let identity = match demo.auth.authenticate(Credential::Token(bearer)).await {
+        Ok(identity) => identity,
         Err(e) => return refuse(StatusCode::UNAUTHORIZED, e.to_string()),
     };
     let Ok(Json(request)) = body else {
@@ -154,7 +173,7 @@ async fn run(
     let thread = request.thread.filter(|t| !t.is_empty());
     tokio::spawn(script(
         demo.handle.clone(),
-        claims.sub,
+        identity.user.to_string(),
         run.clone(),
         thread,
         step,

@@ -1,20 +1,25 @@
-//! `GET /ws`: the client endpoint. Authenticates the handshake, then hands the upgraded socket
-//! to the switchboard.
+//! `GET /ws`: the client endpoint. Checks the handshake's origin and credential, then hands
+//! the upgraded socket to the switchboard.
 //!
-//! The token comes from `Authorization: Bearer <token>` or the `token` query parameter. A
-//! token that does not verify is answered with 401, its stable reason (see
-//! [`TokenError::reason`]) and no WebSocket. While the server shuts down, a new client is
-//! closed at once with 1001 (1012 on a node of a cluster). Optional query
-//! parameters: `thread` (bind the connection to a conversation thread at once) and
-//! `resume=<epoch>:<seq>` (the client's last user-stream position: the server replays what it
-//! missed, see `docs/PROTOCOL.md`).
+//! A browser handshake from an origin outside `[http] allowed_origins` is answered 403
+//! ([`origin`]). The credential is, in this order of precedence, `Authorization: Bearer
+//! <token>`; a token in `Sec-WebSocket-Protocol`, offered as `token.<token>` beside
+//! [`SUBPROTOCOL`] (the server answers with `switchboard.v1`, never with the token); the
+//! `token` query parameter; or a one-time `ticket` query parameter. One that is missing or
+//! refused is answered 401 with its stable reason (see [`TokenError::reason`]) and no
+//! WebSocket. While the server shuts down, a new client is closed at once with 1001 (1012 on
+//! a node of a cluster). Optional query parameters: `thread` (bind the connection to a
+//! conversation thread at once) and `resume=<epoch>:<seq>` (the client's last user-stream
+//! position: the server replays what it missed, see `docs/PROTOCOL.md`).
 //!
 //! On a node of a cluster, the connection is first admitted across the cluster: a user who
 //! already has `max_connections_per_user` connections on live nodes (policy `reject_new`) is
 //! refused with 4003 before `welcome`, exactly as a single node refuses it.
 
+pub mod origin;
+
 use crate::api::ApiError;
-use crate::auth::TokenError;
+use crate::auth::{Credential, TokenError};
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -28,11 +33,20 @@ use switchboard::{Open, OpenError, Position};
 use switchboard_redis::{Admission, Bridge};
 use switchboard_tokio::Tokio;
 
+/// The WebSocket subprotocol of this protocol's version: a client that passes its token in
+/// `Sec-WebSocket-Protocol` offers it, and the server answers with it.
+pub const SUBPROTOCOL: &str = "switchboard.v1";
+/// What a `Sec-WebSocket-Protocol` entry carrying a token starts with: `token.<token>` (a
+/// JWT is base64url parts joined by dots, a valid protocol token of RFC 6455).
+pub const TOKEN_PROTOCOL_PREFIX: &str = "token.";
+
 /// The query parameters of the handshake.
 #[derive(Debug, Default, Deserialize)]
 pub struct Handshake {
-    /// The client token, when not in the `Authorization` header.
+    /// The client token, when not in a header.
     pub token: Option<String>,
+    /// A one-time ticket from `POST /api/tickets`, instead of a token.
+    pub ticket: Option<String>,
     /// A thread to bind the connection to.
     pub thread: Option<String>,
     /// The last user-stream position seen, `<epoch>:<seq>`.
@@ -63,22 +77,36 @@ pub async fn connect(
         let refused = OpenError::ShuttingDown { restart };
         return switchboard_tokio::axum::refuse(&state.handle, upgrade, refused);
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let verified = match bearer.or(query.token.as_deref()) {
-        Some(token) => state.keys.verify(token),
-        None => Err(TokenError::Missing),
+    if !state.origins.allows(headers.get(header::ORIGIN)) {
+        tracing::debug!("handshake refused: origin not allowed");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "this origin may not open a WebSocket here (http.allowed_origins)".into(),
+        );
+    }
+    let verified = match credential(&headers, &query, &upgrade) {
+        Ok(Some(credential)) => state.auth.authenticate(credential).await,
+        Ok(None) => Err(TokenError::Missing),
+        Err(WithoutSubprotocol) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "offer the subprotocol {SUBPROTOCOL} beside {TOKEN_PROTOCOL_PREFIX}<token>"
+                ),
+            )
+        }
     };
-    let claims = match verified {
-        Ok(claims) => claims,
+    let identity = match verified {
+        Ok(identity) => identity,
         Err(e) => {
             tracing::debug!(reason = e.reason(), "handshake refused");
             return ApiError::unauthorized(e.reason(), e.to_string()).into_response();
         }
     };
-    let mut open = Open::new(claims.sub.as_str()).access(claims.access());
+    let upgrade = upgrade.protocols([SUBPROTOCOL]);
+    let mut open = Open::new(identity.user).access(identity.join.access());
     if let Some(thread) = query.thread.filter(|t| !t.is_empty()) {
         open = open.thread(thread);
     }
@@ -104,6 +132,43 @@ pub async fn connect(
         }
     }
     switchboard_tokio::axum::upgrade(&state.handle, upgrade, open)
+}
+
+/// A token offered in `Sec-WebSocket-Protocol` without [`SUBPROTOCOL`] beside it: the server
+/// could not answer with a protocol the client offered, and browsers fail such a handshake
+/// (400).
+struct WithoutSubprotocol;
+
+/// The credential of a handshake, by precedence (see the module's documentation); `None`
+/// without one.
+fn credential<'a>(
+    headers: &'a HeaderMap,
+    query: &'a Handshake,
+    upgrade: &'a WebSocketUpgrade,
+) -> Result<Option<Credential<'a>>, WithoutSubprotocol> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(token) = bearer {
+        return Ok(Some(Credential::Token(token)));
+    }
+    let mut offered = upgrade
+        .requested_protocols()
+        .filter_map(|p| p.to_str().ok());
+    let in_protocol = offered.find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX));
+    if let Some(token) = in_protocol {
+        let mut offered = upgrade.requested_protocols();
+        if !offered.any(|p| p == SUBPROTOCOL) {
+            return Err(WithoutSubprotocol);
+        }
+        return Ok(Some(Credential::Token(token)));
+    }
+    Ok(match (&query.token, &query.ticket) {
+        (Some(token), _) => Some(Credential::Token(token)),
+        (None, Some(ticket)) => Some(Credential::Ticket(ticket)),
+        (None, None) => None,
+    })
 }
 
 /// Whether the connection may open on a node of a cluster: false if its user is at the

@@ -1,6 +1,6 @@
 //! The deployable Switchboard server: one port with the client WebSocket endpoint (`/ws`),
-//! the backend HTTP API (`/api`), and the operations routes (`/healthz`, `/readyz`,
-//! `/metrics`), over the tokio transport.
+//! the backend HTTP API (`/api`), the operations routes (`/healthz`, `/readyz`, `/metrics`)
+//! and the operations dashboard (`/dashboard`), over the tokio transport.
 //!
 //! [`start`] binds and runs a server (tests use it on an ephemeral port); the `switchboard`
 //! binary adds the command line, logging and signal handling around it.
@@ -12,27 +12,31 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod credentials;
+pub mod dashboard;
 pub mod demo;
 pub mod gateway;
 pub mod lifecycle;
 mod listener;
+pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod ops;
+pub mod process;
 pub mod settings;
 pub mod state;
 
 use admission::{Admission, OpenFiles};
 use axum::routing::get;
 use axum::Router;
-use lifecycle::{Lifecycle, Pump};
+use lifecycle::Lifecycle;
 use settings::{HttpLimits, Settings};
 use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard::{Reason, UserLimitPolicy};
-use switchboard_redis::{Bridge, Options as RedisOptions};
-use switchboard_tokio::{Builder, Handle, Tokio};
+use switchboard_redis::{Bridge, BridgeOptions};
+use switchboard_tokio::{cluster_channel, Builder, ClusterEvents, Events, Handle, Tokio};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -59,7 +63,6 @@ pub struct Running {
     /// The link to the other nodes, when `[redis] url` is set.
     pub bridge: Option<Bridge<Tokio>>,
     state: Arc<AppState>,
-    pump: Pump,
     drain: Duration,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -80,9 +83,9 @@ impl Running {
     /// was queued for it (waiting at most the configured grace), then stop serving HTTP.
     ///
     /// A single node closes its clients with 1001 (going away). A node of a cluster first
-    /// hands the bridge every event the accepted writes caused and leaves the cluster
-    /// (withdrawing its presence), then closes its clients with 1012 (service restart): they
-    /// reconnect to another node.
+    /// leaves the cluster, its bridge carrying out every cluster event the accepted writes
+    /// caused and withdrawing its presence, then closes its clients with 1012 (service
+    /// restart): they reconnect to another node.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let lifecycle = &self.state.lifecycle;
         lifecycle.drain().await;
@@ -90,7 +93,6 @@ impl Running {
         lifecycle.close().await;
         let reason = match &self.bridge {
             Some(bridge) => {
-                self.pump.flush().await;
                 bridge.stop().await;
                 Reason::ServiceRestart
             }
@@ -112,30 +114,59 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
     let admission = Arc::new(Admission::new(&settings.http, OpenFiles::raise())?);
     let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
-    // With Redis, the hubs emit what other nodes need (envelopes, interest).
     let mut builder = Builder::new(settings.hub.clone()).shutdown_grace(settings.shutdown_grace);
     if settings.shards > 0 {
         builder = builder.shards(settings.shards);
     }
+    // With Redis, what the hubs emit for other nodes goes from the shards to the bridge.
+    let mut cluster = None;
+    if settings.redis_url.is_some() {
+        let (sink, events) = cluster_channel();
+        builder = builder.cluster(sink);
+        cluster = Some(events);
+    }
     let (handle, events) = builder.start();
-    let bridge = match &settings.redis_url {
-        Some(url) => Some(join_cluster(&handle, url.expose(), &settings).await?),
-        None => None,
+    let bridge = match (&settings.redis_url, cluster) {
+        (Some(url), Some(cluster)) => {
+            Some(join_cluster(&handle, cluster, url.expose(), &settings).await?)
+        }
+        _ => None,
     };
-    let pump = Pump::spawn(events, bridge.clone());
+    log_events(events);
     let shared_history = bridge.is_some() && settings.hub.shared_streams;
+    for warning in settings.auth.warnings(settings.env) {
+        tracing::warn!("{warning}");
+    }
+    let auth = auth::Authenticator::start(&settings.auth, bridge.clone()).await;
     let state = Arc::new(AppState {
         handle: handle.clone(),
-        keys: auth::TokenKeys::new(settings.secret.expose()),
+        auth: auth.clone(),
+        origins: settings.auth.allowed_origins.clone(),
         api_key: settings.api_key.clone(),
         started: Instant::now(),
         bridge: bridge.clone(),
         shared_streams: settings.hub.shared_streams,
         lifecycle: Lifecycle::new(shared_history),
         admission: admission.clone(),
+        budgets: metrics::Budgets::of(&settings.hub, handle.shards()),
     });
-    let app = router(state.clone(), &settings.http, settings.max_body_bytes)
-        .merge(demo::routes(&settings, &handle));
+    let cluster = bridge
+        .clone()
+        .zip(settings.redis_url.as_ref())
+        .map(|(bridge, url)| dashboard::ClusterLink {
+            bridge,
+            url: url.expose().to_owned(),
+            prefix: BridgeOptions::new(url.expose()).prefix,
+        });
+    let app = logging::http(
+        router(state.clone(), &settings.http, settings.max_body_bytes)
+            .merge(demo::routes(&settings, &handle, auth))
+            .merge(dashboard::routes(
+                &settings.dashboard,
+                state.clone(),
+                cluster,
+            )),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(listener::serve(
         listener,
@@ -159,7 +190,6 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         handle,
         bridge,
         state,
-        pump,
         drain: settings.shutdown_drain,
         stop,
         task,
@@ -171,10 +201,11 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
 /// among its own connections).
 async fn join_cluster(
     handle: &Handle,
+    cluster: ClusterEvents,
     url: &str,
     settings: &Settings,
 ) -> std::io::Result<Bridge<Tokio>> {
-    let mut options = RedisOptions::new(url);
+    let mut options = BridgeOptions::new(url);
     let limits = &settings.hub.limits;
     if limits.user_limit_policy == UserLimitPolicy::RejectNew {
         options.max_connections_per_user = Some(limits.max_connections_per_user);
@@ -182,7 +213,17 @@ async fn join_cluster(
     // The shared history keeps what each hub keeps (entries, bytes, age), and a node loads no
     // more than that.
     options.history = settings.hub.history.clone();
-    Bridge::start(handle.clone(), options)
+    Bridge::start(handle.clone(), cluster, options)
         .await
         .map_err(|e| std::io::Error::other(format!("could not join the cluster over redis: {e}")))
+}
+
+/// Log the hubs' events for the application (connections, application frames, run reports)
+/// until the hubs stop.
+fn log_events(mut events: Events) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            tracing::debug!(?event, "switchboard event");
+        }
+    });
 }

@@ -7,14 +7,13 @@
 //! entries (publishes to users, threads and rooms, agent-run events) to Redis, which keeps them
 //! in the shared history: it takes those for as long as its bridge runs.
 //!
-//! [`Pump`] hands the hubs' events to the bridge. Shutdown closes the API to writes, waits for
-//! the writes in flight, and has the pump hand over every event they caused before the bridge
-//! stops: no write answered 200 is lost with the process.
+//! Shutdown closes the API to writes and waits for the writes in flight; a write is answered
+//! once its shard has handed what it caused to the cluster sink, and the bridge, stopping,
+//! carries out everything in the sink before it leaves: no write answered 200 is lost with
+//! the process.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use switchboard_redis::Bridge;
-use switchboard_tokio::{Event, Events, Tokio};
-use tokio::sync::{mpsc, oneshot, RwLock, RwLockReadGuard};
+use tokio::sync::{RwLock, RwLockReadGuard};
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,53 +98,6 @@ impl Lifecycle {
         self.draining.store(true, Ordering::Release);
         *self.phase.write().await = Phase::Closed;
     }
-}
-
-/// The task that hands the hubs' events to the bridge (and logs them), and can tell when it
-/// has handed over everything emitted so far.
-#[derive(Debug)]
-pub struct Pump {
-    flush: mpsc::Sender<oneshot::Sender<()>>,
-}
-
-impl Pump {
-    /// Spawn the task reading `events` until the hubs stop.
-    pub fn spawn(mut events: Events, bridge: Option<Bridge<Tokio>>) -> Self {
-        let (flush, mut requests) = mpsc::channel::<oneshot::Sender<()>>(1);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    // Events first: a flush is answered only once none is waiting.
-                    biased;
-                    event = events.recv() => match event {
-                        Some(event) => {
-                            if let Some(bridge) = &bridge {
-                                bridge.observe(&event);
-                            }
-                            log_event(&event);
-                        }
-                        None => break,
-                    },
-                    Some(done) = requests.recv() => {
-                        let _ = done.send(());
-                    }
-                }
-            }
-        });
-        Pump { flush }
-    }
-
-    /// Returns once every event emitted before the call has been handed to the bridge.
-    pub async fn flush(&self) {
-        let (done, flushed) = oneshot::channel();
-        if self.flush.send(done).await.is_ok() {
-            let _ = flushed.await;
-        }
-    }
-}
-
-fn log_event(event: &Event) {
-    tracing::debug!(?event, "switchboard event");
 }
 
 #[cfg(test)]

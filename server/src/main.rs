@@ -3,8 +3,11 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Duration;
-use switchboard_server::auth::TokenKeys;
-use switchboard_server::settings::{Overrides, Settings, DEVELOPMENT_API_KEY, DEVELOPMENT_SECRET};
+use switchboard_server::auth::{unix_now, Claims, TokenKeys};
+use switchboard_server::logging;
+use switchboard_server::settings::{
+    LogFormat, Overrides, Settings, DEVELOPMENT_API_KEY, DEVELOPMENT_SECRET,
+};
 
 /// Switchboard: a WebSocket hub for users, rooms, threads and AI-agent runs.
 #[derive(Debug, Parser)]
@@ -25,9 +28,14 @@ enum Command {
     Token {
         /// The user id the token names.
         user: String,
-        /// Rooms the token allows (exact names or prefixes ending in `*`); any room if absent.
+        /// Rooms the token may join (exact names or prefixes ending in `*`); the server's
+        /// default if absent.
         #[arg(long, value_delimiter = ',')]
         rooms: Option<Vec<String>>,
+        /// Rooms the token may publish to (patterns as `--rooms`); the server's default if
+        /// absent.
+        #[arg(long, value_delimiter = ',')]
+        publish: Option<Vec<String>>,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
@@ -38,27 +46,33 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     match cli.command {
         Command::Serve { overrides } => serve(&overrides),
         Command::Token {
             user,
             rooms,
+            publish,
             ttl,
             overrides,
         } => match Settings::from_overrides(&overrides) {
             Ok(settings) => {
+                let Some(secret) = &settings.auth.secret else {
+                    eprintln!("error: no HS256 secret is configured to sign with");
+                    return ExitCode::FAILURE;
+                };
                 if settings.development_credentials {
                     eprintln!("warning: signing with the development secret");
                 }
-                let keys = TokenKeys::new(settings.secret.expose());
-                println!("{}", keys.mint(&user, rooms, Duration::from_secs(ttl)));
+                let iat = unix_now();
+                let claims = Claims {
+                    sub: user,
+                    exp: iat + Duration::from_secs(ttl).as_secs(),
+                    iat: Some(iat),
+                    rooms,
+                    publish,
+                    ..Claims::default()
+                };
+                println!("{}", TokenKeys::new(secret.expose()).sign(&claims));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -77,6 +91,7 @@ fn serve(overrides: &Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    logging::init(settings.log);
     if settings.development_credentials {
         tracing::warn!(
             secret = DEVELOPMENT_SECRET,
@@ -92,6 +107,7 @@ fn serve(overrides: &Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let settings_log = settings.log;
     runtime.block_on(async move {
         // Handle SIGTERM and Ctrl-C from before the address is announced: a signal that came
         // earlier would kill the process without a graceful close.
@@ -109,7 +125,11 @@ fn serve(overrides: &Overrides) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        eprintln!("switchboard listening on http://{}", running.addr);
+        // The line tests and scripts wait for; JSON logs carry the address in the
+        // "switchboard listening" event instead, so that every line is JSON.
+        if settings_log == LogFormat::Text {
+            eprintln!("switchboard listening on http://{}", running.addr);
+        }
         signalled.await;
         tracing::info!("shutting down");
         match running.shutdown().await {

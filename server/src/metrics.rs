@@ -1,52 +1,160 @@
-//! `/metrics`: the hub's [`Stats`] in the Prometheus text exposition format (version 0.0.4),
-//! the connection front's [`AdmissionStats`] (`switchboard_http_*`, accept errors, the
-//! open-file limits), and on a node of a cluster its Redis bridge's [`BridgeStats`]
-//! (`switchboard_cluster_*`).
+//! `/metrics`: one [`Scrape`] rendered with `prometheus-client` in the Prometheus text format
+//! (version 0.0.4): the hub's [`Stats`], the node's budgets, the connection front's
+//! [`AdmissionStats`] (`switchboard_http_*`, accept errors, the open-file limits), on a node of
+//! a cluster its Redis bridge's [`BridgeStats`] (`switchboard_cluster_*`), the build
+//! (`switchboard_build_info`), and the process's own resources (`process_*`, the names every
+//! Prometheus client uses, from [`ProcessStats`]).
 //!
 //! Every family has `# HELP` and `# TYPE`; counters end in `_total`; closes and drops carry a
-//! `reason` label from the core's one reason enum (and closes their `code`); the RTT and health
-//! histograms are cumulative with `le` buckets, `_sum` and `_count`.
+//! `reason` label from the core's one reason enum (and closes their `code`); the RTT histogram
+//! is cumulative with `le` buckets, `_sum` and `_count`. A scrape renders a snapshot whose size
+//! does not depend on the connections or streams held: the hub's gauges are kept as its state
+//! changes, and the collectors below only format them.
 
 use crate::admission::{AdmissionStats, Refusal};
-use std::fmt::Write;
-use switchboard::{Reason, Stats, RTT_BUCKETS_MS};
+use crate::process::ProcessStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    prometheus_text, DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use switchboard::{Config, Reason, Stats, RTT_BUCKETS_MS};
 use switchboard_redis::BridgeStats;
 
 /// The `Content-Type` of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-struct Text(String);
+/// The version in `switchboard_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit in `switchboard_build_info`, when the build set `SWITCHBOARD_COMMIT`
+/// (`SWITCHBOARD_COMMIT=$(git rev-parse --short HEAD) cargo build --release`).
+pub const COMMIT: Option<&str> = option_env!("SWITCHBOARD_COMMIT");
 
-impl Text {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP switchboard_{name} {help}");
-        let _ = writeln!(self.0, "# TYPE switchboard_{name} {kind}");
-    }
+/// The node's budgets, fixed at start: what its gauges are measured against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budgets {
+    /// Open connections the node takes (`limits.max_connections` per shard, times the shards).
+    pub max_connections: usize,
+    /// Bytes all histories of the node keep together (`history.max_total_bytes`).
+    pub history_bytes: usize,
+    /// Bytes queued for one connection before it is closed with 4008
+    /// (`backpressure.queue_bytes`).
+    pub queue_bytes: usize,
+    /// Bytes written to one connection and not yet flushed (`backpressure.inflight_bytes`).
+    pub inflight_bytes: usize,
+}
 
-    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
-        if labels.is_empty() {
-            let _ = writeln!(self.0, "switchboard_{name} {value}");
-        } else {
-            let _ = writeln!(self.0, "switchboard_{name}{{{labels}}} {value}");
+impl Budgets {
+    /// The budgets of hubs configured with `config`, `shards` of them.
+    pub fn of(config: &Config, shards: usize) -> Self {
+        Budgets {
+            max_connections: config.limits.max_connections.saturating_mul(shards),
+            history_bytes: config.history.max_total_bytes,
+            queue_bytes: config.backpressure.queue_bytes,
+            inflight_bytes: config.backpressure.inflight_bytes,
         }
-    }
-
-    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-        self.family(name, kind, help);
-        self.sample(name, "", value);
     }
 }
 
-/// Render `stats`, the bridge's statistics when the node is part of a cluster (`None` for a
-/// single node, which then has no `switchboard_cluster_*` family), the connection front's
-/// figures and the uptime as Prometheus text.
-pub fn render(
-    stats: &Stats,
-    cluster: Option<&BridgeStats>,
-    front: &AdmissionStats,
-    uptime_secs: f64,
-) -> String {
-    let mut t = Text(String::with_capacity(8 * 1024));
+/// Everything one scrape reports.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    /// The hubs' statistics, summed over the shards.
+    pub stats: Stats,
+    /// The bridge's statistics on a node of a cluster; `None` for a single node, which then
+    /// has no `switchboard_cluster_*` family.
+    pub cluster: Option<BridgeStats>,
+    /// The connection front.
+    pub front: AdmissionStats,
+    /// The node's budgets.
+    pub budgets: Budgets,
+    /// Seconds since the server started.
+    pub uptime_secs: f64,
+    /// The process's resources, where the platform reports them.
+    pub process: Option<ProcessStats>,
+}
+
+impl Scrape {
+    /// The text exposition of this scrape.
+    pub fn render(self) -> String {
+        let mut registry = Registry::default();
+        if let Some(process) = self.process {
+            registry.register_collector(Box::new(ProcessCollector(process)));
+        }
+        registry
+            .sub_registry_with_prefix("switchboard")
+            .register_collector(Box::new(self));
+        let mut text = String::with_capacity(16 * 1024);
+        prometheus_text::encode(&mut text, &registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Writes families through a collector's encoder.
+struct Families<'a, 'b>(&'a mut DescriptorEncoder<'b>);
+
+impl Families<'_, '_> {
+    fn gauge(&mut self, name: &str, help: &str, value: impl EncodeGaugeValue) -> fmt::Result {
+        let metric = self
+            .0
+            .encode_descriptor(name, help, None, MetricType::Gauge)?;
+        ConstGauge::new(value).encode(metric)
+    }
+
+    /// A counter; `name` without the `_total` the format adds.
+    fn counter(&mut self, name: &str, help: &str, value: u64) -> fmt::Result {
+        let metric = self
+            .0
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        ConstCounter::new(value).encode(metric)
+    }
+
+    /// A family of counters or gauges, one sample per label set.
+    fn labelled<L: EncodeLabelSet>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        samples: impl IntoIterator<Item = (L, u64)>,
+    ) -> fmt::Result {
+        let mut metric = self.0.encode_descriptor(name, help, None, kind)?;
+        for (labels, value) in samples {
+            let sample = metric.encode_family(&labels)?;
+            match kind {
+                MetricType::Counter => ConstCounter::new(value).encode(sample)?,
+                _ => ConstGauge::new(value).encode(sample)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let mut f = Families(&mut encoder);
+        render_hub(&mut f, &self.stats, self.uptime_secs)?;
+        render_budgets(&mut f, &self.budgets)?;
+        render_front(&mut f, &self.front)?;
+        if let Some(cluster) = &self.cluster {
+            render_cluster(&mut f, cluster)?;
+        }
+        let mut build =
+            f.0.encode_descriptor("build", "The running build.", None, MetricType::Info)?;
+        match COMMIT {
+            Some(commit) => build.encode_info(&[("version", VERSION), ("commit", commit)]),
+            None => build.encode_info(&[("version", VERSION)]),
+        }
+    }
+}
+
+/// The hub's gauges, counters, closes and drops by reason, the RTT histogram and the health
+/// bands.
+fn render_hub(f: &mut Families, stats: &Stats, uptime_secs: f64) -> fmt::Result {
     let gauges: [(&str, &str, usize); 12] = [
         (
             "connections",
@@ -102,191 +210,201 @@ pub fn render(
         ),
     ];
     for (name, help, value) in gauges {
-        t.single(name, "gauge", help, value);
+        f.gauge(name, help, value)?;
     }
-    t.single(
+    f.gauge(
         "uptime_seconds",
-        "gauge",
         "Seconds since the server started.",
         uptime_secs,
-    );
+    )?;
 
     let c = &stats.counters;
     let counters: [(&str, &str, u64); 13] = [
-        ("connections_opened_total", "Connections opened.", c.opened),
+        ("connections_opened", "Connections opened.", c.opened),
         (
-            "connections_refused_total",
+            "connections_refused",
             "Connections refused at open.",
             c.refused,
         ),
         (
-            "publishes_total",
+            "publishes",
             "Messages published (backend and clients).",
             c.publishes,
         ),
+        ("messages_in", "Client frames received.", c.messages_in),
+        ("bytes_in", "Client bytes received.", c.bytes_in),
+        ("messages_out", "Frames handed to sockets.", c.messages_out),
+        ("bytes_out", "Bytes handed to sockets.", c.bytes_out),
         (
-            "messages_in_total",
-            "Client frames received.",
-            c.messages_in,
-        ),
-        ("bytes_in_total", "Client bytes received.", c.bytes_in),
-        (
-            "messages_out_total",
-            "Frames handed to sockets.",
-            c.messages_out,
-        ),
-        ("bytes_out_total", "Bytes handed to sockets.", c.bytes_out),
-        (
-            "resurrections_total",
+            "resurrections",
             "Dead connections that came back.",
             c.resurrections,
         ),
         (
-            "missed_pongs_total",
+            "missed_pongs",
             "Pings that went unanswered.",
             c.missed_pongs,
         ),
+        ("replayed", "Frames replayed from history.", c.replayed),
+        ("gaps", "gap frames sent.", c.gaps),
         (
-            "replayed_total",
-            "Frames replayed from history.",
-            c.replayed,
-        ),
-        ("gaps_total", "gap frames sent.", c.gaps),
-        (
-            "duplicates_total",
+            "duplicates",
             "Sequenced entries received again and ignored.",
             c.duplicates,
         ),
         (
-            "history_trimmed_total",
+            "history_trimmed",
             "History entries trimmed to fit the node's history budget.",
             c.history_trimmed,
         ),
     ];
     for (name, help, value) in counters {
-        t.single(name, "counter", help, value);
+        f.counter(name, help, value)?;
     }
 
-    t.family("closes_total", "counter", "Connections closed, by reason.");
-    for &reason in Reason::ALL {
-        if reason.close_code().is_some() || reason == Reason::PeerClosed {
-            let code = reason
-                .close_code()
-                .map_or("none".to_owned(), |c| c.to_string());
-            let labels = format!("reason=\"{reason}\",code=\"{code}\"");
-            t.sample("closes_total", &labels, c.closes.get(reason));
-        }
-    }
-    t.family(
-        "drops_total",
-        "counter",
+    let codes: Vec<(Reason, String)> = Reason::ALL
+        .iter()
+        .filter(|r| r.close_code().is_some() || **r == Reason::PeerClosed)
+        .map(|&r| {
+            (
+                r,
+                r.close_code().map_or("none".to_owned(), |c| c.to_string()),
+            )
+        })
+        .collect();
+    f.labelled(
+        "closes",
+        "Connections closed, by reason.",
+        MetricType::Counter,
+        codes.iter().map(|(reason, code)| {
+            (
+                [("reason", reason.as_str()), ("code", code.as_str())],
+                c.closes.get(*reason),
+            )
+        }),
+    )?;
+    f.labelled(
+        "drops",
         "Frames dropped or refused, by reason.",
-    );
-    for &reason in Reason::ALL {
-        if reason.close_code().is_none() && reason != Reason::PeerClosed {
-            t.sample(
-                "drops_total",
-                &format!("reason=\"{reason}\""),
-                c.drops.get(reason),
-            );
-        }
-    }
+        MetricType::Counter,
+        Reason::ALL
+            .iter()
+            .filter(|r| r.close_code().is_none() && **r != Reason::PeerClosed)
+            .map(|&r| ([("reason", r.as_str())], c.drops.get(r))),
+    )?;
 
-    t.family("rtt_seconds", "histogram", "Ping round-trip times.");
-    let mut cumulative = 0;
-    for (i, bound) in RTT_BUCKETS_MS.iter().enumerate() {
-        cumulative += c.rtt.buckets[i];
-        let le = format!("le=\"{}\"", *bound as f64 / 1000.0);
-        t.sample("rtt_seconds_bucket", &le, cumulative);
-    }
-    t.sample("rtt_seconds_bucket", "le=\"+Inf\"", c.rtt.count);
-    t.sample("rtt_seconds_sum", "", c.rtt.sum.as_secs_f64());
-    t.sample("rtt_seconds_count", "", c.rtt.count);
+    let buckets: Vec<(f64, u64)> = RTT_BUCKETS_MS
+        .iter()
+        .zip(c.rtt.buckets)
+        .map(|(bound, n)| (*bound as f64 / 1000.0, n))
+        .collect();
+    f.0.encode_descriptor(
+        "rtt_seconds",
+        "Ping round-trip times.",
+        None,
+        MetricType::Histogram,
+    )?
+    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+        c.rtt.sum.as_secs_f64(),
+        c.rtt.count,
+        &buckets,
+        None,
+    )?;
 
-    t.family(
+    let bands: Vec<String> = (0..stats.health.len())
+        .map(|i| format!("{}-{}", i * 20, if i == 4 { 100 } else { i * 20 + 19 }))
+        .collect();
+    f.labelled(
         "connection_health",
-        "gauge",
         "Open connections by health score band (0-19, 20-39, 40-59, 60-79, 80-100).",
-    );
-    for (i, n) in stats.health.iter().enumerate() {
-        let band = format!(
-            "band=\"{}-{}\"",
-            i * 20,
-            if i == 4 { 100 } else { i * 20 + 19 }
-        );
-        t.sample("connection_health", &band, n);
-    }
-    render_front(&mut t, front);
-    if let Some(cluster) = cluster {
-        render_cluster(&mut t, cluster);
-    }
-    t.0
+        MetricType::Gauge,
+        bands
+            .iter()
+            .zip(stats.health)
+            .map(|(band, n)| ([("band", band.as_str())], n as u64)),
+    )
+}
+
+/// The budgets the hub's gauges are measured against.
+fn render_budgets(f: &mut Families, budgets: &Budgets) -> fmt::Result {
+    f.gauge(
+        "connections_max",
+        "Open connections the node takes (limits.max_connections per shard, times the shards).",
+        budgets.max_connections,
+    )?;
+    f.gauge(
+        "history_max_bytes",
+        "Bytes all stream histories of the node keep together (history.max_total_bytes).",
+        budgets.history_bytes,
+    )?;
+    f.gauge(
+        "queue_max_bytes",
+        "Bytes queued for one connection before it is closed with 4008 (backpressure.queue_bytes).",
+        budgets.queue_bytes,
+    )?;
+    f.gauge(
+        "inflight_max_bytes",
+        "Bytes written to one connection and not yet flushed, at most (backpressure.inflight_bytes).",
+        budgets.inflight_bytes,
+    )
 }
 
 /// The connection front: sockets held, refusals at accept, deadlines hit, accept failures and
 /// the open-file limits.
-fn render_front(t: &mut Text, front: &AdmissionStats) {
-    t.single(
+fn render_front(f: &mut Families, front: &AdmissionStats) -> fmt::Result {
+    f.gauge(
         "http_connections",
-        "gauge",
         "Client sockets held (HTTP connections and WebSockets).",
         front.connections,
-    );
-    t.single(
+    )?;
+    f.gauge(
         "http_handshakes",
-        "gauge",
         "Client sockets that have not sent a complete first request head.",
         front.handshakes,
-    );
-    t.family(
-        "http_refused_total",
-        "counter",
+    )?;
+    f.labelled(
+        "http_refused",
         "Sockets closed at accept, by the budget that was spent: descriptors, per_ip.",
-    );
-    for (refusal, n) in Refusal::ALL.iter().zip(front.refused) {
-        let labels = format!("reason=\"{}\"", refusal.label());
-        t.sample("http_refused_total", &labels, n);
-    }
-    t.single(
-        "http_handshakes_evicted_total",
-        "counter",
+        MetricType::Counter,
+        Refusal::ALL
+            .iter()
+            .zip(front.refused)
+            .map(|(refusal, n)| ([("reason", refusal.label())], n)),
+    )?;
+    f.counter(
+        "http_handshakes_evicted",
         "Connections closed in their handshake to make room for a new one, the oldest first.",
         front.evicted,
-    );
-    t.family(
-        "http_timeouts_total",
-        "counter",
+    )?;
+    f.labelled(
+        "http_timeouts",
         "Connections closed for taking too long: no complete first request head in time (handshake), no request for the idle timeout (idle).",
-    );
-    t.sample(
-        "http_timeouts_total",
-        "stage=\"handshake\"",
-        front.handshake_timeouts,
-    );
-    t.sample("http_timeouts_total", "stage=\"idle\"", front.idle_timeouts);
-    t.single(
-        "accept_errors_total",
-        "counter",
+        MetricType::Counter,
+        [
+            ([("stage", "handshake")], front.handshake_timeouts),
+            ([("stage", "idle")], front.idle_timeouts),
+        ],
+    )?;
+    f.counter(
+        "accept_errors",
         "Failed accepts (out of file descriptors, usually); accepting pauses after each.",
         front.accept_errors,
-    );
-    t.family(
+    )?;
+    f.labelled(
         "open_files_limit",
-        "gauge",
         "The process's open-file limit (RLIMIT_NOFILE), soft and hard.",
-    );
-    for (kind, limit) in [
-        ("soft", front.open_files_soft),
-        ("hard", front.open_files_hard),
-    ] {
-        if let Some(limit) = limit {
-            t.sample("open_files_limit", &format!("kind=\"{kind}\""), limit);
-        }
-    }
+        MetricType::Gauge,
+        [
+            ("soft", front.open_files_soft),
+            ("hard", front.open_files_hard),
+        ]
+        .into_iter()
+        .filter_map(|(kind, limit)| Some(([("kind", kind)], limit?))),
+    )
 }
 
 /// The bridge's counters and its subscription gauge, every field of [`BridgeStats`].
-fn render_cluster(t: &mut Text, cluster: &BridgeStats) {
+fn render_cluster(f: &mut Families, cluster: &BridgeStats) -> fmt::Result {
     // Destructured without `..`: a field added to the bridge's statistics must be exposed here.
     let BridgeStats {
         published,
@@ -305,75 +423,120 @@ fn render_cluster(t: &mut Text, cluster: &BridgeStats) {
     } = *cluster;
     let counters: [(&str, &str, u64); 12] = [
         (
-            "cluster_sequenced_total",
+            "cluster_sequenced",
             "Stream entries of this node numbered by the shared sequencer in Redis.",
             sequenced,
         ),
         (
-            "cluster_unsequenced_total",
+            "cluster_unsequenced",
             "Stream entries that could not be numbered (Redis unreachable): delivered on this node only.",
             unsequenced,
         ),
         (
-            "cluster_entries_total",
+            "cluster_entries",
             "Sequenced stream entries delivered to this node's hubs.",
             entries,
         ),
         (
-            "cluster_published_total",
+            "cluster_published",
             "Publishes sent to Redis for the other nodes.",
             published,
         ),
         (
-            "cluster_unpublished_total",
+            "cluster_unpublished",
             "Publishes that could not reach Redis (lost for the other nodes).",
             unpublished,
         ),
         (
-            "cluster_received_total",
+            "cluster_received",
             "Publishes received from other nodes and delivered here.",
             received,
         ),
         (
-            "cluster_echoes_total",
+            "cluster_echoes",
             "This node's own publishes received back from Redis and ignored.",
             echoes,
         ),
         (
-            "cluster_malformed_total",
+            "cluster_malformed",
             "Messages on the cluster channels that could not be parsed.",
             malformed,
         ),
         (
-            "cluster_reconnects_total",
+            "cluster_reconnects",
             "Times a Redis command connection (commands, or history reads) came back after being lost.",
             reconnects,
         ),
         (
-            "cluster_resubscribed_total",
+            "cluster_resubscribed",
             "Times the Redis subscription connection came back and subscribed again.",
             resubscribed,
         ),
         (
-            "cluster_refused_total",
+            "cluster_refused",
             "Connections closed because their user was over the cluster-wide limit.",
             refused,
         ),
         (
-            "cluster_disconnects_total",
+            "cluster_disconnects",
             "Disconnect commands received from other nodes.",
             disconnects,
         ),
     ];
     for (name, help, value) in counters {
-        t.single(name, "counter", help, value);
+        f.counter(name, help, value)?;
     }
-    t.single(
+    f.gauge(
         "cluster_subscriptions",
-        "gauge",
         "Redis channels subscribed now.",
         subscriptions,
-    );
+    )
+}
+
+/// The process's resources under the names every Prometheus client library uses.
+#[derive(Debug)]
+struct ProcessCollector(ProcessStats);
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let p = &self.0;
+        let mut f = Families(&mut encoder);
+        let cpu = f.0.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(p.cpu_seconds).encode(cpu)?;
+        f.gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            p.resident_bytes,
+        )?;
+        f.gauge(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            p.virtual_bytes,
+        )?;
+        f.gauge(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            p.open_fds,
+        )?;
+        if let Some(max) = p.max_fds {
+            f.gauge(
+                "process_max_fds",
+                "Maximum number of open file descriptors (the soft limit).",
+                max,
+            )?;
+        }
+        f.gauge("process_threads", "Number of OS threads.", p.threads)?;
+        f.gauge(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch in seconds.",
+            p.start_time_seconds,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -404,7 +567,30 @@ mod tests {
             open_files_hard: Some(4096),
             ..Default::default()
         };
-        let text = render(&stats, Some(&cluster), &front, 1.5);
+        let process = ProcessStats {
+            cpu_seconds: 2.5,
+            resident_bytes: 4096,
+            virtual_bytes: 8192,
+            open_fds: 12,
+            max_fds: Some(1024),
+            threads: 3,
+            start_time_seconds: 1.7e9,
+        };
+        let budgets = Budgets {
+            max_connections: 200,
+            history_bytes: 64 << 20,
+            queue_bytes: 1 << 20,
+            inflight_bytes: 256 << 10,
+        };
+        let text = Scrape {
+            stats,
+            cluster: Some(cluster),
+            front,
+            budgets,
+            uptime_secs: 1.5,
+            process: Some(process),
+        }
+        .render();
         let mut families = Vec::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -437,6 +623,47 @@ mod tests {
         assert!(text.contains("switchboard_http_handshakes_evicted_total 2\n"));
         assert!(text.contains("switchboard_open_files_limit{kind=\"soft\"} 1024\n"));
         assert!(text.contains("switchboard_open_files_limit{kind=\"hard\"} 4096\n"));
+        assert!(text.contains("switchboard_connections_max 200\n"));
+        assert!(text.contains("switchboard_history_max_bytes 67108864\n"));
+        assert!(text.contains(&format!("switchboard_build_info{{version=\"{VERSION}\"")));
+        assert!(text
+            .contains("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 2.5\n"));
+        assert!(text.contains("process_resident_memory_bytes 4096\n"));
+        assert!(text.contains("process_open_fds 12\n"));
+        assert!(text.contains("process_max_fds 1024\n"));
+        assert!(text.contains("process_threads 3\n"));
+    }
+
+    /// The RTT histogram is cumulative over its bounds in seconds, with `+Inf` counting every
+    /// sample (the ones over the last bound included), and closes carry their code.
+    #[test]
+    fn the_rtt_histogram_is_cumulative_in_seconds() {
+        let mut stats = Stats::default();
+        stats.counters.rtt.buckets[0] = 2; // <= 1 ms
+        stats.counters.rtt.buckets[2] = 3; // <= 10 ms
+        stats.counters.rtt.buckets[11] = 1; // over 5 s
+        stats.counters.rtt.count = 6;
+        stats.counters.rtt.sum = std::time::Duration::from_millis(6040);
+        let text = Scrape {
+            stats,
+            ..Scrape::default()
+        }
+        .render();
+        for line in [
+            "switchboard_rtt_seconds_bucket{le=\"0.001\"} 2\n",
+            "switchboard_rtt_seconds_bucket{le=\"0.005\"} 2\n",
+            "switchboard_rtt_seconds_bucket{le=\"0.01\"} 5\n",
+            "switchboard_rtt_seconds_bucket{le=\"5\"} 5\n",
+            "switchboard_rtt_seconds_bucket{le=\"+Inf\"} 6\n",
+            "switchboard_rtt_seconds_sum 6.04\n",
+            "switchboard_rtt_seconds_count 6\n",
+            "switchboard_closes_total{reason=\"peer_closed\",code=\"none\"} 0\n",
+            "switchboard_drops_total{reason=\"over_rate\"} 0\n",
+            "switchboard_connection_health{band=\"80-100\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("process_"), "no process figures were given");
     }
 
     /// A node of a cluster exposes every field of its bridge's statistics, each with its own
@@ -458,8 +685,11 @@ mod tests {
             entries: 13,
             subscriptions: 10,
         };
-        let front = AdmissionStats::default();
-        let text = render(&Stats::default(), Some(&cluster), &front, 0.0);
+        let text = Scrape {
+            cluster: Some(cluster),
+            ..Scrape::default()
+        }
+        .render();
         let expected = [
             ("cluster_published_total", "counter", 1),
             ("cluster_unpublished_total", "counter", 2),
@@ -499,7 +729,7 @@ mod tests {
     /// A single node (no bridge) has no cluster family at all.
     #[test]
     fn a_single_node_exposes_no_cluster_statistic() {
-        let text = render(&Stats::default(), None, &AdmissionStats::default(), 0.0);
+        let text = Scrape::default().render();
         assert!(!text.contains("switchboard_cluster_"), "{text}");
     }
 }

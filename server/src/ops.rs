@@ -1,12 +1,13 @@
 //! Operations routes: `/healthz` (the process answers), `/readyz` (it accepts connections:
-//! 503 once shutting down) and `/metrics` (Prometheus text: the hubs, the connection front and,
-//! on a node of a cluster, the bridge).
+//! 503 once shutting down) and `/metrics` (Prometheus text: the hubs, the node's budgets, the
+//! connection front, the process and, on a node of a cluster, the bridge).
 
-use crate::metrics;
+use crate::metrics::{self, Scrape};
+use crate::process::ProcessStats;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// `GET /healthz`.
@@ -23,14 +24,23 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static
     }
 }
 
-/// `GET /metrics`.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let stats = state.handle.stats().await.total;
-    let cluster = state.bridge.as_ref().map(|bridge| bridge.stats());
-    let front = state.admission.stats();
-    let uptime = state.started.elapsed().as_secs_f64();
+/// `GET /metrics`; 503 once the switchboard has stopped (the end of a shutdown), which has
+/// no statistics left to report.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let Ok(stats) = state.handle.stats().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    };
+    let scrape = Scrape {
+        stats: stats.total,
+        cluster: state.bridge.as_ref().map(|bridge| bridge.stats()),
+        front: state.admission.stats(),
+        budgets: state.budgets,
+        uptime_secs: state.started.elapsed().as_secs_f64(),
+        process: ProcessStats::sample(),
+    };
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&stats, cluster.as_ref(), &front, uptime),
+        scrape.render(),
     )
+        .into_response()
 }

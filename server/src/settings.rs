@@ -4,11 +4,20 @@
 //! Everything has a working default for development. Staging and production refuse to start
 //! without their own strong auth secret and API key, and the public development credentials
 //! listen on loopback only (see [`crate::credentials`]). The HTTP front's budgets are the
-//! `[http]` section ([`HttpLimits`]).
+//! `[http]` section ([`HttpLimits`]); how client tokens are checked is `[auth]`
+//! ([`AuthConfig`]); the log format and the dashboard are `[log]` and `[dashboard]`
+//! ([`LogFormat`], [`DashboardConfig`]).
 
+mod auth;
 mod http;
+mod ops;
 
+pub use auth::{
+    AuthConfig, AuthOverrides, AuthSettings, JwksConfig, KeyAlgorithm, KeySettings, PublicKey,
+    TicketLimits,
+};
 pub use http::{HttpLimits, HttpOverrides, HttpSettings};
+pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
 
 use crate::credentials::{Credentials, Secret};
 use serde::Deserialize;
@@ -86,6 +95,12 @@ pub struct FileSettings {
     /// The demo page.
     #[serde(default)]
     pub demo: DemoSettings,
+    /// The log format.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// The operations dashboard.
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
 }
 
 /// `[demo]`: the demo page at `/demo` (see `docs/OPERATIONS.md`).
@@ -106,16 +121,6 @@ pub struct RedisSettings {
     /// Number user and room streams in Redis, with a shared history, so that every node
     /// delivers them in one order and a client resumes on any node. Default `true`.
     pub shared_streams: Option<bool>,
-}
-
-/// `[auth]`: the JWT secret clients' tokens are signed with, and the backend API key.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    /// HS256 secret of client tokens.
-    pub secret: Option<Secret>,
-    /// Bearer key of the backend HTTP API.
-    pub api_key: Option<Secret>,
 }
 
 /// `[limits]`.
@@ -231,6 +236,15 @@ pub struct Overrides {
     /// Serve HTTP/2 (cleartext) besides HTTP/1.1.
     #[arg(long, env = "SWITCHBOARD_HTTP2")]
     pub http2: Option<bool>,
+    /// Log format: text or json.
+    #[arg(long, value_enum, env = "SWITCHBOARD_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Serve the operations dashboard at /dashboard (default: in development only).
+    #[arg(long, env = "SWITCHBOARD_DASHBOARD")]
+    pub dashboard: Option<bool>,
+    /// How client tokens are checked.
+    #[command(flatten)]
+    pub auth: AuthOverrides,
 }
 
 /// Everything the server runs with, resolved.
@@ -248,10 +262,10 @@ pub struct Settings {
     pub shutdown_drain: Duration,
     /// Largest backend API request body, in bytes.
     pub max_body_bytes: usize,
-    /// HS256 secret of client tokens.
-    pub secret: Secret,
     /// Bearer key of the backend HTTP API.
     pub api_key: Secret,
+    /// How client tokens are checked: secrets, keys, claims, grants, tickets, origins.
+    pub auth: AuthConfig,
     /// True when the development credentials are in use.
     pub development_credentials: bool,
     /// The core's configuration.
@@ -262,6 +276,10 @@ pub struct Settings {
     pub demo: bool,
     /// The HTTP front's budgets.
     pub http: HttpLimits,
+    /// How logs are written.
+    pub log: LogFormat,
+    /// The operations dashboard.
+    pub dashboard: DashboardConfig,
 }
 
 /// Why settings could not be resolved.
@@ -310,7 +328,7 @@ impl FileSettings {
 
 impl Settings {
     /// Resolve: the preset, then `file`, then `overrides`.
-    pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Self, SettingsError> {
+    pub fn resolve(mut file: FileSettings, overrides: &Overrides) -> Result<Self, SettingsError> {
         let env = overrides.env.or(file.env).unwrap_or_default();
         let mut hub = env.preset();
         apply_limits(&mut hub, &file.limits);
@@ -331,11 +349,20 @@ impl Settings {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid default address"));
+        let public_keys = file.auth.has_public_keys(&overrides.auth);
         let credentials = Credentials::check(
             env,
-            overrides.secret.clone().or(file.auth.secret),
-            overrides.api_key.clone().or(file.auth.api_key),
+            overrides.secret.clone().or(file.auth.secret.take()),
+            overrides.api_key.clone().or(file.auth.api_key.take()),
             listen,
+            public_keys,
+        )?;
+        let auth = AuthConfig::resolve(
+            env,
+            file.auth,
+            &overrides.auth,
+            credentials.secret,
+            file.http.allowed_origins.take(),
         )?;
         let http = HttpLimits::resolve(
             &file.http,
@@ -346,6 +373,7 @@ impl Settings {
                 http2: overrides.http2,
             },
         )?;
+        let dashboard = DashboardConfig::resolve(&file.dashboard, overrides.dashboard, env)?;
         Ok(Settings {
             listen,
             env,
@@ -363,8 +391,8 @@ impl Settings {
                     .unwrap_or(0),
             ),
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
-            secret: credentials.secret,
             api_key: credentials.api_key,
+            auth,
             development_credentials: credentials.development,
             hub,
             redis_url,
@@ -373,6 +401,8 @@ impl Settings {
                 .or(file.demo.enabled)
                 .unwrap_or(env == Environment::Development),
             http,
+            log: overrides.log_format.or(file.log.format).unwrap_or_default(),
+            dashboard,
         })
     }
 
@@ -584,6 +614,7 @@ mod tests {
             r#"
             [auth]
             secret = "the-secret-nobody-may-read-xxxxx"
+            previous_secrets = ["the-old-secret-nobody-may-read-x"]
             api_key = "the-key-nobody-may-read-xxxxxxxx"
             [redis]
             url = "redis://:the-redis-password@localhost:6379/"
@@ -591,7 +622,12 @@ mod tests {
         );
         let s = Settings::resolve(file, &Overrides::default()).unwrap();
         let shown = format!("{s:?}");
-        for secret in ["the-secret-nobody", "the-key-nobody", "the-redis-password"] {
+        for secret in [
+            "the-secret-nobody",
+            "the-old-secret-nobody",
+            "the-key-nobody",
+            "the-redis-password",
+        ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }

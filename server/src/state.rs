@@ -1,10 +1,12 @@
-//! What every request handler shares: the switchboard handle, the token keys, the API key,
+//! What every request handler shares: the switchboard handle, the authenticator, the API key,
 //! the server's phase and its connection budgets.
 
 use crate::admission::Admission;
-use crate::auth::TokenKeys;
+use crate::auth::Authenticator;
 use crate::credentials::Secret;
+use crate::gateway::origin::AllowedOrigins;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Budgets;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard_redis::Bridge;
@@ -15,8 +17,10 @@ use switchboard_tokio::{Handle, Tokio};
 pub struct AppState {
     /// The running switchboard.
     pub handle: Handle,
-    /// Checks client tokens.
-    pub keys: TokenKeys,
+    /// Checks client credentials; keeps revocations and tickets.
+    pub auth: Arc<Authenticator>,
+    /// The browser origins a WebSocket may come from.
+    pub origins: AllowedOrigins,
     /// The backend API key.
     pub api_key: Secret,
     /// When the server started, for the uptime metric.
@@ -29,4 +33,6 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// The connection front's budgets and counters, for `/metrics`.
     pub admission: Arc<Admission>,
+    /// The node's budgets, for `/metrics` and the dashboard.
+    pub budgets: Budgets,
 }

@@ -18,6 +18,8 @@ async fn every_route_needs_the_api_key() {
         ("GET", "/api/users/alice"),
         ("POST", "/api/users/alice/disconnect"),
         ("GET", "/api/rooms/lobby"),
+        ("POST", "/api/tickets"),
+        ("POST", "/api/tokens/revoke"),
     ];
     for (method, path) in routes {
         let (status, body) = server

@@ -8,24 +8,35 @@ mod support;
 use serde_json::json;
 use std::time::Duration;
 use support::{switchboard_binary, ServerProcess, WsClient};
-use switchboard_server::auth::TokenKeys;
+use switchboard_server::auth::{Claims, TokenKeys};
 use switchboard_server::settings::{DEVELOPMENT_API_KEY, DEVELOPMENT_SECRET};
 
 /// `switchboard token` prints a token that the development secret verifies, with its rooms.
 #[test]
 fn the_token_command_mints_a_development_token() {
     let output = switchboard_binary()
-        .args(["token", "alice", "--rooms", "lobby,team-*", "--ttl", "60"])
+        .args([
+            "token",
+            "alice",
+            "--rooms",
+            "lobby,team-*",
+            "--publish",
+            "lobby",
+        ])
+        .args(["--ttl", "60"])
         .output()
         .unwrap();
     assert!(output.status.success());
     let token = String::from_utf8(output.stdout).unwrap();
-    let claims = TokenKeys::new(DEVELOPMENT_SECRET)
-        .verify(token.trim())
-        .unwrap();
+    let key = jsonwebtoken::DecodingKey::from_secret(DEVELOPMENT_SECRET.as_bytes());
+    let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    let claims = jsonwebtoken::decode::<Claims>(token.trim(), &key, &validation)
+        .unwrap()
+        .claims;
     assert_eq!(claims.sub, "alice");
     assert_eq!(claims.rooms, Some(vec!["lobby".into(), "team-*".into()]));
-    assert!(claims.exp - claims.iat == 60);
+    assert_eq!(claims.publish, Some(vec!["lobby".into()]));
+    assert_eq!(claims.iat.map(|iat| claims.exp - iat), Some(60));
 }
 
 /// Production without its own secret and API key does not start.

@@ -1,13 +1,16 @@
 //! Two servers joined by one real Redis (`[redis] url`): the backend API of either node reaches
 //! clients on the other, `/metrics` counts what crossed, the per-user connection limit holds
-//! across them, and a node shutting down sends its clients to the other. Each test starts
+//! across them, a node shutting down sends its clients to the other, and revocations and
+//! one-time tickets hold across them. Each test starts
 //! `redis-server` from PATH on a free port.
 
 mod support;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use support::keys::now;
 use support::*;
+use switchboard_server::auth::{Claims, TokenKeys};
 use switchboard_testing::{eventually, Redis};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -343,4 +346,135 @@ async fn a_clustered_node_shutting_down_takes_only_what_the_shared_history_keeps
     assert_eq!(zed.json().await["type"], "agent_started");
     let ((), code) = tokio::join!(two.shutdown(), zed.closed());
     assert_eq!(code, 1012);
+}
+
+/// An HS256 token of `user` issued at `iat` with the id `jti`, valid ten minutes.
+fn token_issued(user: &str, iat: u64, jti: Option<&str>) -> String {
+    TokenKeys::new(SECRET).sign(&Claims {
+        sub: user.into(),
+        exp: now() + 600,
+        iat: Some(iat),
+        jti: jti.map(str::to_owned),
+        ..Claims::default()
+    })
+}
+
+/// The time to live of `key` in `redis`, in milliseconds (`redis-cli PTTL`: -2 if absent).
+fn pttl(redis: &Redis, key: &str) -> i64 {
+    let port = redis
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let output = std::process::Command::new("redis-cli")
+        .args(["-p", &port, "PTTL", key])
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A user revoked through one node is refused on both, and their connection on the other
+/// node closes with 4002; a token issued after the cut-off connects. A token revoked by id
+/// through the second node is refused by the first. Both revocations expire in Redis when
+/// the tokens they concern have (the longest lifetime plus twice the leeway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_node_holds_on_every_node() {
+    let redis = Redis::start().await;
+    let [one, two] = two_nodes(&redis).await;
+    let old = token_issued("alice", now() - 5, None);
+    let mut alice = two.connect_token(&old).await;
+
+    let revoke = json!({"revoke": true});
+    let (status, answer) = one
+        .api("POST", "/api/users/alice/disconnect", Some(revoke))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let cutoff = answer["cutoff"].as_u64().unwrap();
+    assert_eq!(alice.closed().await, 4002);
+    for node in [&one, &two] {
+        assert_eq!(node.token_refusal(&old).await, "revoked");
+    }
+    let newer = token_issued("alice", cutoff + 1, None);
+    two.connect_token(&newer).await;
+
+    let stolen = token_issued("bob", now(), Some("b-1"));
+    let body = json!({"jti": "b-1", "exp": now() + 600});
+    let (status, _) = two.api("POST", "/api/tokens/revoke", Some(body)).await;
+    assert_eq!(status, 200);
+    assert_eq!(one.token_refusal(&stolen).await, "revoked");
+    two.connect_token(&token_issued("bob", now(), Some("b-2")))
+        .await;
+
+    let keep = (24 * 3600 + 2 * 30) * 1000;
+    let user_ttl = pttl(&redis, "sb:revoked:user:alice");
+    assert!(user_ttl > 0 && user_ttl <= keep, "{user_ttl}");
+    let token_ttl = pttl(&redis, "sb:revoked:token:b-1");
+    assert!(
+        token_ttl > 0 && token_ttl <= (600 + 30) * 1000,
+        "{token_ttl}"
+    );
+    shut_down([one, two]).await;
+}
+
+/// A ticket issued through one node opens one connection on the other, and is then
+/// `invalid_ticket` on every node; its key in Redis is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_opens_one_connection_in_the_whole_cluster() {
+    let redis = Redis::start().await;
+    let [one, two] = two_nodes(&redis).await;
+    let request = json!({"user": "alice", "rooms": ["lobby"]});
+    let (status, answer) = one.api("POST", "/api/tickets", Some(request)).await;
+    assert_eq!(status, 200, "{answer}");
+    let ticket = answer["ticket"].as_str().unwrap().to_owned();
+    assert!(pttl(&redis, &format!("sb:ticket:{ticket}")) > 0);
+
+    let mut alice = WsClient::welcomed(two.addr(), &format!("ticket={ticket}")).await;
+    assert_eq!(alice.welcome()["user"], "alice");
+    alice.join("lobby").await;
+    for node in [&one, &two] {
+        let reason = node.refusal_reason(&format!("?ticket={ticket}"), &[]).await;
+        assert_eq!(reason, "invalid_ticket");
+    }
+    assert_eq!(pttl(&redis, &format!("sb:ticket:{ticket}")), -2);
+    drop(alice);
+    shut_down([one, two]).await;
+}
+
+/// While Redis is unreachable a revocation is answered 503 `cluster_unavailable`: the user's
+/// connections on that node are closed and the revocation holds there, while the other node,
+/// which could not learn of it, still accepts the token. Tickets are refused with 503, since
+/// no other node could accept them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_a_revocation_holds_on_its_node_only() {
+    let mut redis = Redis::start().await;
+    let [one, two] = two_nodes(&redis).await;
+    let old = token_issued("alice", now() - 5, None);
+    let mut alice = one.connect_token(&old).await;
+    redis.kill();
+
+    let revoke = json!({"revoke": true});
+    let (status, answer) = one
+        .api("POST", "/api/users/alice/disconnect", Some(revoke))
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (503, Some("cluster_unavailable"))
+    );
+    assert_eq!(alice.closed().await, 4002);
+    assert_eq!(one.token_refusal(&old).await, "revoked");
+    two.connect_token(&old).await;
+
+    let (status, answer) = one
+        .api("POST", "/api/tickets", Some(json!({"user": "alice"})))
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (503, Some("cluster_unavailable"))
+    );
+    shut_down([one, two]).await;
 }

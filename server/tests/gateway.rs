@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::*;
-use switchboard_server::auth::{TokenError, TokenKeys};
+use switchboard_server::auth::{Claims, TokenError, TokenKeys};
 
 /// No token, a garbage token, a forged token and an expired token are refused with 401 before
 /// any WebSocket exists.
@@ -21,8 +21,17 @@ async fn a_handshake_without_a_valid_token_is_refused_with_401() {
         TokenKeys::new("some-other-secret-of-length").mint("alice", None, Duration::from_secs(60));
     assert_eq!(server.refused(&format!("?token={forged}"), None).await, 401);
     assert_eq!(server.refused("", Some(&forged)).await, 401);
-    let expired = TokenKeys::new(SECRET).mint("alice", None, Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Expired a minute ago: beyond the default leeway (30 s).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = TokenKeys::new(SECRET).sign(&Claims {
+        sub: "alice".into(),
+        exp: now - 60,
+        iat: Some(now - 120),
+        ..Claims::default()
+    });
     assert_eq!(
         server.refused(&format!("?token={expired}"), None).await,
         401

@@ -268,8 +268,8 @@ async fn bad_tokens_get_401_and_forbidden_rooms_an_error() {
         let claims = |sub: &str, exp: u64| Claims {
             sub: sub.into(),
             exp,
-            iat: now - 600,
-            rooms: None,
+            iat: Some(now - 600),
+            ..Claims::default()
         };
         let sign = |claims: &Claims, secret: &str| {
             jsonwebtoken::encode(

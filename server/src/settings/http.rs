@@ -34,6 +34,9 @@ pub struct HttpSettings {
     pub http2_max_concurrent_streams: Option<u32>,
     /// Seconds between HTTP/2 keep-alive pings, and how long one may go unanswered.
     pub http2_keep_alive_secs: Option<u64>,
+    /// Browser origins a WebSocket may come from (resolved into
+    /// [`AuthConfig::allowed_origins`](super::AuthConfig::allowed_origins)).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The HTTP front's budgets, resolved.

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod keys;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ pub use switchboard_testing::WsClient;
 
 pub const SECRET: &str = "a-test-secret-that-is-long-enough";
 pub const API_KEY: &str = "test-api-key";
+/// An API key long enough for staging and production.
+pub const STRONG_API_KEY: &str = "a-test-api-key-that-production-takes";
 /// Upper bound for anything to arrive: a hang guard, not a timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -34,6 +38,21 @@ pub fn settings(file: &str) -> Settings {
     Settings::resolve(file, &overrides).expect("valid settings")
 }
 
+/// Settings for a test server in production (`file` adds to them): ephemeral port, the test
+/// secret and [`STRONG_API_KEY`].
+pub fn production_settings(file: &str) -> Result<Settings, String> {
+    let file: FileSettings = toml::from_str(file).map_err(|e| e.to_string())?;
+    let overrides = Overrides {
+        env: Some(switchboard_server::settings::Environment::Production),
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        secret: Some(SECRET.into()),
+        api_key: Some(STRONG_API_KEY.into()),
+        shards: Some(2),
+        ..Overrides::default()
+    };
+    Settings::resolve(file, &overrides).map_err(|e| e.to_string())
+}
+
 /// A server to test: in this process (`running`), or the address of one in a child process
 /// (see [`ServerProcess`]).
 pub struct TestServer {
@@ -41,6 +60,8 @@ pub struct TestServer {
     pub http: reqwest::Client,
     pub base: String,
     addr: SocketAddr,
+    /// The key [`TestServer::api`] calls with.
+    api_key: String,
 }
 
 impl TestServer {
@@ -49,9 +70,16 @@ impl TestServer {
     }
 
     pub async fn with(file: &str) -> Self {
-        let running = switchboard_server::start(settings(file)).await.unwrap();
+        Self::with_settings(settings(file)).await
+    }
+
+    /// A server running `settings` in this process.
+    pub async fn with_settings(settings: Settings) -> Self {
+        let api_key = settings.api_key.expose().to_owned();
+        let running = switchboard_server::start(settings).await.unwrap();
         let mut server = Self::at(running.addr);
         server.running = Some(running);
+        server.api_key = api_key;
         server
     }
 
@@ -68,6 +96,7 @@ impl TestServer {
             http,
             base: format!("http://{addr}"),
             addr,
+            api_key: API_KEY.to_owned(),
         }
     }
 
@@ -115,7 +144,47 @@ impl TestServer {
     }
 
     pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.api_as(API_KEY, method, path, body).await
+        self.api_as(&self.api_key, method, path, body).await
+    }
+
+    /// The answer to a WebSocket handshake to `/ws{tail}` with `headers`, when it is not
+    /// accepted: its status and JSON body. Panics if the connection is upgraded.
+    pub async fn handshake_refusal(&self, tail: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = self
+            .http
+            .get(format!("{}/ws{tail}", self.base))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        assert_ne!(status, 101, "the handshake was accepted");
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The reason of the 401 answered to a handshake to `/ws{tail}` with `headers`.
+    pub async fn refusal_reason(&self, tail: &str, headers: &[(&str, &str)]) -> String {
+        let (status, body) = self.handshake_refusal(tail, headers).await;
+        assert_eq!(status, 401, "{body}");
+        body["reason"].as_str().expect("a reason").to_owned()
+    }
+
+    /// The reason of the 401 answered to a handshake with `token` in the query.
+    pub async fn token_refusal(&self, token: &str) -> String {
+        self.refusal_reason(&format!("?token={token}"), &[]).await
+    }
+
+    /// Connect with `token` in the query and read the `welcome`; panics if refused.
+    pub async fn connect_token(&self, token: &str) -> WsClient {
+        WsClient::welcomed(self.addr(), &format!("token={token}")).await
     }
 
     pub async fn api_as(
@@ -242,8 +311,8 @@ impl ServerProcess {
             let mut log = String::new();
             for line in BufReader::new(stderr).lines() {
                 let line = line.expect("utf-8 log lines");
-                if let Some(addr) = line.strip_prefix("switchboard listening on http://") {
-                    let _ = addr_tx.send(addr.parse::<SocketAddr>().expect("an address"));
+                if let Some(addr) = listening_on(&line) {
+                    let _ = addr_tx.send(addr);
                 }
                 log.push_str(&line);
                 log.push('\n');
@@ -302,6 +371,19 @@ impl ServerProcess {
         let log = self.log.take().expect("waited once").join().expect("log");
         (success, log)
     }
+}
+
+/// The address a log line announces: `switchboard listening on http://ADDR` (text logs), or
+/// the JSON line of the event `switchboard listening` with its `addr` (`[log] format = "json"`).
+fn listening_on(line: &str) -> Option<SocketAddr> {
+    if let Some(addr) = line.strip_prefix("switchboard listening on http://") {
+        return Some(addr.parse().expect("an address"));
+    }
+    let json: Value = serde_json::from_str(line).ok()?;
+    if json["message"] != "switchboard listening" {
+        return None;
+    }
+    Some(json["addr"].as_str()?.parse().expect("an address"))
 }
 
 impl Drop for ServerProcess {

@@ -47,8 +47,9 @@ mod runtime;
 
 pub use runtime::{AsyncIo, Task};
 pub use switchboard_transport::{
-    http, position_from_query, Adapter, Authenticate, Codec, Error, Event, Events, Frame, Options,
-    Refusal, Request, Runtime, ShardedStats, Socket, SocketError, Tungstenite,
+    cluster_channel, http, position_from_query, Adapter, Authenticate, ClusterEvent, ClusterEvents,
+    ClusterSink, Codec, Error, Event, Events, Frame, Options, Refusal, Request, Runtime,
+    ShardedStats, Socket, SocketError, Tungstenite, FRAMES_READ_AFTER_CLOSE,
 };
 
 /// Starts a switchboard on async-io (see [`switchboard_transport::Builder`]).

@@ -10,7 +10,7 @@ use std::io;
 use std::pin::Pin;
 use std::time::Instant;
 use switchboard_transport::{
-    tungstenite, Adapter, Handshake, Listen, Runtime, Tungstenite, Upgrade,
+    tungstenite, Adapter, HandshakeCallback, Listen, Runtime, Tungstenite, Upgrade,
 };
 
 /// A task handed to an executor.
@@ -91,10 +91,10 @@ where
     async fn upgrade(
         &self,
         io: IO,
-        handshake: Handshake<'_>,
+        callback: HandshakeCallback<'_>,
     ) -> Result<Self::Socket, tungstenite::Error> {
-        let config = handshake.config();
-        async_tungstenite::accept_hdr_async_with_config(io, handshake, Some(config))
+        let config = callback.config();
+        async_tungstenite::accept_hdr_async_with_config(io, callback, Some(config))
             .await
             .map(Adapter::new)
     }

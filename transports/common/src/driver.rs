@@ -3,7 +3,8 @@
 //!
 //! A socket is anything that is a `Stream` of [`Frame`]s and a `Sink` of [`Frame`]s
 //! ([`Socket`]); the tungstenite and axum adapters are a few lines each. The driver
-//! opens the connection on its shard, then runs two loops until either ends:
+//! opens the connection on its shard, then runs two loops until either ends or the hub
+//! closes the connection:
 //!
 //! - the **reader** feeds every text, binary, ping and pong frame to the hub, and `Closed`
 //!   when the peer closes or the socket fails. The WebSocket layer answers pings itself; the
@@ -14,27 +15,41 @@
 //!   with the batch's size: that report is the hub's backpressure signal, so a reader that
 //!   stops reading stops the reports and the hub queues, coalesces or closes it.
 //!
-//! When the hub closes the connection the writer sends the close frame and the driver waits
-//! (at most `close_timeout`) for the peer's answer; a writer stuck on a peer that reads nothing
-//! is abandoned `close_timeout` after the hub's close, and the socket dropped.
+//! **Closing.** Once the hub closes the connection it listens to nothing more from it, so the
+//! reader stops: a peer that floods costs nothing from then on. The writer has
+//! `close_timeout` to write what it was handed and the close frame (else the socket is
+//! dropped), then the driver waits (again at most `close_timeout`) for the peer's close frame,
+//! reading at most [`FRAMES_READ_AFTER_CLOSE`] frames while it does: a peer that sends
+//! anything else is dropped.
 //!
-//! The socket's write buffer is bounded ([`write_buffer_limit`](crate::write_buffer_limit)):
-//! a frame that does not fit (the peer has left that much unread, its pongs typically) ends
-//! the writer, the hub closes the connection as a slow consumer (4008), and the socket is
-//! dropped without a close frame, which would not fit either.
+//! **Stuck writers.** A batch the socket does not take within `write_timeout` (the peer reads
+//! nothing, yet keeps its connection alive with pings within the rate) ends the writer: the
+//! hub closes the connection as a slow consumer (4008), and the driver writes the close frame
+//! if the socket takes it within `close_timeout`, else drops the socket. The socket's write
+//! buffer is bounded as well ([`write_buffer_limit`](crate::write_buffer_limit)): a frame that
+//! does not fit (the peer has left that much unread, its pongs typically) ends the writer the
+//! same way, and the socket is dropped without a close frame, which would not fit either.
 
 use crate::frame::{Frame, Socket, SocketError};
-use crate::handle::Handle;
 use crate::runtime::{self, Runtime};
-use crate::shard::{Command, Link, Out, SocketEvent};
+use crate::shard::{Command, Out, SocketEvent, Writer};
+use crate::shards::Shards;
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
 use switchboard::{ConnId, Open, OpenError, Reason};
 
 /// Frames written between two flush reports, at most.
 const BATCH: usize = 64;
+
+/// The most frames the driver reads from a peer after the hub closed its connection, while it
+/// waits for the peer's close frame: a peer that answers the close has at most what it sent
+/// before it saw the close in flight; one that sends more is dropped. Bounds what a flooding
+/// peer costs after its close (4029, 4008, ...) whatever `close_timeout` is.
+pub const FRAMES_READ_AFTER_CLOSE: usize = 64;
 
 /// Why the reader stopped.
 enum ReadEnd {
@@ -43,6 +58,15 @@ enum ReadEnd {
     /// The WebSocket layer refused what the peer sent (too large, not UTF-8): the read side is
     /// unusable, the hub closes.
     Refused,
+}
+
+/// Where the connection is once the reader or the writer ended, or the hub closed it.
+enum Phase {
+    /// One of the two ended.
+    Ended(Ended),
+    /// The hub closed the connection (or will, for what the reader refused): the writer
+    /// finishes alone. The peer's close frame is awaited only if the stream is `readable`.
+    Closing { readable: bool },
 }
 
 /// How the connection's two loops ended.
@@ -55,55 +79,70 @@ enum Ended {
     Gone,
     /// A frame did not fit the socket's bounded write buffer: the peer does not read.
     Overflowed,
+    /// A batch was not written within `write_timeout`: the peer does not read. With the
+    /// hub's close if the batch had taken it.
+    Stalled(Option<(u16, Reason)>),
     /// The hub closed the connection and the writer did not finish within `close_timeout`.
     Abandoned,
 }
 
 /// Open `open` on its shard and run the connection until it ends.
-pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, socket: S) {
-    let runtime = handle.runtime().clone();
-    let close_timeout = handle.options().close_timeout;
+pub(crate) async fn drive<R: Runtime, S: Socket>(shards: Arc<Shards<R>>, open: Open, socket: S) {
+    let runtime = shards.runtime.clone();
+    let (close_timeout, write_timeout) =
+        (shards.options.close_timeout, shards.options.write_timeout);
     let (mut sink, mut stream) = socket.split();
-    let shard = handle.shard_of(&open.user);
+    let shard = shards.shard_of(&open.user);
     let (out, outbox) = async_channel::unbounded();
     let (closing, closed_by_hub) = oneshot::channel();
-    let link = Link {
+    let writer = Writer {
         out,
         closing: Some(closing),
     };
-    let opened = handle
-        .call(shard, move |s, now| s.open(now, open, link))
+    let opened = shards
+        .call(shard, move |s, now| s.open(now, open, writer))
         .await;
     let conn = match opened {
         Ok(Ok(conn)) => conn,
-        Ok(Err(refused)) => return refuse(&handle, &mut sink, refused).await,
+        Ok(Err(refused)) => return refuse(&shards, &mut sink, refused).await,
         Err(_stopped) => {
             let stopped = OpenError::ShuttingDown { restart: false };
-            return refuse(&handle, &mut sink, stopped).await;
+            return refuse(&shards, &mut sink, stopped).await;
         }
     };
+    tracing::Span::current().record("conn", tracing::field::display(conn));
     tracing::debug!(shard, %conn, "connection opened");
-    let inbox = handle.inbox(shard);
+    let inbox = shards.inboxes[shard].clone();
     let ended = {
         let reader = read(&mut stream, &inbox, conn).fuse();
-        let writer = write(&mut sink, &outbox, &inbox, conn).fuse();
-        let abandon = async {
-            let _ = closed_by_hub.await;
-            runtime::sleep(&runtime, close_timeout).await;
-        }
-        .fuse();
-        pin_mut!(reader, writer, abandon);
-        select! {
-            end = reader => match end {
-                ReadEnd::Peer => Ended::Peer,
-                // Let the writer send the hub's close; nothing more can be read.
-                ReadEnd::Refused => select! {
-                    _ = writer => Ended::Gone,
-                    () = abandon => Ended::Abandoned,
+        let writer = write(&runtime, write_timeout, &mut sink, &outbox, &inbox, conn).fuse();
+        let mut closed_by_hub = closed_by_hub.fuse();
+        pin_mut!(reader, writer);
+        let phase = loop {
+            select! {
+                end = reader => break match end {
+                    ReadEnd::Peer => Phase::Ended(Ended::Peer),
+                    ReadEnd::Refused => Phase::Closing { readable: false },
                 },
-            },
-            ended = writer => ended,
-            () = abandon => Ended::Abandoned,
+                ended = writer => break Phase::Ended(ended),
+                closed = closed_by_hub => if closed.is_ok() {
+                    // The hub closed the connection: it reads nothing more from it.
+                    break Phase::Closing { readable: true };
+                },
+                // Otherwise the hub forgot it without a close frame: the writer ends after
+                // what it was handed, the reader with the peer.
+            }
+        };
+        match phase {
+            Phase::Ended(ended) => ended,
+            // The reader is not polled again.
+            Phase::Closing { readable } => {
+                match runtime::timeout(&runtime, close_timeout, writer).await {
+                    Some(Ended::Closed) if !readable => Ended::Gone,
+                    Some(ended) => ended,
+                    None => Ended::Abandoned,
+                }
+            }
         }
     };
     match ended {
@@ -111,21 +150,30 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, 
         Ended::Peer => {
             let _ = runtime::timeout(&runtime, close_timeout, sink.close()).await;
         }
-        // Wait for the peer's close frame (or the end of the stream), discarding data frames.
-        Ended::Closed => {
-            let _ = runtime::timeout(&runtime, close_timeout, async {
-                while let Some(Ok(_)) = stream.next().await {}
-            })
-            .await;
-        }
+        Ended::Closed => await_close(&runtime, close_timeout, &mut stream).await,
         // The hub learns why before the socket is dropped (unless it closed the connection
         // already, and that close frame is what did not fit).
         Ended::Overflowed => {
             tracing::debug!(shard, %conn, "write buffer full");
-            let slow = Reason::SlowConsumer;
-            let _ = handle
-                .call(shard, move |s, _| s.hub.close_connection(conn, slow))
-                .await;
+            close_as_slow(&shards, shard, conn).await;
+        }
+        // The same, but the hub's close frame (4008, or the close it had already decided) is
+        // written if the socket takes it in time, after what the socket already holds; the
+        // frames still waiting in the outbox are dropped, as the peer was not reading them.
+        Ended::Stalled(taken) => {
+            tracing::debug!(shard, %conn, "write timed out");
+            close_as_slow(&shards, shard, conn).await;
+            let waiting = std::iter::from_fn(|| outbox.try_recv().ok()).find_map(|out| match out {
+                Out::Close(code, reason) => Some((code, reason)),
+                Out::Frame(_) | Out::Ping(_) => None,
+            });
+            if let Some((code, reason)) = taken.or(waiting) {
+                let close = close_frame(code, reason);
+                let sent = runtime::timeout(&runtime, close_timeout, sink.send(close)).await;
+                if let Some(Ok(())) = sent {
+                    await_close(&runtime, close_timeout, &mut stream).await;
+                }
+            }
         }
         Ended::Gone | Ended::Abandoned => {}
     }
@@ -139,17 +187,48 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(handle: Handle<R>, open: Open, 
     tracing::debug!(shard, %conn, "connection ended");
 }
 
+/// Have the hub close `conn` as a slow consumer: it counts the close, tells the application
+/// and emits its close frame. A no-op if the hub has closed it already.
+async fn close_as_slow<R: Runtime>(shards: &Shards<R>, shard: usize, conn: ConnId) {
+    let slow = Reason::SlowConsumer;
+    let _ = shards
+        .call(shard, move |s, _| s.hub.close_connection(conn, slow))
+        .await;
+}
+
+/// After the close frame was sent: wait at most `limit` for the peer's close frame (or the end
+/// of the stream), reading at most [`FRAMES_READ_AFTER_CLOSE`] frames, all discarded.
+async fn await_close<R, S>(runtime: &R, limit: Duration, stream: &mut S)
+where
+    R: Runtime,
+    S: Stream<Item = Result<Frame, SocketError>> + Unpin,
+{
+    let _ = runtime::timeout(runtime, limit, async {
+        for _ in 0..FRAMES_READ_AFTER_CLOSE {
+            match stream.next().await {
+                Some(Ok(Frame::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+}
+
+/// A close frame with `code` and `reason`'s label.
+fn close_frame(code: u16, reason: Reason) -> Frame {
+    Frame::Close(Some((code, reason.as_str().to_owned())))
+}
+
 /// Close a socket whose connection did not open, as `refused` says (its close code and reason),
 /// waiting at most `close_timeout` for the close frame to be written.
-pub(crate) async fn refuse<R, S>(handle: &Handle<R>, sink: &mut S, refused: OpenError)
+pub(crate) async fn refuse<R, S>(shards: &Shards<R>, sink: &mut S, refused: OpenError)
 where
     R: Runtime,
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
-    let reason = refused.reason();
-    let close = Frame::Close(Some((refused.close_code(), reason.as_str().to_owned())));
-    let close_timeout = handle.options().close_timeout;
-    let _ = runtime::timeout(handle.runtime(), close_timeout, sink.send(close)).await;
+    let close = close_frame(refused.close_code(), refused.reason());
+    let close_timeout = shards.options.close_timeout;
+    let _ = runtime::timeout(&shards.runtime, close_timeout, sink.send(close)).await;
 }
 
 /// Feed the hub every frame the peer sends, until it closes or the socket fails.
@@ -204,44 +283,30 @@ fn refusal(e: &SocketError) -> Option<Reason> {
     }
 }
 
-/// Perform the hub's outputs for one connection, reporting each flushed batch.
-async fn write<S>(
+/// Perform the hub's outputs for one connection, reporting each flushed batch; a batch the
+/// socket does not take within `write_timeout` ends it as [`Ended::Stalled`].
+async fn write<R, S>(
+    runtime: &R,
+    write_timeout: Duration,
     sink: &mut S,
     outbox: &Receiver<Out>,
     inbox: &Sender<Command>,
     conn: ConnId,
 ) -> Ended
 where
+    R: Runtime,
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
     while let Ok(first) = outbox.recv().await {
-        let mut next = Some(first);
-        let mut written = 0;
-        let mut batch = 0;
+        // Set by the batch as soon as it takes the hub's close, so that a stalled batch
+        // does not lose it.
         let mut close = None;
-        while let Some(out) = next.take() {
-            let frame = match out {
-                Out::Frame(frame) => {
-                    written += frame.len();
-                    Frame::Text(frame)
-                }
-                Out::Ping(payload) => Frame::Ping(Bytes::copy_from_slice(&payload)),
-                Out::Close(code, reason) => {
-                    close = Some((code, reason));
-                    break;
-                }
-            };
-            if let Err(e) = sink.feed(frame).await {
-                return failed(&e);
-            }
-            batch += 1;
-            if batch < BATCH {
-                next = outbox.try_recv().ok();
-            }
-        }
-        if let Err(e) = sink.flush().await {
-            return failed(&e);
-        }
+        let batch = write_batch(sink, outbox, first, &mut close);
+        let written = match runtime::timeout(runtime, write_timeout, batch).await {
+            Some(Ok(written)) => written,
+            Some(Err(e)) => return failed(&e),
+            None => return Ended::Stalled(close),
+        };
         if written > 0 {
             let flushed = Command::Socket {
                 conn,
@@ -252,14 +317,49 @@ where
             }
         }
         if let Some((code, reason)) = close {
-            let frame = Frame::Close(Some((code, reason.as_str().to_owned())));
-            return match sink.send(frame).await {
+            return match sink.send(close_frame(code, reason)).await {
                 Ok(()) => Ended::Closed,
                 Err(e) => failed(&e),
             };
         }
     }
     Ended::Gone
+}
+
+/// Write `first` and what else waits (at most [`BATCH`] frames, up to a close, which is left
+/// in `close`), and flush; the text bytes written.
+async fn write_batch<S>(
+    sink: &mut S,
+    outbox: &Receiver<Out>,
+    first: Out,
+    close: &mut Option<(u16, Reason)>,
+) -> Result<usize, SocketError>
+where
+    S: Sink<Frame, Error = SocketError> + Unpin,
+{
+    let mut next = Some(first);
+    let mut written = 0;
+    let mut frames = 0;
+    while let Some(out) = next.take() {
+        let frame = match out {
+            Out::Frame(frame) => {
+                written += frame.len();
+                Frame::Text(frame)
+            }
+            Out::Ping(payload) => Frame::Ping(Bytes::copy_from_slice(&payload)),
+            Out::Close(code, reason) => {
+                *close = Some((code, reason));
+                break;
+            }
+        };
+        sink.feed(frame).await?;
+        frames += 1;
+        if frames < BATCH {
+            next = outbox.try_recv().ok();
+        }
+    }
+    sink.flush().await?;
+    Ok(written)
 }
 
 /// How the writer ends on a write failure.

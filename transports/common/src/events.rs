@@ -1,45 +1,32 @@
-//! What the hubs tell the application: [`Event`]s, received through [`Events`].
+//! What the hubs tell the application: [`Event`]s, received through [`Events`]. What they
+//! emit for other nodes goes to the cluster sink instead (`cluster.rs`).
 
 use async_channel::Receiver;
 use futures_util::Stream;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use switchboard::{ConnId, Envelope, Notice, Unsequenced};
+use switchboard::{ConnId, Notice};
 
-/// Something the application may act on.
+/// A hub's notice for the application: a connection opened or closed, went dead or came
+/// back, an application frame arrived ([`Notice::App`], to answer with
+/// [`Handle::send_to_connection`](crate::Handle::send_to_connection)), or an agent run
+/// ended. [`Event::conn`] names the connection it is about.
+///
+/// Never seen here: `UserConnected` and `WaitExpired`, consumed by
+/// [`Handle::wait_for_connection`](crate::Handle::wait_for_connection), and `Interest` and
+/// `Follow`, which are the cluster's business ([`ClusterEvent`](crate::ClusterEvent)).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// A hub's [`Notice`]: a connection opened or closed, went dead or came back, an
-    /// application frame arrived ([`Notice::App`], to answer with
-    /// [`Handle::send_to_connection`](crate::Handle::send_to_connection)), or an agent run
-    /// ended. [`Event::conn`] names the connection it is about.
-    /// (`UserConnected` and `WaitExpired` are consumed by
-    /// [`Handle::wait_for_connection`](crate::Handle::wait_for_connection) and never appear.)
-    Notice {
-        /// The shard whose hub emitted it.
-        shard: usize,
-        /// The notice.
-        notice: Notice,
-    },
-    /// A publish other nodes must see (only with `Config::cluster`): one envelope per
-    /// publish, whatever the number of shards. Shared with the shards it was relayed to, so
-    /// cloning the event does not copy the message.
-    Remote(Arc<Envelope>),
-    /// A stream entry for the cluster's sequencer (only with `Config::shared_streams`): one
-    /// per publish, whatever the number of shards. Hand it back sealed with
-    /// [`Handle::deliver_sequenced`](crate::Handle::deliver_sequenced), here and on every
-    /// other node.
-    Sequence(Arc<Unsequenced>),
+pub struct Event {
+    /// The shard whose hub emitted it.
+    pub shard: usize,
+    /// The notice.
+    pub notice: Notice,
 }
 
 impl Event {
     /// The connection this event is about, if any.
     pub fn conn(&self) -> Option<ConnId> {
-        let Event::Notice { notice, .. } = self else {
-            return None;
-        };
-        let id = match notice {
+        let id = match &self.notice {
             Notice::Opened { conn, .. }
             | Notice::Closed { conn, .. }
             | Notice::Dead { conn }

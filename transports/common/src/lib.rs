@@ -34,24 +34,38 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod builder;
+mod cluster;
 mod driver;
+mod error;
 mod events;
 mod frame;
 mod handle;
+mod options;
+mod remote;
 mod runtime;
 mod server;
 mod shard;
+mod shards;
+mod shutdown;
 mod tasks;
+mod user;
 
+pub use builder::Builder;
+pub use cluster::{cluster_channel, ClusterEvent, ClusterEvents, ClusterSink};
+pub use driver::FRAMES_READ_AFTER_CLOSE;
+pub use error::Error;
 pub use events::{Event, Events};
 pub use frame::{Adapter, Codec, Frame, Socket, SocketError, Tungstenite};
-pub use handle::{Builder, Error, Handle, Options, ShardedStats, UserHandle};
+pub use handle::{Handle, ShardedStats};
+pub use options::Options;
 pub use runtime::Runtime;
 pub use server::{
-    position_from_query, write_buffer_limit, Authenticate, Handshake, Listen, Refusal, Request,
-    Upgrade, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+    position_from_query, write_buffer_limit, Authenticate, HandshakeCallback, Listen, Refusal,
+    Request, Upgrade, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
 };
 /// The tungstenite crate the adapters and the handshake are written against.
 pub use tungstenite;
 /// The `http` types of the handshake ([`Request`], the status of a [`Refusal`]).
 pub use tungstenite::http;
+pub use user::UserHandle;

@@ -1,16 +1,21 @@
-//! The standalone server, on any runtime that can [`Listen`] and [`Upgrade`]: accept
-//! connections, authenticate the WebSocket handshake, and run each connection on its shard.
+//! Connections entering the switchboard: the standalone server on any runtime that can
+//! [`Listen`] and [`Upgrade`] ([`Handle::serve`], [`Handle::accept`]: accept, authenticate the
+//! WebSocket handshake, run each connection on its shard), an already upgraded WebSocket from
+//! any library ([`Handle::run_socket`], [`Handle::refuse_socket`]), and the WebSocket
+//! layer's buffer sizes.
 
 use crate::driver;
 use crate::frame::Socket;
 use crate::handle::Handle;
 use crate::runtime::{self, Runtime};
+use futures_channel::oneshot;
 use futures_util::future::{self, Either};
 use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::sync::Arc;
-use switchboard::{BackpressureConfig, Open, Position};
+use switchboard::{BackpressureConfig, Open, OpenError, Position};
+use tracing::Instrument;
 use tungstenite::handshake::server::{Callback, ErrorResponse, Response};
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::WebSocketConfig;
@@ -67,13 +72,13 @@ pub trait Upgrade<IO>: Runtime {
     /// The upgraded WebSocket, as the driver runs it.
     type Socket: Socket;
 
-    /// Perform the server side of the handshake on `io`, with `handshake` as the library's
-    /// callback (it authenticates the request and answers a refusal itself) and
-    /// [`Handshake::config`] as its configuration (the message limits).
+    /// Perform the server side of the handshake on `io`, with `callback` as the library's
+    /// handshake callback (it authenticates the request and answers a refusal itself) and
+    /// [`HandshakeCallback::config`] as its configuration (the message and buffer limits).
     fn upgrade(
         &self,
         io: IO,
-        handshake: Handshake<'_>,
+        callback: HandshakeCallback<'_>,
     ) -> impl Future<Output = Result<Self::Socket, tungstenite::Error>> + Send;
 }
 
@@ -163,7 +168,7 @@ impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {
     /// authentication, then the connection on its user's shard.
     pub async fn serve(self, listener: R::Listener, auth: impl Authenticate) {
         let auth = Arc::new(auth);
-        let mut stopping = pin!(self.stopping());
+        let mut stopping = pin!(self.shards.stopping());
         loop {
             let accepted = {
                 let accept = pin!(self.runtime().accept(&listener));
@@ -177,10 +182,10 @@ impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {
                     let (handle, auth) = (self.clone(), auth.clone());
                     let task = async move {
                         if let Some((open, ws)) = handle.handshake(io, &*auth).await {
-                            driver::drive(handle, open, ws).await;
+                            driver::drive(handle.shards, open, ws).await;
                         }
                     };
-                    if self.spawn_tracked(task).is_err() {
+                    if self.shards.spawn_tracked(task).is_err() {
                         break;
                     }
                 }
@@ -196,6 +201,39 @@ impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {
 }
 
 impl<R: Runtime> Handle<R> {
+    /// Run an already upgraded WebSocket as a connection of `open.user` until it ends, from
+    /// any WebSocket library (wrap it as a [`Socket`]). The connection is tracked by
+    /// [`Handle::shutdown`]; refused opens are closed with the hub's close code. The
+    /// connection's task runs in the caller's current `tracing` span (a request's, say), and
+    /// records the connection id in that span's `conn` field if it has one.
+    pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
+        let (done, finished) = oneshot::channel::<()>();
+        let shards = self.shards.clone();
+        let task = async move {
+            driver::drive(shards, open, socket).await;
+            let _ = done.send(());
+        }
+        .instrument(tracing::Span::current());
+        match self.shards.spawn_tracked(task) {
+            // Resolves when the driver ends or is aborted by shutdown.
+            Ok(()) => {
+                let _ = finished.await;
+            }
+            // Shutting down: the hub refuses the open and the socket is closed with 1001.
+            Err(task) => task.await,
+        }
+    }
+
+    /// Close an already upgraded WebSocket at once with `refused`'s close code and reason,
+    /// without opening a connection: for a refusal decided outside the hub (a cluster-wide
+    /// limit, say), which the client sees exactly as the hub's own refusal of an open (no
+    /// `welcome`, then the close frame). Waits at most
+    /// [`Options::close_timeout`](crate::Options::close_timeout) for the close frame to be
+    /// written.
+    pub async fn refuse_socket<S: Socket>(&self, mut socket: S, refused: OpenError) {
+        driver::refuse(&self.shards, &mut socket, refused).await;
+    }
+
     /// Perform the WebSocket handshake on `io` (a TCP or TLS stream you accepted), authenticate
     /// it and run the connection until it ends, tracked by [`Handle::shutdown`]. A refused
     /// handshake is answered with the refusal's status.
@@ -219,7 +257,7 @@ impl<R: Runtime> Handle<R> {
     {
         let mut open = None;
         let limit = Some(self.message_limit());
-        let handshake = Handshake {
+        let callback = HandshakeCallback {
             auth,
             open: &mut open,
             config: WebSocketConfig::default()
@@ -229,7 +267,7 @@ impl<R: Runtime> Handle<R> {
                 .max_message_size(limit)
                 .max_frame_size(limit),
         };
-        let upgrade = self.runtime().upgrade(io, handshake);
+        let upgrade = self.runtime().upgrade(io, callback);
         let limit = self.options().handshake_timeout;
         match runtime::timeout(self.runtime(), limit, upgrade).await {
             Some(Ok(ws)) => open.map(|open| (open, ws)),
@@ -249,13 +287,13 @@ impl<R: Runtime> Handle<R> {
 /// [`Authenticate`] about the request, keeps the [`Open`] it returns (with the
 /// `resume=<epoch>:<seq>` query parameter applied if it has no resume position), or answers
 /// the [`Refusal`].
-pub struct Handshake<'a> {
+pub struct HandshakeCallback<'a> {
     auth: &'a dyn Authenticate,
     open: &'a mut Option<Open>,
     config: WebSocketConfig,
 }
 
-impl Handshake<'_> {
+impl HandshakeCallback<'_> {
     /// The WebSocket configuration to accept with: messages are read up to
     /// [`Handle::message_limit`], and at most [`Handle::write_buffer_limit`] is held
     /// unwritten.
@@ -264,7 +302,7 @@ impl Handshake<'_> {
     }
 }
 
-impl Callback for Handshake<'_> {
+impl Callback for HandshakeCallback<'_> {
     fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
         let mut accepted = self
             .auth

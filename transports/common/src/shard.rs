@@ -3,20 +3,25 @@
 //! The task receives [`Command`]s on a bounded channel (socket events from connection drivers,
 //! and closures from the [`Handle`](crate::Handle)), feeds each to the hub with the current
 //! time, then drains every output: frames, pings and closes go to the connection's writer
-//! through an unbounded channel (the hub's in-flight budget bounds it), notices go to the
-//! application's [`Events`](crate::Events). It then sleeps until the next command or
-//! [`Hub::poll_timeout`]. It never awaits anything but its own inbox, so no socket and no
-//! application can make it wait.
+//! through an unbounded channel (the hub's in-flight budget bounds it); what other nodes need
+//! (envelopes, stream entries for the sequencer, interest, follows, connections opening and
+//! closing) goes to the cluster sink, if the application registered one; notices for the
+//! application go to its [`Events`](crate::Events). It then sleeps until the next command or
+//! [`Hub::poll_timeout`]. It never awaits anything but its own inbox, so no socket, no
+//! application and no bridge can make it wait.
 //!
 //! Shards relay to each other what a client publishes to a room: the hub (configured as part
 //! of a cluster when there are several shards) emits the publish as an `Output::Remote`
-//! envelope, which goes to every other shard's relay inbox and is fed there as
+//! envelope, which goes to every other shard's inbound queue and is fed there as
 //! `Input::Remote`. Only room and broadcast envelopes cross shards: a user's connections and
-//! streams live on the user's shard alone, so a user or thread envelope goes to the
-//! application (for other nodes) and never to a sibling, which would buffer a copy for a user
-//! it never serves. Relay inboxes are unbounded so that two shards never wait for each other;
-//! the clients' inbound rate limit bounds them.
+//! streams live on the user's shard alone, so a user or thread envelope goes to the cluster
+//! (for other nodes) and never to a sibling, which would buffer a copy for a user it never
+//! serves. The same inbound queue carries what the bridge received from other nodes (see
+//! `remote.rs`). Inbound queues are unbounded so that two shards never wait for each other
+//! or for a bridge; the clients' rate limit bounds what siblings relay, the bridge what it
+//! queues.
 
+use crate::cluster::{ClusterEvent, ClusterSink};
 use crate::events::Event;
 use crate::runtime::Runtime;
 use async_channel::{Receiver, Sender};
@@ -44,9 +49,10 @@ pub(crate) enum Out {
     Close(u16, Reason),
 }
 
-/// The shard's end of one connection: its writer's inbox.
+/// The shard's end of one connection's writer: its inbox, and the signal that the hub is
+/// done with the connection.
 #[derive(Debug)]
-pub(crate) struct Link {
+pub(crate) struct Writer {
     /// Frames, pings and the close, in the hub's order.
     pub out: Sender<Out>,
     /// Fired (or dropped) when the hub closed or forgot the connection: from then on the
@@ -82,11 +88,11 @@ pub(crate) enum Command {
     Stop,
 }
 
-/// An input from outside the shard's connections, queued in order in its relay inbox: a
-/// sibling shard's envelope, or what the application's bridge received from other nodes.
+/// An input from outside the shard's connections, queued in order in its inbound queue: an
+/// envelope a sibling shard relayed, or what the bridge received from other nodes.
 #[derive(Debug)]
-pub(crate) enum Relay {
-    /// `Input::Remote`.
+pub(crate) enum Inbound {
+    /// `Input::Remote`: a sibling's relayed envelope, or another node's.
     Envelope(Arc<Envelope>),
     /// `Input::Sequenced`.
     Sequenced(Arc<Sequenced>),
@@ -95,18 +101,24 @@ pub(crate) enum Relay {
     /// `Input::StreamHead`.
     Head(Arc<StreamId>, Option<Position>),
     /// Answered once everything queued before it was fed.
-    Flush(oneshot::Sender<()>),
+    Fence(oneshot::Sender<()>),
 }
 
-/// Where the envelopes of the operation in progress go.
+/// Where the envelopes and stream entries of the operation in progress go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Relaying {
-    /// To the other shards, and to the application if it asked for envelopes.
-    All,
-    /// A publish the handle runs on every shard: every shard already serves its own members,
-    /// so nothing goes to the other shards; to the application only if `forward` (one shard's
-    /// copy, so that other nodes get one envelope per publish).
-    Quiet { forward: bool },
+pub(crate) struct Route {
+    /// Relay room and broadcast envelopes to the sibling shards.
+    pub relay: bool,
+    /// Send envelopes and stream entries to the cluster (if this node is part of one).
+    pub to_cluster: bool,
+}
+
+impl Route {
+    /// What a shard's own operations emit: relayed to the siblings, sent to the cluster.
+    pub const EVERYWHERE: Route = Route {
+        relay: true,
+        to_cluster: true,
+    };
 }
 
 /// The state one shard task owns.
@@ -115,15 +127,16 @@ pub(crate) struct Shard {
     pub index: usize,
     /// The hub.
     pub hub: Hub,
-    links: HashMap<ConnId, Link>,
+    writers: HashMap<ConnId, Writer>,
     waiters: HashMap<WaiterId, oneshot::Sender<bool>>,
+    /// The application's events.
     events: Sender<Event>,
-    /// The relay inboxes of the other shards.
-    siblings: Vec<Sender<Relay>>,
-    /// The application asked for envelopes (`Config::cluster`), for other nodes.
-    forward_remote: bool,
+    /// What other nodes need, if this node is part of a cluster.
+    cluster: Option<ClusterSink>,
+    /// The inbound queues of the other shards.
+    siblings: Vec<Sender<Inbound>>,
     /// Where the envelopes of the operation in progress go; reset after each drain.
-    pub relaying: Relaying,
+    pub route: Route,
     /// Answers to send once the current drain is done.
     replies: Vec<Reply>,
 }
@@ -133,26 +146,26 @@ impl Shard {
         index: usize,
         hub: Hub,
         events: Sender<Event>,
-        siblings: Vec<Sender<Relay>>,
-        forward_remote: bool,
+        cluster: Option<ClusterSink>,
+        siblings: Vec<Sender<Inbound>>,
     ) -> Self {
         Self {
             index,
             hub,
-            links: HashMap::new(),
+            writers: HashMap::new(),
             waiters: HashMap::new(),
             events,
+            cluster,
             siblings,
-            forward_remote,
-            relaying: Relaying::All,
+            route: Route::EVERYWHERE,
             replies: Vec::new(),
         }
     }
 
     /// Open a connection and register its writer before its first output is drained.
-    pub fn open(&mut self, now: Instant, open: Open, link: Link) -> Result<ConnId, OpenError> {
+    pub fn open(&mut self, now: Instant, open: Open, writer: Writer) -> Result<ConnId, OpenError> {
         let conn = self.hub.open(now, open)?;
-        self.links.insert(conn, link);
+        self.writers.insert(conn, writer);
         Ok(conn)
     }
 
@@ -211,59 +224,64 @@ impl Shard {
                 Output::Send { conn, frame } => self.write(conn, Out::Frame(frame)),
                 Output::Ping { conn, payload } => self.write(conn, Out::Ping(payload)),
                 Output::Close { conn, code, reason } => {
-                    if let Some(link) = self.links.get_mut(&conn) {
-                        let _ = link.out.try_send(Out::Close(code, reason));
-                        if let Some(closing) = link.closing.take() {
+                    if let Some(writer) = self.writers.get_mut(&conn) {
+                        let _ = writer.out.try_send(Out::Close(code, reason));
+                        if let Some(closing) = writer.closing.take() {
                             let _ = closing.send(());
                         }
                     }
                 }
-                Output::Remote(envelope) => self.relay(envelope),
+                Output::Remote(envelope) => self.envelope(envelope),
                 Output::Sequence(entry) => self.sequence(entry),
                 Output::Notice(notice) => self.notice(notice),
             }
         }
-        self.relaying = Relaying::All;
+        self.route = Route::EVERYWHERE;
         for reply in self.replies.drain(..) {
             reply();
         }
     }
 
-    fn relay(&mut self, envelope: Box<Envelope>) {
-        // One allocation shared by the other shards and the application: no copy of the message.
+    /// An envelope the hub emitted: relayed to the sibling shards and sent to the cluster, as
+    /// the operation's route says.
+    fn envelope(&mut self, envelope: Box<Envelope>) {
+        // One allocation shared by the other shards and the cluster: no copy of the message.
         let envelope: Arc<Envelope> = Arc::from(envelope);
-        let forward = match self.relaying {
-            Relaying::All => {
-                // A user's streams live on its shard only (this one, or the one a publish
-                // went to): a sibling has nothing to deliver and would buffer a copy.
-                let shared = matches!(
-                    envelope.target,
-                    RemoteTarget::Room { .. } | RemoteTarget::All
-                );
-                for sibling in self.siblings.iter().filter(|_| shared) {
-                    let _ = sibling.try_send(Relay::Envelope(envelope.clone()));
-                }
-                self.forward_remote
+        // A user's streams live on its shard only (this one, or the one a publish went to): a
+        // sibling has nothing to deliver and would buffer a copy.
+        let shared = matches!(
+            envelope.target,
+            RemoteTarget::Room { .. } | RemoteTarget::All
+        );
+        if self.route.relay && shared {
+            for sibling in &self.siblings {
+                let _ = sibling.try_send(Inbound::Envelope(envelope.clone()));
             }
-            Relaying::Quiet { forward } => forward && self.forward_remote,
-        };
-        if forward {
-            let _ = self.events.try_send(Event::Remote(envelope));
+        }
+        if self.route.to_cluster {
+            self.to_cluster(|| ClusterEvent::Publish(envelope));
         }
     }
 
-    /// A stream entry for the cluster's sequencer goes to the application (its bridge), once
-    /// per publish: the sequencer hands it back to every shard serving the stream.
+    /// A stream entry for the cluster's sequencer goes to the cluster, once per publish: the
+    /// sequencer hands it back to every shard serving the stream.
     fn sequence(&mut self, entry: Box<Unsequenced>) {
-        if self.relaying != (Relaying::Quiet { forward: false }) {
-            let _ = self.events.try_send(Event::Sequence(Arc::from(entry)));
+        if self.route.to_cluster {
+            self.to_cluster(|| ClusterEvent::Sequence(Arc::from(entry)));
+        }
+    }
+
+    /// Send what `event` makes to the cluster sink, if this node is part of a cluster.
+    fn to_cluster(&self, event: impl FnOnce() -> ClusterEvent) {
+        if let Some(cluster) = &self.cluster {
+            cluster.send(event());
         }
     }
 
     fn write(&mut self, conn: ConnId, out: Out) {
-        if let Some(link) = self.links.get(&conn) {
+        if let Some(writer) = self.writers.get(&conn) {
             // A writer that is gone has a socket that is gone: its `Closed` is on the way.
-            let _ = link.out.try_send(out);
+            let _ = writer.out.try_send(out);
         }
     }
 
@@ -271,19 +289,36 @@ impl Shard {
         match notice {
             Notice::UserConnected { waiter, .. } => self.resolve(waiter, true),
             Notice::WaitExpired { waiter, .. } => self.resolve(waiter, false),
-            // Shards of a single node are a cluster among themselves; only an application
-            // that bridges to other nodes (`Config::cluster`) needs to know interest.
-            Notice::Interest { .. } if !self.forward_remote => {}
+            // The cluster's business alone (shards of one node need no subscription).
+            Notice::Interest { stream, interested } => {
+                self.to_cluster(|| ClusterEvent::Interest { stream, interested });
+            }
+            Notice::Follow { stream, since } => {
+                self.to_cluster(|| ClusterEvent::Follow { stream, since });
+            }
             notice => {
-                if let Notice::Closed { conn, .. } = &notice {
-                    // Frames already handed to the writer stay in its inbox; dropping the link
-                    // ends the inbox after them.
-                    self.links.remove(conn);
+                match &notice {
+                    // Presence is the cluster's business too.
+                    Notice::Opened { conn, user } => self.to_cluster(|| ClusterEvent::Opened {
+                        conn: *conn,
+                        user: user.clone(),
+                    }),
+                    Notice::Closed { conn, user, .. } => {
+                        // Frames already handed to the writer stay in its inbox; dropping our
+                        // end of it ends the inbox after them.
+                        self.writers.remove(conn);
+                        self.to_cluster(|| ClusterEvent::Closed {
+                            conn: *conn,
+                            user: user.clone(),
+                        });
+                    }
+                    _ => {}
                 }
-                let _ = self.events.try_send(Event::Notice {
+                let event = Event {
                     shard: self.index,
                     notice,
-                });
+                };
+                let _ = self.events.try_send(event);
             }
         }
     }
@@ -295,19 +330,19 @@ impl Shard {
     }
 }
 
-/// How many queued relays are fed before the outputs are drained.
-const RELAY_BATCH: usize = 64;
+/// How many queued inbound inputs are fed before the outputs are drained.
+const INBOUND_BATCH: usize = 64;
 
 impl Shard {
-    /// Feed one relay to the hub. Inputs from other hubs name no connection of this one, so
-    /// the hub has no error to report for them.
-    fn relayed(&mut self, now: Instant, relay: Relay) {
+    /// Feed one inbound input to the hub. Inputs from other hubs name no connection of this
+    /// one, so the hub has no error to report for them.
+    fn inbound(&mut self, now: Instant, input: Inbound) {
         let hub = &mut self.hub;
-        let _ = match relay {
-            Relay::Envelope(envelope) => hub.handle_input(now, Input::Remote(&envelope)),
-            Relay::Sequenced(entry) => hub.handle_input(now, Input::Sequenced(&entry)),
-            Relay::History(entry) => hub.handle_input(now, Input::History(&entry)),
-            Relay::Head(stream, head) => hub.handle_input(
+        let _ = match input {
+            Inbound::Envelope(envelope) => hub.handle_input(now, Input::Remote(&envelope)),
+            Inbound::Sequenced(entry) => hub.handle_input(now, Input::Sequenced(&entry)),
+            Inbound::History(entry) => hub.handle_input(now, Input::History(&entry)),
+            Inbound::Head(stream, head) => hub.handle_input(
                 now,
                 Input::StreamHead {
                     stream: &stream,
@@ -315,7 +350,7 @@ impl Shard {
                 },
             ),
             // Answered after the drain, like a call.
-            Relay::Flush(answer) => {
+            Inbound::Fence(answer) => {
                 self.reply_after_drain(Box::new(move || {
                     let _ = answer.send(());
                 }));
@@ -325,16 +360,17 @@ impl Shard {
     }
 }
 
-/// The shard task: feed, drain, sleep until the next command, relay or timer, until stopped.
+/// The shard task: feed, drain, sleep until the next command, inbound input or timer, until
+/// stopped.
 pub(crate) async fn run<R: Runtime>(
     runtime: R,
     mut shard: Shard,
     inbox: Receiver<Command>,
-    relays: Receiver<Relay>,
+    inbound: Receiver<Inbound>,
 ) {
     let mut inbox = pin!(inbox);
-    let queued = relays.clone();
-    let mut relays = pin!(relays);
+    let queued = inbound.clone();
+    let mut inbound = pin!(inbound);
     let mut sleep = pin!(Fuse::terminated());
     let mut armed: Option<Instant> = None;
     loop {
@@ -353,13 +389,13 @@ pub(crate) async fn run<R: Runtime>(
                 Some(Command::Call(call)) => call(&mut shard, Instant::now()),
                 Some(Command::Stop) | None => break,
             },
-            relay = relays.next() => if let Some(relay) = relay {
+            input = inbound.next() => if let Some(input) = input {
                 let now = Instant::now();
-                shard.relayed(now, relay);
+                shard.inbound(now, input);
                 // A burst from another node is fed together, then drained once.
-                for _ in 1..RELAY_BATCH {
+                for _ in 1..INBOUND_BATCH {
                     match queued.try_recv() {
-                        Ok(relay) => shard.relayed(now, relay),
+                        Ok(input) => shard.inbound(now, input),
                         Err(_) => break,
                     }
                 }

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::{Config, Message, Open, RoomAccess, Target};
-use switchboard_redis::{Bridge, Options};
+use switchboard_redis::{Bridge, BridgeOptions};
 use switchboard_testing::{Redis, WsClient};
-use switchboard_tokio::{Builder, Handle, Refusal, Request, Tokio};
+use switchboard_tokio::{cluster_channel, Builder, Handle, Refusal, Request, Tokio};
 use tokio::net::TcpListener;
 
 const ARCHIVE_ENTRIES: usize = 200;
@@ -49,7 +49,6 @@ struct Node {
 
 async fn node(redis: &Redis, name: &str) -> Node {
     let mut config = Config::development();
-    config.cluster = true;
     config.shared_streams = true;
     config.heartbeat.interval = Duration::from_secs(60);
     config.heartbeat.timeout = Duration::from_secs(180);
@@ -57,18 +56,13 @@ async fn node(redis: &Redis, name: &str) -> Node {
     config.limits.message_burst = 10_000;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("bound");
-    let (handle, mut events) = Builder::new(config).shards(2).start();
-    let mut options = Options::new(redis.url());
+    let (sink, cluster) = cluster_channel();
+    let (handle, _events) = Builder::new(config).shards(2).cluster(sink).start();
+    let mut options = BridgeOptions::new(redis.url());
     options.node = name.to_owned();
-    let bridge = Bridge::start(handle.clone(), options)
+    let bridge = Bridge::start(handle.clone(), cluster, options)
         .await
         .expect("the bridge starts");
-    let observer = bridge.clone();
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            observer.observe(&event);
-        }
-    });
     tokio::spawn(handle.clone().serve(listener, authenticate));
     Node {
         handle,

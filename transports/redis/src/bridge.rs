@@ -5,28 +5,29 @@ use crate::counters::{BridgeStats, Counters};
 use crate::follows::Follow;
 use crate::keys::Keys;
 use crate::link::{Backoff, Link};
-use crate::options::Options;
+use crate::options::BridgeOptions;
 use crate::scripts::Scripts;
 use crate::shared::Shared;
 use crate::subscriber::{self, SubCommand};
 use crate::wire;
-use crate::worker::{Job, Worker};
+use crate::worker::{Stop, Worker};
 use redis::{Client, RedisResult};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use switchboard::{Notice, Position, RoomId, StreamId, UserId};
-use switchboard_transport::{Event, Handle, Runtime};
+use switchboard::{Position, RoomId, StreamId, UserId};
+use switchboard_transport::{ClusterEvents, Error, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot, RwLock};
 use tokio::task::JoinHandle;
 
 /// A node's link to the cluster: publishes what other nodes need, delivers what they publish,
 /// keeps presence and the cluster-wide limit. Cheap to clone.
 ///
-/// Start the node's hubs with `Config::cluster` set (otherwise they emit no envelopes and no
-/// interest), then [`Bridge::start`], and hand every event to [`Bridge::observe`]. To hold the
-/// per-user limit across the cluster exactly as one hub holds it (refusing a connection before
-/// its `welcome`), ask [`Bridge::admit`] about each client before opening its connection.
+/// Start the node's hubs with a cluster sink (`Builder::cluster`), then [`Bridge::start`] with
+/// the sink's [`ClusterEvents`]: the bridge reads what the hubs emit for other nodes from there
+/// itself. To hold the per-user limit across the cluster exactly as one hub holds it (refusing
+/// a connection before its `welcome`), ask [`Bridge::admit`] about each client before opening
+/// its connection.
 pub struct Bridge<R: Runtime> {
     inner: Arc<Inner<R>>,
 }
@@ -34,7 +35,8 @@ pub struct Bridge<R: Runtime> {
 struct Inner<R: Runtime> {
     shared: Arc<Shared>,
     handle: Handle<R>,
-    jobs: mpsc::UnboundedSender<Job>,
+    /// The worker's stop requests.
+    stop: mpsc::UnboundedSender<Stop>,
     /// The subscriber's inbox, for pins.
     subscriber: mpsc::UnboundedSender<SubCommand>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -58,9 +60,14 @@ impl<R: Runtime> std::fmt::Debug for Bridge<R> {
 
 impl<R: Runtime> Bridge<R> {
     /// Join the cluster: announce the node, subscribe to `all` and `control`, and start the
-    /// worker and subscriber tasks (on tokio). Fails if the URL is invalid or Redis cannot be
-    /// reached now; later outages are survived.
-    pub async fn start(handle: Handle<R>, options: Options) -> RedisResult<Self> {
+    /// worker and subscriber tasks (on tokio). The worker reads `cluster`, the events of the
+    /// cluster sink `handle`'s switchboard was built with (`Builder::cluster`), in order.
+    /// Fails if the URL is invalid or Redis cannot be reached now; later outages are survived.
+    pub async fn start(
+        handle: Handle<R>,
+        cluster: ClusterEvents,
+        options: BridgeOptions,
+    ) -> RedisResult<Self> {
         let client = Client::open(options.url.as_str())?;
         let counters = Arc::new(Counters::default());
         let backoff = Backoff {
@@ -99,14 +106,14 @@ impl<R: Runtime> Bridge<R> {
                 )))
             }
         }
-        let (jobs, inbox) = mpsc::unbounded_channel();
-        let worker = tokio::spawn(worker.run(inbox));
+        let (stop, stops) = mpsc::unbounded_channel();
+        let worker = tokio::spawn(worker.run(cluster, stops));
         tracing::info!(node = %shared.node, "joined the cluster");
         Ok(Self {
             inner: Arc::new(Inner {
                 shared,
                 handle,
-                jobs,
+                stop,
                 subscriber: subscribe,
                 tasks: Mutex::new(vec![worker, subscriber]),
             }),
@@ -118,27 +125,14 @@ impl<R: Runtime> Bridge<R> {
         &self.inner.shared.node
     }
 
-    /// Hand the bridge one of the node's events. It takes what concerns the cluster (publishes
-    /// for other nodes, interest, connections opening and closing) in order, and never waits.
-    pub fn observe(&self, event: &Event) {
-        let wanted = match event {
-            Event::Remote(_) | Event::Sequence(_) => true,
-            Event::Notice { notice, .. } => matches!(
-                notice,
-                Notice::Interest { .. }
-                    | Notice::Follow { .. }
-                    | Notice::Opened { .. }
-                    | Notice::Closed { .. }
-            ),
-        };
-        if wanted {
-            let _ = self.inner.jobs.send(Job::Event(event.clone()));
-        }
+    /// What the bridge's tasks share, for the bridge's other `impl` blocks.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
     }
 
     /// Admit a connection of `user` about to open on this node, before it opens: count it in
     /// the user's presence across the cluster, or refuse it if the user already has
-    /// [`Options::max_connections_per_user`] connections on live nodes (with no limit, every
+    /// [`BridgeOptions::max_connections_per_user`] connections on live nodes (with no limit, every
     /// connection is admitted and counted).
     ///
     /// On [`Admission::Refused`], do not open the connection: refuse it as a hub refuses one
@@ -146,7 +140,7 @@ impl<R: Runtime> Bridge<R> {
     /// (close code 4003, no `welcome`; `switchboard_tokio::axum::refuse` does that for axum).
     /// On [`Admission::Admitted`], open it: the next connection of `user` to open on this node
     /// claims the admission and is not counted again. An admission not claimed within
-    /// [`Options::admission_timeout`] (the client went away during the upgrade, or the hub
+    /// [`BridgeOptions::admission_timeout`] (the client went away during the upgrade, or the hub
     /// refused the open) stops counting at the next heartbeat.
     ///
     /// Fails if Redis cannot be asked: open the connection anyway; it is then counted when it
@@ -219,9 +213,13 @@ impl<R: Runtime> Bridge<R> {
     }
 
     /// Close every connection of `user` on this node and on every other node (4002). Returns
-    /// how many were closed on this node, and whether the other nodes could be told (this
-    /// node's connections are closed either way).
-    pub async fn disconnect_user(&self, user: impl Into<UserId>) -> (usize, RedisResult<()>) {
+    /// how many were closed on this node ([`Error::Stopped`] if this node's switchboard has
+    /// shut down), and whether the other nodes could be told (each is attempted whatever the
+    /// other's outcome).
+    pub async fn disconnect_user(
+        &self,
+        user: impl Into<UserId>,
+    ) -> (Result<usize, Error>, RedisResult<()>) {
         let user = user.into();
         let closed = self.inner.handle.disconnect_user(user.clone()).await;
         (closed, self.tell_others(&user).await)
@@ -285,11 +283,12 @@ impl<R: Runtime> Bridge<R> {
         shared.link.check(total).await
     }
 
-    /// Leave the cluster: handle the events observed so far, withdraw this node's presence and
-    /// lease, and stop the tasks. Call it before shutting the node's handle down.
+    /// Leave the cluster: carry out every cluster event the hubs emitted so far (a write the
+    /// node answered before the call reaches Redis), withdraw this node's presence and lease,
+    /// and stop the tasks. Call it before shutting the node's handle down.
     pub async fn stop(&self) {
         let (done, stopped) = oneshot::channel();
-        if self.inner.jobs.send(Job::Stop(done)).is_ok() {
+        if self.inner.stop.send(done).is_ok() {
             let _ = stopped.await;
         }
         self.abort();

@@ -98,6 +98,22 @@ impl Keys {
     pub fn room_presence(&self, room: &RoomId) -> String {
         format!("{}:presence:room:{room}", self.prefix)
     }
+
+    /// A user's revocation cut-off, `<prefix>:revoked:user:<user>`: the user's credentials
+    /// issued at or before it (seconds since the Unix epoch) are refused.
+    pub fn revoked_user(&self, user: &UserId) -> String {
+        format!("{}:revoked:user:{user}", self.prefix)
+    }
+
+    /// A revoked token id, `<prefix>:revoked:token:<jti>`.
+    pub fn revoked_token(&self, jti: &str) -> String {
+        format!("{}:revoked:token:{jti}", self.prefix)
+    }
+
+    /// A one-time ticket, `<prefix>:ticket:<ticket>`: what it grants, until used or expired.
+    pub fn ticket(&self, ticket: &str) -> String {
+        format!("{}:ticket:{ticket}", self.prefix)
+    }
 }
 
 impl Default for Keys {

@@ -1,12 +1,12 @@
 //! # switchboard-redis
 //!
 //! Joins several switchboard nodes into one cluster over Redis. Each node runs its own hubs
-//! (a [`switchboard_transport::Handle`] with `Config::cluster` set) and one [`Bridge`], which:
+//! (a [`switchboard_transport::Handle`] built with a cluster sink) and one [`Bridge`], which:
 //!
 //! - **routes by interest**: it subscribes to a room's channel (`sb:room:<room>`) while some
 //!   local connection is a member, to a user's channel (`sb:user:<user>`) while the user has a
 //!   local connection, and always to `sb:all` and `sb:control`. Every publish other nodes may
-//!   need ([`Event::Remote`](switchboard_transport::Event::Remote)) goes out once, serialized
+//!   need ([`ClusterEvent::Publish`](switchboard_transport::ClusterEvent::Publish)) goes out once, serialized
 //!   once, on its target's channel (a thread's on its user's channel); a node without interest
 //!   receives nothing. Envelopes carry the origin node, so a node ignores its own echoes;
 //! - keeps **presence** in Redis: user → node → connections and room → node → members, under
@@ -20,30 +20,36 @@
 //!   when it opens, and closed with 4003 (after its `welcome`) if it is over the limit;
 //! - numbers user and room streams in Redis (**shared streams**, with `Config::shared_streams`):
 //!   one script numbers each entry, publishes it and keeps it in the stream's shared history,
-//!   bounded as a hub bounds its own ([`Options::history`]). A node that starts serving a
+//!   bounded as a hub bounds its own ([`BridgeOptions::history`]). A node that starts serving a
 //!   stream reads where it stands and what a reader missed (at most what the node keeps) in a
 //!   task of its own, and holds only that stream's live entries until the read was fed, so a
 //!   large read delays no other stream;
 //! - **disconnects a user everywhere** through the control channel;
+//! - keeps the server's **revocations and one-time tickets** for every node
+//!   ([`Bridge::revoke_user`], [`Bridge::revoke_token`], [`Bridge::revocations`],
+//!   [`Bridge::put_ticket`], [`Bridge::take_ticket`]), each key expiring with what it holds;
 //! - survives **Redis outages**: local delivery never waits for Redis; publishes that fail are
 //!   counted and logged; the connections are re-established with capped exponential backoff,
 //!   and every channel of current interest is subscribed again.
 //!
-//! The application feeds every event of its [`Events`](switchboard_transport::Events) to
-//! [`Bridge::observe`] (which never waits) and handles the others as before:
+//! What the hubs emit for other nodes (publishes, stream entries, interest, connections
+//! opening and closing) reaches the bridge straight from the shards, through the cluster sink
+//! registered on the node's builder; the application's own
+//! [`Events`](switchboard_transport::Events) carry none of it, so nothing the application
+//! does or forgets with them affects the cluster:
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), redis::RedisError> {
 //! use switchboard::Config;
-//! use switchboard_redis::{Bridge, Options};
+//! use switchboard_redis::{Bridge, BridgeOptions};
+//! use switchboard_tokio::{cluster_channel, Builder};
 //!
-//! let mut config = Config::production();
-//! config.cluster = true;
-//! let (handle, mut events) = switchboard_tokio::Builder::new(config).start();
-//! let bridge = Bridge::start(handle.clone(), Options::new("redis://127.0.0.1/")).await?;
+//! let (sink, cluster) = cluster_channel();
+//! let (handle, mut events) = Builder::new(Config::production()).cluster(sink).start();
+//! let options = BridgeOptions::new("redis://127.0.0.1/");
+//! let bridge = Bridge::start(handle.clone(), cluster, options).await?;
 //! tokio::spawn(async move {
 //!     while let Some(event) = events.recv().await {
-//!         bridge.observe(&event);
 //!         // ... the application's own handling of notices
 //!     }
 //! });
@@ -61,6 +67,7 @@ mod bridge;
 mod counters;
 mod follows;
 mod history;
+mod identity;
 mod keys;
 mod link;
 mod options;
@@ -73,5 +80,6 @@ mod worker;
 pub use admission::Admission;
 pub use bridge::Bridge;
 pub use counters::BridgeStats;
+pub use identity::Revoked;
 pub use keys::Keys;
-pub use options::Options;
+pub use options::BridgeOptions;

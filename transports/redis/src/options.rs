@@ -1,4 +1,4 @@
-//! [`Options`]: how a node joins the cluster.
+//! [`BridgeOptions`]: how a node joins the cluster.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -6,7 +6,7 @@ use switchboard::{Config, HistoryConfig};
 
 /// How a node joins the cluster.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Options {
+pub struct BridgeOptions {
     /// The Redis URL, e.g. `redis://127.0.0.1:6379/`.
     pub url: String,
     /// This node's id, unique in the cluster. Default: the process id, the time, and a
@@ -44,7 +44,7 @@ pub struct Options {
     pub history: HistoryConfig,
 }
 
-impl Options {
+impl BridgeOptions {
     /// Default options for the Redis at `url`.
     pub fn new(url: impl Into<String>) -> Self {
         let started = SystemTime::now()

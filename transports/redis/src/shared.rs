@@ -5,7 +5,7 @@ use crate::admission::Reservations;
 use crate::counters::Counters;
 use crate::keys::Keys;
 use crate::link::{Backoff, Link};
-use crate::options::Options;
+use crate::options::BridgeOptions;
 use crate::scripts::Scripts;
 use redis::{Client, RedisResult};
 use std::collections::HashSet;
@@ -18,7 +18,7 @@ use tokio::sync::RwLock;
 pub(crate) struct Shared {
     pub node: String,
     pub keys: Keys,
-    pub options: Options,
+    pub options: BridgeOptions,
     pub client: Client,
     pub link: Link,
     /// The connection of history reads, apart from `link`: a large read never delays a
@@ -67,7 +67,7 @@ impl Shared {
 }
 
 /// How long a presence hash outlives its last update: two leases.
-pub(crate) fn hash_ttl(options: &Options) -> u64 {
+pub(crate) fn hash_ttl(options: &BridgeOptions) -> u64 {
     (options.lease.as_millis() as u64).saturating_mul(2).max(1)
 }
 

@@ -37,7 +37,8 @@ impl SubCommand {
     }
 }
 
-/// How many relays a shard may have waiting before the subscription waits for it.
+/// How many inputs a shard may have waiting (its inbound queue) before the subscription waits
+/// for it.
 const MAX_BACKLOG: usize = 10_000;
 
 /// How long a pin holds a channel (see [`Follow::pin`]): long enough for the connection to
@@ -464,7 +465,7 @@ impl<R: Runtime> Feed<R> {
             }
             (None, Some(user)) => {
                 count(&counters.disconnects);
-                handle.disconnect_user(user).await;
+                let _ = handle.disconnect_user(user).await;
             }
             (None, None) => count(&counters.malformed),
         }
@@ -498,7 +499,7 @@ impl<R: Runtime> Feed<R> {
     /// what waits is bounded here; Redis then holds the rest (and cuts a subscriber that stays
     /// behind past its output buffer limit, after which its streams are followed again).
     async fn keep_up(&self) {
-        if self.handle.relay_backlog() >= MAX_BACKLOG {
+        if self.handle.inbound_backlog() >= MAX_BACKLOG {
             let _ = self.handle.fed(None).await;
         }
     }

@@ -1,6 +1,7 @@
-//! The node's [`Worker`]: the task that sends what the node's hubs emit for the cluster to
-//! Redis (publishes, stream entries), follows their interest, counts their connections in
-//! presence and refreshes the node's lease, one job at a time in the order the events came.
+//! The node's [`Worker`]: the task that reads what the node's hubs emit for the cluster (the
+//! [`ClusterEvents`] of their cluster sink), sends it to Redis (publishes, stream entries),
+//! follows their interest, counts their connections in presence and refreshes the node's
+//! lease, one event at a time in the order the hubs emitted them.
 
 use crate::follows::Follow;
 use crate::options::unix_millis;
@@ -11,10 +12,8 @@ use redis::RedisResult;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard::{
-    ConnId, Envelope, Notice, Position, Reason, RoomId, StreamId, Unsequenced, UserId,
-};
-use switchboard_transport::{Event, Handle, Runtime};
+use switchboard::{ConnId, Envelope, Position, Reason, RoomId, StreamId, Unsequenced, UserId};
+use switchboard_transport::{ClusterEvent, ClusterEvents, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot};
 
 /// How many publishes and stream entries waiting together go to Redis in one round trip.
@@ -55,14 +54,11 @@ impl Outgoing {
     }
 }
 
-/// Work for the node's worker task, in the order the events arrived.
-pub(crate) enum Job {
-    Event(Event),
-    Stop(oneshot::Sender<()>),
-}
+/// A request to stop: answered once the node has left the cluster.
+pub(crate) type Stop = oneshot::Sender<()>;
 
 /// The node's worker: publishes envelopes, follows interest, counts connections, and
-/// refreshes presence, one job at a time.
+/// refreshes presence, one event at a time.
 pub(crate) struct Worker<R: Runtime> {
     shared: Arc<Shared>,
     handle: Handle<R>,
@@ -100,37 +96,34 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    pub async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Job>) {
+    /// Take the hubs' cluster events in order, and refresh presence every heartbeat, until
+    /// asked to stop: then take every event emitted so far, withdraw the node, and answer.
+    pub async fn run(
+        mut self,
+        mut cluster: ClusterEvents,
+        mut stop: mpsc::UnboundedReceiver<Stop>,
+    ) {
         let period = self.shared.options.heartbeat.max(Duration::from_millis(10));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Once the hubs have stopped nothing more comes; the node's presence stays until the
+        // bridge stops.
+        let mut hubs_running = true;
         loop {
             tokio::select! {
-                job = inbox.recv() => {
-                    let Some(job) = job else { return };
-                    let mut next = Some(job);
-                    while let Some(job) = next.take() {
-                        match job {
-                            // Publishes and entries waiting together go in one round trip.
-                            Job::Event(Event::Remote(envelope)) => {
-                                let first = Outgoing::publish(&self.shared, &envelope);
-                                next = self.send_waiting(first, &mut inbox).await;
-                            }
-                            Job::Event(Event::Sequence(entry)) => {
-                                let first = Outgoing::Sequence(entry);
-                                next = self.send_waiting(first, &mut inbox).await;
-                            }
-                            Job::Event(event) => self.event(event).await,
-                            Job::Stop(done) => {
-                                while let Ok(Job::Event(event)) = inbox.try_recv() {
-                                    self.event(event).await;
-                                }
-                                self.withdraw().await;
-                                let _ = done.send(());
-                                return;
-                            }
-                        }
+                event = cluster.recv(), if hubs_running => match event {
+                    Some(event) => self.take(event, &mut cluster).await,
+                    None => hubs_running = false,
+                },
+                stop = stop.recv() => {
+                    // Every bridge handle dropped without a stop: leave as a crashed node.
+                    let Some(done) = stop else { return };
+                    while let Some(event) = cluster.try_recv() {
+                        self.take(event, &mut cluster).await;
                     }
+                    self.withdraw().await;
+                    let _ = done.send(());
+                    return;
                 }
                 _ = tick.tick() => {
                     if let Err(e) = self.heartbeat().await {
@@ -141,18 +134,26 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    async fn event(&mut self, event: Event) {
-        match event {
-            Event::Remote(envelope) => {
-                let outgoing = Outgoing::publish(&self.shared, &envelope);
-                self.send(&[outgoing]).await
-            }
-            Event::Sequence(entry) => self.send(&[Outgoing::Sequence(entry)]).await,
-            Event::Notice { notice, .. } => match notice {
-                Notice::Interest { stream, interested } => self.interest(stream, interested).await,
+    /// Carry out `event`; a publish or stream entry goes to Redis with those waiting right
+    /// behind it.
+    async fn take(&mut self, event: ClusterEvent, cluster: &mut ClusterEvents) {
+        let mut next = Some(event);
+        while let Some(event) = next.take() {
+            match event {
+                // Publishes and entries waiting together go in one round trip.
+                ClusterEvent::Publish(envelope) => {
+                    let first = Outgoing::publish(&self.shared, &envelope);
+                    next = self.send_waiting(first, cluster).await;
+                }
+                ClusterEvent::Sequence(entry) => {
+                    next = self.send_waiting(Outgoing::Sequence(entry), cluster).await;
+                }
+                ClusterEvent::Interest { stream, interested } => {
+                    self.interest(stream, interested).await;
+                }
                 // After the subscription the interest asked for: the history after `since`,
                 // then the head.
-                Notice::Follow { stream, since } => {
+                ClusterEvent::Follow { stream, since } => {
                     let follow = Follow {
                         stream,
                         pin: None,
@@ -162,35 +163,32 @@ impl<R: Runtime> Worker<R> {
                     };
                     let _ = self.subscribe.send(SubCommand::Follow(follow));
                 }
-                Notice::Opened { conn, user } => self.opened(conn, user).await,
-                Notice::Closed { conn, user, .. } => self.closed(conn, user).await,
-                _ => {}
-            },
+                ClusterEvent::Opened { conn, user } => self.opened(conn, user).await,
+                ClusterEvent::Closed { conn, user } => self.closed(conn, user).await,
+            }
         }
     }
 
     /// Send `first` and what else waits to go to Redis right behind it (at most
-    /// [`SEND_BATCH`] in all, and [`SEND_BATCH_BYTES`] of payload); the next job, if one of
+    /// [`SEND_BATCH`] in all, and [`SEND_BATCH_BYTES`] of payload); the next event, if one of
     /// another kind came or the batch is full.
     async fn send_waiting(
         &mut self,
         first: Outgoing,
-        inbox: &mut mpsc::UnboundedReceiver<Job>,
-    ) -> Option<Job> {
+        cluster: &mut ClusterEvents,
+    ) -> Option<ClusterEvent> {
         let mut bytes = first.len();
         let mut batch = vec![first];
         let mut next = None;
         while batch.len() < SEND_BATCH && bytes < SEND_BATCH_BYTES {
-            let outgoing = match inbox.try_recv() {
-                Ok(Job::Event(Event::Remote(envelope))) => {
-                    Outgoing::publish(&self.shared, &envelope)
-                }
-                Ok(Job::Event(Event::Sequence(entry))) => Outgoing::Sequence(entry),
-                Ok(other) => {
+            let outgoing = match cluster.try_recv() {
+                Some(ClusterEvent::Publish(envelope)) => Outgoing::publish(&self.shared, &envelope),
+                Some(ClusterEvent::Sequence(entry)) => Outgoing::Sequence(entry),
+                Some(other) => {
                     next = Some(other);
                     break;
                 }
-                Err(_) => break,
+                None => break,
             };
             bytes += outgoing.len();
             batch.push(outgoing);
@@ -405,7 +403,12 @@ impl<R: Runtime> Worker<R> {
             })
             .collect();
         for room in rooms {
-            let members = self.handle.room_members(room.clone()).await.len();
+            // Once the node's switchboard has stopped it counts nothing: its presence expires
+            // with its lease.
+            let Ok(members) = self.handle.room_members(room.clone()).await else {
+                continue;
+            };
+            let members = members.len();
             let key = keys.room_presence(&room);
             pipe.cmd("HSET").arg(&key).arg(node).arg(members).ignore();
             pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use support::{node, room, shared_node};
 use switchboard::Target;
-use switchboard_redis::{Admission, Options};
+use switchboard_redis::{Admission, BridgeOptions};
 use switchboard_testing::{eventually, Redis, WsClient};
 
 // ----- tests ----------------------------------------------------------------------------------
@@ -409,7 +409,7 @@ async fn a_redis_outage_under_shared_streams_keeps_local_delivery_with_gaps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_user_limit_holds_across_nodes() {
     let redis = Redis::start().await;
-    let limit = |o: &mut Options| o.max_connections_per_user = Some(2);
+    let limit = |o: &mut BridgeOptions| o.max_connections_per_user = Some(2);
     let a = node(&redis, "a", limit).await;
     let b = node(&redis, "b", limit).await;
     let first = WsClient::welcomed(a.addr, "user=alice").await;
@@ -442,7 +442,7 @@ async fn the_user_limit_holds_across_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admitted_connection_is_counted_once() {
     let redis = Redis::start().await;
-    let limit = |o: &mut Options| o.max_connections_per_user = Some(1);
+    let limit = |o: &mut BridgeOptions| o.max_connections_per_user = Some(1);
     let a = node(&redis, "a", limit).await;
     let b = node(&redis, "b", limit).await;
     let alice = "alice".into();
@@ -494,7 +494,7 @@ async fn disconnecting_a_user_anywhere_closes_it_everywhere() {
     let mut other = WsClient::welcomed(c.addr, "user=bob").await;
 
     let (closed_on_a, told_others) = a.bridge.disconnect_user("alice").await;
-    assert_eq!(closed_on_a, 0);
+    assert_eq!(closed_on_a, Ok(0));
     told_others.expect("the other nodes were told");
     assert_eq!(on_b.close_code().await, Some(4002));
     assert_eq!(on_c.close_code().await, Some(4002));
@@ -507,7 +507,7 @@ async fn disconnecting_a_user_anywhere_closes_it_everywhere() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_of_a_crashed_node_expires_with_its_lease() {
     let redis = Redis::start().await;
-    let short = |o: &mut Options| {
+    let short = |o: &mut BridgeOptions| {
         o.lease = Duration::from_millis(800);
         o.heartbeat = Duration::from_millis(200);
     };
@@ -558,7 +558,7 @@ async fn a_node_that_stops_withdraws_its_presence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_keeps_local_delivery_and_restores_subscriptions() {
     let mut redis = Redis::start().await;
-    let fast = |o: &mut Options| o.heartbeat = Duration::from_millis(200);
+    let fast = |o: &mut BridgeOptions| o.heartbeat = Duration::from_millis(200);
     let a = node(&redis, "a", fast).await;
     let b = node(&redis, "b", fast).await;
     let mut alice = WsClient::welcomed(a.addr, "user=alice").await;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use support::proxy::Proxy;
 use support::{history_node, room, Node};
 use switchboard::HistoryConfig;
-use switchboard_redis::Options;
+use switchboard_redis::BridgeOptions;
 use switchboard_testing::{eventually, Redis, WsClient};
 
 const MIB: usize = 1024 * 1024;
@@ -33,10 +33,10 @@ fn default_bounds() -> HistoryConfig {
     bounds(1000, MIB, Duration::from_secs(600))
 }
 
-/// Options of the nodes of these tests: Redis' answers may take as long as they need (a read
+/// The bridge options of the nodes of these tests: Redis' answers may take as long as they need (a read
 /// held back by a [`Proxy`], 12.5 MiB published in one go on a loaded machine); the hang
 /// guards fire first.
-fn patient(options: &mut Options) {
+fn patient(options: &mut BridgeOptions) {
     options.timeout = Duration::from_secs(60);
 }
 

@@ -1,7 +1,13 @@
 //! A throwaway `redis-server`.
 
-use crate::eventually;
+use crate::guard;
+use async_io::Timer;
+use async_net::TcpStream;
+use futures_util::future::{self, Either};
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use std::pin::pin;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// A redis-server process from PATH on a free port, without persistence, killed when dropped.
 #[derive(Debug)]
@@ -11,15 +17,21 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Start one and wait until it listens. Panics if `redis-server` is not on PATH.
+    /// Start one and wait until it answers. Panics if `redis-server` is not on PATH.
+    ///
+    /// A port found free may be taken by another test's listener before redis-server binds
+    /// it: redis-server then exits, and another port is tried.
     pub async fn start() -> Redis {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-            probe.local_addr().expect("bound").port()
-        };
-        let mut redis = Redis { port, child: None };
-        redis.run().await;
-        redis
+        loop {
+            let port = {
+                let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+                probe.local_addr().expect("bound").port()
+            };
+            let mut redis = Redis { port, child: None };
+            if redis.run().await {
+                return redis;
+            }
+        }
     }
 
     /// Its URL, `redis://127.0.0.1:<port>/`.
@@ -27,8 +39,10 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    async fn run(&mut self) {
-        let child = Command::new("redis-server")
+    /// Start redis-server on the port and wait until it answers `PING`; false if it exited
+    /// first (the port was taken).
+    async fn run(&mut self) -> bool {
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -38,14 +52,21 @@ impl Redis {
                     "these tests need redis-server on PATH (apt-get install -y redis-server): {e}"
                 )
             });
-        self.child = Some(child);
         let port = self.port;
-        eventually("redis-server to listen", || async move {
-            async_net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
+        let started = guard("redis-server to answer", async {
+            loop {
+                if answers_ping(port).await {
+                    return true;
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+                Timer::after(Duration::from_millis(20)).await;
+            }
         })
         .await;
+        self.child = Some(child);
+        started
     }
 
     /// Kill it (an outage): every key is lost.
@@ -58,7 +79,24 @@ impl Redis {
 
     /// Start it again on the same port, empty, after [`Redis::kill`].
     pub async fn restart(&mut self) {
-        self.run().await;
+        assert!(self.run().await, "redis-server restarts on its port");
+    }
+}
+
+/// Whether a Redis listens on `port`: it answers `PING` with `+PONG` (whatever else listens
+/// there does not, or not within a moment).
+async fn answers_ping(port: u16) -> bool {
+    let ping = async {
+        let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        tcp.write_all(b"PING\r\n").await.ok()?;
+        let mut reply = [0u8; 7];
+        tcp.read_exact(&mut reply).await.ok()?;
+        Some(&reply == b"+PONG\r\n")
+    };
+    let moment = pin!(Timer::after(Duration::from_millis(500)));
+    match future::select(pin!(ping), moment).await {
+        Either::Left((answered, _)) => answered == Some(true),
+        Either::Right(_) => false,
     }
 }
 

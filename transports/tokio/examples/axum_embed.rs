@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use switchboard::{Config, Message, Notice, Open, Target};
-use switchboard_tokio::{axum::upgrade, position_from_query, Builder, Event, Handle};
+use switchboard_tokio::{axum::upgrade, position_from_query, Builder, Handle};
 
 /// The WebSocket route: authenticate (here, naively, from the query), then hand over.
 async fn ws(
@@ -49,14 +49,7 @@ async fn main() -> std::io::Result<()> {
     let answers = hub.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            if let (
-                Some(conn),
-                Event::Notice {
-                    notice: Notice::App(app),
-                    ..
-                },
-            ) = (event.conn(), &event)
-            {
+            if let (Some(conn), Notice::App(app)) = (event.conn(), &event.notice) {
                 let reply = Message::new("answer", app.data.clone());
                 let _ = answers.send_to_connection(conn, reply).await;
             }

@@ -29,27 +29,33 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard::{Open, OpenError};
+use tracing::{Instrument, Span};
 
 /// Upgrade the request and run the WebSocket as a connection of `open.user` on its shard.
 /// Messages are read up to twice the hub's `max_frame_bytes` (the hub closes those over its
 /// limit with 1009; larger ones are cut off by the WebSocket layer), and at most
 /// [`Handle::write_buffer_limit`] is held unwritten (a peer that does not read its pongs is
 /// closed as a slow consumer, see [`write_buffer_limit`](switchboard_transport::write_buffer_limit)).
-/// While the switchboard shuts down the request is answered with 503 and not upgraded.
+/// While the switchboard shuts down the request is answered with 503 and not upgraded. The
+/// connection runs in the handler's current `tracing` span (see [`Handle::run_socket`]).
 pub fn upgrade(handle: &Handle, ws: WebSocketUpgrade, open: Open) -> Response {
     if handle.is_shutting_down() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let handle = handle.clone();
     let limit = handle.message_limit();
+    let span = Span::current();
     ws.read_buffer_size(switchboard_transport::READ_BUFFER_BYTES)
         .write_buffer_size(switchboard_transport::WRITE_BUFFER_BYTES)
         .max_write_buffer_size(handle.write_buffer_limit())
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| async move {
-            let socket = Adapter::<_, Axum>::new(socket);
-            handle.run_socket(open, socket).await;
+        .on_upgrade(move |socket| {
+            async move {
+                let socket = Adapter::<_, Axum>::new(socket);
+                handle.run_socket(open, socket).await;
+            }
+            .instrument(span)
         })
 }
 
@@ -63,9 +69,13 @@ pub fn refuse(handle: &Handle, ws: WebSocketUpgrade, refused: OpenError) -> Resp
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let handle = handle.clone();
-    ws.on_upgrade(move |socket| async move {
-        let socket = Adapter::<_, Axum>::new(socket);
-        handle.refuse_socket(socket, refused).await;
+    let span = Span::current();
+    ws.on_upgrade(move |socket| {
+        async move {
+            let socket = Adapter::<_, Axum>::new(socket);
+            handle.refuse_socket(socket, refused).await;
+        }
+        .instrument(span)
     })
 }
 

@@ -68,8 +68,9 @@ mod runtime;
 
 pub use runtime::Tokio;
 pub use switchboard_transport::{
-    http, position_from_query, Adapter, Authenticate, Codec, Error, Event, Events, Frame, Options,
-    Refusal, Request, ShardedStats, Socket, SocketError, Tungstenite,
+    cluster_channel, http, position_from_query, Adapter, Authenticate, ClusterEvent, ClusterEvents,
+    ClusterSink, Codec, Error, Event, Events, Frame, Options, Refusal, Request, ShardedStats,
+    Socket, SocketError, Tungstenite, FRAMES_READ_AFTER_CLOSE,
 };
 
 /// Starts a switchboard on tokio (see [`switchboard_transport::Builder`]).

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::io;
 use std::time::Instant;
 use switchboard_transport::{
-    tungstenite, Adapter, Handshake, Listen, Runtime, Tungstenite, Upgrade,
+    tungstenite, Adapter, HandshakeCallback, Listen, Runtime, Tungstenite, Upgrade,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -50,10 +50,10 @@ where
     async fn upgrade(
         &self,
         io: IO,
-        handshake: Handshake<'_>,
+        callback: HandshakeCallback<'_>,
     ) -> Result<Self::Socket, tungstenite::Error> {
-        let config = handshake.config();
-        tokio_tungstenite::accept_hdr_async_with_config(io, handshake, Some(config))
+        let config = callback.config();
+        tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(config))
             .await
             .map(Adapter::new)
     }

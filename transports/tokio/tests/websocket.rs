@@ -10,7 +10,10 @@ use switchboard::{
     RoomAccess, Target, UserId,
 };
 use switchboard_testing::{guard, Received, WsClient, GUARD};
-use switchboard_tokio::{Builder, Error, Event, Events, Handle, Refusal, Request};
+use switchboard_tokio::{
+    cluster_channel, Builder, ClusterEvent, ClusterEvents, Error, Event, Events, Handle, Refusal,
+    Request,
+};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
@@ -72,14 +75,11 @@ fn start_on(builder: Builder, listener: TcpListener) -> Server {
 }
 
 impl Server {
-    /// The next notice (skipping remote envelopes).
+    /// The next notice.
     async fn notice(&mut self) -> (usize, Notice) {
-        loop {
-            match guard("a notice", self.events.recv()).await {
-                Some(Event::Notice { shard, notice }) => return (shard, notice),
-                Some(Event::Remote(_) | Event::Sequence(_)) => continue,
-                None => panic!("the switchboard stopped"),
-            }
+        match guard("a notice", self.events.recv()).await {
+            Some(Event { shard, notice }) => (shard, notice),
+            None => panic!("the switchboard stopped"),
         }
     }
 
@@ -174,11 +174,12 @@ async fn a_room_publish_reaches_its_members_on_every_shard() {
         .handle
         .room_members("lobby")
         .await
+        .expect("running")
         .iter()
         .map(|c| usize::from(c.shard()))
         .collect();
     assert_eq!(shards.len(), 4);
-    let stats = server.handle.stats().await;
+    let stats = server.handle.stats().await.expect("running");
     assert_eq!(stats.total.connections, 5);
     assert_eq!(stats.shards.len(), 4);
     assert!(stats.shards.iter().all(|s| s.connections >= 1));
@@ -252,7 +253,8 @@ async fn user_and_thread_targets_reach_only_the_addressed_connections() {
     assert_eq!(on_thread.event().await, "for-alice");
     assert_eq!(unbound.event().await, "for-alice");
     assert_eq!(bob.event().await, "for-bob");
-    assert_eq!(handle.user_connections("alice").await.len(), 2);
+    let connections = handle.user_connections("alice").await.expect("running");
+    assert_eq!(connections.len(), 2);
     server.handle.shutdown().await;
 }
 
@@ -264,21 +266,28 @@ async fn a_user_handle_is_isolated_from_other_users() {
     let mut alice = WsClient::welcomed(server.addr, "user=alice").await;
     let mut bob = WsClient::welcomed(server.addr, "user=bob").await;
     let scope = server.handle.user("alice");
-    let bobs = server.handle.user_connections("bob").await;
+    let bobs = server
+        .handle
+        .user_connections("bob")
+        .await
+        .expect("running");
 
     assert_eq!(scope.publish(message("mine")).await.expect("ok").reached, 1);
     assert_eq!(
         scope.send_to_connection(bobs[0], message("stolen")).await,
         Err(Error::UnknownConnection(bobs[0]))
     );
-    assert_eq!(scope.connection_info(bobs[0]).await, None);
+    assert_eq!(
+        scope.connection_info(bobs[0]).await,
+        Err(Error::UnknownConnection(bobs[0]))
+    );
     assert_eq!(
         scope.connections().await,
         server.handle.user_connections("alice").await
     );
     assert_eq!(alice.event().await, "mine");
 
-    assert_eq!(scope.disconnect().await, 1);
+    assert_eq!(scope.disconnect().await, Ok(1));
     assert_eq!(alice.close_code().await, Some(4002));
     assert_eq!(server.closed("alice").await, Reason::Disconnected);
     server
@@ -287,7 +296,7 @@ async fn a_user_handle_is_isolated_from_other_users() {
         .await
         .expect("ok");
     assert_eq!(bob.event().await, "sentinel", "bob saw nothing of alice's");
-    assert!(server.handle.is_user_connected("bob").await);
+    assert_eq!(server.handle.is_user_connected("bob").await, Ok(true));
     server.handle.shutdown().await;
 }
 
@@ -307,7 +316,7 @@ async fn a_silent_client_is_closed_for_heartbeat_timeout() {
     assert_eq!(server.closed("silent").await, Reason::HeartbeatTimeout);
     assert_eq!(silent.json().await["type"], "welcome");
     assert_eq!(silent.close_code().await, Some(4000));
-    assert!(server.handle.is_user_connected("healthy").await);
+    assert_eq!(server.handle.is_user_connected("healthy").await, Ok(true));
 
     server.handle.shutdown().await;
     assert_eq!(
@@ -388,7 +397,7 @@ async fn a_reader_that_stops_reading_is_closed_with_4008_and_others_keep_receivi
     };
     assert_eq!(code, Some(4008));
     assert!(received < MESSAGES, "the slow reader was cut off");
-    assert!(server.handle.is_user_connected("fast").await);
+    assert_eq!(server.handle.is_user_connected("fast").await, Ok(true));
     drop((fast, slow));
     server.handle.shutdown().await;
 }
@@ -454,7 +463,7 @@ async fn messages_to_offline_users_are_buffered_once_on_each_users_shard() {
     }
     // Everything the publishes relayed to other shards has been fed by now.
     server.handle.fed(None).await.expect("running");
-    let stats = server.handle.stats().await;
+    let stats = server.handle.stats().await.expect("running");
     assert_eq!(stats.total.streams, users.len(), "one stream per user");
     assert_eq!(stats.total.history_messages, 2 * users.len());
     for (shard, shard_stats) in stats.shards.iter().enumerate() {
@@ -481,7 +490,7 @@ async fn a_refused_handshake_gets_401_and_no_websocket() {
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("the handshake was accepted"),
     }
-    let stats = server.handle.stats().await;
+    let stats = server.handle.stats().await.expect("running");
     assert_eq!(stats.total.counters.opened, 0);
     assert_eq!(stats.total.connections, 0);
     server.handle.shutdown().await;
@@ -503,13 +512,17 @@ async fn wait_for_connection_resolves_when_the_user_connects() {
         async move { handle.wait_for_connection("carol", GUARD).await }
     });
     let mut carol = WsClient::welcomed(server.addr, "user=carol").await;
-    assert!(guard("the waiter", waiting).await.expect("ran"));
+    assert_eq!(guard("the waiter", waiting).await.expect("ran"), Ok(true));
     assert_eq!(carol.event().await, "while-away");
-    assert!(handle.user("carol").wait_for_connection(GUARD).await);
-    assert!(
-        !handle
+    assert_eq!(
+        handle.user("carol").wait_for_connection(GUARD).await,
+        Ok(true)
+    );
+    assert_eq!(
+        handle
             .wait_for_connection("nobody", Duration::from_millis(50))
-            .await
+            .await,
+        Ok(false)
     );
     server.handle.shutdown().await;
 }
@@ -558,6 +571,37 @@ async fn shutdown_closes_every_client_with_1001_after_what_was_sent() {
     {}
 }
 
+/// Once shut down, the switchboard has no answer to any query, and says so: every query of
+/// the handle and of a user handle is `Error::Stopped`, not an empty answer (`false`, `0`,
+/// no connections, no members, no statistics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_switchboard_answers_every_query_with_stopped() {
+    let server = start(config(), 2).await;
+    let alice = WsClient::welcomed(server.addr, "user=alice").await;
+    let conn: switchboard::ConnId = alice.id().parse().expect("a connection id");
+    let handle = &server.handle;
+    server.handle.shutdown().await;
+
+    assert_eq!(handle.is_user_connected("alice").await, Err(Error::Stopped));
+    assert_eq!(handle.user_connections("alice").await, Err(Error::Stopped));
+    assert_eq!(handle.room_members("lobby").await, Err(Error::Stopped));
+    assert_eq!(handle.connection_info(conn).await, Err(Error::Stopped));
+    assert_eq!(handle.stats().await, Err(Error::Stopped));
+    assert_eq!(handle.disconnect_user("alice").await, Err(Error::Stopped));
+    assert_eq!(handle.run_report("alice", "r1").await, Err(Error::Stopped));
+    assert_eq!(
+        handle.wait_for_connection("alice", GUARD).await,
+        Err(Error::Stopped)
+    );
+    let scope = handle.user("alice");
+    assert_eq!(scope.is_connected().await, Err(Error::Stopped));
+    assert_eq!(scope.connections().await, Err(Error::Stopped));
+    assert_eq!(scope.connection_info(conn).await, Err(Error::Stopped));
+    assert_eq!(scope.disconnect().await, Err(Error::Stopped));
+    assert_eq!(scope.run_report("r1").await, Err(Error::Stopped));
+    assert_eq!(scope.wait_for_connection(GUARD).await, Err(Error::Stopped));
+}
+
 /// A client frame of an application type reaches the application as an event naming its
 /// connection, and the application can answer that connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,11 +617,7 @@ async fn an_application_frame_reaches_the_application_which_answers() {
         let event = guard("the app frame", server.events.recv())
             .await
             .expect("running");
-        if let Event::Notice {
-            notice: Notice::App(app),
-            ..
-        } = &event
-        {
+        if let Notice::App(app) = &event.notice {
             assert_eq!(app.kind, "user_message");
             assert_eq!(app.data, json!({"text": "hello?"}));
             assert_eq!(app.thread.as_ref().map(|t| t.as_str()), Some("t9"));
@@ -622,7 +662,11 @@ async fn agent_updates_reach_the_connections_on_the_run_thread() {
 
     assert_eq!(on_thread.json().await["type"], "agent_started");
     assert_eq!(on_thread.json().await["type"], "agent_completed");
-    let report = handle.run_report("alice", "r1").await.expect("kept");
+    let report = handle
+        .run_report("alice", "r1")
+        .await
+        .expect("running")
+        .expect("kept");
     assert!(report.fully_delivered());
     handle
         .publish(Target::User("alice".into()), message("sentinel"))
@@ -655,15 +699,20 @@ async fn a_frame_over_the_size_limit_closes_with_1009() {
     server.handle.shutdown().await;
 }
 
-/// With `Config::cluster`, a room publish over every shard emits one envelope for the other
+/// With a cluster sink, a room publish over every shard emits one envelope for the other
 /// nodes, not one per shard; an envelope from another node is delivered to the room's members
 /// on every shard and emits none; envelopes queued from another node are fed in order, and
-/// `Handle::fed` returns once all of them were.
+/// `Handle::fed` returns once all of them were. What the cluster needs never reaches the
+/// application's events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
-    let mut config = config();
-    config.cluster = true;
-    let mut server = start(config, 2).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (sink, mut cluster) = cluster_channel();
+    let builder = Builder::new(config())
+        .shards(2)
+        .close_timeout(Duration::from_millis(500))
+        .cluster(sink);
+    let mut server = start_on(builder, listener);
     let users = server.users_on_distinct_shards("member", 2);
     let mut members = Vec::new();
     for user in &users {
@@ -673,28 +722,26 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
     }
     let markers = server.users_on_distinct_shards("marker", 2);
 
-    // Everything a shard emits for an operation is in the inbox before the operation returns:
-    // count the envelopes queued before the notice of a connection opened afterwards.
-    async fn envelopes_before(server: &mut Server, marker: &str) -> usize {
-        let _client = WsClient::welcomed(server.addr, &format!("user={marker}")).await;
+    // Everything a shard emits for an operation is in the sink before the operation returns:
+    // count the envelopes queued before a connection opened afterwards is announced.
+    async fn envelopes_before(
+        addr: SocketAddr,
+        cluster: &mut ClusterEvents,
+        marker: &str,
+    ) -> usize {
+        let _client = WsClient::welcomed(addr, &format!("user={marker}")).await;
         let mut envelopes = 0;
         loop {
-            match guard("the marker", server.events.recv())
-                .await
-                .expect("running")
-            {
-                Event::Remote(_) => envelopes += 1,
-                Event::Notice {
-                    notice: Notice::Opened { user, .. },
-                    ..
-                } if user.as_str() == marker => {
+            match guard("the marker", cluster.recv()).await.expect("running") {
+                ClusterEvent::Publish(_) => envelopes += 1,
+                ClusterEvent::Opened { user, .. } if user.as_str() == marker => {
                     return envelopes;
                 }
-                Event::Notice { .. } | Event::Sequence(_) => {}
+                _ => {}
             }
         }
     }
-    while server.events.try_recv().is_some() {}
+    while cluster.try_recv().is_some() {}
 
     let delivery = server
         .handle
@@ -702,7 +749,10 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
         .await
         .expect("ok");
     assert_eq!(delivery.reached, 2);
-    assert_eq!(envelopes_before(&mut server, &markers[1]).await, 1);
+    assert_eq!(
+        envelopes_before(server.addr, &mut cluster, &markers[1]).await,
+        1
+    );
 
     let envelope = Envelope {
         target: RemoteTarget::Room {
@@ -713,7 +763,10 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
         except: Vec::new(),
     };
     server.handle.deliver_remote(envelope).expect("queued");
-    assert_eq!(envelopes_before(&mut server, &markers[0]).await, 0);
+    assert_eq!(
+        envelopes_before(server.addr, &mut cluster, &markers[0]).await,
+        0
+    );
     for member in &mut members {
         assert_eq!(member.event().await, "local");
         assert_eq!(member.event().await, "from-afar");
@@ -732,12 +785,26 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
         server.handle.deliver_remote(envelope).expect("queued");
     }
     server.handle.fed(None).await.expect("running");
-    assert_eq!(server.handle.relay_backlog(), 0);
+    assert_eq!(server.handle.inbound_backlog(), 0);
     for member in &mut members {
         for i in 0..500 {
             assert_eq!(member.event().await, format!("queued-{i}"));
         }
     }
+
+    // The application saw the connections, and nothing of the cluster's.
+    let mut opened = 0;
+    while let Some(event) = server.events.try_recv() {
+        assert!(
+            !matches!(
+                event.notice,
+                Notice::Interest { .. } | Notice::Follow { .. }
+            ),
+            "{event:?}"
+        );
+        opened += usize::from(matches!(event.notice, Notice::Opened { .. }));
+    }
+    assert_eq!(opened, users.len() + markers.len());
     server.handle.shutdown().await;
 }
 
@@ -837,7 +904,7 @@ async fn an_axum_route_refuses_a_websocket_as_the_hub_does() {
         by_the_route.read().await,
         Received::Closed(Some(4003))
     ));
-    assert_eq!(handle.stats().await.total.connections, 1);
+    assert_eq!(handle.stats().await.expect("running").total.connections, 1);
     drop(alice);
     handle.shutdown().await;
     serving.abort();

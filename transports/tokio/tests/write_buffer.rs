@@ -38,7 +38,7 @@ fn authenticate(request: &Request) -> Result<Open, Refusal> {
 async fn closed(events: &mut Events, user: &str) -> Reason {
     loop {
         match guard("the close", events.recv()).await {
-            Some(Event::Notice {
+            Some(Event {
                 notice: Notice::Closed {
                     user: u, reason, ..
                 },
@@ -69,7 +69,7 @@ async fn a_peer_that_leaves_its_pongs_unread_is_closed_as_a_slow_consumer(
 
     assert_eq!(closed(events, "flooder").await, Reason::SlowConsumer);
     assert_eq!(flooder.read().await, Received::Closed(None));
-    let closes = handle.stats().await.total.counters.closes;
+    let closes = handle.stats().await.expect("running").total.counters.closes;
     assert_eq!(closes.get(Reason::SlowConsumer), 1);
 }
 

@@ -19,7 +19,7 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { PATIENCE_MS } from "../support/server.js";
 
 export { CutProxy } from "../support/proxy.js";
-export { PATIENCE_MS, TestServer, token, type ServerOptions } from "../support/server.js";
+export { API_KEY, PATIENCE_MS, TestServer, token, type ServerOptions } from "../support/server.js";
 
 /** The Chromium the tests drive. */
 export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -77,4 +77,12 @@ export class Browser {
 /** The text of every element matching `selector`. */
 export function texts(page: Page, selector: string): Promise<string[]> {
   return page.locator(selector).allTextContents();
+}
+
+/** The number in the `data-value` attribute of the element matching `selector` (pages that
+ * show a formatted figure keep the raw one there, e.g. the operations dashboard). */
+export async function dataValue(page: Page, selector: string): Promise<number> {
+  const value = await page.locator(selector).getAttribute("data-value");
+  if (value === null || value === "") throw new Error(`${selector} has no data-value`);
+  return Number(value);
 }

@@ -10,9 +10,9 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard::{Config, HistoryConfig, Message, Open, RoomAccess, Target};
-use switchboard_redis::{Bridge, Options};
+use switchboard_redis::{Bridge, BridgeOptions};
 use switchboard_testing::{eventually, Redis};
-use switchboard_tokio::{Builder, Handle, Refusal, Request, Tokio};
+use switchboard_tokio::{cluster_channel, Builder, Handle, Refusal, Request, Tokio};
 use tokio::net::TcpListener;
 
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
@@ -37,7 +37,8 @@ fn authenticate(request: &Request) -> Result<Open, Refusal> {
     Ok(open)
 }
 
-/// One node: two shards in a cluster, a WebSocket listener, a bridge fed every event.
+/// One node: two shards in a cluster, a WebSocket listener, a bridge reading the hubs' cluster
+/// sink. The application's events are dropped: nothing of the cluster depends on them.
 pub struct Node {
     pub handle: Handle,
     pub bridge: Bridge<Tokio>,
@@ -45,7 +46,7 @@ pub struct Node {
 }
 
 /// A node whose streams are numbered per node.
-pub async fn node(redis: &Redis, name: &str, tune: impl FnOnce(&mut Options)) -> Node {
+pub async fn node(redis: &Redis, name: &str, tune: impl FnOnce(&mut BridgeOptions)) -> Node {
     start_node(&redis.url(), name, false, None, tune).await
 }
 
@@ -59,7 +60,7 @@ pub async fn history_node(
     url: &str,
     name: &str,
     history: &HistoryConfig,
-    tune: impl FnOnce(&mut Options),
+    tune: impl FnOnce(&mut BridgeOptions),
 ) -> Node {
     start_node(url, name, true, Some(history), tune).await
 }
@@ -69,10 +70,9 @@ async fn start_node(
     name: &str,
     shared_streams: bool,
     history: Option<&HistoryConfig>,
-    tune: impl FnOnce(&mut Options),
+    tune: impl FnOnce(&mut BridgeOptions),
 ) -> Node {
     let mut config = Config::development();
-    config.cluster = true;
     config.shared_streams = shared_streams;
     config.heartbeat.interval = Duration::from_secs(60);
     config.heartbeat.timeout = Duration::from_secs(180);
@@ -82,25 +82,21 @@ async fn start_node(
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("bound");
-    let mut options = Options::new(url);
+    let mut options = BridgeOptions::new(url);
     options.node = name.to_owned();
     options.backoff_max = Duration::from_millis(300);
     options.timeout = Duration::from_millis(500);
     options.history = config.history.clone();
     tune(&mut options);
-    let (handle, mut events) = Builder::new(config)
+    let (sink, cluster) = cluster_channel();
+    let (handle, _events) = Builder::new(config)
         .shards(2)
         .close_timeout(Duration::from_millis(500))
+        .cluster(sink)
         .start();
-    let bridge = Bridge::start(handle.clone(), options)
+    let bridge = Bridge::start(handle.clone(), cluster, options)
         .await
         .expect("the bridge starts");
-    let observer = bridge.clone();
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            observer.observe(&event);
-        }
-    });
     tokio::spawn(handle.clone().serve(listener, authenticate));
     Node {
         handle,

@@ -1,0 +1,354 @@
+//! The JSON bodies of the backend API, as requests are read and answers written: each derives
+//! its OpenAPI schema ([`utoipa::ToSchema`]) from the type the handler uses, so the document
+//! (`/api/openapi.json`, [`crate::openapi`]) describes what the code does.
+//!
+//! Two core types cannot derive a schema here ([`AgentEvent`] and [`Position`] live in the
+//! core crate, which knows nothing of OpenAPI): [`AgentEventSchema`] and [`PositionSchema`]
+//! describe them, and a test checks that every value of the core types validates against
+//! them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use switchboard::{AgentEvent, ConnectionInfo, Delivery, Position, Stats};
+use utoipa::ToSchema;
+
+/// Where a published message goes, as written in a request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum TargetSpec {
+    /// Every connection of a user.
+    User(String),
+    /// Every member of a room.
+    Room(String),
+    /// The user's connections bound to a thread.
+    Thread {
+        /// The user.
+        user: String,
+        /// The thread.
+        thread: String,
+    },
+    /// One connection, by the id its `welcome` frame gave.
+    Connection(String),
+    /// Every open connection.
+    All,
+}
+
+/// One target or several.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Targets {
+    /// One target.
+    One(TargetSpec),
+    /// Several: the message is published to each.
+    Many(Vec<TargetSpec>),
+}
+
+/// `POST /api/publish`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// Where to: `{"user": "alice"}`, `{"room": "lobby"}`, `{"thread": {"user", "thread"}}`,
+    /// `{"connection": "3.0"}`, `"all"`, or an array of those.
+    pub to: Targets,
+    /// Connection ids to leave out.
+    #[serde(default)]
+    pub except: Vec<String>,
+    /// The event name clients see.
+    pub event: String,
+    /// Any JSON.
+    #[serde(default)]
+    pub data: Value,
+    /// Publish in the lossy lane under this coalescing key (not sequenced, not kept).
+    #[serde(default)]
+    pub ephemeral: Option<String>,
+}
+
+/// What one publish did, as answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// Connections reached.
+    pub reached: usize,
+    /// Kept for a connection of the user that is not open yet.
+    pub buffered: bool,
+    /// The stream position given to the message, if sequenced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PositionSchema>)]
+    pub position: Option<Position>,
+}
+
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> Self {
+        DeliveryView {
+            reached: d.reached,
+            buffered: d.buffered,
+            position: d.position,
+        }
+    }
+}
+
+/// The answer to `POST /api/publish`: one delivery per target.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishResponse {
+    /// Connections reached, over every target.
+    pub reached: usize,
+    /// What each target's publish did, in the order of `to`.
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// `POST /api/runs/{user}/{run}/events`: one agent-run event.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AgentEventRequest {
+    /// The agent (taken from `agent_started`).
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// The run's thread (taken from `agent_started`).
+    #[serde(default)]
+    pub thread: Option<String>,
+    /// The event, tagged by `event`.
+    #[serde(flatten)]
+    #[schema(inline, value_type = AgentEventSchema)]
+    pub event: AgentEvent,
+}
+
+/// A stream position: the stream's epoch and a sequence number in it (the core's
+/// [`Position`]).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)] // describes `Position` in the document; never built
+pub struct PositionSchema {
+    /// The stream's epoch.
+    pub epoch: u64,
+    /// The sequence number.
+    pub seq: u64,
+}
+
+/// One agent-run event, tagged by `event` (the core's [`AgentEvent`]).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[allow(dead_code)] // describes `AgentEvent` in the document; never built
+pub enum AgentEventSchema {
+    /// The run began. Must come first.
+    AgentStarted {
+        /// Free-form details (the prompt, the model, ...).
+        #[serde(default)]
+        data: Value,
+    },
+    /// An intermediate thought.
+    AgentThinking {
+        /// The thought.
+        thought: String,
+    },
+    /// A tool call began.
+    ToolExecuting {
+        /// The tool's name.
+        tool: String,
+        /// Identifies the call when the same tool runs more than once.
+        #[serde(default)]
+        call_id: Option<String>,
+        /// The tool's input.
+        #[serde(default)]
+        input: Value,
+    },
+    /// A tool call finished. Must follow its `tool_executing`.
+    ToolCompleted {
+        /// The tool's name.
+        tool: String,
+        /// The call id given in `tool_executing`, if any.
+        #[serde(default)]
+        call_id: Option<String>,
+        /// The tool's output.
+        #[serde(default)]
+        output: Value,
+    },
+    /// The run finished successfully.
+    AgentCompleted {
+        /// The run's result.
+        #[serde(default)]
+        result: Value,
+    },
+    /// The run failed.
+    AgentFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// The run was cancelled.
+    AgentCancelled {
+        /// Why, if known.
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// One open connection, as the presence and room routes show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    /// The connection id (as in its `welcome`).
+    pub id: String,
+    /// Its user.
+    pub user: String,
+    /// The thread it is bound to.
+    pub thread: Option<String>,
+    /// The rooms it is in.
+    pub rooms: Vec<String>,
+    /// Health score, 0–100.
+    pub health: u8,
+    /// The last ping round trip, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Frames received from it.
+    pub messages_in: u64,
+    /// Frames handed to it.
+    pub messages_out: u64,
+    /// Frames waiting in its queue.
+    pub queued_messages: usize,
+}
+
+impl From<&ConnectionInfo> for ConnectionView {
+    fn from(info: &ConnectionInfo) -> Self {
+        ConnectionView {
+            id: info.id.to_string(),
+            user: info.user.as_str().to_owned(),
+            thread: info.thread.as_ref().map(|t| t.as_str().to_owned()),
+            rooms: info.rooms.iter().map(|r| r.as_str().to_owned()).collect(),
+            health: info.health,
+            rtt_ms: info.rtt.last.map(|d| d.as_secs_f64() * 1000.0),
+            messages_in: info.traffic.messages_in,
+            messages_out: info.traffic.messages_out,
+            queued_messages: info.queued_messages,
+        }
+    }
+}
+
+/// `GET /api/users/{user}`: a user's presence on this node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PresenceView {
+    /// The user.
+    pub user: String,
+    /// Whether the user has an open connection.
+    pub connected: bool,
+    /// The user's open connections, oldest first.
+    pub connections: Vec<ConnectionView>,
+}
+
+/// `GET /api/rooms/{room}`: a room's members on this node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomView {
+    /// The room.
+    pub room: String,
+    /// Its members on every shard of this node.
+    pub members: Vec<ConnectionView>,
+}
+
+/// `POST /api/users/{user}/disconnect`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DisconnectView {
+    /// The user.
+    pub user: String,
+    /// Connections closed on this node.
+    pub closed: usize,
+    /// With `{"revoke": true}`: the revocation's cut-off (seconds since the epoch); the
+    /// user's credentials issued at or before it are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutoff: Option<u64>,
+}
+
+/// `GET /api/stats`: gauges and counters summed over the node's shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatsView {
+    /// Open connections.
+    pub connections: usize,
+    /// Users with an open connection.
+    pub users: usize,
+    /// Rooms with a member (once per shard holding members).
+    pub rooms: usize,
+    /// Threads with a bound connection.
+    pub threads: usize,
+    /// Streams kept.
+    pub streams: usize,
+    /// Agent runs in progress.
+    pub runs_active: usize,
+    /// Frames waiting in outbound queues.
+    pub queued_messages: usize,
+    /// Bytes waiting in outbound queues.
+    pub queued_bytes: usize,
+    /// Messages kept in stream histories.
+    pub history_messages: usize,
+    /// Bytes kept in stream histories.
+    pub history_bytes: usize,
+    /// Open connections per health band: 0–19, 20–39, 40–59, 60–79, 80–100.
+    #[schema(min_items = 5, max_items = 5)]
+    pub health: Vec<usize>,
+    /// Counters since the server started.
+    pub counters: CountersView,
+}
+
+/// The counters of [`StatsView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CountersView {
+    /// Connections opened.
+    pub opened: u64,
+    /// Connections refused at open.
+    pub refused: u64,
+    /// Messages published (backend and clients).
+    pub publishes: u64,
+    /// Client frames received.
+    pub messages_in: u64,
+    /// Frames handed to sockets.
+    pub messages_out: u64,
+    /// Client bytes received.
+    pub bytes_in: u64,
+    /// Bytes handed to sockets.
+    pub bytes_out: u64,
+    /// Connections closed, by reason (reasons with a count only).
+    pub closes: BTreeMap<String, u64>,
+    /// Frames dropped or refused, by reason (reasons with a count only).
+    pub drops: BTreeMap<String, u64>,
+}
+
+impl From<&Stats> for StatsView {
+    fn from(s: &Stats) -> Self {
+        let c = &s.counters;
+        let by_reason = |counts: &switchboard::ReasonCounts| {
+            counts
+                .iter()
+                .map(|(reason, n)| (reason.to_string(), n))
+                .collect()
+        };
+        StatsView {
+            connections: s.connections,
+            users: s.users,
+            rooms: s.rooms,
+            threads: s.threads,
+            streams: s.streams,
+            runs_active: s.runs_active,
+            queued_messages: s.queued_messages,
+            queued_bytes: s.queued_bytes,
+            history_messages: s.history_messages,
+            history_bytes: s.history_bytes,
+            health: s.health.to_vec(),
+            counters: CountersView {
+                opened: c.opened,
+                refused: c.refused,
+                publishes: c.publishes,
+                messages_in: c.messages_in,
+                messages_out: c.messages_out,
+                bytes_in: c.bytes_in,
+                bytes_out: c.bytes_out,
+                closes: by_reason(&c.closes),
+                drops: by_reason(&c.drops),
+            },
+        }
+    }
+}
+
+/// Every error answer: a stable code and a message (for people, not for parsing); a 401 also
+/// names its stable reason.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The stable error code (`bad_request`, `unauthorized`, `run_order`, ...).
+    pub error: String,
+    /// What went wrong.
+    pub message: String,
+    /// A 401's stable reason: `missing` or `wrong_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

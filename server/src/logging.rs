@@ -1,0 +1,198 @@
+//! Logs: the subscriber the binary installs (`[log] format`: text or JSON lines on stderr, the
+//! level from `RUST_LOG`), and the HTTP layers that give every request an id and an access-log
+//! line.
+//!
+//! - **Request ids.** Every request carries `x-request-id`: the caller's, when it is 1 to
+//!   [`MAX_REQUEST_ID`] characters of `A-Z a-z 0-9 - _ . : @`, otherwise a new UUID (a value
+//!   outside that set is replaced, so a client cannot write what it likes into the logs). The
+//!   answer echoes it.
+//! - **Spans.** Each request runs in a `request` span with `request_id`, `method`, `uri` and an
+//!   empty `conn`. A WebSocket session stays in that span for its whole life (the transport
+//!   runs the connection in it) and records its connection id in `conn`, so every line about
+//!   a session names both.
+//! - **Access log.** One `info` line per answer (`status`, `latency`), a `warn` line for a 5xx.
+//! - **No credential in any field.** The `uri` keeps the values of the query parameters
+//!   `thread` and `resume` only; every other value (`token=` of `/ws` above all) is written
+//!   `[redacted]`. No header is logged.
+
+use crate::settings::LogFormat;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Uri};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
+use tracing::{Level, Span};
+use tracing_subscriber::EnvFilter;
+
+/// The longest `x-request-id` taken from a client.
+pub const MAX_REQUEST_ID: usize = 128;
+/// Query parameters whose values may be logged; every other value is redacted.
+const LOGGED_PARAMETERS: [&str; 2] = ["thread", "resume"];
+/// What a redacted value is logged as.
+const REDACTED: &str = "[redacted]";
+
+/// Install the process's subscriber: `format` lines on stderr, filtered by `RUST_LOG`
+/// (default `info`). JSON lines carry the event's fields at the top level, its span's
+/// fields under `span` and every enclosing span under `spans`.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+}
+
+/// `app` with request ids (set, kept or replaced, and echoed) and a span and access-log line
+/// per request.
+pub fn http(app: Router) -> Router {
+    app.layer(
+        ServiceBuilder::new()
+            .map_request(drop_unusable_request_id)
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span as fn(&Request<Body>) -> Span)
+                    .on_request(())
+                    .on_response(DefaultOnResponse::new().level(Level::INFO))
+                    .on_failure(DefaultOnFailure::new().level(Level::WARN)),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id()),
+    )
+}
+
+/// Remove an `x-request-id` that is not a usable id, so that a new one is made.
+fn drop_unusable_request_id(mut request: Request<Body>) -> Request<Body> {
+    let mut given = request.headers().get_all("x-request-id").iter();
+    let usable = match (given.next(), given.next()) {
+        (None, _) => true,
+        (Some(one), None) => usable_request_id(one),
+        (Some(_), Some(_)) => false,
+    };
+    if !usable {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
+fn usable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=MAX_REQUEST_ID).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(b))
+}
+
+/// The span of one request.
+fn request_span(request: &Request<Body>) -> Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        uri = %redacted(request.uri()),
+        conn = tracing::field::Empty,
+    )
+}
+
+/// The path and query of `uri`, every query value but [`LOGGED_PARAMETERS`]' redacted.
+pub fn redacted(uri: &Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_owned();
+    };
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded: String = url_decoded(name);
+            if LOGGED_PARAMETERS.contains(&decoded.as_str()) {
+                format!("{name}={value}")
+            } else {
+                format!("{name}={REDACTED}")
+            }
+        })
+        .collect();
+    format!("{}?{}", uri.path(), parameters.join("&"))
+}
+
+/// `name` with `%XX` escapes and `+` decoded (as the query extractor decodes it), so that an
+/// escaped spelling of a parameter is judged as the parameter it names.
+fn url_decoded(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, byte) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_thread_and_resume_values_survive_in_a_logged_uri() {
+        assert_eq!(
+            redacted(&uri("/ws?token=eyJ.secret.sig&thread=t-1&resume=5:9")),
+            "/ws?token=[redacted]&thread=t-1&resume=5:9"
+        );
+        assert_eq!(redacted(&uri("/api/stats")), "/api/stats");
+        assert_eq!(
+            redacted(&uri("/ws?%74oken=abc&api_key=k&token")),
+            "/ws?%74oken=[redacted]&api_key=[redacted]&token=[redacted]"
+        );
+        assert_eq!(
+            redacted(&uri("/ws?thread%3D=x")),
+            "/ws?thread%3D=[redacted]"
+        );
+    }
+
+    #[test]
+    fn a_request_id_is_kept_only_when_it_is_short_and_plain() {
+        let ok = |s: &str| usable_request_id(&HeaderValue::from_str(s).unwrap());
+        assert!(ok("4f1c-22aa_b.c:d@e"));
+        assert!(ok(&"a".repeat(MAX_REQUEST_ID)));
+        assert!(!ok(&"a".repeat(MAX_REQUEST_ID + 1)));
+        assert!(!ok(""));
+        assert!(!ok("has space"));
+        assert!(!ok("quote\"json"));
+        assert!(!usable_request_id(
+            &HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()
+        ));
+    }
+}

@@ -1,0 +1,93 @@
+//! Inputs from other nodes: what a bridge to the cluster receives and hands to this node's
+//! hubs ([`Handle::deliver_remote`], [`Handle::deliver_sequenced`],
+//! [`Handle::deliver_history`], [`Handle::deliver_head`]), and how it keeps pace with them
+//! ([`Handle::fed`], [`Handle::inbound_backlog`]).
+//!
+//! Each is queued, without waiting, in the inbound queue of the shards it concerns (the
+//! user's shard for a user's stream, every shard for a room or everyone), in order: a node's
+//! subscription keeps reading while its shards fan out. A shard feeds up to 64 queued inputs
+//! to its hub, then drains once (see `shard.rs`).
+
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::runtime::Runtime;
+use crate::shard::Inbound;
+use futures_channel::oneshot;
+use std::sync::Arc;
+use switchboard::{Envelope, Position, RemoteTarget, Sequenced, StreamId, UserId};
+
+/// The user whose shard serves `stream` alone (a room's members are on every shard).
+fn owner(stream: &StreamId) -> Option<&UserId> {
+    match stream {
+        StreamId::User(user) => Some(user),
+        StreamId::Room(_) => None,
+    }
+}
+
+impl<R: Runtime> Handle<R> {
+    /// Queue a publish that arrived from another node (`Input::Remote`) for the shards it
+    /// concerns, after what was queued before. It emits no new envelope. Never waits: see
+    /// [`Handle::fed`].
+    pub fn deliver_remote(&self, envelope: Envelope) -> Result<(), Error> {
+        let user = match &envelope.target {
+            RemoteTarget::User { user } | RemoteTarget::Thread { user, .. } => Some(user.clone()),
+            RemoteTarget::Room { .. } | RemoteTarget::All => None,
+        };
+        let envelope = Arc::new(envelope);
+        self.shards
+            .queue(user.as_ref(), || Inbound::Envelope(envelope.clone()))
+    }
+
+    /// Queue a stream entry sealed by the cluster's sequencer (`Input::Sequenced`) for the
+    /// shards serving its stream, after what was queued before: queue a stream's entries in
+    /// its order. Never waits: see [`Handle::fed`].
+    pub fn deliver_sequenced(&self, entry: Sequenced) -> Result<(), Error> {
+        let user = owner(&entry.entry.stream).cloned();
+        let entry = Arc::new(entry);
+        self.shards
+            .queue(user.as_ref(), || Inbound::Sequenced(entry.clone()))
+    }
+
+    /// Queue an older entry of a stream, from the cluster's shared history
+    /// (`Input::History`), for the shards serving its stream: queue a stream's history newest
+    /// first. Never waits: see [`Handle::fed`].
+    pub fn deliver_history(&self, entry: Sequenced) -> Result<(), Error> {
+        let user = owner(&entry.entry.stream).cloned();
+        let entry = Arc::new(entry);
+        self.shards
+            .queue(user.as_ref(), || Inbound::History(entry.clone()))
+    }
+
+    /// Queue, for the shards serving `stream`, where the cluster's sequencer stands on it
+    /// (`Input::StreamHead`): a hub that just started serving a room answers its waiting
+    /// joins. Never waits: see [`Handle::fed`].
+    pub fn deliver_head(&self, stream: StreamId, head: Option<Position>) -> Result<(), Error> {
+        let user = owner(&stream).cloned();
+        let stream = Arc::new(stream);
+        self.shards
+            .queue(user.as_ref(), || Inbound::Head(stream.clone(), head))
+    }
+
+    /// Wait until the shards serving `stream` (every shard for `None`) have been fed
+    /// everything queued for them so far by the `deliver_*` methods: what opens after this
+    /// sees it, and a feeder that waits for it keeps the queues short.
+    pub async fn fed(&self, stream: Option<&StreamId>) -> Result<(), Error> {
+        let user = stream.and_then(owner);
+        let mut answers = Vec::new();
+        self.shards.queue(user, || {
+            let (tx, rx) = oneshot::channel();
+            answers.push(rx);
+            Inbound::Fence(tx)
+        })?;
+        for answer in answers {
+            answer.await.map_err(|_| Error::Stopped)?;
+        }
+        Ok(())
+    }
+
+    /// The longest queue of inputs not fed yet, over the shards: what a feeder from another
+    /// node compares with its bound before it waits with [`Handle::fed`].
+    pub fn inbound_backlog(&self) -> usize {
+        self.shards.inbound_backlog()
+    }
+}
