@@ -9,11 +9,11 @@
 //!   holds no data (a strict content security policy: its own script and style only, no
 //!   frames);
 //! - `POST /dashboard/session` with `Authorization: Bearer <API key>`: opens a session (see
-//!   [`sessions`]): an `HttpOnly`, `SameSite=Strict` cookie scoped to `/dashboard`, and
+//!   `sessions`): an `HttpOnly`, `SameSite=Strict` cookie scoped to `/dashboard`, and
 //!   `{"csrf", "expires_in_secs"}` for the page; 401 without the right key. `GET` answers the
 //!   same for the cookie's live session (a reloaded page), `DELETE` ends it;
 //! - `GET /dashboard/feed`: a WebSocket that sends the [`Feed`] once a second (never a poll of
-//!   every connection: [`feed`]); the cookie is its credential, since a browser cannot set
+//!   every connection: `feed`); the cookie is its credential, since a browser cannot set
 //!   headers on a WebSocket;
 //! - `GET /dashboard/users/{user}`: the user's presence (as `GET /api/users/{user}`, and on a
 //!   cluster the connections on every node);

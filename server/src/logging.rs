@@ -107,7 +107,7 @@ fn request_span(request: &Request<Body>) -> Span {
     )
 }
 
-/// The path and query of `uri`, every query value but [`LOGGED_PARAMETERS`]' redacted.
+/// The path and query of `uri`, every query value but `LOGGED_PARAMETERS`' redacted.
 pub fn redacted(uri: &Uri) -> String {
     let Some(query) = uri.query() else {
         return uri.path().to_owned();

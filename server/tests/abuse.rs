@@ -198,7 +198,8 @@ async fn past_the_handshake_cap_the_oldest_waiting_connection_makes_room() {
         metric(&server, &http, "http_handshakes_evicted_total").await,
         1.0
     );
-    assert_eq!(metric(&server, &http, "http_handshakes").await, 19.0);
+    // The newcomer leaves the handshakes once its upgrade is done: the gauge settles at 19.
+    metric_reaches(&server, &http, "http_handshakes", 19.0).await;
     still_served(&server, &http, &mut newcomer, 1).await;
     still_served(&server, &http, &mut bystander, 2).await;
 
@@ -210,7 +211,8 @@ async fn past_the_handshake_cap_the_oldest_waiting_connection_makes_room() {
     for first_wave in &mut waiting[1..20] {
         closed_within(first_wave, PATIENCE).await;
     }
-    assert_eq!(metric(&server, &http, "http_handshakes").await, 20.0);
+    // The gauge counts the second wave whole once the last of it is taken in.
+    metric_reaches(&server, &http, "http_handshakes", 20.0).await;
 }
 
 /// Send a complete request on `stream` and read its whole answer, keeping the connection.
