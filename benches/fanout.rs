@@ -4,7 +4,7 @@
 //! Each iteration publishes one message and drains every output, as a transport does after
 //! each input. The backpressure budget is set out of reach so that no queue grows: what is
 //! measured is the hand-off of a shared frame to each recipient. The `with_flush` group also
-//! reports every frame written (`Input::Flushed`), as a transport that flushes each frame on
+//! reports every frame written (`SocketInput::Flushed`), as a transport that flushes each frame on
 //! its own would. Criterion's throughput is in recipients, so "elem/s" reads as deliveries
 //! per second per core.
 //!
@@ -14,7 +14,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use std::time::{Duration, Instant};
-use switchboard::{Hub, Input, Message, Open, Output, RoomId, Target};
+use switchboard::{Hub, Message, Open, Output, RoomId, SocketInput, SocketOutput, Target};
 
 mod fixture;
 use fixture::{config, drain, room_of};
@@ -31,11 +31,11 @@ fn message() -> Message {
 fn drain_flushing(hub: &mut Hub, now: Instant) -> usize {
     let mut sent = 0;
     while let Some(output) = hub.poll_output() {
-        if let Output::Send { conn, frame } = output {
+        if let Output::Socket(SocketOutput::Send { conn, frame }) = output {
             sent += 1;
             let bytes = frame.len();
             drop(frame);
-            hub.handle_input(now, Input::Flushed { conn, bytes })
+            hub.handle_socket(now, SocketInput::Flushed { conn, bytes })
                 .expect("the connection is open");
         }
     }

@@ -18,7 +18,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use switchboard::{Hub, Input, Message, Output, Target};
+use switchboard::{Hub, Message, Output, SocketInput, SocketOutput, Target};
 
 mod fixture;
 use fixture::{config, drain, room_of};
@@ -40,9 +40,9 @@ fn stats(c: &mut Criterion) {
         hub.publish(now, Target::User(user), &message).unwrap();
         // A third of the readers flushed what they were sent; the rest have it in flight.
         while let Some(output) = hub.poll_output() {
-            if let (Output::Send { conn, frame }, 0) = (output, i % 3) {
+            if let (Output::Socket(SocketOutput::Send { conn, frame }), 0) = (output, i % 3) {
                 let bytes = frame.len();
-                hub.handle_input(now, Input::Flushed { conn, bytes })
+                hub.handle_socket(now, SocketInput::Flushed { conn, bytes })
                     .unwrap();
             }
         }

@@ -25,18 +25,19 @@ pub struct Config {
     /// Client frame types handed to the application as [`Notice::App`](crate::Notice::App)
     /// instead of being rejected as unknown. Default: none.
     pub app_frame_types: Vec<String>,
-    /// Emit [`Output::Remote`](crate::Output::Remote) envelopes for publishes that other hubs
+    /// Emit [`ClusterOutput::Envelope`](crate::ClusterOutput::Envelope)s for publishes that other hubs
     /// (the other shards of a process, or other nodes) may have to serve: the application's
     /// publishes to users, threads, rooms and everyone, and clients' room `publish` frames.
-    /// Envelopes fed back with [`Input::Remote`](crate::Input::Remote) are not relayed again.
+    /// Envelopes fed back with [`ClusterInput::Envelope`](crate::ClusterInput::Envelope) are not
+    /// sent on again.
     /// Default `false` (a single hub).
     pub cluster: bool,
     /// Let the cluster's sequencer number the user and room streams: every reliable entry of
     /// one (the application's publishes to users, threads and rooms, clients' room `publish`
-    /// frames, agent run events) goes out as an [`Output::Sequence`](crate::Output::Sequence)
+    /// frames, agent run events) goes out as a [`ClusterOutput::Sequence`](crate::ClusterOutput::Sequence)
     /// and is delivered when it comes back sealed through
-    /// [`Input::Sequenced`](crate::Input::Sequenced), on this hub as on every other one
-    /// serving the stream. See [`sequenced`](crate::sequenced). Default `false` (the hub
+    /// [`ClusterInput::Sequenced`](crate::ClusterInput::Sequenced), on this hub as on every other one
+    /// serving the stream. See [`Unsequenced`](crate::Unsequenced). Default `false` (the hub
     /// numbers its streams).
     pub shared_streams: bool,
     /// The first stream epoch this hub hands out. Streams created later get larger epochs.
@@ -52,6 +53,7 @@ pub struct Config {
 
 /// What happens when a user opens one connection more than `max_connections_per_user`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UserLimitPolicy {
     /// The new connection is refused with close code 4003.
     RejectNew,

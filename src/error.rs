@@ -2,12 +2,12 @@
 
 use crate::id::ConnId;
 use crate::reason::Reason;
-use crate::run::RunError;
-use std::fmt;
+use crate::run::{RunError, RunLimit};
 use thiserror::Error;
 
 /// Why a connection could not open. The transport closes the socket with [`OpenError::close_code`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The hub is shutting down; `restart`: the node restarts while others serve (1012),
     /// otherwise 1001.
@@ -49,6 +49,7 @@ pub struct UnknownConnection(pub ConnId);
 
 /// Why a publish or agent update was refused. Nothing was delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum PublishError {
     /// The target connection does not exist, or (through a user scope) is not the user's.
     #[error(transparent)]
@@ -62,26 +63,9 @@ pub enum PublishError {
     TooManyRuns(RunLimit),
 }
 
-/// Which cap refused a new agent run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunLimit {
-    /// `Limits::max_active_runs_per_user`.
-    User,
-    /// `Limits::max_active_runs`.
-    Hub,
-}
-
-impl fmt::Display for RunLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RunLimit::User => "for the user",
-            RunLimit::Hub => "in the hub",
-        })
-    }
-}
-
 /// Why a server-side room or thread operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RoomError {
     /// The connection does not exist.
     #[error(transparent)]

@@ -5,65 +5,68 @@
 //! connections, and keeps per-stream history so that a client that reconnects receives what it
 //! missed, or an explicit `gap`.
 //!
-//! The hub does no IO: transports feed it [`Input`]s with the current time and carry out its
-//! [`Output`]s (see [`hub`] for the drain invariant). The same core runs under every
-//! transport, in every test, and on every node.
+//! The hub does no IO: it is fed inputs with the current time and asks for [`Output`]s, typed
+//! by destination: [`SocketInput`] in and [`SocketOutput`] out for the transport's sockets,
+//! requests in and [`Notice`]s out for the application, [`ClusterInput`] in and
+//! [`ClusterOutput`] out for the other hubs of a cluster (see [`Hub`] for the drain
+//! invariant). The same core runs under every transport, in every test, and on every node.
 //!
-//! Modules, one concept each: [`id`] (handles and names), [`config`] (limits and presets),
-//! [`protocol`] (the JSON wire format), [`hub`] (the state machine), [`scope`] (per-user
-//! isolation), [`run`] (agent run automaton), [`stream`] (sequence numbers and history),
-//! `outbox` (backpressure lanes), `heartbeat` (liveness and health), `room` (membership),
-//! `timer` (deadlines), [`reason`] (close and drop reasons), [`stats`] (counters),
-//! [`target`] (addressing), [`message`], [`access`] (room grants), [`io`] (inputs and outputs).
+//! Every public item is at the crate root, under one path; the modules are private. The one
+//! public module is [`testing`] (feature `testing`): the in-memory [`Harness`](testing::Harness),
+//! the test double for applications.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod access;
-pub mod config;
+mod access;
+mod cluster;
+mod config;
 mod connection;
-pub mod error;
+mod directory;
+mod error;
 mod heartbeat;
-pub mod hub;
-pub mod id;
-pub mod io;
-pub mod message;
+mod hub;
+mod id;
+mod io;
+mod message;
 mod outbox;
-pub mod protocol;
+mod outputs;
+mod protocol;
 mod rate;
-pub mod reason;
+mod reason;
 mod room;
-pub mod run;
-pub mod scope;
-pub mod sequenced;
-pub mod stats;
-pub mod stream;
-pub mod target;
+mod run;
+mod scope;
+mod sequenced;
+mod stats;
+mod stream;
+mod target;
 mod timer;
+mod waiters;
 
 #[cfg(feature = "testing")]
 pub mod testing;
-
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 
 pub use access::RoomAccess;
 pub use config::{
     BackpressureConfig, Config, HeartbeatConfig, HistoryConfig, Limits, UserLimitPolicy,
 };
 pub use connection::{ConnectionInfo, Traffic};
-pub use error::{OpenError, PublishError, RoomError, RunLimit, UnknownConnection};
+pub use error::{OpenError, PublishError, RoomError, UnknownConnection};
 pub use heartbeat::{Liveness, RttStats};
-pub use hub::{AgentUpdate, Hub};
+pub use hub::Hub;
 pub use id::{AgentId, ConnId, ParseConnIdError, RoomId, RunId, ThreadId, UserId};
-pub use io::{AppMessage, Delivery, Envelope, Input, Notice, Open, Output, RemoteTarget, WaiterId};
+pub use io::{
+    AgentUpdate, AppMessage, ClusterInput, ClusterOutput, Delivery, Envelope, Notice, Open, Output,
+    RemoteTarget, SocketInput, SocketOutput, WaiterId,
+};
 pub use message::{Lane, Message};
-pub use protocol::{ErrorCode, StreamPosition};
+pub use protocol::{ErrorCode, StreamPosition, MAX_REF_BYTES};
 pub use reason::{Reason, ReasonCounts};
-pub use run::{AgentEvent, EventKind, EventRecord, RunError, RunReport, RunState};
+pub use run::{AgentEvent, EventKind, EventRecord, RunError, RunLimit, RunReport, RunState};
 pub use scope::UserScope;
 pub use sequenced::{EntryMeta, Sequenced, Unsequenced};
 pub use stats::{Counters, RttHistogram, Stats, RTT_BUCKETS_MS};
-pub use stream::{Position, StreamId};
+pub use stream::{ParsePositionError, Position, StreamId};
 pub use target::{Audience, Target};
 
 /// The README's example, compiled and run as a doctest so that it stays true.

@@ -16,7 +16,6 @@
 
 use crate::config::BackpressureConfig;
 use crate::id::RunId;
-use crate::stats::Backlog;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -51,6 +50,24 @@ pub(crate) enum Offer {
     Shed,
     /// A reliable frame did not fit: the connection is a slow consumer.
     Overflow,
+}
+
+/// What the connections' outboxes hold: frames and bytes queued, bytes in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Backlog {
+    pub queued_messages: usize,
+    pub queued_bytes: usize,
+    pub inflight_bytes: usize,
+}
+
+impl Backlog {
+    /// One outbox went from holding `before` to holding `after`.
+    pub fn shift(&mut self, before: Backlog, after: Backlog) {
+        self.queued_messages =
+            self.queued_messages + after.queued_messages - before.queued_messages;
+        self.queued_bytes = self.queued_bytes + after.queued_bytes - before.queued_bytes;
+        self.inflight_bytes = self.inflight_bytes + after.inflight_bytes - before.inflight_bytes;
+    }
 }
 
 /// In-flight accounting and the queue of one connection.

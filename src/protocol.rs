@@ -216,6 +216,7 @@ pub(crate) fn parse(text: &str, config: &Config) -> Result<Parsed, ParseError> {
 /// The stable code of an `error` frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The frame is not valid JSON, or has no string `type`.
     MalformedJson,

@@ -1,8 +1,8 @@
 //! Why a connection was closed or a frame dropped: one enum, one counter per variant.
 //!
-//! Every close the hub performs and every message it refuses or drops carries a [`Reason`].
-//! Closes map to a WebSocket close code; [`ReasonCounts`] keeps the per-reason counters that
-//! [`Stats`](crate::Stats) reports.
+//! Every close the hub performs and every frame or request it rejects or drops carries a
+//! [`Reason`]. Closes map to a WebSocket close code; [`ReasonCounts`] keeps the per-reason
+//! counters that [`Stats`](crate::Stats) reports.
 
 use std::fmt;
 
@@ -10,6 +10,7 @@ macro_rules! reasons {
     ($($(#[$doc:meta])* $variant:ident = $label:literal, $code:expr;)*) => {
         /// The reason for a close or a drop. Stable labels appear in metrics and frames.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
         pub enum Reason {
             $($(#[$doc])* $variant,)*
         }
@@ -68,9 +69,9 @@ reasons! {
     UnknownType = "unknown_type", None;
     /// A frame was dropped: it came faster than the rate limit.
     OverRate = "over_rate", None;
-    /// A request was refused: the connection may not use that room or thread.
+    /// A request was rejected: the connection may not use that room or thread.
     Forbidden = "forbidden", None;
-    /// A request was refused: a room or connection limit would be exceeded.
+    /// A request was rejected: a room or connection limit would be exceeded.
     LimitReached = "limit_reached", None;
     /// An ephemeral message was replaced by a newer one while the reader was behind.
     Coalesced = "coalesced", None;
@@ -80,6 +81,21 @@ reasons! {
     UnknownConnection = "unknown_connection", None;
     /// An agent run was refused: its user, or the hub, has the most runs in progress allowed.
     TooManyRuns = "too_many_runs", None;
+}
+
+impl Reason {
+    /// True for the closes that hand out what was queued for the connection before the close
+    /// frame (the application's, evictions, shutdowns); the others discard it.
+    pub(crate) fn is_graceful(self) -> bool {
+        matches!(
+            self,
+            Reason::Shutdown
+                | Reason::ServiceRestart
+                | Reason::Normal
+                | Reason::Disconnected
+                | Reason::Evicted
+        )
+    }
 }
 
 impl fmt::Display for Reason {

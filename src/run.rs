@@ -7,18 +7,21 @@
 //! The run remembers, per event, how many connections it reached, for [`RunReport`]. The
 //! hub's runs (`Runs`) count those in progress, per user and in all, for their caps.
 
-use crate::config::Limits;
-use crate::error::RunLimit;
+mod runs;
+
+pub(crate) use runs::Runs;
+
 use crate::id::{AgentId, RunId, ThreadId, UserId};
-use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
-use std::time::{Duration, Instant};
+use std::fmt;
+use std::time::Instant;
 use thiserror::Error;
 
 /// One lifecycle event of an agent run, as published by the producer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AgentEvent {
     /// The run began. Must come first.
     AgentStarted {
@@ -75,6 +78,7 @@ pub enum AgentEvent {
 /// The kind of a run event, without its payload (also `producer_lost`, which only the hub emits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// `agent_started`
     AgentStarted,
@@ -138,6 +142,7 @@ impl AgentEvent {
 
 /// Why an agent event was refused. Nothing was delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RunError {
     /// The first event of a run must be `agent_started`.
     #[error("run {0} has not started: the first event must be agent_started")]
@@ -333,118 +338,22 @@ impl Run {
     }
 }
 
-/// Every run of a hub by user and run id, with the runs in progress counted (in all and per
-/// user) as runs start and end, so that the caps are checked and reported without a scan.
-#[derive(Debug, Default)]
-pub(crate) struct Runs {
-    runs: HashMap<(UserId, RunId), Run>,
-    /// Runs in progress.
-    active: usize,
-    /// Runs in progress per user (users with none are absent).
-    active_per_user: HashMap<UserId, usize>,
+/// Which cap refused a new agent run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunLimit {
+    /// `Limits::max_active_runs_per_user`.
+    User,
+    /// `Limits::max_active_runs`.
+    Hub,
 }
 
-impl Runs {
-    pub fn get(&self, key: &(UserId, RunId)) -> Option<&Run> {
-        self.runs.get(key)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
-    }
-
-    /// Runs in progress.
-    pub fn active(&self) -> usize {
-        self.active
-    }
-
-    /// Keep `run`, which just started, unless its user or the hub is at its cap of runs in
-    /// progress.
-    pub fn start(&mut self, run: Run, limits: &Limits) -> Result<(), RunLimit> {
-        let user = run.report.user.clone();
-        let of_user = self.active_per_user.get(&user).copied().unwrap_or(0);
-        if of_user >= limits.max_active_runs_per_user {
-            return Err(RunLimit::User);
-        }
-        if self.active >= limits.max_active_runs {
-            return Err(RunLimit::Hub);
-        }
-        self.active += 1;
-        *self.active_per_user.entry(user.clone()).or_default() += 1;
-        self.runs.insert((user, run.report.run.clone()), run);
-        Ok(())
-    }
-
-    /// Apply an event to the run `key` (see [`Run::record`]); an ending leaves the counts of
-    /// runs in progress.
-    pub fn record(
-        &mut self,
-        key: &(UserId, RunId),
-        now: Instant,
-        kind: EventKind,
-        event: Option<&AgentEvent>,
-        seq: u64,
-        reached: usize,
-    ) -> &Run {
-        let run = self.runs.get_mut(key).expect("the run exists");
-        let was_running = run.is_running();
-        run.record(now, kind, event, seq, reached);
-        if was_running && !run.is_running() {
-            self.active -= 1;
-            if let Some(n) = self.active_per_user.get_mut(&key.0) {
-                *n -= 1;
-                if *n == 0 {
-                    self.active_per_user.remove(&key.0);
-                }
-            }
-        }
-        run
-    }
-
-    /// The runs in progress of `user` that a connection on `thread` receives and has not
-    /// seen yet: those of its thread, and (for a connection that just opened, `with_unthreaded`)
-    /// those without a thread, which reach every connection of the user.
-    pub fn to_catch_up(
-        &self,
-        user: &UserId,
-        thread: Option<&ThreadId>,
-        with_unthreaded: bool,
-    ) -> SmallVec<[RunId; 2]> {
-        self.runs
-            .iter()
-            .filter(|((u, _), run)| {
-                let selected = match run.report.thread.as_ref() {
-                    Some(t) => Some(t) == thread,
-                    None => with_unthreaded,
-                };
-                u == user && run.is_running() && selected
-            })
-            .map(|((_, r), _)| r.clone())
-            .collect()
-    }
-
-    /// The runs in progress without an event for `timeout`.
-    pub fn idle(&self, now: Instant, timeout: Duration) -> Vec<(UserId, RunId)> {
-        self.runs
-            .iter()
-            .filter(|(_, r)| {
-                r.is_running() && now.saturating_duration_since(r.last_event_at) >= timeout
-            })
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-
-    /// Forget the runs that ended at least `retention` before `now`.
-    pub fn forget_ended(&mut self, now: Instant, retention: Duration) {
-        self.runs.retain(|_, r| {
-            r.is_running() || now.saturating_duration_since(r.last_event_at) < retention
-        });
-    }
-
-    /// Runs in progress counted anew, to check the count kept as runs start and end.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn recount(&self) -> usize {
-        self.runs.values().filter(|r| r.is_running()).count()
+impl fmt::Display for RunLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunLimit::User => "for the user",
+            RunLimit::Hub => "in the hub",
+        })
     }
 }
 
@@ -563,33 +472,6 @@ mod tests {
             ),
             Err(RunError::Ended(_))
         ));
-    }
-
-    #[test]
-    fn runs_in_progress_are_capped_per_user_and_in_all_and_an_ending_frees_a_place() {
-        let now = Instant::now();
-        let limits = Limits {
-            max_active_runs_per_user: 2,
-            max_active_runs: 3,
-            ..crate::Config::development().limits
-        };
-        let start = |user: &str, run: &str| {
-            Run::start(now, run.into(), user.into(), "a".into(), None, &started()).unwrap()
-        };
-        let mut runs = Runs::default();
-        runs.start(start("u", "r1"), &limits).unwrap();
-        runs.start(start("u", "r2"), &limits).unwrap();
-        assert_eq!(runs.start(start("u", "r3"), &limits), Err(RunLimit::User));
-        runs.start(start("v", "r1"), &limits).unwrap();
-        assert_eq!(runs.start(start("w", "r1"), &limits), Err(RunLimit::Hub));
-        let ended = AgentEvent::AgentFailed { error: "x".into() };
-        let key = ("u".into(), "r1".into());
-        runs.record(&key, now, ended.kind(), Some(&ended), 1, 0);
-        assert_eq!((runs.active(), runs.recount()), (2, 2));
-        runs.start(start("u", "r3"), &limits).unwrap();
-        runs.forget_ended(now + Duration::from_secs(1), Duration::ZERO);
-        assert!(runs.get(&key).is_none(), "the ended run is forgotten");
-        assert_eq!((runs.active(), runs.recount()), (3, 3));
     }
 
     #[test]

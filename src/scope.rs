@@ -8,9 +8,9 @@
 
 use crate::connection::ConnectionInfo;
 use crate::error::{PublishError, UnknownConnection};
-use crate::hub::{AgentUpdate, Hub};
+use crate::hub::Hub;
 use crate::id::{ConnId, RunId, ThreadId, UserId};
-use crate::io::{Delivery, WaiterId};
+use crate::io::{AgentUpdate, Delivery, WaiterId};
 use crate::message::Message;
 use crate::run::RunReport;
 use crate::target::Target;

@@ -2,10 +2,10 @@
 //!
 //! With [`Config::shared_streams`](crate::Config::shared_streams) a hub does not number the
 //! user and room streams itself. It renders each entry once without its position (an
-//! [`Unsequenced`] entry, out through [`Output::Sequence`](crate::Output::Sequence)); the
+//! [`Unsequenced`] entry, out through [`ClusterOutput::Sequence`](crate::ClusterOutput::Sequence)); the
 //! cluster's sequencer gives it the stream's next position, keeps it in the shared history and
-//! hands it, [sealed](seal), to every hub serving the stream, the origin included (an
-//! [`Sequenced`] entry, in through [`Input::Sequenced`](crate::Input::Sequenced)). Every hub
+//! hands it, [sealed](Unsequenced::seal), to every hub serving the stream, the origin included (an
+//! [`Sequenced`] entry, in through [`ClusterInput::Sequenced`](crate::ClusterInput::Sequenced)). Every hub
 //! therefore delivers a stream in the sequencer's order, with its numbers, and a client can
 //! resume on any node.
 //!
@@ -63,6 +63,35 @@ pub struct EntryMeta {
     pub except: Vec<ConnId>,
 }
 
+/// What a stream entry carries besides its frame, borrowed while it is delivered: who among
+/// the stream's readers receive it and what a replay needs to know of it (the owned form, for
+/// the sequencer, is [`EntryMeta`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tags<'a> {
+    /// Only connections bound to this thread (user streams).
+    pub thread: Option<&'a ThreadId>,
+    /// Connections left out.
+    pub except: &'a [ConnId],
+    /// The agent run it belongs to.
+    pub run: Option<&'a RunId>,
+    /// Agent thinking: replaced by a newer one while a reader is behind.
+    pub coalesce: Option<&'a CoalesceKey>,
+}
+
+impl Tags<'_> {
+    /// The entry's tags as the sequencer carries them, for an entry of `stream`.
+    pub fn meta(self, stream: StreamId) -> EntryMeta {
+        EntryMeta {
+            stream,
+            thread: self.thread.cloned(),
+            run: self.run.cloned(),
+            thinking: matches!(self.coalesce, Some(CoalesceKey::Thinking(_))),
+            undelivered: false,
+            except: self.except.to_vec(),
+        }
+    }
+}
+
 impl EntryMeta {
     /// The coalescing key of the entry: agent thinking of its run.
     pub(crate) fn coalesce(&self) -> Option<CoalesceKey> {
@@ -85,7 +114,7 @@ impl Unsequenced {
 }
 
 /// Complete a template (a JSON object without its closing brace) with a position.
-pub fn seal(template: &[u8], position: Position) -> Bytes {
+pub(crate) fn seal(template: &[u8], position: Position) -> Bytes {
     use std::io::Write;
     let mut frame = Vec::with_capacity(template.len() + 48);
     frame.extend_from_slice(template);

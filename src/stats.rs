@@ -1,13 +1,11 @@
 //! Counters and gauges: what the hub has done and what it holds now.
 //!
-//! Counters only grow. Gauges are kept up to date as the state they describe changes
-//! (`Gauges` for the connections, the stream and run collections for history and runs), so
-//! that a [`Stats`] snapshot costs the same whatever the hub holds; `Hub::recounted_stats`
-//! (tests only) computes the same figures from the state itself, the definition they are
-//! checked against.
+//! Counters only grow. Gauges are kept up to date as the state they describe changes (the
+//! directory's gauges for the connections, the stream and run collections for history and
+//! runs), so that a [`Stats`] snapshot costs the same whatever the hub holds;
+//! `Hub::recounted_stats` (tests only) computes the same figures from the state itself, the
+//! definition they are checked against.
 
-use crate::connection::Connection;
-use crate::heartbeat::Heartbeat;
 use crate::reason::ReasonCounts;
 use std::time::Duration;
 
@@ -55,7 +53,7 @@ pub struct Counters {
     /// Connections opened.
     pub opened: u64,
     /// Connections refused at open (also counted in `closes` by reason).
-    pub refused: u64,
+    pub refused_opens: u64,
     /// Publishes (backend and client) accepted.
     pub publishes: u64,
     /// Client frames received.
@@ -68,7 +66,7 @@ pub struct Counters {
     pub bytes_out: u64,
     /// Closes by reason (evictions are `closes.get(Reason::Evicted)`).
     pub closes: ReasonCounts,
-    /// Dropped or refused frames by reason.
+    /// Frames and messages dropped, and requests rejected, by reason.
     pub drops: ReasonCounts,
     /// Dead connections that came back.
     pub resurrections: u64,
@@ -124,7 +122,7 @@ impl Counters {
     /// Add another hub's counters to these.
     pub fn merge(&mut self, other: &Counters) {
         self.opened += other.opened;
-        self.refused += other.refused;
+        self.refused_opens += other.refused_opens;
         self.publishes += other.publishes;
         self.messages_in += other.messages_in;
         self.bytes_in += other.bytes_in;
@@ -162,85 +160,6 @@ impl Stats {
             *mine += theirs;
         }
         self.counters.merge(&other.counters);
-    }
-}
-
-/// The health histogram bucket of a score.
-pub(crate) fn health_bucket(score: u8) -> usize {
-    usize::from(score.min(99) / 20)
-}
-
-/// What the connections' outboxes hold: frames and bytes queued, bytes in flight.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Backlog {
-    pub queued_messages: usize,
-    pub queued_bytes: usize,
-    pub inflight_bytes: usize,
-}
-
-impl Backlog {
-    /// One outbox went from holding `before` to holding `after`.
-    pub fn shift(&mut self, before: Backlog, after: Backlog) {
-        self.queued_messages =
-            self.queued_messages + after.queued_messages - before.queued_messages;
-        self.queued_bytes = self.queued_bytes + after.queued_bytes - before.queued_bytes;
-        self.inflight_bytes = self.inflight_bytes + after.inflight_bytes - before.inflight_bytes;
-    }
-}
-
-/// The gauges of the open connections, kept as they change.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Gauges {
-    /// Summed over the outboxes.
-    pub backlog: Backlog,
-    /// Connections per health band.
-    pub health: [usize; 5],
-    /// Threads (of a user) with at least one bound connection.
-    pub threads: usize,
-}
-
-impl Gauges {
-    /// A connection opened with this heartbeat.
-    pub fn opened(&mut self, heartbeat: &Heartbeat) {
-        self.health[health_bucket(heartbeat.health())] += 1;
-    }
-
-    /// A connection closed: it leaves its band, and what its outbox still held is gone.
-    pub fn closed(&mut self, conn: &mut Connection) {
-        self.health[health_bucket(conn.heartbeat.health())] -= 1;
-        conn.outbox.discard(&mut self.backlog);
-    }
-
-    /// Run `f` on a connection's heartbeat and move the connection to its new health band.
-    pub fn heartbeat<R>(
-        &mut self,
-        heartbeat: &mut Heartbeat,
-        f: impl FnOnce(&mut Heartbeat) -> R,
-    ) -> R {
-        let before = health_bucket(heartbeat.health());
-        let result = f(heartbeat);
-        self.health[before] -= 1;
-        self.health[health_bucket(heartbeat.health())] += 1;
-        result
-    }
-
-    /// The same gauges computed from every open connection.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn recount<'a>(conns: impl Iterator<Item = &'a Connection>) -> Gauges {
-        let mut gauges = Gauges::default();
-        let mut threads = hashbrown::HashSet::new();
-        for c in conns {
-            let backlog = &mut gauges.backlog;
-            backlog.queued_messages += c.outbox.queued_messages();
-            backlog.queued_bytes += c.outbox.queued_bytes();
-            backlog.inflight_bytes += c.outbox.inflight();
-            gauges.health[health_bucket(c.heartbeat.health())] += 1;
-            if let Some(t) = &c.thread {
-                threads.insert((&c.user, t));
-            }
-        }
-        gauges.threads = threads.len();
-        gauges
     }
 }
 

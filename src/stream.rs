@@ -64,12 +64,39 @@ impl<'de> Deserialize<'de> for StreamId {
 }
 
 /// A place in a stream: its epoch and the last sequence number seen (0 = nothing yet).
+///
+/// Written `<epoch>:<seq>` ([`Display`](fmt::Display) and [`FromStr`](std::str::FromStr)), the
+/// form of the `resume` query parameter a client passes at connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Position {
     /// The stream epoch the sequence number belongs to.
     pub epoch: u64,
     /// The last sequence number seen.
     pub seq: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.epoch, self.seq)
+    }
+}
+
+/// A string that is not a position (`<epoch>:<seq>`, two unsigned integers).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a stream position (expected <epoch>:<seq>, e.g. \"3:41\")")]
+pub struct ParsePositionError;
+
+impl std::str::FromStr for Position {
+    type Err = ParsePositionError;
+
+    /// The inverse of `Display`: `"3:41"` is epoch 3, sequence number 41.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (epoch, seq) = s.split_once(':').ok_or(ParsePositionError)?;
+        Ok(Position {
+            epoch: epoch.parse().map_err(|_| ParsePositionError)?,
+            seq: seq.parse().map_err(|_| ParsePositionError)?,
+        })
+    }
 }
 
 /// Why a `gap` frame was sent.
@@ -402,6 +429,17 @@ mod tests {
         }
         assert!("alice".parse::<StreamId>().is_err());
         assert!("room:".parse::<StreamId>().is_err());
+    }
+
+    #[test]
+    fn positions_round_trip_through_their_text_form() {
+        let p = Position { epoch: 3, seq: 41 };
+        assert_eq!(p.to_string(), "3:41");
+        assert_eq!("3:41".parse::<Position>(), Ok(p));
+        assert_eq!("1:0".parse::<Position>(), Ok(Position { epoch: 1, seq: 0 }));
+        for bad in ["", "1", "x:1", "1:x", "1:2:3", ":1", "1:", "-1:2"] {
+            assert_eq!(bad.parse::<Position>(), Err(ParsePositionError), "{bad:?}");
+        }
     }
 
     #[test]

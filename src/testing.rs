@@ -21,8 +21,11 @@
 use crate::config::Config;
 use crate::error::OpenError;
 use crate::hub::Hub;
-use crate::id::{ConnId, UserId};
-use crate::io::{Delivery, Envelope, Input, Notice, Open, Output};
+use crate::id::{ConnId, RoomId, UserId};
+use crate::io::{
+    ClusterInput, ClusterOutput, Delivery, Envelope, Notice, Open, Output, SocketInput,
+    SocketOutput,
+};
 use crate::message::Message;
 use crate::reason::Reason;
 use crate::sequenced::Unsequenced;
@@ -94,8 +97,10 @@ pub struct Harness {
     now: Instant,
     clients: BTreeMap<ConnId, Client>,
     notices: Vec<Notice>,
-    remote: Vec<Envelope>,
+    envelopes: Vec<Envelope>,
     unsequenced: Vec<Unsequenced>,
+    interest: Vec<(StreamId, bool)>,
+    follows: Vec<(RoomId, Option<Position>)>,
 }
 
 impl Harness {
@@ -106,8 +111,10 @@ impl Harness {
             now: Instant::now(),
             clients: BTreeMap::new(),
             notices: Vec::new(),
-            remote: Vec::new(),
+            envelopes: Vec::new(),
             unsequenced: Vec::new(),
+            interest: Vec::new(),
+            follows: Vec::new(),
         }
     }
 
@@ -132,7 +139,7 @@ impl Harness {
     fn pump(&mut self) {
         while let Some(output) = self.hub.poll_output() {
             match output {
-                Output::Send { conn, frame } => {
+                Output::Socket(SocketOutput::Send { conn, frame }) => {
                     let client = self
                         .clients
                         .get_mut(&conn)
@@ -144,14 +151,13 @@ impl Harness {
                         let bytes = frame.len();
                         // The connection may have been closed by the same operation (a 4008
                         // during a replay): like a transport, ignore the input that races it.
-                        let _ = self
-                            .hub
-                            .handle_input(self.now, Input::Flushed { conn, bytes });
+                        let flushed = SocketInput::Flushed { conn, bytes };
+                        let _ = self.hub.handle_socket(self.now, flushed);
                     } else {
                         client.unread.push_back(frame);
                     }
                 }
-                Output::Ping { conn, payload } => {
+                Output::Socket(SocketOutput::Ping { conn, payload }) => {
                     let client = self
                         .clients
                         .get_mut(&conn)
@@ -160,23 +166,29 @@ impl Harness {
                     if client.answers_pings {
                         // As with flushes: the operation that sent the ping may also have
                         // closed the connection; a transport ignores the input that races it.
-                        let _ = self.hub.handle_input(
-                            self.now,
-                            Input::Pong {
-                                conn,
-                                payload: &payload,
-                            },
-                        );
+                        let pong = SocketInput::Pong {
+                            conn,
+                            payload: &payload,
+                        };
+                        let _ = self.hub.handle_socket(self.now, pong);
                     }
                 }
-                Output::Close { conn, code, reason } => {
+                Output::Socket(SocketOutput::Close { conn, code, reason }) => {
                     if let Some(c) = self.clients.get_mut(&conn) {
                         c.closed = Some((code, reason));
                     }
                 }
-                Output::Remote(envelope) => self.remote.push(*envelope),
-                Output::Sequence(entry) => self.unsequenced.push(*entry),
                 Output::Notice(notice) => self.notices.push(notice),
+                Output::Cluster(ClusterOutput::Envelope(envelope)) => {
+                    self.envelopes.push(*envelope)
+                }
+                Output::Cluster(ClusterOutput::Sequence(entry)) => self.unsequenced.push(*entry),
+                Output::Cluster(ClusterOutput::Interest { stream, interested }) => {
+                    self.interest.push((stream, interested))
+                }
+                Output::Cluster(ClusterOutput::Follow { room, since }) => {
+                    self.follows.push((room, since))
+                }
             }
         }
     }
@@ -227,19 +239,25 @@ impl Harness {
 
     /// The client sends a text frame with arbitrary bytes.
     pub fn send_bytes(&mut self, conn: ConnId, bytes: &[u8]) {
-        let _ = self.hub.handle_input(self.now, Input::Text { conn, bytes });
+        self.socket(SocketInput::Text { conn, bytes });
+    }
+
+    /// Feed what a socket did, at the current time (an input for a closed connection is
+    /// ignored, as a transport does).
+    pub fn socket(&mut self, input: SocketInput<'_>) {
+        let _ = self.hub.handle_socket(self.now, input);
         self.pump();
     }
 
-    /// Feed any input at the current time.
-    pub fn input(&mut self, input: Input<'_>) {
-        let _ = self.hub.handle_input(self.now, input);
+    /// Feed what the cluster sent, at the current time.
+    pub fn cluster(&mut self, input: ClusterInput<'_>) {
+        self.hub.handle_cluster(self.now, input);
         self.pump();
     }
 
     /// The client's socket drops (no close frame from the hub).
     pub fn drop_connection(&mut self, conn: ConnId) {
-        self.input(Input::Closed { conn });
+        self.socket(SocketInput::Closed { conn });
     }
 
     /// Publish at the current time; panics on a refused publish.
@@ -277,13 +295,9 @@ impl Harness {
                 let client = self.clients.get_mut(&conn).expect("known client");
                 client.read(&frame);
                 if client.closed.is_none() {
-                    let _ = self.hub.handle_input(
-                        self.now,
-                        Input::Flushed {
-                            conn,
-                            bytes: frame.len(),
-                        },
-                    );
+                    let bytes = frame.len();
+                    let _ =
+                        (self.hub).handle_socket(self.now, SocketInput::Flushed { conn, bytes });
                     self.pump();
                 }
             }
@@ -340,9 +354,21 @@ impl Harness {
         std::mem::take(&mut self.notices)
     }
 
-    /// Take the envelopes the hub asked to send to other nodes.
-    pub fn remote(&mut self) -> Vec<Envelope> {
-        std::mem::take(&mut self.remote)
+    /// Take the envelopes the hub handed to the cluster so far (with `Config::cluster`).
+    pub fn envelopes(&mut self) -> Vec<Envelope> {
+        std::mem::take(&mut self.envelopes)
+    }
+
+    /// Take the interest the hub told the cluster so far (`ClusterOutput::Interest`: a stream
+    /// it started, `true`, or stopped serving).
+    pub fn interest(&mut self) -> Vec<(StreamId, bool)> {
+        std::mem::take(&mut self.interest)
+    }
+
+    /// Take the rooms the hub asked to follow so far (`ClusterOutput::Follow`, with shared
+    /// streams: the room and its first member's position).
+    pub fn follows(&mut self) -> Vec<(RoomId, Option<Position>)> {
+        std::mem::take(&mut self.follows)
     }
 
     /// The stream entries handed to the cluster's sequencer since the last call (with

@@ -1,73 +1,125 @@
-//! The timer table: every deadline of the hub in one min-heap, with lazy deletion.
+//! Deadlines: each part of the hub that needs waking keeps its own, and the hub wakes at the
+//! [`earliest`] of them.
 //!
-//! Each open connection has exactly one entry, pushed when it opens and again each time it
-//! fires. Its true deadline only ever moves later (traffic pushes liveness out), so an entry is
-//! never late: at worst it fires early and is pushed again. Entries of closed connections and
-//! resolved waiters stay until they surface and are then discarded by a generation check.
+//! [`Deadlines`] is the min-heap of the parts with many deadlines (the connections' heartbeats,
+//! the waiters), with lazy deletion: an entry is never removed before it surfaces, and a part
+//! that finds one stale (a closed connection, a resolved waiter) discards it then. A connection
+//! has exactly one entry, pushed when it opens and again each time it fires; its true deadline
+//! only ever moves later (traffic pushes liveness out), so an entry is never late: at worst it
+//! fires early and is pushed again.
 
-use crate::id::ConnId;
-use crate::io::WaiterId;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// What a deadline is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum TimerKind {
-    /// A connection's heartbeat.
-    Connection(ConnId),
-    /// A `wait_for_connection` deadline.
-    Waiter(WaiterId),
-    /// The periodic sweep of idle state.
-    Cleanup,
+/// Deadlines keyed by what they are for, earliest first (then by key).
+#[derive(Debug)]
+pub(crate) struct Deadlines<K> {
+    heap: BinaryHeap<Reverse<(Instant, K)>>,
 }
 
-/// All pending deadlines.
-#[derive(Debug, Default)]
-pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, TimerKind)>>,
-}
-
-impl Timers {
-    pub fn schedule(&mut self, at: Instant, kind: TimerKind) {
-        self.heap.push(Reverse((at, kind)));
-    }
-
-    /// The earliest deadline.
-    pub fn next(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
-    }
-
-    /// Take one timer that is due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<TimerKind> {
-        match self.heap.peek() {
-            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, k))| k),
-            _ => None,
+impl<K: Ord> Default for Deadlines<K> {
+    fn default() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
         }
     }
+}
+
+impl<K: Ord + Copy> Deadlines<K> {
+    pub fn schedule(&mut self, at: Instant, key: K) {
+        self.heap.push(Reverse((at, key)));
+    }
+
+    /// The earliest deadline and its key (possibly stale).
+    pub fn next(&self) -> Option<(Instant, K)> {
+        self.heap.peek().map(|Reverse(entry)| *entry)
+    }
+
+    /// Take the earliest deadline out.
+    pub fn pop(&mut self) -> Option<K> {
+        self.heap.pop().map(|Reverse((_, key))| key)
+    }
+}
+
+/// The periodic sweep of what expires (history by age, idle and ended runs): one deadline,
+/// `interval` after the first thing that needs sweeping appeared, and again while anything
+/// remains to sweep.
+#[derive(Debug)]
+pub(crate) struct Sweep {
+    interval: Duration,
+    next: Option<Instant>,
+}
+
+impl Sweep {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            next: None,
+        }
+    }
+
+    /// Something that needs sweeping appeared at `now`: sweep `interval` later, unless a
+    /// sweep is already due.
+    pub fn schedule(&mut self, now: Instant) {
+        if self.next.is_none() {
+            self.next = Some(now + self.interval);
+        }
+    }
+
+    /// When the next sweep is due.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// The sweep is running: the next one is scheduled anew.
+    pub fn fired(&mut self) {
+        self.next = None;
+    }
+}
+
+/// The earliest of some deadlines, if any: what [`Hub::poll_timeout`](crate::Hub::poll_timeout)
+/// answers for its parts.
+pub(crate) fn earliest(deadlines: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
+    deadlines.into_iter().flatten().min()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn pops_in_deadline_order_only_when_due() {
+    fn deadlines_come_out_earliest_first_then_by_key() {
         let t0 = Instant::now();
-        let mut t = Timers::default();
-        t.schedule(t0 + Duration::from_secs(2), TimerKind::Cleanup);
-        t.schedule(t0 + Duration::from_secs(1), TimerKind::Waiter(WaiterId(1)));
-        assert_eq!(t.next(), Some(t0 + Duration::from_secs(1)));
-        assert_eq!(t.pop_due(t0), None);
+        let mut d = Deadlines::default();
+        d.schedule(t0 + Duration::from_secs(2), 1u32);
+        d.schedule(t0 + Duration::from_secs(1), 9);
+        d.schedule(t0 + Duration::from_secs(1), 3);
+        assert_eq!(d.next(), Some((t0 + Duration::from_secs(1), 3)));
         assert_eq!(
-            t.pop_due(t0 + Duration::from_secs(5)),
-            Some(TimerKind::Waiter(WaiterId(1)))
+            [d.pop(), d.pop(), d.pop(), d.pop()],
+            [Some(3), Some(9), Some(1), None]
         );
-        assert_eq!(
-            t.pop_due(t0 + Duration::from_secs(5)),
-            Some(TimerKind::Cleanup)
-        );
-        assert_eq!(t.next(), None);
+        assert_eq!(d.next(), None);
+    }
+
+    #[test]
+    fn a_sweep_is_scheduled_once_until_it_runs() {
+        let t0 = Instant::now();
+        let mut sweep = Sweep::new(Duration::from_secs(5));
+        assert_eq!(sweep.deadline(), None);
+        sweep.schedule(t0);
+        sweep.schedule(t0 + Duration::from_secs(1));
+        assert_eq!(sweep.deadline(), Some(t0 + Duration::from_secs(5)));
+        sweep.fired();
+        assert_eq!(sweep.deadline(), None);
+    }
+
+    #[test]
+    fn the_earliest_of_some_deadlines() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(earliest([None, Some(later), Some(t0)]), Some(t0));
+        assert_eq!(earliest([None, None]), None);
     }
 }

@@ -9,7 +9,8 @@ use std::time::Instant;
 use support::*;
 use switchboard::testing::Harness;
 use switchboard::{
-    ConnId, Hub, Input, Open, Output, PublishError, Target, ThreadId, UnknownConnection, UserId,
+    ConnId, Hub, Open, Output, PublishError, SocketInput, SocketOutput, Target, ThreadId,
+    UnknownConnection, UserId,
 };
 
 fn alice() -> UserId {
@@ -262,7 +263,7 @@ fn a_publish_is_serialized_once_and_shared_by_every_recipient() {
         let sends: Vec<(ConnId, Bytes)> = drain(&mut hub)
             .into_iter()
             .filter_map(|o| match o {
-                Output::Send { conn, frame } => Some((conn, frame)),
+                Output::Socket(SocketOutput::Send { conn, frame }) => Some((conn, frame)),
                 _ => None,
             })
             .collect();
@@ -276,11 +277,11 @@ fn a_publish_is_serialized_once_and_shared_by_every_recipient() {
             "{target:?}: every recipient must share one serialization"
         );
         for (conn, frame) in sends {
-            let flushed = Input::Flushed {
+            let flushed = SocketInput::Flushed {
                 conn,
                 bytes: frame.len(),
             };
-            hub.handle_input(now, flushed).unwrap();
+            hub.handle_socket(now, flushed).unwrap();
         }
     }
 }

@@ -7,8 +7,8 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use support::*;
 use switchboard::{
-    Config, ConnId, Hub, Input, Liveness, Notice, Open, PublishError, Reason, RoomError, Target,
-    UnknownConnection,
+    Config, ConnId, Hub, Liveness, Notice, Open, PublishError, Reason, RoomError, SocketInput,
+    Target, UnknownConnection,
 };
 
 /// The slab slot of a connection id (the low half of its number).
@@ -225,35 +225,35 @@ fn inputs_and_requests_naming_a_stale_id_never_touch_the_slots_new_holder() {
     let results = h.with_hub(|hub, now| {
         let join = br#"{"type":"join","room":"lobby"}"#;
         [
-            hub.handle_input(
+            hub.handle_socket(
                 now,
-                Input::Text {
+                SocketInput::Text {
                     conn: old,
                     bytes: join,
                 },
             ),
-            hub.handle_input(
+            hub.handle_socket(
                 now,
-                Input::Binary {
+                SocketInput::Binary {
                     conn: old,
                     bytes: b"x",
                 },
             ),
-            hub.handle_input(
+            hub.handle_socket(
                 now,
-                Input::Pong {
+                SocketInput::Pong {
                     conn: old,
                     payload: &[0; 8],
                 },
             ),
-            hub.handle_input(
+            hub.handle_socket(
                 now,
-                Input::Flushed {
+                SocketInput::Flushed {
                     conn: old,
                     bytes: 1,
                 },
             ),
-            hub.handle_input(now, Input::Closed { conn: old }),
+            hub.handle_socket(now, SocketInput::Closed { conn: old }),
             hub.close_connection(old, Reason::Normal),
             hub.update_connection_thread(old, Some("t1".into())),
         ]
@@ -320,9 +320,9 @@ fn connection_info_counts_frames_and_bytes_in_and_out() {
     let conn = hub.open(now, Open::new("alice")).unwrap();
     let ping = br#"{"type":"ping","ref":1}"#;
     let bad = b"{nope";
-    hub.handle_input(now, Input::Text { conn, bytes: ping })
+    hub.handle_socket(now, SocketInput::Text { conn, bytes: ping })
         .unwrap();
-    hub.handle_input(now, Input::Text { conn, bytes: bad })
+    hub.handle_socket(now, SocketInput::Text { conn, bytes: bad })
         .unwrap();
     hub.publish(now, Target::User("alice".into()), &msg("m1"))
         .unwrap();

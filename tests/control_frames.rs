@@ -9,7 +9,9 @@ mod support;
 use std::time::{Duration, Instant};
 use support::*;
 use switchboard::testing::Harness;
-use switchboard::{Config, ConnId, Hub, Input, Liveness, Notice, Open, Output, Reason};
+use switchboard::{
+    Config, ConnId, Hub, Liveness, Notice, Open, Output, Reason, SocketInput, SocketOutput,
+};
 
 /// The documented defaults of every preset.
 const BURST: usize = 100;
@@ -36,8 +38,8 @@ const CONTROLS: [Control; 2] = [Control::Ping, Control::UnsolicitedPong];
 fn send_control(h: &mut Harness, conn: ConnId, kind: Control, n: usize) {
     for _ in 0..n {
         match kind {
-            Control::Ping => h.input(Input::Ping { conn }),
-            Control::UnsolicitedPong => h.input(Input::Pong {
+            Control::Ping => h.socket(SocketInput::Ping { conn }),
+            Control::UnsolicitedPong => h.socket(SocketInput::Pong {
                 conn,
                 payload: b"not-ours",
             }),
@@ -137,24 +139,25 @@ fn a_pong_that_answers_the_hubs_ping_is_never_rate_limited() {
     let payload = drain(&mut hub)
         .into_iter()
         .find_map(|o| match o {
-            Output::Ping { payload, .. } => Some(payload),
+            Output::Socket(SocketOutput::Ping { payload, .. }) => Some(payload),
             _ => None,
         })
         .expect("the hub pinged");
     for _ in 0..BURST {
-        hub.handle_input(pinged, Input::Ping { conn }).unwrap();
+        hub.handle_socket(pinged, SocketInput::Ping { conn })
+            .unwrap();
     }
 
-    let pong = Input::Pong {
+    let pong = SocketInput::Pong {
         conn,
         payload: &payload,
     };
-    hub.handle_input(pinged, pong).unwrap();
+    hub.handle_socket(pinged, pong).unwrap();
     let over_rate = |hub: &Hub| hub.stats().counters.drops.get(Reason::OverRate);
     assert_eq!(over_rate(&hub), 0, "the answer to our ping is not limited");
     assert_eq!(hub.connection_info(conn).unwrap().rtt.samples, 1);
 
-    hub.handle_input(pinged, pong).unwrap();
+    hub.handle_socket(pinged, pong).unwrap();
     assert_eq!(over_rate(&hub), 1, "the same pong again answers nothing");
 }
 
@@ -168,7 +171,7 @@ fn a_dead_connection_that_pings_is_resurrected() {
     let dead = h.hub().connection_info(conn).unwrap().liveness;
     assert!(matches!(dead, Liveness::Dead { .. }), "{dead:?}");
 
-    h.input(Input::Ping { conn });
+    h.socket(SocketInput::Ping { conn });
 
     assert!(h.notices().contains(&Notice::Resurrected { conn }));
     assert_eq!(
@@ -183,7 +186,7 @@ fn a_ping_for_a_closed_connection_is_unknown() {
     let (mut h, conn) = alice();
     h.drop_connection(conn);
 
-    let result = h.with_hub(|hub, now| hub.handle_input(now, Input::Ping { conn }));
+    let result = h.with_hub(|hub, now| hub.handle_socket(now, SocketInput::Ping { conn }));
 
     assert!(result.is_err());
 }

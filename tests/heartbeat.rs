@@ -7,7 +7,9 @@ mod support;
 use std::time::{Duration, Instant};
 use support::*;
 use switchboard::testing::Harness;
-use switchboard::{Config, ConnId, Hub, Input, Liveness, Notice, Open, Output, Reason};
+use switchboard::{
+    Config, ConnId, Hub, Liveness, Notice, Open, Output, Reason, SocketInput, SocketOutput,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -38,7 +40,7 @@ fn ping_payload(outputs: &[Output]) -> [u8; 8] {
     let pings: Vec<[u8; 8]> = outputs
         .iter()
         .filter_map(|o| match o {
-            Output::Ping { payload, .. } => Some(*payload),
+            Output::Socket(SocketOutput::Ping { payload, .. }) => Some(*payload),
             _ => None,
         })
         .collect();
@@ -94,7 +96,7 @@ fn poll_timeout_names_the_first_ping() {
     assert!(drain(&mut hub).is_empty(), "nothing is due early");
     hub.handle_timeout(t0 + secs(25));
     let out = drain(&mut hub);
-    assert!(matches!(out[..], [Output::Ping { conn: c, .. }] if c == conn));
+    assert!(matches!(out[..], [Output::Socket(SocketOutput::Ping { conn: c, .. })] if c == conn));
 }
 
 /// A connection that answers its pings stays open and healthy indefinitely.
@@ -141,11 +143,11 @@ fn round_trip_statistics_come_from_pongs() {
         let pinged = t0 + interval * n;
         hub.handle_timeout(pinged);
         let payload = ping_payload(&drain(&mut hub));
-        let pong = Input::Pong {
+        let pong = SocketInput::Pong {
             conn,
             payload: &payload,
         };
-        hub.handle_input(pinged + MS * rtt, pong).unwrap();
+        hub.handle_socket(pinged + MS * rtt, pong).unwrap();
     }
 
     let rtt = hub.connection_info(conn).unwrap().rtt;
@@ -175,11 +177,11 @@ fn a_pong_that_answers_no_ping_measures_nothing() {
     hub.handle_timeout(t0 + secs(15));
     drain(&mut hub);
 
-    let pong = Input::Pong {
+    let pong = SocketInput::Pong {
         conn,
         payload: b"nonsense",
     };
-    hub.handle_input(t0 + secs(40), pong).unwrap();
+    hub.handle_socket(t0 + secs(40), pong).unwrap();
     hub.handle_timeout(t0 + secs(60));
 
     let info = hub
@@ -222,11 +224,11 @@ fn a_late_pong_lowers_health() {
     hub.handle_timeout(t0 + secs(25));
     let payload = ping_payload(&drain(&mut hub));
 
-    let pong = Input::Pong {
+    let pong = SocketInput::Pong {
         conn,
         payload: &payload,
     };
-    hub.handle_input(t0 + secs(25) + late + MS, pong).unwrap();
+    hub.handle_socket(t0 + secs(25) + late + MS, pong).unwrap();
 
     assert_eq!(hub.connection_info(conn).unwrap().health, 100 - 10);
 }
@@ -318,7 +320,7 @@ fn a_dead_connection_that_answers_with_a_pong_in_time_is_resurrected() {
     let (mut h, conn) = silent(Config::production());
     h.advance(secs(75));
 
-    h.input(Input::Pong {
+    h.socket(SocketInput::Pong {
         conn,
         payload: &[0; 8],
     });

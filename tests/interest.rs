@@ -1,23 +1,13 @@
-//! Interest notices: with `Config::cluster`, a hub tells the transport when it starts and stops
-//! serving a room or a user locally, so that a bridge to other nodes subscribes only to what
-//! some local connection needs.
+//! Interest: with `Config::cluster`, a hub tells the cluster (`ClusterOutput::Interest`) when it
+//! starts and stops serving a room or a user locally, so that a bridge to other nodes
+//! subscribes only to what some local connection needs.
 
 mod support;
 
 use serde_json::json;
 use support::*;
 use switchboard::testing::Harness;
-use switchboard::{Config, Notice, RoomId, StreamId, UserId};
-
-fn interest(notices: Vec<Notice>) -> Vec<(StreamId, bool)> {
-    notices
-        .into_iter()
-        .filter_map(|n| match n {
-            Notice::Interest { stream, interested } => Some((stream, interested)),
-            _ => None,
-        })
-        .collect()
-}
+use switchboard::{Config, RoomId, StreamId, UserId};
 
 fn room(name: &str) -> StreamId {
     StreamId::Room(RoomId::from(name))
@@ -36,23 +26,17 @@ fn a_room_is_of_interest_from_its_first_member_to_its_last() {
     let mut h = Harness::new(config);
     let alice = h.connect("alice");
     let bob = h.connect("bob");
-    assert_eq!(
-        interest(h.notices()),
-        [(user("alice"), true), (user("bob"), true)]
-    );
+    assert_eq!(h.interest(), [(user("alice"), true), (user("bob"), true)]);
     join(&mut h, alice, "lobby");
     join(&mut h, bob, "lobby");
-    assert_eq!(interest(h.notices()), [(room("lobby"), true)]);
+    assert_eq!(h.interest(), [(room("lobby"), true)]);
     h.send(
         alice,
         &json!({"type": "leave", "room": "lobby"}).to_string(),
     );
-    assert_eq!(interest(h.notices()), []);
+    assert_eq!(h.interest(), []);
     h.drop_connection(bob);
-    assert_eq!(
-        interest(h.notices()),
-        [(room("lobby"), false), (user("bob"), false)]
-    );
+    assert_eq!(h.interest(), [(room("lobby"), false), (user("bob"), false)]);
 }
 
 /// A user's interest lasts while the user has at least one connection.
@@ -64,17 +48,17 @@ fn a_user_is_of_interest_while_connected() {
     let first = h.connect("alice");
     let second = h.connect("alice");
     h.drop_connection(first);
-    assert_eq!(interest(h.notices()), [(user("alice"), true)]);
+    assert_eq!(h.interest(), [(user("alice"), true)]);
     h.drop_connection(second);
-    assert_eq!(interest(h.notices()), [(user("alice"), false)]);
+    assert_eq!(h.interest(), [(user("alice"), false)]);
 }
 
-/// A single hub (not in a cluster) emits no interest notices.
+/// A single hub (not in a cluster) tells no interest.
 #[test]
 fn a_single_hub_emits_no_interest() {
     let mut h = Harness::new(Config::development());
     let alice = h.connect("alice");
     join(&mut h, alice, "lobby");
     h.drop_connection(alice);
-    assert_eq!(interest(h.notices()), []);
+    assert_eq!(h.interest(), []);
 }

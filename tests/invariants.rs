@@ -35,11 +35,15 @@
 const PROOFS: &[(u8, &str, &str)] = &[
     (
         1,
-        "tests/model.rs",
+        "check/tests/model.rs",
         "the_hub_routes_every_message_exactly_as_the_reference_model",
     ),
-    (1, "tests/fuzz_corpus.rs", "the_operations_corpus_passes"),
-    (1, "tests/fuzz_corpus.rs", "the_frames_corpus_passes"),
+    (
+        1,
+        "check/tests/fuzz_corpus.rs",
+        "the_operations_corpus_passes",
+    ),
+    (1, "check/tests/fuzz_corpus.rs", "the_frames_corpus_passes"),
     (
         1,
         "tests/addressing.rs",
@@ -52,7 +56,7 @@ const PROOFS: &[(u8, &str, &str)] = &[
     ),
     (
         1,
-        "tests/resume.rs",
+        "tests/resume_frames.rs",
         "resuming_another_users_stream_is_forbidden_and_replays_nothing",
     ),
     (
@@ -67,12 +71,12 @@ const PROOFS: &[(u8, &str, &str)] = &[
     ),
     (
         2,
-        "tests/model.rs",
+        "check/tests/model.rs",
         "the_hub_routes_every_message_exactly_as_the_reference_model",
     ),
     (
         2,
-        "tests/delivery_model.rs",
+        "check/tests/delivery_model.rs",
         "every_stream_is_delivered_exactly_once_or_with_an_exact_gap",
     ),
     (
@@ -80,10 +84,10 @@ const PROOFS: &[(u8, &str, &str)] = &[
         "server/tests/hostile.rs",
         "malformed_frames_get_their_documented_answers",
     ),
-    (3, "tests/fuzz_corpus.rs", "the_runs_corpus_passes"),
+    (3, "check/tests/fuzz_corpus.rs", "the_runs_corpus_passes"),
     (
         3,
-        "tests/delivery_model.rs",
+        "check/tests/delivery_model.rs",
         "every_device_sees_every_run_in_order_across_reconnects",
     ),
     (3, "tests/runs.rs", "nothing_is_accepted_after_an_ending"),
@@ -97,10 +101,10 @@ const PROOFS: &[(u8, &str, &str)] = &[
         "tests/resume.rs",
         "a_client_that_drops_mid_run_and_resumes_sees_the_run_in_automaton_order_each_event_once",
     ),
-    (4, "tests/fuzz_corpus.rs", "the_resume_corpus_passes"),
+    (4, "check/tests/fuzz_corpus.rs", "the_resume_corpus_passes"),
     (
         4,
-        "tests/delivery_model.rs",
+        "check/tests/delivery_model.rs",
         "every_stream_is_delivered_exactly_once_or_with_an_exact_gap",
     ),
     (
@@ -108,7 +112,7 @@ const PROOFS: &[(u8, &str, &str)] = &[
         "tests/resume.rs",
         "reconnecting_replays_exactly_the_missed_user_messages_then_the_live_tail",
     ),
-    (5, "tests/fuzz_corpus.rs", "the_resume_corpus_passes"),
+    (5, "check/tests/fuzz_corpus.rs", "the_resume_corpus_passes"),
     (
         5,
         "tests/resume.rs",
@@ -121,7 +125,7 @@ const PROOFS: &[(u8, &str, &str)] = &[
     ),
     (
         5,
-        "tests/delivery.rs",
+        "tests/offline.rs",
         "buffered_events_expire_with_history_age_and_the_cut_is_announced_as_a_gap",
     ),
     (
@@ -136,12 +140,12 @@ const PROOFS: &[(u8, &str, &str)] = &[
     ),
     (
         6,
-        "tests/delivery_model.rs",
+        "check/tests/delivery_model.rs",
         "every_stream_is_delivered_exactly_once_or_with_an_exact_gap",
     ),
     (
         7,
-        "tests/model.rs",
+        "check/tests/model.rs",
         "the_hub_routes_every_message_exactly_as_the_reference_model",
     ),
     (
@@ -181,10 +185,10 @@ const PROOFS: &[(u8, &str, &str)] = &[
     ),
     (
         8,
-        "tests/model.rs",
+        "check/tests/model.rs",
         "the_hub_routes_every_message_exactly_as_the_reference_model",
     ),
-    (8, "tests/fuzz_corpus.rs", "the_frames_corpus_passes"),
+    (8, "check/tests/fuzz_corpus.rs", "the_frames_corpus_passes"),
     (
         8,
         "tests/lifecycle.rs",

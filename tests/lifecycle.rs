@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use support::*;
 use switchboard::testing::Harness;
 use switchboard::{
-    AppMessage, Config, ConnId, Hub, Notice, Open, OpenError, Output, Reason, Target,
+    AppMessage, Config, ConnId, Hub, Notice, Open, OpenError, Output, Reason, SocketOutput, Target,
 };
 
 /// A configuration that hands `user_message` and `typing` frames to the application.
@@ -110,29 +110,29 @@ fn shutdown_closes_everyone_with_1001_after_their_pending_frames() {
     let mine: Vec<&Output> = out
         .iter()
         .filter(|o| match o {
-            Output::Send { conn, .. } | Output::Close { conn, .. } => *conn == stalled,
+            Output::Socket(socket) => socket.conn() == stalled,
             _ => false,
         })
         .collect();
     assert_eq!(mine.len(), queued + 1);
     assert!(mine[..queued]
         .iter()
-        .all(|o| matches!(o, Output::Send { .. })));
+        .all(|o| matches!(o, Output::Socket(SocketOutput::Send { .. }))));
     assert_eq!(
         mine[queued],
-        &Output::Close {
+        &Output::Socket(SocketOutput::Close {
             conn: stalled,
             code: 1001,
             reason: Reason::Shutdown
-        }
+        })
     );
     let received = sent_to(&before, stalled).len() + sent_to(&out, stalled).len();
     assert_eq!(received, 1 + 8, "welcome and every message");
-    assert!(out.contains(&Output::Close {
+    assert!(out.contains(&Output::Socket(SocketOutput::Close {
         conn: idle,
         code: 1001,
         reason: Reason::Shutdown
-    }));
+    })));
     assert_eq!(hub.connection_count(), 0);
     assert!(hub.is_shutting_down());
 }
@@ -148,7 +148,7 @@ fn a_hub_that_is_shutting_down_refuses_new_connections_with_1001() {
     assert_eq!(refused, Err(OpenError::ShuttingDown { restart: false }));
     assert_eq!(refused.unwrap_err().close_code(), 1001);
     assert_eq!(h.hub().connection_count(), 0);
-    assert_eq!(h.hub().stats().counters.refused, 1);
+    assert_eq!(h.hub().stats().counters.refused_opens, 1);
 }
 
 /// A hub that restarts (the node's clients go to other nodes) refuses new connections with
@@ -188,9 +188,10 @@ fn the_hub_is_send() {
 /// Guard: `Output` stays within 48 bytes.
 #[test]
 fn an_output_stays_within_48_bytes() {
-    // The largest variant is `Send`: a connection id (8 bytes) and a `Bytes` (32), plus the
-    // discriminant. Anything bigger belongs behind a `Box`, as `Remote`, `App` and `RunEnded`
-    // already are; every queued output pays for the largest variant.
+    // The largest variant is a socket's `Send`: a connection id (8 bytes) and a `Bytes` (32),
+    // plus the discriminant, whose spare values tell the other destinations apart. Anything
+    // bigger belongs behind a `Box`, as an envelope, a sequencer's entry, an application frame
+    // and a run report already are; every queued output pays for the largest variant.
     assert_eq!(std::mem::size_of::<ConnId>(), 8);
     assert_eq!(std::mem::size_of::<bytes::Bytes>(), 32);
     assert!(
@@ -241,7 +242,7 @@ fn the_counters_add_up_what_the_hub_did() {
     let join = br#"{"type":"join","room":"lobby"}"#;
     let bad = br#"{"type":"dance"}"#;
     for (conn, bytes) in [(a, &join[..]), (b, &join[..]), (b, &bad[..])] {
-        hub.handle_input(now, switchboard::Input::Text { conn, bytes })
+        hub.handle_socket(now, switchboard::SocketInput::Text { conn, bytes })
             .unwrap();
     }
     hub.publish(now, Target::Room("lobby".into()), &msg("m1"))
@@ -253,12 +254,12 @@ fn the_counters_add_up_what_the_hub_did() {
     let sends: Vec<_> = out
         .iter()
         .filter_map(|o| match o {
-            Output::Send { frame, .. } => Some(frame.len() as u64),
+            Output::Socket(SocketOutput::Send { frame, .. }) => Some(frame.len() as u64),
             _ => None,
         })
         .collect();
     let c = hub.stats().counters;
-    assert_eq!((c.opened, c.refused, c.publishes), (2, 0, 2));
+    assert_eq!((c.opened, c.refused_opens, c.publishes), (2, 0, 2));
     assert_eq!(c.messages_in, 3);
     assert_eq!(c.bytes_in, (2 * join.len() + bad.len()) as u64);
     assert_eq!(c.messages_out, sends.len() as u64);

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use support::*;
 use switchboard::testing::Harness;
-use switchboard::{Config, ConnId, Input, Reason};
+use switchboard::{Config, ConnId, Reason, SocketInput};
 
 /// The documented defaults (every preset has them).
 const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -108,7 +108,7 @@ fn a_text_frame_that_is_not_utf8_closes_with_1007() {
 #[test]
 fn a_binary_frame_closes_with_1003() {
     let (mut h, conn) = alice();
-    h.input(Input::Binary {
+    h.socket(SocketInput::Binary {
         conn,
         bytes: br#"{"type":"ping"}"#,
     });

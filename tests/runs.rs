@@ -9,8 +9,8 @@ use std::time::Duration;
 use support::*;
 use switchboard::testing::Harness;
 use switchboard::{
-    AgentEvent, AgentUpdate, EventKind, Input, Notice, Open, PublishError, RunError, RunId,
-    RunReport, UserId,
+    AgentEvent, AgentUpdate, EventKind, Notice, Open, PublishError, RunError, RunId, RunReport,
+    UserId,
 };
 
 fn alice() -> UserId {
@@ -363,7 +363,8 @@ fn an_ending_hands_the_report_to_the_application() {
     assert_eq!(Some(report), h.hub().run_report(&alice(), &r("r1")));
 }
 
-/// `Input::ProducerLost` ends a running run with a `producer_lost` frame to its listeners.
+/// `Hub::producer_lost` ends a running run with a `producer_lost` frame to its listeners, and
+/// reports that frame's delivery.
 #[test]
 fn a_lost_producer_ends_the_run_with_producer_lost_to_its_listeners() {
     let (mut h, conn) = started_run();
@@ -371,11 +372,12 @@ fn a_lost_producer_ends_the_run_with_producer_lost_to_its_listeners() {
     h.take(unbound);
     h.notices();
 
-    h.input(Input::ProducerLost {
-        user: &alice(),
-        run: &r("r1"),
-    });
+    let lost = h.with_hub(|hub, now| hub.producer_lost(now, &alice(), &r("r1")));
 
+    assert_eq!(
+        lost.map(|d| (d.reached, d.position.map(|p| p.seq))),
+        Some((1, Some(2)))
+    );
     let frames = h.take(conn);
     assert_eq!(types(&frames), vec!["producer_lost"]);
     assert_eq!(frames[0]["run"], "r1");
@@ -399,16 +401,10 @@ fn a_lost_producer_of_an_ended_or_unknown_run_changes_nothing() {
     h.take(conn);
     h.notices();
 
-    for run in ["r1", "nope"] {
-        h.input(Input::ProducerLost {
-            user: &alice(),
-            run: &r(run),
-        });
+    for (user, run) in [("alice", "r1"), ("alice", "nope"), ("bob", "r1")] {
+        let lost = h.with_hub(|hub, now| hub.producer_lost(now, &user.into(), &r(run)));
+        assert_eq!(lost, None, "{user}'s {run} is not in progress");
     }
-    h.input(Input::ProducerLost {
-        user: &"bob".into(),
-        run: &r("r1"),
-    });
 
     assert!(h.frames(conn).is_empty());
     assert!(run_ended(&mut h).is_empty());

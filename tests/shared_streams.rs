@@ -2,112 +2,17 @@
 //! room stream. A hub renders an entry once and hands it out unnumbered; the sequencer seals it
 //! with the stream's next position and hands it to every hub serving the stream, the origin
 //! included. Every hub therefore delivers a stream in one order with one numbering, and a
-//! client resumes on any hub. Here the sequencer is a few lines of test code over two hubs;
-//! in production it is a Redis script.
+//! client resumes on any hub. Here the sequencer is a few lines of test code over two hubs
+//! (`support/sequencer.rs`); in production it is a Redis script. The property over random
+//! steps is in `shared_streams_properties.rs`.
 
 mod support;
 
 use serde_json::json;
-use std::collections::HashMap;
+use support::sequencer::{shared_hub, Sequencer, EPOCH};
 use support::*;
 use switchboard::testing::Harness;
-use switchboard::{
-    Config, ConnId, Input, Notice, Open, Position, Sequenced, StreamId, Target, Unsequenced,
-};
-
-fn shared_hub(shard: u8) -> Harness {
-    let mut config = small_config();
-    config.cluster = true;
-    config.shared_streams = true;
-    config.shard = shard;
-    Harness::new(config)
-}
-
-/// Numbers entries per stream, in the order it takes them, in one epoch.
-#[derive(Default)]
-struct Sequencer {
-    heads: HashMap<StreamId, u64>,
-    log: Vec<Sequenced>,
-}
-
-const EPOCH: u64 = 1_700_000_000_000;
-
-impl Sequencer {
-    /// Number what `origin` handed out and deliver it to every hub, the origin included.
-    fn run(&mut self, origin: usize, hubs: &mut [&mut Harness]) {
-        let entries = hubs[origin].unsequenced();
-        for entry in entries {
-            let mut sealed = self.seal(&entry);
-            // Like a Redis PUBLISH that no node received: no hub serves the user.
-            if let StreamId::User(user) = &sealed.entry.stream {
-                sealed.entry.undelivered = !hubs.iter().any(|h| h.hub().is_user_connected(user));
-            }
-            for (i, hub) in hubs.iter_mut().enumerate() {
-                let mut copy = sealed.clone();
-                // Connection ids name connections of the origin only.
-                if i != origin {
-                    copy.entry.except.clear();
-                }
-                hub.input(Input::Sequenced(&copy));
-            }
-        }
-    }
-
-    /// Answer every room `hub` started following, as a bridge does once it listens to the
-    /// room: the entries after the joining member's position from the shared history, newest
-    /// first, then the room's head.
-    fn follow(&self, hub: &mut Harness) {
-        for notice in hub.notices() {
-            if let Notice::Follow { stream, since } = notice {
-                if let Some(since) = since {
-                    let missed = self
-                        .log
-                        .iter()
-                        .rev()
-                        .filter(|s| s.entry.stream == stream && s.position.seq > since.seq);
-                    for sealed in missed {
-                        hub.input(Input::History(sealed));
-                    }
-                }
-                // Like the Redis script: a stream without entries is at 0 of its epoch.
-                let seq = self.heads.get(&stream).copied().unwrap_or(0);
-                let head = Some(Position { epoch: EPOCH, seq });
-                hub.input(Input::StreamHead {
-                    stream: &stream,
-                    head,
-                });
-            }
-        }
-    }
-
-    /// `conn` joins `room`, answered once the room's head is given.
-    fn join(&self, hub: &mut Harness, conn: ConnId, room: &str, since: Option<Position>) {
-        let mut frame = json!({"type": "join", "room": room});
-        if let Some(p) = since {
-            frame["since"] = json!({"epoch": p.epoch, "seq": p.seq});
-        }
-        hub.send(conn, &frame.to_string());
-        self.follow(hub);
-        assert!(
-            hub.frames_of(conn, "joined")
-                .iter()
-                .any(|f| f["room"] == room),
-            "{conn} did not join {room}: {:?}",
-            hub.frames(conn)
-        );
-    }
-
-    fn seal(&mut self, entry: &Unsequenced) -> Sequenced {
-        let head = self.heads.entry(entry.entry.stream.clone()).or_default();
-        *head += 1;
-        let sealed = entry.seal(Position {
-            epoch: EPOCH,
-            seq: *head,
-        });
-        self.log.push(sealed.clone());
-        sealed
-    }
-}
+use switchboard::{ClusterInput, Config, Open, Position, Sequenced, Target};
 
 /// A publish is not delivered where it is made: it goes out unnumbered, and every hub,
 /// its origin included, delivers it once the sequencer sealed it.
@@ -303,7 +208,7 @@ fn older_entries_loaded_for_a_resume_go_in_front_of_the_hubs_history() {
     assert_eq!(read.seq, 4);
     // As a bridge does before a connection opens: b learns where the stream stands.
     let stream = user_stream("alice");
-    b.input(Input::StreamHead {
+    b.cluster(ClusterInput::StreamHead {
         stream: &stream,
         head: Some(read),
     });
@@ -324,7 +229,7 @@ fn older_entries_loaded_for_a_resume_go_in_front_of_the_hubs_history() {
         .rev()
         .filter(|s| s.position.seq > from.seq)
     {
-        b.input(Input::History(sealed));
+        b.cluster(ClusterInput::History(sealed));
     }
     let again = b.open(Open::new("alice").resume(from)).expect("opens");
     let frames = b.take(again);
@@ -349,7 +254,7 @@ fn a_clients_room_publish_is_sequenced_and_skips_its_sender() {
         alice,
         r#"{"type":"publish","room":"lobby","event":"hi","data":1}"#,
     );
-    assert!(a.remote().is_empty(), "no envelope besides the entry");
+    assert!(a.envelopes().is_empty(), "no envelope besides the entry");
     sequencer.run(0, &mut [&mut a, &mut b]);
     assert!(a.take(alice).is_empty());
     let frames = b.take(bob);
@@ -398,7 +303,7 @@ fn an_entry_delivered_twice_is_taken_once() {
     let mut sequencer = Sequencer::default();
     sequencer.run(0, &mut [&mut a]);
     let again = sequencer.log[0].clone();
-    a.input(Input::Sequenced(&again));
+    a.cluster(ClusterInput::Sequenced(&again));
     assert_eq!(take_labels(&mut a, conn), ["m1"]);
     assert_eq!(a.hub().stats().counters.duplicates, 1);
 }
@@ -418,7 +323,7 @@ fn a_hole_or_a_new_epoch_is_announced_before_the_next_entry() {
     let entries = a.unsequenced();
     let sealed: Vec<Sequenced> = entries.iter().map(|e| sequencer.seal(e)).collect();
     for s in [&sealed[0], &sealed[3]] {
-        a.input(Input::Sequenced(s));
+        a.cluster(ClusterInput::Sequenced(s));
     }
     let frames = a.take(conn);
     assert_eq!(labels(&frames), ["m1", "gap", "m4"]);
@@ -433,7 +338,7 @@ fn a_hole_or_a_new_epoch_is_announced_before_the_next_entry() {
         epoch: EPOCH + 1,
         seq: 1,
     });
-    a.input(Input::Sequenced(&renumbered));
+    a.cluster(ClusterInput::Sequenced(&renumbered));
     let frames = a.take(conn);
     assert_eq!(labels(&frames), ["gap", "m5"]);
     assert_eq!(frames[0]["reason"], "epoch");
@@ -451,7 +356,7 @@ fn broadcasts_and_ephemeral_messages_are_not_sequenced() {
     a.publish(user("alice"), msg("typing").ephemeral("k"));
     assert_eq!(take_labels(&mut a, conn), ["everyone", "typing"]);
     assert!(a.unsequenced().is_empty());
-    assert_eq!(a.remote().len(), 2);
+    assert_eq!(a.envelopes().len(), 2);
 }
 
 /// A hub that does not share its streams never hands entries to a sequencer.
@@ -466,245 +371,6 @@ fn without_shared_streams_the_hub_numbers_its_own_streams() {
     assert_eq!(delivery.position.map(|p| p.seq), Some(1));
     assert!(a.unsequenced().is_empty());
     assert_eq!(take_labels(&mut a, conn), ["m1"]);
-}
-
-// ----- properties ---------------------------------------------------------------------------
-
-use proptest::prelude::*;
-use std::collections::BTreeMap;
-
-/// What happens in one step of a two-hub cluster.
-#[derive(Debug, Clone)]
-enum Step {
-    /// The application on `hub` publishes to `user` (0 or 1).
-    Publish { hub: usize, user: usize },
-    /// The application on `hub` publishes to the room.
-    PublishRoom { hub: usize },
-    /// A client of `user` connects to `hub`.
-    Connect { hub: usize, user: usize },
-    /// A client (picked among the open ones) joins the room.
-    Join { pick: usize },
-    /// The sequencer answers what `hub` asked to follow (the room's history and head).
-    Follow { hub: usize },
-    /// A client (picked among the open ones) disconnects and reconnects to `hub` with its
-    /// position, and joins the room again with its position there if it was a member.
-    Move { pick: usize, hub: usize },
-    /// `hub` misses the next sealed entry (its subscription was down).
-    Miss { hub: usize },
-    /// The last sealed entry reaches `hub` again (a history load overlapping the live feed).
-    Repeat { hub: usize },
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    let hub = || 0..2usize;
-    prop_oneof![
-        4 => (hub(), 0..2usize).prop_map(|(hub, user)| Step::Publish { hub, user }),
-        3 => hub().prop_map(|hub| Step::PublishRoom { hub }),
-        2 => (hub(), 0..2usize).prop_map(|(hub, user)| Step::Connect { hub, user }),
-        2 => (0..8usize).prop_map(|pick| Step::Join { pick }),
-        2 => hub().prop_map(|hub| Step::Follow { hub }),
-        2 => (0..8usize, hub()).prop_map(|(pick, hub)| Step::Move { pick, hub }),
-        1 => hub().prop_map(|hub| Step::Miss { hub }),
-        1 => hub().prop_map(|hub| Step::Repeat { hub }),
-    ]
-}
-
-const USERS: [&str; 2] = ["ann", "ben"];
-const ROOM: &str = "lobby";
-
-/// Everything one client read, in order, and where it resumed from: its user stream at
-/// connect, the room with `since`.
-#[derive(Debug)]
-struct Reader {
-    user: &'static str,
-    resumed: Option<Position>,
-    since: Option<Position>,
-    frames: Vec<serde_json::Value>,
-}
-
-impl Reader {
-    fn new(user: &'static str, resumed: Option<Position>) -> Self {
-        Reader {
-            user,
-            resumed,
-            since: None,
-            frames: Vec::new(),
-        }
-    }
-}
-
-/// Seal what `hub` handed out and deliver it to both hubs, but to a hub that misses it.
-fn sequence_all(
-    sequencer: &mut Sequencer,
-    hubs: &mut [Harness; 2],
-    hub: usize,
-    missing: &mut [bool; 2],
-) {
-    for entry in hubs[hub].unsequenced() {
-        let sealed = sequencer.seal(&entry);
-        for (i, h) in hubs.iter_mut().enumerate() {
-            if !std::mem::take(&mut missing[i]) {
-                h.input(Input::Sequenced(&sealed));
-            }
-        }
-    }
-}
-
-fn send_join(hub: &mut Harness, conn: ConnId, since: Option<Position>) {
-    let mut frame = json!({"type": "join", "room": ROOM});
-    if let Some(p) = since {
-        frame["since"] = json!({"epoch": p.epoch, "seq": p.seq});
-    }
-    hub.send(conn, &frame.to_string());
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    /// Whatever the publishers, the joins and moves between hubs, when the sequencer answers,
-    /// and the lost or repeated deliveries: one numbering everywhere (an entry's `seq` names
-    /// the same message on every hub), each reader's user and room streams strictly increasing
-    /// from where it resumed or joined (no duplicate, no reordering), and every number a reader
-    /// skips announced before the next message by a `gap` that covers it.
-    #[test]
-    fn one_numbering_in_order_and_every_hole_announced(
-        steps in prop::collection::vec(step(), 1..60)
-    ) {
-        let mut hubs = [shared_hub(0), shared_hub(1)];
-        let mut sequencer = Sequencer::default();
-        let mut missing = [false, false];
-        let mut open: Vec<(usize, ConnId)> = Vec::new();
-        let mut members: std::collections::HashSet<(usize, ConnId)> = Default::default();
-        let mut readers: BTreeMap<(usize, ConnId), Reader> = BTreeMap::new();
-        let mut published = 0;
-        for step in steps {
-            match step {
-                Step::Publish { hub, user } => {
-                    published += 1;
-                    let event = format!("e{published}");
-                    hubs[hub].publish(support::user(USERS[user]), msg(&event));
-                    sequence_all(&mut sequencer, &mut hubs, hub, &mut missing);
-                }
-                Step::PublishRoom { hub } => {
-                    published += 1;
-                    let event = format!("e{published}");
-                    hubs[hub].publish(room(ROOM), msg(&event));
-                    sequence_all(&mut sequencer, &mut hubs, hub, &mut missing);
-                }
-                Step::Connect { hub, user } => {
-                    // Past the per-user limit the open is refused; nothing to read then.
-                    if let Ok(conn) = hubs[hub].open(Open::new(USERS[user])) {
-                        open.push((hub, conn));
-                        readers.insert((hub, conn), Reader::new(USERS[user], None));
-                    }
-                }
-                Step::Join { pick } if !open.is_empty() => {
-                    let (hub, conn) = open[pick % open.len()];
-                    if members.insert((hub, conn)) {
-                        send_join(&mut hubs[hub], conn, None);
-                    }
-                }
-                Step::Follow { hub } => sequencer.follow(&mut hubs[hub]),
-                Step::Move { pick, hub } if !open.is_empty() => {
-                    let (from, conn) = open.remove(pick % open.len());
-                    let frames = hubs[from].take(conn);
-                    let reader = readers.get_mut(&(from, conn)).expect("recorded");
-                    reader.frames.extend(frames);
-                    let user = reader.user;
-                    let client = hubs[from].client(conn);
-                    let position = client.positions.get(&user_stream(user)).copied();
-                    let in_room = client.positions.get(&room_stream(ROOM)).copied();
-                    let member = members.remove(&(from, conn));
-                    hubs[from].drop_connection(conn);
-                    let request = match position {
-                        Some(p) => Open::new(user).resume(p),
-                        None => Open::new(user),
-                    };
-                    // Past the per-user limit there the open is refused: the client is gone.
-                    let Ok(again) = hubs[hub].open(request) else { continue };
-                    open.push((hub, again));
-                    let mut reader = Reader::new(user, position);
-                    if member {
-                        members.insert((hub, again));
-                        reader.since = in_room;
-                        send_join(&mut hubs[hub], again, in_room);
-                    }
-                    readers.insert((hub, again), reader);
-                }
-                Step::Join { .. } | Step::Move { .. } => {}
-                Step::Miss { hub } => missing[hub] = true,
-                Step::Repeat { hub } => {
-                    if let Some(last) = sequencer.log.last().cloned() {
-                        hubs[hub].input(Input::Sequenced(&last));
-                    }
-                }
-            }
-        }
-        for &(hub, conn) in &open {
-            let frames = hubs[hub].take(conn);
-            readers.get_mut(&(hub, conn)).expect("recorded").frames.extend(frames);
-        }
-
-        let named: HashMap<(String, u64), String> = sequencer
-            .log
-            .iter()
-            .map(|sealed| {
-                let frame: serde_json::Value = serde_json::from_slice(&sealed.frame).unwrap();
-                let name = frame["event"].as_str().unwrap().to_owned();
-                ((sealed.entry.stream.to_string(), sealed.position.seq), name)
-            })
-            .collect();
-        for ((hub, conn), reader) in &readers {
-            for stream in [user_stream(reader.user), room_stream(ROOM)] {
-                let name = stream.to_string();
-                let mut last = match stream {
-                    StreamId::User(_) => reader.resumed.filter(|p| p.epoch == EPOCH).map(|p| p.seq),
-                    StreamId::Room(_) => None,
-                };
-                let mut gap: Option<(u64, u64)> = None;
-                for frame in &reader.frames {
-                    if frame["stream"] != name.as_str() {
-                        continue;
-                    }
-                    match frame["type"].as_str() {
-                        // A member reads the room from its `since`, or from where `joined` says.
-                        Some("joined") => {
-                            let head = frame["seq"].as_u64().unwrap();
-                            last = Some(reader.since.filter(|p| p.epoch == EPOCH).map_or(head, |p| p.seq));
-                            gap = None;
-                        }
-                        Some("gap") => {
-                            let (from, to) = (frame["from"].as_u64().unwrap(), frame["to"].as_u64().unwrap());
-                            gap = Some(gap.map_or((from, to), |(f, t)| (f.min(from), t.max(to))));
-                        }
-                        Some("message") => {
-                            prop_assert_eq!(frame["epoch"].as_u64(), Some(EPOCH));
-                            let seq = frame["seq"].as_u64().unwrap();
-                            prop_assert_eq!(
-                                named.get(&(name.clone(), seq)).map(String::as_str),
-                                frame["event"].as_str(),
-                                "hub {} {}: one numbering", hub, conn
-                            );
-                            if let Some(last) = last {
-                                prop_assert!(seq > last, "hub {} {} {}: {} after {}", hub, conn, name, seq, last);
-                                let covered = gap.is_some_and(|(from, to)| from <= last + 1 && to + 1 >= seq);
-                                prop_assert!(
-                                    seq == last + 1 || covered,
-                                    "hub {} {} {}: {}..{} skipped without a gap", hub, conn, name, last + 1, seq - 1
-                                );
-                            }
-                            last = Some(seq);
-                            gap = None;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// With shared streams a reader may be ahead of a hub; a position at the end of the number

@@ -102,7 +102,7 @@ fn a_fourth_connection_of_a_user_is_refused_with_4003_by_default() {
     assert!(conns.iter().all(|&c| h.closed(c).is_none()));
     assert!(h.notices().is_empty(), "a refused open is not an open");
     let counters = h.hub().stats().counters;
-    assert_eq!(counters.refused, 1);
+    assert_eq!(counters.refused_opens, 1);
     assert_eq!(counters.closes.get(Reason::UserLimit), 1);
     assert_eq!(counters.opened, 3);
 }
@@ -161,7 +161,7 @@ fn with_evict_oldest_the_oldest_connection_is_closed_with_4001_to_make_room() {
     }));
     let counters = h.hub().stats().counters;
     assert_eq!(counters.closes.get(Reason::Evicted), 1);
-    assert_eq!(counters.refused, 0);
+    assert_eq!(counters.refused_opens, 0);
 }
 
 /// An evicted connection receives what was queued for it before its close frame.
@@ -191,7 +191,7 @@ fn the_total_connection_limit_refuses_with_4004() {
     assert_eq!(OpenError::ServerFull.close_code(), 4004);
     assert_eq!(h.hub().connection_count(), 2);
     let counters = h.hub().stats().counters;
-    assert_eq!(counters.refused, 1);
+    assert_eq!(counters.refused_opens, 1);
     assert_eq!(counters.closes.get(Reason::ServerFull), 1);
 
     h.drop_connection(a);

@@ -3,4 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| switchboard::fuzzing::resume(data));
+fuzz_target!(|data: &[u8]| switchboard_check::resume(data));

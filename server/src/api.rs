@@ -238,6 +238,11 @@ impl From<Error> for ApiError {
             Error::Publish(PublishError::TooManyRuns(_)) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", message)
             }
+            // A refusal added to the hub after this server was written: its meaning is unknown
+            // here, so it is reported as the server's failure rather than guessed at.
+            Error::Publish(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
             Error::Room(_) => ApiError::new(StatusCode::CONFLICT, "room", message),
             Error::Stopped => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)

@@ -57,14 +57,6 @@ fn refuse(status: StatusCode, code: &str, message: String) -> Response {
     (status, Json(json!({"error": code, "message": message}))).into_response()
 }
 
-fn parse_position(s: &str) -> Option<Position> {
-    let (epoch, seq) = s.split_once(':')?;
-    Some(Position {
-        epoch: epoch.parse().ok()?,
-        seq: seq.parse().ok()?,
-    })
-}
-
 /// The handler of `GET /ws`.
 pub async fn connect(
     State(state): State<Arc<AppState>>,
@@ -111,9 +103,9 @@ pub async fn connect(
         open = open.thread(thread);
     }
     if let Some(resume) = &query.resume {
-        match parse_position(resume) {
-            Some(position) => open = open.resume(position),
-            None => {
+        match resume.parse::<Position>() {
+            Ok(position) => open = open.resume(position),
+            Err(_) => {
                 return refuse(
                     StatusCode::BAD_REQUEST,
                     "bad_request",

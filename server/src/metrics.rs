@@ -224,7 +224,7 @@ fn render_hub(f: &mut Families, stats: &Stats, uptime_secs: f64) -> fmt::Result 
         (
             "connections_refused",
             "Connections refused at open.",
-            c.refused,
+            c.refused_opens,
         ),
         (
             "publishes",

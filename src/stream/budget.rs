@@ -23,10 +23,18 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// The streams of a hub, their history totals and their order of last append.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Streams {
     streams: HashMap<StreamId, Stream>,
     totals: Totals,
+    /// The bounds of every history, and of all of them together.
+    limits: HistoryConfig,
+    /// The epoch of the next stream created (`Config::epoch_base` first): each incarnation of
+    /// a stream has an epoch no earlier one had.
+    next_epoch: u64,
+    /// `Config::shared_streams`: the cluster's sequencer numbers the streams, and a reader may
+    /// know positions this hub has not seen yet.
+    shared: bool,
 }
 
 /// What all the histories hold together, and in which order they are trimmed.
@@ -75,6 +83,42 @@ impl Totals {
 }
 
 impl Streams {
+    /// No stream yet, histories bounded by `limits`; the first stream created gets epoch
+    /// `epoch_base`. `shared`: numbered by the cluster's sequencer (`Config::shared_streams`).
+    pub fn new(limits: HistoryConfig, epoch_base: u64, shared: bool) -> Self {
+        Self {
+            streams: HashMap::new(),
+            totals: Totals::default(),
+            limits,
+            next_epoch: epoch_base,
+            shared,
+        }
+    }
+
+    /// True when the cluster's sequencer numbers the streams.
+    pub fn shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Create `id`'s stream, in a new epoch, unless the hub keeps it. True if it was created.
+    pub fn create(&mut self, id: &StreamId) -> bool {
+        if self.streams.contains_key(id) {
+            return false;
+        }
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        self.insert(id.clone(), Stream::new(epoch));
+        true
+    }
+
+    /// The position of `id`'s stream, or the default (0:0) if the hub keeps none.
+    pub fn position(&self, id: &StreamId) -> Position {
+        self.streams
+            .get(id)
+            .map(Stream::position)
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, id: &StreamId) -> Option<&Stream> {
         self.streams.get(id)
     }
@@ -89,7 +133,7 @@ impl Streams {
     }
 
     /// Add a new stream (without history) under `id`, which has none.
-    pub fn insert(&mut self, id: StreamId, stream: Stream) {
+    fn insert(&mut self, id: StreamId, stream: Stream) {
         debug_assert!(stream.is_empty() && stream.order_key == 0);
         let previous = self.streams.insert(id, stream);
         debug_assert!(previous.is_none(), "a stream is created once");
@@ -123,22 +167,24 @@ impl Streams {
 
     /// Keep `entry` in `id`'s history (the stream exists), then trim to the bounds: the
     /// stream's own, then the hub's.
-    pub fn append(&mut self, id: &StreamId, entry: Entry, limits: &HistoryConfig) {
-        self.change(id, true, |stream| stream.append(entry, limits));
-        self.fit(limits.max_total_bytes);
+    pub fn append(&mut self, id: &StreamId, entry: Entry) {
+        let limits = &self.limits;
+        let (streams, totals) = (&mut self.streams, &mut self.totals);
+        change(streams, totals, id, true, |stream| {
+            stream.append(entry, limits)
+        });
+        self.fit();
     }
 
     /// Keep `entry`, an older entry of `id` from a shared history, in front of the history
     /// (see [`Stream::restore`]). False if not kept.
-    pub fn restore(
-        &mut self,
-        id: &StreamId,
-        position: Position,
-        entry: Entry,
-        limits: &HistoryConfig,
-    ) -> bool {
-        let kept = self.change(id, false, |stream| stream.restore(position, entry, limits));
-        self.fit(limits.max_total_bytes);
+    pub fn restore(&mut self, id: &StreamId, position: Position, entry: Entry) -> bool {
+        let limits = &self.limits;
+        let (streams, totals) = (&mut self.streams, &mut self.totals);
+        let kept = change(streams, totals, id, false, |s| {
+            s.restore(position, entry, limits)
+        });
+        self.fit();
         kept
     }
 
@@ -148,19 +194,15 @@ impl Streams {
         id: &StreamId,
         position: Position,
     ) -> Result<Option<Gap>, AlreadyTaken> {
-        self.change(id, false, |stream| stream.adopt(position))
+        let (streams, totals) = (&mut self.streams, &mut self.totals);
+        change(streams, totals, id, false, |stream| stream.adopt(position))
     }
 
     /// The clean-up sweep: expire history by age (`empty_room_max_age` for a room without
     /// members here, `interest` false), and forget the streams without `interest` that hold
     /// nothing.
-    pub fn sweep(
-        &mut self,
-        now: Instant,
-        limits: &HistoryConfig,
-        interest: impl Fn(&StreamId) -> bool,
-    ) {
-        let totals = &mut self.totals;
+    pub fn sweep(&mut self, now: Instant, interest: impl Fn(&StreamId) -> bool) {
+        let (limits, totals) = (&self.limits, &mut self.totals);
         self.streams.retain(|id, stream| {
             let interested = interest(id);
             let max_age = match id {
@@ -174,23 +216,10 @@ impl Streams {
         });
     }
 
-    /// Apply `f` to `id`'s stream (which exists) and account for what its history gained or
-    /// lost (`appended`: an entry at its head, which numbers its last append).
-    fn change<R>(&mut self, id: &StreamId, appended: bool, f: impl FnOnce(&mut Stream) -> R) -> R {
-        let stream = self
-            .streams
-            .get_mut(id)
-            .expect("the caller created the stream");
-        let before = stream.retained();
-        let result = f(stream);
-        self.totals.account(id, stream, before, appended);
-        result
-    }
-
     /// Trim the streams that went longest without an append, oldest entries first, until the
-    /// histories hold at most `budget` bytes.
-    fn fit(&mut self, budget: usize) {
-        let totals = &mut self.totals;
+    /// histories hold at most `max_total_bytes`.
+    fn fit(&mut self) {
+        let (budget, totals) = (self.limits.max_total_bytes, &mut self.totals);
         while totals.bytes > budget {
             let Some(first) = totals.by_last_append.first_entry() else {
                 return;
@@ -230,6 +259,22 @@ impl Streams {
     }
 }
 
+/// Apply `f` to `id`'s stream (which exists) and account for what its history gained or lost
+/// (`appended`: an entry at its head, which numbers its last append).
+fn change<R>(
+    streams: &mut HashMap<StreamId, Stream>,
+    totals: &mut Totals,
+    id: &StreamId,
+    appended: bool,
+    f: impl FnOnce(&mut Stream) -> R,
+) -> R {
+    let stream = streams.get_mut(id).expect("the caller created the stream");
+    let before = stream.retained();
+    let result = f(stream);
+    totals.account(id, stream, before, appended);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,8 +293,13 @@ mod tests {
         StreamId::Room(name.into())
     }
 
+    /// The streams of a hub with these bounds.
+    fn streams(l: &HistoryConfig) -> Streams {
+        Streams::new(l.clone(), 1, false)
+    }
+
     /// Append a 10-byte entry to `id`, creating the stream if needed.
-    fn push(streams: &mut Streams, id: &StreamId, now: Instant, pending: bool, l: &HistoryConfig) {
+    fn push(streams: &mut Streams, id: &StreamId, now: Instant, pending: bool) {
         if !streams.contains_key(id) {
             streams.insert(id.clone(), Stream::new(1));
         }
@@ -263,7 +313,7 @@ mod tests {
             coalesce: None,
             pending,
         };
-        streams.append(id, entry, l);
+        streams.append(id, entry);
     }
 
     fn seqs(streams: &Streams, id: &StreamId) -> Vec<u64> {
@@ -275,23 +325,23 @@ mod tests {
     fn past_the_budget_the_stream_idle_longest_loses_its_oldest_entries_first() {
         let now = Instant::now();
         let l = limits(50);
-        let mut s = Streams::default();
+        let mut s = streams(&l);
         for id in ["a", "b", "c"] {
-            push(&mut s, &room(id), now, false, &l);
-            push(&mut s, &room(id), now, false, &l);
+            push(&mut s, &room(id), now, false);
+            push(&mut s, &room(id), now, false);
         }
         assert_eq!(
             seqs(&s, &room("a")),
             vec![2],
             "a went longest without an append"
         );
-        push(&mut s, &room("a"), now, false, &l);
+        push(&mut s, &room("a"), now, false);
         assert_eq!(s.retained(), (5, 50), "within the budget after trimming b");
         assert_eq!(seqs(&s, &room("b")), vec![2], "then b");
         assert_eq!(seqs(&s, &room("c")), vec![1, 2]);
         assert_eq!(seqs(&s, &room("a")), vec![2, 3]);
         assert_eq!(s.trimmed(), 2);
-        push(&mut s, &room("b"), now, false, &l);
+        push(&mut s, &room("b"), now, false);
         assert_eq!(seqs(&s, &room("c")), vec![2], "then c");
         let (gap, from) = s
             .get(&room("c"))
@@ -309,12 +359,12 @@ mod tests {
     fn a_pending_entry_trimmed_by_the_budget_is_announced_to_the_next_connection() {
         let now = Instant::now();
         let l = limits(20);
-        let mut s = Streams::default();
+        let mut s = streams(&l);
         let offline = StreamId::User(UserId::from("ana"));
-        push(&mut s, &offline, now, true, &l);
-        push(&mut s, &offline, now, true, &l);
-        push(&mut s, &room("busy"), now, false, &l);
-        push(&mut s, &room("busy"), now, false, &l);
+        push(&mut s, &offline, now, true);
+        push(&mut s, &offline, now, true);
+        push(&mut s, &room("busy"), now, false);
+        push(&mut s, &room("busy"), now, false);
         assert!(s.get(&offline).unwrap().retained().0 == 0);
         let stream = s.get_mut(&offline).unwrap();
         assert!(!stream.is_empty(), "its losses are kept");
@@ -326,13 +376,13 @@ mod tests {
     fn a_stream_emptied_by_the_budget_keeps_its_losses_until_they_would_have_expired() {
         let now = Instant::now();
         let l = limits(10);
-        let mut s = Streams::default();
+        let mut s = streams(&l);
         let offline = StreamId::User(UserId::from("ana"));
-        push(&mut s, &offline, now, true, &l);
-        push(&mut s, &room("busy"), now, false, &l);
-        s.sweep(now + l.max_age / 2, &l, |_| false);
+        push(&mut s, &offline, now, true);
+        push(&mut s, &room("busy"), now, false);
+        s.sweep(now + l.max_age / 2, |_| false);
         assert!(s.contains_key(&offline), "losses to announce");
-        s.sweep(now + l.max_age, &l, |_| false);
+        s.sweep(now + l.max_age, |_| false);
         assert!(!s.contains_key(&offline));
     }
 
@@ -340,11 +390,11 @@ mod tests {
     fn a_room_without_members_keeps_its_history_for_the_shorter_age() {
         let now = Instant::now();
         let l = limits(1 << 20);
-        let mut s = Streams::default();
-        push(&mut s, &room("empty"), now, false, &l);
-        push(&mut s, &room("full"), now, false, &l);
+        let mut s = streams(&l);
+        push(&mut s, &room("empty"), now, false);
+        push(&mut s, &room("full"), now, false);
         let later = now + l.empty_room_max_age + Duration::from_secs(1);
-        s.sweep(later, &l, |id| *id == room("full"));
+        s.sweep(later, |id| *id == room("full"));
         assert!(!s.contains_key(&room("empty")));
         assert_eq!(seqs(&s, &room("full")), vec![1]);
         assert_eq!(s.retained(), (1, 10));

@@ -3,6 +3,8 @@
 //! recorded client received.
 #![allow(dead_code)]
 
+pub mod sequencer;
+
 use serde_json::{json, Value};
 use std::time::Duration;
 use switchboard::testing::Harness;
@@ -315,7 +317,11 @@ pub fn sent_to(outputs: &[switchboard::Output], conn: ConnId) -> Vec<bytes::Byte
     outputs
         .iter()
         .filter_map(|o| match o {
-            switchboard::Output::Send { conn: c, frame } if *c == conn => Some(frame.clone()),
+            switchboard::Output::Socket(switchboard::SocketOutput::Send { conn: c, frame })
+                if *c == conn =>
+            {
+                Some(frame.clone())
+            }
             _ => None,
         })
         .collect()
@@ -354,4 +360,9 @@ pub fn types(frames: &[Value]) -> Vec<String> {
         .iter()
         .map(|f| f["type"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// The head of `stream` in the hub.
+pub fn head(h: &Harness, stream: &StreamId) -> Position {
+    h.hub().stream_position(stream).expect("stream kept")
 }

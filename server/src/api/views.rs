@@ -327,7 +327,7 @@ impl From<&Stats> for StatsView {
             health: s.health.to_vec(),
             counters: CountersView {
                 opened: c.opened,
-                refused: c.refused,
+                refused: c.refused_opens,
                 publishes: c.publishes,
                 messages_in: c.messages_in,
                 messages_out: c.messages_out,

@@ -17,17 +17,17 @@ use switchboard::{ConnId, Envelope, Position, StreamId, Unsequenced, UserId};
 /// Something the rest of the cluster needs from this node, in the order its shard emitted it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClusterEvent {
-    /// A publish other nodes must see (`Output::Remote`): one envelope per publish, whatever
+    /// A publish other nodes must see (`ClusterOutput::Envelope`): one envelope per publish, whatever
     /// the number of shards. Shared with the shards it was relayed to, so cloning the event
     /// does not copy the message.
     Publish(Arc<Envelope>),
-    /// A stream entry for the cluster's sequencer (`Output::Sequence`, with
+    /// A stream entry for the cluster's sequencer (`ClusterOutput::Sequence`, with
     /// `Config::shared_streams`): one per publish, whatever the number of shards. Hand it back
     /// sealed with [`Handle::deliver_sequenced`](crate::Handle::deliver_sequenced), here and
     /// on every other node: until then it reaches no one.
     Sequence(Arc<Unsequenced>),
-    /// A shard started (`interested: true`) or stopped serving a stream (`Notice::Interest`):
-    /// what to subscribe to.
+    /// A shard started (`interested: true`) or stopped serving a stream
+    /// (`ClusterOutput::Interest`): what to subscribe to.
     Interest {
         /// The stream: a room's or a user's.
         stream: StreamId,
@@ -35,10 +35,10 @@ pub enum ClusterEvent {
         interested: bool,
     },
     /// A shard started serving a room and waits for the sequencer's head, and for the entries
-    /// after `since` from the shared history, before it answers the joins (`Notice::Follow`,
-    /// with `Config::shared_streams`).
+    /// after `since` from the shared history, before it answers the joins
+    /// (`ClusterOutput::Follow`, with `Config::shared_streams`).
     Follow {
-        /// The stream.
+        /// The room's stream.
         stream: StreamId,
         /// Where the first joining member was.
         since: Option<Position>,

@@ -11,9 +11,10 @@
 //!   hub counts them (and pongs that answer none of its pings) against the connection's
 //!   message rate, so a ping flood ends in 4029;
 //! - the **writer** performs the hub's outputs in order, writing a batch of frames, flushing
-//!   it to the socket, and only then reporting [`Input::Flushed`](switchboard::Input::Flushed)
-//!   with the batch's size: that report is the hub's backpressure signal, so a reader that
-//!   stops reading stops the reports and the hub queues, coalesces or closes it.
+//!   it to the socket, and only then reporting
+//!   [`SocketInput::Flushed`](switchboard::SocketInput::Flushed) with the batch's size: that
+//!   report is the hub's backpressure signal, so a reader that stops reading stops the reports
+//!   and the hub queues, coalesces or closes it.
 //!
 //! **Closing.** Once the hub closes the connection it listens to nothing more from it, so the
 //! reader stops: a peer that floods costs nothing from then on. The writer has

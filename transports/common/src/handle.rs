@@ -20,8 +20,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::{
-    AgentUpdate, ConnId, ConnectionInfo, Delivery, Input, Message, PublishError, Reason, RoomId,
-    RunId, RunReport, Stats, Target, ThreadId, UserId,
+    AgentUpdate, ConnId, ConnectionInfo, Delivery, Message, PublishError, Reason, RoomId, RunId,
+    RunReport, Stats, Target, ThreadId, UserId,
 };
 
 /// The application's handle on a running switchboard. Cheap to clone; every method talks to
@@ -228,13 +228,7 @@ impl<R: Runtime> Handle<R> {
         let (user, run) = (user.into(), run.into());
         self.shards
             .call(self.shard_of(&user), move |s, now| {
-                let _ = s.hub.handle_input(
-                    now,
-                    Input::ProducerLost {
-                        user: &user,
-                        run: &run,
-                    },
-                );
+                let _ = s.hub.producer_lost(now, &user, &run);
             })
             .await
     }

@@ -25,7 +25,7 @@ fn owner(stream: &StreamId) -> Option<&UserId> {
 }
 
 impl<R: Runtime> Handle<R> {
-    /// Queue a publish that arrived from another node (`Input::Remote`) for the shards it
+    /// Queue a publish that arrived from another node (`ClusterInput::Envelope`) for the shards it
     /// concerns, after what was queued before. It emits no new envelope. Never waits: see
     /// [`Handle::fed`].
     pub fn deliver_remote(&self, envelope: Envelope) -> Result<(), Error> {
@@ -38,7 +38,7 @@ impl<R: Runtime> Handle<R> {
             .queue(user.as_ref(), || Inbound::Envelope(envelope.clone()))
     }
 
-    /// Queue a stream entry sealed by the cluster's sequencer (`Input::Sequenced`) for the
+    /// Queue a stream entry sealed by the cluster's sequencer (`ClusterInput::Sequenced`) for the
     /// shards serving its stream, after what was queued before: queue a stream's entries in
     /// its order. Never waits: see [`Handle::fed`].
     pub fn deliver_sequenced(&self, entry: Sequenced) -> Result<(), Error> {
@@ -49,7 +49,7 @@ impl<R: Runtime> Handle<R> {
     }
 
     /// Queue an older entry of a stream, from the cluster's shared history
-    /// (`Input::History`), for the shards serving its stream: queue a stream's history newest
+    /// (`ClusterInput::History`), for the shards serving its stream: queue a stream's history newest
     /// first. Never waits: see [`Handle::fed`].
     pub fn deliver_history(&self, entry: Sequenced) -> Result<(), Error> {
         let user = owner(&entry.entry.stream).cloned();
@@ -59,7 +59,7 @@ impl<R: Runtime> Handle<R> {
     }
 
     /// Queue, for the shards serving `stream`, where the cluster's sequencer stands on it
-    /// (`Input::StreamHead`): a hub that just started serving a room answers its waiting
+    /// (`ClusterInput::StreamHead`): a hub that just started serving a room answers its waiting
     /// joins. Never waits: see [`Handle::fed`].
     pub fn deliver_head(&self, stream: StreamId, head: Option<Position>) -> Result<(), Error> {
         let user = owner(&stream).cloned();

@@ -153,13 +153,7 @@ pub fn position_from_query(query: Option<&str>) -> Option<Position> {
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(key, _)| *key == "resume")
-        .and_then(|(_, value)| {
-            let (epoch, seq) = value.split_once(':')?;
-            Some(Position {
-                epoch: epoch.parse().ok()?,
-                seq: seq.parse().ok()?,
-            })
-        })
+        .and_then(|(_, value)| value.parse().ok())
 }
 
 impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {

@@ -11,9 +11,9 @@
 //! application and no bridge can make it wait.
 //!
 //! Shards relay to each other what a client publishes to a room: the hub (configured as part
-//! of a cluster when there are several shards) emits the publish as an `Output::Remote`
-//! envelope, which goes to every other shard's inbound queue and is fed there as
-//! `Input::Remote`. Only room and broadcast envelopes cross shards: a user's connections and
+//! of a cluster when there are several shards) emits the publish as a
+//! `ClusterOutput::Envelope`, which goes to every other shard's inbound queue and is fed there
+//! as `ClusterInput::Envelope`. Only room and broadcast envelopes cross shards: a user's connections and
 //! streams live on the user's shard alone, so a user or thread envelope goes to the cluster
 //! (for other nodes) and never to a sibling, which would buffer a copy for a user it never
 //! serves. The same inbound queue carries what the bridge received from other nodes (see
@@ -34,8 +34,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard::{
-    ConnId, Envelope, Hub, Input, Notice, Open, OpenError, Output, Position, Reason, RemoteTarget,
-    Sequenced, StreamId, Unsequenced, WaiterId,
+    ClusterInput, ClusterOutput, ConnId, Envelope, Hub, Notice, Open, OpenError, Output, Position,
+    Reason, RemoteTarget, Sequenced, SocketInput, SocketOutput, StreamId, Unsequenced, WaiterId,
 };
 
 /// What a connection's writer must do next, in order.
@@ -92,13 +92,13 @@ pub(crate) enum Command {
 /// envelope a sibling shard relayed, or what the bridge received from other nodes.
 #[derive(Debug)]
 pub(crate) enum Inbound {
-    /// `Input::Remote`: a sibling's relayed envelope, or another node's.
+    /// `ClusterInput::Envelope`: a sibling's relayed envelope, or another node's.
     Envelope(Arc<Envelope>),
-    /// `Input::Sequenced`.
+    /// `ClusterInput::Sequenced`.
     Sequenced(Arc<Sequenced>),
-    /// `Input::History`.
+    /// `ClusterInput::History`.
     History(Arc<Sequenced>),
-    /// `Input::StreamHead`.
+    /// `ClusterInput::StreamHead`.
     Head(Arc<StreamId>, Option<Position>),
     /// Answered once everything queued before it was fed.
     Fence(oneshot::Sender<()>),
@@ -184,33 +184,33 @@ impl Shard {
 
     fn socket(&mut self, now: Instant, conn: ConnId, event: SocketEvent) {
         let result = match event {
-            SocketEvent::Text(bytes) => self.hub.handle_input(
+            SocketEvent::Text(bytes) => self.hub.handle_socket(
                 now,
-                Input::Text {
+                SocketInput::Text {
                     conn,
                     bytes: &bytes,
                 },
             ),
-            SocketEvent::Binary(bytes) => self.hub.handle_input(
+            SocketEvent::Binary(bytes) => self.hub.handle_socket(
                 now,
-                Input::Binary {
+                SocketInput::Binary {
                     conn,
                     bytes: &bytes,
                 },
             ),
-            SocketEvent::Ping => self.hub.handle_input(now, Input::Ping { conn }),
-            SocketEvent::Pong(payload) => self.hub.handle_input(
+            SocketEvent::Ping => self.hub.handle_socket(now, SocketInput::Ping { conn }),
+            SocketEvent::Pong(payload) => self.hub.handle_socket(
                 now,
-                Input::Pong {
+                SocketInput::Pong {
                     conn,
                     payload: &payload,
                 },
             ),
-            SocketEvent::Flushed(bytes) => {
-                self.hub.handle_input(now, Input::Flushed { conn, bytes })
-            }
+            SocketEvent::Flushed(bytes) => self
+                .hub
+                .handle_socket(now, SocketInput::Flushed { conn, bytes }),
             SocketEvent::Refused(reason) => self.hub.close_connection(conn, reason),
-            SocketEvent::Closed => self.hub.handle_input(now, Input::Closed { conn }),
+            SocketEvent::Closed => self.hub.handle_socket(now, SocketInput::Closed { conn }),
         };
         // An event that raced the connection's close names a connection the hub already
         // forgot: nothing to do.
@@ -221,24 +221,53 @@ impl Shard {
     fn drain(&mut self) {
         while let Some(output) = self.hub.poll_output() {
             match output {
-                Output::Send { conn, frame } => self.write(conn, Out::Frame(frame)),
-                Output::Ping { conn, payload } => self.write(conn, Out::Ping(payload)),
-                Output::Close { conn, code, reason } => {
-                    if let Some(writer) = self.writers.get_mut(&conn) {
-                        let _ = writer.out.try_send(Out::Close(code, reason));
-                        if let Some(closing) = writer.closing.take() {
-                            let _ = closing.send(());
-                        }
-                    }
-                }
-                Output::Remote(envelope) => self.envelope(envelope),
-                Output::Sequence(entry) => self.sequence(entry),
+                Output::Socket(output) => self.socket_output(output),
+                Output::Cluster(output) => self.cluster_output(output),
                 Output::Notice(notice) => self.notice(notice),
+                // A kind of output this transport does not know yet: nothing it can perform.
+                _ => {}
             }
         }
         self.route = Route::EVERYWHERE;
         for reply in self.replies.drain(..) {
             reply();
+        }
+    }
+
+    /// A frame, ping or close for a connection: to its writer.
+    fn socket_output(&mut self, output: SocketOutput) {
+        match output {
+            SocketOutput::Send { conn, frame } => self.write(conn, Out::Frame(frame)),
+            SocketOutput::Ping { conn, payload } => self.write(conn, Out::Ping(payload)),
+            SocketOutput::Close { conn, code, reason } => {
+                if let Some(writer) = self.writers.get_mut(&conn) {
+                    let _ = writer.out.try_send(Out::Close(code, reason));
+                    if let Some(closing) = writer.closing.take() {
+                        let _ = closing.send(());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What the rest of the cluster needs: envelopes and stream entries as the operation's
+    /// route says; interest and follows to the cluster sink alone (shards of one node need no
+    /// subscription).
+    fn cluster_output(&mut self, output: ClusterOutput) {
+        match output {
+            ClusterOutput::Envelope(envelope) => self.envelope(envelope),
+            ClusterOutput::Sequence(entry) => self.sequence(entry),
+            ClusterOutput::Interest { stream, interested } => {
+                self.to_cluster(|| ClusterEvent::Interest { stream, interested });
+            }
+            ClusterOutput::Follow { room, since } => {
+                self.to_cluster(|| ClusterEvent::Follow {
+                    stream: StreamId::Room(room),
+                    since,
+                });
+            }
+            _ => {}
         }
     }
 
@@ -289,13 +318,6 @@ impl Shard {
         match notice {
             Notice::UserConnected { waiter, .. } => self.resolve(waiter, true),
             Notice::WaitExpired { waiter, .. } => self.resolve(waiter, false),
-            // The cluster's business alone (shards of one node need no subscription).
-            Notice::Interest { stream, interested } => {
-                self.to_cluster(|| ClusterEvent::Interest { stream, interested });
-            }
-            Notice::Follow { stream, since } => {
-                self.to_cluster(|| ClusterEvent::Follow { stream, since });
-            }
             notice => {
                 match &notice {
                     // Presence is the cluster's business too.
@@ -338,13 +360,15 @@ impl Shard {
     /// one, so the hub has no error to report for them.
     fn inbound(&mut self, now: Instant, input: Inbound) {
         let hub = &mut self.hub;
-        let _ = match input {
-            Inbound::Envelope(envelope) => hub.handle_input(now, Input::Remote(&envelope)),
-            Inbound::Sequenced(entry) => hub.handle_input(now, Input::Sequenced(&entry)),
-            Inbound::History(entry) => hub.handle_input(now, Input::History(&entry)),
-            Inbound::Head(stream, head) => hub.handle_input(
+        match input {
+            Inbound::Envelope(envelope) => {
+                hub.handle_cluster(now, ClusterInput::Envelope(&envelope))
+            }
+            Inbound::Sequenced(entry) => hub.handle_cluster(now, ClusterInput::Sequenced(&entry)),
+            Inbound::History(entry) => hub.handle_cluster(now, ClusterInput::History(&entry)),
+            Inbound::Head(stream, head) => hub.handle_cluster(
                 now,
-                Input::StreamHead {
+                ClusterInput::StreamHead {
                     stream: &stream,
                     head,
                 },
@@ -354,9 +378,8 @@ impl Shard {
                 self.reply_after_drain(Box::new(move || {
                     let _ = answer.send(());
                 }));
-                Ok(())
             }
-        };
+        }
     }
 }
 

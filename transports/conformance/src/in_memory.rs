@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::time::Duration;
 use switchboard::testing::Harness;
 use switchboard::{
-    AgentUpdate, Audience, Config, ConnId, Delivery, Input, Message, Open, PublishError, Reason,
-    UserId,
+    AgentUpdate, Audience, Config, ConnId, Delivery, Message, Open, PublishError, Reason,
+    SocketInput, UserId,
 };
 
 /// The in-memory harness as a transport.
@@ -118,13 +118,13 @@ impl Client for InMemoryClient {
             let _ = self
                 .harness
                 .borrow_mut()
-                .with_hub(|hub, now| hub.handle_input(now, Input::Binary { conn, bytes }));
+                .with_hub(|hub, now| hub.handle_socket(now, SocketInput::Binary { conn, bytes }));
         }
     }
 
     async fn send_ping(&mut self, _payload: &[u8]) {
         if let Ok(conn) = self.conn {
-            self.harness.borrow_mut().input(Input::Ping { conn });
+            self.harness.borrow_mut().socket(SocketInput::Ping { conn });
         }
     }
 
@@ -133,7 +133,7 @@ impl Client for InMemoryClient {
         if let Ok(conn) = self.conn {
             self.harness
                 .borrow_mut()
-                .input(Input::Pong { conn, payload });
+                .socket(SocketInput::Pong { conn, payload });
         }
     }
 

@@ -168,8 +168,8 @@ impl<S: Setup> Transport for Network<S> {
         if let Some(thread) = &connect.thread {
             query += &format!("&thread={thread}");
         }
-        if let Some(p) = connect.resume {
-            query += &format!("&resume={}:{}", p.epoch, p.seq);
+        if let Some(position) = connect.resume {
+            query += &format!("&resume={position}");
         }
         WsClient::open(self.addr, &query, connect.small_buffers)
             .await

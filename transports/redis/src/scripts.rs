@@ -147,7 +147,7 @@ end
 /// template, the frame template, the epoch of a new stream (the time in milliseconds), the
 /// history's `max_messages`, `max_bytes` and `max_age` in milliseconds (also how long the
 /// stream's keys outlive its last entry). Sealing appends `,"epoch":E,"seq":N}` to a template,
-/// exactly as `switchboard::sequenced::seal` does. The copy kept in history is marked
+/// exactly as `switchboard::Unsequenced::seal` does. The copy kept in history is marked
 /// `undelivered` when no node received it. Returns the seq.
 pub(crate) const SEQUENCE: &str = concat!(
     history!(),

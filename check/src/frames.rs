@@ -41,21 +41,17 @@
 //! one `pong` or `error`, a `publish` never echoes to its sender, ...). At the end everyone
 //! leaves and, once history expired, the hub holds nothing.
 
-use super::ProtocolDoc;
-use crate::config::{BackpressureConfig, Config};
-use crate::hub::{AgentUpdate, Hub};
-use crate::id::{ConnId, UserId};
-use crate::io::{Input, Notice, Open, Output};
-use crate::message::Message;
-use crate::reason::Reason;
-use crate::run::AgentEvent;
-use crate::stream::StreamId;
-use crate::target::Target;
-use crate::RoomAccess;
+use crate::ProtocolDoc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+use switchboard::{
+    AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Hub, Message, Notice, Open,
+    Output, Reason, RoomAccess, SocketInput, SocketOutput, StreamId, Target, UserId,
+};
+
+mod oracles;
 
 const SLOTS: usize = 4;
 const MAX_FRAME: usize = 512;
@@ -223,9 +219,9 @@ impl Script {
                 self.text(conn, frame.into_bytes());
             }
             (b'b', Some(conn)) => {
-                let r = self.hub.handle_input(
+                let r = self.hub.handle_socket(
                     now,
-                    Input::Binary {
+                    SocketInput::Binary {
                         conn,
                         bytes: payload,
                     },
@@ -238,10 +234,10 @@ impl Script {
             }
             (b'p' | b'i', Some(conn)) => {
                 let input = match cmd {
-                    b'p' => Input::Pong { conn, payload },
-                    _ => Input::Ping { conn },
+                    b'p' => SocketInput::Pong { conn, payload },
+                    _ => SocketInput::Ping { conn },
                 };
-                let r = self.hub.handle_input(now, input);
+                let r = self.hub.handle_socket(now, input);
                 assert!(r.is_ok(), "an open connection is known");
                 self.drain(&Cause {
                     sender: Some((conn, Sent::Control)),
@@ -258,12 +254,14 @@ impl Script {
                 let c = self.conns.get_mut(&conn).expect("open");
                 c.reading = true;
                 let bytes = std::mem::take(&mut c.unflushed);
-                let r = self.hub.handle_input(now, Input::Flushed { conn, bytes });
+                let r = self
+                    .hub
+                    .handle_socket(now, SocketInput::Flushed { conn, bytes });
                 assert!(r.is_ok(), "an open connection is known");
                 self.drain(&Cause::default());
             }
             (b'c', Some(conn)) => {
-                let r = self.hub.handle_input(now, Input::Closed { conn });
+                let r = self.hub.handle_socket(now, SocketInput::Closed { conn });
                 assert!(r.is_ok(), "an open connection is known");
                 self.conns.remove(&conn);
                 self.drain(&Cause::default());
@@ -289,14 +287,7 @@ impl Script {
             (b'l', _) => {
                 let user = slot_open(slot).user;
                 let run = "r1".into();
-                let r = self.hub.handle_input(
-                    now,
-                    Input::ProducerLost {
-                        user: &user,
-                        run: &run,
-                    },
-                );
-                assert!(r.is_ok(), "producer loss names no connection");
+                let _ = self.hub.producer_lost(now, &user, &run);
                 self.drain(&Cause::default());
             }
             (b't' | b'x' | b'b' | b'p' | b's' | b'r' | b'c', None) => {}
@@ -339,9 +330,9 @@ impl Script {
     }
 
     fn text(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        let r = self.hub.handle_input(
+        let r = self.hub.handle_socket(
             self.now,
-            Input::Text {
+            SocketInput::Text {
                 conn,
                 bytes: &bytes,
             },
@@ -376,7 +367,7 @@ impl Script {
         self.closes.clear();
         while let Some(output) = self.hub.poll_output() {
             match output {
-                Output::Send { conn, frame } => {
+                Output::Socket(SocketOutput::Send { conn, frame }) => {
                     let parsed = self.check_frame(conn, &frame);
                     self.frames.entry(conn).or_default().push(parsed);
                     let c = self
@@ -387,24 +378,24 @@ impl Script {
                         let bytes = frame.len();
                         let r = self
                             .hub
-                            .handle_input(self.now, Input::Flushed { conn, bytes });
+                            .handle_socket(self.now, SocketInput::Flushed { conn, bytes });
                         assert!(r.is_ok(), "flushed while open");
                     } else {
                         c.unflushed += frame.len();
                     }
                 }
-                Output::Ping { conn, payload } => {
+                Output::Socket(SocketOutput::Ping { conn, payload }) => {
                     let c = self.conns.get(&conn).expect("pings go to open connections");
                     if c.reading {
-                        let pong = Input::Pong {
+                        let pong = SocketInput::Pong {
                             conn,
                             payload: &payload,
                         };
-                        let r = self.hub.handle_input(self.now, pong);
+                        let r = self.hub.handle_socket(self.now, pong);
                         assert!(r.is_ok(), "pong while open");
                     }
                 }
-                Output::Close { conn, code, reason } => {
+                Output::Socket(SocketOutput::Close { conn, code, reason }) => {
                     let label = self.doc.close_codes.get(&code);
                     assert_eq!(
                         label.map(String::as_str),
@@ -415,8 +406,7 @@ impl Script {
                     assert!(self.conns.remove(&conn).is_some(), "closed twice: {conn}");
                     self.closes.insert(conn, (code, reason));
                 }
-                Output::Remote(envelope) => panic!("a single hub relayed {envelope:?}"),
-                Output::Sequence(entry) => panic!("a single hub sequenced outside {entry:?}"),
+                Output::Cluster(output) => panic!("a single hub told a cluster {output:?}"),
                 Output::Notice(Notice::App(app)) => {
                     assert_eq!(
                         app.kind, "user_message",
@@ -424,6 +414,7 @@ impl Script {
                     )
                 }
                 Output::Notice(_) => {}
+                other => panic!("an output this target does not know: {other:?}"),
             }
         }
         self.check_causes(cause);
@@ -434,232 +425,13 @@ impl Script {
         );
     }
 
-    /// A frame written to `conn`: documented, and for the right user.
-    fn check_frame(&self, conn: ConnId, frame: &[u8]) -> BTreeMap<String, Box<RawValue>> {
-        let doc = self.doc;
-        let fields: BTreeMap<String, Box<RawValue>> =
-            serde_json::from_slice(frame).unwrap_or_else(|e| {
-                panic!(
-                    "not a JSON object ({e}): {}",
-                    String::from_utf8_lossy(frame)
-                )
-            });
-        let text = || String::from_utf8_lossy(frame).into_owned();
-        let kind = str_field(&fields, "type");
-        assert!(
-            doc.server_types.contains(&kind),
-            "undocumented type: {}",
-            text()
-        );
-        assert!(
-            !fields.contains_key("ref") || doc.ref_types.contains(&kind),
-            "a {kind} frame carries ref: {}",
-            text()
-        );
-        let required: &[&str] = match kind.as_str() {
-            "welcome" => &["conn", "user", "heartbeat_ms", "stream", "epoch", "seq"],
-            "message" => &["event"],
-            "joined" => &["room", "stream", "epoch", "seq"],
-            "left" => &["room"],
-            "bound" => &["thread"],
-            "gap" => &["stream", "epoch", "from", "to", "reason"],
-            "resumed" => &["stream", "epoch", "seq"],
-            "error" => &["code", "message"],
-            "pong" => &[],
-            _ => &["run", "agent", "stream", "epoch", "seq"],
-        };
-        for field in required {
-            assert!(
-                fields.contains_key(*field),
-                "{kind} without {field}: {}",
-                text()
-            );
-        }
-        if kind == "error" {
-            let code = str_field(&fields, "code");
-            assert!(
-                doc.error_codes.contains(&code),
-                "undocumented code: {}",
-                text()
-            );
-        }
-        if kind == "gap" {
-            let reason = str_field(&fields, "reason");
-            assert!(reason == "history" || reason == "epoch", "{}", text());
-        }
-        let user = &self.conns[&conn].user;
-        if kind == "welcome" {
-            assert_eq!(str_field(&fields, "user"), user.as_str(), "{}", text());
-        }
-        let stream = str_field(&fields, "stream");
-        // Known: a client may join the room named "" (see the ignored test in
-        // tests/fuzz_corpus.rs), whose stream id does not parse back.
-        if fields.contains_key("stream") && stream != "room:" {
-            let stream: StreamId = stream.parse().unwrap_or_else(|e| panic!("{e}: {}", text()));
-            if let StreamId::User(owner) = stream {
-                assert_eq!(
-                    &owner,
-                    user,
-                    "another user's stream reached {conn}: {}",
-                    text()
-                );
-            }
-        }
-        fields
-    }
-
-    /// The closes and the sender's replies are what the command can cause.
-    fn check_causes(&self, cause: &Cause) {
-        for (&conn, &(code, _)) in &self.closes {
-            let sent = match &cause.sender {
-                Some((sender, sent)) if *sender == conn => Some(sent),
-                _ => None,
-            };
-            let allowed: &[u16] = match sent {
-                Some(Sent::Binary) => &[1003],
-                Some(Sent::Control) => &[4029],
-                Some(Sent::Text(_)) => &[1007, 1008, 1009, 4029, 4008],
-                None if cause.time => &[4000, 4008],
-                None => &[4008],
-            };
-            assert!(
-                allowed.contains(&code),
-                "{conn} closed with {code} by {cause:?}"
-            );
-        }
-        let Some((sender, Sent::Text(bytes))) = &cause.sender else {
-            return;
-        };
-        let replies = self.frames.get(sender).map_or(&[][..], Vec::as_slice);
-        let closed = self.closes.get(sender).map(|c| c.0);
-        if bytes.len() > MAX_FRAME {
-            assert_eq!(closed, Some(1009), "an oversized frame closes with 1009");
-            assert!(replies.is_empty(), "an oversized frame gets no reply");
-            return;
-        }
-        if std::str::from_utf8(bytes).is_err() {
-            assert_eq!(closed, Some(1007), "invalid UTF-8 closes with 1007");
-            assert!(replies.is_empty(), "invalid UTF-8 gets no reply");
-            return;
-        }
-        assert!(
-            matches!(closed, None | Some(1008 | 4029 | 4008)),
-            "a well-formed-size text frame closed with {closed:?}"
-        );
-        // A frame is a JSON object: anything else (an array included) is `malformed_json`.
-        let object = bytes.trim_ascii_start().starts_with(b"{");
-        let head = object
-            .then(|| serde_json::from_slice::<Head>(bytes).ok())
-            .flatten();
-        let kind = head.as_ref().map(|h| h.kind.as_str());
-        let reference = head.as_ref().and_then(|h| h.reference.as_deref());
-        let oversized_ref = reference.is_some_and(|r| r.get().len() > self.doc.max_ref_bytes);
-        let too_many_streams =
-            kind == Some("resume") && resume_streams(bytes) > ROOMS_PER_CONNECTION + 1;
-        if oversized_ref || too_many_streams {
-            // Refused whole: one `invalid_frame` (unless over the rate), never an echo of an
-            // oversized `ref`, nothing of the frame handled.
-            assert!(replies.len() <= 1, "{replies:?} to a refused frame");
-            for reply in replies {
-                assert_eq!(str_field(reply, "type"), "error", "{reply:?}");
-                let code = str_field(reply, "code");
-                assert!(matches!(code.as_str(), "invalid_frame" | "rate_limited"));
-                let echoed = reply.get("ref").map(|r| r.get());
-                if oversized_ref || code == "rate_limited" {
-                    assert_eq!(echoed, None, "an oversized ref is not echoed");
-                } else {
-                    assert_eq!(echoed, reference.map(RawValue::get), "ref of {code}");
-                }
-            }
-            return;
-        }
-        let (types, codes): (&[&str], &[&str]) = match kind {
-            None => (&["error"], &["malformed_json"]),
-            Some("ping") => (&["pong", "error"], &[]),
-            Some("join") => (
-                &["joined", "resumed", "gap", "message", "error"],
-                &[
-                    "invalid_frame",
-                    "forbidden",
-                    "too_many_rooms",
-                    "room_full",
-                    "already_live",
-                ],
-            ),
-            Some("leave") => (&["left", "error"], &["invalid_frame", "not_member"]),
-            Some("publish") => (&["error"], &["invalid_frame", "not_member"]),
-            Some("bind") => (&["bound", "gap", "message", "error"], &["invalid_frame"]),
-            Some("resume") => (
-                &["resumed", "joined", "gap", "message", "error"],
-                &[
-                    "invalid_frame",
-                    "forbidden",
-                    "too_many_rooms",
-                    "room_full",
-                    "already_live",
-                ],
-            ),
-            Some("user_message") => (&["error"], &["invalid_frame"]),
-            Some(_) => (&["error"], &["unknown_type"]),
-        };
-        let agent = |t: &str| {
-            !matches!(
-                t,
-                "welcome"
-                    | "message"
-                    | "joined"
-                    | "left"
-                    | "bound"
-                    | "pong"
-                    | "gap"
-                    | "resumed"
-                    | "error"
-            )
-        };
-        for reply in replies {
-            let t = str_field(reply, "type");
-            // Binding or resuming the user stream replays agent run frames too.
-            let binding = matches!(kind, Some("bind" | "resume")) && agent(&t);
-            assert!(
-                types.contains(&t.as_str()) || binding,
-                "{t} in reply to {kind:?}"
-            );
-            if t == "error" {
-                let code = str_field(reply, "code");
-                let rate = code == "rate_limited";
-                assert!(
-                    rate || codes.contains(&code.as_str()),
-                    "{code} in reply to {kind:?}"
-                );
-                if rate || code == "malformed_json" {
-                    assert!(!reply.contains_key("ref"), "{code} carries a ref");
-                    continue;
-                }
-            }
-            if self.doc.ref_types.contains(&t) {
-                let echoed = reply.get("ref").map(|r| r.get());
-                assert_eq!(echoed, reference.map(RawValue::get), "ref of {t}");
-            }
-        }
-        // A reader that stopped may have its replies queued behind what it did not read yet.
-        let reading = self.conns.get(sender).is_some_and(|c| c.reading);
-        if !reading || closed.is_some() {
-            return;
-        }
-        let rate_limited = replies.len() == 1 && str_field(&replies[0], "code") == "rate_limited";
-        if kind == Some("ping") {
-            assert_eq!(replies.len(), 1, "a ping gets exactly one reply");
-        }
-        if matches!(kind, Some("join" | "leave" | "bind")) && !rate_limited {
-            assert!(!replies.is_empty(), "{kind:?} got no reply");
-        }
-    }
-
     /// Everyone leaves; once history and run reports expired, nothing is left.
     fn finish(&mut self) {
         let open: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in open {
-            let r = self.hub.handle_input(self.now, Input::Closed { conn });
+            let r = self
+                .hub
+                .handle_socket(self.now, SocketInput::Closed { conn });
             assert!(r.is_ok(), "an open connection is known");
             self.conns.remove(&conn);
             self.drain(&Cause::default());

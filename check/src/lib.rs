@@ -1,9 +1,16 @@
-//! Fuzz target bodies (feature `fuzzing`): each takes the raw bytes of one input, drives a real
-//! [`Hub`](crate::Hub) through the public API, and panics when an oracle fails.
+//! # switchboard-check
+//!
+//! The checking engines of the Switchboard core, outside the product crate: the fuzz target
+//! bodies and the reference models they and the property tests share. Each target takes the
+//! raw bytes of one input, drives a real [`Hub`](switchboard::Hub) through the public API only
+//! (with the `testing` feature's [`Harness`](switchboard::testing::Harness)), and panics when
+//! an oracle fails. Not published.
 //!
 //! The same bodies run under libFuzzer (the `fuzz/` directory, `cargo +nightly fuzz run
-//! <target>`) and as ordinary tests over the checked-in corpus (`tests/fuzz_corpus.rs`), so a
-//! crash found by the fuzzer becomes a regression test by adding its input to the corpus.
+//! <target>`) and as ordinary tests over the checked-in corpus (`tests/fuzz_corpus.rs` of this
+//! crate), so a crash found by the fuzzer becomes a regression test by adding its input to the
+//! corpus. The property tests of this crate (`tests/model.rs`, `tests/delivery_model.rs`)
+//! generate cases for the same models with proptest.
 //!
 //! | Target | Input | Oracle |
 //! |---|---|---|
@@ -15,6 +22,9 @@
 //! Inputs of the structured targets are decoded with [`arbitrary::Unstructured`] from the raw
 //! bytes (`arbitrary_take_rest`), exactly as libFuzzer's typed targets do; an input too short to
 //! decode is skipped.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use arbitrary::{Arbitrary, Unstructured};
 

@@ -1,14 +1,14 @@
-//! Relaying publishes between hubs: with `Config::cluster`, every publish that other hubs (the
-//! shards of a process, or other nodes) may have to serve comes out once as an
-//! `Output::Remote` envelope, and an envelope fed to another hub as `Input::Remote` reaches that
-//! hub's connections as if published there.
+//! Envelopes between hubs: with `Config::cluster`, every publish that other hubs (the shards of
+//! a process, or other nodes) may have to serve comes out once as a `ClusterOutput::Envelope`,
+//! and an envelope fed to another hub as `ClusterInput::Envelope` reaches that hub's
+//! connections as if published there.
 
 mod support;
 
 use serde_json::json;
 use support::*;
 use switchboard::testing::Harness;
-use switchboard::{Config, Envelope, Input, RemoteTarget, Target};
+use switchboard::{ClusterInput, Config, Envelope, RemoteTarget, Target};
 
 fn cluster_hub(shard: u8) -> Harness {
     let mut config = Config::development();
@@ -17,14 +17,15 @@ fn cluster_hub(shard: u8) -> Harness {
     Harness::new(config)
 }
 
-fn relay(to: &mut Harness, envelopes: &[Envelope]) {
+fn feed(to: &mut Harness, envelopes: &[Envelope]) {
     for envelope in envelopes {
-        to.input(Input::Remote(envelope));
+        to.cluster(ClusterInput::Envelope(envelope));
     }
 }
 
-/// A client's room `publish` frame is relayed with its sender and the sender's connection left
-/// out, so the room's members on other hubs receive it exactly once, with `from`.
+/// A client's room `publish` frame leaves in an envelope with its sender and the sender's
+/// connection left out, so the room's members on other hubs receive it exactly once, with
+/// `from`.
 #[test]
 fn a_clients_room_publish_reaches_members_on_other_hubs_with_its_sender() {
     let (mut one, mut two) = (cluster_hub(0), cluster_hub(1));
@@ -42,7 +43,7 @@ fn a_clients_room_publish_reaches_members_on_other_hubs_with_its_sender() {
         alice,
         &json!({"type": "publish", "room": "lobby", "event": "hi", "data": 1}).to_string(),
     );
-    let envelopes = one.remote();
+    let envelopes = one.envelopes();
     assert_eq!(envelopes.len(), 1);
     assert_eq!(
         envelopes[0].target,
@@ -53,7 +54,7 @@ fn a_clients_room_publish_reaches_members_on_other_hubs_with_its_sender() {
     assert_eq!(envelopes[0].from, Some("alice".into()));
     assert_eq!(envelopes[0].except, vec![alice]);
 
-    relay(&mut two, &envelopes);
+    feed(&mut two, &envelopes);
     let at_carol = two.frames_of(carol, "message");
     assert_eq!(at_carol.len(), 1);
     assert_eq!(
@@ -66,8 +67,8 @@ fn a_clients_room_publish_reaches_members_on_other_hubs_with_its_sender() {
         "the sender does not get its own message"
     );
     assert!(
-        two.remote().is_empty(),
-        "a relayed envelope is not relayed again"
+        two.envelopes().is_empty(),
+        "an envelope fed in does not leave again"
     );
 }
 
@@ -80,8 +81,8 @@ fn an_except_set_holds_on_every_hub() {
     let there = two.connect("bob");
     let also_there = two.connect("carol");
     one.publish(Target::All.except([there]), msg("news"));
-    let envelopes = one.remote();
-    relay(&mut two, &envelopes);
+    let envelopes = one.envelopes();
+    feed(&mut two, &envelopes);
     assert_eq!(one.events(here), vec!["news"]);
     assert!(two.events(there).is_empty());
     assert_eq!(two.events(also_there), vec!["news"]);
@@ -94,7 +95,7 @@ fn an_envelope_for_other_nodes_drops_connection_ids_and_round_trips() {
     let mut one = cluster_hub(0);
     let alice = one.connect("alice");
     one.publish(Target::All.except([alice]), msg("x"));
-    let envelope = one.remote().remove(0);
+    let envelope = one.envelopes().remove(0);
     assert_eq!(envelope.except, vec![alice]);
     let outward = envelope.for_other_nodes();
     assert!(outward.except.is_empty());
@@ -102,9 +103,9 @@ fn an_envelope_for_other_nodes_drops_connection_ids_and_round_trips() {
     assert_eq!(Envelope::decode(&outward.encode()).unwrap(), outward);
 }
 
-/// Without `cluster`, nothing is relayed.
+/// Without `cluster`, no envelope leaves.
 #[test]
-fn a_single_hub_relays_nothing() {
+fn a_single_hub_sends_no_envelope() {
     let mut h = harness();
     let alice = h.connect("alice");
     join(&mut h, alice, "lobby");
@@ -113,5 +114,5 @@ fn a_single_hub_relays_nothing() {
         alice,
         &json!({"type": "publish", "room": "lobby", "event": "y"}).to_string(),
     );
-    assert!(h.remote().is_empty());
+    assert!(h.envelopes().is_empty());
 }

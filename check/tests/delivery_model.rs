@@ -4,17 +4,15 @@
 //!
 //! The engine and its invariants (isolation, exactly once in order, exact gaps, no silent loss,
 //! the run automaton per connection and across resumes, the streams the hub keeps) live in
-//! `switchboard::fuzzing::devices`, where they are stated in full; it is also the body of the
+//! `switchboard_check::devices`, where they are stated in full; it is also the body of the
 //! `runs` and `resume` fuzz targets. Here proptest generates the cases (1 to 4 devices, up to
 //! 100 operations, history of 3 to 12 messages): 256 per property in plain `cargo test`, 10 000
 //! in CI (`PROPTEST_CASES`), a failure shrunk to a minimal case and saved under
 //! `proptest-regressions/`.
-#![cfg(feature = "fuzzing")]
-
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
-use switchboard::fuzzing::devices::{
+use switchboard_check::devices::{
     self, DeviceOp, DeviceSpec, ResumeCase, ResumeOp, RunOp, RunsCase,
 };
 

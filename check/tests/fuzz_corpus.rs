@@ -1,7 +1,7 @@
-//! The fuzz target bodies (`switchboard::fuzzing`) run as ordinary tests over the corpus
-//! checked in under `fuzz/corpus/<target>/`: seeds written by hand and inputs the fuzzer found
-//! interesting, including any that once crashed. The fuzzer itself runs in CI (`.ci/run`).
-#![cfg(feature = "fuzzing")]
+//! The fuzz target bodies (`switchboard_check`) run as ordinary tests over the corpus checked
+//! in under the repository's `fuzz/corpus/<target>/`: seeds written by hand and inputs the
+//! fuzzer found interesting, including any that once crashed. The fuzzer itself runs in CI
+//! (`.ci/run`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// Run `body` on every file of the target's corpus; fail naming each file that panics.
 fn replay(target: &str, body: fn(&[u8])) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
+        .join("../fuzz/corpus")
         .join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -37,25 +37,25 @@ fn replay(target: &str, body: fn(&[u8])) {
 /// Client frames of every kind, valid and not, get documented replies and close codes.
 #[test]
 fn the_frames_corpus_passes() {
-    replay("frames", switchboard::fuzzing::frames);
+    replay("frames", switchboard_check::frames);
 }
 
 /// Operation sequences route exactly as the reference model says.
 #[test]
 fn the_operations_corpus_passes() {
-    replay("operations", switchboard::fuzzing::operations);
+    replay("operations", switchboard_check::operations);
 }
 
 /// Agent-run sequences with reconnects and lost producers follow the run automaton everywhere.
 #[test]
 fn the_runs_corpus_passes() {
-    replay("runs", switchboard::fuzzing::runs);
+    replay("runs", switchboard_check::runs);
 }
 
 /// Publish / drop / resume interleavings deliver exactly once in order, or an exact gap.
 #[test]
 fn the_resume_corpus_passes() {
-    replay("resume", switchboard::fuzzing::resume);
+    replay("resume", switchboard_check::resume);
 }
 
 // ----- findings of the fuzzer, fixed in the core --------------------------------------------

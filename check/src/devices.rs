@@ -1,0 +1,577 @@
+//! Devices that follow the protocol's client algorithm through drops, reconnects, resumes,
+//! slow reading and time: the body of the `runs` and `resume` fuzz targets.
+//!
+//! A few devices (of two users, each on no thread or on one of two threads, each in some of two
+//! rooms) connect and join their rooms before anything is published; then the case's operations
+//! run. A device keeps, like a real client, its position per stream (the last `(epoch, seq)` it
+//! read, or a `gap`'s `(epoch, to)`), reconnects with its user-stream position at connect and
+//! resumes its rooms with a `resume` frame or a `join` with `since`. The test keeps a shadow of
+//! every stream: its epochs, each message in order, and what history still holds.
+//!
+//! After every operation, for every frame each device read:
+//!
+//! 1. **Isolation.** A frame on a stream is on the device's own user stream or a room it is in,
+//!    and is exactly the message or run event the shadow has at that sequence number, one the
+//!    device's thread selects.
+//! 2. **Exactly once, in order.** Across all of a device's connections, each stream's sequence
+//!    numbers only grow; a message the device selects is never skipped unless a `gap` said so
+//!    (only an `agent_thinking` superseded while it did not read may be missing).
+//! 3. **Exact gaps.** A `gap` comes only in the replay that answers a reconnect or a `resume`,
+//!    and covers exactly what is lost: reason `history` from the device's position to the message
+//!    before the oldest history keeps, reason `epoch` (the stream was created anew) from 1 to
+//!    the message before the oldest kept.
+//! 4. **No silent loss.** A device that is connected and reading has everything up to each
+//!    stream's head; the hub closes only a device that stopped reading, and only as a slow
+//!    consumer (4008).
+//! 5. **Runs.** Per connection and across a device's connections, each run's events follow the
+//!    automaton of `docs/PROTOCOL.md` section 8: `agent_started` first (unless a gap cut the
+//!    beginning off), a tool call completed only after it executed, `agent_completed` with no
+//!    call open, nothing after the ending. An event the automaton refuses is refused to the
+//!    producer and reaches nobody; a run whose producer is lost or idle ends with
+//!    `producer_lost`. At the end every device has received every ended run's ending exactly
+//!    once, unless a gap announced its loss.
+//! 6. **Streams.** The hub keeps exactly the shadow's streams, with the same heads and history
+//!    sizes; a stream created anew gets an epoch larger than any before it; every gauge the hub
+//!    keeps as its state changes equals a recount of that state.
+
+use arbitrary::Arbitrary;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+use switchboard::testing::Harness;
+use switchboard::{
+    AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Delivery, EventKind,
+    HistoryConfig, Message, Open, Position, PublishError, Reason, RunId, StreamId, Target, UserId,
+};
+
+const USERS: [&str; 2] = ["ana", "ben"];
+const ROOMS: [&str; 2] = ["r0", "r1"];
+const THREADS: [&str; 2] = ["t0", "t1"];
+const TOOLS: [&str; 2] = ["search", "fetch"];
+const CALLS: [Option<&str>; 3] = [None, Some("c1"), Some("c2")];
+/// Devices in a case, at most.
+const MAX_DEVICES: usize = 4;
+/// Operations in a case, at most.
+const MAX_OPS: usize = 100;
+/// How long history keeps a message: longer than all the ticks of a case but the long ones.
+const MAX_AGE: Duration = Duration::from_secs(7200);
+/// How often the clean-up sweep runs (history expiry, idle runs).
+const CLEANUP: Duration = Duration::from_secs(20);
+/// A run with no event for this long ends with `producer_lost`.
+const RUN_IDLE: Duration = Duration::from_secs(20);
+/// Long enough for every running run to idle out.
+const IDLE_TICK: Duration = Duration::from_secs(60);
+/// Long enough for every message kept to expire, including the `producer_lost` of runs that
+/// idle out during the tick.
+const LONG_TICK: Duration = Duration::from_secs(7200 + 100);
+const _: () = assert!(IDLE_TICK.as_secs() >= RUN_IDLE.as_secs() + 2 * CLEANUP.as_secs());
+const _: () = assert!((MAX_OPS as u64) * IDLE_TICK.as_secs() < MAX_AGE.as_secs());
+const _: () =
+    assert!(LONG_TICK.as_secs() >= MAX_AGE.as_secs() + RUN_IDLE.as_secs() + 3 * CLEANUP.as_secs());
+
+mod connections;
+mod producers;
+mod reading;
+
+// ----- the cases ---------------------------------------------------------------------------
+
+/// One device: its user, the thread it connects on, the rooms it is in.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct DeviceSpec {
+    /// The user (of two).
+    pub user: u8,
+    /// 0: no thread; 1 or 2: thread `t0` or `t1`.
+    pub thread: u8,
+    /// Bit `i` set: in room `r<i>`.
+    pub rooms: u8,
+}
+
+/// What a device does that both targets share.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum DeviceOp {
+    /// The device's socket drops.
+    Drop {
+        /// The device.
+        device: u8,
+    },
+    /// A disconnected device reconnects, after reading what its old socket held if `drain`,
+    /// resuming its rooms with `join` + `since` frames if `by_join`, else one `resume` frame.
+    Reconnect {
+        /// The device.
+        device: u8,
+        /// Read what the old socket still held first.
+        drain: bool,
+        /// Rooms by `join` with `since`.
+        by_join: bool,
+    },
+    /// A connected device stops or resumes reading.
+    Reading {
+        /// The device.
+        device: u8,
+        /// Reading or not.
+        reading: bool,
+    },
+    /// The clock moves up to half a second.
+    Tick {
+        /// Milliseconds (taken modulo 501).
+        ms: u16,
+    },
+    /// Past `max_age`: history empties, streams nobody is on are dropped, runs idle out.
+    LongTick,
+}
+
+/// An operation of the `runs` target.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum RunOp {
+    /// The next event of a user's run slot, picked by `action`, valid or not.
+    Event {
+        /// The user.
+        user: u8,
+        /// One of two run slots of the user.
+        slot: u8,
+        /// Which event (see the module's `World::agent`).
+        action: u8,
+    },
+    /// The producer of a slot's run goes away.
+    ProducerLost {
+        /// The user.
+        user: u8,
+        /// The slot.
+        slot: u8,
+    },
+    /// Time passes until every running run idled out.
+    Idle,
+    /// A device operation.
+    Device(DeviceOp),
+}
+
+/// An input of the `runs` target.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct RunsCase {
+    /// Messages history keeps per stream (3 to 12).
+    pub history: u8,
+    /// The devices (1 to 4).
+    pub devices: Vec<DeviceSpec>,
+    /// The operations.
+    pub ops: Vec<RunOp>,
+}
+
+/// An operation of the `resume` target.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum ResumeOp {
+    /// Publish to a user: 0 no thread, 1 or 2 a thread.
+    PublishUser {
+        /// The user.
+        user: u8,
+        /// The thread.
+        thread: u8,
+        /// About 400 bytes instead of a few dozen.
+        big: bool,
+    },
+    /// Publish to a room.
+    PublishRoom {
+        /// The room.
+        room: u8,
+        /// About 400 bytes.
+        big: bool,
+    },
+    /// A connected, reading device sends `resume` for its user stream (`None`) or one of its
+    /// rooms, from its position.
+    ResumeLive {
+        /// The device.
+        device: u8,
+        /// The room, or the user stream.
+        room: Option<u8>,
+    },
+    /// A device operation.
+    Device(DeviceOp),
+}
+
+/// An input of the `resume` target.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct ResumeCase {
+    /// Messages history keeps per stream (3 to 12).
+    pub history: u8,
+    /// The devices (1 to 4).
+    pub devices: Vec<DeviceSpec>,
+    /// The operations.
+    pub ops: Vec<ResumeOp>,
+}
+
+fn config(history: u8) -> Config {
+    let mut config = Config::development();
+    config.limits.max_connections_per_user = MAX_DEVICES;
+    config.limits.max_strikes = 1_000_000;
+    config.limits.message_burst = 1_000_000;
+    config.backpressure = BackpressureConfig {
+        inflight_bytes: 512,
+        queue_messages: 4,
+        queue_bytes: 64 * 1024,
+    };
+    config.history = HistoryConfig {
+        max_messages: 3 + usize::from(history) % 10,
+        max_bytes: 1 << 20,
+        max_age: MAX_AGE,
+        // The shadow keeps a room's history as long as any other (the shorter age of rooms
+        // without members and the hub-wide budget have tests of their own).
+        empty_room_max_age: MAX_AGE,
+        max_total_bytes: usize::MAX,
+    };
+    config.cleanup_interval = CLEANUP;
+    // Clients answer pings; rare pings keep the long ticks cheap.
+    config.heartbeat.interval = Duration::from_secs(600);
+    config.heartbeat.grace = Duration::from_secs(600);
+    config.heartbeat.timeout = Duration::from_secs(1800);
+    config.run_idle_timeout = RUN_IDLE;
+    config.run_retention = LONG_TICK * 2;
+    config
+}
+
+/// Run a `runs` case. The error says which step failed and how.
+pub fn run_runs(case: &RunsCase) -> Result<(), String> {
+    let Some(mut world) = World::new(case.history, &case.devices) else {
+        return Ok(());
+    };
+    world.connect_all()?;
+    for (i, op) in case.ops.iter().take(MAX_OPS).enumerate() {
+        let r = match op {
+            RunOp::Event { user, slot, action } => world.agent(
+                usize::from(*user) % USERS.len(),
+                usize::from(*slot) % 2,
+                *action,
+            ),
+            RunOp::ProducerLost { user, slot } => {
+                world.producer_lost(usize::from(*user) % USERS.len(), usize::from(*slot) % 2)
+            }
+            RunOp::Idle => world.advance(IDLE_TICK),
+            RunOp::Device(op) => world.device_op(op),
+        };
+        r.and_then(|()| world.after())
+            .map_err(|e| format!("step {i} {op:?}: {e}"))?;
+    }
+    world.finish().map_err(|e| format!("at the end: {e}"))
+}
+
+/// Run a `resume` case. The error says which step failed and how.
+pub fn run_resume(case: &ResumeCase) -> Result<(), String> {
+    let Some(mut world) = World::new(case.history, &case.devices) else {
+        return Ok(());
+    };
+    world.connect_all()?;
+    for (i, op) in case.ops.iter().take(MAX_OPS).enumerate() {
+        let r = match op {
+            ResumeOp::PublishUser { user, thread, big } => {
+                world.publish_user(usize::from(*user) % USERS.len(), thread_of(*thread), *big)
+            }
+            ResumeOp::PublishRoom { room, big } => {
+                world.publish_room(usize::from(*room) % ROOMS.len(), *big)
+            }
+            ResumeOp::ResumeLive { device, room } => world.resume_live(
+                usize::from(*device) % world.devices.len(),
+                room.map(|r| usize::from(r) % ROOMS.len()),
+            ),
+            ResumeOp::Device(op) => world.device_op(op),
+        };
+        r.and_then(|()| world.after())
+            .map_err(|e| format!("step {i} {op:?}: {e}"))?;
+    }
+    world.finish().map_err(|e| format!("at the end: {e}"))
+}
+
+fn thread_of(t: u8) -> Option<usize> {
+    match t % 3 {
+        0 => None,
+        t => Some(usize::from(t) - 1),
+    }
+}
+
+// ----- the shadow of the streams -----------------------------------------------------------
+
+/// What one message of a stream is.
+#[derive(Debug, Clone, PartialEq)]
+enum Item {
+    /// The `n`th application message.
+    Message(u64),
+    /// An agent run event: its frame type, and for tool events the tool and call id.
+    Run {
+        run: String,
+        kind: &'static str,
+        tool: Option<(&'static str, Option<&'static str>)>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    item: Item,
+    /// The thread a user-stream message is for (`None`: every connection of the user).
+    thread: Option<usize>,
+}
+
+impl Entry {
+    /// May be missing for a reader that fell behind (superseded in the lossy lane).
+    fn optional(&self) -> bool {
+        matches!(
+            self.item,
+            Item::Run {
+                kind: "agent_thinking",
+                ..
+            }
+        )
+    }
+
+    /// True if `frame` is this entry.
+    fn is(&self, frame: &Value) -> bool {
+        match &self.item {
+            Item::Message(n) => frame["type"] == "message" && frame["event"] == event(*n),
+            Item::Run { run, kind, tool } => {
+                let tool_matches = match tool {
+                    None => true,
+                    Some((tool, call)) => frame["tool"] == *tool && frame["call_id"] == json!(call),
+                };
+                frame["type"] == *kind && frame["run"] == run.as_str() && tool_matches
+            }
+        }
+    }
+}
+
+/// One incarnation of a stream: its epoch (once learned), every message, and the first
+/// sequence number history still holds.
+#[derive(Debug, Clone)]
+struct Incarnation {
+    epoch: Option<u64>,
+    entries: Vec<Entry>,
+    oldest: u64,
+}
+
+impl Incarnation {
+    fn head(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    fn entry(&self, seq: u64) -> &Entry {
+        &self.entries[seq as usize - 1]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.oldest > self.head()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shadow {
+    history: u64,
+    streams: BTreeMap<StreamId, Incarnation>,
+    /// Incarnations dropped, by stream and epoch (frames read late may belong to them).
+    retired: HashMap<(StreamId, u64), Incarnation>,
+    /// The largest epoch learned before the current operation.
+    max_epoch: u64,
+    /// The largest epoch learned so far.
+    learned_epoch: u64,
+}
+
+impl Shadow {
+    fn ensure(&mut self, stream: &StreamId) -> &mut Incarnation {
+        self.streams
+            .entry(stream.clone())
+            .or_insert_with(|| Incarnation {
+                epoch: None,
+                entries: Vec::new(),
+                oldest: 1,
+            })
+    }
+
+    fn append(&mut self, stream: &StreamId, entry: Entry) -> u64 {
+        let history = self.history;
+        let s = self.ensure(stream);
+        s.entries.push(entry);
+        let head = s.head();
+        s.oldest = s.oldest.max((head + 1).saturating_sub(history));
+        head
+    }
+
+    fn remove(&mut self, stream: &StreamId) {
+        if let Some(s) = self.streams.remove(stream) {
+            if let Some(epoch) = s.epoch {
+                self.retired.insert((stream.clone(), epoch), s);
+            }
+        }
+    }
+
+    fn lookup(&self, stream: &StreamId, epoch: u64) -> Option<&Incarnation> {
+        match self.streams.get(stream) {
+            Some(s) if s.epoch == Some(epoch) => Some(s),
+            _ => self.retired.get(&(stream.clone(), epoch)),
+        }
+    }
+
+    /// Learn or confirm the epoch of a stream the hub reports at `position`.
+    fn learn(&mut self, stream: &StreamId, position: Position) -> Result<(), String> {
+        let max_epoch = self.max_epoch;
+        let s = self
+            .streams
+            .get_mut(stream)
+            .ok_or_else(|| format!("the hub keeps {stream}, the shadow not"))?;
+        ensure_eq!(position.seq, s.head(), "head of {}", stream);
+        match s.epoch {
+            Some(epoch) => ensure_eq!(position.epoch, epoch, "epoch of {}", stream),
+            None => {
+                ensure!(
+                    position.epoch > max_epoch,
+                    "{stream} was created anew with epoch {}, not above {max_epoch}",
+                    position.epoch
+                );
+                s.epoch = Some(position.epoch);
+                self.learned_epoch = self.learned_epoch.max(position.epoch);
+            }
+        }
+        Ok(())
+    }
+}
+
+// ----- devices and what they saw -----------------------------------------------------------
+
+/// A run as one reader sees it, checked against the run automaton.
+#[derive(Debug, Default)]
+struct RunView {
+    events: usize,
+    started: bool,
+    open: BTreeSet<String>,
+    ended: bool,
+}
+
+impl RunView {
+    /// See one event; `strict`: the reader saw the run from its beginning.
+    fn see(&mut self, kind: &str, call: Option<String>, strict: bool) -> Result<(), String> {
+        ensure!(!self.ended, "{kind} after the run ended");
+        match (kind, call) {
+            ("agent_started", _) => {
+                ensure!(self.events == 0, "agent_started after other events");
+                self.started = true;
+            }
+            (_, _) if strict && !self.started => {
+                return Err(format!("{kind} before agent_started"))
+            }
+            ("tool_executing", Some(call)) => {
+                let new = self.open.insert(call.clone());
+                ensure!(
+                    !self.started || new,
+                    "tool_executing of {call} while it executes"
+                );
+            }
+            ("tool_completed", Some(call)) => {
+                let was = self.open.remove(&call);
+                ensure!(
+                    !self.started || was,
+                    "tool_completed of {call} before it executed"
+                );
+            }
+            ("agent_completed", _) => {
+                ensure!(
+                    !self.started || self.open.is_empty(),
+                    "agent_completed with {:?} executing",
+                    self.open
+                );
+            }
+            _ => {}
+        }
+        self.ended = is_ending(kind);
+        self.events += 1;
+        Ok(())
+    }
+}
+
+fn is_ending(kind: &str) -> bool {
+    matches!(
+        kind,
+        "agent_completed" | "agent_failed" | "agent_cancelled" | "producer_lost"
+    )
+}
+
+#[derive(Debug)]
+struct Device {
+    user: usize,
+    thread: Option<usize>,
+    rooms: Vec<usize>,
+    /// Its connections, oldest first; the last is the current one.
+    conns: Vec<ConnId>,
+    connected: bool,
+    reading: bool,
+    /// The client algorithm's position per stream.
+    cursor: BTreeMap<StreamId, Position>,
+    /// Runs as seen across all its connections.
+    runs: HashMap<String, RunView>,
+    /// Runs a user-stream gap may have cut.
+    cut: HashSet<String>,
+    /// Endings received per run, across its connections.
+    endings: HashMap<String, u32>,
+}
+
+impl Device {
+    fn conn(&self) -> ConnId {
+        *self.conns.last().expect("connected once")
+    }
+
+    fn user_stream(&self) -> StreamId {
+        StreamId::User(USERS[self.user].into())
+    }
+
+    fn streams(&self) -> Vec<StreamId> {
+        let rooms = self.rooms.iter().map(|&r| StreamId::Room(ROOMS[r].into()));
+        std::iter::once(self.user_stream()).chain(rooms).collect()
+    }
+
+    /// True if the device receives `entry` of one of its streams.
+    fn selects(&self, entry: &Entry) -> bool {
+        entry.thread.is_none() || entry.thread == self.thread
+    }
+}
+
+/// What one connection read so far.
+#[derive(Debug, Default)]
+struct ConnView {
+    read: usize,
+    /// The last `(epoch, seq)` per stream.
+    last: HashMap<StreamId, (u64, u64)>,
+    runs: HashMap<String, RunView>,
+}
+
+/// Where a run slot's run is, for the producer.
+#[derive(Debug, Clone, PartialEq)]
+enum Producer {
+    Idle,
+    /// Started; the open tool calls (by call id, or tool name without one).
+    Running(Vec<String>),
+    Ended,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    run: String,
+    thread: Option<usize>,
+    state: Producer,
+}
+
+/// The hub, the shadow and the devices.
+struct World {
+    h: Harness,
+    shadow: Shadow,
+    devices: Vec<Device>,
+    views: HashMap<ConnId, ConnView>,
+    /// Two run slots per user.
+    slots: Vec<Vec<Slot>>,
+    /// Every run ever started: user, id, thread.
+    started: Vec<(usize, String, Option<usize>)>,
+    published: u64,
+    /// The connection whose replay may carry `gap` frames during the current operation.
+    replaying: Option<ConnId>,
+}
+
+fn event(n: u64) -> String {
+    format!("m{n}")
+}
+
+/// The `n`th message: small or about 400 bytes.
+fn message(n: u64, big: bool) -> Message {
+    let pad = if big { "x".repeat(400) } else { String::new() };
+    Message::new(event(n), json!({ "n": n, "pad": pad }))
+}

@@ -1,0 +1,135 @@
+//! The checks after every step: a publish's delivery, the frames each connection received,
+//! and the hub's state and gauges against the model.
+
+use super::*;
+
+/// The delivery reports the model's count, and whether the message is pending.
+pub(super) fn check_delivery(
+    r: &Result<Delivery, PublishError>,
+    reached: &[ConnId],
+    pending: bool,
+) -> Result<(), String> {
+    let Ok(delivery) = r else {
+        return Err(format!("publish refused: {r:?}"));
+    };
+    ensure_eq!(delivery.reached, reached.len(), "Delivery::reached");
+    ensure_eq!(delivery.buffered, pending, "Delivery::buffered");
+    Ok(())
+}
+
+/// Every connection received exactly what the step predicts, live messages in publish order,
+/// and a scoped publish reached only its user's connections.
+pub(super) fn check_frames(
+    h: &Harness,
+    m: &Model,
+    seen: &mut Seen,
+    expect: &Expect,
+) -> Result<(), String> {
+    for &conn in &m.ever {
+        let frames = h.frames(conn);
+        let from = seen.frames.insert(conn, frames.len()).unwrap_or(0);
+        let new = &frames[from..];
+        let labels: Vec<String> = new.iter().map(label).collect();
+        for frame in new.iter().filter(|f| f["type"] == "message") {
+            let n: u64 = frame["event"].as_str().unwrap_or_default()[1..]
+                .parse()
+                .map_err(|e| format!("not p<n>: {e}"))?;
+            if let Some(&user) = seen.scoped.get(&n) {
+                ensure_eq!(
+                    &h.client(conn).user,
+                    &user_id(user),
+                    "a message published through {}'s scope reached {:?}",
+                    USERS[user],
+                    conn
+                );
+            }
+            if !seen.replayed.contains(&(conn, n)) {
+                let last = seen.last.insert(conn, n).unwrap_or(0);
+                ensure!(last < n, "{conn:?} received p{n} after p{last}");
+            }
+        }
+        let expected = expect.frames.get(&conn).cloned().unwrap_or_default();
+        ensure_eq!(labels, expected, "frames of {:?}", conn);
+    }
+    Ok(())
+}
+
+/// The hub's users, connections, threads, rooms and gauges equal the model's, within limits.
+pub(super) fn check_state(h: &Harness, m: &Model, limits: &Limits) -> Result<(), String> {
+    let hub = h.hub();
+    ensure!(
+        hub.connection_count() <= usize::from(limits.max_connections),
+        "past max_connections"
+    );
+    ensure_eq!(hub.connection_count(), m.conns.len(), "connections");
+    let users: BTreeSet<UserId> = hub.users().cloned().collect();
+    let model_users: BTreeSet<UserId> = m.users.keys().map(|&u| user_id(u)).collect();
+    ensure_eq!(users, model_users, "users");
+    for (u, name) in USERS.iter().enumerate() {
+        let conns = hub.user_connections(&(*name).into());
+        ensure!(
+            conns.len() <= usize::from(limits.per_user),
+            "{} has {} connections",
+            name,
+            conns.len()
+        );
+        ensure_eq!(conns, m.user_conns(u), "connections of {}", name);
+        for (t, thread) in THREADS.iter().enumerate() {
+            let bound: BTreeSet<ConnId> = hub
+                .thread_connections(&(*name).into(), &(*thread).into())
+                .into_iter()
+                .collect();
+            let model: BTreeSet<ConnId> = m
+                .user_conns(u)
+                .iter()
+                .copied()
+                .filter(|c| m.conns[c].thread == Some(t))
+                .collect();
+            ensure_eq!(bound, model, "{}'s connections on {}", name, thread);
+        }
+    }
+    for &conn in &m.ever {
+        let info = hub.connection_info(conn);
+        match m.conns.get(&conn) {
+            Some(c) => {
+                let info = info.ok_or_else(|| format!("{conn:?} not open in the hub"))?;
+                ensure!(h.closed(conn).is_none(), "{conn:?} was closed");
+                ensure_eq!(&info.user, &user_id(c.user), "user of {:?}", conn);
+                ensure_eq!(info.thread, c.thread.map(thread_id), "thread of {:?}", conn);
+                ensure!(
+                    info.rooms.len() <= usize::from(limits.rooms_per_connection),
+                    "past max_rooms_per_connection"
+                );
+                let rooms: BTreeSet<String> =
+                    info.rooms.iter().map(|r| r.as_str().to_owned()).collect();
+                let model: BTreeSet<String> =
+                    c.rooms.keys().map(|&r| ROOMS[r].to_owned()).collect();
+                ensure_eq!(rooms, model, "rooms of {:?}", conn);
+            }
+            None => ensure!(info.is_none(), "{conn:?} should be closed"),
+        }
+    }
+    for (r, room) in ROOMS.iter().enumerate() {
+        let members: BTreeSet<ConnId> = hub.room_members(&(*room).into()).into_iter().collect();
+        ensure!(
+            members.len() <= usize::from(limits.members_per_room),
+            "past max_members_per_room"
+        );
+        let model: BTreeSet<ConnId> = m.members(r).into_iter().collect();
+        ensure_eq!(members, model, "members of {}", room);
+        let stream = hub.stream_position(&StreamId::Room((*room).into()));
+        let model = m.room_streams.get(&r).map(|s| s.head);
+        ensure_eq!(stream.map(|p| p.seq), model, "stream of {}", room);
+    }
+    let stats = hub.stats();
+    ensure_eq!(stats.connections, m.conns.len(), "stats.connections");
+    ensure_eq!(stats.users, m.users.len(), "stats.users");
+    ensure_eq!(stats.rooms, m.rooms.len(), "stats.rooms");
+    ensure_eq!(stats.threads, m.threads().len(), "stats.threads");
+    ensure_eq!(
+        stats,
+        hub.recounted_stats(),
+        "gauges kept against a recount"
+    );
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! A connection's life in the hub: admitted (within the limits, evicting the user's oldest
+//! connection if the policy says so), welcomed, and closed, leaving its rooms, its user and its
+//! thread at once.
+
+use super::delivery::Fanout;
+use super::membership;
+use crate::cluster::Cluster;
+use crate::config::{Config, Limits};
+use crate::directory::{Directory, Removed};
+use crate::error::OpenError;
+use crate::id::{ConnId, UserId};
+use crate::io::Open;
+use crate::outputs::Outputs;
+use crate::protocol::ServerFrame;
+use crate::reason::Reason;
+use crate::room::Rooms;
+use crate::stream::{StreamId, Streams};
+use std::time::Instant;
+
+/// May a connection of `user` open? With `EvictOldest`, the user's oldest connection is closed
+/// to make room. A refusal is counted (`refused_opens`, and `closes` by its reason).
+pub(super) fn admit(
+    conns: &mut Directory,
+    rooms: &mut Rooms,
+    streams: &mut Streams,
+    cluster: &mut Cluster,
+    out: &mut Outputs,
+    user: &UserId,
+    limits: &Limits,
+) -> Result<(), OpenError> {
+    let admitted = conns.admit(user, limits).and_then(|evict| {
+        if let Some(oldest) = evict {
+            close(conns, rooms, streams, cluster, out, oldest, Reason::Evicted);
+        }
+        conns.has_room(limits)
+    });
+    if let Err(e) = admitted {
+        out.counters.refused_opens += 1;
+        out.counters.closes.add(e.reason());
+    }
+    admitted
+}
+
+/// Add an admitted connection and send it `welcome`, with its user stream's position (the
+/// stream is created with the user's first connection, if the hub kept none).
+pub(super) fn welcome(
+    config: &Config,
+    conns: &mut Directory,
+    streams: &mut Streams,
+    cluster: &mut Cluster,
+    out: &mut Outputs,
+    now: Instant,
+    open: Open,
+) -> ConnId {
+    let (id, first) = conns.insert(now, open, config);
+    let user = conns.conn(id).user.clone();
+    let stream = StreamId::User(user.clone());
+    if first {
+        cluster.serving(stream.clone(), true, out);
+    }
+    out.counters.opened += 1;
+    streams.create(&stream);
+    let position = streams.position(&stream);
+    let welcome = ServerFrame::Welcome {
+        conn: id,
+        user: &user,
+        thread: conns.conn(id).thread.as_ref(),
+        heartbeat_ms: config.heartbeat.interval.as_millis() as u64,
+        stream: &stream,
+        epoch: position.epoch,
+        seq: position.seq,
+    }
+    .encode();
+    let _ = conns.offer(id, &welcome, None, out);
+    id
+}
+
+/// Close a connection for `reason`: it leaves its rooms, its user and its thread at once, and
+/// (unless the peer already closed) the transport is told to send the close frame. A graceful
+/// close hands out what was queued for it first. Nothing happens for a closed connection.
+pub(super) fn close(
+    conns: &mut Directory,
+    rooms: &mut Rooms,
+    streams: &mut Streams,
+    cluster: &mut Cluster,
+    out: &mut Outputs,
+    id: ConnId,
+    reason: Reason,
+) {
+    let Some(Removed { conn, last_of_user }) = conns.remove(id, reason.is_graceful(), out) else {
+        return;
+    };
+    for m in &conn.rooms {
+        if membership::remove_member(conns, rooms, &m.room, id, m.slot) {
+            membership::unserved(streams, cluster, out, StreamId::Room(m.room.clone()));
+        }
+    }
+    if last_of_user {
+        membership::unserved(streams, cluster, out, StreamId::User(conn.user.clone()));
+    }
+    out.closed(id, conn.user, reason);
+}
+
+/// Close the connections that overflowed during the operation that ends (4008): after every
+/// frame it produced for the others, never in the middle of a fan-out.
+pub(super) fn close_slow(
+    conns: &mut Directory,
+    rooms: &mut Rooms,
+    streams: &mut Streams,
+    cluster: &mut Cluster,
+    out: &mut Outputs,
+) {
+    while let Some(id) = out.take_slow() {
+        close(
+            conns,
+            rooms,
+            streams,
+            cluster,
+            out,
+            id,
+            Reason::SlowConsumer,
+        );
+    }
+}
+
+impl Fanout<'_> {
+    /// [`close`] with the parts a delivery holds.
+    pub fn close(&mut self, id: ConnId, reason: Reason) {
+        close(
+            self.conns,
+            self.rooms,
+            self.streams,
+            self.cluster,
+            self.out,
+            id,
+            reason,
+        );
+    }
+}

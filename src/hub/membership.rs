@@ -1,0 +1,180 @@
+//! Membership: a connection joins and leaves rooms, binds to one of its user's threads, and a
+//! stream stops being served here when its last local reader leaves.
+//!
+//! A room's members sit in a dense list (`Rooms`) and each connection remembers its slot in
+//! every room it is in (`Membership`), so leaving is a swap-remove and the member moved into
+//! the freed slot learns its new place here.
+
+use super::delivery::Fanout;
+use super::replay;
+use super::reply::Reply;
+use crate::cluster::{AwaitingJoin, Cluster};
+use crate::config::Limits;
+use crate::connection::Membership;
+use crate::directory::Directory;
+use crate::error::RoomError;
+use crate::id::{ConnId, RoomId, ThreadId};
+use crate::outputs::Outputs;
+use crate::protocol::{Sequence, ServerFrame};
+use crate::room::Rooms;
+use crate::run::Runs;
+use crate::stream::{Position, StreamId, Streams};
+use std::time::Instant;
+
+/// Join `reply.conn` to `room` (a client's `join`, a `resume` of a room it is not in, or the
+/// application's `join_room`); the member then gets `joined` and, after `since`, what it missed.
+/// With shared streams, the first member of a room here waits for the room's head.
+pub(super) fn join(
+    f: &mut Fanout<'_>,
+    limits: &Limits,
+    now: Instant,
+    reply: Reply<'_>,
+    room: &RoomId,
+    since: Option<Position>,
+) -> Result<(), RoomError> {
+    let id = reply.conn;
+    let conn = f.conns.get(id)?;
+    if conn.membership(room).is_some() {
+        return Ok(());
+    }
+    if !conn.may_join(room) {
+        return Err(RoomError::Forbidden);
+    }
+    if conn.rooms.len() >= limits.max_rooms_per_connection {
+        return Err(RoomError::TooManyRooms);
+    }
+    if f.rooms.members(room).len() >= limits.max_members_per_room {
+        return Err(RoomError::RoomFull);
+    }
+    let slot = f.rooms.add(room, id);
+    if f.rooms.members(room).len() == 1 {
+        f.cluster.serving(StreamId::Room(room.clone()), true, f.out);
+        f.cluster.follow(room, since, f.out);
+    }
+    let room_id = room.clone();
+    f.conns.conn_mut(id).rooms.push(Membership {
+        room: room_id,
+        slot,
+    });
+    f.room_stream(now, room);
+    // With shared streams, a member's position is the sequencer's: it is answered once the
+    // sequencer gave the room's head (`ClusterInput::StreamHead`).
+    if f.cluster.awaits(room) {
+        let reference = reply.reference.map(ToOwned::to_owned);
+        let join = AwaitingJoin {
+            conn: id,
+            since,
+            reference,
+        };
+        f.cluster.hold(room, join);
+        return Ok(());
+    }
+    answer_join(f.conns, f.rooms, f.streams, f.out, reply, room, since);
+    Ok(())
+}
+
+/// Tell a new member where it stands in the room's stream, and replay what followed `since`.
+pub(super) fn answer_join(
+    conns: &mut Directory,
+    rooms: &mut Rooms,
+    streams: &mut Streams,
+    out: &mut Outputs,
+    reply: Reply<'_>,
+    room: &RoomId,
+    since: Option<Position>,
+) {
+    reply_joined(conns, streams, out, reply, room);
+    if let Some(since) = since {
+        replay::catch_up_room(conns, rooms, streams, out, reply.conn, room, since);
+    }
+}
+
+/// `joined`, with the room stream's head.
+pub(super) fn reply_joined(
+    conns: &mut Directory,
+    streams: &Streams,
+    out: &mut Outputs,
+    reply: Reply<'_>,
+    room: &RoomId,
+) {
+    let stream = StreamId::Room(room.clone());
+    let frame = ServerFrame::Joined {
+        room,
+        sequence: Sequence::at(&stream, streams.position(&stream)),
+        reference: reply.reference,
+    };
+    reply.send(conns, out, &frame);
+}
+
+/// Take `id` out of `room` (a client's `leave`, or the application's `leave_room`).
+pub(super) fn leave(
+    conns: &mut Directory,
+    rooms: &mut Rooms,
+    streams: &mut Streams,
+    cluster: &mut Cluster,
+    out: &mut Outputs,
+    id: ConnId,
+    room: &RoomId,
+) -> Result<(), RoomError> {
+    let conn = conns.get(id)?;
+    let i = (conn.rooms.iter())
+        .position(|m| &m.room == room)
+        .ok_or(RoomError::NotMember)?;
+    let m = conns.conn_mut(id).rooms.swap_remove(i);
+    if remove_member(conns, rooms, room, id, m.slot) {
+        unserved(streams, cluster, out, StreamId::Room(room.clone()));
+    }
+    Ok(())
+}
+
+/// Remove member `id` from `slot` of `room`; the member moved into the slot learns its new
+/// place. True if the room is left without members here.
+pub(super) fn remove_member(
+    conns: &mut Directory,
+    rooms: &mut Rooms,
+    room: &RoomId,
+    id: ConnId,
+    slot: usize,
+) -> bool {
+    if let Some(moved) = rooms.remove(room, id, slot) {
+        let other = conns.conn_mut(moved.conn);
+        if let Some(m) = other.rooms.iter_mut().find(|m| &m.room == room) {
+            m.slot = moved.slot;
+        }
+    }
+    rooms.members(room).is_empty()
+}
+
+/// `stream`'s last reader here left: the cluster is told, and a stream that holds nothing is
+/// forgotten at once (otherwise the sweep forgets it once its history has expired).
+pub(super) fn unserved(
+    streams: &mut Streams,
+    cluster: &mut Cluster,
+    out: &mut Outputs,
+    stream: StreamId,
+) {
+    cluster.serving(stream.clone(), false, out);
+    streams.remove_if_empty(&stream);
+}
+
+/// Bind `reply.conn` to `thread` (or unbind): `bound`, then, if the thread changed, the events
+/// so far of runs in progress on it and what waited for a connection of it.
+pub(super) fn bind(
+    conns: &mut Directory,
+    streams: &mut Streams,
+    runs: &Runs,
+    out: &mut Outputs,
+    reply: Reply<'_>,
+    thread: Option<ThreadId>,
+) {
+    let changed = conns.bind(reply.conn, thread);
+    let frame = ServerFrame::Bound {
+        thread: conns.conn(reply.conn).thread.as_ref(),
+        reference: reply.reference,
+    }
+    .encode();
+    let _ = conns.offer(reply.conn, &frame, None, out);
+    if changed {
+        replay::catch_up_thread(conns, streams, runs, out, reply.conn);
+    }
+}

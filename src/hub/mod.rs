@@ -1,0 +1,518 @@
+//! The [`Hub`]: the coordinator of the core. Its fields are the hub's parts, each owning its
+//! state with its own methods and tests (`Directory`, `Rooms`, `Streams`, `Runs`, `Waiters`,
+//! `Cluster`, `Sweep`, `Outputs`); this file is the contract (inputs, requests, outputs, the
+//! drain, timeouts). The rules that combine parts live beside it, one concern per file, each a
+//! function that borrows exactly the parts it needs:
+//!
+//! | File | Rules |
+//! |---|---|
+//! | `lifecycle.rs` | admitting, welcoming and closing a connection |
+//! | `client.rs` | text and control frames from clients, rejections and strikes |
+//! | `membership.rs` | joining and leaving rooms, binding threads |
+//! | `delivery.rs` | publishing: rendered once, numbered, fanned out ([`Fanout`]) |
+//! | `replay.rs` | replays, catch-ups and `resume` answers |
+//! | `follow.rs` | what the cluster feeds: envelopes, sealed entries, history, heads |
+//! | `agent.rs` | agent run events |
+//! | `sweep.rs` | the periodic sweep |
+//! | `reply.rs` | answering a client |
+//! | `queries.rs` | questions about the state, and stats |
+
+mod agent;
+mod client;
+mod delivery;
+mod follow;
+mod lifecycle;
+mod membership;
+mod queries;
+mod replay;
+mod reply;
+mod sweep;
+
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::directory::{Beat, Directory};
+use crate::error::{OpenError, PublishError, RoomError, UnknownConnection};
+use crate::id::{ConnId, RoomId, RunId, ThreadId, UserId};
+use crate::io::{AgentUpdate, ClusterInput, Delivery, Notice, Open, Output, SocketInput, WaiterId};
+use crate::message::Message;
+use crate::outputs::Outputs;
+use crate::protocol::ServerFrame;
+use crate::reason::Reason;
+use crate::room::Rooms;
+use crate::run::Runs;
+use crate::stream::Streams;
+use crate::target::{Audience, Target};
+use crate::timer::{earliest, Sweep};
+use crate::waiters::Waiters;
+use delivery::Fanout;
+use reply::Reply;
+use std::time::Instant;
+
+/// The sans-IO WebSocket hub: the one state machine that owns every connection, user, room,
+/// thread, stream and agent run, and decides who receives what.
+///
+/// # The contract (the drain invariant)
+///
+/// The caller feeds the hub inputs with the current time — [`Hub::open`] and
+/// [`Hub::handle_socket`] from the sockets, [`Hub::handle_cluster`] from the rest of the
+/// cluster, and the application's requests ([`Hub::publish`], [`Hub::send_agent_update`] and
+/// the others) — and after **every** one of them drains [`Hub::poll_output`] until it returns
+/// `None`, performing each [`Output`]: [`Output::Socket`] on the connection's socket,
+/// [`Output::Notice`] for the application, [`Output::Cluster`] for the other hubs. The last
+/// thing it learns is [`Hub::poll_timeout`]: it sleeps until then (or until the next input) and
+/// calls [`Hub::handle_timeout`], then drains again. The hub never reads a clock, never sleeps,
+/// never touches a socket: a test steps time by hand and replays exactly.
+///
+/// Every operation ends by closing the connections that overflowed during it (4008), so such
+/// a close always comes after the frames the operation produced for the others.
+///
+/// ```
+/// use std::time::Instant;
+/// use switchboard::{Config, Hub, Message, Open, Output, SocketInput, SocketOutput, Target};
+///
+/// let now = Instant::now();
+/// let mut hub = Hub::new(Config::development());
+/// let conn = hub.open(now, Open::new("alice")).unwrap();
+/// let join = br#"{"type":"join","room":"lobby"}"#;
+/// hub.handle_socket(now, SocketInput::Text { conn, bytes: join }).unwrap();
+/// let hello = Message::new("hello", 42.into());
+/// let delivery = hub.publish(now, Target::Room("lobby".into()), &hello).unwrap();
+/// assert_eq!(delivery.reached, 1);
+/// while let Some(output) = hub.poll_output() {
+///     match output {
+///         Output::Socket(SocketOutput::Send { conn, frame }) => {
+///             /* write `frame` to `conn`, then SocketInput::Flushed */
+///         }
+///         Output::Socket(SocketOutput::Close { conn, code, .. }) => {
+///             /* send a close frame with `code` */
+///         }
+///         _ => {}
+///     }
+/// }
+/// let wake_at = hub.poll_timeout(); // sleep until then, then hub.handle_timeout(then)
+/// ```
+#[derive(Debug)]
+pub struct Hub {
+    config: Config,
+    /// The open connections, by id and by user, their heartbeat deadlines and gauges.
+    conns: Directory,
+    /// Who is in which room.
+    rooms: Rooms,
+    /// The user and room streams: numbering, history, the history budget.
+    streams: Streams,
+    /// Agent runs, their automata and caps.
+    runs: Runs,
+    /// `wait_for_connection` registrations and their deadlines.
+    waiters: Waiters,
+    /// What the cluster is told, and the rooms whose head the sequencer has not given yet.
+    cluster: Cluster,
+    /// When the periodic sweep is due.
+    sweep: Sweep,
+    /// The output queue and the counters.
+    out: Outputs,
+}
+
+/// The hub's parts borrowed apart (see [`Hub::parts`]): the configuration, the runs, the
+/// waiters, and the parts every delivery touches.
+struct Parts<'h> {
+    config: &'h Config,
+    runs: &'h mut Runs,
+    waiters: &'h mut Waiters,
+    fanout: Fanout<'h>,
+}
+
+/// A deadline that fell due, in the order the hub handles them: by instant, then heartbeats
+/// before waiters before the sweep, then by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Heartbeat(ConnId),
+    Waiter(WaiterId),
+    Sweep,
+}
+
+impl Hub {
+    /// A hub with this configuration and nothing in it.
+    pub fn new(config: Config) -> Self {
+        Self {
+            conns: Directory::new(&config),
+            rooms: Rooms::default(),
+            streams: Streams::new(
+                config.history.clone(),
+                config.epoch_base,
+                config.shared_streams,
+            ),
+            runs: Runs::new(&config),
+            waiters: Waiters::default(),
+            cluster: Cluster::new(&config),
+            sweep: Sweep::new(config.cleanup_interval),
+            out: Outputs::default(),
+            config,
+        }
+    }
+
+    /// The configuration the hub runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- outputs and time ------------------------------------------------------------------
+
+    /// The next thing the transport or application must do, or `None` when drained.
+    #[must_use = "every output must be performed (the drain invariant)"]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+
+    /// When [`Hub::handle_timeout`] must next be called: the earliest deadline of the parts
+    /// (heartbeats, waiters, the sweep). May be early (then nothing is due).
+    #[must_use = "the hub must be woken at this instant"]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        earliest([
+            self.conns.next_heartbeat().map(|(at, _)| at),
+            self.waiters.next_deadline().map(|(at, _)| at),
+            self.sweep.deadline(),
+        ])
+    }
+
+    /// Run every deadline due at `now`, earliest first: pings, dead connections, waiters, the
+    /// sweep.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(due) = self.next_due(now) {
+            let Parts {
+                config,
+                runs,
+                waiters,
+                fanout: mut f,
+            } = self.parts();
+            match due {
+                Due::Heartbeat(_) => {
+                    if let Beat::Close(id) = f.conns.heartbeat(now, &config.heartbeat, f.out) {
+                        f.close(id, Reason::HeartbeatTimeout);
+                    }
+                }
+                Due::Waiter(_) => waiters.expire_next(f.out),
+                Due::Sweep => {
+                    f.sweep.fired();
+                    sweep::run(runs, &mut f, now);
+                }
+            }
+        }
+        self.finish();
+    }
+
+    fn next_due(&self, now: Instant) -> Option<Due> {
+        let deadlines = [
+            (self.conns.next_heartbeat()).map(|(at, id)| (at, Due::Heartbeat(id))),
+            (self.waiters.next_deadline()).map(|(at, w)| (at, Due::Waiter(w))),
+            self.sweep.deadline().map(|at| (at, Due::Sweep)),
+        ];
+        let due = deadlines.into_iter().flatten().filter(|(at, _)| *at <= now);
+        due.min().map(|(_, due)| due)
+    }
+
+    // ----- inputs ----------------------------------------------------------------------------
+
+    /// Open a connection for an authenticated client. Sends `welcome`, then replays what the
+    /// user missed (after `open.resume`, or what was buffered while the user was offline, and
+    /// agent runs in progress on its thread). On error the transport closes the socket with
+    /// [`OpenError::close_code`].
+    pub fn open(&mut self, now: Instant, open: Open) -> Result<ConnId, OpenError> {
+        let Parts {
+            config,
+            runs,
+            waiters,
+            fanout,
+        } = self.parts();
+        let Fanout {
+            conns,
+            rooms,
+            streams,
+            cluster,
+            out,
+            ..
+        } = fanout;
+        lifecycle::admit(
+            conns,
+            rooms,
+            streams,
+            cluster,
+            out,
+            &open.user,
+            &config.limits,
+        )?;
+        let (user, resume) = (open.user.clone(), open.resume);
+        let id = lifecycle::welcome(config, conns, streams, cluster, out, now, open);
+        replay::catch_up_user(conns, streams, runs, out, id, resume);
+        out.notice(Notice::Opened {
+            conn: id,
+            user: user.clone(),
+        });
+        waiters.resolve(&user, id, out);
+        self.finish();
+        Ok(id)
+    }
+
+    /// Feed what happened on a connection's socket. Frames from clients are answered through
+    /// outputs; the only error is a connection the hub does not know (it closed: the input
+    /// raced the close, and the transport ignores it).
+    pub fn handle_socket(
+        &mut self,
+        now: Instant,
+        input: SocketInput<'_>,
+    ) -> Result<(), UnknownConnection> {
+        let Parts {
+            config,
+            runs,
+            fanout: mut f,
+            ..
+        } = self.parts();
+        match input {
+            SocketInput::Text { conn, bytes } => {
+                client::text(config, runs, &mut f, now, conn, bytes)?
+            }
+            SocketInput::Binary { conn, bytes } => {
+                f.conns.received(now, conn, bytes.len(), f.out)?;
+                f.close(conn, Reason::BinaryFrame);
+            }
+            SocketInput::Ping { conn } => {
+                f.conns.alive(now, conn, f.out)?;
+                client::control_frame(&mut f, now, conn);
+            }
+            SocketInput::Pong { conn, payload } => {
+                match f.conns.pong(now, conn, payload, &config.heartbeat, f.out)? {
+                    Some(rtt) => f.out.counters.rtt.record(rtt),
+                    None => client::control_frame(&mut f, now, conn),
+                }
+            }
+            SocketInput::Flushed { conn, bytes } => f.conns.flushed(conn, bytes, f.out)?,
+            SocketInput::Closed { conn } => {
+                f.conns.check(conn)?;
+                f.close(conn, Reason::PeerClosed);
+            }
+        }
+        self.finish();
+        Ok(())
+    }
+
+    /// Feed what other hubs and the cluster's sequencer sent: a publish, a sealed stream
+    /// entry, an older entry from the shared history, a stream's head. It names no connection
+    /// of this hub, so nothing can fail.
+    pub fn handle_cluster(&mut self, now: Instant, input: ClusterInput<'_>) {
+        let mut f = self.parts().fanout;
+        match input {
+            ClusterInput::Envelope(envelope) => follow::envelope(&mut f, now, envelope),
+            ClusterInput::Sequenced(sealed) => follow::sequenced(&mut f, now, sealed),
+            ClusterInput::History(sealed) => follow::history(&mut f, now, sealed),
+            ClusterInput::StreamHead { stream, head } => {
+                follow::stream_head(&mut f, now, stream, head)
+            }
+        }
+        self.finish();
+    }
+
+    // ----- the application's requests --------------------------------------------------------
+
+    /// Publish `message` to `to`. The frame is serialized once and shared by every recipient.
+    /// Messages to a user, a thread or a room are sequenced in their stream and kept in its
+    /// history; to a user with no open connection they are buffered there. Never waits for any
+    /// connection: a slow one is queued, coalesced or closed by the backpressure rules.
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        to: impl Into<Audience>,
+        message: &Message,
+    ) -> Result<Delivery, PublishError> {
+        let audience = to.into();
+        if let Target::Connection(id) = audience.target {
+            if let Err(e) = self.conns.check(id) {
+                self.out.counters.drops.add(Reason::UnknownConnection);
+                return Err(e.into());
+            }
+        }
+        let delivery = self.parts().fanout.publish(now, &audience, message, None);
+        self.finish();
+        Ok(delivery)
+    }
+
+    /// Publish one agent run event of `user`'s run. An event out of order is refused with a
+    /// [`RunError`](crate::RunError) and reaches no one. When the run ends a
+    /// [`Notice::RunEnded`] carries its report.
+    pub fn send_agent_update(
+        &mut self,
+        now: Instant,
+        user: &UserId,
+        update: AgentUpdate,
+    ) -> Result<Delivery, PublishError> {
+        let mut p = self.parts();
+        let delivery = agent::update(p.runs, &mut p.fanout, now, user, update);
+        self.finish();
+        delivery
+    }
+
+    /// The producer of `user`'s `run` went away (its process died, its request was
+    /// cancelled): a run in progress ends with `producer_lost`. Returns that event's delivery,
+    /// or `None` if the run is not in progress.
+    pub fn producer_lost(&mut self, now: Instant, user: &UserId, run: &RunId) -> Option<Delivery> {
+        let mut p = self.parts();
+        let delivery = agent::producer_lost(p.runs, &mut p.fanout, now, user, run);
+        self.finish();
+        delivery
+    }
+
+    /// Join `conn` to `room` on the server's initiative (the client gets `joined`).
+    pub fn join_room(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        room: &RoomId,
+    ) -> Result<(), RoomError> {
+        let mut p = self.parts();
+        let limits = &p.config.limits;
+        let joined = membership::join(&mut p.fanout, limits, now, Reply::to(conn), room, None);
+        self.finish();
+        joined
+    }
+
+    /// Remove `conn` from `room` on the server's initiative (the client gets `left`).
+    pub fn leave_room(&mut self, conn: ConnId, room: &RoomId) -> Result<(), RoomError> {
+        let Fanout {
+            conns,
+            rooms,
+            streams,
+            cluster,
+            out,
+            ..
+        } = self.parts().fanout;
+        membership::leave(conns, rooms, streams, cluster, out, conn, room)?;
+        let left = ServerFrame::Left {
+            room,
+            reference: None,
+        };
+        Reply::to(conn).send(conns, out, &left);
+        self.finish();
+        Ok(())
+    }
+
+    /// Bind `conn` to `thread` (or unbind with `None`); the client gets `bound`, then the
+    /// events so far of agent runs in progress on the new thread and the thread's messages
+    /// that waited for a connection.
+    pub fn update_connection_thread(
+        &mut self,
+        conn: ConnId,
+        thread: Option<ThreadId>,
+    ) -> Result<(), UnknownConnection> {
+        self.conns.check(conn)?;
+        let Parts {
+            runs, fanout: f, ..
+        } = self.parts();
+        membership::bind(f.conns, f.streams, runs, f.out, Reply::to(conn), thread);
+        self.finish();
+        Ok(())
+    }
+
+    /// Close one connection (the application's decision) with `reason`'s close code. A reason
+    /// that has no close code (a drop reason, or `PeerClosed`) closes as `Normal` (1000): the
+    /// client is always sent a close frame.
+    pub fn close_connection(
+        &mut self,
+        id: ConnId,
+        reason: Reason,
+    ) -> Result<(), UnknownConnection> {
+        self.conns.check(id)?;
+        let reason = match reason.close_code() {
+            Some(_) => reason,
+            None => Reason::Normal,
+        };
+        self.parts().fanout.close(id, reason);
+        self.finish();
+        Ok(())
+    }
+
+    /// Close every connection of `user` with 4002. Returns how many were closed.
+    pub fn disconnect_user(&mut self, user: &UserId) -> usize {
+        let conns = self.conns.user_connections(user).to_vec();
+        let mut f = self.parts().fanout;
+        for &id in &conns {
+            f.close(id, Reason::Disconnected);
+        }
+        self.finish();
+        conns.len()
+    }
+
+    /// Ask to be told when `user` has a connection: a [`Notice::UserConnected`] (at once if one
+    /// is open) or a [`Notice::WaitExpired`] at `deadline`. Events published to the user in the
+    /// meantime wait in the user's stream and are delivered when the connection opens.
+    pub fn wait_for_connection(&mut self, user: &UserId, deadline: Instant) -> WaiterId {
+        (self.waiters).wait(user, deadline, &self.conns, &mut self.out)
+    }
+
+    /// Withdraw a registration. Returns false if it already resolved or expired.
+    pub fn cancel_wait(&mut self, waiter: WaiterId) -> bool {
+        self.waiters.cancel(waiter)
+    }
+
+    /// Stop accepting connections and close every open one with `reason` (`Shutdown`, 1001,
+    /// or `ServiceRestart`, 1012; any other reason closes as `Shutdown`) after handing out what
+    /// was queued for it.
+    pub fn shutdown(&mut self, reason: Reason) {
+        let reason = match reason {
+            Reason::ServiceRestart => reason,
+            _ => Reason::Shutdown,
+        };
+        let ids = self.conns.close_all(reason);
+        let mut f = self.parts().fanout;
+        for id in ids {
+            f.close(id, reason);
+        }
+        self.finish();
+    }
+
+    /// True once [`Hub::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.conns.is_closing()
+    }
+
+    // ----- the parts -------------------------------------------------------------------------
+
+    /// The hub's parts, borrowed apart: what a rule needs is handed to it, and nothing else.
+    fn parts(&mut self) -> Parts<'_> {
+        let Hub {
+            config,
+            conns,
+            rooms,
+            streams,
+            runs,
+            waiters,
+            cluster,
+            sweep,
+            out,
+        } = self;
+        let fanout = Fanout {
+            conns,
+            rooms,
+            streams,
+            cluster,
+            sweep,
+            out,
+        };
+        Parts {
+            config,
+            runs,
+            waiters,
+            fanout,
+        }
+    }
+
+    /// The end of every operation: the connections that overflowed during it are closed.
+    fn finish(&mut self) {
+        let Fanout {
+            conns,
+            rooms,
+            streams,
+            cluster,
+            out,
+            ..
+        } = self.parts().fanout;
+        lifecycle::close_slow(conns, rooms, streams, cluster, out);
+    }
+}

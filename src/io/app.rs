@@ -1,0 +1,164 @@
+//! The application's side of the boundary: opening a connection, producing agent runs, what a
+//! publish did, and the [`Notice`]s the hub tells the application.
+
+use crate::access::RoomAccess;
+use crate::id::RunId;
+use crate::id::{AgentId, ConnId, ThreadId, UserId};
+use crate::reason::Reason;
+use crate::run::{AgentEvent, RunReport};
+use crate::stream::Position;
+
+/// A request to open a connection, made by the transport once the client is authenticated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Open {
+    /// The authenticated user.
+    pub user: UserId,
+    /// The thread to bind to at once, if any.
+    pub thread: Option<ThreadId>,
+    /// Application metadata (user agent, client version, ...), returned by `connection_info`.
+    pub metadata: serde_json::Value,
+    /// The rooms this connection may join (from the token).
+    pub access: RoomAccess,
+    /// The client's position on its user stream, from the connect request: what it missed is
+    /// replayed before any live message, atomically.
+    pub resume: Option<Position>,
+}
+
+impl Open {
+    /// A connection of `user` with no thread, no metadata, any room, no resume.
+    pub fn new(user: impl Into<UserId>) -> Self {
+        Self {
+            user: user.into(),
+            thread: None,
+            metadata: serde_json::Value::Null,
+            access: RoomAccess::Any,
+            resume: None,
+        }
+    }
+
+    /// Bind to `thread` at once.
+    pub fn thread(mut self, thread: impl Into<ThreadId>) -> Self {
+        self.thread = Some(thread.into());
+        self
+    }
+
+    /// Resume the user stream after `position`.
+    pub fn resume(mut self, position: Position) -> Self {
+        self.resume = Some(position);
+        self
+    }
+
+    /// Restrict the rooms the connection may join.
+    pub fn access(mut self, access: RoomAccess) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Attach application metadata.
+    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// One event of an agent run, as the producer sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentUpdate {
+    /// The run.
+    pub run: RunId,
+    /// The agent producing it (taken from `agent_started`; ignored afterwards).
+    pub agent: AgentId,
+    /// The thread the run belongs to (taken from `agent_started`; ignored afterwards). A run
+    /// with a thread reaches the user's connections bound to it; one without reaches all of the
+    /// user's connections.
+    pub thread: Option<ThreadId>,
+    /// The event.
+    pub event: AgentEvent,
+}
+
+/// What the application is told: connections opening, closing, going silent and coming back,
+/// waits resolved, application frames, agent runs ending. Only what the application sees:
+/// what the cluster needs is a [`ClusterOutput`](crate::ClusterOutput).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// A connection opened (after its welcome frame).
+    Opened {
+        /// The connection.
+        conn: ConnId,
+        /// Its user.
+        user: UserId,
+    },
+    /// A connection is gone, for `reason`.
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// Its user.
+        user: UserId,
+        /// Why.
+        reason: Reason,
+    },
+    /// A connection went silent past the heartbeat timeout; it is closed unless it answers
+    /// within the grace.
+    Dead {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A dead connection answered in time and is alive again.
+    Resurrected {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A [`wait_for_connection`](crate::Hub::wait_for_connection) resolved.
+    UserConnected {
+        /// The registration.
+        waiter: WaiterId,
+        /// The user.
+        user: UserId,
+        /// The connection that opened (or was already open).
+        conn: ConnId,
+    },
+    /// A [`wait_for_connection`](crate::Hub::wait_for_connection) reached its deadline.
+    WaitExpired {
+        /// The registration.
+        waiter: WaiterId,
+        /// The user.
+        user: UserId,
+    },
+    /// A client frame of an application-defined type.
+    App(Box<AppMessage>),
+    /// An agent run ended; its report.
+    RunEnded(Box<RunReport>),
+}
+
+/// A client frame of a type listed in `Config::app_frame_types`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppMessage {
+    /// The connection it came from.
+    pub conn: ConnId,
+    /// Its user.
+    pub user: UserId,
+    /// The thread the connection is bound to.
+    pub thread: Option<ThreadId>,
+    /// The frame's `type`.
+    pub kind: String,
+    /// The frame's `data`.
+    pub data: serde_json::Value,
+}
+
+/// The handle of one `wait_for_connection` registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WaiterId(pub(crate) u64);
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delivery {
+    /// Connections the message was handed or queued to.
+    pub reached: usize,
+    /// The stream position it was given, for sequenced messages.
+    pub position: Option<Position>,
+    /// True if no connection received it live and it waits in history for the next
+    /// connection of the user that selects it: one that opens, or that binds to its thread
+    /// (offline buffering). History bounds how long it can wait.
+    pub buffered: bool,
+}
