@@ -346,7 +346,13 @@ async fn http2_connections_are_bounded_and_closed_when_idle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_http2_streams_are_refused_before_their_bodies_are_read() {
     let server = TestServer::with("[http]\nbody_timeout_secs = 1").await;
-    let (send, _driver, _) = h2_client(&server).await;
+    let (send, _driver, mut streams) = h2_client(&server).await;
+    // Until the server's SETTINGS arrive the client may open any number of streams, and the
+    // server refuses those past its limit (REFUSED_STREAM): wait for them, as a client would.
+    tokio::time::timeout(PATIENCE, streams.wait_for(|n| *n != usize::MAX))
+        .await
+        .expect("the server's SETTINGS")
+        .expect("the connection's driver");
     let mut answers = Vec::new();
     let mut bodies = Vec::new();
     for _ in 0..150 {
