@@ -1,8 +1,10 @@
-//! Which rooms a connection may join: granted when it opens (from the client's token).
+//! Which rooms a connection may join, and which it may publish to: granted when it opens (from
+//! the client's token).
 
 use crate::id::RoomId;
 
-/// The rooms a connection may join.
+/// A set of rooms a connection is granted: to join ([`Open::access`](crate::Open::access)) or
+/// to publish to ([`Open::publish`](crate::Open::publish)).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RoomAccess {
     /// Any room.
@@ -14,7 +16,7 @@ pub enum RoomAccess {
 }
 
 impl RoomAccess {
-    /// True if the connection may join `room`.
+    /// True if the grant includes `room`.
     pub fn allows(&self, room: &RoomId) -> bool {
         match self {
             RoomAccess::Any => true,

@@ -4,7 +4,8 @@
 //! 1. **Isolation.** A message reaches only the connections its target names: a user's (or a
 //!    user's thread's) messages only that user's connections, a room's only its members. A
 //!    `UserScope` can neither see nor address another user's connection; a client cannot resume
-//!    another user's stream or join a room its token does not allow.
+//!    another user's stream, join a room its token does not allow, or publish to a room its
+//!    token does not allow publishing to.
 //! 2. **Per-connection order.** Each connection receives the messages delivered to it live in
 //!    the order they were published; what is replayed to it (pending messages, a resume) comes
 //!    in stream order, in one piece, right after the frame that asked for it.
@@ -68,6 +69,16 @@ const PROOFS: &[(u8, &str, &str)] = &[
         1,
         "server/tests/hostile.rs",
         "bad_tokens_get_401_and_forbidden_rooms_an_error",
+    ),
+    (
+        1,
+        "tests/rooms.rs",
+        "a_publish_outside_the_publish_grant_is_forbidden_and_delivers_nothing",
+    ),
+    (
+        1,
+        "server/tests/tokens.rs",
+        "a_publish_outside_the_tokens_publish_claim_is_forbidden",
     ),
     (
         2,

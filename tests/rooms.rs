@@ -372,6 +372,126 @@ fn a_members_publish_reaches_the_other_members_with_from() {
     );
 }
 
+/// A member whose publish grant leaves a room out gets `forbidden` with its `ref` (a drop and a
+/// strike, like a forbidden join) and nothing is delivered or kept; the application may still
+/// publish to that room.
+#[test]
+fn a_publish_outside_the_publish_grant_is_forbidden_and_delivers_nothing() {
+    let mut h = harness();
+    let open = Open::new("alice").publish(RoomAccess::Only(vec![]));
+    let muted = h.open(open).unwrap();
+    let other = h.connect("bob");
+    join(&mut h, muted, "lobby");
+    join(&mut h, other, "lobby");
+    h.take(muted);
+    h.take(other);
+
+    h.send(
+        muted,
+        r#"{"type":"publish","room":"lobby","event":"chat","ref":"p1"}"#,
+    );
+
+    let error = last(&h, muted);
+    assert_eq!(error["code"], "forbidden");
+    assert_eq!(error["ref"], "p1");
+    assert_eq!(error_codes(h.frames(muted)), vec!["forbidden"]);
+    assert!(h.frames(other).is_empty(), "nobody receives anything");
+    assert_eq!(
+        h.hub().stream_position(&room_stream("lobby")).unwrap().seq,
+        0
+    );
+    assert_eq!(drops(&h, Reason::Forbidden), 1);
+
+    h.publish(room("lobby"), msg("from-the-application"));
+    assert_eq!(h.events(muted), vec!["from-the-application"]);
+    assert_eq!(h.events(other), vec!["from-the-application"]);
+}
+
+/// A pattern publish grant: `team-*` allows publishing to `team-a`, not to `lobby`, though the
+/// connection may join both. A non-member still gets `not_member`, inside the grant or not.
+#[test]
+fn a_pattern_publish_grant_allows_only_its_rooms() {
+    let mut h = harness();
+    let open = Open::new("alice").publish(RoomAccess::Only(vec!["team-*".into()]));
+    let sender = h.open(open).unwrap();
+    let reader = h.connect("bob");
+    for room in ["team-a", "lobby"] {
+        join(&mut h, sender, room);
+        join(&mut h, reader, room);
+    }
+    h.take(sender);
+    h.take(reader);
+
+    h.send(
+        sender,
+        r#"{"type":"publish","room":"team-a","event":"a","ref":1}"#,
+    );
+    h.send(
+        sender,
+        r#"{"type":"publish","room":"lobby","event":"b","ref":2}"#,
+    );
+    h.send(
+        sender,
+        r#"{"type":"publish","room":"team-b","event":"c","ref":3}"#,
+    );
+    h.send(
+        sender,
+        r#"{"type":"publish","room":"admin","event":"d","ref":4}"#,
+    );
+
+    assert_eq!(h.events(reader), vec!["a"]);
+    let errors = h.frames_of(sender, "error");
+    let answers: Vec<_> = errors.iter().map(|e| (&e["code"], &e["ref"])).collect();
+    assert_eq!(
+        answers,
+        vec![
+            (&json!("forbidden"), &json!(2)),
+            (&json!("not_member"), &json!(3)),
+            (&json!("not_member"), &json!(4)),
+        ]
+    );
+    assert_eq!(
+        drops(&h, Reason::Forbidden),
+        1,
+        "not_member takes no strike"
+    );
+}
+
+/// `Open::new` grants publishing to every room the connection is in, as before grants.
+#[test]
+fn a_default_open_publishes_to_any_room_it_is_in() {
+    let mut h = harness();
+    let sender = h.open(Open::new("alice")).unwrap();
+    let reader = h.connect("bob");
+    join(&mut h, sender, "anything");
+    join(&mut h, reader, "anything");
+
+    h.send(
+        sender,
+        r#"{"type":"publish","room":"anything","event":"hi"}"#,
+    );
+
+    assert_eq!(h.events(reader), vec!["hi"]);
+    assert!(error_codes(h.frames(sender)).is_empty());
+}
+
+/// Forbidden publishes count against the strikes: past them the connection closes with 1008.
+#[test]
+fn forbidden_publishes_past_the_strikes_close_the_connection() {
+    let mut h = harness();
+    let strikes = small_config().limits.max_strikes;
+    let open = Open::new("alice").publish(RoomAccess::Only(vec![]));
+    let conn = h.open(open).unwrap();
+    join(&mut h, conn, "lobby");
+
+    for _ in 0..=strikes {
+        h.send(conn, r#"{"type":"publish","room":"lobby","event":"x"}"#);
+    }
+
+    assert_eq!(error_codes(h.frames(conn)).len(), strikes as usize);
+    assert_eq!(h.closed(conn), Some((1008, Reason::ProtocolViolation)));
+}
+
 /// The rooms gauge counts rooms with at least one member.
 #[test]
 fn the_rooms_gauge_counts_rooms_with_members() {

@@ -21,7 +21,7 @@
 //! | `l<slot>` | the producer of the slot's user's run `r1` is lost |
 //!
 //! Any other line is a text frame from slot 0. Slots: 0 `ana` (any room), 1 `ana` bound to thread
-//! `t1`, 2 `ben` (rooms `lobby` and `team-*` only), 3 `cho`. The hub runs with small limits so that
+//! `t1`, 2 `ben` (joins `lobby` and `team-*` only, publishes to `team-*` only), 3 `cho`. The hub runs with small limits so that
 //! short inputs reach them: 2 connections per user, 6 in all, 512-byte frames, 5 frames/s with
 //! bursts of 10, 4 strikes, small backpressure budgets, 30 s history.
 //!
@@ -38,7 +38,8 @@
 //! 1003 for a binary frame, 1008 or 4029 for bad frames past the strikes, 4029 for pings and
 //! unsolicited pongs past the rate and the strikes, 4008 for a reader that stopped, 4000 after
 //! silence. The reply to a text frame fits its type (a `ping` gets exactly
-//! one `pong` or `error`, a `publish` never echoes to its sender, ...). At the end everyone
+//! one `pong` or `error`, a `publish` never echoes to its sender and is `forbidden` only to a room
+//! outside the sender's publish grant, ...). At the end everyone
 //! leaves and, once history expired, the hub holds nothing.
 
 use crate::ProtocolDoc;
@@ -88,7 +89,9 @@ fn slot_open(slot: usize) -> Open {
     match slot {
         0 => Open::new("ana"),
         1 => Open::new("ana").thread("t1"),
-        2 => Open::new("ben").access(RoomAccess::Only(vec!["lobby".into(), "team-*".into()])),
+        2 => Open::new("ben")
+            .access(RoomAccess::Only(vec!["lobby".into(), "team-*".into()]))
+            .publish(RoomAccess::Only(vec!["team-*".into()])),
         _ => Open::new("cho"),
     }
 }
@@ -97,6 +100,8 @@ fn slot_open(slot: usize) -> Open {
 #[derive(Debug)]
 struct Conn {
     user: UserId,
+    /// The rooms it may publish to.
+    publish: RoomAccess,
     reading: bool,
     /// Bytes written while not reading, reported flushed when reading resumes.
     unflushed: usize,
@@ -172,7 +177,7 @@ fn digits(payload: &[u8]) -> u64 {
 impl Script {
     fn open(&mut self, slot: usize) {
         let open = slot_open(slot);
-        let user = open.user.clone();
+        let (user, publish) = (open.user.clone(), open.publish.clone());
         let result = self.hub.open(self.now, open);
         match result {
             Ok(conn) => {
@@ -180,6 +185,7 @@ impl Script {
                     conn,
                     Conn {
                         user,
+                        publish,
                         reading: true,
                         unflushed: 0,
                     },

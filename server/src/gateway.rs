@@ -98,7 +98,9 @@ pub async fn connect(
         }
     };
     let upgrade = upgrade.protocols([SUBPROTOCOL]);
-    let mut open = Open::new(identity.user).access(identity.join.access());
+    let mut open = Open::new(identity.user)
+        .access(identity.join.access())
+        .publish(identity.publish.access());
     if let Some(thread) = query.thread.filter(|t| !t.is_empty()) {
         open = open.thread(thread);
     }

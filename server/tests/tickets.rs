@@ -19,12 +19,13 @@ async fn issued(server: &TestServer, request: Value) -> String {
     answer["ticket"].as_str().expect("a ticket").to_owned()
 }
 
-/// A ticket opens one connection for its user with its rooms; the second use is
-/// `invalid_ticket`, as is a ticket nobody issued.
+/// A ticket opens one connection for its user with its rooms to join and to publish to; the
+/// second use is `invalid_ticket`, as is a ticket nobody issued.
 #[tokio::test]
 async fn a_ticket_opens_one_connection_with_its_grants() {
     let server = TestServer::start().await;
-    let (status, answer) = ticket(&server, json!({"user": "alice", "rooms": ["lobby"]})).await;
+    let grants = json!({"user": "alice", "rooms": ["lobby"], "publish": ["news"]});
+    let (status, answer) = ticket(&server, grants).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["expires_in"], 30, "the default lifetime");
     let once = answer["ticket"].as_str().unwrap();
@@ -35,6 +36,14 @@ async fn a_ticket_opens_one_connection_with_its_grants() {
         .await;
     assert_eq!(alice.next_of("error").await["code"], "forbidden");
     alice.join("lobby").await;
+    alice
+        .send(json!({"type": "publish", "room": "lobby", "event": "hi", "ref": 2}))
+        .await;
+    let refused = alice.json().await;
+    assert_eq!(
+        (&refused["code"], &refused["ref"]),
+        (&json!("forbidden"), &json!(2))
+    );
 
     let again = server.refusal_reason(&format!("?ticket={once}"), &[]).await;
     assert_eq!(again, "invalid_ticket");

@@ -1,8 +1,8 @@
 //! Client tokens against a real server: RS256, ES256 and EdDSA public keys from the settings
 //! (inline and from files), a key used only with its own algorithm, the time and lifetime
-//! claims, audience and issuer, the default grants of staging and production, the token in
-//! `Sec-WebSocket-Protocol` through a real WebSocket client, and the origin allowlist. Tokens
-//! are signed by jsonwebtoken with the test keys of `tests/keys`.
+//! claims, audience and issuer, the publish grant, the default grants of staging and production,
+//! the token in `Sec-WebSocket-Protocol` through a real WebSocket client, and the origin
+//! allowlist. Tokens are signed by jsonwebtoken with the test keys of `tests/keys`.
 
 mod support;
 
@@ -218,6 +218,82 @@ async fn in_production_a_token_without_rooms_joins_only_the_default_rooms() {
             .connect_token(&server.token("bob", Some(&["admin"])))
             .await;
         granted.join("admin").await;
+    }
+}
+
+/// A token's `publish` claim is enforced apart from `rooms`: a client with `rooms: [lobby, news]`
+/// and `publish: [lobby]` joins both and publishes to lobby, but a publish to news is answered
+/// `forbidden` with its `ref` and reaches nobody (the reader's next message is the sender's
+/// next publish to lobby).
+#[tokio::test]
+async fn a_publish_outside_the_tokens_publish_claim_is_forbidden() {
+    let server = TestServer::start().await;
+    let grants = json!({"rooms": ["lobby", "news"], "publish": ["lobby"]});
+    let mut sender = server
+        .connect_token(&hs256(&with(claims("alice", 600), grants)))
+        .await;
+    let mut reader = server.connect("bob").await;
+    for room in ["lobby", "news"] {
+        sender.join(room).await;
+        reader.join(room).await;
+    }
+
+    sender
+        .send(json!({"type": "publish", "room": "lobby", "event": "first", "ref": 1}))
+        .await;
+    assert_eq!(reader.event().await, "first");
+    sender
+        .send(json!({"type": "publish", "room": "news", "event": "refused", "ref": 2}))
+        .await;
+    let error = sender.json().await;
+    assert_eq!(
+        (&error["code"], &error["ref"]),
+        (&json!("forbidden"), &json!(2)),
+        "{error}"
+    );
+    sender
+        .send(json!({"type": "publish", "room": "lobby", "event": "after", "ref": 3}))
+        .await;
+    let next = reader.json().await;
+    assert_eq!(
+        (&next["event"], &next["room"]),
+        (&json!("after"), &json!("lobby")),
+        "{next}"
+    );
+}
+
+/// In production a token without `publish` publishes nowhere, even to a room it joined,
+/// unless `auth.default_publish` grants it; the backend still publishes to the room (the
+/// reader's next message is the backend's).
+#[tokio::test]
+async fn in_production_a_token_without_publish_publishes_only_to_the_default_rooms() {
+    let rooms = "[auth]\ndefault_rooms = [\"lobby\"]\n";
+    for (file, allowed) in [
+        (rooms.to_owned(), false),
+        (format!("{rooms}default_publish = [\"lobby\"]"), true),
+    ] {
+        let server = TestServer::with_settings(production_settings(&file).unwrap()).await;
+        let mut sender = server.connect_token(&server.token("alice", None)).await;
+        let mut reader = server.connect_token(&server.token("bob", None)).await;
+        sender.join("lobby").await;
+        reader.join("lobby").await;
+
+        sender
+            .send(json!({"type": "publish", "room": "lobby", "event": "hi", "ref": 1}))
+            .await;
+        sender.send(json!({"type": "ping", "ref": 2})).await;
+        let answer = sender.json().await;
+        match allowed {
+            true => {
+                assert_eq!(answer["type"], "pong", "{answer}");
+                assert_eq!(reader.event().await, "hi");
+            }
+            false => assert_eq!(answer["code"], "forbidden", "{answer}"),
+        }
+        server
+            .publish(json!({"room": "lobby"}), "backend", json!(null))
+            .await;
+        assert_eq!(reader.event().await, "backend");
     }
 }
 

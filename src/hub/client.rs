@@ -120,10 +120,16 @@ fn frame(
             }
         }
         ClientFrame::Publish { room, event, data } => {
-            if f.conns.conn(id).membership(&room).is_none() {
+            let conn = f.conns.conn(id);
+            if conn.membership(&room).is_none() {
                 return room_error(f, now, reply, RoomError::NotMember);
             }
-            let user = f.conns.conn(id).user.clone();
+            if !conn.may_publish(&room) {
+                let (reason, code) = (Reason::Forbidden, ErrorCode::Forbidden);
+                let message = "the connection may not publish to that room";
+                return reject(f, now, reply, reason, code, message);
+            }
+            let user = conn.user.clone();
             let message = Message::new(event, data);
             let audience = Target::Room(room).except([id]);
             f.publish(now, &audience, &message, Some(&user));

@@ -19,19 +19,25 @@ pub struct Open {
     pub metadata: serde_json::Value,
     /// The rooms this connection may join (from the token).
     pub access: RoomAccess,
+    /// The rooms this connection may publish to (from the token), among those it is a member
+    /// of: a client `publish` to a room outside it is answered `forbidden`. The application's
+    /// own publishes are not subject to it.
+    pub publish: RoomAccess,
     /// The client's position on its user stream, from the connect request: what it missed is
     /// replayed before any live message, atomically.
     pub resume: Option<Position>,
 }
 
 impl Open {
-    /// A connection of `user` with no thread, no metadata, any room, no resume.
+    /// A connection of `user` with no thread, no metadata, any room to join and publish to, no
+    /// resume.
     pub fn new(user: impl Into<UserId>) -> Self {
         Self {
             user: user.into(),
             thread: None,
             metadata: serde_json::Value::Null,
             access: RoomAccess::Any,
+            publish: RoomAccess::Any,
             resume: None,
         }
     }
@@ -51,6 +57,14 @@ impl Open {
     /// Restrict the rooms the connection may join.
     pub fn access(mut self, access: RoomAccess) -> Self {
         self.access = access;
+        self
+    }
+
+    /// Restrict the rooms the connection may publish to (it must still be a member of a room
+    /// to publish to it). A client `publish` outside the grant is refused with `forbidden`, as
+    /// a `join` outside [`access`](Self::access) is.
+    pub fn publish(mut self, publish: RoomAccess) -> Self {
+        self.publish = publish;
         self
     }
 

@@ -162,7 +162,7 @@ impl Script {
                 ],
             ),
             Some("leave") => (&["left", "error"], &["invalid_frame", "not_member"]),
-            Some("publish") => (&["error"], &["invalid_frame", "not_member"]),
+            Some("publish") => (&["error"], &["invalid_frame", "not_member", "forbidden"]),
             Some("bind") => (&["bound", "gap", "message", "error"], &["invalid_frame"]),
             Some("resume") => (
                 &["resumed", "joined", "gap", "message", "error"],
@@ -206,6 +206,9 @@ impl Script {
                     rate || codes.contains(&code.as_str()),
                     "{code} in reply to {kind:?}"
                 );
+                if code == "forbidden" && kind == Some("publish") {
+                    self.check_forbidden_publish(*sender, bytes);
+                }
                 if rate || code == "malformed_json" {
                     assert!(!reply.contains_key("ref"), "{code} carries a ref");
                     continue;
@@ -227,6 +230,23 @@ impl Script {
         }
         if matches!(kind, Some("join" | "leave" | "bind")) && !rate_limited {
             assert!(!replies.is_empty(), "{kind:?} got no reply");
+        }
+    }
+
+    /// A `publish` answered `forbidden` names a room outside its sender's publish grant (known
+    /// while the sender is open).
+    fn check_forbidden_publish(&self, sender: ConnId, bytes: &[u8]) {
+        #[derive(Deserialize)]
+        struct Publish {
+            room: String,
+        }
+        let publish: Publish = serde_json::from_slice(bytes)
+            .unwrap_or_else(|e| panic!("forbidden to a publish without a room ({e})"));
+        if let Some(conn) = self.conns.get(&sender) {
+            assert!(
+                !conn.publish.allows(&publish.room.into()),
+                "forbidden to a publish inside the grant"
+            );
         }
     }
 }

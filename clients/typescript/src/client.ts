@@ -313,9 +313,10 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
 
   /**
    * Publish to the other members of `room` (the sender does not receive it). Resolves once the
-   * server has read it without an error (a fence, see requests.ts); rejects with `not_member`,
-   * with `disconnected` if the connection closed first (it may or may not have been
-   * published), or with `not_connected` at once when there is no connection. Not retried.
+   * server has read it without an error (a fence, see requests.ts); rejects with `not_member`
+   * (not in the room), `forbidden` (the token does not allow publishing there), with
+   * `disconnected` if the connection closed first (it may or may not have been published), or
+   * with `not_connected` at once when there is no connection. Not retried.
    */
   publish(room: string, event: string, data: Json = null, options: RequestOptions = {}): Promise<void> {
     return this.fenced(`publish to ${room}`, options, (ref) => ({ type: "publish", room, event, data, ref }));

@@ -45,7 +45,10 @@ export interface LeaveFrame {
   readonly ref?: Ref;
 }
 
-/** `publish`: no answer on success; `error` `not_member` otherwise. */
+/**
+ * `publish`: no answer on success; `error` `not_member` for a room the connection is not in,
+ * `forbidden` for a room the token does not allow publishing to.
+ */
 export interface PublishFrame {
   readonly type: "publish";
   readonly room: string;

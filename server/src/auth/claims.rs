@@ -70,8 +70,8 @@ fn patterns(list: Vec<String>) -> Result<RoomAccess, InvalidPatterns> {
 pub struct JoinGrant(RoomAccess);
 
 /// The rooms a connection may publish to: the token's `publish`, or the server's default.
-/// Parsed and carried with the identity; the hub does not enforce it yet (a member of a room
-/// may publish to it), see `docs/API.md`.
+/// Enforced by the hub (a `publish` outside it is answered `forbidden`, even to a room the
+/// connection is in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishGrant(RoomAccess);
 
