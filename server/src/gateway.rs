@@ -19,7 +19,7 @@
 pub mod origin;
 
 use crate::api::ApiError;
-use crate::auth::{Credential, TokenError};
+use crate::auth::{instant_of, Credential, TokenError};
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -101,6 +101,10 @@ pub async fn connect(
     let mut open = Open::new(identity.user)
         .access(identity.join.access())
         .publish(identity.publish.access());
+    // The hub asks for a fresh token ahead of `exp` and closes with 4005 after it.
+    if let Some(exp) = identity.expires_at {
+        open = open.expires_at(instant_of(exp));
+    }
     if let Some(thread) = query.thread.filter(|t| !t.is_empty()) {
         open = open.thread(thread);
     }
