@@ -10,7 +10,9 @@
 //! WebSocket. While the server shuts down, a new client is closed at once with 1001 (1012 on
 //! a node of a cluster). Optional query parameters: `thread` (bind the connection to a
 //! conversation thread at once) and `resume=<epoch>:<seq>` (the client's last user-stream
-//! position: the server replays what it missed, see `docs/PROTOCOL.md`).
+//! position: the server replays what it missed, see `docs/PROTOCOL.md`). A token's `exp` goes
+//! to the hub as `Open::expires_at`, so the connection is asked for a fresh token ahead of it and
+//! closed with 4005 after it (`crate::refresh` answers the fresh tokens); a ticket has no expiry.
 //!
 //! On a node of a cluster, the connection is first admitted across the cluster: a user who
 //! already has `max_connections_per_user` connections on live nodes (policy `reject_new`) is
