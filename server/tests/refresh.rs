@@ -138,3 +138,38 @@ async fn a_refused_fresh_token_leaves_the_connection_to_close_at_its_expiry() {
     }
     assert!(now() >= exp, "not closed before its exp");
 }
+
+/// A `refresh` frame with a token over 8 KiB is `invalid_frame` with its `ref`, never
+/// verified; a second one while the first is verified is `refresh_in_progress`, or answered in
+/// turn once the first was. The connection stays open either way.
+#[tokio::test]
+async fn hostile_refresh_frames_are_refused_and_the_connection_stays() {
+    let server = TestServer::with(SETTINGS).await;
+    let (first, _) = token("dave", 60, &["lobby"]);
+    let mut dave = server.connect_token(&first).await;
+    let huge = "x".repeat(8 * 1024 + 1);
+    dave.send(json!({"type": "refresh", "token": huge, "ref": 1}))
+        .await;
+    let refused = dave.json().await;
+    assert_eq!(
+        (&refused["code"], &refused["ref"]),
+        (&json!("invalid_frame"), &json!(1))
+    );
+    let (fresh, _) = token("dave", 60, &["lobby"]);
+    for reference in [2, 3] {
+        dave.send(json!({"type": "refresh", "token": fresh, "ref": reference}))
+            .await;
+    }
+    let answers = [dave.json().await, dave.json().await];
+    let refreshed = answers.iter().filter(|a| a["type"] == "refreshed").count();
+    let in_progress = answers
+        .iter()
+        .filter(|a| a["code"] == "refresh_in_progress")
+        .count();
+    assert!(
+        refreshed >= 1 && refreshed + in_progress == 2,
+        "{answers:?}"
+    );
+    dave.send(json!({"type": "ping", "ref": 4})).await;
+    assert_eq!(dave.next_of("pong").await["ref"], 4);
+}
