@@ -16,6 +16,9 @@ pub struct Config {
     pub backpressure: BackpressureConfig,
     /// Stream history bounds (resume and offline buffering).
     pub history: HistoryConfig,
+    /// When a connection whose token expires ([`Open::expires_at`](crate::Open::expires_at)) is
+    /// asked for a fresh one, and how long after the expiry it is closed without one.
+    pub tokens: TokenConfig,
     /// How often idle state is swept (expired history, idle runs). Default 5 s.
     pub cleanup_interval: Duration,
     /// An agent run with no event for this long ends with `producer_lost`. Default 10 min.
@@ -141,6 +144,18 @@ pub struct HistoryConfig {
     pub max_total_bytes: usize,
 }
 
+/// The lifetime of the tokens connections opened with: when the hub asks a client for a fresh
+/// token (a `refresh` frame) and when it closes a connection that brought none (4005).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenConfig {
+    /// How long before its token expires a connection is sent `refresh`; a token that lives
+    /// less than this is asked for at half its remaining life. Default 60 s.
+    pub refresh_ahead: Duration,
+    /// How long after its token expired a connection without a fresh one is closed with 4005
+    /// (the clock skew allowed between the token's issuer and the hub's clock). Default 0.
+    pub leeway: Duration,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self::production()
@@ -182,6 +197,10 @@ impl Config {
                 max_age: Duration::from_secs(600),
                 empty_room_max_age: Duration::from_secs(60),
                 max_total_bytes: 256 * 1024 * 1024,
+            },
+            tokens: TokenConfig {
+                refresh_ahead: Duration::from_secs(60),
+                leeway: Duration::ZERO,
             },
             cleanup_interval: Duration::from_secs(5),
             run_idle_timeout: Duration::from_secs(600),

@@ -2,11 +2,12 @@
 //! its outbox. The hub's indexes (users, rooms, threads) point here by [`ConnId`].
 
 use crate::access::RoomAccess;
-use crate::config::Config;
+use crate::config::{Config, TokenConfig};
 use crate::heartbeat::{Heartbeat, Liveness, RttStats};
 use crate::id::{ConnId, RoomId, ThreadId, UserId};
 use crate::outbox::Outbox;
 use crate::rate::TokenBucket;
+use crate::token::{Due, Refreshing, TokenLife};
 use smallvec::SmallVec;
 use std::time::{Duration, Instant};
 
@@ -30,11 +31,15 @@ pub struct Traffic {
     pub bytes_out: u64,
 }
 
-/// What a connection was granted at open (`Open::access`, `Open::publish`).
-#[derive(Debug)]
-struct Grants {
-    join: RoomAccess,
-    publish: RoomAccess,
+/// What a connection's credential grants and until when, and the fresh credential being
+/// verified (`Open::access`, `Open::publish`, `Open::expires_at`, then each accepted refresh).
+#[derive(Debug, Default)]
+pub(crate) struct Credential {
+    pub join: RoomAccess,
+    pub publish: RoomAccess,
+    /// `None`: the credential does not expire.
+    pub life: Option<TokenLife>,
+    pub refreshing: Refreshing,
 }
 
 #[derive(Debug)]
@@ -44,9 +49,11 @@ pub(crate) struct Connection {
     /// Application metadata, boxed when there is any (`None` stands for `null`, the common
     /// case): 8 bytes here instead of 32.
     metadata: Option<Box<serde_json::Value>>,
-    /// The rooms it may join and publish to, boxed when either is restricted (`None` stands
-    /// for `RoomAccess::Any` to both, the common case): 8 bytes here instead of 48.
-    grants: Option<Box<Grants>>,
+    /// The rooms it may join and publish to, its token's lifetime and a refresh in progress,
+    /// boxed when any of them is set (`None` stands for `RoomAccess::Any` to both, no expiry
+    /// and no refresh, the common case without tokens): 8 bytes here instead of its 100 and
+    /// more.
+    credential: Option<Box<Credential>>,
     pub rooms: SmallVec<[Membership; 2]>,
     /// The connection has every message of its user stream (that its thread selects) from
     /// this sequence number on (0 = not positioned yet: set by its first live message or a
@@ -69,9 +76,14 @@ impl Connection {
                 serde_json::Value::Null => None,
                 metadata => Some(Box::new(metadata)),
             },
-            grants: match (open.access, open.publish) {
-                (RoomAccess::Any, RoomAccess::Any) => None,
-                (join, publish) => Some(Box::new(Grants { join, publish })),
+            credential: match (open.access, open.publish, open.expires_at) {
+                (RoomAccess::Any, RoomAccess::Any, None) => None,
+                (join, publish, expires_at) => Some(Box::new(Credential {
+                    join,
+                    publish,
+                    life: expires_at.map(|at| TokenLife::new(now, at, &config.tokens)),
+                    refreshing: Refreshing::Idle,
+                })),
             },
             rooms: SmallVec::new(),
             user_from: 0,
@@ -90,12 +102,36 @@ impl Connection {
 
     /// True if the connection's join grant allows `room`.
     pub fn may_join(&self, room: &RoomId) -> bool {
-        self.grants.as_ref().is_none_or(|g| g.join.allows(room))
+        self.credential.as_ref().is_none_or(|g| g.join.allows(room))
     }
 
     /// True if the connection's publish grant allows `room`.
     pub fn may_publish(&self, room: &RoomId) -> bool {
-        self.grants.as_ref().is_none_or(|g| g.publish.allows(room))
+        (self.credential.as_ref()).is_none_or(|g| g.publish.allows(room))
+    }
+
+    /// The lifetime of the connection's token, if it expires.
+    pub fn token_life(&self) -> Option<&TokenLife> {
+        self.credential.as_ref().and_then(|c| c.life.as_ref())
+    }
+
+    /// A deadline of the token's lifetime came: what it asks (`None`: the token does not
+    /// expire).
+    pub fn token_due(&mut self, now: Instant, config: &TokenConfig) -> Option<Due> {
+        let credential = self.credential.as_mut()?;
+        let verifying = credential.refreshing.is_verifying();
+        Some(credential.life.as_mut()?.fire(now, verifying, config))
+    }
+
+    /// True while a fresh token of the client's is being verified.
+    pub fn is_refreshing(&self) -> bool {
+        (self.credential.as_ref()).is_some_and(|c| c.refreshing.is_verifying())
+    }
+
+    /// The connection's credential, to change (allocated the first time it differs from the
+    /// default).
+    pub fn credential_mut(&mut self) -> &mut Credential {
+        self.credential.get_or_insert_with(Default::default)
     }
 
     pub fn membership(&self, room: &RoomId) -> Option<&Membership> {

@@ -1,6 +1,6 @@
 //! The directory of open connections: every [`Connection`] by [`ConnId`], each user's
-//! connections, the connections' heartbeat deadlines, and the gauges of what the connections
-//! hold, kept as they change.
+//! connections, the connections' heartbeat and token deadlines (`tokens.rs`), and the gauges
+//! of what the connections hold, kept as they change.
 //!
 //! Ids carry the slot's generation and the shard: every lookup checks both, so an id kept
 //! after its connection closed is unknown even when its slot holds another connection. The
@@ -8,6 +8,7 @@
 //! its outbox, into the [`Outputs`], counted and with its gauges kept.
 
 mod gauges;
+mod tokens;
 
 pub(crate) use gauges::Gauges;
 
@@ -19,7 +20,7 @@ use crate::io::{Notice, Open};
 use crate::outbox::{CoalesceKey, Offer};
 use crate::outputs::Outputs;
 use crate::reason::Reason;
-use crate::timer::Deadlines;
+use crate::timer::{Deadlines, Timers};
 use bytes::Bytes;
 use hashbrown::HashMap;
 use slab::Slab;
@@ -38,6 +39,8 @@ pub(crate) struct Directory {
     users: HashMap<UserId, SmallVec<[ConnId; 3]>>,
     /// When each connection's heartbeat next has something to do (lazily deleted).
     heartbeats: Deadlines<ConnId>,
+    /// When each connection whose token expires is next asked for a fresh one or closed.
+    tokens: Timers<ConnId>,
     /// The connections' gauges, kept as their outboxes, heartbeats and bindings change.
     gauges: Gauges,
     backpressure: BackpressureConfig,
@@ -69,6 +72,7 @@ impl Directory {
             generations: Vec::new(),
             users: HashMap::new(),
             heartbeats: Deadlines::default(),
+            tokens: Timers::default(),
             gauges: Gauges::default(),
             backpressure: config.backpressure.clone(),
             closing: None,
@@ -161,6 +165,8 @@ impl Directory {
         let deadline = conn.heartbeat.deadline(&config.heartbeat);
         let thread = conn.thread.clone();
         self.heartbeats.schedule(deadline, id);
+        let token = conn.token_life().map(|life| life.deadline());
+        self.tokens.set(id, None, token);
         let conns = self.users.entry(user.clone()).or_default();
         conns.push(id);
         let first = conns.len() == 1;
@@ -181,6 +187,7 @@ impl Directory {
             }
         }
         self.gauges.closed(&mut conn);
+        (self.tokens).set(id, conn.token_life().map(|life| life.deadline()), None);
         let mut last_of_user = false;
         if let Some(conns) = self.users.get_mut(&conn.user) {
             conns.retain(|c| *c != id);

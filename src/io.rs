@@ -16,7 +16,10 @@ mod app;
 mod cluster;
 mod socket;
 
-pub use app::{AgentUpdate, AppMessage, Delivery, Notice, Open, WaiterId};
+pub use app::{
+    AgentUpdate, AppMessage, Delivery, Notice, Open, RefreshGrant, RefreshRefusal, RefreshRequest,
+    WaiterId,
+};
 pub use cluster::{ClusterInput, ClusterOutput, Envelope, RemoteTarget};
 pub use socket::{SocketInput, SocketOutput};
 

@@ -41,6 +41,7 @@ mod stats;
 mod stream;
 mod target;
 mod timer;
+mod token;
 mod waiters;
 
 #[cfg(feature = "testing")]
@@ -48,7 +49,8 @@ pub mod testing;
 
 pub use access::RoomAccess;
 pub use config::{
-    BackpressureConfig, Config, HeartbeatConfig, HistoryConfig, Limits, UserLimitPolicy,
+    BackpressureConfig, Config, HeartbeatConfig, HistoryConfig, Limits, TokenConfig,
+    UserLimitPolicy,
 };
 pub use connection::{ConnectionInfo, Traffic};
 pub use error::{OpenError, PublishError, RoomError, UnknownConnection};
@@ -57,10 +59,11 @@ pub use hub::Hub;
 pub use id::{AgentId, ConnId, ParseConnIdError, RoomId, RunId, ThreadId, UserId};
 pub use io::{
     AgentUpdate, AppMessage, ClusterInput, ClusterOutput, Delivery, Envelope, Notice, Open, Output,
-    RemoteTarget, SocketInput, SocketOutput, WaiterId,
+    RefreshGrant, RefreshRefusal, RefreshRequest, RemoteTarget, SocketInput, SocketOutput,
+    WaiterId,
 };
 pub use message::{Lane, Message};
-pub use protocol::{ErrorCode, StreamPosition, MAX_REF_BYTES};
+pub use protocol::{ErrorCode, StreamPosition, MAX_REF_BYTES, MAX_TOKEN_BYTES};
 pub use reason::{Reason, ReasonCounts};
 pub use run::{AgentEvent, EventKind, EventRecord, RunError, RunLimit, RunReport, RunState};
 pub use scope::UserScope;

@@ -36,6 +36,8 @@ pub(crate) enum ClientFrame {
     Ping,
     /// Replay what was missed on each stream after the given positions.
     Resume { streams: Vec<StreamPosition> },
+    /// A fresh token, for the application to verify.
+    Refresh { token: String },
     /// A frame of a type the application registered in `Config::app_frame_types`.
     App {
         kind: String,
@@ -107,6 +109,11 @@ struct ResumeBody {
 }
 
 #[derive(Deserialize)]
+struct RefreshBody {
+    token: String,
+}
+
+#[derive(Deserialize)]
 struct AppBody {
     #[serde(default)]
     data: serde_json::Value,
@@ -116,6 +123,10 @@ struct AppBody {
 /// the `ref`, so without a bound a small frame could make the hub write a large reply many
 /// times (a `resume` echoes it once per stream).
 pub const MAX_REF_BYTES: usize = 256;
+
+/// The longest token a `refresh` frame may carry, in bytes (8 KiB): a connection holds the token
+/// until the application verified it, and verifying costs what the token weighs.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The most streams one `resume` frame may list: every room a connection may be in, and its
 /// user stream.
@@ -189,6 +200,16 @@ pub(crate) fn parse(text: &str, config: &Config) -> Result<Parsed, ParseError> {
             }
             r => body(r.map(|b| ClientFrame::Resume { streams: b.streams })),
         },
+        "refresh" => match serde_json::from_str::<RefreshBody>(text) {
+            Ok(b) if b.token.len() > MAX_TOKEN_BYTES => {
+                return Err(ParseError {
+                    code: ErrorCode::InvalidFrame,
+                    message: format!("`token` is longer than {MAX_TOKEN_BYTES} bytes"),
+                    reference,
+                })
+            }
+            r => body(r.map(|b| ClientFrame::Refresh { token: b.token })),
+        },
         kind if app_types.iter().any(|t| t == kind) => body(
             serde_json::from_str::<AppBody>(text).map(|b| ClientFrame::App {
                 kind: kind.to_owned(),
@@ -236,6 +257,10 @@ pub enum ErrorCode {
     TooManyRooms,
     /// `resume` for a stream that already delivered live messages to this connection.
     AlreadyLive,
+    /// The fresh token of a `refresh` frame did not verify.
+    InvalidToken,
+    /// A `refresh` frame while the connection's previous one is still being verified.
+    RefreshInProgress,
 }
 
 impl ErrorCode {
@@ -251,6 +276,8 @@ impl ErrorCode {
             ErrorCode::RoomFull => "room_full",
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::AlreadyLive => "already_live",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::RefreshInProgress => "refresh_in_progress",
         }
     }
 }
@@ -309,6 +336,9 @@ pub(crate) enum ServerFrame<'a> {
     },
     Left {
         room: &'a RoomId,
+        /// Why the hub took the connection out of the room, when the client did not ask.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<LeftReason>,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a RawValue>,
     },
@@ -337,9 +367,29 @@ pub(crate) enum ServerFrame<'a> {
     Error {
         code: ErrorCode,
         message: &'a str,
+        /// The stable reason of an `invalid_token`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a RawValue>,
     },
+    /// The connection's token expires soon: the client is asked for a fresh one.
+    Refresh { expires_in: u64 },
+    /// A fresh token was accepted; its grants apply from now on.
+    Refreshed {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_in: Option<u64>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a RawValue>,
+    },
+}
+
+/// Why the hub took a connection out of a room on its own (the `reason` of a `left` frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LeftReason {
+    /// The connection's fresh token does not allow the room.
+    Forbidden,
 }
 
 /// An agent run event as clients receive it: `type` is the event kind.
@@ -415,6 +465,12 @@ mod tests {
             parse_ok(r#"{"type":"resume","streams":[{"stream":"room:a","epoch":1,"seq":3}]}"#),
             ClientFrame::Resume { streams } if streams.len() == 1
         ));
+        assert_eq!(
+            parse_ok(r#"{"type":"refresh","token":"t.t.t"}"#),
+            ClientFrame::Refresh {
+                token: "t.t.t".into()
+            }
+        );
         assert!(matches!(
             parse_ok(r#"{"type":"user_message","data":{"text":"hi"}}"#),
             ClientFrame::App { kind, .. } if kind == "user_message"
@@ -471,6 +527,26 @@ mod tests {
         let e = resume(4).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidFrame);
         assert_eq!(e.reference.unwrap().get(), "9");
+    }
+
+    #[test]
+    fn a_refresh_token_longer_than_the_bound_is_an_invalid_frame() {
+        let refresh = |len: usize| {
+            let text = format!(
+                r#"{{"type":"refresh","token":"{}","ref":3}}"#,
+                "t".repeat(len)
+            );
+            parse(&text, &config())
+        };
+        assert!(
+            refresh(MAX_TOKEN_BYTES).is_ok(),
+            "a token of exactly the bound"
+        );
+        let e = refresh(MAX_TOKEN_BYTES + 1).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidFrame);
+        assert_eq!(e.reference.unwrap().get(), "3");
+        let missing = parse(r#"{"type":"refresh"}"#, &config()).unwrap_err();
+        assert_eq!(missing.code, ErrorCode::InvalidFrame);
     }
 
     #[test]

@@ -59,6 +59,8 @@ reasons! {
     UserLimit = "user_limit", Some(4003);
     /// The hub already has `max_connections` connections (4004).
     ServerFull = "server_full", Some(4004);
+    /// The connection's token expired (with the leeway) and no fresh one was accepted (4005).
+    TokenExpired = "token_expired", Some(4005);
     /// The reader fell past its queue limit; reconnect and resume (4008).
     SlowConsumer = "slow_consumer", Some(4008);
     /// A flood of frames past the rate limit (4029).
@@ -71,6 +73,8 @@ reasons! {
     OverRate = "over_rate", None;
     /// A request was rejected: the connection may not use that room or thread.
     Forbidden = "forbidden", None;
+    /// A fresh token (a `refresh` frame) was refused: it did not verify.
+    InvalidToken = "invalid_token", None;
     /// A request was rejected: a room or connection limit would be exceeded.
     LimitReached = "limit_reached", None;
     /// An ephemeral message was replaced by a newer one while the reader was behind.

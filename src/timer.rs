@@ -1,6 +1,10 @@
 //! Deadlines: each part of the hub that needs waking keeps its own, and the hub wakes at the
 //! [`earliest`] of them.
 //!
+//! [`Timers`] is for deadlines that may move earlier as well as later (the connections' token
+//! lifetimes: a fresh token may expire sooner than the one it replaces): exactly one entry per
+//! key, moved or removed in O(log n), so nothing stale accumulates however often they move.
+//!
 //! [`Deadlines`] is the min-heap of the parts with many deadlines (the connections' heartbeats,
 //! the waiters), with lazy deletion: an entry is never removed before it surfaces, and a part
 //! that finds one stale (a closed connection, a resolved waiter) discards it then. A connection
@@ -9,7 +13,7 @@
 //! fires early and is pushed again.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
 
 /// Deadlines keyed by what they are for, earliest first (then by key).
@@ -39,6 +43,52 @@ impl<K: Ord + Copy> Deadlines<K> {
     /// Take the earliest deadline out.
     pub fn pop(&mut self) -> Option<K> {
         self.heap.pop().map(|Reverse((_, key))| key)
+    }
+}
+
+/// Deadlines with at most one per key, ordered by instant then key. The owner of a key knows
+/// its deadline, and names it to move or remove it.
+#[derive(Debug)]
+pub(crate) struct Timers<K> {
+    set: BTreeSet<(Instant, K)>,
+}
+
+impl<K: Ord> Default for Timers<K> {
+    fn default() -> Self {
+        Self {
+            set: BTreeSet::new(),
+        }
+    }
+}
+
+impl<K: Ord + Copy> Timers<K> {
+    /// Move `key`'s deadline from `from` to `to` (`None`: it has none).
+    pub fn set(&mut self, key: K, from: Option<Instant>, to: Option<Instant>) {
+        if from == to {
+            return;
+        }
+        if let Some(at) = from {
+            self.set.remove(&(at, key));
+        }
+        if let Some(at) = to {
+            self.set.insert((at, key));
+        }
+    }
+
+    /// The earliest deadline and its key.
+    pub fn next(&self) -> Option<(Instant, K)> {
+        self.set.first().copied()
+    }
+
+    /// Take the earliest deadline out.
+    pub fn pop(&mut self) -> Option<(Instant, K)> {
+        self.set.pop_first()
+    }
+
+    /// How many keys have a deadline.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.set.len()
     }
 }
 
@@ -101,6 +151,22 @@ mod tests {
             [Some(3), Some(9), Some(1), None]
         );
         assert_eq!(d.next(), None);
+    }
+
+    #[test]
+    fn timers_keep_one_deadline_per_key_moved_either_way() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut timers = Timers::default();
+        timers.set(1u32, None, Some(t0 + s(10)));
+        timers.set(2, None, Some(t0 + s(5)));
+        timers.set(1, Some(t0 + s(10)), Some(t0 + s(2)));
+        assert_eq!(timers.next(), Some((t0 + s(2), 1)), "moved earlier");
+        timers.set(1, Some(t0 + s(2)), Some(t0 + s(20)));
+        assert_eq!(timers.len(), 2, "nothing stale is left behind");
+        timers.set(2, Some(t0 + s(5)), None);
+        assert_eq!(timers.pop(), Some((t0 + s(20), 1)));
+        assert_eq!(timers.pop(), None);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use verifier::Verifier;
 
 use crate::settings::AuthConfig;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard_redis::Bridge;
 use switchboard_tokio::Tokio;
 
@@ -171,6 +171,18 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The instant on the hub's clock (`Instant`) of `exp`, seconds since the Unix epoch: what
+/// the hub takes as a token's expiry. A time already past maps to an instant as far in the
+/// past (or now, if the monotonic clock does not reach back that far).
+pub fn instant_of(exp: u64) -> Instant {
+    let (wall, now) = (SystemTime::now(), Instant::now());
+    let at = UNIX_EPOCH + Duration::from_secs(exp);
+    match at.duration_since(wall) {
+        Ok(ahead) => now + ahead,
+        Err(past) => now.checked_sub(past.duration()).unwrap_or(now),
+    }
+}
+
 /// Compare two secrets in time that does not depend on where they differ.
 pub fn same_secret(given: &str, expected: &str) -> bool {
     let (a, b) = (given.as_bytes(), expected.as_bytes());
@@ -180,6 +192,17 @@ pub fn same_secret(given: &str, expected: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expiry_maps_to_the_instant_as_far_from_now() {
+        let now = (unix_now(), Instant::now());
+        let ahead = instant_of(now.0 + 100).duration_since(now.1);
+        assert!(ahead > Duration::from_secs(98) && ahead <= Duration::from_secs(101));
+        let past = instant_of(now.0 - 100);
+        if now.1.checked_sub(Duration::from_secs(100)).is_some() {
+            assert!(Instant::now().duration_since(past) >= Duration::from_secs(99));
+        }
+    }
 
     #[test]
     fn secrets_compare_by_content() {

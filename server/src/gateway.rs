@@ -10,7 +10,9 @@
 //! WebSocket. While the server shuts down, a new client is closed at once with 1001 (1012 on
 //! a node of a cluster). Optional query parameters: `thread` (bind the connection to a
 //! conversation thread at once) and `resume=<epoch>:<seq>` (the client's last user-stream
-//! position: the server replays what it missed, see `docs/PROTOCOL.md`).
+//! position: the server replays what it missed, see `docs/PROTOCOL.md`). A token's `exp` goes
+//! to the hub as `Open::expires_at`, so the connection is asked for a fresh token ahead of it and
+//! closed with 4005 after it (`crate::refresh` answers the fresh tokens); a ticket has no expiry.
 //!
 //! On a node of a cluster, the connection is first admitted across the cluster: a user who
 //! already has `max_connections_per_user` connections on live nodes (policy `reject_new`) is
@@ -19,7 +21,7 @@
 pub mod origin;
 
 use crate::api::ApiError;
-use crate::auth::{Credential, TokenError};
+use crate::auth::{instant_of, Credential, TokenError};
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -101,6 +103,10 @@ pub async fn connect(
     let mut open = Open::new(identity.user)
         .access(identity.join.access())
         .publish(identity.publish.access());
+    // The hub asks for a fresh token ahead of `exp` and closes with 4005 after it.
+    if let Some(exp) = identity.expires_at {
+        open = open.expires_at(instant_of(exp));
+    }
     if let Some(thread) = query.thread.filter(|t| !t.is_empty()) {
         open = open.thread(thread);
     }

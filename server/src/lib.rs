@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod process;
+pub mod refresh;
 pub mod settings;
 pub mod state;
 
@@ -36,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard::{Reason, UserLimitPolicy};
 use switchboard_redis::{Bridge, BridgeOptions};
-use switchboard_tokio::{cluster_channel, Builder, ClusterEvents, Events, Handle, Tokio};
+use switchboard_tokio::{cluster_channel, Builder, ClusterEvents, Handle, Tokio};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -132,12 +133,12 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         }
         _ => None,
     };
-    log_events(events);
     let shared_history = bridge.is_some() && settings.hub.shared_streams;
     for warning in settings.auth.warnings(settings.env) {
         tracing::warn!("{warning}");
     }
     let auth = auth::Authenticator::start(&settings.auth, bridge.clone()).await;
+    refresh::serve(events, handle.clone(), auth.clone());
     let state = Arc::new(AppState {
         handle: handle.clone(),
         auth: auth.clone(),
@@ -216,14 +217,4 @@ async fn join_cluster(
     Bridge::start(handle.clone(), cluster, options)
         .await
         .map_err(|e| std::io::Error::other(format!("could not join the cluster over redis: {e}")))
-}
-
-/// Log the hubs' events for the application (connections, application frames, run reports)
-/// until the hubs stop.
-fn log_events(mut events: Events) {
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            tracing::debug!(?event, "switchboard event");
-        }
-    });
 }

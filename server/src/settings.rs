@@ -24,7 +24,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use switchboard::{Config, UserLimitPolicy};
+use switchboard::{Config, TokenConfig, UserLimitPolicy};
 
 /// The JWT secret used when none is configured, in development only.
 pub const DEVELOPMENT_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
@@ -364,6 +364,10 @@ impl Settings {
             credentials.secret,
             file.http.allowed_origins.take(),
         )?;
+        hub.tokens = TokenConfig {
+            refresh_ahead: auth.refresh_ahead,
+            leeway: auth.leeway,
+        };
         let http = HttpLimits::resolve(
             &file.http,
             HttpOverrides {
@@ -495,7 +499,33 @@ mod tests {
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(s.env, Environment::Development);
         assert!(s.development_credentials);
-        assert_eq!(s.hub, Config::development());
+        let mut hub = Config::development();
+        hub.tokens.leeway = auth::DEFAULT_LEEWAY;
+        assert_eq!(
+            s.hub, hub,
+            "the preset, with [auth]'s leeway on live connections"
+        );
+        assert_eq!(s.hub.tokens.refresh_ahead, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_live_connections_token_deadlines_come_from_auth() {
+        let file = parse(
+            "[auth]
+refresh_ahead_secs = 5
+leeway_secs = 0",
+        );
+        let s = Settings::resolve(file, &Overrides::default()).unwrap();
+        let tokens = TokenConfig {
+            refresh_ahead: Duration::from_secs(5),
+            leeway: Duration::ZERO,
+        };
+        assert_eq!(s.hub.tokens, tokens);
+        let never = parse(
+            "[auth]
+refresh_ahead_secs = 0",
+        );
+        assert!(Settings::resolve(never, &Overrides::default()).is_err());
     }
 
     /// No Redis URL: a single node. A URL from the file, or from the environment (which wins),

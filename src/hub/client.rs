@@ -5,6 +5,7 @@
 
 use super::delivery::Fanout;
 use super::membership;
+use super::refresh;
 use super::replay;
 use super::reply::Reply;
 use crate::config::Config;
@@ -112,6 +113,7 @@ fn frame(
                         f.out,
                         &ServerFrame::Left {
                             room: &room,
+                            reason: None,
                             reference,
                         },
                     );
@@ -170,6 +172,7 @@ fn frame(
                 }
             }
         }
+        ClientFrame::Refresh { token } => refresh::requested(f, reply, token),
         ClientFrame::App { kind, payload } => {
             let conn = f.conns.conn(id);
             let app = AppMessage {
@@ -216,7 +219,7 @@ fn room_error(f: &mut Fanout<'_>, now: Instant, reply: Reply<'_>, e: RoomError) 
 /// Count a frame dropped or rejected for `reason` and take a strike for it; with no strike
 /// left, close the connection: 4029 if the frame was over the rate, 1008 otherwise. Whether
 /// the connection is still open.
-fn strike(f: &mut Fanout<'_>, now: Instant, id: ConnId, reason: Reason) -> bool {
+pub(super) fn strike(f: &mut Fanout<'_>, now: Instant, id: ConnId, reason: Reason) -> bool {
     f.out.counters.drops.add(reason);
     if f.conns.conn_mut(id).strikes.try_take(now) {
         return true;

@@ -13,6 +13,7 @@
 //! | `replay.rs` | replays, catch-ups and `resume` answers |
 //! | `follow.rs` | what the cluster feeds: envelopes, sealed entries, history, heads |
 //! | `agent.rs` | agent run events |
+//! | `refresh.rs` | token lifetimes: asking for a fresh token, its answer, the 4005 close |
 //! | `sweep.rs` | the periodic sweep |
 //! | `reply.rs` | answering a client |
 //! | `queries.rs` | questions about the state, and stats |
@@ -24,6 +25,7 @@ mod follow;
 mod lifecycle;
 mod membership;
 mod queries;
+mod refresh;
 mod replay;
 mod reply;
 mod sweep;
@@ -33,7 +35,10 @@ use crate::config::Config;
 use crate::directory::{Beat, Directory};
 use crate::error::{OpenError, PublishError, RoomError, UnknownConnection};
 use crate::id::{ConnId, RoomId, RunId, ThreadId, UserId};
-use crate::io::{AgentUpdate, ClusterInput, Delivery, Notice, Open, Output, SocketInput, WaiterId};
+use crate::io::{
+    AgentUpdate, ClusterInput, Delivery, Notice, Open, Output, RefreshGrant, RefreshRefusal,
+    SocketInput, WaiterId,
+};
 use crate::message::Message;
 use crate::outputs::Outputs;
 use crate::protocol::ServerFrame;
@@ -122,10 +127,11 @@ struct Parts<'h> {
 }
 
 /// A deadline that fell due, in the order the hub handles them: by instant, then heartbeats
-/// before waiters before the sweep, then by id.
+/// before token lifetimes before waiters before the sweep, then by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
     Heartbeat(ConnId),
+    Token(ConnId),
     Waiter(WaiterId),
     Sweep,
 }
@@ -164,18 +170,19 @@ impl Hub {
     }
 
     /// When [`Hub::handle_timeout`] must next be called: the earliest deadline of the parts
-    /// (heartbeats, waiters, the sweep). May be early (then nothing is due).
+    /// (heartbeats, token lifetimes, waiters, the sweep). May be early (then nothing is due).
     #[must_use = "the hub must be woken at this instant"]
     pub fn poll_timeout(&self) -> Option<Instant> {
         earliest([
             self.conns.next_heartbeat().map(|(at, _)| at),
+            self.conns.next_token().map(|(at, _)| at),
             self.waiters.next_deadline().map(|(at, _)| at),
             self.sweep.deadline(),
         ])
     }
 
-    /// Run every deadline due at `now`, earliest first: pings, dead connections, waiters, the
-    /// sweep.
+    /// Run every deadline due at `now`, earliest first: pings, dead connections, requests for
+    /// fresh tokens and expired ones (4005), waiters, the sweep.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(due) = self.next_due(now) {
             let Parts {
@@ -190,6 +197,7 @@ impl Hub {
                         f.close(id, Reason::HeartbeatTimeout);
                     }
                 }
+                Due::Token(_) => refresh::due(&mut f, now, &config.tokens),
                 Due::Waiter(_) => waiters.expire_next(f.out),
                 Due::Sweep => {
                     f.sweep.fired();
@@ -203,6 +211,7 @@ impl Hub {
     fn next_due(&self, now: Instant) -> Option<Due> {
         let deadlines = [
             (self.conns.next_heartbeat()).map(|(at, id)| (at, Due::Heartbeat(id))),
+            (self.conns.next_token()).map(|(at, id)| (at, Due::Token(id))),
             (self.waiters.next_deadline()).map(|(at, w)| (at, Due::Waiter(w))),
             self.sweep.deadline().map(|at| (at, Due::Sweep)),
         ];
@@ -386,6 +395,7 @@ impl Hub {
         membership::leave(conns, rooms, streams, cluster, out, conn, room)?;
         let left = ServerFrame::Left {
             room,
+            reason: None,
             reference: None,
         };
         Reply::to(conn).send(conns, out, &left);
@@ -406,6 +416,44 @@ impl Hub {
             runs, fanout: f, ..
         } = self.parts();
         membership::bind(f.conns, f.streams, runs, f.out, Reply::to(conn), thread);
+        self.finish();
+        Ok(())
+    }
+
+    /// The fresh token `conn` sent ([`Notice::Refresh`]) was verified and grants `grant`: it
+    /// applies at once. The connection leaves the rooms the new join grant does not allow
+    /// (each with a `left` frame with reason `forbidden`), takes the new publish grant and the
+    /// new expiry (a `refresh` frame ahead of it, 4005 after it), and the client gets
+    /// `refreshed`. Also the way to change a connection's grants on the application's own
+    /// initiative (then `refreshed` carries no `ref`). A connection closed meanwhile (its old
+    /// token expired first) is unknown: nothing happens.
+    pub fn refreshed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        grant: RefreshGrant,
+    ) -> Result<(), UnknownConnection> {
+        let Parts {
+            config,
+            fanout: mut f,
+            ..
+        } = self.parts();
+        refresh::refreshed(&mut f, now, &config.tokens, conn, grant)?;
+        self.finish();
+        Ok(())
+    }
+
+    /// The fresh token `conn` sent ([`Notice::Refresh`]) was refused: the client gets an
+    /// `error` (`forbidden` or `invalid_token`, with the refresh's `ref`) and a strike, and the
+    /// connection keeps its grants and expiry. A connection closed meanwhile is unknown.
+    pub fn refresh_refused(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        refusal: RefreshRefusal,
+    ) -> Result<(), UnknownConnection> {
+        let mut f = self.parts().fanout;
+        refresh::refused(&mut f, now, conn, refusal)?;
         self.finish();
         Ok(())
     }

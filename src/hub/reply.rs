@@ -38,6 +38,7 @@ impl<'a> Reply<'a> {
         let frame = ServerFrame::Error {
             code,
             message,
+            reason: None,
             reference: self.reference,
         };
         self.send(conns, out, &frame);

@@ -7,6 +7,7 @@ use crate::id::{AgentId, ConnId, ThreadId, UserId};
 use crate::reason::Reason;
 use crate::run::{AgentEvent, RunReport};
 use crate::stream::Position;
+use std::time::Instant;
 
 /// A request to open a connection, made by the transport once the client is authenticated.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,10 @@ pub struct Open {
     /// The client's position on its user stream, from the connect request: what it missed is
     /// replayed before any live message, atomically.
     pub resume: Option<Position>,
+    /// When the client's token expires, on the hub's clock (`None`: never, as for a one-time
+    /// ticket). The hub asks the client for a fresh token ahead of it and closes the
+    /// connection with 4005 once it passed (see [`TokenConfig`](crate::TokenConfig)).
+    pub expires_at: Option<Instant>,
 }
 
 impl Open {
@@ -39,7 +44,16 @@ impl Open {
             access: RoomAccess::Any,
             publish: RoomAccess::Any,
             resume: None,
+            expires_at: None,
         }
+    }
+
+    /// The client's token expires at `at` (converted by the transport from the token's `exp`
+    /// to the instants it feeds the hub): the hub asks for a fresh token ahead of it
+    /// ([`Notice::Refresh`]) and closes the connection with 4005 once it passed without one.
+    pub fn expires_at(mut self, at: Instant) -> Self {
+        self.expires_at = Some(at);
+        self
     }
 
     /// Bind to `thread` at once.
@@ -143,6 +157,52 @@ pub enum Notice {
     App(Box<AppMessage>),
     /// An agent run ended; its report.
     RunEnded(Box<RunReport>),
+    /// A client sent a fresh token (a `refresh` frame). The application verifies it as it
+    /// verified the connection's first one, and answers with
+    /// [`Hub::refreshed`](crate::Hub::refreshed) or
+    /// [`Hub::refresh_refused`](crate::Hub::refresh_refused); until then the connection keeps
+    /// its current grants and expiry, and a second `refresh` frame is answered
+    /// `refresh_in_progress`.
+    Refresh(Box<RefreshRequest>),
+}
+
+/// A fresh token a client sent, for the application to verify ([`Notice::Refresh`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshRequest {
+    /// The connection it came from.
+    pub conn: ConnId,
+    /// Its user: the fresh token must be this user's.
+    pub user: UserId,
+    /// The token, as the client sent it (at most [`MAX_TOKEN_BYTES`](crate::MAX_TOKEN_BYTES)).
+    pub token: String,
+}
+
+/// What a verified fresh token grants, for [`Hub::refreshed`](crate::Hub::refreshed): it
+/// replaces what the connection was granted so far, at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshGrant {
+    /// When the fresh token expires, on the hub's clock (`None`: never).
+    pub expires_at: Option<Instant>,
+    /// The rooms the connection may join from now on: it leaves those it is in outside this.
+    pub join: RoomAccess,
+    /// The rooms it may publish to from now on.
+    pub publish: RoomAccess,
+}
+
+/// Why the application refused a fresh token, for
+/// [`Hub::refresh_refused`](crate::Hub::refresh_refused). The connection keeps its current
+/// grants and expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshRefusal {
+    /// The token is valid but for another user: the client gets `error` `forbidden`.
+    Forbidden,
+    /// The token did not verify: the client gets `error` `invalid_token`, with `reason` (a
+    /// stable code, as the handshake's refusals have: `expired`, `bad_signature`, ...).
+    InvalidToken {
+        /// Why, as a stable code.
+        reason: &'static str,
+    },
 }
 
 /// A client frame of a type listed in `Config::app_frame_types`.

@@ -41,6 +41,8 @@ impl Script {
             "resumed" => &["stream", "epoch", "seq"],
             "error" => &["code", "message"],
             "pong" => &[],
+            "refresh" => &["expires_in"],
+            "refreshed" => &[],
             _ => &["run", "agent", "stream", "epoch", "seq"],
         };
         for field in required {
@@ -175,6 +177,9 @@ impl Script {
                 ],
             ),
             Some("user_message") => (&["error"], &["invalid_frame"]),
+            // Handed to the application to verify (which the fuzzed application never answers):
+            // no reply, or a refusal of the frame itself.
+            Some("refresh") => (&["error"], &["invalid_frame", "refresh_in_progress"]),
             Some(_) => (&["error"], &["unknown_type"]),
         };
         let agent = |t: &str| {
@@ -189,6 +194,8 @@ impl Script {
                     | "gap"
                     | "resumed"
                     | "error"
+                    | "refresh"
+                    | "refreshed"
             )
         };
         for reply in replies {

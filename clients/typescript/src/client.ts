@@ -20,6 +20,7 @@ import {
   type LeftFrame,
   type MessageFrame,
   PROTOCOL_CLIENT_TYPES,
+  type RefreshedFrame,
   type ReplyFrame,
   roomStream,
   type ServerFrame,
@@ -121,6 +122,8 @@ export interface ClientEvents {
   left: LeftFrame;
   /** A `bound` frame (answers, and rebinds by the application). */
   bound: BoundFrame;
+  /** The server accepted a fresh token (the answer to its `refresh`, or the application's). */
+  refreshed: RefreshedFrame;
   /** Reserved for presence events: the protocol has none yet, so it never fires. */
   presence: never;
   /** Every frame received, before the client handles it (frames of unknown types too). */
@@ -471,6 +474,9 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         return this.onError(known);
       case "refresh":
         return void this.refresh();
+      case "refreshed":
+        if (!this.requests.settle(known.ref, known)) this.emit("refreshed", known);
+        return;
       default:
         if (AGENT_FRAME_TYPES.has(known.type) || this.runs.handles(known.type)) this.onRunFrame(frame as AgentFrame);
     }
@@ -485,7 +491,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   private onError(frame: ErrorFrame): void {
-    const error = new SwitchboardError(frame.code, frame.message);
+    const message = frame.reason === undefined ? frame.message : `${frame.message} (${frame.reason})`;
+    const error = new SwitchboardError(frame.code, message);
     if (this.requests.settle(frame.ref, frame, error)) return;
     if (frame.code === "rate_limited") {
       this.requests.failFenced(
@@ -495,12 +502,23 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     this.emit("error", error);
   }
 
-  /** The server asks for a new token (reserved, §9): call the provider and send it. */
+  /**
+   * The server asks for a fresh token (`refresh`, §3): call the provider and send it. The answer
+   * is `refreshed` (emitted), or an `error` (emitted: the connection is then closed with 4005 at
+   * its old expiry, and the client reconnects at once with a token from the provider).
+   */
   private async refresh(): Promise<void> {
     const connection = this.current;
     try {
       const token = typeof this.token === "string" ? this.token : await this.token();
-      if (this.current === connection && connection !== null) this.connection.send({ type: "refresh", token });
+      if (this.current !== connection || connection === null) return;
+      const ref = this.requests.ref();
+      this.requests.expect(ref, {
+        answer: (frame) => this.emit("refreshed", frame as RefreshedFrame),
+        fail: (error) => this.emit("error", error),
+        lost: () => undefined,
+      });
+      this.connection.send({ type: "refresh", token, ref });
     } catch (cause) {
       this.emit("error", new SwitchboardError("token", "the token provider failed", { cause }));
     }

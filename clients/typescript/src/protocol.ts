@@ -78,8 +78,9 @@ export interface ResumeFrame {
 }
 
 /**
- * `refresh` (reserved, §9): the client's answer to a server `refresh` frame, carrying a new
- * token. The server does not ask for it yet.
+ * `refresh`: a fresh token, answering a server `refresh` frame (§2 "refresh", at most 8 KiB).
+ * Answered `refreshed` once the server verified it, or `error` (`invalid_token`, `forbidden`,
+ * `refresh_in_progress`) with the frame's `ref`.
  */
 export interface RefreshAnswerFrame {
   readonly type: "refresh";
@@ -249,10 +250,14 @@ export interface JoinedFrame {
   readonly ref?: Ref;
 }
 
-/** The connection is no longer in the room. */
+/**
+ * The connection is no longer in the room. `reason` `forbidden`: a fresh token accepted by
+ * `refresh` no longer allows the room (the server left it; no `ref`).
+ */
 export interface LeftFrame {
   readonly type: "left";
   readonly room: string;
+  readonly reason?: "forbidden";
   readonly ref?: Ref;
 }
 
@@ -301,13 +306,17 @@ export type ErrorCode =
   | "not_member"
   | "room_full"
   | "too_many_rooms"
-  | "already_live";
+  | "already_live"
+  | "invalid_token"
+  | "refresh_in_progress";
 
 /** A refused frame. `code` is stable; `message` is for humans. */
 export interface ErrorFrame {
   readonly type: "error";
   readonly code: ErrorCode;
   readonly message: string;
+  /** For `invalid_token`: why the fresh token was refused (the handshake's 401 reasons). */
+  readonly reason?: string;
   readonly ref?: Ref;
 }
 
@@ -322,11 +331,21 @@ export interface ReplyFrame {
 }
 
 /**
- * `refresh` (reserved, §9): the server asks for a new token before the current one expires;
- * the client answers with a client `refresh` frame. The server does not send it yet.
+ * `refresh` (§3): the connection's token expires in `expires_in` seconds; the client answers
+ * with a client `refresh` frame carrying a fresh token, or is closed with 4005 after the expiry.
  */
 export interface RefreshRequestFrame {
   readonly type: "refresh";
+  readonly expires_in: number;
+}
+
+/**
+ * `refreshed` (§3): the fresh token was accepted and its grants apply; `expires_in` is the
+ * seconds until it expires (absent: it does not).
+ */
+export interface RefreshedFrame {
+  readonly type: "refreshed";
+  readonly expires_in?: number;
   readonly ref?: Ref;
 }
 
@@ -343,7 +362,8 @@ export type ServerFrame =
   | ResumedFrame
   | ErrorFrame
   | ReplyFrame
-  | RefreshRequestFrame;
+  | RefreshRequestFrame
+  | RefreshedFrame;
 
 /** A server frame of a type this SDK does not know (ignored, but handed to `frame` listeners). */
 export interface UnknownFrame {
@@ -398,6 +418,7 @@ export const CLOSE_CODES: ReadonlyMap<number, CloseCodeInfo> = new Map<number, C
   [4002, { label: "disconnected", reconnect: "never" }],
   [4003, { label: "user_limit", reconnect: "backoff" }],
   [4004, { label: "server_full", reconnect: "backoff" }],
+  [4005, { label: "token_expired", reconnect: "at_once" }],
   [4008, { label: "slow_consumer", reconnect: "at_once" }],
   [4029, { label: "rate_limited", reconnect: "backoff" }],
 ]);

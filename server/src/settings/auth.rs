@@ -1,6 +1,7 @@
 //! `[auth]`: how client tokens are checked. The HS256 secrets (the current one and those
 //! still accepted during a rotation), public keys in PEM (RS256, ES256, EdDSA) and a JWKS URL;
-//! the audience and issuer a token must name; the clock leeway and the longest token lifetime;
+//! the audience and issuer a token must name; the clock leeway, how long before a token's
+//! expiry a live connection is asked for a fresh one, and the longest token lifetime;
 //! the default grants of tokens without `rooms` or `publish`; the bounds of the revocation
 //! store and of one-time tickets. Also `[http] allowed_origins`, the browser origins a
 //! WebSocket may come from.
@@ -41,8 +42,11 @@ pub struct AuthSettings {
     pub audience: Option<OneOrMany>,
     /// The issuers a token's `iss` may name: a string or a list. None: `iss` is not checked.
     pub issuer: Option<OneOrMany>,
-    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds; also how long after its
+    /// token's `exp` a connection without a fresh token is closed (4005).
     pub leeway_secs: Option<u64>,
+    /// How long before its token's `exp` a connection is sent a `refresh` frame, in seconds.
+    pub refresh_ahead_secs: Option<u64>,
     /// The longest token lifetime accepted (`exp - iat`, or `exp - now` without `iat`).
     pub max_token_lifetime_secs: Option<u64>,
     /// The rooms a token without `rooms` may join.
@@ -233,8 +237,12 @@ pub struct AuthConfig {
     pub audience: Vec<String>,
     /// Issuers accepted in `iss` (then required); empty: `iss` is not checked.
     pub issuer: Vec<String>,
-    /// Clock skew allowed on `exp`, `nbf`, `iat`. Default 30 s.
+    /// Clock skew allowed on `exp`, `nbf`, `iat`, and after `exp` on a live connection.
+    /// Default 30 s.
     pub leeway: Duration,
+    /// How long before its token expires a connection is asked for a fresh one (at half the
+    /// remaining life for a shorter token). Default 60 s.
+    pub refresh_ahead: Duration,
     /// The longest token lifetime. Default 24 h.
     pub max_token_lifetime: Duration,
     /// What a token without `rooms` may join: development any room, else none, unless set.
@@ -251,6 +259,8 @@ pub struct AuthConfig {
 
 /// The defaults of the documented settings.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The default time before a token's `exp` at which a connection is asked for a fresh one.
+pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(60);
 /// The default longest token lifetime: 24 hours.
 pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
@@ -344,6 +354,11 @@ impl AuthConfig {
             audience,
             issuer,
             leeway: Duration::from_secs(file.leeway_secs.unwrap_or(DEFAULT_LEEWAY.as_secs())),
+            refresh_ahead: secs(
+                "refresh_ahead_secs",
+                file.refresh_ahead_secs,
+                DEFAULT_REFRESH_AHEAD.as_secs(),
+            )?,
             max_token_lifetime: secs(
                 "max_token_lifetime_secs",
                 file.max_token_lifetime_secs,

@@ -9,8 +9,9 @@ use switchboard::{ConnId, Notice};
 
 /// A hub's notice for the application: a connection opened or closed, went dead or came
 /// back, an application frame arrived ([`Notice::App`], to answer with
-/// [`Handle::send_to_connection`](crate::Handle::send_to_connection)), or an agent run
-/// ended. [`Event::conn`] names the connection it is about.
+/// [`Handle::send_to_connection`](crate::Handle::send_to_connection)), a client sent a fresh
+/// token ([`Notice::Refresh`], to answer with [`Handle::refreshed`](crate::Handle::refreshed)
+/// or [`Handle::refresh_refused`](crate::Handle::refresh_refused)), or an agent run ended. [`Event::conn`] names the connection it is about.
 ///
 /// Never seen here: `UserConnected` and `WaitExpired`, consumed by
 /// [`Handle::wait_for_connection`](crate::Handle::wait_for_connection), and `Interest` and
@@ -33,6 +34,7 @@ impl Event {
             | Notice::Resurrected { conn }
             | Notice::UserConnected { conn, .. } => *conn,
             Notice::App(app) => app.conn,
+            Notice::Refresh(request) => request.conn,
             _ => return None,
         };
         Some(id)

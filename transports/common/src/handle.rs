@@ -1,5 +1,5 @@
 //! [`Handle`]: the application's requests to a running switchboard — publishes, agent
-//! updates, room and thread operations on connections, and queries — each routed to the
+//! updates, room, thread and token operations on connections, and queries — each routed to the
 //! shard it concerns (a user's, a connection's) or to every shard (rooms, everyone) and
 //! answered once that shard has drained what it caused.
 //!
@@ -20,8 +20,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::{
-    AgentUpdate, ConnId, ConnectionInfo, Delivery, Message, PublishError, Reason, RoomId, RunId,
-    RunReport, Stats, Target, ThreadId, UserId,
+    AgentUpdate, ConnId, ConnectionInfo, Delivery, Message, PublishError, Reason, RefreshGrant,
+    RefreshRefusal, RoomId, RunId, RunReport, Stats, Target, ThreadId, UserId,
 };
 
 /// The application's handle on a running switchboard. Cheap to clone; every method talks to
@@ -351,6 +351,34 @@ impl<R: Runtime> Handle<R> {
         self.shards
             .call(shard, move |s, _| {
                 s.hub.update_connection_thread(conn, thread)
+            })
+            .await?
+            .map_err(|_| Error::UnknownConnection(conn))
+    }
+
+    /// The fresh token a connection sent ([`Notice::Refresh`](switchboard::Notice::Refresh)) was
+    /// verified: its grants and expiry apply at once (the connection leaves the rooms it may no
+    /// longer join) and the client gets `refreshed`. [`Error::UnknownConnection`] if the
+    /// connection closed meanwhile (its old token expired first): nothing happens.
+    pub async fn refreshed(&self, conn: ConnId, grant: RefreshGrant) -> Result<(), Error> {
+        let shard = self.shards.shard_of_connection(conn)?;
+        self.shards
+            .call(shard, move |s, now| s.hub.refreshed(now, conn, grant))
+            .await?
+            .map_err(|_| Error::UnknownConnection(conn))
+    }
+
+    /// The fresh token a connection sent was refused: the client gets an `error` for its
+    /// `refresh` frame, and the connection keeps its grants and expiry.
+    pub async fn refresh_refused(
+        &self,
+        conn: ConnId,
+        refusal: RefreshRefusal,
+    ) -> Result<(), Error> {
+        let shard = self.shards.shard_of_connection(conn)?;
+        self.shards
+            .call(shard, move |s, now| {
+                s.hub.refresh_refused(now, conn, refusal)
             })
             .await?
             .map_err(|_| Error::UnknownConnection(conn))

@@ -119,7 +119,7 @@ describe("reconnecting by close code (PROTOCOL.md §5)", () => {
     });
   }
 
-  for (const code of [1009, 1012, 4000, 4008]) {
+  for (const code of [1009, 1012, 4000, 4005, 4008]) {
     test(`after ${code} the client reconnects at once`, async () => {
       const { sockets, socket, timers, events } = await connected();
       socket().serverClose(code);
@@ -507,12 +507,47 @@ describe("requests", () => {
     assert.equal(socket().last().room, "team");
   });
 
-  test("a refresh frame calls the token provider and sends the new token (reserved, forward compatible)", async () => {
+  test("a refresh frame calls the token provider, sends the fresh token and emits its refreshed answer", async () => {
     let n = 0;
-    const { socket } = await connected({ token: async () => `token-${++n}` });
-    socket().receive({ type: "refresh" });
+    const { client, socket } = await connected({ token: async () => `token-${++n}` });
+    const refreshed: unknown[] = [];
+    client.on("refreshed", (r) => refreshed.push(r.expires_in));
+    socket().receive({ type: "refresh", expires_in: 60 });
     await settle();
-    assert.deepEqual(socket().last(), { type: "refresh", token: "token-2" });
+    const sent = socket().last();
+    assert.equal(sent.type, "refresh");
+    assert.equal(sent.token, "token-2");
+    assert.equal(typeof sent.ref, "number");
+    socket().receive({ type: "refreshed", expires_in: 3600, ref: sent.ref });
+    assert.deepEqual(refreshed, [3600]);
+  });
+
+  test("a refused fresh token is an error event naming the reason, and the connection stays", async () => {
+    const { client, socket } = await connected({ token: async () => "stale" });
+    const errors: string[] = [];
+    client.on("error", (e) => errors.push(`${e.code}:${e.message}`));
+    socket().receive({ type: "refresh", expires_in: 10 });
+    await settle();
+    const ref = socket().last().ref;
+    socket().receive({ type: "error", code: "invalid_token", reason: "expired", message: "the fresh token was refused", ref });
+    assert.deepEqual(errors, ["invalid_token:the fresh token was refused (expired)"]);
+    assert.equal(client.state, "connected");
+  });
+
+  test("a room left because a fresh token no longer allows it is not joined again after a reconnect", async () => {
+    const { client, socket, timers } = await connected();
+    const joining = client.join("lobby");
+    await settle();
+    socket().receive({ type: "joined", room: "lobby", stream: "room:lobby", epoch: 1, seq: 0, ref: socket().last().ref });
+    await joining;
+    socket().receive({ type: "left", room: "lobby", reason: "forbidden" });
+    socket().serverClose(4005);
+    timers.advance(0);
+    await settle();
+    socket().receive(welcome());
+    await settle();
+    const rejoins = socket().sent.filter((f) => JSON.stringify(f).includes("lobby"));
+    assert.deepEqual(rejoins, []);
   });
 });
 

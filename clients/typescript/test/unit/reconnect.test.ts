@@ -16,6 +16,7 @@ test("every close code of PROTOCOL.md §5 has its label and rule", () => {
     [4002, "disconnected", "never"],
     [4003, "user_limit", "backoff"],
     [4004, "server_full", "backoff"],
+    [4005, "token_expired", "at_once"],
     [4008, "slow_consumer", "at_once"],
     [4029, "rate_limited", "backoff"],
   ];
