@@ -118,7 +118,7 @@ async fn a_room_publish_reaches_every_member_and_only_members() {
             (&json!("news"), &json!(1))
         );
     }
-    assert!(outsider.silent_for(Duration::from_millis(300)).await);
+    assert_eq!(outsider.fence().await, Vec::<Value>::new());
 }
 
 /// User and thread targets reach exactly that user's (thread's) connections.
@@ -145,8 +145,8 @@ async fn user_and_thread_targets_reach_only_their_connections() {
         .await;
     assert_eq!(answer["reached"], 1);
     assert_eq!(laptop.next_of("message").await["event"], "for-t2");
-    assert!(phone.silent_for(Duration::from_millis(300)).await);
-    assert!(bob.silent_for(Duration::from_millis(100)).await);
+    assert_eq!(phone.fence().await, Vec::<Value>::new());
+    assert_eq!(bob.fence().await, Vec::<Value>::new());
 }
 
 /// A publish to one connection uses the id from its `welcome`; `except` leaves connections
@@ -173,7 +173,7 @@ async fn connection_targets_and_except_sets_use_the_welcome_ids() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["reached"], 1);
     assert_eq!(b.next_of("message").await["event"], "all-but-a");
-    assert!(a.silent_for(Duration::from_millis(300)).await);
+    assert_eq!(a.fence().await, Vec::<Value>::new());
 }
 
 /// The 401 answer to a WebSocket handshake with `token`: its JSON body.

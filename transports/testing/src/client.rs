@@ -69,6 +69,8 @@ pub struct WsClient {
     pending: VecDeque<Next>,
     /// The close code, once closed.
     closed: Option<Option<u16>>,
+    /// How many [`WsClient::fence`]s it sent: each pings with a `ref` of its own.
+    fences: u64,
 }
 
 impl WsClient {
@@ -94,6 +96,7 @@ impl WsClient {
             welcome: Value::Null,
             pending: VecDeque::new(),
             closed: None,
+            fences: 0,
         })
     }
 
@@ -318,6 +321,26 @@ impl WsClient {
     pub async fn silent_for(&mut self, duration: Duration) -> bool {
         self.idle(duration).await;
         self.pending.is_empty()
+    }
+
+    /// The frames that arrive before the answer to a `ping` sent now, the answer read too.
+    ///
+    /// The hub answers a `ping` after every frame it queued for this connection before it,
+    /// in order: once an action has returned (an HTTP API call answered, another client's
+    /// frame answered), an empty fence proves the action sent this connection nothing —
+    /// unlike waiting for silence, which a slow machine passes however wrong the server is.
+    pub async fn fence(&mut self) -> Vec<Value> {
+        self.fences += 1;
+        let reference = format!("fence-{}", self.fences);
+        self.send(json!({"type": "ping", "ref": reference})).await;
+        let mut before = Vec::new();
+        loop {
+            let frame = self.json().await;
+            if frame["type"] == "pong" && frame["ref"] == reference.as_str() {
+                return before;
+            }
+            before.push(frame);
+        }
     }
 
     /// Close the connection from the client's side, returning once the server has taken note.
