@@ -39,7 +39,7 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// Start redis-server on the port and wait until it answers `PING`; false if it exited
+    /// Start redis-server on the port and wait until it answers as itself; false if it exited
     /// first (the port was taken).
     async fn run(&mut self) -> bool {
         let mut child = Command::new("redis-server")
@@ -55,7 +55,7 @@ impl Redis {
         let port = self.port;
         let started = guard("redis-server to answer", async {
             loop {
-                if answers_ping(port).await {
+                if answers_as(port, child.id()).await {
                     return true;
                 }
                 if let Ok(Some(_)) = child.try_wait() {
@@ -83,18 +83,33 @@ impl Redis {
     }
 }
 
-/// Whether a Redis listens on `port`: it answers `PING` with `+PONG` (whatever else listens
-/// there does not, or not within a moment).
-async fn answers_ping(port: u16) -> bool {
-    let ping = async {
+/// Whether the redis-server with process id `pid` listens on `port`: its `INFO server` answer
+/// names that process. Another test's redis-server that won the port first answers with its
+/// own id (and whatever else listens there does not answer, or not within a moment), so a
+/// test never shares a server it did not start.
+async fn answers_as(port: u16, pid: u32) -> bool {
+    let info = async {
         let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        tcp.write_all(b"PING\r\n").await.ok()?;
-        let mut reply = [0u8; 7];
-        tcp.read_exact(&mut reply).await.ok()?;
-        Some(&reply == b"+PONG\r\n")
+        tcp.write_all(b"INFO server\r\n").await.ok()?;
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while reply.len() < 64 * 1024 {
+            let read = tcp.read(&mut chunk).await.ok()?;
+            if read == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some(line) = text.split("\r\n").find(|l| l.starts_with("process_id:")) {
+                if text.contains(&format!("{line}\r\n")) {
+                    return Some(line["process_id:".len()..] == pid.to_string());
+                }
+            }
+        }
+        None
     };
     let moment = pin!(Timer::after(Duration::from_millis(500)));
-    match future::select(pin!(ping), moment).await {
+    match future::select(pin!(info), moment).await {
         Either::Left((answered, _)) => answered == Some(true),
         Either::Right(_) => false,
     }
