@@ -1,7 +1,8 @@
 //! # switchboard-conformance
 //!
 //! One set of test bodies ([`cases`]) that every way of running a switchboard must pass,
-//! unchanged: the in-memory harness ([`InMemory`]), the tokio transport, and the async-std
+//! unchanged: the in-memory harness ([`InMemory`]), the tokio transport (on its own and
+//! embedded in an axum router, [`OnAxum`], as the server runs it), and the async-std
 //! transport under async-std and under smol ([`Network`]). The network transports are driven
 //! by real WebSocket clients over real sockets on 127.0.0.1.
 //!
@@ -24,10 +25,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod axum;
 pub mod cases;
 mod in_memory;
 mod network;
 
+pub use axum::OnAxum;
 pub use in_memory::{InMemory, InMemoryClient};
 pub use network::{Network, OnAsyncStd, OnSmol, OnTokio, Setup};
 /// The network transports' client, what it reads, and the guard bounding every wait.

@@ -30,6 +30,17 @@ pub trait Setup: 'static {
 
     /// The runtime's listener over a bound, listening, non-blocking std listener.
     fn listener(listener: std::net::TcpListener) -> <Self::Runtime as Listen>::Listener;
+
+    /// Serve WebSocket upgrades on `listener` with `handle`'s switchboard, authenticating as
+    /// [`authenticate`] does: the transport's own server, unless the setup embeds the
+    /// switchboard in another one.
+    fn serve(
+        runtime: &Self::Runtime,
+        handle: Handle<Self::Runtime>,
+        listener: std::net::TcpListener,
+    ) {
+        runtime.spawn(handle.serve(Self::listener(listener), authenticate));
+    }
 }
 
 /// The tokio transport, on a two-thread tokio runtime per case.
@@ -109,7 +120,7 @@ pub struct Network<S: Setup> {
 
 /// The suite's authenticator: `?user=<id>`, optionally `&thread=<id>` (and `&resume=`, which
 /// the transport applies itself), or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
+pub(crate) fn authenticate(request: &Request) -> Result<Open, Refusal> {
     let param = |key: &str| {
         request
             .uri()
@@ -159,7 +170,7 @@ impl<S: Setup> Transport for Network<S> {
             .shards(2)
             .shutdown_grace(Duration::from_secs(5))
             .start();
-        runtime.spawn(handle.clone().serve(S::listener(listener), authenticate));
+        S::serve(&runtime, handle.clone(), listener);
         Self { handle, addr }
     }
 
