@@ -1,0 +1,146 @@
+//! Behaviours of the hub that the core's tests prove with injected time, driven here through
+//! the real server (axum, two shards, real sockets): the node's and the user's connection
+//! limits (4004, and 4001 under `evict_oldest`), a resume past history (an exact `gap`), and a
+//! `resume` frame after live messages (`already_live`, or `resumed` when nothing is missing).
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+use switchboard_testing::Received;
+
+/// What a client that asked to connect as `user` reads first: its `welcome`, or the refusal.
+async fn first_read(server: &TestServer, user: &str) -> (WsClient, Received) {
+    let query = format!("token={}", server.token(user, None));
+    let mut client = WsClient::connect(server.addr(), &query).await;
+    let first = client.read().await;
+    (client, first)
+}
+
+/// A node at `limits.max_connections` per shard refuses every further connection with 4004
+/// (`server_full`) before any frame; the ones it took stay served.
+#[tokio::test]
+async fn a_node_at_its_connection_limit_refuses_with_4004_before_any_frame() {
+    let server = TestServer::with("[limits]\nmax_connections = 1").await;
+    let (mut taken, mut refused) = (Vec::new(), 0);
+    for i in 0..12 {
+        match first_read(&server, &format!("user-{i}")).await {
+            (client, Received::Frame(welcome)) => {
+                assert_eq!(welcome["type"], "welcome", "{welcome}");
+                taken.push(client);
+            }
+            (_, closed) => {
+                assert_eq!(closed, Received::Closed(Some(4004)));
+                refused += 1;
+            }
+        }
+    }
+    // Two shards of one connection each: twelve users cannot all fit.
+    assert!((1..=2).contains(&taken.len()), "{} taken", taken.len());
+    assert_eq!(taken.len() + refused, 12);
+    let (_, stats) = server.api("GET", "/api/stats", None).await;
+    assert_eq!(stats["connections"], taken.len(), "{stats}");
+    for client in &mut taken {
+        assert_eq!(client.fence().await, Vec::<Value>::new());
+    }
+}
+
+/// Under `evict_oldest`, a user's connection past `max_connections_per_user` closes the
+/// user's oldest one with 4001 (`evicted`); the others stay served.
+#[tokio::test]
+async fn a_connection_past_the_users_limit_evicts_the_oldest_with_4001() {
+    let server = TestServer::with(
+        "[limits]\nmax_connections_per_user = 2\nuser_limit_policy = \"evict_oldest\"",
+    )
+    .await;
+    let mut oldest = server.connect("alice").await;
+    let mut second = server.connect("alice").await;
+    let mut newest = server.connect("alice").await;
+    assert_eq!(oldest.closed().await, 4001);
+    let answer = server
+        .publish(json!({"user": "alice"}), "after", json!(null))
+        .await;
+    assert_eq!(answer["reached"], 2, "{answer}");
+    for client in [&mut second, &mut newest] {
+        assert_eq!(client.event().await, "after");
+    }
+}
+
+/// A client that reconnects from a position older than the history keeps is told exactly
+/// what it lost (`gap` with reason `history`), then receives what history still has, in order.
+#[tokio::test]
+async fn a_resume_past_history_opens_with_the_exact_gap_then_the_rest() {
+    let server = TestServer::with("[history]\nmax_messages = 3").await;
+    let mut alice = server.connect("alice").await;
+    server
+        .publish(json!({"user": "alice"}), "m1", json!(null))
+        .await;
+    let first = alice.next_of("message").await;
+    let (epoch, seq) = (&first["epoch"], first["seq"].as_u64().unwrap());
+    alice.close().await;
+    for n in 2..=10 {
+        server
+            .publish(json!({"user": "alice"}), &format!("m{n}"), json!(null))
+            .await;
+    }
+    let mut back = server
+        .connect_with("alice", &format!("&resume={epoch}:{seq}"))
+        .await;
+    let gap = back.json().await;
+    assert_eq!(
+        (&gap["type"], &gap["stream"], &gap["reason"]),
+        (&json!("gap"), &json!("user:alice"), &json!("history")),
+        "{gap}"
+    );
+    assert_eq!(
+        (gap["from"].as_u64(), gap["to"].as_u64()),
+        (Some(seq + 1), Some(seq + 6))
+    );
+    for n in 8..=10 {
+        assert_eq!(back.event().await, format!("m{n}"));
+    }
+    assert_eq!(back.fence().await, Vec::<Value>::new());
+}
+
+/// A `resume` frame on a connection that already received live messages of the stream: from
+/// a position that leaves messages missing before them, the answer is `already_live` (the
+/// replay would interleave with live frames); from one that leaves nothing missing, `resumed`.
+#[tokio::test]
+async fn a_resume_frame_after_live_messages_is_already_live_unless_nothing_is_missing() {
+    let server = TestServer::start().await;
+    let mut laptop = server.connect("alice").await;
+    for event in ["m1", "m2"] {
+        server
+            .publish(json!({"user": "alice"}), event, json!(null))
+            .await;
+    }
+    assert_eq!(laptop.event().await, "m1");
+    assert_eq!(laptop.event().await, "m2");
+    let mut phone = server.connect("alice").await;
+    let epoch = phone.welcome()["epoch"].clone();
+    server
+        .publish(json!({"user": "alice"}), "m3", json!(null))
+        .await;
+    let live = phone.next_of("message").await;
+    let head = live["seq"].as_u64().unwrap();
+    let resume = |seq: u64, reference: u64| {
+        json!({"type": "resume", "ref": reference,
+               "streams": [{"stream": "user:alice", "epoch": epoch, "seq": seq}]})
+    };
+
+    phone.send(resume(head - 3, 1)).await;
+    let refused = phone.json().await;
+    assert_eq!(
+        (&refused["type"], &refused["code"], &refused["ref"]),
+        (&json!("error"), &json!("already_live"), &json!(1)),
+        "{refused}"
+    );
+    phone.send(resume(head - 1, 2)).await;
+    let resumed = phone.json().await;
+    assert_eq!(
+        (&resumed["type"], &resumed["ref"], &resumed["seq"]),
+        (&json!("resumed"), &json!(2), &json!(head)),
+        "{resumed}"
+    );
+    assert_eq!(phone.fence().await, Vec::<Value>::new(), "nothing replayed");
+}
