@@ -308,15 +308,17 @@ struct Entry {
 }
 
 impl Entry {
-    /// May be missing for a reader that fell behind (superseded in the lossy lane).
-    fn optional(&self) -> bool {
-        matches!(
-            self.item,
+    /// The run whose `agent_thinking` this entry is, if it is one: a newer thought of the same
+    /// run replaces it in a reader's queue (the lossy lane).
+    fn thought_of(&self) -> Option<&str> {
+        match &self.item {
             Item::Run {
+                run,
                 kind: "agent_thinking",
                 ..
-            }
-        )
+            } => Some(run),
+            _ => None,
+        }
     }
 
     /// True if `frame` is this entry.
@@ -504,6 +506,11 @@ struct Device {
     cut: HashSet<String>,
     /// Endings received per run, across its connections.
     endings: HashMap<String, u32>,
+    /// The `(epoch, seq)` of user-stream thoughts it may never receive: offered while it
+    /// was not connected and reading (shed from a full queue), or while they could still wait
+    /// in its queue a newer thought of their run came (it was not reading, not connected, or
+    /// both came in one replay). Any other thought is owed to it.
+    superseded: BTreeSet<(u64, u64)>,
 }
 
 impl Device {
@@ -523,6 +530,39 @@ impl Device {
     /// True if the device receives `entry` of one of its streams.
     fn selects(&self, entry: &Entry) -> bool {
         entry.thread.is_none() || entry.thread == self.thread
+    }
+
+    /// True if the device must receive entry `seq` of `incarnation` (unless a gap says it is
+    /// lost): it selects it, and it is not a thought superseded while it waited.
+    fn owes(&self, incarnation: &Incarnation, seq: u64) -> bool {
+        let entry = incarnation.entry(seq);
+        let waited = (entry.thought_of().is_some())
+            .then_some(incarnation.epoch)
+            .flatten()
+            .is_some_and(|epoch| self.superseded.contains(&(epoch, seq)));
+        self.selects(entry) && !waited
+    }
+
+    /// Thoughts of `incarnation` (the user stream) after `after` that a newer thought of the
+    /// same run, at most `upto`, supersedes: they may never reach this device.
+    fn supersede(&mut self, incarnation: &Incarnation, after: u64, upto: u64) {
+        let Some(epoch) = incarnation.epoch else {
+            return;
+        };
+        let mut newest: HashMap<&str, u64> = HashMap::new();
+        for seq in after + 1..=upto {
+            if let Some(run) = incarnation.entry(seq).thought_of() {
+                newest.insert(run, seq);
+            }
+        }
+        for seq in after + 1..=upto {
+            let entry = incarnation.entry(seq);
+            if let Some(run) = entry.thought_of() {
+                if newest[run] > seq {
+                    self.superseded.insert((epoch, seq));
+                }
+            }
+        }
     }
 }
 

@@ -21,6 +21,7 @@ impl World {
                 runs: HashMap::new(),
                 cut: HashSet::new(),
                 endings: HashMap::new(),
+                superseded: BTreeSet::new(),
             })
             .collect();
         if devices.is_empty() {
@@ -265,6 +266,18 @@ impl World {
             .iter()
             .map(|&r| (r, device.cursor[&StreamId::Room(ROOMS[r].into())]))
             .collect();
+        // The replay offers every thought after the position at once: a newer one of the
+        // same run may replace an older one in the queue.
+        let stream = device.user_stream();
+        let after = device.cursor[&stream];
+        if let Some(incarnation) = self.shadow.streams.get(&stream) {
+            if incarnation.epoch == Some(after.epoch) {
+                let head = incarnation.head();
+                self.devices[d].supersede(incarnation, after.seq, head);
+            } else {
+                self.devices[d].supersede(incarnation, 0, incarnation.head());
+            }
+        }
         let conn = self
             .h
             .open(open)

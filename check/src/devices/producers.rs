@@ -156,7 +156,11 @@ impl World {
                     },
                     thread,
                 };
-                self.appended(&stream, entry, &delivery)
+                self.appended(&stream, entry, &delivery)?;
+                if kind == EventKind::AgentThinking {
+                    self.supersede_for_waiting(user, &stream);
+                }
+                Ok(())
             }
             (Err(PublishError::Run(_)), false) => {
                 let now = self.shadow.streams.get(&stream).map(Incarnation::head);
@@ -167,6 +171,29 @@ impl World {
                 "{} of {run}: the hub answered {result:?}, the automaton says valid={valid}",
                 kind.as_str()
             )),
+        }
+    }
+
+    /// A thought was just appended to `user`'s `stream`: for each of the user's devices that
+    /// is not connected and reading, a full queue may shed it, and the older thoughts of its
+    /// run after the device's position may still wait in its queue (or come in one replay
+    /// with it), so the new one may replace them.
+    fn supersede_for_waiting(&mut self, user: usize, stream: &StreamId) {
+        let Some(incarnation) = self.shadow.streams.get(stream) else {
+            return;
+        };
+        let head = incarnation.head();
+        for device in &mut self.devices {
+            if device.user == user && !(device.connected && device.reading) {
+                // What it read is read; only what follows its position can still wait.
+                let after = (device.cursor.get(stream))
+                    .filter(|p| incarnation.epoch == Some(p.epoch))
+                    .map_or(0, |p| p.seq);
+                device.supersede(incarnation, after, head);
+                if let Some(epoch) = incarnation.epoch {
+                    device.superseded.insert((epoch, head));
+                }
+            }
         }
     }
 

@@ -181,13 +181,12 @@ impl World {
             cursor
         );
         for q in cursor.seq + 1..seq {
-            let skipped = incarnation.entry(q);
             ensure!(
-                !device.selects(skipped) || skipped.optional(),
+                !device.owes(incarnation, q),
                 "{} of {} ({:?}) was skipped without a gap",
                 q,
                 stream,
-                skipped
+                incarnation.entry(q)
             );
         }
         device.cursor.insert(stream, Position { epoch, seq });
@@ -216,7 +215,7 @@ impl World {
     }
 
     /// A connected device that reads has every message of its streams that it selects (only
-    /// superseded thoughts may be missing).
+    /// thoughts superseded while they waited for it may be missing).
     pub(super) fn check_complete(&self, d: usize) -> Result<(), String> {
         let device = &self.devices[d];
         if !device.connected || !device.reading {
@@ -231,14 +230,13 @@ impl World {
             let cursor = device.cursor[&stream];
             ensure_eq!(Some(cursor.epoch), s.epoch, "device {} on {}", d, stream);
             for q in cursor.seq + 1..=s.head() {
-                let entry = s.entry(q);
                 ensure!(
-                    !device.selects(entry) || entry.optional(),
+                    !device.owes(s, q),
                     "device {} never received {} of {} ({:?})",
                     d,
                     q,
                     stream,
-                    entry
+                    s.entry(q)
                 );
             }
         }
