@@ -28,6 +28,7 @@ mod hub;
 mod id;
 mod io;
 mod message;
+mod mutation;
 mod outbox;
 mod outputs;
 mod protocol;

@@ -16,6 +16,7 @@
 
 use crate::config::BackpressureConfig;
 use crate::id::RunId;
+use crate::mutation::{self, Fault};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -150,6 +151,12 @@ impl Outbox {
         replay: bool,
         gauges: &mut Backlog,
     ) -> Offer {
+        if !replay
+            && matches!(coalesce, Some(CoalesceKey::Thinking(_)))
+            && mutation::injected(Fault::LiveThoughts)
+        {
+            return Offer::Coalesced;
+        }
         let len = frame.len();
         // The first frame always goes out, so a frame larger than the budget cannot stall.
         if self.queued_messages() == 0

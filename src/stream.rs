@@ -13,6 +13,7 @@ pub(crate) use budget::Streams;
 
 use crate::config::HistoryConfig;
 use crate::id::{RoomId, RunId, ThreadId, UserId};
+use crate::mutation::{self, Fault};
 use crate::outbox::CoalesceKey;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -370,10 +371,15 @@ impl Stream {
         }
         let wanted = after.seq.saturating_add(1);
         if wanted < oldest {
+            let to = if mutation::injected(Fault::GapBound) {
+                oldest
+            } else {
+                oldest - 1
+            };
             (
                 Some(Gap {
                     from: wanted,
-                    to: oldest - 1,
+                    to,
                     reason: GapReason::History,
                 }),
                 oldest,

@@ -11,6 +11,7 @@
 use super::reply::Reply;
 use crate::directory::Directory;
 use crate::id::{ConnId, RoomId, RunId};
+use crate::mutation::{self, Fault};
 use crate::outputs::Outputs;
 use crate::protocol::{ErrorCode, Sequence, ServerFrame};
 use crate::room::Rooms;
@@ -274,9 +275,14 @@ enum Positioned {
 /// Where a connection that has everything of a stream from `from` (0: nothing yet) stands,
 /// asking to resume after `position` of the stream at `current`.
 fn positioned(from: u64, position: Position, current: Position) -> Positioned {
+    let next = if mutation::injected(Fault::AlreadyLive) {
+        position.seq
+    } else {
+        position.seq.saturating_add(1)
+    };
     if from == 0 {
         Positioned::No
-    } else if position.epoch == current.epoch && position.seq.saturating_add(1) >= from {
+    } else if position.epoch == current.epoch && next >= from {
         Positioned::UpToDate
     } else {
         Positioned::Behind

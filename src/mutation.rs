@@ -1,0 +1,33 @@
+//! Faults injected on purpose, to show that the verification catches them (docs/VERIFICATION.md,
+//! "Mutation checks"). Only a build with `--cfg switchboard_mutations` has any: there the fault
+//! named by the `SWITCHBOARD_MUTATION` variable is switched on. In every other build
+//! [`injected`] is a constant `false` and the faulty branches compile away.
+
+/// A fault the models and properties must catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// A history `gap` one message wider than the loss (`gap_bound`).
+    GapBound,
+    /// `already_live` for a position that leaves nothing missing (`already_live`).
+    AlreadyLive,
+    /// Thoughts never reach a reader that keeps up (`live_thoughts`).
+    LiveThoughts,
+}
+
+/// True if `fault` is injected in this build and run.
+#[cfg(not(switchboard_mutations))]
+#[inline(always)]
+pub(crate) const fn injected(_: Fault) -> bool {
+    false
+}
+
+/// True if `fault` is injected in this build and run: `SWITCHBOARD_MUTATION` names it.
+#[cfg(switchboard_mutations)]
+pub(crate) fn injected(fault: Fault) -> bool {
+    let name = match fault {
+        Fault::GapBound => "gap_bound",
+        Fault::AlreadyLive => "already_live",
+        Fault::LiveThoughts => "live_thoughts",
+    };
+    std::env::var("SWITCHBOARD_MUTATION").is_ok_and(|v| v == name)
+}
