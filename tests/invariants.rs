@@ -125,6 +125,16 @@ const PROOFS: &[(u8, &str, &str)] = &[
     ),
     (5, "check/tests/fuzz_corpus.rs", "the_resume_corpus_passes"),
     (
+        4,
+        "server/tests/node_kill.rs",
+        "a_client_resumes_on_another_node_after_its_node_is_killed_outright",
+    ),
+    (
+        5,
+        "server/tests/core_paths.rs",
+        "a_resume_past_history_opens_with_the_exact_gap_then_the_rest",
+    ),
+    (
         5,
         "tests/resume.rs",
         "a_user_position_older_than_history_gets_a_history_gap_with_the_exact_range_then_the_rest",
@@ -182,7 +192,17 @@ const PROOFS: &[(u8, &str, &str)] = &[
     (
         7,
         "server/tests/hostile.rs",
-        "a_client_that_never_reads_is_closed_and_holds_no_memory",
+        "a_client_that_never_reads_is_closed_with_4000_past_the_heartbeat_timeout",
+    ),
+    (
+        7,
+        "server/tests/hostile.rs",
+        "a_client_that_never_reads_is_closed_with_4008_and_its_queue_stays_bounded",
+    ),
+    (
+        7,
+        "server/tests/core_paths.rs",
+        "a_node_at_its_connection_limit_refuses_with_4004_before_any_frame",
     ),
     (
         7,

@@ -205,7 +205,7 @@ async fn a_client_that_never_reads_is_closed_with_4000_past_the_heartbeat_timeou
 /// socket nobody drains: the server drops the connection, so the client reads what the
 /// kernel had buffered and then the end of the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_never_reads_is_closed_with_4008_and_holds_no_memory() {
+async fn a_client_that_never_reads_is_closed_with_4008_and_its_queue_stays_bounded() {
     let server = TestServer::with("[heartbeat]\ninterval_secs = 600\ntimeout_secs = 1800").await;
     let query = format!("token={}", server.token("sloth", None));
     let mut sloth = WsClient::open(server.addr(), &query, true).await.unwrap();

@@ -345,6 +345,12 @@ impl ServerProcess {
             .expect("a VmRSS line")
     }
 
+    /// Kill it outright (SIGKILL): no shutdown, no close frames, nothing flushed.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("the server can be killed");
+        self.child.wait().expect("the killed server is reaped");
+    }
+
     /// Send it SIGTERM.
     pub fn terminate(&self) {
         let killed = Command::new("kill")

@@ -165,11 +165,12 @@ async fn concurrent_publishers_on_two_nodes_agree_on_one_order() {
     assert_eq!(sequenced(), 40);
 }
 
-/// Shared history: a client that read part of its stream on a node that is then killed
+/// Shared history: a client that read part of its stream on a node that then stops (its
+/// bridge aborted, its hub shut down; `server/tests/node_kill.rs` kills a node outright)
 /// reconnects to another node with its position, and receives exactly what it missed,
 /// published meanwhile by a third node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_resumes_on_another_node_after_its_node_is_killed() {
+async fn a_client_resumes_on_another_node_after_its_node_stops() {
     let redis = Redis::start().await;
     let a = shared_node(&redis, "a").await;
     let b = shared_node(&redis, "b").await;
