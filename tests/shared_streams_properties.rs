@@ -1,8 +1,10 @@
 //! The shared-streams property: two hubs, an in-test sequencer and clients that connect, join,
 //! move between hubs with their positions, while a hub may miss or receive twice a sealed
 //! entry. Every entry's number names the same message on every hub, each reader's streams
-//! strictly increase from where it resumed or joined, and every skipped number is covered by a
-//! `gap` before the next message.
+//! strictly increase from where it resumed or joined, every skipped number is covered by a
+//! `gap` before the next message (and nothing a gap covered arrives later), and once the
+//! cluster heals every reader still on a stream reaches its head. Failing cases are saved
+//! under `proptest-regressions/` and replayed first.
 
 mod support;
 
@@ -91,16 +93,14 @@ fn sequence_all(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
 
     /// Whatever the publishers, the joins and moves between hubs, when the sequencer answers,
     /// and the lost or repeated deliveries: one numbering everywhere (an entry's `seq` names
     /// the same message on every hub), each reader's user and room streams strictly increasing
-    /// from where it resumed or joined (no duplicate, no reordering), and every number a reader
-    /// skips announced before the next message by a `gap` that covers it.
+    /// from where it resumed or joined (no duplicate, no reordering), every number a reader
+    /// skips announced before the next message by a `gap` that covers it and no more (nothing
+    /// a gap called lost arrives after it), and, once the cluster heals, every reader still
+    /// on a stream at its head.
     #[test]
     fn one_numbering_in_order_and_every_hole_announced(
         steps in prop::collection::vec(step(), 1..60)
@@ -175,9 +175,29 @@ proptest! {
                 }
             }
         }
+        // The end: the cluster heals (no hub misses anything, every follow is answered) and
+        // one more message on each stream reaches both hubs, so that each number a reader
+        // still connected did not receive is either received now or announced lost.
+        missing = [false, false];
+        for hub in &mut hubs {
+            sequencer.follow(hub);
+        }
+        for to in [support::user(USERS[0]), support::user(USERS[1]), room(ROOM)] {
+            published += 1;
+            hubs[0].publish(to, msg(&format!("e{published}")));
+            sequence_all(&mut sequencer, &mut hubs, 0, &mut missing);
+        }
+        for hub in &mut hubs {
+            sequencer.follow(hub);
+        }
         for &(hub, conn) in &open {
             let frames = hubs[hub].take(conn);
             readers.get_mut(&(hub, conn)).expect("recorded").frames.extend(frames);
+        }
+        let mut heads: HashMap<String, u64> = HashMap::new();
+        for sealed in &sequencer.log {
+            let head = heads.entry(sealed.entry.stream.to_string()).or_default();
+            *head = (*head).max(sealed.position.seq);
         }
 
         let named: HashMap<(String, u64), String> = sequencer
@@ -220,6 +240,10 @@ proptest! {
                                 frame["event"].as_str(),
                                 "hub {} {}: one numbering", hub, conn
                             );
+                            prop_assert!(
+                                gap.is_none_or(|(_, to)| to < seq),
+                                "hub {} {} {}: {} arrived after a gap {:?} that called it lost", hub, conn, name, seq, gap
+                            );
                             if let Some(last) = last {
                                 prop_assert!(seq > last, "hub {} {} {}: {} after {}", hub, conn, name, seq, last);
                                 let covered = gap.is_some_and(|(from, to)| from <= last + 1 && to + 1 >= seq);
@@ -233,6 +257,17 @@ proptest! {
                         }
                         _ => {}
                     }
+                }
+                // Still connected (and in the room, for the room): it reached the head.
+                let on_stream = match stream {
+                    StreamId::User(_) => open.contains(&(*hub, *conn)),
+                    StreamId::Room(_) => members.contains(&(*hub, *conn)),
+                };
+                if on_stream {
+                    prop_assert_eq!(
+                        last, heads.get(&name).copied(),
+                        "hub {} {} {}: not every message received or announced lost", hub, conn, name
+                    );
                 }
             }
         }
