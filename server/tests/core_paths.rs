@@ -1,7 +1,8 @@
 //! Behaviours of the hub that the core's tests prove with injected time, driven here through
 //! the real server (axum, two shards, real sockets): the node's and the user's connection
-//! limits (4004, and 4001 under `evict_oldest`), a resume past history (an exact `gap`), and a
-//! `resume` frame after live messages (`already_live`, or `resumed` when nothing is missing).
+//! limits (4004, and 4001 under `evict_oldest`), a resume past history (an exact `gap`), a
+//! `resume` frame after live messages (`already_live`, or `resumed` when nothing is missing),
+//! and thoughts coalesced for a reader that fell behind.
 
 mod support;
 
@@ -143,4 +144,67 @@ async fn a_resume_frame_after_live_messages_is_already_live_unless_nothing_is_mi
         "{resumed}"
     );
     assert_eq!(phone.fence().await, Vec::<Value>::new(), "nothing replayed");
+}
+
+/// A reader that fell behind (its socket full, frames waiting in its queue) receives only the
+/// latest of the thoughts that queued up for a run, in its place among the run's events; the
+/// reliable frames around them all arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_behind_receives_only_the_latest_queued_thought() {
+    let server = TestServer::start().await;
+    let query = format!("token={}", server.token("alice", None));
+    let mut alice = WsClient::open(server.addr(), &query, true).await.unwrap();
+    assert_eq!(alice.json().await["type"], "welcome");
+    let event = |body: Value| server.api("POST", "/api/runs/alice/r1/events", Some(body));
+    let filler = "x".repeat(64 * 1024);
+    let mut fillers = 0;
+    loop {
+        assert!(fillers < 64, "4 MiB published and nothing queued");
+        server
+            .publish(json!({"user": "alice"}), "filler", json!(filler))
+            .await;
+        fillers += 1;
+        let (_, stats) = server.api("GET", "/api/stats", None).await;
+        if stats["queued_bytes"].as_u64() > Some(0) {
+            break;
+        }
+    }
+    let started = event(json!({"event": "agent_started", "agent": "a"})).await;
+    assert_eq!(started.0, 200, "{started:?}");
+    for n in 1..=50 {
+        let thought = event(json!({"event": "agent_thinking", "thought": format!("t{n}")})).await;
+        assert_eq!(thought.0, 200, "{thought:?}");
+    }
+    let done = event(json!({"event": "agent_completed", "result": null})).await;
+    assert_eq!(done.0, 200, "{done:?}");
+
+    let mut kinds = Vec::new();
+    loop {
+        let frame = alice.json().await;
+        match frame["type"].as_str() {
+            Some("message") => assert_eq!(frame["event"], "filler"),
+            Some("agent_thinking") => kinds.push(frame["thought"].as_str().unwrap().to_owned()),
+            Some(kind) => kinds.push(kind.to_owned()),
+            None => panic!("{frame}"),
+        }
+        if frame["type"] == "agent_completed" {
+            break;
+        }
+    }
+    let thoughts = kinds.len() - 2;
+    assert!(
+        thoughts < 50,
+        "{thoughts} thoughts of 50 reached a reader behind"
+    );
+    assert_eq!(kinds.first().map(String::as_str), Some("agent_started"));
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["t50".to_owned(), "agent_completed".to_owned()],
+        "the latest thought, then the ending: {kinds:?}"
+    );
+    let (_, stats) = server.api("GET", "/api/stats", None).await;
+    assert!(
+        stats["counters"]["drops"]["coalesced"].as_u64() >= Some(1),
+        "{stats}"
+    );
 }
