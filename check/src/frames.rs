@@ -15,14 +15,14 @@
 //! | `w<slot><digits>` | the clock moves `<digits>` milliseconds (at most two minutes) |
 //! | `s<slot>` / `r<slot>` | the client stops / resumes reading (a client that does not read answers no ping) |
 //! | `c<slot>` | the client's socket drops |
-//! | `o<slot>` | the client opens another connection (past the per-user limit: refused) |
+//! | `o<slot>` | the client opens another connection (refused past a limit) |
 //! | `a<slot><t><event>` | the application publishes `<event>` to the slot's room `lobby` (`t`=`r`), user (`u`), thread (`t`), connection (`c`), everyone (`a`), or ephemerally to the room (`e`) |
 //! | `g<slot><json>` | the application sends an agent event (`AgentEvent` JSON, run `r1`) for the slot's user |
 //! | `l<slot>` | the producer of the slot's user's run `r1` is lost |
 //!
 //! Any other line is a text frame from slot 0. Slots: 0 `ana` (any room), 1 `ana` bound to thread
 //! `t1`, 2 `ben` (joins `lobby` and `team-*` only, publishes to `team-*` only), 3 `cho`. The hub runs with small limits so that
-//! short inputs reach them: 2 connections per user, 6 in all, 512-byte frames, 5 frames/s with
+//! short inputs reach them: 2 connections per user, 5 in all, 512-byte frames, 5 frames/s with
 //! bursts of 10, 4 strikes, small backpressure budgets, 30 s history.
 //!
 //! # The oracles
@@ -33,7 +33,9 @@
 //! section 2 allows or a `resume` lists more streams than a connection may have (3 rooms and
 //! its user stream): then the only reply is an `invalid_frame` error (echoing no oversized
 //! `ref`); a frame on a user stream (and
-//! `welcome`) goes only to a connection of that user. Every close code is in section 5 with its
+//! `welcome`) goes only to a connection of that user. An open is refused exactly when a limit
+//! says so: 4003 when the user holds its 2 connections, else 4004 when the hub holds 5. Every
+//! close code is in section 5 with its
 //! label, and is one the command can cause: 1009 for an oversized frame, 1007 for invalid UTF-8,
 //! 1003 for a binary frame, 1008 or 4029 for bad frames past the strikes, 4029 for pings and
 //! unsolicited pongs past the rate and the strikes, 4008 for a reader that stopped, 4000 after
@@ -63,7 +65,8 @@ fn config() -> Config {
     let mut config = Config::development();
     let limits = &mut config.limits;
     limits.max_connections_per_user = 2;
-    limits.max_connections = 6;
+    // One less than every user at its limit, so that both refusals can happen.
+    limits.max_connections = 5;
     limits.max_rooms_per_connection = ROOMS_PER_CONNECTION;
     limits.max_members_per_room = 3;
     limits.max_frame_bytes = MAX_FRAME;
@@ -144,10 +147,21 @@ struct Script {
     /// Frames and closes of the current command, per connection.
     frames: BTreeMap<ConnId, Vec<BTreeMap<String, Box<RawValue>>>>,
     closes: BTreeMap<ConnId, (u16, Reason)>,
+    /// What the whole script caused.
+    outcomes: Outcomes,
 }
 
-/// Run one input.
-pub(super) fn run(data: &[u8]) {
+/// What a script caused, counted: for tests that a seed named after a behaviour shows it.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Close codes: of connections the hub closed, and of opens it refused.
+    pub closes: BTreeMap<u16, usize>,
+    /// The `code` of every `error` frame.
+    pub errors: BTreeMap<String, usize>,
+}
+
+/// Run one input, checking every oracle; what it caused.
+pub fn run(data: &[u8]) -> Outcomes {
     let mut s = Script {
         hub: Hub::new(config()),
         now: Instant::now(),
@@ -156,6 +170,7 @@ pub(super) fn run(data: &[u8]) {
         slots: [None; SLOTS],
         frames: BTreeMap::new(),
         closes: BTreeMap::new(),
+        outcomes: Outcomes::default(),
     };
     for slot in 0..SLOTS {
         s.open(slot);
@@ -164,6 +179,7 @@ pub(super) fn run(data: &[u8]) {
         s.command(line);
     }
     s.finish();
+    s.outcomes
 }
 
 fn digits(payload: &[u8]) -> u64 {
@@ -178,7 +194,23 @@ impl Script {
     fn open(&mut self, slot: usize) {
         let open = slot_open(slot);
         let (user, publish) = (open.user.clone(), open.publish.clone());
+        // The user's limit is checked first, then the hub's (`reject_new`).
+        let limits = &self.hub.config().limits;
+        let users = self.conns.values().filter(|c| c.user == user).count();
+        let expected = if users >= limits.max_connections_per_user {
+            Some(4003)
+        } else if self.conns.len() >= limits.max_connections {
+            Some(4004)
+        } else {
+            None
+        };
         let result = self.hub.open(self.now, open);
+        assert_eq!(
+            result.as_ref().err().map(|e| e.close_code()),
+            expected,
+            "{user}'s open with {users} of its connections and {} in all",
+            self.conns.len()
+        );
         match result {
             Ok(conn) => {
                 self.conns.insert(
@@ -201,7 +233,7 @@ impl Script {
                     self.doc.close_codes.get(&code) == Some(&e.reason().as_str().to_owned()),
                     "refusal {code} is not documented"
                 );
-                assert!(matches!(code, 4003 | 4004), "refused with {code}");
+                *self.outcomes.closes.entry(code).or_default() += 1;
                 self.drain(&Cause::default());
             }
         }
@@ -375,6 +407,10 @@ impl Script {
             match output {
                 Output::Socket(SocketOutput::Send { conn, frame }) => {
                     let parsed = self.check_frame(conn, &frame);
+                    if str_field(&parsed, "type") == "error" {
+                        let code = str_field(&parsed, "code");
+                        *self.outcomes.errors.entry(code).or_default() += 1;
+                    }
                     self.frames.entry(conn).or_default().push(parsed);
                     let c = self
                         .conns
@@ -411,6 +447,7 @@ impl Script {
                     assert_eq!(reason.close_code(), Some(code));
                     assert!(self.conns.remove(&conn).is_some(), "closed twice: {conn}");
                     self.closes.insert(conn, (code, reason));
+                    *self.outcomes.closes.entry(code).or_default() += 1;
                 }
                 Output::Cluster(output) => panic!("a single hub told a cluster {output:?}"),
                 Output::Notice(Notice::App(app)) => {

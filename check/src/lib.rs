@@ -70,7 +70,7 @@ fn decode<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
 /// that `docs/PROTOCOL.md` does not document for what was sent. See [`mod@frames`] for how
 /// the bytes are read.
 pub fn frames(data: &[u8]) {
-    frames::run(data);
+    let _outcomes = frames::run(data);
 }
 
 /// Target `operations`: decodes an [`operations::Case`] and checks the hub against the

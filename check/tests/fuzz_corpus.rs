@@ -94,3 +94,68 @@ fn a_json_array_is_not_a_frame() {
     let reply = h.frames(conn).last().expect("a reply").clone();
     assert_eq!(reply["code"], "malformed_json", "{reply}");
 }
+
+/// What a seed named after a behaviour must show.
+#[derive(Debug)]
+enum Shows {
+    /// A connection closed (or an open refused) with this code.
+    Close(u16),
+    /// No connection closed with this code.
+    NoClose(u16),
+    /// An `error` frame with this code, at least this many times.
+    Error(&'static str, usize),
+}
+
+/// Each `frames` seed named after a behaviour shows that behaviour: a seed that stopped
+/// reaching what its name says (after a change of limits, say) would still pass the oracles
+/// while checking nothing of it.
+#[test]
+fn frames_seeds_named_after_a_behaviour_show_it() {
+    use Shows::*;
+    let named: &[(&str, &[Shows])] = &[
+        ("binary-frame", &[Close(1003)]),
+        ("control-frame-flood", &[Close(4029)]),
+        ("deeply-nested-ref", &[Error("invalid_frame", 1)]),
+        ("forbidden-publish", &[Error("forbidden", 1)]),
+        ("forbidden-room", &[Error("forbidden", 1)]),
+        ("heartbeat-silence", &[Close(4000)]),
+        ("invalid-utf8", &[Close(1007)]),
+        ("json-array-frame", &[Error("malformed_json", 1)]),
+        ("malformed-flood", &[Close(1008)]),
+        ("malformed-json", &[Error("malformed_json", 1)]),
+        ("oversized-frame", &[Close(1009)]),
+        ("rate-flood", &[Error("rate_limited", 1), Close(4029)]),
+        ("ref-over-the-bound", &[Error("invalid_frame", 1)]),
+        ("resume-invalid-stream", &[Error("invalid_frame", 1)]),
+        ("resume-other-user", &[Error("forbidden", 1)]),
+        ("resume-too-many-streams", &[Error("invalid_frame", 1)]),
+        ("room-full", &[Error("room_full", 1)]),
+        ("server-full", &[Close(4004)]),
+        ("slow-reader", &[Close(4008)]),
+        ("slow-reader-resumes", &[NoClose(4008)]),
+        // Four strikes: more errors than that without a close means the strikes refilled.
+        ("strikes-exhausted", &[Close(1008)]),
+        (
+            "strikes-refill",
+            &[Error("malformed_json", 5), NoClose(1008)],
+        ),
+        ("too-many-rooms", &[Error("too_many_rooms", 1)]),
+        ("unknown-type", &[Error("unknown_type", 1)]),
+        ("user-limit", &[Close(4003)]),
+    ];
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/frames");
+    for (seed, shows) in named {
+        let data = std::fs::read(dir.join(seed)).unwrap_or_else(|e| panic!("{seed}: {e}"));
+        let outcomes = switchboard_check::frames::run(&data);
+        for show in *shows {
+            let shown = match show {
+                Close(code) => outcomes.closes.contains_key(code),
+                NoClose(code) => !outcomes.closes.contains_key(code),
+                Error(code, at_least) => {
+                    outcomes.errors.get(*code).copied().unwrap_or(0) >= *at_least
+                }
+            };
+            assert!(shown, "{seed} does not show {show:?}: {outcomes:?}");
+        }
+    }
+}
