@@ -103,6 +103,8 @@ fn slot_open(slot: usize) -> Open {
 #[derive(Debug)]
 struct Conn {
     user: UserId,
+    /// The rooms it may join (and so receive).
+    join: RoomAccess,
     /// The rooms it may publish to.
     publish: RoomAccess,
     reading: bool,
@@ -193,7 +195,7 @@ fn digits(payload: &[u8]) -> u64 {
 impl Script {
     fn open(&mut self, slot: usize) {
         let open = slot_open(slot);
-        let (user, publish) = (open.user.clone(), open.publish.clone());
+        let (user, join, publish) = (open.user.clone(), open.access.clone(), open.publish.clone());
         // The user's limit is checked first, then the hub's (`reject_new`).
         let limits = &self.hub.config().limits;
         let users = self.conns.values().filter(|c| c.user == user).count();
@@ -217,6 +219,7 @@ impl Script {
                     conn,
                     Conn {
                         user,
+                        join,
                         publish,
                         reading: true,
                         unflushed: 0,

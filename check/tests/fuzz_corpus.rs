@@ -128,6 +128,11 @@ fn frames_seeds_named_after_a_behaviour_show_it() {
         ("ref-over-the-bound", &[Error("invalid_frame", 1)]),
         ("resume-invalid-stream", &[Error("invalid_frame", 1)]),
         ("resume-other-user", &[Error("forbidden", 1)]),
+        // A `resume` of a room and a `join` with `since` outside ben's grant.
+        (
+            "resume-and-join-since-outside-the-grant",
+            &[Error("forbidden", 2)],
+        ),
         ("resume-too-many-streams", &[Error("invalid_frame", 1)]),
         ("room-full", &[Error("room_full", 1)]),
         ("server-full", &[Close(4004)]),

@@ -68,18 +68,22 @@ impl Script {
         if kind == "welcome" {
             assert_eq!(str_field(&fields, "user"), user.as_str(), "{}", text());
         }
-        let stream = str_field(&fields, "stream");
-        // Known: a client may join the room named "" (see the ignored test in
-        // tests/fuzz_corpus.rs), whose stream id does not parse back.
-        if fields.contains_key("stream") && stream != "room:" {
+        if fields.contains_key("stream") {
+            let stream = str_field(&fields, "stream");
             let stream: StreamId = stream.parse().unwrap_or_else(|e| panic!("{e}: {}", text()));
-            if let StreamId::User(owner) = stream {
-                assert_eq!(
+            match stream {
+                StreamId::User(owner) => assert_eq!(
                     &owner,
                     user,
                     "another user's stream reached {conn}: {}",
                     text()
-                );
+                ),
+                // Joined, resumed, replayed or live: only a room its grant lets it join.
+                StreamId::Room(room) => assert!(
+                    self.conns[&conn].join.allows(&room),
+                    "a room outside {conn}'s grant reached it: {}",
+                    text()
+                ),
             }
         }
         fields
