@@ -208,3 +208,47 @@ async fn a_reader_behind_receives_only_the_latest_queued_thought() {
         "{stats}"
     );
 }
+
+/// A token's room grant holds on every path into a room: a `join` with `since` and a `resume`
+/// of a room outside it are `forbidden` (with their `ref`) and replay nothing, while the same
+/// frames for a granted room are served.
+#[tokio::test]
+async fn join_with_since_and_resume_are_refused_outside_the_rooms_grant() {
+    let server = TestServer::start().await;
+    let mut insider = server.connect("insider").await;
+    insider.join("secret").await;
+    server
+        .publish(json!({"room": "secret"}), "classified", json!(null))
+        .await;
+    let secret = insider.next_of("message").await;
+    let epoch = secret["epoch"].clone();
+
+    let token = server.token("bob", Some(&["lobby"]));
+    let mut bob = server.connect_token(&token).await;
+    let since = json!({"epoch": epoch, "seq": 0});
+    bob.send(json!({"type": "join", "room": "secret", "since": since, "ref": 1}))
+        .await;
+    bob.send(json!({"type": "resume", "ref": 2,
+                    "streams": [{"stream": "room:secret", "epoch": epoch, "seq": 0}]}))
+        .await;
+    for reference in [1, 2] {
+        let refused = bob.json().await;
+        assert_eq!(
+            (&refused["type"], &refused["code"], &refused["ref"]),
+            (&json!("error"), &json!("forbidden"), &json!(reference)),
+            "{refused}"
+        );
+    }
+    bob.send(json!({"type": "join", "room": "lobby", "since": {"epoch": 1, "seq": 0}, "ref": 3}))
+        .await;
+    let joined = bob.next_of("joined").await;
+    assert_eq!(
+        (&joined["room"], &joined["ref"]),
+        (&json!("lobby"), &json!(3))
+    );
+    let seen = bob.fence().await;
+    assert!(
+        seen.iter().all(|f| f["stream"] != "room:secret"),
+        "nothing of the secret room: {seen:?}"
+    );
+}
