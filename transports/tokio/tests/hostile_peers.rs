@@ -146,10 +146,11 @@ const MESSAGES: u64 = 48;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_reads_nothing_but_pings_within_the_rate_is_closed_as_a_slow_consumer() {
     let mut config = Config::development();
-    // Without its pings, the client would be closed with 4000 within a second.
+    // Without its pings, the client would be closed with 4000 within three seconds; with a
+    // ping every 100 ms it stays alive however loaded the machine (a stall of two seconds).
     config.heartbeat.interval = Duration::from_millis(200);
-    config.heartbeat.timeout = Duration::from_millis(600);
-    config.heartbeat.grace = Duration::from_millis(200);
+    config.heartbeat.timeout = Duration::from_millis(2000);
+    config.heartbeat.grace = Duration::from_millis(1000);
     let socket = TcpSocket::new_v4().expect("socket");
     socket.set_send_buffer_size(4096).expect("sndbuf");
     socket

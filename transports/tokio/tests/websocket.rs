@@ -305,9 +305,11 @@ async fn a_user_handle_is_isolated_from_other_users() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_client_is_closed_for_heartbeat_timeout() {
     let mut config = Config::development();
-    config.heartbeat.interval = Duration::from_millis(100);
-    config.heartbeat.timeout = Duration::from_millis(300);
-    config.heartbeat.grace = Duration::from_millis(100);
+    // Short enough for a quick test, long enough that a reading client on a loaded machine
+    // answers in time: a scheduling stall of a second does not make it silent.
+    config.heartbeat.interval = Duration::from_millis(200);
+    config.heartbeat.timeout = Duration::from_millis(1500);
+    config.heartbeat.grace = Duration::from_millis(1000);
     let mut server = start(config, 2).await;
     let mut silent = WsClient::connect(server.addr, "user=silent").await;
     let mut healthy = WsClient::welcomed(server.addr, "user=healthy").await;
