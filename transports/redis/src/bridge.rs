@@ -245,7 +245,8 @@ impl<R: Runtime> Bridge<R> {
         user: impl Into<UserId>,
         room: impl Into<RoomId>,
     ) -> (Result<UserMembership, Error>, RedisResult<()>) {
-        self.change_membership(user.into(), room.into(), false).await
+        self.change_membership(user.into(), room.into(), false)
+            .await
     }
 
     async fn change_membership(
@@ -257,7 +258,11 @@ impl<R: Runtime> Bridge<R> {
         let handle = &self.inner.handle;
         let here = match join {
             true => handle.add_user_to_room(user.clone(), room.clone()).await,
-            false => handle.remove_user_from_room(user.clone(), room.clone()).await,
+            false => {
+                handle
+                    .remove_user_from_room(user.clone(), room.clone())
+                    .await
+            }
         };
         let change = wire::RoomChange { user, room };
         let command = wire::membership(&self.inner.shared.node, &change, join);

@@ -177,7 +177,10 @@ mod tests {
             room: RoomId::from("lobby"),
         };
         let join: Incoming = serde_json::from_slice(&membership("b", &change, true)).unwrap();
-        assert_eq!((join.join.as_ref(), join.leave.as_ref()), (Some(&change), None));
+        assert_eq!(
+            (join.join.as_ref(), join.leave.as_ref()),
+            (Some(&change), None)
+        );
         let leave: Incoming = serde_json::from_slice(&membership("b", &change, false)).unwrap();
         assert_eq!((leave.join.as_ref(), leave.leave), (None, Some(change)));
         assert_eq!(leave.disconnect, None);
