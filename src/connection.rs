@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 pub(crate) struct Membership {
     pub room: RoomId,
     pub slot: usize,
+    /// The backend put the connection here (`Hub::add_user_to_room`): its token's join grant
+    /// was not consulted, and a refreshed token that does not allow the room keeps it here.
+    pub by_backend: bool,
 }
 
 /// Traffic counters of one connection.

@@ -56,7 +56,7 @@ pub use config::{
 pub use connection::{ConnectionInfo, Traffic};
 pub use error::{OpenError, PublishError, RoomError, UnknownConnection};
 pub use heartbeat::{Liveness, RttStats};
-pub use hub::Hub;
+pub use hub::{Hub, UserMembership};
 pub use id::{AgentId, ConnId, ParseConnIdError, RoomId, RunId, ThreadId, UserId};
 pub use io::{
     AgentUpdate, AppMessage, ClusterInput, ClusterOutput, Delivery, Envelope, Notice, Open, Output,

@@ -1,5 +1,10 @@
-//! The backend HTTP API under `/api`: publish, agent-run events, presence, stats, disconnect;
-//! and the identity routes ([`identity`]): tickets and revocations.
+//! The backend HTTP API under `/api`: publish, agent-run events, presence, stats, disconnect,
+//! rooms the backend joins users to; and the identity routes ([`identity`]): tickets and
+//! revocations.
+//!
+//! On a node of a cluster, presence, rooms and stats answer for every node (counts from the
+//! Redis presence registry, details of this node's own connections), and disconnect and
+//! membership act on every node (through the control channel).
 //!
 //! Every route needs `Authorization: Bearer <api key>`, checked before a byte of the body is
 //! read (401 at once otherwise). Bodies are JSON; a body that does not parse or names an
@@ -10,14 +15,16 @@
 //! `docs/API.md` lists every route with a curl example.
 
 pub mod identity;
+pub(crate) mod membership;
 
 use identity::DisconnectRequest;
+use membership::{add_to_room, remove_from_room};
 mod views;
 
 pub use views::{
-    AgentEventRequest, AgentEventSchema, ConnectionView, CountersView, DeliveryView,
-    DisconnectView, ErrorBody, PositionSchema, PresenceView, PublishRequest, PublishResponse,
-    RoomView, StatsView, TargetSpec, Targets,
+    AgentEventRequest, AgentEventSchema, ClusterView, ConnectionView, CountersView, DeliveryView,
+    DisconnectView, ErrorBody, MembershipView, NodeView, PositionSchema, PresenceView,
+    PublishRequest, PublishResponse, RoomView, StatsView, TargetSpec, Targets,
 };
 
 use crate::auth::same_secret;
@@ -75,6 +82,12 @@ pub fn table() -> Vec<ApiRoute> {
         ApiRoute::new(Method::GET, "/stats", stats),
         ApiRoute::new(Method::GET, "/users/{user}", user_presence),
         ApiRoute::new(Method::POST, "/users/{user}/disconnect", disconnect),
+        ApiRoute::new(Method::POST, "/users/{user}/rooms/{room}", add_to_room),
+        ApiRoute::new(
+            Method::DELETE,
+            "/users/{user}/rooms/{room}",
+            remove_from_room,
+        ),
         ApiRoute::new(Method::GET, "/rooms/{room}", room_members),
         ApiRoute::new(Method::POST, "/tickets", identity::issue_ticket),
         ApiRoute::new(Method::POST, "/tokens/revoke", identity::revoke_token),
@@ -267,6 +280,29 @@ pub fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
     }
 }
 
+/// The most bytes of a user or room named in a membership request.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// `s` as the `what` of a membership request: 1 to [`MAX_NAME_BYTES`] bytes, no control
+/// character (a name reaches logs).
+fn name<'a>(what: &str, s: &'a str) -> Result<&'a str, ApiError> {
+    if s.is_empty() || s.len() > MAX_NAME_BYTES || s.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "a {what} of 1 to {MAX_NAME_BYTES} bytes without control characters"
+        )));
+    }
+    Ok(s)
+}
+
+/// Redis could not answer a cluster-wide question or carry a cluster-wide command.
+fn cluster_unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cluster_unavailable",
+        format!("the other nodes could not be reached through Redis: {e}"),
+    )
+}
+
 fn parse_conn(s: &str) -> Result<ConnId, ApiError> {
     s.parse()
         .map_err(|_| ApiError::bad_request(format!("{s:?} is not a connection id like \"3.0\"")))
@@ -397,18 +433,26 @@ pub(crate) async fn agent_event(
     Ok(Json(delivery.into()))
 }
 
-/// Gauges and counters summed over the node's shards.
+/// Gauges and counters summed over the node's shards; in a cluster, what every node held at
+/// its last heartbeat.
 #[utoipa::path(
     get,
     path = "/api/stats",
     tag = "operations",
     responses(
-        (status = 200, description = "The node's statistics", body = StatsView),
+        (status = 200, description = "The node's statistics, and in a cluster every live node's load (left out if Redis could not be asked)", body = StatsView),
         (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
     )
 )]
 pub(crate) async fn stats(State(state): State<Arc<AppState>>) -> Result<Json<StatsView>, ApiError> {
-    Ok(Json(StatsView::from(&state.handle.stats().await?.total)))
+    let mut view = StatsView::from(&state.handle.stats().await?.total);
+    if let Some(bridge) = &state.bridge {
+        match bridge.node_loads().await {
+            Ok(loads) => view.cluster = Some(ClusterView::new(bridge.node(), loads)),
+            Err(e) => tracing::warn!(error = %e, "stats without the cluster: redis unreachable"),
+        }
+    }
+    Ok(Json(view))
 }
 
 /// Snapshots of `conns`, leaving out any that closed meanwhile.
@@ -431,37 +475,46 @@ pub async fn presence(handle: &Handle, user: String) -> Result<PresenceView, Err
     Ok(PresenceView {
         user,
         connected: !conns.is_empty(),
+        total: conns.len() as u64,
         connections: conns.iter().map(ConnectionView::from).collect(),
+        nodes: None,
     })
 }
 
-/// A user's presence: whether connected, and each open connection.
+/// A user's presence: whether connected (on any node), each open connection of this node, and
+/// in a cluster the count on every node.
 #[utoipa::path(
     get,
     path = "/api/users/{user}",
     tag = "presence",
     params(("user" = String, Path, description = "The user id")),
     responses(
-        (status = 200, description = "The user's connections on this node", body = PresenceView),
-        (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
+        (status = 200, description = "The user's connections on this node, and in a cluster their count on every node", body = PresenceView),
+        (status = 503, description = "In a cluster, Redis could not be asked (`cluster_unavailable`); or the switchboard has stopped (the end of a shutdown)", body = ErrorBody),
     )
 )]
 pub(crate) async fn user_presence(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
 ) -> Result<Json<PresenceView>, ApiError> {
-    Ok(Json(presence(&state.handle, user).await?))
+    let view = presence(&state.handle, user).await?;
+    let Some(bridge) = &state.bridge else {
+        return Ok(Json(view));
+    };
+    let nodes = bridge.user_connections_by_node(view.user.as_str()).await;
+    let nodes = nodes.map_err(cluster_unavailable)?;
+    Ok(Json(view.in_cluster(bridge.node(), nodes)))
 }
 
-/// A room's members on every shard of this node.
+/// A room's members on every shard of this node, and in a cluster the count on every node.
 #[utoipa::path(
     get,
     path = "/api/rooms/{room}",
     tag = "presence",
     params(("room" = String, Path, description = "The room")),
     responses(
-        (status = 200, description = "The room's members on this node", body = RoomView),
-        (status = 503, description = "The switchboard has stopped (the end of a shutdown)", body = ErrorBody),
+        (status = 200, description = "The room's members on this node, and in a cluster their count on every node", body = RoomView),
+        (status = 503, description = "In a cluster, Redis could not be asked (`cluster_unavailable`); or the switchboard has stopped (the end of a shutdown)", body = ErrorBody),
     )
 )]
 pub(crate) async fn room_members(
@@ -470,10 +523,18 @@ pub(crate) async fn room_members(
 ) -> Result<Json<RoomView>, ApiError> {
     let members = state.handle.room_members(room.as_str()).await?;
     let members = infos(&state.handle, members).await?;
-    Ok(Json(RoomView {
+    let view = RoomView {
         room,
+        total: members.len() as u64,
         members: members.iter().map(ConnectionView::from).collect(),
-    }))
+        nodes: None,
+    };
+    let Some(bridge) = &state.bridge else {
+        return Ok(Json(view));
+    };
+    let nodes = bridge.room_members_by_node(view.room.as_str()).await;
+    let nodes = nodes.map_err(cluster_unavailable)?;
+    Ok(Json(view.in_cluster(bridge.node(), nodes)))
 }
 
 /// Close every connection of `user` with 4002, on this node and (on a node of a cluster) on

@@ -416,12 +416,13 @@ fn render_cluster(f: &mut Families, cluster: &BridgeStats) -> fmt::Result {
         resubscribed,
         refused,
         disconnects,
+        memberships,
         sequenced,
         unsequenced,
         entries,
         subscriptions,
     } = *cluster;
-    let counters: [(&str, &str, u64); 12] = [
+    let counters: [(&str, &str, u64); 13] = [
         (
             "cluster_sequenced",
             "Stream entries of this node numbered by the shared sequencer in Redis.",
@@ -481,6 +482,11 @@ fn render_cluster(f: &mut Families, cluster: &BridgeStats) -> fmt::Result {
             "cluster_disconnects",
             "Disconnect commands received from other nodes.",
             disconnects,
+        ),
+        (
+            "cluster_memberships",
+            "Membership commands (a user's connections join or leave a room) received from other nodes.",
+            memberships,
         ),
     ];
     for (name, help, value) in counters {
@@ -680,6 +686,7 @@ mod tests {
             resubscribed: 7,
             refused: 8,
             disconnects: 9,
+            memberships: 14,
             sequenced: 11,
             unsequenced: 12,
             entries: 13,
@@ -703,6 +710,7 @@ mod tests {
             ("cluster_resubscribed_total", "counter", 7),
             ("cluster_refused_total", "counter", 8),
             ("cluster_disconnects_total", "counter", 9),
+            ("cluster_memberships_total", "counter", 14),
             ("cluster_subscriptions", "gauge", 10),
         ];
         for (name, kind, value) in expected {

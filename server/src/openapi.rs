@@ -31,6 +31,8 @@ use utoipa::{Modify, OpenApi};
         api::user_presence,
         api::disconnect,
         api::room_members,
+        api::membership::add_to_room,
+        api::membership::remove_from_room,
         api::identity::issue_ticket,
         api::identity::revoke_token,
         document,

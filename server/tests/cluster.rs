@@ -8,67 +8,12 @@ mod support;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use support::cluster::*;
 use support::keys::now;
 use support::*;
 use switchboard_server::auth::{Claims, TokenKeys};
 use switchboard_testing::{eventually, Redis};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-/// The server settings that join a node to a [`Redis`].
-trait RedisSettings {
-    /// The settings of a node joined to it.
-    fn settings(&self) -> String;
-    /// The settings of a node whose users may hold `limit` connections across the cluster.
-    fn settings_with_user_limit(&self, limit: usize) -> String;
-}
-
-impl RedisSettings for Redis {
-    fn settings(&self) -> String {
-        format!("[redis]\nurl = \"{}\"\n", self.url())
-    }
-
-    fn settings_with_user_limit(&self, limit: usize) -> String {
-        let limits = "[limits]\nuser_limit_policy = \"reject_new\"\nmax_connections_per_user";
-        format!("{}{limits} = {limit}\n", self.settings())
-    }
-}
-
-/// Two nodes (in this process) joined by `redis`.
-async fn two_nodes(redis: &Redis) -> [TestServer; 2] {
-    let settings = redis.settings();
-    [
-        TestServer::with(&settings).await,
-        TestServer::with(&settings).await,
-    ]
-}
-
-async fn shut_down(nodes: [TestServer; 2]) {
-    for mut node in nodes {
-        node.shutdown().await;
-    }
-}
-
-/// Wait until the bridge of `server` (in this process) has subscribed
-/// `channel`: a publish on another node before that does not reach it.
-async fn subscribed(server: &TestServer, channel: &str) {
-    let bridge = bridge(server);
-    eventually(&format!("{channel} subscribed"), || {
-        let subscribed = bridge.subscriptions().iter().any(|c| c == channel);
-        async move { subscribed }
-    })
-    .await;
-}
-
-/// The bridge of `server` (in this process).
-fn bridge(server: &TestServer) -> switchboard_redis::Bridge<switchboard_tokio::Tokio> {
-    server
-        .running
-        .as_ref()
-        .expect("a server in this process")
-        .bridge
-        .clone()
-        .expect("a bridge")
-}
 
 /// Wait until the cluster counts `count` connections of `user`.
 async fn user_connections_reach(server: &TestServer, user: &str, count: u64) {

@@ -246,6 +246,12 @@ fn every_json_example_of_the_api_documentation_validates_against_the_document() 
         ("GET", "/api/users/alice", Part::Response(200)),
         ("GET", "/api/rooms/lobby", Part::Response(200)),
         ("POST", "/api/users/alice/disconnect", Part::Response(200)),
+        ("POST", "/api/users/alice/rooms/lobby", Part::Response(200)),
+        (
+            "DELETE",
+            "/api/users/alice/rooms/lobby",
+            Part::Response(200),
+        ),
         ("GET", "/api/stats", Part::Response(200)),
         ("POST", "/api/publish", Part::Response(400)),
         ("POST", "/api/publish", Part::Response(401)),

@@ -32,12 +32,45 @@ pub(super) fn join(
     room: &RoomId,
     since: Option<Position>,
 ) -> Result<(), RoomError> {
+    join_as(f, limits, now, reply, room, since, Decider::Grant)
+}
+
+/// Who decides whether a connection may be in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Decider {
+    /// The connection's token: its join grant must allow the room.
+    Grant,
+    /// The backend: the grant is not consulted, and the membership outlives a refreshed
+    /// token that does not allow the room. The limits hold all the same.
+    Backend,
+}
+
+/// [`join`], with the grant consulted or not as `decider` says. Already a member, a
+/// connection the backend joins keeps its place and becomes the backend's.
+pub(super) fn join_as(
+    f: &mut Fanout<'_>,
+    limits: &Limits,
+    now: Instant,
+    reply: Reply<'_>,
+    room: &RoomId,
+    since: Option<Position>,
+    decider: Decider,
+) -> Result<(), RoomError> {
     let id = reply.conn;
     let conn = f.conns.get(id)?;
     if conn.membership(room).is_some() {
+        if decider == Decider::Backend {
+            let m = f
+                .conns
+                .conn_mut(id)
+                .rooms
+                .iter_mut()
+                .find(|m| &m.room == room);
+            m.expect("a member").by_backend = true;
+        }
         return Ok(());
     }
-    if !conn.may_join(room) {
+    if decider == Decider::Grant && !conn.may_join(room) {
         return Err(RoomError::Forbidden);
     }
     if conn.rooms.len() >= limits.max_rooms_per_connection {
@@ -55,6 +88,7 @@ pub(super) fn join(
     f.conns.conn_mut(id).rooms.push(Membership {
         room: room_id,
         slot,
+        by_backend: decider == Decider::Backend,
     });
     f.room_stream(now, room);
     // With shared streams, a member's position is the sequencer's: it is answered once the

@@ -9,6 +9,7 @@
 //! | `lifecycle.rs` | admitting, welcoming and closing a connection |
 //! | `client.rs` | text and control frames from clients, rejections and strikes |
 //! | `membership.rs` | joining and leaving rooms, binding threads |
+//! | `backend.rs` | rooms every connection of a user joins or leaves on the backend's decision |
 //! | `delivery.rs` | publishing: rendered once, numbered, fanned out ([`Fanout`]) |
 //! | `replay.rs` | replays, catch-ups and `resume` answers |
 //! | `follow.rs` | what the cluster feeds: envelopes, sealed entries, history, heads |
@@ -19,6 +20,7 @@
 //! | `queries.rs` | questions about the state, and stats |
 
 mod agent;
+mod backend;
 mod client;
 mod delivery;
 mod follow;
@@ -49,6 +51,7 @@ use crate::stream::Streams;
 use crate::target::{Audience, Target};
 use crate::timer::{earliest, Sweep};
 use crate::waiters::Waiters;
+pub use backend::UserMembership;
 use delivery::Fanout;
 use reply::Reply;
 use std::time::Instant;

@@ -85,7 +85,7 @@ pub(super) fn refreshed(
     credential.join = grant.join;
     credential.publish = grant.publish;
     let gone: SmallVec<[RoomId; 2]> = (conn.rooms.iter())
-        .filter(|m| !conn.may_join(&m.room))
+        .filter(|m| !m.by_backend && !conn.may_join(&m.room))
         .map(|m| m.room.clone())
         .collect();
     for room in gone {

@@ -200,6 +200,10 @@ pub struct ConnectionView {
     pub messages_out: u64,
     /// Frames waiting in its queue.
     pub queued_messages: usize,
+    /// The node that holds it (in a cluster: the node that answered; the connections of
+    /// other nodes are counted in `nodes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl From<&ConnectionInfo> for ConnectionView {
@@ -214,28 +218,114 @@ impl From<&ConnectionInfo> for ConnectionView {
             messages_in: info.traffic.messages_in,
             messages_out: info.traffic.messages_out,
             queued_messages: info.queued_messages,
+            node: None,
         }
     }
 }
 
-/// `GET /api/users/{user}`: a user's presence on this node.
+/// `GET /api/users/{user}`: a user's presence, on every node of a cluster.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PresenceView {
     /// The user.
     pub user: String,
-    /// Whether the user has an open connection.
+    /// Whether the user has an open connection (on any node of a cluster).
     pub connected: bool,
-    /// The user's open connections, oldest first.
+    /// The user's open connections on the node that answered, oldest first.
     pub connections: Vec<ConnectionView>,
+    /// The user's open connections on every node.
+    pub total: u64,
+    /// In a cluster: the user's open connections per node that has some (the answering
+    /// node's counted exactly, the others' as they open and close).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<BTreeMap<String, u64>>,
 }
 
-/// `GET /api/rooms/{room}`: a room's members on this node.
+/// `GET /api/rooms/{room}`: a room's members, on every node of a cluster.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoomView {
     /// The room.
     pub room: String,
-    /// Its members on every shard of this node.
+    /// Its members on every shard of the node that answered.
     pub members: Vec<ConnectionView>,
+    /// Its members on every node.
+    pub total: u64,
+    /// In a cluster: its members per node that has some (the answering node's counted
+    /// exactly, the others' as of their last heartbeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<BTreeMap<String, u64>>,
+}
+
+impl PresenceView {
+    /// The answer of a node of a cluster: `nodes` as Redis counts them, but this `node`'s
+    /// own connections as it holds them.
+    pub fn in_cluster(self, node: &str, nodes: BTreeMap<String, u64>) -> Self {
+        let (connections, total, nodes) = on_every_node(self.connections, node, nodes);
+        PresenceView {
+            connected: total > 0,
+            connections,
+            total,
+            nodes: Some(nodes),
+            ..self
+        }
+    }
+}
+
+impl RoomView {
+    /// The answer of a node of a cluster: `nodes` as Redis counts them, but this `node`'s
+    /// own members as it holds them.
+    pub fn in_cluster(self, node: &str, nodes: BTreeMap<String, u64>) -> Self {
+        let (members, total, nodes) = on_every_node(self.members, node, nodes);
+        RoomView {
+            members,
+            total,
+            nodes: Some(nodes),
+            ..self
+        }
+    }
+}
+
+/// `local` (the connections of `node`) tagged with their node, and the counts per node with
+/// `node`'s own replaced by `local`'s: the connections, their total, the counts.
+fn on_every_node(
+    local: Vec<ConnectionView>,
+    node: &str,
+    mut nodes: BTreeMap<String, u64>,
+) -> (Vec<ConnectionView>, u64, BTreeMap<String, u64>) {
+    nodes.remove(node);
+    if !local.is_empty() {
+        nodes.insert(node.to_owned(), local.len() as u64);
+    }
+    let local = local
+        .into_iter()
+        .map(|c| ConnectionView {
+            node: Some(node.to_owned()),
+            ..c
+        })
+        .collect();
+    (local, nodes.values().sum(), nodes)
+}
+
+/// `POST` and `DELETE /api/users/{user}/rooms/{room}`: what joining (or leaving) the room did
+/// to the user's connections on the node that answered; in a cluster, every other node was
+/// told to do the same to its own.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipView {
+    /// The user.
+    pub user: String,
+    /// The room.
+    pub room: String,
+    /// Connections on this node that joined (or left) the room now; each was told with
+    /// `joined` (or `left`) without a `ref`.
+    pub changed: usize,
+    /// Connections on this node already in the room (or, for a leave, not in it).
+    pub unchanged: usize,
+    /// Connections on this node a room limit kept out (`max_rooms_per_connection`,
+    /// `max_members_per_room`); always 0 for a leave.
+    pub refused: usize,
+    /// In a cluster: the command went to every other node (which act on their own
+    /// connections the same way); absent on a single node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<bool>,
 }
 
 /// `POST /api/users/{user}/disconnect`.
@@ -279,6 +369,55 @@ pub struct StatsView {
     pub health: Vec<usize>,
     /// Counters since the server started.
     pub counters: CountersView,
+    /// In a cluster: what every live node held at its last heartbeat (absent on a single
+    /// node, or when Redis could not be asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterView>,
+}
+
+/// The cluster part of [`StatsView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterView {
+    /// The node that answered.
+    pub node: String,
+    /// Open connections on every live node.
+    pub connections: u64,
+    /// What each live node held at its last heartbeat, by node id.
+    pub nodes: BTreeMap<String, NodeView>,
+}
+
+/// What one node held at its last heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeView {
+    /// Open connections.
+    pub connections: u64,
+    /// Users with an open connection there (a user with connections on two nodes counts on
+    /// both).
+    pub users: u64,
+    /// Rooms with a member there.
+    pub rooms: u64,
+}
+
+impl ClusterView {
+    /// The loads Redis holds, as answered by `node`.
+    pub fn new(node: &str, loads: BTreeMap<String, switchboard_redis::NodeLoad>) -> Self {
+        let nodes: BTreeMap<String, NodeView> = loads
+            .into_iter()
+            .map(|(node, load)| {
+                let view = NodeView {
+                    connections: load.connections,
+                    users: load.users,
+                    rooms: load.rooms,
+                };
+                (node, view)
+            })
+            .collect();
+        ClusterView {
+            node: node.to_owned(),
+            connections: nodes.values().map(|n| n.connections).sum(),
+            nodes,
+        }
+    }
 }
 
 /// The counters of [`StatsView`].
@@ -336,6 +475,7 @@ impl From<&Stats> for StatsView {
                 closes: by_reason(&c.closes),
                 drops: by_reason(&c.drops),
             },
+            cluster: None,
         }
     }
 }

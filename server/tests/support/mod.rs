@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod cluster;
 pub mod keys;
 
 use serde_json::{json, Value};

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::{
     AgentUpdate, ConnId, ConnectionInfo, Delivery, Message, PublishError, Reason, RefreshGrant,
-    RefreshRefusal, RoomId, RunId, RunReport, Stats, Target, ThreadId, UserId,
+    RefreshRefusal, RoomId, RunId, RunReport, Stats, Target, ThreadId, UserId, UserMembership,
 };
 
 /// The application's handle on a running switchboard. Cheap to clone; every method talks to
@@ -296,6 +296,41 @@ impl<R: Runtime> Handle<R> {
         self.shards
             .call(self.shard_of(&user), move |s, _| {
                 s.hub.disconnect_user(&user)
+            })
+            .await
+    }
+
+    /// Join every open connection of `user` to `room` on the backend's decision, whatever
+    /// their tokens allow, within the room limits ([`Hub::add_user_to_room`]); each that joins
+    /// gets `joined` without a `ref`.
+    ///
+    /// [`Hub::add_user_to_room`]: switchboard::Hub::add_user_to_room
+    pub async fn add_user_to_room(
+        &self,
+        user: impl Into<UserId>,
+        room: impl Into<RoomId>,
+    ) -> Result<UserMembership, Error> {
+        let (user, room) = (user.into(), room.into());
+        self.shards
+            .call(self.shard_of(&user), move |s, now| {
+                s.hub.add_user_to_room(now, &user, &room)
+            })
+            .await
+    }
+
+    /// Take every open connection of `user` out of `room` ([`Hub::remove_user_from_room`]);
+    /// each that was in it gets `left` without a `ref`.
+    ///
+    /// [`Hub::remove_user_from_room`]: switchboard::Hub::remove_user_from_room
+    pub async fn remove_user_from_room(
+        &self,
+        user: impl Into<UserId>,
+        room: impl Into<RoomId>,
+    ) -> Result<UserMembership, Error> {
+        let (user, room) = (user.into(), room.into());
+        self.shards
+            .call(self.shard_of(&user), move |s, _| {
+                s.hub.remove_user_from_room(&user, &room)
             })
             .await
     }

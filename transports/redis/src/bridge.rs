@@ -15,7 +15,7 @@ use redis::{Client, RedisResult};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use switchboard::{Position, RoomId, StreamId, UserId};
+use switchboard::{Position, RoomId, StreamId, UserId, UserMembership};
 use switchboard_transport::{ClusterEvents, Error, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot, RwLock};
 use tokio::task::JoinHandle;
@@ -222,12 +222,56 @@ impl<R: Runtime> Bridge<R> {
     ) -> (Result<usize, Error>, RedisResult<()>) {
         let user = user.into();
         let closed = self.inner.handle.disconnect_user(user.clone()).await;
-        (closed, self.tell_others(&user).await)
+        let command = wire::disconnect(&self.inner.shared.node, &user);
+        (closed, self.tell_others(command).await)
     }
 
-    async fn tell_others(&self, user: &UserId) -> RedisResult<()> {
+    /// Join every open connection of `user` to `room` on this node and on every other node,
+    /// on the backend's decision (whatever their tokens allow, within the room limits; see
+    /// [`Handle::add_user_to_room`]). Returns what it did on this node, and whether the other
+    /// nodes could be told (each is attempted whatever the other's outcome).
+    pub async fn add_user_to_room(
+        &self,
+        user: impl Into<UserId>,
+        room: impl Into<RoomId>,
+    ) -> (Result<UserMembership, Error>, RedisResult<()>) {
+        self.change_membership(user.into(), room.into(), true).await
+    }
+
+    /// Take every open connection of `user` out of `room` on this node and on every other
+    /// node. Returns what it did on this node, and whether the other nodes could be told.
+    pub async fn remove_user_from_room(
+        &self,
+        user: impl Into<UserId>,
+        room: impl Into<RoomId>,
+    ) -> (Result<UserMembership, Error>, RedisResult<()>) {
+        self.change_membership(user.into(), room.into(), false)
+            .await
+    }
+
+    async fn change_membership(
+        &self,
+        user: UserId,
+        room: RoomId,
+        join: bool,
+    ) -> (Result<UserMembership, Error>, RedisResult<()>) {
+        let handle = &self.inner.handle;
+        let here = match join {
+            true => handle.add_user_to_room(user.clone(), room.clone()).await,
+            false => {
+                handle
+                    .remove_user_from_room(user.clone(), room.clone())
+                    .await
+            }
+        };
+        let change = wire::RoomChange { user, room };
+        let command = wire::membership(&self.inner.shared.node, &change, join);
+        (here, self.tell_others(command).await)
+    }
+
+    /// Publish a command on the control channel, for every other node.
+    async fn tell_others(&self, command: Vec<u8>) -> RedisResult<()> {
         let shared = &self.inner.shared;
-        let command = wire::disconnect(&shared.node, user);
         let mut conn = shared.link.conn().await?;
         let sent = redis::cmd("PUBLISH")
             .arg(shared.keys.control_channel())

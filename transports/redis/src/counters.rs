@@ -14,6 +14,7 @@ pub(crate) struct Counters {
     pub resubscribed: AtomicU64,
     pub refused: AtomicU64,
     pub disconnects: AtomicU64,
+    pub memberships: AtomicU64,
     pub sequenced: AtomicU64,
     pub unsequenced: AtomicU64,
     pub entries: AtomicU64,
@@ -43,6 +44,9 @@ pub struct BridgeStats {
     pub refused: u64,
     /// Disconnect commands received from other nodes.
     pub disconnects: u64,
+    /// Membership commands (a user's connections join or leave a room) received from other
+    /// nodes.
+    pub memberships: u64,
     /// Stream entries of this node's hubs numbered by the shared sequencer.
     pub sequenced: u64,
     /// Stream entries that could not be numbered (Redis unreachable): delivered on this node
@@ -73,6 +77,7 @@ impl Counters {
             resubscribed: get(&self.resubscribed),
             refused: get(&self.refused),
             disconnects: get(&self.disconnects),
+            memberships: get(&self.memberships),
             sequenced: get(&self.sequenced),
             unsequenced: get(&self.unsequenced),
             entries: get(&self.entries),

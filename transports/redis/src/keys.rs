@@ -99,6 +99,12 @@ impl Keys {
         format!("{}:presence:room:{room}", self.prefix)
     }
 
+    /// The hash of what each node holds, `<prefix>:load`: node → `<connections> <users>
+    /// <rooms>`, written at each heartbeat.
+    pub fn load(&self) -> String {
+        format!("{}:load", self.prefix)
+    }
+
     /// A user's revocation cut-off, `<prefix>:revoked:user:<user>`: the user's credentials
     /// issued at or before it (seconds since the Unix epoch) are refused.
     pub fn revoked_user(&self, user: &UserId) -> String {

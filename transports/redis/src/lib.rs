@@ -24,7 +24,13 @@
 //!   stream reads where it stands and what a reader missed (at most what the node keeps) in a
 //!   task of its own, and holds only that stream's live entries until the read was fed, so a
 //!   large read delays no other stream;
-//! - **disconnects a user everywhere** through the control channel;
+//! - **disconnects a user everywhere** through the control channel, and joins every
+//!   connection of a user to a room (or takes them out) everywhere the same way
+//!   ([`Bridge::add_user_to_room`], [`Bridge::remove_user_from_room`]);
+//! - answers **cluster-wide questions** from the presence hashes and each node's load
+//!   (`<prefix>:load`, written at each heartbeat), one round trip each
+//!   ([`Bridge::user_connections_by_node`], [`Bridge::room_members_by_node`],
+//!   [`Bridge::node_loads`]);
 //! - keeps the server's **revocations and one-time tickets** for every node
 //!   ([`Bridge::revoke_user`], [`Bridge::revoke_token`], [`Bridge::revocations`],
 //!   [`Bridge::put_ticket`], [`Bridge::take_ticket`]), each key expiring with what it holds;
@@ -70,6 +76,7 @@ mod history;
 mod identity;
 mod keys;
 mod link;
+mod load;
 mod options;
 mod scripts;
 mod shared;
@@ -82,4 +89,5 @@ pub use bridge::Bridge;
 pub use counters::BridgeStats;
 pub use identity::Revoked;
 pub use keys::Keys;
+pub use load::NodeLoad;
 pub use options::BridgeOptions;

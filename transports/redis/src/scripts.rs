@@ -70,6 +70,22 @@ return live_total(KEYS[1], ARGV[1])
 "#
 );
 
+/// The fields of a hash keyed by node that belong to live nodes, as `node, value, ...`,
+/// pruning dead ones. KEYS[1] the hash; ARGV[1] the lease key prefix.
+pub(crate) const PER_NODE: &str = r#"
+local live = {}
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if redis.call('EXISTS', ARGV[1] .. fields[i]) == 1 then
+    table.insert(live, fields[i])
+    table.insert(live, fields[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], fields[i])
+  end
+end
+return live
+"#;
+
 /// The live nodes, pruning dead ones from the set. KEYS[1] the set of nodes; ARGV[1] the
 /// lease key prefix.
 pub(crate) const LIVE_NODES: &str = r#"
@@ -231,6 +247,7 @@ pub(crate) struct Scripts {
     pub open: Script,
     pub close: Script,
     pub count: Script,
+    pub per_node: Script,
     pub live_nodes: Script,
     pub sequence: Script,
     pub follow: Script,
@@ -242,6 +259,7 @@ impl Scripts {
             open: Script::new(OPEN),
             close: Script::new(CLOSE),
             count: Script::new(COUNT),
+            per_node: Script::new(PER_NODE),
             live_nodes: Script::new(LIVE_NODES),
             sequence: Script::new(SEQUENCE),
             follow: Script::new(FOLLOW),

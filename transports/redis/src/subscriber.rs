@@ -6,7 +6,7 @@
 use crate::follows::{Follow, Follows};
 use crate::history;
 use crate::shared::Shared;
-use crate::wire::{Incoming, Record};
+use crate::wire::{Incoming, Record, RoomChange};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::{Msg, RedisResult};
@@ -457,17 +457,37 @@ impl<R: Runtime> Feed<R> {
             count(&counters.echoes);
             return;
         }
-        match (incoming.envelope, incoming.disconnect) {
-            (Some(envelope), _) => {
+        match incoming {
+            Incoming {
+                envelope: Some(envelope),
+                ..
+            } => {
                 count(&counters.received);
                 let _ = handle.deliver_remote(envelope);
                 self.keep_up().await;
             }
-            (None, Some(user)) => {
+            Incoming {
+                disconnect: Some(user),
+                ..
+            } => {
                 count(&counters.disconnects);
                 let _ = handle.disconnect_user(user).await;
             }
-            (None, None) => count(&counters.malformed),
+            Incoming {
+                join: Some(RoomChange { user, room }),
+                ..
+            } => {
+                count(&counters.memberships);
+                let _ = handle.add_user_to_room(user, room).await;
+            }
+            Incoming {
+                leave: Some(RoomChange { user, room }),
+                ..
+            } => {
+                count(&counters.memberships);
+                let _ = handle.remove_user_from_room(user, room).await;
+            }
+            _ => count(&counters.malformed),
         }
     }
 

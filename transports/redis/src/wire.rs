@@ -4,14 +4,14 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use switchboard::{EntryMeta, Envelope, Position, Sequenced, UserId};
+use switchboard::{EntryMeta, Envelope, Position, RoomId, Sequenced, UserId};
 
 /// Serialize `envelope` (already stripped for other nodes) with its origin.
 pub(crate) fn envelope(origin: &str, envelope: &Envelope) -> Vec<u8> {
     encode(&Outgoing {
         origin,
         envelope: Some(envelope),
-        disconnect: None,
+        ..Outgoing::from(origin)
     })
 }
 
@@ -19,9 +19,34 @@ pub(crate) fn envelope(origin: &str, envelope: &Envelope) -> Vec<u8> {
 pub(crate) fn disconnect(origin: &str, user: &UserId) -> Vec<u8> {
     encode(&Outgoing {
         origin,
-        envelope: None,
         disconnect: Some(user),
+        ..Outgoing::from(origin)
     })
+}
+
+/// A command on the control channel: every connection of `user` joins `room` (`join`) or
+/// leaves it, on the backend's decision.
+pub(crate) fn membership(origin: &str, change: &RoomChange, join: bool) -> Vec<u8> {
+    let change = Some(change);
+    encode(&match join {
+        true => Outgoing {
+            join: change,
+            ..Outgoing::from(origin)
+        },
+        false => Outgoing {
+            leave: change,
+            ..Outgoing::from(origin)
+        },
+    })
+}
+
+/// A user and a room, as a membership command names them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct RoomChange {
+    /// The user whose connections join or leave.
+    pub user: UserId,
+    /// The room.
+    pub room: RoomId,
 }
 
 /// The header of a stream entry as a template for the sequencer script: a JSON object without
@@ -89,6 +114,23 @@ struct Outgoing<'a> {
     envelope: Option<&'a Envelope>,
     #[serde(skip_serializing_if = "Option::is_none")]
     disconnect: Option<&'a UserId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    join: Option<&'a RoomChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leave: Option<&'a RoomChange>,
+}
+
+impl<'a> From<&'a str> for Outgoing<'a> {
+    /// A message from `origin` that carries nothing yet.
+    fn from(origin: &'a str) -> Self {
+        Outgoing {
+            origin,
+            envelope: None,
+            disconnect: None,
+            join: None,
+            leave: None,
+        }
+    }
 }
 
 /// A message received on any channel.
@@ -102,6 +144,12 @@ pub(crate) struct Incoming {
     /// A user to disconnect locally.
     #[serde(default)]
     pub disconnect: Option<UserId>,
+    /// A user whose local connections join a room.
+    #[serde(default)]
+    pub join: Option<RoomChange>,
+    /// A user whose local connections leave a room.
+    #[serde(default)]
+    pub leave: Option<RoomChange>,
 }
 
 #[cfg(test)]
@@ -124,6 +172,18 @@ mod tests {
             serde_json::from_slice(&disconnect("b", &UserId::from("alice"))).unwrap();
         assert_eq!(command.disconnect, Some(UserId::from("alice")));
         assert_eq!(command.envelope, None);
+        let change = RoomChange {
+            user: UserId::from("alice"),
+            room: RoomId::from("lobby"),
+        };
+        let join: Incoming = serde_json::from_slice(&membership("b", &change, true)).unwrap();
+        assert_eq!(
+            (join.join.as_ref(), join.leave.as_ref()),
+            (Some(&change), None)
+        );
+        let leave: Incoming = serde_json::from_slice(&membership("b", &change, false)).unwrap();
+        assert_eq!((leave.join.as_ref(), leave.leave), (None, Some(change)));
+        assert_eq!(leave.disconnect, None);
     }
 
     /// A header sealed like the sequencer script seals it reads back with its entry.

@@ -4,6 +4,7 @@
 //! lease, one event at a time in the order the hubs emitted them.
 
 use crate::follows::Follow;
+use crate::load::NodeLoad;
 use crate::options::unix_millis;
 use crate::shared::{hash_ttl, history_age_millis, Shared};
 use crate::subscriber::SubCommand;
@@ -402,6 +403,7 @@ impl<R: Runtime> Worker<R> {
                 StreamId::User(_) => None,
             })
             .collect();
+        let room_count = rooms.len();
         for room in rooms {
             // Once the node's switchboard has stopped it counts nothing: its presence expires
             // with its lease.
@@ -413,6 +415,17 @@ impl<R: Runtime> Worker<R> {
             pipe.cmd("HSET").arg(&key).arg(node).arg(members).ignore();
             pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
         }
+        let load = NodeLoad {
+            connections: self.counted.len() as u64,
+            users: self.users.len() as u64,
+            rooms: room_count as u64,
+        };
+        pipe.cmd("HSET")
+            .arg(keys.load())
+            .arg(node)
+            .arg(load.to_string())
+            .ignore();
+        pipe.cmd("PEXPIRE").arg(keys.load()).arg(ttl).ignore();
         self.query::<()>(&pipe).await?;
         self.stale.clear();
         Ok(())
@@ -425,6 +438,7 @@ impl<R: Runtime> Worker<R> {
         let mut pipe = redis::pipe();
         pipe.cmd("DEL").arg(keys.lease(node)).ignore();
         pipe.cmd("SREM").arg(keys.nodes()).arg(node).ignore();
+        pipe.cmd("HDEL").arg(keys.load()).arg(node).ignore();
         let admitted = self
             .shared
             .reservations
