@@ -404,6 +404,42 @@ mod tests {
         assert_eq!(out, vec![frame("x"), frame("t2")]);
     }
 
+    /// A delta frame as the hub encodes one (what the append lane joins).
+    fn delta(seq: u64, offset: u64, text: &str) -> Bytes {
+        frame(&format!(
+            r#"{{"type":"agent_message_delta","run":"r","seq":{seq},"event":"agent_message_delta","message":"m","offset":{offset},"final":false,"text":"{text}"}}"#
+        ))
+    }
+
+    #[test]
+    fn message_deltas_queued_are_joined_at_the_back_and_never_shed() {
+        let l = BackpressureConfig {
+            queue_bytes: 400,
+            ..limits()
+        };
+        let key = CoalesceKey::Message(RunId::from("r"), Arc::from("m"));
+        let mut o = Outbox::default();
+        let mut g = Backlog::default();
+        o.offer(frame("0123456789"), None, &l, &mut g);
+        assert_eq!(
+            o.offer(delta(1, 0, "ab"), Some(&key), &l, &mut g),
+            Offer::Queued
+        );
+        assert_eq!(o.offer(frame("x"), None, &l, &mut g), Offer::Queued);
+        let third = o.offer(delta(3, 2, "cd"), Some(&key), &l, &mut g);
+        assert_eq!(third, Offer::Appended);
+        assert_eq!(o.queued_messages(), 2);
+        assert_eq!(g, o.backlog(), "the gauges follow the joined frame");
+        let big = "y".repeat(300);
+        let fourth = o.offer(delta(4, 4, &big), Some(&key), &l, &mut g);
+        assert_eq!(
+            fourth,
+            Offer::Overflow,
+            "never shed: the reader must resume"
+        );
+        assert_eq!(o.drain(&mut g), vec![frame("x"), delta(3, 0, "abcd")]);
+    }
+
     #[test]
     fn reliable_overflow_is_reported_and_ephemeral_overflow_is_shed() {
         let l = limits();
