@@ -13,6 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::{Duration, Instant};
 use switchboard::{AgentEvent, AgentUpdate, Hub, Message, Open, Target};
 
+#[allow(dead_code)] // `room_of` serves the fan-out benchmarks, not this one
 mod fixture;
 use fixture::{config, drain};
 
@@ -38,7 +39,7 @@ fn hub(now: Instant) -> Hub {
 
 /// Send run `run`'s whole answer as deltas, draining after each event.
 fn answer_as_deltas(hub: &mut Hub, now: Instant, run: u64) {
-    let mut send = |hub: &mut Hub, event: AgentEvent| {
+    let send = |hub: &mut Hub, event: AgentEvent| {
         let update = AgentUpdate {
             run: run.to_string().into(),
             agent: "writer".into(),
