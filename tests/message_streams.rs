@@ -308,7 +308,6 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn proptest_config() -> ProptestConfig {
     ProptestConfig {
-        cases: 64,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/proptest-regressions/message_streams.txt"
