@@ -553,6 +553,44 @@ mod tests {
     }
 
     #[test]
+    fn message_deltas_that_follow_each_other_share_one_report_record() {
+        let now = Instant::now();
+        let mut run = new_run(now);
+        let delta = |offset, text: &str| AgentEvent::AgentMessageDelta {
+            message: "m".into(),
+            offset,
+            last: false,
+            text: text.into(),
+        };
+        run.record(now, EventKind::AgentStarted, Some(&started()), 1, 1);
+        for (seq, reached, offset, text) in [(2, 2, 0, "ab"), (3, 0, 2, "c"), (4, 1, 3, "d")] {
+            let e = delta(offset, text);
+            run.check(&e).unwrap();
+            run.record(now, e.kind(), Some(&e), seq, reached);
+        }
+        let thinking = AgentEvent::AgentThinking {
+            thought: "t".into(),
+        };
+        run.record(now, thinking.kind(), Some(&thinking), 5, 1);
+        let e = delta(4, "e");
+        run.check(&e).unwrap();
+        run.record(now, e.kind(), Some(&e), 6, 1);
+        let records: Vec<(EventKind, u64, usize)> = (run.report.events.iter())
+            .map(|r| (r.kind, r.seq, r.reached))
+            .collect();
+        assert_eq!(
+            records,
+            vec![
+                (EventKind::AgentStarted, 1, 1),
+                (EventKind::AgentMessageDelta, 4, 0),
+                (EventKind::AgentThinking, 5, 1),
+                (EventKind::AgentMessageDelta, 6, 1),
+            ]
+        );
+        assert!(!run.report.fully_delivered(), "one delta reached no one");
+    }
+
+    #[test]
     fn events_parse_from_their_wire_names() {
         let e: AgentEvent =
             serde_json::from_str(r#"{"event":"tool_executing","tool":"search","input":{"q":1}}"#)
