@@ -485,7 +485,7 @@ fn settle(id: ConnId, conn: &mut Connection, offer: Offer, out: &mut Outputs) ->
             send(id, conn, frame, out);
             true
         }
-        Offer::Queued => true,
+        Offer::Queued | Offer::Appended => true,
         Offer::Coalesced => {
             out.counters.drops.add(Reason::Coalesced);
             true

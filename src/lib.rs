@@ -66,7 +66,10 @@ pub use io::{
 pub use message::{Lane, Message};
 pub use protocol::{ErrorCode, StreamPosition, MAX_REF_BYTES, MAX_TOKEN_BYTES};
 pub use reason::{Reason, ReasonCounts};
-pub use run::{AgentEvent, EventKind, EventRecord, RunError, RunLimit, RunReport, RunState};
+pub use run::{
+    AgentEvent, EventKind, EventRecord, RunError, RunLimit, RunReport, RunState,
+    MAX_MESSAGES_PER_RUN,
+};
 pub use scope::UserScope;
 pub use sequenced::{EntryMeta, Sequenced, Unsequenced};
 pub use stats::{Counters, RttHistogram, Stats, RTT_BUCKETS_MS};

@@ -4,7 +4,9 @@
 //! The hub hands a frame to the transport only while the bytes it handed out and the transport
 //! has not yet reported flushed stay within `inflight_bytes`. Past that, frames wait here.
 //! A frame with a coalescing key (agent thinking, ephemeral messages) replaces the queued frame
-//! with the same key, so a slow reader gets the latest state, not a backlog. A reliable frame
+//! with the same key, so a slow reader gets the latest state, not a backlog. A message delta
+//! is appended to the queued delta of its message it follows (the append lane: the text is
+//! joined, never dropped), so a slow reader gets one frame per message. A reliable frame
 //! that does not fit the queue is an [`Offer::Overflow`]: the hub closes the connection as a slow
 //! consumer, and the client resumes. Nothing is dropped silently.
 //!
@@ -21,14 +23,23 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// What replaces what in the lossy lane: frames with equal keys supersede each other. The two
-/// kinds never collide, whatever keys an application picks.
+/// What replaces what in the lossy lane (frames with equal keys supersede each other), or
+/// joins what in the append lane. The kinds never collide, whatever keys an application picks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CoalesceKey {
     /// The `agent_thinking` frames of one run.
     Thinking(RunId),
     /// Ephemeral messages with the application's key.
     Ephemeral(Arc<str>),
+    /// The `agent_message_delta` frames of one message of a run: joined, never dropped.
+    Message(RunId, Arc<str>),
+}
+
+impl CoalesceKey {
+    /// True for the lossy lane: a frame that does not fit is shed.
+    fn lossy(&self) -> bool {
+        !matches!(self, CoalesceKey::Message(..))
+    }
 }
 
 #[derive(Debug)]
@@ -47,6 +58,8 @@ pub(crate) enum Offer {
     Queued,
     /// The frame replaced an older queued frame with the same key.
     Coalesced,
+    /// The frame was joined to the queued delta of its message (nothing dropped).
+    Appended,
     /// An ephemeral frame did not fit and was dropped (the lossy lane).
     Shed,
     /// A reliable frame did not fit: the connection is a slow consumer.
@@ -167,7 +180,10 @@ impl Outbox {
             gauges.inflight_bytes += len;
             return Offer::Send(frame);
         }
-        self.tracked(gauges, |o| o.enqueue(frame, coalesce, limits, replay))
+        self.tracked(gauges, |o| match coalesce {
+            Some(key @ CoalesceKey::Message(..)) => o.append(frame, key, limits, replay),
+            _ => o.enqueue(frame, coalesce, limits, replay),
+        })
     }
 
     /// Queue a frame that cannot go out now, or refuse it (see [`Offer`]).
@@ -180,7 +196,7 @@ impl Outbox {
     ) -> Offer {
         let len = frame.len();
         let queue = self.queue.get_or_insert_with(Box::default);
-        let replaced = coalesce.and_then(|key| {
+        let replaced = coalesce.filter(|k| k.lossy()).and_then(|key| {
             queue
                 .frames
                 .iter()
@@ -197,7 +213,7 @@ impl Outbox {
             && (live_messages - freed_messages >= limits.queue_messages
                 || live_bytes - freed_bytes + len > limits.queue_bytes)
         {
-            return if coalesce.is_some() {
+            return if coalesce.is_some_and(CoalesceKey::lossy) {
                 Offer::Shed
             } else {
                 Offer::Overflow
@@ -220,6 +236,44 @@ impl Outbox {
             replay,
         });
         offer
+    }
+
+    /// Queue a message delta: joined to the last live queued delta of its message when it
+    /// follows it (the joined frame takes the newer one's place at the back, so positions stay
+    /// in order), queued as a reliable frame otherwise. Past the limits, an overflow.
+    fn append(
+        &mut self,
+        frame: Bytes,
+        key: &CoalesceKey,
+        limits: &BackpressureConfig,
+        replay: bool,
+    ) -> Offer {
+        let queue = self.queue.get_or_insert_with(Box::default);
+        let joined = (!replay)
+            .then(|| {
+                let i = queue
+                    .frames
+                    .iter()
+                    .rposition(|q| !q.replay && q.coalesce.as_ref() == Some(key))?;
+                Some((i, crate::run::append_delta(&queue.frames[i].frame, &frame)?))
+            })
+            .flatten();
+        let Some((i, joined)) = joined else {
+            return self.enqueue(frame, Some(key), limits, replay);
+        };
+        let live_bytes = queue.queued_bytes - queue.replay_bytes;
+        if live_bytes - queue.frames[i].frame.len() + joined.len() > limits.queue_bytes {
+            return Offer::Overflow;
+        }
+        let old = queue.frames.remove(i).expect("index from rposition");
+        queue.forget(&old);
+        queue.queued_bytes += joined.len();
+        queue.frames.push_back(Queued {
+            frame: joined,
+            coalesce: Some(key.clone()),
+            replay: false,
+        });
+        Offer::Appended
     }
 
     /// The transport wrote `bytes`; release queued frames that now fit the budget.
@@ -355,6 +409,42 @@ mod tests {
         let mut out = Vec::new();
         o.flushed(10, &l, &mut g, |f| out.push(f));
         assert_eq!(out, vec![frame("x"), frame("t2")]);
+    }
+
+    /// A delta frame as the hub encodes one (what the append lane joins).
+    fn delta(seq: u64, offset: u64, text: &str) -> Bytes {
+        frame(&format!(
+            r#"{{"type":"agent_message_delta","run":"r","seq":{seq},"event":"agent_message_delta","message":"m","offset":{offset},"final":false,"text":"{text}"}}"#
+        ))
+    }
+
+    #[test]
+    fn message_deltas_queued_are_joined_at_the_back_and_never_shed() {
+        let l = BackpressureConfig {
+            queue_bytes: 400,
+            ..limits()
+        };
+        let key = CoalesceKey::Message(RunId::from("r"), Arc::from("m"));
+        let mut o = Outbox::default();
+        let mut g = Backlog::default();
+        o.offer(frame("0123456789"), None, &l, &mut g);
+        assert_eq!(
+            o.offer(delta(1, 0, "ab"), Some(&key), &l, &mut g),
+            Offer::Queued
+        );
+        assert_eq!(o.offer(frame("x"), None, &l, &mut g), Offer::Queued);
+        let third = o.offer(delta(3, 2, "cd"), Some(&key), &l, &mut g);
+        assert_eq!(third, Offer::Appended);
+        assert_eq!(o.queued_messages(), 2);
+        assert_eq!(g, o.backlog(), "the gauges follow the joined frame");
+        let big = "y".repeat(300);
+        let fourth = o.offer(delta(4, 4, &big), Some(&key), &l, &mut g);
+        assert_eq!(
+            fourth,
+            Offer::Overflow,
+            "never shed: the reader must resume"
+        );
+        assert_eq!(o.drain(&mut g), vec![frame("x"), delta(3, 0, "abcd")]);
     }
 
     #[test]

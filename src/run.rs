@@ -1,14 +1,19 @@
 //! Agent runs: the typed lifecycle events and the automaton that keeps them in order.
 //!
-//! A run goes `agent_started` → any number of `agent_thinking`, `tool_executing` and
-//! `tool_completed` (each completion after its execution) → exactly one ending:
+//! A run goes `agent_started` → any number of `agent_thinking`, `tool_executing`,
+//! `tool_completed` (each completion after its execution) and `agent_message_delta` (each at
+//! its message's current length, none after its message's `final` one: module `message`) →
+//! exactly one ending:
 //! `agent_completed`, `agent_failed`, `agent_cancelled`, or `producer_lost` when the
 //! producer goes away. An event out of order is a [`RunError`] and is delivered to no one.
 //! The run remembers, per event, how many connections it reached, for [`RunReport`]. The
 //! hub's runs (`Runs`) count those in progress, per user and in all, for their caps.
 
+mod message;
 mod runs;
 
+pub use message::MAX_MESSAGES_PER_RUN;
+pub(crate) use message::{append as append_delta, Messages};
 pub(crate) use runs::Runs;
 
 use crate::id::{AgentId, RunId, ThreadId, UserId};
@@ -33,6 +38,20 @@ pub enum AgentEvent {
     AgentThinking {
         /// The thought, as text.
         thought: String,
+    },
+    /// A piece of the agent's answer: `text` appended to `message` at `offset`, the message's
+    /// length before it in Unicode scalar values. `final` ends the message. Deltas that follow
+    /// each other are joined, never dropped, for readers that fall behind and in history.
+    AgentMessageDelta {
+        /// The message within the run.
+        message: String,
+        /// The message's length before this delta, in Unicode scalar values.
+        offset: u64,
+        /// The message's last delta: nothing may be appended after it.
+        #[serde(rename = "final", default)]
+        last: bool,
+        /// The text appended.
+        text: String,
     },
     /// A tool call began.
     ToolExecuting {
@@ -84,6 +103,8 @@ pub enum EventKind {
     AgentStarted,
     /// `agent_thinking`
     AgentThinking,
+    /// `agent_message_delta`
+    AgentMessageDelta,
     /// `tool_executing`
     ToolExecuting,
     /// `tool_completed`
@@ -104,6 +125,7 @@ impl EventKind {
         match self {
             EventKind::AgentStarted => "agent_started",
             EventKind::AgentThinking => "agent_thinking",
+            EventKind::AgentMessageDelta => "agent_message_delta",
             EventKind::ToolExecuting => "tool_executing",
             EventKind::ToolCompleted => "tool_completed",
             EventKind::AgentCompleted => "agent_completed",
@@ -131,6 +153,7 @@ impl AgentEvent {
         match self {
             AgentEvent::AgentStarted { .. } => EventKind::AgentStarted,
             AgentEvent::AgentThinking { .. } => EventKind::AgentThinking,
+            AgentEvent::AgentMessageDelta { .. } => EventKind::AgentMessageDelta,
             AgentEvent::ToolExecuting { .. } => EventKind::ToolExecuting,
             AgentEvent::ToolCompleted { .. } => EventKind::ToolCompleted,
             AgentEvent::AgentCompleted { .. } => EventKind::AgentCompleted,
@@ -169,6 +192,37 @@ pub enum RunError {
         /// The call id (or tool name).
         call: String,
     },
+    /// `agent_message_delta` for a message whose `final` delta was accepted.
+    #[error("run {run}: message {message:?} has already ended")]
+    MessageEnded {
+        /// The run.
+        run: RunId,
+        /// The message.
+        message: String,
+    },
+    /// `agent_message_delta` at another offset than the message's current length.
+    #[error("run {run}: message {message:?} is {expected} characters long, not {offset}: the next delta's offset must be {expected}")]
+    WrongOffset {
+        /// The run.
+        run: RunId,
+        /// The message.
+        message: String,
+        /// The offset the next delta must have: the message's length so far.
+        expected: u64,
+        /// The offset given.
+        offset: u64,
+    },
+    /// A delta opening one message more than [`MAX_MESSAGES_PER_RUN`].
+    #[error("run {0} has opened as many messages as a run may ({MAX_MESSAGES_PER_RUN})")]
+    TooManyMessages(RunId),
+    /// `agent_completed` while messages are still open (no `final` delta yet).
+    #[error("run {run}: agent_completed with messages still open: {open:?}")]
+    MessagesStillOpen {
+        /// The run.
+        run: RunId,
+        /// The open message ids.
+        open: Vec<String>,
+    },
     /// `agent_completed` while tool calls are still open.
     #[error("run {run}: agent_completed with tool calls still executing: {open:?}")]
     ToolsStillExecuting {
@@ -191,7 +245,8 @@ pub enum RunState {
     Ended(EventKind),
 }
 
-/// One event of a run and how many connections of the user it reached.
+/// One event of a run and how many connections of the user it reached. Message deltas that
+/// follow each other share one record: the last one's `seq`, the fewest `reached`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct EventRecord {
     /// The event.
@@ -230,6 +285,8 @@ impl RunReport {
 #[derive(Debug)]
 pub(crate) struct Run {
     pub state: RunState,
+    /// The run's messages: their lengths, and which ended.
+    pub messages: Messages,
     pub report: RunReport,
     pub last_event_at: Instant,
 }
@@ -255,6 +312,7 @@ impl Run {
             state: RunState::Running {
                 open_calls: SmallVec::new(),
             },
+            messages: Messages::default(),
             report: RunReport {
                 run,
                 user,
@@ -293,12 +351,19 @@ impl Run {
                     Err(RunError::ToolNotExecuting { run: run(), call })
                 }
             }
+            AgentEvent::AgentMessageDelta {
+                message, offset, ..
+            } => self.messages.check(&self.report.run, message, *offset),
             AgentEvent::AgentCompleted { .. } if !open_calls.is_empty() => {
                 Err(RunError::ToolsStillExecuting {
                     run: run(),
                     open: open_calls.to_vec(),
                 })
             }
+            AgentEvent::AgentCompleted { .. } => match self.messages.open() {
+                open if open.is_empty() => Ok(()),
+                open => Err(RunError::MessagesStillOpen { run: run(), open }),
+            },
             _ => Ok(()),
         }
     }
@@ -313,9 +378,22 @@ impl Run {
         reached: usize,
     ) {
         self.last_event_at = now;
-        self.report.events.push(EventRecord { kind, seq, reached });
+        let events = &mut self.report.events;
+        match events.last_mut() {
+            Some(last) if kind == EventKind::AgentMessageDelta && last.kind == kind => {
+                last.seq = seq;
+                last.reached = last.reached.min(reached);
+            }
+            _ => events.push(EventRecord { kind, seq, reached }),
+        }
         if let RunState::Running { open_calls } = &mut self.state {
             match event {
+                Some(AgentEvent::AgentMessageDelta {
+                    message,
+                    last,
+                    text,
+                    ..
+                }) => self.messages.append(message, text, *last),
                 Some(AgentEvent::ToolExecuting { tool, call_id, .. }) => {
                     open_calls.push(call_key(tool, call_id))
                 }
@@ -472,6 +550,44 @@ mod tests {
             ),
             Err(RunError::Ended(_))
         ));
+    }
+
+    #[test]
+    fn message_deltas_that_follow_each_other_share_one_report_record() {
+        let now = Instant::now();
+        let mut run = new_run(now);
+        let delta = |offset, text: &str| AgentEvent::AgentMessageDelta {
+            message: "m".into(),
+            offset,
+            last: false,
+            text: text.into(),
+        };
+        run.record(now, EventKind::AgentStarted, Some(&started()), 1, 1);
+        for (seq, reached, offset, text) in [(2, 2, 0, "ab"), (3, 0, 2, "c"), (4, 1, 3, "d")] {
+            let e = delta(offset, text);
+            run.check(&e).unwrap();
+            run.record(now, e.kind(), Some(&e), seq, reached);
+        }
+        let thinking = AgentEvent::AgentThinking {
+            thought: "t".into(),
+        };
+        run.record(now, thinking.kind(), Some(&thinking), 5, 1);
+        let e = delta(4, "e");
+        run.check(&e).unwrap();
+        run.record(now, e.kind(), Some(&e), 6, 1);
+        let records: Vec<(EventKind, u64, usize)> = (run.report.events.iter())
+            .map(|r| (r.kind, r.seq, r.reached))
+            .collect();
+        assert_eq!(
+            records,
+            vec![
+                (EventKind::AgentStarted, 1, 1),
+                (EventKind::AgentMessageDelta, 4, 0),
+                (EventKind::AgentThinking, 5, 1),
+                (EventKind::AgentMessageDelta, 6, 1),
+            ]
+        );
+        assert!(!run.report.fully_delivered(), "one delta reached no one");
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct EntryMeta {
     /// Agent thinking: a newer one may replace it while a reader is behind.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub thinking: bool,
+    /// A delta of this message of the run: joined to its message in history and while a
+    /// reader is behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// Set by the sequencer when no hub was serving the user's stream as it sealed the entry:
     /// nobody received it live, so it waits for the user's next connection (offline
     /// buffering). A hub serving the user decides that for its own connections.
@@ -86,6 +90,10 @@ impl Tags<'_> {
             thread: self.thread.cloned(),
             run: self.run.cloned(),
             thinking: matches!(self.coalesce, Some(CoalesceKey::Thinking(_))),
+            message: match self.coalesce {
+                Some(CoalesceKey::Message(_, message)) => Some(message.to_string()),
+                _ => None,
+            },
             undelivered: false,
             except: self.except.to_vec(),
         }
@@ -93,10 +101,13 @@ impl Tags<'_> {
 }
 
 impl EntryMeta {
-    /// The coalescing key of the entry: agent thinking of its run.
+    /// The coalescing key of the entry: agent thinking of its run, or a message delta.
     pub(crate) fn coalesce(&self) -> Option<CoalesceKey> {
-        match (&self.run, self.thinking) {
-            (Some(run), true) => Some(CoalesceKey::Thinking(run.clone())),
+        match (&self.run, self.thinking, &self.message) {
+            (Some(run), true, _) => Some(CoalesceKey::Thinking(run.clone())),
+            (Some(run), false, Some(m)) => {
+                Some(CoalesceKey::Message(run.clone(), m.as_str().into()))
+            }
             _ => None,
         }
     }

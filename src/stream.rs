@@ -3,11 +3,13 @@
 //! Every user and every room has a stream. A message to it gets the next sequence number
 //! (gap-free per stream) and stays in the stream's history, bounded by count, bytes and age
 //! ([`HistoryConfig`]). The epoch changes whenever a stream is created anew, so a client
-//! holding a position from a lost history learns that it is stale. Every change to what a
+//! holding a position from a lost history learns that it is stale. The deltas of an agent's
+//! message are kept as one entry holding the text so far (module `compact`). Every change to what a
 //! history holds goes through `Streams` (module `budget`), which keeps the hub's total
 //! within its budget.
 
 mod budget;
+mod compact;
 
 pub(crate) use budget::Streams;
 
@@ -133,7 +135,8 @@ pub(crate) struct Entry {
     pub thread: Option<ThreadId>,
     /// The agent run the entry belongs to, for late joiners.
     pub run: Option<RunId>,
-    /// Agent thinking: may be replaced by a newer one while a reader is behind.
+    /// Agent thinking: may be replaced by a newer one while a reader is behind. A message
+    /// delta: joined to its message's entry in history, and while a reader is behind.
     pub coalesce: Option<CoalesceKey>,
     /// Published while no connection it was meant for was open: the next connection that
     /// selects it (by opening, or binding to its thread) receives it.
@@ -145,7 +148,12 @@ pub(crate) struct Entry {
 pub(crate) struct Stream {
     epoch: u64,
     head: u64,
+    /// Ordered by sequence number, not always consecutive: a message's entry takes the number
+    /// of its latest delta (module `compact`).
     history: VecDeque<Entry>,
+    /// While `history` holds entries: every number after it is kept, alone or joined into a
+    /// later message entry; those up to it are not.
+    floor: u64,
     bytes: usize,
     /// How many entries of `history` are pending.
     pending: usize,
@@ -173,6 +181,7 @@ impl Stream {
             epoch,
             head: 0,
             history: VecDeque::new(),
+            floor: 0,
             bytes: 0,
             pending: 0,
             lost: HashMap::new(),
@@ -253,9 +262,16 @@ impl Stream {
     /// Keep `entry` (at the position [`Stream::advance`] or [`Stream::adopt`] gave) and trim
     /// to the bounds.
     fn append(&mut self, entry: Entry, limits: &HistoryConfig) {
+        if self.history.is_empty() {
+            self.floor = entry.seq.saturating_sub(1);
+        }
         self.bytes += entry.frame.len();
         self.pending += usize::from(entry.pending);
+        let message = matches!(entry.coalesce, Some(CoalesceKey::Message(..)));
         self.history.push_back(entry);
+        if message {
+            self.join_message();
+        }
         while self.history.len() > limits.max_messages || self.bytes > limits.max_bytes {
             self.pop_oldest();
         }
@@ -278,12 +294,14 @@ impl Stream {
         }
         self.bytes += entry.frame.len();
         self.pending += usize::from(entry.pending);
+        self.floor = position.seq.saturating_sub(1);
         self.history.push_front(entry);
         true
     }
 
     fn pop_oldest(&mut self) {
         if let Some(old) = self.history.pop_front() {
+            self.floor = old.seq;
             self.bytes -= old.frame.len();
             if old.pending {
                 self.pending -= 1;
@@ -310,11 +328,13 @@ impl Stream {
         })
     }
 
-    /// The sequence number of the oldest entry kept (the next one if none is).
+    /// The first sequence number history still holds, alone or joined into a later message
+    /// entry (the next one if it holds none).
     fn oldest(&self) -> u64 {
-        self.history
-            .front()
-            .map_or(self.head.saturating_add(1), |e| e.seq)
+        match self.history.is_empty() {
+            true => self.head.saturating_add(1),
+            false => self.floor.saturating_add(1),
+        }
     }
 
     /// True when some entry waits for a connection to select it.
@@ -324,10 +344,10 @@ impl Stream {
 
     /// Entry `seq` reached a connection: it is no longer pending.
     pub fn claim(&mut self, seq: u64) {
-        let oldest = self.history.front().map_or(0, |e| e.seq);
-        let entry = seq
-            .checked_sub(oldest)
-            .and_then(|i| self.history.get_mut(i as usize));
+        let entry = (self.history)
+            .binary_search_by_key(&seq, |e| e.seq)
+            .ok()
+            .and_then(|i| self.history.get_mut(i));
         if let Some(e) = entry.filter(|e| e.pending) {
             e.pending = false;
             self.pending -= 1;
@@ -391,9 +411,8 @@ impl Stream {
 
     /// Entries with a sequence number of at least `from`, oldest first.
     pub fn entries_from(&self, from: u64) -> impl Iterator<Item = &Entry> {
-        let oldest = self.history.front().map_or(0, |e| e.seq);
-        let skip = from.saturating_sub(oldest) as usize;
-        self.history.iter().skip(skip)
+        let skip = self.history.partition_point(|e| e.seq < from);
+        self.history.range(skip..)
     }
 }
 

@@ -43,7 +43,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{BoxError, Json, Router};
 use std::sync::Arc;
-use switchboard::{AgentUpdate, ConnId, ConnectionInfo, Message, PublishError, Target};
+use switchboard::{AgentUpdate, ConnId, ConnectionInfo, Message, PublishError, RunError, Target};
 use switchboard_tokio::{Error, Handle};
 use tower::ServiceBuilder;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutError};
@@ -147,6 +147,8 @@ pub struct ApiError {
     code: &'static str,
     reason: Option<&'static str>,
     message: String,
+    /// A refused message delta: the offset the message's next delta must have.
+    expected_offset: Option<u64>,
 }
 
 impl ApiError {
@@ -157,6 +159,7 @@ impl ApiError {
             code,
             reason: None,
             message: message.into(),
+            expected_offset: None,
         }
     }
 
@@ -187,6 +190,7 @@ impl IntoResponse for ApiError {
             error: self.code.to_owned(),
             message: self.message,
             reason: self.reason.map(str::to_owned),
+            expected_offset: self.expected_offset,
         };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -245,9 +249,7 @@ impl From<Error> for ApiError {
             Error::UnknownConnection(_) | Error::Publish(PublishError::UnknownConnection(_)) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_connection", message)
             }
-            Error::Publish(PublishError::Run(_)) => {
-                ApiError::new(StatusCode::CONFLICT, "run_order", message)
-            }
+            Error::Publish(PublishError::Run(e)) => run_order(e, message),
             Error::Publish(PublishError::TooManyRuns(_)) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_runs", message)
             }
@@ -261,6 +263,22 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
             }
         }
+    }
+}
+
+/// A 409 `run_order`; a refused message delta names its stable reason, and a delta at the
+/// wrong offset the offset expected, so that a producer can tell what to resend.
+fn run_order(e: RunError, message: String) -> ApiError {
+    let error = ApiError::new(StatusCode::CONFLICT, "run_order", message);
+    match e {
+        RunError::WrongOffset { expected, .. } => ApiError {
+            expected_offset: Some(expected),
+            ..error.with_reason("wrong_offset")
+        },
+        RunError::MessageEnded { .. } => error.with_reason("message_ended"),
+        RunError::MessagesStillOpen { .. } => error.with_reason("messages_open"),
+        RunError::TooManyMessages(_) => error.with_reason("too_many_messages"),
+        _ => error,
     }
 }
 
@@ -405,7 +423,7 @@ pub(crate) async fn publish(
     responses(
         (status = 200, description = "The event's delivery", body = DeliveryView),
         (status = 400, description = "Not an event, or an empty user, run, agent or thread", body = ErrorBody),
-        (status = 409, description = "The event is out of order (`run_order`)", body = ErrorBody),
+        (status = 409, description = "The event is out of order (`run_order`); a refused message delta names its `reason`, and `expected_offset` when at the wrong offset", body = ErrorBody),
         (status = 429, description = "A new run past the runs in progress allowed (`too_many_runs`)", body = ErrorBody),
         (status = 503, description = "The node is shutting down and would lose the event", body = ErrorBody),
     )

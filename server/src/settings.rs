@@ -147,6 +147,8 @@ pub struct LimitSettings {
     pub max_active_runs_per_user: Option<usize>,
     /// Agent runs in progress per shard.
     pub max_active_runs: Option<usize>,
+    /// Seconds a run in progress may go without an event before it ends with `producer_lost`.
+    pub run_idle_timeout_secs: Option<u64>,
 }
 
 /// The per-user limit policy as written in the settings file.
@@ -332,6 +334,11 @@ impl Settings {
         let env = overrides.env.or(file.env).unwrap_or_default();
         let mut hub = env.preset();
         apply_limits(&mut hub, &file.limits);
+        if hub.run_idle_timeout.is_zero() {
+            return Err(SettingsError::Invalid(
+                "limits.run_idle_timeout_secs must be at least 1".into(),
+            ));
+        }
         if let Some(n) = overrides.max_connections {
             hub.limits.max_connections = n;
         }
@@ -440,6 +447,10 @@ fn apply_limits(hub: &mut Config, l: &LimitSettings) {
         l.max_active_runs_per_user,
     );
     set(&mut limits.max_active_runs, l.max_active_runs);
+    set(
+        &mut hub.run_idle_timeout,
+        l.run_idle_timeout_secs.map(Duration::from_secs),
+    );
     if let Some(p) = l.user_limit_policy {
         limits.user_limit_policy = match p {
             PolicySetting::RejectNew => UserLimitPolicy::RejectNew,
@@ -526,6 +537,21 @@ leeway_secs = 0",
 refresh_ahead_secs = 0",
         );
         assert!(Settings::resolve(never, &Overrides::default()).is_err());
+    }
+
+    /// A run's idle timeout is a limit like the others; zero would end every run at once.
+    #[test]
+    fn the_run_idle_timeout_is_a_setting_of_at_least_one_second() {
+        let default = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
+        assert_eq!(default.hub.run_idle_timeout, Duration::from_secs(600));
+        let short = parse("[limits]\nrun_idle_timeout_secs = 30");
+        let short = Settings::resolve(short, &Overrides::default()).unwrap();
+        assert_eq!(short.hub.run_idle_timeout, Duration::from_secs(30));
+        let zero = parse("[limits]\nrun_idle_timeout_secs = 0");
+        assert!(matches!(
+            Settings::resolve(zero, &Overrides::default()),
+            Err(SettingsError::Invalid(_))
+        ));
     }
 
     /// No Redis URL: a single node. A URL from the file, or from the environment (which wins),

@@ -326,6 +326,12 @@ fn every_agent_event_and_position_of_the_core_validates_against_the_document() {
         AgentEvent::AgentThinking {
             thought: "hmm".into(),
         },
+        AgentEvent::AgentMessageDelta {
+            message: "m1".into(),
+            offset: 3,
+            last: true,
+            text: "end".into(),
+        },
         AgentEvent::ToolExecuting {
             tool: "search".into(),
             call_id: Some("c1".into()),

@@ -1,5 +1,6 @@
 //! Agent runs on the wire: an accepted event becomes a frame of the run's user stream, tagged
-//! with the run (late joiners), its thread and, for thinking, a coalescing key; the run's
+//! with the run (late joiners), its thread and, for thinking and message deltas, a coalescing
+//! key (deltas of a message join in history and for readers behind); the run's
 //! report records how many connections each event reached, and an ending is reported to the
 //! application.
 
@@ -78,7 +79,13 @@ pub(super) fn emit(
 ) -> Delivery {
     let run = runs.get(key).expect("run exists");
     let (agent, thread) = (run.report.agent.clone(), run.report.thread.clone());
-    let coalesce = (kind == EventKind::AgentThinking).then(|| CoalesceKey::Thinking(key.1.clone()));
+    let coalesce = match event {
+        Some(AgentEvent::AgentThinking { .. }) => Some(CoalesceKey::Thinking(key.1.clone())),
+        Some(AgentEvent::AgentMessageDelta { message, .. }) => {
+            Some(CoalesceKey::Message(key.1.clone(), message.as_str().into()))
+        }
+        _ => None,
+    };
     let tags = Tags {
         thread: thread.as_ref(),
         run: Some(&key.1),

@@ -170,6 +170,21 @@ export interface AgentThinkingFrame extends AgentFrameBase {
   readonly thought: string;
 }
 
+/**
+ * A piece of the agent's answer: `text` appended to `message` at `offset`, the message's length
+ * before it in Unicode scalar values (code points, not UTF-16 units). Pieces may overlap (a
+ * late joiner or a resume gets the text so far from offset 0): assemble them by offset.
+ */
+export interface AgentMessageDeltaFrame extends AgentFrameBase {
+  readonly type: "agent_message_delta";
+  readonly event: "agent_message_delta";
+  readonly message: string;
+  readonly offset: number;
+  /** The message's last piece. */
+  readonly final: boolean;
+  readonly text: string;
+}
+
 /** A tool call began. A call is identified by `call_id`, or by `tool` when it is `null`. */
 export interface ToolExecutingFrame extends AgentFrameBase {
   readonly type: "tool_executing";
@@ -218,6 +233,7 @@ export interface ProducerLostFrame extends AgentFrameBase {
 export type AgentFrame =
   | AgentStartedFrame
   | AgentThinkingFrame
+  | AgentMessageDeltaFrame
   | ToolExecutingFrame
   | ToolCompletedFrame
   | AgentCompletedFrame
@@ -232,6 +248,7 @@ export type AgentFrameType = AgentFrame["type"];
 export const AGENT_FRAME_TYPES: ReadonlySet<string> = new Set<AgentFrameType>([
   "agent_started",
   "agent_thinking",
+  "agent_message_delta",
   "tool_executing",
   "tool_completed",
   "agent_completed",

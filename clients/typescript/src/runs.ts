@@ -5,10 +5,19 @@
  * Frames are applied by their place in the user stream (`epoch`, `seq`), never by arrival: a
  * catch-up may deliver events again, or older ones after newer ones, and `agent_thinking`
  * frames may be missing (coalesced). Applying a frame twice changes nothing, and the result
- * does not depend on the order frames arrive in.
+ * does not depend on the order frames arrive in. Streamed answers (`agent_message_delta`) are
+ * assembled by offset, in Unicode scalar values: the part of a piece already held is skipped,
+ * and a piece that starts past the text held waits until the text reaches it.
  */
 
-import { AGENT_FRAME_TYPES, type AgentFrame, type Json, type StreamName, type UnknownRunFrame } from "./protocol.js";
+import {
+  AGENT_FRAME_TYPES,
+  type AgentFrame,
+  type AgentMessageDeltaFrame,
+  type Json,
+  type StreamName,
+  type UnknownRunFrame,
+} from "./protocol.js";
 
 /** How a run stands. */
 export type RunStatus = "running" | "completed" | "failed" | "cancelled" | "lost";
@@ -37,6 +46,18 @@ export interface ToolCall {
   readonly completedSeq: number | undefined;
 }
 
+/** One streamed answer of a run, assembled from its `agent_message_delta` frames. */
+export interface AgentMessage {
+  /** The message id within the run. */
+  readonly id: string;
+  /** The text assembled so far, without holes. */
+  readonly text: string;
+  /** Its length in Unicode scalar values (the offset of the next piece). */
+  readonly length: number;
+  /** The final piece was received and the text is complete. */
+  readonly ended: boolean;
+}
+
 /** How a run ended. */
 export type RunEnding =
   | { readonly kind: "completed"; readonly result: Json }
@@ -59,6 +80,8 @@ export interface RunView {
   readonly thinking: string | null;
   /** Tool calls, in the order they began. */
   readonly tools: readonly ToolCall[];
+  /** Streamed answers, by message id, in the order they were first seen. */
+  readonly messages: ReadonlyMap<string, AgentMessage>;
   /** The ending, once the run ended. */
   readonly ending: RunEnding | null;
   /** The place of the newest frame applied. */
@@ -88,6 +111,16 @@ export interface RunAssemblerOptions {
 
 type MutableCall = { -readonly [K in keyof ToolCall]: ToolCall[K] };
 
+/** A message being assembled: pieces past its text wait by offset; `end` once the final piece says where. */
+interface MutableMessage {
+  id: string;
+  text: string;
+  length: number;
+  ended: boolean;
+  end: number | null;
+  waiting: Map<number, string>;
+}
+
 /** A `tool_executing` or `tool_completed`, as kept to pair them. */
 interface ToolEvent {
   readonly kind: "executing" | "completed";
@@ -109,6 +142,7 @@ interface MutableRun {
   thinkingPlace: Place | null;
   tools: ToolCall[];
   toolEvents: Map<string, ToolEvent[]>;
+  messages: Map<string, MutableMessage>;
   ending: RunEnding | null;
   endingPlace: Place | null;
   epoch: number;
@@ -192,6 +226,7 @@ export class RunAssembler {
         thinkingPlace: null,
         tools: [],
         toolEvents: new Map(),
+        messages: new Map(),
         ending: null,
         endingPlace: null,
         epoch: frame.epoch,
@@ -215,6 +250,8 @@ export class RunAssembler {
         run.thinking = frame.thought;
         run.thinkingPlace = place;
         return true;
+      case "agent_message_delta":
+        return delta(run, frame);
       case "tool_executing":
         return this.toolEvent(run, { kind: "executing", tool: frame.tool, callId: frame.call_id, value: frame.input, place });
       case "tool_completed":
@@ -295,4 +332,55 @@ export class RunAssembler {
       if (oldest !== undefined) this.runs.delete(oldest);
     }
   }
+}
+
+/** Append what `text` at `offset` adds to `message`; true if the text grew. */
+function appendPiece(message: MutableMessage, offset: number, text: string): boolean {
+  const chars = Array.from(text);
+  const skip = message.length - offset;
+  if (skip >= chars.length) return false;
+  message.text += chars.slice(skip).join("");
+  message.length = offset + chars.length;
+  return true;
+}
+
+/**
+ * Apply a piece of a streamed answer by offset: the part already held is skipped, a piece that
+ * starts past the text waits (a catch-up from offset 0 may still come), and the message ends
+ * once its text reaches the final piece's end.
+ */
+function delta(run: MutableRun, frame: AgentMessageDeltaFrame): boolean {
+  let message = run.messages.get(frame.message);
+  if (message === undefined) {
+    message = { id: frame.message, text: "", length: 0, ended: false, end: null, waiting: new Map() };
+    run.messages.set(frame.message, message);
+  }
+  let changed = false;
+  if (frame.final && message.end === null) {
+    message.end = frame.offset + Array.from(frame.text).length;
+    changed = true;
+  }
+  if (frame.offset > message.length) {
+    const held = message.waiting.get(frame.offset);
+    if (held === undefined || Array.from(held).length < Array.from(frame.text).length) {
+      message.waiting.set(frame.offset, frame.text);
+      changed = true;
+    }
+  } else {
+    changed = appendPiece(message, frame.offset, frame.text) || changed;
+  }
+  for (let progressed = true; progressed; ) {
+    progressed = false;
+    for (const [offset, text] of message.waiting) {
+      if (offset > message.length) continue;
+      message.waiting.delete(offset);
+      progressed = appendPiece(message, offset, text) || progressed;
+      changed = true;
+    }
+  }
+  if (!message.ended && message.end !== null && message.length >= message.end) {
+    message.ended = true;
+    changed = true;
+  }
+  return changed;
 }

@@ -138,6 +138,20 @@ pub enum AgentEventSchema {
         /// The thought.
         thought: String,
     },
+    /// A piece of the agent's answer: `text` appended to `message` at `offset`. Refused (409
+    /// `run_order`) unless `offset` is the message's length so far, or after its `final` delta.
+    AgentMessageDelta {
+        /// The message within the run.
+        message: String,
+        /// The message's length before this delta, in Unicode scalar values (not bytes, not
+        /// UTF-16 units).
+        offset: u64,
+        /// The message's last delta: nothing may be appended after it.
+        #[serde(rename = "final", default)]
+        last: bool,
+        /// The text appended.
+        text: String,
+    },
     /// A tool call began.
     ToolExecuting {
         /// The tool's name.
@@ -480,15 +494,20 @@ impl From<&Stats> for StatsView {
     }
 }
 
-/// Every error answer: a stable code and a message (for people, not for parsing); a 401 also
-/// names its stable reason.
+/// Every error answer: a stable code and a message (for people, not for parsing); a 401 and a
+/// refused message delta also name their stable reason.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// The stable error code (`bad_request`, `unauthorized`, `run_order`, ...).
     pub error: String,
     /// What went wrong.
     pub message: String,
-    /// A 401's stable reason: `missing` or `wrong_key`.
+    /// A 401's stable reason: `missing` or `wrong_key`; a `run_order` 409's for message deltas:
+    /// `wrong_offset`, `message_ended`, `messages_open` or `too_many_messages`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// With `wrong_offset`: the offset the message's next delta must have (its length so far,
+    /// in Unicode scalar values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_offset: Option<u64>,
 }

@@ -213,6 +213,7 @@ mod tests {
                     thread: None,
                     run: None,
                     thinking: false,
+                    message: None,
                     undelivered: false,
                     except: Vec::new(),
                 },

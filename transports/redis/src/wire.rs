@@ -194,6 +194,7 @@ mod tests {
             thread: Some("t1".into()),
             run: None,
             thinking: false,
+            message: None,
             undelivered: false,
             except: Vec::new(),
         };

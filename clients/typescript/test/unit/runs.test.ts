@@ -135,3 +135,39 @@ test("the extension point: frames of a later protocol version (streamed text) ar
   assert.equal([...chunks.entries()].sort(([a], [b]) => a - b).map(([, t]) => t).join(""), "hello world");
   assert.equal(runs.apply({ ...base, type: "agent_unknown", seq: 4 }), undefined, "no extension, ignored");
 });
+
+/** The pieces of a streamed answer, as a live reader receives them, then as a catch-up does. */
+function answer(): { live: AgentFrame[]; text: string } {
+  const pieces = ["Hé", "llo 😀", " wörld", "!", ""];
+  const live: AgentFrame[] = [];
+  let offset = 0;
+  pieces.forEach((text, i) => {
+    const final = i === pieces.length - 1;
+    live.push({ ...base, seq: 20 + i, type: "agent_message_delta", event: "agent_message_delta", message: "m1", offset, final, text });
+    offset += Array.from(text).length;
+  });
+  return { live, text: pieces.join("") };
+}
+
+test("a streamed answer is assembled by offset in code points, whatever the order and repeats", () => {
+  const { live, text } = answer();
+  const snapshot: AgentFrame = { ...base, seq: 22, type: "agent_message_delta", event: "agent_message_delta", message: "m1", offset: 0, final: false, text: "Héllo 😀 wörld" };
+  const orders = [live, [...live].reverse(), [snapshot, ...live], [live[0] as AgentFrame, live[1] as AgentFrame, snapshot, ...live.slice(1)], [...live.slice(3), snapshot]];
+  for (const order of orders) {
+    const runs = new RunAssembler();
+    for (const frame of order) runs.apply(frame);
+    const message = runs.get("r1")?.messages.get("m1");
+    assert.deepEqual(message && { text: message.text, length: message.length, ended: message.ended }, { text, length: Array.from(text).length, ended: true });
+  }
+  const runs = new RunAssembler();
+  for (const frame of live) assert.ok(runs.apply(frame));
+  for (const frame of [...live, snapshot]) assert.equal(runs.apply(frame), undefined, "repeats change nothing");
+});
+
+test("a piece past the text held waits: the message is not complete with a hole", () => {
+  const { live } = answer();
+  const runs = new RunAssembler();
+  for (const frame of live.slice(2)) runs.apply(frame);
+  const message = runs.get("r1")?.messages.get("m1");
+  assert.deepEqual(message && [message.text, message.ended], ["", false]);
+});
