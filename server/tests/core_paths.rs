@@ -252,3 +252,30 @@ async fn join_with_since_and_resume_are_refused_outside_the_rooms_grant() {
         "nothing of the secret room: {seen:?}"
     );
 }
+
+/// A run whose producer falls silent past `limits.run_idle_timeout_secs` ends with
+/// `producer_lost` for its readers (at the next clean-up sweep), and is over: a late event of
+/// its producer is refused.
+#[tokio::test]
+async fn a_run_whose_producer_falls_silent_ends_with_producer_lost() {
+    let server = TestServer::with("[limits]\nrun_idle_timeout_secs = 1").await;
+    let mut alice = server.connect("alice").await;
+    let event = |body: Value| server.api("POST", "/api/runs/alice/r1/events", Some(body));
+    let started = event(json!({"event": "agent_started", "agent": "a"})).await;
+    assert_eq!(started.0, 200, "{started:?}");
+    assert_eq!(alice.next_of("agent_started").await["run"], "r1");
+
+    let lost = alice.next_of("producer_lost").await;
+    assert_eq!(
+        (&lost["run"], &lost["agent"]),
+        (&json!("r1"), &json!("a")),
+        "{lost}"
+    );
+    let late = event(json!({"event": "agent_thinking", "thought": "still here"})).await;
+    assert_eq!(late.0, 409, "{late:?}");
+    assert_eq!(
+        alice.fence().await,
+        Vec::<Value>::new(),
+        "nothing after the ending"
+    );
+}

@@ -191,8 +191,15 @@ async fn a_client_resumes_on_another_node_after_its_node_stops() {
     a.bridge.abort();
     a.handle.shutdown().await;
     drop(alice);
+    let before = c.bridge.stats().sequenced;
     c.publish(Target::User("alice".into()), "m3").await;
     c.publish(Target::User("alice".into()), "m4").await;
+    // A publish returns once the hub took it; it is in Redis once the bridge counts it.
+    eventually("m3 and m4 numbered in Redis", || {
+        let sequenced = c.bridge.stats().sequenced;
+        async move { sequenced >= before + 2 }
+    })
+    .await;
 
     let from = switchboard::Position {
         epoch: position.0,
