@@ -155,16 +155,13 @@ async fn read_bounded(
 
 /// A 2xx answer: no body, or a JSON object with an optional `reply`.
 fn delivered(answer: Option<&[u8]>) -> Outcome {
-    #[derive(Deserialize)]
-    struct Answer {
-        reply: Option<Value>,
-    }
     match answer {
         None => Outcome::Invalid,
         Some(body) if body.iter().all(u8::is_ascii_whitespace) => Outcome::Delivered(None),
-        Some(body) => match serde_json::from_slice::<Answer>(body) {
-            Ok(answer) => Outcome::Delivered(answer.reply),
-            Err(_) => Outcome::Invalid,
+        // An object only: serde would also read an array as a struct's fields in order.
+        Some(body) => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(mut answer)) => Outcome::Delivered(answer.remove("reply")),
+            _ => Outcome::Invalid,
         },
     }
 }
