@@ -248,6 +248,28 @@ async fn a_signed_frame_reaches_the_backend_and_its_reply_only_the_sending_conne
     }
 }
 
+/// The documented event (`docs/API.md`) has exactly the fields a real frame event has.
+#[tokio::test]
+async fn the_documented_frame_event_has_the_fields_of_a_real_one() {
+    let api = include_str!("../../docs/API.md");
+    let start = api.find("```json webhook event\n").expect("the example") + 22;
+    let end = start + api[start..].find("```").unwrap();
+    let documented: Value = serde_json::from_str(&api[start..end]).unwrap();
+    let backend = Backend::echo().await;
+    let server = server(&backend.url, "").await;
+    let mut client = server.connect_with("alice", "&thread=t1").await;
+    client.send(user_message("hi", json!(1))).await;
+    client.next_of("reply").await;
+
+    let real = backend.events().pop().unwrap();
+    let keys = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&documented), keys(&real));
+}
+
 #[tokio::test]
 async fn a_frame_without_ref_that_succeeds_gets_nothing() {
     let backend = Backend::echo().await;
