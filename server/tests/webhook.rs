@@ -47,6 +47,8 @@ struct Inner {
     gate: Semaphore,
     in_flight: Mutex<HashMap<String, usize>>,
     overlaps: AtomicUsize,
+    /// The size of each batch received.
+    batches: Mutex<Vec<usize>>,
 }
 
 /// A backend on an ephemeral port.
@@ -64,6 +66,7 @@ impl Backend {
             gate: Semaphore::new(0),
             in_flight: Mutex::new(HashMap::new()),
             overlaps: AtomicUsize::new(0),
+            batches: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -92,8 +95,17 @@ impl Backend {
     }
 }
 
+/// `{"reply": {"echo": data}}`, or for a batch, each event's in `answers`.
 fn echo(event: &Value) -> String {
-    json!({"reply": {"echo": event["data"]}}).to_string()
+    match event.as_array() {
+        Some(batch) => {
+            let answers: Vec<Value> = (batch.iter())
+                .map(|e| json!({"id": e["id"], "reply": {"echo": e["data"]}}))
+                .collect();
+            json!({"answers": answers}).to_string()
+        }
+        None => json!({"reply": {"echo": event["data"]}}).to_string(),
+    }
 }
 
 /// Verify a delivery's signature as `docs/API.md` tells a backend to: HMAC-SHA256 of
@@ -135,11 +147,20 @@ async fn receive(
 ) -> (StatusCode, String) {
     let event: Value = serde_json::from_slice(&body).expect("the server sends JSON");
     let signed = verified(&headers, &body);
-    assert_eq!(
-        headers["x-switchboard-event-id"].to_str().unwrap(),
-        event["id"].as_str().unwrap()
-    );
-    let user = event["user"].as_str().unwrap_or_default().to_owned();
+    if let Value::Array(events) = &event {
+        // A batch: no event id header, each event its own id.
+        assert!(headers.get("x-switchboard-event-id").is_none());
+        inner.batches.lock().unwrap().push(events.len());
+    } else {
+        assert_eq!(
+            headers["x-switchboard-event-id"].to_str().unwrap(),
+            event["id"].as_str().unwrap()
+        );
+    }
+    let users: Vec<String> = match &event {
+        Value::Array(batch) => batch.iter().map(|e| e["user"].to_string()).collect(),
+        single => vec![single["user"].to_string()],
+    };
     let before = {
         let mut deliveries = inner.deliveries.lock().unwrap();
         let before = (deliveries.iter())
@@ -153,9 +174,13 @@ async fn receive(
     };
     let overlapping = {
         let mut in_flight = inner.in_flight.lock().unwrap();
-        let n = in_flight.entry(user.clone()).or_default();
-        *n += 1;
-        *n > 1
+        let mut overlapping = false;
+        for user in &users {
+            let n = in_flight.entry(user.clone()).or_default();
+            *n += 1;
+            overlapping |= *n > 1;
+        }
+        overlapping
     };
     if overlapping {
         inner.overlaps.fetch_add(1, Ordering::SeqCst);
@@ -169,7 +194,10 @@ async fn receive(
             (StatusCode::OK, echo(&event))
         }
     };
-    *inner.in_flight.lock().unwrap().get_mut(&user).unwrap() -= 1;
+    let mut in_flight = inner.in_flight.lock().unwrap();
+    for user in &users {
+        *in_flight.get_mut(user).unwrap() -= 1;
+    }
     answer
 }
 
@@ -416,8 +444,19 @@ async fn a_retried_event_carries_the_same_id_and_body_and_is_answered_once() {
 
 #[tokio::test]
 async fn a_users_events_arrive_in_send_order_per_connection_and_never_overlap() {
+    users_events_keep_their_order("").await;
+}
+
+#[tokio::test]
+async fn a_users_events_keep_their_order_when_batched() {
+    users_events_keep_their_order("batch_max = 8\nbatch_wait_ms = 1").await;
+}
+
+/// Many frames of two connections of a user and of another user, sent at once, with `extra`
+/// in `[webhook]`: each connection's arrive in order, a user's never two at a time.
+async fn users_events_keep_their_order(extra: &str) {
     let backend = Backend::echo().await;
-    let server = server(&backend.url, "").await;
+    let server = server(&backend.url, extra).await;
     let mut a1 = server.connect("alice").await;
     let mut a2 = server.connect("alice").await;
     let mut bob = server.connect("bob").await;
@@ -439,7 +478,12 @@ async fn a_users_events_arrive_in_send_order_per_connection_and_never_overlap() 
             .collect();
         assert_eq!(refs, (0..N).map(|n| json!(n)).collect::<Vec<_>>());
     }
-    let events = backend.events();
+    let events: Vec<Value> = (backend.events().into_iter())
+        .flat_map(|e| match e {
+            Value::Array(batch) => batch,
+            event => vec![event],
+        })
+        .collect();
     for who in ["a1", "a2", "b"] {
         let order: Vec<u64> = (events.iter())
             .filter(|e| e["data"]["who"] == who)
@@ -563,4 +607,52 @@ async fn frame_types_without_a_webhook_url_refuse_to_start() {
         toml::from_str("[frames]\ntypes = [\"user_message\"]").unwrap();
     let resolved = switchboard_server::settings::Settings::resolve(file, &Default::default());
     assert!(resolved.unwrap_err().to_string().contains("webhook.url"));
+}
+
+#[tokio::test]
+async fn batched_events_share_a_post_and_each_gets_its_own_answer() {
+    let backend = Backend::start(|batch, _| {
+        let answers: Vec<Value> = (batch.as_array().unwrap().iter())
+            .filter_map(|event| match event["user"].as_str() {
+                Some("ana") => Some(json!({"id": event["id"], "reply": {"to": "ana"}})),
+                Some("ben") => {
+                    Some(json!({"id": event["id"], "error": {"code": "busy", "message": "later"}}))
+                }
+                _ => None,
+            })
+            .collect();
+        Scripted::Answer(200, json!({"answers": answers}).to_string())
+    })
+    .await;
+    // The batch goes as soon as three events wait; the wait is only a fallback.
+    let server = server(&backend.url, "batch_max = 3\nbatch_wait_ms = 5000").await;
+    let mut ana = server.connect("ana").await;
+    let mut ben = server.connect("ben").await;
+    let mut cid = server.connect("cid").await;
+
+    for client in [&mut ana, &mut ben, &mut cid] {
+        client.send(user_message("hi", json!("q"))).await;
+    }
+
+    let (a, b, c) = (
+        ana.next_of("reply").await,
+        ben.next_of("error").await,
+        cid.next_of("reply").await,
+    );
+    assert_eq!(
+        (&a["data"], &a["ref"]),
+        (&json!({"to": "ana"}), &json!("q"))
+    );
+    assert_eq!((&b["code"], &b["ref"]), (&json!("busy"), &json!("q")));
+    assert_eq!(
+        (&c["data"], &c["ref"]),
+        (&json!(null), &json!("q")),
+        "not mentioned: no reply"
+    );
+    assert_eq!(
+        *backend.inner.batches.lock().unwrap(),
+        [3],
+        "one POST of three events"
+    );
+    assert!(backend.deliveries()[0].signed);
 }

@@ -44,6 +44,10 @@ pub struct WebhookSettings {
     pub max_answer_bytes: Option<usize>,
     /// Lifecycle events sent besides the frames.
     pub events: Option<Vec<LifecycleEvent>>,
+    /// Events sent together in one POST, at most (1: no batching).
+    pub batch_max: Option<usize>,
+    /// Milliseconds a batch waits to fill.
+    pub batch_wait_ms: Option<u64>,
 }
 
 /// A lifecycle event the backend may subscribe to (`[webhook] events`).
@@ -120,6 +124,10 @@ pub struct WebhookConfig {
     pub max_answer_bytes: usize,
     /// The lifecycle events sent. Default none.
     pub events: Vec<LifecycleEvent>,
+    /// Events sent together in one POST, at most. Default 1: no batching.
+    pub batch_max: usize,
+    /// How long a batch waits to fill. Default 0: it takes what is ready.
+    pub batch_wait: Duration,
 }
 
 /// The frame types the protocol itself defines: none may be forwarded.
@@ -198,6 +206,8 @@ pub fn resolve(
             backoff,
             max_backoff: ms("max_backoff_ms", file.max_backoff_ms, 5_000)?.max(backoff),
             max_answer_bytes: at_least_one("max_answer_bytes", file.max_answer_bytes, 64 * 1024)?,
+            batch_max: at_least_one("batch_max", file.batch_max, 1)?,
+            batch_wait: Duration::from_millis(file.batch_wait_ms.unwrap_or(0)),
             events: overrides
                 .webhook_events
                 .clone()

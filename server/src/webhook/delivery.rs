@@ -49,6 +49,31 @@ pub enum Outcome {
     Exhausted,
 }
 
+/// What the backend answered, before it is read as one event's answer or a batch's.
+#[derive(Debug)]
+pub enum Answered {
+    /// 2xx, with the body (`None`: past `max_answer_bytes`).
+    Taken(Option<Vec<u8>>),
+    /// 4xx, with the body (`None`: past `max_answer_bytes`).
+    Refused(Option<Vec<u8>>),
+    /// Neither, nor a status that is retried: a redirect, which is not followed.
+    Redirected,
+    /// Attempts or age ran out.
+    Exhausted,
+}
+
+impl Outcome {
+    /// One event's outcome from the backend's answer.
+    pub fn of(answered: Answered) -> Outcome {
+        match answered {
+            Answered::Taken(body) => delivered(body.as_deref()),
+            Answered::Refused(body) => refused(body.as_deref()),
+            Answered::Redirected => Outcome::Invalid,
+            Answered::Exhausted => Outcome::Exhausted,
+        }
+    }
+}
+
 /// One attempt that calls for another.
 #[derive(Debug)]
 struct Retry(String);
@@ -75,8 +100,9 @@ impl Deliverer {
         })
     }
 
-    /// Deliver `body` (event `id`, taken at `taken`) until it is answered or the budget ran out.
-    pub async fn deliver(&self, id: &str, body: &[u8], taken: Instant) -> Outcome {
+    /// POST `body` (event `id`, or a batch without one, taken at `taken`) until it is answered
+    /// or the budget ran out.
+    pub async fn post(&self, id: Option<&str>, body: &[u8], taken: Instant) -> Answered {
         let deadline = taken + self.config.max_age;
         for attempt in 0..self.config.max_attempts {
             if attempt > 0 {
@@ -89,14 +115,14 @@ impl Deliverer {
             }
             let started = Instant::now();
             match self.attempt(id, body).await {
-                Ok(outcome) => {
+                Ok(answered) => {
                     self.metrics.sent(started.elapsed());
-                    return outcome;
+                    return answered;
                 }
                 Err(Retry(why)) => tracing::debug!(id, attempt, why, "webhook attempt failed"),
             }
         }
-        Outcome::Exhausted
+        Answered::Exhausted
     }
 
     /// The backoff ceiling before attempt `attempt` (1 for the first retry).
@@ -108,10 +134,12 @@ impl Deliverer {
         doubled.min(self.config.max_backoff)
     }
 
-    async fn attempt(&self, id: &str, body: &[u8]) -> Result<Outcome, Retry> {
+    async fn attempt(&self, id: Option<&str>, body: &[u8]) -> Result<Answered, Retry> {
         let mut request = (self.client.post(self.config.url.clone()))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(EVENT_ID_HEADER, id);
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(id) = id {
+            request = request.header(EVENT_ID_HEADER, id);
+        }
         if !self.config.secrets.is_empty() {
             let now = SystemTime::now().duration_since(UNIX_EPOCH);
             let timestamp = now.map_or(0, |d| d.as_secs());
@@ -129,11 +157,11 @@ impl Deliverer {
         }
         let answer = read_bounded(response, self.config.max_answer_bytes).await?;
         Ok(if status.is_success() {
-            delivered(answer.as_deref())
+            Answered::Taken(answer)
         } else if status.is_client_error() {
-            refused(answer.as_deref())
+            Answered::Refused(answer)
         } else {
-            Outcome::Invalid
+            Answered::Redirected
         })
     }
 }
@@ -154,7 +182,7 @@ async fn read_bounded(
 }
 
 /// A 2xx answer: no body, or a JSON object with an optional `reply`.
-fn delivered(answer: Option<&[u8]>) -> Outcome {
+pub fn delivered(answer: Option<&[u8]>) -> Outcome {
     match answer {
         None => Outcome::Invalid,
         Some(body) if body.iter().all(u8::is_ascii_whitespace) => Outcome::Delivered(None),
@@ -167,7 +195,7 @@ fn delivered(answer: Option<&[u8]>) -> Outcome {
 }
 
 /// A 4xx answer: the backend's code and message when they are valid, a generic one otherwise.
-fn refused(answer: Option<&[u8]>) -> Outcome {
+pub fn refused(answer: Option<&[u8]>) -> Outcome {
     #[derive(Deserialize)]
     struct Refusal {
         error: Detail,

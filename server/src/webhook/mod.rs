@@ -7,7 +7,8 @@
 //! |---|---|
 //! | `event.rs` | the JSON the backend receives |
 //! | `queue.rs` | the bounded per-node queue, one event in flight per user |
-//! | `delivery.rs` | one event's attempts: HTTP, retries with backoff, the answer read |
+//! | `delivery.rs` | one POST's attempts: HTTP, retries with backoff, the answer read |
+//! | `batch.rs` | several users' events in one POST (`batch_max`), and the per-event answers |
 //! | `signature.rs` | the HMAC-SHA256 signature headers |
 //! | `metrics.rs` | `switchboard_webhook_*` |
 //!
@@ -17,6 +18,7 @@
 //! did not answer within the attempts and the age allowed. Each node sends its own
 //! connections' events.
 
+mod batch;
 mod delivery;
 mod event;
 pub mod metrics;
@@ -35,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use switchboard::{Answer, AppErrorCode, ConnId, ErrorCode, Notice, UserId};
 use switchboard_tokio::Handle;
+use tokio::sync::mpsc;
 
 /// The node's webhook: takes the hubs' notices, sends what the backend asked for. Cloning
 /// shares it.
@@ -52,6 +55,8 @@ struct Inner {
     next_id: AtomicU64,
     queue: Mutex<Queue<Job>>,
     metrics: WebhookMetrics,
+    /// The collector of batches, when `batch_max` is over 1.
+    batches: Option<mpsc::UnboundedSender<(UserId, Job)>>,
 }
 
 impl Webhook {
@@ -60,6 +65,14 @@ impl Webhook {
         let metrics = WebhookMetrics::default();
         let queue = Mutex::new(Queue::new(config.queue_size));
         let events = config.events.clone();
+        let (batch_max, batch_wait) = (config.batch_max, config.batch_wait);
+        let (batches, inbox) = match batch_max {
+            0 | 1 => (None, None),
+            _ => {
+                let (batches, inbox) = mpsc::unbounded_channel();
+                (Some(batches), Some(inbox))
+            }
+        };
         let deliverer = Deliverer::new(config, metrics.clone()).map_err(std::io::Error::other)?;
         let inner = Inner {
             handle,
@@ -69,10 +82,21 @@ impl Webhook {
             next_id: AtomicU64::new(0),
             queue,
             metrics,
+            batches,
         };
-        Ok(Webhook {
+        let webhook = Webhook {
             inner: Arc::new(inner),
-        })
+        };
+        if let Some(inbox) = inbox {
+            // The inbox is bounded by the queue: only started events enter it.
+            tokio::spawn(batch::collect(
+                webhook.clone(),
+                inbox,
+                batch_max,
+                batch_wait,
+            ));
+        }
+        Ok(webhook)
     }
 
     /// Its metrics, for `/metrics`.
@@ -178,15 +202,27 @@ impl Webhook {
             offered
         };
         match offered {
-            Offered::Start(job) => {
-                tokio::spawn(self.clone().run(user.clone(), job));
-            }
+            Offered::Start(job) => self.start(user.clone(), job),
             Offered::Queued => {}
             Offered::Full(job) => {
                 self.inner.metrics.failed(Failure::QueueFull);
                 tracing::warn!(id = job.event.id, "webhook queue full: event refused");
                 let webhook = self.clone();
-                tokio::spawn(async move { webhook.settle(job, Outcome::Exhausted).await });
+                tokio::spawn(async move { webhook.answer(job, Outcome::Exhausted).await });
+            }
+        }
+    }
+
+    /// Send `user`'s event `job`, which has nothing of its user in flight before it: into the
+    /// next batch, or in a task of its own.
+    fn start(&self, user: UserId, job: Job) {
+        match &self.inner.batches {
+            Some(batches) => {
+                // The collector lives as long as the webhook: the send cannot fail.
+                let _ = batches.send((user, job));
+            }
+            None => {
+                tokio::spawn(self.clone().run(user, job));
             }
         }
     }
@@ -194,26 +230,28 @@ impl Webhook {
     /// Send `user`'s events one after the other, starting with `job`, until none waits.
     async fn run(self, user: UserId, mut job: Job) {
         loop {
-            let outcome = self.send(&mut job).await;
+            self.prepare(&mut job).await;
+            let body = serde_json::to_vec(&job.event).expect("an event always serializes");
+            let id = Some(job.event.id.as_str());
+            let outcome = Outcome::of(self.inner.deliverer.post(id, &body, job.taken).await);
             self.settle(job, outcome).await;
-            let next = {
-                let mut queue = self
-                    .inner
-                    .queue
-                    .lock()
-                    .expect("the queue lock is never poisoned");
-                let next = queue.done(&user);
-                self.inner.metrics.depth(queue.len());
-                next
-            };
-            match next {
+            match self.done(&user) {
                 Some(next) => job = next,
                 None => return,
             }
         }
     }
 
-    async fn send(&self, job: &mut Job) -> Outcome {
+    /// `user`'s event in flight is settled: its next one, if any.
+    fn done(&self, user: &UserId) -> Option<Job> {
+        let mut queue = (self.inner.queue.lock()).expect("the queue lock is never poisoned");
+        let next = queue.done(user);
+        self.inner.metrics.depth(queue.len());
+        next
+    }
+
+    /// Complete the event before its first attempt.
+    async fn prepare(&self, job: &mut Job) {
         let event = &mut job.event;
         if let (Body::Connect { thread }, Some(conn)) = (&mut event.body, event.conn) {
             // The hub's `Opened` names no thread: the connection knows it, while it is open.
@@ -221,22 +259,20 @@ impl Webhook {
                 .ok()
                 .and_then(|i| i.thread);
         }
-        let body = serde_json::to_vec(&job.event).expect("an event always serializes");
-        let outcome = self
-            .inner
-            .deliverer
-            .deliver(&job.event.id, &body, job.taken)
-            .await;
+    }
+
+    /// Count how an event ended, and tell its sender.
+    async fn settle(&self, job: Job, outcome: Outcome) {
         match &outcome {
             Outcome::Exhausted => self.inner.metrics.failed(Failure::Exhausted),
             Outcome::Invalid => self.inner.metrics.failed(Failure::InvalidAnswer),
             Outcome::Delivered(_) | Outcome::Refused { .. } => {}
         }
-        outcome
+        self.answer(job, outcome).await;
     }
 
-    /// Tell a frame's sender how it went (a lifecycle event is only logged).
-    async fn settle(&self, job: Job, outcome: Outcome) {
+    /// Tell a frame's sender `outcome` (a lifecycle event is only logged).
+    async fn answer(&self, job: Job, outcome: Outcome) {
         let id = &job.event.id;
         let (Origin::Frame { reference }, Some(conn)) = (job.origin, job.event.conn) else {
             if !matches!(outcome, Outcome::Delivered(_)) {
