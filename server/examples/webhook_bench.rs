@@ -76,7 +76,9 @@ async fn main() {
     let running = switchboard_server::start(settings).await.expect("a server");
     let addr = running.addr;
 
-    let until = Instant::now() + Duration::from_secs(args.seconds);
+    // The clients start sending as each connects: the clock starts before the first.
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.seconds);
     let mut clients = Vec::new();
     for i in 0..args.users {
         let token = TokenKeys::new(SECRET).mint(&format!("u{i}"), None, Duration::from_secs(600));
@@ -97,7 +99,6 @@ async fn main() {
             round_trips
         }));
     }
-    let started = Instant::now();
     let mut all = Vec::new();
     for client in clients {
         all.extend(client.await.unwrap());
