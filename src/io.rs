@@ -12,13 +12,15 @@
 //! connection's `Close` after the frames queued before it, an interest before the entries of
 //! its stream), and one drain loop cannot get it wrong.
 
+mod answer;
 mod app;
 mod cluster;
 mod socket;
 
+pub use answer::{Answer, AppErrorCode, ClientRef, MAX_APP_CODE_BYTES};
 pub use app::{
     AgentUpdate, AppMessage, Delivery, Notice, Open, RefreshGrant, RefreshRefusal, RefreshRequest,
-    WaiterId,
+    RoomChange, WaiterId,
 };
 pub use cluster::{ClusterInput, ClusterOutput, Envelope, RemoteTarget};
 pub use socket::{SocketInput, SocketOutput};

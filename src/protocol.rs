@@ -261,6 +261,9 @@ pub enum ErrorCode {
     InvalidToken,
     /// A `refresh` frame while the connection's previous one is still being verified.
     RefreshInProgress,
+    /// The application's backend could not take an application frame (its queue is full, or
+    /// it kept failing): the frame was not handled.
+    BackendUnavailable,
 }
 
 impl ErrorCode {
@@ -278,6 +281,7 @@ impl ErrorCode {
             ErrorCode::AlreadyLive => "already_live",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::RefreshInProgress => "refresh_in_progress",
+            ErrorCode::BackendUnavailable => "backend_unavailable",
         }
     }
 }
@@ -375,6 +379,20 @@ pub(crate) enum ServerFrame<'a> {
     },
     /// The connection's token expires soon: the client is asked for a fresh one.
     Refresh { expires_in: u64 },
+    /// The application's answer to a client frame of its own type.
+    Reply {
+        data: &'a serde_json::Value,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a RawValue>,
+    },
+    /// An `error` with a code the application chose (see `AppErrorCode`).
+    #[serde(rename = "error")]
+    AppError {
+        code: &'a str,
+        message: &'a str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a RawValue>,
+    },
     /// A fresh token was accepted; its grants apply from now on.
     Refreshed {
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use support::*;
 use switchboard::testing::Harness;
 use switchboard::{
-    AppMessage, Config, ConnId, Hub, Notice, Open, OpenError, Output, Reason, SocketOutput, Target,
+    AppMessage, ClientRef, Config, ConnId, Hub, Notice, Open, OpenError, Output, Reason,
+    SocketOutput, Target,
 };
 
 /// A configuration that hands `user_message` and `typing` frames to the application.
@@ -50,6 +51,7 @@ fn an_application_frame_becomes_a_notice_with_user_connection_thread_and_data() 
             thread: Some("t1".into()),
             kind: "user_message".into(),
             data: json!({"text": "What is the weather?"}),
+            reference: ClientRef::parse("3"),
         }]
     );
     assert!(
@@ -267,7 +269,11 @@ fn the_counters_add_up_what_the_hub_did() {
     assert_eq!(c.closes.get(Reason::Normal), 1);
     assert_eq!(c.closes.total(), 1);
     assert_eq!(c.drops.get(Reason::UnknownType), 1);
-    assert_eq!(notices_in(&out).len(), 3, "two opens and a close");
+    assert_eq!(
+        notices_in(&out).len(),
+        5,
+        "two opens, two joins and a close"
+    );
 }
 
 /// A hub with an open connection is not idle.

@@ -25,6 +25,7 @@ pub mod process;
 pub mod refresh;
 pub mod settings;
 pub mod state;
+pub mod webhook;
 
 use admission::{Admission, OpenFiles};
 use axum::routing::get;
@@ -138,7 +139,17 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         tracing::warn!("{warning}");
     }
     let auth = auth::Authenticator::start(&settings.auth, bridge.clone()).await;
-    refresh::serve(events, handle.clone(), auth.clone());
+    let webhook = match settings.webhook.clone() {
+        Some(config) => {
+            let node = bridge
+                .as_ref()
+                .map_or_else(random_node_id, |b| b.node().to_owned());
+            Some(webhook::Webhook::new(config, handle.clone(), node)?)
+        }
+        None => None,
+    };
+    let webhook_metrics = webhook.as_ref().map(webhook::Webhook::metrics);
+    refresh::serve(events, handle.clone(), auth.clone(), webhook);
     let state = Arc::new(AppState {
         handle: handle.clone(),
         auth: auth.clone(),
@@ -150,6 +161,7 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         lifecycle: Lifecycle::new(shared_history),
         admission: admission.clone(),
         budgets: metrics::Budgets::of(&settings.hub, handle.shards()),
+        webhook: webhook_metrics,
     });
     let cluster = bridge
         .clone()
@@ -195,6 +207,12 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         stop,
         task,
     })
+}
+
+/// A node id for the webhook's event ids when the node is not part of a cluster (which names
+/// its nodes): random, so that ids stay unique across restarts.
+fn random_node_id() -> String {
+    format!("node-{:016x}", getrandom::u64().unwrap_or_default())
 }
 
 /// Join the cluster of the Redis at `url`. The per-user connection limit holds across the

@@ -13,6 +13,7 @@
 
 use crate::admission::{AdmissionStats, Refusal};
 use crate::process::ProcessStats;
+use crate::webhook::metrics::WebhookMetrics;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     prometheus_text, DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
@@ -77,6 +78,8 @@ pub struct Scrape {
     pub uptime_secs: f64,
     /// The process's resources, where the platform reports them.
     pub process: Option<ProcessStats>,
+    /// The webhook's counters (`switchboard_webhook_*`), when one is configured.
+    pub webhook: Option<WebhookMetrics>,
 }
 
 impl Scrape {
@@ -86,9 +89,11 @@ impl Scrape {
         if let Some(process) = self.process {
             registry.register_collector(Box::new(ProcessCollector(process)));
         }
-        registry
-            .sub_registry_with_prefix("switchboard")
-            .register_collector(Box::new(self));
+        let switchboard = registry.sub_registry_with_prefix("switchboard");
+        if let Some(webhook) = self.webhook.clone() {
+            switchboard.register_collector(Box::new(webhook));
+        }
+        switchboard.register_collector(Box::new(self));
         let mut text = String::with_capacity(16 * 1024);
         prometheus_text::encode(&mut text, &registry).expect("writing to a String cannot fail");
         text
@@ -595,6 +600,7 @@ mod tests {
             budgets,
             uptime_secs: 1.5,
             process: Some(process),
+            webhook: Some(WebhookMetrics::default()),
         }
         .render();
         let mut families = Vec::new();

@@ -37,6 +37,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         budgets: state.budgets,
         uptime_secs: state.started.elapsed().as_secs_f64(),
         process: ProcessStats::sample(),
+        webhook: state.webhook.clone(),
     };
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],

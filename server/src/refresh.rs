@@ -13,15 +13,25 @@
 //! time, so the verifications in progress are bounded by the connections.
 
 use crate::auth::{instant_of, Authenticator, Credential};
+use crate::webhook::Webhook;
 use std::sync::Arc;
 use switchboard::{Notice, RefreshGrant, RefreshRefusal, RefreshRequest};
 use switchboard_tokio::{Events, Handle};
 
-/// Read the hubs' events until they stop: answer every fresh token, and log every event.
-pub fn serve(mut events: Events, handle: Handle, auth: Arc<Authenticator>) {
+/// Read the hubs' events until they stop: answer every fresh token, hand every event to the
+/// `webhook` (if one is configured: see [`crate::webhook`]), and log every event.
+pub fn serve(
+    mut events: Events,
+    handle: Handle,
+    auth: Arc<Authenticator>,
+    webhook: Option<Webhook>,
+) {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             tracing::debug!(?event, "switchboard event");
+            if let Some(webhook) = &webhook {
+                webhook.notice(&event.notice);
+            }
             if let Notice::Refresh(request) = event.notice {
                 tokio::spawn(answer(handle.clone(), auth.clone(), *request));
             }

@@ -11,6 +11,7 @@
 mod auth;
 mod http;
 mod ops;
+mod webhook;
 
 pub use auth::{
     AuthConfig, AuthOverrides, AuthSettings, JwksConfig, KeyAlgorithm, KeySettings, PublicKey,
@@ -18,6 +19,9 @@ pub use auth::{
 };
 pub use http::{HttpLimits, HttpOverrides, HttpSettings};
 pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
+pub use webhook::{
+    FrameSettings, LifecycleEvent, WebhookConfig, WebhookOverrides, WebhookSettings,
+};
 
 use crate::credentials::{Credentials, Secret};
 use serde::Deserialize;
@@ -101,6 +105,12 @@ pub struct FileSettings {
     /// The operations dashboard.
     #[serde(default)]
     pub dashboard: DashboardSettings,
+    /// Client frame types forwarded to the backend.
+    #[serde(default)]
+    pub frames: FrameSettings,
+    /// How frames and lifecycle events reach the backend.
+    #[serde(default)]
+    pub webhook: WebhookSettings,
 }
 
 /// `[demo]`: the demo page at `/demo` (see `docs/OPERATIONS.md`).
@@ -247,6 +257,9 @@ pub struct Overrides {
     /// How client tokens are checked.
     #[command(flatten)]
     pub auth: AuthOverrides,
+    /// Frames and lifecycle events to the backend.
+    #[command(flatten)]
+    pub webhook: WebhookOverrides,
 }
 
 /// Everything the server runs with, resolved.
@@ -282,6 +295,8 @@ pub struct Settings {
     pub log: LogFormat,
     /// The operations dashboard.
     pub dashboard: DashboardConfig,
+    /// Where client frames and lifecycle events are POSTed; `None`: nowhere.
+    pub webhook: Option<WebhookConfig>,
 }
 
 /// Why settings could not be resolved.
@@ -385,6 +400,9 @@ impl Settings {
             },
         )?;
         let dashboard = DashboardConfig::resolve(&file.dashboard, overrides.dashboard, env)?;
+        let (frame_types, webhook) =
+            webhook::resolve(env, file.frames, file.webhook, &overrides.webhook)?;
+        hub.app_frame_types = frame_types;
         Ok(Settings {
             listen,
             env,
@@ -414,6 +432,7 @@ impl Settings {
             http,
             log: overrides.log_format.or(file.log.format).unwrap_or_default(),
             dashboard,
+            webhook,
         })
     }
 

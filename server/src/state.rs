@@ -7,6 +7,7 @@ use crate::credentials::Secret;
 use crate::gateway::origin::AllowedOrigins;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Budgets;
+use crate::webhook::metrics::WebhookMetrics;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard_redis::Bridge;
@@ -35,4 +36,6 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// The node's budgets, for `/metrics` and the dashboard.
     pub budgets: Budgets,
+    /// The webhook's counters, for `/metrics`, when `[webhook] url` is set.
+    pub webhook: Option<WebhookMetrics>,
 }

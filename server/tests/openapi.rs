@@ -137,6 +137,8 @@ fn examples(markdown: &str) -> Vec<Example> {
             }
             // The dashboard's feed is no `/api` route: tests/dashboard.rs checks its example.
             ["json", "dashboard", "feed"] => {}
+            // Nor the webhook's event: tests/webhook.rs checks it against a real delivery.
+            ["json", "webhook", "event"] => {}
             ["json", ..] => {
                 panic!("line {start}: a json block must name `METHOD /api/path request|STATUS`")
             }

@@ -11,7 +11,7 @@ use super::reply::Reply;
 use crate::config::Config;
 use crate::error::{RoomError, UnknownConnection};
 use crate::id::ConnId;
-use crate::io::{AppMessage, Notice};
+use crate::io::{AppMessage, ClientRef, Notice};
 use crate::message::Message;
 use crate::protocol::{self, ClientFrame, ErrorCode, ServerFrame};
 use crate::reason::Reason;
@@ -181,6 +181,7 @@ fn frame(
                 thread: conn.thread.clone(),
                 kind,
                 data: payload,
+                reference: reply.reference.map(ClientRef::from_raw),
             };
             f.out.notice(Notice::App(Box::new(app)));
         }

@@ -14,6 +14,7 @@ use crate::connection::Membership;
 use crate::directory::Directory;
 use crate::error::RoomError;
 use crate::id::{ConnId, RoomId, ThreadId};
+use crate::io::{Notice, RoomChange};
 use crate::outputs::Outputs;
 use crate::protocol::{Sequence, ServerFrame};
 use crate::room::Rooms;
@@ -84,12 +85,19 @@ pub(super) fn join_as(
         f.cluster.serving(StreamId::Room(room.clone()), true, f.out);
         f.cluster.follow(room, since, f.out);
     }
-    let room_id = room.clone();
-    f.conns.conn_mut(id).rooms.push(Membership {
-        room: room_id,
+    let conn = f.conns.conn_mut(id);
+    conn.rooms.push(Membership {
+        room: room.clone(),
         slot,
         by_backend: decider == Decider::Backend,
     });
+    let user = conn.user.clone();
+    let change = RoomChange {
+        conn: id,
+        user,
+        room: room.clone(),
+    };
+    f.out.notice(Notice::Joined(Box::new(change)));
     f.room_stream(now, room);
     // With shared streams, a member's position is the sequencer's: it is answered once the
     // sequencer gave the room's head (`ClusterInput::StreamHead`).
@@ -154,10 +162,18 @@ pub(super) fn leave(
     let i = (conn.rooms.iter())
         .position(|m| &m.room == room)
         .ok_or(RoomError::NotMember)?;
-    let m = conns.conn_mut(id).rooms.swap_remove(i);
+    let conn = conns.conn_mut(id);
+    let m = conn.rooms.swap_remove(i);
+    let user = conn.user.clone();
     if remove_member(conns, rooms, room, id, m.slot) {
         unserved(streams, cluster, out, StreamId::Room(room.clone()));
     }
+    let change = RoomChange {
+        conn: id,
+        user,
+        room: room.clone(),
+    };
+    out.notice(Notice::Left(Box::new(change)));
     Ok(())
 }
 

@@ -38,8 +38,8 @@ use crate::directory::{Beat, Directory};
 use crate::error::{OpenError, PublishError, RoomError, UnknownConnection};
 use crate::id::{ConnId, RoomId, RunId, ThreadId, UserId};
 use crate::io::{
-    AgentUpdate, ClusterInput, Delivery, Notice, Open, Output, RefreshGrant, RefreshRefusal,
-    SocketInput, WaiterId,
+    AgentUpdate, Answer, ClientRef, ClusterInput, Delivery, Notice, Open, Output, RefreshGrant,
+    RefreshRefusal, SocketInput, WaiterId,
 };
 use crate::message::Message;
 use crate::outputs::Outputs;
@@ -457,6 +457,34 @@ impl Hub {
     ) -> Result<(), UnknownConnection> {
         let mut f = self.parts().fanout;
         refresh::refused(&mut f, now, conn, refusal)?;
+        self.finish();
+        Ok(())
+    }
+
+    /// Answer `conn`'s frame of an application type ([`Notice::App`]) that carried `reference`:
+    /// the client gets a `reply` with the data, or an `error` with the application's code (no
+    /// strike), echoing the `ref`. A connection closed meanwhile is unknown: nothing happens.
+    pub fn answer(
+        &mut self,
+        conn: ConnId,
+        reference: Option<ClientRef>,
+        answer: Answer,
+    ) -> Result<(), UnknownConnection> {
+        self.conns.check(conn)?;
+        let Fanout { conns, out, .. } = self.parts().fanout;
+        let reply = Reply::asked(conn, reference.as_ref().map(ClientRef::raw));
+        let frame = match &answer {
+            Answer::Reply(data) => ServerFrame::Reply {
+                data,
+                reference: reply.reference,
+            },
+            Answer::Error { code, message } => ServerFrame::AppError {
+                code: code.as_str(),
+                message,
+                reference: reply.reference,
+            },
+        };
+        reply.send(conns, out, &frame);
         self.finish();
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! The application's side of the boundary: opening a connection, producing agent runs, what a
 //! publish did, and the [`Notice`]s the hub tells the application.
 
+use super::answer::ClientRef;
 use crate::access::RoomAccess;
 use crate::id::RunId;
-use crate::id::{AgentId, ConnId, ThreadId, UserId};
+use crate::id::{AgentId, ConnId, RoomId, ThreadId, UserId};
 use crate::reason::Reason;
 use crate::run::{AgentEvent, RunReport};
 use crate::stream::Position;
@@ -117,6 +118,13 @@ pub enum Notice {
         /// Its user.
         user: UserId,
     },
+    /// A connection joined a room (its own `join` or `resume`, or the application's
+    /// `join_room`).
+    Joined(Box<RoomChange>),
+    /// A connection left a room (its own `leave`, the application's `leave_room`, or a fresh
+    /// token that no longer allows it). Rooms a closing connection was in are not reported one
+    /// by one: [`Notice::Closed`] says it all.
+    Left(Box<RoomChange>),
     /// A connection is gone, for `reason`.
     Closed {
         /// The connection.
@@ -153,7 +161,8 @@ pub enum Notice {
         /// The user.
         user: UserId,
     },
-    /// A client frame of an application-defined type.
+    /// A client frame of an application-defined type. The application answers one with a
+    /// `ref` with [`Hub::answer`](crate::Hub::answer).
     App(Box<AppMessage>),
     /// An agent run ended; its report.
     RunEnded(Box<RunReport>),
@@ -164,6 +173,17 @@ pub enum Notice {
     /// its current grants and expiry, and a second `refresh` frame is answered
     /// `refresh_in_progress`.
     Refresh(Box<RefreshRequest>),
+}
+
+/// A connection that joined or left a room ([`Notice::Joined`], [`Notice::Left`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomChange {
+    /// The connection.
+    pub conn: ConnId,
+    /// Its user.
+    pub user: UserId,
+    /// The room.
+    pub room: RoomId,
 }
 
 /// A fresh token a client sent, for the application to verify ([`Notice::Refresh`]).
@@ -218,6 +238,9 @@ pub struct AppMessage {
     pub kind: String,
     /// The frame's `data`.
     pub data: serde_json::Value,
+    /// The frame's `ref`, to hand back with the answer
+    /// ([`Hub::answer`](crate::Hub::answer)).
+    pub reference: Option<ClientRef>,
 }
 
 /// The handle of one `wait_for_connection` registration.

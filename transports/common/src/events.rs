@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use switchboard::{ConnId, Notice};
 
-/// A hub's notice for the application: a connection opened or closed, went dead or came
-/// back, an application frame arrived ([`Notice::App`], to answer with
-/// [`Handle::send_to_connection`](crate::Handle::send_to_connection)), a client sent a fresh
+/// A hub's notice for the application: a connection opened or closed, joined or left a room,
+/// went dead or came back, an application frame arrived ([`Notice::App`], to answer with
+/// [`Handle::answer`](crate::Handle::answer)), a client sent a fresh
 /// token ([`Notice::Refresh`], to answer with [`Handle::refreshed`](crate::Handle::refreshed)
 /// or [`Handle::refresh_refused`](crate::Handle::refresh_refused)), or an agent run ended. [`Event::conn`] names the connection it is about.
 ///
@@ -33,6 +33,7 @@ impl Event {
             | Notice::Dead { conn }
             | Notice::Resurrected { conn }
             | Notice::UserConnected { conn, .. } => *conn,
+            Notice::Joined(change) | Notice::Left(change) => change.conn,
             Notice::App(app) => app.conn,
             Notice::Refresh(request) => request.conn,
             _ => return None,

@@ -20,8 +20,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard::{
-    AgentUpdate, ConnId, ConnectionInfo, Delivery, Message, PublishError, Reason, RefreshGrant,
-    RefreshRefusal, RoomId, RunId, RunReport, Stats, Target, ThreadId, UserId, UserMembership,
+    AgentUpdate, Answer, ClientRef, ConnId, ConnectionInfo, Delivery, Message, PublishError,
+    Reason, RefreshGrant, RefreshRefusal, RoomId, RunId, RunReport, Stats, Target, ThreadId,
+    UserId, UserMembership,
 };
 
 /// The application's handle on a running switchboard. Cheap to clone; every method talks to
@@ -415,6 +416,23 @@ impl<R: Runtime> Handle<R> {
             .call(shard, move |s, now| {
                 s.hub.refresh_refused(now, conn, refusal)
             })
+            .await?
+            .map_err(|_| Error::UnknownConnection(conn))
+    }
+
+    /// Answer a connection's frame of an application type
+    /// ([`Notice::App`](switchboard::Notice::App)) that carried `reference`: the client gets a
+    /// `reply` or an `error` with the application's code, echoing the `ref`.
+    /// [`Error::UnknownConnection`] if the connection closed meanwhile: nothing happens.
+    pub async fn answer(
+        &self,
+        conn: ConnId,
+        reference: Option<ClientRef>,
+        answer: Answer,
+    ) -> Result<(), Error> {
+        let shard = self.shards.shard_of_connection(conn)?;
+        self.shards
+            .call(shard, move |s, _| s.hub.answer(conn, reference, answer))
             .await?
             .map_err(|_| Error::UnknownConnection(conn))
     }

@@ -794,12 +794,15 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
         }
     }
 
-    // The application saw the connections opening and closing, and nothing else: what the
-    // cluster needs went to the sink.
+    // The application saw the connections opening, joining and closing, and nothing else:
+    // what the cluster needs went to the sink.
     let mut opened = 0;
     while let Some(event) = server.events.try_recv() {
         assert!(
-            matches!(event.notice, Notice::Opened { .. } | Notice::Closed { .. }),
+            matches!(
+                event.notice,
+                Notice::Opened { .. } | Notice::Joined(_) | Notice::Closed { .. }
+            ),
             "{event:?}"
         );
         opened += usize::from(matches!(event.notice, Notice::Opened { .. }));
