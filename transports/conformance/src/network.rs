@@ -32,8 +32,8 @@ pub trait Setup: 'static {
     fn listener(listener: std::net::TcpListener) -> <Self::Runtime as Listen>::Listener;
 
     /// Serve WebSocket upgrades on `listener` with `handle`'s switchboard, authenticating as
-    /// [`authenticate`] does: the transport's own server, unless the setup embeds the
-    /// switchboard in another one.
+    /// the suite does (`?user=<id>`, optionally `&thread=<id>`): the transport's own server,
+    /// unless the setup embeds the switchboard in another one.
     fn serve(
         runtime: &Self::Runtime,
         handle: Handle<Self::Runtime>,
