@@ -3,15 +3,15 @@
 //! Run it with `cargo run -p switchboard-tokio --features axum --example axum_embed`, then
 //! connect a WebSocket client to `ws://127.0.0.1:3000/ws?user=alice` and join a room with
 //! `{"type":"join","room":"lobby"}`; `POST /announce` publishes to that room. Clients may send
-//! `{"type":"ask","data":...}` frames, which the application answers. Ctrl-C shuts down
-//! gracefully (clients get close 1001).
+//! `{"type":"ask","data":...,"ref":1}` frames, which the application answers with a `reply`
+//! frame echoing the `ref`. Ctrl-C shuts down gracefully (clients get close 1001).
 
 use axum::extract::{ws::WebSocketUpgrade, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use switchboard::{Config, Message, Notice, Open, Target};
+use switchboard::{Answer, Config, Message, Notice, Open, Target};
 use switchboard_tokio::{axum::upgrade, position_from_query, Builder, Handle};
 
 /// The WebSocket route: authenticate (here, naively, from the query), then hand over.
@@ -45,13 +45,14 @@ async fn main() -> std::io::Result<()> {
     config.app_frame_types = vec!["ask".into()];
     let (hub, mut events) = Builder::new(config).start();
 
-    // Answer the clients' application frames.
+    // Answer the clients' application frames: a `reply` to the asking connection, with its
+    // `ref` (here the question's data, echoed).
     let answers = hub.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            if let (Some(conn), Notice::App(app)) = (event.conn(), &event.notice) {
-                let reply = Message::new("answer", app.data.clone());
-                let _ = answers.send_to_connection(conn, reply).await;
+            if let Notice::App(app) = event.notice {
+                let reply = Answer::Reply(app.data);
+                let _ = answers.answer(app.conn, app.reference, reply).await;
             }
         }
     });
