@@ -5,223 +5,11 @@
 
 mod support;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::Router;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use support::hook::*;
 use support::*;
 use switchboard_testing::eventually;
-use tokio::sync::Semaphore;
-
-const HOOK_SECRET: &str = "a-webhook-secret-for-the-tests";
-
-/// What the test backend does with one delivery.
-enum Scripted {
-    /// Answer with this status and body.
-    Answer(u16, String),
-    /// Wait for a permit of the gate, then answer 200 with a reply.
-    Hold,
-}
-
-/// The script: the event, and how many times its id was delivered before.
-type Script = dyn Fn(&Value, usize) -> Scripted + Send + Sync;
-
-/// One delivery as the backend saw it.
-#[derive(Debug, Clone)]
-struct Delivery {
-    event: Value,
-    signed: bool,
-}
-
-struct Inner {
-    script: Box<Script>,
-    deliveries: Mutex<Vec<Delivery>>,
-    gate: Semaphore,
-    in_flight: Mutex<HashMap<String, usize>>,
-    overlaps: AtomicUsize,
-    /// The size of each batch received.
-    batches: Mutex<Vec<usize>>,
-}
-
-/// A backend on an ephemeral port.
-#[derive(Clone)]
-struct Backend {
-    inner: Arc<Inner>,
-    url: String,
-}
-
-impl Backend {
-    async fn start(script: impl Fn(&Value, usize) -> Scripted + Send + Sync + 'static) -> Self {
-        let inner = Arc::new(Inner {
-            script: Box::new(script),
-            deliveries: Mutex::new(Vec::new()),
-            gate: Semaphore::new(0),
-            in_flight: Mutex::new(HashMap::new()),
-            overlaps: AtomicUsize::new(0),
-            batches: Mutex::new(Vec::new()),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let app = Router::new()
-            .route("/hook", post(receive))
-            .with_state(inner.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Backend { inner, url }
-    }
-
-    /// A backend that replies `{"echo": data}` to every frame and takes every lifecycle event.
-    async fn echo() -> Self {
-        Self::start(|event, _| Scripted::Answer(200, echo(event))).await
-    }
-
-    fn deliveries(&self) -> Vec<Delivery> {
-        self.inner.deliveries.lock().unwrap().clone()
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.deliveries().into_iter().map(|d| d.event).collect()
-    }
-
-    fn open_gate(&self, permits: usize) {
-        self.inner.gate.add_permits(permits);
-    }
-}
-
-/// `{"reply": {"echo": data}}`, or for a batch, each event's in `answers`.
-fn echo(event: &Value) -> String {
-    match event.as_array() {
-        Some(batch) => {
-            let answers: Vec<Value> = (batch.iter())
-                .map(|e| json!({"id": e["id"], "reply": {"echo": e["data"]}}))
-                .collect();
-            json!({"answers": answers}).to_string()
-        }
-        None => json!({"reply": {"echo": event["data"]}}).to_string(),
-    }
-}
-
-/// Verify a delivery's signature as `docs/API.md` tells a backend to: HMAC-SHA256 of
-/// `timestamp + "." + body` with the secret, hex, among the `v1=` values, and a timestamp
-/// within five minutes of now.
-fn verified(headers: &HeaderMap, body: &[u8]) -> bool {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let (Some(timestamp), Some(signatures)) = (
-        header("x-switchboard-timestamp"),
-        header("x-switchboard-signature"),
-    ) else {
-        return false;
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let Ok(at) = timestamp.parse::<u64>() else {
-        return false;
-    };
-    if now.abs_diff(at) > 300 {
-        return false;
-    }
-    let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(body);
-    let expected: String = (mac.finalize().into_bytes().iter())
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    signatures
-        .split(',')
-        .any(|s| s.trim().strip_prefix("v1=") == Some(expected.as_str()))
-}
-
-async fn receive(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    let event: Value = serde_json::from_slice(&body).expect("the server sends JSON");
-    let signed = verified(&headers, &body);
-    if let Value::Array(events) = &event {
-        // A batch: no event id header, each event its own id.
-        assert!(headers.get("x-switchboard-event-id").is_none());
-        inner.batches.lock().unwrap().push(events.len());
-    } else {
-        assert_eq!(
-            headers["x-switchboard-event-id"].to_str().unwrap(),
-            event["id"].as_str().unwrap()
-        );
-    }
-    let users: Vec<String> = match &event {
-        Value::Array(batch) => batch.iter().map(|e| e["user"].to_string()).collect(),
-        single => vec![single["user"].to_string()],
-    };
-    let before = {
-        let mut deliveries = inner.deliveries.lock().unwrap();
-        let before = (deliveries.iter())
-            .filter(|d| d.event["id"] == event["id"])
-            .count();
-        deliveries.push(Delivery {
-            event: event.clone(),
-            signed,
-        });
-        before
-    };
-    let overlapping = {
-        let mut in_flight = inner.in_flight.lock().unwrap();
-        let mut overlapping = false;
-        for user in &users {
-            let n = in_flight.entry(user.clone()).or_default();
-            *n += 1;
-            overlapping |= *n > 1;
-        }
-        overlapping
-    };
-    if overlapping {
-        inner.overlaps.fetch_add(1, Ordering::SeqCst);
-    }
-    // Long enough for a second event of the user to arrive if the server sent one in parallel.
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    let answer = match (inner.script)(&event, before) {
-        Scripted::Answer(status, body) => (StatusCode::from_u16(status).unwrap(), body),
-        Scripted::Hold => {
-            inner.gate.acquire().await.unwrap().forget();
-            (StatusCode::OK, echo(&event))
-        }
-    };
-    let mut in_flight = inner.in_flight.lock().unwrap();
-    for user in &users {
-        *in_flight.get_mut(user).unwrap() -= 1;
-    }
-    answer
-}
-
-/// A server forwarding `user_message` to `url`, with millisecond backoffs; `extra` adds to
-/// `[webhook]`.
-async fn server(url: &str, extra: &str) -> TestServer {
-    TestServer::with(&format!(
-        "[frames]\ntypes = [\"user_message\"]\n[webhook]\nurl = \"{url}\"\nsecret = \"{HOOK_SECRET}\"\nbackoff_ms = 1\nmax_backoff_ms = 5\n{extra}"
-    ))
-    .await
-}
-
-/// The frames `client` receives until the `pong` of a ping it sends now.
-async fn frames_until_pong(client: &mut WsClient) -> Vec<Value> {
-    client.send(json!({"type": "ping", "ref": "fence"})).await;
-    let mut frames = Vec::new();
-    loop {
-        let frame = client.json().await;
-        if frame["type"] == "pong" && frame["ref"] == "fence" {
-            return frames;
-        }
-        frames.push(frame);
-    }
-}
 
 /// The `reply` or `error` answering each of `refs`, in the order they come: one per ref.
 async fn answers(client: &mut WsClient, count: usize) -> Vec<Value> {
@@ -267,7 +55,7 @@ async fn a_signed_frame_reaches_the_backend_and_its_reply_only_the_sending_conne
     assert!(event["id"].as_str().is_some_and(|n| !n.is_empty()));
     assert!(event["timestamp"].as_u64().is_some());
     for other in [&mut sibling, &mut bob] {
-        let seen = frames_until_pong(other).await;
+        let seen = other.fence().await;
         assert!(
             seen.iter()
                 .all(|f| f["type"] != "reply" && f["type"] != "error"),
@@ -318,7 +106,7 @@ async fn a_frame_without_ref_that_succeeds_gets_nothing() {
     })
     .await;
 
-    assert_eq!(frames_until_pong(&mut client).await, Vec::<Value>::new());
+    assert_eq!(client.fence().await, Vec::<Value>::new());
 }
 
 #[tokio::test]
@@ -369,11 +157,7 @@ async fn a_slow_backend_holds_the_queue_bound_and_every_frame_is_answered_once()
             .collect::<Vec<_>>(),
         vec![(json!("reply"), json!(1)), (json!("reply"), json!(2))]
     );
-    assert_eq!(
-        frames_until_pong(&mut client).await,
-        Vec::<Value>::new(),
-        "nothing more"
-    );
+    assert_eq!(client.fence().await, Vec::<Value>::new(), "nothing more");
     assert_eq!(backend.events().len(), 2);
     assert_eq!(
         server
@@ -435,11 +219,7 @@ async fn a_retried_event_carries_the_same_id_and_body_and_is_answered_once() {
     let events = backend.events();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0], events[1], "the same id and the same body");
-    assert_eq!(
-        frames_until_pong(&mut client).await,
-        Vec::<Value>::new(),
-        "one answer"
-    );
+    assert_eq!(client.fence().await, Vec::<Value>::new(), "one answer");
 }
 
 #[tokio::test]

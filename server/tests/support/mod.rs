@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod cluster;
+pub mod hook;
 pub mod keys;
 
 use serde_json::{json, Value};
