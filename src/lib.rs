@@ -11,9 +11,17 @@
 //! [`ClusterOutput`] out for the other hubs of a cluster (see [`Hub`] for the drain
 //! invariant). The same core runs under every transport, in every test, and on every node.
 //!
-//! Every public item is at the crate root, under one path; the modules are private. The one
-//! public module is [`testing`] (feature `testing`): the in-memory [`Harness`](testing::Harness),
-//! the test double for applications.
+//! Every public item is at the crate root, under one path; the modules are private.
+#![cfg_attr(
+    feature = "testing",
+    doc = "The one public module is [`testing`] (feature `testing`): the in-memory \
+           [`Harness`](testing::Harness), the test double for applications."
+)]
+#![cfg_attr(
+    not(feature = "testing"),
+    doc = "The one public module is `testing`, behind the feature `testing`: the in-memory \
+           `Harness`, the test double for applications."
+)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
