@@ -505,9 +505,10 @@ pub async fn presence(handle: &Handle, user: String) -> Result<PresenceView, Err
     get,
     path = "/api/users/{user}",
     tag = "presence",
-    params(("user" = String, Path, description = "The user id")),
+    params(("user" = String, Path, description = "The user id (1 to 256 bytes, no control character)")),
     responses(
         (status = 200, description = "The user's connections on this node, and in a cluster their count on every node", body = PresenceView),
+        (status = 400, description = "An empty user id, one over 256 bytes, or one with control characters", body = ErrorBody),
         (status = 503, description = "In a cluster, Redis could not be asked (`cluster_unavailable`); or the switchboard has stopped (the end of a shutdown)", body = ErrorBody),
     )
 )]
@@ -515,6 +516,7 @@ pub(crate) async fn user_presence(
     State(state): State<Arc<AppState>>,
     Path(user): Path<String>,
 ) -> Result<Json<PresenceView>, ApiError> {
+    name("user", &user)?;
     let view = presence(&state.handle, user).await?;
     let Some(bridge) = &state.bridge else {
         return Ok(Json(view));
@@ -529,9 +531,10 @@ pub(crate) async fn user_presence(
     get,
     path = "/api/rooms/{room}",
     tag = "presence",
-    params(("room" = String, Path, description = "The room")),
+    params(("room" = String, Path, description = "The room (1 to 256 bytes, no control character)")),
     responses(
         (status = 200, description = "The room's members on this node, and in a cluster their count on every node", body = RoomView),
+        (status = 400, description = "An empty room, one over 256 bytes, or one with control characters", body = ErrorBody),
         (status = 503, description = "In a cluster, Redis could not be asked (`cluster_unavailable`); or the switchboard has stopped (the end of a shutdown)", body = ErrorBody),
     )
 )]
@@ -539,6 +542,7 @@ pub(crate) async fn room_members(
     State(state): State<Arc<AppState>>,
     Path(room): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
+    name("room", &room)?;
     let members = state.handle.room_members(room.as_str()).await?;
     let members = infos(&state.handle, members).await?;
     let view = RoomView {
@@ -582,11 +586,11 @@ pub async fn disconnect_user(state: &AppState, user: String) -> Result<Disconnec
     post,
     path = "/api/users/{user}/disconnect",
     tag = "presence",
-    params(("user" = String, Path, description = "The user id")),
+    params(("user" = String, Path, description = "The user id (1 to 256 bytes, no control character)")),
     request_body(content = Option<DisconnectRequest>, description = "Optional: `{\"revoke\": true}` also revokes the user's credentials issued until now"),
     responses(
         (status = 200, description = "How many connections were closed on this node, and the revocation's cut-off", body = DisconnectView),
-        (status = 400, description = "A body that is not `{\"revoke\": bool}`", body = ErrorBody),
+        (status = 400, description = "A body that is not `{\"revoke\": bool}`; an empty user id, one over 256 bytes, or one with control characters", body = ErrorBody),
         (status = 429, description = "The node keeps as many revocations as it may (`auth.max_revocations`)", body = ErrorBody),
         (status = 503, description = "Redis could not store the revocation (`cluster_unavailable`), or the switchboard has stopped (`shutting_down`, the end of a shutdown)", body = ErrorBody),
     )
@@ -596,6 +600,7 @@ pub(crate) async fn disconnect(
     Path(user): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DisconnectView>, ApiError> {
+    name("user", &user)?;
     let request = DisconnectRequest::from_body(&body.map_err(JsonRejection::from)?)?;
     // Revoke first: a client closed below must not get back in with the same credential.
     // A revocation Redis could not store still holds on this node: close the connections

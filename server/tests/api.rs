@@ -208,6 +208,33 @@ async fn presence_and_disconnect() {
     assert_eq!(presence["connected"], false);
 }
 
+/// The presence routes refuse a name no connection could hold (empty, over 256 bytes, with
+/// control characters) with 400, as the membership routes do, instead of looking it up.
+#[tokio::test]
+async fn presence_routes_refuse_names_no_connection_could_hold() {
+    let server = TestServer::start().await;
+    let long = "u".repeat(257);
+    let refused = [
+        ("GET", format!("/api/users/{long}")),
+        ("GET", "/api/users/al%0Aice".to_owned()),
+        ("GET", format!("/api/rooms/{long}")),
+        ("GET", "/api/rooms/lob%00by".to_owned()),
+        ("POST", format!("/api/users/{long}/disconnect")),
+        ("POST", "/api/users/al%1Bice/disconnect".to_owned()),
+    ];
+    for (method, path) in &refused {
+        let (status, answer) = server.api(method, path, None).await;
+        assert_eq!(
+            (status, &answer["error"]),
+            (400, &json!("bad_request")),
+            "{method} {path}"
+        );
+    }
+    let at_the_bound = format!("/api/users/{}", "u".repeat(256));
+    let (status, presence) = server.api("GET", &at_the_bound, None).await;
+    assert_eq!((status, &presence["connected"]), (200, &json!(false)));
+}
+
 /// Stats count what happened; `/metrics` is Prometheus text with the same figures.
 #[tokio::test]
 async fn stats_and_metrics_report_connections_and_closes() {
