@@ -177,9 +177,14 @@ pub fn resolve(
             "webhook.secret is required with webhook.url in staging and production".into(),
         );
     }
-    if !secrets.is_empty() {
-        secrets.extend(file.previous_secrets.unwrap_or_default());
+    let previous = file.previous_secrets.unwrap_or_default();
+    if secrets.is_empty() && !previous.is_empty() {
+        // Signing with only the old secrets would look like a rotation that never started.
+        return invalid(
+            "webhook.previous_secrets needs webhook.secret, the one that signs first".into(),
+        );
     }
+    secrets.extend(previous);
     let ms = |key: &str, value: Option<u64>, default: u64| match value {
         Some(0) => Err(SettingsError::Invalid(format!(
             "webhook.{key} must be at least 1"
@@ -245,6 +250,29 @@ mod tests {
             .is_some());
         let unsigned = with_url(Environment::Development, None).unwrap().unwrap();
         assert!(unsigned.secrets.is_empty());
+    }
+
+    #[test]
+    fn previous_secrets_without_a_secret_are_refused() {
+        let file = |secret: Option<&str>| WebhookSettings {
+            url: Some("http://127.0.0.1:9/hook".into()),
+            secret: secret.map(Secret::new),
+            previous_secrets: Some(vec![Secret::new("old")]),
+            ..WebhookSettings::default()
+        };
+        let none = WebhookOverrides::default();
+        let env = Environment::Development;
+        let refused = resolve(env, FrameSettings::default(), file(None), &none);
+        assert!(
+            matches!(refused, Err(SettingsError::Invalid(m)) if m.contains("previous_secrets"))
+        );
+        let (_, rotating) =
+            resolve(env, FrameSettings::default(), file(Some("new")), &none).unwrap();
+        assert_eq!(
+            rotating.unwrap().secrets.len(),
+            2,
+            "the secret, then the previous one"
+        );
     }
 
     #[test]
