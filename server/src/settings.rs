@@ -10,14 +10,13 @@
 
 mod auth;
 mod http;
+mod keys;
 mod ops;
 mod webhook;
 
-pub use auth::{
-    AuthConfig, AuthOverrides, AuthSettings, JwksConfig, KeyAlgorithm, KeySettings, PublicKey,
-    TicketLimits,
-};
+pub use auth::{AuthConfig, AuthOverrides, AuthSettings, TicketLimits};
 pub use http::{HttpLimits, HttpOverrides, HttpSettings};
+pub use keys::{JwksConfig, JwksSettings, KeyAlgorithm, KeySettings, PublicKey};
 pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
 pub use webhook::{
     FrameSettings, LifecycleEvent, WebhookConfig, WebhookOverrides, WebhookSettings,
