@@ -10,7 +10,7 @@ import WebSocket from "ws";
 import { SwitchboardClient, SwitchboardError, type ServerFrame, type UnknownFrame } from "../../src/index.js";
 import { Backend, WEBHOOK_SECRET, type FrameEvent } from "../support/backend.js";
 import { TestServer, token } from "../support/server.js";
-import { Recorder } from "../support/wait.js";
+import { next, Recorder } from "../support/wait.js";
 
 /** The backend's rule: `{"decline": code}` is refused with that code, anything else echoed. */
 function answer(frame: FrameEvent): { status: number; body?: unknown } {
@@ -108,6 +108,17 @@ describe("application frames and the backend's answers", () => {
     );
     assert.equal(replies.seen.length, 1, "only the awaited reply");
     carol.close();
+  });
+
+  test("fire and forget: a frame the backend declines comes back as an error event with its code", async () => {
+    const erin = client("erin");
+    await erin.connect();
+    const declined = next(erin, "error");
+    assert.equal(await erin.send("user_message", { decline: "not_now" }, { awaitReply: false }), undefined);
+    const error = await declined;
+    assert.ok(error instanceof SwitchboardError);
+    assert.equal(error.code, "not_now");
+    erin.close();
   });
 
   test("the backend is down: send rejects with backend_unavailable", async () => {
