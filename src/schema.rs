@@ -72,6 +72,11 @@ const ROOTS: [(&str, &str); 4] = [
 /// (the protocol's client frames), `AppFrame` (an application frame), `ServerFrame` (every frame
 /// the hub sends but agent-run frames) and `RunFrame` (an agent-run frame), and the types they
 /// use; the root is any one of the four.
+///
+/// # Panics
+///
+/// If a definition shared by client and server frames were described two ways (the crate's own
+/// types, checked by its tests), never because of input.
 pub fn protocol_schema() -> Value {
     let mut server = SchemaSettings::draft2020_12()
         .for_serialize()
