@@ -18,8 +18,7 @@ const schemaFile = `${root}src/generated/protocol.schema.json`;
 const typesFile = `${root}src/generated/protocol.ts`;
 const check = process.argv.includes("--check");
 
-const BANNER = `/* eslint-disable */
-/**
+const BANNER = `/**
  * The frames of the Switchboard protocol, generated from the Rust definitions (the core crate's
  * \`protocol_schema\`) by \`npm run generate\` in clients/typescript: do not edit.
  * docs/PROTOCOL.md is the prose version; src/protocol.ts names these types for the SDK.

@@ -1,4 +1,3 @@
-/* eslint-disable */
 /**
  * The frames of the Switchboard protocol, generated from the Rust definitions (the core crate's
  * `protocol_schema`) by `npm run generate` in clients/typescript: do not edit.
