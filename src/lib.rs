@@ -44,6 +44,8 @@ mod rate;
 mod reason;
 mod room;
 mod run;
+#[cfg(feature = "schema")]
+mod schema;
 mod scope;
 mod sequenced;
 mod stats;
@@ -78,6 +80,8 @@ pub use run::{
     AgentEvent, EventKind, EventRecord, RunError, RunLimit, RunReport, RunState,
     MAX_MESSAGES_PER_RUN,
 };
+#[cfg(feature = "schema")]
+pub use schema::{protocol_schema, protocol_schema_text};
 pub use scope::UserScope;
 pub use sequenced::{EntryMeta, Sequenced, Unsequenced};
 pub use stats::{Counters, RttHistogram, Stats, RTT_BUCKETS_MS};

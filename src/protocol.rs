@@ -45,8 +45,46 @@ pub(crate) enum ClientFrame {
     },
 }
 
+/// The client frames of the protocol as the JSON Schema describes them ([`crate::protocol_schema`]):
+/// each `type` with the body [`parse`] reads for it. [`parse`] reads frames itself (the `ref`
+/// first, then the body by `type`); this enum only names the pairs, so a new frame type of
+/// [`parse`] gets its variant here (the schema's tests check that the two agree).
+#[cfg(feature = "schema")]
+#[derive(schemars::JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum ClientFrameSchema {
+    /// Join a room; answered `joined`. With `since`, followed by `gap` or the missed messages.
+    Join(JoinBody),
+    /// Leave a room; answered `left`.
+    Leave(RoomBody),
+    /// Publish to the other members of a room: no answer on success.
+    Publish(PublishBody),
+    /// Bind to a thread, or unbind with `null`; answered `bound`.
+    Bind(BindBody),
+    /// An application-level ping; answered `pong`.
+    Ping,
+    /// Replay what was missed on each stream; one answer per stream, each with the `ref`.
+    Resume(ResumeBody),
+    /// A fresh token, answering a server `refresh`; answered `refreshed` or `error`.
+    Refresh(RefreshBody),
+}
+
+/// An application frame: a `type` the server lists in `[frames] types`, with its `data`.
+#[cfg(feature = "schema")]
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+pub(crate) struct AppFrameSchema {
+    /// One of the server's application frame types (never a protocol frame type).
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(flatten)]
+    body: AppBody,
+}
+
 /// A client's position on one stream, as sent in `resume`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StreamPosition {
     /// The stream, as `user:<id>` or `room:<id>`.
     pub stream: StreamId,
@@ -79,42 +117,59 @@ struct Head<'a> {
 }
 
 #[derive(Deserialize)]
-struct JoinBody {
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct JoinBody {
+    /// The room.
     room: RoomId,
+    /// The last position the client saw on the room's stream: replay what came after it.
     #[serde(default)]
     since: Option<Position>,
 }
 
 #[derive(Deserialize)]
-struct RoomBody {
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct RoomBody {
+    /// The room.
     room: RoomId,
 }
 
 #[derive(Deserialize)]
-struct PublishBody {
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct PublishBody {
+    /// The room, which the connection is in.
     room: RoomId,
+    /// The application's event name, passed on to the members.
     event: String,
+    /// The payload, passed on to the members (`null` when absent).
     #[serde(default)]
     data: serde_json::Value,
 }
 
 #[derive(Deserialize)]
-struct BindBody {
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct BindBody {
+    /// The thread, or `null` to unbind.
     thread: Option<ThreadId>,
 }
 
 #[derive(Deserialize)]
-struct ResumeBody {
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct ResumeBody {
+    /// The last position seen on each stream (the user stream and rooms the connection is in).
     streams: Vec<StreamPosition>,
 }
 
 #[derive(Deserialize)]
-struct RefreshBody {
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct RefreshBody {
+    /// The fresh token (at most 8 KiB).
     token: String,
 }
 
 #[derive(Deserialize)]
-struct AppBody {
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct AppBody {
+    /// The payload, POSTed to the application's backend (`null` when absent).
     #[serde(default)]
     data: serde_json::Value,
 }
@@ -236,6 +291,7 @@ pub(crate) fn parse(text: &str, config: &Config) -> Result<Parsed, ParseError> {
 
 /// The stable code of an `error` frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -289,9 +345,12 @@ impl ErrorCode {
 /// Where a sequenced frame sits in its stream. Without a position the frame is a template
 /// for the cluster's sequencer, which seals it (see [`crate::sequenced`]).
 #[derive(Debug, Clone, Copy, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub(crate) struct Sequence<'a> {
     pub stream: &'a StreamId,
+    // Clients only ever receive sealed frames: for them the position is always there.
     #[serde(flatten)]
+    #[cfg_attr(feature = "schema", schemars(with = "Position"))]
     pub position: Option<Position>,
 }
 
@@ -307,8 +366,10 @@ impl<'a> Sequence<'a> {
 
 /// A frame the hub sends to clients. Encoded once with [`ServerFrame::encode`].
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum ServerFrame<'a> {
+    /// The first frame of every connection; `epoch`/`seq` is the user stream's head.
     Welcome {
         conn: ConnId,
         user: &'a UserId,
@@ -319,6 +380,7 @@ pub(crate) enum ServerFrame<'a> {
         epoch: u64,
         seq: u64,
     },
+    /// An application message; sequenced messages carry `stream`/`epoch`/`seq`.
     Message {
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         sequence: Option<Sequence<'a>>,
@@ -331,6 +393,7 @@ pub(crate) enum ServerFrame<'a> {
         event: &'a str,
         data: &'a serde_json::Value,
     },
+    /// The connection is in the room; `epoch`/`seq` is the room stream's head.
     Joined {
         room: &'a RoomId,
         #[serde(flatten)]
@@ -338,6 +401,7 @@ pub(crate) enum ServerFrame<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a RawValue>,
     },
+    /// The connection is no longer in the room.
     Left {
         room: &'a RoomId,
         /// Why the hub took the connection out of the room, when the client did not ask.
@@ -346,15 +410,18 @@ pub(crate) enum ServerFrame<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a RawValue>,
     },
+    /// The thread the connection is now bound to (`null`: none).
     Bound {
         thread: Option<&'a ThreadId>,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a RawValue>,
     },
+    /// The answer to `ping`.
     Pong {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a RawValue>,
     },
+    /// Messages `from`..`to` of `stream` cannot be delivered; `epoch` is the stream's current one.
     Gap {
         stream: &'a StreamId,
         epoch: u64,
@@ -362,12 +429,15 @@ pub(crate) enum ServerFrame<'a> {
         to: u64,
         reason: GapReason,
     },
+    /// The replay of a stream the connection was already on is complete; `epoch`/`seq` is its
+    /// head.
     Resumed {
         #[serde(flatten)]
         sequence: Sequence<'a>,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a RawValue>,
     },
+    /// A refused frame: `code` is stable, `message` is for humans.
     Error {
         code: ErrorCode,
         message: &'a str,
@@ -404,6 +474,7 @@ pub(crate) enum ServerFrame<'a> {
 
 /// Why the hub took a connection out of a room on its own (the `reason` of a `left` frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum LeftReason {
     /// The connection's fresh token does not allow the room.
@@ -412,8 +483,10 @@ pub(crate) enum LeftReason {
 
 /// An agent run event as clients receive it: `type` is the event kind.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub(crate) struct RunFrame<'a> {
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::run::EventKind"))]
     pub kind: &'static str,
     pub run: &'a RunId,
     pub agent: &'a AgentId,

@@ -25,6 +25,7 @@ use thiserror::Error;
 
 /// One lifecycle event of an agent run, as published by the producer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AgentEvent {
@@ -96,6 +97,7 @@ pub enum AgentEvent {
 
 /// The kind of a run event, without its payload (also `producer_lost`, which only the hub emits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventKind {

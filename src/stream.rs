@@ -71,6 +71,7 @@ impl<'de> Deserialize<'de> for StreamId {
 /// Written `<epoch>:<seq>` ([`Display`](fmt::Display) and [`FromStr`](std::str::FromStr)), the
 /// form of the `resume` query parameter a client passes at connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Position {
     /// The stream epoch the sequence number belongs to.
     pub epoch: u64,
@@ -104,6 +105,7 @@ impl std::str::FromStr for Position {
 
 /// Why a `gap` frame was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum GapReason {
     /// History no longer reaches back to the client's position.

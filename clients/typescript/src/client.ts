@@ -77,9 +77,14 @@ export interface RequestOptions {
 /** Options of {@link SwitchboardClient.send}. */
 export interface SendOptions extends RequestOptions {
   /**
-   * Wait for the server's `reply` frame (default `true`). The server does not answer
-   * application frames yet, so today such a promise ends in a `timeout`; with `false` the
-   * promise resolves with `undefined` once the server has read the frame without an error.
+   * Wait for the application's `reply` (default `true`): the frame carries a `ref`, and the
+   * server answers it with exactly one `reply` or `error` (docs/PROTOCOL.md §2).
+   *
+   * With `false` (fire and forget) the frame is sent without `ref`: the application's answer is
+   * not sent back, and the promise resolves with `undefined` once the server has read the frame
+   * (a `ping` fence). A refusal then arrives without `ref`, as an `error` event: the server's
+   * (`unknown_type`), or `backend_unavailable` and the backend's own code when the backend did
+   * not take the frame.
    */
   readonly awaitReply?: boolean;
 }
@@ -326,16 +331,25 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Send an application frame of `type` (one of the server's `app_frame_types`). By default
-   * waits for a `reply` frame and resolves with its `data`; see {@link SendOptions.awaitReply}.
-   * Rejects with the server's code (`unknown_type` if the server does not accept the type).
+   * Send an application frame of `type` (one of the server's `[frames] types`), which the
+   * server hands to the application (the standalone server POSTs it to its backend's webhook).
+   * By default resolves with the `data` of the application's `reply`; rejects with a
+   * {@link SwitchboardError} whose `code` is the application's own (e.g. `quota_exceeded`),
+   * `backend_error`, `backend_unavailable` (the backend did not take it: send it again later),
+   * the server's (`unknown_type` if it does not accept the type), or the SDK's (`timeout`,
+   * `disconnected`, `not_connected`). See {@link SendOptions.awaitReply} for fire and forget.
    */
+  send(type: string, data?: Json, options?: SendOptions & { readonly awaitReply?: true }): Promise<Json>;
+  send(type: string, data: Json, options: SendOptions & { readonly awaitReply: false }): Promise<undefined>;
+  send(type: string, data?: Json, options?: SendOptions): Promise<Json | undefined>;
   send(type: string, data: Json = null, options: SendOptions = {}): Promise<Json | undefined> {
     if (PROTOCOL_CLIENT_TYPES.has(type)) {
       return Promise.reject(new SwitchboardError("invalid_frame", `"${type}" is a protocol frame: use its own method`));
     }
     if (options.awaitReply === false) {
-      return this.fenced(`send ${type}`, options, (ref) => ({ type, data, ref })).then(() => undefined);
+      if (this.current === null) return Promise.reject(new SwitchboardError("not_connected", `send ${type}: not connected`));
+      this.connection.send({ type, data });
+      return this.ping(options).then(() => undefined);
     }
     return this.request<Json>(`send ${type}`, options, (ref) => ({ type, data, ref }), (frame) => (frame as ReplyFrame).data);
   }
@@ -491,7 +505,8 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   }
 
   private onError(frame: ErrorFrame): void {
-    const message = frame.reason === undefined ? frame.message : `${frame.message} (${frame.reason})`;
+    const reason = "reason" in frame ? frame.reason : undefined;
+    const message = reason === undefined ? frame.message : `${frame.message} (${reason})`;
     const error = new SwitchboardError(frame.code, message);
     if (this.requests.settle(frame.ref, frame, error)) return;
     if (frame.code === "rate_limited") {

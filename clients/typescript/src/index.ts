@@ -28,7 +28,7 @@ export type {
   WebSocketLike,
 } from "./connection.js";
 export type { Handler } from "./emitter.js";
-export { SwitchboardError, type ClientErrorCode } from "./errors.js";
+export { SwitchboardError, type ApplicationErrorCode, type ClientErrorCode, type SwitchboardErrorCode } from "./errors.js";
 export { Positions, type PositionSnapshot } from "./positions.js";
 export * from "./protocol.js";
 export { Backoff, classifyClose, type BackoffOptions, type CloseVerdict } from "./reconnect.js";

@@ -1,391 +1,170 @@
 /**
  * The wire protocol: every frame a client sends and receives, the error codes and the close
- * codes, mirroring docs/PROTOCOL.md (the server's `src/protocol.rs` and `src/run.rs`).
+ * codes, mirroring docs/PROTOCOL.md. Section numbers (§) refer to it.
  *
- * Every wire type of the SDK lives in this file and nowhere else, so that it can later be
- * generated from the Rust definitions. Section numbers (§) refer to docs/PROTOCOL.md.
+ * The frames are generated from the server's Rust definitions into
+ * [`generated/protocol.ts`](generated/protocol.ts) (`npm run generate`; a test fails when they
+ * drift); this file names them for the SDK. Only what the server's types cannot say is written
+ * here: the SDK's forward-compatible shapes (`UnknownFrame`, `UnknownRunFrame`), the close codes
+ * and the handshake URL.
  */
 
-/** Any JSON value. */
-export type Json = null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json };
+import type * as Wire from "./generated/protocol.js";
 
-/** A `ref`: any JSON value, echoed verbatim in the direct reply (§2). The SDK uses integers. */
-export type Ref = Json;
+export type { AgentId, ConnId, ErrorCode, GapReason, Json, LeftReason, Position, Ref, RoomId, RunId, StreamPosition, ThreadId, UserId } from "./generated/protocol.js";
 
 /** A stream name: `user:<id>` or `room:<id>` (§6). */
-export type StreamName = `user:${string}` | `room:${string}`;
-
-/** A position on a stream: `seq` 0 means "nothing yet" (§6). */
-export interface Position {
-  readonly epoch: number;
-  readonly seq: number;
-}
-
-/** A position with its stream, as sent in `resume` (flat, unlike `join.since`). */
-export interface StreamPosition extends Position {
-  readonly stream: StreamName;
-}
+export type StreamName = Wire.StreamName;
 
 // ---------------------------------------------------------------------------------------------
 // Client frames (§2)
 // ---------------------------------------------------------------------------------------------
 
+/** The client frame of `type`. */
+type Client<T extends Wire.ClientFrame["type"]> = Extract<Wire.ClientFrame, { type: T }>;
+
 /** `join`: answered `joined`; with `since`, followed by `gap`/replayed messages. */
-export interface JoinFrame {
-  readonly type: "join";
-  readonly room: string;
-  readonly since?: Position;
-  readonly ref?: Ref;
-}
-
+export type JoinFrame = Client<"join">;
 /** `leave`: answered `left`. */
-export interface LeaveFrame {
-  readonly type: "leave";
-  readonly room: string;
-  readonly ref?: Ref;
-}
-
+export type LeaveFrame = Client<"leave">;
 /**
  * `publish`: no answer on success; `error` `not_member` for a room the connection is not in,
  * `forbidden` for a room the token does not allow publishing to.
  */
-export interface PublishFrame {
-  readonly type: "publish";
-  readonly room: string;
-  readonly event: string;
-  readonly data: Json;
-  readonly ref?: Ref;
-}
-
+export type PublishFrame = Client<"publish">;
 /** `bind`: answered `bound`; `null` unbinds. */
-export interface BindFrame {
-  readonly type: "bind";
-  readonly thread: string | null;
-  readonly ref?: Ref;
-}
-
+export type BindFrame = Client<"bind">;
 /** `ping`: answered `pong`. */
-export interface PingFrame {
-  readonly type: "ping";
-  readonly ref?: Ref;
-}
-
+export type PingFrame = Client<"ping">;
 /** `resume`: one answer per stream, in order, each with the frame's `ref` (§7). */
-export interface ResumeFrame {
-  readonly type: "resume";
-  readonly streams: readonly StreamPosition[];
-  readonly ref?: Ref;
-}
-
+export type ResumeFrame = Client<"resume">;
 /**
- * `refresh`: a fresh token, answering a server `refresh` frame (§2 "refresh", at most 8 KiB).
- * Answered `refreshed` once the server verified it, or `error` (`invalid_token`, `forbidden`,
+ * `refresh`: a fresh token, answering a server `refresh` frame (at most 8 KiB). Answered
+ * `refreshed` once the server verified it, or `error` (`invalid_token`, `forbidden`,
  * `refresh_in_progress`) with the frame's `ref`.
  */
-export interface RefreshAnswerFrame {
-  readonly type: "refresh";
-  readonly token: string;
-  readonly ref?: Ref;
-}
-
-/** An application-defined frame (a type in the server's `app_frame_types`). */
-export interface AppFrame {
-  readonly type: string;
-  readonly data: Json;
-  readonly ref?: Ref;
-}
+export type RefreshAnswerFrame = Client<"refresh">;
+/** An application frame (a type in the server's `[frames] types`), answered `reply` or `error`. */
+export type AppFrame = Wire.AppFrame;
 
 /** Every frame a client sends. */
-export type ClientFrame =
-  | JoinFrame
-  | LeaveFrame
-  | PublishFrame
-  | BindFrame
-  | PingFrame
-  | ResumeFrame
-  | RefreshAnswerFrame
-  | AppFrame;
+export type ClientFrame = Wire.ClientFrame | AppFrame;
+
+/** Each protocol client frame type, once: the compiler checks the list against the protocol. */
+const CLIENT_TYPES: Record<Wire.ClientFrame["type"], true> = {
+  join: true,
+  leave: true,
+  publish: true,
+  bind: true,
+  ping: true,
+  resume: true,
+  refresh: true,
+};
 
 /** The frame types the protocol itself defines; an application frame may use none of them. */
-export const PROTOCOL_CLIENT_TYPES: ReadonlySet<string> = new Set([
-  "join",
-  "leave",
-  "publish",
-  "bind",
-  "ping",
-  "resume",
-  "refresh",
-]);
+export const PROTOCOL_CLIENT_TYPES: ReadonlySet<string> = new Set(Object.keys(CLIENT_TYPES));
 
 // ---------------------------------------------------------------------------------------------
 // Server frames (§3)
 // ---------------------------------------------------------------------------------------------
 
+/** The server frame of `type`. */
+type Server<T extends Wire.ServerFrame["type"]> = Extract<Wire.ServerFrame, { type: T }>;
+
 /** The first frame of every connection. `epoch`/`seq` is the user stream's head. */
-export interface WelcomeFrame {
-  readonly type: "welcome";
-  readonly conn: string;
-  readonly user: string;
-  readonly thread?: string;
-  readonly heartbeat_ms: number;
-  readonly stream: StreamName;
-  readonly epoch: number;
-  readonly seq: number;
-}
-
+export type WelcomeFrame = Server<"welcome">;
 /** An application message. Sequenced messages carry `stream`/`epoch`/`seq`. */
-export interface MessageFrame {
-  readonly type: "message";
-  readonly stream?: StreamName;
-  readonly epoch?: number;
-  readonly seq?: number;
-  readonly room?: string;
-  readonly thread?: string;
-  readonly from?: string;
-  readonly event: string;
-  readonly data: Json;
-}
+export type MessageFrame = Server<"message">;
+/** The connection is in the room; `epoch`/`seq` is the room stream's head. */
+export type JoinedFrame = Server<"joined">;
+/**
+ * The connection is no longer in the room. `reason` `forbidden`: a fresh token accepted by
+ * `refresh` no longer allows the room (the server left it; no `ref`).
+ */
+export type LeftFrame = Server<"left">;
+/** The thread the connection is now bound to (`null`: none). */
+export type BoundFrame = Server<"bound">;
+/** The answer to `ping`. */
+export type PongFrame = Server<"pong">;
+/** Messages `from`..`to` of `stream` cannot be delivered; `epoch` is the stream's current one. */
+export type GapFrame = Server<"gap">;
+/** The replay of a stream the connection was already on is complete; `epoch`/`seq` is its head. */
+export type ResumedFrame = Server<"resumed">;
+/**
+ * A refused frame: `code` is stable (§4), `message` is for humans. The answer to an application
+ * frame may carry a code the application chose (1 to 64 of `[a-z0-9_]`). An `invalid_token`
+ * carries `reason`, why the fresh token was refused (the handshake's 401 reasons).
+ */
+export type ErrorFrame = Server<"error">;
+/** `reply`: the application's answer to an application frame that carried a `ref`. */
+export type ReplyFrame = Server<"reply">;
+/**
+ * `refresh` (§3): the connection's token expires in `expires_in` seconds; the client answers
+ * with a client `refresh` frame carrying a fresh token, or is closed with 4005 after the expiry.
+ */
+export type RefreshRequestFrame = Server<"refresh">;
+/**
+ * `refreshed` (§3): the fresh token was accepted and its grants apply; `expires_in` is the
+ * seconds until it expires (absent: it does not).
+ */
+export type RefreshedFrame = Server<"refreshed">;
 
-/** What every agent-run frame carries (§3 "Agent run frames"). */
-interface AgentFrameBase {
-  readonly run: string;
-  readonly agent: string;
-  readonly thread?: string;
-  readonly stream: StreamName;
-  readonly epoch: number;
-  readonly seq: number;
-}
+/** Every agent-run frame (§3 "Agent run frames"). */
+export type AgentFrame = Wire.RunFrame;
+/** The `type`s of agent-run frames. */
+export type AgentFrameType = AgentFrame["type"];
+/** The agent-run frame of `type`. */
+type Run<T extends AgentFrameType> = Extract<AgentFrame, { type: T }>;
 
 /** The run began. */
-export interface AgentStartedFrame extends AgentFrameBase {
-  readonly type: "agent_started";
-  readonly event: "agent_started";
-  readonly data: Json;
-}
-
+export type AgentStartedFrame = Run<"agent_started">;
 /** An intermediate thought (may be coalesced for a slow reader). */
-export interface AgentThinkingFrame extends AgentFrameBase {
-  readonly type: "agent_thinking";
-  readonly event: "agent_thinking";
-  readonly thought: string;
-}
-
+export type AgentThinkingFrame = Run<"agent_thinking">;
 /**
  * A piece of the agent's answer: `text` appended to `message` at `offset`, the message's length
  * before it in Unicode scalar values (code points, not UTF-16 units). Pieces may overlap (a
  * late joiner or a resume gets the text so far from offset 0): assemble them by offset.
  */
-export interface AgentMessageDeltaFrame extends AgentFrameBase {
-  readonly type: "agent_message_delta";
-  readonly event: "agent_message_delta";
-  readonly message: string;
-  readonly offset: number;
-  /** The message's last piece. */
-  readonly final: boolean;
-  readonly text: string;
-}
-
+export type AgentMessageDeltaFrame = Run<"agent_message_delta">;
 /** A tool call began. A call is identified by `call_id`, or by `tool` when it is `null`. */
-export interface ToolExecutingFrame extends AgentFrameBase {
-  readonly type: "tool_executing";
-  readonly event: "tool_executing";
-  readonly tool: string;
-  readonly call_id: string | null;
-  readonly input: Json;
-}
-
+export type ToolExecutingFrame = Run<"tool_executing">;
 /** A tool call finished. */
-export interface ToolCompletedFrame extends AgentFrameBase {
-  readonly type: "tool_completed";
-  readonly event: "tool_completed";
-  readonly tool: string;
-  readonly call_id: string | null;
-  readonly output: Json;
-}
-
+export type ToolCompletedFrame = Run<"tool_completed">;
 /** The run finished successfully. */
-export interface AgentCompletedFrame extends AgentFrameBase {
-  readonly type: "agent_completed";
-  readonly event: "agent_completed";
-  readonly result: Json;
-}
-
+export type AgentCompletedFrame = Run<"agent_completed">;
 /** The run failed. */
-export interface AgentFailedFrame extends AgentFrameBase {
-  readonly type: "agent_failed";
-  readonly event: "agent_failed";
-  readonly error: string;
-}
-
+export type AgentFailedFrame = Run<"agent_failed">;
 /** The run was cancelled. */
-export interface AgentCancelledFrame extends AgentFrameBase {
-  readonly type: "agent_cancelled";
-  readonly event: "agent_cancelled";
-  readonly reason: string | null;
-}
-
+export type AgentCancelledFrame = Run<"agent_cancelled">;
 /** Sent by the server when the producer went away or was silent for `run_idle_timeout`. */
-export interface ProducerLostFrame extends AgentFrameBase {
-  readonly type: "producer_lost";
-}
+export type ProducerLostFrame = Run<"producer_lost">;
 
-/** Every agent-run frame. */
-export type AgentFrame =
-  | AgentStartedFrame
-  | AgentThinkingFrame
-  | AgentMessageDeltaFrame
-  | ToolExecutingFrame
-  | ToolCompletedFrame
-  | AgentCompletedFrame
-  | AgentFailedFrame
-  | AgentCancelledFrame
-  | ProducerLostFrame;
-
-/** The `type`s of agent-run frames. */
-export type AgentFrameType = AgentFrame["type"];
+/** Each agent-run frame type, once: the compiler checks the list against the protocol. */
+const RUN_TYPES: Record<AgentFrameType, true> = {
+  agent_started: true,
+  agent_thinking: true,
+  agent_message_delta: true,
+  tool_executing: true,
+  tool_completed: true,
+  agent_completed: true,
+  agent_failed: true,
+  agent_cancelled: true,
+  producer_lost: true,
+};
 
 /** The agent-run frame types, to tell them from other frames. */
-export const AGENT_FRAME_TYPES: ReadonlySet<string> = new Set<AgentFrameType>([
-  "agent_started",
-  "agent_thinking",
-  "agent_message_delta",
-  "tool_executing",
-  "tool_completed",
-  "agent_completed",
-  "agent_failed",
-  "agent_cancelled",
-  "producer_lost",
-]);
+export const AGENT_FRAME_TYPES: ReadonlySet<string> = new Set(Object.keys(RUN_TYPES));
 
-/** The connection is in the room; `epoch`/`seq` is the room stream's head. */
-export interface JoinedFrame {
-  readonly type: "joined";
-  readonly room: string;
-  readonly stream: StreamName;
-  readonly epoch: number;
-  readonly seq: number;
-  readonly ref?: Ref;
-}
+/** Every frame the server sends. */
+export type ServerFrame = Wire.ServerFrame | AgentFrame;
 
 /**
- * The connection is no longer in the room. `reason` `forbidden`: a fresh token accepted by
- * `refresh` no longer allows the room (the server left it; no `ref`).
+ * A server frame of a type this SDK does not know (ignored, but handed to `frame` listeners):
+ * a newer server's.
  */
-export interface LeftFrame {
-  readonly type: "left";
-  readonly room: string;
-  readonly reason?: "forbidden";
-  readonly ref?: Ref;
-}
-
-/** The thread the connection is now bound to (`null`: none). */
-export interface BoundFrame {
-  readonly type: "bound";
-  readonly thread: string | null;
-  readonly ref?: Ref;
-}
-
-/** The answer to `ping`. */
-export interface PongFrame {
-  readonly type: "pong";
-  readonly ref?: Ref;
-}
-
-/** Why a `gap` was sent (§3 "gap"). */
-export type GapReason = "history" | "epoch";
-
-/** Messages `from`..`to` of `stream` cannot be delivered; `epoch` is the stream's current one. */
-export interface GapFrame {
-  readonly type: "gap";
-  readonly stream: StreamName;
-  readonly epoch: number;
-  readonly from: number;
-  readonly to: number;
-  readonly reason: GapReason;
-}
-
-/** The replay of a stream the connection was already on is complete; `epoch`/`seq` is its head. */
-export interface ResumedFrame {
-  readonly type: "resumed";
-  readonly stream: StreamName;
-  readonly epoch: number;
-  readonly seq: number;
-  readonly ref?: Ref;
-}
-
-/** The stable error codes (§4). */
-export type ErrorCode =
-  | "malformed_json"
-  | "invalid_frame"
-  | "unknown_type"
-  | "rate_limited"
-  | "forbidden"
-  | "not_member"
-  | "room_full"
-  | "too_many_rooms"
-  | "already_live"
-  | "invalid_token"
-  | "refresh_in_progress";
-
-/** A refused frame. `code` is stable; `message` is for humans. */
-export interface ErrorFrame {
-  readonly type: "error";
-  readonly code: ErrorCode;
-  readonly message: string;
-  /** For `invalid_token`: why the fresh token was refused (the handshake's 401 reasons). */
-  readonly reason?: string;
-  readonly ref?: Ref;
-}
-
-/**
- * `reply` (reserved, §9): the answer to an application frame that carried a `ref`. The server
- * does not send it yet: today application frames get no answer.
- */
-export interface ReplyFrame {
-  readonly type: "reply";
-  readonly data: Json;
-  readonly ref: Ref;
-}
-
-/**
- * `refresh` (§3): the connection's token expires in `expires_in` seconds; the client answers
- * with a client `refresh` frame carrying a fresh token, or is closed with 4005 after the expiry.
- */
-export interface RefreshRequestFrame {
-  readonly type: "refresh";
-  readonly expires_in: number;
-}
-
-/**
- * `refreshed` (§3): the fresh token was accepted and its grants apply; `expires_in` is the
- * seconds until it expires (absent: it does not).
- */
-export interface RefreshedFrame {
-  readonly type: "refreshed";
-  readonly expires_in?: number;
-  readonly ref?: Ref;
-}
-
-/** Every frame the server sends (and the reserved ones the SDK already understands). */
-export type ServerFrame =
-  | WelcomeFrame
-  | MessageFrame
-  | AgentFrame
-  | JoinedFrame
-  | LeftFrame
-  | BoundFrame
-  | PongFrame
-  | GapFrame
-  | ResumedFrame
-  | ErrorFrame
-  | ReplyFrame
-  | RefreshRequestFrame
-  | RefreshedFrame;
-
-/** A server frame of a type this SDK does not know (ignored, but handed to `frame` listeners). */
 export interface UnknownFrame {
   readonly type: string;
-  readonly [field: string]: Json | undefined;
+  readonly [field: string]: Wire.Json | undefined;
 }
 
 /**
@@ -400,7 +179,7 @@ export interface UnknownRunFrame {
   readonly stream: StreamName;
   readonly epoch: number;
   readonly seq: number;
-  readonly [field: string]: Json | undefined;
+  readonly [field: string]: Wire.Json | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,7 +233,7 @@ export const ABNORMAL_CLOSE = { code: 1006, label: "abnormal", reconnect: "backo
 export interface HandshakeParams {
   readonly token: string;
   readonly thread?: string | null;
-  readonly resume?: Position | null;
+  readonly resume?: Wire.Position | null;
 }
 
 /** The URL of the handshake: `url` with `token`, `thread` and `resume=<epoch>:<seq>`. */

@@ -457,7 +457,7 @@ describe("requests", () => {
     await assert.rejects(publishing, (e: SwitchboardError) => e.code === "disconnected");
   });
 
-  test("send waits for a reply frame by ref, or only for the fence with awaitReply false", async () => {
+  test("send waits for a reply frame by ref, or with awaitReply false goes without ref and waits for a ping", async () => {
     const { client, socket } = await connected();
     const asking = client.send("user_message", { text: "hi" });
     const frame = socket().last();
@@ -465,15 +465,29 @@ describe("requests", () => {
     socket().receive({ type: "reply", data: { answer: 42 }, ref: frame.ref });
     assert.deepEqual(await asking, { answer: 42 });
 
+    const sentBefore = socket().sent.length;
     const fireAndForget = client.send("user_message", null, { awaitReply: false });
     await settle();
-    socket().receive({ type: "pong", ref: socket().last().ref });
+    const [forgotten, fence] = socket().sent.slice(sentBefore);
+    assert.deepEqual(forgotten, { type: "user_message", data: null }, "no ref: the server sends no answer back");
+    assert.equal(fence?.type, "ping");
+    socket().receive({ type: "pong", ref: fence?.ref });
     assert.equal(await fireAndForget, undefined);
 
     const unknown = client.send("dance");
     socket().receive({ type: "error", code: "unknown_type", message: "?", ref: socket().last().ref });
     await assert.rejects(unknown, (e: SwitchboardError) => e.code === "unknown_type");
     await assert.rejects(client.send("join"), (e: SwitchboardError) => e.code === "invalid_frame");
+  });
+
+  test("send rejects with the application's own code, and backend_unavailable, carrying the message", async () => {
+    const { client, socket } = await connected();
+    const declined = client.send("user_message", { text: "again" });
+    socket().receive({ type: "error", code: "quota_exceeded", message: "later", ref: socket().last().ref });
+    await assert.rejects(declined, (e: unknown) => e instanceof SwitchboardError && e.code === "quota_exceeded" && e.message === "later");
+    const unavailable = client.send("user_message", { text: "anyone?" });
+    socket().receive({ type: "error", code: "backend_unavailable", message: "the backend did not take it", ref: socket().last().ref });
+    await assert.rejects(unavailable, (e: SwitchboardError) => e.code === "backend_unavailable");
   });
 
   test("every request times out after requestTimeoutMs, or its own timeoutMs", async () => {

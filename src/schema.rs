@@ -1,0 +1,608 @@
+//! The JSON Schema of the wire protocol (feature `schema`), generated from the types that parse
+//! and encode the frames, so that clients' types cannot drift from the hub's: the TypeScript
+//! client's frame types are generated from this schema, and a test compares the committed copy
+//! with a fresh one.
+//!
+//! The frames the hub sends are described as they are serialized (a field the hub omits when
+//! absent is optional, never `null`); the frames clients send as they are parsed (a field with a
+//! default is optional). Payloads are the `Json` definition (any JSON value). Two definitions
+//! carry a `tsType`, the TypeScript spelling of what their schema says, for the generator: `Json`
+//! (read-only) and stream names (`user:<id>` or `room:<id>`).
+
+use crate::id::ConnId;
+use crate::protocol::{AppFrameSchema, ClientFrameSchema, RunFrame, ServerFrame, MAX_REF_BYTES};
+use crate::run::EventKind;
+use crate::stream::StreamId;
+use schemars::generate::SchemaSettings;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+impl JsonSchema for ConnId {
+    fn schema_name() -> Cow<'static, str> {
+        "ConnId".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A connection's id, unique in the cluster: `<shard>.<index>.<generation>`.",
+            "type": "string",
+            "pattern": "^[0-9]+\\.[0-9]+\\.[0-9]+$"
+        })
+    }
+}
+
+impl JsonSchema for StreamId {
+    fn schema_name() -> Cow<'static, str> {
+        "StreamName".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A stream: a user's (`user:<id>`) or a room's (`room:<id>`).",
+            "type": "string",
+            "pattern": "^(user|room):.+$",
+            "tsType": "`user:${string}` | `room:${string}`"
+        })
+    }
+}
+
+/// The frame unions at the root of the schema, in the order of its `oneOf`, with what they are.
+const ROOTS: [(&str, &str); 4] = [
+    (
+        "ClientFrame",
+        "A frame of the protocol a client sends (docs/PROTOCOL.md section 2).",
+    ),
+    (
+        "AppFrame",
+        "An application frame a client sends: a `type` the server lists in `[frames] types`, with its `data`; the application answers it with `reply` or `error` when it carries a `ref`.",
+    ),
+    (
+        "ServerFrame",
+        "A frame the server sends, but agent-run frames (docs/PROTOCOL.md section 3).",
+    ),
+    (
+        "RunFrame",
+        "An agent-run frame: `type` is the event (`producer_lost`: the server ended the run because its producer went away), `stream`/`epoch`/`seq` its place in the user stream.",
+    ),
+];
+
+/// The JSON Schema (draft 2020-12) of every frame of the protocol: `$defs` holds `ClientFrame`
+/// (the protocol's client frames), `AppFrame` (an application frame), `ServerFrame` (every frame
+/// the hub sends but agent-run frames) and `RunFrame` (an agent-run frame), and the types they
+/// use; the root is any one of the four.
+///
+/// # Panics
+///
+/// If a definition shared by client and server frames were described two ways (the crate's own
+/// types, checked by its tests), never because of input.
+pub fn protocol_schema() -> Value {
+    let mut server = SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator();
+    server.subschema_for::<ServerFrame<'static>>();
+    server.subschema_for::<RunFrame<'static>>();
+    let mut server_defs = server.take_definitions(true);
+    for schema in server_defs.values_mut() {
+        omitted_is_never_null(schema);
+    }
+    distribute_run_events(&mut server_defs);
+
+    let mut client = SchemaSettings::draft2020_12()
+        .for_deserialize()
+        .into_generator();
+    client.subschema_for::<ClientFrameSchema>();
+    client.subschema_for::<AppFrameSchema>();
+    let mut client_defs = client.take_definitions(true);
+    rename(&mut client_defs, "ClientFrameSchema", "ClientFrame");
+    rename(&mut client_defs, "AppFrameSchema", "AppFrame");
+    inline_variant_bodies(&mut client_defs);
+    for name in ["ClientFrame", "AppFrame"] {
+        if let Some(schema) = client_defs.get_mut(name) {
+            add_ref(schema);
+        }
+    }
+
+    let mut defs = server_defs;
+    for (name, schema) in client_defs {
+        match defs.get(&name) {
+            Some(existing) if *existing != schema => {
+                panic!("`{name}` is described differently in client and server frames")
+            }
+            _ => {
+                defs.insert(name, schema);
+            }
+        }
+    }
+    for schema in defs.values_mut() {
+        any_is_json(schema, None);
+    }
+    defs.insert("Json".into(), json_definition());
+    defs.insert("Ref".into(), ref_definition());
+    keep_reachable(&mut defs);
+    for (name, description) in ROOTS {
+        if let Some(Value::Object(root)) = defs.get_mut(name) {
+            root.insert("description".into(), json!(description));
+        }
+    }
+    for schema in defs.values_mut() {
+        wrap_annotated_refs(schema);
+        plain_descriptions(schema);
+    }
+
+    let roots: Vec<Value> = ROOTS
+        .iter()
+        .map(|(name, _)| json!({ "$ref": format!("#/$defs/{name}") }))
+        .collect();
+    canonical(json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Frame",
+        "description": "A frame of the Switchboard protocol (docs/PROTOCOL.md): a JSON object in one WebSocket text message.",
+        "oneOf": roots,
+        "$defs": defs,
+    }))
+}
+
+/// [`protocol_schema`] as the text of the committed file: pretty-printed, ending in a newline.
+pub fn protocol_schema_text() -> String {
+    let mut text =
+        serde_json::to_string_pretty(&protocol_schema()).expect("a JSON value always serializes");
+    text.push('\n');
+    text
+}
+
+fn rename(defs: &mut Map<String, Value>, from: &str, to: &str) {
+    if let Some(schema) = defs.remove(from) {
+        defs.insert(to.into(), schema);
+    }
+}
+
+/// The hub omits an absent optional field (`skip_serializing_if`) instead of writing `null`:
+/// an optional property of a serialized frame is never `null`.
+fn omitted_is_never_null(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let required: BTreeSet<String> = object
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(Value::Object(properties)) = object.get_mut("properties") {
+        for (name, property) in properties.iter_mut() {
+            if !required.contains(name) {
+                strip_null(property);
+            }
+        }
+    }
+    for (key, value) in object.iter_mut() {
+        if key == "properties" {
+            continue;
+        }
+        match value {
+            Value::Array(items) => items.iter_mut().for_each(omitted_is_never_null),
+            Value::Object(_) => omitted_is_never_null(value),
+            _ => {}
+        }
+    }
+}
+
+fn strip_null(property: &mut Value) {
+    let Some(object) = property.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(types)) = object.get_mut("type") {
+        types.retain(|t| t != "null");
+        if let [only] = types.as_slice() {
+            let only = only.clone();
+            object.insert("type".into(), only);
+        }
+    }
+    if let Some(Value::Array(options)) = object.get("anyOf") {
+        let kept: Vec<Value> = options
+            .iter()
+            .filter(|o| **o != json!({ "type": "null" }))
+            .cloned()
+            .collect();
+        object.remove("anyOf");
+        match <[Value; 1]>::try_from(kept) {
+            Ok([only]) => {
+                if let Value::Object(only) = only {
+                    object.extend(only);
+                }
+            }
+            Err(kept) => {
+                object.insert("anyOf".into(), Value::Array(kept));
+            }
+        }
+    }
+    if object.get("default") == Some(&Value::Null) {
+        object.remove("default");
+    }
+}
+
+/// A run frame is the run's fields, its place in the stream, and its event flattened in (the
+/// event's fields, `type` repeating the event's name), or no event for `producer_lost`:
+/// describe it as one object per event, like the other frame unions.
+fn distribute_run_events(defs: &mut Map<String, Value>) {
+    let Some(Value::Object(run)) = defs.get("RunFrame") else {
+        return;
+    };
+    let Some(Value::Array(events)) = run
+        .get("anyOf")
+        .and_then(|options| options.get(0))
+        .and_then(|event| event.get("oneOf"))
+    else {
+        return;
+    };
+    let mut common = Map::new();
+    for key in ["properties", "required"] {
+        if let Some(value) = run.get(key) {
+            common.insert(key.into(), value.clone());
+        }
+    }
+    let typed = |kind: &Value, mut variant: Map<String, Value>| {
+        merge_object(&mut variant, &common);
+        if let Some(Value::Object(properties)) = variant.get_mut("properties") {
+            properties.insert("type".into(), json!({ "type": "string", "const": kind }));
+        }
+        variant.insert("type".into(), json!("object"));
+        Value::Object(variant)
+    };
+    let mut variants: Vec<Value> = events
+        .iter()
+        .filter_map(|event| {
+            let kind = event.pointer("/properties/event/const")?;
+            Some(typed(kind, event.as_object()?.clone()))
+        })
+        .collect();
+    let lost = json!(EventKind::ProducerLost.as_str());
+    let mut producer_lost = Map::new();
+    producer_lost.insert(
+        "description".into(),
+        json!("The server ended the run: its producer went away, or was silent for the run idle timeout."),
+    );
+    variants.push(typed(&lost, producer_lost));
+    let description = run.get("description").cloned().unwrap_or(Value::Null);
+    defs.insert(
+        "RunFrame".into(),
+        json!({ "description": description, "oneOf": variants }),
+    );
+}
+
+/// A client frame's body is its own type (`join` reads a `JoinBody`): inline it into the
+/// frame's variant, so that each frame is one object.
+fn inline_variant_bodies(defs: &mut Map<String, Value>) {
+    let Some(Value::Array(variants)) = defs
+        .get("ClientFrame")
+        .and_then(|frame| frame.get("oneOf"))
+        .cloned()
+    else {
+        return;
+    };
+    let inlined: Vec<Value> = variants
+        .into_iter()
+        .map(|mut variant| {
+            let body = variant
+                .as_object_mut()
+                .and_then(|v| v.remove("$ref"))
+                .and_then(|r| r.as_str().map(str::to_owned))
+                .and_then(|r| r.strip_prefix("#/$defs/").map(str::to_owned))
+                .and_then(|name| defs.get(&name).cloned());
+            if let (Some(Value::Object(body)), Some(variant)) = (body, variant.as_object_mut()) {
+                merge_object(variant, &body);
+            }
+            variant
+        })
+        .collect();
+    if let Some(Value::Object(frame)) = defs.get_mut("ClientFrame") {
+        frame.insert("oneOf".into(), Value::Array(inlined));
+    }
+}
+
+/// Adds `body`'s properties and required names to `into`.
+fn merge_object(into: &mut Map<String, Value>, body: &Map<String, Value>) {
+    if let Some(Value::Object(properties)) = body.get("properties") {
+        let target = into
+            .entry("properties")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(target) = target {
+            target.extend(properties.clone());
+        }
+    }
+    if let Some(Value::Array(required)) = body.get("required") {
+        let target = into
+            .entry("required")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(target) = target {
+            target.extend(required.iter().cloned());
+        }
+    }
+}
+
+/// Every client frame may carry a `ref`, echoed in its direct answer.
+fn add_ref(schema: &mut Value) {
+    let reference = json!({ "$ref": "#/$defs/Ref" });
+    match schema.get_mut("oneOf") {
+        Some(Value::Array(variants)) => variants.iter_mut().for_each(add_ref),
+        _ => {
+            if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+                properties.insert("ref".into(), reference);
+            }
+        }
+    }
+}
+
+/// A payload is any JSON value: schemars describes it as the schema that accepts anything
+/// (`true`, or an object with only annotations). Name it `Json` (and `Ref` for a `ref`), so that
+/// generated types say what it is.
+fn any_is_json(schema: &mut Value, property: Option<&str>) {
+    if is_any(schema) {
+        let target = if property == Some("ref") {
+            "Ref"
+        } else {
+            "Json"
+        };
+        let mut named = Map::new();
+        named.insert("$ref".into(), json!(format!("#/$defs/{target}")));
+        if let Some(description) = schema.get("description") {
+            named.insert("description".into(), description.clone());
+        }
+        *schema = Value::Object(named);
+        return;
+    }
+    match schema {
+        Value::Object(object) => {
+            for (key, value) in object.iter_mut() {
+                if key == "properties" {
+                    if let Value::Object(properties) = value {
+                        for (name, property) in properties.iter_mut() {
+                            any_is_json(property, Some(name));
+                        }
+                    }
+                } else if key != "default" && key != "const" && key != "enum" {
+                    any_is_json(value, None);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| any_is_json(i, None)),
+        _ => {}
+    }
+}
+
+fn is_any(schema: &Value) -> bool {
+    match schema {
+        Value::Bool(true) => true,
+        Value::Object(object) => object
+            .keys()
+            .all(|k| matches!(k.as_str(), "description" | "default" | "title")),
+        _ => false,
+    }
+}
+
+/// A `$ref` with annotations beside it (a field's description) is written `allOf: [$ref]`: the
+/// same schema, which generators (json-schema-to-typescript) read as the referenced type by its
+/// name instead of a copy of it.
+fn wrap_annotated_refs(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            object.values_mut().for_each(wrap_annotated_refs);
+            if object.len() > 1 {
+                if let Some(reference) = object.remove("$ref") {
+                    object.insert("allOf".into(), json!([{ "$ref": reference }]));
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(wrap_annotated_refs),
+        _ => {}
+    }
+}
+
+/// Descriptions come from the Rust doc comments: keep their text, without rustdoc's link
+/// brackets (`` [`Hub`] `` reads `` `Hub` ``).
+fn plain_descriptions(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            for (key, value) in object.iter_mut() {
+                match (key.as_str(), value) {
+                    ("description", Value::String(text)) => *text = without_doc_links(text),
+                    (_, value) => plain_descriptions(value),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain_descriptions),
+        _ => {}
+    }
+}
+
+/// `` [`x`] `` and `` [`x`](target) `` become `` `x` ``.
+fn without_doc_links(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("[`") {
+        let Some(len) = rest[start + 1..].find("`]") else {
+            break;
+        };
+        let code = &rest[start + 1..start + 1 + len + 1];
+        out.push_str(&rest[..start]);
+        out.push_str(code);
+        rest = &rest[start + 1 + len + 2..];
+        if rest.starts_with('(') {
+            if let Some(end) = rest.find(')') {
+                rest = &rest[end + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn json_definition() -> Value {
+    json!({
+        "description": "Any JSON value.",
+        // Deeply read-only in TypeScript: a client may pass its own read-only data.
+        "tsType": "null | boolean | number | string | readonly Json[] | { readonly [key: string]: Json }",
+        "anyOf": [
+            { "type": "null" },
+            { "type": "boolean" },
+            { "type": "number" },
+            { "type": "string" },
+            { "type": "array", "items": { "$ref": "#/$defs/Json" } },
+            { "type": "object", "additionalProperties": { "$ref": "#/$defs/Json" } }
+        ]
+    })
+}
+
+fn ref_definition() -> Value {
+    json!({
+        "description": format!(
+            "A client's `ref`: any JSON value (at most {MAX_REF_BYTES} bytes of JSON text), echoed verbatim in the frame's direct answer."
+        ),
+        "$ref": "#/$defs/Json"
+    })
+}
+
+/// Keeps only the definitions the frames use (client frame bodies are inlined).
+fn keep_reachable(defs: &mut Map<String, Value>) {
+    let mut reached: BTreeSet<String> = BTreeSet::new();
+    let mut pending: Vec<String> = ROOTS.iter().map(|(r, _)| (*r).to_owned()).collect();
+    while let Some(name) = pending.pop() {
+        if !reached.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = defs.get(&name) {
+            collect_refs(schema, &mut pending);
+        }
+    }
+    defs.retain(|name, _| reached.contains(name));
+}
+
+fn collect_refs(schema: &Value, into: &mut Vec<String>) {
+    match schema {
+        Value::Object(object) => {
+            for (key, value) in object {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(r)) => {
+                        if let Some(name) = r.strip_prefix("#/$defs/") {
+                            into.push(name.to_owned());
+                        }
+                    }
+                    _ => collect_refs(value, into),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_refs(i, into)),
+        _ => {}
+    }
+}
+
+/// Object keys in sorted order, whatever map serde_json was built with, so that the text is
+/// the same in every build of the workspace.
+fn canonical(value: Value) -> Value {
+    match value {
+        Value::Object(object) => {
+            let mut entries: Vec<(String, Value)> = object.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::protocol::parse;
+
+    /// One frame of each type a client may send that is the protocol's own.
+    const EVERY_CLIENT_FRAME: [&str; 7] = [
+        r#"{"type":"join","room":"lobby","since":{"epoch":1,"seq":2}}"#,
+        r#"{"type":"leave","room":"lobby"}"#,
+        r#"{"type":"publish","room":"lobby","event":"chat","data":1}"#,
+        r#"{"type":"bind","thread":null}"#,
+        r#"{"type":"ping"}"#,
+        r#"{"type":"resume","streams":[{"stream":"user:u","epoch":1,"seq":0}]}"#,
+        r#"{"type":"refresh","token":"t.t.t"}"#,
+    ];
+
+    fn types_of(union: &Value) -> BTreeSet<String> {
+        union["oneOf"]
+            .as_array()
+            .expect("a union")
+            .iter()
+            .filter_map(|v| v["properties"]["type"]["const"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn the_schema_names_exactly_the_client_frames_the_parser_reads() {
+        let config = Config::development();
+        let parsed: BTreeSet<String> = EVERY_CLIENT_FRAME
+            .iter()
+            .map(|text| {
+                parse(text, &config).unwrap_or_else(|e| panic!("{text}: {}", e.message));
+                let frame: Value = serde_json::from_str(text).expect("JSON");
+                frame["type"].as_str().expect("a type").to_owned()
+            })
+            .collect();
+        let schema = protocol_schema();
+        assert_eq!(types_of(&schema["$defs"]["ClientFrame"]), parsed);
+    }
+
+    #[test]
+    fn run_frames_repeat_the_event_as_their_type_and_producer_lost_has_no_event() {
+        let schema = protocol_schema();
+        let run = &schema["$defs"]["RunFrame"];
+        assert!(types_of(run).contains("agent_started"));
+        for variant in run["oneOf"].as_array().expect("a union") {
+            let kind = &variant["properties"]["type"]["const"];
+            match variant["properties"].get("event") {
+                Some(event) => assert_eq!(&event["const"], kind),
+                None => assert_eq!(kind, "producer_lost"),
+            }
+            let required = variant["required"].as_array().expect("required");
+            for field in ["type", "run", "agent", "stream", "epoch", "seq"] {
+                assert!(required.contains(&json!(field)), "{kind}: {field}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_field_the_server_omits_when_absent_is_optional_and_never_null() {
+        let schema = protocol_schema();
+        let welcome = schema["$defs"]["ServerFrame"]["oneOf"]
+            .as_array()
+            .expect("a union")
+            .iter()
+            .find(|v| v["properties"]["type"]["const"] == "welcome")
+            .expect("welcome");
+        let required = welcome["required"].as_array().expect("required");
+        assert!(!required.contains(&json!("thread")));
+        assert_eq!(
+            welcome["properties"]["thread"],
+            json!({ "$ref": "#/$defs/ThreadId" })
+        );
+    }
+
+    #[test]
+    fn doc_links_read_as_code() {
+        assert_eq!(
+            without_doc_links("see [`Hub`] and [`Output`](crate::Output)."),
+            "see `Hub` and `Output`."
+        );
+        assert_eq!(without_doc_links("a [`broken"), "a [`broken");
+    }
+}
