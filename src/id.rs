@@ -187,7 +187,7 @@ name_id!(
     ThreadId
 );
 name_id!(
-    /// One agent run: the five lifecycle events of one invocation of an agent.
+    /// One agent run: the events of one invocation of an agent, from `agent_started` to its end.
     RunId
 );
 name_id!(
