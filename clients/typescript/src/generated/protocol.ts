@@ -455,7 +455,7 @@ export type RunFrame =
  */
 export type AgentId = string;
 /**
- * One agent run: the five lifecycle events of one invocation of an agent.
+ * One agent run: the events of one invocation of an agent, from `agent_started` to its end.
  */
 export type RunId = string;
 
