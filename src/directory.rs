@@ -1,12 +1,13 @@
 //! The directory of open connections: every [`Connection`] by [`ConnId`], each user's
-//! connections, the connections' heartbeat and token deadlines (`tokens.rs`), and the gauges
-//! of what the connections hold, kept as they change.
+//! connections, the connections' heartbeat, token (`tokens.rs`) and flush window
+//! (`flushes.rs`) deadlines, and the gauges of what the connections hold, kept as they change.
 //!
 //! Ids carry the slot's generation and the shard: every lookup checks both, so an id kept
 //! after its connection closed is unknown even when its slot holds another connection. The
 //! directory is also the only way to hand a connection a frame ([`Directory::offer`]): through
 //! its outbox, into the [`Outputs`], counted and with its gauges kept.
 
+mod flushes;
 mod gauges;
 mod tokens;
 
@@ -17,7 +18,7 @@ use crate::connection::Connection;
 use crate::error::{OpenError, UnknownConnection};
 use crate::id::{next_generation, ConnId, ThreadId, UserId};
 use crate::io::{Notice, Open};
-use crate::outbox::{CoalesceKey, Offer};
+use crate::outbox::{Backlog, CoalesceKey, Flush, Offer, Outbox};
 use crate::outputs::Outputs;
 use crate::reason::Reason;
 use crate::timer::{Deadlines, Timers};
@@ -41,6 +42,10 @@ pub(crate) struct Directory {
     heartbeats: Deadlines<ConnId>,
     /// When each connection whose token expires is next asked for a fresh one or closed.
     tokens: Timers<ConnId>,
+    /// When each connection whose flush window holds a message delta must send it.
+    flushes: Timers<ConnId>,
+    /// The flush window of message deltas (`Limits::message_flush`; zero: none).
+    message_flush: Duration,
     /// The connections' gauges, kept as their outboxes, heartbeats and bindings change.
     gauges: Gauges,
     backpressure: BackpressureConfig,
@@ -73,6 +78,8 @@ impl Directory {
             users: HashMap::new(),
             heartbeats: Deadlines::default(),
             tokens: Timers::default(),
+            flushes: Timers::default(),
+            message_flush: config.limits.message_flush,
             gauges: Gauges::default(),
             backpressure: config.backpressure.clone(),
             closing: None,
@@ -181,6 +188,7 @@ impl Directory {
         let index = id.index();
         let mut conn = self.conns.remove(index);
         self.generations[index] = next_generation(self.generations[index]);
+        (self.flushes).set(id, conn.outbox.window_due(), None);
         if graceful {
             for frame in conn.outbox.drain(&mut self.gauges.backlog) {
                 send(id, &mut conn, frame, out);
@@ -262,6 +270,33 @@ impl Directory {
 
     // ----- frames to connections --------------------------------------------------------------
 
+    /// The connections apart from what handing them a frame touches.
+    fn split<'d>(&'d mut self, out: &'d mut Outputs) -> Split<'d> {
+        let Directory {
+            shard,
+            conns,
+            generations,
+            users,
+            flushes,
+            gauges,
+            backpressure,
+            ..
+        } = self;
+        let sink = Sink {
+            flushes,
+            backlog: &mut gauges.backlog,
+            limits: backpressure,
+            out,
+        };
+        Split {
+            shard: *shard,
+            conns,
+            generations,
+            users,
+            sink,
+        }
+    }
+
     /// Offer a live `frame` to `id` (open) through its outbox. True if it was sent or queued.
     pub fn offer(
         &mut self,
@@ -270,10 +305,16 @@ impl Directory {
         coalesce: Option<&CoalesceKey>,
         out: &mut Outputs,
     ) -> bool {
-        let conn = &mut self.conns[id.index()];
-        let backlog = &mut self.gauges.backlog;
-        let offer = (conn.outbox).offer(frame.clone(), coalesce, &self.backpressure, backlog);
-        settle(id, conn, offer, out)
+        let Split {
+            conns, mut sink, ..
+        } = self.split(out);
+        sink.offer(
+            id,
+            &mut conns[id.index()],
+            |outbox, limits, backlog, send| {
+                outbox.offer(frame.clone(), coalesce, limits, backlog, send)
+            },
+        )
     }
 
     /// Offer a `frame` replayed from history: outside the queue limits (see `outbox`).
@@ -284,11 +325,16 @@ impl Directory {
         coalesce: Option<&CoalesceKey>,
         out: &mut Outputs,
     ) -> bool {
-        let conn = &mut self.conns[id.index()];
-        let backlog = &mut self.gauges.backlog;
-        let offer =
-            (conn.outbox).offer_replay(frame.clone(), coalesce, &self.backpressure, backlog);
-        settle(id, conn, offer, out)
+        let Split {
+            conns, mut sink, ..
+        } = self.split(out);
+        sink.offer(
+            id,
+            &mut conns[id.index()],
+            |outbox, limits, backlog, send| {
+                outbox.offer_replay(frame.clone(), coalesce, limits, backlog, send)
+            },
+        )
     }
 
     /// Offer `frame` to every open connection but `except`. Returns how many took it.
@@ -299,15 +345,20 @@ impl Directory {
         coalesce: Option<&CoalesceKey>,
         out: &mut Outputs,
     ) -> usize {
-        let (shard, generations) = (self.shard, &self.generations);
-        let backlog = &mut self.gauges.backlog;
+        let Split {
+            shard,
+            conns,
+            generations,
+            mut sink,
+            ..
+        } = self.split(out);
         let mut reached = 0;
-        for (index, conn) in self.conns.iter_mut() {
+        for (index, conn) in conns.iter_mut() {
             let id = ConnId::new(shard, index, generations[index]);
             if !except.contains(&id) {
-                let offer =
-                    (conn.outbox).offer(frame.clone(), coalesce, &self.backpressure, backlog);
-                reached += usize::from(settle(id, conn, offer, out));
+                reached += usize::from(sink.offer(id, conn, |outbox, limits, backlog, send| {
+                    outbox.offer(frame.clone(), coalesce, limits, backlog, send)
+                }));
             }
         }
         reached
@@ -315,10 +366,12 @@ impl Directory {
 
     /// Offer `frame` to the connections of `user` that select `thread`, but `except`; with a
     /// `seq` (an entry of the user's stream), not to those positioned after it, and those not
-    /// positioned yet are from now on. Returns how many took it.
+    /// positioned yet are from now on. A message delta (at `now`) is rolled up in its flush
+    /// window for a connection that keeps up (`outbox`). Returns how many took it.
     #[allow(clippy::too_many_arguments)]
     pub fn offer_user(
         &mut self,
+        now: Instant,
         user: &UserId,
         thread: Option<&ThreadId>,
         except: &[ConnId],
@@ -327,11 +380,23 @@ impl Directory {
         seq: Option<u64>,
         out: &mut Outputs,
     ) -> usize {
-        let conns = self.users.get(user).map_or(&[][..], |c| c.as_slice());
-        let backlog = &mut self.gauges.backlog;
+        let window = match coalesce {
+            Some(key @ CoalesceKey::Message(..)) if !self.message_flush.is_zero() => {
+                let width = self.message_flush;
+                Some((key, Flush { now, width }))
+            }
+            _ => None,
+        };
+        let Split {
+            conns,
+            users,
+            mut sink,
+            ..
+        } = self.split(out);
+        let ids = users.get(user).map_or(&[][..], |c| c.as_slice());
         let mut reached = 0;
-        for &id in conns {
-            let conn = &mut self.conns[id.index()];
+        for &id in ids {
+            let conn = &mut conns[id.index()];
             // A connection positioned after this entry has it (shared streams: it read it
             // on another hub).
             let behind = seq.is_some_and(|seq| seq < conn.user_from);
@@ -341,8 +406,13 @@ impl Directory {
             if let (Some(seq), 0) = (seq, conn.user_from) {
                 conn.user_from = seq;
             }
-            let offer = (conn.outbox).offer(frame.clone(), coalesce, &self.backpressure, backlog);
-            reached += usize::from(settle(id, conn, offer, out));
+            let took = sink.offer(id, conn, |outbox, limits, backlog, send| match window {
+                Some((key, flush)) => {
+                    outbox.offer_windowed(frame.clone(), key, flush, limits, backlog, send)
+                }
+                None => outbox.offer(frame.clone(), coalesce, limits, backlog, send),
+            });
+            reached += usize::from(took);
         }
         reached
     }
@@ -478,14 +548,53 @@ impl Directory {
     }
 }
 
-/// Act on what `id`'s outbox decided for a frame. True if it was sent or queued.
-fn settle(id: ConnId, conn: &mut Connection, offer: Offer, out: &mut Outputs) -> bool {
-    match offer {
-        Offer::Send(frame) => {
-            send(id, conn, frame, out);
-            true
+/// The connections, apart from what handing them a frame touches ([`Directory::split`]).
+struct Split<'d> {
+    shard: u8,
+    conns: &'d mut Slab<Connection>,
+    generations: &'d [u32],
+    users: &'d HashMap<UserId, SmallVec<[ConnId; 3]>>,
+    sink: Sink<'d>,
+}
+
+/// What handing a frame to a connection touches besides the connection.
+struct Sink<'d> {
+    flushes: &'d mut Timers<ConnId>,
+    backlog: &'d mut Backlog,
+    limits: &'d BackpressureConfig,
+    out: &'d mut Outputs,
+}
+
+/// What an outbox operation hands a frame that goes out now to.
+type SendNow<'a> = dyn FnMut(Bytes) + 'a;
+
+impl Sink<'_> {
+    /// Run `offer` on `id`'s outbox: hand out what it sends, settle what it decided, and move
+    /// the connection's flush deadline. True if the frame was sent, queued or held.
+    fn offer(
+        &mut self,
+        id: ConnId,
+        conn: &mut Connection,
+        offer: impl FnOnce(&mut Outbox, &BackpressureConfig, &mut Backlog, &mut SendNow<'_>) -> Offer,
+    ) -> bool {
+        let due = conn.outbox.window_due();
+        let mut sent = SmallVec::<[Bytes; 2]>::new();
+        let offer = offer(&mut conn.outbox, self.limits, self.backlog, &mut |f| {
+            sent.push(f)
+        });
+        self.flushes.set(id, due, conn.outbox.window_due());
+        for frame in sent {
+            send(id, conn, frame, self.out);
         }
-        Offer::Queued | Offer::Appended => true,
+        settle(id, offer, self.out)
+    }
+}
+
+/// Act on what `id`'s outbox decided for a frame (what it sent is sent). True if it was sent,
+/// queued or held.
+fn settle(id: ConnId, offer: Offer, out: &mut Outputs) -> bool {
+    match offer {
+        Offer::Sent | Offer::Held | Offer::Queued | Offer::Appended => true,
         Offer::Coalesced => {
             out.counters.drops.add(Reason::Coalesced);
             true
