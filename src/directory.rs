@@ -9,7 +9,10 @@
 
 mod flushes;
 mod gauges;
+mod offers;
 mod tokens;
+
+use offers::{send, Split};
 
 pub(crate) use gauges::Gauges;
 
@@ -18,11 +21,9 @@ use crate::connection::Connection;
 use crate::error::{OpenError, UnknownConnection};
 use crate::id::{next_generation, ConnId, ThreadId, UserId};
 use crate::io::{Notice, Open};
-use crate::outbox::{Backlog, CoalesceKey, Flush, Offer, Outbox};
 use crate::outputs::Outputs;
 use crate::reason::Reason;
 use crate::timer::{Deadlines, Timers};
-use bytes::Bytes;
 use hashbrown::HashMap;
 use slab::Slab;
 use smallvec::SmallVec;
@@ -268,173 +269,6 @@ impl Directory {
         }
     }
 
-    // ----- frames to connections --------------------------------------------------------------
-
-    /// The connections apart from what handing them a frame touches.
-    fn split<'d>(&'d mut self, out: &'d mut Outputs) -> Split<'d> {
-        let Directory {
-            shard,
-            conns,
-            generations,
-            users,
-            flushes,
-            gauges,
-            backpressure,
-            ..
-        } = self;
-        let sink = Sink {
-            flushes,
-            backlog: &mut gauges.backlog,
-            limits: backpressure,
-            out,
-        };
-        Split {
-            shard: *shard,
-            conns,
-            generations,
-            users,
-            sink,
-        }
-    }
-
-    /// Offer a live `frame` to `id` (open) through its outbox. True if it was sent or queued.
-    pub fn offer(
-        &mut self,
-        id: ConnId,
-        frame: &Bytes,
-        coalesce: Option<&CoalesceKey>,
-        out: &mut Outputs,
-    ) -> bool {
-        let Split {
-            conns, mut sink, ..
-        } = self.split(out);
-        sink.offer(
-            id,
-            &mut conns[id.index()],
-            |outbox, limits, backlog, send| {
-                outbox.offer(frame.clone(), coalesce, limits, backlog, send)
-            },
-        )
-    }
-
-    /// Offer a `frame` replayed from history: outside the queue limits (see `outbox`).
-    pub fn offer_replay(
-        &mut self,
-        id: ConnId,
-        frame: &Bytes,
-        coalesce: Option<&CoalesceKey>,
-        out: &mut Outputs,
-    ) -> bool {
-        let Split {
-            conns, mut sink, ..
-        } = self.split(out);
-        sink.offer(
-            id,
-            &mut conns[id.index()],
-            |outbox, limits, backlog, send| {
-                outbox.offer_replay(frame.clone(), coalesce, limits, backlog, send)
-            },
-        )
-    }
-
-    /// Offer `frame` to every open connection but `except`. Returns how many took it.
-    pub fn offer_all(
-        &mut self,
-        except: &[ConnId],
-        frame: &Bytes,
-        coalesce: Option<&CoalesceKey>,
-        out: &mut Outputs,
-    ) -> usize {
-        let Split {
-            shard,
-            conns,
-            generations,
-            mut sink,
-            ..
-        } = self.split(out);
-        let mut reached = 0;
-        for (index, conn) in conns.iter_mut() {
-            let id = ConnId::new(shard, index, generations[index]);
-            if !except.contains(&id) {
-                reached += usize::from(sink.offer(id, conn, |outbox, limits, backlog, send| {
-                    outbox.offer(frame.clone(), coalesce, limits, backlog, send)
-                }));
-            }
-        }
-        reached
-    }
-
-    /// Offer `frame` to the connections of `user` that select `thread`, but `except`; with a
-    /// `seq` (an entry of the user's stream), not to those positioned after it, and those not
-    /// positioned yet are from now on. A message delta (at `now`) is rolled up in its flush
-    /// window for a connection that keeps up (`outbox`). Returns how many took it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn offer_user(
-        &mut self,
-        now: Instant,
-        user: &UserId,
-        thread: Option<&ThreadId>,
-        except: &[ConnId],
-        frame: &Bytes,
-        coalesce: Option<&CoalesceKey>,
-        seq: Option<u64>,
-        out: &mut Outputs,
-    ) -> usize {
-        let window = match coalesce {
-            Some(key @ CoalesceKey::Message(..)) if !self.message_flush.is_zero() => {
-                let width = self.message_flush;
-                Some((key, Flush { now, width }))
-            }
-            _ => None,
-        };
-        let Split {
-            conns,
-            users,
-            mut sink,
-            ..
-        } = self.split(out);
-        let ids = users.get(user).map_or(&[][..], |c| c.as_slice());
-        let mut reached = 0;
-        for &id in ids {
-            let conn = &mut conns[id.index()];
-            // A connection positioned after this entry has it (shared streams: it read it
-            // on another hub).
-            let behind = seq.is_some_and(|seq| seq < conn.user_from);
-            if except.contains(&id) || !conn.wants_thread(thread) || behind {
-                continue;
-            }
-            if let (Some(seq), 0) = (seq, conn.user_from) {
-                conn.user_from = seq;
-            }
-            let took = sink.offer(id, conn, |outbox, limits, backlog, send| match window {
-                Some((key, flush)) => {
-                    outbox.offer_windowed(frame.clone(), key, flush, limits, backlog, send)
-                }
-                None => outbox.offer(frame.clone(), coalesce, limits, backlog, send),
-            });
-            reached += usize::from(took);
-        }
-        reached
-    }
-
-    /// The transport wrote `bytes` of `id`'s frames: release what now fits its budget.
-    pub fn flushed(
-        &mut self,
-        id: ConnId,
-        bytes: usize,
-        out: &mut Outputs,
-    ) -> Result<(), UnknownConnection> {
-        self.check(id)?;
-        let conn = &mut self.conns[id.index()];
-        let mut released = SmallVec::<[Bytes; 4]>::new();
-        let backlog = &mut self.gauges.backlog;
-        (conn.outbox).flushed(bytes, &self.backpressure, backlog, |f| released.push(f));
-        for frame in released {
-            send(id, conn, frame, out);
-        }
-        Ok(())
-    }
-
     // ----- liveness ---------------------------------------------------------------------------
 
     /// A frame of `len` bytes from `id`: counted, and a sign of life.
@@ -548,75 +382,6 @@ impl Directory {
     }
 }
 
-/// The connections, apart from what handing them a frame touches ([`Directory::split`]).
-struct Split<'d> {
-    shard: u8,
-    conns: &'d mut Slab<Connection>,
-    generations: &'d [u32],
-    users: &'d HashMap<UserId, SmallVec<[ConnId; 3]>>,
-    sink: Sink<'d>,
-}
-
-/// What handing a frame to a connection touches besides the connection.
-struct Sink<'d> {
-    flushes: &'d mut Timers<ConnId>,
-    backlog: &'d mut Backlog,
-    limits: &'d BackpressureConfig,
-    out: &'d mut Outputs,
-}
-
-/// What an outbox operation hands a frame that goes out now to.
-type SendNow<'a> = dyn FnMut(Bytes) + 'a;
-
-impl Sink<'_> {
-    /// Run `offer` on `id`'s outbox: hand out what it sends, settle what it decided, and move
-    /// the connection's flush deadline. True if the frame was sent, queued or held.
-    fn offer(
-        &mut self,
-        id: ConnId,
-        conn: &mut Connection,
-        offer: impl FnOnce(&mut Outbox, &BackpressureConfig, &mut Backlog, &mut SendNow<'_>) -> Offer,
-    ) -> bool {
-        let due = conn.outbox.window_due();
-        let mut sent = SmallVec::<[Bytes; 2]>::new();
-        let offer = offer(&mut conn.outbox, self.limits, self.backlog, &mut |f| {
-            sent.push(f)
-        });
-        self.flushes.set(id, due, conn.outbox.window_due());
-        for frame in sent {
-            send(id, conn, frame, self.out);
-        }
-        settle(id, offer, self.out)
-    }
-}
-
-/// Act on what `id`'s outbox decided for a frame (what it sent is sent). True if it was sent,
-/// queued or held.
-fn settle(id: ConnId, offer: Offer, out: &mut Outputs) -> bool {
-    match offer {
-        Offer::Sent | Offer::Held | Offer::Queued | Offer::Appended => true,
-        Offer::Coalesced => {
-            out.counters.drops.add(Reason::Coalesced);
-            true
-        }
-        Offer::Shed => {
-            out.counters.drops.add(Reason::Shed);
-            false
-        }
-        Offer::Overflow => {
-            out.overflowed(id);
-            false
-        }
-    }
-}
-
-/// Hand `frame` to the transport for `id`, counted on the connection.
-fn send(id: ConnId, conn: &mut Connection, frame: Bytes, out: &mut Outputs) {
-    conn.traffic.messages_out += 1;
-    conn.traffic.bytes_out += frame.len() as u64;
-    out.send(id, frame);
-}
-
 fn resurrection(id: ConnId, resurrected: bool, out: &mut Outputs) {
     if resurrected {
         out.counters.resurrections += 1;
@@ -696,7 +461,7 @@ mod tests {
         let mut out = Outputs::default();
         let (id, _) = conns.insert(now, Open::new("ana"), &config);
         for frame in ["a", "b", "c"] {
-            assert!(conns.offer(id, &Bytes::from(frame), None, &mut out));
+            assert!(conns.offer(id, &bytes::Bytes::from(frame), None, &mut out));
         }
         assert_eq!(conns.gauges().backlog.queued_messages, 2);
         conns.remove(id, true, &mut out);

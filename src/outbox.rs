@@ -23,7 +23,7 @@
 use crate::config::BackpressureConfig;
 use crate::id::RunId;
 use crate::mutation::{self, Fault};
-use crate::run::Body;
+use crate::run::{Body, Delta};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -304,7 +304,8 @@ impl Outbox {
             return Offer::Overflow;
         }
         let before = queue.frames[i].body.len();
-        if !queue.frames[i].body.join(&frame) {
+        let joined = Delta::parse(&frame).is_some_and(|d| queue.frames[i].body.join(&d));
+        if !joined {
             return self.enqueue(frame, Some(key), limits, replay);
         }
         let joined = queue.frames.remove(i).expect("index from rposition");

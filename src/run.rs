@@ -13,7 +13,7 @@ mod joined;
 mod message;
 mod runs;
 
-pub(crate) use joined::Body;
+pub(crate) use joined::{Body, Delta};
 pub(crate) use message::Messages;
 pub use message::MAX_MESSAGES_PER_RUN;
 pub(crate) use runs::Runs;

@@ -18,7 +18,7 @@
 
 use super::{Backlog, CoalesceKey, Offer, Outbox, Queue};
 use crate::config::BackpressureConfig;
-use crate::run::Body;
+use crate::run::{Body, Delta};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
@@ -54,11 +54,14 @@ impl Queue {
 }
 
 impl Outbox {
-    /// Offer a live message delta of `key` at `flush.now`: held if a window of its message is
-    /// open, otherwise offered at once, opening a window if it went out (see the module docs).
+    /// Offer a live message delta of `key` at `flush.now` (`frame`, parsed as `delta`): held
+    /// if a window of its message is open, otherwise offered at once, opening a window if it
+    /// went out (see the module docs).
+    #[allow(clippy::too_many_arguments)]
     pub fn offer_windowed(
         &mut self,
         frame: Bytes,
+        delta: &Delta<'_>,
         key: &CoalesceKey,
         flush: Flush,
         limits: &BackpressureConfig,
@@ -74,7 +77,7 @@ impl Outbox {
             let window = queue.window.as_mut().expect("an open window");
             let held_before = window.held.as_ref().map_or((0, 0), |h| (1, h.len()));
             let joined = match &mut window.held {
-                Some(held) => held.join(&frame),
+                Some(held) => held.join(delta),
                 None => {
                     window.held = Some(Body::Frame(frame.clone()));
                     true
@@ -93,7 +96,7 @@ impl Outbox {
                 return self.release_held(limits, gauges, send);
             }
         }
-        let last = Body::Frame(frame.clone()).is_final();
+        let last = delta.is_final();
         let offer = self.offer_as(frame, Some(key), limits, false, gauges, &mut send);
         if offer == Offer::Sent && !last {
             self.open_window(key.clone(), flush);
@@ -215,8 +218,10 @@ mod tests {
 
         fn windowed(&mut self, ms: u64, message: &str, frame: Bytes) -> Offer {
             let (flush, sent) = (self.at(ms), &mut self.sent);
+            let delta = Delta::parse(&frame).expect("a delta frame");
             let offer = (self.outbox).offer_windowed(
-                frame,
+                frame.clone(),
+                &delta,
                 &key(message),
                 flush,
                 &limits(),

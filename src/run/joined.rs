@@ -18,12 +18,15 @@
 use bytes::Bytes;
 
 /// The pieces of an encoded delta frame: everything before the offset's digits, the offset,
-/// its `final`, the text's escaped content, and everything after the text's closing quote.
-struct Parts<'a> {
+/// its `final`, the text's escaped content (and its length in Unicode scalar values), and
+/// everything after the text's closing quote. Parsed once however many readers join it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Delta<'a> {
     head: &'a [u8],
     offset: u64,
     last: bool,
     text: &'a [u8],
+    chars: u64,
     tail: &'a [u8],
 }
 
@@ -36,11 +39,22 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Split a delta frame the hub encoded. Inside a JSON string every `"` is escaped, so `,"`
-/// only occurs between members, and `offset` is a member of the frame once: the first
-/// `,"offset":` is the member's, never text, and found in the few bytes before the text. The
-/// text ends at its first unescaped quote.
-fn parts(frame: &[u8]) -> Option<Parts<'_>> {
+impl<'a> Delta<'a> {
+    /// Split a delta frame the hub encoded (`None` if it is not one). Inside a JSON string
+    /// every `"` is escaped, so `,"` only occurs between members, and `offset` is a member of
+    /// the frame once: the first `,"offset":` is the member's, never text, and found in the few
+    /// bytes before the text. The text ends at its first unescaped quote.
+    pub fn parse(frame: &'a [u8]) -> Option<Self> {
+        parts(frame)
+    }
+
+    /// True for a message's `final` delta.
+    pub fn is_final(&self) -> bool {
+        self.last
+    }
+}
+
+fn parts(frame: &[u8]) -> Option<Delta<'_>> {
     let digits_at = find(frame, OFFSET)? + OFFSET.len();
     let digits = frame[digits_at..]
         .iter()
@@ -56,11 +70,13 @@ fn parts(frame: &[u8]) -> Option<Parts<'_>> {
         .ok()?
         .parse()
         .ok()?;
-    Some(Parts {
+    let text = &frame[text_at..text_at + text_len];
+    Some(Delta {
         head: &frame[..digits_at],
         offset,
         last,
-        text: &frame[text_at..text_at + text_len],
+        text,
+        chars: escaped_len(text),
         tail: &frame[text_at + text_len + 1..],
     })
 }
@@ -122,26 +138,22 @@ pub(crate) struct Joined {
 }
 
 impl Joined {
-    /// A delta frame, to join others to; `None` if it is not one.
-    pub fn new(frame: &[u8]) -> Option<Self> {
-        let p = parts(frame)?;
-        Some(Self {
+    /// A delta, to join others to.
+    fn new(p: &Delta<'_>) -> Self {
+        Self {
             head: p.head.to_vec(),
             offset: p.offset,
             last: p.last,
             text: p.text.to_vec(),
-            chars: escaped_len(p.text),
+            chars: p.chars,
             tail: p.tail.to_vec(),
-        })
+        }
     }
 
-    /// Append the delta frame `newer`. False, and nothing changes, if it is not a delta frame,
-    /// if the message ended, or if `newer` does not start where the text stops (they would not
-    /// be one piece of text). Costs a copy of `newer`, not of the text so far.
-    pub fn push(&mut self, newer: &[u8]) -> bool {
-        let Some(p) = parts(newer) else {
-            return false;
-        };
+    /// Append the delta `p`. False, and nothing changes, if the message ended, or if `p` does
+    /// not start where the text stops (they would not be one piece of text). Costs a copy of
+    /// `p`, not of the text so far.
+    fn push(&mut self, p: &Delta<'_>) -> bool {
         if self.last || self.offset + self.chars != p.offset {
             return false;
         }
@@ -150,18 +162,13 @@ impl Joined {
         self.tail.clear();
         self.tail.extend_from_slice(p.tail);
         self.text.extend_from_slice(p.text);
-        self.chars += escaped_len(p.text);
+        self.chars += p.chars;
         self.last = p.last;
         if p.last {
             // Nothing more will be appended: give back what growing reserved.
             self.text.shrink_to_fit();
         }
         true
-    }
-
-    /// True once the message's `final` delta is in.
-    pub fn is_final(&self) -> bool {
-        self.last
     }
 
     /// The length of the encoded frame, in bytes.
@@ -213,7 +220,7 @@ impl Body {
     pub fn is_final(&self) -> bool {
         match self {
             Body::Frame(frame) => parts(frame).is_some_and(|p| p.last),
-            Body::Joined(joined) => joined.is_final(),
+            Body::Joined(joined) => joined.last,
         }
     }
 
@@ -225,15 +232,16 @@ impl Body {
         }
     }
 
-    /// Append the delta frame `newer` to this delta frame (see [`Joined::push`]). False, and
-    /// nothing changes, if they do not join.
-    pub fn join(&mut self, newer: &[u8]) -> bool {
+    /// Append the delta `newer` to this delta frame (see [`Joined::push`]). False, and nothing
+    /// changes, if they do not join (or this is not a delta frame).
+    pub fn join(&mut self, newer: &Delta<'_>) -> bool {
         match self {
             Body::Joined(joined) => joined.push(newer),
             Body::Frame(frame) => {
-                let Some(mut joined) = Joined::new(frame) else {
+                let Some(older) = parts(frame) else {
                     return false;
                 };
+                let mut joined = Joined::new(&older);
                 let joins = joined.push(newer);
                 if joins {
                     *self = Body::Joined(Box::new(joined));
@@ -256,7 +264,7 @@ mod tests {
     /// Join two delta frames of one message, `older` then `newer`.
     fn append(older: &[u8], newer: &[u8]) -> Option<Bytes> {
         let mut body = Body::Frame(Bytes::copy_from_slice(older));
-        body.join(newer).then(|| body.frame())
+        body.join(&Delta::parse(newer)?).then(|| body.frame())
     }
 
     /// A delta frame as the hub encodes it, of a message whose id looks like a member.
@@ -310,14 +318,16 @@ mod tests {
 
     #[test]
     fn many_deltas_joined_in_place_encode_as_one_frame_of_the_exact_length() {
-        let mut joined = Joined::new(&delta(1, 0, "", false)).unwrap();
+        let mut joined = Body::Frame(delta(1, 0, "", false));
         let mut text = String::new();
         for n in 0..300u64 {
             let piece = format!("t{n}é\"\n ");
-            assert!(joined.push(&delta(n + 2, text.chars().count() as u64, &piece, false)));
+            let newer = delta(n + 2, text.chars().count() as u64, &piece, false);
+            assert!(joined.join(&Delta::parse(&newer).unwrap()));
             text.push_str(&piece);
         }
-        let frame = joined.encode();
+        assert!(matches!(joined, Body::Joined(_)), "joined in place");
+        let frame = joined.frame();
         assert_eq!(joined.len(), frame.len());
         let value: Value = serde_json::from_slice(&frame).unwrap();
         assert_eq!(
@@ -344,9 +354,10 @@ mod tests {
         assert!(append(&delta(1, 0, "ab", false), &delta(2, 3, "c", false)).is_none());
         assert!(append(&delta(1, 0, "ab", true), &delta(2, 2, "c", false)).is_none());
         assert!(append(b"{\"type\":\"message\"}", &delta(2, 2, "c", false)).is_none());
-        let mut joined = Joined::new(&delta(1, 0, "ab", false)).unwrap();
+        let mut joined = Body::Frame(delta(1, 0, "ab", false));
+        assert!(joined.join(&Delta::parse(&delta(2, 2, "c", false)).unwrap()));
         let before = joined.clone();
-        assert!(!joined.push(&delta(2, 1, "c", false)));
+        assert!(!joined.join(&Delta::parse(&delta(3, 2, "d", false)).unwrap()));
         assert_eq!(joined, before, "a refused delta changes nothing");
     }
 }

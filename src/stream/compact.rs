@@ -14,6 +14,7 @@
 //! offset (PROTOCOL §6).
 
 use super::Stream;
+use crate::run::Delta;
 
 impl Stream {
     /// The newest entry, a message delta, was just appended: join it into the entry that holds
@@ -27,8 +28,11 @@ impl Stream {
             return;
         };
         let newest = self.history[last].body.frame();
+        let Some(delta) = Delta::parse(&newest) else {
+            return;
+        };
         let before = self.history[i].body.len();
-        if !self.history[i].body.join(&newest) {
+        if !self.history[i].body.join(&delta) {
             return;
         }
         let delta = self.history.pop_back().expect("the newest entry");
