@@ -2,7 +2,8 @@
 //! readers'. Every node assembles the same text; a client resuming on another node from before
 //! the answer gets the text so far in one frame and then the live deltas at their offsets; a
 //! client resuming mid-answer on a node that serves nobody of its user (which loads the shared
-//! history, every delta of it) ends with the same text. The test starts `redis-server` from PATH on a free port and nodes in
+//! history, every delta of it) ends with the same text: Redis keeps every delta as an entry
+//! (docs/OPERATIONS.md, "Shared streams"). The test starts `redis-server` from PATH on a free port and nodes in
 //! this process. Timeouts only guard against hangs.
 
 mod support;
@@ -143,6 +144,13 @@ async fn an_answer_produced_on_one_node_is_the_same_text_on_every_other() {
         loaded, 101,
         "the shared history keeps every delta, and the run's end"
     );
+    let client = redis::Client::open(redis.url()).expect("a url");
+    let mut conn = (client.get_multiplexed_async_connection().await).expect("connected");
+    let entries: usize = (redis::cmd("LLEN").arg("sb:history:user:alice"))
+        .query_async(&mut conn)
+        .await
+        .expect("the history's length");
+    assert_eq!(entries, 202, "agent_started, 200 deltas, agent_completed");
     let query = format!("user=alice&resume={epoch}:{seq}");
     let mut resumed = WsClient::welcomed(third.addr, &query).await;
     let mut third_text = Assembled {
