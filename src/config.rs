@@ -95,6 +95,12 @@ pub struct Limits {
     /// Agent runs in progress in the hub (per shard, like `max_connections`); a new run past
     /// it is refused the same way. Development 100, staging 10 000, production 100 000.
     pub max_active_runs: usize,
+    /// The flush window of an agent message's deltas to a reader that keeps up: the first
+    /// delta of a message goes out at once, those that follow within the window go out
+    /// together, joined into one frame, when it closes (or at once with the message's `final`
+    /// delta, a run's end or any other frame to the connection). Zero sends every delta at
+    /// once. Default 40 ms.
+    pub message_flush: Duration,
 }
 
 /// Ping schedule and liveness.
@@ -179,6 +185,7 @@ impl Config {
                 strike_refill: Duration::from_secs(6),
                 max_active_runs_per_user: 100,
                 max_active_runs: max_connections,
+                message_flush: Duration::from_millis(40),
             },
             heartbeat: HeartbeatConfig {
                 interval,

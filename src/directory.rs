@@ -1,14 +1,18 @@
 //! The directory of open connections: every [`Connection`] by [`ConnId`], each user's
-//! connections, the connections' heartbeat and token deadlines (`tokens.rs`), and the gauges
-//! of what the connections hold, kept as they change.
+//! connections, the connections' heartbeat, token (`tokens.rs`) and flush window
+//! (`flushes.rs`) deadlines, and the gauges of what the connections hold, kept as they change.
 //!
 //! Ids carry the slot's generation and the shard: every lookup checks both, so an id kept
 //! after its connection closed is unknown even when its slot holds another connection. The
 //! directory is also the only way to hand a connection a frame ([`Directory::offer`]): through
 //! its outbox, into the [`Outputs`], counted and with its gauges kept.
 
+mod flushes;
 mod gauges;
+mod offers;
 mod tokens;
+
+use offers::{send, Split};
 
 pub(crate) use gauges::Gauges;
 
@@ -17,11 +21,9 @@ use crate::connection::Connection;
 use crate::error::{OpenError, UnknownConnection};
 use crate::id::{next_generation, ConnId, ThreadId, UserId};
 use crate::io::{Notice, Open};
-use crate::outbox::{CoalesceKey, Offer};
 use crate::outputs::Outputs;
 use crate::reason::Reason;
 use crate::timer::{Deadlines, Timers};
-use bytes::Bytes;
 use hashbrown::HashMap;
 use slab::Slab;
 use smallvec::SmallVec;
@@ -41,6 +43,10 @@ pub(crate) struct Directory {
     heartbeats: Deadlines<ConnId>,
     /// When each connection whose token expires is next asked for a fresh one or closed.
     tokens: Timers<ConnId>,
+    /// When each connection whose flush window holds a message delta must send it.
+    flushes: Timers<ConnId>,
+    /// The flush window of message deltas (`Limits::message_flush`; zero: none).
+    message_flush: Duration,
     /// The connections' gauges, kept as their outboxes, heartbeats and bindings change.
     gauges: Gauges,
     backpressure: BackpressureConfig,
@@ -73,6 +79,8 @@ impl Directory {
             users: HashMap::new(),
             heartbeats: Deadlines::default(),
             tokens: Timers::default(),
+            flushes: Timers::default(),
+            message_flush: config.limits.message_flush,
             gauges: Gauges::default(),
             backpressure: config.backpressure.clone(),
             closing: None,
@@ -181,6 +189,7 @@ impl Directory {
         let index = id.index();
         let mut conn = self.conns.remove(index);
         self.generations[index] = next_generation(self.generations[index]);
+        (self.flushes).set(id, conn.outbox.window_due(), None);
         if graceful {
             for frame in conn.outbox.drain(&mut self.gauges.backlog) {
                 send(id, &mut conn, frame, out);
@@ -258,111 +267,6 @@ impl Directory {
             (false, true) => *threads += 1,
             (false, false) => *threads -= 1,
         }
-    }
-
-    // ----- frames to connections --------------------------------------------------------------
-
-    /// Offer a live `frame` to `id` (open) through its outbox. True if it was sent or queued.
-    pub fn offer(
-        &mut self,
-        id: ConnId,
-        frame: &Bytes,
-        coalesce: Option<&CoalesceKey>,
-        out: &mut Outputs,
-    ) -> bool {
-        let conn = &mut self.conns[id.index()];
-        let backlog = &mut self.gauges.backlog;
-        let offer = (conn.outbox).offer(frame.clone(), coalesce, &self.backpressure, backlog);
-        settle(id, conn, offer, out)
-    }
-
-    /// Offer a `frame` replayed from history: outside the queue limits (see `outbox`).
-    pub fn offer_replay(
-        &mut self,
-        id: ConnId,
-        frame: &Bytes,
-        coalesce: Option<&CoalesceKey>,
-        out: &mut Outputs,
-    ) -> bool {
-        let conn = &mut self.conns[id.index()];
-        let backlog = &mut self.gauges.backlog;
-        let offer =
-            (conn.outbox).offer_replay(frame.clone(), coalesce, &self.backpressure, backlog);
-        settle(id, conn, offer, out)
-    }
-
-    /// Offer `frame` to every open connection but `except`. Returns how many took it.
-    pub fn offer_all(
-        &mut self,
-        except: &[ConnId],
-        frame: &Bytes,
-        coalesce: Option<&CoalesceKey>,
-        out: &mut Outputs,
-    ) -> usize {
-        let (shard, generations) = (self.shard, &self.generations);
-        let backlog = &mut self.gauges.backlog;
-        let mut reached = 0;
-        for (index, conn) in self.conns.iter_mut() {
-            let id = ConnId::new(shard, index, generations[index]);
-            if !except.contains(&id) {
-                let offer =
-                    (conn.outbox).offer(frame.clone(), coalesce, &self.backpressure, backlog);
-                reached += usize::from(settle(id, conn, offer, out));
-            }
-        }
-        reached
-    }
-
-    /// Offer `frame` to the connections of `user` that select `thread`, but `except`; with a
-    /// `seq` (an entry of the user's stream), not to those positioned after it, and those not
-    /// positioned yet are from now on. Returns how many took it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn offer_user(
-        &mut self,
-        user: &UserId,
-        thread: Option<&ThreadId>,
-        except: &[ConnId],
-        frame: &Bytes,
-        coalesce: Option<&CoalesceKey>,
-        seq: Option<u64>,
-        out: &mut Outputs,
-    ) -> usize {
-        let conns = self.users.get(user).map_or(&[][..], |c| c.as_slice());
-        let backlog = &mut self.gauges.backlog;
-        let mut reached = 0;
-        for &id in conns {
-            let conn = &mut self.conns[id.index()];
-            // A connection positioned after this entry has it (shared streams: it read it
-            // on another hub).
-            let behind = seq.is_some_and(|seq| seq < conn.user_from);
-            if except.contains(&id) || !conn.wants_thread(thread) || behind {
-                continue;
-            }
-            if let (Some(seq), 0) = (seq, conn.user_from) {
-                conn.user_from = seq;
-            }
-            let offer = (conn.outbox).offer(frame.clone(), coalesce, &self.backpressure, backlog);
-            reached += usize::from(settle(id, conn, offer, out));
-        }
-        reached
-    }
-
-    /// The transport wrote `bytes` of `id`'s frames: release what now fits its budget.
-    pub fn flushed(
-        &mut self,
-        id: ConnId,
-        bytes: usize,
-        out: &mut Outputs,
-    ) -> Result<(), UnknownConnection> {
-        self.check(id)?;
-        let conn = &mut self.conns[id.index()];
-        let mut released = SmallVec::<[Bytes; 4]>::new();
-        let backlog = &mut self.gauges.backlog;
-        (conn.outbox).flushed(bytes, &self.backpressure, backlog, |f| released.push(f));
-        for frame in released {
-            send(id, conn, frame, out);
-        }
-        Ok(())
     }
 
     // ----- liveness ---------------------------------------------------------------------------
@@ -478,36 +382,6 @@ impl Directory {
     }
 }
 
-/// Act on what `id`'s outbox decided for a frame. True if it was sent or queued.
-fn settle(id: ConnId, conn: &mut Connection, offer: Offer, out: &mut Outputs) -> bool {
-    match offer {
-        Offer::Send(frame) => {
-            send(id, conn, frame, out);
-            true
-        }
-        Offer::Queued | Offer::Appended => true,
-        Offer::Coalesced => {
-            out.counters.drops.add(Reason::Coalesced);
-            true
-        }
-        Offer::Shed => {
-            out.counters.drops.add(Reason::Shed);
-            false
-        }
-        Offer::Overflow => {
-            out.overflowed(id);
-            false
-        }
-    }
-}
-
-/// Hand `frame` to the transport for `id`, counted on the connection.
-fn send(id: ConnId, conn: &mut Connection, frame: Bytes, out: &mut Outputs) {
-    conn.traffic.messages_out += 1;
-    conn.traffic.bytes_out += frame.len() as u64;
-    out.send(id, frame);
-}
-
 fn resurrection(id: ConnId, resurrected: bool, out: &mut Outputs) {
     if resurrected {
         out.counters.resurrections += 1;
@@ -587,7 +461,7 @@ mod tests {
         let mut out = Outputs::default();
         let (id, _) = conns.insert(now, Open::new("ana"), &config);
         for frame in ["a", "b", "c"] {
-            assert!(conns.offer(id, &Bytes::from(frame), None, &mut out));
+            assert!(conns.offer(id, &bytes::Bytes::from(frame), None, &mut out));
         }
         assert_eq!(conns.gauges().backlog.queued_messages, 2);
         conns.remove(id, true, &mut out);

@@ -10,6 +10,10 @@
 //! that does not fit the queue is an [`Offer::Overflow`]: the hub closes the connection as a slow
 //! consumer, and the client resumes. Nothing is dropped silently.
 //!
+//! A live reader that keeps up gets a message's deltas rolled up per flush window (module
+//! `window`): the first delta goes out at once, those that follow within the window wait
+//! joined and go out together when it closes.
+//!
 //! Replayed frames (catch-up from history on open, bind, join with `since` and `resume`) are
 //! queued outside those limits: history already bounds them, and counting them would close a
 //! client with a long replay as a slow consumer before it could read anything, again on every
@@ -19,9 +23,15 @@
 use crate::config::BackpressureConfig;
 use crate::id::RunId;
 use crate::mutation::{self, Fault};
+use crate::run::{Body, Delta};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+mod window;
+
+pub(crate) use window::Flush;
+use window::Window;
 
 /// What replaces what in the lossy lane (frames with equal keys supersede each other), or
 /// joins what in the append lane. The kinds never collide, whatever keys an application picks.
@@ -44,7 +54,7 @@ impl CoalesceKey {
 
 #[derive(Debug)]
 struct Queued {
-    frame: Bytes,
+    body: Body,
     coalesce: Option<CoalesceKey>,
     replay: bool,
 }
@@ -52,8 +62,10 @@ struct Queued {
 /// The result of offering a frame to a connection.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Offer {
-    /// Hand the frame to the transport now.
-    Send(Bytes),
+    /// The frame was handed to the transport (through `send`).
+    Sent,
+    /// A message delta waits, joined, for its flush window to close (module `window`).
+    Held,
     /// The frame waits in the queue.
     Queued,
     /// The frame replaced an older queued frame with the same key.
@@ -103,16 +115,23 @@ struct Queue {
     /// The share of the queue that is replay, exempt from the limits.
     replay_messages: usize,
     replay_bytes: usize,
+    /// A live message's flush window, while one is open.
+    window: Option<Window>,
 }
 
 impl Queue {
     /// Take a frame that left the queue out of the accounting.
     fn forget(&mut self, q: &Queued) {
-        self.queued_bytes -= q.frame.len();
+        self.queued_bytes -= q.body.len();
         if q.replay {
             self.replay_messages -= 1;
-            self.replay_bytes -= q.frame.len();
+            self.replay_bytes -= q.body.len();
         }
+    }
+
+    /// The frames waiting in the queue proper (not a held delta).
+    fn len(&self) -> usize {
+        self.frames.len()
     }
 }
 
@@ -134,15 +153,17 @@ impl Outbox {
         result
     }
 
-    /// Offer a live frame; `coalesce` puts it in the lossy lane.
+    /// Offer a live frame; `coalesce` puts it in the lossy lane. What goes out now is handed
+    /// to `send`: a delta held by a flush window first (nothing overtakes it), then the frame.
     pub fn offer(
         &mut self,
         frame: Bytes,
         coalesce: Option<&CoalesceKey>,
         limits: &BackpressureConfig,
         gauges: &mut Backlog,
+        send: impl FnMut(Bytes),
     ) -> Offer {
-        self.offer_as(frame, coalesce, limits, false, gauges)
+        self.offer_as(frame, coalesce, limits, false, gauges, send)
     }
 
     /// Offer a frame replayed from history: never an overflow (see the module doc).
@@ -152,10 +173,12 @@ impl Outbox {
         coalesce: Option<&CoalesceKey>,
         limits: &BackpressureConfig,
         gauges: &mut Backlog,
+        send: impl FnMut(Bytes),
     ) -> Offer {
-        self.offer_as(frame, coalesce, limits, true, gauges)
+        self.offer_as(frame, coalesce, limits, true, gauges, send)
     }
 
+    /// Release what a flush window holds (it goes first), then offer `frame`.
     fn offer_as(
         &mut self,
         frame: Bytes,
@@ -163,6 +186,23 @@ impl Outbox {
         limits: &BackpressureConfig,
         replay: bool,
         gauges: &mut Backlog,
+        mut send: impl FnMut(Bytes),
+    ) -> Offer {
+        if self.release_held(limits, gauges, &mut send) == Offer::Overflow {
+            return Offer::Overflow;
+        }
+        self.offer_now(frame, coalesce, limits, replay, gauges, send)
+    }
+
+    /// Offer `frame` to the budget and the queue (nothing is held).
+    fn offer_now(
+        &mut self,
+        frame: Bytes,
+        coalesce: Option<&CoalesceKey>,
+        limits: &BackpressureConfig,
+        replay: bool,
+        gauges: &mut Backlog,
+        mut send: impl FnMut(Bytes),
     ) -> Offer {
         if !replay
             && matches!(coalesce, Some(CoalesceKey::Thinking(_)))
@@ -172,13 +212,14 @@ impl Outbox {
         }
         let len = frame.len();
         // The first frame always goes out, so a frame larger than the budget cannot stall.
-        if self.queued_messages() == 0
+        if self.queue.as_ref().is_none_or(|q| q.len() == 0)
             && (self.inflight == 0 || self.inflight + len <= limits.inflight_bytes)
         {
             // The common case, once per delivery: only the in-flight bytes change.
             self.inflight += len;
             gauges.inflight_bytes += len;
-            return Offer::Send(frame);
+            send(frame);
+            return Offer::Sent;
         }
         self.tracked(gauges, |o| match coalesce {
             Some(key @ CoalesceKey::Message(..)) => o.append(frame, key, limits, replay),
@@ -206,7 +247,7 @@ impl Outbox {
         // one it would have replaced in place (nothing is dropped without being counted).
         let (freed_messages, freed_bytes) = replaced
             .filter(|&i| !queue.frames[i].replay)
-            .map_or((0, 0), |i| (1, queue.frames[i].frame.len()));
+            .map_or((0, 0), |i| (1, queue.frames[i].body.len()));
         let live_messages = queue.frames.len() - queue.replay_messages;
         let live_bytes = queue.queued_bytes - queue.replay_bytes;
         if !replay
@@ -231,16 +272,16 @@ impl Outbox {
             queue.replay_bytes += len;
         }
         queue.frames.push_back(Queued {
-            frame,
+            body: Body::Frame(frame),
             coalesce: coalesce.cloned(),
             replay,
         });
         offer
     }
 
-    /// Queue a message delta: joined to the last live queued delta of its message when it
-    /// follows it (the joined frame takes the newer one's place at the back, so positions stay
-    /// in order), queued as a reliable frame otherwise. Past the limits, an overflow.
+    /// Queue a message delta: joined in place to the last live queued delta of its message
+    /// when it follows it (the joined frame then moves to the back, so positions stay in
+    /// order), queued as a reliable frame otherwise. Past the limits, an overflow.
     fn append(
         &mut self,
         frame: Bytes,
@@ -249,30 +290,27 @@ impl Outbox {
         replay: bool,
     ) -> Offer {
         let queue = self.queue.get_or_insert_with(Box::default);
-        let joined = (!replay)
+        let last = (!replay)
             .then(|| {
-                let i = queue
-                    .frames
-                    .iter()
-                    .rposition(|q| !q.replay && q.coalesce.as_ref() == Some(key))?;
-                Some((i, crate::run::append_delta(&queue.frames[i].frame, &frame)?))
+                (queue.frames.iter()).rposition(|q| !q.replay && q.coalesce.as_ref() == Some(key))
             })
             .flatten();
-        let Some((i, joined)) = joined else {
+        let Some(i) = last else {
             return self.enqueue(frame, Some(key), limits, replay);
         };
+        // A joined frame is never longer than the two it joins: check the fit before joining.
         let live_bytes = queue.queued_bytes - queue.replay_bytes;
-        if live_bytes - queue.frames[i].frame.len() + joined.len() > limits.queue_bytes {
+        if live_bytes + frame.len() > limits.queue_bytes {
             return Offer::Overflow;
         }
-        let old = queue.frames.remove(i).expect("index from rposition");
-        queue.forget(&old);
-        queue.queued_bytes += joined.len();
-        queue.frames.push_back(Queued {
-            frame: joined,
-            coalesce: Some(key.clone()),
-            replay: false,
-        });
+        let before = queue.frames[i].body.len();
+        let joined = Delta::parse(&frame).is_some_and(|d| queue.frames[i].body.join(&d));
+        if !joined {
+            return self.enqueue(frame, Some(key), limits, replay);
+        }
+        let joined = queue.frames.remove(i).expect("index from rposition");
+        queue.queued_bytes = queue.queued_bytes - before + joined.body.len();
+        queue.frames.push_back(joined);
         Offer::Appended
     }
 
@@ -284,7 +322,7 @@ impl Outbox {
         gauges: &mut Backlog,
         send: impl FnMut(Bytes),
     ) {
-        if self.queued_messages() == 0 {
+        if self.queue.as_ref().is_none_or(|q| q.len() == 0) {
             // The common case: nothing waits, only the in-flight bytes change.
             let written = bytes.min(self.inflight);
             self.inflight -= written;
@@ -300,14 +338,14 @@ impl Outbox {
             return;
         };
         while let Some(front) = queue.frames.front() {
-            let len = front.frame.len();
+            let len = front.body.len();
             if self.inflight != 0 && self.inflight + len > limits.inflight_bytes {
                 break;
             }
             let q = queue.frames.pop_front().expect("front exists");
             queue.forget(&q);
             self.inflight += len;
-            send(q.frame);
+            send(q.body.frame());
         }
     }
 
@@ -320,7 +358,9 @@ impl Outbox {
             queue.queued_bytes = 0;
             queue.replay_messages = 0;
             queue.replay_bytes = 0;
-            queue.frames.drain(..).map(|q| q.frame).collect()
+            let held = queue.window.take().and_then(Window::into_held);
+            let frames = queue.frames.drain(..).map(|q| q.body.frame());
+            frames.chain(held.map(|h| h.frame())).collect()
         })
     }
 
@@ -329,14 +369,14 @@ impl Outbox {
         self.tracked(gauges, |o| *o = Outbox::default());
     }
 
-    /// Frames waiting in the queue.
+    /// Frames waiting: in the queue, and a delta held by a flush window.
     pub fn queued_messages(&self) -> usize {
-        self.queue.as_ref().map_or(0, |q| q.frames.len())
+        (self.queue.as_ref()).map_or(0, |q| q.len() + q.held().map_or(0, |_| 1))
     }
 
-    /// Bytes waiting in the queue.
+    /// Bytes waiting: in the queue, and a delta held by a flush window.
     pub fn queued_bytes(&self) -> usize {
-        self.queue.as_ref().map_or(0, |q| q.queued_bytes)
+        (self.queue.as_ref()).map_or(0, |q| q.queued_bytes + q.held().map_or(0, Body::len))
     }
 
     /// Bytes handed out and not yet flushed.
@@ -367,12 +407,18 @@ mod tests {
         let mut o = Outbox::default();
         let mut g = Backlog::default();
         assert_eq!(
-            o.offer(frame("aaaaaa"), None, &l, &mut g),
-            Offer::Send(frame("aaaaaa"))
+            o.offer(frame("aaaaaa"), None, &l, &mut g, |f| assert_eq!(
+                f,
+                frame("aaaaaa")
+            )),
+            Offer::Sent
         );
-        assert_eq!(o.offer(frame("bbbbbb"), None, &l, &mut g), Offer::Queued);
         assert_eq!(
-            o.offer(frame("cc"), None, &l, &mut g),
+            o.offer(frame("bbbbbb"), None, &l, &mut g, |_| {}),
+            Offer::Queued
+        );
+        assert_eq!(
+            o.offer(frame("cc"), None, &l, &mut g, |_| {}),
             Offer::Queued,
             "no overtaking the queue"
         );
@@ -387,10 +433,10 @@ mod tests {
         let l = limits();
         let mut o = Outbox::default();
         let mut g = Backlog::default();
-        assert!(matches!(
-            o.offer(frame("0123456789abcdef"), None, &l, &mut g),
-            Offer::Send(_)
-        ));
+        assert_eq!(
+            o.offer(frame("0123456789abcdef"), None, &l, &mut g, |_| {}),
+            Offer::Sent
+        );
     }
 
     #[test]
@@ -399,11 +445,14 @@ mod tests {
         let key = CoalesceKey::Thinking(RunId::from("1"));
         let mut o = Outbox::default();
         let mut g = Backlog::default();
-        o.offer(frame("0123456789"), None, &l, &mut g);
-        assert_eq!(o.offer(frame("t1"), Some(&key), &l, &mut g), Offer::Queued);
-        assert_eq!(o.offer(frame("x"), None, &l, &mut g), Offer::Queued);
+        o.offer(frame("0123456789"), None, &l, &mut g, |_| {});
         assert_eq!(
-            o.offer(frame("t2"), Some(&key), &l, &mut g),
+            o.offer(frame("t1"), Some(&key), &l, &mut g, |_| {}),
+            Offer::Queued
+        );
+        assert_eq!(o.offer(frame("x"), None, &l, &mut g, |_| {}), Offer::Queued);
+        assert_eq!(
+            o.offer(frame("t2"), Some(&key), &l, &mut g, |_| {}),
             Offer::Coalesced
         );
         let mut out = Vec::new();
@@ -427,18 +476,18 @@ mod tests {
         let key = CoalesceKey::Message(RunId::from("r"), Arc::from("m"));
         let mut o = Outbox::default();
         let mut g = Backlog::default();
-        o.offer(frame("0123456789"), None, &l, &mut g);
+        o.offer(frame("0123456789"), None, &l, &mut g, |_| {});
         assert_eq!(
-            o.offer(delta(1, 0, "ab"), Some(&key), &l, &mut g),
+            o.offer(delta(1, 0, "ab"), Some(&key), &l, &mut g, |_| {}),
             Offer::Queued
         );
-        assert_eq!(o.offer(frame("x"), None, &l, &mut g), Offer::Queued);
-        let third = o.offer(delta(3, 2, "cd"), Some(&key), &l, &mut g);
+        assert_eq!(o.offer(frame("x"), None, &l, &mut g, |_| {}), Offer::Queued);
+        let third = o.offer(delta(3, 2, "cd"), Some(&key), &l, &mut g, |_| {});
         assert_eq!(third, Offer::Appended);
         assert_eq!(o.queued_messages(), 2);
         assert_eq!(g, o.backlog(), "the gauges follow the joined frame");
         let big = "y".repeat(300);
-        let fourth = o.offer(delta(4, 4, &big), Some(&key), &l, &mut g);
+        let fourth = o.offer(delta(4, 4, &big), Some(&key), &l, &mut g, |_| {});
         assert_eq!(
             fourth,
             Offer::Overflow,
@@ -452,17 +501,21 @@ mod tests {
         let l = limits();
         let mut o = Outbox::default();
         let mut g = Backlog::default();
-        o.offer(frame("0123456789"), None, &l, &mut g);
+        o.offer(frame("0123456789"), None, &l, &mut g, |_| {});
         for _ in 0..3 {
-            assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Queued);
+            assert_eq!(o.offer(frame("q"), None, &l, &mut g, |_| {}), Offer::Queued);
         }
-        assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Overflow);
+        assert_eq!(
+            o.offer(frame("q"), None, &l, &mut g, |_| {}),
+            Offer::Overflow
+        );
         assert_eq!(
             o.offer(
                 frame("e"),
                 Some(&CoalesceKey::Ephemeral(Arc::from("k"))),
                 &l,
-                &mut g
+                &mut g,
+                |_| {}
             ),
             Offer::Shed
         );
@@ -479,19 +532,28 @@ mod tests {
         let l = limits();
         let mut o = Outbox::default();
         let mut g = Backlog::default();
-        o.offer(frame("0123456789"), None, &l, &mut g);
+        o.offer(frame("0123456789"), None, &l, &mut g, |_| {});
         for _ in 0..10 {
-            assert_eq!(o.offer_replay(frame("r"), None, &l, &mut g), Offer::Queued);
+            assert_eq!(
+                o.offer_replay(frame("r"), None, &l, &mut g, |_| {}),
+                Offer::Queued
+            );
         }
         for _ in 0..3 {
-            assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Queued);
+            assert_eq!(o.offer(frame("q"), None, &l, &mut g, |_| {}), Offer::Queued);
         }
-        assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Overflow);
+        assert_eq!(
+            o.offer(frame("q"), None, &l, &mut g, |_| {}),
+            Offer::Overflow
+        );
         let mut out = Vec::new();
         o.flushed(10, &l, &mut g, |f| out.push(f));
         assert_eq!(out.len(), 10, "the budget releases ten one-byte frames");
         assert_eq!(o.queued_messages(), 3);
-        assert_eq!(o.offer(frame("q"), None, &l, &mut g), Offer::Overflow);
+        assert_eq!(
+            o.offer(frame("q"), None, &l, &mut g, |_| {}),
+            Offer::Overflow
+        );
         o.flushed(10, &l, &mut g, |_| {});
         assert_eq!(o.queued_messages(), 0);
         let queue = o.queue.as_ref().expect("the queue was used");

@@ -9,11 +9,13 @@
 //! The run remembers, per event, how many connections it reached, for [`RunReport`]. The
 //! hub's runs (`Runs`) count those in progress, per user and in all, for their caps.
 
+mod joined;
 mod message;
 mod runs;
 
+pub(crate) use joined::{Body, Delta};
+pub(crate) use message::Messages;
 pub use message::MAX_MESSAGES_PER_RUN;
-pub(crate) use message::{append as append_delta, Messages};
 pub(crate) use runs::Runs;
 
 use crate::id::{AgentId, RunId, ThreadId, UserId};

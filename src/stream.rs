@@ -17,7 +17,7 @@ use crate::config::HistoryConfig;
 use crate::id::{RoomId, RunId, ThreadId, UserId};
 use crate::mutation::{self, Fault};
 use crate::outbox::CoalesceKey;
-use bytes::Bytes;
+use crate::run::Body;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -132,7 +132,8 @@ pub(crate) struct AlreadyTaken;
 pub(crate) struct Entry {
     pub seq: u64,
     pub at: Instant,
-    pub frame: Bytes,
+    /// The frame, or a message's deltas joined in place (module `compact`).
+    pub body: Body,
     /// Only connections bound to this thread receive the entry (user streams).
     pub thread: Option<ThreadId>,
     /// The agent run the entry belongs to, for late joiners.
@@ -267,7 +268,7 @@ impl Stream {
         if self.history.is_empty() {
             self.floor = entry.seq.saturating_sub(1);
         }
-        self.bytes += entry.frame.len();
+        self.bytes += entry.body.len();
         self.pending += usize::from(entry.pending);
         let message = matches!(entry.coalesce, Some(CoalesceKey::Message(..)));
         self.history.push_back(entry);
@@ -289,12 +290,12 @@ impl Stream {
             return true;
         }
         let fits = self.history.len() < limits.max_messages
-            && self.bytes + entry.frame.len() <= limits.max_bytes;
+            && self.bytes + entry.body.len() <= limits.max_bytes;
         if position.epoch != self.epoch || position.seq.saturating_add(1) != self.oldest() || !fits
         {
             return false;
         }
-        self.bytes += entry.frame.len();
+        self.bytes += entry.body.len();
         self.pending += usize::from(entry.pending);
         self.floor = position.seq.saturating_sub(1);
         self.history.push_front(entry);
@@ -304,7 +305,7 @@ impl Stream {
     fn pop_oldest(&mut self) {
         if let Some(old) = self.history.pop_front() {
             self.floor = old.seq;
-            self.bytes -= old.frame.len();
+            self.bytes -= old.body.len();
             if old.pending {
                 self.pending -= 1;
                 self.lost_at = Some(self.lost_at.map_or(old.at, |at| at.max(old.at)));
@@ -435,7 +436,7 @@ mod tests {
         Entry {
             seq,
             at: now,
-            frame: Bytes::from(format!("m{seq}")),
+            body: Body::Frame(bytes::Bytes::from(format!("m{seq}"))),
             thread: None,
             run: None,
             coalesce: None,

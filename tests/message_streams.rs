@@ -1,7 +1,8 @@
 //! Agent answers streamed token by token: `agent_message_delta` events in the run automaton
 //! (each at its message's length, none after its `final` one), joined and never dropped for a
-//! reader that falls behind, kept in history as one entry per message, and replayed to late
-//! joiners and resuming readers as the text so far, which the client de-duplicates by offset.
+//! reader that falls behind, rolled up per flush window for a reader that keeps up, kept in
+//! history as one entry per message, and replayed to late joiners and resuming readers as the
+//! text so far, which the client de-duplicates by offset.
 
 mod support;
 
@@ -9,6 +10,7 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::time::Duration;
 use support::*;
 use switchboard::testing::Harness;
 use switchboard::{
@@ -93,9 +95,17 @@ fn token(n: usize) -> String {
     }
 }
 
+/// The flush window of the small configuration (the default).
+const WINDOW: Duration = Duration::from_millis(40);
+
 /// Alice reading on t1, with run r1 started; her frames so far taken.
 fn reading_alice() -> (Harness, ConnId) {
-    let mut h = harness();
+    alice_with(small_config())
+}
+
+/// Alice reading on t1 of a hub with `config`, with run r1 started; her frames so far taken.
+fn alice_with(config: Config) -> (Harness, ConnId) {
+    let mut h = Harness::new(config);
     let conn = h.open(Open::new("alice").thread("t1")).unwrap();
     try_event(&mut h, started()).unwrap();
     h.take(conn);
@@ -103,8 +113,15 @@ fn reading_alice() -> (Harness, ConnId) {
 }
 
 #[test]
-fn a_live_reader_assembles_exactly_the_text_from_one_frame_per_delta() {
-    let (mut h, conn) = reading_alice();
+fn the_flush_window_of_the_small_configuration_is_the_default() {
+    assert_eq!(small_config().limits.message_flush, WINDOW);
+}
+
+#[test]
+fn without_a_flush_window_a_live_reader_gets_one_frame_per_delta() {
+    let mut config = small_config();
+    config.limits.message_flush = Duration::ZERO;
+    let (mut h, conn) = alice_with(config);
     let mut producer = Producer::default();
     for n in 0..200 {
         producer.send(&mut h, "m1", &token(n));
@@ -115,6 +132,88 @@ fn a_live_reader_assembles_exactly_the_text_from_one_frame_per_delta() {
     assert_eq!(
         reader.frames, 200,
         "a reader that keeps up gets every delta"
+    );
+}
+
+#[test]
+fn a_live_reader_gets_the_first_delta_at_once_then_one_frame_per_flush_window() {
+    let (mut h, conn) = reading_alice();
+    let mut producer = Producer::default();
+    let mut reader = Assembler::default();
+    // 10 000 tokens a second for a tenth of a second; what the producer had sent, and when.
+    let tick = Duration::from_micros(100);
+    let mut sent_at: Vec<(Duration, usize)> = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    for n in 0..1_000 {
+        producer.send(&mut h, "m1", &token(n));
+        sent_at.push((elapsed, producer.text.len()));
+        reader.read(&h.take(conn));
+        if n == 0 {
+            assert_eq!(
+                reader.text("m1"),
+                producer.text,
+                "the first token is not delayed"
+            );
+        }
+        // Everything sent a window ago or earlier has arrived.
+        let due = sent_at.iter().rev().find(|(at, _)| *at + WINDOW <= elapsed);
+        let due = due.map_or(0, |(_, len)| *len);
+        assert!(
+            reader.text("m1").len() >= due,
+            "a delta waited past its window"
+        );
+        assert!(producer.text.starts_with(reader.text("m1")));
+        h.advance(tick);
+        elapsed += tick;
+    }
+    h.advance(WINDOW);
+    reader.read(&h.take(conn));
+    assert_eq!(reader.text("m1"), producer.text);
+    assert!(
+        reader.frames * 10 <= 1_000,
+        "{} frames for 1 000 deltas",
+        reader.frames
+    );
+    assert_eq!(drops(&h, Reason::Coalesced) + drops(&h, Reason::Shed), 0);
+}
+
+#[test]
+fn a_final_delta_and_a_run_end_go_out_at_once_after_the_text_held_before_them() {
+    let (mut h, conn) = reading_alice();
+    let (mut m1, mut m2) = (Producer::default(), Producer::default());
+    let mut reader = Assembler::default();
+    m1.send(&mut h, "m1", "first ");
+    m1.send(&mut h, "m1", "held ");
+    reader.read(&h.take(conn));
+    assert_eq!(
+        reader.text("m1"),
+        "first ",
+        "the second waits for the window"
+    );
+    try_event(&mut h, delta("m1", m1.len, "end", true)).unwrap();
+    reader.read(&h.take(conn));
+    assert_eq!(
+        reader.text("m1"),
+        "first held end",
+        "the final delta does not wait"
+    );
+    m2.send(&mut h, "m2", "a ");
+    m2.send(&mut h, "m2", "b");
+    let failed = AgentEvent::AgentFailed {
+        error: "out of tokens".into(),
+    };
+    try_event(&mut h, failed).unwrap();
+    let frames = h.take(conn);
+    reader.read(&frames);
+    assert_eq!(
+        reader.text("m2"),
+        "a b",
+        "the run's end flushed what was held"
+    );
+    assert_eq!(
+        types(&frames),
+        ["agent_message_delta", "agent_message_delta", "agent_failed"],
+        "in order"
     );
 }
 
@@ -286,13 +385,16 @@ fn deltas_out_of_order_are_refused_with_what_was_expected_and_reach_no_one() {
 }
 
 /// One step of the property: the producer sends, a reader stops or starts reading, drops and
-/// resumes, or a new reader opens.
+/// resumes, a new reader opens on the thread or binds to it, or the clock moves (across flush
+/// windows or within one).
 #[derive(Debug, Clone)]
 enum Op {
     Delta { message: u8, tokens: u8 },
     End { message: u8 },
     Reading { reader: u8, on: bool },
     Resume { reader: u8 },
+    Join { bind: bool },
+    Advance { ms: u8 },
     Other,
 }
 
@@ -300,8 +402,10 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0..3u8, 1..40u8).prop_map(|(message, tokens)| Op::Delta { message, tokens }),
         1 => (0..3u8).prop_map(|message| Op::End { message }),
-        2 => (0..3u8, any::<bool>()).prop_map(|(reader, on)| Op::Reading { reader, on }),
-        1 => (0..3u8).prop_map(|reader| Op::Resume { reader }),
+        2 => (0..5u8, any::<bool>()).prop_map(|(reader, on)| Op::Reading { reader, on }),
+        1 => (0..5u8).prop_map(|reader| Op::Resume { reader }),
+        1 => any::<bool>().prop_map(|bind| Op::Join { bind }),
+        3 => (0..90u8).prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Other),
     ]
 }
@@ -316,17 +420,32 @@ fn proptest_config() -> ProptestConfig {
     }
 }
 
+/// Readers that may open at most.
+const READERS: usize = 5;
+
+/// A new reader of alice's thread t1: opened on it, or opened without a thread and bound to it.
+fn join(h: &mut Harness, bind: bool) -> ConnId {
+    if !bind {
+        return h.open(Open::new("alice").thread("t1")).unwrap();
+    }
+    let conn = h.connect("alice");
+    h.send(conn, r#"{"type":"bind","thread":"t1"}"#);
+    conn
+}
+
 proptest! {
     #![proptest_config(proptest_config())]
 
-    /// Whatever the producer sends and however readers fall behind, drop and resume, every
-    /// reader assembles each message exactly as the producer wrote it, without a hole, and the
-    /// history holds one entry per message.
+    /// Whatever the producer sends, however readers fall behind, drop and resume, join late or
+    /// bind, and however the clock moves across flush windows, every reader's text is at every
+    /// moment a prefix of the producer's (no hole, no character twice), and in the end each
+    /// message exactly as the producer wrote it; the history holds one entry per message.
     #[test]
     fn every_reader_assembles_every_message_exactly(ops in prop::collection::vec(op(), 1..80)) {
         let mut config = small_config();
         config.history.max_messages = 1000;
         config.history.max_bytes = 1 << 20;
+        config.limits.max_connections_per_user = READERS;
         let mut h = Harness::new(config);
         let mut conns: Vec<ConnId> = (0..3)
             .map(|_| h.open(Open::new("alice").thread("t1")).unwrap())
@@ -354,15 +473,35 @@ proptest! {
                         *ended = true;
                     }
                 }
-                Op::Reading { reader, on } => h.set_reading(conns[reader as usize], on),
+                Op::Reading { reader, on } => {
+                    if let Some(&conn) = conns.get(reader as usize) {
+                        h.set_reading(conn, on);
+                    }
+                }
                 Op::Resume { reader } => {
-                    let old = conns[reader as usize];
+                    let Some(&old) = conns.get(reader as usize) else { continue };
                     readers[reader as usize].read(&h.take(old));
                     if h.closed(old).is_none() {
                         h.drop_connection(old);
                     }
                     conns[reader as usize] =
                         h.reconnect(old, Open::new("alice").thread("t1")).unwrap();
+                }
+                Op::Join { bind } => {
+                    if conns.len() < READERS {
+                        conns.push(join(&mut h, bind));
+                        readers.push(Assembler::default());
+                    }
+                }
+                Op::Advance { ms } => {
+                    h.advance(Duration::from_millis(u64::from(ms)));
+                    for (reader, &conn) in readers.iter_mut().zip(&conns) {
+                        reader.read(&h.take(conn));
+                        for (m, (producer, _)) in producers.iter().enumerate() {
+                            let text = reader.text(&format!("m{m}"));
+                            prop_assert!(producer.text.starts_with(text));
+                        }
+                    }
                 }
                 Op::Other => {
                     others += 1;
@@ -372,6 +511,7 @@ proptest! {
         }
         let messages = producers.iter().filter(|(p, ended)| p.len > 0 || *ended).count();
         prop_assert_eq!(h.hub().stats().history_messages, 1 + messages + others);
+        h.advance(WINDOW);
         for i in 0..conns.len() {
             let conn = conns[i];
             if h.closed(conn).is_some() {
@@ -379,6 +519,7 @@ proptest! {
                 conns[i] = h.reconnect(conn, Open::new("alice").thread("t1")).unwrap();
             }
             h.set_reading(conns[i], true);
+            h.advance(WINDOW);
             readers[i].read(&h.take(conns[i]));
             for (m, (producer, _)) in producers.iter().enumerate() {
                 prop_assert_eq!(readers[i].text(&format!("m{m}")), producer.text.as_str());

@@ -393,3 +393,75 @@ fn a_position_at_the_largest_sequence_number_on_a_hub_without_the_stream_is_take
     assert_eq!(take_labels(&mut hub, alice), ["resumed"]);
     assert_eq!(hub.closed(alice), None);
 }
+
+/// An agent's answer produced on one hub and read on the other: every hub joins the sealed
+/// deltas of a message into one history entry, a reader there assembles exactly the text, and
+/// a client resuming there from before the message gets the text so far in one frame, then the
+/// live deltas at their offset.
+#[test]
+fn message_deltas_join_on_every_hub_and_a_resume_elsewhere_gets_the_text_in_one_frame() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let early = b.connect("alice");
+    let mut sequencer = Sequencer::default();
+    agent(&mut a, "alice", "r1", None, started());
+    sequencer.run(0, &mut [&mut a, &mut b]);
+    let started_at = client_position(&b, early, &user_stream("alice"));
+    let delta = |offset: u64, text: &str, last: bool| switchboard::AgentEvent::AgentMessageDelta {
+        message: "m".into(),
+        offset,
+        last,
+        text: text.into(),
+    };
+    let mut text = String::new();
+    for n in 0..50 {
+        let piece = format!("tök{n} \"q\"\n");
+        agent(
+            &mut a,
+            "alice",
+            "r1",
+            None,
+            delta(text.chars().count() as u64, &piece, false),
+        );
+        text.push_str(&piece);
+        sequencer.run(0, &mut [&mut a, &mut b]);
+    }
+    assert_eq!(
+        b.hub().stats().history_messages,
+        2,
+        "agent_started and the message"
+    );
+    let late = b.open(Open::new("alice").resume(started_at)).unwrap();
+    let caught_up = b.take(late);
+    let deltas: Vec<_> = (caught_up.iter())
+        .filter(|f| f["type"] == "agent_message_delta")
+        .collect();
+    assert_eq!(deltas.len(), 1, "the text so far in one frame");
+    assert_eq!(
+        (deltas[0]["offset"].as_u64(), deltas[0]["text"].as_str()),
+        (Some(0), Some(text.as_str()))
+    );
+    let len = text.chars().count() as u64;
+    agent(&mut a, "alice", "r1", None, delta(len, "end", true));
+    sequencer.run(0, &mut [&mut a, &mut b]);
+    let live = b.take(late);
+    assert_eq!(
+        (live[0]["offset"].as_u64(), live[0]["text"].as_str()),
+        (Some(len), Some("end"))
+    );
+    // The early reader got the deltas live (rolled up per flush window): the same text.
+    b.advance(std::time::Duration::from_millis(40));
+    let mut assembled = String::new();
+    for f in b
+        .take(early)
+        .iter()
+        .filter(|f| f["type"] == "agent_message_delta")
+    {
+        let (have, offset) = (
+            assembled.chars().count(),
+            f["offset"].as_u64().unwrap() as usize,
+        );
+        assert!(offset <= have, "no hole");
+        assembled.extend(f["text"].as_str().unwrap().chars().skip(have - offset));
+    }
+    assert_eq!(assembled, format!("{text}end"));
+}

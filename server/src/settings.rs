@@ -36,6 +36,9 @@ pub const DEVELOPMENT_API_KEY: &str = "switchboard-development-api-key";
 /// Where the server listens when nothing else is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// The longest flush window `limits.message_flush_ms` may set.
+const MAX_MESSAGE_FLUSH: Duration = Duration::from_millis(1_000);
+
 /// The core preset a deployment starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +161,9 @@ pub struct LimitSettings {
     pub max_active_runs: Option<usize>,
     /// Seconds a run in progress may go without an event before it ends with `producer_lost`.
     pub run_idle_timeout_secs: Option<u64>,
+    /// Milliseconds an agent message's deltas to a reader that keeps up are rolled up for
+    /// (0: every delta at once); at most 1 000.
+    pub message_flush_ms: Option<u64>,
 }
 
 /// The per-user limit policy as written in the settings file.
@@ -353,6 +359,12 @@ impl Settings {
                 "limits.run_idle_timeout_secs must be at least 1".into(),
             ));
         }
+        if hub.limits.message_flush > MAX_MESSAGE_FLUSH {
+            return Err(SettingsError::Invalid(format!(
+                "limits.message_flush_ms must be at most {}",
+                MAX_MESSAGE_FLUSH.as_millis()
+            )));
+        }
         if let Some(n) = overrides.max_connections {
             hub.limits.max_connections = n;
         }
@@ -469,6 +481,10 @@ fn apply_limits(hub: &mut Config, l: &LimitSettings) {
         &mut hub.run_idle_timeout,
         l.run_idle_timeout_secs.map(Duration::from_secs),
     );
+    set(
+        &mut limits.message_flush,
+        l.message_flush_ms.map(Duration::from_millis),
+    );
     if let Some(p) = l.user_limit_policy {
         limits.user_limit_policy = match p {
             PolicySetting::RejectNew => UserLimitPolicy::RejectNew,
@@ -570,6 +586,27 @@ refresh_ahead_secs = 0",
             Settings::resolve(zero, &Overrides::default()),
             Err(SettingsError::Invalid(_))
         ));
+    }
+
+    /// The flush window of message deltas: 40 ms unless set, 0 turns it off, past a second is
+    /// refused (a reader would see an answer stall).
+    #[test]
+    fn the_message_flush_window_is_a_setting_of_at_most_a_second() {
+        let default = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
+        assert_eq!(default.hub.limits.message_flush, Duration::from_millis(40));
+        for (ms, expected) in [
+            (0, Some(0)),
+            (15, Some(15)),
+            (1000, Some(1000)),
+            (1001, None),
+        ] {
+            let file = parse(&format!("[limits]\nmessage_flush_ms = {ms}"));
+            let resolved = Settings::resolve(file, &Overrides::default());
+            let window = resolved
+                .ok()
+                .map(|s| s.hub.limits.message_flush.as_millis() as u64);
+            assert_eq!(window, expected, "{ms} ms");
+        }
     }
 
     /// No Redis URL: a single node. A URL from the file, or from the environment (which wins),

@@ -109,6 +109,23 @@ async fn a_live_reader_assembles_exactly_the_200_deltas_a_producer_posted() {
     assert!(reader.ended, "the last delta ends the message");
 }
 
+/// The flush window holds the deltas that follow a message's first; the server's timer sends
+/// them when it closes: the text arrives whole although no `final` delta or other frame comes.
+#[tokio::test]
+async fn the_text_held_by_a_flush_window_arrives_on_the_servers_timer() {
+    let server = TestServer::start().await;
+    let mut alice = server.connect_with("alice", "&thread=t1").await;
+    started(&server).await;
+    let mut producer = Producer::default();
+    for n in 0..50 {
+        producer.send(&server, &token(n), false).await;
+    }
+    let mut reader = Reader::default();
+    reader.until(&mut alice, producer.len as usize).await;
+    assert_eq!(reader.text, producer.text);
+    assert!(!reader.ended);
+}
+
 #[tokio::test]
 async fn a_reader_resuming_mid_answer_gets_the_text_so_far_then_continues_exactly() {
     let server = TestServer::start().await;

@@ -17,6 +17,7 @@ use crate::outputs::Outputs;
 use crate::protocol::{Sequence, ServerFrame};
 use crate::reason::Reason;
 use crate::room::Rooms;
+use crate::run::Body;
 use crate::sequenced::Tags;
 use crate::stream::{Entry, Position, StreamId, Streams};
 use crate::target::{Audience, Target};
@@ -95,6 +96,7 @@ impl Fanout<'_> {
                     let frame = frame(None, None, thread);
                     let (conns, out) = (&mut *self.conns, &mut *self.out);
                     let reached = conns.offer_user(
+                        now,
                         user,
                         thread,
                         except,
@@ -225,11 +227,11 @@ impl Fanout<'_> {
         let connected = self.conns.is_connected(user);
         let pending = !self.conns.selects(user, thread) && (undelivered || connected);
         let (conns, out) = (&mut *self.conns, &mut *self.out);
-        let reached = conns.offer_user(user, thread, except, &frame, coalesce, Some(seq), out);
+        let reached = conns.offer_user(now, user, thread, except, &frame, coalesce, Some(seq), out);
         let entry = Entry {
             seq,
             at: now,
-            frame,
+            body: Body::Frame(frame),
             thread: thread.cloned(),
             run: run.cloned(),
             coalesce: coalesce.cloned(),
@@ -263,7 +265,7 @@ impl Fanout<'_> {
             let entry = Entry {
                 seq,
                 at: now,
-                frame: frame.clone(),
+                body: Body::Frame(frame.clone()),
                 thread: None,
                 run: None,
                 coalesce: None,

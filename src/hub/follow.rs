@@ -12,6 +12,7 @@ use super::replay;
 use super::reply::Reply;
 use crate::id::ConnId;
 use crate::io::Envelope;
+use crate::run::Body;
 use crate::sequenced::{Sequenced, Tags};
 use crate::stream::{AlreadyTaken, Entry, Position, StreamId};
 use std::time::Instant;
@@ -77,7 +78,7 @@ pub(super) fn history(f: &mut Fanout<'_>, now: Instant, sealed: &Sequenced) {
     let kept = Entry {
         seq: sealed.position.seq,
         at: now,
-        frame: sealed.frame.clone(),
+        body: Body::Frame(sealed.frame.clone()),
         thread: entry.thread.clone(),
         run: entry.run.clone(),
         coalesce: entry.coalesce(),

@@ -130,11 +130,12 @@ struct Parts<'h> {
 }
 
 /// A deadline that fell due, in the order the hub handles them: by instant, then heartbeats
-/// before token lifetimes before waiters before the sweep, then by id.
+/// before token lifetimes before flush windows before waiters before the sweep, then by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
     Heartbeat(ConnId),
     Token(ConnId),
+    Flush(ConnId),
     Waiter(WaiterId),
     Sweep,
 }
@@ -173,19 +174,22 @@ impl Hub {
     }
 
     /// When [`Hub::handle_timeout`] must next be called: the earliest deadline of the parts
-    /// (heartbeats, token lifetimes, waiters, the sweep). May be early (then nothing is due).
+    /// (heartbeats, token lifetimes, message flush windows, waiters, the sweep). May be early
+    /// (then nothing is due).
     #[must_use = "the hub must be woken at this instant"]
     pub fn poll_timeout(&self) -> Option<Instant> {
         earliest([
             self.conns.next_heartbeat().map(|(at, _)| at),
             self.conns.next_token().map(|(at, _)| at),
+            self.conns.next_flush().map(|(at, _)| at),
             self.waiters.next_deadline().map(|(at, _)| at),
             self.sweep.deadline(),
         ])
     }
 
     /// Run every deadline due at `now`, earliest first: pings, dead connections, requests for
-    /// fresh tokens and expired ones (4005), waiters, the sweep.
+    /// fresh tokens and expired ones (4005), message deltas held by a flush window, waiters,
+    /// the sweep.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(due) = self.next_due(now) {
             let Parts {
@@ -201,6 +205,7 @@ impl Hub {
                     }
                 }
                 Due::Token(_) => refresh::due(&mut f, now, &config.tokens),
+                Due::Flush(_) => f.conns.flush_due(now, f.out),
                 Due::Waiter(_) => waiters.expire_next(f.out),
                 Due::Sweep => {
                     f.sweep.fired();
@@ -215,6 +220,7 @@ impl Hub {
         let deadlines = [
             (self.conns.next_heartbeat()).map(|(at, id)| (at, Due::Heartbeat(id))),
             (self.conns.next_token()).map(|(at, id)| (at, Due::Token(id))),
+            (self.conns.next_flush()).map(|(at, id)| (at, Due::Flush(id))),
             (self.waiters.next_deadline()).map(|(at, w)| (at, Due::Waiter(w))),
             self.sweep.deadline().map(|at| (at, Due::Sweep)),
         ];

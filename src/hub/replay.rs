@@ -110,7 +110,7 @@ pub(super) fn replay(
             if e.pending {
                 claimed.push(e.seq);
             }
-            conns.offer_replay(id, &e.frame, e.coalesce.as_ref(), out);
+            conns.offer_replay(id, &e.body.frame(), e.coalesce.as_ref(), out);
         }
     }
     for seq in claimed {

@@ -307,7 +307,7 @@ mod tests {
         let entry = Entry {
             seq,
             at: now,
-            frame: Bytes::from(format!("{seq:010}")),
+            body: crate::run::Body::Frame(Bytes::from(format!("{seq:010}"))),
             thread: None,
             run: None,
             coalesce: None,
