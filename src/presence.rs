@@ -1,0 +1,110 @@
+//! Presence: which users are in each room here, counted per user rather than per connection,
+//! so that a user's second tab does not announce the user again and only the last one to leave
+//! announces its departure.
+//!
+//! A user arrives in a room when none of its connections was in it and one joins, and leaves
+//! when its last connection there goes: the hub's rules (`hub/presence.rs`) ask the user's own
+//! connections, which are few (`Limits::max_connections_per_user`), so that presence costs a
+//! room membership nothing; `Rooms` keeps only each room's number of users. Whether members
+//! hear of changes is their choice ([`PresenceConfig::rooms`] or the join's `presence` flag);
+//! users are counted in every room, so that a member list is right whenever someone asks for
+//! it. Presence is ephemeral state: changes are not stream entries, they are not kept in
+//! history and a resuming client is not replayed them — it joins again and reads the current
+//! list in `joined`.
+
+use crate::access::RoomAccess;
+use crate::id::{RoomId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// Which rooms tell their members who comes and goes, and how large a room may grow before
+/// only counts are given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresenceConfig {
+    /// Rooms whose members receive `presence` frames and a member list in `joined` without
+    /// asking (a join's `"presence": false` still opts out). Default: none — members opt in
+    /// with `"presence": true` on their join.
+    pub rooms: RoomAccess,
+    /// The most users a room may hold for its members to be told who they are. Above it
+    /// `joined` carries the `count` of users and no `members`, and no `presence` frame is sent
+    /// for a change that leaves the room with more users than this. Default 1000.
+    pub max_members: usize,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self {
+            rooms: RoomAccess::Only(Vec::new()),
+            max_members: 1000,
+        }
+    }
+}
+
+impl PresenceConfig {
+    /// True if a connection joining `room` hears of presence: as its join `asked`, or, when it
+    /// did not say, as the configured patterns say.
+    pub fn watches(&self, room: &RoomId, asked: Option<bool>) -> bool {
+        asked.unwrap_or_else(|| self.rooms.allows(room))
+    }
+
+    /// True if a room of `users` users is small enough for its members to be told who they are.
+    pub fn lists(&self, users: usize) -> bool {
+        users <= self.max_members
+    }
+}
+
+/// Whether a user arrived in a room or left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceEvent {
+    /// The user's first connection joined the room.
+    Join,
+    /// The user's last connection left the room (or closed).
+    Leave,
+}
+
+/// A user's first connection joined a room, or its last one left it: announced to the room's
+/// members who watch presence. In a cluster a hub hands its own changes out
+/// ([`ClusterOutput::Presence`](crate::ClusterOutput::Presence)) and delivers only those the
+/// cluster hands back ([`ClusterInput::Presence`](crate::ClusterInput::Presence)), which are
+/// the changes of the user's presence on every node together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceChange {
+    /// The room.
+    pub room: RoomId,
+    /// The user who arrived or left.
+    pub user: UserId,
+    /// Arrived or left.
+    pub event: PresenceEvent,
+    /// How many users the room holds after the change, as whoever decided the change counts
+    /// them (a hub: its own members; a bridge: every node's). Above
+    /// [`PresenceConfig::max_members`] the change is not delivered.
+    pub users: usize,
+}
+
+/// Who is in a room, as `joined` tells a member that watches presence: the users, unless the
+/// room holds more than `PresenceConfig::max_members`, and always their count.
+#[derive(Debug, Serialize)]
+pub(crate) struct Roster {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<UserId>>,
+    pub count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_join_says_whether_it_watches_or_the_patterns_decide() {
+        let config = PresenceConfig {
+            rooms: RoomAccess::Only(vec!["chat:*".into()]),
+            max_members: 2,
+        };
+        let (chat, game): (RoomId, RoomId) = ("chat:1".into(), "game:1".into());
+        assert!(config.watches(&chat, None));
+        assert!(!config.watches(&chat, Some(false)));
+        assert!(!config.watches(&game, None));
+        assert!(config.watches(&game, Some(true)));
+        assert!(config.lists(2) && !config.lists(3));
+    }
+}
