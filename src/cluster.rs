@@ -93,6 +93,11 @@ impl Cluster {
         self.awaiting.remove(room).unwrap_or_default()
     }
 
+    /// True in a cluster: the cluster decides presence (see [`presence`](Self::presence)).
+    pub fn decides_presence(&self) -> bool {
+        self.envelopes
+    }
+
     /// Hand `change`, a user's arrival or departure here, to the cluster, which decides
     /// whether it is one for the whole cluster. False outside a cluster: the hub delivers it.
     pub fn presence(&self, change: PresenceChange, out: &mut Outputs) -> bool {

@@ -14,6 +14,7 @@
 
 use crate::access::RoomAccess;
 use crate::id::{RoomId, UserId};
+use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 /// Which rooms tell their members who comes and goes, and how large a room may grow before
@@ -81,6 +82,48 @@ pub struct PresenceChange {
     pub users: usize,
 }
 
+/// In a cluster, the users of each room this hub serves as the cluster told it
+/// (`ClusterInput::Presence`): who the room's `joined` lists. Applying a change is idempotent,
+/// so that the cluster may tell a hub that starts serving a room who is already in it with
+/// the same changes. A room is forgotten when the hub stops serving it.
+#[derive(Debug, Default)]
+pub(crate) struct Told {
+    rooms: HashMap<RoomId, HashSet<UserId>>,
+}
+
+impl Told {
+    /// Apply `change`; false if it changes nothing (a user already known to be in, or not).
+    pub fn apply(&mut self, change: &PresenceChange) -> bool {
+        let room = &change.room;
+        match change.event {
+            PresenceEvent::Join => {
+                let users = self.rooms.entry_ref(room.as_str()).or_default();
+                users.insert(change.user.clone())
+            }
+            PresenceEvent::Leave => {
+                let Some(users) = self.rooms.get_mut(room) else {
+                    return false;
+                };
+                let removed = users.remove(&change.user);
+                if users.is_empty() {
+                    self.rooms.remove(room);
+                }
+                removed
+            }
+        }
+    }
+
+    /// The users of `room` as told.
+    pub fn users(&self, room: &RoomId) -> impl Iterator<Item = &UserId> {
+        self.rooms.get(room).into_iter().flatten()
+    }
+
+    /// The hub stopped serving `room`: what it was told of it is out of date from now on.
+    pub fn forget(&mut self, room: &RoomId) {
+        self.rooms.remove(room);
+    }
+}
+
 /// Who is in a room, as `joined` tells a member that watches presence: the users, unless the
 /// room holds more than `PresenceConfig::max_members`, and always their count.
 #[derive(Debug, Serialize)]
@@ -93,6 +136,29 @@ pub(crate) struct Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_the_cluster_tells_is_applied_once() {
+        let mut told = Told::default();
+        let change = |user: &str, event| PresenceChange {
+            room: "r".into(),
+            user: user.into(),
+            event,
+            users: 1,
+        };
+        assert!(told.apply(&change("alice", PresenceEvent::Join)));
+        assert!(
+            !told.apply(&change("alice", PresenceEvent::Join)),
+            "already in"
+        );
+        assert!(
+            !told.apply(&change("bob", PresenceEvent::Leave)),
+            "never in"
+        );
+        assert_eq!(told.users(&"r".into()).count(), 1);
+        assert!(told.apply(&change("alice", PresenceEvent::Leave)));
+        assert!(told.rooms.is_empty(), "an empty room is forgotten");
+    }
 
     #[test]
     fn a_join_says_whether_it_watches_or_the_patterns_decide() {

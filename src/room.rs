@@ -8,7 +8,7 @@
 //! [`Membership::slot`]: crate::connection::Membership
 
 use crate::id::{ConnId, RoomId};
-use crate::presence::PresenceConfig;
+use crate::presence::{PresenceChange, PresenceConfig, Told};
 use hashbrown::HashMap;
 
 /// One member of a room.
@@ -34,6 +34,8 @@ struct Room {
 pub(crate) struct Rooms {
     rooms: HashMap<RoomId, Room>,
     presence: PresenceConfig,
+    /// In a cluster: the users of the rooms served here, as the cluster told them.
+    told: Told,
 }
 
 /// Whether a member's user is new to the room (on [`Rooms::add`]) or gone from it (on
@@ -58,7 +60,19 @@ impl Rooms {
         Self {
             rooms: HashMap::new(),
             presence,
+            told: Told::default(),
         }
+    }
+
+    /// In a cluster: the users of the rooms served here, as the cluster told them.
+    pub fn told(&self) -> &Told {
+        &self.told
+    }
+
+    /// Apply what the cluster tells of a room served here; false if it changes nothing, or
+    /// if the room is not served here (nobody here to tell, nothing to remember).
+    pub fn tell(&mut self, change: &PresenceChange) -> bool {
+        self.rooms.contains_key(&change.room) && self.told.apply(change)
     }
 
     /// Which rooms tell their members who comes and goes, and up to how many users.
@@ -122,6 +136,7 @@ impl Rooms {
         if members.is_empty() {
             debug_assert_eq!(entry.users, 0, "users without a member");
             self.rooms.remove(room);
+            self.told.forget(room);
         }
         moved
     }

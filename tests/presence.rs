@@ -276,10 +276,46 @@ fn in_a_cluster_the_hub_reports_its_changes_and_delivers_only_what_comes_back() 
     };
     h.cluster(ClusterInput::Presence(&carol));
     assert_eq!(heard(&mut h, alice), [pair("join", "carol")]);
+    h.cluster(ClusterInput::Presence(&carol));
+    assert_eq!(heard(&mut h, alice), [], "told twice, delivered once");
+    let dan = h.connect("dan");
+    let joined = watch(&mut h, dan, "chat");
+    assert_eq!(
+        joined["members"],
+        json!(["carol", "dan"]),
+        "what the cluster told, and the joiner's own user"
+    );
+    h.take(dan);
     let crowd = PresenceChange {
         users: Config::development().presence.max_members + 1,
         ..carol
     };
+    let crowd = PresenceChange {
+        user: "erin".into(),
+        ..crowd
+    };
     h.cluster(ClusterInput::Presence(&crowd));
     assert_eq!(heard(&mut h, alice), [], "above the cap across the cluster");
+}
+
+#[test]
+fn in_a_cluster_what_is_told_of_a_room_not_served_here_is_not_kept() {
+    let mut h = cluster_harness();
+    let told = |user: &str, event| PresenceChange {
+        room: RoomId::from("chat"),
+        user: user.into(),
+        event,
+        users: 1,
+    };
+    h.cluster(ClusterInput::Presence(&told("carol", PresenceEvent::Join)));
+    let alice = h.connect("alice");
+    let joined = watch(&mut h, alice, "chat");
+    assert_eq!(joined["members"], json!(["alice"]));
+    h.cluster(ClusterInput::Presence(&told("carol", PresenceEvent::Join)));
+    h.cluster(ClusterInput::Presence(&told("bob", PresenceEvent::Leave)));
+    assert_eq!(heard(&mut h, alice), [pair("join", "carol")]);
+    h.drop_connection(alice);
+    // The room is no longer served: what was told of it is forgotten.
+    let again = h.connect("alice");
+    assert_eq!(watch(&mut h, again, "chat")["members"], json!(["alice"]));
 }

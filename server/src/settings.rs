@@ -11,6 +11,7 @@
 mod auth;
 mod http;
 mod ops;
+mod presence;
 mod webhook;
 
 pub use auth::{
@@ -19,6 +20,7 @@ pub use auth::{
 };
 pub use http::{HttpLimits, HttpOverrides, HttpSettings};
 pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
+pub use presence::PresenceSettings;
 pub use webhook::{
     FrameSettings, LifecycleEvent, WebhookConfig, WebhookOverrides, WebhookSettings,
 };
@@ -111,6 +113,9 @@ pub struct FileSettings {
     /// How frames and lifecycle events reach the backend.
     #[serde(default)]
     pub webhook: WebhookSettings,
+    /// Which rooms tell their members who comes and goes.
+    #[serde(default)]
+    pub presence: PresenceSettings,
 }
 
 /// `[demo]`: the demo page at `/demo` (see `docs/OPERATIONS.md`).
@@ -359,6 +364,7 @@ impl Settings {
         }
         apply_heartbeat(&mut hub, &file.heartbeat)?;
         apply_history(&mut hub, &file.history);
+        hub.presence = presence::resolve(file.presence)?;
         let redis_url = overrides.redis_url.clone().or(file.redis.url);
         hub.cluster = redis_url.is_some();
         hub.shared_streams = hub.cluster

@@ -101,7 +101,8 @@ fn frame(
                         replay::resume_room(f.conns, f.rooms, f.streams, f.out, reply, &room, since)
                     }
                     None => {
-                        membership::reply_joined(f.conns, f.rooms, f.streams, f.out, reply, &room)
+                        let parts = (&mut *f.conns, &*f.rooms, &*f.cluster);
+                        membership::reply_joined(parts, f.streams, f.out, reply, &room)
                     }
                 }
                 return;

@@ -136,7 +136,7 @@ pub(super) fn join_as(
         };
         f.cluster.hold(room, join);
     } else {
-        answer_join(f.conns, f.rooms, f.streams, f.out, reply, room, since);
+        answer_join(f, reply, room, since);
     }
     if arrives == UserCount::Changed {
         let join = PresenceEvent::Join;
@@ -147,38 +147,35 @@ pub(super) fn join_as(
 
 /// Tell a new member where it stands in the room's stream, and replay what followed `since`.
 pub(super) fn answer_join(
-    conns: &mut Directory,
-    rooms: &mut Rooms,
-    streams: &mut Streams,
-    out: &mut Outputs,
+    f: &mut Fanout<'_>,
     reply: Reply<'_>,
     room: &RoomId,
     since: Option<Position>,
 ) {
-    reply_joined(conns, rooms, streams, out, reply, room);
+    reply_joined((f.conns, f.rooms, f.cluster), f.streams, f.out, reply, room);
     if let Some(since) = since {
-        replay::catch_up_room(conns, rooms, streams, out, reply.conn, room, since);
+        replay::catch_up_room(f.conns, f.rooms, f.streams, f.out, reply.conn, room, since);
     }
 }
 
 /// `joined`, with the room stream's head, and who is in the room for a member that watches.
 pub(super) fn reply_joined(
-    conns: &mut Directory,
-    rooms: &Rooms,
+    (conns, rooms, cluster): (&mut Directory, &Rooms, &Cluster),
     streams: &Streams,
     out: &mut Outputs,
     reply: Reply<'_>,
     room: &RoomId,
 ) {
     let stream = StreamId::Room(room.clone());
-    let watches = (conns.get(reply.conn).ok())
-        .and_then(|c| c.membership(room))
+    let conn = conns.conn(reply.conn);
+    let watches = (conn.membership(room))
         .and_then(|m| rooms.members(room).get(m.slot))
         .is_some_and(|m| m.watches);
+    let roster = watches.then(|| presence::roster(conns, rooms, cluster, room, &conn.user));
     let frame = ServerFrame::Joined {
         room,
         sequence: Sequence::at(&stream, streams.position(&stream)),
-        roster: watches.then(|| presence::roster(conns, rooms, room)),
+        roster,
         reference: reply.reference,
     };
     reply.send(conns, out, &frame);

@@ -322,7 +322,7 @@ impl Hub {
                 follow::stream_head(&mut f, now, stream, head)
             }
             ClusterInput::Presence(change) => {
-                presence::deliver(f.conns, f.rooms, f.cluster, f.out, change)
+                presence::told(f.conns, f.rooms, f.cluster, f.out, change)
             }
         }
         self.finish();

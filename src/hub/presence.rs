@@ -1,11 +1,14 @@
 //! Presence rules: a user's arrival in or departure from a room announced to the members who
 //! watch, and the member list a watching member gets in `joined`.
 //!
-//! Outside a cluster the hub's own count is the truth and a change is delivered at once. In a
-//! cluster the hub only reports its changes (`ClusterOutput::Presence`); what comes back as
-//! `ClusterInput::Presence` — a change of the user's presence in the whole cluster — is
-//! delivered. Presence frames are not stream entries: they are sent to the members connected
-//! now, never kept for a replay.
+//! Outside a cluster the hub's own members are the truth and a change is delivered at once. In
+//! a cluster (the shards of a process, or nodes) the hub only reports its changes
+//! (`ClusterOutput::Presence`); what comes back as `ClusterInput::Presence` — a change of the
+//! user's presence in the whole cluster — is remembered for the rooms served here (`Told`) and
+//! delivered, once: a change that changes nothing the hub was told (the cluster telling a hub
+//! that starts serving a room who is already in it) is not delivered again. `joined` lists
+//! what the hub was told, and the joining member's own user. Presence frames are not stream
+//! entries: they are sent to the members connected now, never kept for a replay.
 
 use crate::cluster::Cluster;
 use crate::directory::Directory;
@@ -47,14 +50,28 @@ pub(super) fn announce(
         users: rooms.users(room),
     };
     if !cluster.presence(change.clone(), out) {
-        deliver(conns, rooms, cluster, out, &change);
+        send(conns, rooms, cluster, out, &change);
+    }
+}
+
+/// What the cluster tells (`ClusterInput::Presence`): remembered for a room served here and,
+/// if it changes what the hub was told, delivered.
+pub(super) fn told(
+    conns: &mut Directory,
+    rooms: &mut Rooms,
+    cluster: &Cluster,
+    out: &mut Outputs,
+    change: &PresenceChange,
+) {
+    if rooms.tell(change) {
+        send(conns, rooms, cluster, out, change);
     }
 }
 
 /// A `presence` frame for `change` to every member of its room here who watches, unless the
 /// room holds more users than members are told about. Members of a room whose head is awaited
 /// (shared streams) have not joined yet: their `joined` will list who is there.
-pub(super) fn deliver(
+fn send(
     conns: &mut Directory,
     rooms: &Rooms,
     cluster: &Cluster,
@@ -78,11 +95,27 @@ pub(super) fn deliver(
     }
 }
 
-/// Who is in `room` here, for a `joined` that asked: the users, or only their count when there
-/// are more than members are told about.
-pub(super) fn roster(conns: &Directory, rooms: &Rooms, room: &RoomId) -> Roster {
-    let count = rooms.users(room);
-    let members = (rooms.presence().lists(count)).then(|| users(conns, rooms, room));
+/// Who is in `room`, for a `joined` to a connection of `user` that asked: the users (here, or
+/// in a cluster as told, with `user`), or only their count when there are more than members
+/// are told about.
+pub(super) fn roster(
+    conns: &Directory,
+    rooms: &Rooms,
+    cluster: &Cluster,
+    room: &RoomId,
+    user: &UserId,
+) -> Roster {
+    let mut users = match cluster.decides_presence() {
+        true => {
+            let told = rooms.told().users(room);
+            told.chain([user]).cloned().collect::<Vec<_>>()
+        }
+        false => users(conns, rooms, room),
+    };
+    users.sort_unstable();
+    users.dedup();
+    let count = users.len();
+    let members = rooms.presence().lists(count).then_some(users);
     Roster { members, count }
 }
 

@@ -77,6 +77,7 @@ mod identity;
 mod keys;
 mod link;
 mod load;
+mod members;
 mod options;
 mod scripts;
 mod shared;
