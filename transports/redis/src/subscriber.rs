@@ -456,7 +456,6 @@ impl<R: Runtime> Feed<R> {
         // A presence change is published by Redis for every node, the one that reported it
         // included (`members.rs`).
         if let Some(change) = incoming.presence {
-            count(&counters.received);
             let _ = handle.deliver_presence(change);
             return;
         }
