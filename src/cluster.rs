@@ -12,6 +12,7 @@ use crate::id::{ConnId, RoomId, UserId};
 use crate::io::{ClusterOutput, Envelope, RemoteTarget};
 use crate::message::{Lane, Message};
 use crate::outputs::Outputs;
+use crate::presence::PresenceChange;
 use crate::sequenced::{self, Tags, Unsequenced};
 use crate::stream::{Position, StreamId};
 use crate::target::{Audience, Target};
@@ -90,6 +91,20 @@ impl Cluster {
     /// `room`'s head arrived: the joins that waited for it, in order.
     pub fn head_arrived(&mut self, room: &RoomId) -> Vec<AwaitingJoin> {
         self.awaiting.remove(room).unwrap_or_default()
+    }
+
+    /// True in a cluster: the cluster decides presence (see [`presence`](Self::presence)).
+    pub fn decides_presence(&self) -> bool {
+        self.envelopes
+    }
+
+    /// Hand `change`, a user's arrival or departure here, to the cluster, which decides
+    /// whether it is one for the whole cluster. False outside a cluster: the hub delivers it.
+    pub fn presence(&self, change: PresenceChange, out: &mut Outputs) -> bool {
+        if self.envelopes {
+            out.cluster(ClusterOutput::Presence(Box::new(change)));
+        }
+        self.envelopes
     }
 
     /// True if a publish of `message` to `target` is numbered by the cluster's sequencer: it

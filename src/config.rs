@@ -3,6 +3,7 @@
 //! Each field documents its default. The three presets differ in heartbeat timing (45 s,
 //! 90 s and 75 s timeouts for development, staging and production) and in capacity.
 
+use crate::presence::PresenceConfig;
 use std::time::Duration;
 
 /// Everything a [`Hub`](crate::Hub) can be tuned with.
@@ -19,6 +20,9 @@ pub struct Config {
     /// When a connection whose token expires ([`Open::expires_at`](crate::Open::expires_at)) is
     /// asked for a fresh one, and how long after the expiry it is closed without one.
     pub tokens: TokenConfig,
+    /// Which rooms tell their members who comes and goes, and the largest room that does
+    /// (default: rooms whose joins ask, up to 1000 users).
+    pub presence: PresenceConfig,
     /// How often idle state is swept (expired history, idle runs). Default 5 s.
     pub cleanup_interval: Duration,
     /// An agent run with no event for this long ends with `producer_lost`. Default 10 min.
@@ -209,6 +213,7 @@ impl Config {
                 refresh_ahead: Duration::from_secs(60),
                 leeway: Duration::ZERO,
             },
+            presence: PresenceConfig::default(),
             cleanup_interval: Duration::from_secs(5),
             run_idle_timeout: Duration::from_secs(600),
             run_retention: Duration::from_secs(300),

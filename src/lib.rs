@@ -39,6 +39,7 @@ mod message;
 mod mutation;
 mod outbox;
 mod outputs;
+mod presence;
 mod protocol;
 mod rate;
 mod reason;
@@ -74,6 +75,7 @@ pub use io::{
     RemoteTarget, RoomChange, SocketInput, SocketOutput, WaiterId, MAX_APP_CODE_BYTES,
 };
 pub use message::{Lane, Message};
+pub use presence::{PresenceChange, PresenceConfig, PresenceEvent};
 pub use protocol::{ErrorCode, StreamPosition, MAX_REF_BYTES, MAX_TOKEN_BYTES};
 pub use reason::{Reason, ReasonCounts};
 pub use run::{

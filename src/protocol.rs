@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::id::{AgentId, ConnId, RoomId, RunId, ThreadId, UserId};
+use crate::presence::{PresenceEvent, Roster};
 use crate::run::AgentEvent;
 pub(crate) use crate::stream::GapReason;
 use crate::stream::{Position, StreamId};
@@ -21,6 +22,8 @@ pub(crate) enum ClientFrame {
     Join {
         room: RoomId,
         since: Option<Position>,
+        /// Whether the member hears who comes and goes; `None`: the configured patterns say.
+        presence: Option<bool>,
     },
     /// Leave a room.
     Leave { room: RoomId },
@@ -124,6 +127,10 @@ pub(crate) struct JoinBody {
     /// The last position the client saw on the room's stream: replay what came after it.
     #[serde(default)]
     since: Option<Position>,
+    /// Watch the room's presence (`true`), or not even where the server's settings would
+    /// (`false`); absent or `null`: as the settings say.
+    #[serde(default)]
+    presence: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -224,6 +231,7 @@ pub(crate) fn parse(text: &str, config: &Config) -> Result<Parsed, ParseError> {
             serde_json::from_str::<JoinBody>(text).map(|b| ClientFrame::Join {
                 room: b.room,
                 since: b.since,
+                presence: b.presence,
             }),
         ),
         "leave" => body(
@@ -398,8 +406,20 @@ pub(crate) enum ServerFrame<'a> {
         room: &'a RoomId,
         #[serde(flatten)]
         sequence: Sequence<'a>,
+        /// Who is in the room, for a member that watches presence.
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        roster: Option<Roster>,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a RawValue>,
+    },
+    /// A user arrived in a room or left it (to members that watch the room's presence).
+    Presence {
+        /// The room.
+        room: &'a RoomId,
+        /// Whether the user arrived (`join`) or left (`leave`).
+        event: PresenceEvent,
+        /// The user.
+        user: &'a UserId,
     },
     /// The connection is no longer in the room.
     Left {
@@ -533,14 +553,24 @@ mod tests {
             parse_ok(r#"{"type":"join","room":"lobby","extra":1}"#),
             ClientFrame::Join {
                 room: "lobby".into(),
-                since: None
+                since: None,
+                presence: None,
             }
         );
+        let watching = parse_ok(r#"{"type":"join","room":"lobby","presence":true}"#);
+        assert!(matches!(
+            watching,
+            ClientFrame::Join {
+                presence: Some(true),
+                ..
+            }
+        ));
         assert_eq!(
             parse_ok(r#"{"type":"join","room":"a","since":{"epoch":2,"seq":9}}"#),
             ClientFrame::Join {
                 room: "a".into(),
-                since: Some(Position { epoch: 2, seq: 9 })
+                since: Some(Position { epoch: 2, seq: 9 }),
+                presence: None,
             }
         );
         assert_eq!(

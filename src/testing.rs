@@ -27,6 +27,7 @@ use crate::io::{
     SocketOutput,
 };
 use crate::message::Message;
+use crate::presence::PresenceChange;
 use crate::reason::Reason;
 use crate::sequenced::Unsequenced;
 use crate::stream::{Position, StreamId};
@@ -101,6 +102,7 @@ pub struct Harness {
     unsequenced: Vec<Unsequenced>,
     interest: Vec<(StreamId, bool)>,
     follows: Vec<(RoomId, Option<Position>)>,
+    presence: Vec<PresenceChange>,
 }
 
 impl Harness {
@@ -115,6 +117,7 @@ impl Harness {
             unsequenced: Vec::new(),
             interest: Vec::new(),
             follows: Vec::new(),
+            presence: Vec::new(),
         }
     }
 
@@ -189,6 +192,7 @@ impl Harness {
                 Output::Cluster(ClusterOutput::Follow { room, since }) => {
                     self.follows.push((room, since))
                 }
+                Output::Cluster(ClusterOutput::Presence(change)) => self.presence.push(*change),
             }
         }
     }
@@ -375,5 +379,11 @@ impl Harness {
     /// `Config::shared_streams`).
     pub fn unsequenced(&mut self) -> Vec<Unsequenced> {
         std::mem::take(&mut self.unsequenced)
+    }
+
+    /// Take the presence changes the hub handed to the cluster so far (with `Config::cluster`:
+    /// a user's first member of a room here, or its last one gone).
+    pub fn presence(&mut self) -> Vec<PresenceChange> {
+        std::mem::take(&mut self.presence)
     }
 }

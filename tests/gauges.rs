@@ -2,7 +2,8 @@
 //! Under random sequences of opens, closes, joins, leaves, binds, publishes, slow and silent
 //! readers (queues, 4008 closes, missed pongs, deaths), agent runs, the history budget and
 //! time, every gauge equals `Hub::recounted_stats`, which counts it anew from the state: the
-//! one definition of what each gauge means.
+//! one definition of what each gauge means. Each room's users (presence) follow its members
+//! throughout, and none is left once everyone left.
 #![cfg(feature = "testing")]
 
 use proptest::prelude::*;
@@ -11,7 +12,8 @@ use serde_json::json;
 use std::time::Duration;
 use switchboard::testing::Harness;
 use switchboard::{
-    AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Message, Open, Target,
+    AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Message, Open, RoomAccess, RoomId,
+    Target, UserId,
 };
 
 const USERS: [&str; 3] = ["ana", "ben", "cho"];
@@ -106,7 +108,28 @@ fn config() -> Config {
     config.limits.max_active_runs = 4;
     config.run_idle_timeout = Duration::from_secs(90);
     config.run_retention = Duration::from_secs(30);
+    // Members of r0 hear who comes and goes: presence frames share the members' budgets.
+    config.presence.rooms = RoomAccess::Only(vec![ROOMS[0].into()]);
     config
+}
+
+/// Each room's users are exactly the users of its members, each once.
+fn room_users_follow_members(h: &Harness) -> Result<(), String> {
+    for room in ROOMS {
+        let room: RoomId = room.into();
+        let mut users: Vec<UserId> = (h.hub().room_members(&room).iter())
+            .map(|&c| h.hub().connection_info(c).expect("a member is open").user)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        if h.hub().room_users(&room) != users {
+            return Err(format!(
+                "users of {room}: {:?} != {users:?}",
+                h.hub().room_users(&room)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn message(big: bool) -> Message {
@@ -214,6 +237,7 @@ proptest! {
             apply(&mut h, &mut open, op);
             let (kept, recounted) = (h.hub().stats(), h.hub().recounted_stats());
             prop_assert_eq!(kept, recounted, "after step {} ({:?})", step, op);
+            prop_assert_eq!(room_users_follow_members(&h), Ok(()), "after step {}", step);
         }
         // Everyone leaves and time passes: every gauge comes back to zero.
         for conn in open {
@@ -228,5 +252,8 @@ proptest! {
             (stats.queued_bytes, stats.inflight_bytes, stats.threads, stats.history_bytes, stats.runs_active),
             (0, 0, 0, 0, 0)
         );
+        for room in ROOMS {
+            prop_assert!(h.hub().room_users(&room.into()).is_empty(), "users left in {}", room);
+        }
     }
 }

@@ -41,7 +41,8 @@
 //! unsolicited pongs past the rate and the strikes, 4008 for a reader that stopped, 4000 after
 //! silence. The reply to a text frame fits its type (a `ping` gets exactly
 //! one `pong` or `error`, a `publish` never echoes to its sender and is `forbidden` only to a room
-//! outside the sender's publish grant, ...). At the end everyone
+//! outside the sender's publish grant, ...); a `presence` frame names a room its recipient may
+//! join, and reaches a sender only in reply to a `join` or `resume`. At the end everyone
 //! leaves and, once history expired, the hub holds nothing.
 
 use crate::ProtocolDoc;
@@ -84,6 +85,9 @@ fn config() -> Config {
     config.run_idle_timeout = Duration::from_secs(60);
     config.run_retention = Duration::from_secs(10);
     config.app_frame_types = vec!["user_message".into()];
+    // Members of `lobby` hear who comes and goes without asking; of other rooms, when they ask.
+    config.presence.rooms = RoomAccess::Only(vec!["lobby".into()]);
+    config.presence.max_members = 2;
     config
 }
 

@@ -12,12 +12,14 @@ mod auth;
 mod http;
 mod keys;
 mod ops;
+mod presence;
 mod webhook;
 
 pub use auth::{AuthConfig, AuthOverrides, AuthSettings, TicketLimits};
 pub use http::{HttpLimits, HttpOverrides, HttpSettings};
 pub use keys::{JwksConfig, JwksSettings, KeyAlgorithm, KeySettings, PublicKey};
 pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
+pub use presence::PresenceSettings;
 pub use webhook::{
     FrameSettings, LifecycleEvent, WebhookConfig, WebhookOverrides, WebhookSettings,
 };
@@ -113,6 +115,9 @@ pub struct FileSettings {
     /// How frames and lifecycle events reach the backend.
     #[serde(default)]
     pub webhook: WebhookSettings,
+    /// Which rooms tell their members who comes and goes.
+    #[serde(default)]
+    pub presence: PresenceSettings,
 }
 
 /// `[demo]`: the demo page at `/demo` (see `docs/OPERATIONS.md`).
@@ -370,6 +375,7 @@ impl Settings {
         }
         apply_heartbeat(&mut hub, &file.heartbeat)?;
         apply_history(&mut hub, &file.history);
+        hub.presence = presence::resolve(file.presence)?;
         let redis_url = overrides.redis_url.clone().or(file.redis.url);
         hub.cluster = redis_url.is_some();
         hub.shared_streams = hub.cluster

@@ -8,7 +8,7 @@
 //! Each connection is told as for any join or leave on the server's initiative: `joined` (or
 //! `left`) without a `ref`.
 
-use super::membership::{self, Decider};
+use super::membership::{self, Ask, Decider};
 use super::reply::Reply;
 use super::Hub;
 use crate::id::{RoomId, UserId};
@@ -48,7 +48,7 @@ impl Hub {
                 now,
                 reply,
                 room,
-                None,
+                Ask::default(),
                 Decider::Backend,
             );
             match joined {

@@ -4,7 +4,7 @@
 //! the strikes run out and the connection closes (1008, or 4029 for a flood).
 
 use super::delivery::Fanout;
-use super::membership;
+use super::membership::{self, Ask};
 use super::refresh;
 use super::replay;
 use super::reply::Reply;
@@ -90,17 +90,25 @@ fn frame(
     let id = reply.conn;
     let limits = &config.limits;
     match frame {
-        ClientFrame::Join { room, since } => {
+        ClientFrame::Join {
+            room,
+            since,
+            presence,
+        } => {
             if f.conns.conn(id).membership(&room).is_some() {
                 match since {
                     Some(since) => {
                         replay::resume_room(f.conns, f.rooms, f.streams, f.out, reply, &room, since)
                     }
-                    None => membership::reply_joined(f.conns, f.streams, f.out, reply, &room),
+                    None => {
+                        let parts = (&mut *f.conns, &*f.rooms, &*f.cluster);
+                        membership::reply_joined(parts, f.streams, f.out, reply, &room)
+                    }
                 }
                 return;
             }
-            if let Err(e) = membership::join(f, limits, now, reply, &room, since) {
+            let ask = Ask { since, presence };
+            if let Err(e) = membership::join(f, limits, now, reply, &room, ask) {
                 room_error(f, now, reply, e);
             }
         }
@@ -159,9 +167,14 @@ fn frame(
                             replay::resume_room(
                                 f.conns, f.rooms, f.streams, f.out, reply, room, position,
                             );
-                        } else if let Err(e) =
-                            membership::join(f, limits, now, reply, room, Some(s.position))
-                        {
+                        } else if let Err(e) = membership::join(
+                            f,
+                            limits,
+                            now,
+                            reply,
+                            room,
+                            Ask::since(Some(s.position)),
+                        ) {
                             room_error(f, now, reply, e);
                         }
                     }

@@ -113,9 +113,7 @@ pub(super) fn stream_head(
         for join in f.cluster.head_arrived(room) {
             if f.conns.check(join.conn).is_ok() {
                 let reply = Reply::asked(join.conn, join.reference.as_deref());
-                membership::answer_join(
-                    f.conns, f.rooms, f.streams, f.out, reply, room, join.since,
-                );
+                membership::answer_join(f, reply, room, join.since);
             }
         }
     }

@@ -91,7 +91,8 @@ pub(super) fn close(
         return;
     };
     for m in &conn.rooms {
-        if membership::remove_member(conns, rooms, &m.room, id, m.slot) {
+        let member = (id, &conn.user);
+        if membership::remove_member(conns, rooms, cluster, out, &m.room, member, m.slot) {
             membership::unserved(streams, cluster, out, StreamId::Room(m.room.clone()));
         }
     }

@@ -9,6 +9,7 @@
 //! | `lifecycle.rs` | admitting, welcoming and closing a connection |
 //! | `client.rs` | text and control frames from clients, rejections and strikes |
 //! | `membership.rs` | joining and leaving rooms, binding threads |
+//! | `presence.rs` | users arriving in and leaving rooms, told to the members who watch |
 //! | `backend.rs` | rooms every connection of a user joins or leaves on the backend's decision |
 //! | `delivery.rs` | publishing: rendered once, numbered, fanned out ([`Fanout`]) |
 //! | `replay.rs` | replays, catch-ups and `resume` answers |
@@ -26,6 +27,7 @@ mod delivery;
 mod follow;
 mod lifecycle;
 mod membership;
+mod presence;
 mod queries;
 mod refresh;
 mod replay;
@@ -53,6 +55,7 @@ use crate::timer::{earliest, Sweep};
 use crate::waiters::Waiters;
 pub use backend::UserMembership;
 use delivery::Fanout;
+use membership::Ask;
 use reply::Reply;
 use std::time::Instant;
 
@@ -145,7 +148,7 @@ impl Hub {
     pub fn new(config: Config) -> Self {
         Self {
             conns: Directory::new(&config),
-            rooms: Rooms::default(),
+            rooms: Rooms::new(config.presence.clone()),
             streams: Streams::new(
                 config.history.clone(),
                 config.epoch_base,
@@ -324,6 +327,9 @@ impl Hub {
             ClusterInput::StreamHead { stream, head } => {
                 follow::stream_head(&mut f, now, stream, head)
             }
+            ClusterInput::Presence(change) => {
+                presence::told(f.conns, f.rooms, f.cluster, f.out, change)
+            }
         }
         self.finish();
     }
@@ -386,7 +392,8 @@ impl Hub {
     ) -> Result<(), RoomError> {
         let mut p = self.parts();
         let limits = &p.config.limits;
-        let joined = membership::join(&mut p.fanout, limits, now, Reply::to(conn), room, None);
+        let reply = Reply::to(conn);
+        let joined = membership::join(&mut p.fanout, limits, now, reply, room, Ask::default());
         self.finish();
         joined
     }

@@ -42,6 +42,12 @@ impl Hub {
         self.rooms.members(room).iter().map(|m| m.conn).collect()
     }
 
+    /// The users with a connection in `room` (each once, however many connections), sorted:
+    /// who the room's presence lists.
+    pub fn room_users(&self, room: &RoomId) -> Vec<UserId> {
+        super::presence::users(&self.conns, &self.rooms, room)
+    }
+
     /// The connections of `user` bound to `thread`.
     pub fn thread_connections(&self, user: &UserId, thread: &ThreadId) -> Vec<ConnId> {
         self.conns.thread_connections(user, thread)

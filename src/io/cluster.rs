@@ -4,6 +4,7 @@
 
 use crate::id::{ConnId, RoomId, ThreadId, UserId};
 use crate::message::Message;
+use crate::presence::PresenceChange;
 use crate::sequenced::{Sequenced, Unsequenced};
 use crate::stream::{Position, StreamId};
 use crate::target::{Audience, Target};
@@ -36,6 +37,11 @@ pub enum ClusterInput<'a> {
         /// The last entry the sequencer numbered in it, if it could tell.
         head: Option<Position>,
     },
+    /// A user arrived in a room or left it, across the whole cluster (its first connection on
+    /// any node joined, or its last one on every node left): delivered to the room's members
+    /// here who watch presence. Every hub serving the room is fed it, the one whose
+    /// [`ClusterOutput::Presence`] started it included.
+    Presence(&'a PresenceChange),
 }
 
 /// What a hub hands the rest of the cluster (only with `Config::cluster` or
@@ -70,6 +76,12 @@ pub enum ClusterOutput {
         /// Where the first joining member was.
         since: Option<Position>,
     },
+    /// With `Config::cluster`: a user's first connection here joined a room, or its last one
+    /// here left it. The hub does not deliver it itself: whoever joins the hubs (a bridge
+    /// counting every node's users, or the sibling shards of a process, whose users each live
+    /// on one shard) decides whether the user's presence in the whole cluster changed, and if
+    /// so feeds it to every hub serving the room as [`ClusterInput::Presence`].
+    Presence(Box<PresenceChange>),
 }
 
 /// A publish travelling to the other hubs of a process (shards) or to other nodes: who it is

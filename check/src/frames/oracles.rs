@@ -43,6 +43,7 @@ impl Script {
             "pong" => &[],
             "refresh" => &["expires_in"],
             "refreshed" => &[],
+            "presence" => &["room", "event", "user"],
             _ => &["run", "agent", "stream", "epoch", "seq"],
         };
         for field in required {
@@ -63,6 +64,16 @@ impl Script {
         if kind == "gap" {
             let reason = str_field(&fields, "reason");
             assert!(reason == "history" || reason == "epoch", "{}", text());
+        }
+        if kind == "presence" {
+            let event = str_field(&fields, "event");
+            assert!(event == "join" || event == "leave", "{}", text());
+            let room = str_field(&fields, "room");
+            assert!(
+                self.conns[&conn].join.allows(&room.as_str().into()),
+                "presence of a room outside {conn}'s grant reached it: {}",
+                text()
+            );
         }
         let user = &self.conns[&conn].user;
         if kind == "welcome" {
@@ -158,7 +169,7 @@ impl Script {
             None => (&["error"], &["malformed_json"]),
             Some("ping") => (&["pong", "error"], &[]),
             Some("join") => (
-                &["joined", "resumed", "gap", "message", "error"],
+                &["joined", "resumed", "gap", "message", "presence", "error"],
                 &[
                     "invalid_frame",
                     "forbidden",
@@ -171,7 +182,7 @@ impl Script {
             Some("publish") => (&["error"], &["invalid_frame", "not_member", "forbidden"]),
             Some("bind") => (&["bound", "gap", "message", "error"], &["invalid_frame"]),
             Some("resume") => (
-                &["resumed", "joined", "gap", "message", "error"],
+                &["resumed", "joined", "gap", "message", "presence", "error"],
                 &[
                     "invalid_frame",
                     "forbidden",
@@ -192,6 +203,7 @@ impl Script {
                 "welcome"
                     | "message"
                     | "joined"
+                    | "presence"
                     | "left"
                     | "bound"
                     | "pong"

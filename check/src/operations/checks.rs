@@ -54,7 +54,8 @@ pub(super) fn check_frames(
     Ok(())
 }
 
-/// The hub's users, connections, threads, rooms and gauges equal the model's, within limits.
+/// The hub's users, connections, threads, rooms (members and users) and gauges equal the
+/// model's, within limits.
 pub(super) fn check_state(h: &Harness, m: &Model, limits: &Limits) -> Result<(), String> {
     let hub = h.hub();
     ensure!(
@@ -116,6 +117,10 @@ pub(super) fn check_state(h: &Harness, m: &Model, limits: &Limits) -> Result<(),
             "past max_members_per_room"
         );
         let model: BTreeSet<ConnId> = m.members(r).into_iter().collect();
+        // The room's users: each member's user, once however many of its connections are in.
+        let users: BTreeSet<UserId> = model.iter().map(|c| user_id(m.conns[c].user)).collect();
+        let hub_users: BTreeSet<UserId> = hub.room_users(&(*room).into()).into_iter().collect();
+        ensure_eq!(hub_users, users, "users of {}", room);
         ensure_eq!(members, model, "members of {}", room);
         let stream = hub.stream_position(&StreamId::Room((*room).into()));
         let model = m.room_streams.get(&r).map(|s| s.head);

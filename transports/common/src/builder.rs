@@ -6,9 +6,10 @@ use crate::cluster::ClusterSink;
 use crate::events::Events;
 use crate::handle::Handle;
 use crate::options::Options;
+use crate::presence::NodeRoster;
 use crate::runtime::Runtime;
 use crate::server::write_buffer_limit;
-use crate::shard::{self, Shard};
+use crate::shard::{self, Relays, Shard};
 use crate::shards::{Shards, MAX_SHARDS};
 use crate::tasks::Tasks;
 use futures_channel::oneshot;
@@ -130,6 +131,7 @@ impl<R: Runtime> Builder<R> {
         let (inbound_tx, inbound_rx): (Vec<_>, Vec<_>) = (0..options.shards)
             .map(|_| async_channel::unbounded())
             .unzip();
+        let roster = NodeRoster::default();
         let mut inboxes = Vec::with_capacity(options.shards);
         let mut stopped = Vec::with_capacity(options.shards);
         for (index, inbound) in inbound_rx.into_iter().enumerate() {
@@ -147,7 +149,12 @@ impl<R: Runtime> Builder<R> {
                 .map(|(_, tx)| tx.clone())
                 .collect();
             let hub = Hub::new(hub_config);
-            let shard = Shard::new(index, hub, events.clone(), cluster.clone(), siblings);
+            let relays = Relays {
+                siblings,
+                own: inbound_tx[index].clone(),
+                roster: roster.clone(),
+            };
+            let shard = Shard::new(index, hub, events.clone(), cluster.clone(), relays);
             let (done, finished) = oneshot::channel::<()>();
             let task = shard::run(runtime.clone(), shard, rx, inbound);
             runtime.spawn(async move {

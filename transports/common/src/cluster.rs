@@ -12,7 +12,7 @@ use futures_util::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use switchboard::{ConnId, Envelope, Position, StreamId, Unsequenced, UserId};
+use switchboard::{ConnId, Envelope, Position, PresenceChange, StreamId, Unsequenced, UserId};
 
 /// Something the rest of the cluster needs from this node, in the order its shard emitted it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,12 @@ pub enum ClusterEvent {
         /// Where the first joining member was.
         since: Option<Position>,
     },
+    /// A user's first connection on this node joined a room, or its last one here left it
+    /// (`ClusterOutput::Presence`). The bridge decides whether the user's presence in the whole
+    /// cluster changed, and if so hands the change to every node serving the room, this one
+    /// included, with [`Handle::deliver_presence`](crate::Handle::deliver_presence): until
+    /// then it reaches no one.
+    Presence(Arc<PresenceChange>),
     /// A connection opened on this node (presence, the cluster-wide connection limit).
     Opened {
         /// The connection.

@@ -42,6 +42,7 @@ mod events;
 mod frame;
 mod handle;
 mod options;
+mod presence;
 mod remote;
 mod runtime;
 mod server;

@@ -1,6 +1,6 @@
 //! Inputs from other nodes: what a bridge to the cluster receives and hands to this node's
 //! hubs ([`Handle::deliver_remote`], [`Handle::deliver_sequenced`],
-//! [`Handle::deliver_history`], [`Handle::deliver_head`]), and how it keeps pace with them
+//! [`Handle::deliver_history`], [`Handle::deliver_head`], [`Handle::deliver_presence`]), and how it keeps pace with them
 //! ([`Handle::fed`], [`Handle::inbound_backlog`]).
 //!
 //! Each is queued, without waiting, in the inbound queue of the shards it concerns (the
@@ -14,7 +14,7 @@ use crate::runtime::Runtime;
 use crate::shard::Inbound;
 use futures_channel::oneshot;
 use std::sync::Arc;
-use switchboard::{Envelope, Position, RemoteTarget, Sequenced, StreamId, UserId};
+use switchboard::{Envelope, Position, PresenceChange, RemoteTarget, Sequenced, StreamId, UserId};
 
 /// The user whose shard serves `stream` alone (a room's members are on every shard).
 fn owner(stream: &StreamId) -> Option<&UserId> {
@@ -66,6 +66,15 @@ impl<R: Runtime> Handle<R> {
         let stream = Arc::new(stream);
         self.shards
             .queue(user.as_ref(), || Inbound::Head(stream.clone(), head))
+    }
+
+    /// Queue, for every shard, a change of a user's presence in a room across the cluster
+    /// (`ClusterInput::Presence`): delivered to the room's members there who watch presence.
+    /// Never waits: see [`Handle::fed`].
+    pub fn deliver_presence(&self, change: PresenceChange) -> Result<(), Error> {
+        let change = Arc::new(change);
+        self.shards
+            .queue(None, || Inbound::Presence(change.clone()))
     }
 
     /// Wait until the shards serving `stream` (every shard for `None`) have been fed

@@ -10,6 +10,12 @@
 //! [`Hub::poll_timeout`]. It never awaits anything but its own inbox, so no socket, no
 //! application and no bridge can make it wait.
 //!
+//! A user's presence in a room changes on its shard alone (a user's connections all live
+//! there); without a cluster the shard counts it in the node's roster (`presence.rs`) and hands
+//! it to every shard, itself included, as `ClusterInput::Presence` (a shard that starts serving
+//! a room is told who is in it the same way), and with one to the bridge, which hands back those that change the
+//! user's presence in the whole cluster.
+//!
 //! Shards relay to each other what a client publishes to a room: the hub (configured as part
 //! of a cluster when there are several shards) emits the publish as a
 //! `ClusterOutput::Envelope`, which goes to every other shard's inbound queue and is fed there
@@ -23,6 +29,7 @@
 
 use crate::cluster::{ClusterEvent, ClusterSink};
 use crate::events::Event;
+use crate::presence::NodeRoster;
 use crate::runtime::Runtime;
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
@@ -35,7 +42,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use switchboard::{
     ClusterInput, ClusterOutput, ConnId, Envelope, Hub, Notice, Open, OpenError, Output, Position,
-    Reason, RemoteTarget, Sequenced, SocketInput, SocketOutput, StreamId, Unsequenced, WaiterId,
+    PresenceChange, Reason, RemoteTarget, Sequenced, SocketInput, SocketOutput, StreamId,
+    Unsequenced, WaiterId,
 };
 
 /// What a connection's writer must do next, in order.
@@ -100,6 +108,9 @@ pub(crate) enum Inbound {
     History(Arc<Sequenced>),
     /// `ClusterInput::StreamHead`.
     Head(Arc<StreamId>, Option<Position>),
+    /// `ClusterInput::Presence`: a user's arrival in or departure from a room, for the whole
+    /// node (from a shard of this node without a cluster) or the whole cluster (from the bridge).
+    Presence(Arc<PresenceChange>),
     /// Answered once everything queued before it was fed.
     Fence(oneshot::Sender<()>),
 }
@@ -121,6 +132,16 @@ impl Route {
     };
 }
 
+/// Where a shard relays what the other shards (or itself) must be fed.
+pub(crate) struct Relays {
+    /// The inbound queues of the other shards.
+    pub siblings: Vec<Sender<Inbound>>,
+    /// This shard's own inbound queue, for what it hands every shard, itself included.
+    pub own: Sender<Inbound>,
+    /// Who is in each room of the node (used when no bridge joins it to other nodes).
+    pub roster: NodeRoster,
+}
+
 /// The state one shard task owns.
 pub(crate) struct Shard {
     /// This shard's index.
@@ -133,8 +154,8 @@ pub(crate) struct Shard {
     events: Sender<Event>,
     /// What other nodes need, if this node is part of a cluster.
     cluster: Option<ClusterSink>,
-    /// The inbound queues of the other shards.
-    siblings: Vec<Sender<Inbound>>,
+    /// The inbound queues of the shards, and the node's room users.
+    relays: Relays,
     /// Where the envelopes of the operation in progress go; reset after each drain.
     pub route: Route,
     /// Answers to send once the current drain is done.
@@ -147,7 +168,7 @@ impl Shard {
         hub: Hub,
         events: Sender<Event>,
         cluster: Option<ClusterSink>,
-        siblings: Vec<Sender<Inbound>>,
+        relays: Relays,
     ) -> Self {
         Self {
             index,
@@ -156,7 +177,7 @@ impl Shard {
             waiters: HashMap::new(),
             events,
             cluster,
-            siblings,
+            relays,
             route: Route::EVERYWHERE,
             replies: Vec::new(),
         }
@@ -259,6 +280,15 @@ impl Shard {
             ClusterOutput::Envelope(envelope) => self.envelope(envelope),
             ClusterOutput::Sequence(entry) => self.sequence(entry),
             ClusterOutput::Interest { stream, interested } => {
+                if let (StreamId::Room(room), true, None) = (&stream, interested, &self.cluster) {
+                    // Alone, the node tells the hub that starts serving a room who is in it.
+                    for arrival in self.relays.roster.arrivals(room) {
+                        let _ = self
+                            .relays
+                            .own
+                            .try_send(Inbound::Presence(Arc::new(arrival)));
+                    }
+                }
                 self.to_cluster(|| ClusterEvent::Interest { stream, interested });
             }
             ClusterOutput::Follow { room, since } => {
@@ -267,7 +297,26 @@ impl Shard {
                     since,
                 });
             }
+            ClusterOutput::Presence(change) => self.presence(change),
             _ => {}
+        }
+    }
+
+    /// A user's first connection on this shard joined a room, or its last one left it. A
+    /// user's connections all live on its shard, so this is the user's change on the node: in
+    /// a cluster the bridge decides whether it is one for the whole cluster and hands it back
+    /// to every shard; alone, the node is the cluster, and every shard (this one included) is
+    /// fed it at once. Whatever the route: a member that leaves while a relayed envelope is fed
+    /// is still a departure.
+    fn presence(&mut self, change: Box<PresenceChange>) {
+        if self.cluster.is_some() {
+            self.to_cluster(|| ClusterEvent::Presence(Arc::from(change)));
+            return;
+        }
+        let change = Arc::new(self.relays.roster.apply(*change));
+        let relays = &self.relays;
+        for shard in relays.siblings.iter().chain([&relays.own]) {
+            let _ = shard.try_send(Inbound::Presence(change.clone()));
         }
     }
 
@@ -283,7 +332,7 @@ impl Shard {
             RemoteTarget::Room { .. } | RemoteTarget::All
         );
         if self.route.relay && shared {
-            for sibling in &self.siblings {
+            for sibling in &self.relays.siblings {
                 let _ = sibling.try_send(Inbound::Envelope(envelope.clone()));
             }
         }
@@ -373,6 +422,7 @@ impl Shard {
                     head,
                 },
             ),
+            Inbound::Presence(change) => hub.handle_cluster(now, ClusterInput::Presence(&change)),
             // Answered after the drain, like a call.
             Inbound::Fence(answer) => {
                 self.reply_after_drain(Box::new(move || {

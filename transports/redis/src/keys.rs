@@ -19,7 +19,12 @@ impl Keys {
 
     /// The channel of a room's publishes: `<prefix>:room:<room>`.
     pub fn room_channel(&self, room: &RoomId) -> String {
-        format!("{}:room:{room}", self.prefix)
+        format!("{}{room}", self.room_channel_prefix())
+    }
+
+    /// What room channels start with.
+    pub(crate) fn room_channel_prefix(&self) -> String {
+        format!("{}:room:", self.prefix)
     }
 
     /// The channel of a user's (and the user's threads') publishes: `<prefix>:user:<user>`.
@@ -97,6 +102,34 @@ impl Keys {
     /// The hash of a room's members: node → count.
     pub fn room_presence(&self, room: &RoomId) -> String {
         format!("{}:presence:room:{room}", self.prefix)
+    }
+
+    /// The hash of a room's users, `<prefix>:members:<room>`: user → the number of nodes the
+    /// user is in the room through.
+    pub fn room_users(&self, room: &RoomId) -> String {
+        format!("{}{room}", self.room_users_prefix())
+    }
+
+    /// What the hashes of rooms' users start with.
+    pub(crate) fn room_users_prefix(&self) -> String {
+        format!("{}:members:", self.prefix)
+    }
+
+    /// The set of a node's room users, `<prefix>:members-of:<node>`: `[room, user]` as JSON,
+    /// one per user the node counts in a room of `room_users`, so that another node can take a
+    /// dead node's users out.
+    pub fn node_room_users(&self, node: &str) -> String {
+        format!("{}{node}", self.node_room_users_prefix())
+    }
+
+    /// What the sets of nodes' room users start with.
+    pub(crate) fn node_room_users_prefix(&self) -> String {
+        format!("{}:members-of:", self.prefix)
+    }
+
+    /// The set of nodes that may hold room users, `<prefix>:member-nodes`.
+    pub fn room_user_nodes(&self) -> String {
+        format!("{}:member-nodes", self.prefix)
     }
 
     /// The hash of what each node holds, `<prefix>:load`: node → `<connections> <users>

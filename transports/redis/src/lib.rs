@@ -13,6 +13,10 @@
 //!   a per-node lease (`sb:node:<id>`, with a TTL) that the node's heartbeat refreshes. Readers
 //!   count only nodes whose lease is alive, so a crashed node's entries stop counting when its
 //!   lease expires;
+//! - announces **room presence** once for the cluster: a user's arrival in a room (its first
+//!   connection on any node) and its departure (its last), counted per node in Redis and
+//!   published by the same script on the room's channel; the users of a dead node leave when a
+//!   live node sweeps it (`members.rs`);
 //! - enforces the **per-user connection limit across nodes** with an atomic check-and-add
 //!   script: [`Bridge::admit`], asked before a connection opens, counts it or refuses it, so
 //!   that the application refuses it before its `welcome` with 4003, exactly as one hub
@@ -77,6 +81,7 @@ mod identity;
 mod keys;
 mod link;
 mod load;
+mod members;
 mod options;
 mod scripts;
 mod shared;

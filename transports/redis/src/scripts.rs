@@ -251,6 +251,10 @@ pub(crate) struct Scripts {
     pub live_nodes: Script,
     pub sequence: Script,
     pub follow: Script,
+    /// `members::CHANGE`.
+    pub member: Script,
+    /// `members::SWEEP`.
+    pub sweep_members: Script,
 }
 
 impl Scripts {
@@ -263,6 +267,8 @@ impl Scripts {
             live_nodes: Script::new(LIVE_NODES),
             sequence: Script::new(SEQUENCE),
             follow: Script::new(FOLLOW),
+            member: Script::new(crate::members::CHANGE),
+            sweep_members: Script::new(crate::members::SWEEP),
         }
     }
 }

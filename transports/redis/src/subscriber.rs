@@ -453,6 +453,12 @@ impl<R: Runtime> Feed<R> {
             tracing::warn!(channel = message.get_channel_name(), "malformed message");
             return;
         };
+        // A presence change is published by Redis for every node, the one that reported it
+        // included (`members.rs`).
+        if let Some(change) = incoming.presence {
+            let _ = handle.deliver_presence(change);
+            return;
+        }
         if incoming.origin == shared.node {
             count(&counters.echoes);
             return;

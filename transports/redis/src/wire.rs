@@ -1,10 +1,11 @@
 //! What travels on the channels: an envelope or a command, tagged with the node it came from
-//! so that a node ignores its own echoes; or a sequenced stream entry (a header line, then the
+//! so that a node ignores its own echoes; a presence change (which the origin delivers too);
+//! or a sequenced stream entry (a header line, then the
 //! client frame), which the origin delivers too.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use switchboard::{EntryMeta, Envelope, Position, RoomId, Sequenced, UserId};
+use switchboard::{EntryMeta, Envelope, Position, PresenceChange, RoomId, Sequenced, UserId};
 
 /// Serialize `envelope` (already stripped for other nodes) with its origin.
 pub(crate) fn envelope(origin: &str, envelope: &Envelope) -> Vec<u8> {
@@ -150,6 +151,10 @@ pub(crate) struct Incoming {
     /// A user whose local connections leave a room.
     #[serde(default)]
     pub leave: Option<RoomChange>,
+    /// A user arrived in a room or left it, across the cluster (published by the presence
+    /// scripts, `members.rs`): delivered on every node, the origin included.
+    #[serde(default)]
+    pub presence: Option<PresenceChange>,
 }
 
 #[cfg(test)]

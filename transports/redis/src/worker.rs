@@ -5,6 +5,7 @@
 
 use crate::follows::Follow;
 use crate::load::NodeLoad;
+use crate::members::{self, NodeRoomUsers};
 use crate::options::unix_millis;
 use crate::shared::{hash_ttl, history_age_millis, Shared};
 use crate::subscriber::SubCommand;
@@ -71,6 +72,8 @@ pub(crate) struct Worker<R: Runtime> {
     stale: HashSet<UserId>,
     /// Connections counted in presence (not those refused by the cluster-wide limit).
     counted: HashSet<ConnId>,
+    /// The users this node counts in each room.
+    room_users: NodeRoomUsers,
     subscribe: mpsc::UnboundedSender<SubCommand>,
     /// While Redis is unreachable: the epoch this node numbers its streams in, and each
     /// stream's last number there.
@@ -91,6 +94,7 @@ impl<R: Runtime> Worker<R> {
             users: HashMap::new(),
             stale: HashSet::new(),
             counted: HashSet::new(),
+            room_users: NodeRoomUsers::default(),
             subscribe,
             fallback_epoch: unix_millis(),
             fallback: HashMap::new(),
@@ -163,6 +167,12 @@ impl<R: Runtime> Worker<R> {
                         answer: None,
                     };
                     let _ = self.subscribe.send(SubCommand::Follow(follow));
+                }
+                ClusterEvent::Presence(change) => {
+                    let change = (*change).clone();
+                    (self.room_users)
+                        .report(&self.shared, &self.handle, change)
+                        .await;
                 }
                 ClusterEvent::Opened { conn, user } => self.opened(conn, user).await,
                 ClusterEvent::Closed { conn, user } => self.closed(conn, user).await,
@@ -269,10 +279,15 @@ impl<R: Runtime> Worker<R> {
     async fn interest(&mut self, stream: StreamId, interested: bool) {
         let channel = self.shared.keys.stream_channel(&stream);
         if interested {
-            let shards = self.interest.entry(stream).or_default();
+            let shards = self.interest.entry(stream.clone()).or_default();
             *shards += 1;
             if *shards == 1 {
                 let _ = self.subscribe.send(SubCommand::Subscribe(channel));
+            }
+            if let StreamId::Room(room) = &stream {
+                if let Err(e) = members::tell_room(&self.shared, &self.handle, room).await {
+                    tracing::warn!(%room, error = %e, "could not read the room's users");
+                }
             }
             return;
         }
@@ -428,6 +443,10 @@ impl<R: Runtime> Worker<R> {
         pipe.cmd("PEXPIRE").arg(keys.load()).arg(ttl).ignore();
         self.query::<()>(&pipe).await?;
         self.stale.clear();
+        // The room users of nodes whose lease expired leave their rooms; this node's come back
+        // if its own lease had expired.
+        members::sweep(&shared, false).await?;
+        self.room_users.resync(&shared).await?;
         Ok(())
     }
 
@@ -461,6 +480,9 @@ impl<R: Runtime> Worker<R> {
         }
         if let Err(e) = self.query::<()>(&pipe).await {
             tracing::warn!(error = %e, "could not withdraw presence; it expires with the lease");
+        }
+        if let Err(e) = members::sweep(&self.shared, true).await {
+            tracing::warn!(error = %e, "could not take this node's users out of their rooms; another node does once the lease expires");
         }
     }
 

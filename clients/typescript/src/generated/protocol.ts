@@ -13,6 +13,11 @@ export type Frame = ClientFrame | AppFrame | ServerFrame | RunFrame;
  */
 export type ClientFrame =
   | {
+      /**
+       * Watch the room's presence (`true`), or not even where the server's settings would
+       * (`false`); absent or `null`: as the settings say.
+       */
+      presence?: boolean | null;
       ref?: Ref;
       /**
        * The room.
@@ -130,9 +135,17 @@ export type ServerFrame =
     }
   | {
       /**
+       * How many users are in the room (users, not connections).
+       */
+      count?: number;
+      /**
        * The stream epoch the sequence number belongs to.
        */
       epoch: number;
+      /**
+       * The users in the room, sorted; absent above the cap (`[presence] max_members`).
+       */
+      members?: UserId[];
       ref?: Ref;
       room: RoomId;
       /**
@@ -141,6 +154,21 @@ export type ServerFrame =
       seq: number;
       stream: StreamName;
       type: "joined";
+    }
+  | {
+      /**
+       * Whether the user arrived (`join`) or left (`leave`).
+       */
+      event: PresenceEvent;
+      /**
+       * The room.
+       */
+      room: RoomId;
+      type: "presence";
+      /**
+       * The user.
+       */
+      user: UserId;
     }
   | {
       /**
@@ -219,6 +247,10 @@ export type ConnId = string;
  * The authenticated user a connection belongs to.
  */
 export type UserId = string;
+/**
+ * Whether a user arrived in a room or left it.
+ */
+export type PresenceEvent = "join" | "leave";
 /**
  * Why the hub took a connection out of a room on its own (the `reason` of a `left` frame).
  */
