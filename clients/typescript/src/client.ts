@@ -19,6 +19,7 @@ import {
   type Json,
   type LeftFrame,
   type MessageFrame,
+  type PresenceFrame,
   PROTOCOL_CLIENT_TYPES,
   type RefreshedFrame,
   type ReplyFrame,
@@ -72,6 +73,16 @@ export interface ClientOptions {
 export interface RequestOptions {
   /** Overrides the client's `requestTimeoutMs`. */
   readonly timeoutMs?: number;
+}
+
+/** Options of {@link SwitchboardClient.join}. */
+export interface JoinOptions extends RequestOptions {
+  /**
+   * Watch the room's presence (`true`): `joined` lists the members, `presence` events follow,
+   * and {@link SwitchboardClient.members} keeps the set. `false`: not even where the server's
+   * settings would. Absent: as the server's settings say. Kept for the rejoins after reconnects.
+   */
+  readonly presence?: boolean;
 }
 
 /** Options of {@link SwitchboardClient.send}. */
@@ -129,8 +140,8 @@ export interface ClientEvents {
   bound: BoundFrame;
   /** The server accepted a fresh token (the answer to its `refresh`, or the application's). */
   refreshed: RefreshedFrame;
-  /** Reserved for presence events: the protocol has none yet, so it never fires. */
-  presence: never;
+  /** A user arrived in or left a room this client watches (see {@link JoinOptions.presence}). */
+  presence: PresenceFrame;
   /** Every frame received, before the client handles it (frames of unknown types too). */
   frame: ServerFrame | UnknownFrame;
 }
@@ -141,6 +152,10 @@ interface RoomState {
   /** The `ref` of the `join` in flight. */
   joining: number | null;
   waiters: Deferred<JoinedFrame>[];
+  /** The `presence` of the join, repeated at every rejoin. */
+  presence?: boolean;
+  /** The users in the room, for a member that watches presence under the server's cap. */
+  members: Set<string> | null;
 }
 
 /** A Switchboard client. */
@@ -253,13 +268,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
    * the next connection. Rejects with the server's code (`forbidden`, `too_many_rooms`,
    * `room_full`); the room is then not joined again.
    */
-  join(room: string, options: RequestOptions = {}): Promise<JoinedFrame> {
+  join(room: string, options: JoinOptions = {}): Promise<JoinedFrame> {
     let state = this.rooms.get(room);
     if (state?.joined) return Promise.resolve(state.joined);
     if (state === undefined) {
-      state = { joined: null, joining: null, waiters: [] };
+      state = { joined: null, joining: null, waiters: [], members: null };
       this.rooms.set(room, state);
     }
+    if (options.presence !== undefined) state.presence = options.presence;
     const owner = state;
     const waiter: Deferred<JoinedFrame> = new Deferred(this.timers, this.timeout(options), `join ${room}`, () => {
       owner.waiters = owner.waiters.filter((w) => w !== waiter);
@@ -267,6 +283,15 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     owner.waiters.push(waiter);
     this.sendJoin(room, owner);
     return waiter.promise;
+  }
+
+  /**
+   * The users in `room` now, for a room joined with `presence` (the `joined` list, kept up to
+   * date by `presence` events); `undefined` while not joined, when not watching, or when the
+   * room holds more users than the server lists (`joined` then has only `count`).
+   */
+  members(room: string): ReadonlySet<string> | undefined {
+    return this.rooms.get(room)?.members ?? undefined;
   }
 
   /**
@@ -433,6 +458,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     for (const state of this.rooms.values()) {
       state.joined = null;
       state.joining = null;
+      state.members = null;
     }
     this.persistNow();
     const reconnect = delayMs !== null;
@@ -461,11 +487,18 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
       case "joined":
         if (!this.requests.settle(known.ref, known) && known.ref === undefined) {
           // The application put this connection in the room: keep it across reconnects.
-          const state = this.rooms.get(known.room) ?? { joined: null, joining: null, waiters: [] };
+          const state = this.rooms.get(known.room) ?? { joined: null, joining: null, waiters: [], members: null };
           state.joined = known;
+          state.members = roster(known);
           this.rooms.set(known.room, state);
         }
         return this.emit("joined", known);
+      case "presence": {
+        const members = this.rooms.get(known.room)?.members;
+        if (known.event === "join") members?.add(known.user);
+        else members?.delete(known.user);
+        return this.emit("presence", known);
+      }
       case "left":
         if (!this.requests.settle(known.ref, known) && known.ref === undefined) {
           this.rooms.delete(known.room);
@@ -546,12 +579,14 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     const since = this.positions.get(roomStream(room));
     const ref = this.requests.ref();
     state.joining = ref;
-    this.connection.send(since === undefined ? { type: "join", room, ref } : { type: "join", room, since, ref });
+    const presence = state.presence === undefined ? {} : { presence: state.presence };
+    this.connection.send(since === undefined ? { type: "join", room, ...presence, ref } : { type: "join", room, since, ...presence, ref });
     this.requests.expect(ref, {
       answer: (frame) => {
         const joined = frame as JoinedFrame;
         state.joining = null;
         state.joined = joined;
+        state.members = roster(joined);
         // Nothing older than the head is replayed after a join without `since` (§7, last
         // paragraph): a safe position, so messages published while disconnected are replayed.
         if (since === undefined) this.observe(joined.stream, joined.epoch, joined.seq);
@@ -665,4 +700,9 @@ function pageEvents():
   return typeof page.addEventListener === "function" && typeof page.removeEventListener === "function"
     ? (page as ReturnType<typeof pageEvents>)
     : undefined;
+}
+
+/** The member set a `joined` frame lists, if it lists one. */
+function roster(joined: JoinedFrame): Set<string> | null {
+  return joined.members === undefined ? null : new Set(joined.members);
 }

@@ -16,6 +16,7 @@ export {
   type ClientOptions,
   type ConnectionState,
   type DisconnectedEvent,
+  type JoinOptions,
   type RequestOptions,
   type SendOptions,
 } from "./client.js";

@@ -75,13 +75,23 @@ type Server<T extends Wire.ServerFrame["type"]> = Extract<Wire.ServerFrame, { ty
 export type WelcomeFrame = Server<"welcome">;
 /** An application message. Sequenced messages carry `stream`/`epoch`/`seq`. */
 export type MessageFrame = Server<"message">;
-/** The connection is in the room; `epoch`/`seq` is the room stream's head. */
+/**
+ * The connection is in the room; `epoch`/`seq` is the room stream's head. For a member that
+ * watches presence, `count` users are in the room, listed in `members` unless the room is over
+ * the server's cap.
+ */
 export type JoinedFrame = Server<"joined">;
 /**
  * The connection is no longer in the room. `reason` `forbidden`: a fresh token accepted by
  * `refresh` no longer allows the room (the server left it; no `ref`).
  */
 export type LeftFrame = Server<"left">;
+/**
+ * A user arrived in a room (`event` `join`: their first connection joined) or left it (`leave`:
+ * their last connection left or closed), to members that watch the room's presence. Never
+ * replayed: after a reconnect, the `joined` of the rejoin lists the members again.
+ */
+export type PresenceFrame = Server<"presence">;
 /** The thread the connection is now bound to (`null`: none). */
 export type BoundFrame = Server<"bound">;
 /** The answer to `ping`. */
