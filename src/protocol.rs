@@ -38,6 +38,8 @@ pub(crate) enum ClientFrame {
     Resume { streams: Vec<StreamPosition> },
     /// A fresh token, for the application to verify.
     Refresh { token: String },
+    /// Ask the producer of one of the user's runs in progress to cancel it.
+    Cancel { run: RunId },
     /// A frame of a type the application registered in `Config::app_frame_types`.
     App {
         kind: String,
@@ -111,6 +113,11 @@ struct ResumeBody {
 #[derive(Deserialize)]
 struct RefreshBody {
     token: String,
+}
+
+#[derive(Deserialize)]
+struct CancelBody {
+    run: RunId,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +217,9 @@ pub(crate) fn parse(text: &str, config: &Config) -> Result<Parsed, ParseError> {
             }
             r => body(r.map(|b| ClientFrame::Refresh { token: b.token })),
         },
+        "cancel" => body(
+            serde_json::from_str::<CancelBody>(text).map(|b| ClientFrame::Cancel { run: b.run }),
+        ),
         kind if app_types.iter().any(|t| t == kind) => body(
             serde_json::from_str::<AppBody>(text).map(|b| ClientFrame::App {
                 kind: kind.to_owned(),
@@ -264,6 +274,9 @@ pub enum ErrorCode {
     /// The application's backend could not take an application frame (its queue is full, or
     /// it kept failing): the frame was not handled.
     BackendUnavailable,
+    /// `cancel` for a run that is not one of the user's runs in progress on this node
+    /// (another user's run gets the same answer: it does not exist for this user).
+    UnknownRun,
 }
 
 impl ErrorCode {
@@ -282,6 +295,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::RefreshInProgress => "refresh_in_progress",
             ErrorCode::BackendUnavailable => "backend_unavailable",
+            ErrorCode::UnknownRun => "unknown_run",
         }
     }
 }
