@@ -11,6 +11,7 @@
 mod auth;
 mod http;
 mod ops;
+mod producer;
 mod webhook;
 
 pub use auth::{
@@ -19,6 +20,7 @@ pub use auth::{
 };
 pub use http::{HttpLimits, HttpOverrides, HttpSettings};
 pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
+pub use producer::{ProducerLimits, ProducerSettings};
 pub use webhook::{
     FrameSettings, LifecycleEvent, WebhookConfig, WebhookOverrides, WebhookSettings,
 };
@@ -111,6 +113,9 @@ pub struct FileSettings {
     /// How frames and lifecycle events reach the backend.
     #[serde(default)]
     pub webhook: WebhookSettings,
+    /// The producer channel (`/api/producer`).
+    #[serde(default)]
+    pub producer: ProducerSettings,
 }
 
 /// `[demo]`: the demo page at `/demo` (see `docs/OPERATIONS.md`).
@@ -297,6 +302,8 @@ pub struct Settings {
     pub dashboard: DashboardConfig,
     /// Where client frames and lifecycle events are POSTed; `None`: nowhere.
     pub webhook: Option<WebhookConfig>,
+    /// The producer channel's bounds and liveness timings.
+    pub producer: ProducerLimits,
 }
 
 /// Why settings could not be resolved.
@@ -433,6 +440,7 @@ impl Settings {
             log: overrides.log_format.or(file.log.format).unwrap_or_default(),
             dashboard,
             webhook,
+            producer: ProducerLimits::resolve(&file.producer)?,
         })
     }
 

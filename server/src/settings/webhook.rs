@@ -131,8 +131,8 @@ pub struct WebhookConfig {
 }
 
 /// The frame types the protocol itself defines: none may be forwarded.
-const PROTOCOL_TYPES: [&str; 7] = [
-    "join", "leave", "publish", "bind", "ping", "resume", "refresh",
+const PROTOCOL_TYPES: [&str; 8] = [
+    "join", "leave", "publish", "bind", "ping", "resume", "refresh", "cancel",
 ];
 
 /// Resolve `[frames]` and `[webhook]`: the forwarded frame types and the webhook, if any.
