@@ -325,3 +325,42 @@ async fn a_cancel_for_a_run_sent_over_http_says_no_producer_can_hear_it() {
     );
     assert_eq!(run_ending(&server, "alice", "r1").await, None);
 }
+
+/// The frames of `docs/API.md`'s ```` ```json producer {part} ```` blocks, one per line.
+fn documented(part: &str) -> Vec<Value> {
+    let markdown = include_str!("../../docs/API.md");
+    let info = format!("```json producer {part}");
+    let mut lines = markdown.lines().skip_while(|l| *l != info).skip(1);
+    let block = lines.by_ref().take_while(|l| !l.starts_with("```"));
+    block
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn keys(frame: &Value) -> Vec<&String> {
+    frame.as_object().expect("an object").keys().collect()
+}
+
+#[tokio::test]
+async fn the_frames_the_api_documentation_shows_are_the_channels_own() {
+    let server = TestServer::with(LONG_IDLE).await;
+    let mut alice = server.connect("alice").await;
+    let mut producer = Producer::open(&server).await;
+    let mut acks = Vec::new();
+    for event in documented("events") {
+        producer.send(event).await;
+        acks.push(producer.answer().await);
+    }
+    assert_eq!(acks.len(), 2);
+    let answers = documented("answers");
+    assert_eq!(keys(&acks[1]), keys(&answers[0]), "{}", acks[1]);
+    assert_eq!(acks[1]["ref"], answers[0]["ref"]);
+    // The documented refusal: a delta at offset 3 of the 8 characters sent.
+    let mut late = frame("alice", "run-1", 3, delta(3, "x"));
+    late["message"] = json!("m1");
+    producer.send(late).await;
+    assert_eq!(producer.answer().await, answers[1]);
+    alice.send(json!({"type": "cancel", "run": "run-1"})).await;
+    assert_eq!(alice.next_of("reply").await["data"]["run"], "run-1");
+    assert_eq!(vec![producer.answer().await], documented("cancel"));
+}
