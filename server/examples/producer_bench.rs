@@ -5,8 +5,9 @@
 //!
 //! It starts a server in this process, connects one reader (the run's user), and streams
 //! `--events` deltas of an 8-character token at `--rate` events/s (0: as fast as the path
-//! takes them). Each delta's latency is its send → the reader's frame holding its text (frames
-//! joined for a reader behind count for every delta they hold). Then `--drops` times: a channel
+//! takes them). Each delta's latency is its due time (its send at full speed) → the reader's
+//! frame holding its text (frames joined for a reader behind count for every delta they hold),
+//! so a delta waiting for the previous request to finish counts that wait. Then `--drops` times: a channel
 //! starts a run, sends a delta, is dropped, and the reader's wait for `producer_lost` is timed.
 //!
 //! ```sh
@@ -121,8 +122,14 @@ async fn main() {
     let producer = {
         let sent = sent.clone();
         tokio::spawn(async move {
+            // A token is born at its due time (at `--rate`), and waits from then if the path
+            // is still busy with the previous one: that wait is part of its latency.
             let stamp = |i: u64| {
-                sent[i as usize].store(base.elapsed().as_nanos() as u64, Ordering::Release)
+                let born = match rate {
+                    0 => base.elapsed(),
+                    rate => Duration::from_secs_f64(i as f64 / rate as f64),
+                };
+                sent[i as usize].store(born.as_nanos() as u64, Ordering::Release)
             };
             match via {
                 Via::Channel => {
