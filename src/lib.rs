@@ -70,13 +70,14 @@ pub use heartbeat::{Liveness, RttStats};
 pub use hub::{Hub, UserMembership};
 pub use id::{AgentId, ConnId, ParseConnIdError, RoomId, RunId, ThreadId, UserId};
 pub use io::{
-    AgentUpdate, Answer, AppErrorCode, AppMessage, ClientRef, ClusterInput, ClusterOutput,
-    Delivery, Envelope, Notice, Open, Output, RefreshGrant, RefreshRefusal, RefreshRequest,
-    RemoteTarget, RoomChange, SocketInput, SocketOutput, WaiterId, MAX_APP_CODE_BYTES,
+    AgentUpdate, Answer, AppErrorCode, AppMessage, CancelRequest, ClientRef, ClusterInput,
+    ClusterOutput, Delivery, Envelope, Notice, Open, Output, RefreshGrant, RefreshRefusal,
+    RefreshRequest, RemoteTarget, RoomChange, SocketInput, SocketOutput, WaiterId,
+    MAX_APP_CODE_BYTES,
 };
 pub use message::{Lane, Message};
 pub use presence::{PresenceChange, PresenceConfig, PresenceEvent};
-pub use protocol::{ErrorCode, StreamPosition, MAX_REF_BYTES, MAX_TOKEN_BYTES};
+pub use protocol::{ErrorCode, StreamPosition, CLIENT_FRAME_TYPES, MAX_REF_BYTES, MAX_TOKEN_BYTES};
 pub use reason::{Reason, ReasonCounts};
 pub use run::{
     AgentEvent, EventKind, EventRecord, RunError, RunLimit, RunReport, RunState,

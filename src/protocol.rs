@@ -41,6 +41,8 @@ pub(crate) enum ClientFrame {
     Resume { streams: Vec<StreamPosition> },
     /// A fresh token, for the application to verify.
     Refresh { token: String },
+    /// Ask the producer of one of the user's runs in progress to cancel it.
+    Cancel { run: RunId },
     /// A frame of a type the application registered in `Config::app_frame_types`.
     App {
         kind: String,
@@ -71,6 +73,9 @@ pub(crate) enum ClientFrameSchema {
     Resume(ResumeBody),
     /// A fresh token, answering a server `refresh`; answered `refreshed` or `error`.
     Refresh(RefreshBody),
+    /// Ask the producer of one of the user's runs in progress to cancel it; answered `reply`
+    /// when a producer channel heard it, or `error` (`unknown_run`, `no_producer`).
+    Cancel(CancelBody),
 }
 
 /// An application frame: a `type` the server lists in `[frames] types`, with its `data`.
@@ -175,11 +180,25 @@ pub(crate) struct RefreshBody {
 
 #[derive(Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub(crate) struct CancelBody {
+    /// The run to cancel: one of the user's own runs in progress.
+    run: RunId,
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub(crate) struct AppBody {
     /// The payload, POSTed to the application's backend (`null` when absent).
     #[serde(default)]
     data: serde_json::Value,
 }
+
+/// The `type`s of the frames the protocol defines for clients: the parser reads these as the
+/// protocol's, before any application frame type, so an application may not use them
+/// (`Config::app_frame_types` listing one would never be forwarded).
+pub const CLIENT_FRAME_TYPES: [&str; 8] = [
+    "join", "leave", "publish", "bind", "ping", "resume", "refresh", "cancel",
+];
 
 /// The longest `ref` a client frame may carry, in bytes of its JSON text. Every reply echoes
 /// the `ref`, so without a bound a small frame could make the hub write a large reply many
@@ -273,6 +292,9 @@ pub(crate) fn parse(text: &str, config: &Config) -> Result<Parsed, ParseError> {
             }
             r => body(r.map(|b| ClientFrame::Refresh { token: b.token })),
         },
+        "cancel" => body(
+            serde_json::from_str::<CancelBody>(text).map(|b| ClientFrame::Cancel { run: b.run }),
+        ),
         kind if app_types.iter().any(|t| t == kind) => body(
             serde_json::from_str::<AppBody>(text).map(|b| ClientFrame::App {
                 kind: kind.to_owned(),
@@ -328,6 +350,9 @@ pub enum ErrorCode {
     /// The application's backend could not take an application frame (its queue is full, or
     /// it kept failing): the frame was not handled.
     BackendUnavailable,
+    /// `cancel` for a run that is not one of the user's runs in progress on this node
+    /// (another user's run gets the same answer: it does not exist for this user).
+    UnknownRun,
 }
 
 impl ErrorCode {
@@ -346,6 +371,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::RefreshInProgress => "refresh_in_progress",
             ErrorCode::BackendUnavailable => "backend_unavailable",
+            ErrorCode::UnknownRun => "unknown_run",
         }
     }
 }
@@ -545,6 +571,20 @@ mod tests {
 
     fn parse_ok(text: &str) -> ClientFrame {
         parse(text, &config()).unwrap().frame
+    }
+
+    #[test]
+    fn every_protocol_type_is_read_as_the_protocols_even_when_listed_as_an_application_type() {
+        let mut config = config();
+        config.app_frame_types = CLIENT_FRAME_TYPES.map(str::to_owned).to_vec();
+        for kind in CLIENT_FRAME_TYPES {
+            let text = format!(r#"{{"type":"{kind}"}}"#);
+            match parse(&text, &config) {
+                Ok(parsed) => assert!(!matches!(parsed.frame, ClientFrame::App { .. }), "{kind}"),
+                // A protocol frame without its fields: refused as one, never as unknown.
+                Err(e) => assert_eq!(e.code, ErrorCode::InvalidFrame, "{kind}: {}", e.message),
+            }
+        }
     }
 
     #[test]

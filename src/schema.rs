@@ -525,10 +525,10 @@ fn canonical(value: Value) -> Value {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::protocol::parse;
+    use crate::protocol::{parse, CLIENT_FRAME_TYPES};
 
     /// One frame of each type a client may send that is the protocol's own.
-    const EVERY_CLIENT_FRAME: [&str; 7] = [
+    const EVERY_CLIENT_FRAME: [&str; 8] = [
         r#"{"type":"join","room":"lobby","since":{"epoch":1,"seq":2}}"#,
         r#"{"type":"leave","room":"lobby"}"#,
         r#"{"type":"publish","room":"lobby","event":"chat","data":1}"#,
@@ -536,6 +536,7 @@ mod tests {
         r#"{"type":"ping"}"#,
         r#"{"type":"resume","streams":[{"stream":"user:u","epoch":1,"seq":0}]}"#,
         r#"{"type":"refresh","token":"t.t.t"}"#,
+        r#"{"type":"cancel","run":"r1"}"#,
     ];
 
     fn types_of(union: &Value) -> BTreeSet<String> {
@@ -560,6 +561,11 @@ mod tests {
             .collect();
         let schema = protocol_schema();
         assert_eq!(types_of(&schema["$defs"]["ClientFrame"]), parsed);
+        let protocol: BTreeSet<String> = CLIENT_FRAME_TYPES.map(str::to_owned).into();
+        assert_eq!(
+            protocol, parsed,
+            "CLIENT_FRAME_TYPES lists every client frame"
+        );
     }
 
     #[test]

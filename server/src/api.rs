@@ -40,10 +40,12 @@ use axum::handler::Handler;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::routing::{get, on, MethodFilter, MethodRouter};
 use axum::{BoxError, Json, Router};
 use std::sync::Arc;
-use switchboard::{AgentUpdate, ConnId, ConnectionInfo, Message, PublishError, RunError, Target};
+use switchboard::{
+    AgentUpdate, ConnId, ConnectionInfo, Delivery, Message, PublishError, RunError, Target, UserId,
+};
 use switchboard_tokio::{Error, Handle};
 use tower::ServiceBuilder;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutError};
@@ -116,6 +118,9 @@ pub fn routes(
                 .layer(HandleErrorLayer::new(request_timed_out))
                 .timeout(limits.request_timeout),
         )
+        // A channel lasts as long as its producer: outside the request timeout. It checks the
+        // key itself, before the upgrade.
+        .route("/producer", get(crate::producer::connect))
 }
 
 /// The only error of the timeout layer: the request took too long as a whole.
@@ -184,16 +189,24 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// Its status and the body a response carries.
+    pub(crate) fn into_parts(self) -> (StatusCode, ErrorBody) {
         let body = ErrorBody {
             error: self.code.to_owned(),
             message: self.message,
             reason: self.reason.map(str::to_owned),
             expected_offset: self.expected_offset,
         };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        (self.status, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.into_parts();
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
@@ -434,9 +447,20 @@ pub(crate) async fn agent_event(
     body: Result<Json<AgentEventRequest>, JsonRejection>,
 ) -> Result<Json<DeliveryView>, ApiError> {
     let Json(req) = body?;
-    let user = nonempty("user id", &user)?;
+    let (user, update) = agent_update(&user, &run, req)?;
+    Ok(Json(send_agent_update(&state, user, update).await?.into()))
+}
+
+/// The run event `req` of `user`'s `run`, checked as the runs API checks it: a user, a run id,
+/// an agent and a thread must not be empty.
+pub(crate) fn agent_update(
+    user: &str,
+    run: &str,
+    req: AgentEventRequest,
+) -> Result<(UserId, AgentUpdate), ApiError> {
+    let user = nonempty("user id", user)?.into();
     let update = AgentUpdate {
-        run: nonempty("run id", &run)?.into(),
+        run: nonempty("run id", run)?.into(),
         agent: nonempty("agent", req.agent.as_deref().unwrap_or("agent"))?.into(),
         thread: req
             .thread
@@ -446,9 +470,17 @@ pub(crate) async fn agent_event(
             .map(Into::into),
         event: req.event,
     };
+    Ok((user, update))
+}
+
+/// Publish one run event as long as the node takes writes (503 `shutting_down` after).
+pub(crate) async fn send_agent_update(
+    state: &AppState,
+    user: UserId,
+    update: AgentUpdate,
+) -> Result<Delivery, ApiError> {
     let _taken = state.lifecycle.admit(Write::SharedHistory).await?;
-    let delivery = state.handle.send_agent_update(user, update).await?;
-    Ok(Json(delivery.into()))
+    Ok(state.handle.send_agent_update(user, update).await?)
 }
 
 /// Gauges and counters summed over the node's shards; in a cluster, what every node held at

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod process;
+pub mod producer;
 pub mod refresh;
 pub mod settings;
 pub mod state;
@@ -149,7 +150,14 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         None => None,
     };
     let webhook_metrics = webhook.as_ref().map(webhook::Webhook::metrics);
-    refresh::serve(events, handle.clone(), auth.clone(), webhook);
+    let producers = Arc::new(producer::registry::Producers::default());
+    refresh::serve(
+        events,
+        handle.clone(),
+        auth.clone(),
+        webhook,
+        producers.clone(),
+    );
     let state = Arc::new(AppState {
         handle: handle.clone(),
         auth: auth.clone(),
@@ -162,6 +170,9 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         admission: admission.clone(),
         budgets: metrics::Budgets::of(&settings.hub, handle.shards()),
         webhook: webhook_metrics,
+        producers,
+        producer: settings.producer,
+        max_body_bytes: settings.max_body_bytes,
     });
     let cluster = bridge
         .clone()

@@ -11,20 +11,27 @@
 //! not verify with `invalid_token` and the handshake's 401 reason
 //! ([`Handle::refresh_refused`]). The hub holds at most one fresh token per connection at a
 //! time, so the verifications in progress are bounded by the connections.
+//!
+//! The same loop reads every other notice: the webhook's, and the clients' `cancel` requests,
+//! handed to the producer channel that owns the run ([`crate::producer`]).
 
 use crate::auth::{instant_of, Authenticator, Credential};
+use crate::producer::registry::Producers;
 use crate::webhook::Webhook;
 use std::sync::Arc;
 use switchboard::{Notice, RefreshGrant, RefreshRefusal, RefreshRequest};
 use switchboard_tokio::{Events, Handle};
 
 /// Read the hubs' events until they stop: answer every fresh token, hand every event to the
-/// `webhook` (if one is configured: see [`crate::webhook`]), and log every event.
+/// `webhook` (if one is configured: see [`crate::webhook`]), hand every client's cancel to the
+/// producer channel that owns the run ([`Producers`]) and answer the client, and log every
+/// event.
 pub fn serve(
     mut events: Events,
     handle: Handle,
     auth: Arc<Authenticator>,
     webhook: Option<Webhook>,
+    producers: Arc<Producers>,
 ) {
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
@@ -32,8 +39,19 @@ pub fn serve(
             if let Some(webhook) = &webhook {
                 webhook.notice(&event.notice);
             }
-            if let Notice::Refresh(request) = event.notice {
-                tokio::spawn(answer(handle.clone(), auth.clone(), *request));
+            match event.notice {
+                Notice::Refresh(request) => {
+                    tokio::spawn(answer(handle.clone(), auth.clone(), *request));
+                }
+                Notice::Cancel(request) => {
+                    let answer = producers.cancel(&request);
+                    let (handle, conn) = (handle.clone(), request.conn);
+                    tokio::spawn(async move {
+                        // A connection closed meanwhile has no one to answer.
+                        let _ = handle.answer(conn, request.reference, answer).await;
+                    });
+                }
+                _ => {}
             }
         }
     });

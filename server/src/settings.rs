@@ -13,6 +13,7 @@ mod http;
 mod keys;
 mod ops;
 mod presence;
+mod producer;
 mod webhook;
 
 pub use auth::{AuthConfig, AuthOverrides, AuthSettings, TicketLimits};
@@ -20,6 +21,7 @@ pub use http::{HttpLimits, HttpOverrides, HttpSettings};
 pub use keys::{JwksConfig, JwksSettings, KeyAlgorithm, KeySettings, PublicKey};
 pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
 pub use presence::PresenceSettings;
+pub use producer::{ProducerLimits, ProducerSettings};
 pub use webhook::{
     FrameSettings, LifecycleEvent, WebhookConfig, WebhookOverrides, WebhookSettings,
 };
@@ -118,6 +120,9 @@ pub struct FileSettings {
     /// Which rooms tell their members who comes and goes.
     #[serde(default)]
     pub presence: PresenceSettings,
+    /// The producer channel (`/api/producer`).
+    #[serde(default)]
+    pub producer: ProducerSettings,
 }
 
 /// `[demo]`: the demo page at `/demo` (see `docs/OPERATIONS.md`).
@@ -307,6 +312,8 @@ pub struct Settings {
     pub dashboard: DashboardConfig,
     /// Where client frames and lifecycle events are POSTed; `None`: nowhere.
     pub webhook: Option<WebhookConfig>,
+    /// The producer channel's bounds and liveness timings.
+    pub producer: ProducerLimits,
 }
 
 /// Why settings could not be resolved.
@@ -450,6 +457,7 @@ impl Settings {
             log: overrides.log_format.or(file.log.format).unwrap_or_default(),
             dashboard,
             webhook,
+            producer: ProducerLimits::resolve(&file.producer)?,
         })
     }
 

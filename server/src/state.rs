@@ -7,6 +7,8 @@ use crate::credentials::Secret;
 use crate::gateway::origin::AllowedOrigins;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Budgets;
+use crate::producer::registry::Producers;
+use crate::settings::ProducerLimits;
 use crate::webhook::metrics::WebhookMetrics;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,4 +40,10 @@ pub struct AppState {
     pub budgets: Budgets,
     /// The webhook's counters, for `/metrics`, when `[webhook] url` is set.
     pub webhook: Option<WebhookMetrics>,
+    /// The runs this node's producer channels own, and where their cancels go.
+    pub producers: Arc<Producers>,
+    /// The producer channel's bounds and timings (`[producer]`).
+    pub producer: ProducerLimits,
+    /// The largest API body, and producer channel frame, in bytes.
+    pub max_body_bytes: usize,
 }

@@ -139,6 +139,8 @@ fn examples(markdown: &str) -> Vec<Example> {
             ["json", "dashboard", "feed"] => {}
             // Nor the webhook's event: tests/webhook.rs checks it against a real delivery.
             ["json", "webhook", "event"] => {}
+            // Nor the producer channel's frames: tests/producer.rs checks them on a real channel.
+            ["json", "producer", _] => {}
             ["json", ..] => {
                 panic!("line {start}: a json block must name `METHOD /api/path request|STATUS`")
             }

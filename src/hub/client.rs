@@ -11,11 +11,11 @@ use super::reply::Reply;
 use crate::config::Config;
 use crate::error::{RoomError, UnknownConnection};
 use crate::id::ConnId;
-use crate::io::{AppMessage, ClientRef, Notice};
+use crate::io::{AppMessage, CancelRequest, ClientRef, Notice};
 use crate::message::Message;
 use crate::protocol::{self, ClientFrame, ErrorCode, ServerFrame};
 use crate::reason::Reason;
-use crate::run::Runs;
+use crate::run::{Run, Runs};
 use crate::stream::StreamId;
 use crate::target::Target;
 use std::time::Instant;
@@ -186,6 +186,24 @@ fn frame(
             }
         }
         ClientFrame::Refresh { token } => refresh::requested(f, reply, token),
+        ClientFrame::Cancel { run } => {
+            let user = f.conns.conn(id).user.clone();
+            let key = (user, run);
+            if !runs.get(&key).is_some_and(Run::is_running) {
+                // No strike: the run may just have ended. Another user's run is answered
+                // alike, so the answer tells nothing about it.
+                let message = "no run in progress with that id";
+                return reply.error(f.conns, f.out, ErrorCode::UnknownRun, message);
+            }
+            let (user, run) = key;
+            let request = CancelRequest {
+                conn: id,
+                user,
+                run,
+                reference: reply.reference.map(ClientRef::from_raw),
+            };
+            f.out.notice(Notice::Cancel(Box::new(request)));
+        }
         ClientFrame::App { kind, payload } => {
             let conn = f.conns.conn(id);
             let app = AppMessage {

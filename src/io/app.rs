@@ -173,6 +173,24 @@ pub enum Notice {
     /// its current grants and expiry, and a second `refresh` frame is answered
     /// `refresh_in_progress`.
     Refresh(Box<RefreshRequest>),
+    /// A client asked to cancel one of its user's runs in progress (a `cancel` frame). The
+    /// application tells the run's producer and answers the client with
+    /// [`Hub::answer`](crate::Hub::answer); the run ends only when the producer sends
+    /// `agent_cancelled`.
+    Cancel(Box<CancelRequest>),
+}
+
+/// A client's request to cancel a run of its user ([`Notice::Cancel`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancelRequest {
+    /// The connection it came from.
+    pub conn: ConnId,
+    /// Its user, whose run it is.
+    pub user: UserId,
+    /// The run, in progress when the request was made.
+    pub run: RunId,
+    /// The frame's `ref`, to hand back with the answer.
+    pub reference: Option<ClientRef>,
 }
 
 /// A connection that joined or left a room ([`Notice::Joined`], [`Notice::Left`]).

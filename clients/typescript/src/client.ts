@@ -379,6 +379,18 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
     return this.request<Json>(`send ${type}`, options, (ref) => ({ type, data, ref }), (frame) => (frame as ReplyFrame).data);
   }
 
+  /**
+   * Ask the producer of `run`, one of this user's runs in progress, to cancel it. Resolves
+   * when the producer's channel heard the request; the run then ends as the producer decides
+   * (`agent_cancelled` when it confirms, seen on {@link SwitchboardClient.runs}). Rejects with
+   * `unknown_run` (no such run of this user in progress: another user's run is answered alike),
+   * `no_producer` (the run's producer has no channel that could hear it), or
+   * `backend_unavailable` (its channel has too many cancels waiting).
+   */
+  cancel(run: string, options: RequestOptions = {}): Promise<void> {
+    return this.request(`cancel ${run}`, options, (ref) => ({ type: "cancel", run, ref }), () => undefined);
+  }
+
   /** Ping the server; resolves with the round trip in ms. Every frame sent before is read by then. */
   ping(options: RequestOptions = {}): Promise<number> {
     const sent = this.timers.now();

@@ -44,6 +44,8 @@ export type ResumeFrame = Client<"resume">;
  * `refresh_in_progress`) with the frame's `ref`.
  */
 export type RefreshAnswerFrame = Client<"refresh">;
+/** Ask the producer of one of the user's runs in progress to cancel it. */
+export type CancelFrame = Client<"cancel">;
 /** An application frame (a type in the server's `[frames] types`), answered `reply` or `error`. */
 export type AppFrame = Wire.AppFrame;
 
@@ -58,6 +60,7 @@ const CLIENT_TYPES: Record<Wire.ClientFrame["type"], true> = {
   bind: true,
   ping: true,
   resume: true,
+  cancel: true,
   refresh: true,
 };
 

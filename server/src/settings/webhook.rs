@@ -130,11 +130,6 @@ pub struct WebhookConfig {
     pub batch_wait: Duration,
 }
 
-/// The frame types the protocol itself defines: none may be forwarded.
-const PROTOCOL_TYPES: [&str; 7] = [
-    "join", "leave", "publish", "bind", "ping", "resume", "refresh",
-];
-
 /// Resolve `[frames]` and `[webhook]`: the forwarded frame types and the webhook, if any.
 /// Frame types need a webhook URL, and staging and production a secret with it.
 pub fn resolve(
@@ -150,7 +145,7 @@ pub fn resolve(
         .or(frames.types)
         .unwrap_or_default();
     for t in &types {
-        if t.is_empty() || PROTOCOL_TYPES.contains(&t.as_str()) {
+        if t.is_empty() || switchboard::CLIENT_FRAME_TYPES.contains(&t.as_str()) {
             return invalid(format!(
                 "frames.types: {t:?} is not an application frame type"
             ));

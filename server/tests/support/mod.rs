@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod hook;
 pub mod keys;
+pub mod producer;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};

@@ -36,6 +36,7 @@ impl Event {
             Notice::Joined(change) | Notice::Left(change) => change.conn,
             Notice::App(app) => app.conn,
             Notice::Refresh(request) => request.conn,
+            Notice::Cancel(request) => request.conn,
             _ => return None,
         };
         Some(id)

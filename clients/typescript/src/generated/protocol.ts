@@ -80,6 +80,14 @@ export type ClientFrame =
        */
       token: string;
       type: "refresh";
+    }
+  | {
+      ref?: Ref;
+      /**
+       * The run to cancel: one of the user's own runs in progress.
+       */
+      run: RunId;
+      type: "cancel";
     };
 /**
  * A client's `ref`: any JSON value (at most 256 bytes of JSON text), echoed verbatim in the frame's direct answer.
@@ -102,6 +110,10 @@ export type ThreadId = string;
  * A stream: a user's (`user:<id>`) or a room's (`room:<id>`).
  */
 export type StreamName = `user:${string}` | `room:${string}`;
+/**
+ * One agent run: the events of one invocation of an agent, from `agent_started` to its end.
+ */
+export type RunId = string;
 /**
  * A frame the server sends, but agent-run frames (docs/PROTOCOL.md section 3).
  */
@@ -274,7 +286,8 @@ export type ErrorCode =
   | "already_live"
   | "invalid_token"
   | "refresh_in_progress"
-  | "backend_unavailable";
+  | "backend_unavailable"
+  | "unknown_run";
 /**
  * An agent-run frame: `type` is the event (`producer_lost`: the server ended the run because its producer went away), `stream`/`epoch`/`seq` its place in the user stream.
  */
@@ -486,10 +499,6 @@ export type RunFrame =
  * The agent that produces a run (for display and reports).
  */
 export type AgentId = string;
-/**
- * One agent run: the events of one invocation of an agent, from `agent_started` to its end.
- */
-export type RunId = string;
 
 /**
  * A place in a stream: its epoch and the last sequence number seen (0 = nothing yet).

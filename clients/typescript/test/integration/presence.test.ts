@@ -95,6 +95,7 @@ describe("presence", () => {
 
   test("presence false does not watch: no list, no presence events", async () => {
     const hal = client(server.ws, "hal");
+    const halHeard = new Recorder<string>(hal, "presence", (p: PresenceFrame) => `${p.event}:${p.user}`);
     await hal.connect();
     await hal.join("quiet", { presence: true });
     const fay = client(server.ws, "fay");
@@ -108,7 +109,7 @@ describe("presence", () => {
     await gus.connect();
     await gus.join("quiet");
     // Hal, who watches, hears gus arrive; fay, who does not, hears nothing up to her pong.
-    await next(hal, "presence", (p) => p.event === "join" && p.user === "gus");
+    await halHeard.until((h) => h.includes("join:gus"));
     await fay.ping();
     assert.equal(fay.members("quiet"), undefined);
     assert.deepEqual(heard.seen, []);
