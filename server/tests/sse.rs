@@ -305,6 +305,20 @@ async fn an_idle_stream_gets_keep_alives_and_outlives_the_heartbeat_timeout() {
     assert_eq!(alice.json().await["type"], "pong");
 }
 
+/// An open stream is a request in progress, however long it lasts: the connection front does
+/// not take it for an idle connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_outlives_the_idle_and_request_timeouts() {
+    let file = "[http]\nidle_timeout_secs = 1\nrequest_timeout_secs = 1\n\n[heartbeat]\ninterval_secs = 1\ntimeout_secs = 2";
+    let server = TestServer::with(file).await;
+    let mut alice = stream(&server, "alice", &[]).await;
+    alice.idle(Duration::from_secs(4)).await;
+    server
+        .publish(json!({"user": "alice"}), "still", json!(0))
+        .await;
+    assert_eq!(alice.json().await["event"], "still");
+}
+
 /// A stream that is not read is closed as a slow consumer, with the documented terminal
 /// event if the peer reads again in time, and never holds more than the queue bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
