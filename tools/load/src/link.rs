@@ -133,7 +133,8 @@ impl Link {
     /// Close it (at most 2 s for a WebSocket's closing handshake).
     pub async fn close(self) {
         if let Link::Ws(mut socket) = self {
-            let _ = tokio::time::timeout(Duration::from_secs(2), socket.close(None)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), SinkExt::close(&mut *socket)).await;
         }
     }
 }
