@@ -1,6 +1,6 @@
 //! `GET /sse` and `POST /sse/{conn}`: the client endpoint over Server-Sent Events, for clients
 //! (and networks) without WebSockets. The connection is the one `GET /ws` opens, with the same
-//! checks ([`admit_client`]): origin, credential (`Authorization: Bearer <token>`, or the
+//! checks (`gateway::admit_client`): origin, credential (`Authorization: Bearer <token>`, or the
 //! `token` or one-time `ticket` query parameter; an `EventSource` sets no headers), `thread`,
 //! and the user-stream position to resume from — the `Last-Event-ID` header a reconnecting
 //! `EventSource` sends (the events' ids are user-stream positions), else `resume=`. Its frames
