@@ -19,13 +19,14 @@
 //! refused with 4003 before `welcome`, exactly as a single node refuses it.
 
 pub mod origin;
+pub mod sse;
 
 use crate::api::ApiError;
 use crate::auth::{instant_of, Credential, TokenError};
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -55,7 +56,7 @@ pub struct Handshake {
     pub resume: Option<String>,
 }
 
-fn refuse(status: StatusCode, code: &str, message: String) -> Response {
+pub(crate) fn refuse(status: StatusCode, code: &str, message: String) -> Response {
     (status, Json(json!({"error": code, "message": message}))).into_response()
 }
 
@@ -66,40 +67,82 @@ pub async fn connect(
     Query(query): Query<Handshake>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let offered: Vec<&HeaderValue> = upgrade.requested_protocols().collect();
+    let credential = credential(&headers, &query, &offered);
+    match admit_client(
+        &state,
+        &headers,
+        credential,
+        &query,
+        query.resume.as_deref(),
+    )
+    .await
+    {
+        Admitted::Open(open) => {
+            let upgrade = upgrade.protocols([SUBPROTOCOL]);
+            switchboard_tokio::axum::upgrade(&state.handle, upgrade, open)
+        }
+        Admitted::Refused(refused) => {
+            switchboard_tokio::axum::refuse(&state.handle, upgrade, refused)
+        }
+        Admitted::Answer(answer) => answer,
+    }
+}
+
+/// What the checks every client connection passes (serving, origin, credential, position)
+/// decided.
+pub(crate) enum Admitted {
+    /// Open this connection.
+    Open(Open),
+    /// Refuse it with this close code, as the hub refuses an open.
+    Refused(OpenError),
+    /// Answer the request with this, opening nothing.
+    Answer(Response),
+}
+
+/// The checks of a client connection, whatever its transport: the server is serving, the
+/// origin is allowed, the credential proves a user, `resume` (if any) is a position; on a node
+/// of a cluster, the user is under the cluster-wide limit.
+pub(crate) async fn admit_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    credential: Result<Option<Credential<'_>>, WithoutSubprotocol>,
+    query: &Handshake,
+    resume: Option<&str>,
+) -> Admitted {
     if !state.lifecycle.is_serving() {
         let restart = state.bridge.is_some();
-        let refused = OpenError::ShuttingDown { restart };
-        return switchboard_tokio::axum::refuse(&state.handle, upgrade, refused);
+        return Admitted::Refused(OpenError::ShuttingDown { restart });
     }
     if !state.origins.allows(headers.get(header::ORIGIN)) {
         tracing::debug!("handshake refused: origin not allowed");
-        return refuse(
+        return Admitted::Answer(refuse(
             StatusCode::FORBIDDEN,
             "forbidden_origin",
-            "this origin may not open a WebSocket here (http.allowed_origins)".into(),
-        );
+            "this origin may not open a connection here (http.allowed_origins)".into(),
+        ));
     }
-    let verified = match credential(&headers, &query, &upgrade) {
+    let verified = match credential {
         Ok(Some(credential)) => state.auth.authenticate(credential).await,
         Ok(None) => Err(TokenError::Missing),
         Err(WithoutSubprotocol) => {
-            return refuse(
+            return Admitted::Answer(refuse(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 format!(
                     "offer the subprotocol {SUBPROTOCOL} beside {TOKEN_PROTOCOL_PREFIX}<token>"
                 ),
-            )
+            ))
         }
     };
     let identity = match verified {
         Ok(identity) => identity,
         Err(e) => {
             tracing::debug!(reason = e.reason(), "handshake refused");
-            return ApiError::unauthorized(e.reason(), e.to_string()).into_response();
+            let refused = ApiError::unauthorized(e.reason(), e.to_string());
+            return Admitted::Answer(refused.into_response());
         }
     };
-    let upgrade = upgrade.protocols([SUBPROTOCOL]);
     let mut open = Open::new(identity.user)
         .access(identity.join.access())
         .publish(identity.publish.access());
@@ -107,44 +150,43 @@ pub async fn connect(
     if let Some(exp) = identity.expires_at {
         open = open.expires_at(instant_of(exp));
     }
-    if let Some(thread) = query.thread.filter(|t| !t.is_empty()) {
-        open = open.thread(thread);
+    if let Some(thread) = query.thread.as_ref().filter(|t| !t.is_empty()) {
+        open = open.thread(thread.clone());
     }
-    if let Some(resume) = &query.resume {
+    if let Some(resume) = resume {
         match resume.parse::<Position>() {
             Ok(position) => open = open.resume(position),
             Err(_) => {
-                return refuse(
+                return Admitted::Answer(refuse(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
                     format!("resume={resume:?}: expected <epoch>:<seq>"),
-                )
+                ))
             }
         }
     }
     if let Some(bridge) = &state.bridge {
         if !admit(bridge, &open).await {
-            let refused = OpenError::UserLimit;
-            return switchboard_tokio::axum::refuse(&state.handle, upgrade, refused);
+            return Admitted::Refused(OpenError::UserLimit);
         }
         if state.shared_streams {
             prepare(bridge, &open).await;
         }
     }
-    switchboard_tokio::axum::upgrade(&state.handle, upgrade, open)
+    Admitted::Open(open)
 }
 
 /// A token offered in `Sec-WebSocket-Protocol` without [`SUBPROTOCOL`] beside it: the server
 /// could not answer with a protocol the client offered, and browsers fail such a handshake
 /// (400).
-struct WithoutSubprotocol;
+pub(crate) struct WithoutSubprotocol;
 
-/// The credential of a handshake, by precedence (see the module's documentation); `None`
-/// without one.
-fn credential<'a>(
+/// The credential of a handshake, by precedence (see the module's documentation), among
+/// `offered` WebSocket subprotocols (none for other transports); `None` without one.
+pub(crate) fn credential<'a>(
     headers: &'a HeaderMap,
     query: &'a Handshake,
-    upgrade: &'a WebSocketUpgrade,
+    offered: &[&'a HeaderValue],
 ) -> Result<Option<Credential<'a>>, WithoutSubprotocol> {
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -153,13 +195,11 @@ fn credential<'a>(
     if let Some(token) = bearer {
         return Ok(Some(Credential::Token(token)));
     }
-    let mut offered = upgrade
-        .requested_protocols()
-        .filter_map(|p| p.to_str().ok());
-    let in_protocol = offered.find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX));
+    let in_protocol = (offered.iter())
+        .filter_map(|p| p.to_str().ok())
+        .find_map(|p| p.strip_prefix(TOKEN_PROTOCOL_PREFIX));
     if let Some(token) = in_protocol {
-        let mut offered = upgrade.requested_protocols();
-        if !offered.any(|p| p == SUBPROTOCOL) {
+        if !offered.iter().any(|p| *p == SUBPROTOCOL) {
             return Err(WithoutSubprotocol);
         }
         return Ok(Some(Credential::Token(token)));

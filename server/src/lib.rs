@@ -29,7 +29,7 @@ pub mod state;
 pub mod webhook;
 
 use admission::{Admission, OpenFiles};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use lifecycle::Lifecycle;
 use settings::{HttpLimits, Settings};
@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use switchboard::{Reason, UserLimitPolicy};
 use switchboard_redis::{Bridge, BridgeOptions};
-use switchboard_tokio::{cluster_channel, Builder, ClusterEvents, Handle, Tokio};
+use switchboard_tokio::{cluster_channel, Builder, ClusterEvents, Handle, SseConnections, Tokio};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -49,6 +49,8 @@ use tokio::task::JoinHandle;
 pub fn router(state: Arc<AppState>, limits: &HttpLimits, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/ws", get(gateway::connect))
+        .route("/sse", get(gateway::sse::connect))
+        .route("/sse/{conn}", post(gateway::sse::post))
         .nest("/api", api::routes(state.clone(), limits, max_body_bytes))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -169,6 +171,7 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         lifecycle: Lifecycle::new(shared_history),
         admission: admission.clone(),
         budgets: metrics::Budgets::of(&settings.hub, handle.shards()),
+        sse: SseConnections::new(),
         webhook: webhook_metrics,
         producers,
         producer: settings.producer,

@@ -8,7 +8,8 @@
 //!   HTTP/1.1, each later request head on a kept-alive connection must also arrive within it
 //!   (hyper's header read timeout, started when the previous response is done).
 //! - A connection with no request in progress for `idle_timeout` is shut down gracefully
-//!   (HTTP/2: `GOAWAY`). A request is in progress from its head to its response's head.
+//!   (HTTP/2: `GOAWAY`). A request is in progress from its head to the end of its response's
+//!   body: a Server-Sent Events stream is in progress for as long as it is open.
 //! - HTTP/2: at most `http2_max_concurrent_streams` streams per connection, keep-alive pings
 //!   every `http2_keep_alive` (a peer that does not answer one within as long is dropped).
 //! - A failing `accept` (out of descriptors, usually) is counted, logged at most once per
@@ -21,9 +22,11 @@
 
 use crate::admission::{Admission, Stage, Ticket};
 use crate::settings::HttpLimits;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::response::Response;
 use axum::Router;
 use hyper::body::Incoming;
+use hyper::body::{Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -367,8 +370,35 @@ impl hyper::service::Service<Request<Incoming>> for Counted {
         let app = self.app.clone();
         Box::pin(async move {
             let response = app.oneshot(request).await;
-            drop(busy);
-            response
+            Ok(response?.map(|body| Body::new(InProgress { body, _busy: busy })))
         })
+    }
+}
+
+/// A response body that keeps its request in progress until it is written (or dropped): a
+/// Server-Sent Events stream is a request in progress for as long as it is open, never an idle
+/// connection.
+struct InProgress {
+    body: Body,
+    _busy: Busy,
+}
+
+impl HttpBody for InProgress {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -80,6 +80,8 @@ pub struct Scrape {
     pub process: Option<ProcessStats>,
     /// The webhook's counters (`switchboard_webhook_*`), when one is configured.
     pub webhook: Option<WebhookMetrics>,
+    /// Open Server-Sent Events connections (the others are WebSockets).
+    pub sse_connections: usize,
 }
 
 impl Scrape {
@@ -143,6 +145,21 @@ impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let mut f = Families(&mut encoder);
         render_hub(&mut f, &self.stats, self.uptime_secs)?;
+        // Counted apart while they register, so an SSE connection that just closed is never
+        // taken from the WebSockets.
+        let sse = self.sse_connections.min(self.stats.connections);
+        f.labelled(
+            "connections_by_transport",
+            "Open connections by transport (websocket, sse).",
+            MetricType::Gauge,
+            [
+                (
+                    [("transport", "websocket")],
+                    (self.stats.connections - sse) as u64,
+                ),
+                ([("transport", "sse")], sse as u64),
+            ],
+        )?;
         render_budgets(&mut f, &self.budgets)?;
         render_front(&mut f, &self.front)?;
         if let Some(cluster) = &self.cluster {
@@ -163,7 +180,7 @@ fn render_hub(f: &mut Families, stats: &Stats, uptime_secs: f64) -> fmt::Result 
     let gauges: [(&str, &str, usize); 12] = [
         (
             "connections",
-            "Open WebSocket connections.",
+            "Open client connections (WebSocket and Server-Sent Events).",
             stats.connections,
         ),
         (
@@ -601,6 +618,7 @@ mod tests {
             uptime_secs: 1.5,
             process: Some(process),
             webhook: Some(WebhookMetrics::default()),
+            sse_connections: 0,
         }
         .render();
         let mut families = Vec::new();

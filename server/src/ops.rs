@@ -38,6 +38,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         uptime_secs: state.started.elapsed().as_secs_f64(),
         process: ProcessStats::sample(),
         webhook: state.webhook.clone(),
+        sse_connections: state.sse.len(),
     };
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],

@@ -13,7 +13,7 @@ use crate::webhook::metrics::WebhookMetrics;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard_redis::Bridge;
-use switchboard_tokio::{Handle, Tokio};
+use switchboard_tokio::{Handle, SseConnections, Tokio};
 
 /// Shared by the WebSocket endpoint, the API and the operations routes.
 #[derive(Debug)]
@@ -38,6 +38,9 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// The node's budgets, for `/metrics` and the dashboard.
     pub budgets: Budgets,
+    /// The Server-Sent Events connections open on this node, where `POST /sse/{conn}` finds
+    /// them.
+    pub sse: SseConnections,
     /// The webhook's counters, for `/metrics`, when `[webhook] url` is set.
     pub webhook: Option<WebhookMetrics>,
     /// The runs this node's producer channels own, and where their cancels go.

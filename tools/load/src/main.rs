@@ -1,6 +1,7 @@
 //! `switchboard-load`: drives a Switchboard server (or the baseline hub, which speaks the same
 //! subset of the protocol) with many WebSocket clients in one room, and measures what it
-//! delivers.
+//! delivers. With `--transport sse` the clients use Server-Sent Events instead (Switchboard
+//! only), so the two transports are measured on the same load.
 //!
 //! The coordinator (the process you start) re-executes itself as `--processes` workers, each
 //! holding its share of the clients over its own worker threads (one process may only hold so
@@ -21,6 +22,7 @@
 
 mod coordinator;
 mod histogram;
+mod link;
 mod worker;
 
 use clap::{Parser, ValueEnum};
@@ -62,9 +64,13 @@ pub struct Cli {
     /// `--server`].
     #[arg(long, value_name = "URL")]
     pub publish_to: Option<String>,
-    /// WebSocket clients, each its own user.
+    /// Clients, each its own user.
     #[arg(long, default_value_t = 100)]
     pub clients: usize,
+    /// How the clients connect: WebSockets (`/ws`) or Server-Sent Events (`/sse`, their
+    /// frames posted to `/sse/{conn}`).
+    #[arg(long, value_enum, default_value_t = link::Transport::Websocket)]
+    pub transport: link::Transport,
     /// Messages published to the room.
     #[arg(long, default_value_t = 10)]
     pub messages: usize,
@@ -120,13 +126,7 @@ pub struct Cli {
 impl Cli {
     /// The WebSocket endpoint of server `index` (an index into `--server`).
     pub fn ws_url(&self, index: usize) -> String {
-        let base = self.servers[index].trim_end_matches('/');
-        let base = base
-            .strip_prefix("http://")
-            .map(|rest| format!("ws://{rest}"))
-            .or_else(|| base.strip_prefix("https://").map(|r| format!("wss://{r}")))
-            .unwrap_or_else(|| base.to_owned());
-        format!("{base}/ws")
+        link::ws_url(&self.servers[index])
     }
 
     /// The server (an index into `--server`) client number `client` connects to: round-robin,

@@ -1,5 +1,5 @@
-//! A worker process: its share of the clients, each a WebSocket that joins the room and
-//! counts and times the messages it receives.
+//! A worker process: its share of the clients, each a connection ([`Link`]: a WebSocket or
+//! Server-Sent Events) that joins the room and counts and times the messages it receives.
 //!
 //! Talks to the coordinator in lines: it prints [`FromWorker::Ready`] once every client has
 //! joined (or failed), then waits on stdin for `go` (every message is published: wait at most
@@ -8,8 +8,8 @@
 //! them all or the time is up, then closes its clients and prints [`FromWorker::Report`].
 
 use crate::histogram::Histogram;
+use crate::link::{Link, Read, Transport};
 use crate::{now_us, Cli};
-use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,8 +19,6 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
 
 /// A line from a worker to the coordinator.
 #[derive(Debug, Serialize, Deserialize)]
@@ -118,8 +116,11 @@ struct Claims<'a> {
 
 /// Shared by the clients of one worker.
 struct Shared {
-    /// The WebSocket endpoint of each server.
-    urls: Vec<String>,
+    /// The base URL of each server.
+    servers: Vec<String>,
+    transport: Transport,
+    /// The HTTP client of Server-Sent Events links.
+    http: reqwest::Client,
     room: String,
     expected: usize,
     /// Clients that have every message; when all joined ones do, the worker stops early.
@@ -143,7 +144,11 @@ pub async fn run(cli: Cli, index: usize) -> Result<bool, String> {
     let key = EncodingKey::from_secret(cli.token_secret.as_bytes());
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
-        urls: (0..cli.servers.len()).map(|i| cli.ws_url(i)).collect(),
+        servers: (cli.servers.iter())
+            .map(|s| s.trim_end_matches('/').to_owned())
+            .collect(),
+        transport: cli.transport,
+        http: reqwest::Client::new(),
         room: cli.room.clone(),
         expected: cli.expected(),
         complete: AtomicUsize::new(0),
@@ -279,29 +284,25 @@ async fn client(
     joined: tokio::sync::mpsc::UnboundedSender<Result<usize, String>>,
 ) -> Option<Outcome> {
     let permit = handshakes.acquire_owned().await.ok()?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(0);
-    let url = format!("{}?token={token}", shared.urls[server]);
-    let mut socket =
-        match tokio_tungstenite::connect_async_with_config(url, Some(config), true).await {
-            Ok((socket, _)) => socket,
-            Err(e) => {
-                let _ = joined.send(Err(format!("connect: {e}")));
-                return None;
-            }
-        };
+    let server_url = &shared.servers[server];
+    let mut link = match Link::open(shared.transport, &shared.http, server_url, &token).await {
+        Ok(link) => link,
+        Err(e) => {
+            let _ = joined.send(Err(e));
+            return None;
+        }
+    };
     let join = format!(
         r#"{{"type":"join","room":{}}}"#,
         serde_json::Value::from(shared.room.as_str())
     );
-    if let Err(e) = socket.send(Message::text(join)).await {
+    if let Err(e) = link.send(join).await {
         let _ = joined.send(Err(format!("join: {e}")));
         return None;
     }
     loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) => match serde_json::from_str::<Incoming>(&text) {
+        match link.read().await {
+            Read::Text(text) => match serde_json::from_str::<Incoming>(&text) {
                 Ok(frame) if frame.kind == "joined" => break,
                 Ok(frame) if frame.kind == "error" => {
                     let _ = joined.send(Err(format!("join refused: {text}")));
@@ -309,20 +310,11 @@ async fn client(
                 }
                 _ => {}
             },
-            Some(Ok(Message::Close(close))) => {
-                let code = close.map_or(1005, |c| u16::from(c.code));
+            Read::Closed(code) => {
                 let _ = joined.send(Err(format!("closed with {code} before joining")));
                 return None;
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                let _ = joined.send(Err(format!("read: {e}")));
-                return None;
-            }
-            None => {
-                let _ = joined.send(Err("closed before joining".to_owned()));
-                return None;
-            }
+            Read::Other => {}
         }
     }
     drop(permit);
@@ -338,11 +330,11 @@ async fn client(
     let mut stop = shared.stop.clone();
     loop {
         let message = tokio::select! {
-            message = socket.next() => message,
+            message = link.read() => message,
             _ = stop.wait_for(|&stop| stop) => break,
         };
         match message {
-            Some(Ok(Message::Text(text))) => {
+            Read::Text(text) => {
                 let Ok(frame) = serde_json::from_str::<Incoming>(&text) else {
                     continue;
                 };
@@ -370,17 +362,13 @@ async fn client(
                     shared.complete_changed.notify_one();
                 }
             }
-            Some(Ok(Message::Close(close))) => {
-                outcome.closed = Some(close.map_or(1005, |c| u16::from(c.code)));
+            Read::Closed(code) => {
+                outcome.closed = Some(code);
                 break;
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                outcome.closed = Some(1006);
-                break;
-            }
+            Read::Other => {}
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), socket.close(None)).await;
+    link.close().await;
     Some(outcome)
 }

@@ -87,8 +87,19 @@ enum Ended {
     Abandoned,
 }
 
-/// Open `open` on its shard and run the connection until it ends.
-pub(crate) async fn drive<R: Runtime, S: Socket>(shards: Arc<Shards<R>>, open: Open, socket: S) {
+/// Open `open` on its shard and run the connection until it ends. `opened` is called with the
+/// connection's id once the hub accepted it, and what it returns is kept until the connection
+/// ends (or its task is dropped): a transport that must find its connections by id (the
+/// Server-Sent Events one, whose client frames arrive in other requests) registers them there.
+pub(crate) async fn drive<R, S, G>(
+    shards: Arc<Shards<R>>,
+    open: Open,
+    socket: S,
+    opened: impl FnOnce(ConnId) -> G,
+) where
+    R: Runtime,
+    S: Socket,
+{
     let runtime = shards.runtime.clone();
     let (close_timeout, write_timeout) =
         (shards.options.close_timeout, shards.options.write_timeout);
@@ -100,10 +111,10 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(shards: Arc<Shards<R>>, open: O
         out,
         closing: Some(closing),
     };
-    let opened = shards
+    let accepted = shards
         .call(shard, move |s, now| s.open(now, open, writer))
         .await;
-    let conn = match opened {
+    let conn = match accepted {
         Ok(Ok(conn)) => conn,
         Ok(Err(refused)) => return refuse(&shards, &mut sink, refused).await,
         Err(_stopped) => {
@@ -113,6 +124,7 @@ pub(crate) async fn drive<R: Runtime, S: Socket>(shards: Arc<Shards<R>>, open: O
     };
     tracing::Span::current().record("conn", tracing::field::display(conn));
     tracing::debug!(shard, %conn, "connection opened");
+    let _registered = opened(conn);
     let inbox = shards.inboxes[shard].clone();
     let ended = {
         let reader = read(&mut stream, &inbox, conn).fuse();

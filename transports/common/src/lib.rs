@@ -28,6 +28,12 @@
 //!   written to the socket — the hub's backpressure signal;
 //! - the application's [`Events`] inbox for notices (application frames, closes, run reports).
 //!
+//! ## Server-Sent Events
+//!
+//! The same driver runs a connection whose server frames are a `text/event-stream` response
+//! body and whose client frames are posted in separate requests ([`Handle::open_sse`],
+//! [`SseConnections`]): a WebSocket connection in everything but its encoding.
+//!
 //! Channels are `async-channel` and `futures` oneshots; the only runtime calls are
 //! [`Runtime::spawn`] and [`Runtime::sleep_until`] (timeouts are a sleep raced against the
 //! work).
@@ -49,6 +55,7 @@ mod server;
 mod shard;
 mod shards;
 mod shutdown;
+mod sse;
 mod tasks;
 mod user;
 
@@ -64,6 +71,10 @@ pub use runtime::Runtime;
 pub use server::{
     position_from_query, write_buffer_limit, Authenticate, HandshakeCallback, Listen, Refusal,
     Request, Upgrade, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+};
+pub use sse::{
+    position_from_event_id, EventStream, PostError, SseConnections, SseInbox, SseSocket,
+    CHUNKS_IN_FLIGHT, INBOUND_FRAMES, MAX_FRAMES_PER_POST,
 };
 /// The tungstenite crate the adapters and the handshake are written against.
 pub use tungstenite;

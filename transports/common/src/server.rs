@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::sync::Arc;
-use switchboard::{BackpressureConfig, Open, OpenError, Position};
+use switchboard::{BackpressureConfig, ConnId, Open, OpenError, Position};
 use tracing::Instrument;
 use tungstenite::handshake::server::{Callback, ErrorResponse, Response};
 use tungstenite::http::StatusCode;
@@ -176,7 +176,7 @@ impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {
                     let (handle, auth) = (self.clone(), auth.clone());
                     let task = async move {
                         if let Some((open, ws)) = handle.handshake(io, &*auth).await {
-                            driver::drive(handle.shards, open, ws).await;
+                            driver::drive(handle.shards, open, ws, |_| ()).await;
                         }
                     };
                     if self.shards.spawn_tracked(task).is_err() {
@@ -201,10 +201,26 @@ impl<R: Runtime> Handle<R> {
     /// connection's task runs in the caller's current `tracing` span (a request's, say), and
     /// records the connection id in that span's `conn` field if it has one.
     pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
+        self.run_socket_with(open, socket, |_| ()).await;
+    }
+
+    /// [`Handle::run_socket`], calling `opened` with the connection's id once the hub accepted
+    /// it and keeping what it returns until the connection ends (or its task is dropped by
+    /// shutdown): for a transport that finds its connections by id, such as the Server-Sent
+    /// Events one, whose client frames arrive in other requests.
+    pub async fn run_socket_with<S, G>(
+        &self,
+        open: Open,
+        socket: S,
+        opened: impl FnOnce(ConnId) -> G + Send + 'static,
+    ) where
+        S: Socket,
+        G: Send + 'static,
+    {
         let (done, finished) = oneshot::channel::<()>();
         let shards = self.shards.clone();
         let task = async move {
-            driver::drive(shards, open, socket).await;
+            driver::drive(shards, open, socket, opened).await;
             let _ = done.send(());
         }
         .instrument(tracing::Span::current());

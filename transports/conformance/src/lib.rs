@@ -3,8 +3,9 @@
 //! One set of test bodies ([`cases`]) that every way of running a switchboard must pass,
 //! unchanged: the in-memory harness ([`InMemory`]), the tokio transport (on its own and
 //! embedded in an axum router, [`OnAxum`], as the server runs it), and the async-std
-//! transport under async-std and under smol ([`Network`]). The network transports are driven
-//! by real WebSocket clients over real sockets on 127.0.0.1.
+//! transport under async-std and under smol ([`Network`]), and the Server-Sent Events
+//! transport ([`Sse`]). The network transports are driven by real WebSocket clients (real HTTP
+//! clients for Server-Sent Events) over real sockets on 127.0.0.1.
 //!
 //! A transport joins by implementing [`Transport`] (start, connect, publish, agent update,
 //! advance the clock, shut down) with a [`Client`] (send, receive, pause, fall silent,
@@ -29,10 +30,12 @@ mod axum;
 pub mod cases;
 mod in_memory;
 mod network;
+mod sse;
 
 pub use axum::OnAxum;
 pub use in_memory::{InMemory, InMemoryClient};
 pub use network::{Network, OnAsyncStd, OnSmol, OnTokio, Setup};
+pub use sse::{OnSseRoutes, Sse, SseConnection};
 /// The network transports' client, what it reads, and the guard bounding every wait.
 pub use switchboard_testing::{guard, Received, WsClient};
 
@@ -179,7 +182,8 @@ pub fn run<T: Transport>(case: &str, body: impl Future<Output = ()>) {
 }
 
 /// Generate the suite over one transport: a module `$module` with one `#[test]` per case,
-/// each running [`cases`]`::<case>::<$transport>` through [`run`].
+/// each running [`cases`]`::<case>::<$transport>` through [`run`]. A transport for which some
+/// cases do not apply names the others: `suite!(@cases $module, $transport; case, ...)`.
 ///
 /// ```ignore
 /// switchboard_conformance::suite!(on_tokio, switchboard_conformance::Network<OnTokio>);

@@ -115,7 +115,7 @@ impl Setup for OnSmol {
 #[derive(Debug)]
 pub struct Network<S: Setup> {
     handle: Handle<S::Runtime>,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 /// The suite's authenticator: `?user=<id>`, optionally `&thread=<id>` (and `&resume=`, which

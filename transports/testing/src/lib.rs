@@ -6,15 +6,21 @@
 //!   any runtime (tokio, async-std, smol), with the readers the tests assert on;
 //! - [`guard`] and [`eventually`]: every wait for a server is bounded, so a bug fails instead
 //!   of hanging (guards against hangs, not timing assertions);
-//! - [`Redis`]: a `redis-server` from PATH on a free port, killed when dropped.
+//! - [`Redis`]: a `redis-server` from PATH on a free port, killed when dropped;
+//! - with the feature `sse`, `SseClient`: a real HTTP client (hyper, on tokio) of the
+//!   Server-Sent Events transport.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod client;
 mod redis;
+#[cfg(feature = "sse")]
+mod sse;
 
 pub use client::{small_socket, Received, WsClient, SMALL_BUFFER, SOCKET_SLACK};
 pub use redis::Redis;
+#[cfg(feature = "sse")]
+pub use sse::{post, Answer, SseClient, SseEvent};
 
 use futures_util::future::{self, Either};
 use std::future::Future;

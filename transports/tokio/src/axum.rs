@@ -23,6 +23,12 @@
 //!
 //! To turn a client away with a close code after all (e.g. a limit your application keeps),
 //! hand the upgrade to [`refuse`] instead: the client sees what it sees when the hub refuses.
+//!
+//! The same connections over Server-Sent Events: [`sse`], [`sse_post`] (module `sse`).
+
+mod sse;
+
+pub use sse::{last_event_position, sse, sse_post, sse_refuse, LAST_EVENT_ID};
 
 use crate::{Adapter, Codec, Frame, Handle, SocketError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};

@@ -58,7 +58,8 @@
 //! # }
 //! ```
 //!
-//! With the `axum` feature, `axum::upgrade` runs an axum `WebSocketUpgrade` on the hub.
+//! With the `axum` feature, `axum::upgrade` runs an axum `WebSocketUpgrade` on the hub, and
+//! `axum::sse` / `axum::sse_post` serve the same connections as Server-Sent Events.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -69,8 +70,9 @@ mod runtime;
 pub use runtime::Tokio;
 pub use switchboard_transport::{
     cluster_channel, http, position_from_query, Adapter, Authenticate, ClusterEvent, ClusterEvents,
-    ClusterSink, Codec, Error, Event, Events, Frame, Options, Refusal, Request, ShardedStats,
-    Socket, SocketError, Tungstenite, FRAMES_READ_AFTER_CLOSE,
+    ClusterSink, Codec, Error, Event, EventStream, Events, Frame, Options, PostError, Refusal,
+    Request, ShardedStats, Socket, SocketError, SseConnections, SseInbox, Tungstenite,
+    FRAMES_READ_AFTER_CLOSE, MAX_FRAMES_PER_POST,
 };
 
 /// Starts a switchboard on tokio (see [`switchboard_transport::Builder`]).
