@@ -44,6 +44,8 @@ impl Events {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http2_events_flow_and_posts_beside_the_stream_are_answered_in_order() {
     let server = TestServer::start().await;
+    // The sockets the server holds before: the test's own kept-alive one for `/metrics`, ...
+    let before = server.metric("http_connections").await;
     let client = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -84,6 +86,12 @@ async fn over_http2_events_flow_and_posts_beside_the_stream_are_answered_in_orde
         let pong = events.next().await;
         assert_eq!((&pong["type"], &pong["ref"]), (&json!("pong"), &json!(r)));
     }
+    let during = server.metric("http_connections").await;
+    assert_eq!(
+        during.zip(before).map(|(d, b)| d - b),
+        Some(1.0),
+        "the stream and its eight posts took one connection"
+    );
 
     // A message published to the user arrives on the stream without waiting for more.
     let (status, _) = server
