@@ -56,16 +56,9 @@ impl Directory {
         coalesce: Option<&CoalesceKey>,
         out: &mut Outputs,
     ) -> bool {
-        let Split {
-            conns, mut sink, ..
-        } = self.split(out);
-        sink.offer(
-            id,
-            &mut conns[id.index()],
-            |outbox, limits, backlog, send| {
-                outbox.offer(frame.clone(), coalesce, limits, backlog, send)
-            },
-        )
+        self.offer_to(id, out, |outbox, limits, backlog, send| {
+            outbox.offer(frame.clone(), coalesce, limits, backlog, send)
+        })
     }
 
     /// Offer a `frame` replayed from history: outside the queue limits (see `outbox`).
@@ -76,16 +69,22 @@ impl Directory {
         coalesce: Option<&CoalesceKey>,
         out: &mut Outputs,
     ) -> bool {
+        self.offer_to(id, out, |outbox, limits, backlog, send| {
+            outbox.offer_replay(frame.clone(), coalesce, limits, backlog, send)
+        })
+    }
+
+    /// Hand `id`'s outbox to `offer` (a live or a replayed frame) with the sink it sends to.
+    fn offer_to(
+        &mut self,
+        id: ConnId,
+        out: &mut Outputs,
+        offer: impl FnOnce(&mut Outbox, &BackpressureConfig, &mut Backlog, &mut SendNow<'_>) -> Offer,
+    ) -> bool {
         let Split {
             conns, mut sink, ..
         } = self.split(out);
-        sink.offer(
-            id,
-            &mut conns[id.index()],
-            |outbox, limits, backlog, send| {
-                outbox.offer_replay(frame.clone(), coalesce, limits, backlog, send)
-            },
-        )
+        sink.offer(id, &mut conns[id.index()], offer)
     }
 
     /// Offer `frame` to every open connection but `except`. Returns how many took it.
