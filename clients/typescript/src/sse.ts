@@ -12,10 +12,7 @@ import type { SocketCloseEvent, SocketEvent, SocketMessageEvent, WebSocketLike }
 
 /** What the socket needs of an `EventSource` (the browser's, or the `eventsource` package's). */
 export interface EventSourceLike {
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { readonly data: unknown }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
-  addEventListener(type: "close", listener: (event: { readonly data: unknown }) => void): void;
+  addEventListener(type: "open" | "error" | "message" | "close", listener: (event: MessageEvent) => void): void;
   close(): void;
 }
 
@@ -87,14 +84,14 @@ export class SseSocket implements WebSocketLike {
     this.token = stream.searchParams.get("token");
     this.base = new URL(stream.pathname, stream);
     this.source = new EventSource(stream.toString());
-    this.source.onopen = () => {
+    this.source.addEventListener("open", () => {
       if (!this.done) this.dispatch("open", {});
-    };
-    this.source.onmessage = (event) => {
+    });
+    this.source.addEventListener("message", (event) => {
       if (this.done) return;
       if (this.conn === null) this.learnConn(event.data);
       this.dispatch("message", { data: event.data });
-    };
+    });
     this.source.addEventListener("close", (event) => {
       if (this.done) return;
       let code = ABNORMAL;
@@ -109,11 +106,11 @@ export class SseSocket implements WebSocketLike {
       this.finish(code, reason);
     });
     // Without a `close` event first, the stream failed (refused, cut, or ended early).
-    this.source.onerror = () => {
+    this.source.addEventListener("error", () => {
       if (this.done) return;
       this.dispatch("error", {});
       this.finish(ABNORMAL, "");
-    };
+    });
   }
 
   addEventListener(type: "message", listener: (event: SocketMessageEvent) => void): void;

@@ -7,40 +7,41 @@ import type { EventSourceConstructor, EventSourceLike, FetchLike } from "../../s
 
 /** One scripted `EventSource`. */
 export class FakeEventSource implements EventSourceLike {
-  onopen: ((event: unknown) => void) | null = null;
-  onmessage: ((event: { readonly data: unknown }) => void) | null = null;
-  onerror: ((event: unknown) => void) | null = null;
   closed = false;
-  private readonly closeListeners: ((event: { readonly data: unknown }) => void)[] = [];
+  private readonly listeners = new Map<string, ((event: MessageEvent) => void)[]>();
 
   constructor(readonly url: string) {}
 
-  addEventListener(_type: "close", listener: (event: { readonly data: unknown }) => void): void {
-    this.closeListeners.push(listener);
+  addEventListener(type: string, listener: (event: MessageEvent) => void): void {
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
   }
 
   close(): void {
     this.closed = true;
   }
 
+  private fire(type: string, data?: string): void {
+    for (const listener of this.listeners.get(type) ?? []) listener(new MessageEvent(type, { data }));
+  }
+
   /** The response started. */
   open(): void {
-    this.onopen?.({});
+    this.fire("open");
   }
 
   /** A default event carrying `frame`. */
   receive(frame: object): void {
-    this.onmessage?.({ data: JSON.stringify(frame) });
+    this.fire("message", JSON.stringify(frame));
   }
 
   /** The terminal `close` event. */
   serverClose(code: number, reason: string): void {
-    for (const listener of this.closeListeners) listener({ data: JSON.stringify({ code, reason }) });
+    this.fire("close", JSON.stringify({ code, reason }));
   }
 
   /** The stream failed (as `EventSource` reports a refused or ended response). */
   fail(): void {
-    this.onerror?.({});
+    this.fire("error");
   }
 }
 
