@@ -79,7 +79,8 @@ export class SseSocket implements WebSocketLike {
     const fetch = options.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
     if (EventSource === undefined) throw new TypeError("no EventSource in this environment: pass one as `EventSource`");
     if (fetch === undefined) throw new TypeError("no fetch in this environment: pass one as `fetch`");
-    this.fetch = fetch;
+    // Called as a plain function: a browser's `fetch` refuses any `this` but the window.
+    this.fetch = (url, init) => fetch(url, init);
     const stream = sseUrl(url);
     this.token = stream.searchParams.get("token");
     this.base = new URL(stream.pathname, stream);
