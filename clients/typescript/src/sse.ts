@@ -34,7 +34,7 @@ export interface SseOptions {
 }
 
 /** Frames per `POST /sse/{conn}`, the server's limit. */
-export const SSE_FRAMES_PER_POST = 64;
+const SSE_FRAMES_PER_POST = 64;
 /** Bytes per post beyond which the next frame goes in the next post (the default `max_frame_bytes`). */
 const SSE_BYTES_PER_POST = 64 * 1024;
 /** The close of a stream that ended without the server's `close` event, or of a refused post. */

@@ -39,6 +39,11 @@ export class FakeEventSource implements EventSourceLike {
     this.fire("close", JSON.stringify({ code, reason }));
   }
 
+  /** A `close` event carrying raw `data`. */
+  receiveClose(data: string): void {
+    this.fire("close", data);
+  }
+
   /** The stream failed (as `EventSource` reports a refused or ended response). */
   fail(): void {
     this.fire("error");

@@ -44,6 +44,13 @@ describe("the event-stream socket", () => {
     assert.equal(closes.length, 1);
   });
 
+  test("a close event whose data cannot be read still closes, as 1006", () => {
+    const { source, closes } = socket();
+    source.receiveClose("not json");
+    assert.deepEqual(closes, [{ code: 1006, reason: "" }]);
+    assert.equal(source.closed, true);
+  });
+
   test("a stream that fails without a close event closes with 1006, and the EventSource is closed", () => {
     const { source, closes, seen } = socket();
     source.fail();
