@@ -34,7 +34,11 @@ import type { BackoffOptions, CloseVerdict } from "./reconnect.js";
 import { Deferred, type Pending, Requests } from "./requests.js";
 import { RunAssembler, type RunAssemblerOptions, type RunView } from "./runs.js";
 import type { PositionStore } from "./storage.js";
+import { environmentEventSource, type EventSourceConstructor, type FetchLike, SseSocket } from "./sse.js";
 import { globalTimers, type Timers } from "./timers.js";
+
+/** The transport of the connection: a WebSocket, or Server-Sent Events (docs/PROTOCOL.md §10). */
+export type Transport = "websocket" | "sse";
 
 /** Where the client stands. */
 export type ConnectionState = "idle" | "connecting" | "connected" | "disconnected" | "closed";
@@ -49,6 +53,17 @@ export interface ClientOptions {
   readonly thread?: string | null;
   /** The WebSocket constructor. Default: the environment's (browsers); in Node 20, pass `ws`. */
   readonly WebSocket?: WebSocketConstructor;
+  /**
+   * `"websocket"` (default): WebSocket only. `"sse"`: Server-Sent Events only (`GET /sse` and
+   * `POST /sse/{conn}` beside the `url`'s `/ws`). `"auto"`: WebSocket, and Server-Sent Events for
+   * every following attempt once a WebSocket failed before it ever opened (an upgrade refused or
+   * broken by a proxy); the `transport` event says so.
+   */
+  readonly transport?: Transport | "auto";
+  /** The `EventSource` constructor for Server-Sent Events. Default: the environment's; in Node, the `eventsource` package. */
+  readonly EventSource?: EventSourceConstructor;
+  /** The `fetch` that posts frames over Server-Sent Events. Default: the environment's. */
+  readonly fetch?: FetchLike;
   /** Where positions are kept between page loads. Default: nowhere (memory only). */
   readonly store?: PositionStore;
   /** How often changed positions are saved to the store, at most, in ms. Default 1000. */
@@ -144,6 +159,8 @@ export interface ClientEvents {
   presence: PresenceFrame;
   /** Every frame received, before the client handles it (frames of unknown types too). */
   frame: ServerFrame | UnknownFrame;
+  /** The following attempts use this transport (with `transport: "auto"`, after a failed WebSocket). */
+  transport: Transport;
 }
 
 interface RoomState {
@@ -180,15 +197,27 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
   private resumeSent = false;
   private persistTimer: unknown = undefined;
   private stateNow: ConnectionState = "idle";
+  private transportNow: Transport;
   /** Saves the positions when the page goes away (a reload, a closed tab). */
   private readonly onPageHide = (): void => this.persistNow();
 
   constructor(options: ClientOptions) {
     super();
-    const WebSocket = options.WebSocket ?? environmentWebSocket();
+    const transport = options.transport ?? "websocket";
+    const sse = { EventSource: options.EventSource, fetch: options.fetch };
+    if (transport !== "websocket" && (sse.EventSource ?? environmentEventSource()) === undefined) {
+      throw new TypeError("no EventSource in this environment: pass one as `EventSource` (in Node, the `eventsource` package)");
+    }
+    const Sse: WebSocketConstructor = class extends SseSocket {
+      constructor(url: string) {
+        super(url, sse);
+      }
+    };
+    const WebSocket = transport === "sse" ? Sse : (options.WebSocket ?? environmentWebSocket());
     if (WebSocket === undefined) {
       throw new TypeError("no WebSocket in this environment: pass one as `WebSocket` (in Node 20, the `ws` package)");
     }
+    this.transportNow = transport === "sse" ? "sse" : "websocket";
     this.timers = options.timers ?? globalTimers;
     this.store = options.store;
     this.persistIntervalMs = options.persistIntervalMs ?? 1000;
@@ -202,6 +231,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         url: options.url,
         token: options.token,
         WebSocket,
+        fallback: transport === "auto" ? Sse : null,
         backoff: options.backoff ?? {},
         heartbeat: options.heartbeat ?? true,
         timers: this.timers,
@@ -213,8 +243,17 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         frame: (frame) => this.dispatch(frame as ServerFrame | UnknownFrame),
         closed: (verdict, delayMs) => this.onClosed(verdict, delayMs),
         error: (error) => this.emit("error", error),
+        fellBack: () => {
+          this.transportNow = "sse";
+          this.emit("transport", "sse");
+        },
       },
     );
+  }
+
+  /** The transport of the current (or next) connection attempt. */
+  get transport(): Transport {
+    return this.transportNow;
   }
 
   /** Where the client stands. */

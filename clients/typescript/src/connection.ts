@@ -49,6 +49,11 @@ export interface ConnectionSettings {
   readonly url: string;
   readonly token: TokenSource;
   readonly WebSocket: WebSocketConstructor;
+  /**
+   * The socket to use instead once `WebSocket` failed before it ever opened (an upgrade refused
+   * or broken by a proxy); `null`: none.
+   */
+  readonly fallback: WebSocketConstructor | null;
   readonly backoff: BackoffOptions;
   readonly heartbeat: boolean;
   readonly timers: Timers;
@@ -67,6 +72,8 @@ export interface ConnectionHooks {
   closed(verdict: CloseVerdict, delayMs: number | null): void;
   /** Something went wrong that does not close the connection by itself. */
   error(error: SwitchboardError): void;
+  /** The following attempts use the fallback socket. */
+  fellBack(): void;
 }
 
 /** The close a silent connection gets from the client's side (§1 "Heartbeat"). */
@@ -89,12 +96,17 @@ export class Connection {
   private heartbeatTimer: unknown = undefined;
   private heard = false;
   private probed = false;
+  /** The socket constructor of the next attempts. */
+  private Socket: WebSocketConstructor;
+  /** Whether a socket of the first constructor ever opened: then it is never given up. */
+  private everOpened = false;
 
   constructor(
     private readonly settings: ConnectionSettings,
     private readonly hooks: ConnectionHooks,
   ) {
     this.backoff = new Backoff(settings.backoff, settings.random);
+    this.Socket = settings.WebSocket;
   }
 
   /** Whether it is trying to be connected (started and not stopped). */
@@ -158,22 +170,36 @@ export class Connection {
     const handshake = this.hooks.handshake();
     let socket: WebSocketLike;
     try {
-      socket = new this.settings.WebSocket(handshakeUrl(this.settings.url, { token, ...handshake }));
+      socket = new this.Socket(handshakeUrl(this.settings.url, { token, ...handshake }));
     } catch (cause) {
       this.hooks.error(new SwitchboardError("socket", "the WebSocket could not be created", { cause }));
+      this.fallBackIfNeverOpened();
       this.closed(generation, { code: 0, label: "socket", rule: "backoff" });
       return;
     }
     this.socket = socket;
+    socket.addEventListener("open", () => {
+      if (generation === this.generation) this.everOpened = true;
+    });
     socket.addEventListener("message", (event) => {
       if (generation === this.generation) this.receive(event.data);
     });
     socket.addEventListener("close", (event) => {
-      if (generation === this.generation) this.closed(generation, classifyClose(event.code, event.reason));
+      if (generation !== this.generation) return;
+      this.fallBackIfNeverOpened();
+      this.closed(generation, classifyClose(event.code, event.reason));
     });
     socket.addEventListener("error", () => {
       if (generation === this.generation) this.hooks.error(new SwitchboardError("socket", "WebSocket error"));
     });
+  }
+
+  /** The first socket failed and none of its kind ever opened: use the fallback from now on. */
+  private fallBackIfNeverOpened(): void {
+    const fallback = this.settings.fallback;
+    if (this.everOpened || fallback === null || this.Socket === fallback) return;
+    this.Socket = fallback;
+    this.hooks.fellBack();
   }
 
   /** Hand a text frame over, parsed; anything else is reported and skipped. */

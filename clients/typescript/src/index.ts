@@ -19,6 +19,7 @@ export {
   type JoinOptions,
   type RequestOptions,
   type SendOptions,
+  type Transport,
 } from "./client.js";
 export type {
   SocketCloseEvent,
@@ -29,6 +30,7 @@ export type {
   WebSocketLike,
 } from "./connection.js";
 export type { Handler } from "./emitter.js";
+export { SseSocket, sseUrl, type EventSourceConstructor, type EventSourceLike, type FetchLike, type SseOptions } from "./sse.js";
 export { SwitchboardError, type ApplicationErrorCode, type ClientErrorCode, type SwitchboardErrorCode } from "./errors.js";
 export { Positions, type PositionSnapshot } from "./positions.js";
 export * from "./protocol.js";

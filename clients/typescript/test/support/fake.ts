@@ -95,6 +95,11 @@ export class FakeSocket implements WebSocketLike {
     for (const listener of this.listeners.get(type) ?? []) (listener as (e: object) => void)(event);
   }
 
+  /** The handshake succeeded. */
+  open(): void {
+    this.fire("open", {});
+  }
+
   /** The server sends a frame. */
   receive(frame: object): void {
     this.fire("message", { data: JSON.stringify(frame) });
