@@ -123,6 +123,21 @@ pub(crate) struct Gap {
     pub reason: GapReason,
 }
 
+impl Gap {
+    /// What of this gap a reader misses that has every entry from `from` on (0: a reader
+    /// not positioned yet misses all of it). A reader positioned ahead of this hub got the
+    /// numbers before `from` elsewhere; in a new epoch the old numbers mean nothing.
+    pub fn seen_from(self, from: u64) -> Option<Gap> {
+        if from == 0 || self.reason == GapReason::Epoch {
+            return Some(self);
+        }
+        (from <= self.to).then_some(Gap {
+            from: self.from.max(from),
+            ..self
+        })
+    }
+}
+
 /// A sequenced entry arrived again: the stream already has its position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AlreadyTaken;
@@ -216,10 +231,23 @@ impl Stream {
     /// Start at the sequencer's `head`, if this stream never had an entry: the next entry it
     /// takes is the one after it.
     pub fn start_at(&mut self, head: Position) {
-        if self.head == 0 && self.history.is_empty() {
+        if self.is_fresh() {
             self.epoch = head.epoch;
             self.head = head.seq;
         }
+    }
+
+    /// Take the epoch of a reader's position (the sequencer's numbering), if this stream
+    /// never had an entry; not its number: readers here already stand at this hub's head,
+    /// and the entries up to the reader's position may still reach them.
+    pub fn take_epoch(&mut self, position: Position) {
+        if self.is_fresh() {
+            self.epoch = position.epoch;
+        }
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.head == 0 && self.history.is_empty()
     }
 
     /// Take `position`, assigned by the cluster's sequencer, as the stream's next: an entry at
@@ -227,7 +255,7 @@ impl Stream {
     /// longer be replayed without a hole: they are dropped and the gap readers missed is
     /// returned (none for a stream that never had an entry, if this is the stream's first).
     fn adopt(&mut self, position: Position) -> Result<Option<Gap>, AlreadyTaken> {
-        let fresh = self.head == 0 && self.history.is_empty();
+        let fresh = self.is_fresh();
         let gap = if position.epoch != self.epoch {
             // A stream that never had an entry misses nothing if this is the first one.
             (!fresh || position.seq > 1).then_some(Gap {
@@ -284,7 +312,7 @@ impl Stream {
     /// a stream that never had an entry starts with it; otherwise it goes in front if it is
     /// the one just before the oldest kept and the bounds leave room. False if not kept.
     fn restore(&mut self, position: Position, entry: Entry, limits: &HistoryConfig) -> bool {
-        if self.head == 0 && self.history.is_empty() {
+        if self.is_fresh() {
             self.start_at(position);
             self.append(entry, limits);
             return true;

@@ -345,6 +345,51 @@ fn a_hole_or_a_new_epoch_is_announced_before_the_next_entry() {
     assert_eq!(frames[0]["epoch"], EPOCH + 1);
 }
 
+/// A member that read further on another hub joins where the room's stream has no entry yet
+/// (this hub missed the first one, or it is still on its way): the hub takes the reader's
+/// numbering but keeps its own head, so the member already there still receives the entry
+/// late, or a `gap` for it when it never comes, and the newcomer neither again.
+#[test]
+fn a_reader_ahead_of_a_hub_does_not_move_its_head_for_the_members_already_there() {
+    for missed in [true, false] {
+        let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+        let mut sequencer = Sequencer::default();
+        let alice = a.connect("alice");
+        sequencer.join(&mut a, alice, "lobby", None);
+        let bob = b.connect("bob");
+        sequencer.join(&mut b, bob, "lobby", None);
+        b.publish(room("lobby"), msg("m1"));
+        let first = sequencer.seal(&b.unsequenced().remove(0));
+        b.cluster(ClusterInput::Sequenced(&first));
+        assert_eq!(labels(&b.take(bob))[2..], ["m1"]);
+
+        let read = first.position;
+        b.drop_connection(bob);
+        let bob = a.connect("bob");
+        sequencer.join(&mut a, bob, "lobby", Some(read));
+        if !missed {
+            a.cluster(ClusterInput::Sequenced(&first));
+        }
+        a.publish(room("lobby"), msg("m2"));
+        sequencer.run(0, &mut [&mut a]);
+
+        let frames = a.take(alice);
+        let expected = if missed { "gap" } else { "m1" };
+        assert_eq!(labels(&frames)[2..], [expected, "m2"], "missed: {missed}");
+        if missed {
+            assert_eq!(
+                (&frames[2]["from"], &frames[2]["to"]),
+                (&1.into(), &1.into())
+            );
+        }
+        assert_eq!(
+            labels(&a.take(bob)),
+            ["welcome", "joined", "m2"],
+            "missed: {missed}"
+        );
+    }
+}
+
 /// What is not a stream entry (everyone, a single connection, ephemeral messages) is not
 /// sequenced: it is delivered at once, and relayed as before.
 #[test]

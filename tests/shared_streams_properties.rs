@@ -9,6 +9,7 @@
 mod support;
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use std::collections::{BTreeMap, HashMap};
 use support::sequencer::{send_join, shared_hub, Sequencer, EPOCH};
 use support::*;
@@ -92,7 +93,18 @@ fn sequence_all(
     }
 }
 
+fn proptest_config() -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/shared_streams_properties.txt"
+        )))),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
+    #![proptest_config(proptest_config())]
 
     /// Whatever the publishers, the joins and moves between hubs, when the sequencer answers,
     /// and the lost or repeated deliveries: one numbering everywhere (an entry's `seq` names

@@ -130,24 +130,29 @@ fn adopt(f: &mut Fanout<'_>, stream_id: &StreamId, position: Position) -> bool {
         Ok(gap) => gap,
     };
     if let Some(gap) = gap {
-        for id in readers(f, stream_id) {
-            replay::send_gap(
-                f.conns,
-                f.out,
-                Reply::to(id),
-                stream_id,
-                position.epoch,
-                gap,
-            );
+        for (id, from) in readers(f, stream_id) {
+            // A reader that came positioned ahead of this hub misses only what follows it.
+            if let Some(gap) = gap.seen_from(from) {
+                let (conns, out) = (&mut *f.conns, &mut *f.out);
+                replay::send_gap(conns, out, Reply::to(id), stream_id, position.epoch, gap);
+            }
         }
     }
     true
 }
 
-/// The connections reading `stream_id` here: the user's, or the room's members.
-fn readers(f: &Fanout<'_>, stream_id: &StreamId) -> Vec<ConnId> {
+/// The connections reading `stream_id` here (the user's, or the room's members), each with
+/// the number it has every entry from.
+fn readers(f: &Fanout<'_>, stream_id: &StreamId) -> Vec<(ConnId, u64)> {
     match stream_id {
-        StreamId::User(user) => f.conns.user_connections(user).to_vec(),
-        StreamId::Room(room) => f.rooms.members(room).iter().map(|m| m.conn).collect(),
+        StreamId::User(user) => (f.conns.user_connections(user).iter())
+            .map(|&id| (id, f.conns.conn(id).user_from))
+            .collect(),
+        StreamId::Room(room) => f
+            .rooms
+            .members(room)
+            .iter()
+            .map(|m| (m.conn, m.from))
+            .collect(),
     }
 }

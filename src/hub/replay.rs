@@ -79,9 +79,9 @@ pub(super) fn replay(
         false => None,
     };
     if let Some(p) = after.filter(|_| shared) {
-        // With shared streams a stream this hub never received an entry of starts where the
-        // reader is.
-        stream.start_at(p);
+        // With shared streams a stream this hub never received an entry of numbers as the
+        // reader's does; the reader stands ahead of it (below), not the others with it.
+        stream.take_epoch(p);
     }
     let head = stream.position();
     let (gap, from) = match after {
