@@ -2,9 +2,9 @@
 //! move between hubs with their positions, while a hub may miss or receive twice a sealed
 //! entry. Every entry's number names the same message on every hub, each reader's streams
 //! strictly increase from where it resumed or joined, every skipped number is covered by a
-//! `gap` before the next message (and nothing a gap covered arrives later), and once the
-//! cluster heals every reader still on a stream reaches its head. Failing cases are saved
-//! under `proptest-regressions/` and replayed first.
+//! `gap` before the next message (nothing a gap covered arrives later, and no gap covers what
+//! arrived before it), and once the cluster heals every reader still on a stream reaches its
+//! head. Failing cases are saved under `proptest-regressions/` and replayed first.
 
 mod support;
 
@@ -111,7 +111,8 @@ proptest! {
     /// the same message on every hub), each reader's user and room streams strictly increasing
     /// from where it resumed or joined (no duplicate, no reordering), every number a reader
     /// skips announced before the next message by a `gap` that covers it and no more (nothing
-    /// a gap called lost arrives after it), and, once the cluster heals, every reader still
+    /// a gap called lost arrives after it, and no gap calls lost what arrived before it), and,
+    /// once the cluster heals, every reader still
     /// on a stream at its head.
     #[test]
     fn one_numbering_in_order_and_every_hole_announced(
@@ -242,6 +243,10 @@ proptest! {
                         }
                         Some("gap") => {
                             let (from, to) = (frame["from"].as_u64().unwrap(), frame["to"].as_u64().unwrap());
+                            prop_assert!(
+                                last.is_none_or(|last| from > last),
+                                "hub {} {} {}: a gap {}..{} calls lost what arrived ({})", hub, conn, name, from, to, last.unwrap_or(0)
+                            );
                             gap = Some(gap.map_or((from, to), |(f, t)| (f.min(from), t.max(to))));
                         }
                         Some("message") => {
