@@ -136,7 +136,8 @@ pub enum DeviceOp {
 /// An operation of the `runs` target.
 #[derive(Debug, Clone, Arbitrary)]
 pub enum RunOp {
-    /// The next event of a user's run slot, picked by `action`, valid or not.
+    /// The next event of a user's run slot, picked by `action`, valid or not (in a running
+    /// run, `action % 16` from 10 to 15 is a message delta, to message `(action / 16) % 2`).
     Event {
         /// The user.
         user: u8,
