@@ -12,6 +12,9 @@ pub(crate) enum Fault {
     AlreadyLive,
     /// Thoughts never reach a reader that keeps up (`live_thoughts`).
     LiveThoughts,
+    /// A message delta offered to a queue that holds a delta of its message is dropped
+    /// instead of joined (`queued_delta`).
+    QueuedDelta,
 }
 
 /// True if `fault` is injected in this build and run.
@@ -28,6 +31,7 @@ pub(crate) fn injected(fault: Fault) -> bool {
         Fault::GapBound => "gap_bound",
         Fault::AlreadyLive => "already_live",
         Fault::LiveThoughts => "live_thoughts",
+        Fault::QueuedDelta => "queued_delta",
     };
     std::env::var("SWITCHBOARD_MUTATION").is_ok_and(|v| v == name)
 }

@@ -298,6 +298,9 @@ impl Outbox {
         let Some(i) = last else {
             return self.enqueue(frame, Some(key), limits, replay);
         };
+        if mutation::injected(Fault::QueuedDelta) {
+            return Offer::Appended;
+        }
         // A joined frame is never longer than the two it joins: check the fit before joining.
         let live_bytes = queue.queued_bytes - queue.replay_bytes;
         if live_bytes + frame.len() > limits.queue_bytes {

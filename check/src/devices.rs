@@ -33,11 +33,19 @@
 //! 6. **Streams.** The hub keeps exactly the shadow's streams, with the same heads and history
 //!    sizes; a stream created anew gets an epoch larger than any before it; every gauge the hub
 //!    keeps as its state changes equals a recount of that state.
+//! 7. **Messages.** Agent runs stream messages as deltas (at the right offset or not, after
+//!    their message's `final` one or not, outside a run); the hub refuses exactly those the
+//!    automaton refuses. Each delta frame is the message's exact text from its offset to the
+//!    end of the delta whose `seq` it carries, however many deltas a flush window, a queue or
+//!    history joined into it; each device assembles every message by offset with no hole, no
+//!    connection is sent live text it already has, and a connected reader holds every message
+//!    so far but what a flush window may hold for less than its width (module `messages`).
+//!    History keeps one entry per message, so the shadow's history sizes and gaps follow it.
 
 use arbitrary::Arbitrary;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 use switchboard::testing::Harness;
 use switchboard::{
     AgentEvent, AgentUpdate, BackpressureConfig, Config, ConnId, Delivery, EventKind,
@@ -70,8 +78,13 @@ const _: () =
     assert!(LONG_TICK.as_secs() >= MAX_AGE.as_secs() + RUN_IDLE.as_secs() + 3 * CLEANUP.as_secs());
 
 mod connections;
+mod messages;
 mod producers;
 mod reading;
+mod shadow;
+
+use messages::Msg;
+use shadow::{Entry, Incarnation, Item, Shadow};
 
 // ----- the cases ---------------------------------------------------------------------------
 
@@ -123,7 +136,8 @@ pub enum DeviceOp {
 /// An operation of the `runs` target.
 #[derive(Debug, Clone, Arbitrary)]
 pub enum RunOp {
-    /// The next event of a user's run slot, picked by `action`, valid or not.
+    /// The next event of a user's run slot, picked by `action`, valid or not (in a running
+    /// run, `action % 16` from 10 to 15 is a message delta, to message `(action / 16) % 2`).
     Event {
         /// The user.
         user: u8,
@@ -150,6 +164,8 @@ pub enum RunOp {
 pub struct RunsCase {
     /// Messages history keeps per stream (3 to 12).
     pub history: u8,
+    /// The flush window of message deltas: off, 10, 40 or 300 ms (taken modulo 4).
+    pub flush: u8,
     /// The devices (1 to 4).
     pub devices: Vec<DeviceSpec>,
     /// The operations.
@@ -198,6 +214,11 @@ pub struct ResumeCase {
     pub ops: Vec<ResumeOp>,
 }
 
+/// The flush window a `runs` case's `flush` picks.
+fn flush_of(flush: u8) -> Duration {
+    Duration::from_millis([0, 10, 40, 300][usize::from(flush % 4)])
+}
+
 fn config(history: u8) -> Config {
     let mut config = Config::development();
     config.limits.max_connections_per_user = MAX_DEVICES;
@@ -229,7 +250,8 @@ fn config(history: u8) -> Config {
 
 /// Run a `runs` case. The error says which step failed and how.
 pub fn run_runs(case: &RunsCase) -> Result<(), String> {
-    let Some(mut world) = World::new(case.history, &case.devices) else {
+    let flush = flush_of(case.flush);
+    let Some(mut world) = World::new(case.history, flush, &case.devices) else {
         return Ok(());
     };
     world.connect_all()?;
@@ -254,7 +276,8 @@ pub fn run_runs(case: &RunsCase) -> Result<(), String> {
 
 /// Run a `resume` case. The error says which step failed and how.
 pub fn run_resume(case: &ResumeCase) -> Result<(), String> {
-    let Some(mut world) = World::new(case.history, &case.devices) else {
+    let flush = Config::development().limits.message_flush;
+    let Some(mut world) = World::new(case.history, flush, &case.devices) else {
         return Ok(());
     };
     world.connect_all()?;
@@ -282,151 +305,6 @@ fn thread_of(t: u8) -> Option<usize> {
     match t % 3 {
         0 => None,
         t => Some(usize::from(t) - 1),
-    }
-}
-
-// ----- the shadow of the streams -----------------------------------------------------------
-
-/// What one message of a stream is.
-#[derive(Debug, Clone, PartialEq)]
-enum Item {
-    /// The `n`th application message.
-    Message(u64),
-    /// An agent run event: its frame type, and for tool events the tool and call id.
-    Run {
-        run: String,
-        kind: &'static str,
-        tool: Option<(&'static str, Option<&'static str>)>,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    item: Item,
-    /// The thread a user-stream message is for (`None`: every connection of the user).
-    thread: Option<usize>,
-}
-
-impl Entry {
-    /// The run whose `agent_thinking` this entry is, if it is one: a newer thought of the same
-    /// run replaces it in a reader's queue (the lossy lane).
-    fn thought_of(&self) -> Option<&str> {
-        match &self.item {
-            Item::Run {
-                run,
-                kind: "agent_thinking",
-                ..
-            } => Some(run),
-            _ => None,
-        }
-    }
-
-    /// True if `frame` is this entry.
-    fn is(&self, frame: &Value) -> bool {
-        match &self.item {
-            Item::Message(n) => frame["type"] == "message" && frame["event"] == event(*n),
-            Item::Run { run, kind, tool } => {
-                let tool_matches = match tool {
-                    None => true,
-                    Some((tool, call)) => frame["tool"] == *tool && frame["call_id"] == json!(call),
-                };
-                frame["type"] == *kind && frame["run"] == run.as_str() && tool_matches
-            }
-        }
-    }
-}
-
-/// One incarnation of a stream: its epoch (once learned), every message, and the first
-/// sequence number history still holds.
-#[derive(Debug, Clone)]
-struct Incarnation {
-    epoch: Option<u64>,
-    entries: Vec<Entry>,
-    oldest: u64,
-}
-
-impl Incarnation {
-    fn head(&self) -> u64 {
-        self.entries.len() as u64
-    }
-
-    fn entry(&self, seq: u64) -> &Entry {
-        &self.entries[seq as usize - 1]
-    }
-
-    fn is_empty(&self) -> bool {
-        self.oldest > self.head()
-    }
-}
-
-#[derive(Debug, Default)]
-struct Shadow {
-    history: u64,
-    streams: BTreeMap<StreamId, Incarnation>,
-    /// Incarnations dropped, by stream and epoch (frames read late may belong to them).
-    retired: HashMap<(StreamId, u64), Incarnation>,
-    /// The largest epoch learned before the current operation.
-    max_epoch: u64,
-    /// The largest epoch learned so far.
-    learned_epoch: u64,
-}
-
-impl Shadow {
-    fn ensure(&mut self, stream: &StreamId) -> &mut Incarnation {
-        self.streams
-            .entry(stream.clone())
-            .or_insert_with(|| Incarnation {
-                epoch: None,
-                entries: Vec::new(),
-                oldest: 1,
-            })
-    }
-
-    fn append(&mut self, stream: &StreamId, entry: Entry) -> u64 {
-        let history = self.history;
-        let s = self.ensure(stream);
-        s.entries.push(entry);
-        let head = s.head();
-        s.oldest = s.oldest.max((head + 1).saturating_sub(history));
-        head
-    }
-
-    fn remove(&mut self, stream: &StreamId) {
-        if let Some(s) = self.streams.remove(stream) {
-            if let Some(epoch) = s.epoch {
-                self.retired.insert((stream.clone(), epoch), s);
-            }
-        }
-    }
-
-    fn lookup(&self, stream: &StreamId, epoch: u64) -> Option<&Incarnation> {
-        match self.streams.get(stream) {
-            Some(s) if s.epoch == Some(epoch) => Some(s),
-            _ => self.retired.get(&(stream.clone(), epoch)),
-        }
-    }
-
-    /// Learn or confirm the epoch of a stream the hub reports at `position`.
-    fn learn(&mut self, stream: &StreamId, position: Position) -> Result<(), String> {
-        let max_epoch = self.max_epoch;
-        let s = self
-            .streams
-            .get_mut(stream)
-            .ok_or_else(|| format!("the hub keeps {stream}, the shadow not"))?;
-        ensure_eq!(position.seq, s.head(), "head of {}", stream);
-        match s.epoch {
-            Some(epoch) => ensure_eq!(position.epoch, epoch, "epoch of {}", stream),
-            None => {
-                ensure!(
-                    position.epoch > max_epoch,
-                    "{stream} was created anew with epoch {}, not above {max_epoch}",
-                    position.epoch
-                );
-                s.epoch = Some(position.epoch);
-                self.learned_epoch = self.learned_epoch.max(position.epoch);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -511,6 +389,9 @@ struct Device {
     /// in its queue a newer thought of their run came (it was not reading, not connected, or
     /// both came in one replay). Any other thought is owed to it.
     superseded: BTreeSet<(u64, u64)>,
+    /// Where the text of each message (by run and message) it assembled across its
+    /// connections ends, in characters.
+    texts: HashMap<(String, &'static str), u64>,
 }
 
 impl Device {
@@ -533,9 +414,14 @@ impl Device {
     }
 
     /// True if the device must receive entry `seq` of `incarnation` (unless a gap says it is
-    /// lost): it selects it, and it is not a thought superseded while it waited.
+    /// lost): it selects it, it is not a thought superseded while it waited, and it is not a
+    /// message delta (whose text may come joined into a later frame of its message: the text
+    /// the device assembles is checked instead, module `messages`).
     fn owes(&self, incarnation: &Incarnation, seq: u64) -> bool {
         let entry = incarnation.entry(seq);
+        if entry.message().is_some() {
+            return false;
+        }
         let waited = (entry.thought_of().is_some())
             .then_some(incarnation.epoch)
             .flatten()
@@ -573,6 +459,8 @@ struct ConnView {
     /// The last `(epoch, seq)` per stream.
     last: HashMap<StreamId, (u64, u64)>,
     runs: HashMap<String, RunView>,
+    /// Where the text of each message (by run and message) it received ends.
+    texts: HashMap<(String, &'static str), u64>,
 }
 
 /// Where a run slot's run is, for the producer.
@@ -589,6 +477,8 @@ struct Slot {
     run: String,
     thread: Option<usize>,
     state: Producer,
+    /// The run's two messages, as its producer streams them.
+    messages: [Msg; 2],
 }
 
 /// The hub, the shadow and the devices.
@@ -604,6 +494,8 @@ struct World {
     published: u64,
     /// The connection whose replay may carry `gap` frames during the current operation.
     replaying: Option<ConnId>,
+    /// The flush window of message deltas (zero: none).
+    flush: Duration,
 }
 
 fn event(n: u64) -> String {

@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | [`frames()`] | arbitrary bytes, read as client frames for a few connections | never a panic; every frame the hub writes is JSON of a type `docs/PROTOCOL.md` lists, with a listed error code, `ref` echoed exactly where the protocol says; every close code is listed and caused by what the protocol says causes it; the reply to each frame fits its type; no state is left once everyone left |
 //! | [`operations()`] | an [`Arbitrary`] sequence of hub operations ([`operations::Case`]) | the hub delivers exactly what a reference model predicts, in order, never across users, never past a limit |
-//! | [`runs()`] | agent-run events, producer loss, drops and reconnects ([`devices::RunsCase`]) | each connection and each device sees every run in the automaton's order, and exactly one ending |
+//! | [`runs()`] | agent-run events and message deltas (valid or not, under a flush window or none), producer loss, drops and reconnects ([`devices::RunsCase`]) | each connection and each device sees every run in the automaton's order, and exactly one ending; every reader assembles every message's exact text, with no hole and no text repeated live |
 //! | [`resume()`] | publishes, drops, reconnects and resumes ([`devices::ResumeCase`]) | every stream is delivered exactly once in order within history, with an exact `gap` outside it |
 //!
 //! Inputs of the structured targets are decoded with [`arbitrary::Unstructured`] from the raw
@@ -83,9 +83,10 @@ pub fn operations(data: &[u8]) {
     }
 }
 
-/// Target `runs`: decodes a [`devices::RunsCase`] (agent-run events, valid or not, producer
-/// loss, idle runs, drops, reconnects and slow readers) and checks every connection's and every
-/// device's view of every run. Panics on the first violation.
+/// Target `runs`: decodes a [`devices::RunsCase`] (agent-run events and message deltas, valid
+/// or not, producer loss, idle runs, drops, reconnects and slow readers) and checks every
+/// connection's and every device's view of every run and text of every message. Panics on the
+/// first violation.
 pub fn runs(data: &[u8]) {
     if let Some(case) = decode::<devices::RunsCase>(data) {
         if let Err(e) = devices::run_runs(&case) {

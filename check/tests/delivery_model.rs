@@ -38,8 +38,13 @@ fn device_op() -> impl Strategy<Value = DeviceOp> {
 }
 
 fn run_op() -> impl Strategy<Value = RunOp> {
+    // Actions 10 to 15 (modulo 16) of a running run are message deltas (`World::agent`):
+    // drawn on their own as well, so that runs stream messages at length.
+    let delta = (0..16u8, 10..16u8).prop_map(|(high, low)| high * 16 + low);
     prop_oneof![
         6 => (0..2u8, 0..2u8, any::<u8>())
+            .prop_map(|(user, slot, action)| RunOp::Event { user, slot, action }),
+        6 => (0..2u8, 0..2u8, delta)
             .prop_map(|(user, slot, action)| RunOp::Event { user, slot, action }),
         1 => (0..2u8, 0..2u8).prop_map(|(user, slot)| RunOp::ProducerLost { user, slot }),
         1 => Just(RunOp::Idle),
@@ -59,9 +64,11 @@ fn resume_op() -> impl Strategy<Value = ResumeOp> {
 }
 
 fn runs_case() -> impl Strategy<Value = RunsCase> {
-    (3..=12u8, vec(device_spec(), 1..=4), vec(run_op(), 1..=100)).prop_map(
-        |(history, devices, ops)| RunsCase {
+    let devices = vec(device_spec(), 1..=4);
+    (3..=12u8, 0..4u8, devices, vec(run_op(), 1..=100)).prop_map(
+        |(history, flush, devices, ops)| RunsCase {
             history,
+            flush,
             devices,
             ops,
         },

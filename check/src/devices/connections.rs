@@ -4,7 +4,7 @@
 use super::*;
 
 impl World {
-    pub(super) fn new(history: u8, specs: &[DeviceSpec]) -> Option<Self> {
+    pub(super) fn new(history: u8, flush: Duration, specs: &[DeviceSpec]) -> Option<Self> {
         let devices: Vec<Device> = specs
             .iter()
             .take(MAX_DEVICES)
@@ -22,16 +22,19 @@ impl World {
                 cut: HashSet::new(),
                 endings: HashMap::new(),
                 superseded: BTreeSet::new(),
+                texts: HashMap::new(),
             })
             .collect();
         if devices.is_empty() {
             return None;
         }
-        let config = config(history);
+        let mut config = config(history);
+        config.limits.message_flush = flush;
         let slot = Slot {
             run: String::new(),
             thread: None,
             state: Producer::Idle,
+            messages: Default::default(),
         };
         Some(Self {
             shadow: Shadow {
@@ -45,6 +48,7 @@ impl World {
             started: Vec::new(),
             published: 0,
             replaying: None,
+            flush,
         })
     }
 
@@ -130,7 +134,7 @@ impl World {
             DeviceOp::LongTick => {
                 self.advance(LONG_TICK)?;
                 for s in self.shadow.streams.values_mut() {
-                    s.oldest = s.head() + 1;
+                    s.kept.clear();
                 }
                 let idle: Vec<StreamId> = self
                     .shadow

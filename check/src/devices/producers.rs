@@ -1,6 +1,8 @@
 //! What is published in a case: messages to users, threads and rooms, and agent runs (events
-//! valid or not, lost producers), each mirrored in the shadow of its stream.
+//! valid or not, message deltas at the right offset or not, lost producers), each mirrored in
+//! the shadow of its stream.
 
+use super::messages::{self, MESSAGES};
 use super::*;
 
 impl World {
@@ -67,24 +69,39 @@ impl World {
     }
 
     /// The next event of run slot `slot` of `user`: a new run when the slot is idle or ended
-    /// (or, for some actions, an event for the ended run, which is refused); otherwise an event
-    /// picked by `action`, valid or not for the run's state.
+    /// (or, for some actions, a thought or a message delta for the ended run, or a delta for a
+    /// run never started, all refused); otherwise an event picked by `action`, valid or not for
+    /// the run's state: a thought, a tool call's start or end, a message delta (at the right
+    /// offset or not, ending the message or not, after it ended or not), an ending, or a second
+    /// `agent_started`.
     pub(super) fn agent(&mut self, user: usize, slot: usize, action: u8) -> Result<(), String> {
         let action = usize::from(action);
         let tool = TOOLS[(action / 10) % 2];
         let call_id = CALLS[(action / 20) % 3];
         let call = call_id.unwrap_or(tool).to_owned();
+        let message = (action / 16) % MESSAGES.len();
         let s = &mut self.slots[user][slot];
         let (event, valid) = match &s.state {
             Producer::Ended if action % 7 == 0 => (thinking(), false),
+            Producer::Idle | Producer::Ended if action % 7 == 1 => {
+                if s.state == Producer::Idle {
+                    s.run = format!("{}-unstarted{slot}", USERS[user]);
+                }
+                let (delta, _) = messages::delta(&s.messages[message], message, 10);
+                (delta, false)
+            }
             Producer::Idle | Producer::Ended => {
                 s.run = format!("{}-run{}", USERS[user], self.started.len() + 1);
                 s.thread = [None, Some(0), Some(1)][action % 3];
                 s.state = Producer::Idle;
+                s.messages = Default::default();
                 self.started.push((user, s.run.clone(), s.thread));
                 (AgentEvent::AgentStarted { data: json!(null) }, true)
             }
-            Producer::Running(open) => match action % 10 {
+            Producer::Running(_) if action % 16 >= 10 => {
+                messages::delta(&s.messages[message], message, action)
+            }
+            Producer::Running(open) => match action % 16 {
                 0 | 1 => (thinking(), true),
                 2 | 3 => {
                     let event = AgentEvent::ToolExecuting {
@@ -106,7 +123,8 @@ impl World {
                     let done = AgentEvent::AgentCompleted {
                         result: json!(null),
                     };
-                    (done, open.is_empty())
+                    let settled = s.messages.iter().all(messages::Msg::settled);
+                    (done, open.is_empty() && settled)
                 }
                 7 => (
                     AgentEvent::AgentFailed {
@@ -121,6 +139,10 @@ impl World {
         let kind = event.kind();
         let tool_of = matches!(kind, EventKind::ToolExecuting | EventKind::ToolCompleted)
             .then_some((tool, call_id));
+        let sent_text = match &event {
+            AgentEvent::AgentMessageDelta { text, last, .. } => Some((text.clone(), *last)),
+            _ => None,
+        };
         let update = AgentUpdate {
             run: s.run.as_str().into(),
             agent: "planner".into(),
@@ -148,14 +170,27 @@ impl World {
                     }
                     (state, _) => state.clone(),
                 };
-                let entry = Entry {
-                    item: Item::Run {
+                let item = match sent_text {
+                    Some((text, last)) => {
+                        let m = &mut s.messages[message];
+                        m.opened = true;
+                        m.ended |= last;
+                        m.text.push_str(&text);
+                        Item::Delta {
+                            run,
+                            message: MESSAGES[message],
+                            text: m.text.clone(),
+                            last,
+                            at: self.h.now(),
+                        }
+                    }
+                    None => Item::Run {
                         run,
                         kind: kind.as_str(),
                         tool: tool_of,
                     },
-                    thread,
                 };
+                let entry = Entry { item, thread };
                 self.appended(&stream, entry, &delivery)?;
                 if kind == EventKind::AgentThinking {
                     self.supersede_for_waiting(user, &stream);

@@ -53,7 +53,7 @@ impl World {
             .shadow
             .streams
             .values()
-            .map(|s| s.head() + 1 - s.oldest)
+            .map(|s| s.kept.len() as u64)
             .sum();
         let stats = self.h.hub().stats();
         ensure_eq!(stats.history_messages as u64, kept, "messages in history");
@@ -119,7 +119,7 @@ impl World {
                     );
                     ensure_eq!(
                         to,
-                        current.oldest - 1,
+                        current.oldest() - 1,
                         "a history gap ends before the oldest kept"
                     );
                     ensure!(from <= to, "an empty history gap");
@@ -130,7 +130,7 @@ impl World {
                     ensure_eq!(from, 1, "an epoch gap starts at 1");
                     ensure_eq!(
                         to,
-                        current.oldest - 1,
+                        current.oldest() - 1,
                         "an epoch gap ends before the oldest kept"
                     );
                 }
@@ -190,32 +190,39 @@ impl World {
             );
         }
         device.cursor.insert(stream, Position { epoch, seq });
-        if let Item::Run { run, kind, tool } = &entry.item {
-            let call = tool.map(|(tool, call)| call.unwrap_or(tool).to_owned());
-            let strict = !device.cut.contains(run);
-            if is_ending(kind) {
-                *device.endings.entry(run.clone()).or_default() += 1;
+        let (run, kind, call) = match &entry.item {
+            Item::Message(_) => return Ok(()),
+            Item::Run { run, kind, tool } => {
+                let call = tool.map(|(tool, call)| call.unwrap_or(tool).to_owned());
+                (run, *kind, call)
             }
-            let across =
-                device
-                    .runs
-                    .entry(run.clone())
-                    .or_default()
-                    .see(kind, call.clone(), strict);
-            // A connection that resumed from a position may start in the middle of a run.
-            let here = view
-                .runs
-                .entry(run.clone())
-                .or_default()
-                .see(kind, call, false);
-            across.map_err(|e| format!("across resumes: {e}"))?;
-            here.map_err(|e| format!("on one connection: {e}"))?;
+            Item::Delta { run, message, .. } => {
+                messages::assemble(device, view, replay, f, run, message)?;
+                (run, "agent_message_delta", None)
+            }
+        };
+        let strict = !device.cut.contains(run);
+        if is_ending(kind) {
+            *device.endings.entry(run.clone()).or_default() += 1;
         }
-        Ok(())
+        let across = device
+            .runs
+            .entry(run.clone())
+            .or_default()
+            .see(kind, call.clone(), strict);
+        // A connection that resumed from a position may start in the middle of a run.
+        let here = view
+            .runs
+            .entry(run.clone())
+            .or_default()
+            .see(kind, call, false);
+        across.map_err(|e| format!("across resumes: {e}"))?;
+        here.map_err(|e| format!("on one connection: {e}"))
     }
 
     /// A connected device that reads has every message of its streams that it selects (only
-    /// thoughts superseded while they waited for it may be missing).
+    /// thoughts superseded while they waited for it may be missing), and the text of every
+    /// message so far (only a flush window may still hold the newest deltas).
     pub(super) fn check_complete(&self, d: usize) -> Result<(), String> {
         let device = &self.devices[d];
         if !device.connected || !device.reading {
@@ -240,7 +247,7 @@ impl World {
                 );
             }
         }
-        Ok(())
+        self.check_texts(d)
     }
 
     /// Everyone comes back and reads: every device ends up with every message, and with every
