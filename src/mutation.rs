@@ -12,6 +12,11 @@ pub(crate) enum Fault {
     AlreadyLive,
     /// Thoughts never reach a reader that keeps up (`live_thoughts`).
     LiveThoughts,
+    /// A connection out of strikes is never closed: its bad frame gets the `error` anyway
+    /// (`endless_strikes`).
+    EndlessStrikes,
+    /// The message rate allows a burst one frame larger than configured (`wider_burst`).
+    WiderBurst,
 }
 
 /// True if `fault` is injected in this build and run.
@@ -28,6 +33,8 @@ pub(crate) fn injected(fault: Fault) -> bool {
         Fault::GapBound => "gap_bound",
         Fault::AlreadyLive => "already_live",
         Fault::LiveThoughts => "live_thoughts",
+        Fault::EndlessStrikes => "endless_strikes",
+        Fault::WiderBurst => "wider_burst",
     };
     std::env::var("SWITCHBOARD_MUTATION").is_ok_and(|v| v == name)
 }
