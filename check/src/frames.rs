@@ -39,7 +39,10 @@
 //! label, and is one the command can cause: 1009 for an oversized frame, 1007 for invalid UTF-8,
 //! 1003 for a binary frame, 1008 or 4029 for bad frames past the strikes, 4029 for pings and
 //! unsolicited pongs past the rate and the strikes, 4008 for a reader that stopped, 4000 after
-//! silence. The reply to a text frame fits its type (a `ping` gets exactly
+//! silence; where the cause is certain the close is required (`required`: each connection's
+//! rate and strikes followed as token buckets in `budgets`, its silence, what a stopped reader
+//! is owed), and agent run events are accepted exactly as the run automaton says (`runs`).
+//! The reply to a text frame fits its type (a `ping` gets exactly
 //! one `pong` or `error`, a `publish` never echoes to its sender and is `forbidden` only to a room
 //! outside the sender's publish grant, ...); a `presence` frame names a room its recipient may
 //! join, and reaches a sender only in reply to a `join` or `resume`. At the end everyone
