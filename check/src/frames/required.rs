@@ -1,11 +1,12 @@
 //! The outcomes the `frames` target requires where their cause is certain, from the rules of
-//! `docs/PROTOCOL.md` followed per connection ([`Ledger`](super::budgets::Ledger)): a bad frame that finds no strike
+//! `docs/PROTOCOL.md` followed per connection ([`Ledger`]): a bad frame that finds no strike
 //! left closes with 1008 and one that finds a strike gets its `error`; a frame past the rate
 //! limit takes a strike (`rate_limited`) or closes with 4029; a connection silent for the
 //! heartbeat's `timeout` + `grace` closes with 4000, and not before; a reader that stopped
 //! reading closes with 4008 once more reliable frames are owed to it than its queue holds, and
 //! only a reader that stopped may close with 4008.
 
+use super::budgets::Ledger;
 use super::*;
 
 /// The `error` code a text frame (of an allowed size, valid UTF-8) gets whatever the hub's
@@ -43,6 +44,55 @@ fn most_rejections(bytes: &[u8]) -> usize {
 /// Whether `frame` is an `error` with `code`.
 fn is_error(frame: &BTreeMap<String, Box<RawValue>>, code: &str) -> bool {
     str_field(frame, "type") == "error" && str_field(frame, "code") == code
+}
+
+/// What the hub did with a frame: the sender's close, the replies it was seen to get, and
+/// whether it was reading.
+type Seen<'a> = (Option<u16>, &'a [BTreeMap<String, Box<RawValue>>], bool);
+
+/// A frame that certainly takes a strike: while one is left it stays open (a stopped reader
+/// may overflow with the reply: 4008) and a reader sees exactly the `error` (none for a
+/// control frame), else it closes with `close` and gets nothing.
+fn certain_strike(
+    ledger: &mut Ledger,
+    now: Instant,
+    (closed, replies, reading): Seen<'_>,
+    error: Option<&str>,
+    close: u16,
+) -> Result<(), String> {
+    let took = match ledger.strikes.decides(now) {
+        Some(true) => {
+            if !(closed.is_none() || (!reading && closed == Some(4008))) {
+                return Err(format!("closed with {closed:?} although a strike was left"));
+            }
+            true
+        }
+        Some(false) if closed != Some(close) => {
+            return Err(format!(
+                "closed with {closed:?}, not {close}, with no strike left"
+            ));
+        }
+        Some(false) => false,
+        None => closed != Some(close),
+    };
+    let expected = match error {
+        Some(code) if took => vec![code],
+        _ => vec![],
+    };
+    let got: Vec<String> = replies.iter().map(|r| str_field(r, "code")).collect();
+    let exact = replies.len() == expected.len()
+        && replies
+            .iter()
+            .zip(&expected)
+            .all(|(r, code)| is_error(r, code));
+    // A reply to a reader that stopped may still be queued; a reader that keeps up has it,
+    // and a closed connection has nothing.
+    let seen = exact || (!reading && replies.is_empty());
+    let due = !took || (reading && closed.is_none());
+    if due && !seen {
+        return Err(format!("replies {got:?} where exactly {expected:?} is due"));
+    }
+    ledger.strikes.took(now, took)
 }
 
 impl Script {
@@ -85,37 +135,10 @@ impl Script {
         ledger.rate.took(now, within).unwrap_or_else(|e| fail(e));
         let rate_limited = replies.iter().any(|r| is_error(r, "rate_limited"));
         if !within {
-            // Over the rate: a strike, with `rate_limited` for a text frame, or 4029.
-            let took = match ledger.strikes.decides(now) {
-                Some(true) => {
-                    assert!(
-                        closed.is_none() || (!reading && closed == Some(4008)),
-                        "a frame over the rate with a strike left closed with {closed:?}"
-                    );
-                    if reading && bytes.is_some() && closed.is_none() {
-                        assert!(
-                            replies.len() == 1 && rate_limited,
-                            "a text frame over the rate with a strike left is answered \
-                             rate_limited alone: {replies:?}"
-                        );
-                    }
-                    true
-                }
-                Some(false) => {
-                    assert_eq!(
-                        closed,
-                        Some(4029),
-                        "a frame over the rate with no strike left closes with 4029"
-                    );
-                    false
-                }
-                None => closed != Some(4029),
-            };
-            assert!(
-                took || replies.is_empty(),
-                "a connection closed with 4029 got {replies:?}"
-            );
-            ledger.strikes.took(now, took).unwrap_or_else(|e| fail(e));
+            // Over the rate: a strike, answered `rate_limited` (a text frame only), or 4029.
+            let error = bytes.map(|_| "rate_limited");
+            certain_strike(ledger, now, (closed, replies, reading), error, 4029)
+                .unwrap_or_else(|e| fail(format!("over the rate: {e}")));
             return;
         }
         assert!(
@@ -127,36 +150,8 @@ impl Script {
             return;
         };
         if let Some(code) = certain_rejection(doc, app_types, bytes) {
-            let took = match ledger.strikes.decides(now) {
-                Some(true) => {
-                    assert!(
-                        closed.is_none() || (!reading && closed == Some(4008)),
-                        "{code} with a strike left closed with {closed:?}"
-                    );
-                    true
-                }
-                Some(false) => {
-                    assert_eq!(
-                        closed,
-                        Some(1008),
-                        "{code} with no strike left closes with 1008"
-                    );
-                    false
-                }
-                None => closed != Some(1008),
-            };
-            if took && reading && closed.is_none() {
-                assert!(
-                    replies.len() == 1 && is_error(&replies[0], code),
-                    "a frame that is {code} with a strike left gets exactly that error: \
-                     {replies:?}"
-                );
-            }
-            assert!(
-                took || replies.is_empty(),
-                "a connection closed with 1008 got {replies:?}"
-            );
-            ledger.strikes.took(now, took).unwrap_or_else(|e| fail(e));
+            certain_strike(ledger, now, (closed, replies, reading), Some(code), 1008)
+                .unwrap_or_else(|e| fail(format!("{code}: {e}")));
             return;
         }
         // The hub's state decides: read the strikes off its replies.
