@@ -463,11 +463,11 @@ impl Script {
                 Output::Socket(SocketOutput::Send { conn, frame }) => {
                     let parsed = self.check_frame(conn, &frame);
                     let kind = str_field(&parsed, "type");
-                    *self.outcomes.frames.entry(kind).or_default() += 1;
-                    if str_field(&parsed, "type") == "error" {
+                    if kind == "error" {
                         let code = str_field(&parsed, "code");
                         *self.outcomes.errors.entry(code).or_default() += 1;
                     }
+                    *self.outcomes.frames.entry(kind).or_default() += 1;
                     self.frames.entry(conn).or_default().push(parsed);
                     let c = self
                         .conns
