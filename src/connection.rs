@@ -5,6 +5,7 @@ use crate::access::RoomAccess;
 use crate::config::{Config, TokenConfig};
 use crate::heartbeat::{Heartbeat, Liveness, RttStats};
 use crate::id::{ConnId, RoomId, ThreadId, UserId};
+use crate::mutation::{self, Fault};
 use crate::outbox::Outbox;
 use crate::rate::TokenBucket;
 use crate::token::{Due, Refreshing, TokenLife};
@@ -93,7 +94,7 @@ impl Connection {
             heartbeat: Heartbeat::new(now, &config.heartbeat),
             rate: TokenBucket::new(
                 now,
-                limits.message_burst,
+                limits.message_burst + u32::from(mutation::injected(Fault::WiderBurst)),
                 limits.messages_per_second,
                 Duration::from_secs(1),
             ),

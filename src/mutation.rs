@@ -15,6 +15,11 @@ pub(crate) enum Fault {
     /// A message delta offered to a queue that holds a delta of its message is dropped
     /// instead of joined (`queued_delta`).
     QueuedDelta,
+    /// A connection out of strikes is never closed: its bad frame gets the `error` anyway
+    /// (`endless_strikes`).
+    EndlessStrikes,
+    /// The message rate allows a burst one frame larger than configured (`wider_burst`).
+    WiderBurst,
 }
 
 /// True if `fault` is injected in this build and run.
@@ -32,6 +37,8 @@ pub(crate) fn injected(fault: Fault) -> bool {
         Fault::AlreadyLive => "already_live",
         Fault::LiveThoughts => "live_thoughts",
         Fault::QueuedDelta => "queued_delta",
+        Fault::EndlessStrikes => "endless_strikes",
+        Fault::WiderBurst => "wider_burst",
     };
     std::env::var("SWITCHBOARD_MUTATION").is_ok_and(|v| v == name)
 }

@@ -39,7 +39,10 @@
 //! label, and is one the command can cause: 1009 for an oversized frame, 1007 for invalid UTF-8,
 //! 1003 for a binary frame, 1008 or 4029 for bad frames past the strikes, 4029 for pings and
 //! unsolicited pongs past the rate and the strikes, 4008 for a reader that stopped, 4000 after
-//! silence. The reply to a text frame fits its type (a `ping` gets exactly
+//! silence; where the cause is certain the close is required (`required`: each connection's
+//! rate and strikes followed as token buckets in `budgets`, its silence, what a stopped reader
+//! is owed), and agent run events are accepted exactly as the run automaton says (`runs`).
+//! The reply to a text frame fits its type (a `ping` gets exactly
 //! one `pong` or `error`, a `publish` never echoes to its sender and is `forbidden` only to a room
 //! outside the sender's publish grant, ...); a `presence` frame names a room its recipient may
 //! join, and reaches a sender only in reply to a `join` or `resume`. At the end everyone
@@ -55,7 +58,10 @@ use switchboard::{
     Output, Reason, RoomAccess, SocketInput, SocketOutput, StreamId, Target, UserId,
 };
 
+mod budgets;
 mod oracles;
+mod required;
+mod runs;
 
 const SLOTS: usize = 4;
 const MAX_FRAME: usize = 512;
@@ -123,14 +129,18 @@ struct Cause {
     sender: Option<(ConnId, Sent)>,
     /// Time moved: heartbeat closes are possible.
     time: bool,
+    /// Whether the sender was reading when it sent the frame.
+    reading: bool,
 }
 
 #[derive(Debug)]
 enum Sent {
     Text(Vec<u8>),
     Binary,
-    /// A ping, or a pong (which may answer no ping of the hub's).
-    Control,
+    /// A ping, or a pong; `counted` against the rate unless it answers the hub's ping.
+    Control {
+        counted: bool,
+    },
 }
 
 /// The head of a client frame, parsed like the hub parses it.
@@ -153,6 +163,12 @@ struct Script {
     /// Frames and closes of the current command, per connection.
     frames: BTreeMap<ConnId, Vec<BTreeMap<String, Box<RawValue>>>>,
     closes: BTreeMap<ConnId, (u16, Reason)>,
+    /// The connections the current command closed.
+    gone: BTreeMap<ConnId, Conn>,
+    /// What each open connection may spend and is owed.
+    ledgers: HashMap<ConnId, budgets::Ledger>,
+    /// Each user's run `r1`.
+    runs: HashMap<UserId, runs::RunModel>,
     /// What the whole script caused.
     outcomes: Outcomes,
 }
@@ -164,6 +180,10 @@ pub struct Outcomes {
     pub closes: BTreeMap<u16, usize>,
     /// The `code` of every `error` frame.
     pub errors: BTreeMap<String, usize>,
+    /// The `type` of every frame written.
+    pub frames: BTreeMap<String, usize>,
+    /// Agent run events the hub accepted and refused.
+    pub updates: (usize, usize),
 }
 
 /// Run one input, checking every oracle; what it caused.
@@ -176,6 +196,9 @@ pub fn run(data: &[u8]) -> Outcomes {
         slots: [None; SLOTS],
         frames: BTreeMap::new(),
         closes: BTreeMap::new(),
+        gone: BTreeMap::new(),
+        ledgers: HashMap::new(),
+        runs: HashMap::new(),
         outcomes: Outcomes::default(),
     };
     for slot in 0..SLOTS {
@@ -230,6 +253,8 @@ impl Script {
                     },
                 );
                 self.slots[slot] = Some(conn);
+                let ledger = budgets::Ledger::new(self.now, &self.hub.config().limits);
+                self.ledgers.insert(conn, ledger);
                 self.drain(&Cause::default());
                 let welcome = &self.frames[&conn][0];
                 assert_eq!(str_field(welcome, "type"), "welcome", "welcome first");
@@ -264,6 +289,7 @@ impl Script {
                 self.text(conn, frame.into_bytes());
             }
             (b'b', Some(conn)) => {
+                let reading = self.alive(conn);
                 let r = self.hub.handle_socket(
                     now,
                     SocketInput::Binary {
@@ -275,18 +301,28 @@ impl Script {
                 self.drain(&Cause {
                     sender: Some((conn, Sent::Binary)),
                     time: false,
+                    reading,
                 });
             }
             (b'p' | b'i', Some(conn)) => {
-                let input = match cmd {
-                    b'p' => SocketInput::Pong { conn, payload },
-                    _ => SocketInput::Ping { conn },
+                let reading = self.alive(conn);
+                let ledger = self.ledgers.get_mut(&conn).expect("open");
+                let (input, counted) = match cmd {
+                    b'p' => {
+                        let answers = ledger.ping.as_deref() == Some(payload);
+                        if answers {
+                            ledger.ping = None;
+                        }
+                        (SocketInput::Pong { conn, payload }, !answers)
+                    }
+                    _ => (SocketInput::Ping { conn }, true),
                 };
                 let r = self.hub.handle_socket(now, input);
                 assert!(r.is_ok(), "an open connection is known");
                 self.drain(&Cause {
-                    sender: Some((conn, Sent::Control)),
+                    sender: Some((conn, Sent::Control { counted })),
                     time: false,
+                    reading,
                 });
                 assert!(
                     self.frames.get(&conn).is_none_or(Vec::is_empty),
@@ -294,7 +330,14 @@ impl Script {
                 );
             }
             (b'w', _) => self.wait(Duration::from_millis(digits(payload).min(MAX_WAIT_MS))),
-            (b's', Some(conn)) => self.conns.get_mut(&conn).expect("open").reading = false,
+            (b's', Some(conn)) => {
+                let c = self.conns.get_mut(&conn).expect("open");
+                if c.reading {
+                    c.reading = false;
+                    let ledger = self.ledgers.get_mut(&conn).expect("open");
+                    (ledger.owed, ledger.sent) = (0, 0);
+                }
+            }
             (b'r', Some(conn)) => {
                 let c = self.conns.get_mut(&conn).expect("open");
                 c.reading = true;
@@ -309,6 +352,7 @@ impl Script {
                 let r = self.hub.handle_socket(now, SocketInput::Closed { conn });
                 assert!(r.is_ok(), "an open connection is known");
                 self.conns.remove(&conn);
+                self.ledgers.remove(&conn);
                 self.drain(&Cause::default());
                 assert!(self.hub.connection_info(conn).is_none(), "closed");
             }
@@ -316,25 +360,10 @@ impl Script {
             (b'a', _) => self.publish(slot, conn, payload),
             (b'g', _) => {
                 if let Ok(event) = serde_json::from_slice::<AgentEvent>(payload) {
-                    let user = slot_open(slot).user;
-                    let update = AgentUpdate {
-                        run: "r1".into(),
-                        agent: "fuzz".into(),
-                        thread: (slot == 1).then(|| "t1".into()),
-                        event,
-                    };
-                    // Out of order is refused to the producer; the oracles check what reached
-                    // clients either way.
-                    let _ = self.hub.send_agent_update(now, &user, update);
-                    self.drain(&Cause::default());
+                    self.agent_update(slot, event);
                 }
             }
-            (b'l', _) => {
-                let user = slot_open(slot).user;
-                let run = "r1".into();
-                let _ = self.hub.producer_lost(now, &user, &run);
-                self.drain(&Cause::default());
-            }
+            (b'l', _) => self.producer_lost(slot),
             (b't' | b'x' | b'b' | b'p' | b's' | b'r' | b'c', None) => {}
             _ => {
                 if let Some(conn) = self.slots[0].filter(|c| self.conns.contains_key(c)) {
@@ -366,6 +395,14 @@ impl Script {
             }
             _ => Target::Room("lobby".into()),
         };
+        if *kind == b'a' {
+            // A reliable live frame for every connection: one more owed to each stopped reader.
+            for (conn, c) in &self.conns {
+                if !c.reading {
+                    self.ledgers.get_mut(conn).expect("open").owed += 1;
+                }
+            }
+        }
         let r = self.hub.publish(self.now, target, &message);
         assert!(
             r.is_ok(),
@@ -375,6 +412,7 @@ impl Script {
     }
 
     fn text(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        let reading = self.alive(conn);
         let r = self.hub.handle_socket(
             self.now,
             SocketInput::Text {
@@ -386,6 +424,7 @@ impl Script {
         self.drain(&Cause {
             sender: Some((conn, Sent::Text(bytes))),
             time: false,
+            reading,
         });
     }
 
@@ -401,23 +440,34 @@ impl Script {
             self.drain(&Cause {
                 sender: None,
                 time: true,
+                reading: false,
             });
         }
         self.now = target;
+        self.require_state();
+    }
+
+    /// `conn` is about to send a frame: a sign of life. Whether it reads.
+    fn alive(&mut self, conn: ConnId) -> bool {
+        self.ledgers.get_mut(&conn).expect("open").alive_at = self.now;
+        self.conns[&conn].reading
     }
 
     /// Carry out every output like a transport, then check what the command caused.
     fn drain(&mut self, cause: &Cause) {
         self.frames.clear();
         self.closes.clear();
+        self.gone.clear();
         while let Some(output) = self.hub.poll_output() {
             match output {
                 Output::Socket(SocketOutput::Send { conn, frame }) => {
                     let parsed = self.check_frame(conn, &frame);
-                    if str_field(&parsed, "type") == "error" {
+                    let kind = str_field(&parsed, "type");
+                    if kind == "error" {
                         let code = str_field(&parsed, "code");
                         *self.outcomes.errors.entry(code).or_default() += 1;
                     }
+                    *self.outcomes.frames.entry(kind).or_default() += 1;
                     self.frames.entry(conn).or_default().push(parsed);
                     let c = self
                         .conns
@@ -431,17 +481,23 @@ impl Script {
                         assert!(r.is_ok(), "flushed while open");
                     } else {
                         c.unflushed += frame.len();
+                        self.ledgers.get_mut(&conn).expect("open").sent += 1;
                     }
                 }
                 Output::Socket(SocketOutput::Ping { conn, payload }) => {
                     let c = self.conns.get(&conn).expect("pings go to open connections");
+                    let ledger = self.ledgers.get_mut(&conn).expect("open");
                     if c.reading {
+                        ledger.alive_at = self.now;
+                        ledger.ping = None;
                         let pong = SocketInput::Pong {
                             conn,
                             payload: &payload,
                         };
                         let r = self.hub.handle_socket(self.now, pong);
                         assert!(r.is_ok(), "pong while open");
+                    } else {
+                        ledger.ping = Some(payload.to_vec());
                     }
                 }
                 Output::Socket(SocketOutput::Close { conn, code, reason }) => {
@@ -452,7 +508,9 @@ impl Script {
                         "close {code} {reason} is not in docs/PROTOCOL.md section 5"
                     );
                     assert_eq!(reason.close_code(), Some(code));
-                    assert!(self.conns.remove(&conn).is_some(), "closed twice: {conn}");
+                    let gone = self.conns.remove(&conn);
+                    assert!(gone.is_some(), "closed twice: {conn}");
+                    self.gone.extend(gone.map(|c| (conn, c)));
                     self.closes.insert(conn, (code, reason));
                     *self.outcomes.closes.entry(code).or_default() += 1;
                 }
@@ -468,6 +526,9 @@ impl Script {
             }
         }
         self.check_causes(cause);
+        self.require_budgets(cause);
+        self.require_closes(cause);
+        self.require_state();
         assert_eq!(
             self.hub.connection_count(),
             self.conns.len(),
@@ -484,6 +545,7 @@ impl Script {
                 .handle_socket(self.now, SocketInput::Closed { conn });
             assert!(r.is_ok(), "an open connection is known");
             self.conns.remove(&conn);
+            self.ledgers.remove(&conn);
             self.drain(&Cause::default());
         }
         let config = self.hub.config();

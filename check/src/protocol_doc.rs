@@ -17,6 +17,10 @@ pub struct ProtocolDoc {
     pub max_ref_bytes: usize,
     /// Every `error` code (section 4).
     pub error_codes: BTreeSet<String>,
+    /// The `error` codes that take a strike (section 4, "Strike" column).
+    pub strike_codes: BTreeSet<String>,
+    /// Every client frame `type` (section 2).
+    pub client_types: BTreeSet<String>,
     /// Every close code with its label (section 5).
     pub close_codes: BTreeMap<u16, String>,
 }
@@ -73,13 +77,26 @@ impl ProtocolDoc {
             .and_then(|w| w[1].parse().ok())
             .expect("section 2 bounds the `ref`: \"of at most N bytes of JSON text\"");
 
-        let errors = section("## 4. Error codes", "**Strikes.**");
-        let error_codes = errors
+        let client_table = section("| `type` | Fields", "\n\n");
+        let client_types = client_table
             .lines()
             .filter_map(|l| l.strip_prefix("| `"))
             .filter_map(|l| l.split('`').next())
-            .filter(|c| *c != "code")
             .map(str::to_owned)
+            .collect();
+
+        let errors = section("## 4. Error codes", "**Strikes.**");
+        let rows = || {
+            errors
+                .lines()
+                .filter_map(|l| l.strip_prefix("| `"))
+                .filter_map(|l| Some((l.split('`').next()?, l.trim_end().ends_with("| yes |"))))
+                .filter(|(c, _)| *c != "code")
+        };
+        let error_codes = rows().map(|(c, _)| c.to_owned()).collect();
+        let strike_codes = rows()
+            .filter(|(_, strike)| *strike)
+            .map(|(c, _)| c.to_owned())
             .collect();
 
         let closes = section("## 5. Close codes", "## 6.");
@@ -97,6 +114,8 @@ impl ProtocolDoc {
             ref_types,
             max_ref_bytes,
             error_codes,
+            strike_codes,
+            client_types,
             close_codes,
         };
         doc.sanity();
@@ -119,6 +138,12 @@ impl ProtocolDoc {
         assert!(!self.ref_types.contains("message"), "{self:?}");
         assert!(self.error_codes.contains("malformed_json"), "{self:?}");
         assert!(self.error_codes.contains("already_live"), "{self:?}");
+        assert!(self.strike_codes.contains("rate_limited"), "{self:?}");
+        assert!(self.strike_codes.contains("forbidden"), "{self:?}");
+        assert!(!self.strike_codes.contains("not_member"), "{self:?}");
+        assert!(self.client_types.contains("ping"), "{self:?}");
+        assert!(self.client_types.contains("cancel"), "{self:?}");
+        assert!(!self.client_types.contains("pong"), "{self:?}");
         assert_eq!(
             self.close_codes.get(&4029).map(String::as_str),
             Some("rate_limited")

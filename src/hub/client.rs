@@ -13,6 +13,7 @@ use crate::error::{RoomError, UnknownConnection};
 use crate::id::ConnId;
 use crate::io::{AppMessage, CancelRequest, ClientRef, Notice};
 use crate::message::Message;
+use crate::mutation::{self, Fault};
 use crate::protocol::{self, ClientFrame, ErrorCode, ServerFrame};
 use crate::reason::Reason;
 use crate::run::{Run, Runs};
@@ -253,7 +254,7 @@ fn room_error(f: &mut Fanout<'_>, now: Instant, reply: Reply<'_>, e: RoomError) 
 /// the connection is still open.
 pub(super) fn strike(f: &mut Fanout<'_>, now: Instant, id: ConnId, reason: Reason) -> bool {
     f.out.counters.drops.add(reason);
-    if f.conns.conn_mut(id).strikes.try_take(now) {
+    if f.conns.conn_mut(id).strikes.try_take(now) || mutation::injected(Fault::EndlessStrikes) {
         return true;
     }
     let close_for = match reason {

@@ -109,7 +109,7 @@ impl Script {
             };
             let allowed: &[u16] = match sent {
                 Some(Sent::Binary) => &[1003],
-                Some(Sent::Control) => &[4029],
+                Some(Sent::Control { .. }) => &[4029],
                 Some(Sent::Text(_)) => &[1007, 1008, 1009, 4029, 4008],
                 None if cause.time => &[4000, 4008],
                 None => &[4008],
@@ -195,6 +195,8 @@ impl Script {
             // Handed to the application to verify (which the fuzzed application never answers):
             // no reply, or a refusal of the frame itself.
             Some("refresh") => (&["error"], &["invalid_frame", "refresh_in_progress"]),
+            // Handed to the run's producer; no run of the user in progress is `unknown_run`.
+            Some("cancel") => (&["error"], &["invalid_frame", "unknown_run"]),
             Some(_) => (&["error"], &["unknown_type"]),
         };
         let agent = |t: &str| {
