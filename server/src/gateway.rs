@@ -9,8 +9,10 @@
 //! refused is answered 401 with its stable reason (see [`TokenError::reason`]) and no
 //! WebSocket. While the server shuts down, a new client is closed at once with 1001 (1012 on
 //! a node of a cluster). Optional query parameters: `thread` (bind the connection to a
-//! conversation thread at once) and `resume=<epoch>:<seq>` (the client's last user-stream
-//! position: the server replays what it missed, see `docs/PROTOCOL.md`). A token's `exp` goes
+//! conversation thread at once), `resume=<epoch>:<seq>` (the client's last user-stream
+//! position: the server replays what it missed, see `docs/PROTOCOL.md`) and `batch=1` (frames
+//! ready together sent as one WebSocket message holding a JSON array; `0` or absent: one frame
+//! per message; any other value is answered 400). A token's `exp` goes
 //! to the hub as `Open::expires_at`, so the connection is asked for a fresh token ahead of it and
 //! closed with 4005 after it (`crate::refresh` answers the fresh tokens); a ticket has no expiry.
 //!
@@ -34,7 +36,7 @@ use serde_json::json;
 use std::sync::Arc;
 use switchboard::{Open, OpenError, Position};
 use switchboard_redis::{Admission, Bridge};
-use switchboard_tokio::Tokio;
+use switchboard_tokio::{Framing, Tokio};
 
 /// The WebSocket subprotocol of this protocol's version: a client that passes its token in
 /// `Sec-WebSocket-Protocol` offers it, and the server answers with it.
@@ -54,6 +56,9 @@ pub struct Handshake {
     pub thread: Option<String>,
     /// The last user-stream position seen, `<epoch>:<seq>`.
     pub resume: Option<String>,
+    /// `1`: several frames per WebSocket message when they are ready together (`GET /ws` only;
+    /// `/sse` ignores it, its events carry one frame each).
+    pub batch: Option<String>,
 }
 
 pub(crate) fn refuse(status: StatusCode, code: &str, message: String) -> Response {
@@ -67,6 +72,11 @@ pub async fn connect(
     Query(query): Query<Handshake>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let framing = match query.batch.as_deref().map(Framing::from_parameter) {
+        None => Framing::Single,
+        Some(Ok(framing)) => framing,
+        Some(Err(bad)) => return refuse(StatusCode::BAD_REQUEST, "bad_request", bad.to_string()),
+    };
     let offered: Vec<&HeaderValue> = upgrade.requested_protocols().collect();
     let credential = credential(&headers, &query, &offered);
     match admit_client(
@@ -80,7 +90,7 @@ pub async fn connect(
     {
         Admitted::Open(open) => {
             let upgrade = upgrade.protocols([SUBPROTOCOL]);
-            switchboard_tokio::axum::upgrade(&state.handle, upgrade, open)
+            switchboard_tokio::axum::upgrade_framed(&state.handle, upgrade, open, framing)
         }
         Admitted::Refused(refused) => {
             switchboard_tokio::axum::refuse(&state.handle, upgrade, refused)

@@ -4,6 +4,11 @@
  * rate), and a page that counts what it receives through the client bundle (`sdk`) or through
  * a bare WebSocket with `JSON.parse` (`raw`, the baseline).
  *
+ * With `batch=1` in the handshake (modes `sdk-batched`, `raw-batched`) the feed sends the frames
+ * it finds due at one wake-up as the server's writer does (docs/PROTOCOL.md §1, "Batched
+ * messages"): one message holding a JSON array of at most 64 frames and 64 KiB, a frame due
+ * alone as a plain object.
+ *
  * Each frame carries the time it was sent; the page reports how far behind it was (its lag) when
  * it handled each one, so "keeps up" means the lag stays small while frames keep coming.
  */
@@ -16,9 +21,16 @@ import WebSocket, { WebSocketServer } from "ws";
 
 const BUNDLE = readFileSync(fileURLToPath(new URL("../../demo/switchboard.min.js", import.meta.url)), "utf8");
 
+/** How the page handles frames: the client or a bare socket, asking for batched messages or not. */
+export type Mode = "sdk" | "raw" | "sdk-batched" | "raw-batched";
+
+/** The server writer's bounds of one batched message: frames per wake-up, bytes. */
+const BATCH_FRAMES = 64;
+const BATCH_BYTES = 64 * 1024;
+
 /** What a page measured. */
 export interface FeedResult {
-  readonly mode: "sdk" | "raw";
+  readonly mode: Mode;
   readonly frames: number;
   /** Frames whose `seq` was not the previous one's + 1 (must be 0). */
   readonly outOfOrder: number;
@@ -55,11 +67,12 @@ window.measure = (mode, url, frames) => new Promise((resolve) => {
     }
   };
   let socket = null, client = null;
-  if (mode === "raw") {
-    socket = new WebSocket(url);
-    socket.onmessage = (e) => { const f = JSON.parse(e.data); if (f.type === "message") handle(f); };
+  if (mode.startsWith("raw")) {
+    socket = new WebSocket(mode === "raw-batched" ? url + "&batch=1" : url);
+    const one = (f) => { if (f.type === "message") handle(f); };
+    socket.onmessage = (e) => { const f = JSON.parse(e.data); if (Array.isArray(f)) f.forEach(one); else one(f); };
   } else {
-    client = new Switchboard.SwitchboardClient({ url, token: "bench", heartbeat: false });
+    client = new Switchboard.SwitchboardClient({ url, token: "bench", heartbeat: false, batch: mode === "sdk-batched" });
     client.on("message", handle);
     client.connect();
   }
@@ -111,6 +124,7 @@ export class Feed {
       const query = new URL(request.url ?? "/", "http://feed").searchParams;
       const frames = Number(query.get("frames") ?? 0);
       const rate = Number(query.get("rate") ?? 0);
+      const batched = query.get("batch") === "1";
       socket.send(JSON.stringify({ type: "welcome", conn: "0.0.0", user: "bench", heartbeat_ms: 0, stream: "user:bench", epoch: 1, seq: 0 }));
       let seq = 0;
       const frame = (): string =>
@@ -121,7 +135,25 @@ export class Feed {
       const pump = (): void => {
         if (socket.readyState !== socket.OPEN) return;
         const due = rate > 0 ? Math.min(frames, Math.floor(((Date.now() - started) * rate) / 1000)) : frames;
-        while (seq < due && socket.bufferedAmount < 1 << 20) socket.send(frame());
+        // Batched: `[`, each frame followed by `,` or `]`.
+        let ready: string[] = [];
+        let bytes = 1;
+        const send = (): void => {
+          socket.send(ready.length === 1 ? ready[0]! : `[${ready.join(",")}]`);
+          ready = [];
+          bytes = 1;
+        };
+        while (seq < due && socket.bufferedAmount < 1 << 20) {
+          const next = frame();
+          if (!batched) {
+            socket.send(next);
+            continue;
+          }
+          if (ready.length === BATCH_FRAMES || (ready.length > 0 && bytes + next.length + 1 > BATCH_BYTES)) send();
+          ready.push(next);
+          bytes += next.length + 1;
+        }
+        if (ready.length > 0) send();
         if (seq < frames) setTimeout(pump, rate > 0 ? 10 : 1);
       };
       pump();
@@ -132,7 +164,7 @@ export class Feed {
   }
 
   /** Feed `frames` frames at `rate` per second (0: as fast as possible) to a page in `mode`. */
-  async measure(page: Page, mode: "sdk" | "raw", frames: number, rate: number): Promise<FeedResult> {
+  async measure(page: Page, mode: Mode, frames: number, rate: number): Promise<FeedResult> {
     if (page.url() !== `${this.url}/`) await page.goto(`${this.url}/`);
     const ws = `${this.url.replace("http", "ws")}/ws?frames=${frames}&rate=${rate}`;
     return page.evaluate(

@@ -3,11 +3,20 @@
  * with JSON.parse measured in the same run (the baseline): `npm run bench` in clients/typescript.
  *
  * Two feeds per mode: 10 000 frames/s for 5 s (does the page keep up: small lag throughout),
- * and 100 000 frames as fast as the local socket delivers them (the most it can handle).
+ * and 100 000 frames as fast as the local socket delivers them (the most it can handle). Each
+ * page runs without and with batched messages (`batch=1`: the frames ready together in one
+ * WebSocket message, as the server sends them to a client that asks).
  */
 
 import { Browser } from "../test/browser/harness.js";
-import { Feed, type FeedResult } from "./feed.js";
+import { Feed, type FeedResult, type Mode } from "./feed.js";
+
+const NAMES: Record<Mode, string> = {
+  raw: "WebSocket + JSON.parse",
+  sdk: "SwitchboardClient, batch: false",
+  "raw-batched": "WebSocket + JSON.parse, batch=1",
+  "sdk-batched": "SwitchboardClient (batch=1, the default)",
+};
 
 const browser = await Browser.launch();
 const feed = await Feed.start();
@@ -18,7 +27,7 @@ try {
   }
   const page = await browser.open("about:blank");
   const results: FeedResult[] = [];
-  for (const mode of ["raw", "sdk"] as const) {
+  for (const mode of ["raw", "sdk", "raw-batched", "sdk-batched"] as const) {
     await feed.measure(page, mode, 20_000, 0); // warm up
     results.push(await feed.measure(page, mode, 50_000, 10_000));
     results.push(await feed.measure(page, mode, 100_000, 0));
@@ -27,7 +36,7 @@ try {
   console.log("|---|---|---|---|---|---|---|");
   for (const r of results) {
     const feedName = r.frames === 50_000 ? "10 000/s for 5 s" : "unpaced";
-    console.log(`| ${r.mode === "sdk" ? "SwitchboardClient" : "WebSocket + JSON.parse"} | ${feedName} | ${r.frames} | ${Math.round(r.perSecond)} | ${r.maxLagMs} | ${r.p99LagMs} | ${r.outOfOrder} |`);
+    console.log(`| ${NAMES[r.mode]} | ${feedName} | ${r.frames} | ${Math.round(r.perSecond)} | ${r.maxLagMs} | ${r.p99LagMs} | ${r.outOfOrder} |`);
   }
   const inPage = [];
   for (const mode of ["raw", "sdk"] as const) {
@@ -36,8 +45,10 @@ try {
   }
   console.log("\n| in the page, no socket | frames | handled/s |\n|---|---|---|");
   for (const r of inPage) console.log(`| ${r.mode === "sdk" ? "SwitchboardClient" : "JSON.parse"} | ${r.frames} | ${Math.round(r.perSecond)} |`);
-  const unpaced = (mode: string) => results.find((r) => r.mode === mode && r.frames === 100_000)?.perSecond ?? NaN;
-  console.log(`\nunpaced: the client handles ${(unpaced("sdk") / unpaced("raw")).toFixed(2)}x the frames/s of the bare WebSocket`);
+  const unpaced = (mode: Mode) => results.find((r) => r.mode === mode && r.frames === 100_000)?.perSecond ?? NaN;
+  const ratio = (a: Mode, b: Mode) => (unpaced(a) / unpaced(b)).toFixed(2);
+  console.log(`\nunpaced: the client without batching handles ${ratio("sdk", "raw")}x the frames/s of the bare WebSocket`);
+  console.log(`unpaced: the client with batching handles ${ratio("sdk-batched", "raw")}x the frames/s of the bare WebSocket, ${ratio("sdk-batched", "sdk")}x the client without batching, ${ratio("sdk-batched", "raw-batched")}x the bare WebSocket with batching`);
 } finally {
   await browser.close();
   await feed.stop();

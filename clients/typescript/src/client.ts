@@ -60,6 +60,13 @@ export interface ClientOptions {
    * broken by a proxy); the `transport` event says so.
    */
   readonly transport?: Transport | "auto";
+  /**
+   * Ask the server to send the frames that are ready together as one WebSocket message holding
+   * a JSON array (`batch=1`, docs/PROTOCOL.md §1): a browser pays per message, so a tab keeps up
+   * with several times as many frames. The frames are handled one by one, in order, as if they
+   * had come alone. Default true; over Server-Sent Events it does not apply.
+   */
+  readonly batch?: boolean;
   /** The `EventSource` constructor for Server-Sent Events. Default: the environment's; in Node, the `eventsource` package. */
   readonly EventSource?: EventSourceConstructor;
   /** The `fetch` that posts frames over Server-Sent Events. Default: the environment's. */
@@ -233,6 +240,7 @@ export class SwitchboardClient extends Emitter<ClientEvents> {
         WebSocket,
         fallback: transport === "auto" ? Sse : null,
         backoff: options.backoff ?? {},
+        batch: options.batch ?? true,
         heartbeat: options.heartbeat ?? true,
         timers: this.timers,
         random: options.random ?? Math.random,

@@ -1,6 +1,7 @@
 /**
  * The connection: one WebSocket at a time, opened with a fresh token at every attempt, parsed
- * into frames, closed and reopened by the close code's rule (docs/PROTOCOL.md §5) with
+ * into frames (a message holding a JSON array is several frames, in order: docs/PROTOCOL.md §1,
+ * "Batched messages"), closed and reopened by the close code's rule (docs/PROTOCOL.md §5) with
  * exponential backoff and full jitter, and watched for silence.
  *
  * It knows nothing of rooms, positions or requests: the client tells it what to put in the
@@ -55,6 +56,8 @@ export interface ConnectionSettings {
    */
   readonly fallback: WebSocketConstructor | null;
   readonly backoff: BackoffOptions;
+  /** Ask the server for several frames per message when they are ready together (`batch=1`). */
+  readonly batch: boolean;
   readonly heartbeat: boolean;
   readonly timers: Timers;
   readonly random: () => number;
@@ -170,7 +173,8 @@ export class Connection {
     const handshake = this.hooks.handshake();
     let socket: WebSocketLike;
     try {
-      socket = new this.Socket(handshakeUrl(this.settings.url, { token, ...handshake }));
+      const params = { token, ...handshake, batch: this.settings.batch };
+      socket = new this.Socket(handshakeUrl(this.settings.url, params));
     } catch (cause) {
       this.hooks.error(new SwitchboardError("socket", "the WebSocket could not be created", { cause }));
       this.fallBackIfNeverOpened();
@@ -182,7 +186,7 @@ export class Connection {
       if (generation === this.generation) this.everOpened = true;
     });
     socket.addEventListener("message", (event) => {
-      if (generation === this.generation) this.receive(event.data);
+      if (generation === this.generation) this.receive(generation, event.data);
     });
     socket.addEventListener("close", (event) => {
       if (generation !== this.generation) return;
@@ -202,20 +206,40 @@ export class Connection {
     this.hooks.fellBack();
   }
 
-  /** Hand a text frame over, parsed; anything else is reported and skipped. */
-  private receive(data: unknown): void {
+  /**
+   * Hand the frames of a text message of the socket of `generation` over, parsed: the message
+   * itself, or each element of a JSON array in order (while that socket is still the current
+   * one: a frame may close it). Anything else, an empty array too, is reported and skipped.
+   */
+  private receive(generation: number, data: unknown): void {
     this.heard = true;
     if (typeof data !== "string") {
       this.hooks.error(new SwitchboardError("bad_frame", "a frame that is not text"));
       return;
     }
-    let frame: unknown;
+    let parsed: unknown;
     try {
-      frame = JSON.parse(data);
+      parsed = JSON.parse(data);
     } catch {
       this.hooks.error(new SwitchboardError("bad_frame", "a frame that is not JSON"));
       return;
     }
+    if (!Array.isArray(parsed)) {
+      this.deliver(parsed);
+      return;
+    }
+    if (parsed.length === 0) {
+      this.hooks.error(new SwitchboardError("bad_frame", "a batch without frames"));
+      return;
+    }
+    for (const frame of parsed as unknown[]) {
+      if (generation !== this.generation) return;
+      this.deliver(frame);
+    }
+  }
+
+  /** Hand one parsed frame over if it is an object with a string `type`; else report it. */
+  private deliver(frame: unknown): void {
     if (typeof frame !== "object" || frame === null || typeof (frame as { type?: unknown }).type !== "string") {
       this.hooks.error(new SwitchboardError("bad_frame", "a frame without a string `type`"));
       return;

@@ -247,9 +247,14 @@ export interface HandshakeParams {
   readonly token: string;
   readonly thread?: string | null;
   readonly resume?: Wire.Position | null;
+  /** Ask for several frames per WebSocket message when they are ready together (`batch=1`). */
+  readonly batch?: boolean;
 }
 
-/** The URL of the handshake: `url` with `token`, `thread` and `resume=<epoch>:<seq>`. */
+/** The handshake's query parameter that asks for batched messages (docs/PROTOCOL.md §1). */
+export const BATCH_PARAMETER = "batch";
+
+/** The URL of the handshake: `url` with `token`, `thread`, `resume=<epoch>:<seq>` and `batch=1`. */
 export function handshakeUrl(url: string, params: HandshakeParams): string {
   const target = new URL(url);
   target.searchParams.set("token", params.token);
@@ -257,6 +262,7 @@ export function handshakeUrl(url: string, params: HandshakeParams): string {
   if (params.resume != null) {
     target.searchParams.set("resume", `${params.resume.epoch}:${params.resume.seq}`);
   }
+  if (params.batch === true) target.searchParams.set(BATCH_PARAMETER, "1");
   return target.toString();
 }
 

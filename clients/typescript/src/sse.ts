@@ -9,6 +9,7 @@
  */
 
 import type { SocketCloseEvent, SocketEvent, SocketMessageEvent, WebSocketLike } from "./connection.js";
+import { BATCH_PARAMETER } from "./protocol.js";
 
 /** What the socket needs of an `EventSource` (the browser's, or the `eventsource` package's). */
 export interface EventSourceLike {
@@ -45,11 +46,15 @@ export function environmentEventSource(): EventSourceConstructor | undefined {
   return (globalThis as { EventSource?: EventSourceConstructor }).EventSource;
 }
 
-/** The `/sse` URL of a WebSocket handshake URL: `ws(s)://host/…/ws?q` → `http(s)://host/…/sse?q`. */
+/**
+ * The `/sse` URL of a WebSocket handshake URL: `ws(s)://host/…/ws?q` → `http(s)://host/…/sse?q`,
+ * without `batch` (each event carries one frame).
+ */
 export function sseUrl(handshake: string): URL {
   const url = new URL(handshake);
   url.protocol = url.protocol === "wss:" ? "https:" : url.protocol === "ws:" ? "http:" : url.protocol;
   url.pathname = url.pathname.replace(/\/ws\/?$/, "/sse");
+  url.searchParams.delete(BATCH_PARAMETER);
   return url;
 }
 

@@ -47,9 +47,10 @@ mod runtime;
 
 pub use runtime::{AsyncIo, Task};
 pub use switchboard_transport::{
-    cluster_channel, http, position_from_query, Adapter, Authenticate, ClusterEvent, ClusterEvents,
-    ClusterSink, Codec, Error, Event, Events, Frame, Options, Refusal, Request, Runtime,
-    ShardedStats, Socket, SocketError, Tungstenite, FRAMES_READ_AFTER_CLOSE,
+    cluster_channel, http, position_from_query, Adapter, Authenticate, BadFraming, ClusterEvent,
+    ClusterEvents, ClusterSink, Codec, Error, Event, Events, Frame, Framing, Options, Refusal,
+    Request, Runtime, ShardedStats, Socket, SocketError, Tungstenite, BATCH_MESSAGE_BYTES,
+    BATCH_PARAMETER, FRAMES_READ_AFTER_CLOSE,
 };
 
 /// Starts a switchboard on async-io (see [`switchboard_transport::Builder`]).

@@ -14,7 +14,9 @@
 //!   it to the socket, and only then reporting
 //!   [`SocketInput::Flushed`](switchboard::SocketInput::Flushed) with the batch's size: that
 //!   report is the hub's backpressure signal, so a reader that stops reading stops the reports
-//!   and the hub queues, coalesces or closes it.
+//!   and the hub queues, coalesces or closes it. The batch's text frames go out one per
+//!   WebSocket message, or, for a connection [`Framing::Batched`], as few messages as
+//!   [`BATCH_MESSAGE_BYTES`](crate::BATCH_MESSAGE_BYTES) allows (`framing.rs`).
 //!
 //! **Closing.** Once the hub closes the connection it listens to nothing more from it, so the
 //! reader stops: a peer that floods costs nothing from then on. The writer has
@@ -32,6 +34,7 @@
 //! same way, and the socket is dropped without a close frame, which would not fit either.
 
 use crate::frame::{Frame, Socket, SocketError};
+use crate::framing::{Framing, Message};
 use crate::runtime::{self, Runtime};
 use crate::shard::{Command, Out, SocketEvent, Writer};
 use crate::shards::Shards;
@@ -87,14 +90,16 @@ enum Ended {
     Abandoned,
 }
 
-/// Open `open` on its shard and run the connection until it ends. `opened` is called with the
-/// connection's id once the hub accepted it, and what it returns is kept until the connection
-/// ends (or its task is dropped): a transport that must find its connections by id (the
-/// Server-Sent Events one, whose client frames arrive in other requests) registers them there.
+/// Open `open` on its shard and run the connection until it ends, its frames put in messages
+/// as `framing` says. `opened` is called with the connection's id once the hub accepted it,
+/// and what it returns is kept until the connection ends (or its task is dropped): a transport
+/// that must find its connections by id (the Server-Sent Events one, whose client frames arrive
+/// in other requests) registers them there.
 pub(crate) async fn drive<R, S, G>(
     shards: Arc<Shards<R>>,
     open: Open,
     socket: S,
+    framing: Framing,
     opened: impl FnOnce(ConnId) -> G,
 ) where
     R: Runtime,
@@ -128,7 +133,8 @@ pub(crate) async fn drive<R, S, G>(
     let inbox = shards.inboxes[shard].clone();
     let ended = {
         let reader = read(&mut stream, &inbox, conn).fuse();
-        let writer = write(&runtime, write_timeout, &mut sink, &outbox, &inbox, conn).fuse();
+        let limits = (write_timeout, framing);
+        let writer = write(&runtime, limits, &mut sink, &outbox, &inbox, conn).fuse();
         let mut closed_by_hub = closed_by_hub.fuse();
         pin_mut!(reader, writer);
         let phase = loop {
@@ -296,11 +302,12 @@ fn refusal(e: &SocketError) -> Option<Reason> {
     }
 }
 
-/// Perform the hub's outputs for one connection, reporting each flushed batch; a batch the
-/// socket does not take within `write_timeout` ends it as [`Ended::Stalled`].
+/// Perform the hub's outputs for one connection, its frames put in messages as `framing`
+/// says, reporting each flushed batch; a batch the socket does not take within
+/// `write_timeout` ends it as [`Ended::Stalled`].
 async fn write<R, S>(
     runtime: &R,
-    write_timeout: Duration,
+    (write_timeout, framing): (Duration, Framing),
     sink: &mut S,
     outbox: &Receiver<Out>,
     inbox: &Sender<Command>,
@@ -314,7 +321,7 @@ where
         // Set by the batch as soon as it takes the hub's close, so that a stalled batch
         // does not lose it.
         let mut close = None;
-        let batch = write_batch(sink, outbox, first, &mut close);
+        let batch = write_batch(sink, outbox, first, framing, &mut close);
         let written = match runtime::timeout(runtime, write_timeout, batch).await {
             Some(Ok(written)) => written,
             Some(Err(e)) => return failed(&e),
@@ -340,36 +347,50 @@ where
 }
 
 /// Write `first` and what else waits (at most [`BATCH`] frames, up to a close, which is left
-/// in `close`), and flush; the text bytes written.
+/// in `close`), its text frames in messages as `framing` says, and flush; the frames' bytes
+/// written.
 async fn write_batch<S>(
     sink: &mut S,
     outbox: &Receiver<Out>,
     first: Out,
+    framing: Framing,
     close: &mut Option<(u16, Reason)>,
 ) -> Result<usize, SocketError>
 where
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
+    let mut message = Message::new(framing);
     let mut next = Some(first);
     let mut written = 0;
     let mut frames = 0;
     while let Some(out) = next.take() {
-        let frame = match out {
+        match out {
             Out::Frame(frame) => {
                 written += frame.len();
-                Frame::Text(frame)
+                if let Some(full) = message.push(frame) {
+                    sink.feed(Frame::Text(full)).await?;
+                }
             }
-            Out::Ping(payload) => Frame::Ping(Bytes::copy_from_slice(&payload)),
+            // A ping ends the message: what came before it goes first.
+            Out::Ping(payload) => {
+                if let Some(before) = message.take() {
+                    sink.feed(Frame::Text(before)).await?;
+                }
+                sink.feed(Frame::Ping(Bytes::copy_from_slice(&payload)))
+                    .await?;
+            }
             Out::Close(code, reason) => {
                 *close = Some((code, reason));
                 break;
             }
-        };
-        sink.feed(frame).await?;
+        }
         frames += 1;
         if frames < BATCH {
             next = outbox.try_recv().ok();
         }
+    }
+    if let Some(last) = message.take() {
+        sink.feed(Frame::Text(last)).await?;
     }
     sink.flush().await?;
     Ok(written)

@@ -1,11 +1,12 @@
 //! Connections entering the switchboard: the standalone server on any runtime that can
 //! [`Listen`] and [`Upgrade`] ([`Handle::serve`], [`Handle::accept`]: accept, authenticate the
 //! WebSocket handshake, run each connection on its shard), an already upgraded WebSocket from
-//! any library ([`Handle::run_socket`], [`Handle::refuse_socket`]), and the WebSocket
-//! layer's buffer sizes.
+//! any library ([`Handle::run_socket`], [`Handle::run_socket_framed`],
+//! [`Handle::refuse_socket`]), and the WebSocket layer's buffer sizes.
 
 use crate::driver;
 use crate::frame::Socket;
+use crate::framing::Framing;
 use crate::handle::Handle;
 use crate::runtime::{self, Runtime};
 use futures_channel::oneshot;
@@ -90,7 +91,9 @@ pub type Request = tungstenite::handshake::server::Request;
 /// Return the [`Open`] for the hub (user, thread, room access, metadata, resume position) to
 /// accept, or a [`Refusal`] to answer with an HTTP status and no WebSocket. If the returned
 /// `Open` has no `resume`, the `resume=<epoch>:<seq>` query parameter is used (see
-/// [`position_from_query`]). Implemented for every `Fn(&Request) -> Result<Open, Refusal>`.
+/// [`position_from_query`]). The `batch` query parameter decides the connection's [`Framing`]
+/// (see [`Framing::from_query`]; a value other than `0` or `1` is answered 400).
+/// Implemented for every `Fn(&Request) -> Result<Open, Refusal>`.
 pub trait Authenticate: Send + Sync + 'static {
     /// Authenticate one handshake.
     fn authenticate(&self, request: &Request) -> Result<Open, Refusal>;
@@ -175,8 +178,8 @@ impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {
                 Ok(io) => {
                     let (handle, auth) = (self.clone(), auth.clone());
                     let task = async move {
-                        if let Some((open, ws)) = handle.handshake(io, &*auth).await {
-                            driver::drive(handle.shards, open, ws, |_| ()).await;
+                        if let Some((open, framing, ws)) = handle.handshake(io, &*auth).await {
+                            driver::drive(handle.shards, open, ws, framing, |_| ()).await;
                         }
                     };
                     if self.shards.spawn_tracked(task).is_err() {
@@ -201,13 +204,20 @@ impl<R: Runtime> Handle<R> {
     /// connection's task runs in the caller's current `tracing` span (a request's, say), and
     /// records the connection id in that span's `conn` field if it has one.
     pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
-        self.run_socket_with(open, socket, |_| ()).await;
+        self.run_socket_framed(open, socket, Framing::Single).await;
+    }
+
+    /// [`Handle::run_socket`], with the connection's frames put in WebSocket messages as
+    /// `framing` says: [`Framing::Batched`] for a client that asked for it (`batch=1`, see
+    /// [`Framing::from_query`]).
+    pub async fn run_socket_framed<S: Socket>(&self, open: Open, socket: S, framing: Framing) {
+        self.run(open, socket, framing, |_| ()).await;
     }
 
     /// [`Handle::run_socket`], calling `opened` with the connection's id once the hub accepted
     /// it and keeping what it returns until the connection ends (or its task is dropped by
     /// shutdown): for a transport that finds its connections by id, such as the Server-Sent
-    /// Events one, whose client frames arrive in other requests.
+    /// Events one, whose client frames arrive in other requests (one frame per message).
     pub async fn run_socket_with<S, G>(
         &self,
         open: Open,
@@ -217,10 +227,24 @@ impl<R: Runtime> Handle<R> {
         S: Socket,
         G: Send + 'static,
     {
+        self.run(open, socket, Framing::Single, opened).await;
+    }
+
+    /// Run the connection in a task tracked by [`Handle::shutdown`], until it ends.
+    async fn run<S, G>(
+        &self,
+        open: Open,
+        socket: S,
+        framing: Framing,
+        opened: impl FnOnce(ConnId) -> G + Send + 'static,
+    ) where
+        S: Socket,
+        G: Send + 'static,
+    {
         let (done, finished) = oneshot::channel::<()>();
         let shards = self.shards.clone();
         let task = async move {
-            driver::drive(shards, open, socket, opened).await;
+            driver::drive(shards, open, socket, framing, opened).await;
             let _ = done.send(());
         }
         .instrument(tracing::Span::current());
@@ -251,8 +275,8 @@ impl<R: Runtime> Handle<R> {
     where
         R: Upgrade<IO>,
     {
-        if let Some((open, ws)) = self.handshake(io, auth).await {
-            self.run_socket(open, ws).await;
+        if let Some((open, framing, ws)) = self.handshake(io, auth).await {
+            self.run_socket_framed(open, ws, framing).await;
         }
     }
 
@@ -261,7 +285,7 @@ impl<R: Runtime> Handle<R> {
         &self,
         io: IO,
         auth: &impl Authenticate,
-    ) -> Option<(Open, <R as Upgrade<IO>>::Socket)>
+    ) -> Option<(Open, Framing, <R as Upgrade<IO>>::Socket)>
     where
         R: Upgrade<IO>,
     {
@@ -280,7 +304,7 @@ impl<R: Runtime> Handle<R> {
         let upgrade = self.runtime().upgrade(io, callback);
         let limit = self.options().handshake_timeout;
         match runtime::timeout(self.runtime(), limit, upgrade).await {
-            Some(Ok(ws)) => open.map(|open| (open, ws)),
+            Some(Ok(ws)) => open.map(|(open, framing)| (open, framing, ws)),
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "handshake refused or failed");
                 None
@@ -295,11 +319,12 @@ impl<R: Runtime> Handle<R> {
 
 /// One WebSocket handshake in progress, as a WebSocket library's callback: it asks the
 /// [`Authenticate`] about the request, keeps the [`Open`] it returns (with the
-/// `resume=<epoch>:<seq>` query parameter applied if it has no resume position), or answers
-/// the [`Refusal`].
+/// `resume=<epoch>:<seq>` query parameter applied if it has no resume position) and the
+/// [`Framing`] of the `batch` parameter, or answers the [`Refusal`] (400 for a `batch` other
+/// than `0` or `1`).
 pub struct HandshakeCallback<'a> {
     auth: &'a dyn Authenticate,
-    open: &'a mut Option<Open>,
+    open: &'a mut Option<(Open, Framing)>,
     config: WebSocketConfig,
 }
 
@@ -314,6 +339,11 @@ impl HandshakeCallback<'_> {
 
 impl Callback for HandshakeCallback<'_> {
     fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
+        let framing = Framing::from_query(request.uri().query()).map_err(|bad| {
+            Refusal::new(StatusCode::BAD_REQUEST)
+                .body(bad.to_string())
+                .into_response()
+        })?;
         let mut accepted = self
             .auth
             .authenticate(request)
@@ -321,7 +351,7 @@ impl Callback for HandshakeCallback<'_> {
         if accepted.resume.is_none() {
             accepted.resume = position_from_query(request.uri().query());
         }
-        *self.open = Some(accepted);
+        *self.open = Some((accepted, framing));
         Ok(response)
     }
 }

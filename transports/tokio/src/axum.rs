@@ -21,6 +21,9 @@
 //! # }
 //! ```
 //!
+//! To honour a client's `batch=1` (several frames per WebSocket message, see
+//! [`Framing::from_query`]), hand the upgrade to [`upgrade_framed`] with its [`Framing`].
+//!
 //! To turn a client away with a close code after all (e.g. a limit your application keeps),
 //! hand the upgrade to [`refuse`] instead: the client sees what it sees when the hub refuses.
 //!
@@ -30,7 +33,7 @@ mod sse;
 
 pub use sse::{last_event_position, sse, sse_post, sse_refuse, LAST_EVENT_ID};
 
-use crate::{Adapter, Codec, Frame, Handle, SocketError};
+use crate::{Adapter, Codec, Frame, Framing, Handle, SocketError};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -44,7 +47,19 @@ use tracing::{Instrument, Span};
 /// closed as a slow consumer, see [`write_buffer_limit`](switchboard_transport::write_buffer_limit)).
 /// While the switchboard shuts down the request is answered with 503 and not upgraded. The
 /// connection runs in the handler's current `tracing` span (see [`Handle::run_socket`]).
+/// One frame per WebSocket message ([`Framing::Single`]).
 pub fn upgrade(handle: &Handle, ws: WebSocketUpgrade, open: Open) -> Response {
+    upgrade_framed(handle, ws, open, Framing::Single)
+}
+
+/// [`upgrade`], with the connection's frames put in WebSocket messages as `framing` says
+/// ([`Framing::Batched`] for a client that asked for it, see [`Handle::run_socket_framed`]).
+pub fn upgrade_framed(
+    handle: &Handle,
+    ws: WebSocketUpgrade,
+    open: Open,
+    framing: Framing,
+) -> Response {
     if handle.is_shutting_down() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -59,7 +74,7 @@ pub fn upgrade(handle: &Handle, ws: WebSocketUpgrade, open: Open) -> Response {
         .on_upgrade(move |socket| {
             async move {
                 let socket = Adapter::<_, Axum>::new(socket);
-                handle.run_socket(open, socket).await;
+                handle.run_socket_framed(open, socket, framing).await;
             }
             .instrument(span)
         })

@@ -90,7 +90,7 @@ describe("connecting", () => {
     const errors: string[] = [];
     client.on("error", (e) => errors.push(e.code));
     socket().receiveText("not json");
-    socket().receiveText("[1,2]");
+    socket().receiveText("42");
     socket().receiveText(new Uint8Array([1]));
     socket().receive({ type: "message", event: "still", data: 1 });
     assert.deepEqual(errors, ["bad_frame", "bad_frame", "bad_frame"]);
