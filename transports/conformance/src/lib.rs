@@ -34,7 +34,7 @@ mod sse;
 
 pub use axum::OnAxum;
 pub use in_memory::{InMemory, InMemoryClient};
-pub use network::{Network, OnAsyncStd, OnSmol, OnTokio, Setup};
+pub use network::{Network, OnAsyncStd, OnSmol, OnTokio, OnTokioRouter, Setup};
 pub use sse::{OnSseRoutes, Sse, SseConnection};
 /// The network transports' client, what it reads, and the guard bounding every wait.
 pub use switchboard_testing::{guard, Received, WsClient};
