@@ -4,7 +4,7 @@
 //! reads the event stream and posts its frames. A resuming client passes its position as
 //! `Last-Event-ID`, as a reconnecting `EventSource` does.
 //!
-//! The cases it runs are listed in `tests/suite.rs`, with why the others do not apply: they
+//! The cases it skips are named in `tests/suite.rs`, with why they do not apply: they
 //! send WebSocket control or binary frames, which HTTP has no place for, or rely on a client
 //! that stops answering pings, which an event stream's client never answers itself.
 
