@@ -6,20 +6,11 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
 import { SwitchboardClient, type PresenceFrame } from "../../src/index.js";
+import { testClient } from "../support/client.js";
 import { CutProxy } from "../support/proxy.js";
-import { TestServer, token } from "../support/server.js";
+import { TestServer } from "../support/server.js";
 import { Recorder, next } from "../support/wait.js";
-
-function client(url: string, user: string): SwitchboardClient {
-  return new SwitchboardClient({
-    url,
-    token: async () => token(user),
-    WebSocket,
-    backoff: { initialMs: 20, maxMs: 200 },
-  });
-}
 
 /** The members the client holds for `room`, sorted (`undefined`: it holds none). */
 function members(c: SwitchboardClient, room: string): string[] | undefined {
@@ -41,14 +32,14 @@ describe("presence", () => {
   });
 
   test("a watcher hears a user with two tabs arrive once and leave once, and keeps the member set", async () => {
-    const alice = client(server.ws, "alice");
+    const alice = testClient(server.ws, "alice");
     const heard = new Recorder<string>(alice, "presence", (p: PresenceFrame) => `${p.event}:${p.user}`);
     await alice.connect();
     const joined = await alice.join("study", { presence: true });
     assert.equal(joined.count, 1, "alice alone");
     await heard.until((h) => h.includes("join:alice"));
 
-    const tabs = [client(server.ws, "bob"), client(server.ws, "bob")];
+    const tabs = [testClient(server.ws, "bob"), testClient(server.ws, "bob")];
     for (const tab of tabs) {
       await tab.connect();
       const plain = await tab.join("study");
@@ -66,7 +57,7 @@ describe("presence", () => {
   });
 
   test("after the socket is cut, the rejoin asks for presence again and lists who came meanwhile", async () => {
-    const dana = client(proxy.ws, "dana");
+    const dana = testClient(proxy.ws, "dana");
     await dana.connect();
     await dana.join("garden", { presence: true });
     await dana.ping();
@@ -76,7 +67,7 @@ describe("presence", () => {
     assert.equal((await disconnected).reconnect, true);
     assert.equal(members(dana, "garden"), undefined, "no member set while disconnected");
 
-    const erin = client(server.ws, "erin");
+    const erin = testClient(server.ws, "erin");
     await erin.connect();
     await erin.join("garden");
 
@@ -94,18 +85,18 @@ describe("presence", () => {
   });
 
   test("presence false does not watch: no list, no presence events", async () => {
-    const hal = client(server.ws, "hal");
+    const hal = testClient(server.ws, "hal");
     const halHeard = new Recorder<string>(hal, "presence", (p: PresenceFrame) => `${p.event}:${p.user}`);
     await hal.connect();
     await hal.join("quiet", { presence: true });
-    const fay = client(server.ws, "fay");
+    const fay = testClient(server.ws, "fay");
     const heard = new Recorder<PresenceFrame>(fay, "presence");
     await fay.connect();
     const joined = await fay.join("quiet", { presence: false });
     assert.equal(joined.members, undefined);
     assert.equal(joined.count, undefined);
 
-    const gus = client(server.ws, "gus");
+    const gus = testClient(server.ws, "gus");
     await gus.connect();
     await gus.join("quiet");
     // Hal, who watches, hears gus arrive; fay, who does not, hears nothing up to her pong.

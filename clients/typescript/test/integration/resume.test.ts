@@ -6,21 +6,11 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
-import { SwitchboardClient, type ClientOptions, type GapFrame, type MessageFrame } from "../../src/index.js";
+import { SwitchboardClient, type GapFrame, type MessageFrame } from "../../src/index.js";
+import { testClient } from "../support/client.js";
 import { CutProxy } from "../support/proxy.js";
-import { TestServer, token } from "../support/server.js";
+import { TestServer } from "../support/server.js";
 import { Recorder, next } from "../support/wait.js";
-
-function client(url: string, user: string, options: Partial<ClientOptions> = {}): SwitchboardClient {
-  return new SwitchboardClient({
-    url,
-    token: async () => token(user),
-    WebSocket,
-    backoff: { initialMs: 20, maxMs: 200 },
-    ...options,
-  });
-}
 
 /** `stream:seq:data` of each message, to compare sequences. */
 function messages(c: SwitchboardClient): Recorder<string> {
@@ -60,7 +50,7 @@ describe("resume after the socket is cut", () => {
   });
 
   test("messages published while disconnected arrive once, in order, on the user stream and in rooms", async () => {
-    const alice = client(proxy.ws, "alice");
+    const alice = testClient(proxy.ws, "alice");
     const seen = messages(alice);
     await alice.connect();
     await alice.join("lobby");
@@ -86,10 +76,10 @@ describe("resume after the socket is cut", () => {
   test("a room joined but silent before the cut still replays what was published while away", async () => {
     // Bob's other connection (on the same shard as every connection of bob) stays in the
     // room, so the room's stream lives on while the cut one is away (PROTOCOL.md §6).
-    const stays = client(server.ws, "bob");
+    const stays = testClient(server.ws, "bob");
     await stays.connect();
     await stays.join("quiet");
-    const bob = client(proxy.ws, "bob");
+    const bob = testClient(proxy.ws, "bob");
     const seen = messages(bob);
     await bob.connect();
     await bob.join("quiet");
@@ -116,7 +106,7 @@ describe("a gap when history no longer reaches back", () => {
   });
 
   test("the missed range is a gap event per stream, then the messages history still holds, once", async () => {
-    const carol = client(proxy.ws, "carol");
+    const carol = testClient(proxy.ws, "carol");
     const seen = messages(carol);
     const gaps = new Recorder<GapFrame>(carol, "gap");
     await carol.connect();
@@ -145,7 +135,7 @@ describe("a gap when history no longer reaches back", () => {
 describe("a server restart", () => {
   test("1001 at shutdown: the client backs off, reconnects to the new process and is told of the new epoch", async () => {
     let server = await TestServer.start();
-    const dave = client(server.ws, "dave");
+    const dave = testClient(server.ws, "dave");
     const gaps = new Recorder<GapFrame>(dave, "gap");
     const seen = messages(dave);
     await dave.connect();

@@ -2,10 +2,10 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
 import { SwitchboardClient, type RunView } from "../../src/index.js";
+import { testClient } from "../support/client.js";
 import { CutProxy } from "../support/proxy.js";
-import { TestServer, token } from "../support/server.js";
+import { TestServer } from "../support/server.js";
 import { next } from "../support/wait.js";
 
 /** What a test compares of a run. */
@@ -56,9 +56,8 @@ describe("agent runs", () => {
     () => server.runEvent(user, run, { event: "agent_completed", result: "sunny" }),
   ];
 
-  function client(url: string, user: string, thread?: string): SwitchboardClient {
-    return new SwitchboardClient({ url, token: token(user), WebSocket, thread: thread ?? null, backoff: { initialMs: 20 } });
-  }
+  const client = (url: string, user: string, thread?: string): SwitchboardClient =>
+    testClient(url, user, { thread: thread ?? null });
 
   test("a run is assembled live, and a client that binds mid-run catches up to the same run", async () => {
     const live = client(server.ws, "alice", "t-1");
