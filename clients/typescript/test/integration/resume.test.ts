@@ -7,6 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { SwitchboardClient, type GapFrame, type MessageFrame } from "../../src/index.js";
+import { serverBehindProxy } from "../support/behind-proxy.js";
 import { testClient } from "../support/client.js";
 import { CutProxy } from "../support/proxy.js";
 import { TestServer } from "../support/server.js";
@@ -37,33 +38,23 @@ async function reconnect(proxy: CutProxy, c: SwitchboardClient, room: string): P
 }
 
 describe("resume after the socket is cut", () => {
-  let server: TestServer;
-  let proxy: CutProxy;
-
-  before(async () => {
-    server = await TestServer.start();
-    proxy = await CutProxy.start(server.address);
-  });
-  after(async () => {
-    await proxy.stop();
-    await server.stop();
-  });
+  const net = serverBehindProxy();
 
   test("messages published while disconnected arrive once, in order, on the user stream and in rooms", async () => {
-    const alice = testClient(proxy.ws, "alice");
+    const alice = testClient(net.proxy.ws, "alice");
     const seen = messages(alice);
     await alice.connect();
     await alice.join("lobby");
-    await server.publish({ room: "lobby" }, "chat", "before-room");
-    await server.publish({ user: "alice" }, "note", "before-user");
+    await net.server.publish({ room: "lobby" }, "chat", "before-room");
+    await net.server.publish({ user: "alice" }, "note", "before-user");
     await seen.until((s) => s.length === 2);
 
-    await cut(proxy, alice);
+    await cut(net.proxy, alice);
     for (let i = 1; i <= 5; i++) {
-      await server.publish({ room: "lobby" }, "chat", `room-${i}`);
-      await server.publish({ user: "alice" }, "note", `user-${i}`);
+      await net.server.publish({ room: "lobby" }, "chat", `room-${i}`);
+      await net.server.publish({ user: "alice" }, "note", `user-${i}`);
     }
-    await reconnect(proxy, alice, "lobby");
+    await reconnect(net.proxy, alice, "lobby");
 
     const user = seen.seen.filter((m) => m.startsWith("user:"));
     const room = seen.seen.filter((m) => m.startsWith("room:"));
@@ -76,16 +67,16 @@ describe("resume after the socket is cut", () => {
   test("a room joined but silent before the cut still replays what was published while away", async () => {
     // Bob's other connection (on the same shard as every connection of bob) stays in the
     // room, so the room's stream lives on while the cut one is away (PROTOCOL.md §6).
-    const stays = testClient(server.ws, "bob");
+    const stays = testClient(net.server.ws, "bob");
     await stays.connect();
     await stays.join("quiet");
-    const bob = testClient(proxy.ws, "bob");
+    const bob = testClient(net.proxy.ws, "bob");
     const seen = messages(bob);
     await bob.connect();
     await bob.join("quiet");
-    await cut(proxy, bob);
-    await server.publish({ room: "quiet" }, "chat", "while-away");
-    await reconnect(proxy, bob, "quiet");
+    await cut(net.proxy, bob);
+    await net.server.publish({ room: "quiet" }, "chat", "while-away");
+    await reconnect(net.proxy, bob, "quiet");
     assert.deepEqual(seen.seen, ['room:quiet:1:"while-away"']);
     bob.close();
     stays.close();
