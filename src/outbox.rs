@@ -59,7 +59,8 @@ pub(crate) enum Origin {
     /// of its message queued before it.
     Live,
     /// A frame replayed from history (catch-up on open, bind, join with `since`, `resume`):
-    /// queued outside the limits, never an overflow, never joined.
+    /// queued outside the limits (it never overflows them itself; a live delta a flush window
+    /// held and released ahead of it still may), never joined.
     Replay,
 }
 
