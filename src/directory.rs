@@ -393,6 +393,7 @@ fn resurrection(id: ConnId, resurrected: bool, out: &mut Outputs) {
 mod tests {
     use super::*;
     use crate::io::{Output, SocketOutput};
+    use crate::outbox::Origin;
 
     #[test]
     fn a_closed_connections_id_stays_unknown_when_its_slot_is_reused() {
@@ -461,7 +462,7 @@ mod tests {
         let mut out = Outputs::default();
         let (id, _) = conns.insert(now, Open::new("ana"), &config);
         for frame in ["a", "b", "c"] {
-            assert!(conns.offer(id, &bytes::Bytes::from(frame), None, &mut out));
+            assert!(conns.offer(id, &bytes::Bytes::from(frame), None, Origin::Live, &mut out));
         }
         assert_eq!(conns.gauges().backlog.queued_messages, 2);
         conns.remove(id, true, &mut out);

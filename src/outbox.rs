@@ -52,11 +52,23 @@ impl CoalesceKey {
     }
 }
 
+/// Where a frame comes from: the queue limits hold live frames only (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A frame produced now: held to the queue limits; a message delta joins the live delta
+    /// of its message queued before it.
+    Live,
+    /// A frame replayed from history (catch-up on open, bind, join with `since`, `resume`):
+    /// queued outside the limits (it never overflows them itself; a live delta a flush window
+    /// held and released ahead of it still may), never joined.
+    Replay,
+}
+
 #[derive(Debug)]
 struct Queued {
     body: Body,
     coalesce: Option<CoalesceKey>,
-    replay: bool,
+    origin: Origin,
 }
 
 /// The result of offering a frame to a connection.
@@ -123,7 +135,7 @@ impl Queue {
     /// Take a frame that left the queue out of the accounting.
     fn forget(&mut self, q: &Queued) {
         self.queued_bytes -= q.body.len();
-        if q.replay {
+        if q.origin == Origin::Replay {
             self.replay_messages -= 1;
             self.replay_bytes -= q.body.len();
         }
@@ -153,45 +165,22 @@ impl Outbox {
         result
     }
 
-    /// Offer a live frame; `coalesce` puts it in the lossy lane. What goes out now is handed
-    /// to `send`: a delta held by a flush window first (nothing overtakes it), then the frame.
+    /// Offer a frame from `origin`; `coalesce` puts it in the lossy lane. What goes out now is
+    /// handed to `send`: a delta held by a flush window first (nothing overtakes it), then the
+    /// frame.
     pub fn offer(
         &mut self,
         frame: Bytes,
         coalesce: Option<&CoalesceKey>,
+        origin: Origin,
         limits: &BackpressureConfig,
-        gauges: &mut Backlog,
-        send: impl FnMut(Bytes),
-    ) -> Offer {
-        self.offer_as(frame, coalesce, limits, false, gauges, send)
-    }
-
-    /// Offer a frame replayed from history: never an overflow (see the module doc).
-    pub fn offer_replay(
-        &mut self,
-        frame: Bytes,
-        coalesce: Option<&CoalesceKey>,
-        limits: &BackpressureConfig,
-        gauges: &mut Backlog,
-        send: impl FnMut(Bytes),
-    ) -> Offer {
-        self.offer_as(frame, coalesce, limits, true, gauges, send)
-    }
-
-    /// Release what a flush window holds (it goes first), then offer `frame`.
-    fn offer_as(
-        &mut self,
-        frame: Bytes,
-        coalesce: Option<&CoalesceKey>,
-        limits: &BackpressureConfig,
-        replay: bool,
         gauges: &mut Backlog,
         mut send: impl FnMut(Bytes),
     ) -> Offer {
         if self.release_held(limits, gauges, &mut send) == Offer::Overflow {
             return Offer::Overflow;
         }
-        self.offer_now(frame, coalesce, limits, replay, gauges, send)
+        self.offer_now(frame, coalesce, origin, limits, gauges, send)
     }
 
     /// Offer `frame` to the budget and the queue (nothing is held).
@@ -199,12 +188,12 @@ impl Outbox {
         &mut self,
         frame: Bytes,
         coalesce: Option<&CoalesceKey>,
+        origin: Origin,
         limits: &BackpressureConfig,
-        replay: bool,
         gauges: &mut Backlog,
         mut send: impl FnMut(Bytes),
     ) -> Offer {
-        if !replay
+        if origin == Origin::Live
             && matches!(coalesce, Some(CoalesceKey::Thinking(_)))
             && mutation::injected(Fault::LiveThoughts)
         {
@@ -222,8 +211,8 @@ impl Outbox {
             return Offer::Sent;
         }
         self.tracked(gauges, |o| match coalesce {
-            Some(key @ CoalesceKey::Message(..)) => o.append(frame, key, limits, replay),
-            _ => o.enqueue(frame, coalesce, limits, replay),
+            Some(key @ CoalesceKey::Message(..)) => o.append(frame, key, origin, limits),
+            _ => o.enqueue(frame, coalesce, origin, limits),
         })
     }
 
@@ -232,8 +221,8 @@ impl Outbox {
         &mut self,
         frame: Bytes,
         coalesce: Option<&CoalesceKey>,
+        origin: Origin,
         limits: &BackpressureConfig,
-        replay: bool,
     ) -> Offer {
         let len = frame.len();
         let queue = self.queue.get_or_insert_with(Box::default);
@@ -246,11 +235,11 @@ impl Outbox {
         // Check the fit before replacing anything, so that a frame that is shed leaves the
         // one it would have replaced in place (nothing is dropped without being counted).
         let (freed_messages, freed_bytes) = replaced
-            .filter(|&i| !queue.frames[i].replay)
+            .filter(|&i| queue.frames[i].origin == Origin::Live)
             .map_or((0, 0), |i| (1, queue.frames[i].body.len()));
         let live_messages = queue.frames.len() - queue.replay_messages;
         let live_bytes = queue.queued_bytes - queue.replay_bytes;
-        if !replay
+        if origin == Origin::Live
             && (live_messages - freed_messages >= limits.queue_messages
                 || live_bytes - freed_bytes + len > limits.queue_bytes)
         {
@@ -267,14 +256,14 @@ impl Outbox {
             offer = Offer::Coalesced;
         }
         queue.queued_bytes += len;
-        if replay {
+        if origin == Origin::Replay {
             queue.replay_messages += 1;
             queue.replay_bytes += len;
         }
         queue.frames.push_back(Queued {
             body: Body::Frame(frame),
             coalesce: coalesce.cloned(),
-            replay,
+            origin,
         });
         offer
     }
@@ -286,17 +275,18 @@ impl Outbox {
         &mut self,
         frame: Bytes,
         key: &CoalesceKey,
+        origin: Origin,
         limits: &BackpressureConfig,
-        replay: bool,
     ) -> Offer {
         let queue = self.queue.get_or_insert_with(Box::default);
-        let last = (!replay)
+        let last = (origin == Origin::Live)
             .then(|| {
-                (queue.frames.iter()).rposition(|q| !q.replay && q.coalesce.as_ref() == Some(key))
+                (queue.frames.iter())
+                    .rposition(|q| q.origin == Origin::Live && q.coalesce.as_ref() == Some(key))
             })
             .flatten();
         let Some(i) = last else {
-            return self.enqueue(frame, Some(key), limits, replay);
+            return self.enqueue(frame, Some(key), origin, limits);
         };
         if mutation::injected(Fault::QueuedDelta) {
             return Offer::Appended;
@@ -309,7 +299,7 @@ impl Outbox {
         let before = queue.frames[i].body.len();
         let joined = Delta::parse(&frame).is_some_and(|d| queue.frames[i].body.join(&d));
         if !joined {
-            return self.enqueue(frame, Some(key), limits, replay);
+            return self.enqueue(frame, Some(key), origin, limits);
         }
         let joined = queue.frames.remove(i).expect("index from rposition");
         queue.queued_bytes = queue.queued_bytes - before + joined.body.len();
@@ -410,18 +400,22 @@ mod tests {
         let mut o = Outbox::default();
         let mut g = Backlog::default();
         assert_eq!(
-            o.offer(frame("aaaaaa"), None, &l, &mut g, |f| assert_eq!(
-                f,
-                frame("aaaaaa")
-            )),
+            o.offer(
+                frame("aaaaaa"),
+                None,
+                Origin::Live,
+                &l,
+                &mut g,
+                |f| assert_eq!(f, frame("aaaaaa"))
+            ),
             Offer::Sent
         );
         assert_eq!(
-            o.offer(frame("bbbbbb"), None, &l, &mut g, |_| {}),
+            o.offer(frame("bbbbbb"), None, Origin::Live, &l, &mut g, |_| {}),
             Offer::Queued
         );
         assert_eq!(
-            o.offer(frame("cc"), None, &l, &mut g, |_| {}),
+            o.offer(frame("cc"), None, Origin::Live, &l, &mut g, |_| {}),
             Offer::Queued,
             "no overtaking the queue"
         );
@@ -437,7 +431,14 @@ mod tests {
         let mut o = Outbox::default();
         let mut g = Backlog::default();
         assert_eq!(
-            o.offer(frame("0123456789abcdef"), None, &l, &mut g, |_| {}),
+            o.offer(
+                frame("0123456789abcdef"),
+                None,
+                Origin::Live,
+                &l,
+                &mut g,
+                |_| {}
+            ),
             Offer::Sent
         );
     }
@@ -448,14 +449,17 @@ mod tests {
         let key = CoalesceKey::Thinking(RunId::from("1"));
         let mut o = Outbox::default();
         let mut g = Backlog::default();
-        o.offer(frame("0123456789"), None, &l, &mut g, |_| {});
+        o.offer(frame("0123456789"), None, Origin::Live, &l, &mut g, |_| {});
         assert_eq!(
-            o.offer(frame("t1"), Some(&key), &l, &mut g, |_| {}),
+            o.offer(frame("t1"), Some(&key), Origin::Live, &l, &mut g, |_| {}),
             Offer::Queued
         );
-        assert_eq!(o.offer(frame("x"), None, &l, &mut g, |_| {}), Offer::Queued);
         assert_eq!(
-            o.offer(frame("t2"), Some(&key), &l, &mut g, |_| {}),
+            o.offer(frame("x"), None, Origin::Live, &l, &mut g, |_| {}),
+            Offer::Queued
+        );
+        assert_eq!(
+            o.offer(frame("t2"), Some(&key), Origin::Live, &l, &mut g, |_| {}),
             Offer::Coalesced
         );
         let mut out = Vec::new();
@@ -479,18 +483,42 @@ mod tests {
         let key = CoalesceKey::Message(RunId::from("r"), Arc::from("m"));
         let mut o = Outbox::default();
         let mut g = Backlog::default();
-        o.offer(frame("0123456789"), None, &l, &mut g, |_| {});
+        o.offer(frame("0123456789"), None, Origin::Live, &l, &mut g, |_| {});
         assert_eq!(
-            o.offer(delta(1, 0, "ab"), Some(&key), &l, &mut g, |_| {}),
+            o.offer(
+                delta(1, 0, "ab"),
+                Some(&key),
+                Origin::Live,
+                &l,
+                &mut g,
+                |_| {}
+            ),
             Offer::Queued
         );
-        assert_eq!(o.offer(frame("x"), None, &l, &mut g, |_| {}), Offer::Queued);
-        let third = o.offer(delta(3, 2, "cd"), Some(&key), &l, &mut g, |_| {});
+        assert_eq!(
+            o.offer(frame("x"), None, Origin::Live, &l, &mut g, |_| {}),
+            Offer::Queued
+        );
+        let third = o.offer(
+            delta(3, 2, "cd"),
+            Some(&key),
+            Origin::Live,
+            &l,
+            &mut g,
+            |_| {},
+        );
         assert_eq!(third, Offer::Appended);
         assert_eq!(o.queued_messages(), 2);
         assert_eq!(g, o.backlog(), "the gauges follow the joined frame");
         let big = "y".repeat(300);
-        let fourth = o.offer(delta(4, 4, &big), Some(&key), &l, &mut g, |_| {});
+        let fourth = o.offer(
+            delta(4, 4, &big),
+            Some(&key),
+            Origin::Live,
+            &l,
+            &mut g,
+            |_| {},
+        );
         assert_eq!(
             fourth,
             Offer::Overflow,
@@ -504,18 +532,22 @@ mod tests {
         let l = limits();
         let mut o = Outbox::default();
         let mut g = Backlog::default();
-        o.offer(frame("0123456789"), None, &l, &mut g, |_| {});
+        o.offer(frame("0123456789"), None, Origin::Live, &l, &mut g, |_| {});
         for _ in 0..3 {
-            assert_eq!(o.offer(frame("q"), None, &l, &mut g, |_| {}), Offer::Queued);
+            assert_eq!(
+                o.offer(frame("q"), None, Origin::Live, &l, &mut g, |_| {}),
+                Offer::Queued
+            );
         }
         assert_eq!(
-            o.offer(frame("q"), None, &l, &mut g, |_| {}),
+            o.offer(frame("q"), None, Origin::Live, &l, &mut g, |_| {}),
             Offer::Overflow
         );
         assert_eq!(
             o.offer(
                 frame("e"),
                 Some(&CoalesceKey::Ephemeral(Arc::from("k"))),
+                Origin::Live,
                 &l,
                 &mut g,
                 |_| {}
@@ -535,18 +567,21 @@ mod tests {
         let l = limits();
         let mut o = Outbox::default();
         let mut g = Backlog::default();
-        o.offer(frame("0123456789"), None, &l, &mut g, |_| {});
+        o.offer(frame("0123456789"), None, Origin::Live, &l, &mut g, |_| {});
         for _ in 0..10 {
             assert_eq!(
-                o.offer_replay(frame("r"), None, &l, &mut g, |_| {}),
+                o.offer(frame("r"), None, Origin::Replay, &l, &mut g, |_| {}),
                 Offer::Queued
             );
         }
         for _ in 0..3 {
-            assert_eq!(o.offer(frame("q"), None, &l, &mut g, |_| {}), Offer::Queued);
+            assert_eq!(
+                o.offer(frame("q"), None, Origin::Live, &l, &mut g, |_| {}),
+                Offer::Queued
+            );
         }
         assert_eq!(
-            o.offer(frame("q"), None, &l, &mut g, |_| {}),
+            o.offer(frame("q"), None, Origin::Live, &l, &mut g, |_| {}),
             Offer::Overflow
         );
         let mut out = Vec::new();
@@ -554,7 +589,7 @@ mod tests {
         assert_eq!(out.len(), 10, "the budget releases ten one-byte frames");
         assert_eq!(o.queued_messages(), 3);
         assert_eq!(
-            o.offer(frame("q"), None, &l, &mut g, |_| {}),
+            o.offer(frame("q"), None, Origin::Live, &l, &mut g, |_| {}),
             Offer::Overflow
         );
         o.flushed(10, &l, &mut g, |_| {});

@@ -25,12 +25,12 @@ use utoipa::{Modify, OpenApi};
         description = "The HTTP API of a Switchboard server for the application's services: publish, agent-run events, presence, disconnect, tickets and revocation, statistics. Every route needs `Authorization: Bearer <api key>`."
     ),
     paths(
-        api::publish,
-        api::agent_event,
+        api::publish::publish,
+        api::publish::agent_event,
         api::stats,
-        api::user_presence,
-        api::disconnect,
-        api::room_members,
+        api::connections::user_presence,
+        api::connections::disconnect,
+        api::connections::room_members,
         api::membership::add_to_room,
         api::membership::remove_from_room,
         api::identity::issue_ticket,

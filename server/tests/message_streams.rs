@@ -6,6 +6,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::time::Duration;
 use support::TestServer;
 use support::WsClient;
@@ -32,6 +33,14 @@ impl Producer {
         assert_eq!(status, 200, "{body}");
         self.text.push_str(piece);
         self.len += piece.chars().count() as u64;
+    }
+
+    /// Send the tokens `range` of the answer; the last one is `final` if `ends`.
+    async fn tokens(&mut self, server: &TestServer, range: Range<usize>, ends: bool) {
+        let last = range.end - 1;
+        for n in range {
+            self.send(server, &token(n), ends && n == last).await;
+        }
     }
 }
 
@@ -83,6 +92,16 @@ impl Reader {
             self.take(&frame);
         }
     }
+
+    /// Read frames until a delta, and return it.
+    async fn next_delta(&mut self, ws: &mut WsClient) -> Value {
+        loop {
+            let frame = ws.json().await;
+            if self.take(&frame) {
+                return frame;
+            }
+        }
+    }
 }
 
 async fn started(server: &TestServer) {
@@ -94,15 +113,19 @@ async fn started(server: &TestServer) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// A server, and alice reading thread `t1`, where her run `r1` has started.
+async fn alice_reading_a_started_run() -> (TestServer, WsClient) {
+    let server = TestServer::start().await;
+    let alice = server.connect_with("alice", "&thread=t1").await;
+    started(&server).await;
+    (server, alice)
+}
+
 #[tokio::test]
 async fn a_live_reader_assembles_exactly_the_200_deltas_a_producer_posted() {
-    let server = TestServer::start().await;
-    let mut alice = server.connect_with("alice", "&thread=t1").await;
-    started(&server).await;
+    let (server, mut alice) = alice_reading_a_started_run().await;
     let mut producer = Producer::default();
-    for n in 0..200 {
-        producer.send(&server, &token(n), n == 199).await;
-    }
+    producer.tokens(&server, 0..200, true).await;
     let mut reader = Reader::default();
     reader.until(&mut alice, producer.len as usize).await;
     assert_eq!(reader.text, producer.text);
@@ -113,13 +136,9 @@ async fn a_live_reader_assembles_exactly_the_200_deltas_a_producer_posted() {
 /// them when it closes: the text arrives whole although no `final` delta or other frame comes.
 #[tokio::test]
 async fn the_text_held_by_a_flush_window_arrives_on_the_servers_timer() {
-    let server = TestServer::start().await;
-    let mut alice = server.connect_with("alice", "&thread=t1").await;
-    started(&server).await;
+    let (server, mut alice) = alice_reading_a_started_run().await;
     let mut producer = Producer::default();
-    for n in 0..50 {
-        producer.send(&server, &token(n), false).await;
-    }
+    producer.tokens(&server, 0..50, false).await;
     let mut reader = Reader::default();
     reader.until(&mut alice, producer.len as usize).await;
     assert_eq!(reader.text, producer.text);
@@ -128,37 +147,24 @@ async fn the_text_held_by_a_flush_window_arrives_on_the_servers_timer() {
 
 #[tokio::test]
 async fn a_reader_resuming_mid_answer_gets_the_text_so_far_then_continues_exactly() {
-    let server = TestServer::start().await;
-    let mut alice = server.connect_with("alice", "&thread=t1").await;
-    started(&server).await;
+    let (server, mut alice) = alice_reading_a_started_run().await;
     let mut producer = Producer::default();
-    for n in 0..50 {
-        producer.send(&server, &token(n), false).await;
-    }
+    producer.tokens(&server, 0..50, false).await;
     let mut reader = Reader::default();
     reader.until(&mut alice, producer.len as usize).await;
     alice.close().await;
-    for n in 50..100 {
-        producer.send(&server, &token(n), false).await;
-    }
+    producer.tokens(&server, 50..100, false).await;
     let (epoch, seq) = reader.position.expect("positions seen");
     let mut again = server
         .connect_with("alice", &format!("&thread=t1&resume={epoch}:{seq}"))
         .await;
-    let first = loop {
-        let frame = again.json().await;
-        if reader.take(&frame) {
-            break frame;
-        }
-    };
+    let first = reader.next_delta(&mut again).await;
     assert_eq!(
         first["offset"], 0,
         "the text so far, from the start: {first}"
     );
     assert_eq!(reader.text, producer.text, "one frame holds it all");
-    for n in 100..150 {
-        producer.send(&server, &token(n), n == 149).await;
-    }
+    producer.tokens(&server, 100..150, true).await;
     reader.until(&mut again, producer.len as usize).await;
     assert_eq!(reader.text, producer.text);
 }
@@ -168,20 +174,13 @@ async fn a_late_joiner_and_a_bind_get_the_answer_so_far_in_one_frame() {
     let server = TestServer::start().await;
     started(&server).await;
     let mut producer = Producer::default();
-    for n in 0..100 {
-        producer.send(&server, &token(n), false).await;
-    }
+    producer.tokens(&server, 0..100, false).await;
     let mut late = server.connect_with("alice", "&thread=t1").await;
     let mut binder = server.connect("alice").await;
     binder.send(json!({"type": "bind", "thread": "t1"})).await;
     for ws in [&mut late, &mut binder] {
         let mut reader = Reader::default();
-        let frame = loop {
-            let frame = ws.json().await;
-            if reader.take(&frame) {
-                break frame;
-            }
-        };
+        let frame = reader.next_delta(ws).await;
         assert_eq!(frame["offset"], 0);
         assert_eq!((reader.frames, &reader.text), (1, &producer.text));
     }

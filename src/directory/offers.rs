@@ -7,7 +7,7 @@ use crate::config::BackpressureConfig;
 use crate::connection::Connection;
 use crate::error::UnknownConnection;
 use crate::id::{ConnId, ThreadId, UserId};
-use crate::outbox::{Backlog, CoalesceKey, Flush, Offer, Outbox};
+use crate::outbox::{Backlog, CoalesceKey, Flush, Offer, Origin, Outbox};
 use crate::outputs::Outputs;
 use crate::reason::Reason;
 use crate::run::Delta;
@@ -48,43 +48,26 @@ impl Directory {
         }
     }
 
-    /// Offer a live `frame` to `id` (open) through its outbox. True if it was sent or queued.
+    /// Offer `frame` to `id` (open) through its outbox, from `origin`. True if it was sent or
+    /// queued.
     pub fn offer(
         &mut self,
         id: ConnId,
         frame: &Bytes,
         coalesce: Option<&CoalesceKey>,
+        origin: Origin,
         out: &mut Outputs,
-    ) -> bool {
-        self.offer_to(id, out, |outbox, limits, backlog, send| {
-            outbox.offer(frame.clone(), coalesce, limits, backlog, send)
-        })
-    }
-
-    /// Offer a `frame` replayed from history: outside the queue limits (see `outbox`).
-    pub fn offer_replay(
-        &mut self,
-        id: ConnId,
-        frame: &Bytes,
-        coalesce: Option<&CoalesceKey>,
-        out: &mut Outputs,
-    ) -> bool {
-        self.offer_to(id, out, |outbox, limits, backlog, send| {
-            outbox.offer_replay(frame.clone(), coalesce, limits, backlog, send)
-        })
-    }
-
-    /// Hand `id`'s outbox to `offer` (a live or a replayed frame) with the sink it sends to.
-    fn offer_to(
-        &mut self,
-        id: ConnId,
-        out: &mut Outputs,
-        offer: impl FnOnce(&mut Outbox, &BackpressureConfig, &mut Backlog, &mut SendNow<'_>) -> Offer,
     ) -> bool {
         let Split {
             conns, mut sink, ..
         } = self.split(out);
-        sink.offer(id, &mut conns[id.index()], offer)
+        sink.offer(
+            id,
+            &mut conns[id.index()],
+            |outbox, limits, backlog, send| {
+                outbox.offer(frame.clone(), coalesce, origin, limits, backlog, send)
+            },
+        )
     }
 
     /// Offer `frame` to every open connection but `except`. Returns how many took it.
@@ -107,7 +90,7 @@ impl Directory {
             let id = ConnId::new(shard, index, generations[index]);
             if !except.contains(&id) {
                 reached += usize::from(sink.offer(id, conn, |outbox, limits, backlog, send| {
-                    outbox.offer(frame.clone(), coalesce, limits, backlog, send)
+                    outbox.offer(frame.clone(), coalesce, Origin::Live, limits, backlog, send)
                 }));
             }
         }
@@ -162,7 +145,7 @@ impl Directory {
                     let frame = frame.clone();
                     outbox.offer_windowed(frame, delta, key, flush, limits, backlog, send)
                 }
-                None => outbox.offer(frame.clone(), coalesce, limits, backlog, send),
+                None => outbox.offer(frame.clone(), coalesce, Origin::Live, limits, backlog, send),
             });
             reached += usize::from(took);
         }

@@ -12,7 +12,7 @@ use crate::directory::Directory;
 use crate::id::{ConnId, RoomId, ThreadId, UserId};
 use crate::io::Delivery;
 use crate::message::{Lane, Message};
-use crate::outbox::CoalesceKey;
+use crate::outbox::{CoalesceKey, Origin};
 use crate::outputs::Outputs;
 use crate::protocol::{Sequence, ServerFrame};
 use crate::reason::Reason;
@@ -151,7 +151,7 @@ impl Fanout<'_> {
                 let reached = match self.conns.check(*id) {
                     Ok(()) if !audience.excludes(*id) => {
                         let (conns, out) = (&mut *self.conns, &mut *self.out);
-                        usize::from(conns.offer(*id, &frame, coalesce.as_ref(), out))
+                        usize::from(conns.offer(*id, &frame, coalesce.as_ref(), Origin::Live, out))
                     }
                     Ok(()) => 0,
                     Err(_) => {
@@ -284,7 +284,13 @@ impl Fanout<'_> {
             if let (Some(p), 0) = (position, member.from) {
                 member.from = p.seq;
             }
-            reached += usize::from(self.conns.offer(member.conn, frame, coalesce, self.out));
+            reached += usize::from((self.conns).offer(
+                member.conn,
+                frame,
+                coalesce,
+                Origin::Live,
+                self.out,
+            ));
         }
         Delivery {
             reached,

@@ -10,6 +10,7 @@ use crate::directory::{Directory, Removed};
 use crate::error::OpenError;
 use crate::id::{ConnId, UserId};
 use crate::io::Open;
+use crate::outbox::Origin;
 use crate::outputs::Outputs;
 use crate::protocol::ServerFrame;
 use crate::reason::Reason;
@@ -71,7 +72,7 @@ pub(super) fn welcome(
         seq: position.seq,
     }
     .encode();
-    let _ = conns.offer(id, &welcome, None, out);
+    let _ = conns.offer(id, &welcome, None, Origin::Live, out);
     id
 }
 

@@ -17,6 +17,7 @@ use crate::directory::Directory;
 use crate::error::RoomError;
 use crate::id::{ConnId, RoomId, ThreadId, UserId};
 use crate::io::{Notice, RoomChange};
+use crate::outbox::Origin;
 use crate::outputs::Outputs;
 use crate::presence::PresenceEvent;
 use crate::protocol::{Sequence, ServerFrame};
@@ -265,7 +266,7 @@ pub(super) fn bind(
         reference: reply.reference,
     }
     .encode();
-    let _ = conns.offer(reply.conn, &frame, None, out);
+    let _ = conns.offer(reply.conn, &frame, None, Origin::Live, out);
     if changed {
         replay::catch_up_thread(conns, streams, runs, out, reply.conn);
     }

@@ -13,6 +13,7 @@
 use crate::cluster::Cluster;
 use crate::directory::Directory;
 use crate::id::{RoomId, UserId};
+use crate::outbox::Origin;
 use crate::outputs::Outputs;
 use crate::presence::{PresenceChange, PresenceEvent, Roster};
 use crate::protocol::ServerFrame;
@@ -91,7 +92,7 @@ fn send(
             }
             .encode()
         });
-        let _ = conns.offer(member.conn, frame, None, out);
+        let _ = conns.offer(member.conn, frame, None, Origin::Live, out);
     }
 }
 

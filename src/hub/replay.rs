@@ -3,15 +3,17 @@
 //!
 //! A replay happens when a connection opens (its user stream, after `welcome`), binds to a
 //! thread (runs in progress there and what waited for it), joins a room with `since`, or asks
-//! to `resume` a stream. Replayed frames are the stored bytes, offered through the outbox's
-//! replay lane. Each connection remembers, per stream, the first sequence number from which it
-//! has everything its thread selects (`Connection::user_from`, `Member::from`), so that a later
-//! `resume` never replays what flowed live.
+//! to `resume` a stream. Replayed frames are the stored bytes, offered to the outbox as
+//! [`Origin::Replay`] (outside its queue limits). Each connection remembers, per stream, the
+//! first sequence number from which it has everything its thread selects
+//! (`Connection::user_from`, `Member::from`), so that a later `resume` never replays what
+//! flowed live.
 
 use super::reply::Reply;
 use crate::directory::Directory;
 use crate::id::{ConnId, RoomId, RunId};
 use crate::mutation::{self, Fault};
+use crate::outbox::Origin;
 use crate::outputs::Outputs;
 use crate::protocol::{ErrorCode, Sequence, ServerFrame};
 use crate::room::Rooms;
@@ -110,7 +112,13 @@ pub(super) fn replay(
             if e.pending {
                 claimed.push(e.seq);
             }
-            conns.offer_replay(id, &e.body.frame(), e.coalesce.as_ref(), out);
+            conns.offer(
+                id,
+                &e.body.frame(),
+                e.coalesce.as_ref(),
+                Origin::Replay,
+                out,
+            );
         }
     }
     for seq in claimed {

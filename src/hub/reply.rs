@@ -2,6 +2,7 @@
 
 use crate::directory::Directory;
 use crate::id::ConnId;
+use crate::outbox::Origin;
 use crate::outputs::Outputs;
 use crate::protocol::{ErrorCode, ServerFrame};
 use serde_json::value::RawValue;
@@ -30,7 +31,7 @@ impl<'a> Reply<'a> {
 
     /// Send `frame` (open connection).
     pub fn send(self, conns: &mut Directory, out: &mut Outputs, frame: &ServerFrame<'_>) {
-        let _ = conns.offer(self.conn, &frame.encode(), None, out);
+        let _ = conns.offer(self.conn, &frame.encode(), None, Origin::Live, out);
     }
 
     /// Send an `error` frame with `code` and a human `message`.

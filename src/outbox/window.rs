@@ -16,7 +16,7 @@
 //!
 //! So no delta waits longer than one window, and the first one not at all.
 
-use super::{Backlog, CoalesceKey, Offer, Outbox, Queue};
+use super::{Backlog, CoalesceKey, Offer, Origin, Outbox, Queue};
 use crate::config::BackpressureConfig;
 use crate::run::{Body, Delta};
 use bytes::Bytes;
@@ -97,7 +97,7 @@ impl Outbox {
             }
         }
         let last = delta.is_final();
-        let offer = self.offer_as(frame, Some(key), limits, false, gauges, &mut send);
+        let offer = self.offer(frame, Some(key), Origin::Live, limits, gauges, &mut send);
         if offer == Offer::Sent && !last {
             self.open_window(key.clone(), flush);
         }
@@ -156,7 +156,14 @@ impl Outbox {
         };
         gauges.queued_messages -= 1;
         gauges.queued_bytes -= held.len();
-        self.offer_now(held.frame(), Some(&window.key), limits, false, gauges, send)
+        self.offer_now(
+            held.frame(),
+            Some(&window.key),
+            Origin::Live,
+            limits,
+            gauges,
+            send,
+        )
     }
 }
 
@@ -237,6 +244,7 @@ mod tests {
             let offer = (self.outbox).offer(
                 Bytes::from(frame.to_owned()),
                 None,
+                Origin::Live,
                 &limits(),
                 &mut self.gauges,
                 |f| sent.push(serde_json::from_slice(&f).unwrap()),

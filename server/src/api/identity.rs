@@ -1,7 +1,7 @@
 //! The identity routes of the backend API: one-time tickets (`POST /api/tickets`), revoking
 //! one token (`POST /api/tokens/revoke`), and revoking a user's credentials with
-//! `POST /api/users/{user}/disconnect` `{"revoke": true}` (the route itself is in
-//! [`super`]). Every answer is described in `docs/API.md`.
+//! `POST /api/users/{user}/disconnect` `{"revoke": true}` (the route itself is with the
+//! other questions about connections). Every answer is described in `docs/API.md`.
 
 use super::{nonempty, ApiError, ErrorBody};
 use crate::auth::claims::{valid_user, MAX_TOKEN_ID_BYTES};

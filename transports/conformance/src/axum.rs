@@ -4,40 +4,25 @@
 //! unchanged, so the adapter the server uses (axum's WebSocket, not tokio-tungstenite's
 //! accept loop) passes everything the other transports pass.
 
-use crate::network::{authenticate, OnTokio, Setup};
+use crate::network::{authenticate, OnTokioRouter};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use std::future::Future;
-use switchboard_tokio::{position_from_query, Handle, Request, Tokio};
+use switchboard_tokio::{position_from_query, Handle, Request};
 
 /// The tokio transport behind an axum router.
 #[derive(Debug)]
 pub enum OnAxum {}
 
-impl Setup for OnAxum {
+impl OnTokioRouter for OnAxum {
     const NAME: &'static str = "axum";
-    type Runtime = Tokio;
 
-    fn runtime() -> Tokio {
-        Tokio
-    }
-
-    fn block_on<F: Future>(case: F) -> F::Output {
-        OnTokio::block_on(case)
-    }
-
-    fn listener(listener: std::net::TcpListener) -> tokio::net::TcpListener {
-        OnTokio::listener(listener)
-    }
-
-    fn serve(_: &Tokio, handle: Handle, listener: std::net::TcpListener) {
+    fn serve(handle: Handle, listener: tokio::net::TcpListener) {
         let app = Router::new()
             .route("/ws", axum::routing::get(websocket))
             .with_state(handle);
-        let listener = Self::listener(listener);
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
 }

@@ -1,7 +1,7 @@
 //! The network transports as [`Transport`]s: a switchboard (two shards) serving a listener on
 //! 127.0.0.1, and real WebSocket clients ([`WsClient`], async-tungstenite over async-net,
 //! which run under any runtime) connecting to it. One generic adapter, [`Network`], serves
-//! every runtime; a [`Setup`] says how to run one.
+//! every runtime; a [`Setup`] says how to run one ([`OnTokioRouter`] for a router on tokio).
 
 use crate::{Client, Connect, Received, Transport, WsClient};
 use std::future::Future;
@@ -66,6 +66,38 @@ impl Setup for OnTokio {
 
     fn listener(listener: std::net::TcpListener) -> tokio::net::TcpListener {
         tokio::net::TcpListener::from_std(listener).expect("a tokio listener")
+    }
+}
+
+/// A setup that embeds the switchboard in a router of its own on the tokio transport (as the
+/// server does): everything but serving is [`OnTokio`]'s.
+pub trait OnTokioRouter: 'static {
+    /// The name printed with a failing case.
+    const NAME: &'static str;
+
+    /// Spawn the router serving `handle`'s switchboard on `listener`, authenticating as the
+    /// suite does.
+    fn serve(handle: switchboard_tokio::Handle, listener: tokio::net::TcpListener);
+}
+
+impl<R: OnTokioRouter> Setup for R {
+    const NAME: &'static str = R::NAME;
+    type Runtime = Tokio;
+
+    fn runtime() -> Tokio {
+        OnTokio::runtime()
+    }
+
+    fn block_on<F: Future>(case: F) -> F::Output {
+        OnTokio::block_on(case)
+    }
+
+    fn listener(listener: std::net::TcpListener) -> tokio::net::TcpListener {
+        OnTokio::listener(listener)
+    }
+
+    fn serve(_: &Tokio, handle: Handle<Tokio>, listener: std::net::TcpListener) {
+        R::serve(handle, Self::listener(listener));
     }
 }
 

@@ -4,11 +4,11 @@
 //! reads the event stream and posts its frames. A resuming client passes its position as
 //! `Last-Event-ID`, as a reconnecting `EventSource` does.
 //!
-//! The cases it runs are listed in `tests/suite.rs`, with why the others do not apply: they
+//! The cases it skips are named in `tests/suite.rs`, with why they do not apply: they
 //! send WebSocket control or binary frames, which HTTP has no place for, or rely on a client
 //! that stops answering pings, which an event stream's client never answers itself.
 
-use crate::network::{authenticate, Network, OnTokio, Setup};
+use crate::network::{authenticate, Network, OnTokioRouter, Setup};
 use crate::{Client, Connect, Received, Transport};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -20,34 +20,20 @@ use std::time::Duration;
 use switchboard::{AgentUpdate, Audience, Config, Delivery, Message, PublishError};
 use switchboard_testing::{guard, post, SseClient};
 use switchboard_tokio::axum::{last_event_position, sse, sse_post};
-use switchboard_tokio::{Handle, Request, SseConnections, Tokio};
+use switchboard_tokio::{Handle, Request, SseConnections};
 
 /// The Server-Sent Events routes, on the tokio transport behind an axum router.
 #[derive(Debug)]
 pub enum OnSseRoutes {}
 
-impl Setup for OnSseRoutes {
+impl OnTokioRouter for OnSseRoutes {
     const NAME: &'static str = "sse";
-    type Runtime = Tokio;
 
-    fn runtime() -> Tokio {
-        Tokio
-    }
-
-    fn block_on<F: Future>(case: F) -> F::Output {
-        OnTokio::block_on(case)
-    }
-
-    fn listener(listener: std::net::TcpListener) -> tokio::net::TcpListener {
-        OnTokio::listener(listener)
-    }
-
-    fn serve(_: &Tokio, handle: Handle, listener: std::net::TcpListener) {
+    fn serve(handle: Handle, listener: tokio::net::TcpListener) {
         let app = Router::new()
             .route("/sse", axum::routing::get(events))
             .route("/sse/{conn}", axum::routing::post(frames))
             .with_state((handle, SseConnections::new()));
-        let listener = Self::listener(listener);
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
 }

@@ -4,35 +4,21 @@
  * (resuming, nothing lost, nothing twice) — all read from the page's DOM.
  */
 
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { Browser, CutProxy, TestServer, texts, token } from "./harness.js";
+import { siteBehindProxy, texts, token } from "./harness.js";
 
 describe("the demo page", () => {
-  let server: TestServer;
-  let proxy: CutProxy;
-  let browser: Browser;
+  const site = siteBehindProxy();
   let page: Page;
-
-  before(async () => {
-    server = await TestServer.start();
-    // The page is loaded through a proxy the test can cut, so its WebSocket goes through it too.
-    proxy = await CutProxy.start(server.address);
-    browser = await Browser.launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await proxy?.stop();
-    await server?.stop();
-  });
 
   const messages = (): Promise<string[]> => texts(page, "#messages li");
   const waitForMessage = (text: string) =>
     page.waitForFunction((t) => [...document.querySelectorAll("#messages li")].some((li) => li.textContent?.includes(t)), text);
 
   test("connects with a token typed in and joins the room", async () => {
-    page = await browser.open(`http://${proxy.address}/demo`);
+    page = await site.open("/demo");
     await page.fill("#user", "alice");
     await page.fill("#token", token("alice"));
     await page.click("#connect");
@@ -41,7 +27,7 @@ describe("the demo page", () => {
   });
 
   test("receives a room message published through the API", async () => {
-    await server.publish({ room: "lobby" }, "chat", { text: "hello from the API" });
+    await site.server.publish({ room: "lobby" }, "chat", { text: "hello from the API" });
     await waitForMessage("hello from the API");
     assert.deepEqual(await messages(), ["chat: hello from the API"]);
   });
@@ -63,14 +49,14 @@ describe("the demo page", () => {
     await page.click("#run");
     await page.waitForSelector(".run[data-status=running] .tools li");
     const runs = await page.locator(".run").count();
-    proxy.cut();
+    site.proxy.cut();
     await page.waitForSelector("#state[data-state=disconnected]");
-    for (const n of [1, 2, 3]) await server.publish({ room: "lobby" }, "chat", { text: `while away ${n}` });
-    await server.publish({ user: "alice" }, "notice", { text: "for alice while away" });
-    proxy.unblock();
+    for (const n of [1, 2, 3]) await site.server.publish({ room: "lobby" }, "chat", { text: `while away ${n}` });
+    await site.server.publish({ user: "alice" }, "notice", { text: "for alice while away" });
+    site.proxy.unblock();
     await page.waitForSelector("#state[data-state=connected][data-connections='2']");
     // A marker published after the reconnect: anything replayed twice would come before it.
-    await server.publish({ room: "lobby" }, "chat", { text: "after the reconnect" });
+    await site.server.publish({ room: "lobby" }, "chat", { text: "after the reconnect" });
     await waitForMessage("after the reconnect");
     await page.waitForFunction((n) => document.querySelectorAll(".run").length === n && document.querySelectorAll(".run[data-status=running]").length === 0, runs);
     // The user stream is replayed right after welcome, then each room as it is joined again.
@@ -87,13 +73,13 @@ describe("the demo page", () => {
 
   test("resumes after a page reload from the positions it kept in localStorage", async () => {
     await page.reload();
-    await server.publish({ room: "lobby" }, "chat", { text: "during the reload" });
-    await server.publish({ user: "alice" }, "notice", { text: "for alice during the reload" });
+    await site.server.publish({ room: "lobby" }, "chat", { text: "during the reload" });
+    await site.server.publish({ user: "alice" }, "notice", { text: "for alice during the reload" });
     await page.fill("#user", "alice");
     await page.fill("#token", token("alice"));
     await page.click("#connect");
     await page.waitForSelector("#chat[data-joined=lobby]");
-    await server.publish({ room: "lobby" }, "chat", { text: "after the reload" });
+    await site.server.publish({ room: "lobby" }, "chat", { text: "after the reload" });
     await waitForMessage("after the reload");
     assert.deepEqual(await messages(), ["notice: for alice during the reload", "chat: during the reload", "chat: after the reload"]);
     assert.match((await texts(page, "#log li")).join("\n"), /connected as alice \(resumed\)/);

@@ -9,6 +9,9 @@
  *   await page.waitForSelector("#state[data-state=connected]");
  *   await browser.close();
  *
+ * A suite whose page must lose its connections declares `const site = siteBehindProxy();`: the
+ * server, a proxy the test can cut in front of it, and Chromium, for all the suite's tests.
+ *
  * Chromium is `/usr/bin/chromium` (`apt-get install -y chromium`), or `$CHROMIUM`.
  */
 
@@ -16,6 +19,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { forTheSuite, ServerBehindProxy } from "../support/behind-proxy.js";
 import { PATIENCE_MS } from "../support/server.js";
 
 export { CutProxy } from "../support/proxy.js";
@@ -72,6 +76,31 @@ export class Browser {
     await this.context.close();
     rmSync(this.profile, { recursive: true, force: true });
   }
+}
+
+/** The server, a proxy in front of it that the test can cut, and Chromium (see {@link siteBehindProxy}). */
+export class SiteBehindProxy extends ServerBehindProxy {
+  browser!: Browser;
+
+  override async start(): Promise<void> {
+    await super.start();
+    this.browser = await Browser.launch();
+  }
+
+  override async stop(): Promise<void> {
+    await this.browser?.close();
+    await super.stop();
+  }
+
+  /** Open the server's page at `path` through the proxy, so that its connections go through it too. */
+  open(path: string): Promise<Page> {
+    return this.browser.open(`http://${this.proxy.address}${path}`);
+  }
+}
+
+/** A {@link SiteBehindProxy} for the tests of the calling `describe`. */
+export function siteBehindProxy(): SiteBehindProxy {
+  return forTheSuite(new SiteBehindProxy());
 }
 
 /** The text of every element matching `selector`. */

@@ -5,11 +5,11 @@
  * positions: what was published meanwhile arrives once, in order.
  */
 
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import type { Page } from "playwright-core";
-import { Browser, CutProxy, TestServer, token } from "./harness.js";
+import { siteBehindProxy, token } from "./harness.js";
 
 const BUNDLE = new URL("../../../demo/switchboard.min.js", import.meta.url);
 
@@ -21,33 +21,20 @@ interface Seen {
 }
 
 describe("the client bundle over Server-Sent Events in Chromium", () => {
-  let server: TestServer;
-  let proxy: CutProxy;
-  let browser: Browser;
+  const site = siteBehindProxy();
   let page: Page;
-
-  before(async () => {
-    server = await TestServer.start();
-    proxy = await CutProxy.start(server.address);
-    browser = await Browser.launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await proxy?.stop();
-    await server?.stop();
-  });
 
   const seen = (): Promise<Seen> => page.evaluate(() => (window as unknown as { seen: Seen }).seen);
   const waitFor = async (predicate: string): Promise<void> => {
     try {
       await page.waitForFunction(predicate);
     } catch (error) {
-      throw new Error(`${predicate}: never held; the page saw ${JSON.stringify(await seen())}\n${browser.console.join("\n")}`, { cause: error });
+      throw new Error(`${predicate}: never held; the page saw ${JSON.stringify(await seen())}\n${site.browser.console.join("\n")}`, { cause: error });
     }
   };
 
   test("connects over EventSource and fetch, joins a room and receives its messages", async () => {
-    page = await browser.open(`http://${proxy.address}/healthz`);
+    page = await site.open("/healthz");
     await page.addScriptTag({ content: readFileSync(BUNDLE, "utf8") });
     await page.evaluate(async (jwt) => {
       const seen = { messages: [] as string[], connected: [] as unknown[], disconnected: [] as number[] };
@@ -66,20 +53,20 @@ describe("the client bundle over Server-Sent Events in Chromium", () => {
       await client.connect();
       await client.join("lobby");
     }, token("alice"));
-    await server.publish({ room: "lobby" }, "m1", {});
+    await site.server.publish({ room: "lobby" }, "m1", {});
     await waitFor("seen.messages.length === 1");
     assert.deepEqual((await seen()).messages, ["lobby:1:m1"]);
     assert.deepEqual((await seen()).connected, [{ resumed: false, transport: "sse" }]);
   });
 
   test("a cut stream is reconnected by the client: what was published meanwhile arrives once, in order", async () => {
-    proxy.cut();
+    site.proxy.cut();
     await waitFor("seen.disconnected.length >= 1");
-    for (const n of [2, 3, 4]) await server.publish({ room: "lobby" }, `m${n}`, {});
-    proxy.unblock();
+    for (const n of [2, 3, 4]) await site.server.publish({ room: "lobby" }, `m${n}`, {});
+    site.proxy.unblock();
     await waitFor("seen.connected.length >= 2");
     await page.evaluate(() => (window as unknown as { client: { ping(): Promise<number> } }).client.ping());
-    await server.publish({ room: "lobby" }, "after", {});
+    await site.server.publish({ room: "lobby" }, "after", {});
     await waitFor("seen.messages.some((m) => m.endsWith(':after'))");
     const { messages, disconnected } = await seen();
     assert.deepEqual(messages, ["lobby:1:m1", "lobby:2:m2", "lobby:3:m3", "lobby:4:m4", "lobby:5:after"]);

@@ -6,10 +6,10 @@
  * arrives once, in order. The `close` event reaches the page's listener.
  */
 
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { Browser, CutProxy, TestServer, token } from "./harness.js";
+import { siteBehindProxy, token } from "./harness.js";
 
 /** What the page keeps of its stream, as the test reads it back. */
 interface Seen {
@@ -19,22 +19,8 @@ interface Seen {
 }
 
 describe("Server-Sent Events in Chromium", () => {
-  let server: TestServer;
-  let proxy: CutProxy;
-  let browser: Browser;
+  const site = siteBehindProxy();
   let page: Page;
-
-  before(async () => {
-    server = await TestServer.start();
-    // The page and its stream go through a proxy the test can cut.
-    proxy = await CutProxy.start(server.address);
-    browser = await Browser.launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await proxy?.stop();
-    await server?.stop();
-  });
 
   const seen = (): Promise<Seen> => page.evaluate(() => (window as unknown as { seen: Seen }).seen);
   const events = async (): Promise<string[]> =>
@@ -44,7 +30,7 @@ describe("Server-Sent Events in Chromium", () => {
 
   test("an EventSource opens the stream: welcome first, then what is published", async () => {
     // A page of the server's own origin (no CORS involved), then the stream from it.
-    page = await browser.open(`http://${proxy.address}/healthz`);
+    page = await site.open("/healthz");
     await page.evaluate((jwt) => {
       const seen = { frames: [] as unknown[], closes: [] as unknown[], opens: 0 };
       (window as unknown as { seen: unknown }).seen = seen;
@@ -56,8 +42,8 @@ describe("Server-Sent Events in Chromium", () => {
     }, token("alice"));
     await waitFor("seen.frames.length >= 1");
     assert.equal((await seen()).frames[0]?.type, "welcome");
-    await server.publish({ user: "alice" }, "m1", {});
-    await server.publish({ user: "alice" }, "m2", {});
+    await site.server.publish({ user: "alice" }, "m1", {});
+    await site.server.publish({ user: "alice" }, "m2", {});
     await waitFor("seen.frames.filter((f) => f.type === 'message').length === 2");
     assert.deepEqual(await events(), ["m1", "m2"]);
   });
@@ -82,17 +68,17 @@ describe("Server-Sent Events in Chromium", () => {
     // page is away reaches it, so nothing is kept as pending for the next connection, and the
     // page receives it again only by resuming from its Last-Event-ID.
     const other = new AbortController();
-    const elsewhere = await fetch(`${server.http}/sse?token=${token("alice")}`, { signal: other.signal });
+    const elsewhere = await fetch(`${site.server.http}/sse?token=${token("alice")}`, { signal: other.signal });
     assert.equal(elsewhere.status, 200);
-    proxy.cut();
+    site.proxy.cut();
     for (const n of [3, 4, 5]) {
-      const delivery = (await server.publish({ user: "alice" }, `m${n}`, {})) as { reached: number };
+      const delivery = (await site.server.publish({ user: "alice" }, `m${n}`, {})) as { reached: number };
       assert.ok(delivery.reached >= 1, "reached the other connection");
     }
-    proxy.unblock();
+    site.proxy.unblock();
     await waitFor("seen.frames.filter((f) => f.type === 'welcome').length === 2");
     // A marker published after the reconnect: anything replayed twice would come before it.
-    await server.publish({ user: "alice" }, "after", {});
+    await site.server.publish({ user: "alice" }, "after", {});
     await waitFor("seen.frames.some((f) => f.event === 'after')");
     assert.deepEqual(await events(), ["m1", "m2", "m3", "m4", "m5", "after"]);
     assert.equal((await seen()).opens, 2, "one automatic reconnection");
@@ -100,7 +86,7 @@ describe("Server-Sent Events in Chromium", () => {
   });
 
   test("the close event reaches the page with its code and reason", async () => {
-    await server.api("POST", "/users/alice/disconnect");
+    await site.server.api("POST", "/users/alice/disconnect");
     await waitFor("seen.closes.length >= 1");
     assert.deepEqual((await seen()).closes, [{ code: 4002, reason: "disconnected" }]);
     // 4002 means "not without new credentials": the page stops the browser's reconnection.

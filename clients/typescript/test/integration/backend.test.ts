@@ -6,10 +6,10 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
 import { SwitchboardClient, SwitchboardError, type ServerFrame, type UnknownFrame } from "../../src/index.js";
 import { Backend, WEBHOOK_SECRET, type FrameEvent } from "../support/backend.js";
-import { TestServer, token } from "../support/server.js";
+import { testClient } from "../support/client.js";
+import { TestServer } from "../support/server.js";
 import { next, Recorder } from "../support/wait.js";
 
 /** The backend's rule: `{"decline": code}` is refused with that code, anything else echoed. */
@@ -47,9 +47,7 @@ describe("application frames and the backend's answers", () => {
     await backend.stop();
   });
 
-  function client(user: string): SwitchboardClient {
-    return new SwitchboardClient({ url: server.ws, token: token(user), WebSocket });
-  }
+  const client = (user: string): SwitchboardClient => testClient(server.ws, user);
 
   test("send resolves with the backend's reply, sent to the sending connection only", async () => {
     const sender = client("alice");

@@ -9,7 +9,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { SwitchboardClient, SwitchboardError } from "../../src/index.js";
-import { API_KEY, PATIENCE_MS, TestServer, token } from "../support/server.js";
+import { testClient } from "../support/client.js";
+import { API_KEY, PATIENCE_MS, TestServer } from "../support/server.js";
 import { next } from "../support/wait.js";
 
 /** A producer channel: sends events, collects what the server sends it. */
@@ -57,9 +58,7 @@ describe("cancel", () => {
     await server.stop();
   });
 
-  function client(user: string): SwitchboardClient {
-    return new SwitchboardClient({ url: server.ws, token: token(user), WebSocket });
-  }
+  const client = (user: string): SwitchboardClient => testClient(server.ws, user);
 
   test("the run's user cancels, its producer hears it and confirms, and the run view ends cancelled", async () => {
     const producer = await Producer.open(server);

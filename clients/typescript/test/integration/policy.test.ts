@@ -5,19 +5,13 @@
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
 import { SwitchboardClient, type DisconnectedEvent } from "../../src/index.js";
-import { TestServer, token } from "../support/server.js";
+import { testClient } from "../support/client.js";
+import { TestServer } from "../support/server.js";
 import { Recorder, next } from "../support/wait.js";
 
-function client(server: TestServer, user: string): SwitchboardClient {
-  return new SwitchboardClient({
-    url: server.ws,
-    token: async () => token(user),
-    WebSocket,
-    backoff: { initialMs: 50, maxMs: 200 },
-  });
-}
+const client = (server: TestServer, user: string): SwitchboardClient =>
+  testClient(server.ws, user, { backoff: { initialMs: 50, maxMs: 200 } });
 
 describe("close codes from the server", () => {
   test("4002 (the application disconnected the user): no reconnect", async () => {

@@ -4,22 +4,12 @@
  * socket is cut, so its rejoin lists who came meanwhile.
  */
 
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
 import { SwitchboardClient, type PresenceFrame } from "../../src/index.js";
-import { CutProxy } from "../support/proxy.js";
-import { TestServer, token } from "../support/server.js";
+import { serverBehindProxy } from "../support/behind-proxy.js";
+import { testClient } from "../support/client.js";
 import { Recorder, next } from "../support/wait.js";
-
-function client(url: string, user: string): SwitchboardClient {
-  return new SwitchboardClient({
-    url,
-    token: async () => token(user),
-    WebSocket,
-    backoff: { initialMs: 20, maxMs: 200 },
-  });
-}
 
 /** The members the client holds for `room`, sorted (`undefined`: it holds none). */
 function members(c: SwitchboardClient, room: string): string[] | undefined {
@@ -28,27 +18,17 @@ function members(c: SwitchboardClient, room: string): string[] | undefined {
 }
 
 describe("presence", () => {
-  let server: TestServer;
-  let proxy: CutProxy;
-
-  before(async () => {
-    server = await TestServer.start();
-    proxy = await CutProxy.start(server.address);
-  });
-  after(async () => {
-    await proxy.stop();
-    await server.stop();
-  });
+  const net = serverBehindProxy();
 
   test("a watcher hears a user with two tabs arrive once and leave once, and keeps the member set", async () => {
-    const alice = client(server.ws, "alice");
+    const alice = testClient(net.server.ws, "alice");
     const heard = new Recorder<string>(alice, "presence", (p: PresenceFrame) => `${p.event}:${p.user}`);
     await alice.connect();
     const joined = await alice.join("study", { presence: true });
     assert.equal(joined.count, 1, "alice alone");
     await heard.until((h) => h.includes("join:alice"));
 
-    const tabs = [client(server.ws, "bob"), client(server.ws, "bob")];
+    const tabs = [testClient(net.server.ws, "bob"), testClient(net.server.ws, "bob")];
     for (const tab of tabs) {
       await tab.connect();
       const plain = await tab.join("study");
@@ -66,22 +46,22 @@ describe("presence", () => {
   });
 
   test("after the socket is cut, the rejoin asks for presence again and lists who came meanwhile", async () => {
-    const dana = client(proxy.ws, "dana");
+    const dana = testClient(net.proxy.ws, "dana");
     await dana.connect();
     await dana.join("garden", { presence: true });
     await dana.ping();
 
     const disconnected = next(dana, "disconnected");
-    proxy.cut();
+    net.proxy.cut();
     assert.equal((await disconnected).reconnect, true);
     assert.equal(members(dana, "garden"), undefined, "no member set while disconnected");
 
-    const erin = client(server.ws, "erin");
+    const erin = testClient(net.server.ws, "erin");
     await erin.connect();
     await erin.join("garden");
 
     const rejoined = next(dana, "joined", (j) => j.room === "garden");
-    proxy.unblock();
+    net.proxy.unblock();
     const joined = await rejoined;
     assert.deepEqual([...(joined.members ?? [])].sort(), ["dana", "erin"], "the rejoin watched presence again");
     assert.deepEqual(members(dana, "garden"), ["dana", "erin"]);
@@ -94,18 +74,18 @@ describe("presence", () => {
   });
 
   test("presence false does not watch: no list, no presence events", async () => {
-    const hal = client(server.ws, "hal");
+    const hal = testClient(net.server.ws, "hal");
     const halHeard = new Recorder<string>(hal, "presence", (p: PresenceFrame) => `${p.event}:${p.user}`);
     await hal.connect();
     await hal.join("quiet", { presence: true });
-    const fay = client(server.ws, "fay");
+    const fay = testClient(net.server.ws, "fay");
     const heard = new Recorder<PresenceFrame>(fay, "presence");
     await fay.connect();
     const joined = await fay.join("quiet", { presence: false });
     assert.equal(joined.members, undefined);
     assert.equal(joined.count, undefined);
 
-    const gus = client(server.ws, "gus");
+    const gus = testClient(net.server.ws, "gus");
     await gus.connect();
     await gus.join("quiet");
     // Hal, who watches, hears gus arrive; fay, who does not, hears nothing up to her pong.

@@ -2,8 +2,8 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
 import { SwitchboardClient, SwitchboardError, type MessageFrame } from "../../src/index.js";
+import { testClient } from "../support/client.js";
 import { TestServer, token } from "../support/server.js";
 import { Recorder } from "../support/wait.js";
 
@@ -16,9 +16,8 @@ describe("requests", () => {
     await server.stop();
   });
 
-  function client(user: string, rooms?: string[]): SwitchboardClient {
-    return new SwitchboardClient({ url: server.ws, token: token(user, rooms), WebSocket });
-  }
+  const client = (user: string, rooms?: string[]): SwitchboardClient =>
+    testClient(server.ws, user, { token: async () => token(user, rooms) });
 
   test("publish resolves once the server read it, and the other members receive it with from", async () => {
     const alice = client("alice");

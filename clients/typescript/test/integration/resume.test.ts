@@ -6,21 +6,12 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
-import { SwitchboardClient, type ClientOptions, type GapFrame, type MessageFrame } from "../../src/index.js";
+import { SwitchboardClient, type GapFrame, type MessageFrame } from "../../src/index.js";
+import { serverBehindProxy } from "../support/behind-proxy.js";
+import { testClient } from "../support/client.js";
 import { CutProxy } from "../support/proxy.js";
-import { TestServer, token } from "../support/server.js";
+import { TestServer } from "../support/server.js";
 import { Recorder, next } from "../support/wait.js";
-
-function client(url: string, user: string, options: Partial<ClientOptions> = {}): SwitchboardClient {
-  return new SwitchboardClient({
-    url,
-    token: async () => token(user),
-    WebSocket,
-    backoff: { initialMs: 20, maxMs: 200 },
-    ...options,
-  });
-}
 
 /** `stream:seq:data` of each message, to compare sequences. */
 function messages(c: SwitchboardClient): Recorder<string> {
@@ -47,33 +38,23 @@ async function reconnect(proxy: CutProxy, c: SwitchboardClient, room: string): P
 }
 
 describe("resume after the socket is cut", () => {
-  let server: TestServer;
-  let proxy: CutProxy;
-
-  before(async () => {
-    server = await TestServer.start();
-    proxy = await CutProxy.start(server.address);
-  });
-  after(async () => {
-    await proxy.stop();
-    await server.stop();
-  });
+  const net = serverBehindProxy();
 
   test("messages published while disconnected arrive once, in order, on the user stream and in rooms", async () => {
-    const alice = client(proxy.ws, "alice");
+    const alice = testClient(net.proxy.ws, "alice");
     const seen = messages(alice);
     await alice.connect();
     await alice.join("lobby");
-    await server.publish({ room: "lobby" }, "chat", "before-room");
-    await server.publish({ user: "alice" }, "note", "before-user");
+    await net.server.publish({ room: "lobby" }, "chat", "before-room");
+    await net.server.publish({ user: "alice" }, "note", "before-user");
     await seen.until((s) => s.length === 2);
 
-    await cut(proxy, alice);
+    await cut(net.proxy, alice);
     for (let i = 1; i <= 5; i++) {
-      await server.publish({ room: "lobby" }, "chat", `room-${i}`);
-      await server.publish({ user: "alice" }, "note", `user-${i}`);
+      await net.server.publish({ room: "lobby" }, "chat", `room-${i}`);
+      await net.server.publish({ user: "alice" }, "note", `user-${i}`);
     }
-    await reconnect(proxy, alice, "lobby");
+    await reconnect(net.proxy, alice, "lobby");
 
     const user = seen.seen.filter((m) => m.startsWith("user:"));
     const room = seen.seen.filter((m) => m.startsWith("room:"));
@@ -86,16 +67,16 @@ describe("resume after the socket is cut", () => {
   test("a room joined but silent before the cut still replays what was published while away", async () => {
     // Bob's other connection (on the same shard as every connection of bob) stays in the
     // room, so the room's stream lives on while the cut one is away (PROTOCOL.md §6).
-    const stays = client(server.ws, "bob");
+    const stays = testClient(net.server.ws, "bob");
     await stays.connect();
     await stays.join("quiet");
-    const bob = client(proxy.ws, "bob");
+    const bob = testClient(net.proxy.ws, "bob");
     const seen = messages(bob);
     await bob.connect();
     await bob.join("quiet");
-    await cut(proxy, bob);
-    await server.publish({ room: "quiet" }, "chat", "while-away");
-    await reconnect(proxy, bob, "quiet");
+    await cut(net.proxy, bob);
+    await net.server.publish({ room: "quiet" }, "chat", "while-away");
+    await reconnect(net.proxy, bob, "quiet");
     assert.deepEqual(seen.seen, ['room:quiet:1:"while-away"']);
     bob.close();
     stays.close();
@@ -116,7 +97,7 @@ describe("a gap when history no longer reaches back", () => {
   });
 
   test("the missed range is a gap event per stream, then the messages history still holds, once", async () => {
-    const carol = client(proxy.ws, "carol");
+    const carol = testClient(proxy.ws, "carol");
     const seen = messages(carol);
     const gaps = new Recorder<GapFrame>(carol, "gap");
     await carol.connect();
@@ -145,7 +126,7 @@ describe("a gap when history no longer reaches back", () => {
 describe("a server restart", () => {
   test("1001 at shutdown: the client backs off, reconnects to the new process and is told of the new epoch", async () => {
     let server = await TestServer.start();
-    const dave = client(server.ws, "dave");
+    const dave = testClient(server.ws, "dave");
     const gaps = new Recorder<GapFrame>(dave, "gap");
     const seen = messages(dave);
     await dave.connect();

@@ -1,11 +1,10 @@
 /** Agent runs against the real server: live, caught up by a late joiner, and across a cut. */
 
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
 import { SwitchboardClient, type RunView } from "../../src/index.js";
-import { CutProxy } from "../support/proxy.js";
-import { TestServer, token } from "../support/server.js";
+import { serverBehindProxy } from "../support/behind-proxy.js";
+import { testClient } from "../support/client.js";
 import { next } from "../support/wait.js";
 
 /** What a test compares of a run. */
@@ -34,36 +33,26 @@ const expected = {
 };
 
 describe("agent runs", () => {
-  let server: TestServer;
-  let proxy: CutProxy;
-  before(async () => {
-    server = await TestServer.start();
-    proxy = await CutProxy.start(server.address);
-  });
-  after(async () => {
-    await proxy.stop();
-    await server.stop();
-  });
+  const net = serverBehindProxy();
 
   const steps = (user: string, run: string): (() => Promise<unknown>)[] => [
-    () => server.runEvent(user, run, { event: "agent_started", agent: "helper", thread: "t-1", data: { prompt: "weather?" } }),
-    () => server.runEvent(user, run, { event: "agent_thinking", thought: "looking it up" }),
-    () => server.runEvent(user, run, { event: "tool_executing", tool: "search", input: { q: "weather" } }),
-    () => server.runEvent(user, run, { event: "tool_completed", tool: "search", output: ["sunny"] }),
-    () => server.runEvent(user, run, { event: "tool_executing", tool: "fetch", call_id: "c-1", input: "https://example.test" }),
-    () => server.runEvent(user, run, { event: "agent_thinking", thought: "comparing" }),
-    () => server.runEvent(user, run, { event: "tool_completed", tool: "fetch", call_id: "c-1", output: { ok: true } }),
-    () => server.runEvent(user, run, { event: "agent_completed", result: "sunny" }),
+    () => net.server.runEvent(user, run, { event: "agent_started", agent: "helper", thread: "t-1", data: { prompt: "weather?" } }),
+    () => net.server.runEvent(user, run, { event: "agent_thinking", thought: "looking it up" }),
+    () => net.server.runEvent(user, run, { event: "tool_executing", tool: "search", input: { q: "weather" } }),
+    () => net.server.runEvent(user, run, { event: "tool_completed", tool: "search", output: ["sunny"] }),
+    () => net.server.runEvent(user, run, { event: "tool_executing", tool: "fetch", call_id: "c-1", input: "https://example.test" }),
+    () => net.server.runEvent(user, run, { event: "agent_thinking", thought: "comparing" }),
+    () => net.server.runEvent(user, run, { event: "tool_completed", tool: "fetch", call_id: "c-1", output: { ok: true } }),
+    () => net.server.runEvent(user, run, { event: "agent_completed", result: "sunny" }),
   ];
 
-  function client(url: string, user: string, thread?: string): SwitchboardClient {
-    return new SwitchboardClient({ url, token: token(user), WebSocket, thread: thread ?? null, backoff: { initialMs: 20 } });
-  }
+  const client = (url: string, user: string, thread?: string): SwitchboardClient =>
+    testClient(url, user, { thread: thread ?? null });
 
   test("a run is assembled live, and a client that binds mid-run catches up to the same run", async () => {
-    const live = client(server.ws, "alice", "t-1");
+    const live = client(net.server.ws, "alice", "t-1");
     await live.connect();
-    const late = client(server.ws, "alice");
+    const late = client(net.server.ws, "alice");
     await late.connect();
     const run = steps("alice", "r-live");
     for (const step of run.slice(0, 5)) await step();
@@ -81,7 +70,7 @@ describe("agent runs", () => {
   test("a client that connects mid-run without a position receives the run so far, then the rest", async () => {
     const run = steps("bob", "r-join");
     for (const step of run.slice(0, 4)) await step();
-    const late = client(server.ws, "bob", "t-1");
+    const late = client(net.server.ws, "bob", "t-1");
     await late.connect();
     for (const step of run.slice(4)) await step();
     await late.ping();
@@ -90,17 +79,17 @@ describe("agent runs", () => {
   });
 
   test("a run cut midway resumes: the frames sent while away are applied once, in order", async () => {
-    const carol = client(proxy.ws, "carol", "t-1");
+    const carol = client(net.proxy.ws, "carol", "t-1");
     await carol.connect();
     const run = steps("carol", "r-cut");
     for (const step of run.slice(0, 3)) await step();
     await carol.ping();
     const disconnected = next(carol, "disconnected");
-    proxy.cut();
+    net.proxy.cut();
     await disconnected;
     for (const step of run.slice(3)) await step();
     const connected = next(carol, "connected");
-    proxy.unblock();
+    net.proxy.unblock();
     assert.equal((await connected).resumed, true);
     await carol.ping();
     assert.deepEqual(summary(carol.runs.get("r-cut")), expected);

@@ -8,23 +8,15 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { EventSource } from "eventsource";
-import WebSocket from "ws";
 import { SwitchboardClient, type ClientOptions, type MessageFrame } from "../../src/index.js";
+import { testClient } from "../support/client.js";
 import { UpgradeRefusingProxy } from "../support/http-proxy.js";
 import { TestServer, token } from "../support/server.js";
 import { Recorder, next } from "../support/wait.js";
 
-function client(url: string, user: string, options: Partial<ClientOptions> = {}): SwitchboardClient {
-  return new SwitchboardClient({
-    url,
-    token: async () => token(user),
-    transport: "sse",
-    EventSource,
-    WebSocket,
-    backoff: { initialMs: 20, maxMs: 200 },
-    ...options,
-  });
-}
+/** A client over Server-Sent Events. */
+const client = (url: string, user: string, options: Partial<ClientOptions> = {}): SwitchboardClient =>
+  testClient(url, user, { transport: "sse", EventSource, ...options });
 
 /** `stream:event` of each message, to compare sequences. */
 function messages(c: SwitchboardClient): Recorder<string> {
