@@ -8,8 +8,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
-import { SwitchboardClient, type MessageFrame, type WebSocketConstructor } from "../../src/index.js";
-import { TestServer, token } from "../support/server.js";
+import { type MessageFrame, type WebSocketConstructor } from "../../src/index.js";
+import { testClient } from "../support/client.js";
+import { TestServer } from "../support/server.js";
 import { Recorder } from "../support/wait.js";
 
 /** `ws`, recording the text of every message the server sends. */
@@ -25,7 +26,7 @@ function recording(messages: string[]): WebSocketConstructor {
 /** `user` connects, sees one message, leaves; `burst` messages are published to it; it comes back. */
 async function burstWhileAway(server: TestServer, user: string, batch: boolean, burst: number) {
   const raw: string[] = [];
-  const client = new SwitchboardClient({ url: server.ws, token: async () => token(user), WebSocket: recording(raw), batch });
+  const client = testClient(server.ws, user, { WebSocket: recording(raw), batch });
   const seen = new Recorder<string>(client, "message", (m: MessageFrame) => `${m.seq}:${m.event}:${JSON.stringify(m.data)}`);
   await client.connect();
   await server.publish({ user }, "before", 0);
