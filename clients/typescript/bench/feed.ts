@@ -18,8 +18,10 @@ import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import WebSocket, { WebSocketServer } from "ws";
+import { Counter, type Counted } from "./counter.js";
 
-const BUNDLE = readFileSync(fileURLToPath(new URL("../../demo/switchboard.min.js", import.meta.url)), "utf8");
+/** The client's browser bundle (`npm run bundle`). */
+export const BUNDLE = readFileSync(fileURLToPath(new URL("../../demo/switchboard.min.js", import.meta.url)), "utf8");
 
 /** How the page handles frames: the client or a bare socket, asking for batched messages or not. */
 export type Mode = "sdk" | "raw" | "sdk-batched" | "raw-batched";
@@ -29,39 +31,19 @@ const BATCH_FRAMES = 64;
 const BATCH_BYTES = 64 * 1024;
 
 /** What a page measured. */
-export interface FeedResult {
+export interface FeedResult extends Counted {
   readonly mode: Mode;
-  readonly frames: number;
-  /** Frames whose `seq` was not the previous one's + 1 (must be 0). */
-  readonly outOfOrder: number;
-  /** From the first frame to the last, in the page. */
-  readonly elapsedMs: number;
-  /** Frames handled per second. */
-  readonly perSecond: number;
-  /** The largest delay between sending a frame and handling it. */
-  readonly maxLagMs: number;
-  /** The 99th percentile of that delay. */
-  readonly p99LagMs: number;
 }
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>feed</title>
 <script src="/switchboard.min.js"></script>
 <script>
+${Counter}
 window.measure = (mode, url, frames) => new Promise((resolve) => {
-  let count = 0, last = 0, outOfOrder = 0, first = 0;
-  const lags = new Float64Array(frames);
+  const counter = new Counter(frames);
   const handle = (m) => {
-    const now = performance.now();
-    if (count === 0) first = now;
-    if (m.seq !== last + 1) outOfOrder++;
-    last = m.seq;
-    lags[count] = Date.now() - m.data.t;
-    count++;
-    if (count === frames) {
-      const elapsedMs = now - first;
-      const sorted = lags.slice().sort();
-      resolve({ mode, frames, outOfOrder, elapsedMs, perSecond: frames / (elapsedMs / 1000),
-        maxLagMs: sorted[frames - 1], p99LagMs: sorted[Math.floor(frames * 0.99)] });
+    if (counter.frame(m.seq, m.data.t)) {
+      resolve({ mode, ...counter.result() });
       socket?.close();
       client?.close();
     }
