@@ -113,23 +113,21 @@ fn frame(
                 room_error(f, now, reply, e);
             }
         }
-        ClientFrame::Leave { room } => {
-            match membership::leave(f.conns, f.rooms, f.streams, f.cluster, f.out, id, &room) {
-                Ok(()) => {
-                    let reference = reply.reference;
-                    reply.send(
-                        f.conns,
-                        f.out,
-                        &ServerFrame::Left {
-                            room: &room,
-                            reason: None,
-                            reference,
-                        },
-                    );
-                }
-                Err(e) => room_error(f, now, reply, e),
+        ClientFrame::Leave { room } => match f.leave(id, &room) {
+            Ok(()) => {
+                let reference = reply.reference;
+                reply.send(
+                    f.conns,
+                    f.out,
+                    &ServerFrame::Left {
+                        room: &room,
+                        reason: None,
+                        reference,
+                    },
+                );
             }
-        }
+            Err(e) => room_error(f, now, reply, e),
+        },
         ClientFrame::Publish { room, event, data } => {
             let conn = f.conns.conn(id);
             if conn.membership(&room).is_none() {

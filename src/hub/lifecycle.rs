@@ -14,33 +14,8 @@ use crate::outbox::Origin;
 use crate::outputs::Outputs;
 use crate::protocol::ServerFrame;
 use crate::reason::Reason;
-use crate::room::Rooms;
 use crate::stream::{StreamId, Streams};
 use std::time::Instant;
-
-/// May a connection of `user` open? With `EvictOldest`, the user's oldest connection is closed
-/// to make room. A refusal is counted (`refused_opens`, and `closes` by its reason).
-pub(super) fn admit(
-    conns: &mut Directory,
-    rooms: &mut Rooms,
-    streams: &mut Streams,
-    cluster: &mut Cluster,
-    out: &mut Outputs,
-    user: &UserId,
-    limits: &Limits,
-) -> Result<(), OpenError> {
-    let admitted = conns.admit(user, limits).and_then(|evict| {
-        if let Some(oldest) = evict {
-            close(conns, rooms, streams, cluster, out, oldest, Reason::Evicted);
-        }
-        conns.has_room(limits)
-    });
-    if let Err(e) = admitted {
-        out.counters.refused_opens += 1;
-        out.counters.closes.add(e.reason());
-    }
-    admitted
-}
 
 /// Add an admitted connection and send it `welcome`, with its user stream's position (the
 /// stream is created with the user's first connection, if the hub kept none).
@@ -76,66 +51,57 @@ pub(super) fn welcome(
     id
 }
 
-/// Close a connection for `reason`: it leaves its rooms, its user and its thread at once, and
-/// (unless the peer already closed) the transport is told to send the close frame. A graceful
-/// close hands out what was queued for it first. Nothing happens for a closed connection.
-pub(super) fn close(
-    conns: &mut Directory,
-    rooms: &mut Rooms,
-    streams: &mut Streams,
-    cluster: &mut Cluster,
-    out: &mut Outputs,
-    id: ConnId,
-    reason: Reason,
-) {
-    let Some(Removed { conn, last_of_user }) = conns.remove(id, reason.is_graceful(), out) else {
-        return;
-    };
-    for m in &conn.rooms {
-        let member = (id, &conn.user);
-        if membership::remove_member(conns, rooms, cluster, out, &m.room, member, m.slot) {
-            membership::unserved(streams, cluster, out, StreamId::Room(m.room.clone()));
+impl Fanout<'_> {
+    /// May a connection of `user` open? With `EvictOldest`, the user's oldest connection is
+    /// closed to make room. A refusal is counted (`refused_opens`, and `closes` by its reason).
+    pub fn admit(&mut self, user: &UserId, limits: &Limits) -> Result<(), OpenError> {
+        let admitted = self.conns.admit(user, limits).and_then(|evict| {
+            if let Some(oldest) = evict {
+                self.close(oldest, Reason::Evicted);
+            }
+            self.conns.has_room(limits)
+        });
+        if let Err(e) = admitted {
+            self.out.counters.refused_opens += 1;
+            self.out.counters.closes.add(e.reason());
         }
+        admitted
     }
-    if last_of_user {
-        membership::unserved(streams, cluster, out, StreamId::User(conn.user.clone()));
-    }
-    out.closed(id, conn.user, reason);
-}
 
-/// Close the connections that overflowed during the operation that ends (4008): after every
-/// frame it produced for the others, never in the middle of a fan-out.
-pub(super) fn close_slow(
-    conns: &mut Directory,
-    rooms: &mut Rooms,
-    streams: &mut Streams,
-    cluster: &mut Cluster,
-    out: &mut Outputs,
-) {
-    while let Some(id) = out.take_slow() {
-        close(
+    /// Close a connection for `reason`: it leaves its rooms, its user and its thread at once,
+    /// and (unless the peer already closed) the transport is told to send the close frame. A
+    /// graceful close hands out what was queued for it first. Nothing happens for a closed
+    /// connection.
+    pub fn close(&mut self, id: ConnId, reason: Reason) {
+        let graceful = reason.is_graceful();
+        let Some(Removed { conn, last_of_user }) = self.conns.remove(id, graceful, self.out) else {
+            return;
+        };
+        let Fanout {
             conns,
             rooms,
             streams,
             cluster,
             out,
-            id,
-            Reason::SlowConsumer,
-        );
+            ..
+        } = self;
+        for m in &conn.rooms {
+            let member = (id, &conn.user);
+            if membership::remove_member(conns, rooms, cluster, out, &m.room, member, m.slot) {
+                membership::unserved(streams, cluster, out, StreamId::Room(m.room.clone()));
+            }
+        }
+        if last_of_user {
+            membership::unserved(streams, cluster, out, StreamId::User(conn.user.clone()));
+        }
+        out.closed(id, conn.user, reason);
     }
-}
 
-impl Fanout<'_> {
-    /// [`close`] with the parts a delivery holds.
-    pub fn close(&mut self, id: ConnId, reason: Reason) {
-        close(
-            self.conns,
-            self.rooms,
-            self.streams,
-            self.cluster,
-            self.out,
-            id,
-            reason,
-        );
+    /// Close the connections that overflowed during the operation that ends (4008): after
+    /// every frame it produced for the others, never in the middle of a fan-out.
+    pub fn close_slow(&mut self) {
+        while let Some(id) = self.out.take_slow() {
+            self.close(id, Reason::SlowConsumer);
+        }
     }
 }

@@ -182,33 +182,35 @@ pub(super) fn reply_joined(
     reply.send(conns, out, &frame);
 }
 
-/// Take `id` out of `room` (a client's `leave`, or the application's `leave_room`).
-pub(super) fn leave(
-    conns: &mut Directory,
-    rooms: &mut Rooms,
-    streams: &mut Streams,
-    cluster: &mut Cluster,
-    out: &mut Outputs,
-    id: ConnId,
-    room: &RoomId,
-) -> Result<(), RoomError> {
-    let conn = conns.get(id)?;
-    let i = (conn.rooms.iter())
-        .position(|m| &m.room == room)
-        .ok_or(RoomError::NotMember)?;
-    let conn = conns.conn_mut(id);
-    let m = conn.rooms.swap_remove(i);
-    let user = conn.user.clone();
-    if remove_member(conns, rooms, cluster, out, room, (id, &user), m.slot) {
-        unserved(streams, cluster, out, StreamId::Room(room.clone()));
+impl Fanout<'_> {
+    /// Take `id` out of `room` (a client's `leave`, or the application's `leave_room`).
+    pub fn leave(&mut self, id: ConnId, room: &RoomId) -> Result<(), RoomError> {
+        let Fanout {
+            conns,
+            rooms,
+            streams,
+            cluster,
+            out,
+            ..
+        } = self;
+        let conn = conns.get(id)?;
+        let i = (conn.rooms.iter())
+            .position(|m| &m.room == room)
+            .ok_or(RoomError::NotMember)?;
+        let conn = conns.conn_mut(id);
+        let m = conn.rooms.swap_remove(i);
+        let user = conn.user.clone();
+        if remove_member(conns, rooms, cluster, out, room, (id, &user), m.slot) {
+            unserved(streams, cluster, out, StreamId::Room(room.clone()));
+        }
+        let change = RoomChange {
+            conn: id,
+            user,
+            room: room.clone(),
+        };
+        out.notice(Notice::Left(Box::new(change)));
+        Ok(())
     }
-    let change = RoomChange {
-        conn: id,
-        user,
-        room: room.clone(),
-    };
-    out.notice(Notice::Left(Box::new(change)));
-    Ok(())
 }
 
 /// Remove member `id`, a connection of `user` that is no longer one of the room's (its

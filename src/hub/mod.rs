@@ -235,25 +235,16 @@ impl Hub {
             config,
             runs,
             waiters,
-            fanout,
+            mut fanout,
         } = self.parts();
+        fanout.admit(&open.user, &config.limits)?;
         let Fanout {
             conns,
-            rooms,
             streams,
             cluster,
             out,
             ..
         } = fanout;
-        lifecycle::admit(
-            conns,
-            rooms,
-            streams,
-            cluster,
-            out,
-            &open.user,
-            &config.limits,
-        )?;
         let (user, resume) = (open.user.clone(), open.resume);
         let id = lifecycle::welcome(config, conns, streams, cluster, out, now, open);
         replay::catch_up_user(conns, streams, runs, out, id, resume);
@@ -360,14 +351,6 @@ impl Hub {
 
     /// The end of every operation: the connections that overflowed during it are closed.
     fn finish(&mut self) {
-        let Fanout {
-            conns,
-            rooms,
-            streams,
-            cluster,
-            out,
-            ..
-        } = self.parts().fanout;
-        lifecycle::close_slow(conns, rooms, streams, cluster, out);
+        self.parts().fanout.close_slow();
     }
 }

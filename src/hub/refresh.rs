@@ -21,7 +21,6 @@
 
 use super::client;
 use super::delivery::Fanout;
-use super::membership;
 use super::reply::Reply;
 use crate::config::TokenConfig;
 use crate::error::UnknownConnection;
@@ -90,7 +89,7 @@ pub(super) fn refreshed(
         .collect();
     for room in gone {
         // A member of `room`: leaving cannot fail.
-        let _ = membership::leave(f.conns, f.rooms, f.streams, f.cluster, f.out, id, &room);
+        let _ = f.leave(id, &room);
         let left = ServerFrame::Left {
             room: &room,
             reason: Some(LeftReason::Forbidden),

@@ -80,21 +80,14 @@ impl Hub {
 
     /// Remove `conn` from `room` on the server's initiative (the client gets `left`).
     pub fn leave_room(&mut self, conn: ConnId, room: &RoomId) -> Result<(), RoomError> {
-        let Fanout {
-            conns,
-            rooms,
-            streams,
-            cluster,
-            out,
-            ..
-        } = self.parts().fanout;
-        membership::leave(conns, rooms, streams, cluster, out, conn, room)?;
+        let mut f = self.parts().fanout;
+        f.leave(conn, room)?;
         let left = ServerFrame::Left {
             room,
             reason: None,
             reference: None,
         };
-        Reply::to(conn).send(conns, out, &left);
+        Reply::to(conn).send(f.conns, f.out, &left);
         self.finish();
         Ok(())
     }
