@@ -47,10 +47,13 @@ use tokio::task::JoinHandle;
 /// The routes of a server around `state`; the API's bodies are bounded by `max_body_bytes`
 /// and `limits`' timeouts.
 pub fn router(state: Arc<AppState>, limits: &HttpLimits, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route("/ws", get(gateway::connect))
+    let sse = Router::new()
         .route("/sse", get(gateway::sse::connect))
         .route("/sse/{conn}", post(gateway::sse::post))
+        .layer(state.origins.cors());
+    Router::new()
+        .route("/ws", get(gateway::connect))
+        .merge(sse)
         .nest("/api", api::routes(state.clone(), limits, max_body_bytes))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

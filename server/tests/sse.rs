@@ -405,3 +405,117 @@ async fn metrics_count_connections_by_transport() {
     assert_eq!(sample("sse"), Some(1.0), "{text}");
     assert_eq!(sample("websocket"), Some(1.0), "{text}");
 }
+
+/// A page of an allowed origin may read the stream and post to it across origins: the answers
+/// carry the CORS headers its browser requires (the origin echoed, never `*`), and the
+/// preflight of a post with a token header is allowed. A page of another origin gets no CORS
+/// header, and the endpoints themselves refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_allowed_origins_get_cors_answers_and_others_none() {
+    let server = TestServer::with("[http]\nallowed_origins = [\"https://app.example\"]").await;
+    let allow_origin = |response: &reqwest::Response| {
+        (response.headers())
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let token = server.token("alice", None);
+    let preflight = |origin: &'static str| {
+        server
+            .http
+            .request(reqwest::Method::OPTIONS, format!("{}/sse/1", server.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        allow_origin(&allowed).as_deref(),
+        Some("https://app.example")
+    );
+    let header = |name: &str| {
+        allowed.headers()[name]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+    };
+    assert!(header("access-control-allow-methods").contains("post"));
+    assert!(header("access-control-allow-headers").contains("authorization"));
+    assert!(header("vary").contains("origin"));
+    let foreign = preflight("https://evil.example").await.unwrap();
+    assert_eq!(allow_origin(&foreign), None);
+
+    // The stream itself, read by a page of the allowed origin.
+    let mut alice = stream(&server, "alice", &[("origin", "https://app.example")]).await;
+    let response = server
+        .http
+        .get(format!("{}/sse?token={token}", server.base))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        allow_origin(&response).as_deref(),
+        Some("https://app.example")
+    );
+    drop(response);
+    // A post from the page is delivered, and its answer readable by the page.
+    let conn = alice.conn();
+    let post = |origin: &'static str| {
+        server
+            .http
+            .post(format!("{}/sse/{conn}", server.base))
+            .header("origin", origin)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(json!({"type": "ping", "ref": "cors"}).to_string())
+            .send()
+    };
+    let posted = post("https://app.example").await.unwrap();
+    assert_eq!(posted.status(), 202);
+    assert_eq!(
+        allow_origin(&posted).as_deref(),
+        Some("https://app.example")
+    );
+    assert_eq!(alice.json().await, json!({"type": "pong", "ref": "cors"}));
+
+    // Another origin: refused by the endpoints, with nothing its page could read.
+    let refused = post("https://evil.example").await.unwrap();
+    assert_eq!(
+        (refused.status().as_u16(), allow_origin(&refused)),
+        (403, None)
+    );
+    let refused = server
+        .http
+        .get(format!("{}/sse?token={token}", server.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (refused.status().as_u16(), allow_origin(&refused)),
+        (403, None)
+    );
+}
+
+/// With no origin list (any origin), every page gets its own origin back, never `*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_origin_list_any_page_gets_its_own_origin_back() {
+    let server = TestServer::start().await;
+    let response = server
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/sse", server.base))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let allow_origin = &response.headers()["access-control-allow-origin"];
+    assert_eq!(allow_origin, "http://localhost:5173");
+}

@@ -5,8 +5,19 @@
 //! request without `Origin` comes from a client that is not a browser (a backend, a mobile
 //! app, a CLI) and is not checked here: its credential is its token. Origins compare as
 //! serialized by the browser (`scheme://host[:port]`), ignoring ASCII case.
+//!
+//! The same list answers the CORS checks of the Server-Sent Events endpoints ([`AllowedOrigins::cors`]):
+//! a page's `EventSource` and its `fetch` posts are cross-origin requests, which the browser
+//! lets through only when the answer names the page's origin. A WebSocket handshake needs no
+//! CORS answer (browsers do not enforce it there), only the check above.
 
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How long a browser may keep a preflight's answer (`Access-Control-Max-Age`): it asks again
+/// for each `POST /sse/{conn}` otherwise.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Which origins may open a WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +67,28 @@ impl AllowedOrigins {
                 .to_str()
                 .is_ok_and(|origin| list.iter().any(|o| o.eq_ignore_ascii_case(origin))),
         }
+    }
+
+    /// The CORS answers of `GET /sse` and `POST /sse/{conn}` for pages of the allowed origins:
+    /// `Access-Control-Allow-Origin` echoes the page's origin (never `*`, so the answer stays
+    /// per origin behind caches: `Vary: origin`), preflights allow `GET`/`POST` with the
+    /// headers the endpoints read (`Authorization`, `Content-Type`, `Last-Event-ID`). No
+    /// credentials mode: the endpoints authenticate by token or ticket, never by cookie. A page
+    /// of another origin gets no CORS headers (its browser blocks the answer) and the endpoint
+    /// itself refuses it with 403 `forbidden_origin`.
+    pub fn cors(&self) -> CorsLayer {
+        let origins = self.clone();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::predicate(move |origin, _| {
+                origins.allows(Some(origin))
+            }))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("last-event-id"),
+            ])
+            .max_age(PREFLIGHT_MAX_AGE)
     }
 }
 

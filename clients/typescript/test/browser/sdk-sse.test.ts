@@ -2,7 +2,8 @@
  * The client bundle over Server-Sent Events only, in a real Chromium: the page's own
  * `EventSource` and `fetch` carry the connection (`transport: "sse"`), a room is joined and
  * receives messages, and when a proxy cuts the stream the client reconnects by itself with its
- * positions: what was published meanwhile arrives once, in order.
+ * positions: what was published meanwhile arrives once, in order. A page of another origin
+ * reads and posts to the server across origins, as its CORS answers allow.
  */
 
 import { describe, test } from "node:test";
@@ -73,5 +74,27 @@ describe("the client bundle over Server-Sent Events in Chromium", () => {
     // The cut, then any attempts refused while the proxy was blocked: all without a close event.
     assert.ok(disconnected.length >= 1 && disconnected.every((code) => code === 1006), `${disconnected}`);
     assert.deepEqual((await seen()).connected.at(-1), { resumed: true, transport: "sse" });
+  });
+
+  test("a page of another origin connects straight to the server across origins", async () => {
+    // The page comes from the proxy's origin; the client goes to the server's own port.
+    const other = await site.open("/healthz");
+    await other.addScriptTag({ content: readFileSync(BUNDLE, "utf8") });
+    await other.evaluate(
+      async ([jwt, server]) => {
+        const messages: string[] = [];
+        (window as unknown as { messages: string[] }).messages = messages;
+        const { SwitchboardClient } = (window as unknown as { Switchboard: typeof import("../../src/index.js") }).Switchboard;
+        const client = new SwitchboardClient({ url: `ws://${server}/ws`, token: jwt, transport: "sse" });
+        client.on("message", (m) => messages.push(`${m.room}:${m.event}`));
+        await client.connect();
+        await client.join("cors");
+      },
+      [token("bob"), site.server.address] as const,
+    );
+    assert.notEqual(new URL(other.url()).host, site.server.address, "the page's origin is not the server's");
+    await site.server.publish({ room: "cors" }, "across", {});
+    await other.waitForFunction("messages.length === 1");
+    assert.deepEqual(await other.evaluate(() => (window as unknown as { messages: string[] }).messages), ["cors:across"]);
   });
 });
