@@ -5,11 +5,13 @@
 //! without their own strong auth secret and API key, and the public development credentials
 //! listen on loopback only (see [`crate::credentials`]). The HTTP front's budgets are the
 //! `[http]` section ([`HttpLimits`]); how client tokens are checked is `[auth]`
-//! ([`AuthConfig`]); the log format and the dashboard are `[log]` and `[dashboard]`
-//! ([`LogFormat`], [`DashboardConfig`]).
+//! ([`AuthConfig`]); the hub's budgets are `[limits]`, `[heartbeat]`, `[history]` and
+//! `[backpressure]` ([`LimitSettings`] and its neighbours); the log format and the dashboard are `[log]` and
+//! `[dashboard]` ([`LogFormat`], [`DashboardConfig`]).
 
 mod auth;
 mod http;
+mod hub;
 mod keys;
 mod ops;
 mod presence;
@@ -18,6 +20,9 @@ mod webhook;
 
 pub use auth::{AuthConfig, AuthOverrides, AuthSettings, TicketLimits};
 pub use http::{HttpLimits, HttpOverrides, HttpSettings};
+pub use hub::{
+    BackpressureSettings, HeartbeatSettings, HistorySettings, LimitSettings, PolicySetting,
+};
 pub use keys::{JwksConfig, JwksSettings, KeyAlgorithm, KeySettings, PublicKey};
 pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
 pub use presence::PresenceSettings;
@@ -31,7 +36,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use switchboard::{Config, TokenConfig, UserLimitPolicy};
+use switchboard::{Config, TokenConfig};
 
 /// The JWT secret used when none is configured, in development only.
 pub const DEVELOPMENT_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
@@ -39,9 +44,6 @@ pub const DEVELOPMENT_SECRET: &str = "switchboard-development-secret-do-not-use-
 pub const DEVELOPMENT_API_KEY: &str = "switchboard-development-api-key";
 /// Where the server listens when nothing else is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
-/// The longest flush window `limits.message_flush_ms` may set.
-const MAX_MESSAGE_FLUSH: Duration = Duration::from_millis(1_000);
 
 /// The core preset a deployment starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -96,6 +98,9 @@ pub struct FileSettings {
     /// Overrides of the preset's history bounds.
     #[serde(default)]
     pub history: HistorySettings,
+    /// Overrides of the preset's per-connection outbound budgets.
+    #[serde(default)]
+    pub backpressure: BackpressureSettings,
     /// Joining other nodes over Redis.
     #[serde(default)]
     pub redis: RedisSettings,
@@ -143,73 +148,6 @@ pub struct RedisSettings {
     /// Number user and room streams in Redis, with a shared history, so that every node
     /// delivers them in one order and a client resumes on any node. Default `true`.
     pub shared_streams: Option<bool>,
-}
-
-/// `[limits]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitSettings {
-    /// Open connections per node.
-    pub max_connections: Option<usize>,
-    /// Open connections per user.
-    pub max_connections_per_user: Option<usize>,
-    /// `reject_new` or `evict_oldest`.
-    pub user_limit_policy: Option<PolicySetting>,
-    /// Rooms per connection.
-    pub max_rooms_per_connection: Option<usize>,
-    /// Members per room.
-    pub max_members_per_room: Option<usize>,
-    /// Largest client frame, in bytes.
-    pub max_frame_bytes: Option<usize>,
-    /// Sustained client frames per second.
-    pub messages_per_second: Option<u32>,
-    /// Burst above the sustained rate.
-    pub message_burst: Option<u32>,
-    /// Agent runs of one user in progress at once.
-    pub max_active_runs_per_user: Option<usize>,
-    /// Agent runs in progress per shard.
-    pub max_active_runs: Option<usize>,
-    /// Seconds a run in progress may go without an event before it ends with `producer_lost`.
-    pub run_idle_timeout_secs: Option<u64>,
-    /// Milliseconds an agent message's deltas to a reader that keeps up are rolled up for
-    /// (0: every delta at once); at most 1 000.
-    pub message_flush_ms: Option<u64>,
-}
-
-/// The per-user limit policy as written in the settings file.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicySetting {
-    /// Refuse the new connection (4003).
-    RejectNew,
-    /// Close the user's oldest connection (4001).
-    EvictOldest,
-}
-
-/// `[heartbeat]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeartbeatSettings {
-    /// Seconds between pings.
-    pub interval_secs: Option<u64>,
-    /// Seconds of silence before a connection is dead.
-    pub timeout_secs: Option<u64>,
-}
-
-/// `[history]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistorySettings {
-    /// Messages kept per stream.
-    pub max_messages: Option<usize>,
-    /// Bytes kept per stream.
-    pub max_bytes: Option<usize>,
-    /// Seconds a message stays in history.
-    pub max_age_secs: Option<u64>,
-    /// Seconds a message stays in the history of a room without members.
-    pub empty_room_max_age_secs: Option<u64>,
-    /// Bytes kept in all histories of the node together.
-    pub max_total_bytes: Option<usize>,
 }
 
 /// Overrides from the command line and `SWITCHBOARD_*` variables (clap reads both).
@@ -365,23 +303,7 @@ impl Settings {
     pub fn resolve(mut file: FileSettings, overrides: &Overrides) -> Result<Self, SettingsError> {
         let env = overrides.env.or(file.env).unwrap_or_default();
         let mut hub = env.preset();
-        apply_limits(&mut hub, &file.limits);
-        if hub.run_idle_timeout.is_zero() {
-            return Err(SettingsError::Invalid(
-                "limits.run_idle_timeout_secs must be at least 1".into(),
-            ));
-        }
-        if hub.limits.message_flush > MAX_MESSAGE_FLUSH {
-            return Err(SettingsError::Invalid(format!(
-                "limits.message_flush_ms must be at most {}",
-                MAX_MESSAGE_FLUSH.as_millis()
-            )));
-        }
-        if let Some(n) = overrides.max_connections {
-            hub.limits.max_connections = n;
-        }
-        apply_heartbeat(&mut hub, &file.heartbeat)?;
-        apply_history(&mut hub, &file.history);
+        hub::apply(&mut hub, &file, overrides.max_connections)?;
         hub.presence = presence::resolve(file.presence)?;
         let redis_url = overrides.redis_url.clone().or(file.redis.url);
         hub.cluster = redis_url.is_some();
@@ -471,82 +393,10 @@ impl Settings {
     }
 }
 
-fn apply_limits(hub: &mut Config, l: &LimitSettings) {
-    let limits = &mut hub.limits;
-    set(&mut limits.max_connections, l.max_connections);
-    set(
-        &mut limits.max_connections_per_user,
-        l.max_connections_per_user,
-    );
-    set(
-        &mut limits.max_rooms_per_connection,
-        l.max_rooms_per_connection,
-    );
-    set(&mut limits.max_members_per_room, l.max_members_per_room);
-    set(&mut limits.max_frame_bytes, l.max_frame_bytes);
-    set(&mut limits.messages_per_second, l.messages_per_second);
-    set(&mut limits.message_burst, l.message_burst);
-    set(
-        &mut limits.max_active_runs_per_user,
-        l.max_active_runs_per_user,
-    );
-    set(&mut limits.max_active_runs, l.max_active_runs);
-    set(
-        &mut hub.run_idle_timeout,
-        l.run_idle_timeout_secs.map(Duration::from_secs),
-    );
-    set(
-        &mut limits.message_flush,
-        l.message_flush_ms.map(Duration::from_millis),
-    );
-    if let Some(p) = l.user_limit_policy {
-        limits.user_limit_policy = match p {
-            PolicySetting::RejectNew => UserLimitPolicy::RejectNew,
-            PolicySetting::EvictOldest => UserLimitPolicy::EvictOldest,
-        };
-    }
-}
-
-fn apply_heartbeat(hub: &mut Config, h: &HeartbeatSettings) -> Result<(), SettingsError> {
-    let hb = &mut hub.heartbeat;
-    if let Some(s) = h.interval_secs {
-        hb.interval = Duration::from_secs(s);
-        hb.grace = hb.interval;
-    }
-    set(&mut hb.timeout, h.timeout_secs.map(Duration::from_secs));
-    if hb.interval.is_zero() || hb.interval >= hb.timeout {
-        return Err(SettingsError::Invalid(format!(
-            "heartbeat interval ({:?}) must be positive and shorter than the timeout ({:?})",
-            hb.interval, hb.timeout
-        )));
-    }
-    Ok(())
-}
-
-fn apply_history(hub: &mut Config, h: &HistorySettings) {
-    let history = &mut hub.history;
-    set(&mut history.max_messages, h.max_messages);
-    set(&mut history.max_bytes, h.max_bytes);
-    set(
-        &mut history.max_age,
-        h.max_age_secs.map(Duration::from_secs),
-    );
-    set(
-        &mut history.empty_room_max_age,
-        h.empty_room_max_age_secs.map(Duration::from_secs),
-    );
-    set(&mut history.max_total_bytes, h.max_total_bytes);
-}
-
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *slot = v;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard::UserLimitPolicy;
 
     fn parse(text: &str) -> FileSettings {
         toml::from_str(text).expect("valid settings")
@@ -585,42 +435,6 @@ leeway_secs = 0",
 refresh_ahead_secs = 0",
         );
         assert!(Settings::resolve(never, &Overrides::default()).is_err());
-    }
-
-    /// A run's idle timeout is a limit like the others; zero would end every run at once.
-    #[test]
-    fn the_run_idle_timeout_is_a_setting_of_at_least_one_second() {
-        let default = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
-        assert_eq!(default.hub.run_idle_timeout, Duration::from_secs(600));
-        let short = parse("[limits]\nrun_idle_timeout_secs = 30");
-        let short = Settings::resolve(short, &Overrides::default()).unwrap();
-        assert_eq!(short.hub.run_idle_timeout, Duration::from_secs(30));
-        let zero = parse("[limits]\nrun_idle_timeout_secs = 0");
-        assert!(matches!(
-            Settings::resolve(zero, &Overrides::default()),
-            Err(SettingsError::Invalid(_))
-        ));
-    }
-
-    /// The flush window of message deltas: 40 ms unless set, 0 turns it off, past a second is
-    /// refused (a reader would see an answer stall).
-    #[test]
-    fn the_message_flush_window_is_a_setting_of_at_most_a_second() {
-        let default = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
-        assert_eq!(default.hub.limits.message_flush, Duration::from_millis(40));
-        for (ms, expected) in [
-            (0, Some(0)),
-            (15, Some(15)),
-            (1000, Some(1000)),
-            (1001, None),
-        ] {
-            let file = parse(&format!("[limits]\nmessage_flush_ms = {ms}"));
-            let resolved = Settings::resolve(file, &Overrides::default());
-            let window = resolved
-                .ok()
-                .map(|s| s.hub.limits.message_flush.as_millis() as u64);
-            assert_eq!(window, expected, "{ms} ms");
-        }
     }
 
     /// No Redis URL: a single node. A URL from the file, or from the environment (which wins),
@@ -755,15 +569,5 @@ refresh_ahead_secs = 0",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
-    }
-
-    #[test]
-    fn unknown_keys_and_impossible_heartbeats_are_errors() {
-        assert!(toml::from_str::<FileSettings>("lisen = \"x\"").is_err());
-        let file = parse("[heartbeat]\ninterval_secs = 90\ntimeout_secs = 30");
-        assert!(matches!(
-            Settings::resolve(file, &Overrides::default()),
-            Err(SettingsError::Invalid(_))
-        ));
     }
 }
