@@ -2,7 +2,7 @@
 //! the real server (axum, two shards, real sockets): the node's and the user's connection
 //! limits (4004, and 4001 under `evict_oldest`), a resume past history (an exact `gap`), a
 //! `resume` frame after live messages (`already_live`, or `resumed` when nothing is missing),
-//! and thoughts coalesced for a reader that fell behind.
+//! thoughts coalesced for a reader that fell behind, and the `[backpressure]` budgets.
 
 mod support;
 
@@ -278,4 +278,18 @@ async fn a_run_whose_producer_falls_silent_ends_with_producer_lost() {
         Vec::<Value>::new(),
         "nothing after the ending"
     );
+}
+
+/// `[backpressure]` sets the budgets every connection of the node gets: the node reports them
+/// (`queue_max_bytes`, `inflight_max_bytes`), and a queue that could not hold the largest client
+/// frame is refused at start.
+#[tokio::test]
+async fn the_backpressure_settings_are_the_budgets_of_the_node() {
+    let server =
+        TestServer::with("[backpressure]\ninflight_bytes = 65536\nqueue_bytes = 4194304").await;
+    assert_eq!(server.metric("queue_max_bytes").await, Some(4194304.0));
+    assert_eq!(server.metric("inflight_max_bytes").await, Some(65536.0));
+    let too_small = production_settings("[backpressure]\nqueue_bytes = 100");
+    let refused = too_small.expect_err("a queue smaller than a frame");
+    assert!(refused.contains("backpressure.queue_bytes"), "{refused}");
 }
