@@ -29,6 +29,10 @@ pub struct Config {
     pub run_idle_timeout: Duration,
     /// How long the report of an ended run stays queryable. Default 5 min.
     pub run_retention: Duration,
+    /// Reports of ended runs a hub keeps at most: past it, the run that ended first is
+    /// forgotten before its `run_retention` is up, so that runs started and ended in a burst
+    /// cannot grow the hub without bound. Default 10 000.
+    pub max_ended_runs: usize,
     /// Client frame types handed to the application as [`Notice::App`](crate::Notice::App)
     /// instead of being rejected as unknown. Default: none.
     pub app_frame_types: Vec<String>,
@@ -217,6 +221,7 @@ impl Config {
             cleanup_interval: Duration::from_secs(5),
             run_idle_timeout: Duration::from_secs(600),
             run_retention: Duration::from_secs(300),
+            max_ended_runs: 10_000,
             app_frame_types: Vec::new(),
             cluster: false,
             shared_streams: false,

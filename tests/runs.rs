@@ -496,6 +496,29 @@ fn an_ended_runs_report_is_kept_for_run_retention() {
     assert!(h.hub().run_report(&alice(), &r("r1")).is_none());
 }
 
+/// Past `max_ended_runs`, the run that ended first is forgotten at once, before its
+/// retention: a burst of short runs cannot grow the hub. Runs in progress are never forgotten.
+#[test]
+fn past_max_ended_runs_the_oldest_ended_run_is_forgotten_first() {
+    let mut config = small_config();
+    config.run_retention = Duration::from_secs(60);
+    config.max_ended_runs = 2;
+    let mut h = Harness::new(config);
+    h.open(Open::new("alice").thread("t1")).unwrap();
+    agent(&mut h, "alice", "long", Some("t1"), started());
+    for run in ["r1", "r2", "r3"] {
+        agent(&mut h, "alice", run, Some("t1"), started());
+        agent(&mut h, "alice", run, Some("t1"), completed());
+    }
+    let kept = |h: &Harness, run: &str| h.hub().run_report(&alice(), &r(run)).is_some();
+    assert!(!kept(&h, "r1"), "the first to end is forgotten");
+    assert!(kept(&h, "r2") && kept(&h, "r3"));
+    assert!(kept(&h, "long"), "a run in progress is never forgotten");
+    // The forgotten run's id may start again, as after its retention.
+    agent(&mut h, "alice", "r1", Some("t1"), started());
+    assert!(kept(&h, "r1") && kept(&h, "r2"));
+}
+
 /// Run ids are per user: another user's run of the same id is another run.
 #[test]
 fn run_ids_are_per_user() {

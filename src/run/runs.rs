@@ -1,11 +1,14 @@
 //! The hub's runs: every run by user and run id, the caps on runs in progress, and the
-//! timings of the sweep (idle runs end, ended runs are forgotten).
+//! timings of the sweep (idle runs end, ended runs are forgotten). Ended runs are kept in the
+//! order they ended, so forgetting them takes the oldest first and never walks the rest, and
+//! their number stays within `Config::max_ended_runs`.
 
 use super::{AgentEvent, EventKind, Run, RunLimit};
 use crate::config::Config;
 use crate::id::{RunId, ThreadId, UserId};
 use hashbrown::HashMap;
 use smallvec::SmallVec;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Every run of a hub by user and run id, with the runs in progress counted (in all and per
@@ -20,6 +23,10 @@ pub(crate) struct Runs {
     idle_timeout: Duration,
     /// `Config::run_retention`: the report of an ended run is kept this long.
     retention: Duration,
+    /// `Config::max_ended_runs`: the reports of ended runs kept at most.
+    max_ended: usize,
+    /// The runs that ended, in the order they did, with when: each is in `runs`, ended.
+    ended: VecDeque<((UserId, RunId), Instant)>,
     /// Runs in progress.
     active: usize,
     /// Runs in progress per user (users with none are absent).
@@ -35,6 +42,8 @@ impl Runs {
             max: config.limits.max_active_runs,
             idle_timeout: config.run_idle_timeout,
             retention: config.run_retention,
+            max_ended: config.max_ended_runs,
+            ended: VecDeque::new(),
             active: 0,
             active_per_user: HashMap::new(),
         }
@@ -92,8 +101,12 @@ impl Runs {
                     self.active_per_user.remove(&key.0);
                 }
             }
+            self.ended.push_back((key.clone(), now));
+            while self.ended.len() > self.max_ended {
+                self.forget_oldest();
+            }
         }
-        run
+        &self.runs[key]
     }
 
     /// The runs in progress of `user` that a connection on `thread` receives and has not
@@ -132,10 +145,19 @@ impl Runs {
 
     /// Forget the runs that ended at least `run_retention` before `now`.
     pub fn forget_ended(&mut self, now: Instant) {
-        let retention = self.retention;
-        self.runs.retain(|_, r| {
-            r.is_running() || now.saturating_duration_since(r.last_event_at) < retention
-        });
+        while let Some((_, at)) = self.ended.front() {
+            if now.saturating_duration_since(*at) < self.retention {
+                break;
+            }
+            self.forget_oldest();
+        }
+    }
+
+    /// Forget the run that ended first.
+    fn forget_oldest(&mut self) {
+        if let Some((key, _)) = self.ended.pop_front() {
+            self.runs.remove(&key);
+        }
     }
 
     /// Runs in progress counted anew, to check the count kept as runs start and end.

@@ -37,6 +37,8 @@ pub struct LimitSettings {
     pub max_active_runs: Option<usize>,
     /// Seconds a run in progress may go without an event before it ends with `producer_lost`.
     pub run_idle_timeout_secs: Option<u64>,
+    /// Reports of ended runs each shard keeps at most (the oldest forgotten first).
+    pub max_ended_runs: Option<usize>,
     /// Milliseconds an agent message's deltas to a reader that keeps up are rolled up for
     /// (0: every delta at once); at most 1 000.
     pub message_flush_ms: Option<u64>,
@@ -141,6 +143,7 @@ fn apply_limits(hub: &mut Config, l: &LimitSettings) {
         &mut hub.run_idle_timeout,
         l.run_idle_timeout_secs.map(Duration::from_secs),
     );
+    set(&mut hub.max_ended_runs, l.max_ended_runs);
     set(
         &mut limits.message_flush,
         l.message_flush_ms.map(Duration::from_millis),
