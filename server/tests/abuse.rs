@@ -489,7 +489,8 @@ async fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
 /// Under an open-file limit of 64 that cannot be raised, clients past the descriptor budget
 /// are closed at once: the process never runs out of descriptors (no accept fails), the
 /// clients it holds are served, `/metrics` counts the refusals and shows the limits, the log
-/// warns at most twice however many were refused, and once clients leave, new ones connect.
+/// warns once, then at most once per 10 s however many were refused, and once clients leave, new
+/// ones connect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn near_its_descriptor_limit_the_server_sheds_clients_without_a_log_storm() {
     let settings = SettingsFile::new("switchboard-fd-budget", "[http]\nfd_reserve = 8\n");
@@ -497,6 +498,7 @@ async fn near_its_descriptor_limit_the_server_sheds_clients_without_a_log_storm(
     let mut process = ServerProcess::serve_from(switchboard_with_ulimit("-n 64"), &env);
     let server = &process.server;
     let http = kept_alive(server).await;
+    let started = std::time::Instant::now();
     let mut held = Vec::new();
     let mut refused = 0;
     for i in 0..80 {
@@ -530,11 +532,14 @@ async fn near_its_descriptor_limit_the_server_sheds_clients_without_a_log_storm(
     })
     .await;
     process.terminate();
+    // The refusals spanned this long: one warning at the first, then at most one per
+    // WARN_EVERY (10 s) however many followed (a loaded machine only stretches the span).
+    let span = started.elapsed().as_secs() as usize;
     let (success, log) = process.exited().await;
     assert!(success, "{log}");
     let warnings = log.matches("connections refused at accept").count();
     assert!(
-        (1..=2).contains(&warnings),
-        "{warnings} warnings for {refused}:\n{log}"
+        (1..=1 + span.div_ceil(10)).contains(&warnings),
+        "{warnings} warnings for {refused} in {span} s:\n{log}"
     );
 }
