@@ -81,7 +81,7 @@ pub use protocol::{ErrorCode, StreamPosition, CLIENT_FRAME_TYPES, MAX_REF_BYTES,
 pub use reason::{Reason, ReasonCounts};
 pub use run::{
     AgentEvent, EventKind, EventRecord, RunError, RunLimit, RunReport, RunState,
-    MAX_MESSAGES_PER_RUN,
+    MAX_MESSAGES_PER_RUN, MAX_REPORT_EVENTS,
 };
 #[cfg(feature = "schema")]
 pub use schema::{protocol_schema, protocol_schema_text};

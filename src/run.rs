@@ -6,23 +6,25 @@
 //! exactly one ending:
 //! `agent_completed`, `agent_failed`, `agent_cancelled`, or `producer_lost` when the
 //! producer goes away. An event out of order is a [`RunError`] and is delivered to no one.
-//! The run remembers, per event, how many connections it reached, for [`RunReport`]. The
+//! The run remembers, per event, how many connections it reached, for [`RunReport`] (module
+//! `report`, bounded by [`MAX_REPORT_EVENTS`]). The
 //! hub's runs (`Runs`) count those in progress, per user and in all, for their caps. The
 //! events themselves, [`AgentEvent`] and [`EventKind`], are in module `event`.
 
 mod event;
 mod joined;
 mod message;
+mod report;
 mod runs;
 
 pub use event::{AgentEvent, EventKind};
 pub(crate) use joined::{Body, Delta};
 pub(crate) use message::Messages;
 pub use message::MAX_MESSAGES_PER_RUN;
+pub use report::{EventRecord, RunReport, MAX_REPORT_EVENTS};
 pub(crate) use runs::Runs;
 
 use crate::id::{AgentId, RunId, ThreadId, UserId};
-use serde::Serialize;
 use smallvec::SmallVec;
 use std::fmt;
 use std::time::Instant;
@@ -110,42 +112,6 @@ pub enum RunState {
     Ended(EventKind),
 }
 
-/// One event of a run and how many connections of the user it reached. Message deltas that
-/// follow each other share one record: the last one's `seq`, the fewest `reached`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct EventRecord {
-    /// The event.
-    pub kind: EventKind,
-    /// Sequence number in the user's stream.
-    pub seq: u64,
-    /// Connections it was handed to when published (0 = buffered only).
-    pub reached: usize,
-}
-
-/// What happened to a run: each event and whether it reached at least one connection.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunReport {
-    /// The run.
-    pub run: RunId,
-    /// Its user.
-    pub user: UserId,
-    /// Its agent.
-    pub agent: AgentId,
-    /// Its thread, if bound to one.
-    pub thread: Option<ThreadId>,
-    /// Every accepted event, in order.
-    pub events: Vec<EventRecord>,
-    /// The ending, once the run ended.
-    pub ended: Option<EventKind>,
-}
-
-impl RunReport {
-    /// True if every event reached at least one connection when it was published.
-    pub fn fully_delivered(&self) -> bool {
-        self.events.iter().all(|e| e.reached > 0)
-    }
-}
-
 /// A run in the hub: its automaton state and its report.
 #[derive(Debug)]
 pub(crate) struct Run {
@@ -178,14 +144,7 @@ impl Run {
                 open_calls: SmallVec::new(),
             },
             messages: Messages::default(),
-            report: RunReport {
-                run,
-                user,
-                agent,
-                thread,
-                events: Vec::new(),
-                ended: None,
-            },
+            report: RunReport::new(run, user, agent, thread),
             last_event_at: now,
         })
     }
@@ -197,7 +156,7 @@ impl Run {
             return Err(RunError::Ended(run()));
         };
         match event {
-            AgentEvent::AgentStarted { .. } if !self.report.events.is_empty() => {
+            AgentEvent::AgentStarted { .. } if !self.report.is_empty() => {
                 Err(RunError::AlreadyStarted(run()))
             }
             AgentEvent::ToolExecuting { tool, call_id, .. } => {
@@ -243,14 +202,7 @@ impl Run {
         reached: usize,
     ) {
         self.last_event_at = now;
-        let events = &mut self.report.events;
-        match events.last_mut() {
-            Some(last) if kind == EventKind::AgentMessageDelta && last.kind == kind => {
-                last.seq = seq;
-                last.reached = last.reached.min(reached);
-            }
-            _ => events.push(EventRecord { kind, seq, reached }),
-        }
+        self.report.record(EventRecord { kind, seq, reached });
         if let RunState::Running { open_calls } = &mut self.state {
             match event {
                 Some(AgentEvent::AgentMessageDelta {

@@ -436,3 +436,108 @@ async fn batched_events_share_a_post_and_each_gets_its_own_answer() {
     );
     assert!(backend.deliveries()[0].signed);
 }
+
+/// A backend subscribed to `run_ended` receives each run's report when it ends: its events in
+/// order with how many connections each reached, the ending, and, for a run longer than the
+/// report's bound, the events it only counts (and whether one of them reached no one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_ended_event_carries_the_runs_bounded_report() {
+    let backend = Backend::echo().await;
+    let server = server(&backend.url, "events = [\"run_ended\"]").await;
+    let client = server.connect_with("alice", "&thread=t1").await;
+    let event = |run: &str, body: Value| {
+        let path = format!("/api/runs/alice/{run}/events");
+        let server = &server;
+        async move {
+            let (status, answer) = server.api("POST", &path, Some(body)).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    event(
+        "short",
+        json!({"event": "agent_started", "agent": "helper", "thread": "t1"}),
+    )
+    .await;
+    event("short", json!({"event": "agent_thinking", "thought": "hm"})).await;
+    event(
+        "short",
+        json!({"event": "agent_completed", "result": "done"}),
+    )
+    .await;
+    eventually("the first report", || async { backend.events().len() == 1 }).await;
+    let report = &backend.events()[0];
+    assert_eq!(
+        (&report["event"], &report["user"]),
+        (&json!("run_ended"), &json!("alice"))
+    );
+    let run = &report["run"];
+    assert_eq!(
+        (&run["run"], &run["agent"], &run["thread"]),
+        (&json!("short"), &json!("helper"), &json!("t1"))
+    );
+    let kinds: Vec<&Value> = run["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["kind"])
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            &json!("agent_started"),
+            &json!("agent_thinking"),
+            &json!("agent_completed")
+        ]
+    );
+    assert!(run["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["reached"] == 1));
+    assert_eq!(
+        (&run["ended"], &run["omitted"]),
+        (&json!("agent_completed"), &json!(0))
+    );
+
+    // A run longer than the report's bound, whose last thoughts nobody receives.
+    let bound = switchboard::MAX_REPORT_EVENTS;
+    event(
+        "long",
+        json!({"event": "agent_started", "agent": "helper", "thread": "t1"}),
+    )
+    .await;
+    for i in 0..bound + 5 {
+        event(
+            "long",
+            json!({"event": "agent_thinking", "thought": i.to_string()}),
+        )
+        .await;
+    }
+    client.close().await;
+    eventually("alice gone", || async {
+        let (_, stats) = server.api("GET", "/api/stats", None).await;
+        stats["connections"] == 0
+    })
+    .await;
+    for i in bound + 5..bound + 9 {
+        event(
+            "long",
+            json!({"event": "agent_thinking", "thought": i.to_string()}),
+        )
+        .await;
+    }
+    event("long", json!({"event": "agent_failed", "error": "gave up"})).await;
+    eventually("the second report", || async {
+        backend.events().len() == 2
+    })
+    .await;
+    let run = &backend.events()[1]["run"];
+    assert_eq!(run["events"].as_array().unwrap().len(), bound);
+    // Listed: started and the first bound - 1 thoughts; counted: the other 10 thoughts and the
+    // ending, of which the 4 thoughts and the ending after the close reached no one.
+    assert_eq!(
+        (&run["omitted"], &run["omitted_undelivered"]),
+        (&json!(11), &json!(5))
+    );
+    assert_eq!(run["ended"], "agent_failed");
+}

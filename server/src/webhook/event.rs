@@ -10,7 +10,7 @@
 //! | `connect` | `thread` (bound when the event is sent; `null` if it closed already) |
 //! | `disconnect` | `code` (the close code, `null` without one), `reason` (its label) |
 //! | `join`, `leave` | `room` |
-//! | `run_ended` | `run` (the report: run, agent, thread, events, ending) |
+//! | `run_ended` | `run` (the report: run, agent, thread, its first events, those omitted, ending) |
 
 use serde::Serialize;
 use serde_json::Value;
