@@ -34,7 +34,7 @@ mod sse;
 
 pub use axum::OnAxum;
 pub use in_memory::{InMemory, InMemoryClient};
-pub use network::{Network, OnAsyncStd, OnSmol, OnTokio, OnTokioRouter, Setup};
+pub use network::{publish_error, Network, OnAsyncStd, OnSmol, OnTokio, OnTokioRouter, Setup};
 pub use sse::{OnSseRoutes, Sse, SseConnection};
 /// The network transports' client, what it reads, and the guard bounding every wait.
 pub use switchboard_testing::{guard, Received, WsClient};
@@ -161,6 +161,20 @@ impl Connect {
     pub fn small_buffers(mut self) -> Self {
         self.small_buffers = true;
         self
+    }
+
+    /// The WebSocket handshake's query: `credential`, the parameters by which the transport
+    /// identifies the user (`user=alice` for the suite's own authenticator, `token=<jwt>` for
+    /// a server that verifies tokens), then `thread=` and `resume=` when asked for.
+    pub fn query(&self, credential: &str) -> String {
+        let mut query = credential.to_owned();
+        if let Some(thread) = &self.thread {
+            query += &format!("&thread={thread}");
+        }
+        if let Some(position) = self.resume {
+            query += &format!("&resume={position}");
+        }
+        query
     }
 }
 
