@@ -5,7 +5,10 @@
 //! embedded in an axum router, [`OnAxum`], as the server runs it), and the async-std
 //! transport under async-std and under smol ([`Network`]), and the Server-Sent Events
 //! transport ([`Sse`]). The network transports are driven by real WebSocket clients (real HTTP
-//! clients for Server-Sent Events) over real sockets on 127.0.0.1.
+//! clients for Server-Sent Events) over real sockets on 127.0.0.1. The server crate runs the
+//! same cases over its production gateway, with real token authentication, from its own tests
+//! (`server/tests/conformance.rs`), through the hooks for a transport defined elsewhere
+//! ([`Connect::query`], [`publish_error`]).
 //!
 //! A transport joins by implementing [`Transport`] (start, connect, publish, agent update,
 //! advance the clock, shut down) with a [`Client`] (send, receive, pause, fall silent,
