@@ -4,7 +4,9 @@
 //! two shards), and each client authenticates at `GET /ws` with a JWT minted for its user, as
 //! an application's backend mints them. So a case passes through what a deployed client
 //! passes through: the HTTP front and its admission, the origin and token checks, the
-//! gateway's `thread` and `resume` parameters, and axum's WebSocket.
+//! gateway's `thread` and `resume` parameters, axum's WebSocket, and the server's graceful
+//! shutdown. The same server's Server-Sent Events routes run the cases an HTTP client can play
+//! (`on_server_sse`).
 //!
 //! A case's hub configuration takes the place of the preset's, except for what the server's
 //! own settings decide (token leeway and refresh, presence, application frame types, cluster):
@@ -18,7 +20,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 use support::TestServer;
 use switchboard::{AgentUpdate, Audience, Config, Delivery, Message, PublishError};
-use switchboard_conformance::{publish_error, suite, Connect, OnTokio, Setup, Transport, WsClient};
+use switchboard_conformance::{
+    publish_error, suite, Connect, OnTokio, Setup, SseConnection, Transport, WsClient,
+};
 use switchboard_server::settings::Settings;
 use switchboard_server::Running;
 use switchboard_testing::small_listener;
@@ -115,3 +119,55 @@ impl Transport for Gateway {
 }
 
 suite!(on_server, Gateway);
+
+/// The production gateway's Server-Sent Events routes (`GET /sse`, `POST /sse/{conn}`), each
+/// client with a token of its user in the query of its stream and of its posts.
+pub struct GatewaySse(Gateway);
+
+impl Transport for GatewaySse {
+    const NAME: &'static str = "server-sse";
+    type Client = SseConnection;
+
+    fn block_on<F: std::future::Future>(case: F) -> F::Output {
+        Gateway::block_on(case)
+    }
+
+    async fn start(config: Config) -> Self {
+        GatewaySse(Gateway::start(config).await)
+    }
+
+    async fn connect(&self, connect: Connect) -> SseConnection {
+        let token = self.0.server.token(&connect.user, None);
+        SseConnection::open(self.0.server.addr(), &format!("token={token}"), connect).await
+    }
+
+    async fn publish(&self, to: Audience, message: Message) -> Result<Delivery, PublishError> {
+        self.0.publish(to, message).await
+    }
+
+    async fn agent_update(
+        &self,
+        user: &str,
+        update: AgentUpdate,
+    ) -> Result<Delivery, PublishError> {
+        self.0.agent_update(user, update).await
+    }
+
+    async fn advance(&self, by: Duration) {
+        self.0.advance(by).await;
+    }
+
+    async fn shutdown(&self) {
+        self.0.shutdown().await;
+    }
+}
+
+// The cases an HTTP client cannot play, as for the Server-Sent Events transport on its own
+// (`transports/conformance/tests/suite.rs` says why): binary frames, WebSocket ping and pong
+// floods, and a client that stops answering pings (the server's HTTP layer answers for it).
+suite!(on_server_sse, GatewaySse; except
+    a_binary_frame_closes_with_1003,
+    a_ping_flood_closes_with_4029,
+    an_unsolicited_pong_flood_closes_with_4029,
+    a_silent_client_is_closed_with_4000,
+);
