@@ -8,7 +8,7 @@
 //! clients for Server-Sent Events) over real sockets on 127.0.0.1. The server crate runs the
 //! same cases over its production gateway, with real token authentication, from its own tests
 //! (`server/tests/conformance.rs`), through the hooks for a transport defined elsewhere
-//! ([`Connect::query`], [`publish_error`]).
+//! ([`Connect::query`], [`publish_error`], [`SseConnection::open`]).
 //!
 //! A transport joins by implementing [`Transport`] (start, connect, publish, agent update,
 //! advance the clock, shut down) with a [`Client`] (send, receive, pause, fall silent,
