@@ -1,7 +1,8 @@
 //! The conformance suite (`transports/conformance`) over the production gateway: every case
-//! runs against `switchboard_server::start`, the server `switchboard serve` runs, with settings
-//! resolved as the binary resolves them (the development preset, the test secret and API key,
-//! two shards), and each client authenticates at `GET /ws` with a JWT minted for its user, as
+//! runs against the server `switchboard serve` runs (`switchboard_server::start_on`, on a
+//! listener with small socket buffers as every network transport of the suite has), with
+//! settings resolved as the binary resolves them (the development preset, the test secret and
+//! API key, two shards), and each client authenticates at `GET /ws` with a JWT minted for its user, as
 //! an application's backend mints them. So a case passes through what a deployed client
 //! passes through: the HTTP front and its admission, the origin and token checks, the
 //! gateway's `thread` and `resume` parameters, axum's WebSocket, and the server's graceful
