@@ -113,14 +113,20 @@ impl Running {
 }
 
 /// Raise the open-file limit (soft to hard), bind `settings.listen` and start serving.
-pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
+pub async fn start(settings: Settings) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(settings.listen).await?;
+    start_on(listener, settings).await
+}
+
+/// [`start`] on a listener the caller bound (`settings.listen` is not used), e.g. one whose
+/// socket options (buffer sizes) its accepted connections are to inherit.
+pub async fn start_on(listener: TcpListener, mut settings: Settings) -> std::io::Result<Running> {
     // A new epoch base per start: a client holding a position from before a restart learns
     // that the history it refers to is gone.
     settings.hub.epoch_base = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_millis() as u64);
     let admission = Arc::new(Admission::new(&settings.http, OpenFiles::raise())?);
-    let listener = TcpListener::bind(settings.listen).await?;
     let addr = listener.local_addr()?;
     let mut builder = Builder::new(settings.hub.clone()).shutdown_grace(settings.shutdown_grace);
     if settings.shards > 0 {

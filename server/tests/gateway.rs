@@ -316,3 +316,40 @@ async fn a_half_open_handshake_is_dropped_and_blocks_no_one() {
         }
     }
 }
+
+/// Once the server closes its clients (past the drain, in which a new client is closed with
+/// 1001, see `api.rs`), a handshake that still reaches it is answered 503 and upgrades nothing.
+/// A client that does not read its close frame keeps the server closing for its close timeout
+/// while it still serves HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_while_the_server_closes_its_clients_is_answered_503() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Error, Message};
+    let mut server = TestServer::start().await;
+    let holdout = format!("token={}", server.token("holdout", None));
+    let _holdout = WsClient::open(server.addr(), &holdout, true).await.unwrap();
+    let stopping = tokio::spawn(server.running.take().unwrap().shutdown());
+    let url = format!(
+        "ws://{}/ws?token={}",
+        server.addr(),
+        server.token("late", None)
+    );
+    let status = switchboard_testing::guard("a handshake answered 503", async {
+        loop {
+            match tokio_tungstenite::connect_async(url.as_str()).await {
+                // Still draining: the client is closed with 1001 before any frame.
+                Ok((mut ws, _)) => match ws.next().await {
+                    Some(Ok(Message::Close(Some(close)))) => {
+                        assert_eq!(close.code, CloseCode::Away)
+                    }
+                    other => panic!("a draining server sent {other:?}"),
+                },
+                Err(Error::Http(response)) => return response.status().as_u16(),
+                Err(e) => panic!("unexpected handshake error: {e}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(status, 503);
+    stopping.await.unwrap().expect("the server shuts down");
+}

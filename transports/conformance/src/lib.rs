@@ -5,7 +5,10 @@
 //! embedded in an axum router, [`OnAxum`], as the server runs it), and the async-std
 //! transport under async-std and under smol ([`Network`]), and the Server-Sent Events
 //! transport ([`Sse`]). The network transports are driven by real WebSocket clients (real HTTP
-//! clients for Server-Sent Events) over real sockets on 127.0.0.1.
+//! clients for Server-Sent Events) over real sockets on 127.0.0.1. The server crate runs the
+//! same cases over its production gateway, with real token authentication, from its own tests
+//! (`server/tests/conformance.rs`), through the hooks for a transport defined elsewhere
+//! ([`Connect::query`], [`publish_error`], [`SseConnection::open`]).
 //!
 //! A transport joins by implementing [`Transport`] (start, connect, publish, agent update,
 //! advance the clock, shut down) with a [`Client`] (send, receive, pause, fall silent,
@@ -34,7 +37,7 @@ mod sse;
 
 pub use axum::OnAxum;
 pub use in_memory::{InMemory, InMemoryClient};
-pub use network::{Network, OnAsyncStd, OnSmol, OnTokio, OnTokioRouter, Setup};
+pub use network::{publish_error, Network, OnAsyncStd, OnSmol, OnTokio, OnTokioRouter, Setup};
 pub use sse::{OnSseRoutes, Sse, SseConnection};
 /// The network transports' client, what it reads, and the guard bounding every wait.
 pub use switchboard_testing::{guard, Received, WsClient};
@@ -161,6 +164,20 @@ impl Connect {
     pub fn small_buffers(mut self) -> Self {
         self.small_buffers = true;
         self
+    }
+
+    /// The WebSocket handshake's query: `credential`, the parameters by which the transport
+    /// identifies the user (`user=alice` for the suite's own authenticator, `token=<jwt>` for
+    /// a server that verifies tokens), then `thread=` and `resume=` when asked for.
+    pub fn query(&self, credential: &str) -> String {
+        let mut query = credential.to_owned();
+        if let Some(thread) = &self.thread {
+            query += &format!("&thread={thread}");
+        }
+        if let Some(position) = self.resume {
+            query += &format!("&resume={position}");
+        }
+        query
     }
 }
 

@@ -11,7 +11,7 @@ use switchboard::{
     AgentUpdate, Audience, Config, Delivery, Message, Open, PublishError, UnknownConnection,
 };
 use switchboard_async_std::AsyncIo;
-use switchboard_testing::small_socket;
+use switchboard_testing::small_listener;
 use switchboard_tokio::Tokio;
 use switchboard_transport::{Builder, Error, Handle, Listen, Refusal, Request, Runtime, Upgrade};
 
@@ -170,7 +170,10 @@ pub(crate) fn authenticate(request: &Request) -> Result<Open, Refusal> {
     })
 }
 
-fn publish_error(e: Error) -> PublishError {
+/// What a case expects of a publish a transport's [`Handle`] failed: the hub's refusal (an
+/// unknown connection among them); any other error fails the case. For transports outside
+/// this crate that publish through a [`Handle`] as well.
+pub fn publish_error(e: Error) -> PublishError {
     match e {
         Error::Publish(e) => e,
         Error::UnknownConnection(conn) => PublishError::UnknownConnection(UnknownConnection(conn)),
@@ -187,12 +190,7 @@ impl<S: Setup> Transport for Network<S> {
     }
 
     async fn start(config: Config) -> Self {
-        let socket = small_socket();
-        let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-        socket.bind(&any.into()).expect("bind");
-        socket.listen(128).expect("listen");
-        socket.set_nonblocking(true).expect("non-blocking");
-        let listener = std::net::TcpListener::from(socket);
+        let listener = small_listener();
         let addr = listener.local_addr().expect("bound");
         let runtime = S::runtime();
         // The default `close_timeout` (5 s): a client the hub closed while it was not reading
@@ -207,13 +205,7 @@ impl<S: Setup> Transport for Network<S> {
     }
 
     async fn connect(&self, connect: Connect) -> WsClient {
-        let mut query = format!("user={}", connect.user);
-        if let Some(thread) = &connect.thread {
-            query += &format!("&thread={thread}");
-        }
-        if let Some(position) = connect.resume {
-            query += &format!("&resume={position}");
-        }
+        let query = connect.query(&format!("user={}", connect.user));
         WsClient::open(self.addr, &query, connect.small_buffers)
             .await
             .expect("the handshake is accepted")

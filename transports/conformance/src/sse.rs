@@ -90,23 +90,8 @@ impl Transport for Sse {
     }
 
     async fn connect(&self, connect: Connect) -> SseConnection {
-        let mut auth = format!("user={}", connect.user);
-        if let Some(thread) = &connect.thread {
-            auth += &format!("&thread={thread}");
-        }
-        let position = connect.resume.map(|p| p.to_string());
-        let headers: Vec<(&str, &str)> = match &position {
-            Some(position) => vec![("last-event-id", position)],
-            None => Vec::new(),
-        };
-        let client = SseClient::open(self.0.addr, &auth, &headers, connect.small_buffers)
-            .await
-            .expect("the stream is answered");
-        SseConnection {
-            client,
-            auth,
-            conn: None,
-        }
+        let credential = format!("user={}", connect.user);
+        SseConnection::open(self.0.addr, &credential, connect).await
     }
 
     async fn publish(&self, to: Audience, message: Message) -> Result<Delivery, PublishError> {
@@ -139,6 +124,31 @@ pub struct SseConnection {
 }
 
 impl SseConnection {
+    /// Open the stream at `GET /sse` of the server at `addr` as `connect` says, identified by
+    /// `credential` (see [`Connect::query`]), which its posts carry as well; the position to
+    /// resume from goes in `Last-Event-ID`, as a reconnecting `EventSource` sends it.
+    pub async fn open(addr: std::net::SocketAddr, credential: &str, connect: Connect) -> Self {
+        let position = connect.resume.map(|p| p.to_string());
+        let headers: Vec<(&str, &str)> = match &position {
+            Some(position) => vec![("last-event-id", position)],
+            None => Vec::new(),
+        };
+        let small_buffers = connect.small_buffers;
+        let auth = Connect {
+            resume: None,
+            ..connect
+        }
+        .query(credential);
+        let client = SseClient::open(addr, &auth, &headers, small_buffers)
+            .await
+            .expect("the stream is answered");
+        SseConnection {
+            client,
+            auth,
+            conn: None,
+        }
+    }
+
     async fn post(&mut self, body: Vec<u8>) {
         let conn = self.conn.as_deref().expect("a frame sent after welcome");
         // Refused posts (to a connection closed meanwhile, say) are what the case checks on

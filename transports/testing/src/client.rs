@@ -33,6 +33,19 @@ pub fn small_socket() -> Socket {
     socket
 }
 
+/// A listener on an ephemeral port of 127.0.0.1, non-blocking (for any runtime to adopt), whose
+/// accepted connections inherit [`small_socket`]'s buffers: a server on it soon feels a peer
+/// that stops reading (the kernel grows a default socket's send buffer past a megabyte on
+/// loopback).
+pub fn small_listener() -> std::net::TcpListener {
+    let socket = small_socket();
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    socket.bind(&any.into()).expect("bind");
+    socket.listen(128).expect("listen");
+    socket.set_nonblocking(true).expect("non-blocking");
+    socket.into()
+}
+
 /// The payload of [`WsClient::flood_pings`]' pings: the most a control frame may carry.
 const FLOOD_PAYLOAD: &[u8; 125] = &[b'p'; 125];
 

@@ -17,7 +17,7 @@ mod redis;
 #[cfg(feature = "sse")]
 mod sse;
 
-pub use client::{small_socket, Received, WsClient, SMALL_BUFFER, SOCKET_SLACK};
+pub use client::{small_listener, small_socket, Received, WsClient, SMALL_BUFFER, SOCKET_SLACK};
 pub use redis::Redis;
 #[cfg(feature = "sse")]
 pub use sse::{post, Answer, SseClient, SseEvent};
