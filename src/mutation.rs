@@ -20,6 +20,9 @@ pub(crate) enum Fault {
     EndlessStrikes,
     /// The message rate allows a burst one frame larger than configured (`wider_burst`).
     WiderBurst,
+    /// A user-stream frame carries the number after its own, while the hub's head and history
+    /// keep the right one (`message_seq`): a client resuming from its position misses one.
+    MessageSeq,
 }
 
 /// True if `fault` is injected in this build and run.
@@ -39,6 +42,7 @@ pub(crate) fn injected(fault: Fault) -> bool {
         Fault::QueuedDelta => "queued_delta",
         Fault::EndlessStrikes => "endless_strikes",
         Fault::WiderBurst => "wider_burst",
+        Fault::MessageSeq => "message_seq",
     };
     std::env::var("SWITCHBOARD_MUTATION").is_ok_and(|v| v == name)
 }

@@ -6,7 +6,10 @@
 //! run. A device keeps, like a real client, its position per stream (the last `(epoch, seq)` it
 //! read, or a `gap`'s `(epoch, to)`), reconnects with its user-stream position at connect and
 //! resumes its rooms with a `resume` frame or a `join` with `since`. The test keeps a shadow of
-//! every stream: its epochs, each message in order, and what history still holds.
+//! every stream: its epochs, each message in order, and what history still holds. Epochs are
+//! learned from the frames devices read (the `welcome` or `joined` of the connection that gets
+//! on an incarnation first); what the hub reports of a stream (`Hub::stream_position`, a
+//! publish's `Delivery`) is only checked against the shadow.
 //!
 //! After every operation, for every frame each device read:
 //!
@@ -31,7 +34,8 @@
 //!    `producer_lost`. At the end every device has received every ended run's ending exactly
 //!    once, unless a gap announced its loss.
 //! 6. **Streams.** The hub keeps exactly the shadow's streams, with the same heads and history
-//!    sizes; a stream created anew gets an epoch larger than any before it; every gauge the hub
+//!    sizes; a stream created anew gets an epoch larger than any before it (checked in the order
+//!    the shadow creates incarnations, module `epochs` of the crate); every gauge the hub
 //!    keeps as its state changes equals a recount of that state.
 //! 7. **Messages.** Agent runs stream messages as deltas (at the right offset or not, after
 //!    their message's `final` one or not, outside a run); the hub refuses exactly those the
@@ -384,11 +388,11 @@ struct Device {
     cut: HashSet<String>,
     /// Endings received per run, across its connections.
     endings: HashMap<String, u32>,
-    /// The `(epoch, seq)` of user-stream thoughts it may never receive: offered while it
+    /// The (incarnation, seq) of user-stream thoughts it may never receive: offered while it
     /// was not connected and reading (shed from a full queue), or while they could still wait
     /// in its queue a newer thought of their run came (it was not reading, not connected, or
     /// both came in one replay). Any other thought is owed to it.
-    superseded: BTreeSet<(u64, u64)>,
+    superseded: BTreeSet<(usize, u64)>,
     /// Where the text of each message (by run and message) it assembled across its
     /// connections ends, in characters.
     texts: HashMap<(String, &'static str), u64>,
@@ -422,19 +426,14 @@ impl Device {
         if entry.message().is_some() {
             return false;
         }
-        let waited = (entry.thought_of().is_some())
-            .then_some(incarnation.epoch)
-            .flatten()
-            .is_some_and(|epoch| self.superseded.contains(&(epoch, seq)));
+        let waited =
+            entry.thought_of().is_some() && self.superseded.contains(&(incarnation.id, seq));
         self.selects(entry) && !waited
     }
 
     /// Thoughts of `incarnation` (the user stream) after `after` that a newer thought of the
     /// same run, at most `upto`, supersedes: they may never reach this device.
     fn supersede(&mut self, incarnation: &Incarnation, after: u64, upto: u64) {
-        let Some(epoch) = incarnation.epoch else {
-            return;
-        };
         let mut newest: HashMap<&str, u64> = HashMap::new();
         for seq in after + 1..=upto {
             if let Some(run) = incarnation.entry(seq).thought_of() {
@@ -445,7 +444,7 @@ impl Device {
             let entry = incarnation.entry(seq);
             if let Some(run) = entry.thought_of() {
                 if newest[run] > seq {
-                    self.superseded.insert((epoch, seq));
+                    self.superseded.insert((incarnation.id, seq));
                 }
             }
         }

@@ -54,6 +54,7 @@ macro_rules! ensure_eq {
 }
 
 pub mod devices;
+mod epochs;
 pub mod frames;
 pub mod operations;
 mod protocol_doc;

@@ -6,7 +6,13 @@
 //! the rooms and the reading state of each connection, the members of each room, and each
 //! user's and room's stream (sequence numbers, what history keeps, and the user stream's pending
 //! messages: reliable messages that no connection selected when they were published, waiting for
-//! the first connection that selects them, one that opens or binds to their thread). A sequence
+//! the first connection that selects them, one that opens or binds to their thread). The
+//! streams are the model's own, written from `docs/PROTOCOL.md` (module `streams`): it creates
+//! and drops each incarnation where the protocol says the hub does, numbers its messages, keeps
+//! its history, and learns its epoch only from the frames clients read, as a client does; each
+//! client's positions are kept from what it read by the client algorithm of section 7, and the
+//! answer to a `resume` (replay, `gap`, `resumed` or `already_live`) follows from the model's
+//! streams and positions alone. Nothing the model predicts is read from the hub. A sequence
 //! of operations is applied to the model and to a hub driven by the in-memory harness: open (one
 //! of four users, optionally on a thread), close (by the peer or by the application), disconnect
 //! a user through its scope, join and leave (by client frame and by the server), bind a thread
@@ -23,7 +29,10 @@
 //! 1. **Exact delivery.** Every connection received exactly the frames the model predicts for
 //!    the step (or, for a connection that is not reading, receives them once it reads again):
 //!    the reply to its own request (`welcome`, `joined`, `left`, `bound`, `resumed` or an
-//!    `error` with the model's code), every published message that addresses it, the pending
+//!    `error` with the model's code; `welcome`, `joined` and `resumed` with the stream's head),
+//!    every published message that addresses it (a sequenced one with its stream and number,
+//!    every frame of a stream in its incarnation's epoch, which grows with each incarnation
+//!    created), the pending
 //!    messages it takes over (after a `gap` covering exactly those of them that history dropped
 //!    meanwhile), and what a `resume` replays (after a `gap` covering exactly what history no
 //!    longer holds), in that order, nothing else. A publish's `Delivery::reached` is the number
@@ -40,7 +49,9 @@
 //!    `EvictOldest`, the user's oldest connection is closed with 4001) exactly when the model
 //!    says so.
 //! 5. **Same state.** The hub's users, connections, threads, rooms and gauges equal the model's,
-//!    and every gauge the hub keeps as its state changes equals a recount of that state.
+//!    and every gauge the hub keeps as its state changes equals a recount of that state; the
+//!    hub reports exactly the model's streams (`Hub::stream_position`), at the model's heads
+//!    and in the epochs clients learned, and history holds as many messages as the model's.
 //!
 //! At the end everyone closes; once the history has expired and the clean-up sweep has run, the
 //! hub holds no state at all (`is_idle`, every gauge zero).
@@ -79,11 +90,15 @@ const _: () = assert!(MAX_OPS as u64 * MAX_TICK_MS as u64 <= MAX_AGE.as_secs() *
 
 mod case;
 mod checks;
+mod expect;
 mod step;
+mod streams;
 
 pub use case::{BindBy, Case, Limits, Op, Resumed, Scoped, Since, To};
 use checks::{check_frames, check_state};
+use expect::{event, label, Expect, Want};
 use step::step;
+use streams::{answer, catch_up, Answer, CatchUp, Epochs, Kept, Key, Stream};
 
 // ----- the model ---------------------------------------------------------------------------
 
@@ -92,80 +107,10 @@ struct Conn {
     user: usize,
     thread: Option<usize>,
     /// The rooms it is in, each with the first sequence number it has every message from
-    /// (0: no message of the room reached it yet).
+    /// (0: nothing of the room reached it yet).
     rooms: BTreeMap<usize, u64>,
     /// The same on its user stream.
     user_from: u64,
-}
-
-/// One message kept in a user stream's history.
-#[derive(Debug, Clone, Copy)]
-struct Kept {
-    seq: u64,
-    /// The thread it is for (none: every connection of the user).
-    thread: Option<usize>,
-    /// The message's number.
-    n: u64,
-    /// Published while no connection selected it, and not taken yet.
-    pending: bool,
-}
-
-/// What the model needs of a user's stream.
-#[derive(Debug, Default)]
-struct UserStream {
-    /// The last sequence number given.
-    head: u64,
-    /// What history keeps, oldest first.
-    kept: Vec<Kept>,
-    /// Per thread, the first pending message that history dropped before a connection took it.
-    lost: BTreeMap<Option<usize>, u64>,
-}
-
-/// What the model needs of a room's stream: the head and the messages history keeps.
-#[derive(Debug, Default)]
-struct RoomStream {
-    head: u64,
-    /// (sequence number, message number), oldest first.
-    kept: Vec<(u64, u64)>,
-}
-
-/// The oldest sequence number a history of `history` messages keeps at `head` (the next one if
-/// it keeps none).
-fn oldest(head: u64, history: u64) -> u64 {
-    (head + 1).saturating_sub(history).max(1)
-}
-
-/// A gap and the first sequence number a reader at `position` can still receive, for a stream
-/// at `current` whose history starts at `oldest` (the hub's rule, `docs/PROTOCOL.md` section 7).
-fn catch_up(position: Position, current: Position, oldest: u64) -> (Option<String>, u64) {
-    if position.epoch != current.epoch || position.seq > current.seq {
-        (Some(format!("gap:epoch:1-{}", oldest - 1)), 1)
-    } else if position.seq + 1 < oldest {
-        let gap = format!("gap:history:{}-{}", position.seq + 1, oldest - 1);
-        (Some(gap), oldest)
-    } else {
-        (None, position.seq + 1)
-    }
-}
-
-/// Where a connection stands on a stream it asks to resume from `position`.
-enum Standing {
-    /// Nothing delivered on the stream yet: replay.
-    Fresh,
-    /// Nothing missing: just `resumed`.
-    UpToDate,
-    /// Live messages flowed and the position is older: `already_live`.
-    Behind,
-}
-
-fn standing(from: u64, position: Position, current: Position) -> Standing {
-    if from == 0 {
-        Standing::Fresh
-    } else if position.epoch == current.epoch && position.seq + 1 >= from {
-        Standing::UpToDate
-    } else {
-        Standing::Behind
-    }
 }
 
 /// The reference: users, connections, rooms, threads and streams in plain maps.
@@ -178,52 +123,17 @@ struct Model {
     conns: HashMap<ConnId, Conn>,
     /// Members of each room (absent: none).
     rooms: HashMap<usize, BTreeSet<ConnId>>,
-    /// The stream of each user.
-    streams: HashMap<usize, UserStream>,
-    /// The streams of rooms the hub keeps.
-    room_streams: HashMap<usize, RoomStream>,
+    /// The streams the hub keeps: a user's while it has connections or holds anything, a
+    /// room's while it has members or holds anything (section 6).
+    streams: BTreeMap<Key, Stream>,
+    /// The epochs of the streams' incarnations, as clients learn them.
+    epochs: Epochs,
     /// Every connection ever opened, in order.
     ever: Vec<ConnId>,
     /// Connections that do not read (open or closed).
     deaf: BTreeSet<ConnId>,
     /// Frames written to open connections that do not read, in order.
-    backlog: BTreeMap<ConnId, Vec<String>>,
-}
-
-impl UserStream {
-    fn oldest(&self, history: u64) -> u64 {
-        oldest(self.head, history)
-    }
-
-    /// Append message `n`, then let history drop what it no longer keeps.
-    fn append(&mut self, n: u64, thread: Option<usize>, pending: bool, history: u64) -> u64 {
-        self.head += 1;
-        self.kept.push(Kept {
-            seq: self.head,
-            thread,
-            n,
-            pending,
-        });
-        let oldest = self.oldest(history);
-        let lost = &mut self.lost;
-        self.kept.retain(|k| {
-            if k.seq < oldest && k.pending {
-                lost.entry(k.thread).or_insert(k.seq);
-            }
-            k.seq >= oldest
-        });
-        self.head
-    }
-}
-
-impl RoomStream {
-    fn append(&mut self, n: u64, history: u64) -> u64 {
-        self.head += 1;
-        self.kept.push((self.head, n));
-        let oldest = oldest(self.head, history);
-        self.kept.retain(|&(seq, _)| seq >= oldest);
-        self.head
-    }
+    backlog: BTreeMap<ConnId, Vec<Want>>,
 }
 
 impl Model {
@@ -257,6 +167,24 @@ impl Model {
         self.conns.get(&conn).is_some_and(|c| c.user == user)
     }
 
+    /// `key`'s stream, created in a new incarnation if the hub keeps none.
+    fn stream(&mut self, key: Key) -> &mut Stream {
+        let epochs = &mut self.epochs;
+        self.streams.entry(key).or_insert_with(|| Stream {
+            inc: epochs.create(),
+            head: 0,
+            kept: Vec::new(),
+            lost: BTreeMap::new(),
+        })
+    }
+
+    /// Nobody is on `key` any more: the hub forgets it if it holds nothing.
+    fn unserved(&mut self, key: Key) {
+        if self.streams.get(&key).is_some_and(Stream::holds_nothing) {
+            self.streams.remove(&key);
+        }
+    }
+
     fn add(&mut self, id: ConnId, user: usize, thread: Option<usize>) {
         self.users.entry(user).or_default().push(id);
         self.conns.insert(
@@ -268,6 +196,7 @@ impl Model {
                 user_from: 0,
             },
         );
+        self.stream(Key::User(user));
         self.ever.push(id);
     }
 
@@ -280,19 +209,18 @@ impl Model {
         conns.retain(|c| *c != id);
         if conns.is_empty() {
             self.users.remove(&conn.user);
+            self.unserved(Key::User(conn.user));
         }
         self.backlog.remove(&id);
     }
 
-    /// `id` leaves `room`; a room stream with no member and no message is dropped.
+    /// `id` leaves `room`.
     fn remove_member(&mut self, room: usize, id: ConnId) {
         let members = self.rooms.get_mut(&room).expect("member of the room");
         members.remove(&id);
         if members.is_empty() {
             self.rooms.remove(&room);
-            if self.room_streams.get(&room).is_some_and(|s| s.head == 0) {
-                self.room_streams.remove(&room);
-            }
+            self.unserved(Key::Room(room));
         }
     }
 
@@ -304,12 +232,37 @@ impl Model {
             .rooms
             .insert(room, 0);
         self.rooms.entry(room).or_default().insert(conn);
-        self.room_streams.entry(room).or_default();
+        self.stream(Key::Room(room));
+    }
+
+    /// A frame reporting `key`'s head (`welcome`, `joined`, `resumed`).
+    fn head(&self, kind: &str, key: Key) -> Want {
+        let s = &self.streams[&key];
+        Want {
+            label: format!("{kind} {key}#{}", s.head),
+            inc: Some(s.inc),
+            at: None,
+        }
+    }
+
+    /// Kept message `k` of `key`'s stream, as a frame.
+    fn kept(&self, key: Key, k: Kept) -> Want {
+        Want::message(k.n, Some((key, self.streams[&key].inc, k.seq)))
+    }
+
+    /// A `gap` on `key`'s stream.
+    fn gap(&self, key: Key, (reason, from, to): (&str, u64, u64)) -> Want {
+        Want {
+            label: format!("gap:{reason}:{from}-{to} {key}"),
+            inc: Some(self.streams[&key].inc),
+            at: Some((key, to)),
+        }
     }
 
     /// The connections that the `n`th message, to `user` (on `thread` if any) except `except`,
-    /// reaches, and whether it is pending: reliable, and no connection of the user selects it
-    /// (a message whose except-set left out every connection that selects it is not pending).
+    /// reaches, its frame, and whether it is pending: reliable, and no connection of the user
+    /// selects it (a message whose except-set left out every connection that selects it is not
+    /// pending).
     fn user_audience(
         &mut self,
         user: usize,
@@ -317,7 +270,7 @@ impl Model {
         except: &[ConnId],
         n: u64,
         reliable: bool,
-    ) -> (Vec<ConnId>, bool) {
+    ) -> (Vec<ConnId>, Want, bool) {
         let selected: Vec<ConnId> = self
             .user_conns(user)
             .iter()
@@ -329,96 +282,108 @@ impl Model {
             .into_iter()
             .filter(|c| !except.contains(c))
             .collect();
-        if reliable {
-            let history = self.history;
-            let seq = self
-                .streams
-                .entry(user)
-                .or_default()
-                .append(n, thread, pending, history);
-            for c in &reached {
-                let conn = self.conns.get_mut(c).expect("open");
-                if conn.user_from == 0 {
-                    conn.user_from = seq;
-                }
+        if !reliable {
+            return (reached, Want::message(n, None), false);
+        }
+        let (history, key) = (self.history, Key::User(user));
+        let s = self.stream(key);
+        let seq = s.append(n, thread, pending, history);
+        let inc = s.inc;
+        for c in &reached {
+            let conn = self.conns.get_mut(c).expect("open");
+            if conn.user_from == 0 {
+                conn.user_from = seq;
             }
         }
-        (reached, pending)
+        (reached, Want::message(n, Some((key, inc, seq))), pending)
     }
 
-    /// What a connection of `user` on `thread` that just opened or bound receives: the `gap`
-    /// (from, to) of the pending messages it would have received that history dropped, then
-    /// the pending messages it selects, which it takes over (they are no longer pending).
-    fn take_pending(&mut self, user: usize, thread: Option<usize>) -> (Option<String>, Vec<u64>) {
-        let history = self.history;
-        let s = self.streams.entry(user).or_default();
-        let unthreaded = s.lost.remove(&None);
-        let threaded = thread.and_then(|t| s.lost.remove(&Some(t)));
-        let oldest = s.oldest(history);
-        let gap = unthreaded
-            .into_iter()
-            .chain(threaded)
-            .min()
-            .map(|from| format!("gap:history:{from}-{}", oldest - 1));
+    /// The `n`th message to `room`'s members except `except`: sequenced in the room's stream
+    /// if it is reliable and the hub keeps one (a room without members or history has none).
+    fn room_message(&mut self, room: usize, except: &[ConnId], n: u64, reliable: bool) -> Want {
+        let (history, key) = (self.history, Key::Room(room));
+        let Some(s) = self.streams.get_mut(&key).filter(|_| reliable) else {
+            return Want::message(n, None);
+        };
+        let seq = s.append(n, None, false, history);
+        let inc = s.inc;
+        for c in self.members(room).iter().filter(|c| !except.contains(c)) {
+            let from = self.conns.get_mut(c).expect("open").rooms.get_mut(&room);
+            let from = from.expect("member");
+            if *from == 0 {
+                *from = seq;
+            }
+        }
+        Want::message(n, Some((key, inc, seq)))
+    }
+
+    /// What a connection of `user` on `thread` that just opened or bound receives: a `gap` from
+    /// the first pending message it would have received that history dropped to the message
+    /// before the oldest still kept, then the pending messages it selects, which it takes over
+    /// (they are no longer pending). Section 6, "Offline buffering".
+    fn take_pending(&mut self, user: usize, thread: Option<usize>) -> Vec<Want> {
+        let (history, key) = (self.history, Key::User(user));
+        let s = self.stream(key);
+        let selects = |t: Option<usize>| t.is_none() || t == thread;
+        let mut first_lost: Option<u64> = None;
+        s.lost.retain(|&t, &mut from| {
+            if selects(t) {
+                first_lost = Some(first_lost.map_or(from, |f| f.min(from)));
+            }
+            !selects(t)
+        });
+        let gap = first_lost.map(|from| ("history", from, s.oldest(history) - 1));
         let mut taken = Vec::new();
-        for k in s.kept.iter_mut() {
-            if k.pending && (k.thread.is_none() || k.thread == thread) {
-                k.pending = false;
-                taken.push(k.n);
-            }
+        for k in s.kept.iter_mut().filter(|k| k.pending && selects(k.thread)) {
+            k.pending = false;
+            taken.push(*k);
         }
-        (gap, taken)
-    }
-
-    /// A `resume` of `conn`'s own user stream from `position`, the stream being at `current`:
-    /// the frames it answers with, and the messages it replays.
-    fn resume_user(&mut self, conn: ConnId, position: Position, current: Position) -> Vec<String> {
-        let history = self.history;
-        let c = &self.conns[&conn];
-        let (user, thread) = (c.user, c.thread);
-        match standing(c.user_from, position, current) {
-            Standing::UpToDate => return vec!["resumed".into()],
-            Standing::Behind => return vec!["error:already_live".into()],
-            Standing::Fresh => {}
-        }
-        let s = self.streams.entry(user).or_default();
-        // A replay with a position reports its own gap; losses of pending messages it would
-        // have announced are covered by it.
-        s.lost.remove(&None);
-        if let Some(t) = thread {
-            s.lost.remove(&Some(t));
-        }
-        let (gap, from) = catch_up(position, current, s.oldest(history));
-        let mut frames: Vec<String> = gap.into_iter().collect();
-        for k in s.kept.iter_mut() {
-            if (k.seq >= from || k.pending) && (k.thread.is_none() || k.thread == thread) {
-                k.pending = false;
-                frames.push(event(k.n));
-            }
-        }
-        self.conns.get_mut(&conn).expect("open").user_from = from;
-        frames.push("resumed".into());
+        let mut frames: Vec<Want> = gap.into_iter().map(|g| self.gap(key, g)).collect();
+        frames.extend(taken.into_iter().map(|k| self.kept(key, k)));
         frames
     }
 
-    /// The replay of `room` to a member from `position` (the stream being at `current`): its
-    /// frames; the member has every message from the returned sequence number on.
-    fn replay_room(
-        &self,
-        room: usize,
-        position: Position,
-        current: Position,
-    ) -> (Vec<String>, u64) {
-        let s = &self.room_streams[&room];
-        let (gap, from) = catch_up(position, current, oldest(s.head, self.history));
-        let mut frames: Vec<String> = gap.into_iter().collect();
-        frames.extend(
-            s.kept
-                .iter()
-                .filter(|&&(seq, _)| seq >= from)
-                .map(|&(_, n)| event(n)),
-        );
-        (frames, from)
+    /// A `resume` of `conn`'s own user stream from `position`: the frames it answers with,
+    /// the replay included (section 7).
+    fn resume_user(&mut self, conn: ConnId, position: Position) -> Vec<Want> {
+        let (history, c) = (self.history, &self.conns[&conn]);
+        let (thread, key) = (c.thread, Key::User(c.user));
+        let s = &self.streams[&key];
+        match answer(s, &self.epochs, c.user_from, position) {
+            Answer::Resumed => return vec![self.head("resumed", key)],
+            Answer::AlreadyLive => return vec![Want::plain("error:already_live")],
+            Answer::Replay => {}
+        }
+        let CatchUp { gap, first } = catch_up(s, &self.epochs, history, position);
+        let s = self.stream(key);
+        // A replay after a position reports its own gap; the losses of pending messages it
+        // would have been told of are covered by it.
+        s.lost.retain(|t, _| !(t.is_none() || *t == thread));
+        let mut replayed = Vec::new();
+        for k in s.kept.iter_mut() {
+            let selected = k.thread.is_none() || k.thread == thread;
+            if selected && (k.seq >= first || k.pending) {
+                k.pending = false;
+                replayed.push(*k);
+            }
+        }
+        let mut frames: Vec<Want> = gap.into_iter().map(|g| self.gap(key, g)).collect();
+        frames.extend(replayed.into_iter().map(|k| self.kept(key, k)));
+        self.conns.get_mut(&conn).expect("open").user_from = first;
+        frames.push(self.head("resumed", key));
+        frames
+    }
+
+    /// The replay of `room` to a member from `position`: its frames; the member has every
+    /// message from the returned sequence number on.
+    fn replay_room(&self, room: usize, position: Position) -> (Vec<Want>, u64) {
+        let key = Key::Room(room);
+        let s = &self.streams[&key];
+        let CatchUp { gap, first } = catch_up(s, &self.epochs, self.history, position);
+        let mut frames: Vec<Want> = gap.into_iter().map(|g| self.gap(key, g)).collect();
+        let replayed = s.kept.iter().filter(|k| k.seq >= first);
+        frames.extend(replayed.map(|&k| self.kept(key, k)));
+        (frames, first)
     }
 
     /// Distinct (user, thread) pairs with a bound connection.
@@ -431,56 +396,6 @@ impl Model {
 }
 
 // ----- driving both ------------------------------------------------------------------------
-
-/// What one step must produce.
-#[derive(Debug, Default)]
-struct Expect {
-    /// The labels of the frames each connection receives in this step (absent: none).
-    frames: BTreeMap<ConnId, Vec<String>>,
-}
-
-impl Expect {
-    fn frame(&mut self, conn: ConnId, label: impl Into<String>) {
-        self.frames.entry(conn).or_default().push(label.into());
-    }
-
-    fn message(&mut self, conns: &[ConnId], n: u64) {
-        for &c in conns {
-            self.frame(c, event(n));
-        }
-    }
-
-    /// Frames replayed to `conn`: exempt from the live order (older than what it may have).
-    fn replay(&mut self, seen: &mut Seen, conn: ConnId, frames: Vec<String>) {
-        for f in frames {
-            if let Some(n) = f.strip_prefix('p').and_then(|n| n.parse().ok()) {
-                seen.replayed.insert((conn, n));
-            }
-            self.frame(conn, f);
-        }
-    }
-}
-
-/// The name of the `n`th published message.
-fn event(n: u64) -> String {
-    format!("p{n}")
-}
-
-/// A short label for a frame: the event of a message, `error:<code>`,
-/// `gap:<reason>:<from>-<to>`, or the frame's type.
-fn label(frame: &Value) -> String {
-    match frame["type"].as_str().unwrap_or_default() {
-        "message" => frame["event"].as_str().unwrap_or_default().to_owned(),
-        "gap" => format!(
-            "gap:{}:{}-{}",
-            frame["reason"].as_str().unwrap_or_default(),
-            frame["from"],
-            frame["to"]
-        ),
-        "error" => format!("error:{}", frame["code"].as_str().unwrap_or_default()),
-        kind => kind.to_owned(),
-    }
-}
 
 fn user_id(user: usize) -> UserId {
     USERS[user].into()
@@ -503,6 +418,9 @@ struct Seen {
     scoped: HashMap<u64, usize>,
     /// Messages numbered so far (a number is used at most once; some are never published).
     published: u64,
+    /// Each connection's position per stream, kept as the client algorithm says (section 7,
+    /// step 1) from the frames it read: (incarnation, seq).
+    positions: HashMap<(ConnId, Key), (usize, u64)>,
 }
 
 /// Run a case (normalized: see [`Case::normalized`]) against the model. The error says which
@@ -520,7 +438,8 @@ pub fn run(case: &Case) -> Result<(), String> {
         let mut expect = step(&mut h, &mut m, &mut seen, limits, op)
             .map_err(|e| format!("step {i} {op:?}: {e}"))?;
         defer(&mut m, &mut expect);
-        check_frames(&h, &m, &mut seen, &expect).map_err(|e| format!("step {i} {op:?}: {e}"))?;
+        check_frames(&h, &mut m, &mut seen, &expect)
+            .map_err(|e| format!("step {i} {op:?}: {e}"))?;
         check_state(&h, &m, limits).map_err(|e| format!("after step {i} {op:?}: {e}"))?;
     }
 
@@ -557,30 +476,31 @@ fn defer(m: &mut Model, expect: &mut Expect) {
     }
 }
 
-/// The position a `resume` frame gives for `stream`, seen from `conn`.
-fn position_for(h: &Harness, conn: ConnId, stream: &StreamId, from: &Since) -> Position {
-    let current = h.hub().stream_position(stream).unwrap_or_default();
+/// The position a `resume` frame from `conn` gives for `key`'s stream: one the client knows
+/// (the last it read, or the epoch of the stream's incarnation once a client read it), or, for
+/// an incarnation no client read a frame of, an epoch it certainly does not have.
+fn position_for(m: &Model, seen: &Seen, conn: ConnId, key: Key, from: &Since) -> Position {
+    let current = m.streams.get(&key);
+    let inc = current.map(|s| s.inc);
+    let stale = m.epochs.other_than(inc);
+    let epoch = inc.and_then(|i| m.epochs.get(i)).unwrap_or(stale);
+    let zero = Position { epoch, seq: 0 };
     match from {
-        Since::Last => h
-            .client(conn)
+        Since::Last => seen
             .positions
-            .get(stream)
-            .copied()
-            .unwrap_or(Position {
-                epoch: current.epoch,
-                seq: 0,
+            .get(&(conn, key))
+            .map_or(zero, |&(inc, seq)| Position {
+                epoch: m.epochs.get(inc).expect("read from a frame"),
+                seq,
             }),
-        Since::Zero => Position {
-            epoch: current.epoch,
-            seq: 0,
-        },
+        Since::Zero => zero,
         Since::OtherEpoch => Position {
-            epoch: current.epoch + (1 << 32),
+            epoch: stale,
             seq: 0,
         },
         Since::Ahead => Position {
-            epoch: current.epoch,
-            seq: current.seq + 3,
+            epoch,
+            seq: current.map_or(0, |s| s.head) + 1,
         },
     }
 }

@@ -12,6 +12,7 @@ use crate::directory::Directory;
 use crate::id::{ConnId, RoomId, ThreadId, UserId};
 use crate::io::Delivery;
 use crate::message::{Lane, Message};
+use crate::mutation::{self, Fault};
 use crate::outbox::{CoalesceKey, Origin};
 use crate::outputs::Outputs;
 use crate::protocol::{Sequence, ServerFrame};
@@ -196,7 +197,15 @@ impl Fanout<'_> {
         self.streams.create(&stream_id);
         let stream = self.streams.get_mut(&stream_id).expect("created above");
         let position = stream.advance();
-        let frame = build(Sequence::at(&stream_id, position));
+        let on_wire = if mutation::injected(Fault::MessageSeq) {
+            Position {
+                seq: position.seq + 1,
+                ..position
+            }
+        } else {
+            position
+        };
+        let frame = build(Sequence::at(&stream_id, on_wire));
         // This hub is the whole world: nobody else delivered it.
         self.commit_user(now, user, tags, position, frame, true)
     }

@@ -91,12 +91,12 @@ impl World {
                 let stream: StreamId = f["stream"].as_str().unwrap_or("").parse()?;
                 ensure_eq!(f["seq"].as_u64(), Some(0), "nothing published yet");
                 let epoch = f["epoch"].as_u64().unwrap_or(0);
+                self.shadow.learn(&stream, epoch)?;
                 self.devices[d]
                     .cursor
                     .insert(stream, Position { epoch, seq: 0 });
             }
             self.views.entry(conn).or_default().read = frames.len();
-            self.shadow.max_epoch = self.shadow.learned_epoch;
         }
         Ok(())
     }

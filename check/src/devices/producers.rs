@@ -65,7 +65,7 @@ impl World {
             .position
             .ok_or_else(|| format!("no position for a message to {stream}"))?;
         ensure_eq!(position.seq, head, "sequence number");
-        self.shadow.learn(stream, position)
+        self.shadow.confirm(stream, position)
     }
 
     /// The next event of run slot `slot` of `user`: a new run when the slot is idle or ended
@@ -225,9 +225,7 @@ impl World {
                     .filter(|p| incarnation.epoch == Some(p.epoch))
                     .map_or(0, |p| p.seq);
                 device.supersede(incarnation, after, head);
-                if let Some(epoch) = incarnation.epoch {
-                    device.superseded.insert((epoch, head));
-                }
+                device.superseded.insert((incarnation.id, head));
             }
         }
     }

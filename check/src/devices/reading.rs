@@ -29,11 +29,11 @@ impl World {
             self.check_complete(d)?;
         }
         self.replaying = None;
-        self.shadow.max_epoch = self.shadow.learned_epoch;
         Ok(())
     }
 
-    /// The hub keeps exactly the shadow's streams, with the same heads and history sizes.
+    /// The hub keeps exactly the shadow's streams, with the same heads and history sizes, in
+    /// epochs that fit those learned from frames.
     pub(super) fn sync(&mut self) -> Result<(), String> {
         let all = USERS
             .iter()
@@ -41,7 +41,7 @@ impl World {
             .chain(ROOMS.iter().map(|r| StreamId::Room((*r).into())));
         for stream in all {
             match self.h.hub().stream_position(&stream) {
-                Some(position) => self.shadow.learn(&stream, position)?,
+                Some(position) => self.shadow.confirm(&stream, position)?,
                 None => ensure!(
                     !self.shadow.streams.contains_key(&stream),
                     "the shadow keeps {}, the hub not",
@@ -83,7 +83,12 @@ impl World {
         let kind = f["type"].as_str().unwrap_or_default();
         let replay = self.replaying == Some(conn);
         match kind {
-            "welcome" | "joined" | "resumed" => return Ok(()),
+            // They report the head of a stream the connection is on: its epoch is learned here.
+            "welcome" | "joined" | "resumed" => {
+                let stream: StreamId = f["stream"].as_str().unwrap_or_default().parse()?;
+                let epoch = f["epoch"].as_u64().ok_or("no epoch")?;
+                return self.shadow.learn(&stream, epoch);
+            }
             "error" if f["code"] == "already_live" => return Ok(()),
             "gap" if !replay => return Err("a gap outside a replay".into()),
             "gap" | "message" => {}

@@ -1,6 +1,6 @@
 //! The shadow of the streams: every message of each incarnation of a stream in order, what
 //! history still holds of it (one entry per agent message, however many deltas it took), and
-//! the epochs learned from the hub.
+//! the epochs learned from the frames devices read.
 
 use super::*;
 
@@ -98,6 +98,10 @@ impl Entry {
 /// still holds.
 #[derive(Debug, Clone)]
 pub(super) struct Incarnation {
+    /// Which incarnation: the shadow numbers them in the order it creates them, so their
+    /// epochs grow with the number (`docs/PROTOCOL.md` section 6).
+    pub(super) id: usize,
+    /// Learned from the first frame a device read of it (`welcome` or `joined` first).
     pub(super) epoch: Option<u64>,
     pub(super) entries: Vec<Entry>,
     /// The sequence numbers of history's entries, oldest first. A message's deltas are one
@@ -139,17 +143,17 @@ pub(super) struct Shadow {
     pub(super) streams: BTreeMap<StreamId, Incarnation>,
     /// Incarnations dropped, by stream and epoch (frames read late may belong to them).
     pub(super) retired: HashMap<(StreamId, u64), Incarnation>,
-    /// The largest epoch learned before the current operation.
-    pub(super) max_epoch: u64,
-    /// The largest epoch learned so far.
-    pub(super) learned_epoch: u64,
+    /// Incarnations created so far.
+    pub(super) created: usize,
 }
 
 impl Shadow {
     pub(super) fn ensure(&mut self, stream: &StreamId) -> &mut Incarnation {
+        let created = &mut self.created;
         self.streams
             .entry(stream.clone())
             .or_insert_with(|| Incarnation {
+                id: std::mem::replace(created, *created + 1),
                 epoch: None,
                 entries: Vec::new(),
                 kept: VecDeque::new(),
@@ -194,26 +198,37 @@ impl Shadow {
         }
     }
 
-    /// Learn or confirm the epoch of a stream the hub reports at `position`.
-    pub(super) fn learn(&mut self, stream: &StreamId, position: Position) -> Result<(), String> {
-        let max_epoch = self.max_epoch;
-        let s = self
-            .streams
-            .get_mut(stream)
-            .ok_or_else(|| format!("the hub keeps {stream}, the shadow not"))?;
-        ensure_eq!(position.seq, s.head(), "head of {}", stream);
+    /// `epoch` may be the epoch of `stream`'s incarnation: the one learned, or one that fits
+    /// among the epochs learned of the incarnations created before and after it.
+    fn check_epoch(&self, stream: &StreamId, epoch: u64) -> Result<&Incarnation, String> {
+        let s =
+            (self.streams.get(stream)).ok_or_else(|| format!("the shadow keeps no {stream}"))?;
         match s.epoch {
-            Some(epoch) => ensure_eq!(position.epoch, epoch, "epoch of {}", stream),
+            Some(known) => ensure_eq!(epoch, known, "epoch of {}", stream),
             None => {
-                ensure!(
-                    position.epoch > max_epoch,
-                    "{stream} was created anew with epoch {}, not above {max_epoch}",
-                    position.epoch
-                );
-                s.epoch = Some(position.epoch);
-                self.learned_epoch = self.learned_epoch.max(position.epoch);
+                let all = self.streams.values().chain(self.retired.values());
+                let learned = all.filter_map(|i| Some((i.id, i.epoch?)));
+                crate::epochs::fits(s.id, epoch, learned)
+                    .map_err(|e| format!("{stream} created anew: {e}"))?;
             }
         }
+        Ok(s)
+    }
+
+    /// Learn or confirm the epoch of `stream`'s incarnation from a frame a device read.
+    pub(super) fn learn(&mut self, stream: &StreamId, epoch: u64) -> Result<(), String> {
+        self.check_epoch(stream, epoch)?;
+        let s = self.streams.get_mut(stream).expect("checked above");
+        s.epoch = Some(epoch);
+        Ok(())
+    }
+
+    /// The hub reports `stream` at `position` (its `stream_position`, or a publish's
+    /// `Delivery`): the shadow's head, in an epoch that may be its incarnation's. Nothing is
+    /// learned from it: epochs come from frames, as a client learns them.
+    pub(super) fn confirm(&self, stream: &StreamId, position: Position) -> Result<(), String> {
+        let s = self.check_epoch(stream, position.epoch)?;
+        ensure_eq!(position.seq, s.head(), "head of {}", stream);
         Ok(())
     }
 }

@@ -109,16 +109,18 @@ pub enum Resumed {
     Invalid,
 }
 
-/// The position a `resume` frame gives for a stream.
+/// The position a `resume` frame gives for a stream. Epochs are the ones clients learned from
+/// frames; for a stream whose incarnation no client read a frame of, the epoch of another
+/// incarnation, which cannot be its own.
 #[derive(Debug, Clone, Arbitrary)]
 pub enum Since {
-    /// The last position the client read on that stream (zero if none).
+    /// The position the client keeps for that stream from what it read (zero if none).
     Last,
     /// Sequence 0 of the stream's epoch.
     Zero,
-    /// A position in an epoch the stream does not have.
+    /// Sequence 0 of another incarnation's epoch.
     OtherEpoch,
-    /// Beyond the stream's head.
+    /// One past the stream's head.
     Ahead,
 }
 

@@ -18,10 +18,12 @@ pub(super) fn check_delivery(
 }
 
 /// Every connection received exactly what the step predicts, live messages in publish order,
-/// and a scoped publish reached only its user's connections.
+/// and a scoped publish reached only its user's connections. Each frame that carries an epoch
+/// carries its stream incarnation's (learned from the first such frame read); each position it
+/// gives is kept as the client algorithm keeps it.
 pub(super) fn check_frames(
     h: &Harness,
-    m: &Model,
+    m: &mut Model,
     seen: &mut Seen,
     expect: &Expect,
 ) -> Result<(), String> {
@@ -48,8 +50,25 @@ pub(super) fn check_frames(
                 ensure!(last < n, "{conn:?} received p{n} after p{last}");
             }
         }
-        let expected = expect.frames.get(&conn).cloned().unwrap_or_default();
+        let wants = expect.frames.get(&conn).map_or(&[][..], Vec::as_slice);
+        let expected: Vec<&str> = wants.iter().map(|w| w.label.as_str()).collect();
         ensure_eq!(labels, expected, "frames of {:?}", conn);
+        for (frame, want) in new.iter().zip(wants) {
+            if let Some(inc) = want.inc {
+                let epoch = frame["epoch"].as_u64().ok_or("a frame without its epoch")?;
+                m.epochs
+                    .learn(inc, epoch)
+                    .map_err(|e| format!("{conn:?} read {frame}: {e}"))?;
+            }
+            if let (Some((key, seq)), Some(inc)) = (want.at, want.inc) {
+                // Section 7, step 1: a new epoch replaces the position, a larger number moves
+                // it on, nothing moves it back.
+                let p = seen.positions.entry((conn, key)).or_insert((inc, seq));
+                if p.0 != inc || seq > p.1 {
+                    *p = (inc, seq);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -122,11 +141,22 @@ pub(super) fn check_state(h: &Harness, m: &Model, limits: &Limits) -> Result<(),
         let hub_users: BTreeSet<UserId> = hub.room_users(&(*room).into()).into_iter().collect();
         ensure_eq!(hub_users, users, "users of {}", room);
         ensure_eq!(members, model, "members of {}", room);
-        let stream = hub.stream_position(&StreamId::Room((*room).into()));
-        let model = m.room_streams.get(&r).map(|s| s.head);
-        ensure_eq!(stream.map(|p| p.seq), model, "stream of {}", room);
+    }
+    // The hub reports the streams the model keeps, at the model's heads and in their epochs.
+    for key in Key::all() {
+        let reported = hub.stream_position(&key.id());
+        match (reported, m.streams.get(&key)) {
+            (None, None) => {}
+            (Some(p), Some(s)) => {
+                ensure_eq!(p.seq, s.head, "the head of {}", key);
+                m.epochs.check(s.inc, p.epoch)?;
+            }
+            (reported, _) => return Err(format!("the hub reports {key} at {reported:?}")),
+        }
     }
     let stats = hub.stats();
+    let kept: usize = m.streams.values().map(|s| s.kept.len()).sum();
+    ensure_eq!(stats.history_messages, kept, "messages in history");
     ensure_eq!(stats.connections, m.conns.len(), "stats.connections");
     ensure_eq!(stats.users, m.users.len(), "stats.users");
     ensure_eq!(stats.rooms, m.rooms.len(), "stats.rooms");

@@ -39,14 +39,14 @@ pub(super) fn step(
                 (Ok(conn), Ok(())) => {
                     ensure!(!m.ever.contains(&conn), "{conn:?} was handed out before");
                     m.add(conn, user, thread);
-                    expect.frame(conn, "welcome");
-                    let (gap, taken) = m.take_pending(user, thread);
-                    if !taken.is_empty() {
-                        let head = m.streams[&user].head;
+                    expect.frame(conn, m.head("welcome", Key::User(user)));
+                    let frames = m.take_pending(user, thread);
+                    if frames.iter().any(|f| f.n().is_some()) {
+                        // It holds what it selects up to the head `welcome` reported.
+                        let head = m.streams[&Key::User(user)].head;
                         m.conns.get_mut(&conn).expect("open").user_from = head + 1;
                     }
-                    let frames = gap.into_iter().chain(taken.into_iter().map(event));
-                    expect.replay(seen, conn, frames.collect());
+                    expect.replay(seen, conn, frames);
                 }
                 (Err(e), Err(p)) => ensure_eq!(e, p, "refusal"),
                 (result, predicted) => {
@@ -90,18 +90,22 @@ pub(super) fn step(
             if by_server {
                 let r = h.with_hub(|hub, now| hub.join_room(now, conn, &ROOMS[room].into()));
                 ensure_eq!(r.err(), refusal.clone(), "join_room");
-                if refusal.is_none() && !already {
-                    expect.frame(conn, "joined");
-                }
             } else {
                 h.send(
                     conn,
                     &json!({"type": "join", "room": ROOMS[room]}).to_string(),
                 );
-                expect.frame(conn, refusal_label(&refusal).unwrap_or("joined"));
             }
             if refusal.is_none() && !already {
                 m.join(conn, room);
+            }
+            // A `join` frame is answered (`joined` again if it is in already); the server's
+            // join is refused to the application, or sends `joined` once per connection.
+            match (by_server, refusal_label(&refusal)) {
+                (false, Some(refused)) => expect.plain(conn, refused),
+                (true, Some(_)) => {}
+                (true, None) if already => {}
+                (_, None) => expect.frame(conn, m.head("joined", Key::Room(room))),
             }
         }
         Op::Leave {
@@ -118,14 +122,14 @@ pub(super) fn step(
                 let r = h.with_hub(|hub, _| hub.leave_room(conn, &ROOMS[room].into()));
                 ensure_eq!(r.err(), (!member).then_some(RoomError::NotMember), "leave");
                 if member {
-                    expect.frame(conn, "left");
+                    expect.plain(conn, "left");
                 }
             } else {
                 h.send(
                     conn,
                     &json!({"type": "leave", "room": ROOMS[room]}).to_string(),
                 );
-                expect.frame(conn, if member { "left" } else { "error:not_member" });
+                expect.plain(conn, if member { "left" } else { "error:not_member" });
             }
             if member {
                 m.conns.get_mut(&conn).expect("open").rooms.remove(&room);
@@ -173,11 +177,10 @@ pub(super) fn step(
                 let changed = c.thread != thread;
                 c.thread = thread;
                 let user = c.user;
-                expect.frame(conn, "bound");
+                expect.plain(conn, "bound");
                 if changed {
-                    let (gap, taken) = m.take_pending(user, thread);
-                    let frames = gap.into_iter().chain(taken.into_iter().map(event));
-                    expect.replay(seen, conn, frames.collect());
+                    let frames = m.take_pending(user, thread);
+                    expect.replay(seen, conn, frames);
                 }
             }
         }
@@ -189,7 +192,7 @@ pub(super) fn step(
             seen.published += 1;
             let n = seen.published;
             let except: Vec<ConnId> = except.iter().filter_map(|&p| m.pick_ever(p)).collect();
-            let (target, reached, pending): (Target, Vec<ConnId>, bool) = match *to {
+            let (target, reached, want, pending): (Target, Vec<ConnId>, Want, bool) = match *to {
                 To::Connection(p) => {
                     let Some(conn) = m.pick_ever(p) else {
                         return Ok(expect);
@@ -207,22 +210,23 @@ pub(super) fn step(
                     let reached: Vec<ConnId> =
                         [conn].into_iter().filter(|c| !except.contains(c)).collect();
                     check_delivery(&r, &reached, false)?;
-                    expect.message(&reached, n);
+                    expect.message(&reached, &Want::message(n, None));
                     return Ok(expect);
                 }
                 To::User(u) => {
                     let u = usize::from(u);
-                    let (reached, pending) = m.user_audience(u, None, &except, n, !ephemeral);
-                    (Target::User(user_id(u)), reached, pending)
+                    let (reached, want, pending) = m.user_audience(u, None, &except, n, !ephemeral);
+                    (Target::User(user_id(u)), reached, want, pending)
                 }
                 To::Thread(u, t) => {
                     let (u, t) = (usize::from(u), usize::from(t));
-                    let (reached, pending) = m.user_audience(u, Some(t), &except, n, !ephemeral);
+                    let (reached, want, pending) =
+                        m.user_audience(u, Some(t), &except, n, !ephemeral);
                     let target = Target::Thread {
                         user: user_id(u),
                         thread: thread_id(t),
                     };
-                    (target, reached, pending)
+                    (target, reached, want, pending)
                 }
                 To::Room(r) => {
                     let r = usize::from(r);
@@ -231,31 +235,22 @@ pub(super) fn step(
                         .into_iter()
                         .filter(|c| !except.contains(c))
                         .collect();
-                    let history = m.history;
-                    if let (false, Some(s)) = (ephemeral, m.room_streams.get_mut(&r)) {
-                        let seq = s.append(n, history);
-                        for c in &reached {
-                            let from = m.conns.get_mut(c).expect("open").rooms.get_mut(&r);
-                            let from = from.expect("member");
-                            if *from == 0 {
-                                *from = seq;
-                            }
-                        }
-                    }
-                    (Target::Room(ROOMS[r].into()), reached, false)
+                    let want = m.room_message(r, &except, n, !ephemeral);
+                    (Target::Room(ROOMS[r].into()), reached, want, false)
                 }
                 To::All => {
                     let open = m.open().into_iter();
                     (
                         Target::All,
                         open.filter(|c| !except.contains(c)).collect(),
+                        Want::message(n, None),
                         false,
                     )
                 }
             };
             let r = publish(h, target.except(except), n, ephemeral);
             check_delivery(&r, &reached, pending)?;
-            expect.message(&reached, n);
+            expect.message(&reached, &want);
         }
         Op::ClientPublish { conn, room } => {
             let Some(conn) = m.pick_open(conn) else {
@@ -270,22 +265,10 @@ pub(super) fn step(
             if m.conns[&conn].rooms.contains_key(&room) {
                 let others: Vec<ConnId> =
                     m.members(room).into_iter().filter(|c| *c != conn).collect();
-                let history = m.history;
-                let seq = m
-                    .room_streams
-                    .get_mut(&room)
-                    .expect("a member's room has a stream")
-                    .append(n, history);
-                for c in &others {
-                    let from = m.conns.get_mut(c).expect("open").rooms.get_mut(&room);
-                    let from = from.expect("member");
-                    if *from == 0 {
-                        *from = seq;
-                    }
-                }
-                expect.message(&others, n);
+                let want = m.room_message(room, &[conn], n, true);
+                expect.message(&others, &want);
             } else {
-                expect.frame(conn, "error:not_member");
+                expect.plain(conn, "error:not_member");
             }
         }
         Op::Scope { user, ref what } => {
@@ -297,20 +280,20 @@ pub(super) fn step(
             let name = USERS[user];
             match *what {
                 Scoped::Publish => {
-                    let (reached, pending) = m.user_audience(user, None, &[], n, true);
+                    let (reached, want, pending) = m.user_audience(user, None, &[], n, true);
                     let r = h.with_hub(|hub, now| hub.scope(name).publish(now, &message));
                     check_delivery(&r, &reached, pending)?;
-                    expect.message(&reached, n);
+                    expect.message(&reached, &want);
                 }
                 Scoped::Thread(t) => {
                     let t = usize::from(t);
-                    let (reached, pending) = m.user_audience(user, Some(t), &[], n, true);
+                    let (reached, want, pending) = m.user_audience(user, Some(t), &[], n, true);
                     let r = h.with_hub(|hub, now| {
                         hub.scope(name)
                             .publish_to_thread(now, thread_id(t), &message)
                     });
                     check_delivery(&r, &reached, pending)?;
-                    expect.message(&reached, n);
+                    expect.message(&reached, &want);
                 }
                 Scoped::Send(p) => {
                     let Some(conn) = m.pick_ever(p) else {
@@ -321,7 +304,7 @@ pub(super) fn step(
                     });
                     if m.owns(user, conn) {
                         check_delivery(&r, &[conn], false)?;
-                        expect.message(&[conn], n);
+                        expect.message(&[conn], &Want::message(n, None));
                     } else {
                         ensure!(
                             matches!(r, Err(PublishError::UnknownConnection(_))),
@@ -393,18 +376,18 @@ fn resume(
     let mut entries = Vec::new();
     let mut resolved = Vec::new();
     for (stream, from) in streams {
-        let id = match *stream {
-            Resumed::Own => StreamId::User(user_id(own)),
-            Resumed::User(u) => StreamId::User(user_id(usize::from(u))),
-            Resumed::Room(r) => StreamId::Room(ROOMS[usize::from(r)].into()),
+        let key = match *stream {
+            Resumed::Own => Key::User(own),
+            Resumed::User(u) => Key::User(usize::from(u)),
+            Resumed::Room(r) => Key::Room(usize::from(r)),
             Resumed::Invalid => {
                 entries.push(json!({"stream": "thread:t0", "epoch": 1, "seq": 0}));
                 continue;
             }
         };
-        let p = position_for(h, conn, &id, from);
-        entries.push(json!({"stream": id, "epoch": p.epoch, "seq": p.seq}));
-        resolved.push((id, p));
+        let p = position_for(m, seen, conn, key, from);
+        entries.push(json!({"stream": key.id(), "epoch": p.epoch, "seq": p.seq}));
+        resolved.push((key, p));
     }
     h.send(
         conn,
@@ -412,36 +395,34 @@ fn resume(
     );
     let too_many = streams.len() > usize::from(limits.rooms_per_connection) + 1;
     if resolved.len() < streams.len() || too_many {
-        expect.frame(conn, "error:invalid_frame");
+        expect.plain(conn, "error:invalid_frame");
         return Ok(());
     }
-    for (id, p) in resolved {
-        let current = || h.hub().stream_position(&id).unwrap_or_default();
-        match &id {
-            StreamId::User(u) if *u == user_id(own) => {
-                let frames = m.resume_user(conn, p, current());
+    for (key, p) in resolved {
+        match key {
+            Key::User(u) if u == own => {
+                let frames = m.resume_user(conn, p);
                 expect.replay(seen, conn, frames);
             }
-            StreamId::User(_) => expect.frame(conn, "error:forbidden"),
-            StreamId::Room(r) => {
-                let room = ROOMS.iter().position(|x| *x == r.as_str()).expect("a room");
+            Key::User(_) => expect.plain(conn, "error:forbidden"),
+            Key::Room(room) => {
                 if let Some(&from) = m.conns[&conn].rooms.get(&room) {
-                    match standing(from, p, current()) {
-                        Standing::UpToDate => expect.frame(conn, "resumed"),
-                        Standing::Behind => expect.frame(conn, "error:already_live"),
-                        Standing::Fresh => {
-                            let (frames, from) = m.replay_room(room, p, current());
+                    match answer(&m.streams[&key], &m.epochs, from, p) {
+                        Answer::Resumed => expect.frame(conn, m.head("resumed", key)),
+                        Answer::AlreadyLive => expect.plain(conn, "error:already_live"),
+                        Answer::Replay => {
+                            let (frames, from) = m.replay_room(room, p);
                             set_room_from(m, conn, room, from);
                             expect.replay(seen, conn, frames);
-                            expect.frame(conn, "resumed");
+                            expect.frame(conn, m.head("resumed", key));
                         }
                     }
                 } else if let Some(refusal) = refusal_label(&join_refusal(m, limits, conn, room)) {
-                    expect.frame(conn, refusal);
+                    expect.plain(conn, refusal);
                 } else {
                     m.join(conn, room);
-                    expect.frame(conn, "joined");
-                    let (frames, from) = m.replay_room(room, p, current());
+                    expect.frame(conn, m.head("joined", key));
+                    let (frames, from) = m.replay_room(room, p);
                     set_room_from(m, conn, room, from);
                     expect.replay(seen, conn, frames);
                 }
