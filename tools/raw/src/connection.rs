@@ -60,10 +60,8 @@ pub async fn run(hub: Arc<Hub>, id: u64, user: String, stream: TcpStream, read_a
                     }
                 }
                 Ok(Some(ClientFrame::Ping(payload))) => {
-                    let pong = wire::server_frame(
-                        wire::OpCode::Control(wire::Control::Pong),
-                        &payload,
-                    );
+                    let pong =
+                        wire::server_frame(wire::OpCode::Control(wire::Control::Pong), &payload);
                     let _ = queue.try_send(pong);
                 }
                 Ok(Some(ClientFrame::Close)) => break 'read Some(CloseCode::Normal),

@@ -106,10 +106,13 @@ async fn authenticate(
 
 /// A connected socket: `join` and `publish`.
 async fn connected(socket: SocketRef) {
-    socket.on("join", async |socket: SocketRef, Data(room): Data<String>| {
-        socket.join(room.clone());
-        let _ = socket.emit("joined", &room);
-    });
+    socket.on(
+        "join",
+        async |socket: SocketRef, Data(room): Data<String>| {
+            socket.join(room.clone());
+            let _ = socket.emit("joined", &room);
+        },
+    );
     socket.on(
         "publish",
         async |io: SocketIo, Data(publish): Data<Publish>| {
