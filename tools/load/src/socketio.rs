@@ -220,6 +220,7 @@ pub async fn read(socket: &mut WsStream) -> Read {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::link::{Link, Protocol, Transport};
 
     #[test]
     fn engine_packets_are_told_apart_by_their_first_character() {
@@ -296,6 +297,87 @@ mod tests {
         assert_eq!(event::<Stamp>(r#"["load","not a stamp"]"#), Event::Other);
         assert_eq!(event::<Stamp>(r#"["other",{"i":3}]"#), Event::Other);
         assert_eq!(event::<Stamp>("not json"), Event::Other);
+    }
+
+    /// A token of the development secret the peer checks.
+    fn token(user: &str) -> String {
+        let claims = serde_json::json!({"sub": user, "exp": crate::now_us() / 1_000_000 + 600});
+        let key = jsonwebtoken::EncodingKey::from_secret(crate::DEVELOPMENT_SECRET.as_bytes());
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    }
+
+    /// The socketioxide peer on a port the system picks; its base URL.
+    async fn peer() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let config = switchboard_socketio_peer::Config {
+            secret: crate::DEVELOPMENT_SECRET.into(),
+            api_key: crate::DEVELOPMENT_API_KEY.into(),
+        };
+        tokio::spawn(switchboard_socketio_peer::serve(
+            listener,
+            config,
+            std::future::pending(),
+        ));
+        url
+    }
+
+    async fn open(server: &str, token: &str) -> Result<Link, String> {
+        let http = reqwest::Client::new();
+        Link::open(
+            Transport::Websocket,
+            Protocol::Socketio,
+            &http,
+            server,
+            token,
+        )
+        .await
+    }
+
+    /// The next event that is not `Other`, within 10 s.
+    async fn next_event(link: &mut Link) -> Event<serde_json::Value> {
+        let wait = async {
+            loop {
+                match link.read().await {
+                    Read::Text(array) => match event(&array) {
+                        Event::Other => continue,
+                        known => return known,
+                    },
+                    Read::Closed(code) => panic!("closed with {code}"),
+                    Read::Other => continue,
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+            .await
+            .expect("an event within 10 s")
+    }
+
+    #[tokio::test]
+    async fn a_clients_publish_event_reaches_another_client_of_the_room_over_real_sockets() {
+        let server = peer().await;
+        let mut reader = open(&server, &token("reader")).await.unwrap();
+        reader.send(event_packet("join", &"room")).await.unwrap();
+        assert_eq!(next_event(&mut reader).await, Event::Joined);
+        let mut writer = open(&server, &token("writer")).await.unwrap();
+        let publish = serde_json::json!({
+            "to": {"room": "room"}, "event": "load", "data": {"i": 7, "t": 1}
+        });
+        writer
+            .send(event_packet("publish", &publish))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_event(&mut reader).await,
+            Event::Load(serde_json::json!({"i": 7, "t": 1}))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_token_is_refused_at_the_socket_io_connect() {
+        let server = peer().await;
+        let refused = open(&server, "not-a-token").await.err().expect("refused");
+        assert!(refused.contains("socket.io connect refused"), "{refused}");
     }
 
     #[test]

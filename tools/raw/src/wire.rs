@@ -107,12 +107,15 @@ mod tests {
     use tungstenite::protocol::frame::Frame;
 
     /// A client's frame as tungstenite writes it (masked).
-    fn client_bytes(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-        let mut frame = Frame::message(payload.to_vec(), opcode, true);
+    fn masked(mut frame: Frame) -> Vec<u8> {
         frame.header_mut().mask = Some([1, 2, 3, 4]);
         let mut out = Vec::new();
         frame.format(&mut out).unwrap();
         out
+    }
+
+    fn client_bytes(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        masked(Frame::message(payload.to_vec(), opcode, true))
     }
 
     #[test]
@@ -129,8 +132,8 @@ mod tests {
     fn client_frames_are_unmasked_and_taken_one_at_a_time() {
         let mut buffer = BytesMut::new();
         buffer.extend_from_slice(&client_bytes(OpCode::Data(Data::Text), b"{\"a\":1}"));
-        buffer.extend_from_slice(&client_bytes(OpCode::Control(Control::Ping), b"p"));
-        let partial = client_bytes(OpCode::Control(Control::Close), b"");
+        buffer.extend_from_slice(&masked(Frame::ping(b"p".to_vec())));
+        let partial = masked(Frame::close(None));
         buffer.extend_from_slice(&partial[..1]);
         assert_eq!(
             next_client_frame(&mut buffer),
@@ -159,10 +162,11 @@ mod tests {
             next_client_frame(&mut oversized),
             Err(Violation(CloseCode::Size))
         );
-        let mut fragment = Frame::message(b"a".to_vec(), OpCode::Data(Data::Text), false);
-        fragment.header_mut().mask = Some([9, 9, 9, 9]);
-        let mut bytes = Vec::new();
-        fragment.format(&mut bytes).unwrap();
+        let bytes = masked(Frame::message(
+            b"a".to_vec(),
+            OpCode::Data(Data::Text),
+            false,
+        ));
         assert_eq!(
             next_client_frame(&mut BytesMut::from(&bytes[..])),
             Err(Violation(CloseCode::Unsupported))
