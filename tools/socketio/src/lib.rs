@@ -109,10 +109,13 @@ async fn authenticate(
 ) -> Result<(), BadToken> {
     jsonwebtoken::decode::<serde::de::IgnoredAny>(&auth.token, &keys.decoding, &keys.validation)
         .map_err(|_| BadToken)?;
-    socket.on("join", async |socket: SocketRef, Data(room): Data<String>| {
-        socket.join(room.clone());
-        let _ = socket.emit("joined", &room);
-    });
+    socket.on(
+        "join",
+        async |socket: SocketRef, Data(room): Data<String>| {
+            socket.join(room.clone());
+            let _ = socket.emit("joined", &room);
+        },
+    );
     socket.on(
         "publish",
         async |io: SocketIo, Data(publish): Data<Publish>| {
