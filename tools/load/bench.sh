@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# The end-to-end benchmarks of BENCHMARKS.md: Switchboard and the baseline hub, side by side,
-# on this machine, with the load tool on the same machine.
+# The end-to-end benchmarks of BENCHMARKS.md: Switchboard and its peers side by side, on this
+# machine, with the load tool on the same machine.
 #
-#   tools/load/bench.sh [runs]          (default: 3 runs of each scenario; prints every report)
+#   tools/load/bench.sh [runs]          (default: 3 runs of each scenario; prints every report,
+#                                        then a table of medians)
 #   tools/load/bench.sh cluster [runs]  (cross-node fan-out, below)
 #
-# Builds the server, the baseline and the load tool in release mode, then for each server:
-# idle connections on a freshly started process (RSS per connection, connect rate), then
-# alternating burst runs, then one run at a fixed rate. Ports 8080 (Switchboard) and 8090
-# (baseline) on 127.0.0.1 must be free.
+# The servers (BENCH_SERVERS, default "switchboard baseline raw socketio"; any subset):
+#   switchboard  the server, port 8080;
+#   baseline     the hand-written hub (tools/baseline), port 8090;
+#   raw          the raw reference peer (tools/raw: each publish framed once, one vectored
+#                write per writer wake-up), port 8100;
+#   socketio     the socketioxide peer (tools/socketio: a Socket.IO room broadcast), port 8110,
+#                driven by the load tool's Socket.IO clients (--protocol socketio).
+# Every one is published to through its POST /api/publish by the same load tool. Builds them
+# and the load tool in release mode, then for each server: idle connections on a freshly
+# started process (RSS per connection, connect rate), then alternating burst runs, then one
+# run at a fixed rate; then prints each server's medians (deliveries/s, server CPU per
+# delivery, p50, p99, lost, RSS per idle connection, connect rate) and the ratios
+# Switchboard / socketio and Switchboard / raw. The ports above on 127.0.0.1 must be free.
+# Needs jq.
 #
 # `cluster`: starts one single Switchboard node without Redis and, for each setup of
 # BENCH_CLUSTER_SETUPS (default "cluster shared"), a redis-server of its own (from PATH, on a
@@ -61,7 +72,11 @@ if [ $scenario = cluster ]; then
   done
   cargo build --release -p switchboard-server -p switchboard-load
 else
-  cargo build --release -p switchboard-server -p switchboard-load -p switchboard-baseline
+  command -v jq >/dev/null || { echo "the benchmarks need jq on PATH" >&2; exit 1; }
+  read -ra servers <<<"${BENCH_SERVERS:-switchboard baseline raw socketio}"
+  [ ${#servers[@]} -gt 0 ] || { echo "BENCH_SERVERS is empty" >&2; exit 1; }
+  cargo build --release -p switchboard-server -p switchboard-load -p switchboard-baseline \
+    -p switchboard-raw-peer -p switchboard-socketio-peer
 fi
 bin=$(cargo metadata --format-version 1 --no-deps \
   | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release
@@ -83,6 +98,28 @@ else
 fi
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; [ -z "$scratch" ] || rm -rf "$scratch"' EXIT
 trap 'exit 130' INT TERM
+
+# Figures kept per run, as space-separated lists in associative arrays, and what is made of them.
+median() { # values...
+  printf '%s\n' "$@" | sort -g \
+    | awk '{v[NR] = $1}
+        END {printf "%.3f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}' \
+    | sed -e 's/0*$//' -e 's/\.$//'
+}
+ratio() { # a b: a / b, "-" without both
+  awk -v a="$1" -v b="$2" 'BEGIN {if (a != "-" && b > 0) printf "%.2f", a / b; else print "-"}'
+}
+total() { printf '%s\n' "$@" | awk '{s += $1} END {print s + 0}'; }
+figures() { # array key: the median (or the total, with `total`) of the kept figures
+  local -n kept=$1
+  local values
+  read -ra values <<<"${kept[$2]:-}"
+  [ ${#values[@]} -gt 0 ] || { echo "-"; return; }
+  ${3:-median} "${values[@]}"
+}
+cell() { # decimals value [width]: a right-aligned column, "-" when there is no figure
+  if [ "$2" = - ]; then printf ' %*s' "${3:-14}" -; else printf ' %*.*f' "${3:-14}" "$1" "$2"; fi
+}
 if [ $scenario = cluster ]; then
   free_port() { # first port from $1 up that nothing listens on
     local p=$1
@@ -98,12 +135,6 @@ if [ $scenario = cluster ]; then
   }
   cpu_ticks() { # pid: user + system time, in 1/100 s
     awk '{print $14 + $15}' "/proc/$1/stat"
-  }
-  median() { # values...
-    printf '%s\n' "$@" | sort -g \
-      | awk '{v[NR] = $1}
-          END {printf "%.3f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}' \
-      | sed -e 's/0*$//' -e 's/\.$//'
   }
 
   declare -A url node_pid redis_pid redis_url
@@ -205,20 +236,6 @@ if [ $scenario = cluster ]; then
   echo "### 2 nodes (clients split, publishes through node 0) / single node:" \
     "$clients clients, medians of $runs burst run(s) x $burst_messages messages," \
     "1 rate run x $rate_messages messages at $rate/s, settled ${settle} s"
-  ratio() { # a b: a / b, "-" without both
-    awk -v a="$1" -v b="$2" 'BEGIN {if (a != "-" && b > 0) printf "%.2f", a / b; else print "-"}'
-  }
-  total() { printf '%s\n' "$@" | awk '{s += $1} END {print s + 0}'; }
-  figures() { # array key: the median (or the total, with `total`) of the kept figures
-    local -n kept=$1
-    local values
-    read -ra values <<<"${kept[$2]:-}"
-    [ ${#values[@]} -gt 0 ] || { echo "-"; return; }
-    ${3:-median} "${values[@]}"
-  }
-  cell() { # decimals value: a right-aligned column, "-" when there is no figure
-    if [ "$2" = - ]; then printf ' %14s' -; else printf ' %14.*f' "$1" "$2"; fi
-  }
   row() { # label decimals name what: every setup's median, with its ratio to single's
     local label=$1 decimals=$2 name=$3 what=$4 base value setup
     base=$(figures "$name" "single-$what")
@@ -274,8 +291,13 @@ if [ $scenario = cluster ]; then
   exit 0
 fi
 
-declare -A port=([switchboard]=8080 [baseline]=8090)
+declare -A port=([switchboard]=8080 [baseline]=8090 [raw]=8100 [socketio]=8110)
+declare -A protocol=([switchboard]=switchboard [baseline]=switchboard [raw]=switchboard
+  [socketio]=socketio)
 declare -A pid
+for name in "${servers[@]}"; do
+  [ -n "${port[$name]:-}" ] || { echo "unknown server '$name' in BENCH_SERVERS" >&2; exit 1; }
+done
 
 start() { # name
   case $1 in
@@ -283,10 +305,15 @@ start() { # name
       --max-connections 100000 >"$logs/$1.log" 2>&1 & ;;
     baseline) "$bin/switchboard-baseline" --listen "127.0.0.1:${port[$1]}" \
       >"$logs/$1.log" 2>&1 & ;;
+    raw) "$bin/switchboard-raw-peer" --listen "127.0.0.1:${port[$1]}" \
+      >"$logs/$1.log" 2>&1 & ;;
+    socketio) "$bin/switchboard-socketio-peer" --listen "127.0.0.1:${port[$1]}" \
+      >"$logs/$1.log" 2>&1 & ;;
   esac
   pid[$1]=$!
   pids+=($!)
   sleep 1
+  kill -0 "${pid[$1]}" 2>/dev/null || { echo "$1 exited at start:" >&2; cat "$logs/$1.log" >&2; exit 1; }
 }
 
 stop() { # pid
@@ -294,29 +321,96 @@ stop() { # pid
   wait "$1" 2>/dev/null || true
 }
 
-for name in switchboard baseline; do
-  start $name
+declare -A rss connect_rate dps cpu_us p50 p99 lost unjoined
+run_load() { # name scenario extra-args...: one report, printed; its figures kept
+  local name=$1 what=$2
+  shift 2
+  "$load" "$what" --server "http://127.0.0.1:${port[$name]}" --protocol "${protocol[$name]}" \
+    --clients "$clients" --processes 2 --server-pid "${pid[$name]}" --json "$@" \
+    | tee "$logs/report" || true
+  local line
+  line=$(tail -n 1 "$logs/report")
+  if ! jq -e .joined <<<"$line" >/dev/null 2>&1; then
+    echo "(no report: left out of the medians)"
+    return
+  fi
+  unjoined[$name-$what]+=" $(jq -r '.clients - .joined' <<<"$line")"
+  if [ "$what" = idle ]; then
+    rss[$name]+=" $(jq -r '((.server_rss_kib.after - .server_rss_kib.before) * 1024
+      / ([.joined, 1] | max))' <<<"$line")"
+    connect_rate[$name]+=" $(jq -r .connections_per_sec <<<"$line")"
+    return
+  fi
+  connect_rate[$name]+=" $(jq -r .connections_per_sec <<<"$line")"
+  dps[$name-$what]+=" $(jq -r .deliveries_per_sec <<<"$line")"
+  p50[$name-$what]+=" $(jq -r .latency_ms.p50 <<<"$line")"
+  p99[$name-$what]+=" $(jq -r .latency_ms.p99 <<<"$line")"
+  lost[$name-$what]+=" $(jq -r .lost <<<"$line")"
+  if jq -e '.server_cpu_secs != null and .received > 0' <<<"$line" >/dev/null; then
+    cpu_us[$name-$what]+=" $(jq -r '.server_cpu_secs * 1e6 / .received' <<<"$line")"
+  fi
+}
+
+for name in "${servers[@]}"; do
+  start "$name"
   echo; echo "### $name: idle, fresh process"
-  "$load" idle --server "http://127.0.0.1:${port[$name]}" --clients "$clients" --processes 2 \
-    --settle 5 --server-pid "${pid[$name]}" --user-prefix idle || true
+  run_load "$name" idle --settle 5 --user-prefix idle
 done
 
 for run in $(seq "$runs"); do
-  for name in switchboard baseline; do
+  for name in "${servers[@]}"; do
     echo; echo "### $name: burst, run $run"
-    "$load" burst --server "http://127.0.0.1:${port[$name]}" --clients "$clients" \
-      --messages "$burst_messages" \
-      --processes 2 --server-pid "${pid[$name]}" --user-prefix "burst$run" || true
+    run_load "$name" burst --messages "$burst_messages" --user-prefix "burst$run"
   done
 done
 
-for name in switchboard baseline; do
+for name in "${servers[@]}"; do
   echo; echo "### $name: rate"
-  "$load" rate --server "http://127.0.0.1:${port[$name]}" --clients "$clients" \
-    --messages "$rate_messages" --rate "$rate" --processes 2 --server-pid "${pid[$name]}" --user-prefix rate || true
+  run_load "$name" rate --messages "$rate_messages" --rate "$rate" --user-prefix rate
 done
 
-for name in switchboard baseline; do
+for name in "${servers[@]}"; do
   stop "${pid[$name]}"
 done
 pids=()
+
+echo
+echo "### $clients clients in one room: medians of $runs burst run(s) x $burst_messages" \
+  "messages and of 1 rate run x $rate_messages messages at $rate/s; connect rate: median of" \
+  "every run; server CPU per delivery: the server's user + system CPU from the first publish" \
+  "to the last delivery / deliveries"
+# The ratios Switchboard / peer, where both were measured.
+peers=()
+for name in socketio raw; do
+  [[ " ${servers[*]} " == *" $name "* && " ${servers[*]} " == *" switchboard "* ]] \
+    && peers+=("$name")
+done
+printf '%-26s' ""
+for name in "${servers[@]}"; do printf ' %11s' "$name"; done
+for peer in "${peers[@]}"; do printf ' %11s' "sb/$peer"; done
+echo
+row() { # label decimals array key-suffix [total]: each server's figure, ratios to the peers
+  local label=$1 decimals=$2 array=$3 suffix=$4 how=${5:-median} name
+  declare -A value
+  printf '%-26s' "$label"
+  for name in "${servers[@]}"; do
+    value[$name]=$(figures "$array" "$name$suffix" "$how")
+    cell "$decimals" "${value[$name]}" 11
+  done
+  if [ "$how" = median ]; then
+    for peer in "${peers[@]}"; do
+      printf ' %11s' "$(ratio "${value[switchboard]}" "${value[$peer]}")"
+    done
+  fi
+  echo
+}
+for what in burst rate; do
+  row "$what deliveries/s" 0 dps "-$what"
+  row "$what server CPU µs/delivery" 3 cpu_us "-$what"
+  row "$what p50 ms" 2 p50 "-$what"
+  row "$what p99 ms" 2 p99 "-$what"
+  row "$what lost (all runs)" 0 lost "-$what" total
+  row "$what not joined" 0 unjoined "-$what" total
+done
+row "idle RSS bytes/connection" 0 rss ""
+row "connect rate /s" 0 connect_rate ""

@@ -1,6 +1,8 @@
 //! A load client's connection, over either transport (`--transport`): a WebSocket, or
 //! Server-Sent Events (a `GET /sse` stream read as events, client frames posted to
-//! `POST /sse/{conn}`). The worker reads frames' texts from it without caring which.
+//! `POST /sse/{conn}`); and speaking either protocol (`--protocol`): Switchboard's, or
+//! Socket.IO's over a WebSocket ([`crate::socketio`]). The worker reads frames' texts from it
+//! without caring which transport carried them.
 
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -18,9 +20,21 @@ pub enum Transport {
     Sse,
 }
 
+/// The protocol the clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Switchboard's frames (and the baseline's and the raw peer's subset of them).
+    Switchboard,
+    /// Socket.IO v5 over Engine.IO v4, WebSocket transport only.
+    Socketio,
+}
+
+/// A client WebSocket.
+pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 /// What a read gave.
 pub enum Read {
-    /// A frame's JSON text.
+    /// A frame's JSON text (with Socket.IO: an event's JSON array).
     Text(String),
     /// The end, with the close code (1006 without one).
     Closed(u16),
@@ -31,7 +45,9 @@ pub enum Read {
 /// One client's connection.
 pub enum Link {
     /// A WebSocket.
-    Ws(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
+    Ws(Box<WsStream>),
+    /// A Socket.IO session over a WebSocket.
+    SocketIo(Box<WsStream>),
     /// A Server-Sent Events stream and where to post.
     Sse(Box<SseLink>),
 }
@@ -49,27 +65,30 @@ pub struct SseLink {
 }
 
 impl Link {
-    /// Connect to `server` (its base URL) with `token` over `transport`. A Server-Sent Events
-    /// link has read the `welcome` (for its connection id); a WebSocket reads it next.
+    /// Connect to `server` (its base URL) with `token` over `transport`, speaking `protocol`.
+    /// A Server-Sent Events link has read the `welcome` (for its connection id); a WebSocket
+    /// reads it next; a Socket.IO link has connected to the default namespace.
     pub async fn open(
         transport: Transport,
+        protocol: Protocol,
         http: &reqwest::Client,
         server: &str,
         token: &str,
     ) -> Result<Self, String> {
-        match transport {
-            Transport::Websocket => {
-                let config = WebSocketConfig::default()
-                    .read_buffer_size(16 * 1024)
-                    .write_buffer_size(0);
+        match (transport, protocol) {
+            (Transport::Websocket, Protocol::Switchboard) => {
                 let url = format!("{}?token={token}", ws_url(server));
-                let (socket, _) =
-                    tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-                        .await
-                        .map_err(|e| format!("connect: {e}"))?;
-                Ok(Link::Ws(Box::new(socket)))
+                Ok(Link::Ws(Box::new(connect_ws(url).await?)))
             }
-            Transport::Sse => {
+            (Transport::Websocket, Protocol::Socketio) => {
+                let mut socket = connect_ws(crate::socketio::url(server)).await?;
+                crate::socketio::handshake(&mut socket, token).await?;
+                Ok(Link::SocketIo(Box::new(socket)))
+            }
+            (Transport::Sse, Protocol::Socketio) => {
+                Err("socket.io is measured over WebSocket only".to_owned())
+            }
+            (Transport::Sse, Protocol::Switchboard) => {
                 let response = http
                     .get(format!("{server}/sse?token={token}"))
                     .send()
@@ -96,10 +115,10 @@ impl Link {
         }
     }
 
-    /// Send one client frame.
+    /// Send one client frame (with Socket.IO: one packet).
     pub async fn send(&mut self, frame: String) -> Result<(), String> {
         match self {
-            Link::Ws(socket) => socket
+            Link::Ws(socket) | Link::SocketIo(socket) => socket
                 .send(Message::text(frame))
                 .await
                 .map_err(|e| e.to_string()),
@@ -126,13 +145,14 @@ impl Link {
                 Some(Ok(_)) => Read::Other,
                 Some(Err(_)) | None => Read::Closed(1006),
             },
+            Link::SocketIo(socket) => crate::socketio::read(socket).await,
             Link::Sse(link) => link.read().await,
         }
     }
 
     /// Close it (at most 2 s for a WebSocket's closing handshake).
     pub async fn close(self) {
-        if let Link::Ws(mut socket) = self {
+        if let Link::Ws(mut socket) | Link::SocketIo(mut socket) = self {
             let _ =
                 tokio::time::timeout(Duration::from_secs(2), SinkExt::close(&mut *socket)).await;
         }
@@ -167,6 +187,17 @@ impl SseLink {
             }
         }
     }
+}
+
+/// A client WebSocket to `url`, with the load clients' buffer sizes.
+async fn connect_ws(url: String) -> Result<WsStream, String> {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0);
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    Ok(socket)
 }
 
 /// The WebSocket endpoint of a server's base URL.

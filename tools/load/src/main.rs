@@ -1,7 +1,10 @@
 //! `switchboard-load`: drives a Switchboard server (or the baseline hub, which speaks the same
 //! subset of the protocol) with many WebSocket clients in one room, and measures what it
 //! delivers. With `--transport sse` the clients use Server-Sent Events instead (Switchboard
-//! only), so the two transports are measured on the same load.
+//! only), so the two transports are measured on the same load. With `--protocol socketio`
+//! they are Socket.IO clients (Engine.IO v4 over WebSocket, `/socket.io/`) of a Socket.IO hub
+//! that serves the same `POST /api/publish` (the socketioxide peer), so a Socket.IO hub is
+//! measured on the same load too.
 //!
 //! The coordinator (the process you start) re-executes itself as `--processes` workers, each
 //! holding its share of the clients over its own worker threads (one process may only hold so
@@ -23,6 +26,7 @@
 mod coordinator;
 mod histogram;
 mod link;
+mod socketio;
 mod worker;
 
 use clap::{Parser, ValueEnum};
@@ -71,6 +75,11 @@ pub struct Cli {
     /// frames posted to `/sse/{conn}`).
     #[arg(long, value_enum, default_value_t = link::Transport::Websocket)]
     pub transport: link::Transport,
+    /// The protocol the clients speak: Switchboard's (also the baseline's and the raw
+    /// peer's), or Socket.IO's (`/socket.io/`, WebSocket transport only; the token is the
+    /// connect packet's auth, the room is joined with a `join` event).
+    #[arg(long, value_enum, default_value_t = link::Protocol::Switchboard)]
+    pub protocol: link::Protocol,
     /// Messages published to the room.
     #[arg(long, default_value_t = 10)]
     pub messages: usize,

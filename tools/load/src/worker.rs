@@ -8,7 +8,8 @@
 //! them all or the time is up, then closes its clients and prints [`FromWorker::Report`].
 
 use crate::histogram::Histogram;
-use crate::link::{Link, Read, Transport};
+use crate::link::{Link, Protocol, Read, Transport};
+use crate::socketio;
 use crate::{now_us, Cli};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
@@ -101,10 +102,57 @@ struct Incoming<'a> {
 }
 
 /// The data of a load message: its index and send time.
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 struct Stamp {
     i: usize,
     t: u64,
+}
+
+/// What a frame means to a load client, whichever protocol carried it.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame {
+    /// The room join is confirmed.
+    Joined,
+    /// The join was refused.
+    Refused,
+    /// A load message.
+    Load(Stamp),
+    /// Anything else (`welcome`, other events).
+    Other,
+}
+
+impl Frame {
+    /// Read a frame's text (with Socket.IO, an event's array).
+    fn read(protocol: Protocol, text: &str) -> Self {
+        match protocol {
+            Protocol::Switchboard => match serde_json::from_str::<Incoming>(text) {
+                Ok(frame) if frame.kind == "joined" => Frame::Joined,
+                Ok(frame) if frame.kind == "error" => Frame::Refused,
+                Ok(Incoming {
+                    kind: "message",
+                    event: Some("load"),
+                    data: Some(stamp),
+                }) => Frame::Load(stamp),
+                _ => Frame::Other,
+            },
+            Protocol::Socketio => match socketio::event(text) {
+                socketio::Event::Joined => Frame::Joined,
+                socketio::Event::Load(stamp) => Frame::Load(stamp),
+                socketio::Event::Other => Frame::Other,
+            },
+        }
+    }
+
+    /// The frame that joins `room`.
+    fn join(protocol: Protocol, room: &str) -> String {
+        match protocol {
+            Protocol::Switchboard => format!(
+                r#"{{"type":"join","room":{}}}"#,
+                serde_json::Value::from(room)
+            ),
+            Protocol::Socketio => socketio::event_packet("join", &room),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -119,6 +167,7 @@ struct Shared {
     /// The base URL of each server.
     servers: Vec<String>,
     transport: Transport,
+    protocol: Protocol,
     /// The HTTP client of Server-Sent Events links.
     http: reqwest::Client,
     room: String,
@@ -148,6 +197,7 @@ pub async fn run(cli: Cli, index: usize) -> Result<bool, String> {
             .map(|s| s.trim_end_matches('/').to_owned())
             .collect(),
         transport: cli.transport,
+        protocol: cli.protocol,
         http: reqwest::Client::new(),
         room: cli.room.clone(),
         expected: cli.expected(),
@@ -285,30 +335,33 @@ async fn client(
 ) -> Option<Outcome> {
     let permit = handshakes.acquire_owned().await.ok()?;
     let server_url = &shared.servers[server];
-    let mut link = match Link::open(shared.transport, &shared.http, server_url, &token).await {
+    let opened = Link::open(
+        shared.transport,
+        shared.protocol,
+        &shared.http,
+        server_url,
+        &token,
+    );
+    let mut link = match opened.await {
         Ok(link) => link,
         Err(e) => {
             let _ = joined.send(Err(e));
             return None;
         }
     };
-    let join = format!(
-        r#"{{"type":"join","room":{}}}"#,
-        serde_json::Value::from(shared.room.as_str())
-    );
-    if let Err(e) = link.send(join).await {
+    if let Err(e) = link.send(Frame::join(shared.protocol, &shared.room)).await {
         let _ = joined.send(Err(format!("join: {e}")));
         return None;
     }
     loop {
         match link.read().await {
-            Read::Text(text) => match serde_json::from_str::<Incoming>(&text) {
-                Ok(frame) if frame.kind == "joined" => break,
-                Ok(frame) if frame.kind == "error" => {
+            Read::Text(text) => match Frame::read(shared.protocol, &text) {
+                Frame::Joined => break,
+                Frame::Refused => {
                     let _ = joined.send(Err(format!("join refused: {text}")));
                     return None;
                 }
-                _ => {}
+                Frame::Load(_) | Frame::Other => {}
             },
             Read::Closed(code) => {
                 let _ = joined.send(Err(format!("closed with {code} before joining")));
@@ -335,13 +388,10 @@ async fn client(
         };
         match message {
             Read::Text(text) => {
-                let Ok(frame) = serde_json::from_str::<Incoming>(&text) else {
+                let Frame::Load(stamp) = Frame::read(shared.protocol, &text) else {
                     continue;
                 };
-                let (Some("load"), Some(stamp)) = (frame.event, frame.data) else {
-                    continue;
-                };
-                if frame.kind != "message" || stamp.i >= expected {
+                if stamp.i >= expected {
                     continue;
                 }
                 let now = now_us();

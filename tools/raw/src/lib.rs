@@ -1,0 +1,241 @@
+//! `switchboard-raw-peer`: the reference fan-out Switchboard's benchmarks compare with: what a
+//! hub costs when it does nothing but deliver, as directly as tokio allows.
+//!
+//! Each publish is serialized once and framed once, as a complete unmasked server WebSocket
+//! frame (header and payload) in one shared [`Bytes`]; every member of the room gets a clone of
+//! that handle in its queue, and each connection's writer sends whatever is queued with one
+//! vectored write per wake-up (`write_vectored` on the raw `TcpStream`, continued only if the
+//! kernel took part of it). The HTTP side (the handshake, `POST /api/publish`) is axum's;
+//! after the `101` the connection is taken back from hyper as the bare `TcpStream`, so no
+//! WebSocket library sits on the delivery path.
+//!
+//! It speaks the subset of Switchboard's protocol the load tool uses, as the baseline does:
+//! the client token (HS256, `sub` = user) in the `token` query parameter of `GET /ws`, a
+//! `welcome` frame, `{"type":"join","room":..}` answered by `joined`, `message` frames, and
+//! `POST /api/publish` with `{"to":{"room":..},"event":..,"data":..}` answered by
+//! `{"reached":n}`. There is no heartbeat, history or resume. Each connection's queue holds at
+//! most [`QUEUE_FRAMES`] frames: a client that falls that far behind is disconnected (its
+//! queue's end closes the socket), never silently skipped.
+
+#![forbid(unsafe_code)]
+
+mod connection;
+pub mod wire;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use bytes::Bytes;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// Frames a connection's queue holds before the connection is dropped as too slow: far more
+/// than any benchmark run publishes, so only a stuck client reaches it. tokio's bounded
+/// channel allocates its slots in blocks as they fill, so the bound costs no idle memory.
+pub const QUEUE_FRAMES: usize = 65_536;
+
+/// The secrets the peer checks.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HS256 secret of client tokens.
+    pub secret: String,
+    /// Bearer key of `POST /api/publish`.
+    pub api_key: String,
+}
+
+/// Every room's members, each by its queue.
+struct Hub {
+    rooms: Mutex<HashMap<String, HashMap<u64, mpsc::Sender<Bytes>>>>,
+    next_id: AtomicU64,
+    keys: DecodingKey,
+    validation: Validation,
+    api_key: String,
+}
+
+impl Hub {
+    /// Add connection `id` to `room`.
+    fn join(&self, room: &str, id: u64, queue: &mpsc::Sender<Bytes>) {
+        let mut rooms = self.rooms.lock().unwrap();
+        rooms
+            .entry(room.to_owned())
+            .or_default()
+            .insert(id, queue.clone());
+    }
+
+    /// Remove connection `id` from `rooms`.
+    fn leave(&self, rooms: &[String], id: u64) {
+        let mut all = self.rooms.lock().unwrap();
+        for room in rooms {
+            if let Some(members) = all.get_mut(room) {
+                members.remove(&id);
+                if members.is_empty() {
+                    all.remove(room);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+#[derive(Deserialize)]
+struct Handshake {
+    token: Option<String>,
+}
+
+/// A message as every recipient receives it.
+#[derive(Serialize)]
+struct MessageFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    event: &'a str,
+    data: &'a Value,
+}
+
+#[derive(Deserialize)]
+struct PublishTo {
+    room: String,
+}
+
+#[derive(Deserialize)]
+struct Publish {
+    to: PublishTo,
+    event: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// `GET /ws`: check the token and the upgrade headers, answer `101` and hand the bare socket
+/// to [`connection::run`].
+async fn connect(
+    State(hub): State<Arc<Hub>>,
+    Query(handshake): Query<Handshake>,
+    mut request: Request,
+) -> Response {
+    let Some(token) = handshake.token else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let user = match jsonwebtoken::decode::<Claims>(&token, &hub.keys, &hub.validation) {
+        Ok(data) => data.claims.sub,
+        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+    };
+    let headers = request.headers();
+    let is_websocket = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let version_13 = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let (true, true, Some(key)) = (
+        is_websocket,
+        version_13,
+        headers.get(header::SEC_WEBSOCKET_KEY),
+    ) else {
+        return (StatusCode::BAD_REQUEST, "a WebSocket upgrade is expected").into_response();
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let Ok(parts) = hyper_util::server::conn::auto::upgrade::downcast::<
+            hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+        >(upgraded) else {
+            return;
+        };
+        let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
+        connection::run(hub, id, user, parts.io.into_inner(), parts.read_buf).await;
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).expect("base64 is a valid header value"),
+    );
+    response
+}
+
+/// `POST /api/publish`: serialize and frame the message once, queue the same bytes for every
+/// member of the room.
+async fn publish(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    Json(publish): Json<Publish>,
+) -> Response {
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        == Some(hub.api_key.as_str());
+    if !authorized {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let message = MessageFrame {
+        kind: "message",
+        room: &publish.to.room,
+        event: &publish.event,
+        data: &publish.data,
+    };
+    let text = serde_json::to_string(&message).expect("a message serializes");
+    let frame = wire::text_frame(&text);
+    let mut reached = 0;
+    let mut rooms = hub.rooms.lock().unwrap();
+    if let Some(members) = rooms.get_mut(&publish.to.room) {
+        // A member whose queue is full is dropped from the room; its writer closes it.
+        members.retain(|_, queue| match queue.try_send(frame.clone()) {
+            Ok(()) => {
+                reached += 1;
+                true
+            }
+            Err(_) => false,
+        });
+    }
+    drop(rooms);
+    Json(json!({"reached": reached})).into_response()
+}
+
+/// Serve the peer on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    let hub = Arc::new(Hub {
+        rooms: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(0),
+        keys: DecodingKey::from_secret(config.secret.as_bytes()),
+        validation,
+        api_key: config.api_key,
+    });
+    let app = Router::new()
+        .route("/ws", get(connect))
+        .route("/api/publish", post(publish))
+        .with_state(hub);
+    // As the Switchboard server does: small frames go out at once, not after Nagle's delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

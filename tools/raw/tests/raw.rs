@@ -1,0 +1,150 @@
+//! The raw peer over real sockets: its handshake checks the token, a join then a publish
+//! reaches the member as one text frame, and a client breaking the framing rules is closed
+//! with the matching code.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::{Error, Message};
+use tokio_tungstenite::MaybeTlsStream;
+
+const SECRET: &str = "a test secret";
+const API_KEY: &str = "a test key";
+
+type Socket = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The peer on a port the system picks; its address.
+async fn peer() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let config = switchboard_raw_peer::Config {
+        secret: SECRET.into(),
+        api_key: API_KEY.into(),
+    };
+    tokio::spawn(switchboard_raw_peer::serve(
+        listener,
+        config,
+        std::future::pending(),
+    ));
+    addr
+}
+
+fn token(user: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": user, "exp": exp}),
+        &key,
+    )
+    .unwrap()
+}
+
+/// The next message, within 10 s.
+async fn next(socket: &mut Socket) -> Message {
+    tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("a message within 10 s")
+        .expect("the socket is open")
+        .expect("a well-formed message")
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    match next(socket).await {
+        Message::Text(text) => serde_json::from_str(&text).unwrap(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+async fn connect(addr: &str, user: &str) -> Socket {
+    let url = format!("ws://{addr}/ws?token={}", token(user));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(next_json(&mut socket).await["type"], "welcome");
+    socket
+}
+
+#[tokio::test]
+async fn a_bad_token_is_refused_before_the_upgrade() {
+    let addr = peer().await;
+    match tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token=forged")).await {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected a 401, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_publish_reaches_every_member_of_the_room_once() {
+    let addr = peer().await;
+    let mut members = Vec::new();
+    for user in ["a", "b"] {
+        let mut socket = connect(&addr, user).await;
+        socket
+            .send(Message::text(r#"{"type":"join","room":"r"}"#))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_json(&mut socket).await,
+            json!({"type": "joined", "room": "r"})
+        );
+        members.push(socket);
+    }
+    let mut bystander = connect(&addr, "c").await;
+    let answer: Value = publish(&addr, r#"{"to":{"room":"r"},"event":"e","data":{"n":1}}"#).await;
+    assert_eq!(answer, json!({"reached": 2}));
+    for socket in &mut members {
+        assert_eq!(
+            next_json(socket).await,
+            json!({"type": "message", "room": "r", "event": "e", "data": {"n": 1}})
+        );
+    }
+    // The bystander, in no room, gets nothing: its next frame is the answer to its ping.
+    bystander
+        .send(Message::Ping(b"p".to_vec().into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut bystander).await,
+        Message::Pong(b"p".to_vec().into())
+    );
+}
+
+#[tokio::test]
+async fn an_unmasked_client_frame_is_closed_with_1002() {
+    let addr = peer().await;
+    let mut socket = connect(&addr, "a").await;
+    let MaybeTlsStream::Plain(tcp) = socket.get_mut() else {
+        panic!("a plain TCP socket")
+    };
+    // A text frame as a server would send it: clients must mask theirs (RFC 6455 §5.1).
+    tcp.write_all(b"\x81\x02hi").await.unwrap();
+    match next(&mut socket).await {
+        Message::Close(Some(close)) => assert_eq!(u16::from(close.code), 1002),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+/// `POST /api/publish` over a plain TCP connection: its JSON answer.
+async fn publish(addr: &str, body: &str) -> Value {
+    use tokio::io::AsyncReadExt;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /api/publish HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {API_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_string(&mut response))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = response.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(body).unwrap()
+}

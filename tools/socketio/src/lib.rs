@@ -1,0 +1,193 @@
+//! `switchboard-socketio-peer`: the Socket.IO hub Switchboard's fan-out benchmarks compare
+//! with, on socketioxide (Engine.IO v4 / Socket.IO v5 over WebSocket) with axum and tokio, set
+//! up as a fair user of the crate would for a room broadcast:
+//!
+//! - the client's token (HS256, `sub` = user, the same tokens as Switchboard's) comes in the
+//!   Socket.IO connect packet's auth, `{"token": ..}`, and is checked by a connect middleware
+//!   (a bad one is refused with a connect error);
+//! - `join` (`42["join","<room>"]`) puts the socket in the room and is answered by
+//!   `42["joined","<room>"]`;
+//! - a publish is one room broadcast (`io.to(room).emit(event, data)`: the packet is
+//!   serialized once and its shared bytes queued on every member's socket), made either by
+//!   `POST /api/publish` with the body the load tool sends to every hub
+//!   (`{"to":{"room":..},"event":..,"data":..}`, bearer API key), or by a client's
+//!   `42["publish",{same body}]`;
+//! - **`max_buffer_size`** (engineioxide's per-socket queue of packets waiting for the
+//!   WebSocket writer, default 128) is raised to [`MAX_BUFFER_PACKETS`]: with the default, a
+//!   burst of more than 128 messages to a socket whose writer is behind fails the emit for
+//!   that socket (`InternalChannelFull`) and the message is dropped, which would measure
+//!   dropping rather than delivering. tokio's bounded channel allocates its slots in blocks as
+//!   they fill, so the raised bound costs no idle memory. Every other setting is
+//!   socketioxide's default (4 KiB WebSocket read buffer, ping every 25 s, both transports
+//!   offered; the load tool uses WebSocket only).
+//!
+//! The answer to `POST /api/publish` is `{"failed": n}`: the sockets the broadcast could not
+//! queue on (socketioxide does not count the ones it reached).
+
+#![forbid(unsafe_code)]
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{Data, SocketRef, State as IoState};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::{BroadcastError, SocketIo};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// engineioxide's per-socket packet queue, raised from its default of 128 so that a socket
+/// whose writer is behind queues a burst instead of dropping it: far more than any benchmark
+/// run publishes (400 messages at most).
+pub const MAX_BUFFER_PACKETS: usize = 65_536;
+
+/// The secrets the peer checks.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HS256 secret of client tokens.
+    pub secret: String,
+    /// Bearer key of `POST /api/publish`.
+    pub api_key: String,
+}
+
+/// What the handlers share.
+struct Keys {
+    decoding: DecodingKey,
+    validation: Validation,
+    api_key: String,
+}
+
+/// The auth payload of the Socket.IO connect packet.
+#[derive(Deserialize)]
+struct Auth {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct PublishTo {
+    room: String,
+}
+
+/// A publish, from the HTTP API or a client.
+#[derive(Deserialize)]
+struct Publish {
+    to: PublishTo,
+    event: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// Why a connection is refused.
+#[derive(Debug)]
+struct BadToken;
+
+impl std::fmt::Display for BadToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a valid token is required")
+    }
+}
+
+/// Connect middleware: the auth's token must be valid; then the socket's event handlers are
+/// set (`join` and `publish`).
+///
+/// They are set here, not in the connect handler, because socketioxide sends the namespace's
+/// connect answer (`40{..}`) before it starts the connect handler: a client that emits `join`
+/// as soon as it is connected would otherwise race the handler's `socket.on(..)`, and an event
+/// with no handler yet is dropped (seen as a client never joined, about one in a hundred under
+/// load). The middleware runs before the answer is sent.
+async fn authenticate(
+    socket: SocketRef,
+    Data(auth): Data<Auth>,
+    IoState(keys): IoState<Arc<Keys>>,
+) -> Result<(), BadToken> {
+    jsonwebtoken::decode::<serde::de::IgnoredAny>(&auth.token, &keys.decoding, &keys.validation)
+        .map_err(|_| BadToken)?;
+    socket.on(
+        "join",
+        async |socket: SocketRef, Data(room): Data<String>| {
+            socket.join(room.clone());
+            let _ = socket.emit("joined", &room);
+        },
+    );
+    socket.on(
+        "publish",
+        async |io: SocketIo, Data(publish): Data<Publish>| {
+            let _ = broadcast(&io, &publish).await;
+        },
+    );
+    Ok(())
+}
+
+/// The connect handler: everything was set up by [`authenticate`].
+async fn connected() {}
+
+/// One room broadcast; the sockets it could not queue on.
+async fn broadcast(io: &SocketIo, publish: &Publish) -> usize {
+    match io
+        .to(publish.to.room.clone())
+        .emit(&publish.event, &publish.data)
+        .await
+    {
+        Ok(()) => 0,
+        Err(BroadcastError::Socket(failed)) => failed.len(),
+        Err(_) => usize::MAX,
+    }
+}
+
+/// `POST /api/publish`.
+async fn publish(
+    State((io, keys)): State<(SocketIo, Arc<Keys>)>,
+    headers: HeaderMap,
+    Json(publish): Json<Publish>,
+) -> Response {
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        == Some(keys.api_key.as_str());
+    if !authorized {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match broadcast(&io, &publish).await {
+        usize::MAX => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        failed => Json(json!({ "failed": failed })).into_response(),
+    }
+}
+
+/// Serve the peer on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    let keys = Arc::new(Keys {
+        decoding: DecodingKey::from_secret(config.secret.as_bytes()),
+        validation,
+        api_key: config.api_key,
+    });
+    let (layer, io) = SocketIo::<LocalAdapter>::builder()
+        .max_buffer_size(MAX_BUFFER_PACKETS)
+        .with_state(keys.clone())
+        .build_layer();
+    io.ns("/", connected.with(authenticate));
+    let app = Router::new()
+        .route("/api/publish", post(publish))
+        .with_state((io, keys))
+        .layer(layer);
+    // As the Switchboard server does: small frames go out at once, not after Nagle's delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
