@@ -176,6 +176,7 @@ pub async fn start(mut settings: Settings) -> std::io::Result<Running> {
         producers,
         producer: settings.producer,
         max_body_bytes: settings.max_body_bytes,
+        max_publish_batch: settings.max_publish_batch,
     });
     let cluster = bridge
         .clone()
