@@ -56,14 +56,27 @@ async fn a_batch_reaches_a_client_in_order_with_exactly_the_positions_it_answere
     assert_eq!(results.len(), 40);
     for (i, result) in results.iter().enumerate() {
         assert_eq!(result["status"], 200, "message {i}: {result}");
-        let stream = if i % 2 == 0 { "user:alice" } else { "room:lobby" };
+        let stream = if i % 2 == 0 {
+            "user:alice"
+        } else {
+            "room:lobby"
+        };
         let frame = alice.next_of("message").await;
         assert_eq!(frame["event"], format!("m{i}"), "out of order: {frame}");
         assert_eq!(frame["stream"], stream, "{frame}");
         let position = &result["deliveries"][0]["position"];
-        assert!(position.is_object(), "message {i} has no position: {result}");
-        assert_eq!(frame["seq"], position["seq"], "message {i}: {frame} / {result}");
-        assert_eq!(frame["epoch"], position["epoch"], "message {i}: {frame} / {result}");
+        assert!(
+            position.is_object(),
+            "message {i} has no position: {result}"
+        );
+        assert_eq!(
+            frame["seq"], position["seq"],
+            "message {i}: {frame} / {result}"
+        );
+        assert_eq!(
+            frame["epoch"], position["epoch"],
+            "message {i}: {frame} / {result}"
+        );
     }
     nothing_more(&mut alice).await;
 }
@@ -92,16 +105,26 @@ async fn each_message_is_answered_alone_and_a_refused_one_does_not_stop_the_othe
         .iter()
         .map(|r| r["status"].as_u64().unwrap())
         .collect();
-    assert_eq!(statuses, [200, 400, 404, 400, 400, 400, 200, 404, 200], "{answer}");
+    assert_eq!(
+        statuses,
+        [200, 400, 404, 400, 400, 400, 200, 404, 200],
+        "{answer}"
+    );
     assert_eq!(answer["refused"], 6, "{answer}");
     // 1 (first) + 2 (both) + 1 (last): a refused message counts for nothing.
     assert_eq!(answer["reached"], 4, "{answer}");
     let results = &answer["results"];
-    assert!(results[1]["message"].as_str().unwrap().contains("messages[1]"));
+    assert!(results[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("messages[1]"));
     assert!(results[1]["message"].as_str().unwrap().contains("event"));
     assert_eq!(results[2]["error"], "unknown_connection", "{answer}");
     assert_eq!(results[3]["error"], "bad_request", "{answer}");
-    assert!(results[4]["message"].as_str().unwrap().contains("messages[4]"));
+    assert!(results[4]["message"]
+        .as_str()
+        .unwrap()
+        .contains("messages[4]"));
     assert!(results[5]["message"].as_str().unwrap().contains("surprise"));
     assert_eq!(results[6]["deliveries"].as_array().unwrap().len(), 2);
     assert_eq!(results[7]["error"], "unknown_connection", "{answer}");
@@ -150,12 +173,18 @@ async fn a_batch_that_cannot_be_read_as_a_whole_publishes_nothing() {
 
     let (status, empty) = batch(&server, json!([])).await;
     assert_eq!(status, 400, "{empty}");
-    assert!(empty["message"].as_str().unwrap().contains("empty"), "{empty}");
+    assert!(
+        empty["message"].as_str().unwrap().contains("empty"),
+        "{empty}"
+    );
 
     let (status, over) = batch(&server, json!([one, one, one, one])).await;
     assert_eq!(status, 413, "{over}");
     assert_eq!(over["error"], "too_many_messages", "{over}");
-    assert!(over["message"].as_str().unwrap().contains("at most 3"), "{over}");
+    assert!(
+        over["message"].as_str().unwrap().contains("at most 3"),
+        "{over}"
+    );
 
     let big = json!({"to": {"user": "alice"}, "event": "big", "data": "y".repeat(4096)});
     let (status, too_big) = batch(&server, json!([one, big])).await;
@@ -173,7 +202,12 @@ async fn a_batch_without_the_api_key_is_401_and_publishes_nothing() {
     let mut alice = server.connect("alice").await;
     let body = json!({"messages": [message(json!({"user": "alice"}), "never")]});
     let (status, refused) = server
-        .api_as("wrong-key", "POST", "/api/publish/batch", Some(body.clone()))
+        .api_as(
+            "wrong-key",
+            "POST",
+            "/api/publish/batch",
+            Some(body.clone()),
+        )
         .await;
     assert_eq!(status, 401, "{refused}");
     assert_eq!(refused["reason"], "wrong_key");
@@ -197,5 +231,8 @@ async fn a_zero_batch_limit_is_refused_at_start() {
         &switchboard_server::settings::Overrides::default(),
     )
     .unwrap_err();
-    assert!(refused.to_string().contains("max_publish_batch"), "{refused}");
+    assert!(
+        refused.to_string().contains("max_publish_batch"),
+        "{refused}"
+    );
 }
