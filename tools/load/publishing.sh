@@ -17,7 +17,7 @@
 #   client-xK   K members, each its share (K = PUBLISH_PUBLISHERS, default 4)
 #   http        one publisher, one message per POST /api/publish, waiting for each answer
 #   http-xK     K such publishers at once
-#   batch       one publisher, PUBLISH_BATCH (default 50) messages per POST /api/publish/batch
+#   batch       one publisher, PUBLISH_BATCH (default 100) messages per POST /api/publish/batch
 #   batch-xK    K such publishers at once
 # Prints, per way, the medians of deliveries/s, server CPU per delivery and p99 latency, and
 # the ratios against `client`. Needs jq.
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/../.."
 runs=${1:-3}
 clients=${PUBLISH_CLIENTS:-2000}
 messages=${PUBLISH_MESSAGES:-500}
-batch=${PUBLISH_BATCH:-50}
+batch=${PUBLISH_BATCH:-100}
 k=${PUBLISH_PUBLISHERS:-4}
 port=${PUBLISH_PORT:-8080}
 command -v jq >/dev/null || { echo "needs jq on PATH" >&2; exit 1; }
