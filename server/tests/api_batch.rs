@@ -2,7 +2,8 @@
 //! messages reach clients in the batch's order with exactly the positions the answer reports;
 //! each message is answered on its own (a malformed one or one to a connection that is not
 //! open is refused alone); a body that cannot be read, an empty batch, one over
-//! `max_publish_batch` or `max_body_bytes`, and a request without the key publish nothing.
+//! `max_publish_batch` or `max_body_bytes`, and a request without the key publish nothing; a
+//! node shutting down refuses each message with 503.
 
 mod support;
 
@@ -235,4 +236,32 @@ async fn a_zero_batch_limit_is_refused_at_start() {
         refused.to_string().contains("max_publish_batch"),
         "{refused}"
     );
+}
+
+#[tokio::test]
+async fn a_single_node_shutting_down_refuses_every_message_of_a_batch_with_503() {
+    let mut server = TestServer::start().await;
+    let mut alice = server.connect("alice").await;
+    server.running.as_ref().unwrap().drain().await;
+    let messages = json!([
+        message(json!({"user": "alice"}), "lost"),
+        message(json!("all"), "lost"),
+        {"to": {"user": "alice"}},
+    ]);
+    let (status, answer) = batch(&server, messages).await;
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    for result in &results[..2] {
+        assert_eq!(result["status"], 503, "{answer}");
+        assert_eq!(result["error"], "shutting_down", "{answer}");
+    }
+    assert_eq!(
+        results[2]["status"], 400,
+        "a malformed message is still malformed"
+    );
+    assert_eq!(answer["refused"], 3);
+    nothing_more(&mut alice).await;
+    let ((), code) = tokio::join!(server.shutdown(), alice.closed());
+    assert_eq!(code, 1001);
 }
