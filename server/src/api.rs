@@ -1,6 +1,6 @@
 //! The backend HTTP API under `/api`: the route table, the API key, the bounds every request
 //! is read under, and the stats. Its routes live by concept: `publish` (publish, agent-run
-//! events), `connections` (presence, room members, disconnect), `membership` (rooms the
+//! events), `batch` (several publishes in one request), `connections` (presence, room members, disconnect), `membership` (rooms the
 //! backend joins users to), [`identity`] (tickets and revocations); `error` holds
 //! [`ApiError`], the answer to every failure.
 //!
@@ -16,6 +16,7 @@
 //! server shuts down, writes it would lose are a 503 `shutting_down` ([`crate::lifecycle`]).
 //! `docs/API.md` lists every route with a curl example.
 
+pub(crate) mod batch;
 pub(crate) mod connections;
 mod error;
 pub mod identity;
@@ -23,6 +24,9 @@ pub(crate) mod membership;
 pub(crate) mod publish;
 mod views;
 
+pub use batch::{
+    BatchResult, Outcome, PublishBatchRequest, PublishBatchResponse, DEFAULT_MAX_PUBLISH_BATCH,
+};
 pub use connections::{disconnect_user, presence};
 pub use error::ApiError;
 pub(crate) use publish::{agent_update, send_agent_update};
@@ -79,6 +83,7 @@ impl ApiRoute {
 pub fn table() -> Vec<ApiRoute> {
     vec![
         ApiRoute::new(Method::POST, "/publish", publish::publish),
+        ApiRoute::new(Method::POST, "/publish/batch", batch::publish_batch),
         ApiRoute::new(
             Method::POST,
             "/runs/{user}/{run}/events",

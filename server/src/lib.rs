@@ -185,6 +185,7 @@ pub async fn start_on(listener: TcpListener, mut settings: Settings) -> std::io:
         producers,
         producer: settings.producer,
         max_body_bytes: settings.max_body_bytes,
+        max_publish_batch: settings.max_publish_batch,
     });
     let cluster = bridge
         .clone()

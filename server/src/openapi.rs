@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
     ),
     paths(
         api::publish::publish,
+        api::batch::publish_batch,
         api::publish::agent_event,
         api::stats,
         api::connections::user_presence,

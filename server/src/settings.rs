@@ -86,6 +86,8 @@ pub struct FileSettings {
     pub shutdown_drain_secs: Option<u64>,
     /// Largest backend API request body, in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Most messages of one `POST /api/publish/batch`.
+    pub max_publish_batch: Option<usize>,
     /// Credentials.
     #[serde(default)]
     pub auth: AuthSettings,
@@ -230,6 +232,8 @@ pub struct Settings {
     pub shutdown_drain: Duration,
     /// Largest backend API request body, in bytes.
     pub max_body_bytes: usize,
+    /// Most messages of one `POST /api/publish/batch` (at least 1).
+    pub max_publish_batch: usize,
     /// Bearer key of the backend HTTP API.
     pub api_key: Secret,
     /// How client tokens are checked: secrets, keys, claims, grants, tickets, origins.
@@ -304,6 +308,11 @@ impl Settings {
         let env = overrides.env.or(file.env).unwrap_or_default();
         let mut hub = env.preset();
         hub::apply(&mut hub, &file, overrides.max_connections)?;
+        if file.max_publish_batch == Some(0) {
+            return Err(SettingsError::Invalid(
+                "max_publish_batch must be at least 1".into(),
+            ));
+        }
         hub.presence = presence::resolve(file.presence)?;
         let redis_url = overrides.redis_url.clone().or(file.redis.url);
         hub.cluster = redis_url.is_some();
@@ -366,6 +375,9 @@ impl Settings {
                     .unwrap_or(0),
             ),
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
+            max_publish_batch: file
+                .max_publish_batch
+                .unwrap_or(crate::api::DEFAULT_MAX_PUBLISH_BATCH),
             api_key: credentials.api_key,
             auth,
             development_credentials: credentials.development,

@@ -49,4 +49,6 @@ pub struct AppState {
     pub producer: ProducerLimits,
     /// The largest API body, and producer channel frame, in bytes.
     pub max_body_bytes: usize,
+    /// The most messages of one `POST /api/publish/batch`.
+    pub max_publish_batch: usize,
 }

@@ -12,6 +12,7 @@ async fn every_route_needs_the_api_key() {
     let server = TestServer::start().await;
     let routes = [
         ("POST", "/api/publish"),
+        ("POST", "/api/publish/batch"),
         ("POST", "/api/runs/alice/r1/events"),
         ("GET", "/api/stats"),
         ("GET", "/api/users/alice"),

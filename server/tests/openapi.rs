@@ -418,6 +418,22 @@ async fn the_servers_answers_validate_and_every_documented_route_is_served() {
         ),
         (
             "POST",
+            "/api/publish/batch",
+            Some(json!({"messages": [
+                {"to": {"user": "alice"}, "event": "e"},
+                {"to": {"connection": "0.999.0"}, "event": "e"},
+                {"to": {"user": "alice"}},
+            ]})),
+            200,
+        ),
+        (
+            "POST",
+            "/api/publish/batch",
+            Some(json!({"messages": []})),
+            400,
+        ),
+        (
+            "POST",
             "/api/runs/alice/run-1/events",
             Some(json!({"event": "agent_started", "agent": "a", "thread": "t1"})),
             200,

@@ -1,4 +1,5 @@
-//! Writing through the API: `POST /api/publish` (one message to one or more targets) and
+//! Writing through the API: `POST /api/publish` (one message to one or more targets, in one
+//! hand-off to the shards; `batch` sends several such requests in one) and
 //! `POST /api/runs/{user}/{run}/events` (an event of an AI-agent run, also what the producer
 //! channel sends through), each admitted only while the node takes writes.
 
@@ -12,7 +13,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use std::sync::Arc;
-use switchboard::{AgentUpdate, Delivery, Message, Target, UserId};
+use switchboard::{AgentUpdate, Audience, Delivery, Message, Target, UserId};
+use switchboard_tokio::Error as HandleError;
 
 /// What a publish to these targets leaves behind once this process exits.
 fn durability(targets: &[Target], ephemeral: bool) -> Write {
@@ -39,6 +41,73 @@ fn target(spec: &TargetSpec) -> Result<Target, ApiError> {
     })
 }
 
+/// A publish request, checked: one audience per target, the message, and what publishing it
+/// leaves behind (what the lifecycle must admit).
+pub(super) struct Checked {
+    audiences: Vec<Audience>,
+    message: Message,
+    pub(super) write: Write,
+}
+
+impl Checked {
+    /// The request's targets, or a 400 naming what is impossible in it.
+    pub(super) fn new(req: PublishRequest) -> Result<Self, ApiError> {
+        let except = req
+            .except
+            .iter()
+            .map(|c| parse_conn(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let specs = match req.to {
+            Targets::One(t) => vec![t],
+            Targets::Many(ts) if !ts.is_empty() => ts,
+            Targets::Many(_) => return Err(ApiError::bad_request("`to` is an empty list")),
+        };
+        let targets = specs.iter().map(target).collect::<Result<Vec<_>, _>>()?;
+        let mut message = Message::new(nonempty("event", &req.event)?, req.data);
+        let write = durability(&targets, req.ephemeral.is_some());
+        if let Some(key) = req.ephemeral {
+            message = message.ephemeral(key);
+        }
+        let audiences = targets
+            .into_iter()
+            .map(|t| t.except(except.iter().copied()))
+            .collect();
+        Ok(Checked {
+            audiences,
+            message,
+            write,
+        })
+    }
+
+    /// How many publishes it takes: one per target.
+    pub(super) fn len(&self) -> usize {
+        self.audiences.len()
+    }
+
+    /// The message for each target, in the order of `to`.
+    pub(super) fn into_publishes(self) -> impl Iterator<Item = (Audience, Message)> {
+        let message = self.message;
+        self.audiences
+            .into_iter()
+            .map(move |audience| (audience, message.clone()))
+    }
+}
+
+/// The answer to one publish request from what each of its targets' publishes did: the first
+/// refusal, or every delivery.
+pub(super) fn answer(
+    deliveries: impl IntoIterator<Item = Result<Delivery, HandleError>>,
+) -> Result<PublishResponse, ApiError> {
+    let deliveries = deliveries
+        .into_iter()
+        .map(|d| d.map(DeliveryView::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PublishResponse {
+        reached: deliveries.iter().map(|d| d.reached).sum(),
+        deliveries,
+    })
+}
+
 /// Publish one message to one or more targets.
 #[utoipa::path(
     post,
@@ -58,36 +127,11 @@ pub(crate) async fn publish(
     body: Result<Json<PublishRequest>, JsonRejection>,
 ) -> Result<Json<PublishResponse>, ApiError> {
     let Json(req) = body?;
-    let except = req
-        .except
-        .iter()
-        .map(|c| parse_conn(c))
-        .collect::<Result<Vec<_>, _>>()?;
-    let specs = match req.to {
-        Targets::One(t) => vec![t],
-        Targets::Many(ts) if !ts.is_empty() => ts,
-        Targets::Many(_) => return Err(ApiError::bad_request("`to` is an empty list")),
-    };
-    let targets = specs.iter().map(target).collect::<Result<Vec<_>, _>>()?;
-    let mut message = Message::new(nonempty("event", &req.event)?, req.data);
-    let write = durability(&targets, req.ephemeral.is_some());
-    if let Some(key) = req.ephemeral {
-        message = message.ephemeral(key);
-    }
-    let _taken = state.lifecycle.admit(write).await?;
-    let mut deliveries = Vec::with_capacity(targets.len());
-    for t in targets {
-        let delivery = state
-            .handle
-            .publish_except(t, except.iter().copied(), message.clone())
-            .await?;
-        deliveries.push(DeliveryView::from(delivery));
-    }
-    let reached = deliveries.iter().map(|d| d.reached).sum();
-    Ok(Json(PublishResponse {
-        reached,
-        deliveries,
-    }))
+    let checked = Checked::new(req)?;
+    let _taken = state.lifecycle.admit(checked.write).await?;
+    // Every target in one hand-off to the shards.
+    let deliveries = state.handle.publish_batch(checked.into_publishes()).await?;
+    Ok(Json(answer(deliveries)?))
 }
 
 /// One event of an AI-agent run of `user`, tagged by `event`; order is enforced.

@@ -114,15 +114,15 @@ fn add_by_index<T: Default>(into: &mut Vec<T>, from: Vec<T>, add: impl Fn(&mut T
 
 /// What the publisher did.
 #[derive(Debug, Default)]
-struct Published {
+pub(crate) struct Published {
     /// Publishes the server accepted.
-    accepted: usize,
+    pub(crate) accepted: usize,
     /// Publishes refused or failed, by reason.
-    failed: BTreeMap<String, usize>,
+    pub(crate) failed: BTreeMap<String, usize>,
     /// Deliveries the server reported (`reached`).
-    reached: u64,
-    first_us: u64,
-    last_us: u64,
+    pub(crate) reached: u64,
+    pub(crate) first_us: u64,
+    pub(crate) last_us: u64,
 }
 
 /// Publish the scenario's messages to the room.
@@ -222,6 +222,7 @@ fn ms(us: u64) -> f64 {
 
 /// Run the scenario with `--processes` workers; prints the report. True if nothing was lost.
 pub async fn run(cli: Cli) -> Result<bool, String> {
+    crate::publisher::check(&cli)?;
     let rss_before = servers_total(&cli, rss_kib)?;
     let started = Instant::now();
     let mut workers = (0..cli.processes.max(1))
@@ -272,7 +273,11 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
             Published::default()
         }
         Scenario::Burst | Scenario::Rate => {
-            let published = publish(&cli).await;
+            let published = if cli.publishing.chosen() {
+                crate::publisher::publish(&cli).await
+            } else {
+                publish(&cli).await
+            };
             for worker in &mut workers {
                 worker.tell("go").await;
                 worker.stdin = None;

@@ -26,7 +26,9 @@
 mod coordinator;
 mod histogram;
 mod link;
+mod publisher;
 mod socketio;
+mod token;
 mod worker;
 
 use clap::{Parser, ValueEnum};
@@ -100,6 +102,9 @@ pub struct Cli {
     /// WebSocket handshakes in progress at once, per worker process.
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
+    /// How `burst` publishes: batches, several publishers, or clients of the room.
+    #[command(flatten)]
+    pub publishing: publisher::PublishArgs,
     /// Bytes of padding added to each message's data.
     #[arg(long, default_value_t = 0)]
     pub payload: usize,

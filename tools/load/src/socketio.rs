@@ -301,9 +301,8 @@ mod tests {
 
     /// A token of the development secret the peer checks.
     fn token(user: &str) -> String {
-        let claims = serde_json::json!({"sub": user, "exp": crate::now_us() / 1_000_000 + 600});
         let key = jsonwebtoken::EncodingKey::from_secret(crate::DEVELOPMENT_SECRET.as_bytes());
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+        crate::token::sign(&key, user, 600).unwrap()
     }
 
     /// The socketioxide peer on a port the system picks; its base URL.

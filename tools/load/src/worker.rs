@@ -9,9 +9,9 @@
 
 use crate::histogram::Histogram;
 use crate::link::{Link, Protocol, Read, Transport};
-use crate::socketio;
 use crate::{now_us, Cli};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use crate::{socketio, token};
+use jsonwebtoken::EncodingKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -155,13 +155,6 @@ impl Frame {
     }
 }
 
-#[derive(Serialize)]
-struct Claims<'a> {
-    sub: &'a str,
-    iat: u64,
-    exp: u64,
-}
-
 /// Shared by the clients of one worker.
 struct Shared {
     /// The base URL of each server.
@@ -211,14 +204,7 @@ pub async fn run(cli: Cli, index: usize) -> Result<bool, String> {
     let mut clients = JoinSet::new();
     for n in first..first + count {
         let user = format!("{}-{n}", cli.user_prefix);
-        let iat = now_us() / 1_000_000;
-        let claims = Claims {
-            sub: &user,
-            iat,
-            exp: iat + 24 * 3600,
-        };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
-            .map_err(|e| format!("cannot sign a token: {e}"))?;
+        let token = token::sign(&key, &user, 24 * 3600)?;
         let shared = shared.clone();
         let handshakes = handshakes.clone();
         let joined = joined_tx.clone();

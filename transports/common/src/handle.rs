@@ -79,7 +79,7 @@ impl ShardedStats {
 /// Add up what each shard did with one publish: `reached` and `buffered` summed, `position`
 /// kept only when exactly one shard sequenced the message (a user or thread target; a room's
 /// stream is numbered per shard).
-fn sum(deliveries: impl IntoIterator<Item = Delivery>) -> Delivery {
+pub(crate) fn sum(deliveries: impl IntoIterator<Item = Delivery>) -> Delivery {
     let mut total = Delivery::default();
     let mut positions = 0;
     for d in deliveries {
@@ -97,7 +97,7 @@ fn sum(deliveries: impl IntoIterator<Item = Delivery>) -> Delivery {
 }
 
 /// A refused publish as the handle reports it: an unknown connection is named as such.
-fn publish_error(e: PublishError) -> Error {
+pub(crate) fn publish_error(e: PublishError) -> Error {
     match e {
         PublishError::UnknownConnection(u) => Error::UnknownConnection(u.0),
         e => Error::Publish(e),

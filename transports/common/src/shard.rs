@@ -238,8 +238,9 @@ impl Shard {
         let _ = result;
     }
 
-    /// Perform every pending output, in order (the drain invariant).
-    fn drain(&mut self) {
+    /// Perform every pending output, in order (the drain invariant); a batch of publishes
+    /// drains after each of its messages (`batch.rs`).
+    pub(crate) fn drain(&mut self) {
         while let Some(output) = self.hub.poll_output() {
             match output {
                 Output::Socket(output) => self.socket_output(output),
