@@ -22,7 +22,8 @@ use std::time::Duration;
 use support::TestServer;
 use switchboard::{AgentUpdate, Audience, Config, Delivery, Message, PublishError};
 use switchboard_conformance::{
-    publish_error, suite, Connect, OnTokio, Setup, SseConnection, Transport, WsClient,
+    agent_update_through, publish_through, suite, Connect, OnTokio, Setup, SseConnection,
+    Transport, WsClient,
 };
 use switchboard_server::settings::Settings;
 use switchboard_server::Running;
@@ -87,10 +88,7 @@ impl Transport for Gateway {
     }
 
     async fn publish(&self, to: Audience, message: Message) -> Result<Delivery, PublishError> {
-        self.handle
-            .publish_except(to.target, to.except, message)
-            .await
-            .map_err(publish_error)
+        publish_through(&self.handle, to, message).await
     }
 
     async fn agent_update(
@@ -98,10 +96,7 @@ impl Transport for Gateway {
         user: &str,
         update: AgentUpdate,
     ) -> Result<Delivery, PublishError> {
-        self.handle
-            .send_agent_update(user, update)
-            .await
-            .map_err(publish_error)
+        agent_update_through(&self.handle, user, update).await
     }
 
     async fn advance(&self, by: Duration) {

@@ -8,7 +8,7 @@
 //! clients for Server-Sent Events) over real sockets on 127.0.0.1. The server crate runs the
 //! same cases over its production gateway, with real token authentication, from its own tests
 //! (`server/tests/conformance.rs`), through the hooks for a transport defined elsewhere
-//! ([`Connect::query`], [`publish_error`], [`SseConnection::open`]).
+//! ([`Connect::query`], [`publish_through`], [`agent_update_through`], [`SseConnection::open`]).
 //!
 //! A transport joins by implementing [`Transport`] (start, connect, publish, agent update,
 //! advance the clock, shut down) with a [`Client`] (send, receive, pause, fall silent,
@@ -37,7 +37,10 @@ mod sse;
 
 pub use axum::OnAxum;
 pub use in_memory::{InMemory, InMemoryClient};
-pub use network::{publish_error, Network, OnAsyncStd, OnSmol, OnTokio, OnTokioRouter, Setup};
+pub use network::{
+    agent_update_through, publish_through, Network, OnAsyncStd, OnSmol, OnTokio, OnTokioRouter,
+    Setup,
+};
 pub use sse::{OnSseRoutes, Sse, SseConnection};
 /// The network transports' client, what it reads, and the guard bounding every wait.
 pub use switchboard_testing::{guard, Received, WsClient};

@@ -170,10 +170,27 @@ pub(crate) fn authenticate(request: &Request) -> Result<Open, Refusal> {
     })
 }
 
-/// What a case expects of a publish a transport's [`Handle`] failed: the hub's refusal (an
-/// unknown connection among them); any other error fails the case. For transports outside
-/// this crate that publish through a [`Handle`] as well.
-pub fn publish_error(e: Error) -> PublishError {
+/// A publish through a transport's [`Handle`], answered as a case expects: the delivery, or
+/// the hub's refusal (an unknown connection among them); any other error fails the case. For
+/// every transport of the suite that publishes through a [`Handle`], in this crate or outside.
+pub async fn publish_through<R: Runtime>(
+    handle: &Handle<R>,
+    to: Audience,
+    message: Message,
+) -> Result<Delivery, PublishError> {
+    (handle.publish_except(to.target, to.except, message).await).map_err(publish_error)
+}
+
+/// An agent-run event through a transport's [`Handle`], answered as [`publish_through`].
+pub async fn agent_update_through<R: Runtime>(
+    handle: &Handle<R>,
+    user: &str,
+    update: AgentUpdate,
+) -> Result<Delivery, PublishError> {
+    (handle.send_agent_update(user, update).await).map_err(publish_error)
+}
+
+fn publish_error(e: Error) -> PublishError {
     match e {
         Error::Publish(e) => e,
         Error::UnknownConnection(conn) => PublishError::UnknownConnection(UnknownConnection(conn)),
@@ -212,10 +229,7 @@ impl<S: Setup> Transport for Network<S> {
     }
 
     async fn publish(&self, to: Audience, message: Message) -> Result<Delivery, PublishError> {
-        self.handle
-            .publish_except(to.target, to.except, message)
-            .await
-            .map_err(publish_error)
+        publish_through(&self.handle, to, message).await
     }
 
     async fn agent_update(
@@ -223,10 +237,7 @@ impl<S: Setup> Transport for Network<S> {
         user: &str,
         update: AgentUpdate,
     ) -> Result<Delivery, PublishError> {
-        self.handle
-            .send_agent_update(user, update)
-            .await
-            .map_err(publish_error)
+        agent_update_through(&self.handle, user, update).await
     }
 
     async fn advance(&self, by: Duration) {
