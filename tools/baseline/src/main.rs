@@ -17,25 +17,20 @@
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use switchboard_peer::{Handshake, Keys, Publish, Secrets};
 use tokio::sync::mpsc;
-
-/// The development secret and API key of `switchboard serve`, so that the same tokens work.
-const DEVELOPMENT_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
-const DEVELOPMENT_API_KEY: &str = "switchboard-development-api-key";
 
 /// The hand-written broadcast hub Switchboard is benchmarked against.
 #[derive(Debug, Parser)]
@@ -44,12 +39,8 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
-    /// HS256 secret of client tokens.
-    #[arg(long, env = "SWITCHBOARD_AUTH_SECRET", default_value = DEVELOPMENT_SECRET, hide_default_value = true, hide_env_values = true)]
-    secret: String,
-    /// Bearer key of `POST /api/publish`.
-    #[arg(long, env = "SWITCHBOARD_API_KEY", default_value = DEVELOPMENT_API_KEY, hide_default_value = true, hide_env_values = true)]
-    api_key: String,
+    #[command(flatten)]
+    secrets: Secrets,
 }
 
 /// Every client's channel and every room's members.
@@ -57,19 +48,7 @@ struct Hub {
     clients: Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>,
     rooms: Mutex<HashMap<String, HashSet<u64>>>,
     next_id: AtomicU64,
-    keys: DecodingKey,
-    validation: Validation,
-    api_key: String,
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    sub: String,
-}
-
-#[derive(Deserialize)]
-struct Handshake {
-    token: Option<String>,
+    keys: Keys,
 }
 
 /// A client frame: only `join` is understood.
@@ -80,29 +59,6 @@ struct ClientFrame {
     room: Option<String>,
 }
 
-/// A message as every recipient receives it.
-#[derive(Serialize)]
-struct MessageFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    room: &'a str,
-    event: &'a str,
-    data: &'a Value,
-}
-
-#[derive(Deserialize)]
-struct PublishTo {
-    room: String,
-}
-
-#[derive(Deserialize)]
-struct Publish {
-    to: PublishTo,
-    event: String,
-    #[serde(default)]
-    data: Value,
-}
-
 async fn connect(
     State(hub): State<Arc<Hub>>,
     Query(handshake): Query<Handshake>,
@@ -111,9 +67,8 @@ async fn connect(
     let Some(token) = handshake.token else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
-    let user = match jsonwebtoken::decode::<Claims>(&token, &hub.keys, &hub.validation) {
-        Ok(data) => data.claims.sub,
-        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+    let Some(user) = hub.keys.user(&token) else {
+        return StatusCode::UNAUTHORIZED.into_response();
     };
     upgrade.on_upgrade(move |socket| client(hub, user, socket))
 }
@@ -175,12 +130,7 @@ async fn publish(
     headers: HeaderMap,
     Json(publish): Json<Publish>,
 ) -> Response {
-    let authorized = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        == Some(hub.api_key.as_str());
-    if !authorized {
+    if !hub.keys.authorized(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let members: Vec<u64> = hub
@@ -194,13 +144,8 @@ async fn publish(
     let mut reached = 0;
     for id in members {
         if let Some(tx) = clients.get(&id) {
-            let frame = MessageFrame {
-                kind: "message",
-                room: &publish.to.room,
-                event: &publish.event,
-                data: &publish.data,
-            };
-            let text = serde_json::to_string(&frame).expect("a message serializes");
+            // Serialized again for every recipient, as the straightforward design does.
+            let text = publish.frame();
             if tx.send(Message::Text(text.into())).is_ok() {
                 reached += 1;
             }
@@ -212,32 +157,16 @@ async fn publish(
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let cli = Cli::parse();
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.set_required_spec_claims(&["exp", "sub"]);
     let hub = Arc::new(Hub {
         clients: Mutex::new(HashMap::new()),
         rooms: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
-        keys: DecodingKey::from_secret(cli.secret.as_bytes()),
-        validation,
-        api_key: cli.api_key,
+        keys: Keys::new(&cli.secrets),
     });
     let app = Router::new()
         .route("/ws", get(connect))
         .route("/api/publish", post(publish))
         .with_state(hub);
-    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    eprintln!(
-        "switchboard-baseline listening on http://{}",
-        listener.local_addr()?
-    );
-    // As the Switchboard server does: small frames go out at once, not after Nagle's delay.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    let listener = switchboard_peer::bind("switchboard-baseline", cli.listen).await?;
+    switchboard_peer::serve(listener, app, switchboard_peer::interrupted()).await
 }

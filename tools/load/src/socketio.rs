@@ -309,10 +309,7 @@ mod tests {
     async fn peer() -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let config = switchboard_socketio_peer::Config {
-            secret: crate::DEVELOPMENT_SECRET.into(),
-            api_key: crate::DEVELOPMENT_API_KEY.into(),
-        };
+        let config = switchboard_peer::Secrets::default();
         tokio::spawn(switchboard_socketio_peer::serve(
             listener,
             config,

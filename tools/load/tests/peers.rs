@@ -6,9 +6,6 @@ use std::process::Command;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-const SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
-const API_KEY: &str = "switchboard-development-api-key";
-
 /// Run the load tool's `burst` against `server` with `extra` arguments; its JSON report.
 fn burst(server: &str, extra: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_switchboard-load"))
@@ -78,10 +75,7 @@ fn every_client_of_the_raw_peer_receives_every_message() {
     let server = start(|listener| {
         Box::pin(switchboard_raw_peer::serve(
             listener,
-            switchboard_raw_peer::Config {
-                secret: SECRET.into(),
-                api_key: API_KEY.into(),
-            },
+            switchboard_peer::Secrets::default(),
             std::future::pending(),
         ))
     });
@@ -94,10 +88,7 @@ fn every_socket_io_client_of_the_socketioxide_peer_receives_every_message() {
     let server = start(|listener| {
         Box::pin(switchboard_socketio_peer::serve(
             listener,
-            switchboard_socketio_peer::Config {
-                secret: SECRET.into(),
-                api_key: API_KEY.into(),
-            },
+            switchboard_peer::Secrets::default(),
             std::future::pending(),
         ))
     });

@@ -27,16 +27,14 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use bytes::Bytes;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use switchboard_peer::{Handshake, Keys, Publish, Secrets};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -45,22 +43,11 @@ use tokio::sync::mpsc;
 /// channel allocates its slots in blocks as they fill, so the bound costs no idle memory.
 pub const QUEUE_FRAMES: usize = 65_536;
 
-/// The secrets the peer checks.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// HS256 secret of client tokens.
-    pub secret: String,
-    /// Bearer key of `POST /api/publish`.
-    pub api_key: String,
-}
-
 /// Every room's members, each by its queue.
 struct Hub {
     rooms: Mutex<HashMap<String, HashMap<u64, mpsc::Sender<Bytes>>>>,
     next_id: AtomicU64,
-    keys: DecodingKey,
-    validation: Validation,
-    api_key: String,
+    keys: Keys,
 }
 
 impl Hub {
@@ -87,39 +74,6 @@ impl Hub {
     }
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    sub: String,
-}
-
-#[derive(Deserialize)]
-struct Handshake {
-    token: Option<String>,
-}
-
-/// A message as every recipient receives it.
-#[derive(Serialize)]
-struct MessageFrame<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    room: &'a str,
-    event: &'a str,
-    data: &'a Value,
-}
-
-#[derive(Deserialize)]
-struct PublishTo {
-    room: String,
-}
-
-#[derive(Deserialize)]
-struct Publish {
-    to: PublishTo,
-    event: String,
-    #[serde(default)]
-    data: Value,
-}
-
 /// `GET /ws`: check the token and the upgrade headers, answer `101` and hand the bare socket
 /// to [`connection::run`].
 async fn connect(
@@ -130,9 +84,8 @@ async fn connect(
     let Some(token) = handshake.token else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
-    let user = match jsonwebtoken::decode::<Claims>(&token, &hub.keys, &hub.validation) {
-        Ok(data) => data.claims.sub,
-        Err(_) => return StatusCode::UNAUTHORIZED.into_response(),
+    let Some(user) = hub.keys.user(&token) else {
+        return StatusCode::UNAUTHORIZED.into_response();
     };
     let headers = request.headers();
     let is_websocket = headers
@@ -180,21 +133,10 @@ async fn publish(
     headers: HeaderMap,
     Json(publish): Json<Publish>,
 ) -> Response {
-    let authorized = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        == Some(hub.api_key.as_str());
-    if !authorized {
+    if !hub.keys.authorized(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    let message = MessageFrame {
-        kind: "message",
-        room: &publish.to.room,
-        event: &publish.event,
-        data: &publish.data,
-    };
-    let text = serde_json::to_string(&message).expect("a message serializes");
+    let text = publish.frame();
     let frame = wire::text_frame(&text);
     let mut reached = 0;
     let mut rooms = hub.rooms.lock().unwrap();
@@ -212,30 +154,20 @@ async fn publish(
     Json(json!({"reached": reached})).into_response()
 }
 
-/// Serve the peer on `listener` until `shutdown` completes.
+/// Serve the peer on `listener`, checking `secrets`, until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    config: Config,
+    secrets: Secrets,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.set_required_spec_claims(&["exp", "sub"]);
     let hub = Arc::new(Hub {
         rooms: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
-        keys: DecodingKey::from_secret(config.secret.as_bytes()),
-        validation,
-        api_key: config.api_key,
+        keys: Keys::new(&secrets),
     });
     let app = Router::new()
         .route("/ws", get(connect))
         .route("/api/publish", post(publish))
         .with_state(hub);
-    // As the Switchboard server does: small frames go out at once, not after Nagle's delay.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    switchboard_peer::serve(listener, app, shutdown).await
 }

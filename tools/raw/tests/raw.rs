@@ -19,7 +19,7 @@ type Socket = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpS
 async fn peer() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let config = switchboard_raw_peer::Config {
+    let config = switchboard_peer::Secrets {
         secret: SECRET.into(),
         api_key: API_KEY.into(),
     };

@@ -27,20 +27,19 @@
 #![forbid(unsafe_code)]
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{Data, SocketRef, State as IoState};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{BroadcastError, SocketIo};
 use std::future::Future;
 use std::sync::Arc;
+use switchboard_peer::{Keys, Publish, Secrets};
 use tokio::net::TcpListener;
 
 /// engineioxide's per-socket packet queue, raised from its default of 128 so that a socket
@@ -48,40 +47,10 @@ use tokio::net::TcpListener;
 /// run publishes (400 messages at most).
 pub const MAX_BUFFER_PACKETS: usize = 65_536;
 
-/// The secrets the peer checks.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// HS256 secret of client tokens.
-    pub secret: String,
-    /// Bearer key of `POST /api/publish`.
-    pub api_key: String,
-}
-
-/// What the handlers share.
-struct Keys {
-    decoding: DecodingKey,
-    validation: Validation,
-    api_key: String,
-}
-
 /// The auth payload of the Socket.IO connect packet.
 #[derive(Deserialize)]
 struct Auth {
     token: String,
-}
-
-#[derive(Deserialize)]
-struct PublishTo {
-    room: String,
-}
-
-/// A publish, from the HTTP API or a client.
-#[derive(Deserialize)]
-struct Publish {
-    to: PublishTo,
-    event: String,
-    #[serde(default)]
-    data: Value,
 }
 
 /// Why a connection is refused.
@@ -107,8 +76,7 @@ async fn authenticate(
     Data(auth): Data<Auth>,
     IoState(keys): IoState<Arc<Keys>>,
 ) -> Result<(), BadToken> {
-    jsonwebtoken::decode::<serde::de::IgnoredAny>(&auth.token, &keys.decoding, &keys.validation)
-        .map_err(|_| BadToken)?;
+    keys.user(&auth.token).ok_or(BadToken)?;
     socket.on(
         "join",
         async |socket: SocketRef, Data(room): Data<String>| {
@@ -147,12 +115,7 @@ async fn publish(
     headers: HeaderMap,
     Json(publish): Json<Publish>,
 ) -> Response {
-    let authorized = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        == Some(keys.api_key.as_str());
-    if !authorized {
+    if !keys.authorized(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     match broadcast(&io, &publish).await {
@@ -161,19 +124,13 @@ async fn publish(
     }
 }
 
-/// Serve the peer on `listener` until `shutdown` completes.
+/// Serve the peer on `listener`, checking `secrets`, until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    config: Config,
+    secrets: Secrets,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.set_required_spec_claims(&["exp", "sub"]);
-    let keys = Arc::new(Keys {
-        decoding: DecodingKey::from_secret(config.secret.as_bytes()),
-        validation,
-        api_key: config.api_key,
-    });
+    let keys = Arc::new(Keys::new(&secrets));
     let (layer, io) = SocketIo::<LocalAdapter>::builder()
         .max_buffer_size(MAX_BUFFER_PACKETS)
         .with_state(keys.clone())
@@ -183,11 +140,5 @@ pub async fn serve(
         .route("/api/publish", post(publish))
         .with_state((io, keys))
         .layer(layer);
-    // As the Switchboard server does: small frames go out at once, not after Nagle's delay.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    switchboard_peer::serve(listener, app, shutdown).await
 }
