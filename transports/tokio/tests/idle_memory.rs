@@ -25,10 +25,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 /// The most heap an idle connection may hold on the server, in bytes. Futures are larger in a
-/// debug build than in a release one; this bound holds for both (before the connection task
-/// stopped keeping room for its handshake, its open and its writes, and the read buffer went
-/// from 4 KiB to 1 KiB, a debug build held 13 408 bytes through `Handle::serve` and 15 968
-/// through axum).
+/// debug build than in a release one; this bound holds for both (while the connection's task
+/// still kept room for its handshake, its open, its writes and its close, a debug build held
+/// 13 408 bytes through `Handle::serve` and 15 968 through axum).
 const BOUND: i64 = 12 * 1024;
 
 /// Idle clients measured at once (after one that warms the server up).
