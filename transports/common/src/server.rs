@@ -204,7 +204,8 @@ impl<R: Runtime> Handle<R> {
     /// [`Handle::shutdown`] (which aborts it after its grace); refused opens are closed with the
     /// hub's close code. The connection runs in the caller's task, not one of its own, so in
     /// the caller's current `tracing` span (a request's, say), and records the connection id in
-    /// that span's `conn` field if it has one.
+    /// that span's `conn` field if it has one. Dropping the future before it ends drops the
+    /// socket; the hub then closes the connection when its heartbeat goes unanswered.
     pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
         self.run_socket_framed(open, socket, Framing::Single).await;
     }
