@@ -19,12 +19,14 @@ use tungstenite::handshake::server::{Callback, ErrorResponse, Response};
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::WebSocketConfig;
 
-/// The WebSocket read buffer of each connection, and the most read from the socket at once.
-/// The library's default (128 KiB) is zero-filled before reads and stays resident for every
-/// connection, idle or not, so it is most of what an idle connection costs. Client frames are
-/// small; a larger one (up to `max_frame_bytes`, 64 KiB by default) is still read whole, into
-/// room reserved for that frame alone, over several reads of this size.
-pub const READ_BUFFER_BYTES: usize = 1024;
+/// The WebSocket read buffer of each connection. The library's default (128 KiB) is zero-filled
+/// before reads and stays resident for every connection, idle or not; client frames are small
+/// (at most `max_frame_bytes`, 64 KiB by default, assembled over several reads if larger than
+/// the buffer), so 4 KiB costs idle connections far less memory and busy ones less CPU. Not
+/// smaller: a flooding peer's frames must mostly be read out of the kernel by the time its
+/// socket is dropped after the close, or the kernel resets the connection and the peer may
+/// never read its close code (1 KiB lost the 4029 of a ping flood).
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// The WebSocket write buffer's target: frames collect up to this size before they are written
 /// to the socket (tungstenite's default, named because [`write_buffer_limit`] is computed from
