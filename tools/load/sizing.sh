@@ -4,6 +4,9 @@
 #
 #   tools/load/sizing.sh [clients]      (default 10000)
 #
+# With SIZING_BIN=<dir>, the `switchboard` and `switchboard-load` binaries in <dir> are measured
+# instead of a fresh release build (to compare two builds in one session).
+#
 # 1. A single node (release build, development preset with --max-connections raised, two
 #    shards), `clients` idle WebSocket clients of the load tool, each its own user in one room:
 #    the server's resident memory and open descriptors before and while they are connected,
@@ -16,8 +19,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 clients=${1:-10000}
-cargo build -q --release -p switchboard-server -p switchboard-load
-bin=target/release
+if [ -n "${SIZING_BIN:-}" ]; then
+  bin=$SIZING_BIN
+else
+  cargo build -q --release -p switchboard-server -p switchboard-load
+  bin=target/release
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {

@@ -38,8 +38,9 @@ use crate::framing::{Framing, Message};
 use crate::runtime::{self, Runtime};
 use crate::shard::{Command, Out, SocketEvent, Writer};
 use crate::shards::Shards;
-use async_channel::{Receiver, Sender};
+use async_channel::Sender;
 use bytes::Bytes;
+use futures_channel::mpsc::{self, UnboundedReceiver};
 use futures_channel::oneshot;
 use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
@@ -110,21 +111,21 @@ pub(crate) async fn drive<R, S, G>(
         (shards.options.close_timeout, shards.options.write_timeout);
     let (mut sink, mut stream) = socket.split();
     let shard = shards.shard_of(&open.user);
-    let (out, outbox) = async_channel::unbounded();
+    let (out, mut outbox) = mpsc::unbounded();
     let (closing, closed_by_hub) = oneshot::channel();
     let writer = Writer {
         out,
         closing: Some(closing),
     };
-    let accepted = shards
-        .call(shard, move |s, now| s.open(now, open, writer))
-        .await;
+    // Boxed, as every step an idle connection is not in: the task keeps, for as long as the
+    // connection lives, room for the largest state of its future.
+    let accepted = Box::pin(shards.call(shard, move |s, now| s.open(now, open, writer))).await;
     let conn = match accepted {
         Ok(Ok(conn)) => conn,
-        Ok(Err(refused)) => return refuse(&shards, &mut sink, refused).await,
+        Ok(Err(refused)) => return Box::pin(refuse(&shards, &mut sink, refused)).await,
         Err(_stopped) => {
             let stopped = OpenError::ShuttingDown { restart: false };
-            return refuse(&shards, &mut sink, stopped).await;
+            return Box::pin(refuse(&shards, &mut sink, stopped)).await;
         }
     };
     tracing::Span::current().record("conn", tracing::field::display(conn));
@@ -134,7 +135,7 @@ pub(crate) async fn drive<R, S, G>(
     let ended = {
         let reader = read(&mut stream, &inbox, conn).fuse();
         let limits = (write_timeout, framing);
-        let writer = write(&runtime, limits, &mut sink, &outbox, &inbox, conn).fuse();
+        let writer = write(&runtime, limits, &mut sink, &mut outbox, &inbox, conn).fuse();
         let mut closed_by_hub = closed_by_hub.fuse();
         pin_mut!(reader, writer);
         let phase = loop {
@@ -156,7 +157,7 @@ pub(crate) async fn drive<R, S, G>(
             Phase::Ended(ended) => ended,
             // The reader is not polled again.
             Phase::Closing { readable } => {
-                match runtime::timeout(&runtime, close_timeout, writer).await {
+                match Box::pin(runtime::timeout(&runtime, close_timeout, writer)).await {
                     Some(Ended::Closed) if !readable => Ended::Gone,
                     Some(ended) => ended,
                     None => Ended::Abandoned,
@@ -164,45 +165,49 @@ pub(crate) async fn drive<R, S, G>(
             }
         }
     };
-    match ended {
-        // Let the WebSocket layer finish the closing handshake it may owe the peer.
-        Ended::Peer => {
-            let _ = runtime::timeout(&runtime, close_timeout, sink.close()).await;
-        }
-        Ended::Closed => await_close(&runtime, close_timeout, &mut stream).await,
-        // The hub learns why before the socket is dropped (unless it closed the connection
-        // already, and that close frame is what did not fit).
-        Ended::Overflowed => {
-            tracing::debug!(shard, %conn, "write buffer full");
-            close_as_slow(&shards, shard, conn).await;
-        }
-        // The same, but the hub's close frame (4008, or the close it had already decided) is
-        // written if the socket takes it in time, after what the socket already holds; the
-        // frames still waiting in the outbox are dropped, as the peer was not reading them.
-        Ended::Stalled(taken) => {
-            tracing::debug!(shard, %conn, "write timed out");
-            close_as_slow(&shards, shard, conn).await;
-            let waiting = std::iter::from_fn(|| outbox.try_recv().ok()).find_map(|out| match out {
-                Out::Close(code, reason) => Some((code, reason)),
-                Out::Frame(_) | Out::Ping(_) => None,
-            });
-            if let Some((code, reason)) = taken.or(waiting) {
-                let close = close_frame(code, reason);
-                let sent = runtime::timeout(&runtime, close_timeout, sink.send(close)).await;
-                if let Some(Ok(())) = sent {
-                    await_close(&runtime, close_timeout, &mut stream).await;
+    Box::pin(async {
+        match ended {
+            // Let the WebSocket layer finish the closing handshake it may owe the peer.
+            Ended::Peer => {
+                let _ = runtime::timeout(&runtime, close_timeout, sink.close()).await;
+            }
+            Ended::Closed => await_close(&runtime, close_timeout, &mut stream).await,
+            // The hub learns why before the socket is dropped (unless it closed the connection
+            // already, and that close frame is what did not fit).
+            Ended::Overflowed => {
+                tracing::debug!(shard, %conn, "write buffer full");
+                close_as_slow(&shards, shard, conn).await;
+            }
+            // The same, but the hub's close frame (4008, or the close it had already decided) is
+            // written if the socket takes it in time, after what the socket already holds; the
+            // frames still waiting in the outbox are dropped, as the peer was not reading them.
+            Ended::Stalled(taken) => {
+                tracing::debug!(shard, %conn, "write timed out");
+                close_as_slow(&shards, shard, conn).await;
+                let waiting =
+                    std::iter::from_fn(|| outbox.try_recv().ok()).find_map(|out| match out {
+                        Out::Close(code, reason) => Some((code, reason)),
+                        Out::Frame(_) | Out::Ping(_) => None,
+                    });
+                if let Some((code, reason)) = taken.or(waiting) {
+                    let close = close_frame(code, reason);
+                    let sent = runtime::timeout(&runtime, close_timeout, sink.send(close)).await;
+                    if let Some(Ok(())) = sent {
+                        await_close(&runtime, close_timeout, &mut stream).await;
+                    }
                 }
             }
+            Ended::Gone | Ended::Abandoned => {}
         }
-        Ended::Gone | Ended::Abandoned => {}
-    }
-    // Harmless if the hub already closed it: the id's generation no longer matches.
-    let _ = inbox
-        .send(Command::Socket {
-            conn,
-            event: SocketEvent::Closed,
-        })
-        .await;
+        // Harmless if the hub already closed it: the id's generation no longer matches.
+        let _ = inbox
+            .send(Command::Socket {
+                conn,
+                event: SocketEvent::Closed,
+            })
+            .await;
+    })
+    .await;
     tracing::debug!(shard, %conn, "connection ended");
 }
 
@@ -275,7 +280,10 @@ where
                 }
             },
         };
-        if inbox.send(Command::Socket { conn, event }).await.is_err() {
+        if Box::pin(inbox.send(Command::Socket { conn, event }))
+            .await
+            .is_err()
+        {
             break;
         }
         if matches!(end, ReadEnd::Refused) {
@@ -309,7 +317,7 @@ async fn write<R, S>(
     runtime: &R,
     (write_timeout, framing): (Duration, Framing),
     sink: &mut S,
-    outbox: &Receiver<Out>,
+    outbox: &mut UnboundedReceiver<Out>,
     inbox: &Sender<Command>,
     conn: ConnId,
 ) -> Ended
@@ -317,11 +325,12 @@ where
     R: Runtime,
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
-    while let Ok(first) = outbox.recv().await {
+    while let Some(first) = outbox.next().await {
         // Set by the batch as soon as it takes the hub's close, so that a stalled batch
         // does not lose it.
         let mut close = None;
-        let batch = write_batch(sink, outbox, first, framing, &mut close);
+        // Boxed: an idle connection's task keeps no room for a batch in progress.
+        let batch = Box::pin(write_batch(sink, outbox, first, framing, &mut close));
         let written = match runtime::timeout(runtime, write_timeout, batch).await {
             Some(Ok(written)) => written,
             Some(Err(e)) => return failed(&e),
@@ -332,7 +341,7 @@ where
                 conn,
                 event: SocketEvent::Flushed(written),
             };
-            if inbox.send(flushed).await.is_err() {
+            if Box::pin(inbox.send(flushed)).await.is_err() {
                 return Ended::Gone;
             }
         }
@@ -351,7 +360,7 @@ where
 /// written.
 async fn write_batch<S>(
     sink: &mut S,
-    outbox: &Receiver<Out>,
+    outbox: &mut UnboundedReceiver<Out>,
     first: Out,
     framing: Framing,
     close: &mut Option<(u16, Reason)>,

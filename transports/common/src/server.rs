@@ -9,14 +9,12 @@ use crate::frame::Socket;
 use crate::framing::Framing;
 use crate::handle::Handle;
 use crate::runtime::{self, Runtime};
-use futures_channel::oneshot;
 use futures_util::future::{self, Either};
 use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::sync::Arc;
 use switchboard::{BackpressureConfig, ConnId, Open, OpenError, Position};
-use tracing::Instrument;
 use tungstenite::handshake::server::{Callback, ErrorResponse, Response};
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::WebSocketConfig;
@@ -24,7 +22,10 @@ use tungstenite::protocol::WebSocketConfig;
 /// The WebSocket read buffer of each connection. The library's default (128 KiB) is zero-filled
 /// before reads and stays resident for every connection, idle or not; client frames are small
 /// (at most `max_frame_bytes`, 64 KiB by default, assembled over several reads if larger than
-/// the buffer), so 4 KiB costs idle connections far less memory and busy ones less CPU.
+/// the buffer), so 4 KiB costs idle connections far less memory and busy ones less CPU. Not
+/// smaller: a flooding peer's frames must mostly be read out of the kernel by the time its
+/// socket is dropped after the close, or the kernel resets the connection and the peer may
+/// never read its close code (1 KiB lost the 4029 of a ping flood).
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// The WebSocket write buffer's target: frames collect up to this size before they are written
@@ -178,7 +179,9 @@ impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {
                 Ok(io) => {
                     let (handle, auth) = (self.clone(), auth.clone());
                     let task = async move {
-                        if let Some((open, framing, ws)) = handle.handshake(io, &*auth).await {
+                        // Boxed: the connection's task keeps no room for its handshake.
+                        let handshake = Box::pin(handle.handshake(io, &*auth));
+                        if let Some((open, framing, ws)) = handshake.await {
                             driver::drive(handle.shards, open, ws, framing, |_| ()).await;
                         }
                     };
@@ -200,9 +203,11 @@ impl<R: Listen + Upgrade<<R as Listen>::Stream>> Handle<R> {
 impl<R: Runtime> Handle<R> {
     /// Run an already upgraded WebSocket as a connection of `open.user` until it ends, from
     /// any WebSocket library (wrap it as a [`Socket`]). The connection is tracked by
-    /// [`Handle::shutdown`]; refused opens are closed with the hub's close code. The
-    /// connection's task runs in the caller's current `tracing` span (a request's, say), and
-    /// records the connection id in that span's `conn` field if it has one.
+    /// [`Handle::shutdown`] (which aborts it after its grace); refused opens are closed with the
+    /// hub's close code. The connection runs in the caller's task, not one of its own, so in
+    /// the caller's current `tracing` span (a request's, say), and records the connection id in
+    /// that span's `conn` field if it has one. Dropping the future before it ends drops the
+    /// socket; the hub then closes the connection when its heartbeat goes unanswered.
     pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
         self.run_socket_framed(open, socket, Framing::Single).await;
     }
@@ -230,7 +235,8 @@ impl<R: Runtime> Handle<R> {
         self.run(open, socket, Framing::Single, opened).await;
     }
 
-    /// Run the connection in a task tracked by [`Handle::shutdown`], until it ends.
+    /// Run the connection in the caller's task, tracked by [`Handle::shutdown`], until it ends
+    /// (or shutdown aborts it).
     async fn run<S, G>(
         &self,
         open: Open,
@@ -241,20 +247,11 @@ impl<R: Runtime> Handle<R> {
         S: Socket,
         G: Send + 'static,
     {
-        let (done, finished) = oneshot::channel::<()>();
-        let shards = self.shards.clone();
-        let task = async move {
-            driver::drive(shards, open, socket, framing, opened).await;
-            let _ = done.send(());
-        }
-        .instrument(tracing::Span::current());
-        match self.shards.spawn_tracked(task) {
-            // Resolves when the driver ends or is aborted by shutdown.
-            Ok(()) => {
-                let _ = finished.await;
-            }
+        let drive = driver::drive(self.shards.clone(), open, socket, framing, opened);
+        match self.shards.track(drive) {
+            Ok(tracked) => tracked.await,
             // Shutting down: the hub refuses the open and the socket is closed with 1001.
-            Err(task) => task.await,
+            Err(drive) => drive.await,
         }
     }
 
@@ -275,7 +272,7 @@ impl<R: Runtime> Handle<R> {
     where
         R: Upgrade<IO>,
     {
-        if let Some((open, framing, ws)) = self.handshake(io, auth).await {
+        if let Some((open, framing, ws)) = Box::pin(self.handshake(io, auth)).await {
             self.run_socket_framed(open, ws, framing).await;
         }
     }

@@ -33,6 +33,7 @@ use crate::presence::NodeRoster;
 use crate::runtime::Runtime;
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
+use futures_channel::mpsc::UnboundedSender;
 use futures_channel::oneshot;
 use futures_util::future::{Fuse, FutureExt};
 use futures_util::{select, StreamExt};
@@ -61,8 +62,10 @@ pub(crate) enum Out {
 /// done with the connection.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    /// Frames, pings and the close, in the hub's order.
-    pub out: Sender<Out>,
+    /// Frames, pings and the close, in the hub's order. Unbounded here (the hub's backpressure
+    /// budgets bound what it hands a connection), and empty costs no buffer: each output is a
+    /// node of its own, freed once the writer takes it, so an idle connection holds none.
+    pub out: UnboundedSender<Out>,
     /// Fired (or dropped) when the hub closed or forgot the connection: from then on the
     /// driver has `close_timeout` to finish writing.
     pub closing: Option<oneshot::Sender<()>>,
@@ -263,7 +266,7 @@ impl Shard {
             SocketOutput::Ping { conn, payload } => self.write(conn, Out::Ping(payload)),
             SocketOutput::Close { conn, code, reason } => {
                 if let Some(writer) = self.writers.get_mut(&conn) {
-                    let _ = writer.out.try_send(Out::Close(code, reason));
+                    let _ = writer.out.unbounded_send(Out::Close(code, reason));
                     if let Some(closing) = writer.closing.take() {
                         let _ = closing.send(());
                     }
@@ -360,7 +363,7 @@ impl Shard {
     fn write(&mut self, conn: ConnId, out: Out) {
         if let Some(writer) = self.writers.get(&conn) {
             // A writer that is gone has a socket that is gone: its `Closed` is on the way.
-            let _ = writer.out.try_send(out);
+            let _ = writer.out.unbounded_send(out);
         }
     }
 

@@ -143,6 +143,15 @@ impl<R: Runtime> Shards<R> {
         self.connections.spawn(&self.runtime, task)
     }
 
+    /// A connection future that shutdown waits for (and aborts after the grace), to run in
+    /// the caller's own task. Once shutdown has started the future is handed back instead.
+    pub fn track<F>(&self, task: F) -> Result<impl Future<Output = ()>, F>
+    where
+        F: Future<Output = ()>,
+    {
+        self.connections.track(task)
+    }
+
     /// True once shutdown has started.
     pub fn is_stopping(&self) -> bool {
         self.stopping.0.is_closed()

@@ -1,6 +1,8 @@
-//! The connection tasks that [`Handle::shutdown`](crate::Handle::shutdown) waits for, on any
-//! runtime: each is spawned detached, abortable, and holds a token whose end tells shutdown
-//! it finished.
+//! The connections that [`Handle::shutdown`](crate::Handle::shutdown) waits for, on any
+//! runtime: each runs abortable, in a task spawned for it or in its caller's own task, and
+//! holds a token whose end tells shutdown it finished. Running a connection in its caller's
+//! task (the WebSocket upgrade's, say) rather than in a second one spares every connection a
+//! task and the room its future takes twice.
 
 use crate::runtime::{self, Runtime};
 use futures_util::future::{AbortHandle, Abortable};
@@ -39,20 +41,31 @@ impl Tasks {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        runtime.spawn(self.track(task)?);
+        Ok(())
+    }
+
+    /// `task`, tracked, to run wherever the caller polls it: shutdown waits for it to finish
+    /// (or to be dropped), and aborts it after the grace. Once shutdown has started, `task` is
+    /// handed back.
+    pub fn track<F>(self: &Arc<Self>, task: F) -> Result<impl Future<Output = ()>, F>
+    where
+        F: Future<Output = ()>,
+    {
         let (abort, registration) = AbortHandle::new_pair();
-        let (key, token) = match self.open.lock().expect("not poisoned").as_mut() {
+        let (key, alive) = match self.open.lock().expect("not poisoned").as_mut() {
             Some(running) => (running.aborts.insert(abort), running.alive.clone()),
             None => return Err(task),
         };
-        let tasks = Arc::clone(self);
-        runtime.spawn(async move {
-            let _alive = token;
+        let tracked = Tracked {
+            tasks: Arc::clone(self),
+            key,
+            _alive: alive,
+        };
+        Ok(async move {
+            let _tracked = tracked;
             let _ = Abortable::new(task, registration).await;
-            if let Some(running) = tasks.open.lock().expect("not poisoned").as_mut() {
-                running.aborts.remove(key);
-            }
-        });
-        Ok(())
+        })
     }
 
     /// Refuse new tasks, wait up to `grace` for the running ones, then abort the rest and
@@ -74,6 +87,22 @@ impl Tasks {
                 abort.abort();
             }
             let _ = self.ended.recv().await;
+        }
+    }
+}
+
+/// A tracked task's registration, given back when the task finishes or is dropped.
+struct Tracked {
+    tasks: Arc<Tasks>,
+    key: usize,
+    /// Its end (with every other token's) tells shutdown that all tasks finished.
+    _alive: async_channel::Sender<()>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(running) = self.tasks.open.lock().expect("not poisoned").as_mut() {
+            running.aborts.remove(self.key);
         }
     }
 }

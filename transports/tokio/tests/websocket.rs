@@ -701,6 +701,30 @@ async fn a_frame_over_the_size_limit_closes_with_1009() {
     server.handle.shutdown().await;
 }
 
+/// A client frame of exactly `max_frame_bytes`, many times the WebSocket read buffer, is read
+/// whole and answered; one byte more closes the connection with 1009.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_of_the_size_limit_is_read_whole_past_the_read_buffer() {
+    let limit = config().limits.max_frame_bytes;
+    assert!(limit > 8 * switchboard_transport::READ_BUFFER_BYTES);
+    let mut server = start(config(), 2).await;
+    let ping = |size: usize| {
+        let empty = r#"{"type":"ping","ref":1,"pad":""}"#;
+        format!(
+            r#"{{"type":"ping","ref":1,"pad":"{}"}}"#,
+            "x".repeat(size - empty.len())
+        )
+    };
+    let mut client = WsClient::welcomed(server.addr, "user=alice").await;
+    client.send(ping(limit)).await;
+    let pong = client.json().await;
+    assert_eq!((&pong["type"], &pong["ref"]), (&json!("pong"), &json!(1)));
+    client.send(ping(limit + 1)).await;
+    assert_eq!(client.close_code().await, Some(1009));
+    assert_eq!(server.closed("alice").await, Reason::FrameTooLarge);
+    server.handle.shutdown().await;
+}
+
 /// With a cluster sink, a room publish over every shard emits one envelope for the other
 /// nodes, not one per shard; an envelope from another node is delivered to the room's members
 /// on every shard and emits none; envelopes queued from another node are fed in order, and
