@@ -15,9 +15,9 @@
 //! | Target | Input | Oracle |
 //! |---|---|---|
 //! | [`frames()`] | arbitrary bytes, read as client frames for a few connections | never a panic; every frame the hub writes is JSON of a type `docs/PROTOCOL.md` lists, with a listed error code, `ref` echoed exactly where the protocol says; every close code is listed and caused by what the protocol says causes it, and required where its cause is certain (strikes, rate, silence, a stalled reader's queue); run events accepted exactly as the run automaton says; the reply to each frame fits its type; no state is left once everyone left |
-//! | [`operations()`] | an [`Arbitrary`] sequence of hub operations ([`operations::Case`]) | the hub delivers exactly what a reference model predicts, in order, never across users, never past a limit |
+//! | [`operations()`] | an [`Arbitrary`] sequence of hub operations ([`operations::Case`]) | the hub delivers exactly what a reference model predicts, in order, never across users, never past a limit; frames past the rate and out of strikes answered and closed (4029, 1008) exactly as the model's token buckets say |
 //! | [`runs()`] | agent-run events and message deltas (valid or not, under a flush window or none), producer loss, drops and reconnects ([`devices::RunsCase`]) | each connection and each device sees every run in the automaton's order, and exactly one ending; every reader assembles every message's exact text, with no hole and no text repeated live |
-//! | [`resume()`] | publishes, drops, reconnects and resumes ([`devices::ResumeCase`]) | every stream is delivered exactly once in order within history, with an exact `gap` outside it |
+//! | [`resume()`] | publishes, drops, reconnects and resumes ([`devices::ResumeCase`]) | every stream is delivered exactly once in order within history (bounded by count, bytes and age), with an exact `gap` outside it; a stalled reader closed with 4008 exactly when its queue overflows |
 //!
 //! Inputs of the structured targets are decoded with [`arbitrary::Unstructured`] from the raw
 //! bytes (`arbitrary_take_rest`), exactly as libFuzzer's typed targets do; an input too short to
@@ -53,6 +53,7 @@ macro_rules! ensure_eq {
     }};
 }
 
+mod budgets;
 pub mod devices;
 mod epochs;
 pub mod frames;

@@ -47,7 +47,12 @@
 //! 4. **Limits.** Connections per user, connections in the hub, rooms per connection and members
 //!    per room never exceed the configured limits; a request past a limit is refused (or, with
 //!    `EvictOldest`, the user's oldest connection is closed with 4001) exactly when the model
-//!    says so.
+//!    says so. Every client frame takes a token of its connection's message rate, and every
+//!    refusal section 4 marks takes a strike, both token buckets the model follows exactly as
+//!    the clock moves (module `budgets` of the crate, shared with the `frames` oracle): a
+//!    frame past the rate is answered `rate_limited` and not read, a refused one gets its
+//!    `error`, and one that finds no strike left gets nothing and closes its connection, with
+//!    4029 past the rate and 1008 otherwise (the rest of a `resume` frame is not read).
 //! 5. **Same state.** The hub's users, connections, threads, rooms and gauges equal the model's,
 //!    and every gauge the hub keeps as its state changes equals a recount of that state; the
 //!    hub reports exactly the model's streams (`Hub::stream_position`), at the model's heads
@@ -56,15 +61,18 @@
 //! At the end everyone closes; once the history has expired and the clean-up sweep has run, the
 //! hub holds no state at all (`is_idle`, every gauge zero).
 //!
-//! The harness's clients answer pings, so the heartbeat never closes a connection here; the
-//! ticks of one sequence add up to less than the history's `max_age`, so history is bounded by
-//! count only; and the backpressure budgets are far above what a sequence writes, so a client
-//! that does not read is never closed as a slow consumer.
+//! A case's rate (1 to 4 frames a second, bursts of 2 to 9) and strikes (1 to 4, one back every
+//! 1 to 8 s) are small enough that sequences run through them. The harness's clients answer
+//! pings, so the heartbeat never closes a connection here; the ticks of one sequence add up to
+//! less than the history's `max_age`, so history is bounded by count only here (its bounds by
+//! bytes and age are the devices model's, `resume` cases); and the backpressure budgets are far
+//! above what a sequence writes, so a client that does not read is never closed as a slow
+//! consumer here (the devices model predicts those closes).
 
 use arbitrary::Arbitrary;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use switchboard::testing::Harness;
 use switchboard::{
     Audience, Config, ConnId, Delivery, Message, Open, OpenError, Position, PublishError, Reason,
@@ -94,6 +102,7 @@ mod expect;
 mod step;
 mod streams;
 
+use crate::budgets::Budget;
 pub use case::{BindBy, Case, Limits, Op, Resumed, Scoped, Since, To};
 use checks::{check_frames, check_state};
 use expect::{event, label, Expect, Want};
@@ -111,13 +120,21 @@ struct Conn {
     rooms: BTreeMap<usize, u64>,
     /// The same on its user stream.
     user_from: u64,
+    /// Its message rate and its strikes (section 4), known exactly: the model sees every
+    /// frame the client sends.
+    rate: Budget,
+    strikes: Budget,
 }
 
 /// The reference: users, connections, rooms, threads and streams in plain maps.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Model {
     /// Messages history keeps per stream.
     history: u64,
+    /// The limits a connection's budgets follow.
+    limits: switchboard::Limits,
+    /// The clock, moved by the case's ticks.
+    now: Instant,
     /// Open connections of each user, oldest first (absent: none).
     users: HashMap<usize, Vec<ConnId>>,
     conns: HashMap<ConnId, Conn>,
@@ -137,6 +154,22 @@ struct Model {
 }
 
 impl Model {
+    fn new(config: &Config, now: Instant) -> Self {
+        Model {
+            history: config.history.max_messages as u64,
+            limits: config.limits.clone(),
+            now,
+            users: HashMap::new(),
+            conns: HashMap::new(),
+            rooms: HashMap::new(),
+            streams: BTreeMap::new(),
+            epochs: Epochs::default(),
+            ever: Vec::new(),
+            deaf: BTreeSet::new(),
+            backlog: BTreeMap::new(),
+        }
+    }
+
     /// Open connections, in id order.
     fn open(&self) -> Vec<ConnId> {
         let mut open: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -194,6 +227,8 @@ impl Model {
                 thread,
                 rooms: BTreeMap::new(),
                 user_from: 0,
+                rate: Budget::rate(self.now, &self.limits),
+                strikes: Budget::strikes(self.now, &self.limits),
             },
         );
         self.stream(Key::User(user));
@@ -429,10 +464,7 @@ pub fn run(case: &Case) -> Result<(), String> {
     let limits = &case.limits;
     let config = limits.config();
     let mut h = Harness::new(config.clone());
-    let mut m = Model {
-        history: u64::from(limits.history),
-        ..Model::default()
-    };
+    let mut m = Model::new(&config, h.now());
     let mut seen = Seen::default();
     for (i, op) in case.ops.iter().enumerate() {
         let mut expect = step(&mut h, &mut m, &mut seen, limits, op)

@@ -15,14 +15,24 @@ use switchboard_check::operations::{
 fn limits() -> impl Strategy<Value = Limits> {
     let connections = (1..=3u8, any::<bool>(), 3..=8u8);
     let rooms = (1..=3u8, 1..=4u8);
-    (1..=16u8, connections, rooms).prop_map(
-        |(history, (per_user, evict_oldest, max_connections), (rooms, members))| Limits {
+    let budgets = (1..=4u8, 2..=9u8, 1..=4u8, 1..=8u8);
+    (1..=16u8, connections, rooms, budgets).prop_map(
+        |(
+            history,
+            (per_user, evict_oldest, max_connections),
+            (rooms, members),
+            (rate, burst, strikes, strike_refill),
+        )| Limits {
             history,
             per_user,
             evict_oldest,
             max_connections,
             rooms_per_connection: rooms,
             members_per_room: members,
+            rate,
+            burst,
+            strikes,
+            strike_refill,
         },
     )
 }
@@ -103,8 +113,9 @@ proptest! {
 
     /// Under any sequence of opens, closes, joins, leaves, binds, publishes, resumes, stalled
     /// readers and ticks, the hub delivers exactly what the reference model predicts, in
-    /// publish order, never across users through a scope and never past a limit, and is left
-    /// with no state once everyone is gone.
+    /// publish order, never across users through a scope and never past a limit (frames past
+    /// the rate refused, strikes taken, 4029 and 1008 exactly when the model says), and is
+    /// left with no state once everyone is gone.
     #[test]
     fn the_hub_routes_every_message_exactly_as_the_reference_model(case in case()) {
         operations::run(&case).map_err(TestCaseError::fail)?;

@@ -20,6 +20,14 @@ pub struct Limits {
     pub rooms_per_connection: u8,
     /// Members per room (1 to 4).
     pub members_per_room: u8,
+    /// Client frames per second, sustained (1 to 4).
+    pub rate: u8,
+    /// Client frames in a burst (2 to 9).
+    pub burst: u8,
+    /// Strikes of a connection (1 to 4).
+    pub strikes: u8,
+    /// Seconds for a strike to come back (1 to 8).
+    pub strike_refill: u8,
 }
 
 impl Limits {
@@ -31,6 +39,10 @@ impl Limits {
             max_connections: 3 + self.max_connections % 6,
             rooms_per_connection: 1 + self.rooms_per_connection % 3,
             members_per_room: 1 + self.members_per_room % 4,
+            rate: 1 + self.rate % 4,
+            burst: 2 + self.burst % 8,
+            strikes: 1 + self.strikes % 4,
+            strike_refill: 1 + self.strike_refill % 8,
         }
     }
 
@@ -47,10 +59,12 @@ impl Limits {
         limits.max_connections = usize::from(self.max_connections);
         limits.max_rooms_per_connection = usize::from(self.rooms_per_connection);
         limits.max_members_per_room = usize::from(self.members_per_room);
-        // Refused joins take strikes and client frames count against the rate limit; neither
-        // is what this model is about, so both budgets are out of reach.
-        limits.max_strikes = 1_000_000;
-        limits.message_burst = 1_000_000;
+        // Small enough that a case runs through them (section 4): refused joins, resumes and
+        // frames past the rate take strikes, and connections close with 1008 and 4029.
+        limits.messages_per_second = u32::from(self.rate);
+        limits.message_burst = u32::from(self.burst);
+        limits.max_strikes = u32::from(self.strikes);
+        limits.strike_refill = Duration::from_secs(u64::from(self.strike_refill));
         config.history.max_messages = usize::from(self.history);
         config.history.max_age = MAX_AGE;
         // The model keeps every history by count only.

@@ -95,14 +95,20 @@ pub(super) fn step(
                     conn,
                     &json!({"type": "join", "room": ROOMS[room]}).to_string(),
                 );
+                if !within_rate(h, m, &mut expect, conn)? {
+                    return Ok(expect);
+                }
             }
             if refusal.is_none() && !already {
                 m.join(conn, room);
             }
-            // A `join` frame is answered (`joined` again if it is in already); the server's
-            // join is refused to the application, or sends `joined` once per connection.
+            // A `join` frame is answered (`joined` again if it is in already), or refused with
+            // a strike; the server's join is refused to the application, or sends `joined`
+            // once per connection.
             match (by_server, refusal_label(&refusal)) {
-                (false, Some(refused)) => expect.plain(conn, refused),
+                (false, Some(refused)) => {
+                    strike(h, m, &mut expect, conn, refused, PROTOCOL_VIOLATION)?;
+                }
                 (true, Some(_)) => {}
                 (true, None) if already => {}
                 (_, None) => expect.frame(conn, m.head("joined", Key::Room(room))),
@@ -129,6 +135,9 @@ pub(super) fn step(
                     conn,
                     &json!({"type": "leave", "room": ROOMS[room]}).to_string(),
                 );
+                if !within_rate(h, m, &mut expect, conn)? {
+                    return Ok(expect);
+                }
                 expect.plain(conn, if member { "left" } else { "error:not_member" });
             }
             if member {
@@ -155,6 +164,9 @@ pub(super) fn step(
                     let frame =
                         json!({"type": "bind", "thread": new.as_ref().map(ThreadId::as_str)});
                     h.send(conn, &frame.to_string());
+                    if !within_rate(h, m, &mut expect, conn)? {
+                        return Ok(expect);
+                    }
                     true
                 }
                 BindBy::Hub => {
@@ -262,6 +274,9 @@ pub(super) fn step(
             let frame =
                 json!({"type": "publish", "room": ROOMS[room], "event": event(n), "data": n});
             h.send(conn, &frame.to_string());
+            if !within_rate(h, m, &mut expect, conn)? {
+                return Ok(expect);
+            }
             if m.conns[&conn].rooms.contains_key(&room) {
                 let others: Vec<ConnId> =
                     m.members(room).into_iter().filter(|c| *c != conn).collect();
@@ -334,7 +349,11 @@ pub(super) fn step(
                 m.deaf.insert(conn);
             }
         }
-        Op::Tick { ms } => h.advance(Duration::from_millis(u64::from(ms))),
+        Op::Tick { ms } => {
+            let by = Duration::from_millis(u64::from(ms));
+            m.now += by;
+            h.advance(by);
+        }
     }
     Ok(expect)
 }
@@ -393,18 +412,31 @@ fn resume(
         conn,
         &json!({"type": "resume", "streams": entries}).to_string(),
     );
+    if !within_rate(h, m, expect, conn)? {
+        return Ok(());
+    }
     let too_many = streams.len() > usize::from(limits.rooms_per_connection) + 1;
     if resolved.len() < streams.len() || too_many {
-        expect.plain(conn, "error:invalid_frame");
+        strike(
+            h,
+            m,
+            expect,
+            conn,
+            "error:invalid_frame",
+            PROTOCOL_VIOLATION,
+        )?;
         return Ok(());
     }
     for (key, p) in resolved {
-        match key {
+        // Each refused stream takes a strike; the one that finds none left closes the
+        // connection, and the streams after it are not read.
+        let open = match key {
             Key::User(u) if u == own => {
                 let frames = m.resume_user(conn, p);
                 expect.replay(seen, conn, frames);
+                true
             }
-            Key::User(_) => expect.plain(conn, "error:forbidden"),
+            Key::User(_) => strike(h, m, expect, conn, "error:forbidden", PROTOCOL_VIOLATION)?,
             Key::Room(room) => {
                 if let Some(&from) = m.conns[&conn].rooms.get(&room) {
                     match answer(&m.streams[&key], &m.epochs, from, p) {
@@ -417,19 +449,66 @@ fn resume(
                             expect.frame(conn, m.head("resumed", key));
                         }
                     }
+                    true
                 } else if let Some(refusal) = refusal_label(&join_refusal(m, limits, conn, room)) {
-                    expect.plain(conn, refusal);
+                    strike(h, m, expect, conn, refusal, PROTOCOL_VIOLATION)?
                 } else {
                     m.join(conn, room);
                     expect.frame(conn, m.head("joined", key));
                     let (frames, from) = m.replay_room(room, p);
                     set_room_from(m, conn, room, from);
                     expect.replay(seen, conn, frames);
+                    true
                 }
             }
+        };
+        if !open {
+            break;
         }
     }
     Ok(())
+}
+
+/// The close of a connection whose bad frame found no strike left (section 4).
+const PROTOCOL_VIOLATION: (u16, Reason) = (1008, Reason::ProtocolViolation);
+
+/// `conn` sent a frame: it takes a token of the message rate (section 4). Past the rate the
+/// hub drops it unread and it takes a strike, answered `rate_limited`, or, with none left,
+/// closes the connection with 4029. Whether the hub reads the frame.
+fn within_rate(
+    h: &Harness,
+    m: &mut Model,
+    expect: &mut Expect,
+    conn: ConnId,
+) -> Result<bool, String> {
+    let now = m.now;
+    if m.conns.get_mut(&conn).expect("open").rate.take(now)? {
+        return Ok(true);
+    }
+    let limited = (4029, Reason::RateLimited);
+    strike(h, m, expect, conn, "error:rate_limited", limited)?;
+    Ok(false)
+}
+
+/// A frame of `conn` that the hub refuses with `error` takes a strike (section 4): while one
+/// is left the client gets the `error`; with none left it gets nothing and the connection
+/// closes with `close`. Whether it is still open.
+fn strike(
+    h: &Harness,
+    m: &mut Model,
+    expect: &mut Expect,
+    conn: ConnId,
+    error: &str,
+    close: (u16, Reason),
+) -> Result<bool, String> {
+    let now = m.now;
+    if m.conns.get_mut(&conn).expect("open").strikes.take(now)? {
+        expect.plain(conn, error);
+        return Ok(true);
+    }
+    ensure_eq!(h.closed(conn), Some(close), "{:?} out of strikes", conn);
+    m.remove(conn);
+    Ok(false)
 }
 
 fn set_room_from(m: &mut Model, conn: ConnId, room: usize, from: u64) {
