@@ -23,6 +23,9 @@ pub(crate) enum Fault {
     /// A user-stream frame carries the number after its own, while the hub's head and history
     /// keep the right one (`message_seq`): a client resuming from its position misses one.
     MessageSeq,
+    /// A reader's queue takes one live frame more than `queue_messages` before the next
+    /// closes it with 4008 (`longer_queue`).
+    LongerQueue,
 }
 
 /// True if `fault` is injected in this build and run.
@@ -43,6 +46,7 @@ pub(crate) fn injected(fault: Fault) -> bool {
         Fault::EndlessStrikes => "endless_strikes",
         Fault::WiderBurst => "wider_burst",
         Fault::MessageSeq => "message_seq",
+        Fault::LongerQueue => "longer_queue",
     };
     std::env::var("SWITCHBOARD_MUTATION").is_ok_and(|v| v == name)
 }

@@ -239,8 +239,10 @@ impl Outbox {
             .map_or((0, 0), |i| (1, queue.frames[i].body.len()));
         let live_messages = queue.frames.len() - queue.replay_messages;
         let live_bytes = queue.queued_bytes - queue.replay_bytes;
+        let queue_messages =
+            limits.queue_messages + usize::from(mutation::injected(Fault::LongerQueue));
         if origin == Origin::Live
-            && (live_messages - freed_messages >= limits.queue_messages
+            && (live_messages - freed_messages >= queue_messages
                 || live_bytes - freed_bytes + len > limits.queue_bytes)
         {
             return if coalesce.is_some_and(CoalesceKey::lossy) {

@@ -25,7 +25,10 @@
 //!    the message before the oldest kept.
 //! 4. **No silent loss.** A device that is connected and reading has everything up to each
 //!    stream's head; the hub closes only a device that stopped reading, and only as a slow
-//!    consumer (4008).
+//!    consumer (4008). In the `resume` cases the model predicts which and when: with an
+//!    in-flight budget of one byte, of the reliable live frames offered to a reader since it
+//!    stopped the first is written and the next four queued, and the sixth closes it (see
+//!    [`Profile`]).
 //! 5. **Runs.** Per connection and across a device's connections, each run's events follow the
 //!    automaton of `docs/PROTOCOL.md` section 8: `agent_started` first (unless a gap cut the
 //!    beginning off), a tool call completed only after it executed, `agent_completed` with no
@@ -34,7 +37,9 @@
 //!    `producer_lost`. At the end every device has received every ended run's ending exactly
 //!    once, unless a gap announced its loss.
 //! 6. **Streams.** The hub keeps exactly the shadow's streams, with the same heads and history
-//!    sizes; a stream created anew gets an epoch larger than any before it (checked in the order
+//!    sizes (in the `resume` cases history is bounded by count, by the bytes of its frames,
+//!    each frame's length known from section 3, and by age, the clock moving in whole sweeps:
+//!    the shadow drops exactly what the hub must, so every `gap` is exact); a stream created anew gets an epoch larger than any before it (checked in the order
 //!    the shadow creates incarnations, module `epochs` of the crate); every gauge the hub
 //!    keeps as its state changes equals a recount of that state.
 //! 7. **Messages.** Agent runs stream messages as deltas (at the right offset or not, after
@@ -128,12 +133,12 @@ pub enum DeviceOp {
         /// Reading or not.
         reading: bool,
     },
-    /// The clock moves up to half a second.
+    /// The clock moves up to half a second (in the `resume` cases, in whole sweeps of 50 ms).
     Tick {
         /// Milliseconds (taken modulo 501).
         ms: u16,
     },
-    /// Past `max_age`: history empties, streams nobody is on are dropped, runs idle out.
+    /// By `max_age` or more: history empties, streams nobody is on are dropped, runs idle out.
     LongTick,
 }
 
@@ -223,26 +228,102 @@ fn flush_of(flush: u8) -> Duration {
     Duration::from_millis([0, 10, 40, 300][usize::from(flush % 4)])
 }
 
-fn config(history: u8) -> Config {
+/// Live frames a stopped reader's queue holds (`queue_messages`).
+const QUEUE: usize = 4;
+/// How long the `resume` cases' history keeps a message, and their long tick.
+const RESUME_MAX_AGE: Duration = Duration::from_secs(1);
+/// The `resume` cases' clean-up sweep, and the step their ticks move in: every operation
+/// comes at a multiple of it, and so does every sweep.
+const RESUME_SWEEP: Duration = Duration::from_millis(50);
+const _: () = assert!(RESUME_MAX_AGE.as_millis() % RESUME_SWEEP.as_millis() == 0);
+/// The bytes of frames the `resume` cases' history keeps per stream: two or three large
+/// messages (about 500 bytes each), or ten small ones (about 100).
+const RESUME_MAX_BYTES: usize = 1024;
+/// The `resume` cases' first epoch: every epoch of a case has ten digits, so the model knows
+/// the length of a frame before a device learned its stream's epoch.
+const EPOCH_BASE: u64 = 1_000_000_000;
+
+/// What differs between the two targets' hubs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    /// `runs`: an in-flight budget of 512 bytes (a flush window also ends once what it holds
+    /// reaches it), history kept by count for hours, ticks of any millisecond.
+    Runs,
+    /// `resume`: the limits the model predicts. History bounded by count and by
+    /// [`RESUME_MAX_BYTES`] of frames. An in-flight budget of one byte, so that of
+    /// the frames offered to a reader that stopped reading the first is written and every
+    /// later one waits in its queue: which frame overflows it (4008) follows from counts
+    /// alone (section 6, "Slow consumers"). History kept by count and for [`RESUME_MAX_AGE`],
+    /// swept every [`RESUME_SWEEP`], and ticks in whole sweeps: a message is gone exactly at
+    /// the first operation at least `max_age` after it was kept (section 6, "History": up to
+    /// a sweep later, and no operation falls between).
+    Resume,
+}
+
+impl Profile {
+    fn inflight_bytes(self) -> usize {
+        match self {
+            Profile::Runs => 512,
+            Profile::Resume => 1,
+        }
+    }
+
+    /// How long history keeps a message; `None`: longer than every tick but the long one.
+    fn max_age(self) -> Option<Duration> {
+        match self {
+            Profile::Runs => None,
+            Profile::Resume => Some(RESUME_MAX_AGE),
+        }
+    }
+
+    fn long_tick(self) -> Duration {
+        self.max_age().unwrap_or(LONG_TICK)
+    }
+
+    /// A tick of `ms` milliseconds (taken modulo 501), in whole sweeps where the model
+    /// predicts expiry.
+    fn tick(self, ms: u16) -> Duration {
+        let ms = u64::from(ms % 501);
+        match self {
+            Profile::Runs => Duration::from_millis(ms),
+            Profile::Resume => {
+                let sweep = RESUME_SWEEP.as_millis() as u64;
+                Duration::from_millis(ms / sweep * sweep)
+            }
+        }
+    }
+}
+
+fn config(history: u8, profile: Profile) -> Config {
     let mut config = Config::development();
     config.limits.max_connections_per_user = MAX_DEVICES;
     config.limits.max_strikes = 1_000_000;
     config.limits.message_burst = 1_000_000;
     config.backpressure = BackpressureConfig {
-        inflight_bytes: 512,
-        queue_messages: 4,
+        inflight_bytes: profile.inflight_bytes(),
+        queue_messages: QUEUE,
         queue_bytes: 64 * 1024,
     };
+    let max_age = profile.max_age().unwrap_or(MAX_AGE);
     config.history = HistoryConfig {
         max_messages: 3 + usize::from(history) % 10,
-        max_bytes: 1 << 20,
-        max_age: MAX_AGE,
+        max_bytes: match profile {
+            Profile::Runs => 1 << 20,
+            Profile::Resume => RESUME_MAX_BYTES,
+        },
+        max_age,
         // The shadow keeps a room's history as long as any other (the shorter age of rooms
         // without members and the hub-wide budget have tests of their own).
-        empty_room_max_age: MAX_AGE,
+        empty_room_max_age: max_age,
         max_total_bytes: usize::MAX,
     };
-    config.cleanup_interval = CLEANUP;
+    config.cleanup_interval = match profile {
+        Profile::Runs => CLEANUP,
+        Profile::Resume => RESUME_SWEEP,
+    };
+    if profile == Profile::Resume {
+        config.epoch_base = EPOCH_BASE;
+    }
     // Clients answer pings; rare pings keep the long ticks cheap.
     config.heartbeat.interval = Duration::from_secs(600);
     config.heartbeat.grace = Duration::from_secs(600);
@@ -255,7 +336,7 @@ fn config(history: u8) -> Config {
 /// Run a `runs` case. The error says which step failed and how.
 pub fn run_runs(case: &RunsCase) -> Result<(), String> {
     let flush = flush_of(case.flush);
-    let Some(mut world) = World::new(case.history, flush, &case.devices) else {
+    let Some(mut world) = World::new(case.history, flush, &case.devices, Profile::Runs) else {
         return Ok(());
     };
     world.connect_all()?;
@@ -281,7 +362,7 @@ pub fn run_runs(case: &RunsCase) -> Result<(), String> {
 /// Run a `resume` case. The error says which step failed and how.
 pub fn run_resume(case: &ResumeCase) -> Result<(), String> {
     let flush = Config::development().limits.message_flush;
-    let Some(mut world) = World::new(case.history, flush, &case.devices) else {
+    let Some(mut world) = World::new(case.history, flush, &case.devices, Profile::Resume) else {
         return Ok(());
     };
     world.connect_all()?;
@@ -380,6 +461,9 @@ struct Device {
     conns: Vec<ConnId>,
     connected: bool,
     reading: bool,
+    /// Reliable live frames offered to its connection since it stopped reading: with the
+    /// `resume` cases' budget, the first is written and the rest wait in its queue.
+    offered: usize,
     /// The client algorithm's position per stream.
     cursor: BTreeMap<StreamId, Position>,
     /// Runs as seen across all its connections.
@@ -495,6 +579,9 @@ struct World {
     replaying: Option<ConnId>,
     /// The flush window of message deltas (zero: none).
     flush: Duration,
+    /// The `resume` cases predict which stopped reader closes with 4008, and when, and which
+    /// messages history drops by age (see [`Profile`]).
+    profile: Profile,
 }
 
 fn event(n: u64) -> String {
@@ -503,6 +590,34 @@ fn event(n: u64) -> String {
 
 /// The `n`th message: small or about 400 bytes.
 fn message(n: u64, big: bool) -> Message {
+    Message::new(event(n), data(n, big))
+}
+
+fn data(n: u64, big: bool) -> Value {
     let pad = if big { "x".repeat(400) } else { String::new() };
-    Message::new(event(n), json!({ "n": n, "pad": pad }))
+    json!({ "n": n, "pad": pad })
+}
+
+/// The length in bytes of the frame of the `n`th message at `seq` of `stream`, which history
+/// counts against `max_bytes`: the `message` frame of section 3 (a user's message names its
+/// thread if it is for one, a room's its room), its epoch as many digits long as
+/// [`EPOCH_BASE`] (checked on every epoch learned).
+fn frame_bytes(stream: &StreamId, seq: u64, thread: Option<usize>, n: u64, big: bool) -> usize {
+    let mut frame = json!({
+        "type": "message",
+        "stream": stream,
+        "epoch": EPOCH_BASE,
+        "seq": seq,
+        "event": event(n),
+        "data": data(n, big),
+    });
+    match stream {
+        StreamId::Room(room) => frame["room"] = json!(room),
+        StreamId::User(_) => {
+            if let Some(t) = thread {
+                frame["thread"] = json!(THREADS[t]);
+            }
+        }
+    }
+    frame.to_string().len()
 }

@@ -6,9 +6,10 @@
 //! the run automaton per connection and across resumes, the streams the hub keeps) live in
 //! `switchboard_check::devices`, where they are stated in full; it is also the body of the
 //! `runs` and `resume` fuzz targets. Here proptest generates the cases (1 to 4 devices, up to
-//! 100 operations, history of 3 to 12 messages): 256 per property in plain `cargo test`, 10 000
-//! in CI (`PROPTEST_CASES`), a failure shrunk to a minimal case and saved under
-//! `proptest-regressions/`.
+//! 100 operations, history of 3 to 12 messages; in the `resume` cases also 1 KiB of frames and
+//! one second, and a queue of four frames the model predicts the overflow of): 256 per property
+//! in plain `cargo test`, 10 000 in CI (`PROPTEST_CASES`), a failure shrunk to a minimal case
+//! and saved under `proptest-regressions/`.
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
@@ -109,8 +110,10 @@ proptest! {
         devices::run_runs(&case).map_err(TestCaseError::fail)?;
     }
 
-    /// Publishes, drops and resumes: every stream is delivered exactly once in order within
-    /// history, with an exact `gap` outside it, and nothing is lost silently.
+    /// Publishes, drops, resumes, stalled readers and time: every stream is delivered exactly
+    /// once in order within history, with an exact `gap` for what history's bounds (count,
+    /// bytes, age) dropped, nothing is lost silently, and a stalled reader is closed with 4008
+    /// exactly when its queue overflows.
     #[test]
     fn every_stream_is_delivered_exactly_once_or_with_an_exact_gap(case in resume_case()) {
         devices::run_resume(&case).map_err(TestCaseError::fail)?;

@@ -4,7 +4,12 @@
 use super::*;
 
 impl World {
-    pub(super) fn new(history: u8, flush: Duration, specs: &[DeviceSpec]) -> Option<Self> {
+    pub(super) fn new(
+        history: u8,
+        flush: Duration,
+        specs: &[DeviceSpec],
+        profile: Profile,
+    ) -> Option<Self> {
         let devices: Vec<Device> = specs
             .iter()
             .take(MAX_DEVICES)
@@ -17,6 +22,7 @@ impl World {
                 conns: Vec::new(),
                 connected: false,
                 reading: true,
+                offered: 0,
                 cursor: BTreeMap::new(),
                 runs: HashMap::new(),
                 cut: HashSet::new(),
@@ -28,7 +34,7 @@ impl World {
         if devices.is_empty() {
             return None;
         }
-        let mut config = config(history);
+        let mut config = config(history, profile);
         config.limits.message_flush = flush;
         let slot = Slot {
             run: String::new(),
@@ -39,6 +45,8 @@ impl World {
         Some(Self {
             shadow: Shadow {
                 history: config.history.max_messages as u64,
+                max_bytes: config.history.max_bytes,
+                epoch_digits: (profile == Profile::Resume).then(|| EPOCH_BASE.to_string().len()),
                 ..Shadow::default()
             },
             h: Harness::new(config),
@@ -49,6 +57,7 @@ impl World {
             published: 0,
             replaying: None,
             flush,
+            profile,
         })
     }
 
@@ -126,26 +135,19 @@ impl World {
                 if self.devices[d].connected {
                     self.h.set_reading(self.devices[d].conn(), reading);
                     self.devices[d].reading = reading;
+                    if reading {
+                        // It read everything written and queued.
+                        self.devices[d].offered = 0;
+                    }
                 }
             }
-            DeviceOp::Tick { ms } => {
-                self.advance(Duration::from_millis(u64::from(ms % 501)))?;
-            }
+            DeviceOp::Tick { ms } => self.advance(self.profile.tick(ms))?,
             DeviceOp::LongTick => {
-                self.advance(LONG_TICK)?;
+                self.advance(self.profile.long_tick())?;
                 for s in self.shadow.streams.values_mut() {
                     s.kept.clear();
                 }
-                let idle: Vec<StreamId> = self
-                    .shadow
-                    .streams
-                    .keys()
-                    .filter(|s| !self.interest(s))
-                    .cloned()
-                    .collect();
-                for s in idle {
-                    self.shadow.remove(&s);
-                }
+                self.forget_idle_streams();
             }
         }
         Ok(())
@@ -155,6 +157,11 @@ impl World {
     /// their reports give.
     pub(super) fn advance(&mut self, by: Duration) -> Result<(), String> {
         self.h.advance(by);
+        self.shadow.clock += by;
+        if let Some(max_age) = self.profile.max_age() {
+            self.shadow.expire(max_age);
+            self.forget_idle_streams();
+        }
         let mut lost = Vec::new();
         for (user, name) in USERS.iter().enumerate() {
             for (slot, s) in self.slots[user].iter().enumerate() {
@@ -185,7 +192,7 @@ impl World {
             };
             let head = self
                 .shadow
-                .append(&StreamId::User(USERS[user].into()), entry);
+                .append(&StreamId::User(USERS[user].into()), entry, 0);
             ensure_eq!(
                 head,
                 seq,
@@ -224,6 +231,17 @@ impl World {
         let ok = answer == [r#""resumed"null"#] || answer == [r#""error""already_live""#];
         ensure!(ok, "resume of {stream} answered {answer:?}");
         Ok(())
+    }
+
+    /// The sweep forgets the streams nobody is on that hold nothing.
+    fn forget_idle_streams(&mut self) {
+        let idle: Vec<StreamId> = (self.shadow.streams.iter())
+            .filter(|(stream, s)| s.is_empty() && !self.interest(stream))
+            .map(|(stream, _)| stream.clone())
+            .collect();
+        for s in idle {
+            self.shadow.remove(&s);
+        }
     }
 
     /// True if the hub keeps `stream` for someone on it.
@@ -291,6 +309,7 @@ impl World {
         device.conns.push(conn);
         device.connected = true;
         device.reading = true;
+        device.offered = 0;
         for stream in device.streams() {
             self.shadow.ensure(&stream);
         }

@@ -22,12 +22,20 @@ impl World {
             },
         };
         let delivery = self.h.publish(target, message(n, big));
+        self.offer(|d| d.user == user && (thread.is_none() || d.thread == thread));
         let stream = StreamId::User(USERS[user].into());
         let entry = Entry {
             item: Item::Message(n),
             thread,
         };
-        self.appended(&stream, entry, &delivery)
+        let seq = self
+            .shadow
+            .streams
+            .get(&stream)
+            .map_or(0, Incarnation::head)
+            + 1;
+        let bytes = frame_bytes(&stream, seq, thread, n, big);
+        self.appended(&stream, entry, bytes, &delivery)
     }
 
     pub(super) fn publish_room(&mut self, room: usize, big: bool) -> Result<(), String> {
@@ -36,6 +44,7 @@ impl World {
         let delivery = self
             .h
             .publish(Target::Room(ROOMS[room].into()), message(n, big));
+        self.offer(|d| d.rooms.contains(&room));
         let stream = StreamId::Room(ROOMS[room].into());
         let members = self
             .devices
@@ -46,21 +55,40 @@ impl World {
                 item: Item::Message(n),
                 thread: None,
             };
-            self.appended(&stream, entry, &delivery)
+            let seq = self
+                .shadow
+                .streams
+                .get(&stream)
+                .map_or(0, Incarnation::head)
+                + 1;
+            let bytes = frame_bytes(&stream, seq, None, n, big);
+            self.appended(&stream, entry, bytes, &delivery)
         } else {
             ensure_eq!(delivery.position, None, "a room without members or history");
             Ok(())
         }
     }
 
-    /// A sequenced message went into `stream`; the delivery reports its position.
+    /// A reliable live frame goes to every connected device `to` picks: one that stopped
+    /// reading has it written (the first since it stopped) or queued.
+    fn offer(&mut self, to: impl Fn(&Device) -> bool) {
+        for device in self.devices.iter_mut().filter(|d| d.connected && to(d)) {
+            if !device.reading {
+                device.offered += 1;
+            }
+        }
+    }
+
+    /// A sequenced message went into `stream`, its frame `bytes` long (0: not counted, in
+    /// the `runs` cases, whose byte bound is out of reach); the delivery reports its position.
     pub(super) fn appended(
         &mut self,
         stream: &StreamId,
         entry: Entry,
+        bytes: usize,
         delivery: &Delivery,
     ) -> Result<(), String> {
-        let head = self.shadow.append(stream, entry);
+        let head = self.shadow.append(stream, entry, bytes);
         let position = delivery
             .position
             .ok_or_else(|| format!("no position for a message to {stream}"))?;
@@ -191,7 +219,7 @@ impl World {
                     },
                 };
                 let entry = Entry { item, thread };
-                self.appended(&stream, entry, &delivery)?;
+                self.appended(&stream, entry, 0, &delivery)?;
                 if kind == EventKind::AgentThinking {
                     self.supersede_for_waiting(user, &stream);
                 }
@@ -249,7 +277,7 @@ impl World {
                 },
                 thread: s.thread,
             };
-            self.shadow.append(&StreamId::User(user_id), entry);
+            self.shadow.append(&StreamId::User(user_id), entry, 0);
         }
         Ok(())
     }

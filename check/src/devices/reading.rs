@@ -12,7 +12,22 @@ impl World {
             if !device.connected {
                 continue;
             }
-            if let Some(closed) = self.h.closed(device.conn()) {
+            let closed = self.h.closed(device.conn());
+            if self.profile == Profile::Resume {
+                // Section 6, "Slow consumers": the frame that finds the queue full closes it.
+                let overflowed = !device.reading && device.offered > 1 + QUEUE;
+                ensure_eq!(
+                    closed.is_some(),
+                    overflowed,
+                    "device {} closed ({:?}) having stopped reading {} live frames ago, \
+                     with one written and a queue of {}",
+                    d,
+                    closed,
+                    device.offered,
+                    QUEUE
+                );
+            }
+            if let Some(closed) = closed {
                 ensure_eq!(
                     closed,
                     (4008, Reason::SlowConsumer),

@@ -111,6 +111,11 @@ pub(super) struct Incarnation {
     /// While history holds entries: every number after it is kept, alone or joined into a
     /// later entry of its message; the last number history dropped.
     pub(super) floor: u64,
+    /// When each entry was appended, on the shadow's clock.
+    pub(super) at: Vec<Duration>,
+    /// The length of each entry's frame, counted against history's `max_bytes` (0: not
+    /// counted).
+    pub(super) bytes: Vec<usize>,
 }
 
 impl Incarnation {
@@ -135,16 +140,30 @@ impl Incarnation {
     pub(super) fn is_empty(&self) -> bool {
         self.kept.is_empty()
     }
+
+    /// The bytes of the frames history keeps.
+    fn kept_bytes(&self) -> usize {
+        self.kept
+            .iter()
+            .map(|&seq| self.bytes[seq as usize - 1])
+            .sum()
+    }
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Shadow {
     pub(super) history: u64,
+    /// The bytes of frames history keeps per stream.
+    pub(super) max_bytes: usize,
+    /// Where frame lengths count: the digits of every epoch.
+    pub(super) epoch_digits: Option<usize>,
     pub(super) streams: BTreeMap<StreamId, Incarnation>,
     /// Incarnations dropped, by stream and epoch (frames read late may belong to them).
     pub(super) retired: HashMap<(StreamId, u64), Incarnation>,
     /// Incarnations created so far.
     pub(super) created: usize,
+    /// The time since the case began.
+    pub(super) clock: Duration,
 }
 
 impl Shadow {
@@ -158,13 +177,19 @@ impl Shadow {
                 entries: Vec::new(),
                 kept: VecDeque::new(),
                 floor: 0,
+                at: Vec::new(),
+                bytes: Vec::new(),
             })
     }
 
-    pub(super) fn append(&mut self, stream: &StreamId, entry: Entry) -> u64 {
-        let history = self.history;
+    /// Keep `entry`, whose frame is `bytes` long, and trim history to its bounds: at most
+    /// `history` entries and `max_bytes` of frames, the oldest dropped first.
+    pub(super) fn append(&mut self, stream: &StreamId, entry: Entry, bytes: usize) -> u64 {
+        let (history, max_bytes, clock) = (self.history, self.max_bytes, self.clock);
         let s = self.ensure(stream);
         s.entries.push(entry);
+        s.at.push(clock);
+        s.bytes.push(bytes);
         let head = s.head();
         if s.kept.is_empty() {
             s.floor = head - 1;
@@ -177,10 +202,24 @@ impl Shadow {
             }
         }
         s.kept.push_back(head);
-        while s.kept.len() as u64 > history {
+        while s.kept.len() as u64 > history || s.kept_bytes() > max_bytes {
             s.floor = s.kept.pop_front().expect("more than history holds");
         }
         head
+    }
+
+    /// History drops every entry kept for `max_age` or longer, oldest first (section 6).
+    pub(super) fn expire(&mut self, max_age: Duration) {
+        let clock = self.clock;
+        for s in self.streams.values_mut() {
+            while let Some(&seq) = s.kept.front() {
+                if clock - s.at[seq as usize - 1] < max_age {
+                    break;
+                }
+                s.floor = seq;
+                s.kept.pop_front();
+            }
+        }
     }
 
     pub(super) fn remove(&mut self, stream: &StreamId) {
@@ -218,6 +257,15 @@ impl Shadow {
     /// Learn or confirm the epoch of `stream`'s incarnation from a frame a device read.
     pub(super) fn learn(&mut self, stream: &StreamId, epoch: u64) -> Result<(), String> {
         self.check_epoch(stream, epoch)?;
+        if let Some(digits) = self.epoch_digits {
+            ensure_eq!(
+                epoch.to_string().len(),
+                digits,
+                "digits of epoch {} of {}, which the model counts in frame lengths",
+                epoch,
+                stream
+            );
+        }
         let s = self.streams.get_mut(stream).expect("checked above");
         s.epoch = Some(epoch);
         Ok(())
