@@ -28,7 +28,7 @@
 //!    consumer (4008). In the `resume` cases the model predicts which and when: with an
 //!    in-flight budget of one byte, of the reliable live frames offered to a reader since it
 //!    stopped the first is written and the next four queued, and the sixth closes it (see
-//!    [`Profile`]).
+//!    `Profile`).
 //! 5. **Runs.** Per connection and across a device's connections, each run's events follow the
 //!    automaton of `docs/PROTOCOL.md` section 8: `agent_started` first (unless a gap cut the
 //!    beginning off), a tool call completed only after it executed, `agent_completed` with no
