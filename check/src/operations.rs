@@ -62,10 +62,12 @@
 //! hub holds no state at all (`is_idle`, every gauge zero).
 //!
 //! A case's rate (1 to 4 frames a second, bursts of 2 to 9) and strikes (1 to 4, one back every
-//! 1 to 8 s) are small enough that sequences run through them. The harness's clients answer
-//! pings, so the heartbeat never closes a connection here; the ticks of one sequence add up to
-//! less than the history's `max_age`, so history is bounded by count only here (its bounds by
-//! bytes and age are the devices model's, `resume` cases); and the backpressure budgets are far
+//! 1 to 8 s) are small enough that sequences run through them, and so is its history (1 to 16
+//! messages, kept 1 to 8 s: ticks move the clock in whole sweeps, [`SWEEP_MS`], so the model
+//! drops exactly the messages the hub must, remembers the pending ones among them for a `gap`,
+//! and forgets a stream nobody is on once its history expired). The harness's clients answer
+//! pings, so the heartbeat never closes a connection here; history's byte bound is out of
+//! reach (the devices model's `resume` cases follow it); and the backpressure budgets are far
 //! above what a sequence writes, so a client that does not read is never closed as a slow
 //! consumer here (the devices model predicts those closes).
 
@@ -92,9 +94,11 @@ pub const MAX_TICK_MS: u16 = 5_000;
 /// Picks of a connection are taken modulo the candidates; this bounds the raw value.
 pub const PICK: u8 = 16;
 
-/// How long history is kept; no sequence's ticks add up to it.
-const MAX_AGE: Duration = Duration::from_secs(600);
-const _: () = assert!(MAX_OPS as u64 * MAX_TICK_MS as u64 <= MAX_AGE.as_secs() * 1000);
+/// The clean-up sweep's interval, and the step ticks move in: every operation comes at a
+/// multiple of it, and so does every sweep, so a message is gone exactly at the first
+/// operation at least `max_age` after it was kept (section 6, "History": up to a sweep later,
+/// and no operation falls between).
+pub const SWEEP_MS: u16 = 250;
 
 mod case;
 mod checks;
@@ -133,6 +137,8 @@ struct Model {
     history: u64,
     /// The limits a connection's budgets follow.
     limits: switchboard::Limits,
+    /// How long history keeps a message.
+    max_age: Duration,
     /// The clock, moved by the case's ticks.
     now: Instant,
     /// Open connections of each user, oldest first (absent: none).
@@ -158,6 +164,7 @@ impl Model {
         Model {
             history: config.history.max_messages as u64,
             limits: config.limits.clone(),
+            max_age: config.history.max_age,
             now,
             users: HashMap::new(),
             conns: HashMap::new(),
@@ -209,6 +216,32 @@ impl Model {
             kept: Vec::new(),
             lost: BTreeMap::new(),
         })
+    }
+
+    /// True while someone is on `key`: a user's stream while it has connections, a room's
+    /// while it has members.
+    fn served(&self, key: Key) -> bool {
+        match key {
+            Key::User(u) => self.users.contains_key(&u),
+            Key::Room(r) => self.rooms.contains_key(&r),
+        }
+    }
+
+    /// The clean-up sweep at the model's clock: history drops every message kept for
+    /// `max_age` or longer, and the streams nobody is on that hold nothing are forgotten
+    /// (section 6).
+    fn sweep(&mut self) {
+        let (now, max_age) = (self.now, self.max_age);
+        for s in self.streams.values_mut() {
+            s.expire(now, max_age);
+        }
+        let idle: Vec<Key> = (self.streams.iter())
+            .filter(|&(&key, s)| s.holds_nothing() && !self.served(key))
+            .map(|(&key, _)| key)
+            .collect();
+        for key in idle {
+            self.streams.remove(&key);
+        }
     }
 
     /// Nobody is on `key` any more: the hub forgets it if it holds nothing.
@@ -320,9 +353,9 @@ impl Model {
         if !reliable {
             return (reached, Want::message(n, None), false);
         }
-        let (history, key) = (self.history, Key::User(user));
+        let (history, now, key) = (self.history, self.now, Key::User(user));
         let s = self.stream(key);
-        let seq = s.append(n, thread, pending, history);
+        let seq = s.append(n, thread, pending, history, now);
         let inc = s.inc;
         for c in &reached {
             let conn = self.conns.get_mut(c).expect("open");
@@ -336,11 +369,11 @@ impl Model {
     /// The `n`th message to `room`'s members except `except`: sequenced in the room's stream
     /// if it is reliable and the hub keeps one (a room without members or history has none).
     fn room_message(&mut self, room: usize, except: &[ConnId], n: u64, reliable: bool) -> Want {
-        let (history, key) = (self.history, Key::Room(room));
+        let (history, now, key) = (self.history, self.now, Key::Room(room));
         let Some(s) = self.streams.get_mut(&key).filter(|_| reliable) else {
             return Want::message(n, None);
         };
-        let seq = s.append(n, None, false, history);
+        let seq = s.append(n, None, false, history, now);
         let inc = s.inc;
         for c in self.members(room).iter().filter(|c| !except.contains(c)) {
             let from = self.conns.get_mut(c).expect("open").rooms.get_mut(&room);
@@ -357,7 +390,7 @@ impl Model {
     /// before the oldest still kept, then the pending messages it selects, which it takes over
     /// (they are no longer pending). Section 6, "Offline buffering".
     fn take_pending(&mut self, user: usize, thread: Option<usize>) -> Vec<Want> {
-        let (history, key) = (self.history, Key::User(user));
+        let key = Key::User(user);
         let s = self.stream(key);
         let selects = |t: Option<usize>| t.is_none() || t == thread;
         let mut first_lost: Option<u64> = None;
@@ -367,7 +400,7 @@ impl Model {
             }
             !selects(t)
         });
-        let gap = first_lost.map(|from| ("history", from, s.oldest(history) - 1));
+        let gap = first_lost.map(|from| ("history", from, s.oldest() - 1));
         let mut taken = Vec::new();
         for k in s.kept.iter_mut().filter(|k| k.pending && selects(k.thread)) {
             k.pending = false;
@@ -381,7 +414,7 @@ impl Model {
     /// A `resume` of `conn`'s own user stream from `position`: the frames it answers with,
     /// the replay included (section 7).
     fn resume_user(&mut self, conn: ConnId, position: Position) -> Vec<Want> {
-        let (history, c) = (self.history, &self.conns[&conn]);
+        let c = &self.conns[&conn];
         let (thread, key) = (c.thread, Key::User(c.user));
         let s = &self.streams[&key];
         match answer(s, &self.epochs, c.user_from, position) {
@@ -389,7 +422,7 @@ impl Model {
             Answer::AlreadyLive => return vec![Want::plain("error:already_live")],
             Answer::Replay => {}
         }
-        let CatchUp { gap, first } = catch_up(s, &self.epochs, history, position);
+        let CatchUp { gap, first } = catch_up(s, &self.epochs, position);
         let s = self.stream(key);
         // A replay after a position reports its own gap; the losses of pending messages it
         // would have been told of are covered by it.
@@ -414,7 +447,7 @@ impl Model {
     fn replay_room(&self, room: usize, position: Position) -> (Vec<Want>, u64) {
         let key = Key::Room(room);
         let s = &self.streams[&key];
-        let CatchUp { gap, first } = catch_up(s, &self.epochs, self.history, position);
+        let CatchUp { gap, first } = catch_up(s, &self.epochs, position);
         let mut frames: Vec<Want> = gap.into_iter().map(|g| self.gap(key, g)).collect();
         let replayed = s.kept.iter().filter(|k| k.seq >= first);
         frames.extend(replayed.map(|&k| self.kept(key, k)));

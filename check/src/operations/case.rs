@@ -28,6 +28,8 @@ pub struct Limits {
     pub strikes: u8,
     /// Seconds for a strike to come back (1 to 8).
     pub strike_refill: u8,
+    /// Seconds history keeps a message (1 to 8).
+    pub max_age: u8,
 }
 
 impl Limits {
@@ -43,6 +45,7 @@ impl Limits {
             burst: 2 + self.burst % 8,
             strikes: 1 + self.strikes % 4,
             strike_refill: 1 + self.strike_refill % 8,
+            max_age: 1 + self.max_age % 8,
         }
     }
 
@@ -66,9 +69,11 @@ impl Limits {
         limits.max_strikes = u32::from(self.strikes);
         limits.strike_refill = Duration::from_secs(u64::from(self.strike_refill));
         config.history.max_messages = usize::from(self.history);
-        config.history.max_age = MAX_AGE;
-        // The model keeps every history by count only.
-        config.history.empty_room_max_age = MAX_AGE;
+        let max_age = Duration::from_secs(u64::from(self.max_age));
+        config.history.max_age = max_age;
+        // A room without members keeps its history as long as any other.
+        config.history.empty_room_max_age = max_age;
+        config.cleanup_interval = Duration::from_millis(u64::from(SWEEP_MS));
         config
     }
 }
@@ -224,7 +229,7 @@ pub enum Op {
         /// Reading or not.
         reading: bool,
     },
-    /// The clock moves.
+    /// The clock moves, in whole sweeps ([`SWEEP_MS`]: the milliseconds are rounded down).
     Tick {
         /// Milliseconds.
         ms: u16,

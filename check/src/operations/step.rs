@@ -350,9 +350,10 @@ pub(super) fn step(
             }
         }
         Op::Tick { ms } => {
-            let by = Duration::from_millis(u64::from(ms));
+            let by = Duration::from_millis(u64::from(ms / SWEEP_MS * SWEEP_MS));
             m.now += by;
             h.advance(by);
+            m.sweep();
         }
     }
     Ok(expect)

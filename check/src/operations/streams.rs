@@ -47,6 +47,8 @@ impl std::fmt::Display for Key {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Kept {
     pub(super) seq: u64,
+    /// When it was kept.
+    pub(super) at: Instant,
     /// The thread it is for (none: every connection of the user; always none in a room).
     pub(super) thread: Option<usize>,
     /// The message's number.
@@ -62,7 +64,8 @@ pub(super) struct Stream {
     pub(super) inc: usize,
     /// The last sequence number given (0: none yet).
     pub(super) head: u64,
-    /// What history keeps, oldest first: the newest `history` messages (section 6).
+    /// What history keeps, oldest first: the newest `history` messages, kept less than
+    /// `max_age` (section 6).
     pub(super) kept: Vec<Kept>,
     /// Per thread, the first pending message that history dropped before a connection took it
     /// (section 6, "Offline buffering").
@@ -70,37 +73,54 @@ pub(super) struct Stream {
 }
 
 impl Stream {
-    /// The first sequence number history still holds (the next one if it holds none): history
-    /// keeps the newest `history` messages.
-    pub(super) fn oldest(&self, history: u64) -> u64 {
-        (self.head + 1).saturating_sub(history).max(1)
+    /// The first sequence number history still holds (the next one if it holds none): it
+    /// keeps every message from its oldest to the head.
+    pub(super) fn oldest(&self) -> u64 {
+        self.kept.first().map_or(self.head + 1, |k| k.seq)
     }
 
-    /// Give message `n` the next number and keep it, then let history drop what it no longer
-    /// keeps, remembering pending messages dropped before anyone took them.
+    /// Give message `n` the next number and keep it at `now`, then let history drop what it
+    /// no longer keeps: the newest `history` messages stay.
     pub(super) fn append(
         &mut self,
         n: u64,
         thread: Option<usize>,
         pending: bool,
         history: u64,
+        now: Instant,
     ) -> u64 {
         self.head += 1;
         self.kept.push(Kept {
             seq: self.head,
+            at: now,
             thread,
             n,
             pending,
         });
-        let oldest = self.oldest(history);
-        let lost = &mut self.lost;
-        self.kept.retain(|k| {
-            if k.seq < oldest && k.pending {
-                lost.entry(k.thread).or_insert(k.seq);
-            }
-            k.seq >= oldest
-        });
+        let oldest = (self.head + 1).saturating_sub(history);
+        self.drop_oldest(|k| k.seq < oldest);
         self.head
+    }
+
+    /// History drops every message kept for `max_age` or longer at `now`. Once it holds
+    /// nothing, the losses it would announce are forgotten too: what was lost would have
+    /// expired by now, and a stream whose history expired is created anew (section 3, `gap`).
+    pub(super) fn expire(&mut self, now: Instant, max_age: Duration) {
+        self.drop_oldest(|k| now.saturating_duration_since(k.at) >= max_age);
+        if self.kept.is_empty() {
+            self.lost.clear();
+        }
+    }
+
+    /// History drops its oldest messages while `gone` picks them, remembering pending
+    /// messages dropped before anyone took them.
+    fn drop_oldest(&mut self, gone: impl Fn(&Kept) -> bool) {
+        let kept = self.kept.iter().take_while(|k| gone(k)).count();
+        for k in self.kept.drain(..kept) {
+            if k.pending {
+                self.lost.entry(k.thread).or_insert(k.seq);
+            }
+        }
     }
 
     /// True when it holds no message and no loss to announce: once nobody is on it, the hub
@@ -175,8 +195,8 @@ pub(super) struct CatchUp {
 /// epoch, or beyond the head, an `epoch` gap for what the stream no longer holds and its whole
 /// history; after one history no longer reaches, a `history` gap for exactly what is lost and
 /// what history holds; otherwise everything after the position.
-pub(super) fn catch_up(s: &Stream, epochs: &Epochs, history: u64, position: Position) -> CatchUp {
-    let oldest = s.oldest(history);
+pub(super) fn catch_up(s: &Stream, epochs: &Epochs, position: Position) -> CatchUp {
+    let oldest = s.oldest();
     let lost = oldest - 1;
     if !epochs.is(s.inc, position.epoch) || position.seq > s.head {
         CatchUp {
