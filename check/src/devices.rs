@@ -51,6 +51,7 @@
 //!    so far but what a flush window may hold for less than its width (module `messages`).
 //!    History keeps one entry per message, so the shadow's history sizes and gaps follow it.
 
+use crate::frame_bytes::{check_epoch_digits, message_frame_bytes, EPOCH_BASE};
 use arbitrary::Arbitrary;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -239,9 +240,6 @@ const _: () = assert!(RESUME_MAX_AGE.as_millis() % RESUME_SWEEP.as_millis() == 0
 /// The bytes of frames the `resume` cases' history keeps per stream: two or three large
 /// messages (about 500 bytes each), or ten small ones (about 100).
 const RESUME_MAX_BYTES: usize = 1024;
-/// The `resume` cases' first epoch: every epoch of a case has ten digits, so the model knows
-/// the length of a frame before a device learned its stream's epoch.
-const EPOCH_BASE: u64 = 1_000_000_000;
 
 /// What differs between the two targets' hubs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -598,26 +596,8 @@ fn data(n: u64, big: bool) -> Value {
     json!({ "n": n, "pad": pad })
 }
 
-/// The length in bytes of the frame of the `n`th message at `seq` of `stream`, which history
-/// counts against `max_bytes`: the `message` frame of section 3 (a user's message names its
-/// thread if it is for one, a room's its room), its epoch as many digits long as
-/// [`EPOCH_BASE`] (checked on every epoch learned).
+/// The length in bytes of the frame of the `n`th message at `seq` of `stream`, for `thread`.
 fn frame_bytes(stream: &StreamId, seq: u64, thread: Option<usize>, n: u64, big: bool) -> usize {
-    let mut frame = json!({
-        "type": "message",
-        "stream": stream,
-        "epoch": EPOCH_BASE,
-        "seq": seq,
-        "event": event(n),
-        "data": data(n, big),
-    });
-    match stream {
-        StreamId::Room(room) => frame["room"] = json!(room),
-        StreamId::User(_) => {
-            if let Some(t) = thread {
-                frame["thread"] = json!(THREADS[t]);
-            }
-        }
-    }
-    frame.to_string().len()
+    let thread = thread.map(|t| THREADS[t]);
+    message_frame_bytes(stream, seq, (&event(n), data(n, big)), thread, None)
 }

@@ -56,6 +56,7 @@ macro_rules! ensure_eq {
 mod budgets;
 pub mod devices;
 mod epochs;
+mod frame_bytes;
 pub mod frames;
 pub mod operations;
 mod protocol_doc;

@@ -63,13 +63,13 @@
 //!
 //! A case's rate (1 to 4 frames a second, bursts of 2 to 9) and strikes (1 to 4, one back every
 //! 1 to 8 s) are small enough that sequences run through them, and so is its history (1 to 16
-//! messages, kept 1 to 8 s: ticks move the clock in whole sweeps, [`SWEEP_MS`], so the model
-//! drops exactly the messages the hub must, remembers the pending ones among them for a `gap`,
-//! and forgets a stream nobody is on once its history expired). The harness's clients answer
-//! pings, so the heartbeat never closes a connection here; history's byte bound is out of
-//! reach (the devices model's `resume` cases follow it); and the backpressure budgets are far
-//! above what a sequence writes, so a client that does not read is never closed as a slow
-//! consumer here (the devices model predicts those closes).
+//! messages, 256 to 1024 bytes of frames, each frame's length known from section 3, kept 1 to
+//! 8 s: ticks move the clock in whole sweeps, [`SWEEP_MS`]), so the model drops exactly the
+//! messages the hub must, remembers the pending ones among them for a `gap`, and forgets a
+//! stream nobody is on once its history expired. The harness's clients answer pings, so the
+//! heartbeat never closes a connection here; and the backpressure budgets are far above what a
+//! sequence writes, so a client that does not read is never closed as a slow consumer here (the
+//! devices model predicts those closes).
 
 use arbitrary::Arbitrary;
 use serde_json::{json, Value};
@@ -107,11 +107,12 @@ mod step;
 mod streams;
 
 use crate::budgets::Budget;
+use crate::frame_bytes::{check_epoch_digits, message_frame_bytes, EPOCH_BASE};
 pub use case::{BindBy, Case, Limits, Op, Resumed, Scoped, Since, To};
 use checks::{check_frames, check_state};
 use expect::{event, label, Expect, Want};
 use step::step;
-use streams::{answer, catch_up, Answer, CatchUp, Epochs, Kept, Key, Stream};
+use streams::{answer, catch_up, frame_bytes, Answer, CatchUp, Epochs, Kept, Key, Stream};
 
 // ----- the model ---------------------------------------------------------------------------
 
@@ -135,6 +136,8 @@ struct Conn {
 struct Model {
     /// Messages history keeps per stream.
     history: u64,
+    /// Bytes of frames history keeps per stream.
+    history_bytes: usize,
     /// The limits a connection's budgets follow.
     limits: switchboard::Limits,
     /// How long history keeps a message.
@@ -163,6 +166,7 @@ impl Model {
     fn new(config: &Config, now: Instant) -> Self {
         Model {
             history: config.history.max_messages as u64,
+            history_bytes: config.history.max_bytes,
             limits: config.limits.clone(),
             max_age: config.history.max_age,
             now,
@@ -216,6 +220,11 @@ impl Model {
             kept: Vec::new(),
             lost: BTreeMap::new(),
         })
+    }
+
+    /// What history keeps per stream: messages, and bytes of frames.
+    fn bounds(&self) -> (u64, usize) {
+        (self.history, self.history_bytes)
     }
 
     /// True while someone is on `key`: a user's stream while it has connections, a room's
@@ -353,9 +362,10 @@ impl Model {
         if !reliable {
             return (reached, Want::message(n, None), false);
         }
-        let (history, now, key) = (self.history, self.now, Key::User(user));
+        let (bounds, now, key) = (self.bounds(), self.now, Key::User(user));
         let s = self.stream(key);
-        let seq = s.append(n, thread, pending, history, now);
+        let bytes = frame_bytes(key, s.head + 1, n, thread, None);
+        let seq = s.append(n, thread, pending, (bounds, bytes), now);
         let inc = s.inc;
         for c in &reached {
             let conn = self.conns.get_mut(c).expect("open");
@@ -366,14 +376,22 @@ impl Model {
         (reached, Want::message(n, Some((key, inc, seq))), pending)
     }
 
-    /// The `n`th message to `room`'s members except `except`: sequenced in the room's stream
-    /// if it is reliable and the hub keeps one (a room without members or history has none).
-    fn room_message(&mut self, room: usize, except: &[ConnId], n: u64, reliable: bool) -> Want {
-        let (history, now, key) = (self.history, self.now, Key::Room(room));
+    /// The `n`th message to `room`'s members except `except`, from a member of user `from`
+    /// or from the application: sequenced in the room's stream if it is reliable and the hub
+    /// keeps one (a room without members or history has none).
+    fn room_message(
+        &mut self,
+        room: usize,
+        except: &[ConnId],
+        (n, from): (u64, Option<usize>),
+        reliable: bool,
+    ) -> Want {
+        let (bounds, now, key) = (self.bounds(), self.now, Key::Room(room));
         let Some(s) = self.streams.get_mut(&key).filter(|_| reliable) else {
             return Want::message(n, None);
         };
-        let seq = s.append(n, None, false, history, now);
+        let bytes = frame_bytes(key, s.head + 1, n, None, from);
+        let seq = s.append(n, None, false, (bounds, bytes), now);
         let inc = s.inc;
         for c in self.members(room).iter().filter(|c| !except.contains(c)) {
             let from = self.conns.get_mut(c).expect("open").rooms.get_mut(&room);

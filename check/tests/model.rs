@@ -16,10 +16,10 @@ fn limits() -> impl Strategy<Value = Limits> {
     let connections = (1..=3u8, any::<bool>(), 3..=8u8);
     let rooms = (1..=3u8, 1..=4u8);
     let budgets = (1..=4u8, 2..=9u8, 1..=4u8, 1..=8u8);
-    let history = (1..=16u8, 1..=8u8);
+    let history = (1..=16u8, 1..=8u8, 2..=8u8);
     (history, connections, rooms, budgets).prop_map(
         |(
-            (history, max_age),
+            (history, max_age, history_bytes),
             (per_user, evict_oldest, max_connections),
             (rooms, members),
             (rate, burst, strikes, strike_refill),
@@ -35,6 +35,7 @@ fn limits() -> impl Strategy<Value = Limits> {
             strikes,
             strike_refill,
             max_age,
+            history_bytes,
         },
     )
 }

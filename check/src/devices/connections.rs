@@ -46,7 +46,7 @@ impl World {
             shadow: Shadow {
                 history: config.history.max_messages as u64,
                 max_bytes: config.history.max_bytes,
-                epoch_digits: (profile == Profile::Resume).then(|| EPOCH_BASE.to_string().len()),
+                counts_bytes: profile == Profile::Resume,
                 ..Shadow::default()
             },
             h: Harness::new(config),

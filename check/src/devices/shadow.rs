@@ -155,8 +155,8 @@ pub(super) struct Shadow {
     pub(super) history: u64,
     /// The bytes of frames history keeps per stream.
     pub(super) max_bytes: usize,
-    /// Where frame lengths count: the digits of every epoch.
-    pub(super) epoch_digits: Option<usize>,
+    /// Frame lengths count against `max_bytes` (the `resume` cases).
+    pub(super) counts_bytes: bool,
     pub(super) streams: BTreeMap<StreamId, Incarnation>,
     /// Incarnations dropped, by stream and epoch (frames read late may belong to them).
     pub(super) retired: HashMap<(StreamId, u64), Incarnation>,
@@ -257,14 +257,8 @@ impl Shadow {
     /// Learn or confirm the epoch of `stream`'s incarnation from a frame a device read.
     pub(super) fn learn(&mut self, stream: &StreamId, epoch: u64) -> Result<(), String> {
         self.check_epoch(stream, epoch)?;
-        if let Some(digits) = self.epoch_digits {
-            ensure_eq!(
-                epoch.to_string().len(),
-                digits,
-                "digits of epoch {} of {}, which the model counts in frame lengths",
-                epoch,
-                stream
-            );
+        if self.counts_bytes {
+            check_epoch_digits(epoch).map_err(|e| format!("{stream}: {e}"))?;
         }
         let s = self.streams.get_mut(stream).expect("checked above");
         s.epoch = Some(epoch);

@@ -30,6 +30,9 @@ pub struct Limits {
     pub strike_refill: u8,
     /// Seconds history keeps a message (1 to 8).
     pub max_age: u8,
+    /// Bytes of frames history keeps per stream, in 128-byte steps (2 to 8: a frame takes
+    /// about 100).
+    pub history_bytes: u8,
 }
 
 impl Limits {
@@ -46,6 +49,7 @@ impl Limits {
             strikes: 1 + self.strikes % 4,
             strike_refill: 1 + self.strike_refill % 8,
             max_age: 1 + self.max_age % 8,
+            history_bytes: 2 + self.history_bytes % 7,
         }
     }
 
@@ -69,6 +73,8 @@ impl Limits {
         limits.max_strikes = u32::from(self.strikes);
         limits.strike_refill = Duration::from_secs(u64::from(self.strike_refill));
         config.history.max_messages = usize::from(self.history);
+        config.history.max_bytes = 128 * usize::from(self.history_bytes);
+        config.epoch_base = EPOCH_BASE;
         let max_age = Duration::from_secs(u64::from(self.max_age));
         config.history.max_age = max_age;
         // A room without members keeps its history as long as any other.

@@ -247,7 +247,7 @@ pub(super) fn step(
                         .into_iter()
                         .filter(|c| !except.contains(c))
                         .collect();
-                    let want = m.room_message(r, &except, n, !ephemeral);
+                    let want = m.room_message(r, &except, (n, None), !ephemeral);
                     (Target::Room(ROOMS[r].into()), reached, want, false)
                 }
                 To::All => {
@@ -280,7 +280,8 @@ pub(super) fn step(
             if m.conns[&conn].rooms.contains_key(&room) {
                 let others: Vec<ConnId> =
                     m.members(room).into_iter().filter(|c| *c != conn).collect();
-                let want = m.room_message(room, &[conn], n, true);
+                let from = m.conns[&conn].user;
+                let want = m.room_message(room, &[conn], (n, Some(from)), true);
                 expect.message(&others, &want);
             } else {
                 expect.plain(conn, "error:not_member");

@@ -49,6 +49,8 @@ pub(super) struct Kept {
     pub(super) seq: u64,
     /// When it was kept.
     pub(super) at: Instant,
+    /// The length of its frame, counted against `max_bytes`.
+    pub(super) bytes: usize,
     /// The thread it is for (none: every connection of the user; always none in a room).
     pub(super) thread: Option<usize>,
     /// The message's number.
@@ -64,8 +66,8 @@ pub(super) struct Stream {
     pub(super) inc: usize,
     /// The last sequence number given (0: none yet).
     pub(super) head: u64,
-    /// What history keeps, oldest first: the newest `history` messages, kept less than
-    /// `max_age` (section 6).
+    /// What history keeps, oldest first: the newest messages, at most `max_messages` and
+    /// `max_bytes` of frames, kept less than `max_age` (section 6).
     pub(super) kept: Vec<Kept>,
     /// Per thread, the first pending message that history dropped before a connection took it
     /// (section 6, "Offline buffering").
@@ -79,27 +81,42 @@ impl Stream {
         self.kept.first().map_or(self.head + 1, |k| k.seq)
     }
 
-    /// Give message `n` the next number and keep it at `now`, then let history drop what it
-    /// no longer keeps: the newest `history` messages stay.
+    /// Give message `n`, whose frame is `bytes` long, the next number and keep it at `now`,
+    /// then let history drop what it no longer keeps: the newest messages stay, at most
+    /// `max_messages` of them and `max_bytes` of frames.
     pub(super) fn append(
         &mut self,
         n: u64,
         thread: Option<usize>,
         pending: bool,
-        history: u64,
+        ((max_messages, max_bytes), bytes): ((u64, usize), usize),
         now: Instant,
     ) -> u64 {
         self.head += 1;
         self.kept.push(Kept {
             seq: self.head,
             at: now,
+            bytes,
             thread,
             n,
             pending,
         });
-        let oldest = (self.head + 1).saturating_sub(history);
-        self.drop_oldest(|k| k.seq < oldest);
+        // The oldest go while more are kept than either bound allows.
+        let (mut count, mut total) = (self.kept.len() as u64, self.kept_bytes());
+        let mut drop = 0;
+        while count > max_messages || total > max_bytes {
+            total -= self.kept[drop].bytes;
+            count -= 1;
+            drop += 1;
+        }
+        let first = self.kept.get(drop).map_or(self.head + 1, |k| k.seq);
+        self.drop_oldest(|k| k.seq < first);
         self.head
+    }
+
+    /// The bytes of the frames history keeps.
+    fn kept_bytes(&self) -> usize {
+        self.kept.iter().map(|k| k.bytes).sum()
     }
 
     /// History drops every message kept for `max_age` or longer at `now`. Once it holds
@@ -156,6 +173,7 @@ impl Epochs {
     /// none was, one that fits between the epochs of the incarnations created before and
     /// after it.
     pub(super) fn check(&self, inc: usize, epoch: u64) -> Result<(), String> {
+        check_epoch_digits(epoch)?;
         if let Some(known) = self.get(inc) {
             ensure_eq!(epoch, known, "the epoch of incarnation {}", inc);
             return Ok(());
@@ -179,6 +197,20 @@ impl Epochs {
         let past = inc.and_then(|i| self.get(i)).map(|e| e + 1);
         learned.or(past).unwrap_or(0)
     }
+}
+
+/// The length in bytes of the frame of the `n`th message (its data the number `n`) at `seq`
+/// of `key`'s stream, for a user's `thread`, or from a member of user `from`.
+pub(super) fn frame_bytes(
+    key: Key,
+    seq: u64,
+    n: u64,
+    thread: Option<usize>,
+    from: Option<usize>,
+) -> usize {
+    let thread = thread.map(|t| THREADS[t]);
+    let from = from.map(|u| USERS[u]);
+    message_frame_bytes(&key.id(), seq, (&event(n), json!(n)), thread, from)
 }
 
 /// What a replay after a client's position starts with.
