@@ -171,6 +171,11 @@ const PROOFS: &[(u8, &str, &str)] = &[
     ),
     (
         7,
+        "check/tests/delivery_model.rs",
+        "every_stream_is_delivered_exactly_once_or_with_an_exact_gap",
+    ),
+    (
+        7,
         "tests/limits.rs",
         "a_flood_past_the_rate_limit_closes_with_4029",
     ),
