@@ -31,9 +31,9 @@ pub use connections::{disconnect_user, presence};
 pub use error::ApiError;
 pub(crate) use publish::{agent_update, send_agent_update};
 pub use views::{
-    AgentEventRequest, AgentEventSchema, ClusterView, ConnectionView, CountersView, DeliveryView,
-    DisconnectView, ErrorBody, MembershipView, NodeView, PositionSchema, PresenceView,
-    PublishRequest, PublishResponse, RoomView, StatsView, TargetSpec, Targets,
+    core_schemas, AgentEventRequest, AgentEventSchema, ClusterView, ConnectionView, CountersView,
+    DeliveryView, DisconnectView, ErrorBody, MembershipView, NodeView, PositionSchema,
+    PresenceView, PublishRequest, PublishResponse, RoomView, StatsView, TargetSpec, Targets,
 };
 
 use crate::auth::same_secret;

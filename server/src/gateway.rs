@@ -25,6 +25,7 @@ pub mod sse;
 
 use crate::api::ApiError;
 use crate::auth::{instant_of, Credential, TokenError};
+use crate::logging;
 use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -90,7 +91,10 @@ pub async fn connect(
     {
         Admitted::Open(open) => {
             let upgrade = upgrade.protocols([SUBPROTOCOL]);
-            switchboard_tokio::axum::upgrade_framed(&state.handle, upgrade, open, framing)
+            // The session runs in its own span: the request's ends with the `101`.
+            logging::connection_span(&headers, &open.user).in_scope(|| {
+                switchboard_tokio::axum::upgrade_framed(&state.handle, upgrade, open, framing)
+            })
         }
         Admitted::Refused(refused) => {
             switchboard_tokio::axum::refuse(&state.handle, upgrade, refused)

@@ -6,10 +6,11 @@
 //!   [`MAX_REQUEST_ID`] characters of `A-Z a-z 0-9 - _ . : @`, otherwise a new UUID (a value
 //!   outside that set is replaced, so a client cannot write what it likes into the logs). The
 //!   answer echoes it.
-//! - **Spans.** Each request runs in a `request` span with `request_id`, `method`, `uri` and an
-//!   empty `conn`. A WebSocket session stays in that span for its whole life (the transport
-//!   runs the connection in it) and records its connection id in `conn`, so every line about
-//!   a session names both.
+//! - **Spans.** Each request runs in a `request` span with `request_id`, `method` and `uri`,
+//!   which ends with its answer (for `GET /ws`, the `101`). A client connection then runs in
+//!   a span of its own ([`connection_span`]: `connection`, with the handshake's `request_id`,
+//!   the `user`, and `conn` once the hub opened it), which lasts as long as the connection and
+//!   holds the transport's `connection opened` and `connection ended` lines.
 //! - **Access log.** One `info` line per answer (`status`, `latency`), a `warn` line for a 5xx.
 //! - **No credential in any field.** The `uri` keeps the values of the query parameters
 //!   `thread` and `resume` only; every other value (`token=` of `/ws` above all) is written
@@ -17,8 +18,9 @@
 
 use crate::settings::LogFormat;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Uri};
+use axum::http::{HeaderMap, HeaderValue, Request, Uri};
 use axum::Router;
+use switchboard::UserId;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
@@ -103,8 +105,27 @@ fn request_span(request: &Request<Body>) -> Span {
         request_id = %id,
         method = %request.method(),
         uri = %redacted(request.uri()),
-        conn = tracing::field::Empty,
     )
+}
+
+/// The span of one client connection of `open.user`, opened by the request with `headers`: a
+/// root of its own (it outlives the request, whose span it follows from), with the request's
+/// `request_id`, the `user`, and the `conn` the transport records once the hub opened it.
+/// The transport runs the connection in the span current when it is handed the connection.
+pub fn connection_span(headers: &HeaderMap, user: &UserId) -> Span {
+    let id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let span = tracing::info_span!(
+        parent: None,
+        "connection",
+        request_id = %id,
+        user = %user,
+        conn = tracing::field::Empty,
+    );
+    span.follows_from(Span::current());
+    span
 }
 
 /// The path and query of `uri`, every query value but `LOGGED_PARAMETERS`' redacted.

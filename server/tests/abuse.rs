@@ -6,16 +6,23 @@
 //!
 //! Each test asserts the bound (the close, the status, the counter in `/metrics`) and that a
 //! client who behaves is still served meanwhile. No timing is asserted: deadlines are
-//! configured short, and every wait is bounded by a generous guard.
+//! configured short (or, where only counts matter, far beyond every guard), and every wait is
+//! bounded by a generous guard. The test's own requests during an attack on handshakes go over
+//! one connection opened before it ([`OneConnection`]), never a new one that the attack would
+//! count.
 
 mod support;
 
 use bytes::Bytes;
-use serde_json::json;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::time::Duration;
 use support::*;
+use switchboard_testing::guard;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -29,41 +36,79 @@ const DEADLINE: Duration = Duration::from_secs(1);
 
 /// A client that behaves: its ping is answered and a publish through the API (over `http`)
 /// reaches it.
-async fn still_served(server: &TestServer, http: &reqwest::Client, client: &mut WsClient, n: u64) {
+async fn still_served(http: &OneConnection, client: &mut WsClient, n: u64) {
     client.send(json!({"type": "ping", "ref": n})).await;
     assert_eq!(client.next_of("pong").await["ref"], n);
     let user = client.welcome()["user"]
         .as_str()
         .expect("welcomed")
         .to_owned();
-    let answer = http
-        .post(format!("{}/api/publish", server.base))
-        .bearer_auth(API_KEY)
-        .json(&json!({"to": {"user": user}, "event": "still-here", "data": n}))
-        .send()
-        .await
-        .expect("the API answers");
-    assert_eq!(answer.status().as_u16(), 200);
+    let publish = json!({"to": {"user": user}, "event": "still-here", "data": n});
+    let (status, answer) = http.request("POST", "/api/publish", Some(publish)).await;
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(client.next_of("message").await["data"], n);
 }
 
-/// An HTTP client that keeps its one connection open between requests, so that it needs no
-/// new handshake while an attack holds every place.
-async fn kept_alive(server: &TestServer) -> reqwest::Client {
-    let http = reqwest::Client::builder()
-        .pool_idle_timeout(None)
-        .pool_max_idle_per_host(1)
-        .build()
-        .unwrap();
-    let ok = http.get(format!("{}/healthz", server.base)).send().await;
-    assert_eq!(ok.unwrap().status().as_u16(), 200);
-    http
+/// The test's own HTTP/1.1 connection to the server, past its first request before an attack
+/// starts, kept open between requests and never replaced. A pooled client (reqwest) opens a
+/// new connection when its last one is not back in the pool yet, which happens under load: that
+/// connection would wait for its first request among the attack's sockets, where the handshake
+/// cap may evict it or the descriptor budget refuse it.
+struct OneConnection(tokio::sync::Mutex<SendRequest<Full<Bytes>>>);
+
+impl OneConnection {
+    /// A new connection to `server`, whose first request is the next one made.
+    async fn connect(server: &TestServer) -> Self {
+        let stream = TcpStream::connect(server.addr()).await.unwrap();
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        OneConnection(tokio::sync::Mutex::new(sender))
+    }
+
+    /// A new connection to `server` past its first request, which an attack on handshakes
+    /// does not touch (while each next request comes within the handshake timeout).
+    async fn established(server: &TestServer) -> Self {
+        let http = Self::connect(server).await;
+        let (status, answer) = http.request("GET", "/healthz", None).await;
+        assert_eq!(status, 200, "{answer}");
+        http
+    }
+
+    /// `METHOD path` (with the API key under `/api`, and `body` as JSON): the answer's status
+    /// and text.
+    async fn request(&self, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+        let mut sender = self.0.lock().await;
+        guard("the connection to be ready", sender.ready())
+            .await
+            .expect("the connection is open");
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "switchboard");
+        if path.starts_with("/api/") {
+            request = request.header("authorization", format!("Bearer {API_KEY}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let request = request.body(Full::new(body)).unwrap();
+        let response = guard("an answer", sender.send_request(request))
+            .await
+            .expect("an answer");
+        let status = response.status().as_u16();
+        let text = guard("the answer's body", response.into_body().collect())
+            .await
+            .expect("the whole body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&text).into_owned())
+    }
 }
 
 /// The value of `switchboard_<sample>` (labels included) in `/metrics`, read over `http`.
-async fn metric(server: &TestServer, http: &reqwest::Client, sample: &str) -> f64 {
-    let url = format!("{}/metrics", server.base);
-    let text = http.get(url).send().await.unwrap().text().await.unwrap();
+async fn metric(http: &OneConnection, sample: &str) -> f64 {
+    let (status, text) = http.request("GET", "/metrics", None).await;
+    assert_eq!(status, 200, "{text}");
     let prefix = format!("switchboard_{sample} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))
@@ -73,9 +118,9 @@ async fn metric(server: &TestServer, http: &reqwest::Client, sample: &str) -> f6
 }
 
 /// Wait until `switchboard_<sample>` reads `value`.
-async fn metric_reaches(server: &TestServer, http: &reqwest::Client, sample: &str, value: f64) {
+async fn metric_reaches(http: &OneConnection, sample: &str, value: f64) {
     switchboard_testing::eventually(&format!("{sample} at {value}"), || async {
-        metric(server, http, sample).await == value
+        metric(http, sample).await == value
     })
     .await;
 }
@@ -99,7 +144,7 @@ async fn sockets_that_never_finish_a_request_are_closed_at_the_handshake_deadlin
     let mut half = TcpStream::connect(server.addr()).await.unwrap();
     write(&mut half, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
 
-    still_served(&server, &server.http, &mut bystander, 1).await;
+    still_served(&OneConnection::connect(&server).await, &mut bystander, 1).await;
     for socket in [&mut silent, &mut preface, &mut settings, &mut half] {
         closed_within(socket, DEADLINE + PATIENCE).await;
     }
@@ -108,7 +153,7 @@ async fn sockets_that_never_finish_a_request_are_closed_at_the_handshake_deadlin
         .metric("http_timeouts_total{stage=\"handshake\"}")
         .await;
     assert!(closed >= Some(3.0), "{closed:?}");
-    still_served(&server, &server.http, &mut bystander, 2).await;
+    still_served(&OneConnection::connect(&server).await, &mut bystander, 2).await;
 }
 
 /// A body that stalls after its headers is answered 408 `body_timeout` once it has been quiet
@@ -182,37 +227,35 @@ async fn the_key_is_checked_before_the_body_is_read() {
 /// connected clients are served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_handshake_cap_the_oldest_waiting_connection_makes_room() {
-    let server = TestServer::with("[http]\nmax_handshakes = 20\nhandshake_timeout_secs = 60").await;
+    let server =
+        TestServer::with("[http]\nmax_handshakes = 20\nhandshake_timeout_secs = 600").await;
     let mut bystander = server.connect("bystander").await;
-    let http = kept_alive(&server).await;
+    let http = OneConnection::established(&server).await;
     let mut waiting = Vec::new();
     for _ in 0..20 {
         waiting.push(TcpStream::connect(server.addr()).await.unwrap());
     }
-    metric_reaches(&server, &http, "http_handshakes", 20.0).await;
+    metric_reaches(&http, "http_handshakes", 20.0).await;
 
     let mut newcomer = server.connect("newcomer").await;
     let answer = closed_within(&mut waiting[0], PATIENCE).await;
     assert!(answer.is_empty(), "closed without an answer: {answer:?}");
-    assert_eq!(
-        metric(&server, &http, "http_handshakes_evicted_total").await,
-        1.0
-    );
+    assert_eq!(metric(&http, "http_handshakes_evicted_total").await, 1.0);
     // The newcomer leaves the handshakes once its upgrade is done: the gauge settles at 19.
-    metric_reaches(&server, &http, "http_handshakes", 19.0).await;
-    still_served(&server, &http, &mut newcomer, 1).await;
-    still_served(&server, &http, &mut bystander, 2).await;
+    metric_reaches(&http, "http_handshakes", 19.0).await;
+    still_served(&http, &mut newcomer, 1).await;
+    still_served(&http, &mut bystander, 2).await;
 
     // A second wave: every connection of the first is older than every one of the second.
     for _ in 0..20 {
         waiting.push(TcpStream::connect(server.addr()).await.unwrap());
     }
-    metric_reaches(&server, &http, "http_handshakes_evicted_total", 20.0).await;
+    metric_reaches(&http, "http_handshakes_evicted_total", 20.0).await;
     for first_wave in &mut waiting[1..20] {
         closed_within(first_wave, PATIENCE).await;
     }
     // The gauge counts the second wave whole once the last of it is taken in.
-    metric_reaches(&server, &http, "http_handshakes", 20.0).await;
+    metric_reaches(&http, "http_handshakes", 20.0).await;
 }
 
 /// Send a complete request on `stream` and read its whole answer, keeping the connection.
@@ -250,7 +293,7 @@ async fn one_address_holds_at_most_its_share_of_connections() {
         Some(1.0)
     );
     let mut other = server.connect("other-address").await;
-    still_served(&server, &server.http, &mut other, 1).await;
+    still_served(&OneConnection::connect(&server).await, &mut other, 1).await;
 
     held.pop();
     switchboard_testing::eventually("a place for 127.0.0.2 again", || async {
@@ -401,7 +444,7 @@ async fn unauthenticated_bodies_hold_no_memory_in_the_server() {
     let process = ServerProcess::serve(&[]);
     let server = &process.server;
     let mut bystander = server.connect("bystander").await;
-    still_served(server, &server.http, &mut bystander, 1).await;
+    still_served(&OneConnection::connect(server).await, &mut bystander, 1).await;
     let before = process.rss_kib();
 
     let mut attackers = Vec::new();
@@ -438,7 +481,7 @@ async fn unauthenticated_bodies_hold_no_memory_in_the_server() {
         let _ = body.send_data(Bytes::from(vec![b' '; MIB]), false);
         streams.push((tokio::spawn(response), body));
     }
-    still_served(server, &server.http, &mut bystander, 2).await;
+    still_served(&OneConnection::connect(server).await, &mut bystander, 2).await;
 
     for attacker in attackers {
         let status = attacker.await.unwrap();
@@ -450,7 +493,7 @@ async fn unauthenticated_bodies_hold_no_memory_in_the_server() {
     }
     let grown = process.rss_kib().saturating_sub(before);
     assert!(grown < 32 * 1024, "the server grew by {grown} KiB");
-    still_served(server, &server.http, &mut bystander, 3).await;
+    still_served(&OneConnection::connect(server).await, &mut bystander, 3).await;
 }
 
 /// A settings file for the binary, removed when dropped.
@@ -493,11 +536,15 @@ async fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
 /// ones connect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn near_its_descriptor_limit_the_server_sheds_clients_without_a_log_storm() {
-    let settings = SettingsFile::new("switchboard-fd-budget", "[http]\nfd_reserve = 8\n");
+    // The handshake timeout leaves the test's own connection open between its requests.
+    let settings = SettingsFile::new(
+        "switchboard-fd-budget",
+        "[http]\nfd_reserve = 8\nhandshake_timeout_secs = 600\n",
+    );
     let env = [("SWITCHBOARD_CONFIG", settings.path())];
     let mut process = ServerProcess::serve_from(switchboard_with_ulimit("-n 64"), &env);
     let server = &process.server;
-    let http = kept_alive(server).await;
+    let http = OneConnection::established(server).await;
     let started = std::time::Instant::now();
     let mut held = Vec::new();
     let mut refused = 0;
@@ -509,17 +556,11 @@ async fn near_its_descriptor_limit_the_server_sheds_clients_without_a_log_storm(
         }
     }
     assert!(refused > 0 && !held.is_empty(), "{} held", held.len());
-    let shed = metric(server, &http, "http_refused_total{reason=\"descriptors\"}").await;
+    let shed = metric(&http, "http_refused_total{reason=\"descriptors\"}").await;
     assert_eq!(shed, f64::from(refused));
-    assert_eq!(metric(server, &http, "accept_errors_total").await, 0.0);
-    assert_eq!(
-        metric(server, &http, "open_files_limit{kind=\"soft\"}").await,
-        64.0
-    );
-    assert_eq!(
-        metric(server, &http, "open_files_limit{kind=\"hard\"}").await,
-        64.0
-    );
+    assert_eq!(metric(&http, "accept_errors_total").await, 0.0);
+    assert_eq!(metric(&http, "open_files_limit{kind=\"soft\"}").await, 64.0);
+    assert_eq!(metric(&http, "open_files_limit{kind=\"hard\"}").await, 64.0);
     let mut first = held.remove(0);
     assert_eq!(first.json().await["type"], "welcome");
     first.send(json!({"type": "ping", "ref": 1})).await;

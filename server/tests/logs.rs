@@ -1,6 +1,7 @@
 //! The server's logs, read from the stderr of a `switchboard serve` process: JSON lines on
 //! request, a request id on every API request and WebSocket session (echoed in
-//! `x-request-id`), the session's connection id beside it, and no token or key anywhere.
+//! `x-request-id`), the session's lines in a span of its own with its user and connection id,
+//! and no token or key anywhere.
 
 mod support;
 
@@ -83,30 +84,21 @@ async fn json_logs_carry_request_ids_and_connection_ids_and_never_a_credential()
     }
     let lines = json_lines(&log);
 
-    // The session's lines name its request id and its connection id.
-    let opened = lines
-        .iter()
-        .find(|l| l["message"] == "connection opened")
-        .unwrap_or_else(|| panic!("no 'connection opened' line:\n{log}"));
-    assert_eq!(
-        field(opened, "request_id"),
-        Some(&Value::from("session-7f3a")),
-        "{opened}"
-    );
-    assert_eq!(
-        field(opened, "conn"),
-        Some(&Value::from(conn.as_str())),
-        "{opened}"
-    );
-    let ended = lines
-        .iter()
-        .find(|l| l["message"] == "connection ended")
-        .unwrap_or_else(|| panic!("no 'connection ended' line:\n{log}"));
-    assert_eq!(
-        field(ended, "request_id").unwrap(),
-        "session-7f3a",
-        "{ended}"
-    );
+    // The session's lines are in its own `connection` span, not in its handshake's request
+    // span (which ended with the 101), and name its handshake's request id, its user and its
+    // connection id.
+    for message in ["connection opened", "connection ended"] {
+        let line = lines
+            .iter()
+            .find(|l| l["message"] == message)
+            .unwrap_or_else(|| panic!("no '{message}' line:\n{log}"));
+        let spans: Vec<&Value> = line["spans"].as_array().expect("spans").iter().collect();
+        assert_eq!(spans.len(), 1, "{line}");
+        assert_eq!(spans[0]["name"], "connection", "{line}");
+        assert_eq!(spans[0]["request_id"], "session-7f3a", "{line}");
+        assert_eq!(spans[0]["user"], "alice", "{line}");
+        assert_eq!(spans[0]["conn"], conn.as_str(), "{line}");
+    }
 
     // The access log of the handshake shows the query without the token.
     let handshake = lines

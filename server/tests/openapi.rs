@@ -319,7 +319,8 @@ fn an_example_of_the_wrong_shape_does_not_validate() {
     }
 }
 
-/// The two core types the document describes by hand: every value of theirs validates.
+/// The two core types whose schemas the document takes from the core: every value of theirs
+/// validates.
 #[test]
 fn every_agent_event_and_position_of_the_core_validates_against_the_document() {
     let doc = document();

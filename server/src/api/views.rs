@@ -2,16 +2,19 @@
 //! its OpenAPI schema ([`utoipa::ToSchema`]) from the type the handler uses, so the document
 //! (`/api/openapi.json`, [`crate::openapi`]) describes what the code does.
 //!
-//! Two core types cannot derive a schema here ([`AgentEvent`] and [`Position`] live in the
-//! core crate, which knows nothing of OpenAPI): [`AgentEventSchema`] and [`PositionSchema`]
-//! describe them, and a test checks that every value of the core types validates against
-//! them.
+//! Two core types cannot derive an OpenAPI schema here ([`AgentEvent`] and [`Position`] live in
+//! the core crate, which knows nothing of OpenAPI): the document takes theirs from the core's
+//! own JSON Schema derive ([`core_schemas`]), so the two cannot drift, and the views refer to
+//! them by name ([`AgentEventSchema`], [`PositionSchema`]).
 
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use switchboard::{AgentEvent, ConnectionInfo, Delivery, Position, Stats};
-use utoipa::ToSchema;
+use utoipa::openapi::{schema::Schema, Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 /// Where a published message goes, as written in a request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -73,7 +76,7 @@ pub struct DeliveryView {
     pub buffered: bool,
     /// The stream position given to the message, if sequenced.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<PositionSchema>)]
+    #[schema(inline, value_type = Option<PositionSchema>)]
     pub position: Option<Position>,
 }
 
@@ -96,7 +99,8 @@ pub struct PublishResponse {
     pub deliveries: Vec<DeliveryView>,
 }
 
-/// `POST /api/runs/{user}/{run}/events`: one agent-run event.
+/// `POST /api/runs/{user}/{run}/events`: one agent-run event. A message delta is refused (409
+/// `run_order`) unless its `offset` is the message's length so far, or after its `final` delta.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AgentEventRequest {
     /// The agent (taken from `agent_started`).
@@ -111,86 +115,47 @@ pub struct AgentEventRequest {
     pub event: AgentEvent,
 }
 
-/// A stream position: the stream's epoch and a sequence number in it (the core's
-/// [`Position`]).
-#[derive(Debug, Serialize, ToSchema)]
-#[allow(dead_code)] // describes `Position` in the document; never built
-pub struct PositionSchema {
-    /// The stream's epoch.
-    pub epoch: u64,
-    /// The sequence number.
-    pub seq: u64,
+/// The core's [`Position`] in the document: a reference to its component, which
+/// [`core_schemas`] describes. Used `inline` (the reference itself): utoipa would otherwise
+/// register the reference as a component of its own, under the core's name.
+pub struct PositionSchema;
+
+/// The core's [`AgentEvent`] in the document: a reference to its component, which
+/// [`core_schemas`] describes. Used `inline`, as [`PositionSchema`].
+pub struct AgentEventSchema;
+
+/// Makes `$marker` a reference to the component of the core type `$core`, named as the core's
+/// schema names it.
+macro_rules! core_schema_ref {
+    ($marker:ty, $core:ty) => {
+        impl PartialSchema for $marker {
+            fn schema() -> RefOr<Schema> {
+                Ref::from_schema_name(<$core as JsonSchema>::schema_name()).into()
+            }
+        }
+
+        impl ToSchema for $marker {
+            fn name() -> std::borrow::Cow<'static, str> {
+                <$core as JsonSchema>::schema_name()
+            }
+        }
+    };
 }
 
-/// One agent-run event, tagged by `event` (the core's [`AgentEvent`]).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(tag = "event", rename_all = "snake_case")]
-#[allow(dead_code)] // describes `AgentEvent` in the document; never built
-pub enum AgentEventSchema {
-    /// The run began. Must come first.
-    AgentStarted {
-        /// Free-form details (the prompt, the model, ...).
-        #[serde(default)]
-        data: Value,
-    },
-    /// An intermediate thought.
-    AgentThinking {
-        /// The thought.
-        thought: String,
-    },
-    /// A piece of the agent's answer: `text` appended to `message` at `offset`. Refused (409
-    /// `run_order`) unless `offset` is the message's length so far, or after its `final` delta.
-    AgentMessageDelta {
-        /// The message within the run.
-        message: String,
-        /// The message's length before this delta, in Unicode scalar values (not bytes, not
-        /// UTF-16 units).
-        offset: u64,
-        /// The message's last delta: nothing may be appended after it.
-        #[serde(rename = "final", default)]
-        last: bool,
-        /// The text appended.
-        text: String,
-    },
-    /// A tool call began.
-    ToolExecuting {
-        /// The tool's name.
-        tool: String,
-        /// Identifies the call when the same tool runs more than once.
-        #[serde(default)]
-        call_id: Option<String>,
-        /// The tool's input.
-        #[serde(default)]
-        input: Value,
-    },
-    /// A tool call finished. Must follow its `tool_executing`.
-    ToolCompleted {
-        /// The tool's name.
-        tool: String,
-        /// The call id given in `tool_executing`, if any.
-        #[serde(default)]
-        call_id: Option<String>,
-        /// The tool's output.
-        #[serde(default)]
-        output: Value,
-    },
-    /// The run finished successfully.
-    AgentCompleted {
-        /// The run's result.
-        #[serde(default)]
-        result: Value,
-    },
-    /// The run failed.
-    AgentFailed {
-        /// What went wrong.
-        error: String,
-    },
-    /// The run was cancelled.
-    AgentCancelled {
-        /// Why, if known.
-        #[serde(default)]
-        reason: Option<String>,
-    },
+core_schema_ref!(PositionSchema, Position);
+core_schema_ref!(AgentEventSchema, AgentEvent);
+
+/// The components that describe the core's types the API reads and answers ([`AgentEvent`],
+/// [`Position`]) and those they use, by name: the core's own JSON Schema (draft 2020-12, the
+/// dialect of OpenAPI 3.1), as requests are parsed (a field with a default is optional), its
+/// references pointing into the document's components.
+pub fn core_schemas() -> Map<String, Value> {
+    let mut settings = SchemaSettings::draft2020_12().for_deserialize();
+    settings.definitions_path = "/components/schemas".into();
+    let mut generator = settings.into_generator();
+    generator.subschema_for::<AgentEvent>();
+    generator.subschema_for::<Position>();
+    generator.take_definitions(true)
 }
 
 /// One open connection, as the presence and room routes show it.

@@ -14,6 +14,7 @@
 use super::{admit_client, credential, refuse, Admitted, Handshake};
 use crate::api::ApiError;
 use crate::auth::{Credential, TokenError};
+use crate::logging;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -42,7 +43,8 @@ pub async fn connect(
     let resume = last_event.as_deref().or(query.resume.as_deref());
     let credential = credential(&headers, &query, &[]);
     match admit_client(&state, &headers, credential, &query, resume).await {
-        Admitted::Open(open) => sse(&state.handle, &state.sse, open),
+        Admitted::Open(open) => logging::connection_span(&headers, &open.user)
+            .in_scope(|| sse(&state.handle, &state.sse, open)),
         Admitted::Refused(refused) => sse_refuse(&refused),
         Admitted::Answer(answer) => answer,
     }

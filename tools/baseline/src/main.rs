@@ -16,8 +16,7 @@
 //! hubs and not the HTTP stacks.
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,21 +25,18 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use switchboard_peer::{Handshake, Keys, Publish, Secrets};
+use switchboard_peer::{AuthorizedPublish, Cli, ClientUser, HasKeys, Keys};
 use tokio::sync::mpsc;
 
 /// The hand-written broadcast hub Switchboard is benchmarked against.
 #[derive(Debug, Parser)]
 #[command(name = "switchboard-baseline", version)]
-struct Cli {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8090")]
-    listen: SocketAddr,
+#[command(mut_arg("listen", |a| a.required(false).default_value("127.0.0.1:8090")))]
+struct Command {
     #[command(flatten)]
-    secrets: Secrets,
+    cli: Cli,
 }
 
 /// Every client's channel and every room's members.
@@ -49,6 +45,12 @@ struct Hub {
     rooms: Mutex<HashMap<String, HashSet<u64>>>,
     next_id: AtomicU64,
     keys: Keys,
+}
+
+impl HasKeys for Hub {
+    fn keys(&self) -> &Keys {
+        &self.keys
+    }
 }
 
 /// A client frame: only `join` is understood.
@@ -61,15 +63,9 @@ struct ClientFrame {
 
 async fn connect(
     State(hub): State<Arc<Hub>>,
-    Query(handshake): Query<Handshake>,
+    ClientUser(user): ClientUser,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Some(token) = handshake.token else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    let Some(user) = hub.keys.user(&token) else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
     upgrade.on_upgrade(move |socket| client(hub, user, socket))
 }
 
@@ -127,12 +123,8 @@ async fn client(hub: Arc<Hub>, user: String, socket: WebSocket) {
 
 async fn publish(
     State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
-    Json(publish): Json<Publish>,
+    AuthorizedPublish(publish): AuthorizedPublish,
 ) -> Response {
-    if !hub.keys.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
     let members: Vec<u64> = hub
         .rooms
         .lock()
@@ -156,7 +148,7 @@ async fn publish(
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let cli = Cli::parse();
+    let Command { cli } = Command::parse();
     let hub = Arc::new(Hub {
         clients: Mutex::new(HashMap::new()),
         rooms: Mutex::new(HashMap::new()),

@@ -1,27 +1,44 @@
 //! What the hubs Switchboard's benchmarks compare with (`switchboard-baseline`,
 //! `switchboard-raw-peer`, `switchboard-socketio-peer`) share, so that they differ only in how
-//! they deliver: their secrets on the command line (the development ones of `switchboard serve`
-//! by default, so the same tokens work), the client token and API key checks, the publish
-//! request and message frame of the protocol subset the load tool speaks, and how they listen
-//! (announced as the benchmark scripts expect, `TCP_NODELAY` as the Switchboard server sets it,
-//! until Ctrl-C).
+//! they deliver: their command line ([`Cli`]: the address and the secrets, the development
+//! ones of `switchboard serve` by default, so the same tokens work), the client token and API
+//! key checks (the extractors [`ClientUser`] of `GET /ws` and [`AuthorizedPublish`] of
+//! `POST /api/publish`), the publish request and message frame of the protocol subset the load
+//! tool speaks, and how they listen (announced as the benchmark scripts expect, `TCP_NODELAY`
+//! as the Switchboard server sets it, until Ctrl-C).
 
 #![forbid(unsafe_code)]
 
-use axum::http::{header, HeaderMap};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
-use axum::Router;
+use axum::{Json, Router};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// The development secret of `switchboard serve`.
 pub const DEVELOPMENT_SECRET: &str = "switchboard-development-secret-do-not-use-in-production";
 /// The development API key of `switchboard serve`.
 pub const DEVELOPMENT_API_KEY: &str = "switchboard-development-api-key";
+
+/// A peer's command line: where it listens and the secrets it checks. Each peer flattens it
+/// into its own command (`#[command(flatten)]`), which names the peer and gives `--listen` its
+/// default port (`mut_arg("listen", ...)`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub secrets: Secrets,
+}
 
 /// The secrets a peer checks, from its command line or environment.
 #[derive(Debug, Clone, clap::Args)]
@@ -83,11 +100,59 @@ impl Keys {
     }
 }
 
+/// A peer's state, which holds its [`Keys`]: what the extractors check requests with.
+pub trait HasKeys {
+    /// The peer's keys.
+    fn keys(&self) -> &Keys;
+}
+
+impl<T: HasKeys> HasKeys for Arc<T> {
+    fn keys(&self) -> &Keys {
+        (**self).keys()
+    }
+}
+
 /// The query of `GET /ws`.
 #[derive(Deserialize)]
-pub struct Handshake {
+struct Handshake {
     /// The client token.
-    pub token: Option<String>,
+    token: Option<String>,
+}
+
+/// The user of `GET /ws?token=<client token>`; without a valid token the request is answered
+/// 401.
+pub struct ClientUser(pub String);
+
+impl<S: HasKeys + Send + Sync> FromRequestParts<S> for ClientUser {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, StatusCode> {
+        let Query(handshake) = Query::<Handshake>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| StatusCode::UNAUTHORIZED)?;
+        let token = handshake.token.ok_or(StatusCode::UNAUTHORIZED)?;
+        let user = state.keys().user(&token).ok_or(StatusCode::UNAUTHORIZED)?;
+        Ok(ClientUser(user))
+    }
+}
+
+/// The message of a `POST /api/publish` that carries the API key as its bearer: without it the
+/// request is answered 401 and its body is not read; a body that is not a [`Publish`] gets
+/// axum's JSON rejection (400, 415 or 422).
+pub struct AuthorizedPublish(pub Publish);
+
+impl<S: HasKeys + Send + Sync> FromRequest<S> for AuthorizedPublish {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        if !state.keys().authorized(request.headers()) {
+            return Err(StatusCode::UNAUTHORIZED.into_response());
+        }
+        let Json(publish) = Json::<Publish>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(AuthorizedPublish(publish))
+    }
 }
 
 /// Where a publish goes: a room.

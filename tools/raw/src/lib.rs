@@ -23,8 +23,8 @@ mod connection;
 pub mod wire;
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use switchboard_peer::{Handshake, Keys, Publish, Secrets};
+use switchboard_peer::{AuthorizedPublish, ClientUser, HasKeys, Keys, Secrets};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -48,6 +48,12 @@ struct Hub {
     rooms: Mutex<HashMap<String, HashMap<u64, mpsc::Sender<Bytes>>>>,
     next_id: AtomicU64,
     keys: Keys,
+}
+
+impl HasKeys for Hub {
+    fn keys(&self) -> &Keys {
+        &self.keys
+    }
 }
 
 impl Hub {
@@ -78,15 +84,9 @@ impl Hub {
 /// to [`connection::run`].
 async fn connect(
     State(hub): State<Arc<Hub>>,
-    Query(handshake): Query<Handshake>,
+    ClientUser(user): ClientUser,
     mut request: Request,
 ) -> Response {
-    let Some(token) = handshake.token else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    let Some(user) = hub.keys.user(&token) else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
     let headers = request.headers();
     let is_websocket = headers
         .get(header::UPGRADE)
@@ -130,12 +130,8 @@ async fn connect(
 /// member of the room.
 async fn publish(
     State(hub): State<Arc<Hub>>,
-    headers: HeaderMap,
-    Json(publish): Json<Publish>,
+    AuthorizedPublish(publish): AuthorizedPublish,
 ) -> Response {
-    if !hub.keys.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
     let text = publish.frame();
     let frame = wire::text_frame(&text);
     let mut reached = 0;

@@ -129,12 +129,13 @@ async fn an_unmasked_client_frame_is_closed_with_1002() {
     }
 }
 
-/// `POST /api/publish` over a plain TCP connection: its JSON answer.
-async fn publish(addr: &str, body: &str) -> Value {
+/// `POST /api/publish` with `key` as its bearer over a plain TCP connection: the answer's
+/// status code and body.
+async fn post_publish(addr: &str, key: &str, body: &str) -> (u16, String) {
     use tokio::io::AsyncReadExt;
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
-        "POST /api/publish HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {API_KEY}\r\n\
+        "POST /api/publish HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\n\
          content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -144,7 +145,44 @@ async fn publish(addr: &str, body: &str) -> Value {
         .await
         .expect("an answer within 10 s")
         .unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    let body = response.split("\r\n\r\n").nth(1).expect("a body");
-    serde_json::from_str(body).unwrap()
+    let status = response
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {response}"));
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, body.to_owned())
+}
+
+/// `POST /api/publish` with the API key: its JSON answer, which must be a 200.
+async fn publish(addr: &str, body: &str) -> Value {
+    let (status, answer) = post_publish(addr, API_KEY, body).await;
+    assert_eq!(status, 200, "{answer}");
+    serde_json::from_str(&answer).unwrap()
+}
+
+/// A publish without the API key is refused before its body is read, and one whose body is
+/// not a publish is refused too: neither reaches a member, whose next message is the next
+/// publish that was right.
+#[tokio::test]
+async fn a_publish_without_the_key_or_with_a_bad_body_is_refused_and_reaches_nobody() {
+    let addr = peer().await;
+    let mut member = connect(&addr, "a").await;
+    member
+        .send(Message::text(r#"{"type":"join","room":"r"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut member).await["type"], "joined");
+
+    let right = r#"{"to":{"room":"r"},"event":"e","data":1}"#;
+    let (status, _) = post_publish(&addr, "a wrong key", right).await;
+    assert_eq!(status, 401);
+    let (status, _) = post_publish(&addr, API_KEY, r#"{"to":"r","event":"e"}"#).await;
+    assert_eq!(status, 422);
+    let (status, _) = post_publish(&addr, API_KEY, "not json").await;
+    assert_eq!(status, 400);
+
+    let last = r#"{"to":{"room":"r"},"event":"last","data":2}"#;
+    assert_eq!(publish(&addr, last).await, json!({"reached": 1}));
+    assert_eq!(next_json(&mut member).await["event"], "last");
 }

@@ -27,7 +27,7 @@
 #![forbid(unsafe_code)]
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -39,7 +39,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::{BroadcastError, SocketIo};
 use std::future::Future;
 use std::sync::Arc;
-use switchboard_peer::{Keys, Publish, Secrets};
+use switchboard_peer::{AuthorizedPublish, HasKeys, Keys, Publish, Secrets};
 use tokio::net::TcpListener;
 
 /// engineioxide's per-socket packet queue, raised from its default of 128 so that a socket
@@ -109,15 +109,24 @@ async fn broadcast(io: &SocketIo, publish: &Publish) -> usize {
     }
 }
 
+/// What `POST /api/publish` uses: the Socket.IO server and the peer's keys.
+#[derive(Clone)]
+struct Api {
+    io: SocketIo,
+    keys: Arc<Keys>,
+}
+
+impl HasKeys for Api {
+    fn keys(&self) -> &Keys {
+        &self.keys
+    }
+}
+
 /// `POST /api/publish`.
 async fn publish(
-    State((io, keys)): State<(SocketIo, Arc<Keys>)>,
-    headers: HeaderMap,
-    Json(publish): Json<Publish>,
+    State(Api { io, .. }): State<Api>,
+    AuthorizedPublish(publish): AuthorizedPublish,
 ) -> Response {
-    if !keys.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
     match broadcast(&io, &publish).await {
         usize::MAX => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         failed => Json(json!({ "failed": failed })).into_response(),
@@ -138,7 +147,7 @@ pub async fn serve(
     io.ns("/", connected.with(authenticate));
     let app = Router::new()
         .route("/api/publish", post(publish))
-        .with_state((io, keys))
+        .with_state(Api { io, keys })
         .layer(layer);
     switchboard_peer::serve(listener, app, shutdown).await
 }

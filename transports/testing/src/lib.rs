@@ -8,15 +8,22 @@
 //!   of hanging (guards against hangs, not timing assertions);
 //! - [`Redis`]: a `redis-server` from PATH on a free port, killed when dropped;
 //! - with the feature `sse`, `SseClient`: a real HTTP client (hyper, on tokio) of the
-//!   Server-Sent Events transport.
+//!   Server-Sent Events transport;
+//! - with the feature `axum`, `serve_ws_route`: an axum route that upgrades `/ws?user=<id>`
+//!   as the test says, for tests of embedding the hub in axum;
+//! - [`query_param`]: one parameter of a test's query string (`user`, `thread`, ...).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+mod axum;
 mod client;
 mod redis;
 #[cfg(feature = "sse")]
 mod sse;
 
+#[cfg(feature = "axum")]
+pub use axum::serve_ws_route;
 pub use client::{small_listener, small_socket, Received, WsClient, SMALL_BUFFER, SOCKET_SLACK};
 pub use redis::Redis;
 #[cfg(feature = "sse")]
@@ -51,4 +58,13 @@ where
         }
     })
     .await;
+}
+
+/// The value of `key` in a query string (`user=alice&thread=t1`), if it has one.
+pub fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
 }

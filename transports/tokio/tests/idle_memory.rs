@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use switchboard::{Config, Open, RoomAccess};
 use switchboard_testing::WsClient;
-use switchboard_tokio::{Builder, Events, Handle, Refusal, Request};
+use switchboard_tokio::{Builder, Events, Refusal, Request};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
@@ -214,32 +214,17 @@ async fn an_idle_connection_through_the_transports_handshake_holds_under_the_bou
 #[cfg(feature = "axum")]
 #[tokio::test]
 async fn an_idle_connection_through_an_axum_route_holds_under_the_bound() {
-    use axum::extract::{ws::WebSocketUpgrade, RawQuery, State};
-    use axum::http::StatusCode;
-    use axum::response::{IntoResponse, Response};
+    use switchboard_testing::serve_ws_route;
     use switchboard_tokio::axum::upgrade;
-
-    async fn ws(
-        State(handle): State<Handle>,
-        RawQuery(query): RawQuery,
-        ws: WebSocketUpgrade,
-    ) -> Response {
-        let query = query.unwrap_or_default();
-        match query.strip_prefix("user=") {
-            Some(user) => upgrade(&handle, ws, Open::new(user).access(RoomAccess::Any)),
-            None => StatusCode::UNAUTHORIZED.into_response(),
-        }
-    }
 
     let _serial = SERIAL.lock().await;
     let (handle, events) = Builder::new(config()).shards(2).start();
     drain(events);
-    let app = axum::Router::new()
-        .route("/ws", axum::routing::get(ws))
-        .with_state(handle.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("bound");
-    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let hub = handle.clone();
+    let (addr, serving) = serve_ws_route(move |ws, user, _| {
+        upgrade(&hub, ws, Open::new(user).access(RoomAccess::Any))
+    })
+    .await;
 
     let bytes = heap_per_idle_connection(addr).await;
     println!("axum: {bytes} bytes of server heap per idle connection");

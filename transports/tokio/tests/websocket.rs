@@ -9,7 +9,7 @@ use switchboard::{
     AgentEvent, AgentUpdate, Config, Envelope, Message, Notice, Open, Reason, RemoteTarget,
     RoomAccess, Target, UserId,
 };
-use switchboard_testing::{guard, Received, WsClient, GUARD};
+use switchboard_testing::{guard, query_param, Received, WsClient, GUARD};
 use switchboard_tokio::{
     cluster_channel, Builder, ClusterEvent, ClusterEvents, Error, Event, Events, Handle, Refusal,
     Request,
@@ -17,14 +17,6 @@ use switchboard_tokio::{
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
-
-fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
-}
 
 /// The test authenticator: `?user=<id>` (and optionally `&thread=<id>`) or 401.
 fn authenticate(request: &Request) -> Result<Open, Refusal> {
@@ -840,32 +832,17 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
 #[cfg(feature = "axum")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_axum_route_hands_its_websocket_to_the_hub() {
-    use axum::extract::{ws::WebSocketUpgrade, RawQuery, State};
-    use axum::http::StatusCode;
-    use axum::response::{IntoResponse, Response};
+    use switchboard_testing::serve_ws_route;
     use switchboard_tokio::{axum::upgrade, position_from_query};
 
-    async fn ws(
-        State(handle): State<Handle>,
-        RawQuery(query): RawQuery,
-        ws: WebSocketUpgrade,
-    ) -> Response {
-        let query = query.unwrap_or_default();
-        let Some(user) = query_param(&query, "user") else {
-            return StatusCode::UNAUTHORIZED.into_response();
-        };
-        let mut open = Open::new(user);
-        open.resume = position_from_query(Some(&query));
-        upgrade(&handle, ws, open)
-    }
-
     let (handle, _events) = Builder::new(config()).shards(2).start();
-    let app = axum::Router::new()
-        .route("/ws", axum::routing::get(ws))
-        .with_state(handle.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("bound");
-    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let hub = handle.clone();
+    let (addr, serving) = serve_ws_route(move |ws, user, query| {
+        let mut open = Open::new(user);
+        open.resume = position_from_query(Some(query));
+        upgrade(&hub, ws, open)
+    })
+    .await;
 
     let mut alice = WsClient::welcomed(addr, "user=alice").await;
     let delivery = handle
@@ -892,33 +869,21 @@ async fn an_axum_route_hands_its_websocket_to_the_hub() {
 #[cfg(feature = "axum")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_axum_route_refuses_a_websocket_as_the_hub_does() {
-    use axum::extract::{ws::WebSocketUpgrade, RawQuery, State};
-    use axum::response::Response;
     use switchboard::OpenError;
+    use switchboard_testing::serve_ws_route;
     use switchboard_tokio::axum::{refuse, upgrade};
-
-    async fn ws(
-        State(handle): State<Handle>,
-        RawQuery(query): RawQuery,
-        ws: WebSocketUpgrade,
-    ) -> Response {
-        let query = query.unwrap_or_default();
-        let user = query_param(&query, "user").unwrap_or("anonymous");
-        if query_param(&query, "refuse").is_some() {
-            return refuse(&handle, ws, OpenError::UserLimit);
-        }
-        upgrade(&handle, ws, Open::new(user))
-    }
 
     let mut config = config();
     config.limits.max_connections_per_user = 1;
     let (handle, _events) = Builder::new(config).shards(2).start();
-    let app = axum::Router::new()
-        .route("/ws", axum::routing::get(ws))
-        .with_state(handle.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("bound");
-    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let hub = handle.clone();
+    let (addr, serving) = serve_ws_route(move |ws, user, query| {
+        if query_param(query, "refuse").is_some() {
+            return refuse(&hub, ws, OpenError::UserLimit);
+        }
+        upgrade(&hub, ws, Open::new(user))
+    })
+    .await;
 
     let alice = WsClient::welcomed(addr, "user=alice").await;
     let mut by_the_hub = WsClient::connect(addr, "user=alice").await;

@@ -92,30 +92,13 @@ async fn through_the_transports_handshake_the_write_buffer_is_bounded() {
 #[cfg(feature = "axum")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_an_axum_route_the_write_buffer_is_bounded() {
-    use axum::extract::{ws::WebSocketUpgrade, RawQuery, State};
-    use axum::http::StatusCode;
-    use axum::response::{IntoResponse, Response};
+    use switchboard_testing::serve_ws_route;
     use switchboard_tokio::axum::upgrade;
 
-    async fn ws(
-        State(handle): State<Handle>,
-        RawQuery(query): RawQuery,
-        ws: WebSocketUpgrade,
-    ) -> Response {
-        let query = query.unwrap_or_default();
-        match query.strip_prefix("user=") {
-            Some(user) => upgrade(&handle, ws, Open::new(user)),
-            None => StatusCode::UNAUTHORIZED.into_response(),
-        }
-    }
-
     let (handle, mut events) = Builder::new(config()).shards(2).start();
-    let app = axum::Router::new()
-        .route("/ws", axum::routing::get(ws))
-        .with_state(handle.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("bound");
-    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+    let hub = handle.clone();
+    let (addr, serving) =
+        serve_ws_route(move |ws, user, _| upgrade(&hub, ws, Open::new(user))).await;
 
     a_peer_that_leaves_its_pongs_unread_is_closed_as_a_slow_consumer(&handle, &mut events, addr)
         .await;
