@@ -190,9 +190,12 @@ const NAMED: &[(&str, &[Shows])] = {
         ("ref-at-the-bound", &[Frame("pong", 1), Frame("joined", 1)]),
         ("ref-over-the-bound", &[Error("invalid_frame", 1)]),
         ("regression-empty-room-name", &[Error("malformed_json", 1)]),
-        // When everyone leaves at the end, `ben`'s `left` overflows the queue of `ana`, who
-        // stopped reading in `lobby`: closed with 4008 before its own turn to leave.
-        ("regression-leaving-overflows-a-stalled-reader", &[Close(4008)]),
+        // When everyone leaves at the end, another member's `left` overflows the queue of
+        // `ana`, who stopped reading in `lobby`: closed with 4008 before its turn to leave.
+        (
+            "regression-leaving-overflows-a-stalled-reader",
+            &[Close(4008)],
+        ),
         (
             "regression-reply-overflows-a-stalled-reader",
             &[Close(4008)],
