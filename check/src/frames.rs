@@ -538,8 +538,10 @@ impl Script {
 
     /// Everyone leaves; once history and run reports expired, nothing is left.
     fn finish(&mut self) {
-        let open: Vec<ConnId> = self.conns.keys().copied().collect();
-        for conn in open {
+        // One at a time, highest id first (a fixed order, so that an input always does the
+        // same): a connection's going can close another (its `left` overflows the queue of a
+        // member that stopped reading: 4008), which then has nothing left to close.
+        while let Some(&conn) = self.conns.keys().max() {
             let r = self
                 .hub
                 .handle_socket(self.now, SocketInput::Closed { conn });

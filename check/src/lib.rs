@@ -20,8 +20,9 @@
 //! | [`resume()`] | publishes, drops, reconnects and resumes ([`devices::ResumeCase`]) | every stream is delivered exactly once in order within history (bounded by count, bytes and age), with an exact `gap` outside it; a stalled reader closed with 4008 exactly when its queue overflows |
 //!
 //! Inputs of the structured targets are decoded with [`arbitrary::Unstructured`] from the raw
-//! bytes (`arbitrary_take_rest`), exactly as libFuzzer's typed targets do; an input too short to
-//! decode is skipped.
+//! bytes (`arbitrary_take_rest`), exactly as libFuzzer's typed targets do; an input that decodes to
+//! nothing (too short, or no operation) is skipped, and the fuzz targets reject it so that no
+//! corpus keeps it.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -77,34 +78,49 @@ pub fn frames(data: &[u8]) {
 }
 
 /// Target `operations`: decodes an [`operations::Case`] and checks the hub against the
-/// reference model after every operation. Panics on the first difference.
-pub fn operations(data: &[u8]) {
-    if let Some(case) = decode::<operations::Case>(data) {
-        if let Err(e) = operations::run(&case.normalized()) {
-            panic!("{e}");
-        }
+/// reference model after every operation. Panics on the first difference. Returns `false`
+/// for an input that decodes to nothing (too short, or no operation), which checks nothing:
+/// the fuzz target rejects it, so libFuzzer never keeps it in a corpus.
+pub fn operations(data: &[u8]) -> bool {
+    let Some(case) = decode::<operations::Case>(data).filter(|case| !case.ops.is_empty()) else {
+        return false;
+    };
+    if let Err(e) = operations::run(&case.normalized()) {
+        panic!("{e}");
     }
+    true
 }
 
 /// Target `runs`: decodes a [`devices::RunsCase`] (agent-run events and message deltas, valid
 /// or not, producer loss, idle runs, drops, reconnects and slow readers) and checks every
 /// connection's and every device's view of every run and text of every message. Panics on the
-/// first violation.
-pub fn runs(data: &[u8]) {
-    if let Some(case) = decode::<devices::RunsCase>(data) {
-        if let Err(e) = devices::run_runs(&case) {
-            panic!("{e}");
-        }
+/// first violation. Returns `false` for an input that decodes to nothing (too short, no
+/// device or no operation), as [`operations()`] does.
+pub fn runs(data: &[u8]) -> bool {
+    let Some(case) = decode::<devices::RunsCase>(data)
+        .filter(|case| !case.devices.is_empty() && !case.ops.is_empty())
+    else {
+        return false;
+    };
+    if let Err(e) = devices::run_runs(&case) {
+        panic!("{e}");
     }
+    true
 }
 
 /// Target `resume`: decodes a [`devices::ResumeCase`] (publishes, drops, reconnects with
 /// positions, `resume` frames, slow readers, expiring history) and checks exactly-once in-order
-/// delivery within history and exact gaps outside it. Panics on the first violation.
-pub fn resume(data: &[u8]) {
-    if let Some(case) = decode::<devices::ResumeCase>(data) {
-        if let Err(e) = devices::run_resume(&case) {
-            panic!("{e}");
-        }
+/// delivery within history and exact gaps outside it. Panics on the first violation. Returns
+/// `false` for an input that decodes to nothing (too short, no device or no operation), as
+/// [`operations()`] does.
+pub fn resume(data: &[u8]) -> bool {
+    let Some(case) = decode::<devices::ResumeCase>(data)
+        .filter(|case| !case.devices.is_empty() && !case.ops.is_empty())
+    else {
+        return false;
+    };
+    if let Err(e) = devices::run_resume(&case) {
+        panic!("{e}");
     }
+    true
 }
