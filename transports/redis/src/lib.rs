@@ -74,6 +74,7 @@
 
 mod admission;
 mod bridge;
+mod cancels;
 mod counters;
 mod follows;
 mod history;
@@ -91,6 +92,7 @@ mod worker;
 
 pub use admission::Admission;
 pub use bridge::Bridge;
+pub use cancels::{MAX_CANCELS_ASKED, MAX_CANCELS_JUDGED};
 pub use counters::BridgeStats;
 pub use identity::Revoked;
 pub use keys::Keys;
