@@ -92,10 +92,32 @@ pub(crate) enum Outcome {
     /// The run's producer side answered `error` (e.g. `backend_unavailable`).
     Error {
         /// The code.
-        code: String,
+        code: Code,
         /// What happened, for humans.
         message: String,
     },
+}
+
+/// An error code as it travels: a verdict whose code is not a valid [`AppErrorCode`] does not
+/// read (it is malformed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub(crate) struct Code(AppErrorCode);
+
+impl TryFrom<String> for Code {
+    type Error = &'static str;
+
+    fn try_from(code: String) -> Result<Self, Self::Error> {
+        AppErrorCode::new(&code)
+            .map(Code)
+            .ok_or("not a valid error code")
+    }
+}
+
+impl From<Code> for String {
+    fn from(code: Code) -> String {
+        code.0.as_str().to_owned()
+    }
 }
 
 impl From<Answer> for Outcome {
@@ -103,7 +125,7 @@ impl From<Answer> for Outcome {
         match answer {
             Answer::Reply(data) => Outcome::Reply(data),
             Answer::Error { code, message } => Outcome::Error {
-                code: code.as_str().to_owned(),
+                code: Code(code),
                 message,
             },
         }
@@ -111,15 +133,15 @@ impl From<Answer> for Outcome {
 }
 
 impl Outcome {
-    /// The client's answer; `None` for [`Outcome::NotHere`], and for an error whose code is
-    /// not a valid code (a malformed verdict, ignored).
+    /// The client's answer; `None` for [`Outcome::NotHere`].
     pub fn answer(self) -> Option<Answer> {
         match self {
             Outcome::NotHere => None,
             Outcome::Reply(data) => Some(Answer::Reply(data)),
-            Outcome::Error { code, message } => {
-                AppErrorCode::new(&code).map(|code| Answer::Error { code, message })
-            }
+            Outcome::Error { code, message } => Some(Answer::Error {
+                code: code.0,
+                message,
+            }),
         }
     }
 }
@@ -324,11 +346,12 @@ mod tests {
         };
         let incoming: Incoming = serde_json::from_slice(&verdict("a", &not_here)).unwrap();
         assert_eq!(incoming.verdict.map(|v| v.outcome), Some(Outcome::NotHere));
-        let forged = Outcome::Error {
-            code: "Not A Code".into(),
-            message: String::new(),
-        };
-        assert_eq!(forged.answer(), None, "an invalid code is no answer");
+        let forged = br#"{"origin":"a","verdict":{"ticket":{"node":"b","id":7},
+            "outcome":{"error":{"code":"Not A Code","message":""}}}}"#;
+        assert!(
+            serde_json::from_slice::<Incoming>(forged).is_err(),
+            "a verdict with an invalid code does not read"
+        );
     }
 
     /// A header sealed like the sequencer script seals it reads back with its entry.
