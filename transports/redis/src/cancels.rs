@@ -119,6 +119,16 @@ async fn verdicts(shared: &Shared, user: switchboard::UserId, run: switchboard::
         id,
     };
     let ask = CancelAsk { ticket, user, run };
+    // Whether this node's own subscription hears the request (and ignores it): without it, no
+    // verdict reaches this node either, and the client hears `backend_unavailable` in time.
+    let control = shared.keys.control_channel();
+    let own = u64::from(
+        shared
+            .subscribed
+            .lock()
+            .expect("not poisoned")
+            .contains(&control),
+    );
     let receivers = match shared.tell_others(wire::cancel(&shared.node, &ask)).await {
         Ok(receivers) => receivers,
         Err(e) => {
@@ -126,8 +136,7 @@ async fn verdicts(shared: &Shared, user: switchboard::UserId, run: switchboard::
             return unavailable("the other nodes could not be asked");
         }
     };
-    // This node's own subscription received it too, and ignores it.
-    let mut awaited = receivers.saturating_sub(1);
+    let mut awaited = receivers.saturating_sub(own);
     let deadline = tokio::time::sleep(shared.options.cancel_timeout);
     tokio::pin!(deadline);
     while awaited > 0 {
