@@ -19,7 +19,7 @@ use crate::shared::Shared;
 use crate::wire::{self, CancelAsk, Outcome, Verdict};
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchboard::{Answer, CancelFrom, CancelRequest, CancelTicket, ErrorCode};
+use switchboard::{Answer, CancelFrom, CancelRequest, CancelTicket, ErrorCode, RunId, UserId};
 use switchboard_transport::{Handle, Runtime};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -108,9 +108,10 @@ pub(crate) async fn ask<R: Runtime>(
     let _ = handle.answer(conn, reference, answer).await;
 }
 
-/// What the other nodes say about `user`'s `run`, as the client's answer.
-async fn verdicts(shared: &Shared, user: switchboard::UserId, run: switchboard::RunId) -> Answer {
-    let Some((id, mut verdicts)) = shared.cancels().open() else {
+/// What the other nodes say about `user`'s `run`, as the client's answer, within
+/// `cancel_timeout` from now (the request's publish included).
+async fn verdicts(shared: &Shared, user: UserId, run: RunId) -> Answer {
+    let Some((id, verdicts)) = shared.cancels().open() else {
         return unavailable("too many cancels are waiting for other nodes");
     };
     let _asked = Asked { shared, id };
@@ -119,6 +120,19 @@ async fn verdicts(shared: &Shared, user: switchboard::UserId, run: switchboard::
         id,
     };
     let ask = CancelAsk { ticket, user, run };
+    let gathered = gather(shared, &ask, verdicts);
+    match tokio::time::timeout(shared.options.cancel_timeout, gathered).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::debug!("a cancel's verdicts did not all come in time");
+            unavailable("the node of the run did not answer in time")
+        }
+    }
+}
+
+/// Publish `ask` and read its verdicts until one answers it or every node that received it
+/// said `not_here`.
+async fn gather(shared: &Shared, ask: &CancelAsk, mut verdicts: mpsc::Receiver<Outcome>) -> Answer {
     // Whether this node's own subscription hears the request (and ignores it): without it, no
     // verdict reaches this node either, and the client hears `backend_unavailable` in time.
     let control = shared.keys.control_channel();
@@ -129,7 +143,7 @@ async fn verdicts(shared: &Shared, user: switchboard::UserId, run: switchboard::
             .expect("not poisoned")
             .contains(&control),
     );
-    let receivers = match shared.tell_others(wire::cancel(&shared.node, &ask)).await {
+    let receivers = match shared.tell_others(wire::cancel(&shared.node, ask)).await {
         Ok(receivers) => receivers,
         Err(e) => {
             tracing::debug!(error = %e, "a cancel could not be asked of the other nodes");
@@ -137,19 +151,11 @@ async fn verdicts(shared: &Shared, user: switchboard::UserId, run: switchboard::
         }
     };
     let mut awaited = receivers.saturating_sub(own);
-    let deadline = tokio::time::sleep(shared.options.cancel_timeout);
-    tokio::pin!(deadline);
     while awaited > 0 {
-        tokio::select! {
-            outcome = verdicts.recv() => match outcome.map(Outcome::answer) {
-                Some(Some(answer)) => return answer,
-                Some(None) => awaited -= 1,
-                None => break,
-            },
-            () = &mut deadline => {
-                tracing::debug!(awaited, "a cancel's verdicts did not all come in time");
-                return unavailable("the node of the run did not answer in time");
-            }
+        match verdicts.recv().await.map(Outcome::answer) {
+            Some(Some(answer)) => return answer,
+            Some(None) => awaited -= 1,
+            None => break,
         }
     }
     Answer::unknown_run()
