@@ -93,6 +93,12 @@ impl Cluster {
         self.awaiting.remove(room).unwrap_or_default()
     }
 
+    /// True in a cluster: a client's `cancel` for a run not in progress here is the cluster's to
+    /// answer (`ClusterOutput::Cancel`), since another node's producer may own the run.
+    pub fn carries_cancels(&self) -> bool {
+        self.envelopes
+    }
+
     /// True in a cluster: the cluster decides presence (see [`presence`](Self::presence)).
     pub fn decides_presence(&self) -> bool {
         self.envelopes

@@ -19,8 +19,8 @@ mod socket;
 
 pub use answer::{Answer, AppErrorCode, ClientRef, MAX_APP_CODE_BYTES};
 pub use app::{
-    AgentUpdate, AppMessage, CancelRequest, Delivery, Notice, Open, RefreshGrant, RefreshRefusal,
-    RefreshRequest, RoomChange, WaiterId,
+    AgentUpdate, AppMessage, CancelFrom, CancelRequest, CancelTicket, Delivery, Notice, Open,
+    RefreshGrant, RefreshRefusal, RefreshRequest, RoomChange, WaiterId,
 };
 pub use cluster::{ClusterInput, ClusterOutput, Envelope, RemoteTarget};
 pub use socket::{SocketInput, SocketOutput};

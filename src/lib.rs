@@ -70,9 +70,9 @@ pub use heartbeat::{Liveness, RttStats};
 pub use hub::{Hub, UserMembership};
 pub use id::{AgentId, ConnId, ParseConnIdError, RoomId, RunId, ThreadId, UserId};
 pub use io::{
-    AgentUpdate, Answer, AppErrorCode, AppMessage, CancelRequest, ClientRef, ClusterInput,
-    ClusterOutput, Delivery, Envelope, Notice, Open, Output, RefreshGrant, RefreshRefusal,
-    RefreshRequest, RemoteTarget, RoomChange, SocketInput, SocketOutput, WaiterId,
+    AgentUpdate, Answer, AppErrorCode, AppMessage, CancelFrom, CancelRequest, CancelTicket,
+    ClientRef, ClusterInput, ClusterOutput, Delivery, Envelope, Notice, Open, Output, RefreshGrant,
+    RefreshRefusal, RefreshRequest, RemoteTarget, RoomChange, SocketInput, SocketOutput, WaiterId,
     MAX_APP_CODE_BYTES,
 };
 pub use message::{Lane, Message};

@@ -23,8 +23,8 @@ use crate::error::OpenError;
 use crate::hub::Hub;
 use crate::id::{ConnId, RoomId, UserId};
 use crate::io::{
-    ClusterInput, ClusterOutput, Delivery, Envelope, Notice, Open, Output, SocketInput,
-    SocketOutput,
+    CancelRequest, ClusterInput, ClusterOutput, Delivery, Envelope, Notice, Open, Output,
+    SocketInput, SocketOutput,
 };
 use crate::message::Message;
 use crate::presence::PresenceChange;
@@ -103,6 +103,7 @@ pub struct Harness {
     interest: Vec<(StreamId, bool)>,
     follows: Vec<(RoomId, Option<Position>)>,
     presence: Vec<PresenceChange>,
+    cancels: Vec<CancelRequest>,
 }
 
 impl Harness {
@@ -118,6 +119,7 @@ impl Harness {
             interest: Vec::new(),
             follows: Vec::new(),
             presence: Vec::new(),
+            cancels: Vec::new(),
         }
     }
 
@@ -193,6 +195,7 @@ impl Harness {
                     self.follows.push((room, since))
                 }
                 Output::Cluster(ClusterOutput::Presence(change)) => self.presence.push(*change),
+                Output::Cluster(ClusterOutput::Cancel(request)) => self.cancels.push(*request),
             }
         }
     }
@@ -385,5 +388,11 @@ impl Harness {
     /// a user's first member of a room here, or its last one gone).
     pub fn presence(&mut self) -> Vec<PresenceChange> {
         std::mem::take(&mut self.presence)
+    }
+
+    /// Take the cancels the hub handed to the cluster so far (with `Config::cluster`: a
+    /// client's `cancel` for a run not in progress here).
+    pub fn cluster_cancels(&mut self) -> Vec<CancelRequest> {
+        std::mem::take(&mut self.cancels)
     }
 }

@@ -45,10 +45,11 @@ pub fn serve(
                 }
                 Notice::Cancel(request) => {
                     let answer = producers.cancel(&request);
-                    let (handle, conn) = (handle.clone(), request.conn);
+                    let handle = handle.clone();
                     tokio::spawn(async move {
-                        // A connection closed meanwhile has no one to answer.
-                        let _ = handle.answer(conn, request.reference, answer).await;
+                        // A connection closed meanwhile has no one to answer; a client of
+                        // another node is answered through the cluster.
+                        let _ = handle.answer_cancel(request.from, answer).await;
                     });
                 }
                 _ => {}

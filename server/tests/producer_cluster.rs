@@ -1,7 +1,9 @@
 //! The producer channel in a cluster (two servers joined by one real Redis, shared streams):
 //! a run produced over a channel on one node reaches its reader on the other, and when the
-//! channel drops the reader there gets `producer_lost`. A cancel reaches the run only through
-//! the node whose API its producer uses. Starts `redis-server` from PATH on a free port.
+//! channel drops the reader there gets `producer_lost`. A client's cancel on one node reaches
+//! the run's producer on the other, over Redis, and the client is answered once the producer
+//! was told; a run no node has for the client's user is `unknown_run`. Starts `redis-server`
+//! from PATH on a free port.
 
 mod support;
 
@@ -29,13 +31,66 @@ async fn a_channel_dropped_on_one_node_ends_its_run_for_readers_on_the_other() {
         "{ack}"
     );
     assert_eq!(alice.next_of("agent_message_delta").await["text"], "half");
-    // Only the run's node knows the run: a cancel through the other node finds none.
-    alice
-        .send(json!({"type": "cancel", "run": "r1", "ref": 1}))
-        .await;
-    assert_eq!(alice.next_of("error").await["code"], "unknown_run");
     drop(producer);
     let lost = alice.next_of("producer_lost").await;
     assert_eq!(lost["run"], "r1");
+    shut_down([one, two]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_on_one_node_reaches_the_runs_producer_on_the_other_and_is_answered() {
+    let redis = Redis::start().await;
+    let [one, two] = two_nodes(&redis).await;
+    let mut alice = two.connect("alice").await;
+    let mut producer = Producer::open(&one).await;
+    producer.event("alice", "r1", 1, started(None)).await;
+    assert_eq!(alice.next_of("agent_started").await["run"], "r1");
+    alice
+        .send(json!({"type": "cancel", "run": "r1", "ref": 9}))
+        .await;
+    let order = producer.answer().await;
+    assert_eq!(
+        order,
+        json!({"type": "cancel", "user": "alice", "run": "r1"})
+    );
+    let reply = alice.next_of("reply").await;
+    assert_eq!(
+        (reply["ref"].clone(), reply["data"]["run"].clone()),
+        (json!(9), json!("r1"))
+    );
+    let reason = json!({"event": "agent_cancelled", "reason": "the user asked"});
+    assert_eq!(
+        producer.event("alice", "r1", 2, reason).await["type"],
+        "ack"
+    );
+    let cancelled = alice.next_of("agent_cancelled").await;
+    assert_eq!(cancelled["reason"], "the user asked");
+    shut_down([one, two]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_for_a_run_no_node_has_for_the_user_is_unknown_run_and_tells_no_producer() {
+    let redis = Redis::start().await;
+    let [one, two] = two_nodes(&redis).await;
+    let mut mallory = two.connect("mallory").await;
+    let mut producer = Producer::open(&one).await;
+    producer.event("alice", "r1", 1, started(None)).await;
+    // Alice's run on node one, under mallory's user: no node has it for her.
+    mallory
+        .send(json!({"type": "cancel", "run": "r1", "ref": 1}))
+        .await;
+    let theirs = mallory.next_of("error").await;
+    mallory
+        .send(json!({"type": "cancel", "run": "nothing", "ref": 1}))
+        .await;
+    let unknown = mallory.next_of("error").await;
+    assert_eq!(theirs["code"], "unknown_run", "{theirs}");
+    assert_eq!(
+        theirs, unknown,
+        "another user's run is answered as a run no node has"
+    );
+    // The producer heard no cancel: the next frame it reads is the ack of its next event.
+    let ack = producer.event("alice", "r1", 2, delta(0, "on")).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
     shut_down([one, two]).await;
 }

@@ -3,6 +3,7 @@
 //! rate. A bad frame is rejected: counted as dropped, a strike, and an `error` frame, until
 //! the strikes run out and the connection closes (1008, or 4029 for a flood).
 
+use super::cancel;
 use super::delivery::Fanout;
 use super::membership::{self, Ask};
 use super::refresh;
@@ -11,12 +12,12 @@ use super::reply::Reply;
 use crate::config::Config;
 use crate::error::{RoomError, UnknownConnection};
 use crate::id::ConnId;
-use crate::io::{AppMessage, CancelRequest, ClientRef, Notice};
+use crate::io::{AppMessage, ClientRef, Notice};
 use crate::message::Message;
 use crate::mutation::{self, Fault};
 use crate::protocol::{self, ClientFrame, ErrorCode, ServerFrame};
 use crate::reason::Reason;
-use crate::run::{Run, Runs};
+use crate::run::Runs;
 use crate::stream::StreamId;
 use crate::target::Target;
 use std::time::Instant;
@@ -185,24 +186,7 @@ fn frame(
             }
         }
         ClientFrame::Refresh { token } => refresh::requested(f, reply, token),
-        ClientFrame::Cancel { run } => {
-            let user = f.conns.conn(id).user.clone();
-            let key = (user, run);
-            if !runs.get(&key).is_some_and(Run::is_running) {
-                // No strike: the run may just have ended. Another user's run is answered
-                // alike, so the answer tells nothing about it.
-                let message = "no run in progress with that id";
-                return reply.error(f.conns, f.out, ErrorCode::UnknownRun, message);
-            }
-            let (user, run) = key;
-            let request = CancelRequest {
-                conn: id,
-                user,
-                run,
-                reference: reply.reference.map(ClientRef::from_raw),
-            };
-            f.out.notice(Notice::Cancel(Box::new(request)));
-        }
+        ClientFrame::Cancel { run } => cancel::requested(runs, f, reply, id, run),
         ClientFrame::App { kind, payload } => {
             let conn = f.conns.conn(id);
             let app = AppMessage {

@@ -22,6 +22,7 @@
 
 mod agent;
 mod backend;
+mod cancel;
 mod client;
 mod delivery;
 mod follow;

@@ -8,6 +8,7 @@ use crate::id::{AgentId, ConnId, RoomId, ThreadId, UserId};
 use crate::reason::Reason;
 use crate::run::{AgentEvent, RunReport};
 use crate::stream::Position;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// A request to open a connection, made by the transport once the client is authenticated.
@@ -173,24 +174,51 @@ pub enum Notice {
     /// its current grants and expiry, and a second `refresh` frame is answered
     /// `refresh_in_progress`.
     Refresh(Box<RefreshRequest>),
-    /// A client asked to cancel one of its user's runs in progress (a `cancel` frame). The
-    /// application tells the run's producer and answers the client with
-    /// [`Hub::answer`](crate::Hub::answer); the run ends only when the producer sends
-    /// `agent_cancelled`.
+    /// A client asked to cancel one of its user's runs in progress (a `cancel` frame), on this
+    /// hub or, through the cluster, on another node ([`CancelFrom`]). The application tells
+    /// the run's producer and answers the one who asked: a client here with
+    /// [`Hub::answer`](crate::Hub::answer), another node through the cluster. The run ends
+    /// only when the producer sends `agent_cancelled`.
     Cancel(Box<CancelRequest>),
 }
 
-/// A client's request to cancel a run of its user ([`Notice::Cancel`]).
+/// A client's request to cancel a run of its user ([`Notice::Cancel`], or
+/// [`ClusterOutput::Cancel`](crate::ClusterOutput::Cancel) when the run is not in progress on
+/// the client's hub).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CancelRequest {
-    /// The connection it came from.
-    pub conn: ConnId,
-    /// Its user, whose run it is.
+    /// Who asked, and where the answer goes.
+    pub from: CancelFrom,
+    /// The user of the client that asked, whose run it is.
     pub user: UserId,
-    /// The run, in progress when the request was made.
+    /// The run, in progress on this hub when the notice was emitted.
     pub run: RunId,
-    /// The frame's `ref`, to hand back with the answer.
-    pub reference: Option<ClientRef>,
+}
+
+/// Who asked for a [`CancelRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelFrom {
+    /// A client of this hub.
+    Client {
+        /// The connection it came from.
+        conn: ConnId,
+        /// The frame's `ref`, to hand back with the answer.
+        reference: Option<ClientRef>,
+    },
+    /// A client of another node, whose cancel the cluster carried here
+    /// ([`Hub::remote_cancel`](crate::Hub::remote_cancel)): the answer goes back to that node
+    /// with this ticket.
+    Node(CancelTicket),
+}
+
+/// Names a cancel carried between nodes: the node whose client asked, and that node's number
+/// for the request. Opaque to the hubs, which hand it back unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CancelTicket {
+    /// The node whose client asked.
+    pub node: String,
+    /// That node's number for the request, unique on it.
+    pub id: u64,
 }
 
 /// A connection that joined or left a room ([`Notice::Joined`], [`Notice::Left`]).

@@ -82,6 +82,13 @@ pub enum ClusterOutput {
     /// on one shard) decides whether the user's presence in the whole cluster changed, and if
     /// so feeds it to every hub serving the room as [`ClusterInput::Presence`].
     Presence(Box<PresenceChange>),
+    /// With `Config::cluster`: a client's `cancel` for a run that is not in progress on this
+    /// hub. The hub does not answer it: whoever joins the hubs asks the other nodes, whose
+    /// hubs hand it to the run's producer ([`Hub::remote_cancel`](crate::Hub::remote_cancel)),
+    /// and answers the client with [`Hub::answer`](crate::Hub::answer) — the producer node's
+    /// answer, or `unknown_run` when no node has the run for that user. Its
+    /// [`CancelRequest::from`](crate::CancelRequest::from) is always a client of this hub.
+    Cancel(Box<crate::io::CancelRequest>),
 }
 
 /// A publish travelling to the other hubs of a process (shards) or to other nodes: who it is

@@ -175,6 +175,7 @@ impl<R: Runtime> Builder<R> {
             stopped: Mutex::new(stopped),
             stopping: async_channel::bounded(1),
             shutdown: AsyncMutex::new(()),
+            cluster,
         };
         (Handle::new(Arc::new(shards)), Events::new(inbox))
     }

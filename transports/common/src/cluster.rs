@@ -12,7 +12,10 @@ use futures_util::Stream;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use switchboard::{ConnId, Envelope, Position, PresenceChange, StreamId, Unsequenced, UserId};
+use switchboard::{
+    Answer, CancelRequest, CancelTicket, ConnId, Envelope, Position, PresenceChange, StreamId,
+    Unsequenced, UserId,
+};
 
 /// Something the rest of the cluster needs from this node, in the order its shard emitted it.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +52,21 @@ pub enum ClusterEvent {
     /// included, with [`Handle::deliver_presence`](crate::Handle::deliver_presence): until
     /// then it reaches no one.
     Presence(Arc<PresenceChange>),
+    /// A client of this node asked to cancel a run that is not in progress on its hub
+    /// (`ClusterOutput::Cancel`): the bridge asks the other nodes (their
+    /// [`Handle::remote_cancel`](crate::Handle::remote_cancel)) and answers the client with
+    /// [`Handle::answer`](crate::Handle::answer), `unknown_run` when no node has the run.
+    Cancel(Box<CancelRequest>),
+    /// The application answered a cancel another node carried here
+    /// ([`Handle::answer_cancel`](crate::Handle::answer_cancel) of a
+    /// [`CancelFrom::Node`](switchboard::CancelFrom::Node)): the bridge sends `answer` back to
+    /// the ticket's node, for its client.
+    CancelAnswer {
+        /// The request, as the asking node named it.
+        ticket: CancelTicket,
+        /// What the run's producer side answered.
+        answer: Answer,
+    },
     /// A connection opened on this node (presence, the cluster-wide connection limit).
     Opened {
         /// The connection.

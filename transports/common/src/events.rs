@@ -5,7 +5,7 @@ use async_channel::Receiver;
 use futures_util::Stream;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use switchboard::{ConnId, Notice};
+use switchboard::{CancelFrom, ConnId, Notice};
 
 /// A hub's notice for the application: a connection opened or closed, joined or left a room,
 /// went dead or came back, an application frame arrived ([`Notice::App`], to answer with
@@ -36,7 +36,10 @@ impl Event {
             Notice::Joined(change) | Notice::Left(change) => change.conn,
             Notice::App(app) => app.conn,
             Notice::Refresh(request) => request.conn,
-            Notice::Cancel(request) => request.conn,
+            Notice::Cancel(request) => match request.from {
+                CancelFrom::Client { conn, .. } => conn,
+                CancelFrom::Node(_) => return None,
+            },
             _ => return None,
         };
         Some(id)

@@ -1,20 +1,26 @@
 //! Inputs from other nodes: what a bridge to the cluster receives and hands to this node's
 //! hubs ([`Handle::deliver_remote`], [`Handle::deliver_sequenced`],
 //! [`Handle::deliver_history`], [`Handle::deliver_head`], [`Handle::deliver_presence`]), and how it keeps pace with them
-//! ([`Handle::fed`], [`Handle::inbound_backlog`]).
+//! ([`Handle::fed`], [`Handle::inbound_backlog`]); and a client's cancel carried between
+//! nodes ([`Handle::remote_cancel`] where the run's producer is, [`Handle::answer_cancel`]
+//! for the application's answer).
 //!
 //! Each is queued, without waiting, in the inbound queue of the shards it concerns (the
 //! user's shard for a user's stream, every shard for a room or everyone), in order: a node's
 //! subscription keeps reading while its shards fan out. A shard feeds up to 64 queued inputs
 //! to its hub, then drains once (see `shard.rs`).
 
+use crate::cluster::ClusterEvent;
 use crate::error::Error;
 use crate::handle::Handle;
 use crate::runtime::Runtime;
 use crate::shard::Inbound;
 use futures_channel::oneshot;
 use std::sync::Arc;
-use switchboard::{Envelope, Position, PresenceChange, RemoteTarget, Sequenced, StreamId, UserId};
+use switchboard::{
+    Answer, CancelFrom, CancelTicket, Envelope, Position, PresenceChange, RemoteTarget, RunId,
+    Sequenced, StreamId, UserId,
+};
 
 /// The user whose shard serves `stream` alone (a room's members are on every shard).
 fn owner(stream: &StreamId) -> Option<&UserId> {
@@ -98,5 +104,41 @@ impl<R: Runtime> Handle<R> {
     /// node compares with its bound before it waits with [`Handle::fed`].
     pub fn inbound_backlog(&self) -> usize {
         self.shards.inbound_backlog()
+    }
+
+    /// A client of another node (named by `ticket`) asked to cancel its user's `run`, which
+    /// its own node does not have in progress: if `user`'s `run` is in progress here, the
+    /// application's [`Events`](crate::Events) get a
+    /// [`Notice::Cancel`](switchboard::Notice::Cancel) from
+    /// [`CancelFrom::Node`] (answer it with [`Handle::answer_cancel`]) and this returns true;
+    /// false if this node has no such run for that user.
+    pub async fn remote_cancel(
+        &self,
+        ticket: CancelTicket,
+        user: UserId,
+        run: RunId,
+    ) -> Result<bool, Error> {
+        let shard = self.shards.shard_of(&user);
+        self.shards
+            .call(shard, move |s, _| s.hub.remote_cancel(ticket, user, run))
+            .await
+    }
+
+    /// Answer a [`Notice::Cancel`](switchboard::Notice::Cancel): a client of this node gets
+    /// its `reply` or `error` (as with [`Handle::answer`]); for a client of another node,
+    /// `answer` goes to the cluster sink ([`ClusterEvent::CancelAnswer`]), whose bridge sends
+    /// it back to that node. Fails only for a client of this node whose connection is gone
+    /// ([`Error::UnknownConnection`]) or once the node stopped.
+    pub async fn answer_cancel(&self, from: CancelFrom, answer: Answer) -> Result<(), Error> {
+        match from {
+            CancelFrom::Client { conn, reference } => self.answer(conn, reference, answer).await,
+            CancelFrom::Node(ticket) => {
+                // A ticket comes only from a bridge, which reads this sink.
+                if let Some(cluster) = &self.shards.cluster {
+                    cluster.send(ClusterEvent::CancelAnswer { ticket, answer });
+                }
+                Ok(())
+            }
+        }
     }
 }

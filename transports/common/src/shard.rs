@@ -42,9 +42,9 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 use switchboard::{
-    ClusterInput, ClusterOutput, ConnId, Envelope, Hub, Notice, Open, OpenError, Output, Position,
-    PresenceChange, Reason, RemoteTarget, Sequenced, SocketInput, SocketOutput, StreamId,
-    Unsequenced, WaiterId,
+    Answer, CancelFrom, CancelRequest, ClusterInput, ClusterOutput, ConnId, Envelope, Hub, Notice,
+    Open, OpenError, Output, Position, PresenceChange, Reason, RemoteTarget, Sequenced,
+    SocketInput, SocketOutput, StreamId, Unsequenced, WaiterId,
 };
 
 /// What a connection's writer must do next, in order.
@@ -302,7 +302,18 @@ impl Shard {
                 });
             }
             ClusterOutput::Presence(change) => self.presence(change),
+            ClusterOutput::Cancel(request) => self.cancel(request),
             _ => {}
+        }
+    }
+
+    /// A client's cancel for a run not in progress on its hub: the cluster's to answer. Alone,
+    /// the node has no other hub that could have it (a user's runs are on its shard).
+    fn cancel(&mut self, request: Box<CancelRequest>) {
+        if self.cluster.is_some() {
+            self.to_cluster(|| ClusterEvent::Cancel(request));
+        } else if let CancelFrom::Client { conn, reference } = request.from {
+            let _ = self.hub.answer(conn, reference, Answer::unknown_run());
         }
     }
 

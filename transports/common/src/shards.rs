@@ -8,6 +8,7 @@
 //! The [`Handle`](crate::Handle) is a shared `Shards`; the connection driver gets the same
 //! value, so it never depends on the application's handle.
 
+use crate::cluster::ClusterSink;
 use crate::error::Error;
 use crate::options::Options;
 use crate::runtime::Runtime;
@@ -49,6 +50,8 @@ pub(crate) struct Shards<R> {
     pub stopping: (Sender<()>, Receiver<()>),
     /// Held by a shutdown in progress, so a second caller waits for it to finish.
     pub shutdown: AsyncMutex<()>,
+    /// Where what other nodes need goes, if this node is part of a cluster.
+    pub cluster: Option<ClusterSink>,
 }
 
 /// The shard of a user: FNV-1a of the id, modulo the number of shards. Stable across runs

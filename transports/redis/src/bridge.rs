@@ -86,6 +86,7 @@ impl<R: Runtime> Bridge<R> {
             subscribed: Mutex::new(HashSet::new()),
             reservations: Mutex::new(Reservations::default()),
             counting: RwLock::new(()),
+            cancels: Mutex::default(),
         });
         let (subscribe, commands) = mpsc::unbounded_channel();
         let mut worker = Worker::new(shared.clone(), handle.clone(), subscribe.clone());
@@ -271,14 +272,7 @@ impl<R: Runtime> Bridge<R> {
 
     /// Publish a command on the control channel, for every other node.
     async fn tell_others(&self, command: Vec<u8>) -> RedisResult<()> {
-        let shared = &self.inner.shared;
-        let mut conn = shared.link.conn().await?;
-        let sent = redis::cmd("PUBLISH")
-            .arg(shared.keys.control_channel())
-            .arg(command)
-            .query_async::<i64>(&mut conn)
-            .await;
-        shared.link.check(sent).await.map(drop)
+        self.inner.shared.tell_others(command).await.map(drop)
     }
 
     /// The user's open connections on every live node.

@@ -31,6 +31,11 @@
 //! - **disconnects a user everywhere** through the control channel, and joins every
 //!   connection of a user to a room (or takes them out) everywhere the same way
 //!   ([`Bridge::add_user_to_room`], [`Bridge::remove_user_from_room`]);
+//! - carries a client's **cancel** for a run produced on another node to that node, whose
+//!   application hands it to the run's producer, and brings the answer back (`unknown_run`
+//!   when no node has the user's run; `backend_unavailable` past
+//!   [`BridgeOptions::cancel_timeout`]): see `Handle::answer_cancel` and the crate's
+//!   `cancels.rs`;
 //! - answers **cluster-wide questions** from the presence hashes and each node's load
 //!   (`<prefix>:load`, written at each heartbeat), one round trip each
 //!   ([`Bridge::user_connections_by_node`], [`Bridge::room_members_by_node`],
@@ -74,6 +79,7 @@
 
 mod admission;
 mod bridge;
+mod cancels;
 mod counters;
 mod follows;
 mod history;
@@ -91,6 +97,7 @@ mod worker;
 
 pub use admission::Admission;
 pub use bridge::Bridge;
+pub use cancels::{MAX_CANCELS_ASKED, MAX_CANCELS_JUDGED};
 pub use counters::BridgeStats;
 pub use identity::Revoked;
 pub use keys::Keys;

@@ -28,6 +28,10 @@ pub struct BridgeOptions {
     pub admission_timeout: Duration,
     /// The connection and response timeout of Redis requests. Default 2 s.
     pub timeout: Duration,
+    /// How long a node waits for the other nodes' verdicts on a client's `cancel` for a run
+    /// it does not have in progress (`cancels.rs`): past it, with no node having answered for
+    /// the run, the client hears `backend_unavailable`. Default 2 s.
+    pub cancel_timeout: Duration,
     /// The first wait before reconnecting to Redis; it doubles after each failure. Default
     /// 100 ms.
     pub backoff_min: Duration,
@@ -59,6 +63,7 @@ impl BridgeOptions {
             max_connections_per_user: None,
             admission_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(2),
+            cancel_timeout: Duration::from_secs(2),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             history: Config::default().history,

@@ -2,6 +2,7 @@
 //! [`Bridge`](crate::Bridge)) share: options, keys, the command links, the scripts, counters.
 
 use crate::admission::Reservations;
+use crate::cancels::Cancels;
 use crate::counters::Counters;
 use crate::keys::Keys;
 use crate::link::{Backoff, Link};
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     /// Held shared by each admission while it counts in Redis, and exclusively by the
     /// heartbeat while it rewrites this node's counts, so that no rewrite undoes an admission.
     pub counting: RwLock<()>,
+    /// Cancels carried between nodes (`cancels.rs`).
+    pub cancels: Mutex<Cancels>,
 }
 
 impl Shared {
@@ -45,6 +48,23 @@ impl Shared {
 
     pub fn count(&self, counter: &AtomicU64) {
         Counters::count(counter);
+    }
+
+    /// The cancels carried between nodes.
+    pub fn cancels(&self) -> std::sync::MutexGuard<'_, Cancels> {
+        self.cancels.lock().expect("not poisoned")
+    }
+
+    /// Publish `command` on the control channel, for every other node: how many subscribers
+    /// received it (this node's own subscription included).
+    pub async fn tell_others(&self, command: Vec<u8>) -> RedisResult<u64> {
+        let mut conn = self.link.conn().await?;
+        let sent = redis::cmd("PUBLISH")
+            .arg(self.keys.control_channel())
+            .arg(command)
+            .query_async::<u64>(&mut conn)
+            .await;
+        self.link.check(sent).await
     }
 
     /// Run the `OPEN` script: add one connection of `user` on this node, unless the user is at

@@ -3,6 +3,7 @@
 //! [`Follows`]), and after losing Redis reconnects with backoff, subscribes to them all again
 //! and follows again every stream it fed.
 
+use crate::cancels;
 use crate::follows::{Follow, Follows};
 use crate::history;
 use crate::shared::Shared;
@@ -492,6 +493,18 @@ impl<R: Runtime> Feed<R> {
             } => {
                 count(&counters.memberships);
                 let _ = handle.remove_user_from_room(user, room).await;
+            }
+            Incoming {
+                cancel: Some(ask), ..
+            } => cancels::judge(&shared, &handle, ask).await,
+            Incoming {
+                verdict: Some(verdict),
+                ..
+            } => {
+                // Sent to every node: only the one whose client asked reads it.
+                if verdict.ticket.node == shared.node {
+                    (shared.cancels()).verdict(verdict.ticket.id, verdict.outcome);
+                }
             }
             _ => count(&counters.malformed),
         }

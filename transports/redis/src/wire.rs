@@ -1,11 +1,14 @@
 //! What travels on the channels: an envelope or a command, tagged with the node it came from
 //! so that a node ignores its own echoes; a presence change (which the origin delivers too);
-//! or a sequenced stream entry (a header line, then the
-//! client frame), which the origin delivers too.
+//! a cancel asked of the other nodes and their verdicts (`cancels.rs`); or a sequenced stream
+//! entry (a header line, then the client frame), which the origin delivers too.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use switchboard::{EntryMeta, Envelope, Position, PresenceChange, RoomId, Sequenced, UserId};
+use switchboard::{
+    Answer, AppErrorCode, CancelTicket, EntryMeta, Envelope, Position, PresenceChange, RoomId,
+    RunId, Sequenced, UserId,
+};
 
 /// Serialize `envelope` (already stripped for other nodes) with its origin.
 pub(crate) fn envelope(origin: &str, envelope: &Envelope) -> Vec<u8> {
@@ -39,6 +42,108 @@ pub(crate) fn membership(origin: &str, change: &RoomChange, join: bool) -> Vec<u
             ..Outgoing::from(origin)
         },
     })
+}
+
+/// A command on the control channel: the client named by `ask.ticket` asks to cancel its
+/// user's run; the node that has it in progress hands it to its producer.
+pub(crate) fn cancel(origin: &str, ask: &CancelAsk) -> Vec<u8> {
+    encode(&Outgoing {
+        cancel: Some(ask),
+        ..Outgoing::from(origin)
+    })
+}
+
+/// A node's verdict on a cancel another node asked, on the control channel.
+pub(crate) fn verdict(origin: &str, verdict: &Verdict) -> Vec<u8> {
+    encode(&Outgoing {
+        verdict: Some(verdict),
+        ..Outgoing::from(origin)
+    })
+}
+
+/// A cancel asked of the other nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct CancelAsk {
+    /// The asking node and its number for the request.
+    pub ticket: CancelTicket,
+    /// The asking client's user: only this user's run may be found.
+    pub user: UserId,
+    /// The run.
+    pub run: RunId,
+}
+
+/// One node's verdict on a [`CancelAsk`], for the asking node only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Verdict {
+    /// The request it answers.
+    pub ticket: CancelTicket,
+    /// What the node says.
+    pub outcome: Outcome,
+}
+
+/// What a node says about a cancel it was asked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Outcome {
+    /// The user has no run in progress with that id on this node.
+    NotHere,
+    /// The run's producer side answered `reply` with this data.
+    Reply(serde_json::Value),
+    /// The run's producer side answered `error` (e.g. `backend_unavailable`).
+    Error {
+        /// The code.
+        code: Code,
+        /// What happened, for humans.
+        message: String,
+    },
+}
+
+/// An error code as it travels: a verdict whose code is not a valid [`AppErrorCode`] does not
+/// read (it is malformed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub(crate) struct Code(AppErrorCode);
+
+impl TryFrom<String> for Code {
+    type Error = &'static str;
+
+    fn try_from(code: String) -> Result<Self, Self::Error> {
+        AppErrorCode::new(&code)
+            .map(Code)
+            .ok_or("not a valid error code")
+    }
+}
+
+impl From<Code> for String {
+    fn from(code: Code) -> String {
+        code.0.as_str().to_owned()
+    }
+}
+
+impl From<Answer> for Outcome {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Reply(data) => Outcome::Reply(data),
+            Answer::Error { code, message } => Outcome::Error {
+                code: Code(code),
+                message,
+            },
+        }
+    }
+}
+
+impl Outcome {
+    /// The client's answer; `None` for [`Outcome::NotHere`].
+    pub fn answer(self) -> Option<Answer> {
+        match self {
+            Outcome::NotHere => None,
+            Outcome::Reply(data) => Some(Answer::Reply(data)),
+            Outcome::Error { code, message } => Some(Answer::Error {
+                code: code.0,
+                message,
+            }),
+        }
+    }
 }
 
 /// A user and a room, as a membership command names them.
@@ -119,6 +224,10 @@ struct Outgoing<'a> {
     join: Option<&'a RoomChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     leave: Option<&'a RoomChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancel: Option<&'a CancelAsk>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<&'a Verdict>,
 }
 
 impl<'a> From<&'a str> for Outgoing<'a> {
@@ -130,6 +239,8 @@ impl<'a> From<&'a str> for Outgoing<'a> {
             disconnect: None,
             join: None,
             leave: None,
+            cancel: None,
+            verdict: None,
         }
     }
 }
@@ -155,6 +266,12 @@ pub(crate) struct Incoming {
     /// scripts, `members.rs`): delivered on every node, the origin included.
     #[serde(default)]
     pub presence: Option<PresenceChange>,
+    /// A cancel another node asks: handed to the local producer if the run is in progress here.
+    #[serde(default)]
+    pub cancel: Option<CancelAsk>,
+    /// A node's verdict on a cancel some node asked: read by the asking node only.
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
 }
 
 #[cfg(test)]
@@ -189,6 +306,52 @@ mod tests {
         let leave: Incoming = serde_json::from_slice(&membership("b", &change, false)).unwrap();
         assert_eq!((leave.join.as_ref(), leave.leave), (None, Some(change)));
         assert_eq!(leave.disconnect, None);
+    }
+
+    #[test]
+    fn a_cancel_and_its_verdicts_arrive_as_sent() {
+        let ask = CancelAsk {
+            ticket: CancelTicket {
+                node: "b".into(),
+                id: 7,
+            },
+            user: UserId::from("alice"),
+            run: RunId::from("r1"),
+        };
+        let incoming: Incoming = serde_json::from_slice(&cancel("b", &ask)).unwrap();
+        assert_eq!(
+            (incoming.origin.as_str(), incoming.cancel),
+            ("b", Some(ask.clone()))
+        );
+        let answers = [
+            Answer::Reply(serde_json::json!({"run": "r1"})),
+            Answer::Error {
+                code: AppErrorCode::new("backend_unavailable").unwrap(),
+                message: "busy".into(),
+            },
+        ];
+        for answer in answers {
+            let sent = Verdict {
+                ticket: ask.ticket.clone(),
+                outcome: Outcome::from(answer.clone()),
+            };
+            let incoming: Incoming = serde_json::from_slice(&verdict("a", &sent)).unwrap();
+            let received = incoming.verdict.expect("a verdict");
+            assert_eq!(received.ticket, ask.ticket);
+            assert_eq!(received.outcome.answer(), Some(answer));
+        }
+        let not_here = Verdict {
+            ticket: ask.ticket,
+            outcome: Outcome::NotHere,
+        };
+        let incoming: Incoming = serde_json::from_slice(&verdict("a", &not_here)).unwrap();
+        assert_eq!(incoming.verdict.map(|v| v.outcome), Some(Outcome::NotHere));
+        let forged = br#"{"origin":"a","verdict":{"ticket":{"node":"b","id":7},
+            "outcome":{"error":{"code":"Not A Code","message":""}}}}"#;
+        assert!(
+            serde_json::from_slice::<Incoming>(forged).is_err(),
+            "a verdict with an invalid code does not read"
+        );
     }
 
     /// A header sealed like the sequencer script seals it reads back with its entry.

@@ -3,6 +3,7 @@
 //! follows their interest, counts their connections in presence and refreshes the node's
 //! lease, one event at a time in the order the hubs emitted them.
 
+use crate::cancels;
 use crate::follows::Follow;
 use crate::load::NodeLoad;
 use crate::members::{self, NodeRoomUsers};
@@ -173,6 +174,13 @@ impl<R: Runtime> Worker<R> {
                     (self.room_users)
                         .report(&self.shared, &self.handle, change)
                         .await;
+                }
+                ClusterEvent::Cancel(request) => {
+                    let (shared, handle) = (self.shared.clone(), self.handle.clone());
+                    tokio::spawn(cancels::ask(shared, handle, *request));
+                }
+                ClusterEvent::CancelAnswer { ticket, answer } => {
+                    cancels::answered(&self.shared, ticket, answer).await;
                 }
                 ClusterEvent::Opened { conn, user } => self.opened(conn, user).await,
                 ClusterEvent::Closed { conn, user } => self.closed(conn, user).await,

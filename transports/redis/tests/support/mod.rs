@@ -12,7 +12,7 @@ use std::time::Duration;
 use switchboard::{Config, HistoryConfig, Message, Open, RoomAccess, Target};
 use switchboard_redis::{Bridge, BridgeOptions};
 use switchboard_testing::{eventually, Redis};
-use switchboard_tokio::{cluster_channel, Builder, Handle, Refusal, Request, Tokio};
+use switchboard_tokio::{cluster_channel, Builder, Events, Handle, Refusal, Request, Tokio};
 use tokio::net::TcpListener;
 
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
@@ -38,11 +38,13 @@ fn authenticate(request: &Request) -> Result<Open, Refusal> {
 }
 
 /// One node: two shards in a cluster, a WebSocket listener, a bridge reading the hubs' cluster
-/// sink. The application's events are dropped: nothing of the cluster depends on them.
+/// sink, and the application's events (read only by the tests of what the application is
+/// told: nothing of the cluster depends on them).
 pub struct Node {
     pub handle: Handle,
     pub bridge: Bridge<Tokio>,
     pub addr: SocketAddr,
+    pub events: Events,
 }
 
 /// A node whose streams are numbered per node.
@@ -89,7 +91,7 @@ async fn start_node(
     options.history = config.history.clone();
     tune(&mut options);
     let (sink, cluster) = cluster_channel();
-    let (handle, _events) = Builder::new(config)
+    let (handle, events) = Builder::new(config)
         .shards(2)
         .close_timeout(Duration::from_millis(500))
         .cluster(sink)
@@ -102,6 +104,7 @@ async fn start_node(
         handle,
         bridge,
         addr,
+        events,
     }
 }
 
