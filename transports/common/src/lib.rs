@@ -50,6 +50,7 @@ mod frame;
 mod framing;
 mod handle;
 mod options;
+mod outbox;
 mod presence;
 mod remote;
 mod runtime;
@@ -60,6 +61,7 @@ mod shutdown;
 mod sse;
 mod tasks;
 mod user;
+mod woken;
 
 pub use builder::Builder;
 pub use cluster::{cluster_channel, ClusterEvent, ClusterEvents, ClusterSink};
