@@ -46,7 +46,7 @@ use crate::runtime::{self, Runtime};
 use crate::shard::{Command, Out, SocketEvent, Writer};
 use crate::shards::Shards;
 use crate::woken::Woken;
-use async_channel::{Sender, TrySendError};
+use async_channel::Sender;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
@@ -281,7 +281,7 @@ where
                 }
             },
         };
-        if report(inbox, Command::Socket { conn, event })
+        if Box::pin(inbox.send(Command::Socket { conn, event }))
             .await
             .is_err()
         {
@@ -343,7 +343,7 @@ where
                 conn,
                 event: SocketEvent::Flushed(written),
             };
-            if report(inbox, flushed).await.is_err() {
+            if Box::pin(inbox.send(flushed)).await.is_err() {
                 return Ended::Gone;
             }
         }
@@ -399,16 +399,6 @@ where
     }
     sink.flush().await?;
     Ok(written)
-}
-
-/// Hand `command` to the shard: at once while its inbox has room (no future to allocate, as
-/// for every batch a writer reports), else once it has. An error if the shard stopped.
-async fn report(inbox: &Sender<Command>, command: Command) -> Result<(), ()> {
-    match inbox.try_send(command) {
-        Ok(()) => Ok(()),
-        Err(TrySendError::Full(command)) => Box::pin(inbox.send(command)).await.map_err(|_| ()),
-        Err(TrySendError::Closed(_)) => Err(()),
-    }
 }
 
 /// The hub's close among `outs`, if it is there.
