@@ -18,8 +18,9 @@
 //!   the reports and the hub queues, coalesces or closes it. The more the shard queued while
 //!   the writer was busy, the larger the next batch: under load a connection costs a wake-up,
 //!   a socket write and a report per batch, not per frame. The batch's text frames go out one per
-//!   WebSocket message, or, for a connection [`Framing::Batched`], as few messages as
-//!   [`BATCH_MESSAGE_BYTES`](crate::BATCH_MESSAGE_BYTES) allows (`framing.rs`).
+//!   WebSocket message, or, for a connection [`Framing::Batched`], in as few messages as
+//!   [`BATCH_MESSAGE_BYTES`](crate::BATCH_MESSAGE_BYTES) and 64 frames each allow
+//!   (`framing.rs`).
 //!
 //! The reader is polled only when the socket woke it (`woken.rs`), not each time the task
 //! wakes to write.

@@ -30,8 +30,7 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 ///
 /// `f` is polled once before the deadline is armed: most futures given here are ready at once
 /// (a batch of frames the socket takes whole, a close frame), and for those no timer is
-/// registered with the runtime and cancelled again, which cost a connection's writer as much as
-/// a frame's framing on every wake-up.
+/// registered with the runtime and cancelled again, on every wake-up of a connection's writer.
 pub(crate) async fn timeout<R: Runtime, F: Future>(
     runtime: &R,
     limit: Duration,
