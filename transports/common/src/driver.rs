@@ -10,13 +10,20 @@
 //!   when the peer closes or the socket fails. The WebSocket layer answers pings itself; the
 //!   hub counts them (and pongs that answer none of its pings) against the connection's
 //!   message rate, so a ping flood ends in 4029;
-//! - the **writer** performs the hub's outputs in order, writing a batch of frames, flushing
-//!   it to the socket, and only then reporting
-//!   [`SocketInput::Flushed`](switchboard::SocketInput::Flushed) with the batch's size: that
-//!   report is the hub's backpressure signal, so a reader that stops reading stops the reports
-//!   and the hub queues, coalesces or closes it. The batch's text frames go out one per
-//!   WebSocket message, or, for a connection [`Framing::Batched`], as few messages as
-//!   [`BATCH_MESSAGE_BYTES`](crate::BATCH_MESSAGE_BYTES) allows (`framing.rs`).
+//! - the **writer** performs the hub's outputs in order: at each wake-up it takes everything
+//!   the shard queued in the connection's outbox (`outbox.rs`; one operation, bounded by the
+//!   hub's in-flight budget), writes it as one batch, flushes it to the socket once, and only
+//!   then reports [`SocketInput::Flushed`](switchboard::SocketInput::Flushed) with the batch's
+//!   size: that report is the hub's backpressure signal, so a reader that stops reading stops
+//!   the reports and the hub queues, coalesces or closes it. The more the shard queued while
+//!   the writer was busy, the larger the next batch: under load a connection costs a wake-up,
+//!   a socket write and a report per batch, not per frame. The batch's text frames go out one per
+//!   WebSocket message, or, for a connection [`Framing::Batched`], in as few messages as
+//!   [`BATCH_MESSAGE_BYTES`](crate::BATCH_MESSAGE_BYTES) and 64 frames each allow
+//!   (`framing.rs`).
+//!
+//! The reader is polled only when the socket woke it (`woken.rs`), not each time the task
+//! wakes to write.
 //!
 //! **Closing.** Once the hub closes the connection it listens to nothing more from it, so the
 //! reader stops: a peer that floods costs nothing from then on. The writer has
@@ -35,20 +42,18 @@
 
 use crate::frame::{Frame, Socket, SocketError};
 use crate::framing::{Framing, Message};
+use crate::outbox::{outbox, Outgoing};
 use crate::runtime::{self, Runtime};
 use crate::shard::{Command, Out, SocketEvent, Writer};
 use crate::shards::Shards;
+use crate::woken::Woken;
 use async_channel::Sender;
 use bytes::Bytes;
-use futures_channel::mpsc::{self, UnboundedReceiver};
 use futures_channel::oneshot;
 use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard::{ConnId, Open, OpenError, Reason};
-
-/// Frames written between two flush reports, at most.
-const BATCH: usize = 64;
 
 /// The most frames the driver reads from a peer after the hub closed its connection, while it
 /// waits for the peer's close frame: a peer that answers the close has at most what it sent
@@ -109,9 +114,11 @@ pub(crate) async fn drive<R, S, G>(
     let runtime = shards.runtime.clone();
     let (close_timeout, write_timeout) =
         (shards.options.close_timeout, shards.options.write_timeout);
-    let (mut sink, mut stream) = socket.split();
+    let (mut sink, stream) = socket.split();
+    // Polled only when the socket woke it, not each time the task wakes to write.
+    let mut stream = Woken::new(stream);
     let shard = shards.shard_of(&open.user);
-    let (out, mut outbox) = mpsc::unbounded();
+    let (out, mut outgoing) = outbox();
     let (closing, closed_by_hub) = oneshot::channel();
     let writer = Writer {
         out,
@@ -135,7 +142,7 @@ pub(crate) async fn drive<R, S, G>(
     let ended = {
         let reader = read(&mut stream, &inbox, conn).fuse();
         let limits = (write_timeout, framing);
-        let writer = write(&runtime, limits, &mut sink, &mut outbox, &inbox, conn).fuse();
+        let writer = write(&runtime, limits, &mut sink, &mut outgoing, &inbox, conn).fuse();
         let mut closed_by_hub = closed_by_hub.fuse();
         pin_mut!(reader, writer);
         let phase = loop {
@@ -184,12 +191,7 @@ pub(crate) async fn drive<R, S, G>(
             Ended::Stalled(taken) => {
                 tracing::debug!(shard, %conn, "write timed out");
                 close_as_slow(&shards, shard, conn).await;
-                let waiting =
-                    std::iter::from_fn(|| outbox.try_recv().ok()).find_map(|out| match out {
-                        Out::Close(code, reason) => Some((code, reason)),
-                        Out::Frame(_) | Out::Ping(_) => None,
-                    });
-                if let Some((code, reason)) = taken.or(waiting) {
+                if let Some((code, reason)) = taken.or_else(|| find_close(outgoing.take_now())) {
                     let close = close_frame(code, reason);
                     let sent = runtime::timeout(&runtime, close_timeout, sink.send(close)).await;
                     if let Some(Ok(())) = sent {
@@ -317,7 +319,7 @@ async fn write<R, S>(
     runtime: &R,
     (write_timeout, framing): (Duration, Framing),
     sink: &mut S,
-    outbox: &mut UnboundedReceiver<Out>,
+    outgoing: &mut Outgoing,
     inbox: &Sender<Command>,
     conn: ConnId,
 ) -> Ended
@@ -325,16 +327,17 @@ where
     R: Runtime,
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
-    while let Some(first) = outbox.next().await {
-        // Set by the batch as soon as it takes the hub's close, so that a stalled batch
-        // does not lose it.
+    while let Some(taken) = outgoing.take().await {
+        let mut outs = taken.into_iter();
+        // Set by the batch as soon as it reaches the hub's close; what it has not reached
+        // stays in `outs`, so that a stalled batch loses no close either way.
         let mut close = None;
         // Boxed: an idle connection's task keeps no room for a batch in progress.
-        let batch = Box::pin(write_batch(sink, outbox, first, framing, &mut close));
+        let batch = Box::pin(write_batch(sink, &mut outs, framing, &mut close));
         let written = match runtime::timeout(runtime, write_timeout, batch).await {
             Some(Ok(written)) => written,
             Some(Err(e)) => return failed(&e),
-            None => return Ended::Stalled(close),
+            None => return Ended::Stalled(close.or_else(|| find_close(outs))),
         };
         if written > 0 {
             let flushed = Command::Socket {
@@ -355,13 +358,12 @@ where
     Ended::Gone
 }
 
-/// Write `first` and what else waits (at most [`BATCH`] frames, up to a close, which is left
-/// in `close`), its text frames in messages as `framing` says, and flush; the frames' bytes
+/// Write `outs` (everything the writer took at one wake-up), up to a close, which is left in
+/// `close`, its text frames in messages as `framing` says, and flush once; the frames' bytes
 /// written.
 async fn write_batch<S>(
     sink: &mut S,
-    outbox: &mut UnboundedReceiver<Out>,
-    first: Out,
+    outs: &mut impl Iterator<Item = Out>,
     framing: Framing,
     close: &mut Option<(u16, Reason)>,
 ) -> Result<usize, SocketError>
@@ -369,10 +371,8 @@ where
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
     let mut message = Message::new(framing);
-    let mut next = Some(first);
     let mut written = 0;
-    let mut frames = 0;
-    while let Some(out) = next.take() {
+    for out in outs {
         match out {
             Out::Frame(frame) => {
                 written += frame.len();
@@ -388,14 +388,11 @@ where
                 sink.feed(Frame::Ping(Bytes::copy_from_slice(&payload)))
                     .await?;
             }
+            // Nothing follows the hub's close.
             Out::Close(code, reason) => {
                 *close = Some((code, reason));
                 break;
             }
-        }
-        frames += 1;
-        if frames < BATCH {
-            next = outbox.try_recv().ok();
         }
     }
     if let Some(last) = message.take() {
@@ -403,6 +400,14 @@ where
     }
     sink.flush().await?;
     Ok(written)
+}
+
+/// The hub's close among `outs`, if it is there.
+fn find_close(outs: impl IntoIterator<Item = Out>) -> Option<(u16, Reason)> {
+    outs.into_iter().find_map(|out| match out {
+        Out::Close(code, reason) => Some((code, reason)),
+        Out::Frame(_) | Out::Ping(_) => None,
+    })
 }
 
 /// How the writer ends on a write failure.

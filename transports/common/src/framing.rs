@@ -17,6 +17,10 @@ use std::fmt;
 /// splits a frame.
 pub const BATCH_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// The most frames one batched message holds (the protocol's limit, beside
+/// [`BATCH_MESSAGE_BYTES`]): the frame past it starts the next message.
+pub(crate) const BATCH_MESSAGE_FRAMES: usize = 64;
+
 /// The query parameter of the WebSocket handshake that asks for batched messages.
 pub const BATCH_PARAMETER: &str = "batch";
 
@@ -27,7 +31,7 @@ pub enum Framing {
     #[default]
     Single,
     /// The frames the writer finds ready at one wake-up in one message, `[{…},{…}]`, in
-    /// order, up to [`BATCH_MESSAGE_BYTES`]; a frame ready alone is sent as before, a plain
+    /// order, up to [`BATCH_MESSAGE_BYTES`] and 64 frames; a frame ready alone is sent as before, a plain
     /// object. Close frames and pings are never part of a batch. Not for the Server-Sent
     /// Events transport, whose events are one frame each.
     Batched,
@@ -105,7 +109,8 @@ impl Message {
     pub(crate) fn push(&mut self, frame: Bytes) -> Option<Bytes> {
         // `[`, the frames, a comma between each two, `]`.
         let with = self.bytes + frame.len() + self.frames.len() + 2;
-        let full = !self.frames.is_empty() && with > self.framing.message_bytes();
+        let full = !self.frames.is_empty()
+            && (with > self.framing.message_bytes() || self.frames.len() == BATCH_MESSAGE_FRAMES);
         let before = if full { self.take() } else { None };
         self.bytes += frame.len();
         self.frames.push(frame);
@@ -214,6 +219,18 @@ mod tests {
         let out = messages(Framing::Batched, &[exact.clone(), fill.clone()]);
         assert_eq!(out, vec![joined(&[&exact, &fill])]);
         assert_eq!(out[0].len(), BATCH_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn a_batch_never_holds_more_than_64_frames() {
+        let frames: Vec<Bytes> = (0..150).map(frame).collect();
+        let out = messages(Framing::Batched, &frames);
+        let counts: Vec<usize> = out
+            .iter()
+            .map(|m| m.iter().filter(|&&b| b == b'{').count())
+            .collect();
+        assert_eq!(counts, [64, 64, 22]);
+        assert!(out[2].starts_with(b"[{\"n\":128}"), "{:?}", out[2]);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use futures_util::future::{self, Either};
 use std::future::Future;
 use std::pin::pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// An async runtime: how to run a task in the background and how to wait for a deadline.
@@ -26,13 +27,21 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 }
 
 /// `f`'s output, or `None` if `limit` passes first.
+///
+/// `f` is polled once before the deadline is armed: most futures given here are ready at once
+/// (a batch of frames the socket takes whole, a close frame), and for those no timer is
+/// registered with the runtime and cancelled again, on every wake-up of a connection's writer.
 pub(crate) async fn timeout<R: Runtime, F: Future>(
     runtime: &R,
     limit: Duration,
     f: F,
 ) -> Option<F::Output> {
+    let mut f = pin!(f);
+    if let Poll::Ready(output) = futures_util::poll!(f.as_mut()) {
+        return Some(output);
+    }
     let deadline = pin!(runtime.sleep_until(Instant::now() + limit));
-    match future::select(pin!(f), deadline).await {
+    match future::select(f, deadline).await {
         Either::Left((output, _)) => Some(output),
         Either::Right(((), _)) => None,
     }

@@ -3,7 +3,7 @@
 //! The task receives [`Command`]s on a bounded channel (socket events from connection drivers,
 //! and closures from the [`Handle`](crate::Handle)), feeds each to the hub with the current
 //! time, then drains every output: frames, pings and closes go to the connection's writer
-//! through an unbounded channel (the hub's in-flight budget bounds it); what other nodes need
+//! through its outbox (`outbox.rs`; the hub's in-flight budget bounds it); what other nodes need
 //! (envelopes, stream entries for the sequencer, interest, follows, connections opening and
 //! closing) goes to the cluster sink, if the application registered one; notices for the
 //! application go to its [`Events`](crate::Events). It then sleeps until the next command or
@@ -29,11 +29,11 @@
 
 use crate::cluster::{ClusterEvent, ClusterSink};
 use crate::events::Event;
+use crate::outbox::Outbox;
 use crate::presence::NodeRoster;
 use crate::runtime::Runtime;
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
-use futures_channel::mpsc::UnboundedSender;
 use futures_channel::oneshot;
 use futures_util::future::{Fuse, FutureExt};
 use futures_util::{select, StreamExt};
@@ -62,10 +62,9 @@ pub(crate) enum Out {
 /// done with the connection.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    /// Frames, pings and the close, in the hub's order. Unbounded here (the hub's backpressure
-    /// budgets bound what it hands a connection), and empty costs no buffer: each output is a
-    /// node of its own, freed once the writer takes it, so an idle connection holds none.
-    pub out: UnboundedSender<Out>,
+    /// Frames, pings and the close, in the hub's order (`outbox.rs`: unbounded here, as the
+    /// hub's backpressure budgets bound what it hands a connection; empty, it holds no buffer).
+    pub out: Outbox,
     /// Fired (or dropped) when the hub closed or forgot the connection: from then on the
     /// driver has `close_timeout` to finish writing.
     pub closing: Option<oneshot::Sender<()>>,
@@ -266,7 +265,7 @@ impl Shard {
             SocketOutput::Ping { conn, payload } => self.write(conn, Out::Ping(payload)),
             SocketOutput::Close { conn, code, reason } => {
                 if let Some(writer) = self.writers.get_mut(&conn) {
-                    let _ = writer.out.unbounded_send(Out::Close(code, reason));
+                    writer.out.push(Out::Close(code, reason));
                     if let Some(closing) = writer.closing.take() {
                         let _ = closing.send(());
                     }
@@ -374,7 +373,7 @@ impl Shard {
     fn write(&mut self, conn: ConnId, out: Out) {
         if let Some(writer) = self.writers.get(&conn) {
             // A writer that is gone has a socket that is gone: its `Closed` is on the way.
-            let _ = writer.out.unbounded_send(out);
+            writer.out.push(out);
         }
     }
 

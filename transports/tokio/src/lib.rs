@@ -30,9 +30,10 @@
 //! - one task per shard, with a bounded inbox of commands (socket events from connections,
 //!   requests from the [`Handle`]);
 //! - one task per connection (the driver, generic over any [`Socket`]): its reader feeds the
-//!   shard, its writer performs the shard's outputs from an unbounded inbox (bounded in
-//!   practice by the hub's in-flight budget) and reports `Flushed` after each batch is
-//!   written to the socket — the hub's backpressure signal;
+//!   shard, its writer takes everything the shard queued in the connection's outbox at each
+//!   wake-up (unbounded, bounded in practice by the hub's in-flight budget), writes it as one
+//!   batch and reports `Flushed` once the batch is flushed to the socket — the hub's
+//!   backpressure signal;
 //! - the application's [`Events`] inbox for notices (application frames, closes, run reports).
 //!
 //! ## Example

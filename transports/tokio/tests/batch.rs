@@ -1,6 +1,7 @@
 //! The standalone server's `batch` handshake parameter, end to end over real sockets: the
 //! frames a connection's writer finds ready together go out as JSON arrays when the client asked
-//! with `batch=1`, one per message otherwise; any other value is answered 400.
+//! with `batch=1` (at most 64 frames each), one per message otherwise; any other value is
+//! answered 400.
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -88,5 +89,42 @@ async fn a_batch_value_other_than_0_or_1_is_refused_with_400() {
     }
     let stats = handle.stats().await.expect("running");
     assert_eq!(stats.total.counters.opened, 0);
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_message_holds_at_most_64_frames_however_many_are_queued_together() {
+    // 150 messages and the welcome, all queued in the drain that opens the connection, before
+    // its writer first wakes: the writer takes them in one batch, and splits its messages at
+    // the protocol's 64 frames.
+    let (handle, addr) = start().await;
+    for n in 0..150 {
+        let message = Message::new(format!("m{n}"), json!({"n": n}));
+        let delivery = handle.publish(Target::User("carol".into()), message).await;
+        assert!(delivery.expect("running").buffered, "carol is offline");
+    }
+    let mut client = WsClient::connect(addr, "user=carol&batch=1").await;
+    let (mut frames, mut sizes) = (Vec::new(), Vec::new());
+    while frames.len() < 151 {
+        let message = client.text().await;
+        match serde_json::from_str(&message).expect("JSON") {
+            Value::Array(batch) => {
+                sizes.push(batch.len());
+                frames.extend(batch);
+            }
+            frame => {
+                sizes.push(1);
+                frames.push(frame);
+            }
+        }
+    }
+    assert_eq!(sizes, [64, 64, 23]);
+    assert_eq!(frames[0]["type"], "welcome");
+    let events: Vec<&str> = frames[1..]
+        .iter()
+        .map(|f| f["event"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..150).map(|n| format!("m{n}")).collect();
+    assert_eq!(events, expected);
     handle.shutdown().await;
 }

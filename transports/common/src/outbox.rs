@@ -1,0 +1,216 @@
+//! A connection's outbox: what its shard hands the connection's writer, in the hub's order
+//! ([`outbox`]).
+//!
+//! Under fan-out the shard hands one frame to thousands of writers per publish, and each
+//! writer, on another core, takes what it finds at a wake-up. A channel with a node per item
+//! made every frame an allocation, a free and a contended hand-off between the two cores, and
+//! the writer took its items one by one. Here the shard appends to a plain vector under a lock
+//! nobody holds for longer than a push or a swap, wakes the writer only when the vector was
+//! empty (a writer with items waiting is already awake or about to take them), and the writer
+//! takes everything queued in one operation per wake-up. Nothing is kept once the writer has
+//! taken it: an idle connection's outbox holds no buffer.
+//!
+//! Unbounded here, as the channel was: the hub's backpressure budgets bound what it hands a
+//! connection (its in-flight budget unflushed, then its queue, then a close).
+
+use crate::shard::Out;
+use futures_util::task::AtomicWaker;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+/// The outbox of a new connection: the shard's end and the writer's.
+pub(crate) fn outbox() -> (Outbox, Outgoing) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queued: Vec::new(),
+            shard_done: false,
+            writer_gone: false,
+        }),
+        writer: AtomicWaker::new(),
+    });
+    (Outbox(shared.clone()), Outgoing(shared))
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    /// The writer's task, woken when the queue stops being empty or the shard is done.
+    writer: AtomicWaker,
+}
+
+impl Shared {
+    /// The state; a panic elsewhere while it was held (there is none: it is held for a push or
+    /// a swap) leaves it consistent, so a poisoned lock is taken as it is.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    /// What the writer has not taken yet, in order.
+    queued: Vec<Out>,
+    /// The shard's end was dropped: nothing more will be queued.
+    shard_done: bool,
+    /// The writer's end was dropped: what is queued is dropped.
+    writer_gone: bool,
+}
+
+/// The shard's end of a connection's outbox.
+#[derive(Debug)]
+pub(crate) struct Outbox(Arc<Shared>);
+
+impl Outbox {
+    /// Queue `out` after everything queued before; dropped if the writer is gone (its socket
+    /// is gone, and its `Closed` is on the way to the shard).
+    pub(crate) fn push(&self, out: Out) {
+        let first = {
+            let mut state = self.0.state();
+            if state.writer_gone {
+                return;
+            }
+            state.queued.push(out);
+            state.queued.len() == 1
+        };
+        if first {
+            self.0.writer.wake();
+        }
+    }
+}
+
+impl Drop for Outbox {
+    /// The writer takes what is queued, then finds the outbox ended.
+    fn drop(&mut self) {
+        self.0.state().shard_done = true;
+        self.0.writer.wake();
+    }
+}
+
+/// The writer's end of a connection's outbox.
+#[derive(Debug)]
+pub(crate) struct Outgoing(Arc<Shared>);
+
+impl Outgoing {
+    /// Everything queued, in order, waiting until there is something; `None` once the shard's
+    /// end is dropped and everything queued before was taken.
+    pub(crate) async fn take(&mut self) -> Option<Vec<Out>> {
+        poll_fn(|cx| self.poll_take(cx)).await
+    }
+
+    fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Out>>> {
+        // Registered before the queue is looked at: a push in between wakes this task.
+        self.0.writer.register(cx.waker());
+        let mut state = self.0.state();
+        if !state.queued.is_empty() {
+            Poll::Ready(Some(std::mem::take(&mut state.queued)))
+        } else if state.shard_done {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Everything queued now, without waiting (empty if nothing is).
+    pub(crate) fn take_now(&mut self) -> Vec<Out> {
+        std::mem::take(&mut self.0.state().queued)
+    }
+}
+
+impl Drop for Outgoing {
+    /// What is queued is dropped, and what the shard pushes from now on.
+    fn drop(&mut self) {
+        let queued = {
+            let mut state = self.0.state();
+            state.writer_gone = true;
+            std::mem::take(&mut state.queued)
+        };
+        drop(queued);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::noop_waker_ref;
+    use futures_util::FutureExt;
+    use std::task::Wake;
+
+    fn frame(n: u8) -> Out {
+        Out::Frame(bytes::Bytes::from(vec![n]))
+    }
+
+    fn frames(outs: &[Out]) -> Vec<u8> {
+        outs.iter()
+            .map(|out| match out {
+                Out::Frame(bytes) => bytes[0],
+                other => panic!("not a frame: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_writer_takes_everything_queued_in_order_in_one_operation() {
+        let (outbox, mut outgoing) = outbox();
+        for n in 0..5 {
+            outbox.push(frame(n));
+        }
+        let taken = outgoing.take().now_or_never().flatten().unwrap_or_default();
+        assert_eq!(frames(&taken), [0, 1, 2, 3, 4]);
+        assert!(outgoing.take_now().is_empty());
+    }
+
+    #[test]
+    fn a_waiting_writer_is_woken_once_per_empty_queue_it_finds_filled() {
+        let (outbox, mut outgoing) = outbox();
+        let count = Arc::new(Count::default());
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(outgoing.poll_take(&mut cx).is_pending());
+        outbox.push(frame(1));
+        outbox.push(frame(2));
+        outbox.push(frame(3));
+        let woken = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(woken(), 1, "only the first push into an empty queue wakes");
+        match outgoing.poll_take(&mut cx) {
+            Poll::Ready(Some(taken)) => assert_eq!(frames(&taken), [1, 2, 3]),
+            other => panic!("expected the queued frames, got {other:?}"),
+        }
+        assert!(outgoing.poll_take(&mut cx).is_pending());
+        outbox.push(frame(4));
+        assert_eq!(woken(), 2);
+    }
+
+    #[test]
+    fn the_outgoing_end_ends_after_what_was_queued_when_the_shard_drops_its_end() {
+        let (outbox, mut outgoing) = outbox();
+        outbox.push(frame(7));
+        drop(outbox);
+        let mut cx = Context::from_waker(noop_waker_ref());
+        match outgoing.poll_take(&mut cx) {
+            Poll::Ready(Some(taken)) => assert_eq!(frames(&taken), [7]),
+            other => panic!("expected the queued frame, got {other:?}"),
+        }
+        assert!(matches!(outgoing.poll_take(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn pushes_after_the_writer_is_gone_are_dropped_and_hold_nothing() {
+        let (outbox, outgoing) = outbox();
+        outbox.push(frame(1));
+        drop(outgoing);
+        assert!(outbox.0.state().queued.is_empty());
+        outbox.push(frame(2));
+        assert!(outbox.0.state().queued.is_empty());
+    }
+}
