@@ -327,8 +327,15 @@ async fn a_handshake_while_the_server_closes_its_clients_is_answered_503() {
     use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Error, Message};
     let mut server = TestServer::start().await;
     let holdout = format!("token={}", server.token("holdout", None));
-    let _holdout = WsClient::open(server.addr(), &holdout, true).await.unwrap();
-    let stopping = tokio::spawn(server.running.take().unwrap().shutdown());
+    // Open on its shard (its `welcome` read) before the shutdown starts, so that closing it
+    // waits for its close frame, which it never sends: the server stays in the phase where it
+    // closes its clients for the whole close timeout.
+    let mut holdout = WsClient::open(server.addr(), &holdout, true).await.unwrap();
+    assert_eq!(holdout.json().await["type"], "welcome");
+    // Draining before the first late handshake: none of them can be admitted.
+    let running = server.running.take().unwrap();
+    running.drain().await;
+    let stopping = tokio::spawn(running.shutdown());
     let url = format!(
         "ws://{}/ws?token={}",
         server.addr(),
