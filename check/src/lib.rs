@@ -64,9 +64,24 @@ mod protocol_doc;
 
 pub use protocol_doc::ProtocolDoc;
 
-/// Decode a structured input the way libFuzzer's typed targets do; `None` if it does not decode.
-fn decode<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
-    T::arbitrary_take_rest(Unstructured::new(data)).ok()
+/// Decode a structured input the way libFuzzer's typed targets do and, if `holds` says it holds
+/// something to check, `check` it, panicking with the first violation. `false` for an input
+/// that does not decode or holds nothing to check: the fuzz target rejects it.
+fn check_case<'a, T: Arbitrary<'a>>(
+    data: &'a [u8],
+    holds: impl FnOnce(&T) -> bool,
+    check: impl FnOnce(&T) -> Result<(), String>,
+) -> bool {
+    let Some(case) = T::arbitrary_take_rest(Unstructured::new(data))
+        .ok()
+        .filter(holds)
+    else {
+        return false;
+    };
+    if let Err(e) = check(&case) {
+        panic!("{e}");
+    }
+    true
 }
 
 /// Target `frames`: arbitrary bytes as client frames (text, binary, pongs) to a hub with a few
@@ -82,13 +97,11 @@ pub fn frames(data: &[u8]) {
 /// for an input that decodes to nothing (too short, or no operation), which checks nothing:
 /// the fuzz target rejects it, so libFuzzer never keeps it in a corpus.
 pub fn operations(data: &[u8]) -> bool {
-    let Some(case) = decode::<operations::Case>(data).filter(|case| !case.ops.is_empty()) else {
-        return false;
-    };
-    if let Err(e) = operations::run(&case.normalized()) {
-        panic!("{e}");
-    }
-    true
+    check_case(
+        data,
+        |case: &operations::Case| !case.ops.is_empty(),
+        |case| operations::run(&case.normalized()),
+    )
 }
 
 /// Target `runs`: decodes a [`devices::RunsCase`] (agent-run events and message deltas, valid
@@ -97,15 +110,11 @@ pub fn operations(data: &[u8]) -> bool {
 /// first violation. Returns `false` for an input that decodes to nothing (too short, no
 /// device or no operation), as [`operations()`] does.
 pub fn runs(data: &[u8]) -> bool {
-    let Some(case) = decode::<devices::RunsCase>(data)
-        .filter(|case| !case.devices.is_empty() && !case.ops.is_empty())
-    else {
-        return false;
-    };
-    if let Err(e) = devices::run_runs(&case) {
-        panic!("{e}");
-    }
-    true
+    check_case(
+        data,
+        |case: &devices::RunsCase| !case.devices.is_empty() && !case.ops.is_empty(),
+        devices::run_runs,
+    )
 }
 
 /// Target `resume`: decodes a [`devices::ResumeCase`] (publishes, drops, reconnects with
@@ -114,13 +123,9 @@ pub fn runs(data: &[u8]) -> bool {
 /// `false` for an input that decodes to nothing (too short, no device or no operation), as
 /// [`operations()`] does.
 pub fn resume(data: &[u8]) -> bool {
-    let Some(case) = decode::<devices::ResumeCase>(data)
-        .filter(|case| !case.devices.is_empty() && !case.ops.is_empty())
-    else {
-        return false;
-    };
-    if let Err(e) = devices::run_resume(&case) {
-        panic!("{e}");
-    }
-    true
+    check_case(
+        data,
+        |case: &devices::ResumeCase| !case.devices.is_empty() && !case.ops.is_empty(),
+        devices::run_resume,
+    )
 }

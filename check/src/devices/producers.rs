@@ -28,13 +28,7 @@ impl World {
             item: Item::Message(n),
             thread,
         };
-        let seq = self
-            .shadow
-            .streams
-            .get(&stream)
-            .map_or(0, Incarnation::head)
-            + 1;
-        let bytes = frame_bytes(&stream, seq, thread, n, big);
+        let bytes = self.next_frame_bytes(&stream, thread, n, big);
         self.appended(&stream, entry, bytes, &delivery)
     }
 
@@ -55,18 +49,25 @@ impl World {
                 item: Item::Message(n),
                 thread: None,
             };
-            let seq = self
-                .shadow
-                .streams
-                .get(&stream)
-                .map_or(0, Incarnation::head)
-                + 1;
-            let bytes = frame_bytes(&stream, seq, None, n, big);
+            let bytes = self.next_frame_bytes(&stream, None, n, big);
             self.appended(&stream, entry, bytes, &delivery)
         } else {
             ensure_eq!(delivery.position, None, "a room without members or history");
             Ok(())
         }
+    }
+
+    /// The bytes of message `n`'s frame as the next entry of `stream`, the length history
+    /// counts it by.
+    fn next_frame_bytes(
+        &self,
+        stream: &StreamId,
+        thread: Option<usize>,
+        n: u64,
+        big: bool,
+    ) -> usize {
+        let seq = self.shadow.streams.get(stream).map_or(0, Incarnation::head) + 1;
+        frame_bytes(stream, seq, thread, n, big)
     }
 
     /// A reliable live frame goes to every connected device `to` picks: one that stopped
