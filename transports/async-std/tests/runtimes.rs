@@ -12,19 +12,10 @@ use futures_util::future::{self, FutureExt, RemoteHandle};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
-use switchboard::{Config, HeartbeatConfig, Message, Notice, Open, Reason, Target, UserId};
-use switchboard_async_std::{AsyncIo, Builder, Events, Handle, Refusal, Request, Runtime};
+use switchboard::{Config, HeartbeatConfig, Message, Notice, Reason, Target, UserId};
+use switchboard_async_std::{AsyncIo, Builder, Events, Handle, Runtime};
 use switchboard_conformance::cases::{close_code, frame};
-use switchboard_conformance::{guard, Received, WsClient};
-
-/// `?user=<id>` or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    match query.strip_prefix("user=") {
-        Some(user) => Ok(Open::new(user)),
-        None => Err(Refusal::unauthorized()),
-    }
-}
+use switchboard_conformance::{authenticate, guard, Received, WsClient};
 
 /// A development config with the given ping interval (the timeout three times as long).
 fn config(ping: Duration) -> Config {

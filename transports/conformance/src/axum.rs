@@ -4,7 +4,8 @@
 //! unchanged, so the adapter the server uses (axum's WebSocket, not tokio-tungstenite's
 //! accept loop) passes everything the other transports pass.
 
-use crate::network::{authenticate, OnTokioRouter};
+use crate::authenticate;
+use crate::network::OnTokioRouter;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};

@@ -43,7 +43,7 @@ pub use network::{
 };
 pub use sse::{OnSseRoutes, Sse, SseConnection};
 /// The network transports' client, what it reads, and the guard bounding every wait.
-pub use switchboard_testing::{guard, Received, WsClient};
+pub use switchboard_testing::{authenticate, guard, Received, WsClient};
 
 use std::future::Future;
 use std::time::Duration;

@@ -3,17 +3,17 @@
 //! which run under any runtime) connecting to it. One generic adapter, [`Network`], serves
 //! every runtime; a [`Setup`] says how to run one ([`OnTokioRouter`] for a router on tokio).
 
-use crate::{Client, Connect, Received, Transport, WsClient};
+use crate::{authenticate, Client, Connect, Received, Transport, WsClient};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard::{
-    AgentUpdate, Audience, Config, Delivery, Message, Open, PublishError, UnknownConnection,
+    AgentUpdate, Audience, Config, Delivery, Message, PublishError, UnknownConnection,
 };
 use switchboard_async_std::AsyncIo;
 use switchboard_testing::small_listener;
 use switchboard_tokio::Tokio;
-use switchboard_transport::{Builder, Error, Handle, Listen, Refusal, Request, Runtime, Upgrade};
+use switchboard_transport::{Builder, Error, Handle, Listen, Runtime, Upgrade};
 
 /// How to run the suite on one runtime.
 pub trait Setup: 'static {
@@ -148,26 +148,6 @@ impl Setup for OnSmol {
 pub struct Network<S: Setup> {
     handle: Handle<S::Runtime>,
     pub(crate) addr: SocketAddr,
-}
-
-/// The suite's authenticator: `?user=<id>`, optionally `&thread=<id>` (and `&resume=`, which
-/// the transport applies itself), or 401.
-pub(crate) fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let param = |key: &str| {
-        request
-            .uri()
-            .query()?
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.to_owned())
-    };
-    let user = param("user").ok_or_else(Refusal::unauthorized)?;
-    let open = Open::new(user);
-    Ok(match param("thread") {
-        Some(thread) => open.thread(thread),
-        None => open,
-    })
 }
 
 /// A publish through a transport's [`Handle`], answered as a case expects: the delivery, or

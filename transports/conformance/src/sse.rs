@@ -8,7 +8,8 @@
 //! send WebSocket control or binary frames, which HTTP has no place for, or rely on a client
 //! that stops answering pings, which an event stream's client never answers itself.
 
-use crate::network::{authenticate, Network, OnTokioRouter, Setup};
+use crate::authenticate;
+use crate::network::{Network, OnTokioRouter, Setup};
 use crate::{Client, Connect, Received, Transport};
 use axum::body::Body;
 use axum::extract::{Path, State};

@@ -21,25 +21,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard::{Config, Message, Open, RoomAccess, Target};
+use switchboard::{Config, Message, Target};
 use switchboard_redis::{Bridge, BridgeOptions};
-use switchboard_testing::{Redis, WsClient};
-use switchboard_tokio::{cluster_channel, Builder, Handle, Refusal, Request, Tokio};
+use switchboard_testing::{authenticate, Redis, WsClient};
+use switchboard_tokio::{cluster_channel, Builder, Handle, Tokio};
 use tokio::net::TcpListener;
 
 const ARCHIVE_ENTRIES: usize = 200;
 const ARCHIVE_ENTRY_BYTES: usize = 64 * 1024;
 const PING_EVERY: Duration = Duration::from_millis(20);
 const JOIN_EVERY: Duration = Duration::from_millis(100);
-
-/// `?user=<id>`: every client may join any room.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    let user = query
-        .strip_prefix("user=")
-        .ok_or_else(Refusal::unauthorized)?;
-    Ok(Open::new(user).access(RoomAccess::Any))
-}
 
 struct Node {
     handle: Handle,

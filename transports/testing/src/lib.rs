@@ -11,13 +11,15 @@
 //!   Server-Sent Events transport;
 //! - with the feature `axum`, `serve_ws_route`: an axum route that upgrades `/ws?user=<id>`
 //!   as the test says, for tests of embedding the hub in axum;
-//! - [`query_param`]: one parameter of a test's query string (`user`, `thread`, ...).
+//! - [`query_param`]: one parameter of a test's query string (`user`, `thread`, ...), and
+//!   [`authenticate`]: the tests' authenticator, which reads `user` and `thread` from it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "axum")]
 mod axum;
 mod client;
+mod open;
 mod redis;
 #[cfg(feature = "sse")]
 mod sse;
@@ -25,6 +27,7 @@ mod sse;
 #[cfg(feature = "axum")]
 pub use axum::serve_ws_route;
 pub use client::{small_listener, small_socket, Received, WsClient, SMALL_BUFFER, SOCKET_SLACK};
+pub use open::authenticate;
 pub use redis::Redis;
 #[cfg(feature = "sse")]
 pub use sse::{post, Answer, SseClient, SseEvent};

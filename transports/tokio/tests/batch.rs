@@ -5,20 +5,11 @@
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use switchboard::{Config, Message, Open, Target};
-use switchboard_testing::{guard, WsClient};
-use switchboard_tokio::{Builder, Handle, Refusal, Request, BATCH_MESSAGE_BYTES};
+use switchboard::{Config, Message, Target};
+use switchboard_testing::{authenticate, guard, WsClient};
+use switchboard_tokio::{Builder, Handle, BATCH_MESSAGE_BYTES};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite;
-
-/// `?user=<id>` or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    let user = (query.split('&'))
-        .find_map(|pair| pair.strip_prefix("user="))
-        .ok_or_else(Refusal::unauthorized)?;
-    Ok(Open::new(user))
-}
 
 async fn start() -> (Handle, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

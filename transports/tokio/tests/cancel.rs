@@ -5,19 +5,10 @@
 //! other shard is asked).
 
 use serde_json::{json, Value};
-use switchboard::{AgentEvent, AgentUpdate, Answer, CancelFrom, Config, Notice, Open};
-use switchboard_testing::{guard, WsClient};
-use switchboard_tokio::{Builder, Events, Refusal, Request};
+use switchboard::{AgentEvent, AgentUpdate, Answer, CancelFrom, Config, Notice};
+use switchboard_testing::{authenticate, guard, WsClient};
+use switchboard_tokio::{Builder, Events};
 use tokio::net::TcpListener;
-
-/// `?user=<id>` or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    let user = (query.split('&'))
-        .find_map(|pair| pair.strip_prefix("user="))
-        .ok_or_else(Refusal::unauthorized)?;
-    Ok(Open::new(user))
-}
 
 /// The next cancel the application is handed.
 async fn next_cancel(events: &mut Events) -> switchboard::CancelRequest {

@@ -12,20 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use switchboard::{Config, Message, Notice, Open, Reason, Target};
-use switchboard_testing::{guard, Received, WsClient};
-use switchboard_tokio::{
-    Builder, Events, Frame, Refusal, Request, SocketError, FRAMES_READ_AFTER_CLOSE,
-};
+use switchboard_testing::{authenticate, guard, Received, WsClient};
+use switchboard_tokio::{Builder, Events, Frame, SocketError, FRAMES_READ_AFTER_CLOSE};
 use tokio::net::TcpSocket;
-
-/// `?user=<id>` or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    match query.strip_prefix("user=") {
-        Some(user) => Ok(Open::new(user)),
-        None => Err(Refusal::unauthorized()),
-    }
-}
 
 /// Why `user`'s connection closed, from the application's events.
 async fn closed(events: &mut Events, user: &str) -> Reason {

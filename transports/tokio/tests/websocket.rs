@@ -6,28 +6,16 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard::{
-    AgentEvent, AgentUpdate, Config, Envelope, Message, Notice, Open, Reason, RemoteTarget,
-    RoomAccess, Target, UserId,
+    AgentEvent, AgentUpdate, Config, Envelope, Message, Notice, Open, Reason, RemoteTarget, Target,
+    UserId,
 };
-use switchboard_testing::{guard, query_param, Received, WsClient, GUARD};
+use switchboard_testing::{authenticate, guard, query_param, Received, WsClient, GUARD};
 use switchboard_tokio::{
-    cluster_channel, Builder, ClusterEvent, ClusterEvents, Error, Event, Events, Handle, Refusal,
-    Request,
+    cluster_channel, Builder, ClusterEvent, ClusterEvents, Error, Event, Events, Handle,
 };
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite;
-
-/// The test authenticator: `?user=<id>` (and optionally `&thread=<id>`) or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    let user = query_param(query, "user").ok_or_else(Refusal::unauthorized)?;
-    let mut open = Open::new(user).access(RoomAccess::Any);
-    if let Some(thread) = query_param(query, "thread") {
-        open = open.thread(thread);
-    }
-    Ok(open)
-}
 
 /// A development config whose heartbeat stays out of the way of tests that are not about it.
 fn config() -> Config {

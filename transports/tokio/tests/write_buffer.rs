@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 use switchboard::{Config, Notice, Open, Reason};
-use switchboard_testing::{guard, Received, WsClient};
-use switchboard_tokio::{Builder, Event, Events, Handle, Refusal, Request};
+use switchboard_testing::{authenticate, guard, Received, WsClient};
+use switchboard_tokio::{Builder, Event, Events, Handle};
 use tokio::net::TcpListener;
 
 /// A config that leaves the write buffer as the only limit a ping flood meets: no rate limit
@@ -23,15 +23,6 @@ fn config() -> Config {
     config.backpressure.inflight_bytes = 16 * 1024;
     config.backpressure.queue_bytes = 256 * 1024;
     config
-}
-
-/// `?user=<id>` or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    match query.strip_prefix("user=") {
-        Some(user) => Ok(Open::new(user)),
-        None => Err(Refusal::unauthorized()),
-    }
 }
 
 /// Why `user`'s connection closed, from the application's events.

@@ -9,10 +9,10 @@ pub mod proxy;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
-use switchboard::{Config, HistoryConfig, Message, Open, RoomAccess, Target};
+use switchboard::{Config, HistoryConfig, Message, Target};
 use switchboard_redis::{Bridge, BridgeOptions};
-use switchboard_testing::{eventually, Redis};
-use switchboard_tokio::{cluster_channel, Builder, Events, Handle, Refusal, Request, Tokio};
+use switchboard_testing::{authenticate, eventually, Redis};
+use switchboard_tokio::{cluster_channel, Builder, Events, Handle, Tokio};
 use tokio::net::TcpListener;
 
 fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
@@ -21,20 +21,6 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.split_once('='))
         .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
-}
-
-/// `?user=<id>` (and optionally `&thread=<id>`), or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    let user = query_param(query, "user").ok_or_else(Refusal::unauthorized)?;
-    let mut open = Open::new(user).access(RoomAccess::Any);
-    if let Some(thread) = query_param(query, "thread") {
-        open = open.thread(thread);
-    }
-    if let Some(position) = switchboard_tokio::position_from_query(Some(query)) {
-        open = open.resume(position);
-    }
-    Ok(open)
 }
 
 /// One node: two shards in a cluster, a WebSocket listener, a bridge reading the hubs' cluster
