@@ -189,6 +189,13 @@ const NAMED: &[(&str, &[Shows])] = {
         ),
         ("ref-at-the-bound", &[Frame("pong", 1), Frame("joined", 1)]),
         ("ref-over-the-bound", &[Error("invalid_frame", 1)]),
+        // A `resume` of several rooms, answered in part (`too_many_rooms` for one) before
+        // another of its streams takes the last strike: the hub closes with 1008 after replies
+        // whose flushes its transport reports only once the connection is closed.
+        (
+            "regression-a-resume-answered-in-part-runs-out-of-strikes",
+            &[Close(1008), Error("too_many_rooms", 1), Frame("joined", 3)],
+        ),
         ("regression-empty-room-name", &[Error("malformed_json", 1)]),
         // When everyone leaves at the end, another member's `left` overflows the queue of
         // `ana`, who stopped reading in `lobby`: closed with 4008 before its turn to leave.
