@@ -2,12 +2,14 @@
 //! [`Listen`] and [`Upgrade`] ([`Handle::serve`], [`Handle::accept`]: accept, authenticate the
 //! WebSocket handshake, run each connection on its shard), an already upgraded WebSocket from
 //! any library ([`Handle::run_socket`], [`Handle::run_socket_framed`],
-//! [`Handle::refuse_socket`]), and the WebSocket layer's buffer sizes.
+//! [`Handle::refuse_socket`]), and the WebSocket layer's write buffer sizes (its read buffer:
+//! `read_chunks.rs`).
 
 use crate::driver;
 use crate::frame::Socket;
 use crate::framing::Framing;
 use crate::handle::Handle;
+use crate::read_chunks::READ_BUFFER_BYTES;
 use crate::runtime::{self, Runtime};
 use futures_util::future::{self, Either};
 use std::future::Future;
@@ -18,15 +20,6 @@ use switchboard::{BackpressureConfig, ConnId, Open, OpenError, Position};
 use tungstenite::handshake::server::{Callback, ErrorResponse, Response};
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::WebSocketConfig;
-
-/// The WebSocket read buffer of each connection. The library's default (128 KiB) is zero-filled
-/// before reads and stays resident for every connection, idle or not; client frames are small
-/// (at most `max_frame_bytes`, 64 KiB by default, assembled over several reads if larger than
-/// the buffer), so 4 KiB costs idle connections far less memory and busy ones less CPU. Not
-/// smaller: a flooding peer's frames must mostly be read out of the kernel by the time its
-/// socket is dropped after the close, or the kernel resets the connection and the peer may
-/// never read its close code (1 KiB lost the 4029 of a ping flood).
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// The WebSocket write buffer's target: frames collect up to this size before they are written
 /// to the socket (tungstenite's default, named because [`write_buffer_limit`] is computed from
@@ -265,6 +258,20 @@ impl<R: Runtime> Handle<R> {
         driver::refuse(&self.shards, &mut socket, refused).await;
     }
 
+    /// The configuration of every WebSocket the switchboard runs (tungstenite's): messages
+    /// read up to [`Handle::message_limit`], at most [`Handle::write_buffer_limit`] held
+    /// unwritten, and a read buffer of [`READ_BUFFER_BYTES`] (the socket under it is read
+    /// through a [`ReadChunks`](crate::ReadChunks) of each transport).
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        let limit = Some(self.message_limit());
+        WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(WRITE_BUFFER_BYTES)
+            .max_write_buffer_size(self.write_buffer_limit())
+            .max_message_size(limit)
+            .max_frame_size(limit)
+    }
+
     /// Perform the WebSocket handshake on `io` (a TCP or TLS stream you accepted), authenticate
     /// it and run the connection until it ends, tracked by [`Handle::shutdown`]. A refused
     /// handshake is answered with the refusal's status.
@@ -287,16 +294,10 @@ impl<R: Runtime> Handle<R> {
         R: Upgrade<IO>,
     {
         let mut open = None;
-        let limit = Some(self.message_limit());
         let callback = HandshakeCallback {
             auth,
             open: &mut open,
-            config: WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER_BYTES)
-                .write_buffer_size(WRITE_BUFFER_BYTES)
-                .max_write_buffer_size(self.write_buffer_limit())
-                .max_message_size(limit)
-                .max_frame_size(limit),
+            config: self.websocket_config(),
         };
         let upgrade = self.runtime().upgrade(io, callback);
         let limit = self.options().handshake_timeout;
