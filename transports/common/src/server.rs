@@ -201,50 +201,59 @@ impl<R: Runtime> Handle<R> {
     /// the caller's current `tracing` span (a request's, say), and records the connection id in
     /// that span's `conn` field if it has one. Dropping the future before it ends drops the
     /// socket; the hub then closes the connection when its heartbeat goes unanswered.
-    pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
-        self.run_socket_framed(open, socket, Framing::Single).await;
+    pub fn run_socket<S: Socket>(&self, open: Open, socket: S) -> impl Future<Output = ()> {
+        self.run_socket_framed(open, socket, Framing::Single)
     }
 
     /// [`Handle::run_socket`], with the connection's frames put in WebSocket messages as
     /// `framing` says: [`Framing::Batched`] for a client that asked for it (`batch=1`, see
     /// [`Framing::from_query`]).
-    pub async fn run_socket_framed<S: Socket>(&self, open: Open, socket: S, framing: Framing) {
-        self.run(open, socket, framing, |_| ()).await;
+    pub fn run_socket_framed<S: Socket>(
+        &self,
+        open: Open,
+        socket: S,
+        framing: Framing,
+    ) -> impl Future<Output = ()> {
+        self.run(open, socket, framing, |_| ())
     }
 
     /// [`Handle::run_socket`], calling `opened` with the connection's id once the hub accepted
     /// it and keeping what it returns until the connection ends (or its task is dropped by
     /// shutdown): for a transport that finds its connections by id, such as the Server-Sent
     /// Events one, whose client frames arrive in other requests (one frame per message).
-    pub async fn run_socket_with<S, G>(
+    pub fn run_socket_with<S, G>(
         &self,
         open: Open,
         socket: S,
         opened: impl FnOnce(ConnId) -> G + Send + 'static,
-    ) where
+    ) -> impl Future<Output = ()>
+    where
         S: Socket,
         G: Send + 'static,
     {
-        self.run(open, socket, Framing::Single, opened).await;
+        self.run(open, socket, Framing::Single, opened)
     }
 
-    /// Run the connection in the caller's task, tracked by [`Handle::shutdown`], until it ends
-    /// (or shutdown aborts it).
-    async fn run<S, G>(
+    /// The connection, to run in the caller's task, tracked by [`Handle::shutdown`], until it
+    /// ends (or shutdown aborts it). Not an async fn (nor are the public ones above): each
+    /// would keep its arguments, the socket and the `Open`, in the connection's task for as
+    /// long as it lives, besides the driver's own.
+    fn run<S, G>(
         &self,
         open: Open,
         socket: S,
         framing: Framing,
         opened: impl FnOnce(ConnId) -> G + Send + 'static,
-    ) where
+    ) -> impl Future<Output = ()>
+    where
         S: Socket,
         G: Send + 'static,
     {
         let drive = driver::drive(self.shards.clone(), open, socket, framing, opened);
         match self.shards.track(drive) {
-            Ok(tracked) => tracked.await,
+            Ok(tracked) => Either::Left(tracked),
             // Shutting down: the hub refuses the open and the socket is closed with 1001.
-            Err(drive) => drive.await,
+            Err(drive) => Either::Right(drive),
         }
     }
 
