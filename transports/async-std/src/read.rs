@@ -13,18 +13,12 @@ use switchboard_transport::ReadChunks;
 /// this transport upgrades ([`Handle::serve`](crate::Handle::serve),
 /// [`Handle::accept`](crate::Handle::accept)).
 #[derive(Debug)]
-pub struct ReadOnDemand<IO> {
-    io: IO,
-    chunks: ReadChunks,
-}
+pub struct ReadOnDemand<IO>(ReadChunks<IO>);
 
 impl<IO> ReadOnDemand<IO> {
     /// Read `io` through chunks held only while they have unread bytes.
     pub fn new(io: IO) -> Self {
-        Self {
-            io,
-            chunks: ReadChunks::new(),
-        }
+        Self(ReadChunks::new(io))
     }
 }
 
@@ -34,10 +28,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ReadOnDemand<IO> {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let io = &mut this.io;
-        this.chunks
-            .poll_read(buf, |chunk| Pin::new(io).poll_read(cx, chunk))
+        let chunks = &mut self.get_mut().0;
+        chunks.poll_read(buf, |io, chunk| Pin::new(io).poll_read(cx, chunk))
     }
 }
 
@@ -47,7 +39,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReadOnDemand<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        Pin::new(self.get_mut().0.get_mut()).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -55,14 +47,14 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReadOnDemand<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        Pin::new(self.get_mut().0.get_mut()).poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        Pin::new(self.get_mut().0.get_mut()).poll_flush(cx)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_close(cx)
+        Pin::new(self.get_mut().0.get_mut()).poll_close(cx)
     }
 }

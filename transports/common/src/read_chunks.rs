@@ -1,8 +1,7 @@
 //! Reads of a connection's socket into a chunk held only while it has bytes the WebSocket layer
-//! has not taken yet ([`ReadChunks`]), so that an idle connection holds no read buffer: the
-//! runtime-neutral half of each transport's socket wrapper (`ReadOnDemand` in
-//! `switchboard_tokio` and `switchboard_async_std`), which calls [`ReadChunks::poll_read`]
-//! from its runtime's `poll_read`.
+//! has not taken yet ([`ReadChunks`]), so that an idle connection holds no read buffer: all of
+//! each transport's socket wrapper (`ReadOnDemand` in `switchboard_tokio` and
+//! `switchboard_async_std`) but its runtime's read and write traits.
 //!
 //! The WebSocket layer is given a small read buffer ([`READ_BUFFER_BYTES`]) and reads it full
 //! from the chunk; the socket itself is read [`READ_CHUNK_BYTES`] at a time, as it was when the
@@ -52,10 +51,13 @@ fn give_back(chunk: Box<[u8]>) {
     });
 }
 
-/// The read side of one connection's socket: the bytes of its last read that the WebSocket
-/// layer has not taken yet, in a chunk held only until it has taken them all.
-#[derive(Debug, Default)]
-pub struct ReadChunks {
+/// One connection's socket `IO` and the bytes of its last read that the WebSocket layer has
+/// not taken yet, in a chunk held only until it has taken them all. Each transport wraps it in
+/// its `ReadOnDemand`, whose runtime's `poll_read` calls [`ReadChunks::poll_read`] and whose
+/// writes go to [`ReadChunks::get_mut`].
+#[derive(Debug)]
+pub struct ReadChunks<IO> {
+    io: IO,
     /// The chunk with unread bytes, if any.
     chunk: Option<Box<[u8]>>,
     /// Where the bytes not taken yet start in `chunk`.
@@ -64,19 +66,34 @@ pub struct ReadChunks {
     end: usize,
 }
 
-impl ReadChunks {
-    /// Nothing read yet.
-    pub fn new() -> Self {
-        Self::default()
+impl<IO> ReadChunks<IO> {
+    /// `io`, nothing read yet.
+    pub fn new(io: IO) -> Self {
+        Self {
+            io,
+            chunk: None,
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The socket, to write to.
+    pub fn get_mut(&mut self) -> &mut IO {
+        &mut self.io
+    }
+
+    /// The socket.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
     }
 
     /// Fill `out` with bytes read before, or, if none are left, with a new read of at most
-    /// [`READ_CHUNK_BYTES`] that `read` makes into the slice it is given (the socket's own
-    /// `poll_read`). A read that finds nothing or fails holds no chunk afterwards.
+    /// [`READ_CHUNK_BYTES`] that `read` makes from the socket into the slice it is given (the
+    /// socket's own `poll_read`). A read that finds nothing or fails holds no chunk afterwards.
     pub fn poll_read(
         &mut self,
         out: &mut [u8],
-        read: impl FnOnce(&mut [u8]) -> Poll<io::Result<usize>>,
+        read: impl FnOnce(&mut IO, &mut [u8]) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
         if out.is_empty() {
             return Poll::Ready(Ok(0));
@@ -85,7 +102,7 @@ impl ReadChunks {
             Some(chunk) => chunk,
             None => {
                 let mut chunk = take_chunk();
-                match read(&mut chunk) {
+                match read(&mut self.io, &mut chunk) {
                     Poll::Ready(Ok(read)) if read > 0 => {
                         (self.start, self.end) = (0, read);
                         chunk
@@ -114,28 +131,24 @@ impl ReadChunks {
 mod tests {
     use super::*;
 
-    /// A socket that has `bytes` to read, then nothing (`Pending`).
-    fn socket(bytes: &[u8]) -> impl FnMut(&mut [u8]) -> Poll<io::Result<usize>> + '_ {
-        let mut at = 0;
-        move |out: &mut [u8]| {
-            if at == bytes.len() {
-                return Poll::Pending;
-            }
-            let n = out.len().min(bytes.len() - at);
-            out[..n].copy_from_slice(&bytes[at..at + n]);
-            at += n;
-            Poll::Ready(Ok(n))
+    /// A socket's read: from `bytes` past `at`, then nothing (`Pending`).
+    fn read(bytes: &[u8], at: &mut usize, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        if *at == bytes.len() {
+            return Poll::Pending;
         }
+        let n = out.len().min(bytes.len() - *at);
+        out[..n].copy_from_slice(&bytes[*at..*at + n]);
+        *at += n;
+        Poll::Ready(Ok(n))
     }
 
     #[test]
     fn a_chunk_is_read_whole_handed_out_in_pieces_and_released_once_taken() {
         let bytes: Vec<u8> = (0..READ_CHUNK_BYTES + 100).map(|i| i as u8).collect();
-        let mut read = socket(&bytes);
-        let mut chunks = ReadChunks::new();
+        let mut chunks = ReadChunks::new(0);
         let mut got = Vec::new();
         let mut out = [0; 300];
-        while let Poll::Ready(n) = chunks.poll_read(&mut out, &mut read) {
+        while let Poll::Ready(n) = chunks.poll_read(&mut out, |at, out| read(&bytes, at, out)) {
             let n = n.expect("read");
             got.extend_from_slice(&out[..n]);
             if got.len() == READ_CHUNK_BYTES || got.len() == bytes.len() {
@@ -151,11 +164,11 @@ mod tests {
 
     #[test]
     fn the_end_of_the_stream_and_errors_hold_no_chunk() {
-        let mut chunks = ReadChunks::new();
-        let ended = chunks.poll_read(&mut [0; 8], |_| Poll::Ready(Ok(0)));
+        let mut chunks = ReadChunks::new(());
+        let ended = chunks.poll_read(&mut [0; 8], |_, _| Poll::Ready(Ok(0)));
         assert!(matches!(ended, Poll::Ready(Ok(0))));
         assert!(chunks.chunk.is_none());
-        let failed = chunks.poll_read(&mut [0; 8], |_| {
+        let failed = chunks.poll_read(&mut [0; 8], |_, _| {
             Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()))
         });
         assert!(matches!(failed, Poll::Ready(Err(_))));

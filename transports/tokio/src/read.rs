@@ -13,18 +13,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// this transport upgrades (by [`Handle::serve`](crate::Handle::serve),
 /// [`Handle::accept`](crate::Handle::accept) and the axum adapter).
 #[derive(Debug)]
-pub struct ReadOnDemand<IO> {
-    io: IO,
-    chunks: ReadChunks,
-}
+pub struct ReadOnDemand<IO>(ReadChunks<IO>);
 
 impl<IO> ReadOnDemand<IO> {
     /// Read `io` through chunks held only while they have unread bytes.
     pub fn new(io: IO) -> Self {
-        Self {
-            io,
-            chunks: ReadChunks::new(),
-        }
+        Self(ReadChunks::new(io))
     }
 }
 
@@ -34,9 +28,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ReadOnDemand<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let io = &mut this.io;
-        let polled = this.chunks.poll_read(buf.initialize_unfilled(), |chunk| {
+        let chunks = &mut self.get_mut().0;
+        let polled = chunks.poll_read(buf.initialize_unfilled(), |io, chunk| {
             let mut chunk = ReadBuf::new(chunk);
             Pin::new(io)
                 .poll_read(cx, &mut chunk)
@@ -52,7 +45,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReadOnDemand<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        Pin::new(self.get_mut().0.get_mut()).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -60,18 +53,18 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReadOnDemand<IO> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        Pin::new(self.get_mut().0.get_mut()).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.0.get_ref().is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        Pin::new(self.get_mut().0.get_mut()).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        Pin::new(self.get_mut().0.get_mut()).poll_shutdown(cx)
     }
 }
