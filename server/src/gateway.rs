@@ -27,7 +27,6 @@ use crate::api::ApiError;
 use crate::auth::{instant_of, Credential, TokenError};
 use crate::logging;
 use crate::state::AppState;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +36,7 @@ use serde_json::json;
 use std::sync::Arc;
 use switchboard::{Open, OpenError, Position};
 use switchboard_redis::{Admission, Bridge};
+use switchboard_tokio::axum::WebSocketUpgrade;
 use switchboard_tokio::{Framing, Tokio};
 
 /// The WebSocket subprotocol of this protocol's version: a client that passes its token in

@@ -43,8 +43,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod read;
 mod runtime;
 
+pub use read::ReadOnDemand;
 pub use runtime::{AsyncIo, Task};
 pub use switchboard_transport::{
     cluster_channel, http, position_from_query, Adapter, Authenticate, BadFraming, ClusterEvent,

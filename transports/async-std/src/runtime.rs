@@ -2,6 +2,7 @@
 //! `TcpListener`) and an [`Upgrade`] (async-tungstenite's server handshake). None of it
 //! depends on one executor: timers and sockets are async-io's, which async-std and smol share.
 
+use crate::ReadOnDemand;
 use async_net::{TcpListener, TcpStream};
 use async_tungstenite::WebSocketStream;
 use futures_io::{AsyncRead, AsyncWrite};
@@ -86,7 +87,7 @@ impl<IO> Upgrade<IO> for AsyncIo
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    type Socket = Adapter<WebSocketStream<IO>, Tungstenite>;
+    type Socket = Adapter<WebSocketStream<ReadOnDemand<IO>>, Tungstenite>;
 
     async fn upgrade(
         &self,
@@ -94,8 +95,12 @@ where
         callback: HandshakeCallback<'_>,
     ) -> Result<Self::Socket, tungstenite::Error> {
         let config = callback.config();
-        async_tungstenite::accept_hdr_async_with_config(io, callback, Some(config))
-            .await
-            .map(Adapter::new)
+        async_tungstenite::accept_hdr_async_with_config(
+            ReadOnDemand::new(io),
+            callback,
+            Some(config),
+        )
+        .await
+        .map(Adapter::new)
     }
 }

@@ -51,6 +51,7 @@ use async_channel::Sender;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard::{ConnId, Open, OpenError, Reason};
@@ -101,116 +102,126 @@ enum Ended {
 /// and what it returns is kept until the connection ends (or its task is dropped): a transport
 /// that must find its connections by id (the Server-Sent Events one, whose client frames arrive
 /// in other requests) registers them there.
-pub(crate) async fn drive<R, S, G>(
+///
+/// Not an async fn: the socket is split and the `Open` boxed before the future is made, so that
+/// the connection's task does not keep them besides the halves for as long as it lives (an
+/// async fn keeps its arguments).
+pub(crate) fn drive<R, S, G>(
     shards: Arc<Shards<R>>,
     open: Open,
     socket: S,
     framing: Framing,
     opened: impl FnOnce(ConnId) -> G,
-) where
+) -> impl Future<Output = ()>
+where
     R: Runtime,
     S: Socket,
 {
-    let runtime = shards.runtime.clone();
-    let (close_timeout, write_timeout) =
-        (shards.options.close_timeout, shards.options.write_timeout);
     let (mut sink, stream) = socket.split();
     // Polled only when the socket woke it, not each time the task wakes to write.
     let mut stream = Woken::new(stream);
     let shard = shards.shard_of(&open.user);
-    let (out, mut outgoing) = outbox();
-    let (closing, closed_by_hub) = oneshot::channel();
-    let writer = Writer {
-        out,
-        closing: Some(closing),
-    };
-    // Boxed, as every step an idle connection is not in: the task keeps, for as long as the
-    // connection lives, room for the largest state of its future.
-    let accepted = Box::pin(shards.call(shard, move |s, now| s.open(now, open, writer))).await;
-    let conn = match accepted {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(refused)) => return Box::pin(refuse(&shards, &mut sink, refused)).await,
-        Err(_stopped) => {
-            let stopped = OpenError::ShuttingDown { restart: false };
-            return Box::pin(refuse(&shards, &mut sink, stopped)).await;
-        }
-    };
-    tracing::Span::current().record("conn", tracing::field::display(conn));
-    tracing::debug!(shard, %conn, "connection opened");
-    let _registered = opened(conn);
-    let inbox = shards.inboxes[shard].clone();
-    let ended = {
-        let reader = read(&mut stream, &inbox, conn).fuse();
-        let limits = (write_timeout, framing);
-        let writer = write(&runtime, limits, &mut sink, &mut outgoing, &inbox, conn).fuse();
-        let mut closed_by_hub = closed_by_hub.fuse();
-        pin_mut!(reader, writer);
-        let phase = loop {
-            select! {
-                end = reader => break match end {
-                    ReadEnd::Peer => Phase::Ended(Ended::Peer),
-                    ReadEnd::Refused => Phase::Closing { readable: false },
-                },
-                ended = writer => break Phase::Ended(ended),
-                closed = closed_by_hub => if closed.is_ok() {
-                    // The hub closed the connection: it reads nothing more from it.
-                    break Phase::Closing { readable: true };
-                },
-                // Otherwise the hub forgot it without a close frame: the writer ends after
-                // what it was handed, the reader with the peer.
+    let open = Box::new(open);
+    async move {
+        let runtime = shards.runtime.clone();
+        let (close_timeout, write_timeout) =
+            (shards.options.close_timeout, shards.options.write_timeout);
+        let (out, mut outgoing) = outbox();
+        let (closing, closed_by_hub) = oneshot::channel();
+        let writer = Writer {
+            out,
+            closing: Some(closing),
+        };
+        // Boxed, as every step an idle connection is not in: the task keeps, for as long as the
+        // connection lives, room for the largest state of its future.
+        let accepted = Box::pin(shards.call(shard, move |s, now| s.open(now, *open, writer))).await;
+        let conn = match accepted {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(refused)) => return Box::pin(refuse(&shards, &mut sink, refused)).await,
+            Err(_stopped) => {
+                let stopped = OpenError::ShuttingDown { restart: false };
+                return Box::pin(refuse(&shards, &mut sink, stopped)).await;
             }
         };
-        match phase {
-            Phase::Ended(ended) => ended,
-            // The reader is not polled again.
-            Phase::Closing { readable } => {
-                match Box::pin(runtime::timeout(&runtime, close_timeout, writer)).await {
-                    Some(Ended::Closed) if !readable => Ended::Gone,
-                    Some(ended) => ended,
-                    None => Ended::Abandoned,
+        tracing::Span::current().record("conn", tracing::field::display(conn));
+        tracing::debug!(shard, %conn, "connection opened");
+        let _registered = opened(conn);
+        let inbox = shards.inboxes[shard].clone();
+        let ended = {
+            let reader = read(&mut stream, &inbox, conn).fuse();
+            let limits = (write_timeout, framing);
+            let writer = write(&runtime, limits, &mut sink, &mut outgoing, &inbox, conn).fuse();
+            let mut closed_by_hub = closed_by_hub.fuse();
+            pin_mut!(reader, writer);
+            let phase = loop {
+                select! {
+                    end = reader => break match end {
+                        ReadEnd::Peer => Phase::Ended(Ended::Peer),
+                        ReadEnd::Refused => Phase::Closing { readable: false },
+                    },
+                    ended = writer => break Phase::Ended(ended),
+                    closed = closed_by_hub => if closed.is_ok() {
+                        // The hub closed the connection: it reads nothing more from it.
+                        break Phase::Closing { readable: true };
+                    },
+                    // Otherwise the hub forgot it without a close frame: the writer ends after
+                    // what it was handed, the reader with the peer.
                 }
-            }
-        }
-    };
-    Box::pin(async {
-        match ended {
-            // Let the WebSocket layer finish the closing handshake it may owe the peer.
-            Ended::Peer => {
-                let _ = runtime::timeout(&runtime, close_timeout, sink.close()).await;
-            }
-            Ended::Closed => await_close(&runtime, close_timeout, &mut stream).await,
-            // The hub learns why before the socket is dropped (unless it closed the connection
-            // already, and that close frame is what did not fit).
-            Ended::Overflowed => {
-                tracing::debug!(shard, %conn, "write buffer full");
-                close_as_slow(&shards, shard, conn).await;
-            }
-            // The same, but the hub's close frame (4008, or the close it had already decided) is
-            // written if the socket takes it in time, after what the socket already holds; the
-            // frames still waiting in the outbox are dropped, as the peer was not reading them.
-            Ended::Stalled(taken) => {
-                tracing::debug!(shard, %conn, "write timed out");
-                close_as_slow(&shards, shard, conn).await;
-                if let Some((code, reason)) = taken.or_else(|| find_close(outgoing.take_now())) {
-                    let close = close_frame(code, reason);
-                    let sent = runtime::timeout(&runtime, close_timeout, sink.send(close)).await;
-                    if let Some(Ok(())) = sent {
-                        await_close(&runtime, close_timeout, &mut stream).await;
+            };
+            match phase {
+                Phase::Ended(ended) => ended,
+                // The reader is not polled again.
+                Phase::Closing { readable } => {
+                    match Box::pin(runtime::timeout(&runtime, close_timeout, writer)).await {
+                        Some(Ended::Closed) if !readable => Ended::Gone,
+                        Some(ended) => ended,
+                        None => Ended::Abandoned,
                     }
                 }
             }
-            Ended::Gone | Ended::Abandoned => {}
-        }
-        // Harmless if the hub already closed it: the id's generation no longer matches.
-        let _ = inbox
-            .send(Command::Socket {
-                conn,
-                event: SocketEvent::Closed,
-            })
-            .await;
-    })
-    .await;
-    tracing::debug!(shard, %conn, "connection ended");
+        };
+        Box::pin(async {
+            match ended {
+                // Let the WebSocket layer finish the closing handshake it may owe the peer.
+                Ended::Peer => {
+                    let _ = runtime::timeout(&runtime, close_timeout, sink.close()).await;
+                }
+                Ended::Closed => await_close(&runtime, close_timeout, &mut stream).await,
+                // The hub learns why before the socket is dropped (unless it closed the connection
+                // already, and that close frame is what did not fit).
+                Ended::Overflowed => {
+                    tracing::debug!(shard, %conn, "write buffer full");
+                    close_as_slow(&shards, shard, conn).await;
+                }
+                // The same, but the hub's close frame (4008, or the close it had already decided) is
+                // written if the socket takes it in time, after what the socket already holds; the
+                // frames still waiting in the outbox are dropped, as the peer was not reading them.
+                Ended::Stalled(taken) => {
+                    tracing::debug!(shard, %conn, "write timed out");
+                    close_as_slow(&shards, shard, conn).await;
+                    if let Some((code, reason)) = taken.or_else(|| find_close(outgoing.take_now()))
+                    {
+                        let close = close_frame(code, reason);
+                        let sent =
+                            runtime::timeout(&runtime, close_timeout, sink.send(close)).await;
+                        if let Some(Ok(())) = sent {
+                            await_close(&runtime, close_timeout, &mut stream).await;
+                        }
+                    }
+                }
+                Ended::Gone | Ended::Abandoned => {}
+            }
+            // Harmless if the hub already closed it: the id's generation no longer matches.
+            let _ = inbox
+                .send(Command::Socket {
+                    conn,
+                    event: SocketEvent::Closed,
+                })
+                .await;
+        })
+        .await;
+        tracing::debug!(shard, %conn, "connection ended");
+    }
 }
 
 /// Have the hub close `conn` as a slow consumer: it counts the close, tells the application

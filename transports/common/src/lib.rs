@@ -53,6 +53,7 @@ mod handle;
 mod options;
 mod outbox;
 mod presence;
+mod read_chunks;
 mod remote;
 mod runtime;
 mod server;
@@ -73,10 +74,11 @@ pub use frame::{Adapter, Codec, Frame, Socket, SocketError, Tungstenite};
 pub use framing::{BadFraming, Framing, BATCH_MESSAGE_BYTES, BATCH_PARAMETER};
 pub use handle::{Handle, ShardedStats};
 pub use options::Options;
+pub use read_chunks::{ReadChunks, READ_BUFFER_BYTES, READ_CHUNK_BYTES};
 pub use runtime::Runtime;
 pub use server::{
     position_from_query, write_buffer_limit, Authenticate, HandshakeCallback, Listen, Refusal,
-    Request, Upgrade, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+    Request, Upgrade, WRITE_BUFFER_BYTES,
 };
 pub use sse::{
     position_from_event_id, EventStream, PostError, SseConnections, SseInbox, SseSocket,

@@ -2,12 +2,14 @@
 //! [`Listen`] and [`Upgrade`] ([`Handle::serve`], [`Handle::accept`]: accept, authenticate the
 //! WebSocket handshake, run each connection on its shard), an already upgraded WebSocket from
 //! any library ([`Handle::run_socket`], [`Handle::run_socket_framed`],
-//! [`Handle::refuse_socket`]), and the WebSocket layer's buffer sizes.
+//! [`Handle::refuse_socket`]), and the WebSocket layer's write buffer sizes (its read buffer:
+//! `read_chunks.rs`).
 
 use crate::driver;
 use crate::frame::Socket;
 use crate::framing::Framing;
 use crate::handle::Handle;
+use crate::read_chunks::READ_BUFFER_BYTES;
 use crate::runtime::{self, Runtime};
 use futures_util::future::{self, Either};
 use std::future::Future;
@@ -18,15 +20,6 @@ use switchboard::{BackpressureConfig, ConnId, Open, OpenError, Position};
 use tungstenite::handshake::server::{Callback, ErrorResponse, Response};
 use tungstenite::http::StatusCode;
 use tungstenite::protocol::WebSocketConfig;
-
-/// The WebSocket read buffer of each connection. The library's default (128 KiB) is zero-filled
-/// before reads and stays resident for every connection, idle or not; client frames are small
-/// (at most `max_frame_bytes`, 64 KiB by default, assembled over several reads if larger than
-/// the buffer), so 4 KiB costs idle connections far less memory and busy ones less CPU. Not
-/// smaller: a flooding peer's frames must mostly be read out of the kernel by the time its
-/// socket is dropped after the close, or the kernel resets the connection and the peer may
-/// never read its close code (1 KiB lost the 4029 of a ping flood).
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// The WebSocket write buffer's target: frames collect up to this size before they are written
 /// to the socket (tungstenite's default, named because [`write_buffer_limit`] is computed from
@@ -208,50 +201,59 @@ impl<R: Runtime> Handle<R> {
     /// the caller's current `tracing` span (a request's, say), and records the connection id in
     /// that span's `conn` field if it has one. Dropping the future before it ends drops the
     /// socket; the hub then closes the connection when its heartbeat goes unanswered.
-    pub async fn run_socket<S: Socket>(&self, open: Open, socket: S) {
-        self.run_socket_framed(open, socket, Framing::Single).await;
+    pub fn run_socket<S: Socket>(&self, open: Open, socket: S) -> impl Future<Output = ()> {
+        self.run_socket_framed(open, socket, Framing::Single)
     }
 
     /// [`Handle::run_socket`], with the connection's frames put in WebSocket messages as
     /// `framing` says: [`Framing::Batched`] for a client that asked for it (`batch=1`, see
     /// [`Framing::from_query`]).
-    pub async fn run_socket_framed<S: Socket>(&self, open: Open, socket: S, framing: Framing) {
-        self.run(open, socket, framing, |_| ()).await;
+    pub fn run_socket_framed<S: Socket>(
+        &self,
+        open: Open,
+        socket: S,
+        framing: Framing,
+    ) -> impl Future<Output = ()> {
+        self.run(open, socket, framing, |_| ())
     }
 
     /// [`Handle::run_socket`], calling `opened` with the connection's id once the hub accepted
     /// it and keeping what it returns until the connection ends (or its task is dropped by
     /// shutdown): for a transport that finds its connections by id, such as the Server-Sent
     /// Events one, whose client frames arrive in other requests (one frame per message).
-    pub async fn run_socket_with<S, G>(
+    pub fn run_socket_with<S, G>(
         &self,
         open: Open,
         socket: S,
         opened: impl FnOnce(ConnId) -> G + Send + 'static,
-    ) where
+    ) -> impl Future<Output = ()>
+    where
         S: Socket,
         G: Send + 'static,
     {
-        self.run(open, socket, Framing::Single, opened).await;
+        self.run(open, socket, Framing::Single, opened)
     }
 
-    /// Run the connection in the caller's task, tracked by [`Handle::shutdown`], until it ends
-    /// (or shutdown aborts it).
-    async fn run<S, G>(
+    /// The connection, to run in the caller's task, tracked by [`Handle::shutdown`], until it
+    /// ends (or shutdown aborts it). Not an async fn (nor are the public ones above): each
+    /// would keep its arguments, the socket and the `Open`, in the connection's task for as
+    /// long as it lives, besides the driver's own.
+    fn run<S, G>(
         &self,
         open: Open,
         socket: S,
         framing: Framing,
         opened: impl FnOnce(ConnId) -> G + Send + 'static,
-    ) where
+    ) -> impl Future<Output = ()>
+    where
         S: Socket,
         G: Send + 'static,
     {
         let drive = driver::drive(self.shards.clone(), open, socket, framing, opened);
         match self.shards.track(drive) {
-            Ok(tracked) => tracked.await,
+            Ok(tracked) => Either::Left(tracked),
             // Shutting down: the hub refuses the open and the socket is closed with 1001.
-            Err(drive) => drive.await,
+            Err(drive) => Either::Right(drive),
         }
     }
 
@@ -263,6 +265,20 @@ impl<R: Runtime> Handle<R> {
     /// written.
     pub async fn refuse_socket<S: Socket>(&self, mut socket: S, refused: OpenError) {
         driver::refuse(&self.shards, &mut socket, refused).await;
+    }
+
+    /// The configuration of every WebSocket the switchboard runs (tungstenite's): messages
+    /// read up to [`Handle::message_limit`], at most [`Handle::write_buffer_limit`] held
+    /// unwritten, and a read buffer of [`READ_BUFFER_BYTES`] (the socket under it is read
+    /// through a [`ReadChunks`](crate::ReadChunks) of each transport).
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        let limit = Some(self.message_limit());
+        WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(WRITE_BUFFER_BYTES)
+            .max_write_buffer_size(self.write_buffer_limit())
+            .max_message_size(limit)
+            .max_frame_size(limit)
     }
 
     /// Perform the WebSocket handshake on `io` (a TCP or TLS stream you accepted), authenticate
@@ -287,16 +303,10 @@ impl<R: Runtime> Handle<R> {
         R: Upgrade<IO>,
     {
         let mut open = None;
-        let limit = Some(self.message_limit());
         let callback = HandshakeCallback {
             auth,
             open: &mut open,
-            config: WebSocketConfig::default()
-                .read_buffer_size(READ_BUFFER_BYTES)
-                .write_buffer_size(WRITE_BUFFER_BYTES)
-                .max_write_buffer_size(self.write_buffer_limit())
-                .max_message_size(limit)
-                .max_frame_size(limit),
+            config: self.websocket_config(),
         };
         let upgrade = self.runtime().upgrade(io, callback);
         let limit = self.options().handshake_timeout;

@@ -6,6 +6,7 @@
 
 use crate::runtime::{self, Runtime};
 use futures_util::future::{AbortHandle, Abortable};
+use futures_util::FutureExt;
 use slab::Slab;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -62,10 +63,9 @@ impl Tasks {
             key,
             _alive: alive,
         };
-        Ok(async move {
-            let _tracked = tracked;
-            let _ = Abortable::new(task, registration).await;
-        })
+        // A combinator, not an async block: that would keep `task` twice, as what it captured
+        // and as what it awaits, for as long as the connection lives.
+        Ok(Abortable::new(task, registration).map(move |_| drop(tracked)))
     }
 
     /// Refuse new tasks, wait up to `grace` for the running ones, then abort the rest and

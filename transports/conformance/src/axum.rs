@@ -1,16 +1,16 @@
 //! The tokio transport embedded in an axum application, as `switchboard serve` runs it: an
 //! axum router on the listener whose WebSocket route authenticates in its own handler and
 //! hands the upgrade to [`switchboard_tokio::axum::upgrade`]. The suite's cases run over it
-//! unchanged, so the adapter the server uses (axum's WebSocket, not tokio-tungstenite's
-//! accept loop) passes everything the other transports pass.
+//! unchanged, so the path the server uses (axum's router and the adapter's own upgrade, not
+//! tokio-tungstenite's accept loop) passes everything the other transports pass.
 
 use crate::authenticate;
 use crate::network::OnTokioRouter;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use switchboard_tokio::axum::WebSocketUpgrade;
 use switchboard_tokio::{position_from_query, Handle, Request};
 
 /// The tokio transport behind an axum router.

@@ -6,13 +6,14 @@
 //! `{"type":"ask","data":...,"ref":1}` frames, which the application answers with a `reply`
 //! frame echoing the `ref`. Ctrl-C shuts down gracefully (clients get close 1001).
 
-use axum::extract::{ws::WebSocketUpgrade, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use switchboard::{Answer, Config, Message, Notice, Open, Target};
-use switchboard_tokio::{axum::upgrade, position_from_query, Builder, Handle};
+use switchboard_tokio::axum::{upgrade, WebSocketUpgrade};
+use switchboard_tokio::{position_from_query, Builder, Handle};
 
 /// The WebSocket route: authenticate (here, naively, from the query), then hand over.
 async fn ws(

@@ -4,11 +4,12 @@
 //! [`Open`], and hand the upgrade to [`upgrade`]:
 //!
 //! ```no_run
-//! use axum::extract::{ws::WebSocketUpgrade, RawQuery, State};
+//! use axum::extract::{RawQuery, State};
 //! use axum::response::Response;
 //! use axum::routing::get;
 //! use switchboard::Open;
-//! use switchboard_tokio::{axum::upgrade, position_from_query, Handle};
+//! use switchboard_tokio::axum::{upgrade, WebSocketUpgrade};
+//! use switchboard_tokio::{position_from_query, Handle};
 //!
 //! async fn ws(State(hub): State<Handle>, RawQuery(query): RawQuery, ws: WebSocketUpgrade) -> Response {
 //!     let mut open = Open::new("alice"); // from your session or token
@@ -30,11 +31,13 @@
 //! The same connections over Server-Sent Events: [`sse`], [`sse_post`] (module `sse`).
 
 mod sse;
+mod upgrade;
 
 pub use sse::{last_event_position, sse, sse_post, sse_refuse, LAST_EVENT_ID};
+pub use upgrade::WebSocketUpgrade;
 
-use crate::{Adapter, Codec, Frame, Framing, Handle, SocketError};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
+use crate::{Adapter, Codec, Frame, Framing, Handle, SocketError, Tungstenite};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard::{Open, OpenError};
@@ -64,20 +67,14 @@ pub fn upgrade_framed(
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let handle = handle.clone();
-    let limit = handle.message_limit();
     let span = Span::current();
-    ws.read_buffer_size(switchboard_transport::READ_BUFFER_BYTES)
-        .write_buffer_size(switchboard_transport::WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(handle.write_buffer_limit())
-        .max_message_size(limit)
-        .max_frame_size(limit)
-        .on_upgrade(move |socket| {
-            async move {
-                let socket = Adapter::<_, Axum>::new(socket);
-                handle.run_socket_framed(open, socket, framing).await;
-            }
-            .instrument(span)
-        })
+    ws.on_upgrade(handle.websocket_config(), move |socket| {
+        async move {
+            let socket = Adapter::<_, Tungstenite>::new(socket);
+            handle.run_socket_framed(open, socket, framing).await;
+        }
+        .instrument(span)
+    })
 }
 
 /// Upgrade the request and close the WebSocket at once with `refused`'s close code and reason,
@@ -91,9 +88,9 @@ pub fn refuse(handle: &Handle, ws: WebSocketUpgrade, refused: OpenError) -> Resp
     }
     let handle = handle.clone();
     let span = Span::current();
-    ws.on_upgrade(move |socket| {
+    ws.on_upgrade(handle.websocket_config(), move |socket| {
         async move {
-            let socket = Adapter::<_, Axum>::new(socket);
+            let socket = Adapter::<_, Tungstenite>::new(socket);
             handle.refuse_socket(socket, refused).await;
         }
         .instrument(span)

@@ -59,15 +59,18 @@
 //! # }
 //! ```
 //!
-//! With the `axum` feature, `axum::upgrade` runs an axum `WebSocketUpgrade` on the hub, and
+//! With the `axum` feature, `axum::upgrade` runs the request of an `axum::WebSocketUpgrade`
+//! extractor on the hub, and
 //! `axum::sse` / `axum::sse_post` serve the same connections as Server-Sent Events.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 #[cfg(feature = "axum")]
 pub mod axum;
+mod read;
 mod runtime;
 
+pub use read::ReadOnDemand;
 pub use runtime::Tokio;
 pub use switchboard_transport::{
     cluster_channel, http, position_from_query, Adapter, Authenticate, BadFraming, ClusterEvent,

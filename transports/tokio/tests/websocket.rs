@@ -815,7 +815,7 @@ async fn cluster_envelopes_leave_once_and_arrive_on_every_shard() {
     server.handle.shutdown().await;
 }
 
-/// Embedded in axum: a route hands its `WebSocketUpgrade` to the hub, and the connection
+/// Embedded in axum: a route hands its `WebSocketUpgrade` extractor to the hub, and the connection
 /// behaves like any other (welcome, targeted delivery, graceful close).
 #[cfg(feature = "axum")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
