@@ -36,8 +36,7 @@ mod upgrade;
 pub use sse::{last_event_position, sse, sse_post, sse_refuse, LAST_EVENT_ID};
 pub use upgrade::WebSocketUpgrade;
 
-use crate::{Adapter, Codec, Frame, Framing, Handle, SocketError, Tungstenite};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use crate::{Adapter, Framing, Handle, Tungstenite};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard::{Open, OpenError};
@@ -95,53 +94,4 @@ pub fn refuse(handle: &Handle, ws: WebSocketUpgrade, refused: OpenError) -> Resp
         }
         .instrument(span)
     })
-}
-
-/// axum's WebSocket messages: `Adapter<axum::extract::ws::WebSocket, Axum>` is a
-/// [`Socket`](crate::Socket).
-#[derive(Debug)]
-pub enum Axum {}
-
-impl Codec for Axum {
-    type Message = Message;
-    type Error = axum::Error;
-
-    fn decode(message: Message) -> Option<Frame> {
-        Some(match message {
-            Message::Text(text) => Frame::Text(text.into()),
-            Message::Binary(bytes) => Frame::Binary(bytes),
-            Message::Ping(payload) => Frame::Ping(payload),
-            Message::Pong(payload) => Frame::Pong(payload),
-            Message::Close(close) => {
-                Frame::Close(close.map(|c| (c.code, c.reason.as_str().to_owned())))
-            }
-        })
-    }
-
-    fn encode(frame: Frame) -> Result<Message, SocketError> {
-        Ok(match frame {
-            // axum takes text as checked UTF-8; the hub's frames always are.
-            Frame::Text(bytes) => {
-                Message::Text(Utf8Bytes::try_from(bytes).map_err(SocketError::new)?)
-            }
-            Frame::Binary(bytes) => Message::Binary(bytes),
-            Frame::Ping(payload) => Message::Ping(payload),
-            Frame::Pong(payload) => Message::Pong(payload),
-            Frame::Close(close) => Message::Close(close.map(|(code, reason)| CloseFrame {
-                code,
-                reason: reason.into(),
-            })),
-        })
-    }
-
-    /// axum wraps tungstenite's errors: classified as tungstenite's are.
-    fn error(error: axum::Error) -> SocketError {
-        match error
-            .into_inner()
-            .downcast::<switchboard_transport::tungstenite::Error>()
-        {
-            Ok(e) => SocketError::from_tungstenite(*e),
-            Err(other) => SocketError::new(other),
-        }
-    }
 }

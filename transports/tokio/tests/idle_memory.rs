@@ -18,9 +18,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use switchboard::{Config, Open, RoomAccess};
-use switchboard_testing::WsClient;
-use switchboard_tokio::{Builder, Events, Refusal, Request};
+use switchboard::{Config, Open};
+use switchboard_testing::{authenticate, WsClient};
+use switchboard_tokio::{Builder, Events};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
@@ -132,15 +132,6 @@ fn sizes() -> Vec<i64> {
     SIZES.iter().map(|n| n.load(Ordering::Relaxed)).collect()
 }
 
-/// `?user=<id>` or 401.
-fn authenticate(request: &Request) -> Result<Open, Refusal> {
-    let query = request.uri().query().unwrap_or_default();
-    match query.strip_prefix("user=") {
-        Some(user) => Ok(Open::new(user).access(RoomAccess::Any)),
-        None => Err(Refusal::unauthorized()),
-    }
-}
-
 /// The development preset (its heartbeat pings idle connections, as in production), with room
 /// for the clients.
 fn config() -> Config {
@@ -222,10 +213,8 @@ async fn an_idle_connection_through_an_axum_route_holds_under_the_bound() {
     let (handle, events) = Builder::new(config()).shards(2).start();
     drain(events);
     let hub = handle.clone();
-    let (addr, serving) = serve_ws_route(move |ws, user, _| {
-        upgrade(&hub, ws, Open::new(user).access(RoomAccess::Any))
-    })
-    .await;
+    let (addr, serving) =
+        serve_ws_route(move |ws, user, _| upgrade(&hub, ws, Open::new(user))).await;
 
     let bytes = heap_per_idle_connection(addr).await;
     println!("axum: {bytes} bytes of server heap per idle connection");
