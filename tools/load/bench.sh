@@ -15,10 +15,11 @@
 #                driven by the load tool's Socket.IO clients (--protocol socketio).
 # Every one is published to through its POST /api/publish by the same load tool. Builds them
 # and the load tool in release mode, then for each server: idle connections on a freshly
-# started process (RSS per connection, connect rate), then alternating burst runs, then one
-# run at a fixed rate; then prints each server's medians (deliveries/s, server CPU per
-# delivery, p50, p99, lost, RSS per idle connection, connect rate) and the ratios
-# Switchboard / socketio and Switchboard / raw. The ports above on 127.0.0.1 must be free.
+# started process (RSS per connection, connect rate and CPU), then alternating burst runs,
+# then one run at a fixed rate; then prints each server's medians (deliveries/s, server CPU
+# per delivery, p50, p99, lost, RSS per idle connection, connect rate, server CPU per
+# connection) and the ratios Switchboard / socketio and Switchboard / raw. The ports above on
+# 127.0.0.1 must be free.
 # Needs jq.
 #
 # `cluster`: starts one single Switchboard node without Redis and, for each setup of
@@ -321,7 +322,7 @@ stop() { # pid
   wait "$1" 2>/dev/null || true
 }
 
-declare -A rss connect_rate dps cpu_us p50 p99 lost unjoined
+declare -A rss connect_rate connect_cpu_us dps cpu_us p50 p99 lost unjoined
 run_load() { # name scenario extra-args...: one report, printed; its figures kept
   local name=$1 what=$2
   shift 2
@@ -335,6 +336,9 @@ run_load() { # name scenario extra-args...: one report, printed; its figures kep
     return
   fi
   unjoined[$name-$what]+=" $(jq -r '.clients - .joined' <<<"$line")"
+  if jq -e '.connect_server_cpu_secs != null and .joined > 0' <<<"$line" >/dev/null; then
+    connect_cpu_us[$name]+=" $(jq -r '.connect_server_cpu_secs * 1e6 / .joined' <<<"$line")"
+  fi
   if [ "$what" = idle ]; then
     rss[$name]+=" $(jq -r '((.server_rss_kib.after - .server_rss_kib.before) * 1024
       / ([.joined, 1] | max))' <<<"$line")"
@@ -376,8 +380,8 @@ pids=()
 
 echo
 echo "### $clients clients in one room: medians of $runs burst run(s) x $burst_messages" \
-  "messages and of 1 rate run x $rate_messages messages at $rate/s; connect rate: median of" \
-  "every run; server CPU per delivery: the server's user + system CPU from the first publish" \
+  "messages and of 1 rate run x $rate_messages messages at $rate/s; connect rate and connect" \
+  "CPU (the server's, handshake and join, per connection): median of every run; server CPU per delivery: the server's user + system CPU from the first publish" \
   "to the last delivery / deliveries"
 # The ratios Switchboard / peer, where both were measured.
 peers=()
@@ -414,3 +418,4 @@ for what in burst rate; do
 done
 row "idle RSS bytes/connection" 0 rss ""
 row "connect rate /s" 0 connect_rate ""
+row "connect CPU µs/connection" 1 connect_cpu_us ""

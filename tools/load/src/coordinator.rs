@@ -224,6 +224,7 @@ fn ms(us: u64) -> f64 {
 pub async fn run(cli: Cli) -> Result<bool, String> {
     crate::publisher::check(&cli)?;
     let rss_before = servers_total(&cli, rss_kib)?;
+    let connect_cpu_before = servers_total(&cli, cpu_secs)?;
     let started = Instant::now();
     let mut workers = (0..cli.processes.max(1))
         .map(Worker::spawn)
@@ -259,6 +260,12 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
         .saturating_sub(connect.first_connect_us) as f64
         / 1e6;
     let failed: usize = connect.failed.values().sum();
+    // The servers' CPU while the clients connected and joined (the workers' start costs them
+    // nothing): what a handshake and a join cost.
+    let connect_cpu = match (connect_cpu_before, servers_total(&cli, cpu_secs)?) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
 
     tokio::time::sleep(Duration::from_secs_f64(cli.settle_secs())).await;
     let mut rss_after = None;
@@ -379,6 +386,12 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
     println!(
         "connect         {connect_secs:.2} s: {connect_rate:.0} connections/s (handshake + join)"
     );
+    if let Some(cpu) = connect_cpu {
+        println!(
+            "connect cpu     {cpu:.2} s of server CPU: {:.1} µs per connection",
+            cpu * 1e6 / connect.joined.max(1) as f64
+        );
+    }
     if let (Some(before), Some(after)) = (rss_before, rss_after) {
         let per = (after.saturating_sub(before) * 1024) as f64 / connect.joined.max(1) as f64;
         println!(
@@ -448,6 +461,7 @@ pub async fn run(cli: Cli) -> Result<bool, String> {
             "connect_failed": failed,
             "connect_secs": connect_secs,
             "connections_per_sec": connect_rate,
+            "connect_server_cpu_secs": connect_cpu,
             "messages": cli.messages,
             "published": published.accepted,
             "expected": expected,
