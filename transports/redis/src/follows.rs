@@ -207,6 +207,7 @@ mod tests {
     fn record(stream: &StreamId, seq: u64, bytes: usize) -> Record {
         Record {
             origin: "n1".to_owned(),
+            id: None,
             sequenced: Sequenced {
                 entry: EntryMeta {
                     stream: stream.clone(),

@@ -90,6 +90,7 @@ mod load;
 mod members;
 mod options;
 mod scripts;
+mod sealed;
 mod shared;
 mod subscriber;
 mod wire;

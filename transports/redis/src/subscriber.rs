@@ -1,15 +1,19 @@
 //! The subscription connection: subscribes to the channels of current interest, delivers what
 //! arrives, follows streams for the hubs (their history reads run in tasks of their own, see
-//! [`Follows`]), and after losing Redis reconnects with backoff, subscribes to them all again
+//! [`Follows`]), notes which of this node's own entries came back (for the worker, see
+//! [`Sealed`]), and after losing Redis reconnects with backoff, subscribes to them all again
 //! and follows again every stream it fed.
 
 use crate::cancels;
 use crate::follows::{Follow, Follows};
 use crate::history;
+use crate::sealed::{Ask, Sealed};
 use crate::shared::Shared;
 use crate::wire::{Incoming, Record, RoomChange};
+use crate::worker::SEND_BATCH;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
+use redis::aio::{PubSubSink, PubSubStream};
 use redis::{Msg, RedisResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,12 +24,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 
-/// A change of interest, from the worker, or a stream to follow.
+/// A change of interest, from the worker, a stream to follow, or the worker's question after
+/// a failed call to the sequencer.
 #[derive(Debug)]
 pub(crate) enum SubCommand {
     Subscribe(String),
     Unsubscribe(String),
     Follow(Follow),
+    Sealed(Ask),
 }
 
 impl SubCommand {
@@ -34,6 +40,7 @@ impl SubCommand {
         match self {
             SubCommand::Subscribe(c) | SubCommand::Unsubscribe(c) => Some(c),
             SubCommand::Follow(follow) => follow.pin.as_ref(),
+            SubCommand::Sealed(_) => None,
         }
     }
 }
@@ -81,6 +88,7 @@ impl Channels {
                 .entry(channel.clone())
                 .or_default()
                 .push(now + PIN),
+            SubCommand::Sealed(_) => {}
         }
         let after = self.wanted(channel);
         (before != after).then_some(after)
@@ -155,8 +163,11 @@ pub(crate) async fn run<R: Runtime>(
                                 {
                                     feed.forget(channel);
                                 }
-                                if let SubCommand::Follow(follow) = command {
-                                    feed.follow(follow);
+                                match command {
+                                    SubCommand::Follow(follow) => feed.follow(follow),
+                                    // What the lost connection received was all read.
+                                    SubCommand::Sealed(ask) => feed.sealed.answer(ask),
+                                    _ => {}
                                 }
                             }
                             None => return,
@@ -198,6 +209,14 @@ pub(crate) async fn run<R: Runtime>(
             let changes = tokio::select! {
                 command = commands.recv() => {
                     let Some(command) = command else { return };
+                    if let SubCommand::Sealed(ask) = command {
+                        let connected = feed.catch_up(&mut sink, &mut stream).await;
+                        feed.sealed.answer(ask);
+                        if connected {
+                            continue;
+                        }
+                        break 'connected;
+                    }
                     let change = channels.apply(&command, Instant::now());
                     // Commands are carried out one at a time, so a channel already wanted is
                     // already subscribed.
@@ -279,6 +298,8 @@ struct Feed<R: Runtime> {
     /// may have missed live entries sent while the subscription was down, so its stream is
     /// followed again once it is done.
     generation: u64,
+    /// This node's own entries that came back.
+    sealed: Sealed,
 }
 
 impl<R: Runtime> Feed<R> {
@@ -292,6 +313,7 @@ impl<R: Runtime> Feed<R> {
             reads: JoinSet::new(),
             reading: HashMap::new(),
             generation: 0,
+            sealed: Sealed::new(SEND_BATCH),
         }
     }
 
@@ -401,6 +423,22 @@ impl<R: Runtime> Feed<R> {
         }
     }
 
+    /// Deliver everything Redis sent on the subscription before now: a PING, which Redis
+    /// answers after every message published before it, then the messages read by the time
+    /// its answer (or the end of the connection) came. False if the connection ended or did
+    /// not answer in time.
+    async fn catch_up(&mut self, sink: &mut PubSubSink, stream: &mut PubSubStream) -> bool {
+        let timeout = self.shared.options.timeout;
+        let answered = tokio::time::timeout(timeout, sink.ping::<()>()).await;
+        loop {
+            match stream.next().now_or_never() {
+                Some(Some(message)) => self.deliver(&message).await,
+                Some(None) => return false,
+                None => return matches!(answered, Ok(Ok(()))),
+            }
+        }
+    }
+
     /// After the subscription came back: follow again every stream still followed, from the
     /// last position fed.
     fn refollow(&mut self, channels: &Channels) {
@@ -438,6 +476,9 @@ impl<R: Runtime> Feed<R> {
         {
             match record {
                 Some(record) => {
+                    if let Some(id) = record.id.filter(|_| record.origin == self.shared.node) {
+                        self.sealed.note(id);
+                    }
                     if let Some(record) = self.follows.hold(record) {
                         self.record(record, true).await;
                     }

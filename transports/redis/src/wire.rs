@@ -156,9 +156,10 @@ pub(crate) struct RoomChange {
 }
 
 /// The header of a stream entry as a template for the sequencer script: a JSON object without
-/// its closing brace, which the script seals with the position (and `undelivered`).
-pub(crate) fn entry_header(origin: &str, entry: &EntryMeta) -> Vec<u8> {
-    let mut header = encode(&Header { origin, entry });
+/// its closing brace, which the script seals with the position (and `undelivered`). `id` is
+/// the origin's number for the entry (`sealed.rs`).
+pub(crate) fn entry_header(origin: &str, id: u64, entry: &EntryMeta) -> Vec<u8> {
+    let mut header = encode(&Header { origin, id, entry });
     header.pop();
     header
 }
@@ -167,6 +168,7 @@ pub(crate) fn entry_header(origin: &str, entry: &EntryMeta) -> Vec<u8> {
 #[derive(Serialize)]
 struct Header<'a> {
     origin: &'a str,
+    id: u64,
     #[serde(flatten)]
     entry: &'a EntryMeta,
 }
@@ -176,13 +178,20 @@ struct Header<'a> {
 pub(crate) struct Record {
     /// The node whose hub rendered it.
     pub origin: String,
+    /// The origin's number for it, which only the origin reads; `None` from a node that does
+    /// not number its entries (an earlier version), or in a history written by one.
+    pub id: Option<u64>,
     /// The entry.
     pub sequenced: Sequenced,
 }
 
+/// Fields it does not know (such as `id` for a node that reads none) are ignored, as
+/// `EntryMeta` ignores them.
 #[derive(Deserialize)]
 struct SealedHeader {
     origin: String,
+    #[serde(default)]
+    id: Option<u64>,
     #[serde(flatten)]
     entry: EntryMeta,
     epoch: u64,
@@ -196,6 +205,7 @@ impl Record {
         let header: SealedHeader = serde_json::from_slice(&payload[..newline]).ok()?;
         Some(Record {
             origin: header.origin,
+            id: header.id,
             sequenced: Sequenced {
                 entry: header.entry,
                 position: Position {
@@ -366,13 +376,24 @@ mod tests {
             undelivered: false,
             except: Vec::new(),
         };
-        let mut header = entry_header("n1", &entry);
+        let mut header = entry_header("n1", 41, &entry);
         header.extend_from_slice(b",\"undelivered\":true,\"epoch\":7,\"seq\":3}\n{\"x\":1}");
         let record = Record::parse(&Bytes::from(header)).expect("a record");
-        assert_eq!(record.origin, "n1");
+        assert_eq!((record.origin.as_str(), record.id), ("n1", Some(41)));
         assert_eq!(record.sequenced.position, Position { epoch: 7, seq: 3 });
         assert!(record.sequenced.entry.undelivered);
         assert_eq!(record.sequenced.entry.thread, entry.thread);
         assert_eq!(&record.sequenced.frame[..], b"{\"x\":1}");
+    }
+
+    /// A header without the origin's number (from a node that does not number its entries)
+    /// reads, without one.
+    #[test]
+    fn a_header_without_a_number_reads_without_one() {
+        let payload = br#"{"origin":"old","stream":"user:alice","epoch":7,"seq":3}
+{"x":1}"#;
+        let record = Record::parse(&Bytes::from_static(payload)).expect("a record");
+        assert_eq!((record.origin.as_str(), record.id), ("old", None));
+        assert_eq!(record.sequenced.position, Position { epoch: 7, seq: 3 });
     }
 }

@@ -8,10 +8,11 @@ use crate::follows::Follow;
 use crate::load::NodeLoad;
 use crate::members::{self, NodeRoomUsers};
 use crate::options::unix_millis;
+use crate::sealed::{self, Ids};
 use crate::shared::{hash_ttl, history_age_millis, Shared};
 use crate::subscriber::SubCommand;
 use crate::wire;
-use redis::RedisResult;
+use redis::{RedisError, RedisResult};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use switchboard_transport::{ClusterEvent, ClusterEvents, Handle, Runtime};
 use tokio::sync::{mpsc, oneshot};
 
 /// How many publishes and stream entries waiting together go to Redis in one round trip.
-const SEND_BATCH: usize = 256;
+pub(crate) const SEND_BATCH: usize = 256;
 /// How many of their payload bytes, at most (one larger entry still goes alone): a round
 /// trip must finish well within the Redis timeout even for large messages on a loaded
 /// machine, or the whole batch would be numbered on this node only.
@@ -80,6 +81,15 @@ pub(crate) struct Worker<R: Runtime> {
     /// stream's last number there.
     fallback_epoch: u64,
     fallback: HashMap<StreamId, u64>,
+    /// The numbers of the entries handed to the sequencer (see `sealed.rs`).
+    ids: Ids,
+}
+
+/// A call to Redis that failed.
+struct Failed {
+    error: RedisError,
+    /// It was written to a connection: Redis may have carried it out.
+    sent: bool,
 }
 
 impl<R: Runtime> Worker<R> {
@@ -99,6 +109,7 @@ impl<R: Runtime> Worker<R> {
             subscribe,
             fallback_epoch: unix_millis(),
             fallback: HashMap::new(),
+            ids: Ids::default(),
         }
     }
 
@@ -221,7 +232,8 @@ impl<R: Runtime> Worker<R> {
     /// shared sequencer, which publishes it to every node serving its stream (this one
     /// included) and keeps it in the stream's shared history. Without Redis, envelopes are
     /// counted as lost for other nodes, and entries delivered here only, numbered in this
-    /// node's own epoch.
+    /// node's own epoch, except those the sequencer published before the call failed, which
+    /// this node's subscription delivered already (`sealed.rs`).
     async fn send(&mut self, batch: &[Outgoing]) {
         let shared = &self.shared;
         let options = &shared.options;
@@ -231,6 +243,7 @@ impl<R: Runtime> Worker<R> {
             // Loaded with every batch: a restarted Redis has forgotten it.
             pipe.load_script(script).ignore();
         }
+        let first_id = self.ids.next();
         for outgoing in batch {
             match outgoing {
                 Outgoing::Publish { channel, payload } => {
@@ -245,7 +258,11 @@ impl<R: Runtime> Worker<R> {
                             .key(shared.keys.stream_history(stream))
                             .key(shared.keys.stream_index(stream))
                             .arg(shared.keys.stream_channel(stream))
-                            .arg(wire::entry_header(&shared.node, &entry.entry))
+                            .arg(wire::entry_header(
+                                &shared.node,
+                                self.ids.take(),
+                                &entry.entry,
+                            ))
                             .arg(&entry.template[..])
                             .arg(unix_millis())
                             .arg(history.max_messages)
@@ -256,12 +273,29 @@ impl<R: Runtime> Worker<R> {
                 }
             }
         }
-        let result = self.query::<()>(&pipe).await;
-        if let Err(e) = &result {
-            tracing::warn!(batch = batch.len(), error = %e, "could not reach redis: publishes lost for other nodes, stream entries delivered on this node only");
+        let ids = first_id..self.ids.next();
+        let result = self.call::<()>(&pipe).await;
+        // The entries of a failed call that reached Redis and came back: numbered there and
+        // delivered here already.
+        let mut sealed = Vec::new();
+        if let Err(failed) = &result {
+            tracing::warn!(batch = batch.len(), error = %failed.error, "could not reach redis: publishes lost for other nodes, stream entries not sequenced delivered on this node only");
+            if failed.sent && !ids.is_empty() {
+                let timeout = self.shared.options.timeout;
+                sealed = sealed::ask(&self.subscribe, ids.clone(), timeout).await;
+            }
         }
+        let mut numbers = ids;
         for outgoing in batch {
-            match (outgoing, result.is_ok()) {
+            // Whether Redis carried it out (and the node knows).
+            let carried = match outgoing {
+                Outgoing::Sequence(_) => {
+                    let id = numbers.next();
+                    result.is_ok() || id.is_some_and(|id| sealed.contains(&id))
+                }
+                Outgoing::Publish { .. } => result.is_ok(),
+            };
+            match (outgoing, carried) {
                 (Outgoing::Publish { .. }, true) => {
                     self.shared.count(&self.shared.counters.published)
                 }
@@ -495,8 +529,18 @@ impl<R: Runtime> Worker<R> {
     }
 
     async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> RedisResult<T> {
-        let mut conn = self.shared.link.conn().await?;
+        self.call(pipe).await.map_err(|failed| failed.error)
+    }
+
+    /// Run `pipe`; if it fails, whether it may have reached Redis.
+    async fn call<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, Failed> {
+        let mut conn = self
+            .shared
+            .link
+            .conn()
+            .await
+            .map_err(|error| Failed { error, sent: false })?;
         let result = pipe.query_async(&mut conn).await;
-        self.shared.link.check(result).await
+        (self.shared.link.check(result).await).map_err(|error| Failed { error, sent: true })
     }
 }

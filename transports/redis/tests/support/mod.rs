@@ -43,6 +43,11 @@ pub async fn shared_node(redis: &Redis, name: &str) -> Node {
     start_node(&redis.url(), name, true, None, |_| {}).await
 }
 
+/// A node with shared streams over the Redis at `url` (a proxy in front of one).
+pub async fn shared_node_at(url: &str, name: &str, tune: impl FnOnce(&mut BridgeOptions)) -> Node {
+    start_node(url, name, true, None, tune).await
+}
+
 /// A node with shared streams over the Redis at `url`, whose hubs and bridge keep `history`.
 pub async fn history_node(
     url: &str,

@@ -1,6 +1,8 @@
 //! A TCP proxy in front of a redis-server that can hold back Redis' answers on the
 //! connections that named a given key, until released: a Redis read made as long as a test
 //! needs, without slowing anything else down (Redis itself, and every other connection, go on).
+//! Or, instead of releasing them, cut those connections: Redis carried out the request, and
+//! its answer never arrives.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,7 +23,15 @@ struct Shared {
     needle: Mutex<Option<Vec<u8>>>,
     /// Connections whose answers are being held right now.
     holding: AtomicUsize,
-    released: watch::Sender<bool>,
+    released: watch::Sender<Held>,
+}
+
+/// What becomes of held answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Holding,
+    Released,
+    Cut,
 }
 
 impl Proxy {
@@ -38,7 +48,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             needle: Mutex::new(None),
             holding: AtomicUsize::new(0),
-            released: watch::Sender::new(false),
+            released: watch::Sender::new(Held::Holding),
         });
         let serving = shared.clone();
         tokio::spawn(async move {
@@ -70,7 +80,12 @@ impl Proxy {
 
     /// Let every held answer through, and hold nothing any more.
     pub fn release(&self) {
-        self.shared.released.send_replace(true);
+        self.shared.released.send_replace(Held::Released);
+    }
+
+    /// Close every connection whose answers are held, without them, and hold nothing any more.
+    pub fn cut(&self) {
+        self.shared.released.send_replace(Held::Cut);
     }
 }
 
@@ -113,10 +128,15 @@ async fn forward(client: TcpStream, redis: TcpStream, shared: Arc<Shared>) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            if named.load(Ordering::SeqCst) && !*released.borrow() {
+            if named.load(Ordering::SeqCst) && *released.borrow() == Held::Holding {
                 shared.holding.fetch_add(1, Ordering::SeqCst);
-                let _ = released.wait_for(|released| *released).await;
+                let held = released.wait_for(|held| *held != Held::Holding).await;
+                let cut = held.is_ok_and(|held| *held == Held::Cut);
                 shared.holding.fetch_sub(1, Ordering::SeqCst);
+                if cut {
+                    // Dropping the half towards the client ends the connection for it.
+                    return;
+                }
             }
             if to_client.write_all(&buf[..n]).await.is_err() {
                 return;
