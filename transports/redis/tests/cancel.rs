@@ -84,6 +84,14 @@ async fn a_cancel_reaches_the_application_of_the_runs_node_and_its_answer_the_cl
         phone.json().await,
         json!({"type": "reply", "data": {"run": "r1", "told": true}, "ref": 3})
     );
+    let stats = b.bridge.stats();
+    assert_eq!(
+        (stats.cancels_asked, stats.cancels_answered),
+        (1, 1),
+        "b asked the other nodes once and was answered"
+    );
+    assert_eq!((stats.cancels_timed_out, stats.cancels_unasked), (0, 0));
+    assert_eq!(a.bridge.stats().cancels_asked, 0, "a only judged it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +107,16 @@ async fn a_run_no_node_has_for_the_users_client_is_unknown_run_and_reaches_no_ap
     let unknown = cancel(&mut mallory, "nothing", 1).await;
     assert_eq!(theirs["code"], "unknown_run", "{theirs}");
     assert_eq!(theirs, unknown, "another user's run is answered as no run");
+    let stats = b.bridge.stats();
+    assert_eq!(
+        (
+            stats.cancels_asked,
+            stats.cancels_answered,
+            stats.cancels_timed_out
+        ),
+        (2, 2, 0),
+        "every node's not_here is an answer"
+    );
     // What a's application was told: nothing but mallory's connection on b is unknown to
     // it, so its next cancel is the one asked now, by alice.
     let mut alice = WsClient::welcomed(c.addr, "user=alice").await;
@@ -147,6 +165,16 @@ async fn a_runs_node_that_dies_before_answering_leaves_the_client_backend_unavai
         (&answer["code"], &answer["ref"]),
         (&json!("backend_unavailable"), &json!(8)),
         "{answer}"
+    );
+    let stats = b.bridge.stats();
+    assert_eq!(
+        (
+            stats.cancels_asked,
+            stats.cancels_answered,
+            stats.cancels_timed_out
+        ),
+        (1, 0, 1),
+        "the silent node's cancel timed out"
     );
     // A late answer finds no one waiting on b, and b keeps serving.
     let _ = a
