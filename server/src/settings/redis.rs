@@ -204,6 +204,28 @@ max_backoff_ms = 2000",
         assert!(bad.is_err(), "the environment's prefix is checked too");
     }
 
+    /// The file's `[redis]` and `--redis-prefix` reach the server's settings, and nonsense stops
+    /// the start even without a URL.
+    #[test]
+    fn the_server_settings_carry_the_tuning_and_the_prefix_from_the_environment() {
+        use crate::settings::{FileSettings, Overrides, Settings};
+        let file: FileSettings = toml::from_str(
+            "[redis]\nurl = \"redis://h:6379/\"\nprefix = \"file\"\nlease_secs = 30",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            redis_prefix: Some("env".into()),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(file, &overrides).unwrap();
+        assert_eq!(
+            (s.redis.prefix.as_str(), s.redis.lease),
+            ("env", Duration::from_secs(30))
+        );
+        let alone: FileSettings = toml::from_str("[redis]\ntimeout_ms = 0").unwrap();
+        assert!(Settings::resolve(alone, &Overrides::default()).is_err());
+    }
+
     #[test]
     fn nonsense_is_refused_with_its_key() {
         for (text, key) in [
