@@ -193,7 +193,7 @@ pub async fn start_on(listener: TcpListener, mut settings: Settings) -> std::io:
         .map(|(bridge, url)| dashboard::ClusterLink {
             bridge,
             url: url.expose().to_owned(),
-            prefix: BridgeOptions::new(url.expose()).prefix,
+            prefix: settings.redis.prefix.clone(),
         });
     let app = logging::http(
         router(state.clone(), &settings.http, settings.max_body_bytes)
@@ -256,6 +256,7 @@ async fn join_cluster(
     // The shared history keeps what each hub keeps (entries, bytes, age), and a node loads no
     // more than that.
     options.history = settings.hub.history.clone();
+    settings.redis.apply(&mut options);
     Bridge::start(handle.clone(), cluster, options)
         .await
         .map_err(|e| std::io::Error::other(format!("could not join the cluster over redis: {e}")))

@@ -7,7 +7,8 @@
 //! `[http]` section ([`HttpLimits`]); how client tokens are checked is `[auth]`
 //! ([`AuthConfig`]); the hub's budgets are `[limits]`, `[heartbeat]`, `[history]` and
 //! `[backpressure]` ([`LimitSettings`] and its neighbours); the log format and the dashboard are `[log]` and
-//! `[dashboard]` ([`LogFormat`], [`DashboardConfig`]).
+//! `[dashboard]` ([`LogFormat`], [`DashboardConfig`]); joining a cluster is `[redis]`
+//! ([`RedisTuning`]).
 
 mod auth;
 mod http;
@@ -16,6 +17,7 @@ mod keys;
 mod ops;
 mod presence;
 mod producer;
+mod redis;
 mod webhook;
 
 pub use auth::{AuthConfig, AuthOverrides, AuthSettings, TicketLimits};
@@ -27,6 +29,7 @@ pub use keys::{JwksConfig, JwksSettings, KeyAlgorithm, KeySettings, PublicKey};
 pub use ops::{DashboardConfig, DashboardSettings, LogFormat, LogSettings};
 pub use presence::PresenceSettings;
 pub use producer::{ProducerLimits, ProducerSettings};
+pub use redis::{RedisSettings, RedisTuning};
 pub use webhook::{
     FrameSettings, LifecycleEvent, WebhookConfig, WebhookOverrides, WebhookSettings,
 };
@@ -140,18 +143,6 @@ pub struct DemoSettings {
     pub enabled: Option<bool>,
 }
 
-/// `[redis]`: the Redis that joins this node to the others of a cluster. Without a URL the
-/// server is a single node.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisSettings {
-    /// `redis://[user:password@]host:port/[db]`.
-    pub url: Option<Secret>,
-    /// Number user and room streams in Redis, with a shared history, so that every node
-    /// delivers them in one order and a client resumes on any node. Default `true`.
-    pub shared_streams: Option<bool>,
-}
-
 /// Overrides from the command line and `SWITCHBOARD_*` variables (clap reads both).
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct Overrides {
@@ -188,6 +179,9 @@ pub struct Overrides {
     /// Number streams in Redis, shared by every node (with a Redis URL).
     #[arg(long, env = "SWITCHBOARD_REDIS_SHARED_STREAMS")]
     pub redis_shared_streams: Option<bool>,
+    /// The prefix of the cluster's keys and channels in Redis (default sb).
+    #[arg(long, env = "SWITCHBOARD_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
     /// Serve the demo page at /demo (default: in development only).
     #[arg(long, env = "SWITCHBOARD_DEMO")]
     pub demo: Option<bool>,
@@ -244,6 +238,8 @@ pub struct Settings {
     pub hub: Config,
     /// The Redis of the cluster this node joins; `None`: a single node.
     pub redis_url: Option<Secret>,
+    /// How the node's bridge uses that Redis.
+    pub redis: RedisTuning,
     /// Whether `/demo` is served.
     pub demo: bool,
     /// The HTTP front's budgets.
@@ -314,6 +310,7 @@ impl Settings {
             ));
         }
         hub.presence = presence::resolve(file.presence)?;
+        let redis = RedisTuning::resolve(&file.redis, overrides.redis_prefix.clone())?;
         let redis_url = overrides.redis_url.clone().or(file.redis.url);
         hub.cluster = redis_url.is_some();
         hub.shared_streams = hub.cluster
@@ -383,6 +380,7 @@ impl Settings {
             development_credentials: credentials.development,
             hub,
             redis_url,
+            redis,
             demo: overrides
                 .demo
                 .or(file.demo.enabled)

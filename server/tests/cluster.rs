@@ -1,7 +1,7 @@
 //! Two servers joined by one real Redis (`[redis] url`): the backend API of either node reaches
 //! clients on the other, `/metrics` counts what crossed, the per-user connection limit holds
-//! across them, a node shutting down sends its clients to the other, and revocations and
-//! one-time tickets hold across them. Each test starts
+//! across them, a node shutting down sends its clients to the other, revocations and one-time
+//! tickets hold across them, and `[redis] prefix` names every channel and key. Each test starts
 //! `redis-server` from PATH on a free port.
 
 mod support;
@@ -156,6 +156,54 @@ async fn metrics_count_the_publishes_that_crossed_nodes() {
     );
     drop(alice);
     shut_down([one, two]).await;
+}
+
+/// Two nodes with `[redis] prefix` set to another prefix than the default talk over channels
+/// under it, and every key they write in Redis carries it: a second deployment on the same
+/// Redis, with its own prefix, shares nothing with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_with_their_own_prefix_name_every_channel_and_key_under_it() {
+    let redis = Redis::start().await;
+    let settings = format!("{}prefix = \"blue\"\n", redis.settings());
+    let nodes = [
+        TestServer::with(&settings).await,
+        TestServer::with(&settings).await,
+    ];
+    let [one, two] = &nodes;
+    let mut alice = two.connect("alice").await;
+    alice.join("lobby").await;
+    subscribed(two, "blue:room:lobby").await;
+    assert!(
+        !bridge(two)
+            .subscriptions()
+            .iter()
+            .any(|c| c.starts_with("sb:")),
+        "{:?}",
+        bridge(two).subscriptions()
+    );
+    one.publish(json!({"room": "lobby"}), "hello", json!(1))
+        .await;
+    assert_eq!(alice.next_of("message").await["event"], "hello");
+
+    let client = redis::Client::open(redis.url()).expect("a url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .expect("the keys");
+    let node = bridge(one).node().to_owned();
+    assert!(keys.contains(&format!("blue:node:{node}")), "{keys:?}");
+    assert!(
+        keys.contains(&"blue:history:room:lobby".to_owned()),
+        "{keys:?}"
+    );
+    assert!(keys.iter().all(|k| k.starts_with("blue:")), "{keys:?}");
+    drop(alice);
+    shut_down(nodes).await;
 }
 
 /// A node of a cluster that receives SIGTERM hands its clients what was queued for them, closes

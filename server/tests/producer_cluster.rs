@@ -2,8 +2,8 @@
 //! a run produced over a channel on one node reaches its reader on the other, and when the
 //! channel drops the reader there gets `producer_lost`. A client's cancel on one node reaches
 //! the run's producer on the other, over Redis, and the client is answered once the producer
-//! was told; a run no node has for the client's user is `unknown_run`. Starts `redis-server`
-//! from PATH on a free port.
+//! was told (the asking node's `/metrics` counts it asked and answered); a run no node has for
+//! the client's user is `unknown_run`. Starts `redis-server` from PATH on a free port.
 
 mod support;
 
@@ -58,6 +58,16 @@ async fn a_cancel_on_one_node_reaches_the_runs_producer_on_the_other_and_is_answ
         (reply["ref"].clone(), reply["data"]["run"].clone()),
         (json!(9), json!("r1"))
     );
+    // The asking node counts the cancel before it answers the client.
+    for (name, count) in [
+        ("cluster_cancels_asked_total", 1.0),
+        ("cluster_cancels_answered_total", 1.0),
+        ("cluster_cancels_timed_out_total", 0.0),
+        ("cluster_cancels_unasked_total", 0.0),
+    ] {
+        assert_eq!(two.metric(name).await, Some(count), "{name}");
+    }
+    assert_eq!(one.metric("cluster_cancels_asked_total").await, Some(0.0));
     let reason = json!({"event": "agent_cancelled", "reason": "the user asked"});
     assert_eq!(
         producer.event("alice", "r1", 2, reason).await["type"],

@@ -22,9 +22,13 @@ pub(super) fn render_cluster(f: &mut Families, cluster: &BridgeStats) -> fmt::Re
         sequenced,
         unsequenced,
         entries,
+        cancels_asked,
+        cancels_unasked,
+        cancels_answered,
+        cancels_timed_out,
         subscriptions,
     } = *cluster;
-    let counters: [(&str, &str, u64); 13] = [
+    let counters: [(&str, &str, u64); 17] = [
         (
             "cluster_sequenced",
             "Stream entries of this node numbered by the shared sequencer in Redis.",
@@ -90,6 +94,26 @@ pub(super) fn render_cluster(f: &mut Families, cluster: &BridgeStats) -> fmt::Re
             "Membership commands (a user's connections join or leave a room) received from other nodes.",
             memberships,
         ),
+        (
+            "cluster_cancels_asked",
+            "Client cancels for runs not in progress on this node, asked of the other nodes.",
+            cancels_asked,
+        ),
+        (
+            "cluster_cancels_unasked",
+            "Cancels that could not be asked of the other nodes (too many waiting, or Redis unreachable): answered backend_unavailable at once.",
+            cancels_unasked,
+        ),
+        (
+            "cluster_cancels_answered",
+            "Asked cancels answered in time: by the run's node, or unknown_run from every node.",
+            cancels_answered,
+        ),
+        (
+            "cluster_cancels_timed_out",
+            "Asked cancels not answered in time by every node: answered backend_unavailable.",
+            cancels_timed_out,
+        ),
     ];
     for (name, help, value) in counters {
         f.counter(name, help, value)?;
@@ -124,6 +148,10 @@ mod tests {
             sequenced: 11,
             unsequenced: 12,
             entries: 13,
+            cancels_asked: 15,
+            cancels_unasked: 16,
+            cancels_answered: 17,
+            cancels_timed_out: 18,
             subscriptions: 10,
         };
         let text = Scrape {
@@ -145,6 +173,10 @@ mod tests {
             ("cluster_refused_total", "counter", 8),
             ("cluster_disconnects_total", "counter", 9),
             ("cluster_memberships_total", "counter", 14),
+            ("cluster_cancels_asked_total", "counter", 15),
+            ("cluster_cancels_unasked_total", "counter", 16),
+            ("cluster_cancels_answered_total", "counter", 17),
+            ("cluster_cancels_timed_out_total", "counter", 18),
             ("cluster_subscriptions", "gauge", 10),
         ];
         for (name, kind, value) in expected {

@@ -109,9 +109,14 @@ pub(crate) async fn ask<R: Runtime>(
 }
 
 /// What the other nodes say about `user`'s `run`, as the client's answer, within
-/// `cancel_timeout` from now (the request's publish included).
+/// `cancel_timeout` from now (the request's publish included). Counts the cancel as asked, and
+/// then as answered, timed out, or unasked (answered `backend_unavailable` without waiting), so
+/// that `cancels_asked` is the sum of the three once no cancel waits.
 async fn verdicts(shared: &Shared, user: UserId, run: RunId) -> Answer {
+    let counters = &shared.counters;
+    shared.count(&counters.cancels_asked);
     let Some((id, verdicts)) = shared.cancels().open() else {
+        shared.count(&counters.cancels_unasked);
         return unavailable("too many cancels are waiting for other nodes");
     };
     let _asked = Asked { shared, id };
@@ -122,8 +127,16 @@ async fn verdicts(shared: &Shared, user: UserId, run: RunId) -> Answer {
     let ask = CancelAsk { ticket, user, run };
     let gathered = gather(shared, &ask, verdicts);
     match tokio::time::timeout(shared.options.cancel_timeout, gathered).await {
-        Ok(answer) => answer,
+        Ok(Ok(answer)) => {
+            shared.count(&counters.cancels_answered);
+            answer
+        }
+        Ok(Err(unasked)) => {
+            shared.count(&counters.cancels_unasked);
+            unasked
+        }
         Err(_) => {
+            shared.count(&counters.cancels_timed_out);
             tracing::debug!("a cancel's verdicts did not all come in time");
             unavailable("the node of the run did not answer in time")
         }
@@ -131,8 +144,12 @@ async fn verdicts(shared: &Shared, user: UserId, run: RunId) -> Answer {
 }
 
 /// Publish `ask` and read its verdicts until one answers it or every node that received it
-/// said `not_here`.
-async fn gather(shared: &Shared, ask: &CancelAsk, mut verdicts: mpsc::Receiver<Outcome>) -> Answer {
+/// said `not_here`; `Err` with the client's answer if it could not be published.
+async fn gather(
+    shared: &Shared,
+    ask: &CancelAsk,
+    mut verdicts: mpsc::Receiver<Outcome>,
+) -> Result<Answer, Answer> {
     // Whether this node's own subscription hears the request (and ignores it): without it, no
     // verdict reaches this node either, and the client hears `backend_unavailable` in time.
     let control = shared.keys.control_channel();
@@ -147,18 +164,18 @@ async fn gather(shared: &Shared, ask: &CancelAsk, mut verdicts: mpsc::Receiver<O
         Ok(receivers) => receivers,
         Err(e) => {
             tracing::debug!(error = %e, "a cancel could not be asked of the other nodes");
-            return unavailable("the other nodes could not be asked");
+            return Err(unavailable("the other nodes could not be asked"));
         }
     };
     let mut awaited = receivers.saturating_sub(own);
     while awaited > 0 {
         match verdicts.recv().await.map(Outcome::answer) {
-            Some(Some(answer)) => return answer,
+            Some(Some(answer)) => return Ok(answer),
             Some(None) => awaited -= 1,
             None => break,
         }
     }
-    Answer::unknown_run()
+    Ok(Answer::unknown_run())
 }
 
 /// Another node asks to cancel a run: hand it to this node's hubs, which hand it to the

@@ -18,6 +18,10 @@ pub(crate) struct Counters {
     pub sequenced: AtomicU64,
     pub unsequenced: AtomicU64,
     pub entries: AtomicU64,
+    pub cancels_asked: AtomicU64,
+    pub cancels_unasked: AtomicU64,
+    pub cancels_answered: AtomicU64,
+    pub cancels_timed_out: AtomicU64,
 }
 
 /// A snapshot of what a node's bridge did.
@@ -54,6 +58,19 @@ pub struct BridgeStats {
     pub unsequenced: u64,
     /// Sequenced stream entries delivered to this node's hubs (its own included).
     pub entries: u64,
+    /// Cancels of this node's clients, for runs its hubs do not have in progress, asked of the
+    /// other nodes (published on the control channel).
+    pub cancels_asked: u64,
+    /// Such cancels that could not be asked (too many already waiting, or Redis unreachable):
+    /// answered `backend_unavailable` at once.
+    pub cancels_unasked: u64,
+    /// Asked cancels answered within
+    /// [`BridgeOptions::cancel_timeout`](crate::BridgeOptions::cancel_timeout): by the run's
+    /// node, or `unknown_run` once every node said it does not have the run.
+    pub cancels_answered: u64,
+    /// Asked cancels whose verdicts did not all come within the timeout: answered
+    /// `backend_unavailable` (the run's node may be dead or its application silent).
+    pub cancels_timed_out: u64,
     /// Channels subscribed right now.
     pub subscriptions: usize,
 }
@@ -81,6 +98,10 @@ impl Counters {
             sequenced: get(&self.sequenced),
             unsequenced: get(&self.unsequenced),
             entries: get(&self.entries),
+            cancels_asked: get(&self.cancels_asked),
+            cancels_unasked: get(&self.cancels_unasked),
+            cancels_answered: get(&self.cancels_answered),
+            cancels_timed_out: get(&self.cancels_timed_out),
             subscriptions,
         }
     }

@@ -9,11 +9,37 @@ pub struct Keys {
     prefix: String,
 }
 
+/// The longest prefix [`Keys::check_prefix`] accepts, in bytes.
+pub const MAX_PREFIX_LEN: usize = 64;
+
 impl Keys {
-    /// Names under `prefix`.
+    /// Names under `prefix` (see [`Keys::check_prefix`] for what a prefix should be).
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),
+        }
+    }
+
+    /// Whether `prefix` keeps one cluster's names apart from another's: 1 to
+    /// [`MAX_PREFIX_LEN`] ASCII letters, digits, `-`, `_` or `.`. A `:` would let one prefix
+    /// name another's keys (`a:room` + `:all` is `a`'s channel of room `all`); spaces, control
+    /// characters and the glob characters `*?[]\` would break the patterns an operator matches
+    /// one cluster's keys with (`redis-cli --scan --pattern 'sb:*'`). `Err` says why not.
+    pub fn check_prefix(prefix: &str) -> Result<(), String> {
+        if prefix.is_empty() || prefix.len() > MAX_PREFIX_LEN {
+            return Err(format!(
+                "must have 1 to {MAX_PREFIX_LEN} characters, has {}",
+                prefix.len()
+            ));
+        }
+        match prefix
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            Some(c) => Err(format!(
+                "may hold only ASCII letters, digits, '-', '_' and '.', not {c:?}"
+            )),
+            None => Ok(()),
         }
     }
 
@@ -185,5 +211,25 @@ mod tests {
         let history = keys.stream_history(&StreamId::User(UserId::from("a:index")));
         assert_eq!(index, "sb:history-index:user:a");
         assert_ne!(index, history);
+    }
+
+    #[test]
+    fn a_prefix_that_could_name_another_clusters_keys_or_break_a_pattern_is_refused() {
+        for good in ["sb", "staging-2", "eu_west.a", &"x".repeat(MAX_PREFIX_LEN)] {
+            assert_eq!(Keys::check_prefix(good), Ok(()), "{good}");
+        }
+        let too_long = "x".repeat(MAX_PREFIX_LEN + 1);
+        for bad in [
+            "",
+            "sb:room",
+            "s b",
+            "sb*",
+            "a[1]",
+            "sb\\n",
+            "é",
+            too_long.as_str(),
+        ] {
+            assert!(Keys::check_prefix(bad).is_err(), "{bad}");
+        }
     }
 }

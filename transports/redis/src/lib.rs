@@ -101,6 +101,6 @@ pub use bridge::Bridge;
 pub use cancels::{MAX_CANCELS_ASKED, MAX_CANCELS_JUDGED};
 pub use counters::BridgeStats;
 pub use identity::Revoked;
-pub use keys::Keys;
+pub use keys::{Keys, MAX_PREFIX_LEN};
 pub use load::NodeLoad;
 pub use options::BridgeOptions;

@@ -2,9 +2,10 @@
 //! Redis: the run's node hands it to its application (`Notice::Cancel` from
 //! `CancelFrom::Node`), whose answer reaches the client; a run no node has for the client's
 //! user is `unknown_run`; a node that does not answer in time (its application silent, or the
-//! node dead) leaves the client `backend_unavailable`. The tests start `redis-server` from
-//! PATH on a free port. Timeouts only guard against hangs; nothing asserts how long anything
-//! took.
+//! node dead) leaves the client `backend_unavailable`, and so does a cancel that cannot be
+//! asked (Redis gone); the asking node counts each way its cancels end. The tests start
+//! `redis-server` from PATH on a free port. Timeouts only guard against hangs; nothing asserts
+//! how long anything took.
 
 mod support;
 
@@ -51,6 +52,17 @@ async fn cancel(client: &mut WsClient, run: &str, reference: u64) -> Value {
     client.json().await
 }
 
+/// What `node`'s bridge counted of its clients' cancels: asked, unasked, answered, timed out.
+fn cancels(node: &Node) -> [u64; 4] {
+    let s = node.bridge.stats();
+    [
+        s.cancels_asked,
+        s.cancels_unasked,
+        s.cancels_answered,
+        s.cancels_timed_out,
+    ]
+}
+
 /// Both nodes' bridges hear the control channel.
 async fn joined(nodes: &[&Node]) {
     for node in nodes {
@@ -84,6 +96,12 @@ async fn a_cancel_reaches_the_application_of_the_runs_node_and_its_answer_the_cl
         phone.json().await,
         json!({"type": "reply", "data": {"run": "r1", "told": true}, "ref": 3})
     );
+    assert_eq!(
+        cancels(&b),
+        [1, 0, 1, 0],
+        "b asked the other nodes once and was answered"
+    );
+    assert_eq!(cancels(&a), [0; 4], "a only judged it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +117,11 @@ async fn a_run_no_node_has_for_the_users_client_is_unknown_run_and_reaches_no_ap
     let unknown = cancel(&mut mallory, "nothing", 1).await;
     assert_eq!(theirs["code"], "unknown_run", "{theirs}");
     assert_eq!(theirs, unknown, "another user's run is answered as no run");
+    assert_eq!(
+        cancels(&b),
+        [2, 0, 2, 0],
+        "every node's not_here is an answer"
+    );
     // What a's application was told: nothing but mallory's connection on b is unknown to
     // it, so its next cancel is the one asked now, by alice.
     let mut alice = WsClient::welcomed(c.addr, "user=alice").await;
@@ -148,6 +171,11 @@ async fn a_runs_node_that_dies_before_answering_leaves_the_client_backend_unavai
         (&json!("backend_unavailable"), &json!(8)),
         "{answer}"
     );
+    assert_eq!(
+        cancels(&b),
+        [1, 0, 0, 1],
+        "the silent node's cancel timed out"
+    );
     // A late answer finds no one waiting on b, and b keeps serving.
     let _ = a
         .handle
@@ -155,6 +183,23 @@ async fn a_runs_node_that_dies_before_answering_leaves_the_client_backend_unavai
         .await;
     let again = cancel(&mut phone, "r1", 9).await;
     assert_eq!(again["ref"], 9, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_that_cannot_be_asked_with_redis_gone_is_answered_at_once_and_counted_unasked() {
+    let mut redis = Redis::start().await;
+    // A timeout far past the Redis timeout (2 s): an answer before it was not a timeout.
+    let b = node(&redis, "b", |o| o.cancel_timeout = Duration::from_secs(60)).await;
+    joined(&[&b]).await;
+    let mut alice = WsClient::welcomed(b.addr, "user=alice").await;
+    redis.kill();
+    let answer = cancel(&mut alice, "r1", 4).await;
+    assert_eq!(
+        (&answer["code"], &answer["ref"]),
+        (&json!("backend_unavailable"), &json!(4)),
+        "{answer}"
+    );
+    assert_eq!(cancels(&b), [1, 1, 0, 0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
