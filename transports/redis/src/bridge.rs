@@ -11,7 +11,7 @@ use crate::shared::Shared;
 use crate::subscriber::{self, SubCommand};
 use crate::wire;
 use crate::worker::{Stop, Worker};
-use redis::{Client, RedisResult};
+use redis::{Client, ErrorKind, RedisError, RedisResult};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -62,17 +62,25 @@ impl<R: Runtime> Bridge<R> {
     /// Join the cluster: announce the node, subscribe to `all` and `control`, and start the
     /// worker and subscriber tasks (on tokio). The worker reads `cluster`, the events of the
     /// cluster sink `handle`'s switchboard was built with (`Builder::cluster`), in order.
-    /// Fails if the URL is invalid or Redis cannot be reached now; later outages are survived.
+    /// Fails if the options are refused ([`BridgeOptions::check`], an `InvalidClientConfig`
+    /// error), the URL is invalid or Redis cannot be reached now; later outages are survived.
     pub async fn start(
         handle: Handle<R>,
         cluster: ClusterEvents,
         options: BridgeOptions,
     ) -> RedisResult<Self> {
+        options.check().map_err(|bad| {
+            RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "invalid bridge options",
+                bad.to_string(),
+            ))
+        })?;
         let client = Client::open(options.url.as_str())?;
         let counters = Arc::new(Counters::default());
         let backoff = Backoff {
             min: options.backoff_min,
-            max: options.backoff_max.max(options.backoff_min),
+            max: options.backoff_max,
         };
         let shared = Arc::new(Shared {
             node: options.node.clone(),

@@ -103,4 +103,4 @@ pub use counters::BridgeStats;
 pub use identity::Revoked;
 pub use keys::{Keys, MAX_PREFIX_LEN};
 pub use load::NodeLoad;
-pub use options::BridgeOptions;
+pub use options::{BadOptions, BridgeOptions, Timing};

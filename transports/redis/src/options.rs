@@ -1,5 +1,8 @@
-//! [`BridgeOptions`]: how a node joins the cluster.
+//! [`BridgeOptions`]: how a node joins the cluster, and what [`BridgeOptions::check`] refuses
+//! in them ([`BadOptions`]).
 
+use crate::keys::Keys;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use switchboard::{Config, HistoryConfig};
@@ -69,7 +72,105 @@ impl BridgeOptions {
             history: Config::default().history,
         }
     }
+
+    /// Whether these options make a working node: a prefix [`Keys::check_prefix`] accepts,
+    /// no zero duration, a heartbeat shorter than the lease, and a first backoff no longer
+    /// than the longest. [`Bridge::start`](crate::Bridge::start) refuses options that fail it.
+    pub fn check(&self) -> Result<(), BadOptions> {
+        Keys::check_prefix(&self.prefix).map_err(|why| BadOptions::Prefix {
+            prefix: self.prefix.clone(),
+            why,
+        })?;
+        let timings = [
+            (Timing::Lease, self.lease),
+            (Timing::Heartbeat, self.heartbeat),
+            (Timing::AdmissionTimeout, self.admission_timeout),
+            (Timing::Timeout, self.timeout),
+            (Timing::CancelTimeout, self.cancel_timeout),
+            (Timing::BackoffMin, self.backoff_min),
+            (Timing::BackoffMax, self.backoff_max),
+        ];
+        if let Some((timing, _)) = timings.into_iter().find(|(_, d)| d.is_zero()) {
+            return Err(BadOptions::Zero(timing));
+        }
+        // A lease that runs out between two heartbeats makes a live node look dead to the
+        // others (its users' presence and room memberships swept).
+        if self.heartbeat >= self.lease {
+            return Err(BadOptions::HeartbeatNotShorterThanLease);
+        }
+        if self.backoff_min > self.backoff_max {
+            return Err(BadOptions::BackoffAboveMax);
+        }
+        Ok(())
+    }
 }
+
+/// One of the durations of [`BridgeOptions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// [`BridgeOptions::lease`].
+    Lease,
+    /// [`BridgeOptions::heartbeat`].
+    Heartbeat,
+    /// [`BridgeOptions::admission_timeout`].
+    AdmissionTimeout,
+    /// [`BridgeOptions::timeout`].
+    Timeout,
+    /// [`BridgeOptions::cancel_timeout`].
+    CancelTimeout,
+    /// [`BridgeOptions::backoff_min`].
+    BackoffMin,
+    /// [`BridgeOptions::backoff_max`].
+    BackoffMax,
+}
+
+impl Timing {
+    /// The field's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::Lease => "lease",
+            Timing::Heartbeat => "heartbeat",
+            Timing::AdmissionTimeout => "admission_timeout",
+            Timing::Timeout => "timeout",
+            Timing::CancelTimeout => "cancel_timeout",
+            Timing::BackoffMin => "backoff_min",
+            Timing::BackoffMax => "backoff_max",
+        }
+    }
+}
+
+/// What [`BridgeOptions::check`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadOptions {
+    /// The prefix, and why it is refused ([`Keys::check_prefix`]).
+    Prefix {
+        /// The prefix.
+        prefix: String,
+        /// Why not.
+        why: String,
+    },
+    /// A duration that is zero.
+    Zero(Timing),
+    /// The heartbeat is not shorter than the lease.
+    HeartbeatNotShorterThanLease,
+    /// The first backoff is longer than the longest.
+    BackoffAboveMax,
+}
+
+impl fmt::Display for BadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadOptions::Prefix { prefix, why } => write!(f, "prefix {prefix:?} {why}"),
+            BadOptions::Zero(timing) => write!(f, "{} must not be zero", timing.as_str()),
+            BadOptions::HeartbeatNotShorterThanLease => {
+                f.write_str("heartbeat must be shorter than lease")
+            }
+            BadOptions::BackoffAboveMax => f.write_str("backoff_min must not exceed backoff_max"),
+        }
+    }
+}
+
+impl std::error::Error for BadOptions {}
 
 /// The time in milliseconds since the Unix epoch: the epoch of a stream numbered anew.
 pub(crate) fn unix_millis() -> u64 {
@@ -82,4 +183,48 @@ pub(crate) fn unix_millis() -> u64 {
 fn next_local_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_make_a_working_node() {
+        assert_eq!(BridgeOptions::new("redis://h/").check(), Ok(()));
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_what_is_wrong() {
+        let refused = |change: fn(&mut BridgeOptions)| {
+            let mut options = BridgeOptions::new("redis://h/");
+            change(&mut options);
+            options.check().unwrap_err()
+        };
+        assert_eq!(
+            refused(|o| o.prefix = "a:b".into()).to_string(),
+            "prefix \"a:b\" may hold only ASCII letters, digits, '-', '_' and '.', not ':'"
+        );
+        assert!(matches!(
+            refused(|o| o.prefix = String::new()),
+            BadOptions::Prefix { .. }
+        ));
+        assert_eq!(
+            refused(|o| o.timeout = Duration::ZERO),
+            BadOptions::Zero(Timing::Timeout)
+        );
+        // A zero lease is named as such, not as a heartbeat longer than it.
+        assert_eq!(
+            refused(|o| o.lease = Duration::ZERO),
+            BadOptions::Zero(Timing::Lease)
+        );
+        assert_eq!(
+            refused(|o| o.heartbeat = o.lease),
+            BadOptions::HeartbeatNotShorterThanLease
+        );
+        assert_eq!(
+            refused(|o| o.backoff_min = o.backoff_max + Duration::from_millis(1)),
+            BadOptions::BackoffAboveMax
+        );
+    }
 }
