@@ -8,7 +8,7 @@ use super::SettingsError;
 use crate::credentials::Secret;
 use serde::Deserialize;
 use std::time::Duration;
-use switchboard_redis::{BridgeOptions, Keys};
+use switchboard_redis::{BadOptions, BridgeOptions, Timing};
 
 /// `[redis]` as written in the settings file. Every key is optional; without a URL the server
 /// is a single node and the other keys are still checked.
@@ -82,53 +82,27 @@ impl Default for RedisTuning {
 }
 
 impl RedisTuning {
-    /// The defaults, then `file`, then `prefix` from the command line or the environment.
-    /// Refuses a prefix [`Keys::check_prefix`] refuses, a zero duration, a heartbeat not
-    /// shorter than the lease, and a first backoff longer than the longest.
+    /// The defaults, then `file`, then `prefix` from the command line or the environment,
+    /// refused as the bridge refuses them ([`BridgeOptions::check`]), with the key to change.
     pub fn resolve(file: &RedisSettings, prefix: Option<String>) -> Result<Self, SettingsError> {
         let d = RedisTuning::default();
-        let invalid = |why: String| SettingsError::Invalid(format!("redis.{why}"));
-        let duration =
-            |key: &str, value: Option<u64>, unit: fn(u64) -> Duration, default| match value {
-                Some(0) => Err(invalid(format!("{key} must be at least 1"))),
-                v => Ok(v.map_or(default, unit)),
-            };
-        let secs = Duration::from_secs;
-        let ms = Duration::from_millis;
+        let secs = |value: Option<u64>, default| value.map_or(default, Duration::from_secs);
+        let ms = |value: Option<u64>, default| value.map_or(default, Duration::from_millis);
         let tuning = RedisTuning {
             prefix: prefix.or_else(|| file.prefix.clone()).unwrap_or(d.prefix),
-            lease: duration("lease_secs", file.lease_secs, secs, d.lease)?,
-            heartbeat: duration("heartbeat_secs", file.heartbeat_secs, secs, d.heartbeat)?,
-            admission_timeout: duration(
-                "admission_timeout_secs",
-                file.admission_timeout_secs,
-                secs,
-                d.admission_timeout,
-            )?,
-            timeout: duration("timeout_ms", file.timeout_ms, ms, d.timeout)?,
-            cancel_timeout: duration(
-                "cancel_timeout_ms",
-                file.cancel_timeout_ms,
-                ms,
-                d.cancel_timeout,
-            )?,
-            backoff_min: duration("backoff_ms", file.backoff_ms, ms, d.backoff_min)?,
-            backoff_max: duration("max_backoff_ms", file.max_backoff_ms, ms, d.backoff_max)?,
+            lease: secs(file.lease_secs, d.lease),
+            heartbeat: secs(file.heartbeat_secs, d.heartbeat),
+            admission_timeout: secs(file.admission_timeout_secs, d.admission_timeout),
+            timeout: ms(file.timeout_ms, d.timeout),
+            cancel_timeout: ms(file.cancel_timeout_ms, d.cancel_timeout),
+            backoff_min: ms(file.backoff_ms, d.backoff_min),
+            backoff_max: ms(file.max_backoff_ms, d.backoff_max),
         };
-        Keys::check_prefix(&tuning.prefix)
-            .map_err(|why| invalid(format!("prefix {:?} {why}", tuning.prefix)))?;
-        // A lease that runs out between two heartbeats makes a live node look dead to the
-        // others (its users' presence and room memberships swept).
-        if tuning.heartbeat >= tuning.lease {
-            return Err(invalid(
-                "heartbeat_secs must be shorter than redis.lease_secs".into(),
-            ));
-        }
-        if tuning.backoff_min > tuning.backoff_max {
-            return Err(invalid(
-                "backoff_ms must not exceed redis.max_backoff_ms".into(),
-            ));
-        }
+        let mut options = BridgeOptions::new("");
+        tuning.apply(&mut options);
+        options
+            .check()
+            .map_err(|bad| SettingsError::Invalid(format!("redis.{}", refusal(&bad))))?;
         Ok(tuning)
     }
 
@@ -142,6 +116,31 @@ impl RedisTuning {
         options.cancel_timeout = self.cancel_timeout;
         options.backoff_min = self.backoff_min;
         options.backoff_max = self.backoff_max;
+    }
+}
+
+/// What is wrong, in the settings' words: the key to change, in its unit.
+fn refusal(bad: &BadOptions) -> String {
+    match bad {
+        BadOptions::Prefix { prefix, why } => format!("prefix {prefix:?} {why}"),
+        BadOptions::Zero(timing) => format!("{} must be at least 1", key(*timing)),
+        BadOptions::HeartbeatNotShorterThanLease => {
+            "heartbeat_secs must be shorter than redis.lease_secs".into()
+        }
+        BadOptions::BackoffAboveMax => "backoff_ms must not exceed redis.max_backoff_ms".into(),
+    }
+}
+
+/// The `[redis]` key of a duration of the bridge.
+fn key(timing: Timing) -> &'static str {
+    match timing {
+        Timing::Lease => "lease_secs",
+        Timing::Heartbeat => "heartbeat_secs",
+        Timing::AdmissionTimeout => "admission_timeout_secs",
+        Timing::Timeout => "timeout_ms",
+        Timing::CancelTimeout => "cancel_timeout_ms",
+        Timing::BackoffMin => "backoff_ms",
+        Timing::BackoffMax => "max_backoff_ms",
     }
 }
 
