@@ -100,7 +100,11 @@ fn serve(overrides: &Overrides) -> ExitCode {
              the API. Set SWITCHBOARD_AUTH_SECRET and SWITCHBOARD_API_KEY for anything else."
         );
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if settings.workers > 0 {
+        runtime.worker_threads(settings.workers);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

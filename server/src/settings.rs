@@ -47,6 +47,9 @@ pub const DEVELOPMENT_SECRET: &str = "switchboard-development-secret-do-not-use-
 pub const DEVELOPMENT_API_KEY: &str = "switchboard-development-api-key";
 /// Where the server listens when nothing else is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The most worker threads `workers` may ask for: as many as there may be shards (one hub
+/// per worker thread by default).
+pub const MAX_WORKERS: usize = 256;
 
 /// The core preset a deployment starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -80,7 +83,9 @@ pub struct FileSettings {
     pub listen: Option<SocketAddr>,
     /// The preset.
     pub env: Option<Environment>,
-    /// Hubs (one per worker thread); 0 = one per core.
+    /// Worker threads of the runtime; 0 = one per core.
+    pub workers: Option<usize>,
+    /// Hubs; 0 = one per worker thread.
     pub shards: Option<usize>,
     /// Seconds to wait for connections to flush and close on shutdown.
     pub shutdown_grace_secs: Option<u64>,
@@ -161,7 +166,10 @@ pub struct Overrides {
     /// Bearer key of the backend HTTP API.
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
     pub api_key: Option<Secret>,
-    /// Hubs, one per worker thread (0 = one per core).
+    /// Worker threads of the runtime (0 = one per core, at most 256).
+    #[arg(long, env = "SWITCHBOARD_WORKERS")]
+    pub workers: Option<usize>,
+    /// Hubs (0 = one per worker thread).
     #[arg(long, env = "SWITCHBOARD_SHARDS")]
     pub shards: Option<usize>,
     /// Open connections per node.
@@ -218,7 +226,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The preset it started from.
     pub env: Environment,
-    /// Hubs; 0 = one per core.
+    /// Worker threads of the runtime; 0 = one per core.
+    pub workers: usize,
+    /// Hubs; 0 = one per worker thread.
     pub shards: usize,
     /// How long shutdown waits for connections to flush and close.
     pub shutdown_grace: Duration,
@@ -304,6 +314,12 @@ impl Settings {
         let env = overrides.env.or(file.env).unwrap_or_default();
         let mut hub = env.preset();
         hub::apply(&mut hub, &file, overrides.max_connections)?;
+        let workers = overrides.workers.or(file.workers).unwrap_or(0);
+        if workers > MAX_WORKERS {
+            return Err(SettingsError::Invalid(format!(
+                "workers is {workers}: at most {MAX_WORKERS} worker threads"
+            )));
+        }
         if file.max_publish_batch == Some(0) {
             return Err(SettingsError::Invalid(
                 "max_publish_batch must be at least 1".into(),
@@ -358,6 +374,7 @@ impl Settings {
         Ok(Settings {
             listen,
             env,
+            workers,
             shards: overrides.shards.or(file.shards).unwrap_or(0),
             shutdown_grace: Duration::from_secs(
                 overrides
@@ -554,6 +571,28 @@ refresh_ahead_secs = 0",
         assert!(!s.development_credentials);
         assert_eq!(s.http.max_connections_per_ip, 50);
         assert!(!s.http.http2);
+    }
+
+    #[test]
+    fn workers_come_from_the_file_or_the_flag_and_are_bounded() {
+        let default = Settings::resolve(FileSettings::default(), &Overrides::default()).unwrap();
+        assert_eq!((default.workers, default.shards), (0, 0), "one per core");
+        let file = parse("workers = 2\nshards = 4");
+        let flag = Overrides {
+            workers: Some(1),
+            ..Overrides::default()
+        };
+        let s = Settings::resolve(file, &flag).unwrap();
+        assert_eq!((s.workers, s.shards), (1, 4));
+        let too_many = Overrides {
+            workers: Some(MAX_WORKERS + 1),
+            ..Overrides::default()
+        };
+        let err = Settings::resolve(FileSettings::default(), &too_many).unwrap_err();
+        assert!(
+            matches!(&err, SettingsError::Invalid(m) if m.contains("workers")),
+            "{err}"
+        );
     }
 
     /// Settings can be logged whole: no credential appears in their `Debug` output.

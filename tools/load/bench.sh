@@ -42,6 +42,10 @@
 # connection opens and closes and publishes one at a time, so publishes made right after
 # thousands of joins wait behind the joins' bookkeeping (BENCH_SETTLE=0 shows that). Needs jq.
 #
+# BENCH_WORKERS=N runs every server of the first scenario on N runtime worker threads
+# (Switchboard with `--workers N`, so one hub per thread; the peers with TOKIO_WORKER_THREADS=N);
+# default 0: each server's default, one per core.
+#
 # Sizes (defaults are those of BENCHMARKS.md): BENCH_CLIENTS=5000, BENCH_BURST_MESSAGES=100,
 # BENCH_RATE_MESSAGES=400, BENCH_RATE=20 (messages per second). BENCH_LOGS=DIR keeps the
 # servers' logs (and, in `cluster`, every node's final /metrics) in DIR instead of deleting them.
@@ -58,6 +62,7 @@ burst_messages=${BENCH_BURST_MESSAGES:-100}
 rate_messages=${BENCH_RATE_MESSAGES:-400}
 rate=${BENCH_RATE:-20}
 settle=${BENCH_SETTLE:-3}
+workers=${BENCH_WORKERS:-0}
 read -ra cluster_setups <<<"${BENCH_CLUSTER_SETUPS:-cluster shared}"
 
 if [ $scenario = cluster ]; then
@@ -300,16 +305,19 @@ for name in "${servers[@]}"; do
   [ -n "${port[$name]:-}" ] || { echo "unknown server '$name' in BENCH_SERVERS" >&2; exit 1; }
 done
 
+# The peers' tokio runtimes read their worker count from the environment.
+peer_env=()
+[ "$workers" = 0 ] || peer_env=("TOKIO_WORKER_THREADS=$workers")
 start() { # name
   case $1 in
     switchboard) "$bin/switchboard" serve --listen "127.0.0.1:${port[$1]}" \
-      --max-connections 100000 >"$logs/$1.log" 2>&1 & ;;
-    baseline) "$bin/switchboard-baseline" --listen "127.0.0.1:${port[$1]}" \
+      --max-connections 100000 --workers "$workers" >"$logs/$1.log" 2>&1 & ;;
+    baseline) env "${peer_env[@]}" "$bin/switchboard-baseline" --listen "127.0.0.1:${port[$1]}" \
       >"$logs/$1.log" 2>&1 & ;;
-    raw) "$bin/switchboard-raw-peer" --listen "127.0.0.1:${port[$1]}" \
+    raw) env "${peer_env[@]}" "$bin/switchboard-raw-peer" --listen "127.0.0.1:${port[$1]}" \
       >"$logs/$1.log" 2>&1 & ;;
-    socketio) "$bin/switchboard-socketio-peer" --listen "127.0.0.1:${port[$1]}" \
-      >"$logs/$1.log" 2>&1 & ;;
+    socketio) env "${peer_env[@]}" "$bin/switchboard-socketio-peer" \
+      --listen "127.0.0.1:${port[$1]}" >"$logs/$1.log" 2>&1 & ;;
   esac
   pid[$1]=$!
   pids+=($!)
@@ -382,7 +390,7 @@ echo
 echo "### $clients clients in one room: medians of $runs burst run(s) x $burst_messages" \
   "messages and of 1 rate run x $rate_messages messages at $rate/s; connect rate and connect" \
   "CPU (the server's, handshake and join, per connection): median of every run; server CPU per delivery: the server's user + system CPU from the first publish" \
-  "to the last delivery / deliveries"
+  "to the last delivery / deliveries; worker threads per server: $( [ "$workers" = 0 ] && echo "each one's default (one per core)" || echo "$workers")"
 # The ratios Switchboard / peer, where both were measured.
 peers=()
 for name in socketio raw; do

@@ -1,0 +1,86 @@
+//! `workers` (`--workers`, `SWITCHBOARD_WORKERS`): the runtime's worker threads, read from a
+//! `switchboard serve` process itself. The hubs follow (one per worker thread unless `shards`
+//! says otherwise), and a count the server cannot honour is refused at start.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::process::Stdio;
+use support::{switchboard_binary, ServerProcess};
+
+/// The process's threads named as tokio names its runtime's workers (`tokio-runtime-worker`,
+/// cut to the kernel's 15 characters).
+fn runtime_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the server's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "tokio-runtime-w")
+        .count()
+}
+
+#[tokio::test]
+async fn one_worker_runs_one_hub_and_serves() {
+    let mut process = ServerProcess::serve(&[
+        ("SWITCHBOARD_WORKERS", "1"),
+        ("SWITCHBOARD_SHARDS", "0"),
+        ("SWITCHBOARD_LOG_FORMAT", "json"),
+        ("RUST_LOG", "info"),
+    ]);
+    assert_eq!(runtime_workers(process.pid()), 1);
+    let server = &process.server;
+    let mut alice = server.connect("alice").await;
+    let mut bob = server.connect("bob").await;
+    alice.join("lobby").await;
+    bob.join("lobby").await;
+    let published = server
+        .publish(json!({"room": "lobby"}), "note", json!({"n": 1}))
+        .await;
+    assert_eq!(published["reached"], 2, "{published}");
+    for client in [&mut alice, &mut bob] {
+        let message = client.next_of("message").await;
+        assert_eq!(message["data"], json!({"n": 1}), "{message}");
+    }
+    process.terminate();
+    let (exited, log) = process.exited().await;
+    assert!(exited, "{log}");
+    let started = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["message"] == "switchboard listening")
+        .unwrap_or_else(|| panic!("no start line:\n{log}"));
+    assert_eq!((started["workers"].as_u64(), started["shards"].as_u64()), (Some(1), Some(1)));
+}
+
+#[tokio::test]
+async fn shards_set_apart_from_workers_are_kept() {
+    let mut process = ServerProcess::serve(&[
+        ("SWITCHBOARD_WORKERS", "2"),
+        ("SWITCHBOARD_SHARDS", "3"),
+        ("SWITCHBOARD_LOG_FORMAT", "json"),
+        ("RUST_LOG", "info"),
+    ]);
+    assert_eq!(runtime_workers(process.pid()), 2);
+    process.terminate();
+    let (exited, log) = process.exited().await;
+    assert!(exited, "{log}");
+    assert!(
+        log.lines().any(|line| line.contains("\"workers\":2") && line.contains("\"shards\":3")),
+        "{log}"
+    );
+}
+
+/// More worker threads than the server takes: it says which setting and exits, serving nothing.
+#[test]
+fn too_many_workers_are_refused_at_start() {
+    let out = switchboard_binary()
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "100000"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the switchboard binary runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("workers is 100000: at most 256 worker threads"),
+        "{stderr}"
+    );
+}
