@@ -10,24 +10,29 @@
 //! takes everything queued in one operation per wake-up. Nothing is kept once the writer has
 //! taken it: an idle connection's outbox holds no buffer.
 //!
+//! The writer's waker is kept under the same lock, and only while it waits: a writer that finds
+//! frames takes them without registering anything, and the shard's first push takes the waker
+//! out as it fills the queue, so each hand-off touches one lock and no other shared word (an
+//! `AtomicWaker` beside the lock cost the writer a registration per wake-up, on a cache line
+//! the shard's core had just written).
+//!
 //! Unbounded here, as the channel was: the hub's backpressure budgets bound what it hands a
 //! connection (its in-flight budget unflushed, then its queue, then a close).
 
 use crate::shard::Out;
-use futures_util::task::AtomicWaker;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 /// The outbox of a new connection: the shard's end and the writer's.
 pub(crate) fn outbox() -> (Outbox, Outgoing) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queued: Vec::new(),
+            waiting: None,
             shard_done: false,
             writer_gone: false,
         }),
-        writer: AtomicWaker::new(),
     });
     (Outbox(shared.clone()), Outgoing(shared))
 }
@@ -35,8 +40,6 @@ pub(crate) fn outbox() -> (Outbox, Outgoing) {
 #[derive(Debug)]
 struct Shared {
     state: Mutex<State>,
-    /// The writer's task, woken when the queue stops being empty or the shard is done.
-    writer: AtomicWaker,
 }
 
 impl Shared {
@@ -51,6 +54,9 @@ impl Shared {
 struct State {
     /// What the writer has not taken yet, in order.
     queued: Vec<Out>,
+    /// The writer's task while it waits for an empty queue to fill (or the shard to be done);
+    /// taken by whoever wakes it.
+    waiting: Option<Waker>,
     /// The shard's end was dropped: nothing more will be queued.
     shard_done: bool,
     /// The writer's end was dropped: what is queued is dropped.
@@ -65,16 +71,17 @@ impl Outbox {
     /// Queue `out` after everything queued before; dropped if the writer is gone (its socket
     /// is gone, and its `Closed` is on the way to the shard).
     pub(crate) fn push(&self, out: Out) {
-        let first = {
+        let waiting = {
             let mut state = self.0.state();
             if state.writer_gone {
                 return;
             }
             state.queued.push(out);
-            state.queued.len() == 1
+            state.waiting.take()
         };
-        if first {
-            self.0.writer.wake();
+        // Woken outside the lock: the writer may run at once on another core and take it.
+        if let Some(writer) = waiting {
+            writer.wake();
         }
     }
 }
@@ -82,8 +89,14 @@ impl Outbox {
 impl Drop for Outbox {
     /// The writer takes what is queued, then finds the outbox ended.
     fn drop(&mut self) {
-        self.0.state().shard_done = true;
-        self.0.writer.wake();
+        let waiting = {
+            let mut state = self.0.state();
+            state.shard_done = true;
+            state.waiting.take()
+        };
+        if let Some(writer) = waiting {
+            writer.wake();
+        }
     }
 }
 
@@ -99,14 +112,17 @@ impl Outgoing {
     }
 
     fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Out>>> {
-        // Registered before the queue is looked at: a push in between wakes this task.
-        self.0.writer.register(cx.waker());
         let mut state = self.0.state();
         if !state.queued.is_empty() {
             Poll::Ready(Some(std::mem::take(&mut state.queued)))
         } else if state.shard_done {
             Poll::Ready(None)
         } else {
+            // Left under the lock the shard pushes under: its next push finds it.
+            match &mut state.waiting {
+                Some(waker) => waker.clone_from(cx.waker()),
+                empty => *empty = Some(cx.waker().clone()),
+            }
             Poll::Pending
         }
     }
