@@ -198,6 +198,7 @@ pub async fn start_on(listener: TcpListener, mut settings: Settings) -> std::io:
             bridge,
             url: url.expose().to_owned(),
             prefix: settings.redis.prefix.clone(),
+            timeout: settings.redis.timeout,
         });
     let app = logging::http(
         router(state.clone(), &settings.http, settings.max_body_bytes)

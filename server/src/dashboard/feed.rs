@@ -30,8 +30,6 @@ use tokio::sync::watch;
 pub const INTERVAL: Duration = Duration::from_secs(1);
 /// How long a node's sample stays in Redis for the other nodes' dashboards.
 pub const CLUSTER_TTL: Duration = Duration::from_secs(3);
-/// How long one Redis round trip of the sampler may take.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Messages and bytes per second, from two samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -177,6 +175,9 @@ pub struct ClusterLink {
     pub url: String,
     /// The prefix of the cluster's keys.
     pub prefix: String,
+    /// How long one Redis request may take to connect or to be answered (`redis.timeout_ms`,
+    /// as the bridge's own requests).
+    pub timeout: Duration,
 }
 
 /// Start the sampler; it stops when the node's hubs shut down.
@@ -302,6 +303,7 @@ struct SharedSamples {
     client: Option<redis::Client>,
     connection: Option<MultiplexedConnection>,
     prefix: String,
+    timeout: Duration,
 }
 
 impl SharedSamples {
@@ -311,6 +313,7 @@ impl SharedSamples {
             client: redis::Client::open(link.url.as_str()).ok(),
             connection: None,
             prefix: link.prefix.clone(),
+            timeout: link.timeout,
         }
     }
 
@@ -319,9 +322,13 @@ impl SharedSamples {
     }
 
     /// Write this node's sample, read the other live nodes'. A failure drops the connection
-    /// (the next tick connects again) and says why.
+    /// (the next tick connects again) and says why. The exchange's requests (a connection,
+    /// `SET`, the live nodes, `MGET`) are given four request timeouts together, and never more
+    /// than [`CLUSTER_TTL`]: a sample that late has expired anyway, and the node's own figures
+    /// wait for it.
     async fn exchange(&mut self, own: &NodeSample) -> Result<Vec<NodeSample>, String> {
-        match tokio::time::timeout(REDIS_TIMEOUT * 4, self.try_exchange(own)).await {
+        let deadline = (self.timeout * 4).min(CLUSTER_TTL);
+        match tokio::time::timeout(deadline, self.try_exchange(own)).await {
             Ok(Ok(others)) => Ok(others),
             Ok(Err(e)) => {
                 self.connection = None;
@@ -342,8 +349,8 @@ impl SharedSamples {
                     redis::RedisError::from(std::io::Error::other("an invalid redis url"))
                 })?;
                 let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(REDIS_TIMEOUT)
-                    .set_response_timeout(REDIS_TIMEOUT);
+                    .set_connection_timeout(self.timeout)
+                    .set_response_timeout(self.timeout);
                 let conn = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;

@@ -193,6 +193,14 @@ pub fn resolve(
         v => Ok(v.unwrap_or(default)),
     };
     let backoff = ms("backoff_ms", file.backoff_ms, 100)?;
+    let max_backoff = ms("max_backoff_ms", file.max_backoff_ms, 5_000)?;
+    if backoff > max_backoff {
+        return Err(SettingsError::Invalid(format!(
+            "webhook.backoff_ms ({} ms) is above webhook.max_backoff_ms ({} ms): the first ceiling may not exceed the largest",
+            backoff.as_millis(),
+            max_backoff.as_millis()
+        )));
+    }
     Ok((
         types,
         Some(WebhookConfig {
@@ -204,7 +212,7 @@ pub fn resolve(
                 as u32,
             max_age: ms("max_age_ms", file.max_age_ms, 30_000)?,
             backoff,
-            max_backoff: ms("max_backoff_ms", file.max_backoff_ms, 5_000)?.max(backoff),
+            max_backoff,
             max_answer_bytes: at_least_one("max_answer_bytes", file.max_answer_bytes, 64 * 1024)?,
             batch_max: at_least_one("batch_max", file.batch_max, 1)?,
             batch_wait: Duration::from_millis(file.batch_wait_ms.unwrap_or(0)),
@@ -268,6 +276,29 @@ mod tests {
             2,
             "the secret, then the previous one"
         );
+    }
+
+    #[test]
+    fn a_first_backoff_above_the_largest_is_refused_not_raised() {
+        let file = |backoff_ms, max_backoff_ms| WebhookSettings {
+            url: Some("http://127.0.0.1:9/hook".into()),
+            backoff_ms,
+            max_backoff_ms,
+            ..WebhookSettings::default()
+        };
+        let none = WebhookOverrides::default();
+        let env = Environment::Development;
+        let resolved = |backoff, max| resolve(env, FrameSettings::default(), file(backoff, max), &none);
+        for (backoff, max) in [(Some(300), Some(200)), (Some(6_000), None)] {
+            let refused = resolved(backoff, max);
+            assert!(
+                matches!(&refused, Err(SettingsError::Invalid(m)) if m.contains("webhook.backoff_ms") && m.contains("webhook.max_backoff_ms")),
+                "{backoff:?} over {max:?}: {refused:?}"
+            );
+        }
+        let (_, equal) = resolved(Some(200), Some(200)).unwrap();
+        let equal = equal.unwrap();
+        assert_eq!((equal.backoff, equal.max_backoff), (Duration::from_millis(200), Duration::from_millis(200)));
     }
 
     #[test]
