@@ -48,7 +48,10 @@ async fn one_worker_runs_one_hub_and_serves() {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|line| line["message"] == "switchboard listening")
         .unwrap_or_else(|| panic!("no start line:\n{log}"));
-    assert_eq!((started["workers"].as_u64(), started["shards"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (started["workers"].as_u64(), started["shards"].as_u64()),
+        (Some(1), Some(1))
+    );
 }
 
 #[tokio::test]
@@ -64,7 +67,8 @@ async fn shards_set_apart_from_workers_are_kept() {
     let (exited, log) = process.exited().await;
     assert!(exited, "{log}");
     assert!(
-        log.lines().any(|line| line.contains("\"workers\":2") && line.contains("\"shards\":3")),
+        log.lines()
+            .any(|line| line.contains("\"workers\":2") && line.contains("\"shards\":3")),
         "{log}"
     );
 }

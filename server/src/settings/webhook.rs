@@ -288,7 +288,8 @@ mod tests {
         };
         let none = WebhookOverrides::default();
         let env = Environment::Development;
-        let resolved = |backoff, max| resolve(env, FrameSettings::default(), file(backoff, max), &none);
+        let resolved =
+            |backoff, max| resolve(env, FrameSettings::default(), file(backoff, max), &none);
         for (backoff, max) in [(Some(300), Some(200)), (Some(6_000), None)] {
             let refused = resolved(backoff, max);
             assert!(
@@ -298,7 +299,10 @@ mod tests {
         }
         let (_, equal) = resolved(Some(200), Some(200)).unwrap();
         let equal = equal.unwrap();
-        assert_eq!((equal.backoff, equal.max_backoff), (Duration::from_millis(200), Duration::from_millis(200)));
+        assert_eq!(
+            (equal.backoff, equal.max_backoff),
+            (Duration::from_millis(200), Duration::from_millis(200))
+        );
     }
 
     #[test]
