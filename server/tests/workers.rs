@@ -8,13 +8,14 @@ use serde_json::{json, Value};
 use std::process::Stdio;
 use support::{switchboard_binary, ServerProcess};
 
-/// The process's threads named as tokio names its runtime's workers (`tokio-runtime-worker`,
-/// cut to the kernel's 15 characters).
+/// The process's threads named as tokio names its runtime's threads (`tokio-rt-worker`): its
+/// workers, and blocking threads once something needs one, which a server that has just
+/// started and served nothing has not.
 fn runtime_workers(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .expect("the server's threads")
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.trim_end() == "tokio-runtime-w")
+        .filter(|name| name.trim_end() == "tokio-rt-worker")
         .count()
 }
 
