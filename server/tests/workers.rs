@@ -19,14 +19,19 @@ fn runtime_workers(pid: u32) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn one_worker_runs_one_hub_and_serves() {
-    let mut process = ServerProcess::serve(&[
-        ("SWITCHBOARD_WORKERS", "1"),
-        ("SWITCHBOARD_SHARDS", "0"),
+/// A server on `workers` threads with `shards` hubs, logging JSON lines.
+fn serve(workers: &str, shards: &str) -> ServerProcess {
+    ServerProcess::serve(&[
+        ("SWITCHBOARD_WORKERS", workers),
+        ("SWITCHBOARD_SHARDS", shards),
         ("SWITCHBOARD_LOG_FORMAT", "json"),
         ("RUST_LOG", "info"),
-    ]);
+    ])
+}
+
+#[tokio::test]
+async fn one_worker_runs_one_hub_and_serves() {
+    let mut process = serve("1", "0");
     assert_eq!(runtime_workers(process.pid()), 1);
     let server = &process.server;
     let mut alice = server.connect("alice").await;
@@ -57,12 +62,7 @@ async fn one_worker_runs_one_hub_and_serves() {
 
 #[tokio::test]
 async fn shards_set_apart_from_workers_are_kept() {
-    let mut process = ServerProcess::serve(&[
-        ("SWITCHBOARD_WORKERS", "2"),
-        ("SWITCHBOARD_SHARDS", "3"),
-        ("SWITCHBOARD_LOG_FORMAT", "json"),
-        ("RUST_LOG", "info"),
-    ]);
+    let mut process = serve("2", "3");
     assert_eq!(runtime_workers(process.pid()), 2);
     process.terminate();
     let (exited, log) = process.exited().await;
