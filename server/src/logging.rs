@@ -20,6 +20,8 @@ use crate::settings::LogFormat;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, Uri};
 use axum::Router;
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use switchboard::UserId;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -35,12 +37,17 @@ const LOGGED_PARAMETERS: [&str; 2] = ["thread", "resume"];
 const REDACTED: &str = "[redacted]";
 
 /// Install the process's subscriber: `format` lines on stderr, filtered by `RUST_LOG`
-/// (default `info`). JSON lines carry the event's fields at the top level, its span's
-/// fields under `span` and every enclosing span under `spans`.
+/// (default `info`). Text lines are coloured only for a terminal, unless `NO_COLOR` says no.
+/// JSON lines carry the event's fields at the top level, its span's fields under `span` and
+/// every enclosing span under `spans`.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -51,6 +58,13 @@ pub fn init(format: LogFormat) {
             .with_span_list(true)
             .init(),
     }
+}
+
+/// Whether text lines carry colour codes: only for a person at a terminal, and not when
+/// `NO_COLOR` is set to anything but an empty value (no-color.org). A file, a pipe or journald
+/// gets plain lines, which `grep` and log shippers read as they are.
+fn colours(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// `app` with request ids (set, kept or replaced, and echoed) and a span and access-log line
@@ -184,6 +198,14 @@ mod tests {
 
     fn uri(s: &str) -> Uri {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn colours_only_for_a_terminal_and_never_under_no_color() {
+        assert!(colours(true, None));
+        assert!(colours(true, Some("".into())), "an empty NO_COLOR is unset");
+        assert!(!colours(true, Some("1".into())));
+        assert!(!colours(false, None), "a file, a pipe, journald");
     }
 
     #[test]

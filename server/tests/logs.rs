@@ -141,5 +141,15 @@ async fn text_logs_stay_the_default_and_redact_the_token_too() {
     assert!(exited, "{log}");
     assert!(log.contains("switchboard listening on http://"), "{log}");
     assert!(log.contains("/ws?token=[redacted]"), "{log}");
+    // Read through a pipe, as a file or journald reads it: plain text, no colour codes.
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("switchboard listening addr=")),
+        "{log}"
+    );
     assert!(!log.contains(&token), "the token is in the log:\n{log}");
 }
