@@ -129,12 +129,8 @@ pub async fn start_on(listener: TcpListener, mut settings: Settings) -> std::io:
     let admission = Arc::new(Admission::new(&settings.http, OpenFiles::raise())?);
     let addr = listener.local_addr()?;
     let mut builder = Builder::new(settings.hub.clone()).shutdown_grace(settings.shutdown_grace);
-    // One hub per worker thread unless told otherwise (the builder's default is one per core,
-    // which is the runtime's default too).
-    match (settings.shards, settings.workers) {
-        (0, 0) => {}
-        (0, workers) => builder = builder.shards(workers),
-        (shards, _) => builder = builder.shards(shards),
+    if settings.shards > 0 {
+        builder = builder.shards(settings.shards);
     }
     // With Redis, what the hubs emit for other nodes goes from the shards to the bridge.
     let mut cluster = None;

@@ -228,7 +228,7 @@ pub struct Settings {
     pub env: Environment,
     /// Worker threads of the runtime; 0 = one per core.
     pub workers: usize,
-    /// Hubs; 0 = one per worker thread.
+    /// Hubs: as set, else one per worker thread; 0 = one per core.
     pub shards: usize,
     /// How long shutdown waits for connections to flush and close.
     pub shutdown_grace: Duration,
@@ -375,7 +375,12 @@ impl Settings {
             listen,
             env,
             workers,
-            shards: overrides.shards.or(file.shards).unwrap_or(0),
+            // One hub per worker thread unless told otherwise (both 0: the builder's default,
+            // one per core, as the runtime's).
+            shards: match overrides.shards.or(file.shards).unwrap_or(0) {
+                0 => workers,
+                shards => shards,
+            },
             shutdown_grace: Duration::from_secs(
                 overrides
                     .shutdown_grace_secs
