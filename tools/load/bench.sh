@@ -11,6 +11,9 @@
 #   baseline     the hand-written hub (tools/baseline), port 8090;
 #   raw          the raw reference peer (tools/raw: each publish framed once, one vectored
 #                write per writer wake-up), port 8100;
+#   raw-hub      the same peer with --publishing hub-task (each publish handed to one hub task
+#                and answered from it, as a hub that owns its state in a task must), port 8120;
+#                not in the default list;
 #   socketio     the socketioxide peer (tools/socketio: a Socket.IO room broadcast), port 8110,
 #                driven by the load tool's Socket.IO clients (--protocol socketio).
 # Every one is published to through its POST /api/publish by the same load tool. Builds them
@@ -297,9 +300,9 @@ if [ $scenario = cluster ]; then
   exit 0
 fi
 
-declare -A port=([switchboard]=8080 [baseline]=8090 [raw]=8100 [socketio]=8110)
+declare -A port=([switchboard]=8080 [baseline]=8090 [raw]=8100 [raw-hub]=8120 [socketio]=8110)
 declare -A protocol=([switchboard]=switchboard [baseline]=switchboard [raw]=switchboard
-  [socketio]=socketio)
+  [raw-hub]=switchboard [socketio]=socketio)
 declare -A pid
 for name in "${servers[@]}"; do
   [ -n "${port[$name]:-}" ] || { echo "unknown server '$name' in BENCH_SERVERS" >&2; exit 1; }
@@ -316,6 +319,8 @@ start() { # name
       >"$logs/$1.log" 2>&1 & ;;
     raw) env "${peer_env[@]}" "$bin/switchboard-raw-peer" --listen "127.0.0.1:${port[$1]}" \
       >"$logs/$1.log" 2>&1 & ;;
+    raw-hub) env "${peer_env[@]}" "$bin/switchboard-raw-peer" --listen "127.0.0.1:${port[$1]}" \
+      --publishing hub-task >"$logs/$1.log" 2>&1 & ;;
     socketio) env "${peer_env[@]}" "$bin/switchboard-socketio-peer" \
       --listen "127.0.0.1:${port[$1]}" >"$logs/$1.log" 2>&1 & ;;
   esac

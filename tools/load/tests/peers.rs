@@ -4,6 +4,7 @@
 
 use std::process::Command;
 use std::time::Duration;
+use switchboard_raw_peer::Publishing;
 use tokio::net::TcpListener;
 
 /// Run the load tool's `burst` against `server` with `extra` arguments; its JSON report.
@@ -72,15 +73,18 @@ fn start(
 
 #[test]
 fn every_client_of_the_raw_peer_receives_every_message() {
-    let server = start(|listener| {
-        Box::pin(switchboard_raw_peer::serve(
-            listener,
-            switchboard_peer::Secrets::default(),
-            std::future::pending(),
-        ))
-    });
-    let report = burst(&server, &[]);
-    assert_every_delivery(&report);
+    for publishing in [Publishing::Inline, Publishing::HubTask] {
+        let server = start(move |listener| {
+            Box::pin(switchboard_raw_peer::serve(
+                listener,
+                switchboard_peer::Secrets::default(),
+                publishing,
+                std::future::pending(),
+            ))
+        });
+        let report = burst(&server, &[]);
+        assert_every_delivery(&report);
+    }
 }
 
 #[test]

@@ -16,6 +16,11 @@
 //! `{"reached":n}`. There is no heartbeat, history or resume. Each connection's queue holds at
 //! most [`QUEUE_FRAMES`] frames: a client that falls that far behind is disconnected (its
 //! queue's end closes the socket), never silently skipped.
+//!
+//! [`Publishing`] says where a publish is queued for the members: in the HTTP handler that
+//! received it (the reference), or in a task of its own that the handler hands it to and
+//! waits for, as a hub that owns its state in a task (Switchboard's shards) must: the same
+//! work with one hand-off each way between tasks, so that its cost can be measured alone.
 
 #![forbid(unsafe_code)]
 
@@ -33,21 +38,41 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use switchboard_peer::{AuthorizedPublish, ClientUser, HasKeys, Keys, Secrets};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Frames a connection's queue holds before the connection is dropped as too slow: far more
 /// than any benchmark run publishes, so only a stuck client reaches it. tokio's bounded
 /// channel allocates its slots in blocks as they fill, so the bound costs no idle memory.
 pub const QUEUE_FRAMES: usize = 65_536;
 
+/// Where a publish is queued for the room's members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Publishing {
+    /// In the HTTP handler that received it.
+    #[default]
+    Inline,
+    /// In one task that owns the publishing, handed each publish over a bounded channel and
+    /// answering on a oneshot, as a hub task is (the handler waits for the answer).
+    HubTask,
+}
+
+/// Publishes the hub task holds before a handler waits to hand it another.
+const HUB_TASK_QUEUE: usize = 64;
+
+/// A publish handed to the hub task: the room, the framed message, where to answer with the
+/// members reached.
+type Job = (String, Bytes, oneshot::Sender<usize>);
+
 /// Every room's members, each by its queue.
 struct Hub {
     rooms: Mutex<HashMap<String, HashMap<u64, mpsc::Sender<Bytes>>>>,
     next_id: AtomicU64,
     keys: Keys,
+    /// The hub task's queue, with [`Publishing::HubTask`].
+    hub_task: Option<mpsc::Sender<Job>>,
 }
 
 impl HasKeys for Hub {
@@ -64,6 +89,23 @@ impl Hub {
             .entry(room.to_owned())
             .or_default()
             .insert(id, queue.clone());
+    }
+
+    /// Queue `frame` for every member of `room`; the members reached.
+    fn publish(&self, room: &str, frame: &Bytes) -> usize {
+        let mut reached = 0;
+        let mut rooms = self.rooms.lock().unwrap();
+        if let Some(members) = rooms.get_mut(room) {
+            // A member whose queue is full is dropped from the room; its writer closes it.
+            members.retain(|_, queue| match queue.try_send(frame.clone()) {
+                Ok(()) => {
+                    reached += 1;
+                    true
+                }
+                Err(_) => false,
+            });
+        }
+        reached
     }
 
     /// Remove connection `id` from `rooms`.
@@ -127,40 +169,61 @@ async fn connect(
 }
 
 /// `POST /api/publish`: serialize and frame the message once, queue the same bytes for every
-/// member of the room.
+/// member of the room, here or in the hub task.
 async fn publish(
     State(hub): State<Arc<Hub>>,
     AuthorizedPublish(publish): AuthorizedPublish,
 ) -> Response {
     let text = publish.frame();
     let frame = wire::text_frame(&text);
-    let mut reached = 0;
-    let mut rooms = hub.rooms.lock().unwrap();
-    if let Some(members) = rooms.get_mut(&publish.to.room) {
-        // A member whose queue is full is dropped from the room; its writer closes it.
-        members.retain(|_, queue| match queue.try_send(frame.clone()) {
-            Ok(()) => {
-                reached += 1;
-                true
+    let reached = match &hub.hub_task {
+        None => hub.publish(&publish.to.room, &frame),
+        Some(queue) => {
+            let (answer, reached) = oneshot::channel();
+            if queue.send((publish.to.room, frame, answer)).await.is_err() {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
             }
-            Err(_) => false,
-        });
-    }
-    drop(rooms);
+            match reached.await {
+                Ok(reached) => reached,
+                Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            }
+        }
+    };
     Json(json!({"reached": reached})).into_response()
 }
 
-/// Serve the peer on `listener`, checking `secrets`, until `shutdown` completes.
+/// The hub task: publish what the handlers hand over, in order, until the hub is gone.
+async fn hub_task(hub: Weak<Hub>, mut jobs: mpsc::Receiver<Job>) {
+    while let Some((room, frame, answer)) = jobs.recv().await {
+        let Some(hub) = hub.upgrade() else { return };
+        let _ = answer.send(hub.publish(&room, &frame));
+    }
+}
+
+/// Serve the peer on `listener`, checking `secrets` and publishing as `publishing` says, until
+/// `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     secrets: Secrets,
+    publishing: Publishing,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (queue, jobs) = match publishing {
+        Publishing::Inline => (None, None),
+        Publishing::HubTask => {
+            let (queue, jobs) = mpsc::channel(HUB_TASK_QUEUE);
+            (Some(queue), Some(jobs))
+        }
+    };
     let hub = Arc::new(Hub {
         rooms: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(0),
         keys: Keys::new(&secrets),
+        hub_task: queue,
     });
+    if let Some(jobs) = jobs {
+        tokio::spawn(hub_task(Arc::downgrade(&hub), jobs));
+    }
     let app = Router::new()
         .route("/ws", get(connect))
         .route("/api/publish", post(publish))

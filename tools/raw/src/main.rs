@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use switchboard_peer::Cli;
+use switchboard_raw_peer::Publishing;
 
 /// The raw reference hub: each publish framed once, one vectored write per writer wake-up.
 #[derive(Debug, Parser)]
@@ -10,11 +11,16 @@ use switchboard_peer::Cli;
 struct Command {
     #[command(flatten)]
     cli: Cli,
+    /// Where a publish is queued for the room's members: in the HTTP handler (the reference),
+    /// or in one hub task the handler hands it to and waits for.
+    #[arg(long, value_enum, default_value_t = Publishing::Inline)]
+    publishing: Publishing,
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let Command { cli } = Command::parse();
+    let Command { cli, publishing } = Command::parse();
     let listener = switchboard_peer::bind("switchboard-raw-peer", cli.listen).await?;
-    switchboard_raw_peer::serve(listener, cli.secrets, switchboard_peer::interrupted()).await
+    let shutdown = switchboard_peer::interrupted();
+    switchboard_raw_peer::serve(listener, cli.secrets, publishing, shutdown).await
 }

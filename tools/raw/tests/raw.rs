@@ -1,10 +1,11 @@
 //! The raw peer over real sockets: its handshake checks the token, a join then a publish
-//! reaches the member as one text frame, and a client breaking the framing rules is closed
-//! with the matching code.
+//! reaches the member as one text frame (published in the handler or in the hub task), and a
+//! client breaking the framing rules is closed with the matching code.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;
+use switchboard_raw_peer::Publishing;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::{Error, Message};
@@ -17,6 +18,11 @@ type Socket = tokio_tungstenite::WebSocketStream<MaybeTlsStream<tokio::net::TcpS
 
 /// The peer on a port the system picks; its address.
 async fn peer() -> String {
+    peer_publishing(Publishing::Inline).await
+}
+
+/// The peer on a port the system picks, publishing as `publishing` says; its address.
+async fn peer_publishing(publishing: Publishing) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let config = switchboard_peer::Secrets {
@@ -26,6 +32,7 @@ async fn peer() -> String {
     tokio::spawn(switchboard_raw_peer::serve(
         listener,
         config,
+        publishing,
         std::future::pending(),
     ));
     addr
@@ -80,7 +87,18 @@ async fn a_bad_token_is_refused_before_the_upgrade() {
 
 #[tokio::test]
 async fn a_publish_reaches_every_member_of_the_room_once() {
-    let addr = peer().await;
+    a_publish_reaches_every_member_once(Publishing::Inline).await;
+}
+
+#[tokio::test]
+async fn a_publish_handed_to_the_hub_task_reaches_every_member_of_the_room_once() {
+    a_publish_reaches_every_member_once(Publishing::HubTask).await;
+}
+
+/// Two members of a room and a bystander: a publish answers `reached: 2`, each member gets
+/// the message once, the bystander nothing.
+async fn a_publish_reaches_every_member_once(publishing: Publishing) {
+    let addr = peer_publishing(publishing).await;
     let mut members = Vec::new();
     for user in ["a", "b"] {
         let mut socket = connect(&addr, user).await;
