@@ -12,6 +12,12 @@
 //!   the `user`, and `conn` once the hub opened it), which lasts as long as the connection and
 //!   holds the transport's `connection opened` and `connection ended` lines.
 //! - **Access log.** One `info` line per answer (`status`, `latency`), a `warn` line for a 5xx.
+//! - **Never waiting for stderr.** Lines are formatted where they happen and written by a thread
+//!   of their own (`switchboard-log`), up to [`LOG_QUEUE_LINES`] behind; lines queued together
+//!   leave in one write. A stderr nobody reads (a stalled log shipper, a full pipe) used to stop
+//!   every worker thread at its next line, and the whole node with them; now the lines past the
+//!   queue are dropped and counted ([`dropped_lines`], `switchboard_log_lines_dropped_total`),
+//!   and serving goes on.
 //! - **No credential in any field.** The `uri` keeps the values of the query parameters
 //!   `thread` and `resume` only; every other value (`token=` of `/ws` above all) is written
 //!   `[redacted]`. No header is logged.
@@ -21,12 +27,14 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, Uri};
 use axum::Router;
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::sync::OnceLock;
 use switchboard::UserId;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 /// The longest `x-request-id` taken from a client.
@@ -36,11 +44,59 @@ const LOGGED_PARAMETERS: [&str; 2] = ["thread", "resume"];
 /// What a redacted value is logged as.
 const REDACTED: &str = "[redacted]";
 
-/// Install the process's subscriber: `format` lines on stderr, filtered by `RUST_LOG`
-/// (default `info`). Text lines are coloured only for a terminal, unless `NO_COLOR` says no.
-/// JSON lines carry the event's fields at the top level, its span's fields under `span` and
-/// every enclosing span under `spans`.
-pub fn init(format: LogFormat) {
+/// Log lines formatted and not yet written to stderr: past this many, new lines are dropped
+/// (and counted) until the writer thread catches up. About 2 MiB of lines of a typical length.
+pub const LOG_QUEUE_LINES: usize = 8_192;
+
+/// The writer thread's buffer: the lines it finds queued leave in writes of up to this much,
+/// and whatever it holds is written as soon as the queue is empty.
+const LOG_WRITE_BUFFER: usize = 64 * 1024;
+
+/// How many lines the installed subscriber dropped, once [`init`] installed it.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// The process's log writer: keep it until the process ends, as dropping it writes what is
+/// still queued (waiting at most a second for stderr).
+#[must_use = "dropping it ends the log writer"]
+pub struct Logs {
+    writer: NonBlocking,
+    _written: WorkerGuard,
+}
+
+impl Logs {
+    /// Write `line` to stderr as it is, after every log line before it: for the lines people
+    /// and scripts wait for (the address the server listens on).
+    pub fn plain(&self, line: &str) {
+        // A line the queue has no room for is counted as dropped, like any other.
+        let _ = self
+            .writer
+            .clone()
+            .write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+/// Log lines dropped since the process started because stderr was [`LOG_QUEUE_LINES`] behind;
+/// 0 when [`init`] did not install the subscriber (the server embedded in another program).
+pub fn dropped_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |dropped| dropped.dropped_lines() as u64)
+}
+
+/// Install the process's subscriber: `format` lines on stderr, written by a thread of its own
+/// (see the module's doc), filtered by `RUST_LOG` (default `info`). Text lines are coloured
+/// only for a terminal, unless `NO_COLOR` says no. JSON lines carry the event's fields at the
+/// top level, its span's fields under `span` and every enclosing span under `spans`.
+pub fn init(format: LogFormat) -> Logs {
+    let (writer, written) = NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(true)
+        .thread_name("switchboard-log")
+        .finish(BufWriter::with_capacity(
+            LOG_WRITE_BUFFER,
+            std::io::stderr(),
+        ));
+    let _ = DROPPED.set(writer.error_counter());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -48,7 +104,7 @@ pub fn init(format: LogFormat) {
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR"),
         ))
-        .with_writer(std::io::stderr);
+        .with_writer(writer.clone());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder
@@ -57,6 +113,10 @@ pub fn init(format: LogFormat) {
             .with_current_span(true)
             .with_span_list(true)
             .init(),
+    }
+    Logs {
+        writer,
+        _written: written,
     }
 }
 

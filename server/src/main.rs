@@ -91,7 +91,7 @@ fn serve(overrides: &Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    logging::init(settings.log);
+    let logs = logging::init(settings.log);
     if settings.development_credentials {
         tracing::warn!(
             secret = DEVELOPMENT_SECRET,
@@ -112,6 +112,7 @@ fn serve(overrides: &Overrides) -> ExitCode {
         }
     };
     let settings_log = settings.log;
+    let logs = &logs;
     runtime.block_on(async move {
         // Handle SIGTERM and Ctrl-C from before the address is announced: a signal that came
         // earlier would kill the process without a graceful close.
@@ -132,7 +133,7 @@ fn serve(overrides: &Overrides) -> ExitCode {
         // The line tests and scripts wait for; JSON logs carry the address in the
         // "switchboard listening" event instead, so that every line is JSON.
         if settings_log == LogFormat::Text {
-            eprintln!("switchboard listening on http://{}", running.addr);
+            logs.plain(&format!("switchboard listening on http://{}", running.addr));
         }
         signalled.await;
         tracing::info!("shutting down");

@@ -65,6 +65,8 @@ pub struct Scrape {
     pub webhook: Option<WebhookMetrics>,
     /// Open Server-Sent Events connections (the others are WebSockets).
     pub sse_connections: usize,
+    /// Log lines dropped because stderr was too far behind ([`crate::logging::dropped_lines`]).
+    pub log_lines_dropped: u64,
 }
 
 impl Scrape {
@@ -109,6 +111,11 @@ impl Collector for Scrape {
         if let Some(cluster) = &self.cluster {
             cluster::render_cluster(&mut f, cluster)?;
         }
+        f.counter(
+            "log_lines_dropped",
+            "Log lines dropped because stderr was not read fast enough (the log writer's queue was full).",
+            self.log_lines_dropped,
+        )?;
         let mut build =
             f.0.encode_descriptor("build", "The running build.", None, MetricType::Info)?;
         match COMMIT {
@@ -170,6 +177,7 @@ mod tests {
             process: Some(process),
             webhook: Some(WebhookMetrics::default()),
             sse_connections: 0,
+            log_lines_dropped: 5,
         }
         .render();
         let mut families = Vec::new();
@@ -205,6 +213,7 @@ mod tests {
         assert!(text.contains("switchboard_open_files_limit{kind=\"soft\"} 1024\n"));
         assert!(text.contains("switchboard_open_files_limit{kind=\"hard\"} 4096\n"));
         assert!(text.contains("switchboard_connections_max 200\n"));
+        assert!(text.contains("switchboard_log_lines_dropped_total 5\n"));
         assert!(text.contains("switchboard_history_max_bytes 67108864\n"));
         assert!(text.contains(&format!("switchboard_build_info{{version=\"{VERSION}\"")));
         assert!(text

@@ -39,6 +39,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         process: ProcessStats::sample(),
         webhook: state.webhook.clone(),
         sse_connections: state.sse.len(),
+        log_lines_dropped: crate::logging::dropped_lines(),
     };
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],

@@ -1,12 +1,15 @@
 //! The server's logs, read from the stderr of a `switchboard serve` process: JSON lines on
 //! request, a request id on every API request and WebSocket session (echoed in
 //! `x-request-id`), the session's lines in a span of its own with its user and connection id,
-//! and no token or key anywhere.
+//! no token or key anywhere, and a stderr nobody reads stops nothing.
 
 mod support;
 
 use serde_json::Value;
-use support::{ServerProcess, WsClient, API_KEY, SECRET};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use support::{ServerProcess, TestServer, WsClient, API_KEY, SECRET};
+use switchboard_server::logging::LOG_QUEUE_LINES;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Every line parsed as JSON; panics on a line that is not.
@@ -152,4 +155,102 @@ async fn text_logs_stay_the_default_and_redact_the_token_too() {
         "{log}"
     );
     assert!(!log.contains(&token), "the token is in the log:\n{log}");
+}
+
+/// A `serve` process whose stderr the test reads only when it chooses; killed when dropped.
+struct UnreadLog {
+    child: std::process::Child,
+    stderr: Option<BufReader<std::process::ChildStderr>>,
+}
+
+impl Drop for UnreadLog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A stderr nobody reads (a stalled log shipper, a full pipe) stops nothing: the server answers
+/// every request while the lines past its log queue are dropped and counted, and its lines
+/// reach stderr again once stderr is read. (Before the log writer had a thread of its own, the
+/// first write to the full pipe stopped a worker thread, and a few hundred requests later the
+/// whole node.)
+#[tokio::test]
+async fn a_stderr_nobody_reads_drops_log_lines_and_stops_nothing() {
+    let child = support::switchboard_binary()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SWITCHBOARD_AUTH_SECRET", SECRET)
+        .env("SWITCHBOARD_API_KEY", API_KEY)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the switchboard binary starts");
+    let mut process = UnreadLog {
+        child,
+        stderr: None,
+    };
+    let mut stderr = BufReader::new(process.child.stderr.take().expect("piped"));
+    let addr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no address");
+        if let Some(addr) = line
+            .trim_end()
+            .strip_prefix("switchboard listening on http://")
+        {
+            break addr.parse().expect("an address");
+        }
+    };
+    // From here on nobody reads stderr until the test says so: the pipe (64 KiB) fills, then
+    // the writer's buffer, then the queue.
+    process.stderr = Some(stderr);
+    let server = TestServer::at(addr);
+    let requests = LOG_QUEUE_LINES + 4_000;
+    for n in 0..requests {
+        let answer = server
+            .http
+            .get(format!("{}/healthz", server.base))
+            .timeout(support::PATIENCE)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {n} of {requests} failed: {e}"));
+        assert_eq!(answer.status(), 200, "request {n}");
+    }
+    let dropped = server.metric("log_lines_dropped_total").await;
+    assert!(
+        dropped.is_some_and(|dropped| dropped > 0.0),
+        "{requests} access lines to an unread stderr, and none dropped: {dropped:?}"
+    );
+
+    // Read again: the queue drains, and new lines get through.
+    let mut stderr = process.stderr.take().expect("kept");
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if lines.send(std::mem::take(&mut line)).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    'found: loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line of a request reached stderr once it was read"
+        );
+        // A request whose line may be dropped while the queue is still full: another follows.
+        server
+            .http
+            .get(format!("{}/healthz", server.base))
+            .header("x-request-id", "after-the-stall")
+            .send()
+            .await
+            .expect("answered");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        while let Ok(line) = seen.try_recv() {
+            if line.contains("request_id=after-the-stall") {
+                break 'found;
+            }
+        }
+    }
 }
