@@ -157,16 +157,13 @@ async fn text_logs_stay_the_default_and_redact_the_token_too() {
     assert!(!log.contains(&token), "the token is in the log:\n{log}");
 }
 
-/// A `serve` process whose stderr the test reads only when it chooses; killed when dropped.
-struct UnreadLog {
-    child: std::process::Child,
-    stderr: Option<BufReader<std::process::ChildStderr>>,
-}
+/// A `serve` process whose stderr the test reads itself; killed when dropped.
+struct Killed(std::process::Child);
 
-impl Drop for UnreadLog {
+impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -177,32 +174,22 @@ impl Drop for UnreadLog {
 /// whole node.)
 #[tokio::test]
 async fn a_stderr_nobody_reads_drops_log_lines_and_stops_nothing() {
-    let child = support::switchboard_binary()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("SWITCHBOARD_AUTH_SECRET", SECRET)
-        .env("SWITCHBOARD_API_KEY", API_KEY)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the switchboard binary starts");
-    let mut process = UnreadLog {
-        child,
-        stderr: None,
-    };
-    let mut stderr = BufReader::new(process.child.stderr.take().expect("piped"));
+    let mut process = Killed(
+        support::serving(support::switchboard_binary(), &[("RUST_LOG", "info")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the switchboard binary starts"),
+    );
+    let mut stderr = BufReader::new(process.0.stderr.take().expect("piped"));
     let addr = loop {
         let mut line = String::new();
         assert!(stderr.read_line(&mut line).unwrap() > 0, "no address");
-        if let Some(addr) = line
-            .trim_end()
-            .strip_prefix("switchboard listening on http://")
-        {
-            break addr.parse().expect("an address");
+        if let Some(addr) = support::listening_on(line.trim_end()) {
+            break addr;
         }
     };
     // From here on nobody reads stderr until the test says so: the pipe (64 KiB) fills, then
     // the writer's buffer, then the queue.
-    process.stderr = Some(stderr);
     let server = TestServer::at(addr);
     let requests = LOG_QUEUE_LINES + 4_000;
     for n in 0..requests {
@@ -222,7 +209,6 @@ async fn a_stderr_nobody_reads_drops_log_lines_and_stops_nothing() {
     );
 
     // Read again: the queue drains, and new lines get through.
-    let mut stderr = process.stderr.take().expect("kept");
     let (lines, seen) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();

@@ -291,14 +291,8 @@ impl ServerProcess {
     }
 
     /// [`ServerProcess::serve`] through `command` (the binary, or a shell that runs it).
-    pub fn serve_from(mut command: Command, env: &[(&str, &str)]) -> Self {
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("SWITCHBOARD_AUTH_SECRET", SECRET)
-            .env("SWITCHBOARD_API_KEY", API_KEY)
-            .env("SWITCHBOARD_SHARDS", "2")
-            .envs(env.iter().copied());
-        Self::spawn(command)
+    pub fn serve_from(command: Command, env: &[(&str, &str)]) -> Self {
+        Self::spawn(serving(command, env))
     }
 
     /// Run `command` (a `serve` that listens on an ephemeral port) and wait until it listens.
@@ -382,9 +376,21 @@ impl ServerProcess {
     }
 }
 
+/// `command` (the binary, or a shell that runs it) made a `serve` on an ephemeral port with the
+/// test credentials, two shards and `env` set.
+pub fn serving(mut command: Command, env: &[(&str, &str)]) -> Command {
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("SWITCHBOARD_AUTH_SECRET", SECRET)
+        .env("SWITCHBOARD_API_KEY", API_KEY)
+        .env("SWITCHBOARD_SHARDS", "2")
+        .envs(env.iter().copied());
+    command
+}
+
 /// The address a log line announces: `switchboard listening on http://ADDR` (text logs), or
 /// the JSON line of the event `switchboard listening` with its `addr` (`[log] format = "json"`).
-fn listening_on(line: &str) -> Option<SocketAddr> {
+pub fn listening_on(line: &str) -> Option<SocketAddr> {
     if let Some(addr) = line.strip_prefix("switchboard listening on http://") {
         return Some(addr.parse().expect("an address"));
     }
