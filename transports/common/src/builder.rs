@@ -8,6 +8,7 @@ use crate::handle::Handle;
 use crate::options::Options;
 use crate::presence::NodeRoster;
 use crate::runtime::Runtime;
+use crate::seat::Seat;
 use crate::server::write_buffer_limit;
 use crate::shard::{self, Relays, Shard};
 use crate::shards::{Shards, MAX_SHARDS};
@@ -134,6 +135,7 @@ impl<R: Runtime> Builder<R> {
         let roster = NodeRoster::default();
         let mut inboxes = Vec::with_capacity(options.shards);
         let mut stopped = Vec::with_capacity(options.shards);
+        let mut seats = Vec::with_capacity(options.shards);
         for (index, inbound) in inbound_rx.into_iter().enumerate() {
             let (tx, rx) = async_channel::bounded(options.inbox_capacity);
             let mut hub_config = config.clone();
@@ -155,8 +157,10 @@ impl<R: Runtime> Builder<R> {
                 roster: roster.clone(),
             };
             let shard = Shard::new(index, hub, events.clone(), cluster.clone(), relays);
+            let (seat, rung) = Seat::new(shard);
+            seats.push(seat.clone());
             let (done, finished) = oneshot::channel::<()>();
-            let task = shard::run(runtime.clone(), shard, rx, inbound);
+            let task = shard::run(runtime.clone(), seat, rung, rx, inbound);
             runtime.spawn(async move {
                 task.await;
                 drop(done);
@@ -167,6 +171,7 @@ impl<R: Runtime> Builder<R> {
         let shards = Shards {
             runtime,
             inboxes,
+            seats,
             inbound: inbound_tx,
             options,
             message_limit: config.limits.max_frame_bytes.saturating_mul(2),

@@ -44,10 +44,10 @@ use crate::frame::{Frame, Socket, SocketError};
 use crate::framing::{Framing, Message};
 use crate::outbox::{outbox, Outgoing};
 use crate::runtime::{self, Runtime};
-use crate::shard::{Command, Out, SocketEvent, Writer};
+use crate::seat::SocketInbox;
+use crate::shard::{Out, SocketEvent, Writer};
 use crate::shards::Shards;
 use crate::woken::Woken;
-use async_channel::Sender;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
@@ -146,7 +146,7 @@ where
         tracing::Span::current().record("conn", tracing::field::display(conn));
         tracing::debug!(shard, %conn, "connection opened");
         let _registered = opened(conn);
-        let inbox = shards.inboxes[shard].clone();
+        let inbox = shards.socket_inbox(shard);
         let ended = {
             let reader = read(&mut stream, &inbox, conn).fuse();
             let limits = (write_timeout, framing);
@@ -212,12 +212,7 @@ where
                 Ended::Gone | Ended::Abandoned => {}
             }
             // Harmless if the hub already closed it: the id's generation no longer matches.
-            let _ = inbox
-                .send(Command::Socket {
-                    conn,
-                    event: SocketEvent::Closed,
-                })
-                .await;
+            let _ = inbox.send(conn, SocketEvent::Closed).await;
         })
         .await;
         tracing::debug!(shard, %conn, "connection ended");
@@ -269,7 +264,7 @@ where
 }
 
 /// Feed the hub every frame the peer sends, until it closes or the socket fails.
-async fn read<S>(stream: &mut S, inbox: &Sender<Command>, conn: ConnId) -> ReadEnd
+async fn read<S>(stream: &mut S, inbox: &SocketInbox, conn: ConnId) -> ReadEnd
 where
     S: Stream<Item = Result<Frame, SocketError>> + Unpin,
 {
@@ -293,22 +288,14 @@ where
                 }
             },
         };
-        if Box::pin(inbox.send(Command::Socket { conn, event }))
-            .await
-            .is_err()
-        {
+        if Box::pin(inbox.send(conn, event)).await.is_err() {
             break;
         }
         if matches!(end, ReadEnd::Refused) {
             return end;
         }
     }
-    let _ = inbox
-        .send(Command::Socket {
-            conn,
-            event: SocketEvent::Closed,
-        })
-        .await;
+    let _ = inbox.send(conn, SocketEvent::Closed).await;
     end
 }
 
@@ -331,7 +318,7 @@ async fn write<R, S>(
     (write_timeout, framing): (Duration, Framing),
     sink: &mut S,
     outgoing: &mut Outgoing,
-    inbox: &Sender<Command>,
+    inbox: &SocketInbox,
     conn: ConnId,
 ) -> Ended
 where
@@ -351,11 +338,8 @@ where
             None => return Ended::Stalled(close.or_else(|| find_close(outs))),
         };
         if written > 0 {
-            let flushed = Command::Socket {
-                conn,
-                event: SocketEvent::Flushed(written),
-            };
-            if Box::pin(inbox.send(flushed)).await.is_err() {
+            let flushed = SocketEvent::Flushed(written);
+            if Box::pin(inbox.send(conn, flushed)).await.is_err() {
                 return Ended::Gone;
             }
         }

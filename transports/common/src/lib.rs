@@ -21,7 +21,8 @@
 //! ## Tasks and channels
 //!
 //! - one task per shard, with a bounded inbox of commands (socket events from connections,
-//!   requests from the [`Handle`]);
+//!   requests from the [`Handle`] that found the shard busy); a request that finds its shard
+//!   free runs and drains it on the caller's own thread, with no hand-off to the task;
 //! - one task per connection (the driver, generic over any [`Socket`]): its reader feeds the
 //!   shard, its writer takes everything the shard queued in the connection's outbox at each
 //!   wake-up (unbounded, bounded in practice by the hub's in-flight budget), writes it as one
@@ -56,6 +57,7 @@ mod presence;
 mod read_chunks;
 mod remote;
 mod runtime;
+mod seat;
 mod server;
 mod shard;
 mod shards;

@@ -1,14 +1,17 @@
-//! One shard: a task that owns one [`Hub`] and follows the drain invariant literally.
+//! One shard: one [`Hub`] and what performs its outputs, following the drain invariant
+//! literally.
 //!
-//! The task receives [`Command`]s on a bounded channel (socket events from connection drivers,
-//! and closures from the [`Handle`](crate::Handle)), feeds each to the hub with the current
+//! The shard's task receives [`Command`]s on a bounded channel (socket events from connection
+//! drivers, and closures from the [`Handle`](crate::Handle) that found the shard busy; one that
+//! finds it free runs on the caller's thread, `seat.rs`), feeds each to the hub with the current
 //! time, then drains every output: frames, pings and closes go to the connection's writer
 //! through its outbox (`outbox.rs`; the hub's in-flight budget bounds it); what other nodes need
 //! (envelopes, stream entries for the sequencer, interest, follows, connections opening and
 //! closing) goes to the cluster sink, if the application registered one; notices for the
 //! application go to its [`Events`](crate::Events). It then sleeps until the next command or
-//! [`Hub::poll_timeout`]. It never awaits anything but its own inbox, so no socket, no
-//! application and no bridge can make it wait.
+//! [`Hub::poll_timeout`]. It never awaits anything but its own inboxes, so no socket, no
+//! application and no bridge can make it wait; while a request runs in its seat it waits for
+//! that run, which awaits nothing.
 //!
 //! A user's presence in a room changes on its shard alone (a user's connections all live
 //! there); without a cluster the shard counts it in the node's roster (`presence.rs`) and hands
@@ -32,6 +35,7 @@ use crate::events::Event;
 use crate::outbox::Outbox;
 use crate::presence::NodeRoster;
 use crate::runtime::Runtime;
+use crate::seat::Seat;
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use futures_channel::oneshot;
@@ -162,6 +166,9 @@ pub(crate) struct Shard {
     pub route: Route,
     /// Answers to send once the current drain is done.
     replies: Vec<Reply>,
+    /// The timer the task sleeps until: a request run directly that schedules a sooner one
+    /// rings the task (`seat.rs`).
+    pub armed: Option<Instant>,
 }
 
 impl Shard {
@@ -182,6 +189,7 @@ impl Shard {
             relays,
             route: Route::EVERYWHERE,
             replies: Vec::new(),
+            armed: None,
         }
     }
 
@@ -447,21 +455,36 @@ impl Shard {
     }
 }
 
-/// The shard task: feed, drain, sleep until the next command, inbound input or timer, until
-/// stopped.
+/// What woke the shard task.
+enum Wake {
+    Command(Option<Command>),
+    Inbound(Option<Inbound>),
+    Timer,
+    /// A request run directly scheduled a sooner timer (`seat.rs`).
+    Rearm,
+}
+
+/// The shard task: feed, drain, sleep until the next command, inbound input, timer or ring,
+/// until stopped; then empty the seat.
 pub(crate) async fn run<R: Runtime>(
     runtime: R,
-    mut shard: Shard,
+    seat: Seat,
+    rung: Receiver<()>,
     inbox: Receiver<Command>,
     inbound: Receiver<Inbound>,
 ) {
     let mut inbox = pin!(inbox);
     let queued = inbound.clone();
     let mut inbound = pin!(inbound);
+    let mut rung = pin!(rung);
     let mut sleep = pin!(Fuse::terminated());
     let mut armed: Option<Instant> = None;
     loop {
-        let wake = shard.hub.poll_timeout();
+        let wake = {
+            let Some(mut shard) = seat.take() else { break };
+            shard.armed = shard.hub.poll_timeout();
+            shard.armed
+        };
         if wake != armed {
             match wake {
                 Some(at) => sleep.set(runtime.sleep_until(at).fuse()),
@@ -470,13 +493,24 @@ pub(crate) async fn run<R: Runtime>(
             armed = wake;
         }
         // Unbiased: under a steady stream of commands the timer still gets its turn.
-        select! {
-            command = inbox.next() => match command {
-                Some(Command::Socket { conn, event }) => shard.socket(Instant::now(), conn, event),
-                Some(Command::Call(call)) => call(&mut shard, Instant::now()),
-                Some(Command::Stop) | None => break,
-            },
-            input = inbound.next() => if let Some(input) = input {
+        let woken = select! {
+            command = inbox.next() => Wake::Command(command),
+            input = inbound.next() => Wake::Inbound(input),
+            () = sleep.as_mut() => Wake::Timer,
+            _ = rung.next() => Wake::Rearm,
+        };
+        let Some(mut shard) = seat.take() else { break };
+        match woken {
+            Wake::Command(Some(Command::Socket { conn, event })) => {
+                seat.fed(&event);
+                shard.socket(Instant::now(), conn, event);
+            }
+            Wake::Command(Some(Command::Call(call))) => call(&mut shard, Instant::now()),
+            Wake::Command(Some(Command::Stop) | None) => {
+                tracing::debug!(shard = shard.index, "shard stopped");
+                break;
+            }
+            Wake::Inbound(Some(input)) => {
                 let now = Instant::now();
                 shard.inbound(now, input);
                 // A burst from another node is fed together, then drained once.
@@ -486,13 +520,14 @@ pub(crate) async fn run<R: Runtime>(
                         Err(_) => break,
                     }
                 }
-            },
-            () = sleep.as_mut() => {
+            }
+            Wake::Inbound(None) | Wake::Rearm => {}
+            Wake::Timer => {
                 armed = None;
                 shard.hub.handle_timeout(Instant::now());
             }
         }
         shard.drain();
     }
-    tracing::debug!(shard = shard.index, "shard stopped");
+    seat.stop();
 }

@@ -1,8 +1,8 @@
 //! [`Shards`]: the running shards as every part of the transport reaches them — each shard's
 //! inbox of commands and its inbound queue, the transport's options and the WebSocket limits
 //! derived from the hubs' configuration, the runtime, the connection tasks and the shutdown
-//! signal — and the two ways to reach a hub: [`Shards::call`] (a closure run on its task,
-//! answered after the drain that follows) and [`Shards::queue`] (an input queued without
+//! signal — and the two ways to reach a hub: [`Shards::call`] (a closure run on the caller's
+//! thread if the shard is free, on its task if not, answered after the drain that follows) and [`Shards::queue`] (an input queued without
 //! waiting).
 //!
 //! The [`Handle`](crate::Handle) is a shared `Shards`; the connection driver gets the same
@@ -12,6 +12,7 @@ use crate::cluster::ClusterSink;
 use crate::error::Error;
 use crate::options::Options;
 use crate::runtime::Runtime;
+use crate::seat::{Seat, SocketInbox};
 use crate::shard::{Command, Inbound, Shard};
 use crate::tasks::Tasks;
 use async_channel::{Receiver, Sender};
@@ -31,6 +32,8 @@ pub(crate) struct Shards<R> {
     pub runtime: R,
     /// Each shard's inbox of commands, by shard index.
     pub inboxes: Vec<Sender<Command>>,
+    /// Each shard's state, for requests run directly when it is free (`seat.rs`).
+    pub seats: Vec<Seat>,
     /// Each shard's inbound queue: envelopes relayed by sibling shards and inputs from other
     /// nodes, in order.
     pub inbound: Vec<Sender<Inbound>>,
@@ -66,6 +69,11 @@ pub(crate) fn shard_for(user: &str, shards: usize) -> usize {
 }
 
 impl<R: Runtime> Shards<R> {
+    /// The way a connection on `shard` hands its socket events to the shard's task.
+    pub fn socket_inbox(&self, shard: usize) -> SocketInbox {
+        self.seats[shard].socket_inbox(self.inboxes[shard].clone())
+    }
+
     /// The number of shards.
     pub fn count(&self) -> usize {
         self.inboxes.len()
@@ -86,13 +94,19 @@ impl<R: Runtime> Shards<R> {
         }
     }
 
-    /// Run `f` on `shard`'s task and return its result once the drain that follows is done
-    /// (so what `f` made the hub emit is already with the writers and in the event inboxes).
+    /// Run `f` on `shard` and return its result once the drain that follows is done (so what
+    /// `f` made the hub emit is already with the writers and in the event inboxes): on the
+    /// caller's thread if nobody holds the shard, through its task if someone does (`seat.rs`).
     pub async fn call<T: Send + 'static>(
         &self,
         shard: usize,
         f: impl FnOnce(&mut Shard, Instant) -> T + Send + 'static,
     ) -> Result<T, Error> {
+        // Directly on the caller's thread if the shard is free; through its task if not.
+        let f = match self.seats[shard].try_call(f) {
+            Ok(result) => return result,
+            Err(f) => f,
+        };
         let (tx, rx) = oneshot::channel();
         let call = Command::Call(Box::new(move |s, now| {
             let result = f(s, now);

@@ -509,6 +509,24 @@ async fn wait_for_connection_resolves_when_the_user_connects() {
     server.handle.shutdown().await;
 }
 
+/// A request the application makes runs on the caller's thread when the shard is free: a
+/// deadline it sets on a node with nothing else to time (no connection, no other waiter) still
+/// wakes the shard task, which would otherwise sleep with no timer at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_on_an_idle_node_expires_on_time() {
+    let server = start(config(), 1).await;
+    let handle = server.handle.clone();
+    // Let the shard task go to sleep, so that the request finds the shard free.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waited = guard(
+        "the waiter's deadline",
+        handle.wait_for_connection("nobody", Duration::from_millis(50)),
+    )
+    .await;
+    assert_eq!(waited, Ok(false));
+    server.handle.shutdown().await;
+}
+
 /// Shutdown delivers what was already sent, closes every client with 1001, stops accepting,
 /// and then the handle refuses requests and the event inbox ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
