@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::shard::{Command, Shard, SocketEvent};
 use async_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
 use switchboard::ConnId;
 
@@ -100,11 +100,12 @@ impl Seat {
     /// Empty the seat: the shard's state is dropped and later requests answer
     /// [`Error::Stopped`].
     pub fn stop(&self) {
-        let shard = match self.shard.lock() {
-            Ok(mut guard) => guard.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        drop(shard);
+        drop(
+            self.shard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 
     /// The way `commands` (the task's inbox) takes a connection's socket events, counting

@@ -166,8 +166,8 @@ pub(crate) struct Shard {
     pub route: Route,
     /// Answers to send once the current drain is done.
     replies: Vec<Reply>,
-    /// The timer the task sleeps until: a request run directly that schedules a sooner one
-    /// rings the task (`seat.rs`).
+    /// The timer the task sleeps until (the hub's `poll_timeout` after the task's last drain):
+    /// a request run directly that schedules a sooner one rings the task (`seat.rs`).
     pub armed: Option<Instant>,
 }
 
@@ -181,6 +181,7 @@ impl Shard {
     ) -> Self {
         Self {
             index,
+            armed: hub.poll_timeout(),
             hub,
             writers: HashMap::new(),
             waiters: HashMap::new(),
@@ -189,7 +190,6 @@ impl Shard {
             relays,
             route: Route::EVERYWHERE,
             replies: Vec::new(),
-            armed: None,
         }
     }
 
@@ -479,12 +479,9 @@ pub(crate) async fn run<R: Runtime>(
     let mut rung = pin!(rung);
     let mut sleep = pin!(Fuse::terminated());
     let mut armed: Option<Instant> = None;
+    // Recorded in the shard while the task holds it, for direct runs to compare against.
+    let mut wake = seat.take().and_then(|shard| shard.armed);
     loop {
-        let wake = {
-            let Some(mut shard) = seat.take() else { break };
-            shard.armed = shard.hub.poll_timeout();
-            shard.armed
-        };
         if wake != armed {
             match wake {
                 Some(at) => sleep.set(runtime.sleep_until(at).fuse()),
@@ -528,6 +525,8 @@ pub(crate) async fn run<R: Runtime>(
             }
         }
         shard.drain();
+        shard.armed = shard.hub.poll_timeout();
+        wake = shard.armed;
     }
     seat.stop();
 }

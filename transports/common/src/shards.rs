@@ -2,8 +2,8 @@
 //! inbox of commands and its inbound queue, the transport's options and the WebSocket limits
 //! derived from the hubs' configuration, the runtime, the connection tasks and the shutdown
 //! signal — and the two ways to reach a hub: [`Shards::call`] (a closure run on the caller's
-//! thread if the shard is free, on its task if not, answered after the drain that follows) and [`Shards::queue`] (an input queued without
-//! waiting).
+//! thread if the shard is free, on its task if not, answered after the drain that follows)
+//! and [`Shards::queue`] (an input queued without waiting).
 //!
 //! The [`Handle`](crate::Handle) is a shared `Shards`; the connection driver gets the same
 //! value, so it never depends on the application's handle.
