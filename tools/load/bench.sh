@@ -50,7 +50,8 @@
 # default 0: each server's default, one per core.
 #
 # Sizes (defaults are those of BENCHMARKS.md): BENCH_CLIENTS=5000, BENCH_BURST_MESSAGES=100,
-# BENCH_RATE_MESSAGES=400, BENCH_RATE=20 (messages per second). BENCH_LOGS=DIR keeps the
+# BENCH_RATE_MESSAGES=400, BENCH_RATE=20 (messages per second), BENCH_PAYLOAD=0 (bytes of padding
+# in each published message, for the burst and the paced run). BENCH_LOGS=DIR keeps the
 # servers' logs (and, in `cluster`, every node's final /metrics) in DIR instead of deleting them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,6 +65,7 @@ clients=${BENCH_CLIENTS:-5000}
 burst_messages=${BENCH_BURST_MESSAGES:-100}
 rate_messages=${BENCH_RATE_MESSAGES:-400}
 rate=${BENCH_RATE:-20}
+payload=${BENCH_PAYLOAD:-0}
 settle=${BENCH_SETTLE:-3}
 workers=${BENCH_WORKERS:-0}
 read -ra cluster_setups <<<"${BENCH_CLUSTER_SETUPS:-cluster shared}"
@@ -234,11 +236,11 @@ if [ $scenario = cluster ]; then
   setups=(single "${cluster_setups[@]}")
   for run in $(seq "$runs"); do
     for setup in "${setups[@]}"; do
-      measure "$setup" burst "$run" --messages "$burst_messages"
+      measure "$setup" burst "$run" --messages "$burst_messages" --payload "$payload"
     done
   done
   for setup in "${setups[@]}"; do
-    measure "$setup" rate 1 --messages "$rate_messages" --rate "$rate"
+    measure "$setup" rate 1 --messages "$rate_messages" --rate "$rate" --payload "$payload"
   done
 
   echo
@@ -377,13 +379,13 @@ done
 for run in $(seq "$runs"); do
   for name in "${servers[@]}"; do
     echo; echo "### $name: burst, run $run"
-    run_load "$name" burst --messages "$burst_messages" --user-prefix "burst$run"
+    run_load "$name" burst --messages "$burst_messages" --payload "$payload" --user-prefix "burst$run"
   done
 done
 
 for name in "${servers[@]}"; do
   echo; echo "### $name: rate"
-  run_load "$name" rate --messages "$rate_messages" --rate "$rate" --user-prefix rate
+  run_load "$name" rate --messages "$rate_messages" --rate "$rate" --payload "$payload" --user-prefix rate
 done
 
 for name in "${servers[@]}"; do

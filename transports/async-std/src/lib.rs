@@ -43,10 +43,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod read;
 mod runtime;
+mod wire;
 
-pub use read::ReadOnDemand;
 pub use runtime::{AsyncIo, Task};
 pub use switchboard_transport::{
     cluster_channel, http, position_from_query, Adapter, Authenticate, BadFraming, ClusterEvent,
@@ -54,6 +53,7 @@ pub use switchboard_transport::{
     Request, Runtime, ShardedStats, Socket, SocketError, Tungstenite, BATCH_MESSAGE_BYTES,
     BATCH_PARAMETER, FRAMES_READ_AFTER_CLOSE,
 };
+pub use wire::Wire;
 
 /// Starts a switchboard on async-io (see [`switchboard_transport::Builder`]).
 pub type Builder = switchboard_transport::Builder<AsyncIo>;

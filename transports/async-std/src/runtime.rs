@@ -2,7 +2,7 @@
 //! `TcpListener`) and an [`Upgrade`] (async-tungstenite's server handshake). None of it
 //! depends on one executor: timers and sockets are async-io's, which async-std and smol share.
 
-use crate::ReadOnDemand;
+use crate::Wire;
 use async_net::{TcpListener, TcpStream};
 use async_tungstenite::WebSocketStream;
 use futures_io::{AsyncRead, AsyncWrite};
@@ -87,7 +87,7 @@ impl<IO> Upgrade<IO> for AsyncIo
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    type Socket = Adapter<WebSocketStream<ReadOnDemand<IO>>, Tungstenite>;
+    type Socket = Adapter<WebSocketStream<Wire<IO>>, Tungstenite>;
 
     async fn upgrade(
         &self,
@@ -95,12 +95,10 @@ where
         callback: HandshakeCallback<'_>,
     ) -> Result<Self::Socket, tungstenite::Error> {
         let config = callback.config();
-        async_tungstenite::accept_hdr_async_with_config(
-            ReadOnDemand::new(io),
-            callback,
-            Some(config),
-        )
-        .await
-        .map(Adapter::new)
+        let io = Wire::new(io, config.max_write_buffer_size);
+        let queue = io.queue();
+        async_tungstenite::accept_hdr_async_with_config(io, callback, Some(config))
+            .await
+            .map(|socket| Adapter::with_write_queue(socket, queue))
     }
 }

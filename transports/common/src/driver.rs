@@ -20,7 +20,10 @@
 //!   a socket write and a report per batch, not per frame. The batch's text frames go out one per
 //!   WebSocket message, or, for a connection [`Framing::Batched`], in as few messages as
 //!   [`BATCH_MESSAGE_BYTES`](crate::BATCH_MESSAGE_BYTES) and 64 frames each allow
-//!   (`framing.rs`).
+//!   (`framing.rs`). A socket with a [`WriteQueue`] (the transports' own:
+//!   [`Socket::write_queue`](crate::Socket::write_queue)) gets the batch's messages and pings
+//!   framed straight into it, and the flush writes them in vectored writes; any other socket
+//!   gets them one by one through its sink.
 //!
 //! The reader is polled only when the socket woke it (`woken.rs`), not each time the task
 //! wakes to write.
@@ -48,6 +51,7 @@ use crate::seat::SocketInbox;
 use crate::shard::{Out, SocketEvent, Writer};
 use crate::shards::Shards;
 use crate::woken::Woken;
+use crate::write_queue::WriteQueue;
 use bytes::Bytes;
 use futures_channel::oneshot;
 use futures_util::{pin_mut, select, FutureExt, Sink, SinkExt, Stream, StreamExt};
@@ -117,6 +121,7 @@ where
     R: Runtime,
     S: Socket,
 {
+    let queue = socket.write_queue().cloned();
     let (mut sink, stream) = socket.split();
     // Polled only when the socket woke it, not each time the task wakes to write.
     let mut stream = Woken::new(stream);
@@ -148,9 +153,19 @@ where
         let _registered = opened(conn);
         let inbox = shards.socket_inbox(shard);
         let ended = {
-            let reader = read(&mut stream, &inbox, conn).fuse();
+            let reader = read(&mut stream, queue.as_ref(), &inbox, conn).fuse();
             let limits = (write_timeout, framing);
-            let writer = write(&runtime, limits, &mut sink, &mut outgoing, &inbox, conn).fuse();
+            let queue = queue.as_ref();
+            let writer = write(
+                &runtime,
+                limits,
+                &mut sink,
+                queue,
+                &mut outgoing,
+                &inbox,
+                conn,
+            );
+            let writer = writer.fuse();
             let mut closed_by_hub = closed_by_hub.fuse();
             pin_mut!(reader, writer);
             let phase = loop {
@@ -263,8 +278,15 @@ where
     let _ = runtime::timeout(&shards.runtime, close_timeout, sink.send(close)).await;
 }
 
-/// Feed the hub every frame the peer sends, until it closes or the socket fails.
-async fn read<S>(stream: &mut S, inbox: &SocketInbox, conn: ConnId) -> ReadEnd
+/// Feed the hub every frame the peer sends, until it closes or the socket fails. Once the peer
+/// closed, `queue` takes no more frames of the writer's: the WebSocket layer answers the close
+/// at its next flush, and nothing may follow that.
+async fn read<S>(
+    stream: &mut S,
+    queue: Option<&WriteQueue>,
+    inbox: &SocketInbox,
+    conn: ConnId,
+) -> ReadEnd
 where
     S: Stream<Item = Result<Frame, SocketError>> + Unpin,
 {
@@ -276,7 +298,12 @@ where
             Ok(Frame::Pong(payload)) => SocketEvent::Pong(payload),
             // The WebSocket layer answers pings itself; the hub rate-limits them.
             Ok(Frame::Ping(_)) => SocketEvent::Ping,
-            Ok(Frame::Close(_)) => break,
+            Ok(Frame::Close(_)) => {
+                if let Some(queue) = queue {
+                    queue.close();
+                }
+                break;
+            }
             Err(e) => match refusal(&e) {
                 Some(reason) => {
                     end = ReadEnd::Refused;
@@ -317,6 +344,7 @@ async fn write<R, S>(
     runtime: &R,
     (write_timeout, framing): (Duration, Framing),
     sink: &mut S,
+    queue: Option<&WriteQueue>,
     outgoing: &mut Outgoing,
     inbox: &SocketInbox,
     conn: ConnId,
@@ -331,7 +359,7 @@ where
         // stays in `outs`, so that a stalled batch loses no close either way.
         let mut close = None;
         // Boxed: an idle connection's task keeps no room for a batch in progress.
-        let batch = Box::pin(write_batch(sink, &mut outs, framing, &mut close));
+        let batch = Box::pin(write_batch(sink, queue, &mut outs, framing, &mut close));
         let written = match runtime::timeout(runtime, write_timeout, batch).await {
             Some(Ok(written)) => written,
             Some(Err(e)) => return failed(&e),
@@ -355,9 +383,11 @@ where
 
 /// Write `outs` (everything the writer took at one wake-up), up to a close, which is left in
 /// `close`, its text frames in messages as `framing` says, and flush once; the frames' bytes
-/// written.
+/// written. With a write queue the frames are put there, framed, and the flush writes them;
+/// without, each goes through the sink.
 async fn write_batch<S>(
     sink: &mut S,
+    queue: Option<&WriteQueue>,
     outs: &mut impl Iterator<Item = Out>,
     framing: Framing,
     close: &mut Option<(u16, Reason)>,
@@ -365,36 +395,95 @@ async fn write_batch<S>(
 where
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
-    let mut message = Message::new(framing);
-    let mut written = 0;
-    for out in outs {
-        match out {
-            Out::Frame(frame) => {
-                written += frame.len();
-                if let Some(full) = message.push(frame) {
-                    sink.feed(Frame::Text(full)).await?;
+    let mut messages = Messages {
+        outs,
+        message: Message::new(framing),
+        ping: None,
+        close,
+        written: 0,
+    };
+    match queue {
+        Some(queue) => {
+            let mut batch = queue.batch();
+            for message in &mut messages {
+                match message {
+                    Written::Text(text) => batch.push_text(text)?,
+                    Written::Ping(payload) => batch.push_ping(payload)?,
                 }
             }
-            // A ping ends the message: what came before it goes first.
-            Out::Ping(payload) => {
-                if let Some(before) = message.take() {
-                    sink.feed(Frame::Text(before)).await?;
-                }
-                sink.feed(Frame::Ping(Bytes::copy_from_slice(&payload)))
-                    .await?;
-            }
-            // Nothing follows the hub's close.
-            Out::Close(code, reason) => {
-                *close = Some((code, reason));
-                break;
+        }
+        None => {
+            for message in &mut messages {
+                sink.feed(message.into_frame()).await?;
             }
         }
     }
-    if let Some(last) = message.take() {
-        sink.feed(Frame::Text(last)).await?;
-    }
     sink.flush().await?;
-    Ok(written)
+    Ok(messages.written)
+}
+
+/// A WebSocket message the writer sends.
+enum Written {
+    /// A text message: one frame, or several as a JSON array.
+    Text(Bytes),
+    /// A ping of the hub's.
+    Ping(Bytes),
+}
+
+impl Written {
+    fn into_frame(self) -> Frame {
+        match self {
+            Self::Text(text) => Frame::Text(text),
+            Self::Ping(payload) => Frame::Ping(payload),
+        }
+    }
+}
+
+/// The messages of a batch of outputs, in order, up to the hub's close (left in `close`).
+struct Messages<'a, I> {
+    outs: &'a mut I,
+    /// The text message being gathered.
+    message: Message,
+    /// A ping that waits for the message before it.
+    ping: Option<Bytes>,
+    close: &'a mut Option<(u16, Reason)>,
+    /// The frames' bytes so far.
+    written: usize,
+}
+
+impl<I: Iterator<Item = Out>> Iterator for Messages<'_, I> {
+    type Item = Written;
+
+    fn next(&mut self) -> Option<Written> {
+        if let Some(payload) = self.ping.take() {
+            return Some(Written::Ping(payload));
+        }
+        while self.close.is_none() {
+            match self.outs.next() {
+                Some(Out::Frame(frame)) => {
+                    self.written += frame.len();
+                    if let Some(full) = self.message.push(frame) {
+                        return Some(Written::Text(full));
+                    }
+                }
+                // A ping ends the message: what came before it goes first.
+                Some(Out::Ping(payload)) => {
+                    let ping = Bytes::copy_from_slice(&payload);
+                    match self.message.take() {
+                        Some(before) => {
+                            self.ping = Some(ping);
+                            return Some(Written::Text(before));
+                        }
+                        None => return Some(Written::Ping(ping)),
+                    }
+                }
+                // Nothing follows the hub's close.
+                Some(Out::Close(code, reason)) => *self.close = Some((code, reason)),
+                None => break,
+            }
+        }
+        self.message.take().map(Written::Text)
+    }
 }
 
 /// The hub's close among `outs`, if it is there.

@@ -3,6 +3,7 @@
 //! [`Codec`]; the codec of tungstenite ([`Tungstenite`]) serves both tokio-tungstenite and
 //! async-tungstenite.
 
+use crate::write_queue::WriteQueue;
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use std::fmt;
@@ -118,9 +119,9 @@ impl std::error::Error for SocketError {
 
 /// A WebSocket the driver can run: a stream and a sink of [`Frame`]s.
 ///
-/// Implemented for every type that fits: wrap your library's socket in an [`Adapter`] with
-/// a [`Codec`] for its messages ([`Tungstenite`] for tokio-tungstenite and
-/// async-tungstenite).
+/// Implemented by [`Adapter`], which wraps your library's socket with a [`Codec`] for its
+/// messages ([`Tungstenite`] for tokio-tungstenite and async-tungstenite), and by the
+/// Server-Sent Events socket. A socket of your own needs only `impl Socket for MySocket {}`.
 pub trait Socket:
     Stream<Item = Result<Frame, SocketError>>
     + Sink<Frame, Error = SocketError>
@@ -128,15 +129,12 @@ pub trait Socket:
     + Unpin
     + 'static
 {
-}
-
-impl<S> Socket for S where
-    S: Stream<Item = Result<Frame, SocketError>>
-        + Sink<Frame, Error = SocketError>
-        + Send
-        + Unpin
-        + 'static
-{
+    /// The queue the socket's bytes are written through, if the driver may put its frames
+    /// there itself, framed, rather than through the sink (see [`WriteQueue`]); flushing the
+    /// sink writes them. `None` (the default): every frame goes through the sink.
+    fn write_queue(&self) -> Option<&WriteQueue> {
+        None
+    }
 }
 
 /// How one WebSocket library's messages and errors map to [`Frame`]s and [`SocketError`]s:
@@ -163,14 +161,27 @@ pub trait Codec {
 #[derive(Debug)]
 pub struct Adapter<W, C> {
     socket: W,
+    queue: Option<WriteQueue>,
     codec: PhantomData<fn() -> C>,
 }
 
 impl<W, C> Adapter<W, C> {
-    /// Adapt `socket`.
+    /// Adapt `socket`: every frame goes through the library.
     pub fn new(socket: W) -> Self {
         Self {
             socket,
+            queue: None,
+            codec: PhantomData,
+        }
+    }
+
+    /// Adapt `socket`, whose bytes the library writes through `queue` (the `Wire` of
+    /// `switchboard_tokio` or `switchboard_async_std` under it): the driver puts its text
+    /// frames and pings in the queue itself, and the library's flush writes them.
+    pub fn with_write_queue(socket: W, queue: WriteQueue) -> Self {
+        Self {
+            socket,
+            queue: Some(queue),
             codec: PhantomData,
         }
     }
@@ -226,6 +237,20 @@ where
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
         Pin::new(&mut self.socket).poll_close(cx).map_err(C::error)
+    }
+}
+
+impl<W, C> Socket for Adapter<W, C>
+where
+    C: Codec + 'static,
+    W: Stream<Item = Result<C::Message, C::Error>>
+        + Sink<C::Message, Error = C::Error>
+        + Send
+        + Unpin
+        + 'static,
+{
+    fn write_queue(&self) -> Option<&WriteQueue> {
+        self.queue.as_ref()
     }
 }
 

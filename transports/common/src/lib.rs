@@ -62,10 +62,12 @@ mod server;
 mod shard;
 mod shards;
 mod shutdown;
+mod socket_io;
 mod sse;
 mod tasks;
 mod user;
 mod woken;
+mod write_queue;
 
 pub use builder::Builder;
 pub use cluster::{cluster_channel, ClusterEvent, ClusterEvents, ClusterSink};
@@ -82,6 +84,7 @@ pub use server::{
     position_from_query, write_buffer_limit, Authenticate, HandshakeCallback, Listen, Refusal,
     Request, Upgrade, WRITE_BUFFER_BYTES,
 };
+pub use socket_io::SocketIo;
 pub use sse::{
     position_from_event_id, EventStream, PostError, SseConnections, SseInbox, SseSocket,
     CHUNKS_IN_FLIGHT, INBOUND_FRAMES, MAX_FRAMES_PER_POST,
@@ -91,3 +94,4 @@ pub use tungstenite;
 /// The `http` types of the handshake ([`Request`], the status of a [`Refusal`]).
 pub use tungstenite::http;
 pub use user::UserHandle;
+pub use write_queue::WriteQueue;

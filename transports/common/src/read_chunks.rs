@@ -1,7 +1,7 @@
 //! Reads of a connection's socket into a chunk held only while it has bytes the WebSocket layer
-//! has not taken yet ([`ReadChunks`]), so that an idle connection holds no read buffer: all of
-//! each transport's socket wrapper (`ReadOnDemand` in `switchboard_tokio` and
-//! `switchboard_async_std`) but its runtime's read and write traits.
+//! has not taken yet ([`ReadChunks`]), so that an idle connection holds no read buffer: the read
+//! half of [`SocketIo`](crate::SocketIo), under each transport's `Wire` (its write half is
+//! `write_queue.rs`).
 //!
 //! The WebSocket layer is given a small read buffer ([`READ_BUFFER_BYTES`]) and reads it full
 //! from the chunk; the socket itself is read [`READ_CHUNK_BYTES`] at a time, as it was when the
@@ -52,9 +52,9 @@ fn give_back(chunk: Box<[u8]>) {
 }
 
 /// One connection's socket `IO` and the bytes of its last read that the WebSocket layer has
-/// not taken yet, in a chunk held only until it has taken them all. Each transport wraps it in
-/// its `ReadOnDemand`, whose runtime's `poll_read` calls [`ReadChunks::poll_read`] and whose
-/// writes go to [`ReadChunks::get_mut`].
+/// not taken yet, in a chunk held only until it has taken them all: the read half of
+/// [`SocketIo`](crate::SocketIo), whose runtime's `poll_read` (each transport's `Wire`) calls
+/// [`ReadChunks::poll_read`].
 #[derive(Debug)]
 pub struct ReadChunks<IO> {
     io: IO,

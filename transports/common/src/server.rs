@@ -26,18 +26,21 @@ use tungstenite::protocol::WebSocketConfig;
 /// it). The driver flushes after every batch of frames anyway.
 pub const WRITE_BUFFER_BYTES: usize = 128 * 1024;
 
-/// The most the WebSocket layer may hold unwritten for one connection (tungstenite's
-/// `max_write_buffer_size`), given the hub's backpressure budgets: the target
-/// ([`WRITE_BUFFER_BYTES`]), the in-flight budget, and one more frame as large as the hub's
-/// whole queue: 128 KiB + 256 KiB + 1 MiB = 1.375 MiB with the presets' budgets.
+/// The most one connection's socket may hold unwritten, given the hub's backpressure budgets:
+/// the target ([`WRITE_BUFFER_BYTES`]), the in-flight budget, and one more frame as large as
+/// the hub's whole queue: 128 KiB + 256 KiB + 1 MiB = 1.375 MiB with the presets' budgets. It
+/// bounds the transports' [`WriteQueue`](crate::WriteQueue) (the driver's frames and what the
+/// WebSocket layer writes behind them) and tungstenite's own buffer
+/// (`max_write_buffer_size`: what it could not hand the queue yet, its pongs and close).
 ///
 /// The hub never hands a connection more than its in-flight budget unflushed (or one frame
 /// alone), and a reliable frame larger than the queue overflows any reader that falls behind,
 /// so a reader that keeps up never comes near the bound. What fills it is a peer that sends
-/// pings and does not read their pongs. When the buffer is full, tungstenite drops further
-/// pongs (it keeps only the latest, outside the buffer) without an error, and refuses a frame
-/// of ours with `WriteBufferFull`: the driver then has the hub close the connection as a slow
-/// consumer (4008) and drops the socket, since no close frame fits either.
+/// pings and does not read their pongs. When tungstenite's buffer is full, it drops further
+/// pongs (it keeps only the latest, outside the buffer) without an error; a frame of ours that
+/// does not fit is refused (`WriteBufferFull`): the driver then has the hub close the
+/// connection as a slow consumer (4008) and drops the socket, since no close frame fits
+/// either.
 pub fn write_buffer_limit(backpressure: &BackpressureConfig) -> usize {
     WRITE_BUFFER_BYTES
         .saturating_add(backpressure.inflight_bytes)

@@ -36,7 +36,7 @@ mod upgrade;
 pub use sse::{last_event_position, sse, sse_post, sse_refuse, LAST_EVENT_ID};
 pub use upgrade::WebSocketUpgrade;
 
-use crate::{Adapter, Framing, Handle, Tungstenite};
+use crate::{Framing, Handle};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard::{Open, OpenError};
@@ -69,7 +69,6 @@ pub fn upgrade_framed(
     let span = Span::current();
     ws.on_upgrade(handle.websocket_config(), move |socket| {
         async move {
-            let socket = Adapter::<_, Tungstenite>::new(socket);
             handle.run_socket_framed(open, socket, framing).await;
         }
         .instrument(span)
@@ -89,7 +88,6 @@ pub fn refuse(handle: &Handle, ws: WebSocketUpgrade, refused: OpenError) -> Resp
     let span = Span::current();
     ws.on_upgrade(handle.websocket_config(), move |socket| {
         async move {
-            let socket = Adapter::<_, Tungstenite>::new(socket);
             handle.refuse_socket(socket, refused).await;
         }
         .instrument(span)

@@ -67,10 +67,9 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
-mod read;
 mod runtime;
+mod wire;
 
-pub use read::ReadOnDemand;
 pub use runtime::Tokio;
 pub use switchboard_transport::{
     cluster_channel, http, position_from_query, Adapter, Authenticate, BadFraming, ClusterEvent,
@@ -79,6 +78,7 @@ pub use switchboard_transport::{
     Tungstenite, BATCH_MESSAGE_BYTES, BATCH_PARAMETER, FRAMES_READ_AFTER_CLOSE,
     MAX_FRAMES_PER_POST,
 };
+pub use wire::Wire;
 
 /// Starts a switchboard on tokio (see [`switchboard_transport::Builder`]).
 pub type Builder = switchboard_transport::Builder<Tokio>;

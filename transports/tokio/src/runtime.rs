@@ -1,7 +1,7 @@
 //! tokio as a [`Runtime`], a [`Listen`]er (tokio's `TcpListener`) and an [`Upgrade`]
 //! (tokio-tungstenite's server handshake).
 
-use crate::ReadOnDemand;
+use crate::Wire;
 use std::future::Future;
 use std::io;
 use std::time::Instant;
@@ -46,7 +46,7 @@ impl<IO> Upgrade<IO> for Tokio
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    type Socket = Adapter<WebSocketStream<ReadOnDemand<IO>>, Tungstenite>;
+    type Socket = Adapter<WebSocketStream<Wire<IO>>, Tungstenite>;
 
     async fn upgrade(
         &self,
@@ -54,12 +54,10 @@ where
         callback: HandshakeCallback<'_>,
     ) -> Result<Self::Socket, tungstenite::Error> {
         let config = callback.config();
-        tokio_tungstenite::accept_hdr_async_with_config(
-            ReadOnDemand::new(io),
-            callback,
-            Some(config),
-        )
-        .await
-        .map(Adapter::new)
+        let io = Wire::new(io, config.max_write_buffer_size);
+        let queue = io.queue();
+        tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(config))
+            .await
+            .map(|socket| Adapter::with_write_queue(socket, queue))
     }
 }

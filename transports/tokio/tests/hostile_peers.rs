@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use switchboard::{Config, Message, Notice, Open, Reason, Target};
 use switchboard_testing::{authenticate, guard, Received, WsClient};
-use switchboard_tokio::{Builder, Events, Frame, SocketError, FRAMES_READ_AFTER_CLOSE};
+use switchboard_tokio::{Builder, Events, Frame, Socket, SocketError, FRAMES_READ_AFTER_CLOSE};
 use tokio::net::TcpSocket;
 
 /// Why `user`'s connection closed, from the application's events.
@@ -61,6 +61,8 @@ impl Stream for Flooder {
         Poll::Ready(Some(Ok(Frame::Text(ping))))
     }
 }
+
+impl Socket for Flooder {}
 
 impl Sink<Frame> for Flooder {
     type Error = SocketError;

@@ -19,7 +19,7 @@
 //! still finds it dead after its heartbeat timeout.
 
 use super::event::Encoder;
-use crate::frame::{Frame, SocketError};
+use crate::frame::{Frame, Socket, SocketError};
 use bytes::{Bytes, BytesMut};
 use futures_channel::{mpsc, oneshot};
 use futures_util::{Sink, Stream};
@@ -123,6 +123,9 @@ impl Stream for SseSocket {
         self.inbound.as_mut().poll_next(cx)
     }
 }
+
+/// Its events are written by the response body, frame by frame: no write queue.
+impl Socket for SseSocket {}
 
 impl Sink<Frame> for SseSocket {
     type Error = SocketError;

@@ -1,13 +1,13 @@
 //! [`WebSocketUpgrade`]: the axum extractor of a WebSocket handshake, checked as axum's own
 //! (`axum::extract::ws::WebSocketUpgrade`) checks it and refused with axum's rejections, whose
-//! upgrade puts the transport's [`ReadOnDemand`] under tokio-tungstenite: an idle connection
-//! then holds no read buffer, and its task holds the connection alone (axum's upgrade builds
+//! upgrade puts the transport's [`Wire`] under tokio-tungstenite: an idle connection then
+//! holds no read buffer, the driver writes its frames itself, and its task holds the connection alone (axum's upgrade builds
 //! the WebSocket itself, over the bare socket, in a task of its own shape).
 //!
 //! WebSockets over HTTP/2 (RFC 8441) are not offered: a request of HTTP/2 or later is refused
 //! as axum refuses it when it cannot upgrade it.
 
-use crate::ReadOnDemand;
+use crate::Wire;
 use axum::extract::ws::rejection::{
     ConnectionNotUpgradable, InvalidConnectionHeader, InvalidUpgradeHeader,
     InvalidWebSocketVersionHeader, MethodNotConnect, MethodNotGet, WebSocketKeyHeaderMissing,
@@ -21,10 +21,12 @@ use hyper_util::rt::TokioIo;
 use std::future::Future;
 use switchboard_transport::tungstenite::handshake::derive_accept_key;
 use switchboard_transport::tungstenite::protocol::{Role, WebSocketConfig};
+use switchboard_transport::{Adapter, Tungstenite};
 use tokio_tungstenite::WebSocketStream;
 
 /// The WebSocket of an upgraded request, as the hub runs it.
-pub(crate) type UpgradedSocket = WebSocketStream<ReadOnDemand<TokioIo<hyper::upgrade::Upgraded>>>;
+pub(crate) type UpgradedSocket =
+    Adapter<WebSocketStream<Wire<TokioIo<hyper::upgrade::Upgraded>>>, Tungstenite>;
 
 /// An extractor for a WebSocket handshake (HTTP/1.1 `GET` with `Connection: upgrade`,
 /// `Upgrade: websocket`, `Sec-WebSocket-Version: 13` and a `Sec-WebSocket-Key`): hand it to
@@ -82,9 +84,10 @@ impl WebSocketUpgrade {
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
-            let io = ReadOnDemand::new(TokioIo::new(upgraded));
+            let io = Wire::new(TokioIo::new(upgraded), config.max_write_buffer_size);
+            let queue = io.queue();
             let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-            connection(socket).await;
+            connection(Adapter::with_write_queue(socket, queue)).await;
         });
         let accept = HeaderValue::try_from(derive_accept_key(self.key.as_bytes()))
             .expect("base64 is a valid header value");
