@@ -426,6 +426,9 @@ impl Shard {
 /// How many queued inbound inputs are fed before the outputs are drained.
 const INBOUND_BATCH: usize = 64;
 
+/// How many queued commands the task feeds under one hold of the seat (each drained).
+const COMMAND_BATCH: usize = 64;
+
 impl Shard {
     /// Feed one inbound input to the hub. Inputs from other hubs name no connection of this
     /// one, so the hub has no error to report for them.
@@ -481,7 +484,7 @@ pub(crate) async fn run<R: Runtime>(
     let mut armed: Option<Instant> = None;
     // Recorded in the shard while the task holds it, for direct runs to compare against.
     let mut wake = seat.take().and_then(|shard| shard.armed);
-    loop {
+    'task: loop {
         if wake != armed {
             match wake {
                 Some(at) => sleep.set(runtime.sleep_until(at).fuse()),
@@ -498,14 +501,34 @@ pub(crate) async fn run<R: Runtime>(
         };
         let Some(mut shard) = seat.take() else { break };
         match woken {
-            Wake::Command(Some(Command::Socket { conn, event })) => {
-                seat.fed(&event);
-                shard.socket(Instant::now(), conn, event);
-            }
-            Wake::Command(Some(Command::Call(call))) => call(&mut shard, Instant::now()),
-            Wake::Command(Some(Command::Stop) | None) => {
-                tracing::debug!(shard = shard.index, "shard stopped");
-                break;
+            Wake::Command(mut command) => {
+                // The commands queued behind the first are fed under the same hold of the seat
+                // (each drained before the next): under fan-out they are mostly flush reports,
+                // one per writer wake-up, and each cost a wake of the task, a take of the seat
+                // and a look at the timers.
+                for fed in 1.. {
+                    match command {
+                        Some(Command::Socket { conn, event }) => {
+                            seat.fed(&event);
+                            shard.socket(Instant::now(), conn, event);
+                        }
+                        Some(Command::Call(call)) => call(&mut shard, Instant::now()),
+                        Some(Command::Stop) | None => {
+                            tracing::debug!(shard = shard.index, "shard stopped");
+                            break 'task;
+                        }
+                    }
+                    if fed == COMMAND_BATCH {
+                        break;
+                    }
+                    match inbox.try_recv() {
+                        Ok(next) => {
+                            shard.drain();
+                            command = Some(next);
+                        }
+                        Err(_) => break,
+                    }
+                }
             }
             Wake::Inbound(Some(input)) => {
                 let now = Instant::now();
