@@ -315,7 +315,7 @@ where
                 }
             },
         };
-        if Box::pin(inbox.send(conn, event)).await.is_err() {
+        if inbox.send(conn, event).await.is_err() {
             break;
         }
         if matches!(end, ReadEnd::Refused) {
@@ -367,7 +367,7 @@ where
         };
         if written > 0 {
             let flushed = SocketEvent::Flushed(written);
-            if Box::pin(inbox.send(conn, flushed)).await.is_err() {
+            if inbox.send(conn, flushed).await.is_err() {
                 return Ended::Gone;
             }
         }

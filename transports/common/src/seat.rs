@@ -27,7 +27,9 @@
 
 use crate::error::Error;
 use crate::shard::{Command, Shard, SocketEvent};
-use async_channel::{Receiver, Sender};
+use async_channel::{Receiver, Sender, TrySendError};
+use futures_util::future::{self, Either};
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
@@ -135,16 +137,32 @@ pub(crate) struct SocketInbox {
 
 impl SocketInbox {
     /// Queue `event` for the task, waiting for room; an error once the shard stopped.
-    pub async fn send(&self, conn: ConnId, event: SocketEvent) -> Result<(), Error> {
+    ///
+    /// Queued at once, as this is called, when there is room (nearly always); only a full
+    /// inbox makes the returned future wait, boxed then, so that a connection's task keeps no
+    /// room for the wait the rest of the time and a writer's flush report allocates nothing.
+    pub fn send(
+        &self,
+        conn: ConnId,
+        event: SocketEvent,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_ {
         let counted = waits_its_turn(&event);
         if counted {
             self.ahead.fetch_add(1, Ordering::SeqCst);
         }
-        let sent = self.commands.send(Command::Socket { conn, event }).await;
-        if sent.is_err() && counted {
-            self.ahead.fetch_sub(1, Ordering::SeqCst);
+        let failed = move || {
+            if counted {
+                self.ahead.fetch_sub(1, Ordering::SeqCst);
+            }
+            Error::Stopped
+        };
+        match self.commands.try_send(Command::Socket { conn, event }) {
+            Ok(()) => Either::Left(future::ready(Ok(()))),
+            Err(TrySendError::Full(command)) => Either::Right(Box::pin(async move {
+                self.commands.send(command).await.map_err(|_| failed())
+            })),
+            Err(TrySendError::Closed(_)) => Either::Left(future::ready(Err(failed()))),
         }
-        sent.map_err(|_| Error::Stopped)
     }
 }
 
