@@ -395,6 +395,7 @@ async fn write_batch<S>(
 where
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
+    let frames = outs.size_hint().0;
     let mut messages = Messages {
         outs,
         message: Message::new(framing),
@@ -404,7 +405,7 @@ where
     };
     match queue {
         Some(queue) => {
-            let mut batch = queue.batch();
+            let mut batch = queue.batch(frames);
             for message in &mut messages {
                 match message {
                     Written::Text(text) => batch.push_text(text)?,

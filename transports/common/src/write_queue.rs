@@ -30,8 +30,9 @@ use tungstenite::protocol::frame::FrameHeader;
 /// The longest frame header: two bytes and a 64-bit length (a server frame has no mask).
 const MAX_HEADER: usize = 10;
 
-/// The most slices one vectored write is given (Linux's `IOV_MAX` is 1 024): two per frame.
-const SLICES_PER_WRITE: usize = 512;
+/// The most slices one vectored write is given (Linux's `IOV_MAX` is 1 024): two per frame,
+/// gathered on the stack.
+const SLICES_PER_WRITE: usize = 256;
 
 /// The bytes waiting to be written to one connection's socket, shared by the driver (which
 /// queues frames) and the socket's `Wire` (which writes them). Cloning shares the queue.
@@ -94,9 +95,12 @@ impl WriteQueue {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The queue, for the frames of one batch to be put in it (one lock for the batch).
-    pub(crate) fn batch(&self) -> Batch<'_> {
-        Batch(self.queued())
+    /// The queue, for the frames of one batch, about `frames` of them, to be put in it (one
+    /// lock, and room made once, for the batch).
+    pub(crate) fn batch(&self, frames: usize) -> Batch<'_> {
+        let mut queued = self.queued();
+        queued.pieces.reserve(frames);
+        Batch(queued)
     }
 
     /// The peer closed its side: the driver's frames are refused from now on, so that none
@@ -226,26 +230,27 @@ impl Queued {
         &mut self,
         write: &mut impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<()>> {
-        let mut slices = Vec::with_capacity(SLICES_PER_WRITE.min(2 * self.pieces.len()));
+        let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
+        let mut count = 0;
         let mut skip = self.written;
         for piece in &self.pieces {
-            if slices.len() + 2 > SLICES_PER_WRITE {
+            if count + 2 > SLICES_PER_WRITE {
                 break;
             }
             for slice in piece.slices(skip) {
                 if !slice.is_empty() {
-                    slices.push(IoSlice::new(slice));
+                    slices[count] = IoSlice::new(slice);
+                    count += 1;
                 }
             }
             skip = 0;
         }
-        let mut taken = match write(&slices) {
+        let mut taken = match write(&slices[..count]) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
             Poll::Ready(Ok(taken)) => taken,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         };
-        drop(slices);
         self.bytes -= taken;
         while taken > 0 {
             let left = self.pieces[0].len() - self.written;
@@ -318,7 +323,7 @@ mod tests {
         let payloads = [vec![b'a'; 3], vec![b'b'; 200], vec![b'c'; 70_000]];
         for payload in &payloads {
             queue
-                .batch()
+                .batch(1)
                 .push_text(Bytes::from(payload.clone()))
                 .unwrap();
         }
@@ -338,7 +343,7 @@ mod tests {
         let queue = WriteQueue::new(1 << 20);
         for n in 0..20u8 {
             queue
-                .batch()
+                .batch(1)
                 .push_text(Bytes::from(vec![n; usize::from(n) * 13]))
                 .unwrap();
         }
@@ -348,6 +353,26 @@ mod tests {
         let mut socket = Socket::new(7);
         assert!(queue.poll_flush(|s| socket.write(s)).is_ready());
         assert_eq!(socket.got, expected);
+    }
+
+    #[test]
+    fn a_long_batch_goes_in_writes_of_at_most_the_slice_limit_each() {
+        let queue = WriteQueue::new(1 << 20);
+        let frames = SLICES_PER_WRITE + 44;
+        for n in 0..frames {
+            queue
+                .batch(1)
+                .push_text(Bytes::from(n.to_string()))
+                .unwrap();
+        }
+        let mut socket = Socket::new(usize::MAX);
+        assert!(queue.poll_flush(|s| socket.write(s)).is_ready());
+        let expected: Vec<u8> = (0..frames)
+            .flat_map(|n| text_frame(n.to_string().as_bytes()))
+            .collect();
+        assert_eq!(socket.got, expected);
+        // Two slices per frame: header and payload.
+        assert_eq!(socket.writes, frames.div_ceil(SLICES_PER_WRITE / 2));
     }
 
     #[test]
@@ -362,7 +387,7 @@ mod tests {
         ));
         assert_eq!(socket.got, &pong[..3]);
         queue
-            .batch()
+            .batch(1)
             .push_text(Bytes::from_static(b"data"))
             .unwrap();
         // Something queued: the library's close frame goes after it.
@@ -383,11 +408,11 @@ mod tests {
     fn a_full_queue_refuses_frames_and_holds_the_librarys_writes_back() {
         let queue = WriteQueue::new(100);
         queue
-            .batch()
+            .batch(1)
             .push_text(Bytes::from(vec![b'x'; 90]))
             .unwrap();
         let refused = queue
-            .batch()
+            .batch(1)
             .push_text(Bytes::from(vec![b'y'; 10]))
             .unwrap_err();
         assert!(refused.is_write_buffer_full());
@@ -413,12 +438,12 @@ mod tests {
     fn after_the_peer_closed_no_frame_is_queued_and_a_drained_queue_holds_nothing() {
         let queue = WriteQueue::new(1 << 20);
         queue
-            .batch()
+            .batch(1)
             .push_ping(Bytes::from_static(b"12345678"))
             .unwrap();
         queue.close();
         assert!(queue
-            .batch()
+            .batch(1)
             .push_text(Bytes::from_static(b"late"))
             .is_err());
         let mut socket = Socket::new(usize::MAX);
