@@ -30,9 +30,15 @@ use tungstenite::protocol::frame::FrameHeader;
 /// The longest frame header: two bytes and a 64-bit length (a server frame has no mask).
 const MAX_HEADER: usize = 10;
 
-/// The most slices one vectored write is given (Linux's `IOV_MAX` is 1 024): two per frame,
-/// gathered on the stack.
+/// The room for frames an empty queue keeps (48 bytes each): what a connection that gets a
+/// frame or a few at a time needs, no more.
+const KEPT_PIECES: usize = 4;
+
+/// The most slices one vectored write is given (Linux's `IOV_MAX` is 1 024): two per frame.
 const SLICES_PER_WRITE: usize = 256;
+
+/// Slices gathered on the stack, without an allocation: a write of up to 8 frames.
+const FEW_SLICES: usize = 16;
 
 /// The bytes waiting to be written to one connection's socket, shared by the driver (which
 /// queues frames) and the socket's `Wire` (which writes them). Cloning shares the queue.
@@ -230,21 +236,17 @@ impl Queued {
         &mut self,
         write: &mut impl FnMut(&[IoSlice<'_>]) -> Poll<io::Result<usize>>,
     ) -> Poll<io::Result<()>> {
-        let mut slices = [IoSlice::new(&[]); SLICES_PER_WRITE];
-        let mut count = 0;
-        let mut skip = self.written;
-        for piece in &self.pieces {
-            if count + 2 > SLICES_PER_WRITE {
-                break;
-            }
-            for slice in piece.slices(skip) {
-                if !slice.is_empty() {
-                    slices[count] = IoSlice::new(slice);
-                    count += 1;
-                }
-            }
-            skip = 0;
-        }
+        // A few frames (the usual wake-up's) are gathered on the stack, more in a vector.
+        let wanted = (2 * self.pieces.len()).min(SLICES_PER_WRITE);
+        let mut few = [IoSlice::new(&[]); FEW_SLICES];
+        let mut many;
+        let slices: &mut [IoSlice<'_>] = if wanted <= FEW_SLICES {
+            &mut few
+        } else {
+            many = vec![IoSlice::new(&[]); wanted];
+            &mut many
+        };
+        let count = gather(&self.pieces, self.written, slices);
         let mut taken = match write(&slices[..count]) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
             Poll::Ready(Ok(taken)) => taken,
@@ -262,12 +264,33 @@ impl Queued {
             self.written = 0;
             self.pieces.pop_front();
         }
-        if self.pieces.is_empty() {
-            // An idle connection keeps no buffer.
+        if self.pieces.is_empty() && self.pieces.capacity() > KEPT_PIECES {
+            // Room for a few frames is kept: a connection that gets one at a time allocates
+            // nothing per write. A burst's larger room is given back.
             self.pieces = VecDeque::new();
         }
         Poll::Ready(Ok(()))
     }
+}
+
+/// Fill `slices` with the bytes of `pieces`, the first `written` of the first piece left out,
+/// two slices per piece at most, as many pieces as fit whole; the slices filled.
+fn gather<'a>(pieces: &'a VecDeque<Piece>, written: usize, slices: &mut [IoSlice<'a>]) -> usize {
+    let mut count = 0;
+    let mut skip = written;
+    for piece in pieces {
+        if count + 2 > slices.len() {
+            break;
+        }
+        for slice in piece.slices(skip) {
+            if !slice.is_empty() {
+                slices[count] = IoSlice::new(slice);
+                count += 1;
+            }
+        }
+        skip = 0;
+    }
+    count
 }
 
 #[cfg(test)]
@@ -373,6 +396,11 @@ mod tests {
         assert_eq!(socket.got, expected);
         // Two slices per frame: header and payload.
         assert_eq!(socket.writes, frames.div_ceil(SLICES_PER_WRITE / 2));
+        assert_eq!(
+            queue.queued().pieces.capacity(),
+            0,
+            "a burst's room given back"
+        );
     }
 
     #[test]
@@ -435,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn after_the_peer_closed_no_frame_is_queued_and_a_drained_queue_holds_nothing() {
+    fn after_the_peer_closed_no_frame_is_queued_and_a_drained_queue_keeps_little() {
         let queue = WriteQueue::new(1 << 20);
         queue
             .batch(1)
@@ -449,6 +477,6 @@ mod tests {
         let mut socket = Socket::new(usize::MAX);
         assert!(queue.poll_flush(|s| socket.write(s)).is_ready());
         assert_eq!(&socket.got[..2], &[0x89, 8]);
-        assert_eq!(queue.queued().pieces.capacity(), 0);
+        assert!(queue.queued().pieces.capacity() <= KEPT_PIECES);
     }
 }
