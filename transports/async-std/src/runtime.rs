@@ -11,7 +11,7 @@ use std::io;
 use std::pin::Pin;
 use std::time::Instant;
 use switchboard_transport::{
-    tungstenite, Adapter, HandshakeCallback, Listen, Runtime, Tungstenite, Upgrade,
+    tungstenite, Adapter, HandshakeCallback, Listen, Runtime, SocketIo, Tungstenite, Upgrade,
 };
 
 /// A task handed to an executor.
@@ -95,8 +95,8 @@ where
         callback: HandshakeCallback<'_>,
     ) -> Result<Self::Socket, tungstenite::Error> {
         let config = callback.config();
-        let io = Wire::new(io, config.max_write_buffer_size);
-        let queue = io.queue();
+        let io = Wire(SocketIo::new(io, config.max_write_buffer_size));
+        let queue = io.0.queue();
         async_tungstenite::accept_hdr_async_with_config(io, callback, Some(config))
             .await
             .map(|socket| Adapter::with_write_queue(socket, queue))

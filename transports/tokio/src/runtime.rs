@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::time::Instant;
 use switchboard_transport::{
-    tungstenite, Adapter, HandshakeCallback, Listen, Runtime, Tungstenite, Upgrade,
+    tungstenite, Adapter, HandshakeCallback, Listen, Runtime, SocketIo, Tungstenite, Upgrade,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -54,8 +54,8 @@ where
         callback: HandshakeCallback<'_>,
     ) -> Result<Self::Socket, tungstenite::Error> {
         let config = callback.config();
-        let io = Wire::new(io, config.max_write_buffer_size);
-        let queue = io.queue();
+        let io = Wire(SocketIo::new(io, config.max_write_buffer_size));
+        let queue = io.0.queue();
         tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(config))
             .await
             .map(|socket| Adapter::with_write_queue(socket, queue))

@@ -1,35 +1,22 @@
 //! [`Wire`]: the tokio byte stream under every WebSocket this transport upgrades. Its reads go
 //! through a chunk held only while it has bytes the WebSocket layer has not taken, so that an
 //! idle connection holds no read buffer; its writes go through the connection's
-//! [`WriteQueue`], where the driver puts its frames itself (`switchboard_transport::SocketIo`
+//! `WriteQueue`, where the driver puts its frames itself (`switchboard_transport::SocketIo`
 //! holds both; this is tokio's read and write traits over it).
 
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use switchboard_transport::{SocketIo, WriteQueue};
+use switchboard_transport::SocketIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// `IO` read a chunk of [`READ_CHUNK_BYTES`](switchboard_transport::READ_CHUNK_BYTES) at a
 /// time into a buffer given back once its bytes are taken, and written through a
-/// [`WriteQueue`]: the socket under every WebSocket this transport upgrades (by
+/// [`WriteQueue`](switchboard_transport::WriteQueue) ([`SocketIo`] has both): the socket under every WebSocket this transport upgrades (by
 /// [`Handle::serve`](crate::Handle::serve), [`Handle::accept`](crate::Handle::accept) and the
 /// axum adapter).
 #[derive(Debug)]
-pub struct Wire<IO>(SocketIo<IO>);
-
-impl<IO> Wire<IO> {
-    /// Read `io` through chunks held only while they have unread bytes, and write it through a
-    /// queue of at most `write_limit` bytes.
-    pub fn new(io: IO, write_limit: usize) -> Self {
-        Self(SocketIo::new(io, write_limit))
-    }
-
-    /// The queue its bytes are written through.
-    pub fn queue(&self) -> WriteQueue {
-        self.0.queue()
-    }
-}
+pub struct Wire<IO>(pub SocketIo<IO>);
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Wire<IO> {
     fn poll_read(

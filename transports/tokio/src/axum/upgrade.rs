@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use std::future::Future;
 use switchboard_transport::tungstenite::handshake::derive_accept_key;
 use switchboard_transport::tungstenite::protocol::{Role, WebSocketConfig};
-use switchboard_transport::{Adapter, Tungstenite};
+use switchboard_transport::{Adapter, SocketIo, Tungstenite};
 use tokio_tungstenite::WebSocketStream;
 
 /// The WebSocket of an upgraded request, as the hub runs it.
@@ -84,8 +84,11 @@ impl WebSocketUpgrade {
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
-            let io = Wire::new(TokioIo::new(upgraded), config.max_write_buffer_size);
-            let queue = io.queue();
+            let io = Wire(SocketIo::new(
+                TokioIo::new(upgraded),
+                config.max_write_buffer_size,
+            ));
+            let queue = io.0.queue();
             let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
             connection(Adapter::with_write_queue(socket, queue)).await;
         });
