@@ -33,19 +33,30 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Wire<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        (self.get_mut().0).poll_write(buf, |io, slices| {
-            Pin::new(io).poll_write_vectored(cx, slices)
-        })
+        (self.get_mut().0).poll_write(buf, |io, slices| write(io, cx, slices))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let wire = &mut self.get_mut().0;
-        ready!(wire.poll_write_queued(|io, slices| Pin::new(io).poll_write_vectored(cx, slices)))?;
+        ready!(wire.poll_write_queued(|io, slices| write(io, cx, slices)))?;
         Pin::new(wire.get_mut()).poll_flush(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.as_mut().poll_flush(cx))?;
         Pin::new(self.get_mut().0.get_mut()).poll_close(cx)
+    }
+}
+
+/// One write of `slices` to `io`: a plain write for one slice (a `send`, cheaper in the kernel
+/// than a vectored write), else a vectored one.
+fn write<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    cx: &mut Context<'_>,
+    slices: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    match slices {
+        [one] => Pin::new(io).poll_write(cx, one),
+        _ => Pin::new(io).poll_write_vectored(cx, slices),
     }
 }
