@@ -5,14 +5,17 @@
 //! A server frame is unmasked, so it is a short header and the payload as it is: the driver
 //! puts each of a batch's frames in the queue as a header encoded here and the payload shared
 //! with every other recipient (no copy), and the socket takes the whole batch in vectored
-//! writes when it is flushed. Going through the WebSocket library instead cost, per frame, a
-//! trip through its sink (a lock, a waker registration) and a copy into its own buffer.
+//! writes when it is flushed; a write of at most 2 KiB (a paced room's one frame) is copied
+//! into one buffer on the stack instead and sent as one slice, a plain send being cheaper in
+//! the kernel than a vectored write. Going through the WebSocket library instead cost, per
+//! frame, a trip through its sink (a lock, a waker registration) and a copy into its own
+//! buffer.
 //!
 //! The WebSocket layer still reads the socket, answers pings and closes, and writes through
-//! the same queue (through [`SocketIo`](crate::SocketIo), each runtime's `Wire` under it, which
-//! calls [`WriteQueue::poll_write`] and [`WriteQueue::poll_flush`]), so that its frames and the driver's never interleave: what it
-//! writes while frames wait is queued after them, whole, and what the socket takes in part
-//! is queued whole too.
+//! the same queue (through [`SocketIo`](crate::SocketIo), each runtime's `Wire` under it,
+//! which calls [`WriteQueue::poll_write`] and [`WriteQueue::poll_flush`]), so that its frames
+//! and the driver's never interleave: what it writes while frames wait is queued after them,
+//! whole, and what the socket takes in part is queued whole too.
 //!
 //! Bounded by [`write_buffer_limit`](crate::write_buffer_limit): a frame that does not fit is
 //! refused with [`SocketError::write_buffer_full`] (the peer has left that much unread), and
