@@ -121,16 +121,6 @@ impl WriteQueue {
         self.queued().closed = true;
     }
 
-    /// Bytes queued and not written yet.
-    pub fn len(&self) -> usize {
-        self.queued().bytes
-    }
-
-    /// True if nothing waits to be written.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The WebSocket layer writes `buf`, through `write` (the socket's `poll_write_vectored`).
     /// With nothing queued it goes to the socket, and what the socket does not take is queued;
     /// behind queued bytes it is queued whole, once it fits (else `Pending` until the socket
@@ -360,6 +350,11 @@ mod tests {
         }
     }
 
+    /// The bytes queued and not written yet.
+    fn unwritten(queue: &WriteQueue) -> usize {
+        queue.queued().bytes
+    }
+
     /// `payload` as tungstenite frames a server text frame.
     fn text_frame(payload: &[u8]) -> Vec<u8> {
         let frame = tungstenite::protocol::frame::Frame::message(
@@ -390,7 +385,7 @@ mod tests {
         let expected: Vec<u8> = payloads.iter().flat_map(|p| text_frame(p)).collect();
         assert_eq!(socket.got, expected);
         assert_eq!(socket.writes, 1);
-        assert!(queue.is_empty());
+        assert_eq!(unwritten(&queue), 0);
     }
 
     #[test]
@@ -477,7 +472,7 @@ mod tests {
             .push_text(Bytes::from(vec![b'y'; 10]))
             .unwrap_err();
         assert!(refused.is_write_buffer_full());
-        assert_eq!(queue.len(), 92);
+        assert_eq!(unwritten(&queue), 92);
         // A pong of 10 bytes does not fit beside the 92 either: held back while the socket
         // takes nothing, queued once it took the frame.
         let pong = [0x8a, 8, 1, 2, 3, 4, 5, 6, 7, 8];
@@ -490,7 +485,7 @@ mod tests {
             Poll::Ready(Ok(10))
         ));
         assert_eq!(socket.got.len(), 50, "written until the pong fit");
-        assert_eq!(queue.len(), 52);
+        assert_eq!(unwritten(&queue), 52);
         assert!(queue.poll_flush(|s| socket.write(s)).is_ready());
         assert_eq!(&socket.got[92..], &pong);
     }
