@@ -47,8 +47,7 @@ pub const DEVELOPMENT_SECRET: &str = "switchboard-development-secret-do-not-use-
 pub const DEVELOPMENT_API_KEY: &str = "switchboard-development-api-key";
 /// Where the server listens when nothing else is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// The most worker threads `workers` may ask for: as many as there may be shards (one hub
-/// per worker thread by default).
+/// The most worker threads `workers` may ask for: as many as there may be shards.
 pub const MAX_WORKERS: usize = 256;
 
 /// The core preset a deployment starts from.
@@ -85,7 +84,7 @@ pub struct FileSettings {
     pub env: Option<Environment>,
     /// Worker threads of the runtime; 0 = one per core.
     pub workers: Option<usize>,
-    /// Hubs; 0 = one per worker thread.
+    /// Hubs; 0 = one per two worker threads.
     pub shards: Option<usize>,
     /// Seconds to wait for connections to flush and close on shutdown.
     pub shutdown_grace_secs: Option<u64>,
@@ -169,7 +168,7 @@ pub struct Overrides {
     /// Worker threads of the runtime (0 = one per core, at most 256).
     #[arg(long, env = "SWITCHBOARD_WORKERS")]
     pub workers: Option<usize>,
-    /// Hubs (0 = one per worker thread).
+    /// Hubs (0 = one per two worker threads).
     #[arg(long, env = "SWITCHBOARD_SHARDS")]
     pub shards: Option<usize>,
     /// Open connections per node.
@@ -228,7 +227,7 @@ pub struct Settings {
     pub env: Environment,
     /// Worker threads of the runtime; 0 = one per core.
     pub workers: usize,
-    /// Hubs: as set, else one per worker thread; 0 = one per core.
+    /// Hubs: as set, else one per two worker threads; 0 = one per two cores.
     pub shards: usize,
     /// How long shutdown waits for connections to flush and close.
     pub shutdown_grace: Duration,
@@ -375,11 +374,12 @@ impl Settings {
             listen,
             env,
             workers,
-            // One hub per worker thread unless told otherwise (both 0: the builder's default,
-            // one per core, as the runtime's).
-            shards: match overrides.shards.or(file.shards).unwrap_or(0) {
-                0 => workers,
-                shards => shards,
+            // One hub per two worker threads unless told otherwise (both 0: the builder's
+            // default, from the cores, as the runtime's threads).
+            shards: match (overrides.shards.or(file.shards).unwrap_or(0), workers) {
+                (0, 0) => 0,
+                (0, workers) => switchboard_tokio::default_shards(workers),
+                (shards, _) => shards,
             },
             shutdown_grace: Duration::from_secs(
                 overrides
@@ -589,6 +589,14 @@ refresh_ahead_secs = 0",
         };
         let s = Settings::resolve(file, &flag).unwrap();
         assert_eq!((s.workers, s.shards), (1, 4));
+        for (workers, shards) in [(1, 1), (2, 1), (3, 2), (8, 4)] {
+            let file = parse(&format!("workers = {workers}"));
+            let s = Settings::resolve(file, &Overrides::default()).unwrap();
+            assert_eq!(
+                s.shards, shards,
+                "one hub per two of {workers} worker threads"
+            );
+        }
         let too_many = Overrides {
             workers: Some(MAX_WORKERS + 1),
             ..Overrides::default()

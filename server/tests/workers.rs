@@ -1,5 +1,5 @@
 //! `workers` (`--workers`, `SWITCHBOARD_WORKERS`): the runtime's worker threads, read from a
-//! `switchboard serve` process itself. The hubs follow (one per worker thread unless `shards`
+//! `switchboard serve` process itself. The hubs follow (one per two worker threads unless `shards`
 //! says otherwise), and a count the server cannot honour is refused at start.
 
 mod support;
@@ -49,29 +49,39 @@ async fn one_worker_runs_one_hub_and_serves() {
     process.terminate();
     let (exited, log) = process.exited().await;
     assert!(exited, "{log}");
+    assert_eq!(start_line(&log), (Some(1), Some(1)));
+}
+
+/// The `workers` and `shards` of the start line in `log`.
+fn start_line(log: &str) -> (Option<u64>, Option<u64>) {
     let started = log
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|line| line["message"] == "switchboard listening")
         .unwrap_or_else(|| panic!("no start line:\n{log}"));
-    assert_eq!(
-        (started["workers"].as_u64(), started["shards"].as_u64()),
-        (Some(1), Some(1))
-    );
+    (started["workers"].as_u64(), started["shards"].as_u64())
+}
+
+/// The runtime's threads, and the start line's `workers` and `shards`, of a server started
+/// with `workers` and `shards` as set.
+async fn started(workers: &str, shards: &str) -> (usize, (Option<u64>, Option<u64>)) {
+    let mut process = serve(workers, shards);
+    let threads = runtime_workers(process.pid());
+    process.terminate();
+    let (exited, log) = process.exited().await;
+    assert!(exited, "{log}");
+    (threads, start_line(&log))
 }
 
 #[tokio::test]
 async fn shards_set_apart_from_workers_are_kept() {
-    let mut process = serve("2", "3");
-    assert_eq!(runtime_workers(process.pid()), 2);
-    process.terminate();
-    let (exited, log) = process.exited().await;
-    assert!(exited, "{log}");
-    assert!(
-        log.lines()
-            .any(|line| line.contains("\"workers\":2") && line.contains("\"shards\":3")),
-        "{log}"
-    );
+    assert_eq!(started("2", "3").await, (2, (Some(2), Some(3))));
+}
+
+#[tokio::test]
+async fn by_default_there_is_one_hub_per_two_worker_threads() {
+    assert_eq!(started("2", "0").await, (2, (Some(2), Some(1))));
+    assert_eq!(started("4", "0").await, (4, (Some(4), Some(2))));
 }
 
 /// More worker threads than the server takes: it says which setting and exits, serving nothing.

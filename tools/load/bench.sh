@@ -46,8 +46,8 @@
 # thousands of joins wait behind the joins' bookkeeping (BENCH_SETTLE=0 shows that). Needs jq.
 #
 # BENCH_WORKERS=N runs every server of the first scenario on N runtime worker threads
-# (Switchboard with `--workers N`, so one hub per thread; the peers with TOKIO_WORKER_THREADS=N);
-# default 0: each server's default, one per core.
+# (Switchboard with `--workers N`, hence its default hubs, one per two threads; the peers with
+# TOKIO_WORKER_THREADS=N); default 0: each server's default, one per core.
 #
 # Sizes (defaults are those of BENCHMARKS.md): BENCH_CLIENTS=5000, BENCH_BURST_MESSAGES=100,
 # BENCH_RATE_MESSAGES=400, BENCH_RATE=20 (messages per second), BENCH_PAYLOAD=0 (bytes of padding

@@ -48,9 +48,9 @@ mod wire;
 
 pub use runtime::{AsyncIo, Task};
 pub use switchboard_transport::{
-    cluster_channel, http, position_from_query, Adapter, Authenticate, BadFraming, ClusterEvent,
-    ClusterEvents, ClusterSink, Codec, Error, Event, Events, Frame, Framing, Options, Refusal,
-    Request, Runtime, ShardedStats, Socket, SocketError, Tungstenite, BATCH_MESSAGE_BYTES,
+    cluster_channel, default_shards, http, position_from_query, Adapter, Authenticate, BadFraming,
+    ClusterEvent, ClusterEvents, ClusterSink, Codec, Error, Event, Events, Frame, Framing, Options,
+    Refusal, Request, Runtime, ShardedStats, Socket, SocketError, Tungstenite, BATCH_MESSAGE_BYTES,
     BATCH_PARAMETER, FRAMES_READ_AFTER_CLOSE,
 };
 pub use wire::Wire;

@@ -77,7 +77,7 @@ pub use events::{Event, Events};
 pub use frame::{Adapter, Codec, Frame, Socket, SocketError, Tungstenite};
 pub use framing::{BadFraming, Framing, BATCH_MESSAGE_BYTES, BATCH_PARAMETER};
 pub use handle::{Handle, ShardedStats};
-pub use options::Options;
+pub use options::{default_shards, Options};
 pub use read_chunks::{ReadChunks, READ_BUFFER_BYTES, READ_CHUNK_BYTES};
 pub use runtime::Runtime;
 pub use server::{

@@ -72,11 +72,11 @@ mod wire;
 
 pub use runtime::Tokio;
 pub use switchboard_transport::{
-    cluster_channel, http, position_from_query, Adapter, Authenticate, BadFraming, ClusterEvent,
-    ClusterEvents, ClusterSink, Codec, Error, Event, EventStream, Events, Frame, Framing, Options,
-    PostError, Refusal, Request, ShardedStats, Socket, SocketError, SseConnections, SseInbox,
-    Tungstenite, BATCH_MESSAGE_BYTES, BATCH_PARAMETER, FRAMES_READ_AFTER_CLOSE,
-    MAX_FRAMES_PER_POST,
+    cluster_channel, default_shards, http, position_from_query, Adapter, Authenticate, BadFraming,
+    ClusterEvent, ClusterEvents, ClusterSink, Codec, Error, Event, EventStream, Events, Frame,
+    Framing, Options, PostError, Refusal, Request, ShardedStats, Socket, SocketError,
+    SseConnections, SseInbox, Tungstenite, BATCH_MESSAGE_BYTES, BATCH_PARAMETER,
+    FRAMES_READ_AFTER_CLOSE, MAX_FRAMES_PER_POST,
 };
 pub use wire::Wire;
 
