@@ -39,7 +39,7 @@ pub struct Options {
 /// room publish (its seat, its drain, its writers' flush reports), and with fewer of them the
 /// writers find more frames per wake-up: with one hub instead of two on two cores, a
 /// 5 000-client burst was written in fewer, fuller writes with fewer context switches, at
-/// 13–20 % less CPU per delivery for a 14–18 % longer p99, and a steady rate at the same CPU
+/// 13–20 % less CPU per delivery for a 14–21 % longer p99, and a steady rate at the same CPU
 /// with a shorter p99 (BENCHMARKS.md §3).
 pub fn default_shards(threads: usize) -> usize {
     threads.div_ceil(2).max(1)
