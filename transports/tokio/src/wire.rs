@@ -12,9 +12,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// `IO` read a chunk of [`READ_CHUNK_BYTES`](switchboard_transport::READ_CHUNK_BYTES) at a
 /// time into a buffer given back once its bytes are taken, and written through a
-/// [`WriteQueue`](switchboard_transport::WriteQueue) ([`SocketIo`] has both): the socket under every WebSocket this transport upgrades (by
-/// [`Handle::serve`](crate::Handle::serve), [`Handle::accept`](crate::Handle::accept) and the
-/// axum adapter).
+/// [`WriteQueue`](switchboard_transport::WriteQueue) ([`SocketIo`] has both): the socket
+/// under every WebSocket this transport upgrades (by [`Handle::serve`](crate::Handle::serve),
+/// [`Handle::accept`](crate::Handle::accept) and the axum adapter).
 #[derive(Debug)]
 pub struct Wire<IO>(pub SocketIo<IO>);
 

@@ -1,8 +1,9 @@
 //! [`WebSocketUpgrade`]: the axum extractor of a WebSocket handshake, checked as axum's own
 //! (`axum::extract::ws::WebSocketUpgrade`) checks it and refused with axum's rejections, whose
 //! upgrade puts the transport's [`Wire`] under tokio-tungstenite: an idle connection then
-//! holds no read buffer, the driver writes its frames itself, and its task holds the connection alone (axum's upgrade builds
-//! the WebSocket itself, over the bare socket, in a task of its own shape).
+//! holds no read buffer, the driver writes its frames itself, and its task holds the
+//! connection alone (axum's upgrade builds the WebSocket itself, over the bare socket, in a
+//! task of its own shape).
 //!
 //! WebSockets over HTTP/2 (RFC 8441) are not offered: a request of HTTP/2 or later is refused
 //! as axum refuses it when it cannot upgrade it.
