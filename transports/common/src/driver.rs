@@ -495,10 +495,14 @@ fn find_close(outs: impl IntoIterator<Item = Out>) -> Option<(u16, Reason)> {
     })
 }
 
-/// How the writer ends on a write failure.
+/// How the writer ends on a write failure. A frame refused because the peer closed ends it as
+/// the peer did: the reader saw the close in the same wake-up, and the WebSocket layer still
+/// owes its answer, after whatever part of a frame the socket has not taken yet.
 fn failed(e: &SocketError) -> Ended {
     if e.is_write_buffer_full() {
         Ended::Overflowed
+    } else if e.is_peer_closed() {
+        Ended::Peer
     } else {
         tracing::debug!(error = %e, "write failed");
         Ended::Gone

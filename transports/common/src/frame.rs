@@ -37,6 +37,7 @@ enum Kind {
     TooLarge,
     InvalidUtf8,
     WriteBufferFull,
+    PeerClosed,
 }
 
 /// A failure of the underlying WebSocket.
@@ -77,6 +78,12 @@ impl SocketError {
         Self::of(Kind::WriteBufferFull, source)
     }
 
+    /// The peer closed its side: a frame of the driver's is refused, as none may follow the
+    /// close answer the WebSocket layer owes (see [`WriteQueue`](crate::WriteQueue)).
+    pub(crate) fn peer_closed() -> Self {
+        Self::of(Kind::PeerClosed, "the peer closed the connection")
+    }
+
     /// A tungstenite error, classified: capacity errors are [`SocketError::too_large`],
     /// UTF-8 errors [`SocketError::invalid_utf8`], a full write buffer
     /// [`SocketError::write_buffer_full`].
@@ -102,6 +109,11 @@ impl SocketError {
     /// True for a frame that did not fit the bounded write buffer.
     pub fn is_write_buffer_full(&self) -> bool {
         self.kind == Kind::WriteBufferFull
+    }
+
+    /// True for a frame refused because the peer closed its side.
+    pub(crate) fn is_peer_closed(&self) -> bool {
+        self.kind == Kind::PeerClosed
     }
 }
 

@@ -186,7 +186,7 @@ impl Batch<'_> {
 impl Queued {
     fn push(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SocketError> {
         if self.closed {
-            return Err(SocketError::new("the peer closed the connection"));
+            return Err(SocketError::peer_closed());
         }
         let header = FrameHeader {
             opcode,
