@@ -364,6 +364,12 @@ impl Outbox {
         self.tracked(gauges, |o| *o = Outbox::default());
     }
 
+    /// True while frames wait in the queue for room in the in-flight budget, that is for the
+    /// transport's next report (a delta held by a flush window waits for its window instead).
+    pub fn awaits_flush(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.len() > 0)
+    }
+
     /// Frames waiting: in the queue, and a delta held by a flush window.
     pub fn queued_messages(&self) -> usize {
         (self.queue.as_ref()).map_or(0, |q| q.len() + q.held().map_or(0, |_| 1))

@@ -39,6 +39,13 @@ impl Outputs {
             .push_back(Output::Socket(SocketOutput::Send { conn, frame }));
     }
 
+    /// The hub began (`true`) or stopped (`false`) holding frames for `conn` until its
+    /// transport reports a write.
+    pub fn awaiting_flush(&mut self, conn: ConnId, awaiting: bool) {
+        let output = SocketOutput::AwaitingFlush { conn, awaiting };
+        self.queue.push_back(Output::Socket(output));
+    }
+
     /// Send a ping with ping number `nonce` to `conn`.
     pub fn ping(&mut self, conn: ConnId, nonce: u64) {
         let payload = nonce.to_be_bytes();

@@ -52,6 +52,9 @@ pub struct Client {
     pub closed: Option<(u16, Reason)>,
     /// Pings received.
     pub pings: u32,
+    /// The hub holds frames for it until its next flush report
+    /// ([`SocketOutput::AwaitingFlush`]).
+    pub flush_awaited: bool,
     /// The last sequence number seen per stream (the client algorithm's state).
     pub positions: HashMap<StreamId, Position>,
 }
@@ -66,6 +69,7 @@ impl Client {
             answers_pings: true,
             closed: None,
             pings: 0,
+            flush_awaited: false,
             positions: HashMap::new(),
         }
     }
@@ -176,6 +180,12 @@ impl Harness {
                             payload: &payload,
                         };
                         let _ = self.hub.handle_socket(self.now, pong);
+                    }
+                }
+                // Every write is reported at once here, awaited or not.
+                Output::Socket(SocketOutput::AwaitingFlush { conn, awaiting }) => {
+                    if let Some(c) = self.clients.get_mut(&conn) {
+                        c.flush_awaited = awaiting;
                     }
                 }
                 Output::Socket(SocketOutput::Close { conn, code, reason }) => {

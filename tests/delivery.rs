@@ -30,8 +30,13 @@ fn a_reader_that_stops_reading_is_queued_past_its_budget_then_reads_everything_i
     assert!(info.inflight_bytes > 0 && info.inflight_bytes <= INFLIGHT);
     assert_eq!(h.hub().stats().queued_messages, info.queued_messages);
     assert!(h.frames(alice).is_empty());
+    assert!(
+        h.client(alice).flush_awaited,
+        "the transport is told that the hub awaits its report"
+    );
 
     h.set_reading(alice, true);
+    assert!(!h.client(alice).flush_awaited, "and when it no longer does");
     assert_eq!(h.events(alice), names(1..=8));
     assert_eq!(
         seqs(h.frames(alice), &user_stream("alice")),

@@ -121,6 +121,8 @@ struct Conn {
     reading: bool,
     /// Bytes written while not reading, reported flushed when reading resumes.
     unflushed: usize,
+    /// The hub holds frames for it until a flush report (`SocketOutput::AwaitingFlush`).
+    awaited: bool,
 }
 
 /// What one command may cause, to check the closes and replies it produced.
@@ -251,6 +253,7 @@ impl Script {
                         publish,
                         reading: true,
                         unflushed: 0,
+                        awaited: false,
                     },
                 );
                 self.slots[slot] = Some(conn);
@@ -509,6 +512,11 @@ impl Script {
                         ledger.ping = Some(payload.to_vec());
                     }
                 }
+                Output::Socket(SocketOutput::AwaitingFlush { conn, awaiting }) => {
+                    let c = self.conns.get_mut(&conn).expect("open");
+                    assert_ne!(c.awaited, awaiting, "{conn}: the same change told twice");
+                    c.awaited = awaiting;
+                }
                 Output::Socket(SocketOutput::Close { conn, code, reason }) => {
                     let label = self.doc.close_codes.get(&code);
                     assert_eq!(
@@ -538,6 +546,14 @@ impl Script {
             assert!(
                 self.closes.contains_key(&conn),
                 "{conn} was unknown to a flush but not closed in the same turn"
+            );
+        }
+        // Every write of a reading connection was reported: the hub holds nothing back for
+        // a report, or a transport that reports only when awaited would wait forever.
+        for (conn, c) in &self.conns {
+            assert!(
+                !(c.reading && c.awaited),
+                "{conn} reads, yet the hub awaits a report"
             );
         }
         self.check_causes(cause);

@@ -163,10 +163,12 @@ impl Directory {
         let conn = &mut self.conns[id.index()];
         let mut released = SmallVec::<[Bytes; 4]>::new();
         let backlog = &mut self.gauges.backlog;
+        let awaited = conn.outbox.awaits_flush();
         (conn.outbox).flushed(bytes, &self.backpressure, backlog, |f| released.push(f));
         for frame in released {
             send(id, conn, frame, out);
         }
+        tell_awaiting(id, awaited, conn, out);
         Ok(())
     }
 }
@@ -201,6 +203,7 @@ impl Sink<'_> {
         offer: impl FnOnce(&mut Outbox, &BackpressureConfig, &mut Backlog, &mut SendNow<'_>) -> Offer,
     ) -> bool {
         let due = conn.outbox.window_due();
+        let awaited = conn.outbox.awaits_flush();
         let mut sent = SmallVec::<[Bytes; 2]>::new();
         let offer = offer(&mut conn.outbox, self.limits, self.backlog, &mut |f| {
             sent.push(f)
@@ -209,7 +212,17 @@ impl Sink<'_> {
         for frame in sent {
             send(id, conn, frame, self.out);
         }
+        tell_awaiting(id, awaited, conn, self.out);
         settle(id, offer, self.out)
+    }
+}
+
+/// Tell the transport when `id`'s outbox began or stopped holding frames for its next report
+/// (it `awaited` one before the operation).
+fn tell_awaiting(id: ConnId, awaited: bool, conn: &Connection, out: &mut Outputs) {
+    let awaits = conn.outbox.awaits_flush();
+    if awaits != awaited {
+        out.awaiting_flush(id, awaits);
     }
 }
 

@@ -75,7 +75,8 @@ impl SocketInput<'_> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SocketOutput {
-    /// Write this text frame to the connection, then report [`SocketInput::Flushed`].
+    /// Write this text frame to the connection, then report [`SocketInput::Flushed`] (at once
+    /// while the hub awaits the report, see [`SocketOutput::AwaitingFlush`]).
     Send {
         /// The connection.
         conn: ConnId,
@@ -88,6 +89,18 @@ pub enum SocketOutput {
         conn: ConnId,
         /// The payload the pong must echo.
         payload: [u8; 8],
+    },
+    /// Whether the hub holds frames for the connection until [`SocketInput::Flushed`] makes
+    /// room in its in-flight budget (`awaiting`), or no longer holds any (`!awaiting`): a
+    /// transport may gather several writes into one report while the hub does not await it,
+    /// and must report each write at once while it does. Reported late, written bytes only make
+    /// the hub count more in flight than there is, never less; a report the hub awaits and does
+    /// not get would leave the connection's frames waiting.
+    AwaitingFlush {
+        /// The connection.
+        conn: ConnId,
+        /// True from the first frame the hub holds, false once it handed out the last.
+        awaiting: bool,
     },
     /// Send a close frame with `code` and the reason's label, then drop the socket. The hub
     /// has already forgotten the connection.
@@ -107,6 +120,7 @@ impl SocketOutput {
         match *self {
             SocketOutput::Send { conn, .. }
             | SocketOutput::Ping { conn, .. }
+            | SocketOutput::AwaitingFlush { conn, .. }
             | SocketOutput::Close { conn, .. } => conn,
         }
     }

@@ -51,7 +51,7 @@ pub use switchboard_transport::{
     cluster_channel, default_shards, http, position_from_query, Adapter, Authenticate, BadFraming,
     ClusterEvent, ClusterEvents, ClusterSink, Codec, Error, Event, Events, Frame, Framing, Options,
     Refusal, Request, Runtime, ShardedStats, Socket, SocketError, Tungstenite, BATCH_MESSAGE_BYTES,
-    BATCH_PARAMETER, FRAMES_READ_AFTER_CLOSE,
+    BATCH_PARAMETER, FLUSH_REPORT_BYTES, FRAMES_READ_AFTER_CLOSE,
 };
 pub use wire::Wire;
 

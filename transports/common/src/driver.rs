@@ -13,11 +13,14 @@
 //! - the **writer** performs the hub's outputs in order: at each wake-up it takes everything
 //!   the shard queued in the connection's outbox (`outbox.rs`; one operation, bounded by the
 //!   hub's in-flight budget), writes it as one batch, flushes it to the socket once, and only
-//!   then reports [`SocketInput::Flushed`](switchboard::SocketInput::Flushed) with the batch's
-//!   size: that report is the hub's backpressure signal, so a reader that stops reading stops
-//!   the reports and the hub queues, coalesces or closes it. The more the shard queued while
-//!   the writer was busy, the larger the next batch: under load a connection costs a wake-up,
-//!   a socket write and a report per batch, not per frame. The batch's text frames go out one per
+//!   then counts it written. It reports what it wrote
+//!   ([`SocketInput::Flushed`](switchboard::SocketInput::Flushed), the hub's backpressure
+//!   signal) once [`FLUSH_REPORT_BYTES`] have gathered, and after every batch while the hub
+//!   holds frames back for it (`SocketOutput::AwaitingFlush`, which also wakes a waiting
+//!   writer with writes to report): a reader that stops reading stops the reports and the hub
+//!   queues, coalesces or closes it. The more the shard queued while the writer was busy, the
+//!   larger the next batch: under load a connection costs a wake-up and a socket write per
+//!   batch, not per frame, and a report per 16 KiB. The batch's text frames go out one per
 //!   WebSocket message, or, for a connection [`Framing::Batched`], in as few messages as
 //!   [`BATCH_MESSAGE_BYTES`](crate::BATCH_MESSAGE_BYTES) and 64 frames each allow
 //!   (`framing.rs`). A socket with a [`WriteQueue`] (the transports' own:
@@ -65,6 +68,14 @@ use switchboard::{ConnId, Open, OpenError, Reason};
 /// before it saw the close in flight; one that sends more is dropped. Bounds what a flooding
 /// peer costs after its close (4029, 4008, ...) whatever `close_timeout` is.
 pub const FRAMES_READ_AFTER_CLOSE: usize = 64;
+
+/// The most bytes a writer writes before it reports them to its hub while the hub does not
+/// await the report ([`SocketOutput::AwaitingFlush`](switchboard::SocketOutput::AwaitingFlush));
+/// while it does, every write is reported at once. Under fan-out most connections never come
+/// near their in-flight budget, so most writes need no report: each costs a hand-off to the
+/// shard and often a wake-up of its task. Reported late, bytes count as in flight a little
+/// longer, which only makes the hub hold frames back sooner, and then it awaits the report.
+pub const FLUSH_REPORT_BYTES: usize = 16 * 1024;
 
 /// Why the reader stopped.
 enum ReadEnd {
@@ -353,8 +364,10 @@ where
     R: Runtime,
     S: Sink<Frame, Error = SocketError> + Unpin,
 {
-    while let Some(taken) = outgoing.take().await {
-        let mut outs = taken.into_iter();
+    // Written and not yet reported: gathered while the hub does not await the report.
+    let mut unreported = 0;
+    while let Some(taken) = outgoing.take(unreported == 0).await {
+        let mut outs = taken.outs.into_iter();
         // Set by the batch as soon as it reaches the hub's close; what it has not reached
         // stays in `outs`, so that a stalled batch loses no close either way.
         let mut close = None;
@@ -365,8 +378,9 @@ where
             Some(Err(e)) => return failed(&e),
             None => return Ended::Stalled(close.or_else(|| find_close(outs))),
         };
-        if written > 0 {
-            let flushed = SocketEvent::Flushed(written);
+        unreported += written;
+        if unreported > 0 && (taken.flush_awaited || unreported >= FLUSH_REPORT_BYTES) {
+            let flushed = SocketEvent::Flushed(std::mem::take(&mut unreported));
             if inbox.send(conn, flushed).await.is_err() {
                 return Ended::Gone;
             }

@@ -71,7 +71,7 @@ mod write_queue;
 
 pub use builder::Builder;
 pub use cluster::{cluster_channel, ClusterEvent, ClusterEvents, ClusterSink};
-pub use driver::FRAMES_READ_AFTER_CLOSE;
+pub use driver::{FLUSH_REPORT_BYTES, FRAMES_READ_AFTER_CLOSE};
 pub use error::Error;
 pub use events::{Event, Events};
 pub use frame::{Adapter, Codec, Frame, Socket, SocketError, Tungstenite};

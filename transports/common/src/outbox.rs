@@ -18,6 +18,11 @@
 //!
 //! Unbounded here, as the channel was: the hub's backpressure budgets bound what it hands a
 //! connection (its in-flight budget unflushed, then its queue, then a close).
+//!
+//! The outbox also carries whether the hub awaits the writer's flush reports
+//! ([`SocketOutput::AwaitingFlush`](switchboard::SocketOutput::AwaitingFlush)): the writer
+//! gathers its reports while the hub does not (`driver.rs`), so the shard sets it under the
+//! same lock and wakes a waiting writer that has writes to report.
 
 use crate::shard::Out;
 use std::future::poll_fn;
@@ -30,6 +35,7 @@ pub(crate) fn outbox() -> (Outbox, Outgoing) {
         state: Mutex::new(State {
             queued: Vec::new(),
             waiting: None,
+            flush_awaited: false,
             shard_done: false,
             writer_gone: false,
         }),
@@ -57,6 +63,8 @@ struct State {
     /// The writer's task while it waits for an empty queue to fill (or the shard to be done);
     /// taken by whoever wakes it.
     waiting: Option<Waker>,
+    /// The hub holds frames for the connection until the writer reports a write.
+    flush_awaited: bool,
     /// The shard's end was dropped: nothing more will be queued.
     shard_done: bool,
     /// The writer's end was dropped: what is queued is dropped.
@@ -86,6 +94,26 @@ impl Outbox {
     }
 }
 
+impl Outbox {
+    /// The hub began or stopped awaiting the writer's flush reports; a writer waiting for
+    /// frames is woken when it began, in case it has writes it has not reported.
+    pub(crate) fn await_flush(&self, awaiting: bool) {
+        let waiting = {
+            let mut state = self.0.state();
+            state.flush_awaited = awaiting;
+            // Not taken when it stopped: the writer waits for frames as before.
+            if awaiting {
+                state.waiting.take()
+            } else {
+                None
+            }
+        };
+        if let Some(writer) = waiting {
+            writer.wake();
+        }
+    }
+}
+
 impl Drop for Outbox {
     /// The writer takes what is queued, then finds the outbox ended.
     fn drop(&mut self) {
@@ -100,21 +128,37 @@ impl Drop for Outbox {
     }
 }
 
+/// What the writer took at one wake-up.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    /// The outputs, in order (none when the writer was woken only to report).
+    pub outs: Vec<Out>,
+    /// The hub awaits the writer's report of what it writes.
+    pub flush_awaited: bool,
+}
+
 /// The writer's end of a connection's outbox.
 #[derive(Debug)]
 pub(crate) struct Outgoing(Arc<Shared>);
 
 impl Outgoing {
-    /// Everything queued, in order, waiting until there is something; `None` once the shard's
-    /// end is dropped and everything queued before was taken.
-    pub(crate) async fn take(&mut self) -> Option<Vec<Out>> {
-        poll_fn(|cx| self.poll_take(cx)).await
+    /// Everything queued, in order, and whether the hub awaits flush reports, waiting until
+    /// there is something; `None` once the shard's end is dropped and everything queued before
+    /// was taken. A writer with writes it has not `reported` also returns, with nothing, as
+    /// soon as the hub awaits its report.
+    pub(crate) async fn take(&mut self, reported: bool) -> Option<Taken> {
+        poll_fn(|cx| self.poll_take(cx, reported)).await
     }
 
-    fn poll_take(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Out>>> {
+    fn poll_take(&mut self, cx: &mut Context<'_>, reported: bool) -> Poll<Option<Taken>> {
         let mut state = self.0.state();
-        if !state.queued.is_empty() {
-            Poll::Ready(Some(std::mem::take(&mut state.queued)))
+        let flush_awaited = state.flush_awaited;
+        if !state.queued.is_empty() || (flush_awaited && !reported) {
+            let outs = std::mem::take(&mut state.queued);
+            Poll::Ready(Some(Taken {
+                outs,
+                flush_awaited,
+            }))
         } else if state.shard_done {
             Poll::Ready(None)
         } else {
@@ -181,8 +225,12 @@ mod tests {
         for n in 0..5 {
             outbox.push(frame(n));
         }
-        let taken = outgoing.take().now_or_never().flatten().unwrap_or_default();
-        assert_eq!(frames(&taken), [0, 1, 2, 3, 4]);
+        let taken = outgoing
+            .take(true)
+            .now_or_never()
+            .flatten()
+            .expect("queued");
+        assert_eq!(frames(&taken.outs), [0, 1, 2, 3, 4]);
         assert!(outgoing.take_now().is_empty());
     }
 
@@ -192,17 +240,17 @@ mod tests {
         let count = Arc::new(Count::default());
         let waker = std::task::Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
-        assert!(outgoing.poll_take(&mut cx).is_pending());
+        assert!(outgoing.poll_take(&mut cx, true).is_pending());
         outbox.push(frame(1));
         outbox.push(frame(2));
         outbox.push(frame(3));
         let woken = || count.0.load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(woken(), 1, "only the first push into an empty queue wakes");
-        match outgoing.poll_take(&mut cx) {
-            Poll::Ready(Some(taken)) => assert_eq!(frames(&taken), [1, 2, 3]),
+        match outgoing.poll_take(&mut cx, true) {
+            Poll::Ready(Some(taken)) => assert_eq!(frames(&taken.outs), [1, 2, 3]),
             other => panic!("expected the queued frames, got {other:?}"),
         }
-        assert!(outgoing.poll_take(&mut cx).is_pending());
+        assert!(outgoing.poll_take(&mut cx, true).is_pending());
         outbox.push(frame(4));
         assert_eq!(woken(), 2);
     }
@@ -213,11 +261,56 @@ mod tests {
         outbox.push(frame(7));
         drop(outbox);
         let mut cx = Context::from_waker(noop_waker_ref());
-        match outgoing.poll_take(&mut cx) {
-            Poll::Ready(Some(taken)) => assert_eq!(frames(&taken), [7]),
+        match outgoing.poll_take(&mut cx, true) {
+            Poll::Ready(Some(taken)) => assert_eq!(frames(&taken.outs), [7]),
             other => panic!("expected the queued frame, got {other:?}"),
         }
-        assert!(matches!(outgoing.poll_take(&mut cx), Poll::Ready(None)));
+        assert!(matches!(
+            outgoing.poll_take(&mut cx, true),
+            Poll::Ready(None)
+        ));
+    }
+
+    #[test]
+    fn a_writer_with_unreported_writes_is_woken_to_report_when_the_hub_awaits_them() {
+        let (outbox, mut outgoing) = outbox();
+        let count = Arc::new(Count::default());
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let woken = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(outgoing.poll_take(&mut cx, false).is_pending());
+        outbox.await_flush(true);
+        assert_eq!(woken(), 1, "the hub awaits a report from a waiting writer");
+        match outgoing.poll_take(&mut cx, false) {
+            Poll::Ready(Some(taken)) => assert!(taken.outs.is_empty() && taken.flush_awaited),
+            other => panic!("expected a wake-up to report, got {other:?}"),
+        }
+        assert!(
+            outgoing.poll_take(&mut cx, true).is_pending(),
+            "with everything reported, the writer waits for frames"
+        );
+        outbox.push(frame(1));
+        match outgoing.poll_take(&mut cx, true) {
+            Poll::Ready(Some(taken)) => {
+                assert_eq!(frames(&taken.outs), [1]);
+                assert!(taken.flush_awaited, "reported at once while awaited");
+            }
+            other => panic!("expected the frame, got {other:?}"),
+        }
+        // Everything reported: the writer waits, and the hub's change keeps its waker.
+        assert!(outgoing.poll_take(&mut cx, true).is_pending());
+        outbox.await_flush(false);
+        assert_eq!(woken(), 2, "stopping wakes nobody");
+        outbox.push(frame(2));
+        assert_eq!(
+            woken(),
+            3,
+            "the writer's waker stayed through the hub's change"
+        );
+        match outgoing.poll_take(&mut cx, false) {
+            Poll::Ready(Some(taken)) => assert!(!taken.flush_awaited, "no longer awaited"),
+            other => panic!("expected the frame, got {other:?}"),
+        }
     }
 
     #[test]

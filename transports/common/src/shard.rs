@@ -266,11 +266,17 @@ impl Shard {
         }
     }
 
-    /// A frame, ping or close for a connection: to its writer.
+    /// A frame, ping or close for a connection, or whether its hub awaits its flush reports:
+    /// to its writer.
     fn socket_output(&mut self, output: SocketOutput) {
         match output {
             SocketOutput::Send { conn, frame } => self.write(conn, Out::Frame(frame)),
             SocketOutput::Ping { conn, payload } => self.write(conn, Out::Ping(payload)),
+            SocketOutput::AwaitingFlush { conn, awaiting } => {
+                if let Some(writer) = self.writers.get(&conn) {
+                    writer.out.await_flush(awaiting);
+                }
+            }
             SocketOutput::Close { conn, code, reason } => {
                 if let Some(writer) = self.writers.get_mut(&conn) {
                     writer.out.push(Out::Close(code, reason));

@@ -792,6 +792,29 @@ pub async fn a_slow_reader_is_closed_with_4008_and_a_fast_reader_gets_everything
     t.shutdown().await;
 }
 
+/// A reader whose in-flight budget is far smaller than what a writer gathers before it reports
+/// its writes (`FLUSH_REPORT_BYTES`) still receives everything, in order: each time the hub
+/// holds frames back for it, the writer is told and reports at once.
+pub async fn a_reader_behind_a_budget_smaller_than_a_report_gets_everything<T: Transport>() {
+    let mut config = config();
+    config.backpressure.inflight_bytes = 1024;
+    let t = T::start(config).await;
+    let (mut reader, _) = welcomed(&t, Connect::user("reader")).await;
+    join(&mut reader, "feed").await;
+    const MESSAGES: usize = 40;
+    for i in 0..MESSAGES {
+        let message = Message::new("tick", json!({"i": i, "pad": "x".repeat(200)}));
+        publish(&t, room("feed"), message).await;
+    }
+    for i in 0..MESSAGES {
+        let frame = frame(&mut reader).await;
+        assert_eq!(frame["data"]["i"], i, "unexpected frame {frame}");
+    }
+    quiet(&mut reader, "the reader").await;
+    drop(reader);
+    t.shutdown().await;
+}
+
 /// A member closed with 4008 reconnects and resumes the room from the last message it
 /// received: `joined`, then every message it missed, in order, with no gap.
 pub async fn a_slow_reader_closed_with_4008_resumes_what_it_missed<T: Transport>() {

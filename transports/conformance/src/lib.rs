@@ -266,6 +266,7 @@ macro_rules! suite {
             case!(agent_events_out_of_order_are_refused);
             case!(a_slow_reader_is_closed_with_4008_and_a_fast_reader_gets_everything);
             case!(a_slow_reader_closed_with_4008_resumes_what_it_missed);
+            case!(a_reader_behind_a_budget_smaller_than_a_report_gets_everything);
             case!(resume_after_reconnect_without_gap);
             case!(resume_after_reconnect_with_gap);
             case!(offline_messages_wait_for_the_next_connection);

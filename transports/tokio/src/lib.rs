@@ -76,7 +76,7 @@ pub use switchboard_transport::{
     ClusterEvent, ClusterEvents, ClusterSink, Codec, Error, Event, EventStream, Events, Frame,
     Framing, Options, PostError, Refusal, Request, ShardedStats, Socket, SocketError,
     SseConnections, SseInbox, Tungstenite, BATCH_MESSAGE_BYTES, BATCH_PARAMETER,
-    FRAMES_READ_AFTER_CLOSE, MAX_FRAMES_PER_POST,
+    FLUSH_REPORT_BYTES, FRAMES_READ_AFTER_CLOSE, MAX_FRAMES_PER_POST,
 };
 pub use wire::Wire;
 
