@@ -125,6 +125,11 @@ impl WriteQueue {
     /// With nothing queued it goes to the socket, and what the socket does not take is queued;
     /// behind queued bytes it is queued whole, once it fits (else `Pending` until the socket
     /// took enough). Either way all of `buf` is taken or none.
+    ///
+    /// Once the peer closed, nothing is queued: what waits is written first, then `buf` as the
+    /// socket takes it, `Pending` meanwhile. The WebSocket layer's last write is its close
+    /// answer, after which it reports the connection closed without flushing, and the socket
+    /// is dropped: bytes it counted as written must be in the socket by then.
     pub fn poll_write(
         &self,
         buf: &[u8],
@@ -137,12 +142,15 @@ impl WriteQueue {
                     Poll::Ready(Ok(taken)) => taken,
                     other => return other,
                 };
+                if queued.closed {
+                    return Poll::Ready(Ok(taken));
+                }
                 if taken < buf.len() {
                     queued.push_bytes(Bytes::copy_from_slice(&buf[taken..]));
                 }
                 return Poll::Ready(Ok(buf.len()));
             }
-            if queued.bytes + buf.len() <= queued.limit {
+            if !queued.closed && queued.bytes + buf.len() <= queued.limit {
                 queued.push_bytes(Bytes::copy_from_slice(buf));
                 return Poll::Ready(Ok(buf.len()));
             }
@@ -488,6 +496,30 @@ mod tests {
         assert_eq!(unwritten(&queue), 52);
         assert!(queue.poll_flush(|s| socket.write(s)).is_ready());
         assert_eq!(&socket.got[92..], &pong);
+    }
+
+    #[test]
+    fn after_the_peer_closed_the_websocket_layers_writes_reach_the_socket_before_they_count() {
+        let queue = WriteQueue::new(1 << 20);
+        queue
+            .batch(1)
+            .push_text(Bytes::from(vec![b'x'; 100]))
+            .unwrap();
+        queue.close();
+        let answer = [0x88, 2, 3, 232];
+        let mut stuck = Socket::new(0);
+        assert!(
+            queue.poll_write(&answer, |s| stuck.write(s)).is_pending(),
+            "not queued behind the frame: written after it, once the socket takes it"
+        );
+        let mut socket = Socket::new(usize::MAX);
+        assert!(matches!(
+            queue.poll_write(&answer, |s| socket.write(s)),
+            Poll::Ready(Ok(4))
+        ));
+        assert_eq!(unwritten(&queue), 0);
+        assert_eq!(socket.got.len(), 102 + 4, "the frame, then the answer");
+        assert_eq!(&socket.got[socket.got.len() - 4..], &answer);
     }
 
     #[test]
