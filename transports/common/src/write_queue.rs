@@ -15,7 +15,9 @@
 //! the same queue (through [`SocketIo`](crate::SocketIo), each runtime's `Wire` under it,
 //! which calls [`WriteQueue::poll_write`] and [`WriteQueue::poll_flush`]), so that its frames
 //! and the driver's never interleave: what it writes while frames wait is queued after them,
-//! whole, and what the socket takes in part is queued whole too.
+//! whole, and what the socket takes in part is queued whole too. Once the peer closed, the
+//! driver's frames are refused and the WebSocket layer's writes (its close answer) wait for the
+//! queue to drain and go to the socket as it takes them: the layer does not flush after it.
 //!
 //! Bounded by [`write_buffer_limit`](crate::write_buffer_limit): a frame that does not fit is
 //! refused with [`SocketError::write_buffer_full`] (the peer has left that much unread), and
