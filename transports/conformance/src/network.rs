@@ -6,6 +6,7 @@
 use crate::{authenticate, Client, Connect, Received, Transport, WsClient};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 use switchboard::{
     AgentUpdate, Audience, Config, Delivery, Message, PublishError, UnknownConnection,
@@ -43,6 +44,10 @@ pub trait Setup: 'static {
     }
 }
 
+/// How long a failed case's tokio runtime may take to stop its tasks before they are left
+/// behind.
+const FAILED_CASE_SHUTDOWN: Duration = Duration::from_secs(5);
+
 /// The tokio transport, on a two-thread tokio runtime per case.
 #[derive(Debug)]
 pub enum OnTokio {}
@@ -56,12 +61,19 @@ impl Setup for OnTokio {
     }
 
     fn block_on<F: Future>(case: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread()
+        let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
-            .expect("a tokio runtime")
-            .block_on(case)
+            .expect("a tokio runtime");
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(case)));
+        if outcome.is_err() {
+            // A failed case may leave a server task that never yields (a writer looping on a
+            // broken condition): dropping the runtime waits for it forever, turning the
+            // failure into a hang. Leave such a task behind and report the failure.
+            runtime.shutdown_timeout(FAILED_CASE_SHUTDOWN);
+        }
+        outcome.unwrap_or_else(|failure| panic::resume_unwind(failure))
     }
 
     fn listener(listener: std::net::TcpListener) -> tokio::net::TcpListener {
