@@ -194,6 +194,7 @@ mod tests {
     use super::*;
     use futures_util::task::noop_waker_ref;
     use futures_util::FutureExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
 
     fn frame(n: u8) -> Out {
@@ -211,12 +212,22 @@ mod tests {
 
     /// Counts its wake-ups.
     #[derive(Default)]
-    struct Count(std::sync::atomic::AtomicUsize);
+    struct Count(AtomicUsize);
 
     impl Wake for Count {
         fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// A waker that counts its wake-ups, and a reading of the count.
+    fn counting_waker() -> (std::task::Waker, impl Fn() -> usize) {
+        let count = Arc::new(Count::default());
+        let woken = {
+            let count = count.clone();
+            move || count.0.load(Ordering::SeqCst)
+        };
+        (std::task::Waker::from(count), woken)
     }
 
     #[test]
@@ -237,14 +248,12 @@ mod tests {
     #[test]
     fn a_waiting_writer_is_woken_once_per_empty_queue_it_finds_filled() {
         let (outbox, mut outgoing) = outbox();
-        let count = Arc::new(Count::default());
-        let waker = std::task::Waker::from(count.clone());
+        let (waker, woken) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(outgoing.poll_take(&mut cx, true).is_pending());
         outbox.push(frame(1));
         outbox.push(frame(2));
         outbox.push(frame(3));
-        let woken = || count.0.load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(woken(), 1, "only the first push into an empty queue wakes");
         match outgoing.poll_take(&mut cx, true) {
             Poll::Ready(Some(taken)) => assert_eq!(frames(&taken.outs), [1, 2, 3]),
@@ -274,10 +283,8 @@ mod tests {
     #[test]
     fn a_writer_with_unreported_writes_is_woken_to_report_when_the_hub_awaits_them() {
         let (outbox, mut outgoing) = outbox();
-        let count = Arc::new(Count::default());
-        let waker = std::task::Waker::from(count.clone());
+        let (waker, woken) = counting_waker();
         let mut cx = Context::from_waker(&waker);
-        let woken = || count.0.load(std::sync::atomic::Ordering::SeqCst);
         assert!(outgoing.poll_take(&mut cx, false).is_pending());
         outbox.await_flush(true);
         assert_eq!(woken(), 1, "the hub awaits a report from a waiting writer");
