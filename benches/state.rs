@@ -1,5 +1,6 @@
 //! The cost of what grows with the hub's state: a `stats()` snapshot (what `/metrics` calls on
-//! every scrape) and an append to history once the hub-wide history budget is reached.
+//! every scrape), an append to history once the hub-wide history budget is reached, and a
+//! connection opening on a hub that holds many runs.
 //!
 //! - `stats/10000`: a hub with 10 000 connections (half of them in a room, a third bound to
 //!   threads, most with frames in flight, each with a user stream holding history). `kept` is `Hub::stats`, whose gauges
@@ -10,6 +11,10 @@
 //!   `HistoryConfig::max_total_bytes`; `over_budget` is at it, so every append trims the
 //!   stream that went longest without one. Flat figures across stream counts show that the
 //!   trimming order costs no scan of the streams.
+//! - `open_with_runs/<runs>`: a connection of a user with no run opens (and closes) on a hub
+//!   holding `<runs>` runs of other users, half in progress and half ended (kept for their
+//!   reports). A fresh connection is sent the runs in progress it receives, so the hub looks
+//!   up its user's runs: flat figures show that it does not walk everyone's.
 //!
 //! ```sh
 //! cargo bench --bench state
@@ -18,7 +23,9 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use switchboard::{Hub, Message, Output, SocketInput, SocketOutput, Target};
+use switchboard::{
+    AgentEvent, AgentUpdate, Hub, Message, Open, Output, SocketInput, SocketOutput, Target, UserId,
+};
 
 mod fixture;
 use fixture::{config, drain, room_of};
@@ -79,7 +86,11 @@ fn history_append(c: &mut Criterion) {
             for to in &users {
                 hub.publish(now, to.clone(), &message).unwrap();
             }
+            // One append more, checked before measuring (a filtered run measures nothing).
+            hub.publish(now, users[0].clone(), &message).unwrap();
             drain(&mut hub);
+            let trimmed = hub.stats().counters.history_trimmed;
+            assert_eq!(trimmed > 0, over, "{name}: {trimmed} trimmed");
             let mut next = 0;
             group.bench_function(BenchmarkId::new(name, streams), |b| {
                 b.iter(|| {
@@ -88,9 +99,47 @@ fn history_append(c: &mut Criterion) {
                     drain(&mut hub)
                 })
             });
-            let trimmed = hub.stats().counters.history_trimmed;
-            assert_eq!(trimmed > 0, over, "{name}: {trimmed} trimmed");
         }
+    }
+    group.finish();
+}
+
+fn open_with_runs(c: &mut Criterion) {
+    let now = Instant::now();
+    let mut group = c.benchmark_group("open_with_runs");
+    for runs in [10usize, 10_000] {
+        let mut hub = Hub::new(config());
+        for i in 0..runs {
+            let user = UserId::from(format!("producer-{i}"));
+            let update = |event| AgentUpdate {
+                run: format!("run-{i}").into(),
+                agent: "agent".into(),
+                thread: None,
+                event,
+            };
+            let started = AgentEvent::AgentStarted {
+                data: serde_json::Value::Null,
+            };
+            hub.send_agent_update(now, &user, update(started)).unwrap();
+            if i % 2 == 0 {
+                let completed = AgentEvent::AgentCompleted {
+                    result: serde_json::Value::Null,
+                };
+                hub.send_agent_update(now, &user, update(completed))
+                    .unwrap();
+            }
+        }
+        drain(&mut hub);
+        assert_eq!(hub.stats().runs_active, runs / 2);
+        group.bench_function(BenchmarkId::from_parameter(runs), |b| {
+            b.iter(|| {
+                let conn = hub.open(now, Open::new("late")).unwrap();
+                drain(&mut hub);
+                hub.handle_socket(now, SocketInput::Closed { conn })
+                    .unwrap();
+                drain(&mut hub)
+            })
+        });
     }
     group.finish();
 }
@@ -98,6 +147,6 @@ fn history_append(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = stats, history_append
+    targets = stats, history_append, open_with_runs
 }
 criterion_main!(benches);

@@ -11,8 +11,9 @@ use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Every run of a hub by user and run id, with the runs in progress counted (in all and per
-/// user) as runs start and end, so that the caps are checked and reported without a scan.
+/// Every run of a hub by user and run id, with the runs in progress counted in all and listed
+/// per user as runs start and end, so that the caps are checked and reported, and a user's
+/// runs in progress found, without a scan of everyone's.
 #[derive(Debug)]
 pub(crate) struct Runs {
     runs: HashMap<(UserId, RunId), Run>,
@@ -29,8 +30,9 @@ pub(crate) struct Runs {
     ended: VecDeque<((UserId, RunId), Instant)>,
     /// Runs in progress.
     active: usize,
-    /// Runs in progress per user (users with none are absent).
-    active_per_user: HashMap<UserId, usize>,
+    /// The runs in progress of each user (users with none are absent); at most
+    /// `max_per_user` each.
+    in_progress: HashMap<UserId, SmallVec<[RunId; 2]>>,
 }
 
 impl Runs {
@@ -45,7 +47,7 @@ impl Runs {
             max_ended: config.max_ended_runs,
             ended: VecDeque::new(),
             active: 0,
-            active_per_user: HashMap::new(),
+            in_progress: HashMap::new(),
         }
     }
 
@@ -66,7 +68,7 @@ impl Runs {
     /// progress.
     pub fn start(&mut self, run: Run) -> Result<(), RunLimit> {
         let user = run.report.user.clone();
-        let of_user = self.active_per_user.get(&user).copied().unwrap_or(0);
+        let of_user = self.in_progress.get(&user).map_or(0, SmallVec::len);
         if of_user >= self.max_per_user {
             return Err(RunLimit::User);
         }
@@ -74,8 +76,12 @@ impl Runs {
             return Err(RunLimit::Hub);
         }
         self.active += 1;
-        *self.active_per_user.entry(user.clone()).or_default() += 1;
-        self.runs.insert((user, run.report.run.clone()), run);
+        let id = run.report.run.clone();
+        self.in_progress
+            .entry(user.clone())
+            .or_default()
+            .push(id.clone());
+        self.runs.insert((user, id), run);
         Ok(())
     }
 
@@ -95,10 +101,10 @@ impl Runs {
         run.record(now, kind, event, seq, reached);
         if was_running && !run.is_running() {
             self.active -= 1;
-            if let Some(n) = self.active_per_user.get_mut(&key.0) {
-                *n -= 1;
-                if *n == 0 {
-                    self.active_per_user.remove(&key.0);
+            if let Some(of_user) = self.in_progress.get_mut(&key.0) {
+                of_user.retain(|id| *id != key.1);
+                if of_user.is_empty() {
+                    self.in_progress.remove(&key.0);
                 }
             }
             self.ended.push_back((key.clone(), now));
@@ -118,16 +124,19 @@ impl Runs {
         thread: Option<&ThreadId>,
         with_unthreaded: bool,
     ) -> SmallVec<[RunId; 2]> {
-        self.runs
+        let Some(of_user) = self.in_progress.get(user) else {
+            return SmallVec::new();
+        };
+        of_user
             .iter()
-            .filter(|((u, _), run)| {
-                let selected = match run.report.thread.as_ref() {
+            .filter(|id| {
+                let run = &self.runs[&(user.clone(), (*id).clone())];
+                match run.report.thread.as_ref() {
                     Some(t) => Some(t) == thread,
                     None => with_unthreaded,
-                };
-                u == user && run.is_running() && selected
+                }
             })
-            .map(|((_, r), _)| r.clone())
+            .cloned()
             .collect()
     }
 
@@ -160,10 +169,31 @@ impl Runs {
         }
     }
 
-    /// Runs in progress counted anew, to check the count kept as runs start and end.
+    /// Runs in progress counted anew, to check the count kept as runs start and end. Panics
+    /// if the users' lists of runs in progress are not exactly the runs in progress, each
+    /// listed once under its user.
     #[cfg(any(test, feature = "testing"))]
     pub fn recount(&self) -> usize {
-        self.runs.values().filter(|r| r.is_running()).count()
+        let running: std::collections::HashSet<&(UserId, RunId)> = self
+            .runs
+            .iter()
+            .filter_map(|(key, run)| run.is_running().then_some(key))
+            .collect();
+        let mut listed = std::collections::HashSet::new();
+        for (user, ids) in &self.in_progress {
+            assert!(!ids.is_empty(), "{user} is listed with no run in progress");
+            for id in ids {
+                let key = (user.clone(), id.clone());
+                assert!(running.contains(&key), "{key:?} is listed, not in progress");
+                assert!(listed.insert(key), "a run is listed twice");
+            }
+        }
+        assert_eq!(
+            listed.len(),
+            running.len(),
+            "a run in progress is not listed"
+        );
+        running.len()
     }
 }
 
