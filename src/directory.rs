@@ -454,6 +454,25 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_that_overflows_again_in_the_same_operation_is_reported_once() {
+        let now = Instant::now();
+        let mut config = Config::development();
+        config.backpressure.inflight_bytes = 1;
+        config.backpressure.queue_messages = 1;
+        let mut conns = Directory::new(&config);
+        let mut out = Outputs::default();
+        let (id, _) = conns.insert(now, Open::new("ana"), &config);
+        let offer = |conns: &mut Directory, out: &mut Outputs| {
+            conns.offer(id, &bytes::Bytes::from("m"), None, Origin::Live, out)
+        };
+        assert!(offer(&mut conns, &mut out), "sent");
+        assert!(offer(&mut conns, &mut out), "queued");
+        assert!(!offer(&mut conns, &mut out), "overflowed");
+        assert!(!offer(&mut conns, &mut out), "overflowed again");
+        assert_eq!((out.take_slow(), out.take_slow()), (Some(id), None));
+    }
+
+    #[test]
     fn a_graceful_removal_hands_out_what_was_queued() {
         let now = Instant::now();
         let mut config = Config::development();

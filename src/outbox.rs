@@ -129,6 +129,9 @@ struct Queue {
     replay_bytes: usize,
     /// A live message's flush window, while one is open.
     window: Option<Window>,
+    /// A reliable frame did not fit: the connection is closed as a slow consumer at the end
+    /// of the operation, which need not hear of it again.
+    overflowed: bool,
 }
 
 impl Queue {
@@ -362,6 +365,17 @@ impl Outbox {
     /// The connection is gone: what the outbox holds leaves the hub's `gauges`.
     pub fn discard(&mut self, gauges: &mut Backlog) {
         self.tracked(gauges, |o| *o = Outbox::default());
+    }
+
+    /// Whether a reliable frame did not fit ([`Offer::Overflow`]) since the connection opened.
+    pub fn overflowed(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.overflowed)
+    }
+
+    /// Remember that a reliable frame did not fit (an overflow comes from the queue, so it
+    /// exists already).
+    pub fn mark_overflowed(&mut self) {
+        self.queue.get_or_insert_with(Box::default).overflowed = true;
     }
 
     /// True while frames wait in the queue for room in the in-flight budget, that is for the

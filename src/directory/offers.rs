@@ -204,6 +204,7 @@ impl Sink<'_> {
     ) -> bool {
         let due = conn.outbox.window_due();
         let awaited = conn.outbox.awaits_flush();
+        let overflowed = conn.outbox.overflowed();
         let mut sent = SmallVec::<[Bytes; 2]>::new();
         let offer = offer(&mut conn.outbox, self.limits, self.backlog, &mut |f| {
             sent.push(f)
@@ -213,7 +214,13 @@ impl Sink<'_> {
             send(id, conn, frame, self.out);
         }
         tell_awaiting(id, awaited, conn, self.out);
-        settle(id, offer, self.out)
+        // Reported once: a connection that overflows again in the same operation (a batch, a
+        // replay) is already to be closed.
+        if offer == Offer::Overflow && !overflowed {
+            conn.outbox.mark_overflowed();
+            self.out.overflowed(id);
+        }
+        settle(offer, self.out)
     }
 }
 
@@ -226,9 +233,9 @@ fn tell_awaiting(id: ConnId, awaited: bool, conn: &Connection, out: &mut Outputs
     }
 }
 
-/// Act on what `id`'s outbox decided for a frame (what it sent is sent). True if it was sent,
-/// queued or held.
-fn settle(id: ConnId, offer: Offer, out: &mut Outputs) -> bool {
+/// Count what an outbox decided for a frame (what it sent is sent, an overflow is reported).
+/// True if it was sent, queued or held.
+fn settle(offer: Offer, out: &mut Outputs) -> bool {
     match offer {
         Offer::Sent | Offer::Held | Offer::Queued | Offer::Appended => true,
         Offer::Coalesced => {
@@ -239,10 +246,7 @@ fn settle(id: ConnId, offer: Offer, out: &mut Outputs) -> bool {
             out.counters.drops.add(Reason::Shed);
             false
         }
-        Offer::Overflow => {
-            out.overflowed(id);
-            false
-        }
+        Offer::Overflow => false,
     }
 }
 
