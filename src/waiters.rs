@@ -7,12 +7,17 @@ use crate::io::{Notice, WaiterId};
 use crate::outputs::Outputs;
 use crate::timer::Deadlines;
 use hashbrown::HashMap;
+use smallvec::SmallVec;
 use std::time::Instant;
 
-/// The registrations waiting for a user to connect, and their deadlines.
+/// The registrations waiting for a user to connect, and their deadlines: by id, and listed
+/// per user so that a connection opening resolves its user's without a walk over everyone's.
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
     waiting: HashMap<WaiterId, UserId>,
+    /// The registrations of each user still waiting, oldest first (ids only grow); users with
+    /// none are absent.
+    by_user: HashMap<UserId, SmallVec<[WaiterId; 2]>>,
     /// Deadlines of the registrations (those resolved or cancelled meanwhile are stale).
     deadlines: Deadlines<WaiterId>,
     next: u64,
@@ -38,6 +43,7 @@ impl Waiters {
             });
         } else {
             self.waiting.insert(waiter, user.clone());
+            self.by_user.entry(user.clone()).or_default().push(waiter);
             self.deadlines.schedule(deadline, waiter);
         }
         waiter
@@ -45,20 +51,27 @@ impl Waiters {
 
     /// Withdraw a registration. False if it already resolved or expired.
     pub fn cancel(&mut self, waiter: WaiterId) -> bool {
-        self.waiting.remove(&waiter).is_some()
+        self.forget(waiter).is_some()
+    }
+
+    /// Take `waiter` out of the registrations still waiting; its user, if it was.
+    fn forget(&mut self, waiter: WaiterId) -> Option<UserId> {
+        let user = self.waiting.remove(&waiter)?;
+        if let Some(of_user) = self.by_user.get_mut(&user) {
+            of_user.retain(|w| *w != waiter);
+            if of_user.is_empty() {
+                self.by_user.remove(&user);
+            }
+        }
+        Some(user)
     }
 
     /// `user`'s connection `conn` opened: every registration for the user resolves, oldest
     /// first.
     pub fn resolve(&mut self, user: &UserId, conn: ConnId, out: &mut Outputs) {
-        if self.waiting.is_empty() {
+        let Some(resolved) = self.by_user.remove(user) else {
             return;
-        }
-        let mut resolved: Vec<WaiterId> = (self.waiting.iter())
-            .filter(|(_, u)| *u == user)
-            .map(|(w, _)| *w)
-            .collect();
-        resolved.sort_unstable();
+        };
         for waiter in resolved {
             self.waiting.remove(&waiter);
             out.notice(Notice::UserConnected {
@@ -79,7 +92,7 @@ impl Waiters {
         let Some(waiter) = self.deadlines.pop() else {
             return;
         };
-        if let Some(user) = self.waiting.remove(&waiter) {
+        if let Some(user) = self.forget(waiter) {
             out.notice(Notice::WaitExpired { waiter, user });
         }
     }
@@ -148,5 +161,12 @@ mod tests {
             "resolved and cancelled waits are stale"
         );
         assert!(waiters.is_empty());
+        let ben = conns.insert(now, Open::new("ben"), &config).0;
+        waiters.resolve(&"ben".into(), ben, &mut out);
+        assert!(
+            notices(&mut out).is_empty(),
+            "an expired wait is not resolved"
+        );
+        assert!(waiters.by_user.is_empty(), "no user is left listed");
     }
 }
