@@ -15,16 +15,24 @@
 //!   holding `<runs>` runs of other users, half in progress and half ended (kept for their
 //!   reports). A fresh connection is sent the runs in progress it receives, so the hub looks
 //!   up its user's runs: flat figures show that it does not walk everyone's.
+//! - `open_with_waits/<waits>`: the same open and close on a hub where the application waits
+//!   for `<waits>` other users to connect (`Hub::wait_for_connection`): the opening resolves
+//!   its own user's waits, and should not walk the others'.
+//! - `room_overflow/<members>`: one publish to a room of `<members>` readers whose outboxes
+//!   are all full, so that every one of them overflows and is closed as a slow consumer at
+//!   the end of the publish (as when a node's writers stall). Per member, the figure should
+//!   not grow with the room.
 //!
 //! ```sh
 //! cargo bench --bench state
 //! ```
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use switchboard::{
-    AgentEvent, AgentUpdate, Hub, Message, Open, Output, SocketInput, SocketOutput, Target, UserId,
+    AgentEvent, AgentUpdate, Hub, Message, Open, Output, RoomId, SocketInput, SocketOutput, Target,
+    UserId,
 };
 
 mod fixture;
@@ -144,9 +152,75 @@ fn open_with_runs(c: &mut Criterion) {
     group.finish();
 }
 
+fn open_with_waits(c: &mut Criterion) {
+    let now = Instant::now();
+    let deadline = now + Duration::from_secs(3600);
+    let mut group = c.benchmark_group("open_with_waits");
+    for waits in [10usize, 10_000] {
+        let mut hub = Hub::new(config());
+        for i in 0..waits {
+            hub.wait_for_connection(&format!("offline-{i}").into(), deadline);
+        }
+        assert_eq!(hub.stats().waiters, waits);
+        group.bench_function(BenchmarkId::from_parameter(waits), |b| {
+            b.iter(|| {
+                let conn = hub.open(now, Open::new("late")).unwrap();
+                drain(&mut hub);
+                hub.handle_socket(now, SocketInput::Closed { conn })
+                    .unwrap();
+                drain(&mut hub)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn room_overflow(c: &mut Criterion) {
+    let now = Instant::now();
+    let mut config = config();
+    // The welcome fills each member's in-flight budget, and `joined` its queue.
+    config.backpressure.inflight_bytes = 1;
+    config.backpressure.queue_messages = 1;
+    let room = RoomId::from("lobby");
+    let message = Message::new("m", serde_json::json!(1));
+    let mut group = c.benchmark_group("room_overflow");
+    group.sample_size(10);
+    for members in [1_000usize, 10_000] {
+        group.throughput(Throughput::Elements(members as u64));
+        let full_room = || {
+            let mut hub = Hub::new(config.clone());
+            for i in 0..members {
+                let conn = hub.open(now, Open::new(format!("user-{i}"))).unwrap();
+                hub.join_room(now, conn, &room).unwrap();
+            }
+            drain(&mut hub);
+            assert_eq!(hub.stats().connections, members);
+            hub
+        };
+        let mut hub = full_room();
+        hub.publish(now, Target::Room(room.clone()), &message)
+            .unwrap();
+        drain(&mut hub);
+        assert_eq!(hub.stats().connections, 0, "every member closed as slow");
+        group.bench_function(BenchmarkId::from_parameter(members), |b| {
+            b.iter_batched(
+                full_room,
+                |mut hub| {
+                    hub.publish(now, Target::Room(room.clone()), &message)
+                        .unwrap();
+                    drain(&mut hub);
+                    hub
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = stats, history_append, open_with_runs
+    targets = stats, history_append, open_with_runs, open_with_waits, room_overflow
 }
 criterion_main!(benches);
