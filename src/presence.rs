@@ -114,6 +114,12 @@ impl Told {
         }
     }
 
+    /// How many users `room` holds as told, counting `user` in.
+    pub fn count_with(&self, room: &RoomId, user: &UserId) -> usize {
+        let told = self.rooms.get(room);
+        told.map_or(0, HashSet::len) + usize::from(!told.is_some_and(|users| users.contains(user)))
+    }
+
     /// The users of `room` as told.
     pub fn users(&self, room: &RoomId) -> impl Iterator<Item = &UserId> {
         self.rooms.get(room).into_iter().flatten()
@@ -159,7 +165,11 @@ mod tests {
             !told.apply(&change("bob", PresenceEvent::Leave)),
             "never in"
         );
-        assert_eq!(told.users(&"r".into()).count(), 1);
+        let room: RoomId = "r".into();
+        assert_eq!(told.users(&room).count(), 1);
+        assert_eq!(told.count_with(&room, &"alice".into()), 1, "alice is in");
+        assert_eq!(told.count_with(&room, &"bob".into()), 2, "bob joins alice");
+        assert_eq!(told.count_with(&"empty".into(), &"bob".into()), 1);
         assert!(told.apply(&change("alice", PresenceEvent::Leave)));
         assert!(told.rooms.is_empty(), "an empty room is forgotten");
     }

@@ -106,24 +106,36 @@ pub(super) fn roster(
     room: &RoomId,
     user: &UserId,
 ) -> Roster {
-    let mut users = match cluster.decides_presence() {
-        true => {
-            let told = rooms.told().users(room);
-            told.chain([user]).cloned().collect::<Vec<_>>()
-        }
+    // Users are counted as they come and go (here, or as told): a room too large to list is
+    // answered without walking its members, which any client may ask for on every join.
+    let count = match cluster.decides_presence() {
+        true => rooms.told().count_with(room, user),
+        false => rooms.users(room),
+    };
+    if !rooms.presence().lists(count) {
+        return Roster {
+            members: None,
+            count,
+        };
+    }
+    let users = match cluster.decides_presence() {
+        true => each_once(rooms.told().users(room).chain([user]).cloned().collect()),
         false => users(conns, rooms, room),
     };
-    users.sort_unstable();
-    users.dedup();
-    let count = users.len();
-    let members = rooms.presence().lists(count).then_some(users);
-    Roster { members, count }
+    Roster {
+        count: users.len(),
+        members: Some(users),
+    }
 }
 
 /// The users of `room`'s members, each once, sorted.
 pub(super) fn users(conns: &Directory, rooms: &Rooms, room: &RoomId) -> Vec<UserId> {
     let members = rooms.members(room).iter();
-    let mut users: Vec<UserId> = members.map(|m| conns.conn(m.conn).user.clone()).collect();
+    each_once(members.map(|m| conns.conn(m.conn).user.clone()).collect())
+}
+
+/// `users` sorted, each once.
+fn each_once(mut users: Vec<UserId>) -> Vec<UserId> {
     users.sort_unstable();
     users.dedup();
     users
