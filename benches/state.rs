@@ -18,6 +18,10 @@
 //! - `open_with_waits/<waits>`: the same open and close on a hub where the application waits
 //!   for `<waits>` other users to connect (`Hub::wait_for_connection`): the opening resolves
 //!   its own user's waits, and should not walk the others'.
+//! - `join_presence/<members>`: a client joins a room of `<members>` users asking for
+//!   presence (`"presence": true`) and leaves it again. Above `PresenceConfig::max_members`
+//!   its `joined` carries only the count of users, which the hub keeps: the figure should not
+//!   grow with the room.
 //! - `room_overflow/<members>`: one publish to a room of `<members>` readers whose outboxes
 //!   are all full, so that every one of them overflows and is closed as a slow consumer at
 //!   the end of the publish (as when a node's writers stall). Per member, the figure should
@@ -175,6 +179,44 @@ fn open_with_waits(c: &mut Criterion) {
     group.finish();
 }
 
+fn join_presence(c: &mut Criterion) {
+    let now = Instant::now();
+    let mut group = c.benchmark_group("join_presence");
+    let mut config = config();
+    // The watcher's frames are not refused by its rate limit, however fast the bench goes.
+    config.limits.messages_per_second = u32::MAX;
+    config.limits.message_burst = u32::MAX;
+    let room = RoomId::from("lobby");
+    for members in [1_000usize, 100_000] {
+        let mut hub = Hub::new(config.clone());
+        for i in 0..members {
+            let conn = hub.open(now, Open::new(format!("user-{i}"))).unwrap();
+            hub.join_room(now, conn, &room).unwrap();
+        }
+        let conn = hub.open(now, Open::new("watcher")).unwrap();
+        drain(&mut hub);
+        let join = br#"{"type":"join","room":"lobby","presence":true}"#;
+        let leave = br#"{"type":"leave","room":"lobby"}"#;
+        group.bench_function(BenchmarkId::from_parameter(members), |b| {
+            b.iter(|| {
+                for bytes in [&join[..], &leave[..]] {
+                    hub.handle_socket(now, SocketInput::Text { conn, bytes })
+                        .unwrap();
+                    // The reply is read, so that the in-flight budget never fills.
+                    while let Some(output) = hub.poll_output() {
+                        if let Output::Socket(SocketOutput::Send { conn, frame }) = output {
+                            let bytes = frame.len();
+                            hub.handle_socket(now, SocketInput::Flushed { conn, bytes })
+                                .unwrap();
+                        }
+                    }
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 fn room_overflow(c: &mut Criterion) {
     let now = Instant::now();
     let mut config = config();
@@ -221,6 +263,6 @@ fn room_overflow(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = stats, history_append, open_with_runs, open_with_waits, room_overflow
+    targets = stats, history_append, open_with_runs, open_with_waits, join_presence, room_overflow
 }
 criterion_main!(benches);
