@@ -135,6 +135,22 @@ pub struct BackpressureConfig {
     pub queue_messages: usize,
     /// Bytes queued for one connection past its in-flight budget. Default 1 MiB.
     pub queue_bytes: usize,
+    /// Replayed frames (catch-up from history: on open, `join` with `since`, `resume`, `bind`)
+    /// queued for one connection past its in-flight budget. A replay is exempt from
+    /// `queue_messages` and `queue_bytes`, so that a long catch-up is not a slow consumer; this
+    /// bounds it instead (a client that joins, leaves and joins again with `since` without
+    /// reading would otherwise queue history without end). Past it the connection is closed
+    /// as a slow consumer (4008). Default: what one catch-up of the user stream and
+    /// `max_rooms_per_connection` full rooms holds, (1 + 64) × `history.max_messages` = 65 000.
+    pub replay_messages: usize,
+}
+
+impl BackpressureConfig {
+    /// The default `replay_messages`: one full history for the user stream and for each room
+    /// a connection may be in.
+    pub fn replay_messages_for(limits: &Limits, history: &HistoryConfig) -> usize {
+        (1 + limits.max_rooms_per_connection).saturating_mul(history.max_messages)
+    }
 }
 
 /// Bounds of each stream's history, kept for resume and for offline users.
@@ -179,40 +195,43 @@ impl Default for Config {
 impl Config {
     fn with(heartbeat_interval: u64, heartbeat_timeout: u64, max_connections: usize) -> Self {
         let interval = Duration::from_secs(heartbeat_interval);
+        let limits = Limits {
+            max_connections_per_user: 3,
+            user_limit_policy: UserLimitPolicy::RejectNew,
+            max_connections,
+            max_rooms_per_connection: 64,
+            max_members_per_room: 100_000,
+            max_frame_bytes: 64 * 1024,
+            messages_per_second: 50,
+            message_burst: 100,
+            max_strikes: 10,
+            strike_refill: Duration::from_secs(6),
+            max_active_runs_per_user: 100,
+            max_active_runs: max_connections,
+            message_flush: Duration::from_millis(40),
+        };
+        let history = HistoryConfig {
+            max_messages: 1000,
+            max_bytes: 1024 * 1024,
+            max_age: Duration::from_secs(600),
+            empty_room_max_age: Duration::from_secs(60),
+            max_total_bytes: 256 * 1024 * 1024,
+        };
         Self {
-            limits: Limits {
-                max_connections_per_user: 3,
-                user_limit_policy: UserLimitPolicy::RejectNew,
-                max_connections,
-                max_rooms_per_connection: 64,
-                max_members_per_room: 100_000,
-                max_frame_bytes: 64 * 1024,
-                messages_per_second: 50,
-                message_burst: 100,
-                max_strikes: 10,
-                strike_refill: Duration::from_secs(6),
-                max_active_runs_per_user: 100,
-                max_active_runs: max_connections,
-                message_flush: Duration::from_millis(40),
+            backpressure: BackpressureConfig {
+                inflight_bytes: 256 * 1024,
+                queue_messages: 1024,
+                queue_bytes: 1024 * 1024,
+                replay_messages: BackpressureConfig::replay_messages_for(&limits, &history),
             },
+            limits,
             heartbeat: HeartbeatConfig {
                 interval,
                 timeout: Duration::from_secs(heartbeat_timeout),
                 grace: interval,
                 late_pong: Duration::from_secs(2),
             },
-            backpressure: BackpressureConfig {
-                inflight_bytes: 256 * 1024,
-                queue_messages: 1024,
-                queue_bytes: 1024 * 1024,
-            },
-            history: HistoryConfig {
-                max_messages: 1000,
-                max_bytes: 1024 * 1024,
-                max_age: Duration::from_secs(600),
-                empty_room_max_age: Duration::from_secs(60),
-                max_total_bytes: 256 * 1024 * 1024,
-            },
+            history,
             tokens: TokenConfig {
                 refresh_ahead: Duration::from_secs(60),
                 leeway: Duration::ZERO,

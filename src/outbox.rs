@@ -15,10 +15,12 @@
 //! joined and go out together when it closes.
 //!
 //! Replayed frames (catch-up from history on open, bind, join with `since` and `resume`) are
-//! queued outside those limits: history already bounds them, and counting them would close a
-//! client with a long replay as a slow consumer before it could read anything, again on every
-//! reconnect. Live frames behind a replay are still held to the queue limits, counted without
-//! the replay.
+//! queued outside those limits: counting them would close a client with a long replay as a
+//! slow consumer before it could read anything, again on every reconnect. They have their own
+//! bound, `replay_messages` (one full history for every stream a connection may be on), since
+//! a client that joins, leaves and joins again with `since` without reading could otherwise
+//! queue history without end. Live frames behind a replay are still held to the queue
+//! limits, counted without the replay.
 
 use crate::config::BackpressureConfig;
 use crate::id::RunId;
@@ -253,6 +255,11 @@ impl Outbox {
             } else {
                 Offer::Overflow
             };
+        }
+        // A replay is bounded apart: by what catch-ups of every stream it may be on hold, not
+        // by the live queue.
+        if origin == Origin::Replay && queue.replay_messages >= limits.replay_messages {
+            return Offer::Overflow;
         }
         let mut offer = Offer::Queued;
         if let Some(i) = replaced {

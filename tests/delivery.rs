@@ -47,6 +47,55 @@ fn a_reader_that_stops_reading_is_queued_past_its_budget_then_reads_everything_i
     assert_eq!(h.closed(alice), None);
 }
 
+/// A client may catch up on a room each time it joins it with `since`, but what it has not read
+/// of those replays is bounded (`replay_messages`: one full history for every stream it may be
+/// on), apart from the live queue. One that joins, leaves and joins again without reading is
+/// closed with 4008 when it reaches the bound, its queue never past it, even where its unread
+/// `joined` and `left` replies are far from filling the live queue; one that reads does the
+/// same and stays open.
+#[test]
+fn rejoining_with_since_without_reading_is_bounded_by_replay_messages_then_closed_with_4008() {
+    let mut config = small_config();
+    config.limits.messages_per_second = 100_000;
+    config.limits.message_burst = 100_000;
+    config.backpressure.queue_messages = 100_000;
+    let bound = config.backpressure.replay_messages;
+    let mut h = Harness::new(config);
+    let feeder = h.connect("feeder");
+    h.send(feeder, r#"{"type":"join","room":"x"}"#);
+    for i in 0..HISTORY {
+        h.publish(Target::Room("x".into()), msg(&format!("m{i}")));
+    }
+    let reader = h.connect("reader");
+    let stalled = h.connect("stalled");
+    h.set_reading(stalled, false);
+    let rounds = 2 * bound / HISTORY;
+    for _ in 0..rounds {
+        for conn in [reader, stalled] {
+            h.send(
+                conn,
+                r#"{"type":"join","room":"x","since":{"epoch":0,"seq":0}}"#,
+            );
+            h.send(conn, r#"{"type":"leave","room":"x"}"#);
+        }
+        if let Some(info) = h.hub().connection_info(stalled) {
+            assert!(
+                info.queued_messages <= bound + 2 * rounds,
+                "{} queued past a bound of {bound}",
+                info.queued_messages
+            );
+        }
+    }
+    assert_eq!(h.closed(stalled), Some((4008, Reason::SlowConsumer)));
+    assert_eq!(
+        h.closed(reader),
+        None,
+        "a reader catches up as often as it asks"
+    );
+    let replayed = h.frames_of(reader, "message").len();
+    assert_eq!(replayed, rounds * HISTORY, "every catch-up, whole");
+}
+
 #[test]
 fn a_reliable_message_past_the_queue_limit_closes_the_reader_with_4008_never_a_silent_drop() {
     let mut h = harness();

@@ -98,6 +98,7 @@ fn config() -> Config {
         inflight_bytes: 1024,
         queue_messages: 6,
         queue_bytes: 8 * 1024,
+        ..config.backpressure
     };
     config.history.max_messages = 8;
     config.history.max_total_bytes = 6 * 1024;

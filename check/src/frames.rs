@@ -86,6 +86,7 @@ fn config() -> Config {
         inflight_bytes: 1024,
         queue_messages: 8,
         queue_bytes: 4096,
+        ..config.backpressure
     };
     config.history.max_messages = 8;
     config.history.max_age = Duration::from_secs(30);

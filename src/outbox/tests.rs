@@ -7,6 +7,7 @@ fn limits() -> BackpressureConfig {
         inflight_bytes: 10,
         queue_messages: 3,
         queue_bytes: 100,
+        replay_messages: 10,
     }
 }
 
@@ -183,7 +184,7 @@ fn reliable_overflow_is_reported_and_ephemeral_overflow_is_shed() {
 }
 
 #[test]
-fn a_replay_is_exempt_from_the_limits_and_live_frames_behind_it_are_not() {
+fn a_replay_is_exempt_from_the_live_limits_up_to_its_own_and_live_frames_behind_it_are_not() {
     let l = limits();
     let mut o = Outbox::default();
     let mut g = Backlog::default();
@@ -194,6 +195,11 @@ fn a_replay_is_exempt_from_the_limits_and_live_frames_behind_it_are_not() {
             Offer::Queued
         );
     }
+    assert_eq!(
+        o.offer(frame("r"), None, Origin::Replay, &l, &mut g, |_| {}),
+        Offer::Overflow,
+        "past replay_messages"
+    );
     for _ in 0..3 {
         assert_eq!(
             o.offer(frame("q"), None, Origin::Live, &l, &mut g, |_| {}),

@@ -179,6 +179,7 @@ mod tests {
             inflight_bytes: 4096,
             queue_messages: 8,
             queue_bytes: 1 << 16,
+            replay_messages: 64,
         }
     }
 

@@ -32,6 +32,7 @@ pub fn small_config() -> Config {
         inflight_bytes: INFLIGHT,
         queue_messages: QUEUE,
         queue_bytes: 64 * 1024,
+        ..config.backpressure
     };
     config.history = HistoryConfig {
         max_messages: HISTORY,
@@ -39,6 +40,8 @@ pub fn small_config() -> Config {
         max_age: MAX_AGE,
         ..Config::development().history
     };
+    config.backpressure.replay_messages =
+        BackpressureConfig::replay_messages_for(&config.limits, &config.history);
     config.cleanup_interval = CLEANUP;
     config
 }

@@ -75,6 +75,7 @@ pub(super) fn config(history: u8, profile: Profile) -> Config {
         inflight_bytes: profile.inflight_bytes(),
         queue_messages: QUEUE,
         queue_bytes: 64 * 1024,
+        ..config.backpressure
     };
     let max_age = profile.max_age().unwrap_or(MAX_AGE);
     config.history = HistoryConfig {

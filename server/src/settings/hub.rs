@@ -6,7 +6,7 @@
 use super::{FileSettings, SettingsError};
 use serde::Deserialize;
 use std::time::Duration;
-use switchboard::{Config, UserLimitPolicy};
+use switchboard::{BackpressureConfig, Config, UserLimitPolicy};
 
 /// The longest flush window `limits.message_flush_ms` may set.
 const MAX_MESSAGE_FLUSH: Duration = Duration::from_millis(1_000);
@@ -91,6 +91,10 @@ pub struct BackpressureSettings {
     pub queue_messages: Option<usize>,
     /// Bytes queued past the in-flight bytes; at least `limits.max_frame_bytes`.
     pub queue_bytes: Option<usize>,
+    /// Replayed frames (catch-up from history) queued past the in-flight bytes; at least
+    /// `history.max_messages`. Unset: one full history for the user stream and for each of
+    /// `limits.max_rooms_per_connection` rooms, as those are set.
+    pub replay_messages: Option<usize>,
 }
 
 /// Apply `file`'s budgets to the preset `hub`, then the `--max-connections` flag.
@@ -192,6 +196,16 @@ fn apply_backpressure(hub: &mut Config, b: &BackpressureSettings) -> Result<(), 
     set(&mut budgets.inflight_bytes, b.inflight_bytes);
     set(&mut budgets.queue_messages, b.queue_messages);
     set(&mut budgets.queue_bytes, b.queue_bytes);
+    budgets.replay_messages = b
+        .replay_messages
+        .unwrap_or_else(|| BackpressureConfig::replay_messages_for(&hub.limits, &hub.history));
+    // One stream's whole catch-up must fit, or a client resuming it would be closed each time.
+    if budgets.replay_messages < hub.history.max_messages {
+        return Err(SettingsError::Invalid(format!(
+            "backpressure.replay_messages ({}) must be at least history.max_messages ({})",
+            budgets.replay_messages, hub.history.max_messages
+        )));
+    }
     if budgets.inflight_bytes == 0 || budgets.queue_messages == 0 {
         return Err(SettingsError::Invalid(
             "backpressure.inflight_bytes and backpressure.queue_messages must be at least 1".into(),
@@ -274,7 +288,15 @@ mod tests {
             (b.inflight_bytes, b.queue_messages, b.queue_bytes),
             (65536, 10000, 8388608)
         );
+        // The replay bound follows the rooms and the history unless it is set.
+        let file = parse("[limits]\nmax_rooms_per_connection = 9\n[history]\nmax_messages = 50");
+        let set = Settings::resolve(file, &Overrides::default()).unwrap();
+        assert_eq!(set.hub.backpressure.replay_messages, 10 * 50);
+        let file = parse("[backpressure]\nreplay_messages = 5000");
+        let set = Settings::resolve(file, &Overrides::default()).unwrap();
+        assert_eq!(set.hub.backpressure.replay_messages, 5000);
         for refused in [
+            "[backpressure]\nreplay_messages = 999",
             "[backpressure]\nqueue_messages = 0",
             "[backpressure]\ninflight_bytes = 0",
             "[backpressure]\nqueue_bytes = 1000",
