@@ -257,8 +257,12 @@ impl Outbox {
             };
         }
         // A replay is bounded apart: by what catch-ups of every stream it may be on hold, not
-        // by the live queue.
-        if origin == Origin::Replay && queue.replay_messages >= limits.replay_messages {
+        // by the live queue (a replayed frame that replaces one of its own kind adds nothing).
+        let replaces_replay = replaced.is_some_and(|i| queue.frames[i].origin == Origin::Replay);
+        if origin == Origin::Replay
+            && !replaces_replay
+            && queue.replay_messages >= limits.replay_messages
+        {
             return Offer::Overflow;
         }
         let mut offer = Offer::Queued;

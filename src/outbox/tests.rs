@@ -223,3 +223,29 @@ fn a_replay_is_exempt_from_the_live_limits_up_to_its_own_and_live_frames_behind_
     let queue = o.queue.as_ref().expect("the queue was used");
     assert_eq!((queue.replay_messages, queue.replay_bytes), (0, 0));
 }
+
+#[test]
+fn at_its_bound_a_replay_still_replaces_a_replayed_frame_of_its_key() {
+    let l = limits();
+    let mut o = Outbox::default();
+    let mut g = Backlog::default();
+    o.offer(frame("0123456789"), None, Origin::Live, &l, &mut g, |_| {});
+    let thinking = CoalesceKey::Thinking(RunId::from("1"));
+    let key = Some(&thinking);
+    assert_eq!(
+        o.offer(frame("t1"), key, Origin::Replay, &l, &mut g, |_| {}),
+        Offer::Queued
+    );
+    for _ in 1..l.replay_messages {
+        o.offer(frame("r"), None, Origin::Replay, &l, &mut g, |_| {});
+    }
+    assert_eq!(
+        o.offer(frame("t2"), key, Origin::Replay, &l, &mut g, |_| {}),
+        Offer::Coalesced,
+        "the latest thinking replaces the queued one, adding nothing"
+    );
+    assert_eq!(
+        o.offer(frame("r"), None, Origin::Replay, &l, &mut g, |_| {}),
+        Offer::Overflow
+    );
+}
