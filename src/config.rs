@@ -149,7 +149,7 @@ impl BackpressureConfig {
     /// The default `replay_messages`: one full history for the user stream and for each room
     /// a connection may be in.
     pub fn replay_messages_for(limits: &Limits, history: &HistoryConfig) -> usize {
-        (1 + limits.max_rooms_per_connection).saturating_mul(history.max_messages)
+        (limits.max_rooms_per_connection.saturating_add(1)).saturating_mul(history.max_messages)
     }
 }
 

@@ -256,8 +256,9 @@ impl Outbox {
                 Offer::Overflow
             };
         }
-        // A replay is bounded apart: by what catch-ups of every stream it may be on hold, not
-        // by the live queue (a replayed frame that replaces one of its own kind adds nothing).
+        // A replay has a bound of its own rather than the live queue's: what catch-ups of every
+        // stream the connection may be on hold (one that replaces a replayed frame of its key
+        // adds nothing).
         let replaces_replay = replaced.is_some_and(|i| queue.frames[i].origin == Origin::Replay);
         if origin == Origin::Replay
             && !replaces_replay
