@@ -379,15 +379,11 @@ impl Outbox {
         self.tracked(gauges, |o| *o = Outbox::default());
     }
 
-    /// Whether a reliable frame did not fit ([`Offer::Overflow`]) since the connection opened.
-    pub fn overflowed(&self) -> bool {
-        self.queue.as_ref().is_some_and(|q| q.overflowed)
-    }
-
-    /// Remember that a reliable frame did not fit (an overflow comes from the queue, so it
-    /// exists already).
-    pub fn mark_overflowed(&mut self) {
-        self.queue.get_or_insert_with(Box::default).overflowed = true;
+    /// Note that a reliable frame did not fit ([`Offer::Overflow`]); true the first time (an
+    /// overflow comes from the queue, so it exists already).
+    pub fn first_overflow(&mut self) -> bool {
+        let queue = self.queue.get_or_insert_with(Box::default);
+        !std::mem::replace(&mut queue.overflowed, true)
     }
 
     /// True while frames wait in the queue for room in the in-flight budget, that is for the

@@ -204,7 +204,6 @@ impl Sink<'_> {
     ) -> bool {
         let due = conn.outbox.window_due();
         let awaited = conn.outbox.awaits_flush();
-        let overflowed = conn.outbox.overflowed();
         let mut sent = SmallVec::<[Bytes; 2]>::new();
         let offer = offer(&mut conn.outbox, self.limits, self.backlog, &mut |f| {
             sent.push(f)
@@ -214,13 +213,7 @@ impl Sink<'_> {
             send(id, conn, frame, self.out);
         }
         tell_awaiting(id, awaited, conn, self.out);
-        // Reported once: a connection that overflows again in the same operation (a batch, a
-        // replay) is already to be closed.
-        if offer == Offer::Overflow && !overflowed {
-            conn.outbox.mark_overflowed();
-            self.out.overflowed(id);
-        }
-        settle(offer, self.out)
+        settle(id, offer, conn, self.out)
     }
 }
 
@@ -233,9 +226,9 @@ fn tell_awaiting(id: ConnId, awaited: bool, conn: &Connection, out: &mut Outputs
     }
 }
 
-/// Count what an outbox decided for a frame (what it sent is sent, an overflow is reported).
-/// True if it was sent, queued or held.
-fn settle(offer: Offer, out: &mut Outputs) -> bool {
+/// Act on what `id`'s outbox decided for a frame (what it sent is sent). True if it was sent,
+/// queued or held.
+fn settle(id: ConnId, offer: Offer, conn: &mut Connection, out: &mut Outputs) -> bool {
     match offer {
         Offer::Sent | Offer::Held | Offer::Queued | Offer::Appended => true,
         Offer::Coalesced => {
@@ -246,7 +239,14 @@ fn settle(offer: Offer, out: &mut Outputs) -> bool {
             out.counters.drops.add(Reason::Shed);
             false
         }
-        Offer::Overflow => false,
+        Offer::Overflow => {
+            // Reported once: a connection that overflows again in the same operation (a
+            // batch, a replay) is already to be closed.
+            if conn.outbox.first_overflow() {
+                out.overflowed(id);
+            }
+            false
+        }
     }
 }
 
