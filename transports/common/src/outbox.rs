@@ -92,9 +92,7 @@ impl Outbox {
             writer.wake();
         }
     }
-}
 
-impl Outbox {
     /// The hub began or stopped awaiting the writer's flush reports; a writer waiting for
     /// frames is woken when it began, in case it has writes it has not reported.
     pub(crate) fn await_flush(&self, awaiting: bool) {
