@@ -116,6 +116,15 @@ fn history_append(c: &mut Criterion) {
     group.finish();
 }
 
+/// A connection of a user with no run and no wait opens and closes, every output drained.
+fn open_and_close(hub: &mut Hub, now: Instant) -> usize {
+    let conn = hub.open(now, Open::new("late")).unwrap();
+    drain(hub);
+    hub.handle_socket(now, SocketInput::Closed { conn })
+        .unwrap();
+    drain(hub)
+}
+
 fn open_with_runs(c: &mut Criterion) {
     let now = Instant::now();
     let mut group = c.benchmark_group("open_with_runs");
@@ -144,13 +153,7 @@ fn open_with_runs(c: &mut Criterion) {
         drain(&mut hub);
         assert_eq!(hub.stats().runs_active, runs / 2);
         group.bench_function(BenchmarkId::from_parameter(runs), |b| {
-            b.iter(|| {
-                let conn = hub.open(now, Open::new("late")).unwrap();
-                drain(&mut hub);
-                hub.handle_socket(now, SocketInput::Closed { conn })
-                    .unwrap();
-                drain(&mut hub)
-            })
+            b.iter(|| open_and_close(&mut hub, now))
         });
     }
     group.finish();
@@ -167,13 +170,7 @@ fn open_with_waits(c: &mut Criterion) {
         }
         assert_eq!(hub.stats().waiters, waits);
         group.bench_function(BenchmarkId::from_parameter(waits), |b| {
-            b.iter(|| {
-                let conn = hub.open(now, Open::new("late")).unwrap();
-                drain(&mut hub);
-                hub.handle_socket(now, SocketInput::Closed { conn })
-                    .unwrap();
-                drain(&mut hub)
-            })
+            b.iter(|| open_and_close(&mut hub, now))
         });
     }
     group.finish();
