@@ -15,7 +15,7 @@
 
 use crate::id::{ConnId, RunId, ThreadId};
 use crate::outbox::CoalesceKey;
-use crate::stream::{Position, StreamId};
+use crate::stream::{Position, RunTag, StreamId};
 use bytes::Bytes;
 
 /// A stream entry rendered by a hub and waiting for its position.
@@ -49,6 +49,10 @@ pub struct EntryMeta {
     /// The agent run it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunId>,
+    /// The run's ending event: a node that did not run it learns from its history whether it
+    /// is still in progress (late joiners).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ends_run: bool,
     /// Agent thinking: a newer one may replace it while a reader is behind.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub thinking: bool,
@@ -77,7 +81,7 @@ pub(crate) struct Tags<'a> {
     /// Connections left out.
     pub except: &'a [ConnId],
     /// The agent run it belongs to.
-    pub run: Option<&'a RunId>,
+    pub run: Option<&'a RunTag>,
     /// Agent thinking: replaced by a newer one while a reader is behind.
     pub coalesce: Option<&'a CoalesceKey>,
 }
@@ -88,7 +92,8 @@ impl Tags<'_> {
         EntryMeta {
             stream,
             thread: self.thread.cloned(),
-            run: self.run.cloned(),
+            run: self.run.map(|r| r.id.clone()),
+            ends_run: self.run.is_some_and(|r| r.ends),
             thinking: matches!(self.coalesce, Some(CoalesceKey::Thinking(_))),
             message: match self.coalesce {
                 Some(CoalesceKey::Message(_, message)) => Some(message.to_string()),
@@ -101,6 +106,12 @@ impl Tags<'_> {
 }
 
 impl EntryMeta {
+    /// The run the entry belongs to, and whether it ends it.
+    pub(crate) fn run_tag(&self) -> Option<RunTag> {
+        let ends = self.ends_run;
+        self.run.clone().map(|id| RunTag { id, ends })
+    }
+
     /// The coalescing key of the entry: agent thinking of its run, or a message delta.
     pub(crate) fn coalesce(&self) -> Option<CoalesceKey> {
         match (&self.run, self.thinking, &self.message) {

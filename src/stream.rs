@@ -22,7 +22,8 @@ use crate::mutation::{self, Fault};
 use crate::outbox::CoalesceKey;
 use crate::run::Body;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use smallvec::SmallVec;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Why a `gap` frame was sent.
@@ -64,6 +65,17 @@ impl Gap {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AlreadyTaken;
 
+/// The agent run a user-stream entry belongs to. A run with kept entries of which none `ends`
+/// it is in progress as far as the history tells: on a node that did not run it too, since
+/// with shared streams every node keeps the same entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunTag {
+    pub id: RunId,
+    /// The run's ending event (`agent_completed`, `agent_failed`, `agent_cancelled`,
+    /// `producer_lost`).
+    pub ends: bool,
+}
+
 /// One message kept in history, with what decides who may receive it again.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -74,7 +86,7 @@ pub(crate) struct Entry {
     /// Only connections bound to this thread receive the entry (user streams).
     pub thread: Option<ThreadId>,
     /// The agent run the entry belongs to, for late joiners.
-    pub run: Option<RunId>,
+    pub run: Option<RunTag>,
     /// Agent thinking: may be replaced by a newer one while a reader is behind. A message
     /// delta: joined to its message's entry in history, and while a reader is behind.
     pub coalesce: Option<CoalesceKey>,
@@ -367,177 +379,26 @@ impl Stream {
         let skip = self.history.partition_point(|e| e.seq < from);
         self.history.range(skip..)
     }
+
+    /// The runs in progress with entries kept here on a thread that `receives` selects (`None`:
+    /// entries without a thread): those whose kept entries include no ending, the one with the
+    /// newest entry first.
+    pub fn runs_in_progress(
+        &self,
+        receives: impl Fn(Option<&ThreadId>) -> bool,
+    ) -> SmallVec<[RunId; 2]> {
+        let mut seen = HashSet::new();
+        let mut runs = SmallVec::new();
+        // Newest first: a run's ending is met before its other entries.
+        for e in self.history.iter().rev() {
+            let Some(run) = &e.run else { continue };
+            if seen.insert(&run.id) && !run.ends && receives(e.thread.as_ref()) {
+                runs.push(run.id.clone());
+            }
+        }
+        runs
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits(max_messages: usize) -> HistoryConfig {
-        HistoryConfig {
-            max_messages,
-            max_bytes: 1 << 20,
-            max_age: Duration::from_secs(60),
-            ..crate::Config::development().history
-        }
-    }
-
-    fn entry(seq: u64, now: Instant, pending: bool) -> Entry {
-        Entry {
-            seq,
-            at: now,
-            body: Body::Frame(bytes::Bytes::from(format!("m{seq}"))),
-            thread: None,
-            run: None,
-            coalesce: None,
-            pending,
-        }
-    }
-
-    fn push(s: &mut Stream, now: Instant, l: &HistoryConfig) -> u64 {
-        let seq = s.advance().seq;
-        s.append(entry(seq, now, seq % 2 == 0), l);
-        seq
-    }
-
-    #[test]
-    fn catch_up_within_history_has_no_gap() {
-        let now = Instant::now();
-        let l = limits(10);
-        let mut s = Stream::new(7);
-        for _ in 0..5 {
-            push(&mut s, now, &l);
-        }
-        let (gap, from) = s.catch_up_from(Position { epoch: 7, seq: 2 });
-        assert_eq!(gap, None);
-        let seqs: Vec<u64> = s.entries_from(from).map(|e| e.seq).collect();
-        assert_eq!(seqs, vec![3, 4, 5]);
-    }
-
-    #[test]
-    fn catch_up_past_history_reports_the_exact_gap() {
-        let now = Instant::now();
-        let l = limits(3);
-        let mut s = Stream::new(1);
-        for _ in 0..10 {
-            push(&mut s, now, &l);
-        }
-        assert_eq!(s.retained().0, 3);
-        let (gap, from) = s.catch_up_from(Position { epoch: 1, seq: 4 });
-        assert_eq!(
-            gap,
-            Some(Gap {
-                from: 5,
-                to: 7,
-                reason: GapReason::History
-            })
-        );
-        assert_eq!(from, 8);
-    }
-
-    #[test]
-    fn another_epoch_is_a_gap_from_the_start() {
-        let now = Instant::now();
-        let l = limits(3);
-        let mut s = Stream::new(2);
-        push(&mut s, now, &l);
-        let (gap, from) = s.catch_up_from(Position { epoch: 1, seq: 40 });
-        assert_eq!(
-            gap,
-            Some(Gap {
-                from: 1,
-                to: 0,
-                reason: GapReason::Epoch
-            })
-        );
-        assert_eq!(from, 1);
-    }
-
-    #[test]
-    fn pending_entries_are_counted_until_claimed_or_trimmed() {
-        let now = Instant::now();
-        let l = limits(3);
-        let mut s = Stream::new(1);
-        for _ in 0..4 {
-            push(&mut s, now, &l);
-        }
-        assert!(s.has_pending(), "2 and 4 are pending");
-        s.claim(4);
-        s.claim(4);
-        assert!(s.has_pending(), "2 still is");
-        push(&mut s, now, &l);
-        push(&mut s, now, &l);
-        assert!(s.has_pending(), "6 is");
-        s.claim(6);
-        assert!(!s.has_pending(), "2 was trimmed, 4 and 6 claimed");
-    }
-
-    #[test]
-    fn a_stream_without_entries_announces_what_precedes_its_first_only_if_something_does() {
-        let at = |epoch, seq| Position { epoch, seq };
-        let mut s = Stream::new(1);
-        assert_eq!(
-            s.adopt(at(9, 1)),
-            Ok(None),
-            "its first entry is the stream's first"
-        );
-        let mut s = Stream::new(1);
-        let gap = Gap {
-            from: 1,
-            to: 4,
-            reason: GapReason::Epoch,
-        };
-        assert_eq!(
-            s.adopt(at(9, 5)),
-            Ok(Some(gap)),
-            "1..4 were sealed before it"
-        );
-        assert_eq!(s.adopt(at(9, 5)), Err(AlreadyTaken));
-        let hole = Gap {
-            from: 6,
-            to: 6,
-            reason: GapReason::History,
-        };
-        assert_eq!(s.adopt(at(9, 7)), Ok(Some(hole)));
-    }
-
-    #[test]
-    fn older_entries_are_restored_newest_first_in_front_only_when_contiguous() {
-        let now = Instant::now();
-        let l = limits(4);
-        let entry = |seq: u64| entry(seq, now, false);
-        let at = |seq| Position { epoch: 9, seq };
-        let mut s = Stream::new(1);
-        assert!(
-            s.restore(at(7), entry(7), &l),
-            "a fresh stream starts with it"
-        );
-        assert_eq!(s.position(), at(7));
-        assert!(!s.restore(at(5), entry(5), &l), "not contiguous");
-        assert!(s.restore(at(6), entry(6), &l));
-        assert!(
-            !s.restore(Position { epoch: 8, seq: 5 }, entry(5), &l),
-            "another epoch"
-        );
-        assert!(s.restore(at(5), entry(5), &l));
-        assert!(s.restore(at(4), entry(4), &l));
-        assert!(!s.restore(at(3), entry(3), &l), "the bounds are full");
-        let seqs: Vec<u64> = s.entries_from(0).map(|e| e.seq).collect();
-        assert_eq!(seqs, vec![4, 5, 6, 7]);
-        assert_eq!(s.position(), at(7));
-    }
-
-    #[test]
-    fn history_expires_by_age() {
-        let now = Instant::now();
-        let l = limits(10);
-        let mut s = Stream::new(1);
-        push(&mut s, now, &l);
-        push(&mut s, now + Duration::from_secs(30), &l);
-        s.expire(now + Duration::from_secs(61), l.max_age);
-        assert_eq!(s.retained().0, 1);
-        s.expire(now + Duration::from_secs(91), l.max_age);
-        assert!(s.is_empty());
-        assert_eq!(s.position().seq, 2, "the counter survives an empty history");
-    }
-}
+mod tests;

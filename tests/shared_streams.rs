@@ -292,6 +292,36 @@ fn agent_run_events_are_sequenced_in_the_runs_order() {
     assert_eq!(seqs(&frames, &user_stream("alice")), [1, 2, 3, 4, 5]);
 }
 
+/// A late joiner on a hub whose application never ran the run: the hub learns from the
+/// stream's entries which runs are in progress, so a connection opening there receives the
+/// run's events so far, as on the run's own hub; once the run's ending arrives, a connection
+/// opening receives none of it.
+#[test]
+fn a_late_joiner_on_another_hub_receives_the_run_so_far() {
+    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
+    let on_b = b.connect("alice");
+    b.take(on_b);
+    agent(&mut a, "alice", "r1", None, started());
+    agent(&mut a, "alice", "r1", None, thinking("hmm"));
+    agent(&mut a, "alice", "r2", None, started());
+    agent(&mut a, "alice", "r2", None, completed());
+    let mut sequencer = Sequencer::default();
+    sequencer.run(0, &mut [&mut a, &mut b]);
+    for hub in [&mut a, &mut b] {
+        let late = hub.connect("alice");
+        let frames = hub.take(late);
+        assert_eq!(
+            run_kinds(&frames, "r1"),
+            ["agent_started", "agent_thinking"]
+        );
+        assert!(run_kinds(&frames, "r2").is_empty(), "r2 has ended");
+    }
+    agent(&mut a, "alice", "r1", None, completed());
+    sequencer.run(0, &mut [&mut a, &mut b]);
+    let later = b.connect("alice");
+    assert!(run_kinds(&b.take(later), "r1").is_empty(), "r1 has ended");
+}
+
 /// The same sealed entry delivered twice (a history load overlapping the live feed) reaches
 /// the client once.
 #[test]

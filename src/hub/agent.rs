@@ -13,6 +13,7 @@ use crate::protocol::{self, RunFrame};
 use crate::reason::Reason;
 use crate::run::{AgentEvent, EventKind, Run, Runs};
 use crate::sequenced::Tags;
+use crate::stream::RunTag;
 use std::time::Instant;
 
 /// Publish one event of `user`'s run: the first (which must be `agent_started`) starts the run
@@ -86,9 +87,13 @@ pub(super) fn emit(
         }
         _ => None,
     };
+    let run = RunTag {
+        id: key.1.clone(),
+        ends: kind.is_ending(),
+    };
     let tags = Tags {
         thread: thread.as_ref(),
-        run: Some(&key.1),
+        run: Some(&run),
         coalesce: coalesce.as_ref(),
         ..Tags::default()
     };

@@ -144,9 +144,7 @@ fn frame(
             let audience = Target::Room(room).except([id]);
             f.publish(now, &audience, &message, Some(&user));
         }
-        ClientFrame::Bind { thread } => {
-            membership::bind(f.conns, f.streams, runs, f.out, reply, thread)
-        }
+        ClientFrame::Bind { thread } => membership::bind(f.conns, f.streams, f.out, reply, thread),
         ClientFrame::Ping => {
             let reference = reply.reference;
             reply.send(f.conns, f.out, &ServerFrame::Pong { reference });
@@ -155,7 +153,7 @@ fn frame(
             for s in streams {
                 match &s.stream {
                     StreamId::User(user) if *user == f.conns.conn(id).user => {
-                        replay::resume_user(f.conns, f.streams, runs, f.out, reply, s.position)
+                        replay::resume_user(f.conns, f.streams, f.out, reply, s.position)
                     }
                     StreamId::User(_) => {
                         let (reason, code) = (Reason::Forbidden, ErrorCode::Forbidden);

@@ -39,11 +39,11 @@ pub(super) fn sequenced(f: &mut Fanout<'_>, now: Instant, sealed: &Sequenced) {
             if !adopt(f, &entry.stream, sealed.position) {
                 return;
             }
-            let coalesce = entry.coalesce();
+            let (coalesce, run) = (entry.coalesce(), entry.run_tag());
             let tags = Tags {
                 thread: entry.thread.as_ref(),
                 except: &entry.except,
-                run: entry.run.as_ref(),
+                run: run.as_ref(),
                 coalesce: coalesce.as_ref(),
             };
             let frame = sealed.frame.clone();
@@ -80,7 +80,7 @@ pub(super) fn history(f: &mut Fanout<'_>, now: Instant, sealed: &Sequenced) {
         at: now,
         body: Body::Frame(sealed.frame.clone()),
         thread: entry.thread.clone(),
-        run: entry.run.clone(),
+        run: entry.run_tag(),
         coalesce: entry.coalesce(),
         // Nobody received it live: it waits for the user's next connection.
         pending: entry.undelivered,

@@ -22,7 +22,6 @@ use crate::outputs::Outputs;
 use crate::presence::PresenceEvent;
 use crate::protocol::{Sequence, ServerFrame};
 use crate::room::{Rooms, UserCount};
-use crate::run::Runs;
 use crate::stream::{Position, StreamId, Streams};
 use std::time::Instant;
 
@@ -257,7 +256,6 @@ pub(super) fn unserved(
 pub(super) fn bind(
     conns: &mut Directory,
     streams: &mut Streams,
-    runs: &Runs,
     out: &mut Outputs,
     reply: Reply<'_>,
     thread: Option<ThreadId>,
@@ -270,6 +268,6 @@ pub(super) fn bind(
     .encode();
     let _ = conns.offer(reply.conn, &frame, None, Origin::Live, out);
     if changed {
-        replay::catch_up_thread(conns, streams, runs, out, reply.conn);
+        replay::catch_up_thread(conns, streams, out, reply.conn);
     }
 }

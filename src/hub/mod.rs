@@ -234,9 +234,9 @@ impl Hub {
     pub fn open(&mut self, now: Instant, open: Open) -> Result<ConnId, OpenError> {
         let Parts {
             config,
-            runs,
             waiters,
             mut fanout,
+            ..
         } = self.parts();
         fanout.admit(&open.user, &config.limits)?;
         let Fanout {
@@ -248,7 +248,7 @@ impl Hub {
         } = fanout;
         let (user, resume) = (open.user.clone(), open.resume);
         let id = lifecycle::welcome(config, conns, streams, cluster, out, now, open);
-        replay::catch_up_user(conns, streams, runs, out, id, resume);
+        replay::catch_up_user(conns, streams, out, id, resume);
         out.notice(Notice::Opened {
             conn: id,
             user: user.clone(),

@@ -11,28 +11,39 @@
 
 use super::reply::Reply;
 use crate::directory::Directory;
-use crate::id::{ConnId, RoomId, RunId};
+use crate::id::{ConnId, RoomId};
 use crate::mutation::{self, Fault};
 use crate::outbox::Origin;
 use crate::outputs::Outputs;
 use crate::protocol::{ErrorCode, Sequence, ServerFrame};
 use crate::room::Rooms;
-use crate::run::Runs;
 use crate::stream::{Gap, Position, StreamId, Streams};
 use smallvec::SmallVec;
 
 /// Which entries before the replay's starting point a replay also sends.
-pub(super) struct Older<'a> {
-    /// Every kept entry of these runs (late joiners to runs in progress).
-    pub runs: &'a [RunId],
+pub(super) struct Older {
+    /// Every kept entry of the runs in progress that the connection has not seen (late
+    /// joiners).
+    pub runs: InProgress,
     /// Entries published while no connection that selects them was open.
     pub pending: bool,
 }
 
-impl Older<'_> {
+/// Which runs in progress a connection has not seen the entries so far of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum InProgress {
+    /// None: a room has no runs, and a resume follows what the reader saw.
+    None,
+    /// Those on its thread: it just bound to it, and had those without a thread already.
+    OfThread,
+    /// Those on its thread and those without one: it just opened.
+    Received,
+}
+
+impl Older {
     /// Nothing older (a room, or a resume).
-    pub const NONE: Older<'static> = Older {
-        runs: &[],
+    pub const NONE: Older = Older {
+        runs: InProgress::None,
         pending: false,
     };
 }
@@ -69,7 +80,7 @@ pub(super) fn replay(
     id: ConnId,
     stream_id: &StreamId,
     after: Option<Position>,
-    older: &Older<'_>,
+    older: &Older,
 ) -> Option<(u64, usize)> {
     let shared = streams.shared();
     let stream = streams.get_mut(stream_id)?;
@@ -100,13 +111,21 @@ pub(super) fn replay(
         send_gap(conns, out, Reply::to(id), stream_id, epoch, gap);
     }
     let stream = streams.get_mut(stream_id).expect("looked up above");
-    let with_older = !older.runs.is_empty() || (older.pending && stream.has_pending());
+    let thread = conns.conn(id).thread.as_ref();
+    let runs = match older.runs {
+        InProgress::None => SmallVec::new(),
+        scope => stream.runs_in_progress(|t| match t {
+            Some(t) => Some(t) == thread,
+            None => scope == InProgress::Received,
+        }),
+    };
+    let with_older = !runs.is_empty() || (older.pending && stream.has_pending());
     let mut claimed: SmallVec<[u64; 8]> = SmallVec::new();
     let mut replayed = 0;
     for e in stream.entries_from(if with_older { 0 } else { from }) {
         let wanted = e.seq >= from
             || e.pending && older.pending
-            || e.run.as_ref().is_some_and(|r| older.runs.contains(r));
+            || e.run.as_ref().is_some_and(|r| runs.contains(&r.id));
         if wanted && conns.conn(id).wants_thread(e.thread.as_ref()) {
             replayed += 1;
             if e.pending {
@@ -134,20 +153,17 @@ pub(super) fn replay(
 pub(super) fn catch_up_user(
     conns: &mut Directory,
     streams: &mut Streams,
-    runs: &Runs,
     out: &mut Outputs,
     id: ConnId,
     resume: Option<Position>,
 ) {
-    let conn = conns.conn(id);
-    let stream_id = StreamId::User(conn.user.clone());
-    let runs: SmallVec<[RunId; 2]> = match resume {
-        // A client with a position saw the runs' earlier events: it gets what follows.
-        Some(_) => SmallVec::new(),
-        None => runs.to_catch_up(&conn.user, conn.thread.as_ref(), true),
-    };
+    let stream_id = StreamId::User(conns.conn(id).user.clone());
     let older = Older {
-        runs: &runs,
+        // A client with a position saw the runs' earlier events: it gets what follows.
+        runs: match resume {
+            Some(_) => InProgress::None,
+            None => InProgress::Received,
+        },
         pending: true,
     };
     if let Some((from, replayed)) = replay(conns, streams, out, id, &stream_id, resume, &older) {
@@ -163,15 +179,12 @@ pub(super) fn catch_up_user(
 pub(super) fn catch_up_thread(
     conns: &mut Directory,
     streams: &mut Streams,
-    runs: &Runs,
     out: &mut Outputs,
     id: ConnId,
 ) {
-    let conn = conns.conn(id);
-    let stream_id = StreamId::User(conn.user.clone());
-    let runs = runs.to_catch_up(&conn.user, conn.thread.as_ref(), false);
+    let stream_id = StreamId::User(conns.conn(id).user.clone());
     let older = Older {
-        runs: &runs,
+        runs: InProgress::OfThread,
         pending: true,
     };
     let _ = replay(conns, streams, out, id, &stream_id, None, &older);
@@ -212,7 +225,6 @@ pub(super) fn catch_up_room(
 pub(super) fn resume_user(
     conns: &mut Directory,
     streams: &mut Streams,
-    runs: &Runs,
     out: &mut Outputs,
     reply: Reply<'_>,
     position: Position,
@@ -220,7 +232,7 @@ pub(super) fn resume_user(
     let conn = conns.conn(reply.conn);
     let stream_id = StreamId::User(conn.user.clone());
     match positioned(conn.user_from, position, streams.position(&stream_id)) {
-        Positioned::No => catch_up_user(conns, streams, runs, out, reply.conn, Some(position)),
+        Positioned::No => catch_up_user(conns, streams, out, reply.conn, Some(position)),
         Positioned::UpToDate => {}
         Positioned::Behind => {
             let hint = "live messages already flowed on this stream: reconnect with the position";

@@ -101,10 +101,8 @@ impl Hub {
         thread: Option<ThreadId>,
     ) -> Result<(), UnknownConnection> {
         self.conns.check(conn)?;
-        let Parts {
-            runs, fanout: f, ..
-        } = self.parts();
-        membership::bind(f.conns, f.streams, runs, f.out, Reply::to(conn), thread);
+        let f = self.parts().fanout;
+        membership::bind(f.conns, f.streams, f.out, Reply::to(conn), thread);
         self.finish();
         Ok(())
     }

@@ -5,15 +5,15 @@
 
 use super::{AgentEvent, EventKind, Run, RunLimit};
 use crate::config::Config;
-use crate::id::{RunId, ThreadId, UserId};
+use crate::id::{RunId, UserId};
 use hashbrown::HashMap;
 use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Every run of a hub by user and run id, with the runs in progress counted in all and listed
-/// per user as runs start and end, so that the caps are checked and reported, and a user's
-/// runs in progress found, without a scan of everyone's.
+/// per user as runs start and end, so that the caps are checked and reported, and the sweep
+/// finds the idle ones, without a scan of everyone's runs.
 #[derive(Debug)]
 pub(crate) struct Runs {
     runs: HashMap<(UserId, RunId), Run>,
@@ -115,40 +115,14 @@ impl Runs {
         &self.runs[key]
     }
 
-    /// The runs in progress of `user` that a connection on `thread` receives and has not
-    /// seen yet: those of its thread, and (for a connection that just opened, `with_unthreaded`)
-    /// those without a thread, which reach every connection of the user.
-    pub fn to_catch_up(
-        &self,
-        user: &UserId,
-        thread: Option<&ThreadId>,
-        with_unthreaded: bool,
-    ) -> SmallVec<[RunId; 2]> {
-        let Some(of_user) = self.in_progress.get(user) else {
-            return SmallVec::new();
-        };
-        of_user
-            .iter()
-            .filter(|id| {
-                let run = &self.runs[&(user.clone(), (*id).clone())];
-                match run.report.thread.as_ref() {
-                    Some(t) => Some(t) == thread,
-                    None => with_unthreaded,
-                }
-            })
-            .cloned()
-            .collect()
-    }
-
-    /// The runs in progress without an event for `run_idle_timeout`.
+    /// The runs in progress without an event for `run_idle_timeout` (only those in progress
+    /// are looked at, not the ended ones kept for their reports).
     pub fn idle(&self, now: Instant) -> Vec<(UserId, RunId)> {
         let timeout = self.idle_timeout;
-        self.runs
-            .iter()
-            .filter(|(_, r)| {
-                r.is_running() && now.saturating_duration_since(r.last_event_at) >= timeout
-            })
-            .map(|(k, _)| k.clone())
+        let in_progress = self.in_progress.iter();
+        in_progress
+            .flat_map(|(user, ids)| ids.iter().map(|id| (user.clone(), id.clone())))
+            .filter(|key| now.saturating_duration_since(self.runs[key].last_event_at) >= timeout)
             .collect()
     }
 

@@ -213,6 +213,7 @@ mod tests {
                     stream: stream.clone(),
                     thread: None,
                     run: None,
+                    ends_run: false,
                     thinking: false,
                     message: None,
                     undelivered: false,

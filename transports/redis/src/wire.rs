@@ -371,6 +371,7 @@ mod tests {
             stream: StreamId::User("alice".into()),
             thread: Some("t1".into()),
             run: None,
+            ends_run: false,
             thinking: false,
             message: None,
             undelivered: false,
