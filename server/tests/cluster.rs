@@ -471,3 +471,25 @@ async fn without_redis_a_revocation_holds_on_its_node_only() {
     );
     shut_down([one, two]).await;
 }
+
+/// A message to a user connected nowhere waits in the shared history: the user's next
+/// connection receives it, on whichever node it opens and without a position; a second
+/// connection on that node does not receive it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_user_connected_nowhere_reaches_the_next_connection_on_any_node() {
+    let redis = Redis::start().await;
+    let [one, two] = two_nodes(&redis).await;
+    one.publish(json!({"user": "alice"}), "while-away", json!(1))
+        .await;
+    let mut alice = two.connect("alice").await;
+    let waited = alice.fence().await;
+    assert_eq!(waited.len(), 1, "{waited:?}");
+    let frame = &waited[0];
+    assert_eq!(
+        (&frame["event"], &frame["seq"], &frame["stream"]),
+        (&json!("while-away"), &json!(1), &json!("user:alice"))
+    );
+    let mut again = two.connect("alice").await;
+    assert_eq!(again.fence().await, Vec::<Value>::new());
+    shut_down([one, two]).await;
+}

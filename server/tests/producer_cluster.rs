@@ -104,3 +104,44 @@ async fn a_cancel_for_a_run_no_node_has_for_the_user_is_unknown_run_and_tells_no
     assert_eq!(ack["type"], "ack", "{ack}");
     shut_down([one, two]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_opened_on_another_node_mid_run_catches_up_with_the_run_so_far() {
+    let redis = Redis::start().await;
+    let [one, two] = two_nodes(&redis).await;
+    // Alice is online on node one when her run starts there: nothing waits as pending.
+    let mut first_tab = one.connect("alice").await;
+    let mut producer = Producer::open(&one).await;
+    producer.event("alice", "r1", 1, started(None)).await;
+    producer.event("alice", "r1", 2, delta(0, "half")).await;
+    assert_eq!(first_tab.next_of("agent_started").await["run"], "r1");
+    assert_eq!(
+        first_tab.next_of("agent_message_delta").await["text"],
+        "half"
+    );
+    // A second tab lands on node two, without a position: it gets the run so far, as a tab on
+    // the run's own node would.
+    let mut on_two = two.connect("alice").await;
+    let mut on_one = one.connect("alice").await;
+    for tab in [&mut on_two, &mut on_one] {
+        let started = tab.next_of("agent_started").await;
+        assert_eq!(started["run"], "r1", "{started}");
+        assert_eq!(tab.next_of("agent_message_delta").await["text"], "half");
+    }
+    let last = json!({"event": "agent_message_delta", "message": "m", "offset": 4,
+        "text": "!", "final": true});
+    producer.event("alice", "r1", 3, last).await;
+    let done = json!({"event": "agent_completed", "result": "done"});
+    let ack = producer.event("alice", "r1", 4, done).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(on_two.next_of("agent_completed").await["run"], "r1");
+    // Once the run has ended a new tab is not told of it, on either node (a user may have
+    // three connections: two close first).
+    first_tab.close().await;
+    on_one.close().await;
+    let mut late_two = two.connect("alice").await;
+    let mut late_one = one.connect("alice").await;
+    assert_eq!(late_two.fence().await, Vec::<serde_json::Value>::new());
+    assert_eq!(late_one.fence().await, Vec::<serde_json::Value>::new());
+    shut_down([one, two]).await;
+}

@@ -3,6 +3,7 @@
 use crate::admission::{Admission, Reservations};
 use crate::counters::{BridgeStats, Counters};
 use crate::follows::Follow;
+use crate::history::Missed;
 use crate::keys::Keys;
 use crate::link::{Backoff, Link};
 use crate::options::BridgeOptions;
@@ -183,8 +184,10 @@ impl<R: Runtime> Bridge<R> {
     /// Make this node ready for a connection of `user` about to open (with shared streams):
     /// the user's channel is subscribed, and held so for a few seconds, so that no entry
     /// sequenced from now on misses the connection; with `resume`, what followed that position
-    /// is loaded from the shared history (the client may come from another node); and the
-    /// user's stream starts at the sequencer's head. Call it before opening the connection.
+    /// is loaded from the shared history (the client may come from another node), without it
+    /// all the history this node keeps (what reached no connection waits there for this one,
+    /// and so do the runs in progress so far); and the user's stream starts at the
+    /// sequencer's head. Call it before opening the connection.
     /// Returns how many entries were loaded. Fails if Redis cannot be reached in time: the
     /// connection may still open; whatever it then misses is announced with a `gap`.
     pub async fn prepare(&self, user: &UserId, resume: Option<Position>) -> RedisResult<usize> {
@@ -194,7 +197,7 @@ impl<R: Runtime> Bridge<R> {
         let follow = Follow {
             pin: Some(shared.keys.stream_channel(&stream)),
             stream,
-            resume,
+            missed: resume.map_or(Missed::Kept, Missed::After),
             live: false,
             answer: Some(answer),
         };

@@ -11,6 +11,7 @@
 //! bounds: past them, its held entries are dropped, and the stream is read again from the
 //! shared history once its read is done, from the last position the hubs were fed.
 
+use crate::history::Missed;
 use crate::wire::Record;
 use redis::RedisResult;
 use std::collections::{HashMap, VecDeque};
@@ -21,16 +22,16 @@ use tokio::sync::oneshot;
 pub(crate) const READS: usize = 4;
 
 /// Start following a stream for the hubs: after the subscriptions asked for before (and the
-/// pin, if any), load what a reader at `resume` missed and tell the hubs where the sequencer
-/// stands, in order with what arrives on the subscription.
+/// pin, if any), load what its reader `missed` and tell the hubs where the sequencer stands,
+/// in order with what arrives on the subscription.
 #[derive(Debug)]
 pub(crate) struct Follow {
     pub stream: StreamId,
     /// The stream's channel, to hold subscribed for a while: a connection that opens within
     /// that time misses nothing published on it.
     pub pin: Option<String>,
-    pub resume: Option<Position>,
-    /// What followed `resume` is delivered to the readers now (a stream followed again after
+    pub missed: Missed,
+    /// What it missed is delivered to the readers now (a stream followed again after
     /// its subscription was cut), rather than kept for replays (a resume, a join with `since`).
     pub live: bool,
     /// Told how many entries were loaded.
@@ -44,7 +45,7 @@ impl Follow {
         Self {
             stream,
             pin: None,
-            resume: Some(position),
+            missed: Missed::After(position),
             live: true,
             answer: None,
         }
@@ -194,7 +195,7 @@ mod tests {
         Follow {
             stream: stream.clone(),
             pin: None,
-            resume: None,
+            missed: Missed::Nothing,
             live: false,
             answer: None,
         }
@@ -266,7 +267,7 @@ mod tests {
         let mut follows = Follows::new(&bounds(100, 1000));
         let first = room("r0");
         let mut again = follow(&first);
-        again.resume = Some(at(5));
+        again.missed = Missed::After(at(5));
         assert_eq!(follows.push(follow(&first)).len(), 1);
         assert!(
             follows.push(again).is_empty(),
@@ -290,7 +291,8 @@ mod tests {
         follows.finish(&streams[0]);
         let next = follows.start();
         assert_eq!(next.len(), 1);
-        assert_eq!((&next[0].stream, next[0].resume), (&first, Some(at(5))));
+        let after = Missed::After(at(5));
+        assert_eq!((&next[0].stream, next[0].missed), (&first, after));
     }
 
     /// Past the history bounds, a stream's held entries are dropped (and later ones too), and
@@ -335,7 +337,7 @@ mod tests {
         follows.finish(&stream);
         let next = follows.start();
         assert_eq!(next.len(), 1);
-        assert_eq!(next[0].resume, Some(at(3)), "from further back");
+        assert_eq!(next[0].missed, Missed::After(at(3)), "from further back");
         follows.finish(&stream);
         assert!(follows.start().is_empty());
         assert!(follows.hold(record(&stream, 10, 1)).is_some());

@@ -8,18 +8,32 @@ use crate::wire::Record;
 use redis::RedisResult;
 use switchboard::{Position, StreamId};
 
-/// The head of `stream`, and the newest of its entries after `resume` that this node keeps
+/// What of a stream's shared history a reader needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missed {
+    /// Nothing: it starts at the head (a room's first join without `since`).
+    Nothing,
+    /// What followed its position.
+    After(Position),
+    /// All that is kept: a user's connection that opens without a position receives from it
+    /// the entries that reached no connection (offline buffering) and the runs in progress so
+    /// far, wherever they were published.
+    Kept,
+}
+
+/// The head of `stream`, and the newest of the entries a reader `missed` that this node keeps
 /// (at most its history's `max_messages` and `max_bytes`, none older than its `max_age`),
 /// oldest first.
 pub(crate) async fn read(
     shared: &Shared,
     stream: &StreamId,
-    resume: Option<Position>,
+    missed: Missed,
 ) -> RedisResult<(Position, Vec<Record>)> {
     let mut conn = shared.reader.conn().await?;
-    let (reader_epoch, reader_seq) = match resume {
-        Some(p) => (p.epoch.to_string(), p.seq),
-        None => (String::new(), 0),
+    let (reader_epoch, reader_seq) = match missed {
+        Missed::Nothing => (String::new(), 0),
+        Missed::After(p) => (p.epoch.to_string(), p.seq),
+        Missed::Kept => ("*".to_string(), 0),
     };
     let history = &shared.options.history;
     let read = shared

@@ -201,7 +201,8 @@ return seq
 /// dropped first. KEYS[1] the stream's hash, KEYS[2] its history list, KEYS[3] the history's
 /// index; ARGV: the epoch of a new stream (the time in milliseconds), the history's `max_age`
 /// in milliseconds (also the lifetime of a new stream's hash), the reader's epoch (empty: no
-/// reader) and seq, its `max_messages` and `max_bytes`. Returns `{epoch, seq, entries}`.
+/// reader, nothing read; `*`: a reader of everything kept) and seq, its `max_messages` and
+/// `max_bytes`. Returns `{epoch, seq, entries}`.
 pub(crate) const FOLLOW: &str = concat!(
     history!(),
     r#"
@@ -215,7 +216,7 @@ count = trim(KEYS[1], KEYS[2], KEYS[3], count, bytes, math.huge, math.huge,
   tonumber(ARGV[2]), now_ms())
 local wanted = 0
 if ARGV[3] ~= '' then
-  if epoch ~= ARGV[3] then
+  if epoch ~= ARGV[3] or ARGV[3] == '*' then
     wanted = count
   else
     wanted = math.min(count, math.max(0, seq - tonumber(ARGV[4])))

@@ -331,7 +331,7 @@ impl<R: Runtime> Feed<R> {
         let stream = follow.stream.clone();
         let generation = self.generation;
         let task = self.reads.spawn(async move {
-            let read = history::read(&shared, &follow.stream, follow.resume).await;
+            let read = history::read(&shared, &follow.stream, follow.missed).await;
             Loaded {
                 follow,
                 read,

@@ -5,6 +5,7 @@
 
 use crate::cancels;
 use crate::follows::Follow;
+use crate::history::Missed;
 use crate::load::NodeLoad;
 use crate::members::{self, NodeRoomUsers};
 use crate::options::unix_millis;
@@ -174,7 +175,7 @@ impl<R: Runtime> Worker<R> {
                     let follow = Follow {
                         stream,
                         pin: None,
-                        resume: since,
+                        missed: since.map_or(Missed::Nothing, Missed::After),
                         live: false,
                         answer: None,
                     };
