@@ -493,3 +493,34 @@ async fn a_message_to_a_user_connected_nowhere_reaches_the_next_connection_on_an
     assert_eq!(again.fence().await, Vec::<Value>::new());
     shut_down([one, two]).await;
 }
+
+/// A node keeps a user's stream after the user's last connection there closed, but stops
+/// following it: a message sent while the user is connected nowhere still reaches the next
+/// connection there, without a position, and what follows comes without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stopped_following_a_users_stream_catches_up_before_the_next_connection() {
+    let redis = Redis::start().await;
+    let [one, two] = two_nodes(&redis).await;
+    let mut alice = two.connect("alice").await;
+    one.publish(json!({"user": "alice"}), "first", json!(1))
+        .await;
+    assert_eq!(alice.next_of("message").await["event"], "first");
+    alice.close().await;
+    // Node two holds the user's channel for a while after a connection (10 s): past that, it
+    // no longer follows the stream.
+    unsubscribed(&two, "sb:user:alice").await;
+    one.publish(json!({"user": "alice"}), "while-away", json!(2))
+        .await;
+    let mut again = two.connect("alice").await;
+    let waited = again.fence().await;
+    let seqs: Vec<_> = waited.iter().map(|f| (&f["event"], &f["seq"])).collect();
+    assert_eq!(seqs, [(&json!("while-away"), &json!(2))], "{waited:?}");
+    one.publish(json!({"user": "alice"}), "after", json!(3))
+        .await;
+    let frame = again.json().await;
+    assert_eq!(
+        (&frame["event"], &frame["seq"]),
+        (&json!("after"), &json!(3))
+    );
+    shut_down([one, two]).await;
+}

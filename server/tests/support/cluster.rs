@@ -42,10 +42,19 @@ pub async fn shut_down(nodes: [TestServer; 2]) {
 /// Wait until the bridge of `server` (in this process) has subscribed
 /// `channel`: a publish on another node before that does not reach it.
 pub async fn subscribed(server: &TestServer, channel: &str) {
+    subscription(server, channel, true).await;
+}
+
+/// Wait until the bridge of `server` (in this process) no longer subscribes `channel`.
+pub async fn unsubscribed(server: &TestServer, channel: &str) {
+    subscription(server, channel, false).await;
+}
+
+async fn subscription(server: &TestServer, channel: &str, wanted: bool) {
     let bridge = bridge(server);
-    eventually(&format!("{channel} subscribed"), || {
+    eventually(&format!("{channel} subscribed: {wanted}"), || {
         let subscribed = bridge.subscriptions().iter().any(|c| c == channel);
-        async move { subscribed }
+        async move { subscribed == wanted }
     })
     .await;
 }
