@@ -321,8 +321,8 @@ fn agent_run_events_are_sequenced_in_the_runs_order() {
 
 /// A late joiner on a hub whose application never ran the run: the hub learns from the
 /// stream's entries which runs are in progress, so a connection opening there receives the
-/// run's events so far, as on the run's own hub; once the run's ending arrives, a connection
-/// opening receives none of it.
+/// run's events so far (those on a thread once it binds to it), as on the run's own hub; once
+/// the run's ending arrives, a connection opening receives none of it.
 #[test]
 fn a_late_joiner_on_another_hub_receives_the_run_so_far() {
     let (mut a, mut b) = (shared_hub(0), shared_hub(1));
@@ -332,6 +332,7 @@ fn a_late_joiner_on_another_hub_receives_the_run_so_far() {
     agent(&mut a, "alice", "r1", None, thinking("hmm"));
     agent(&mut a, "alice", "r2", None, started());
     agent(&mut a, "alice", "r2", None, completed());
+    agent(&mut a, "alice", "r3", Some("t"), started());
     let mut sequencer = Sequencer::default();
     sequencer.run(0, &mut [&mut a, &mut b]);
     for hub in [&mut a, &mut b] {
@@ -342,6 +343,13 @@ fn a_late_joiner_on_another_hub_receives_the_run_so_far() {
             ["agent_started", "agent_thinking"]
         );
         assert!(run_kinds(&frames, "r2").is_empty(), "r2 has ended");
+        assert!(run_kinds(&frames, "r3").is_empty(), "r3 is on a thread");
+        // Bound to the run's thread, it receives that run so far, not the others again.
+        hub.send(late, r#"{"type":"bind","thread":"t"}"#);
+        let frames = hub.take(late);
+        assert_eq!(run_kinds(&frames, "r3"), ["agent_started"]);
+        assert!(run_kinds(&frames, "r1").is_empty(), "r1 was caught up with");
+        hub.drop_connection(late);
     }
     agent(&mut a, "alice", "r1", None, completed());
     sequencer.run(0, &mut [&mut a, &mut b]);
