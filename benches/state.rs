@@ -15,6 +15,10 @@
 //!   holding `<runs>` runs of other users, half in progress and half ended (kept for their
 //!   reports). A fresh connection is sent the runs in progress it receives, so the hub looks
 //!   up its user's runs: flat figures show that it does not walk everyone's.
+//! - `open_with_history/<entries>`: a connection of a user whose stream holds `<entries>`
+//!   events of that user's runs (ten per run) opens and closes. Which runs are in progress is
+//!   read from that history: `ended` (every run ended, nothing to send) is the cost of that
+//!   read alone; `one_in_progress` adds the replay of the last run's events so far.
 //! - `open_with_waits/<waits>`: the same open and close on a hub where the application waits
 //!   for `<waits>` other users to connect (`Hub::wait_for_connection`): the opening resolves
 //!   its own user's waits, and should not walk the others'.
@@ -159,6 +163,49 @@ fn open_with_runs(c: &mut Criterion) {
     group.finish();
 }
 
+fn open_with_history(c: &mut Criterion) {
+    let now = Instant::now();
+    let mut group = c.benchmark_group("open_with_history");
+    for (name, in_progress) in [("ended", false), ("one_in_progress", true)] {
+        let mut hub = Hub::new(config());
+        let user = UserId::from("late");
+        let update = |run: usize, event| AgentUpdate {
+            run: format!("run-{run}").into(),
+            agent: "agent".into(),
+            thread: None,
+            event,
+        };
+        // A full user stream: runs of ten events each, every one ended but, maybe, the last.
+        let entries = hub.config().history.max_messages;
+        for run in 0..entries / 10 {
+            let started = AgentEvent::AgentStarted {
+                data: serde_json::Value::Null,
+            };
+            hub.send_agent_update(now, &user, update(run, started))
+                .unwrap();
+            for _ in 0..8 {
+                let thinking = AgentEvent::AgentThinking {
+                    thought: "hmm".into(),
+                };
+                hub.send_agent_update(now, &user, update(run, thinking))
+                    .unwrap();
+            }
+            if !in_progress || run + 1 < entries / 10 {
+                let completed = AgentEvent::AgentCompleted {
+                    result: serde_json::Value::Null,
+                };
+                hub.send_agent_update(now, &user, update(run, completed))
+                    .unwrap();
+            }
+        }
+        drain(&mut hub);
+        group.bench_function(BenchmarkId::new(name, entries), |b| {
+            b.iter(|| open_and_close(&mut hub, now))
+        });
+    }
+    group.finish();
+}
+
 fn open_with_waits(c: &mut Criterion) {
     let now = Instant::now();
     let deadline = now + Duration::from_secs(3600);
@@ -260,6 +307,6 @@ fn room_overflow(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = stats, history_append, open_with_runs, open_with_waits, join_presence, room_overflow
+    targets = stats, history_append, open_with_runs, open_with_history, open_with_waits, join_presence, room_overflow
 }
 criterion_main!(benches);

@@ -4,7 +4,9 @@
 //! (gap-free per stream) and stays in the stream's history, bounded by count, bytes and age
 //! ([`HistoryConfig`]). The epoch changes whenever a stream is created anew, so a client
 //! holding a position from a lost history learns that it is stale. The deltas of an agent's
-//! message are kept as one entry holding the text so far (module `compact`). Every change to what a
+//! message are kept as one entry holding the text so far (module `compact`); the runs a history
+//! holds entries of, and which of them are still in progress, are counted as entries come and
+//! go (module `runs`). Every change to what a
 //! history holds goes through `Streams` (module `budget`), which keeps the hub's total
 //! within its budget. Streams are named by [`StreamId`] and read from a [`Position`] (module
 //! `position`).
@@ -12,18 +14,21 @@
 mod budget;
 mod compact;
 mod position;
+mod runs;
 
 pub(crate) use budget::Streams;
 pub use position::{ParsePositionError, Position, StreamId};
+pub(crate) use runs::RunTag;
 
 use crate::config::HistoryConfig;
 use crate::id::{RunId, ThreadId};
 use crate::mutation::{self, Fault};
 use crate::outbox::CoalesceKey;
 use crate::run::Body;
+use runs::KeptRuns;
 use serde::Serialize;
 use smallvec::SmallVec;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Why a `gap` frame was sent.
@@ -65,17 +70,6 @@ impl Gap {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AlreadyTaken;
 
-/// The agent run a user-stream entry belongs to. A run with kept entries of which none `ends`
-/// it is in progress as far as the history tells: on a node that did not run it too, since
-/// with shared streams every node keeps the same entries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RunTag {
-    pub id: RunId,
-    /// The run's ending event (`agent_completed`, `agent_failed`, `agent_cancelled`,
-    /// `producer_lost`).
-    pub ends: bool,
-}
-
 /// One message kept in history, with what decides who may receive it again.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -109,6 +103,8 @@ pub(crate) struct Stream {
     bytes: usize,
     /// How many entries of `history` are pending.
     pending: usize,
+    /// The runs `history` holds entries of.
+    runs: KeptRuns,
     /// Pending entries trimmed before any connection took them: per thread they were for, the
     /// first one lost. The next connection that selects them is told with a `gap`.
     lost: HashMap<Option<ThreadId>, u64>,
@@ -136,6 +132,7 @@ impl Stream {
             floor: 0,
             bytes: 0,
             pending: 0,
+            runs: KeptRuns::default(),
             lost: HashMap::new(),
             lost_at: None,
             last_append: 0,
@@ -232,6 +229,7 @@ impl Stream {
         }
         self.bytes += entry.body.len();
         self.pending += usize::from(entry.pending);
+        self.runs.appended(&entry);
         let message = matches!(entry.coalesce, Some(CoalesceKey::Message(..)));
         self.history.push_back(entry);
         if message {
@@ -260,6 +258,7 @@ impl Stream {
         self.bytes += entry.body.len();
         self.pending += usize::from(entry.pending);
         self.floor = position.seq.saturating_sub(1);
+        self.runs.restored(&entry);
         self.history.push_front(entry);
         true
     }
@@ -268,6 +267,7 @@ impl Stream {
         if let Some(old) = self.history.pop_front() {
             self.floor = old.seq;
             self.bytes -= old.body.len();
+            self.runs.dropped(&old);
             if old.pending {
                 self.pending -= 1;
                 self.lost_at = Some(self.lost_at.map_or(old.at, |at| at.max(old.at)));
@@ -380,23 +380,19 @@ impl Stream {
         self.history.range(skip..)
     }
 
+    /// Panics unless the runs kept are those of the history (see `Streams::recount`).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn check_runs(&self) {
+        self.runs.check(&self.history);
+    }
+
     /// The runs in progress with entries kept here on a thread that `receives` selects (`None`:
-    /// entries without a thread): those whose kept entries include no ending, the one with the
-    /// newest entry first.
+    /// entries without a thread): those whose kept entries include no ending.
     pub fn runs_in_progress(
         &self,
         receives: impl Fn(Option<&ThreadId>) -> bool,
     ) -> SmallVec<[RunId; 2]> {
-        let mut seen = HashSet::new();
-        let mut runs = SmallVec::new();
-        // Newest first: a run's ending is met before its other entries.
-        for e in self.history.iter().rev() {
-            let Some(run) = &e.run else { continue };
-            if seen.insert(&run.id) && !run.ends && receives(e.thread.as_ref()) {
-                runs.push(run.id.clone());
-            }
-        }
-        runs
+        self.runs.in_progress(receives)
     }
 }
 

@@ -36,6 +36,7 @@ impl Stream {
             return;
         }
         let delta = self.history.pop_back().expect("the newest entry");
+        self.runs.dropped(&delta);
         let mut joined = self.history.remove(i).expect("index from rposition");
         self.bytes = self.bytes - before - newest.len() + joined.body.len();
         joined.seq = delta.seq;

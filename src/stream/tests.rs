@@ -56,15 +56,18 @@ fn a_run_is_in_progress_while_its_kept_entries_include_no_ending() {
     add("a", false, None);
     add("c", true, None);
     push(&mut s, now, &l);
-    let all = s.runs_in_progress(|_| true);
+    let mut all = s.runs_in_progress(|_| true);
+    all.sort_by(|x, y| x.as_str().cmp(y.as_str()));
     assert_eq!(all.as_slice(), [RunId::from("a"), RunId::from("b")]);
     let unthreaded = s.runs_in_progress(|t| t.is_none());
     assert_eq!(unthreaded.as_slice(), [RunId::from("a")]);
+    s.check_runs();
     // Trimmed out of history, a run's entries no longer say it is in progress.
     for _ in 0..10 {
         push(&mut s, now, &l);
     }
     assert!(s.runs_in_progress(|_| true).is_empty());
+    s.check_runs();
 }
 
 #[test]
