@@ -112,33 +112,6 @@ fn only_what_no_hub_delivered_waits_for_the_users_next_connection() {
     assert_eq!(take_labels(&mut b, on_b), ["welcome", "offline"]);
 }
 
-/// A hub keeps a user's stream after the user's last connection there closed but no longer
-/// follows it: loaded before the user's next connection, an entry after what it keeps (one
-/// that waited for the user connected nowhere) replaces the stale copy, and the connection
-/// receives it.
-#[test]
-fn history_after_a_stale_copy_of_a_users_stream_replaces_it() {
-    let (mut a, mut b) = (shared_hub(0), shared_hub(1));
-    let mut sequencer = Sequencer::default();
-    let on_b = b.connect("alice");
-    a.publish(user("alice"), msg("seen"));
-    sequencer.run(0, &mut [&mut a, &mut b]);
-    b.drop_connection(on_b);
-    // Hub b no longer follows alice's stream: only hub a hears of the next entry.
-    a.publish(user("alice"), msg("offline"));
-    sequencer.run(0, &mut [&mut a]);
-    for sealed in sequencer.log.iter().rev() {
-        b.cluster(ClusterInput::History(sealed));
-    }
-    let again = b.connect("alice");
-    assert_eq!(take_labels(&mut b, again), ["welcome", "offline"]);
-    a.publish(user("alice"), msg("after"));
-    sequencer.run(0, &mut [&mut a, &mut b]);
-    let frames = b.take(again);
-    assert_eq!(labels(&frames), ["after"]);
-    assert_eq!(seqs(&frames, &user_stream("alice")), [3]);
-}
-
 /// A join to a room the hub starts serving is answered once the sequencer gave the room's
 /// head: with that position, and from it on (entries numbered before are not the member's; with
 /// `since` it asks for them, from the hub's history).

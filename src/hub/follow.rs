@@ -3,9 +3,8 @@
 //! An [`Envelope`] is another hub's publish, delivered here as if published here. With shared
 //! streams, a [`Sequenced`] entry is delivered in its stream's order (an entry already taken is
 //! ignored; one after a hole first tells the stream's readers what they cannot receive), an
-//! older entry from the shared history is kept for replays only (one after the stale copy of
-//! a user's stream the hub kept while not following it is taken as sequenced), and a
-//! stream's head tells a fresh stream where to start and answers the joins that waited for it.
+//! older entry from the shared history is kept for replays only, and a stream's head tells a
+//! fresh stream where to start and answers the joins that waited for it.
 
 use super::delivery::Fanout;
 use super::membership;
@@ -70,18 +69,8 @@ pub(super) fn sequenced(f: &mut Fanout<'_>, now: Instant, sealed: &Sequenced) {
 pub(super) fn history(f: &mut Fanout<'_>, now: Instant, sealed: &Sequenced) {
     let entry = &sealed.entry;
     match &entry.stream {
-        StreamId::User(user) => {
+        StreamId::User(_) => {
             f.streams.create(&entry.stream);
-            // Without a connection of the user here the node stops following the stream but
-            // may keep its history: an entry after what it keeps came while it did not follow
-            // (one to the user connected nowhere, waiting for this connection). It is taken
-            // as sequenced, which drops the stale copy ahead of the hole (no reader is told:
-            // there is none); the entries older than it follow as history.
-            let kept = f.streams.position(&entry.stream);
-            let after = kept.epoch != sealed.position.epoch || kept.seq < sealed.position.seq;
-            if kept.seq != 0 && after && !f.conns.is_connected(user) {
-                return sequenced(f, now, sealed);
-            }
         }
         StreamId::Room(room) if !f.rooms.members(room).is_empty() => f.room_stream(now, room),
         StreamId::Room(_) => return,

@@ -34,12 +34,9 @@ impl Sequencer {
         let entries = hubs[origin].unsequenced();
         for entry in entries {
             let mut sealed = self.seal(&entry);
-            // Like a Redis PUBLISH that no node received: no hub serves the user. The shared
-            // history keeps the mark.
+            // Like a Redis PUBLISH that no node received: no hub serves the user.
             if let StreamId::User(user) = &sealed.entry.stream {
                 sealed.entry.undelivered = !hubs.iter().any(|h| h.hub().is_user_connected(user));
-                self.log.last_mut().expect("just sealed").entry.undelivered =
-                    sealed.entry.undelivered;
             }
             for (i, hub) in hubs.iter_mut().enumerate() {
                 let mut copy = sealed.clone();

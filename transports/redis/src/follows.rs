@@ -101,10 +101,12 @@ impl Follows {
     }
 
     /// Queue `follow` behind its stream's earlier ones; the reads to start now. A read that
-    /// follows a stream again is queued once: the one queued first reads from further back.
+    /// follows a stream again after a cut is queued once: the one queued first reads from
+    /// further back (and one for a connection, which someone awaits, reads all it needs).
     pub fn push(&mut self, follow: Follow) -> Vec<Follow> {
         let held = self.streams.entry(follow.stream.clone()).or_default();
-        if follow.live && held.queued.iter().any(|queued| queued.live) {
+        let again = follow.live && follow.answer.is_none();
+        if again && held.queued.iter().any(|queued| queued.live) {
             return Vec::new();
         }
         if !held.reading && held.queued.is_empty() {
