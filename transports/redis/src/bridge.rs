@@ -193,17 +193,14 @@ impl<R: Runtime> Bridge<R> {
     pub async fn prepare(&self, user: &UserId, resume: Option<Position>) -> RedisResult<usize> {
         let shared = &self.inner.shared;
         let stream = StreamId::User(user.clone());
-        let channel = shared.keys.stream_channel(&stream);
-        // A node that does not follow the stream now may hold a stale copy of it (kept after
-        // the user's last connection here closed): what it loads is delivered in order, as
-        // after a cut subscription, so that what it missed goes after the copy, not in front.
-        let followed = (shared.subscribed.lock().expect("not poisoned")).contains(&channel);
         let (answer, answered) = oneshot::channel();
+        // Kept for replays; delivered in order if the node did not follow the stream (the
+        // subscription task knows: see `Follow::live`).
         let follow = Follow {
-            pin: Some(channel),
+            pin: Some(shared.keys.stream_channel(&stream)),
             stream,
             missed: resume.map_or(Missed::Kept, Missed::After),
-            live: !followed,
+            live: false,
             answer: Some(answer),
         };
         let _ = self.inner.subscriber.send(SubCommand::Follow(follow));

@@ -31,8 +31,10 @@ pub(crate) struct Follow {
     /// that time misses nothing published on it.
     pub pin: Option<String>,
     pub missed: Missed,
-    /// What it missed is delivered to the readers now (a stream followed again after
-    /// its subscription was cut), rather than kept for replays (a resume, a join with `since`).
+    /// What it missed is delivered to the readers now, in order (a stream followed again
+    /// after its subscription was cut, or a pinned one whose channel the pin subscribes: the
+    /// hubs' copy of it, if any, is stale), rather than kept for replays in front of what the
+    /// hubs hold (a resume, a join with `since`, on a stream followed already).
     pub live: bool,
     /// Told how many entries were loaded.
     pub answer: Option<oneshot::Sender<RedisResult<usize>>>,
