@@ -1,8 +1,10 @@
 //! Two servers joined by one real Redis (`[redis] url`): the backend API of either node reaches
 //! clients on the other, `/metrics` counts what crossed, the per-user connection limit holds
 //! across them, a node shutting down sends its clients to the other, revocations and one-time
-//! tickets hold across them, and `[redis] prefix` names every channel and key. Each test starts
-//! `redis-server` from PATH on a free port.
+//! tickets hold across them, `[redis] prefix` names every channel and key, and a message to a
+//! user connected nowhere waits for the user's next connection on either node (also one that
+//! kept a stale copy of the user's stream). Each test starts `redis-server` from PATH on a free
+//! port.
 
 mod support;
 

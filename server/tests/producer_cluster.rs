@@ -3,7 +3,8 @@
 //! channel drops the reader there gets `producer_lost`. A client's cancel on one node reaches
 //! the run's producer on the other, over Redis, and the client is answered once the producer
 //! was told (the asking node's `/metrics` counts it asked and answered); a run no node has for
-//! the client's user is `unknown_run`. Starts `redis-server` from PATH on a free port.
+//! the client's user is `unknown_run`. A tab opened on the other node mid-run gets the run so
+//! far. Starts `redis-server` from PATH on a free port.
 
 mod support;
 

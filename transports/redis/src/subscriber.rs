@@ -227,10 +227,8 @@ pub(crate) async fn run<R: Runtime>(
                         shared.subscribed.lock().expect("not poisoned").insert(channel.clone());
                     }
                     if let SubCommand::Follow(mut follow) = command {
-                        // A stream whose channel this follow subscribes was not followed: the
-                        // hubs may hold a stale copy of it (kept after a user's last
-                        // connection here closed), so what the read finds goes after that
-                        // copy, in order, as after a cut subscription.
+                        // A channel this pin subscribes was not followed: what the read finds
+                        // goes after the hubs' copy (stale, if any), in order (`Follow::live`).
                         follow.live |= change == Some(true) && follow.pin.is_some();
                         feed.follow(follow);
                         continue;
