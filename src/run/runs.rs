@@ -7,13 +7,11 @@ use super::{AgentEvent, EventKind, Run, RunLimit};
 use crate::config::Config;
 use crate::id::{RunId, UserId};
 use hashbrown::HashMap;
-use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Every run of a hub by user and run id, with the runs in progress counted in all and listed
-/// per user as runs start and end, so that the caps are checked and reported, and the sweep
-/// finds the idle ones, without a scan of everyone's runs.
+/// Every run of a hub by user and run id, with the runs in progress counted (in all and per
+/// user) as runs start and end, so that the caps are checked and reported without a scan.
 #[derive(Debug)]
 pub(crate) struct Runs {
     runs: HashMap<(UserId, RunId), Run>,
@@ -30,9 +28,8 @@ pub(crate) struct Runs {
     ended: VecDeque<((UserId, RunId), Instant)>,
     /// Runs in progress.
     active: usize,
-    /// The runs in progress of each user (users with none are absent); at most
-    /// `max_per_user` each.
-    in_progress: HashMap<UserId, SmallVec<[RunId; 2]>>,
+    /// Runs in progress per user (users with none are absent).
+    active_per_user: HashMap<UserId, usize>,
 }
 
 impl Runs {
@@ -47,7 +44,7 @@ impl Runs {
             max_ended: config.max_ended_runs,
             ended: VecDeque::new(),
             active: 0,
-            in_progress: HashMap::new(),
+            active_per_user: HashMap::new(),
         }
     }
 
@@ -68,7 +65,7 @@ impl Runs {
     /// progress.
     pub fn start(&mut self, run: Run) -> Result<(), RunLimit> {
         let user = run.report.user.clone();
-        let of_user = self.in_progress.get(&user).map_or(0, SmallVec::len);
+        let of_user = self.active_per_user.get(&user).copied().unwrap_or(0);
         if of_user >= self.max_per_user {
             return Err(RunLimit::User);
         }
@@ -76,12 +73,8 @@ impl Runs {
             return Err(RunLimit::Hub);
         }
         self.active += 1;
-        let id = run.report.run.clone();
-        self.in_progress
-            .entry(user.clone())
-            .or_default()
-            .push(id.clone());
-        self.runs.insert((user, id), run);
+        *self.active_per_user.entry(user.clone()).or_default() += 1;
+        self.runs.insert((user, run.report.run.clone()), run);
         Ok(())
     }
 
@@ -101,10 +94,10 @@ impl Runs {
         run.record(now, kind, event, seq, reached);
         if was_running && !run.is_running() {
             self.active -= 1;
-            if let Some(of_user) = self.in_progress.get_mut(&key.0) {
-                of_user.retain(|id| *id != key.1);
-                if of_user.is_empty() {
-                    self.in_progress.remove(&key.0);
+            if let Some(n) = self.active_per_user.get_mut(&key.0) {
+                *n -= 1;
+                if *n == 0 {
+                    self.active_per_user.remove(&key.0);
                 }
             }
             self.ended.push_back((key.clone(), now));
@@ -115,14 +108,15 @@ impl Runs {
         &self.runs[key]
     }
 
-    /// The runs in progress without an event for `run_idle_timeout` (only those in progress
-    /// are looked at, not the ended ones kept for their reports).
+    /// The runs in progress without an event for `run_idle_timeout`.
     pub fn idle(&self, now: Instant) -> Vec<(UserId, RunId)> {
         let timeout = self.idle_timeout;
-        let in_progress = self.in_progress.iter();
-        in_progress
-            .flat_map(|(user, ids)| ids.iter().map(|id| (user.clone(), id.clone())))
-            .filter(|key| now.saturating_duration_since(self.runs[key].last_event_at) >= timeout)
+        self.runs
+            .iter()
+            .filter(|(_, r)| {
+                r.is_running() && now.saturating_duration_since(r.last_event_at) >= timeout
+            })
+            .map(|(k, _)| k.clone())
             .collect()
     }
 
@@ -143,31 +137,10 @@ impl Runs {
         }
     }
 
-    /// Runs in progress counted anew, to check the count kept as runs start and end. Panics
-    /// if the users' lists of runs in progress are not exactly the runs in progress, each
-    /// listed once under its user.
+    /// Runs in progress counted anew, to check the count kept as runs start and end.
     #[cfg(any(test, feature = "testing"))]
     pub fn recount(&self) -> usize {
-        let running: std::collections::HashSet<&(UserId, RunId)> = self
-            .runs
-            .iter()
-            .filter_map(|(key, run)| run.is_running().then_some(key))
-            .collect();
-        let mut listed = std::collections::HashSet::new();
-        for (user, ids) in &self.in_progress {
-            assert!(!ids.is_empty(), "{user} is listed with no run in progress");
-            for id in ids {
-                let key = (user.clone(), id.clone());
-                assert!(running.contains(&key), "{key:?} is listed, not in progress");
-                assert!(listed.insert(key), "a run is listed twice");
-            }
-        }
-        assert_eq!(
-            listed.len(),
-            running.len(),
-            "a run in progress is not listed"
-        );
-        running.len()
+        self.runs.values().filter(|r| r.is_running()).count()
     }
 }
 
