@@ -13,8 +13,8 @@
 //!   trimming order costs no scan of the streams.
 //! - `open_with_runs/<runs>`: a connection of a user with no run opens (and closes) on a hub
 //!   holding `<runs>` runs of other users, half in progress and half ended (kept for their
-//!   reports). A fresh connection is sent the runs in progress it receives, so the hub looks
-//!   up its user's runs: flat figures show that it does not walk everyone's.
+//!   reports). A fresh connection is sent the runs in progress it receives, read from its own
+//!   user's stream: flat figures show that other users' runs cost it nothing.
 //! - `open_with_history/<entries>`: a connection of a user whose stream holds `<entries>`
 //!   events of that user's runs (ten per run) opens and closes. Which runs are in progress is
 //!   read from that history: `ended` (every run ended, nothing to send) is the cost of that
@@ -129,29 +129,39 @@ fn open_and_close(hub: &mut Hub, now: Instant) -> usize {
     drain(hub)
 }
 
+/// `user`'s run `run` takes `event` (a null `data` or `result`).
+fn agent(hub: &mut Hub, now: Instant, user: &UserId, run: &str, event: AgentEvent) {
+    let update = AgentUpdate {
+        run: run.into(),
+        agent: "agent".into(),
+        thread: None,
+        event,
+    };
+    hub.send_agent_update(now, user, update).unwrap();
+}
+
+fn started() -> AgentEvent {
+    AgentEvent::AgentStarted {
+        data: serde_json::Value::Null,
+    }
+}
+
+fn completed() -> AgentEvent {
+    AgentEvent::AgentCompleted {
+        result: serde_json::Value::Null,
+    }
+}
+
 fn open_with_runs(c: &mut Criterion) {
     let now = Instant::now();
     let mut group = c.benchmark_group("open_with_runs");
     for runs in [10usize, 10_000] {
         let mut hub = Hub::new(config());
         for i in 0..runs {
-            let user = UserId::from(format!("producer-{i}"));
-            let update = |event| AgentUpdate {
-                run: format!("run-{i}").into(),
-                agent: "agent".into(),
-                thread: None,
-                event,
-            };
-            let started = AgentEvent::AgentStarted {
-                data: serde_json::Value::Null,
-            };
-            hub.send_agent_update(now, &user, update(started)).unwrap();
+            let (user, run) = (UserId::from(format!("producer-{i}")), format!("run-{i}"));
+            agent(&mut hub, now, &user, &run, started());
             if i % 2 == 0 {
-                let completed = AgentEvent::AgentCompleted {
-                    result: serde_json::Value::Null,
-                };
-                hub.send_agent_update(now, &user, update(completed))
-                    .unwrap();
+                agent(&mut hub, now, &user, &run, completed());
             }
         }
         drain(&mut hub);
@@ -169,33 +179,19 @@ fn open_with_history(c: &mut Criterion) {
     for (name, in_progress) in [("ended", false), ("one_in_progress", true)] {
         let mut hub = Hub::new(config());
         let user = UserId::from("late");
-        let update = |run: usize, event| AgentUpdate {
-            run: format!("run-{run}").into(),
-            agent: "agent".into(),
-            thread: None,
-            event,
-        };
         // A full user stream: runs of ten events each, every one ended but, maybe, the last.
         let entries = hub.config().history.max_messages;
-        for run in 0..entries / 10 {
-            let started = AgentEvent::AgentStarted {
-                data: serde_json::Value::Null,
-            };
-            hub.send_agent_update(now, &user, update(run, started))
-                .unwrap();
+        for i in 0..entries / 10 {
+            let run = format!("run-{i}");
+            agent(&mut hub, now, &user, &run, started());
             for _ in 0..8 {
                 let thinking = AgentEvent::AgentThinking {
                     thought: "hmm".into(),
                 };
-                hub.send_agent_update(now, &user, update(run, thinking))
-                    .unwrap();
+                agent(&mut hub, now, &user, &run, thinking);
             }
-            if !in_progress || run + 1 < entries / 10 {
-                let completed = AgentEvent::AgentCompleted {
-                    result: serde_json::Value::Null,
-                };
-                hub.send_agent_update(now, &user, update(run, completed))
-                    .unwrap();
+            if !in_progress || i + 1 < entries / 10 {
+                agent(&mut hub, now, &user, &run, completed());
             }
         }
         drain(&mut hub);
